@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The calibrated data model shared by every ionscope module.
+
+Data are :class:`xarray.DataArray` objects, backed by numpy or dask, whose
+dimension names come from one fixed vocabulary (:data:`DIMS`) and whose
+coordinates carry physical units in a ``units`` attribute (eV, nm, s).
+Acquisition metadata live in ``attrs`` under the keys of :data:`METADATA_KEYS`.
+
+Algorithms are written as plain array kernels (``f(ndarray, *, axis=...)``);
+:func:`apply_kernel` is the one place where a kernel is mapped over the chunks
+of a labelled array, so that the same call runs in memory, on threads, or on a
+dask cluster.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import CalibrationError, DataValidationError, ShapeMismatchError
+
+#: The fixed vocabulary of dimension names.
+DIMS = ("time", "frame", "y", "x", "energy", "position", "component")
+
+#: Physical unit of each calibrated dimension (``frame``/``component`` are indices/labels).
+UNITS = {"time": "s", "y": "nm", "x": "nm", "energy": "eV", "position": "nm"}
+
+#: Acquisition metadata keys understood across ionscope (all optional).
+METADATA_KEYS = {
+    "beam_energy_kv": "accelerating voltage in kV",
+    "dispersion_ev": "energy per channel in eV",
+    "convergence_angle_mrad": "probe convergence semi-angle in mrad",
+    "collection_angle_mrad": "spectrometer collection semi-angle in mrad",
+    "exposure_s": "exposure (dwell) time in s",
+    "timestamp": "acquisition start, ISO 8601",
+    "signal_type": "EELS, hologram, image, limap, ...",
+    "source_file": "path of the file the data came from",
+    "title": "free-text title",
+}
+
+# Length units we convert to nm so that every spatial axis is in nm.
+_LENGTH_TO_NM = {
+    "nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "mm": 1e6, "m": 1e9,
+    "pm": 1e-3, "Å": 0.1, "A": 0.1, "angstrom": 0.1,
+}
+_TIME_TO_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}
+_ENERGY_TO_EV = {"eV": 1.0, "keV": 1e3, "meV": 1e-3}
+
+# Default dims for a plain array, by number of dimensions, for each kind of data.
+_DEFAULT_DIMS = {
+    "spectrum": {1: ("energy",), 2: ("position", "energy"), 3: ("y", "x", "energy"),
+                 4: ("time", "y", "x", "energy")},
+    "image": {2: ("y", "x"), 3: ("time", "y", "x")},
+}
+
+
+def _xr():
+    import xarray as xr  # lazy: keeps ``import ionscope`` fast
+
+    return xr
+
+
+def unit_factor(unit: str | None, dim: str) -> float | None:
+    """Factor converting ``unit`` to ionscope's unit for ``dim`` (None if unknown)."""
+    if unit is None:
+        return None
+    u = str(unit).strip()
+    table = {"energy": _ENERGY_TO_EV, "time": _TIME_TO_S}.get(dim, _LENGTH_TO_NM)
+    return table.get(u)
+
+
+def calibrated(
+    data: Any,
+    dims: Sequence[str],
+    *,
+    scale: Mapping[str, float] | None = None,
+    offset: Mapping[str, float] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+):
+    """Build a calibrated DataArray from an array and per-axis scale/offset.
+
+    Parameters
+    ----------
+    data : array_like or dask array
+        The values.
+    dims : sequence of str
+        Dimension names, each from :data:`DIMS`.
+    scale, offset : mapping, optional
+        Linear calibration ``coord = offset + scale * index`` per dimension, in
+        the units of :data:`UNITS`.
+    coords : mapping, optional
+        Explicit coordinates (override ``scale``/``offset``), e.g. component names.
+    attrs : mapping, optional
+        Metadata (see :data:`METADATA_KEYS`).
+    name : str, optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> da = calibrated(np.zeros((4, 100)), ("position", "energy"),
+    ...                 scale={"energy": 0.25, "position": 1.0}, offset={"energy": 30.0})
+    >>> float(da.energy[1]), da.energy.attrs["units"]
+    (30.25, 'eV')
+    """
+    xr = _xr()
+    dims = tuple(dims)
+    check_dims(dims)
+    if len(dims) != np.ndim(data):
+        raise ShapeMismatchError(
+            f"dims {dims} name {len(dims)} axes but the data have {np.ndim(data)} (shape {np.shape(data)})"
+        )
+    scale = dict(scale or {})
+    offset = dict(offset or {})
+    out_coords: dict[str, Any] = {}
+    for axis, dim in enumerate(dims):
+        n = np.shape(data)[axis]
+        if coords and dim in coords:
+            values = np.asarray(coords[dim])
+        elif dim in scale or dim in offset:
+            values = offset.get(dim, 0.0) + scale.get(dim, 1.0) * np.arange(n, dtype=float)
+        else:
+            continue
+        unit = UNITS.get(dim)
+        out_coords[dim] = (dim, values, {"units": unit} if unit else {})
+    for key, value in (coords or {}).items():
+        if key not in dims:  # non-dimension coordinates (e.g. per-frame voltage)
+            out_coords[key] = value
+    return xr.DataArray(data, dims=dims, coords=out_coords, attrs=dict(attrs or {}), name=name)
+
+
+def check_dims(dims: Iterable[Hashable]) -> None:
+    """Raise :class:`DataValidationError` if a dimension name is outside :data:`DIMS`."""
+    bad = [d for d in dims if d not in DIMS]
+    if bad:
+        raise DataValidationError(f"unknown dimension name(s) {bad}; expected names from {DIMS}")
+    if len(set(dims)) != len(tuple(dims)):
+        raise DataValidationError(f"repeated dimension name in {tuple(dims)}")
+
+
+def as_dataarray(obj: Any, *, kind: str = "spectrum", dims: Sequence[str] | None = None, name: str = "data"):
+    """Return ``obj`` as a DataArray; plain arrays get default dims for ``kind``.
+
+    ``kind`` is ``"spectrum"`` (last axis ``energy``) or ``"image"`` (last two
+    axes ``y, x``). A DataArray is returned unchanged (after checking its dims).
+    """
+    xr = _xr()
+    if isinstance(obj, xr.DataArray):
+        if dims is not None and tuple(obj.dims) != tuple(dims):
+            raise ShapeMismatchError(f"{name}: expected dims {tuple(dims)}, got {obj.dims}")
+        return obj
+    arr = obj if hasattr(obj, "chunks") and hasattr(obj, "dtype") else np.asarray(obj)
+    if dims is None:
+        table = _DEFAULT_DIMS.get(kind)
+        if table is None:
+            raise DataValidationError(f"unknown kind {kind!r}; expected one of {sorted(_DEFAULT_DIMS)}")
+        if arr.ndim not in table:
+            raise ShapeMismatchError(
+                f"{name}: a plain {kind} array must have {sorted(table)} dimensions, got shape {arr.shape}"
+            )
+        dims = table[arr.ndim]
+    return calibrated(arr, dims, name=None)
+
+
+def like_input(result, template: Any):
+    """Return ``result`` (a DataArray) as the same type as ``template`` (ndarray in, ndarray out)."""
+    xr = _xr()
+    if isinstance(template, xr.DataArray):
+        return result
+    if isinstance(result, xr.DataArray):
+        return result.data
+    return result
+
+
+def require_dims(da, required: Iterable[str], *, name: str = "data") -> None:
+    """Raise :class:`ShapeMismatchError` unless ``da`` has every dimension in ``required``."""
+    missing = [d for d in required if d not in da.dims]
+    if missing:
+        raise ShapeMismatchError(f"{name}: missing dimension(s) {missing}; it has {tuple(da.dims)}")
+
+
+def axis_values(da, dim: str, *, name: str = "data") -> np.ndarray:
+    """Calibrated coordinate of ``dim`` as float array; :class:`CalibrationError` if absent."""
+    require_dims(da, [dim], name=name)
+    if dim not in da.coords:
+        raise CalibrationError(
+            f"{name}: axis {dim!r} has no calibration; expected coordinates in {UNITS.get(dim, 'physical units')}"
+        )
+    return np.asarray(da.coords[dim].values, dtype=float)
+
+
+def axis_scale(da, dim: str, *, name: str = "data", rtol: float = 1e-3) -> float:
+    """Uniform step of a calibrated axis; :class:`CalibrationError` if absent or non-uniform."""
+    values = axis_values(da, dim, name=name)
+    if values.size < 2:
+        raise CalibrationError(f"{name}: axis {dim!r} has fewer than 2 points; cannot infer its step")
+    steps = np.diff(values)
+    step = float(np.median(steps))
+    if step == 0 or np.max(np.abs(steps - step)) > rtol * abs(step):
+        raise CalibrationError(f"{name}: axis {dim!r} is not uniformly sampled (steps {steps.min()}..{steps.max()})")
+    return step
+
+
+def check_finite(values: Any, *, name: str = "data") -> None:
+    """Raise :class:`DataValidationError` if ``values`` (numpy) hold NaN or Inf.
+
+    Dask arrays are not computed here; kernels check their own blocks.
+    """
+    if hasattr(values, "dask"):
+        return
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise DataValidationError(f"{name}: {n_bad} NaN/Inf value(s) in counts; expected finite numbers")
+
+
+def apply_kernel(
+    kernel: Callable[..., Any],
+    *arrays,
+    input_core_dims: Sequence[Sequence[str]],
+    output_core_dims: Sequence[Sequence[str]] = ((),),
+    output_sizes: Mapping[str, int] | None = None,
+    output_dtypes: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    vectorize: bool = False,
+):
+    """Map an array kernel over the chunks of labelled arrays.
+
+    The kernel receives numpy blocks whose core dimensions are moved last, in
+    the order given by ``input_core_dims``. Core dimensions are rechunked to a
+    single chunk *explicitly* here (a kernel needs the whole spectrum or image);
+    loop dimensions keep the user's chunks. In-memory inputs are processed in
+    memory with no dask overhead.
+    """
+    xr = _xr()
+    out_core = [list(d) for d in output_core_dims]
+    prepared = []
+    for arr, core in zip(arrays, input_core_dims):
+        if isinstance(arr, xr.DataArray) and arr.chunks is not None:
+            single = {d: -1 for d in core if d in arr.dims}
+            if single:
+                arr = arr.chunk(single)
+        prepared.append(arr)
+    result = xr.apply_ufunc(
+        kernel,
+        *prepared,
+        input_core_dims=[list(d) for d in input_core_dims],
+        output_core_dims=out_core,
+        kwargs=dict(kwargs or {}),
+        dask="parallelized",
+        vectorize=vectorize,
+        output_dtypes=list(output_dtypes) if output_dtypes is not None else None,
+        dask_gufunc_kwargs={"output_sizes": dict(output_sizes or {}), "allow_rechunk": False},
+        keep_attrs=True,
+    )
+    return result

@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ionscope demo``: the showcase, run on embedded simulated data.
+
+The demo is a list of steps; each step is a module ``ionscope.demo._<name>``
+with ``run(ctx: DemoContext) -> None`` that reads what earlier steps left in
+``ctx.data``, writes its outputs under ``ctx.out`` (atomically, through
+:meth:`DemoContext.save_figure` / :meth:`DemoContext.path`) and puts its
+numbers in ``ctx.results[name]``. Steps that do not exist yet are skipped.
+A failing step is recorded and the others still run; the command then exits
+non-zero. ``summary.json`` lists every step, its time and its numbers.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_path
+
+#: Demo steps in order; later issues add theirs here.
+STEPS = ("simulate", "eels", "linescan", "mva", "denoise", "holography", "operando", "report")
+
+
+@dataclass
+class DemoContext:
+    out: Path
+    quick: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def path(self, name: str) -> Path:
+        """Final output path ``out/name`` (parents created); record it in the summary."""
+        p = self.out / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.files.append(name)
+        return p
+
+    def save_figure(self, fig, name: str, **kwargs) -> Path:
+        """Save a matplotlib figure atomically as ``out/name`` and close it."""
+        import matplotlib.pyplot as plt
+
+        final = self.path(name)
+        with atomic_path(final) as tmp:
+            fig.savefig(tmp, format=final.suffix.lstrip(".") or "png", dpi=kwargs.pop("dpi", 110),
+                        bbox_inches="tight", **kwargs)
+        plt.close(fig)
+        return final
+
+
+def available_steps() -> list[str]:
+    return [s for s in STEPS if importlib.util.find_spec(f"{__name__}._{s}") is not None]
+
+
+def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_progress: bool | None = None) -> dict:
+    """Run the demo into directory ``out``; return the summary dictionary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .._progress import progress
+
+    ctx = DemoContext(out=Path(out), quick=quick)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    chosen = [s for s in available_steps() if steps is None or s in steps]
+    summary: dict[str, Any] = {"steps": {}, "ok": True}
+    bar = progress(chosen, desc="ionscope demo", enable=show_progress, unit="step")
+    for name in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        try:
+            importlib.import_module(f"{__name__}._{name}").run(ctx)
+            status = "ok"
+            error = None
+        except Exception as exc:  # one failing step must not hide the others
+            status = "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            summary["ok"] = False
+            traceback.print_exc()
+        summary["steps"][name] = {
+            "status": status,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "results": ctx.results.get(name, {}),
+            **({"error": error} if error else {}),
+        }
+    summary["files"] = sorted(set(ctx.files))
+    with atomic_path(ctx.out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
+    return summary
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One exception family for everything ionscope refuses.
+
+Every message names the file and/or field concerned and what was expected, so
+that a user never has to read a traceback from inside numpy or rosettasciio.
+"""
+from __future__ import annotations
+
+
+class IonscopeError(Exception):
+    """Base class of all errors raised on purpose by ionscope."""
+
+
+class FileFormatError(IonscopeError):
+    """A file is missing, truncated, corrupt or of an unsupported format."""
+
+
+class CalibrationError(IonscopeError):
+    """An axis lacks a calibration, or calibrations disagree."""
+
+
+class DataValidationError(IonscopeError, ValueError):
+    """Values are unusable: NaN/Inf in counts, negative counts, wrong dtype, bad parameter."""
+
+
+class ShapeMismatchError(DataValidationError):
+    """Arrays that must agree in shape or axes do not."""

@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read and write calibrated data.
+
+- :func:`load` — Gatan .dm3/.dm4, FEI/Velox .emd, HyperSpy .hspy/.hdf5, .msa
+  (all through rosettasciio), ionscope's Zarr stores and NetCDF files.
+- :func:`save` — Zarr (native, chunked, for large series), NetCDF, .hspy;
+  always atomic (temporary path, then rename).
+- :func:`read_log` — electrochemistry/bias logs (CSV) on a time axis.
+- :func:`from_hyperspy`, :func:`to_hyperspy` — HyperSpy interop (optional).
+- :func:`info` — a human-readable summary of any supported file.
+- :class:`ZarrSeriesWriter` — write a large array block by block to Zarr.
+"""
+from ._api import ZarrSeriesWriter, from_hyperspy, info, load, save, to_hyperspy
+from ._logs import read_log
+
+__all__ = ["load", "save", "read_log", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter"]

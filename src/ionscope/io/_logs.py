@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Electrochemistry / bias logs (CSV) → an xarray Dataset on a ``time`` axis in s."""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataValidationError, FileFormatError
+
+_TIME_UNITS = {"milliseconds": 1e-3, "ms": 1e-3, "seconds": 1.0, "s": 1.0, "minutes": 60.0, "min": 60.0,
+               "hours": 3600.0, "h": 3600.0}
+_SCALE = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12, "k": 1e3}
+
+
+def _unit_in_header(header: str, base: str) -> float:
+    """Factor from a header such as 'current (uA)' or 'Voltage [mV]' to SI."""
+    m = re.search(r"[\(\[]\s*([munpkµ]?)" + base + r"\s*[\)\]]", header)
+    return _SCALE.get(m.group(1), 1.0) if m else 1.0
+
+
+def read_log(path, *, channel: str | None = None):
+    """Read an electrochemistry/bias log into a Dataset with ``voltage``, ``current``.
+
+    Understands Protochips-style CSV exports (a ``Notes`` column carrying the
+    start date/time and the time unit; ``Channel A Voltage`` ...) and plain CSV
+    files with ``time``, ``voltage``, ``current`` (and optional ``state``)
+    columns; units in brackets such as ``time (min)`` or ``current (uA)`` are
+    converted to s, V and A.
+
+    Parameters
+    ----------
+    path : str or Path
+    channel : str, optional
+        Which channel of a multi-channel log (e.g. ``"A"``); default the first
+        channel whose voltage or current is not constant.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimension ``time`` (s from the start of the log), variables ``voltage``
+        (V), ``current`` (A) and, when present, ``state``; attrs ``timestamp``
+        (ISO start time when the log gives it) and ``source_file``.
+
+    Examples
+    --------
+    >>> log = read_log("../shared/data/real/protochips_electrical.csv")  # doctest: +SKIP
+    >>> log.voltage.attrs["units"]  # doctest: +SKIP
+    'V'
+    """
+    import pandas as pd
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such log file")
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except Exception as exc:  # pandas raises many types for bad CSV
+        raise FileFormatError(f"{path}: not a readable CSV log ({exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    lower = {c.lower(): c for c in table.columns}
+
+    time_col = next((lower[c] for c in lower if c.split("(")[0].split("[")[0].strip() in ("time", "t", "elapsed time")), None)
+    if time_col is None:
+        raise FileFormatError(f"{path}: no 'time' column; found columns {list(table.columns)}")
+    attrs: dict = {"source_file": str(path)}
+    time_factor = 1.0
+    if "Notes" in table.columns:  # Protochips: notes carry date, time and time unit
+        notes = table["Notes"].dropna().astype(str)
+        info = dict(n.split("=", 1) for n in notes if "=" in n)
+        info = {k.strip().lower(): v.strip() for k, v in info.items()}
+        unit = info.get("time units", "").lower()
+        time_factor = _TIME_UNITS.get(unit, 1.0)
+        date = next((v for k, v in info.items() if k.startswith("date")), None)
+        clock = next((v for k, v in info.items() if k.startswith("time (")), None)
+        if date and clock:
+            try:
+                attrs["timestamp"] = _dt.datetime.strptime(f"{date} {clock}", "%Y.%m.%d %H:%M:%S.%f").isoformat()
+            except ValueError:
+                pass
+    else:
+        m = re.search(r"[\(\[]\s*(\w+)\s*[\)\]]", time_col)
+        if m:
+            time_factor = _TIME_UNITS.get(m.group(1).lower(), 1.0)
+
+    def find(kind: str):
+        cols = [c for c in table.columns if kind in c.lower()]
+        if channel is not None:
+            cols = [c for c in cols if f"channel {channel.lower()}" in c.lower()] or cols
+        elif len(cols) > 1:  # prefer a channel that actually varies
+            varying = [c for c in cols if pd.to_numeric(table[c], errors="coerce").nunique() > 1]
+            cols = varying or cols
+        return cols[0] if cols else None
+
+    v_col, i_col = find("volt"), find("current")
+    if v_col is None and i_col is None:
+        raise FileFormatError(f"{path}: no voltage or current column; found columns {list(table.columns)}")
+    time = pd.to_numeric(table[time_col], errors="coerce").to_numpy(float) * time_factor
+    if "Notes" in table.columns:
+        # Protochips repeats t = 0 on its header rows: keep the measurement rows.
+        keep = ~table["Notes"].astype(str).str.contains("=").to_numpy()
+    else:
+        keep = np.ones(len(table), bool)
+    keep &= np.isfinite(time)
+    if keep.sum() < 2:
+        raise DataValidationError(f"{path}: fewer than 2 rows with a numeric time in column {time_col!r}")
+    data_vars = {}
+    for name, col, unit in (("voltage", v_col, "V"), ("current", i_col, "A")):
+        if col is None:
+            continue
+        values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)[keep]
+        values = values * _unit_in_header(col, unit)
+        data_vars[name] = ("time", values, {"units": unit, "column": col})
+    state_col = lower.get("state")
+    if state_col:
+        data_vars["state"] = ("time", table[state_col].astype(str).to_numpy()[keep])
+    t = time[keep]
+    order = np.argsort(t, kind="stable")
+    ds = xr.Dataset(data_vars, coords={"time": ("time", t, {"units": "s"})}, attrs=attrs).isel(time=order)
+    if np.any(np.diff(ds.time.values) <= 0):
+        _, unique = np.unique(ds.time.values, return_index=True)
+        ds = ds.isel(time=unique)
+    return ds
