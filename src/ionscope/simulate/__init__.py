@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Physics-based simulator of operando experiments, with ground truth.
+
+Every function is seeded and returns the data *and* the truth. Names are
+resolved lazily (see ``_EXPORTS``) so importing this package is cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name → private module that defines it
+_EXPORTS = {
+    # spectra and references (simulate/_spectra.py)
+    "power_law": "_spectra",
+    "li_k_edge": "_spectra",
+    "co_m_edge": "_spectra",
+    "edge_references": "_spectra",
+    "co_l_references": "_spectra",
+    # Li transport in the cathode film (simulate/_transport.py)
+    "li_transport": "_transport",
+    # operando STEM-EELS series and Li-map movies (simulate/_operando.py)
+    "operando_eels": "_operando",
+    "limap_movie": "_operando",
+    # position-resolved TEM-EELS and Co-L spectrum images (simulate/_eels_extra.py)
+    "tem_eels_linescan": "_eels_extra",
+    "co_l_spectrum_image": "_eels_extra",
+    # holograms (simulate/_holography.py)
+    "hologram": "_holography",
+    "phase_shifting_series": "_holography",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ionscope.simulate' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
