@@ -213,7 +213,10 @@ def check_finite(values: Any, *, name: str = "data") -> None:
     arr = np.asarray(values)
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise DataValidationError(f"{name}: {n_bad} NaN/Inf value(s) in counts; expected finite numbers")
+        raise DataValidationError(
+            f"{name}: {n_bad} NaN/Inf value(s) in the counts; expected finite numbers "
+            "(mask or replace them first)"
+        )
 
 
 def apply_kernel(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
-from ..data import check_dims
+from ..data import check_dims, check_finite
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._convert import dataarray_to_signal_dict, signal_dict_to_dataarray
 
@@ -32,7 +32,8 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reader: str | None = None):
+def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reader: str | None = None,
+         allow_nonfinite: bool = False):
     """Load a file as a calibrated :class:`xarray.DataArray`.
 
     Parameters
@@ -47,6 +48,10 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
         Dask chunks for lazy arrays.
     reader : str, optional
         Force a rosettasciio plugin, e.g. ``"HSPY"`` for an ambiguous ``.hdf5``.
+    allow_nonfinite : bool
+        Microscope counts are finite; by default NaN/Inf in an in-memory
+        file raise :class:`DataValidationError`. Set True for derived maps
+        that use NaN as a mask.
 
     Returns
     -------
@@ -58,6 +63,8 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
     ------
     FileFormatError
         Missing, truncated, corrupt or unsupported file.
+    DataValidationError
+        NaN/Inf in the counts (unless ``allow_nonfinite``).
 
     Examples
     --------
@@ -98,6 +105,8 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
         if not 0 <= signal < len(signals):
             raise FileFormatError(f"{path}: signal={signal} requested but the file holds {len(signals)} signal(s)")
         da = signal_dict_to_dataarray(signals[signal], source=str(path))
+        if not allow_nonfinite:
+            check_finite(da.data, name=f"{path} (field 'data')")
         if len(signals) > 1:
             da.attrs["n_signals_in_file"] = len(signals)
         if lazy and chunks is not None:
@@ -221,7 +230,7 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
             var.encoding.pop("chunks", None)
             var.encoding.pop("preferred_chunks", None)
         with atomic_path(path) as tmp:
-            ds.to_zarr(tmp, mode="w", consolidated=True)
+            ds.to_zarr(tmp, mode="w", consolidated=False)
     elif ext in _NETCDF:
         ds = _as_dataset(da)
         complex_data = np.iscomplexobj(da.dtype.type(0)) if hasattr(da.dtype, "type") else False
@@ -273,7 +282,7 @@ class ZarrSeriesWriter:
 
     def __enter__(self):
         self._tmp = self._ctx.__enter__()
-        self._ds.to_zarr(self._tmp, mode="w", compute=False, consolidated=True)
+        self._ds.to_zarr(self._tmp, mode="w", compute=False, consolidated=False)
         return self
 
     def write(self, region: dict[str, slice], block) -> None:
@@ -282,7 +291,7 @@ class ZarrSeriesWriter:
         dims = self.template.dims
         ds = xr.Dataset({self._name: (dims, np.asarray(block, dtype=self.template.dtype))})
         full_region = {d: region.get(d, slice(None)) for d in dims}
-        ds.to_zarr(self._tmp, region=full_region)
+        ds.to_zarr(self._tmp, region=full_region, consolidated=False)
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)

@@ -156,4 +156,7 @@ def dataarray_to_signal_dict(da) -> dict[str, Any]:
                                                                      "EELS" if "energy" in da.dims else ""))}}
     if tem:
         md["Acquisition_instrument"] = {"TEM": tem}
-    return {"data": np.asarray(da.data), "axes": axes, "metadata": md, "original_metadata": {}}
+    # rosettasciio's .hspy writer wants a complete HyperSpy signal dictionary
+    return {"data": np.asarray(da.data), "axes": axes, "metadata": md, "original_metadata": {},
+            "tmp_parameters": {}, "attributes": {"_lazy": False}, "learning_results": {},
+            "models": {}, "package_info": {}}
