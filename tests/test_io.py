@@ -270,3 +270,19 @@ def test_hyperspy_roundtrip():
     np.testing.assert_array_equal(back.values, da.values)
     np.testing.assert_allclose(axis_values(back, "energy"), axis_values(da, "energy"))
     np.testing.assert_allclose(axis_values(back, "time"), axis_values(da, "time"))
+
+
+def test_msa_spectrum(tmp_path):
+    from rsciio.msa import file_writer
+
+    data = np.linspace(1.0, 2.0, 64).astype("f4")
+    file_writer(str(tmp_path / "s.msa"), {
+        "data": data,
+        "axes": [{"name": "Energy", "size": 64, "scale": 0.5, "offset": 45.0, "units": "eV", "navigate": False}],
+        "metadata": {"General": {"title": "test"}, "Signal": {"signal_type": "EELS"},
+                     "Acquisition_instrument": {"TEM": {"beam_energy": 200.0}}},
+        "original_metadata": {}})
+    da = iio.load(tmp_path / "s.msa")
+    assert da.dims == ("energy",)
+    assert float(da.energy[0]) == pytest.approx(45.0) and axis_scale(da, "energy") == pytest.approx(0.5)
+    np.testing.assert_allclose(da.values, data, rtol=1e-5)

@@ -294,6 +294,16 @@ class ZarrSeriesWriter:
         ds.to_zarr(self._tmp, region=full_region, consolidated=False)
 
     def __exit__(self, *exc):
+        if exc[0] is None and self._tmp is not None:
+            # region writes drop the consolidated metadata written at creation; restore it
+            # so that load() opens the store without a fallback warning
+            import warnings
+
+            import zarr
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+                zarr.consolidate_metadata(str(self._tmp))
         return self._ctx.__exit__(*exc)
 
 
