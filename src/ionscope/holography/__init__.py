@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Electron holography: off-axis and phase-shifting reconstruction, potentials, interface profiles.
+
+Names are resolved lazily (see ``_EXPORTS``) so ``import ionscope.holography``
+costs nothing until a function is used. The sign convention shared by every
+function is documented in :mod:`ionscope.holography._fourier`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "reconstruct": "_fourier",
+    "estimate_sideband": "_fourier",
+    "fringe_statistics": "_fourier",
+    "phase_shifting": "_phase_shifting",
+    "unwrap_phase": "_potential",
+    "interaction_constant": "_potential",
+    "to_potential": "_potential",
+    "relative_thickness": "_potential",
+    "remove_ramp": "_potential",
+    "phase_difference": "_potential",
+    "line_profile": "_profiles",
+    "fit_step": "_profiles",
+    "interface_asymmetry": "_profiles",
+    "StepFit": "_profiles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ionscope.holography' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
