@@ -26,6 +26,9 @@ _RSCIIO = {
 }
 _NETCDF = {".nc", ".netcdf", ".nc4"}
 SUPPORTED = sorted(set(_RSCIIO) | _NETCDF | {".zarr"})
+# Zarr format 2: its on-disk spec covers every dtype we store (component names are strings,
+# which format 3 still lists as unstable) and every Zarr reader opens it.
+ZARR_FORMAT = 2
 
 
 def _suffix(path: Path) -> str:
@@ -230,7 +233,7 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
             var.encoding.pop("chunks", None)
             var.encoding.pop("preferred_chunks", None)
         with atomic_path(path) as tmp:
-            ds.to_zarr(tmp, mode="w", consolidated=False)
+            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
     elif ext in _NETCDF:
         ds = _as_dataset(da)
         complex_data = np.iscomplexobj(da.dtype.type(0)) if hasattr(da.dtype, "type") else False
@@ -282,7 +285,7 @@ class ZarrSeriesWriter:
 
     def __enter__(self):
         self._tmp = self._ctx.__enter__()
-        self._ds.to_zarr(self._tmp, mode="w", compute=False, consolidated=False)
+        self._ds.to_zarr(self._tmp, mode="w", compute=False, consolidated=True, zarr_format=ZARR_FORMAT)
         return self
 
     def write(self, region: dict[str, slice], block) -> None:
@@ -291,19 +294,14 @@ class ZarrSeriesWriter:
         dims = self.template.dims
         ds = xr.Dataset({self._name: (dims, np.asarray(block, dtype=self.template.dtype))})
         full_region = {d: region.get(d, slice(None)) for d in dims}
-        ds.to_zarr(self._tmp, region=full_region, consolidated=False)
+        ds.to_zarr(self._tmp, region=full_region, consolidated=False, zarr_format=ZARR_FORMAT)
 
     def __exit__(self, *exc):
         if exc[0] is None and self._tmp is not None:
-            # region writes drop the consolidated metadata written at creation; restore it
-            # so that load() opens the store without a fallback warning
-            import warnings
-
+            # region writes leave the consolidated metadata of the creation step stale: refresh it
             import zarr
 
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-                zarr.consolidate_metadata(str(self._tmp))
+            zarr.consolidate_metadata(str(self._tmp))
         return self._ctx.__exit__(*exc)
 
 
