@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Operando pipeline benchmark: end-to-end time, peak RSS per stage, throughput, threads vs LocalCluster.
+
+The "peers" here are the floor set by the hardware and the scheduler: one plain
+read of the Zarr store (no analysis can be faster than reading the data once),
+the denoiser's own time on the Li-map movie (the issue's target is end-to-end
+≤ 3 × (one read + the denoiser)), and the same pipeline on a dask
+``distributed`` LocalCluster (identical results required; overhead reported).
+
+Usage::
+
+    python benchmarks/bench_operando.py                     # modest: 24 frames, 32×48×1024
+    python benchmarks/bench_operando.py --frames 157 --shape 64 64
+    python benchmarks/bench_operando.py --full              # 157 × 128×128×1024 float32 (≈ 10.5 GB)
+
+The series is simulated frame by frame straight into a Zarr store (bounded
+memory), then the pipeline streams it back.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class PeakRSS:
+    """Sample the resident memory of this process and its children (cluster workers)."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:  # a worker that just exited
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss())
+            time.sleep(self._interval)
+
+    def reset(self) -> int:
+        """Return the peak since the last reset (bytes) and start a new window."""
+        peak, self._peak = max(self._peak, self._rss()), 0
+        return peak
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def simulate(store: Path, *, frames: int, shape, channels: int, seed: int) -> float:
+    from ionscope.simulate import operando_eels
+
+    step = 0.1
+    t0 = time.perf_counter()
+    operando_eels(shape=tuple(shape), n_frames=frames, energy_range=(30.0, 30.0 + channels * step),
+                  energy_step=step, energy_drift_ev=0.3, specimen_drift_px=1.0, seed=seed, out=store,
+                  chunks={"time": 1, "energy": -1})
+    return time.perf_counter() - t0
+
+
+def read_once(store: Path) -> tuple[float, float]:
+    """Seconds to read every chunk of the store once (threads), and the bytes read."""
+    import dask
+
+    import ionscope.io as iio
+
+    da = iio.load(store)
+    t0 = time.perf_counter()
+    with dask.config.set(scheduler="threads"):
+        da.data.sum().compute()
+    return time.perf_counter() - t0, float(da.nbytes)
+
+
+def run_pipeline(store: Path, out: Path, log, *, scheduler: str, denoise: str, rss: PeakRSS, cache_spectra: bool,
+                 fast_limap: bool = False):
+    from ionscope.operando import run
+
+    cfg = {"input": {"series": str(store), "frame_interval_s": 60.0},
+           "output": {"dir": str(out)},
+           "register": {"window_ev": [30.0, 50.0]},
+           "limap": {"background": "basis", "weights": "none"} if fast_limap else {},
+           "denoise": {"method": denoise},
+           "report": {"movies": ["mp4"], "viewer": True, "figures": True},
+           "compute": {"scheduler": scheduler, "n_workers": 2, "frames_per_batch": 4,
+                       "cache_spectra": cache_spectra}}
+    peaks: dict[str, float] = {}
+    rss.reset()
+    t0 = time.perf_counter()
+    res = run(cfg, log=log, show_progress=False,
+              on_stage=lambda name, rec: peaks.__setitem__(name, rss.reset() / 2**30))
+    total = time.perf_counter() - t0
+    return res, total, peaks
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--shape", type=int, nargs=2, default=(32, 48), metavar=("NY", "NX"))
+    p.add_argument("--channels", type=int, default=1024)
+    p.add_argument("--full", action="store_true", help="the issue's full size: 157 × 128×128×1024 (≈ 10.5 GB)")
+    p.add_argument("--denoise", default="sparse_coding", choices=["sparse_coding", "gaussian", "none"])
+    p.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster comparison")
+    p.add_argument("--fast-limap", action="store_true",
+                   help="MLLS with a linear power-law basis and least squares (~25x faster, ~10%% more noise)")
+    p.add_argument("--cache-spectra", action="store_true",
+                   help="also store the drift-corrected 4-D series of each stage (two more full writes)")
+    p.add_argument("--workdir", default=None, help="where to put the store (default: a temporary folder)")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--cleanup", action="store_true", help="remove --workdir at the end")
+    p.add_argument("--reuse", action="store_true", help="reuse a series already simulated in --workdir")
+    args = p.parse_args(argv)
+    if args.full:
+        args.frames, args.shape, args.channels = 157, (128, 128), 1024
+    os.environ.setdefault("IONSCOPE_PROGRESS", "0")
+
+    import dask
+    import psutil
+
+    import ionscope
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_operando_"))
+    work.mkdir(parents=True, exist_ok=True)
+    store = work / "series.zarr"
+    ny, nx = args.shape
+    size_gb = args.frames * ny * nx * args.channels * 4 / 1e9
+    print(f"ionscope {ionscope.__version__}, dask {dask.__version__}, {platform.machine()}, "
+          f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
+    print(f"series: {args.frames} frames × {ny}×{nx} px × {args.channels} channels float32 = {size_gb:.2f} GB")
+    out: dict = {"date": _dt.date.today().isoformat(), "frames": args.frames, "shape": [ny, nx],
+                 "channels": args.channels, "size_gb": round(size_gb, 3), "denoise": args.denoise,
+                 "cache_spectra": args.cache_spectra, "fast_limap": args.fast_limap}
+    try:
+        from ionscope.simulate import operando_eels
+
+        if args.reuse and store.exists():
+            t_sim = None
+            for old in ("threads", "cluster"):
+                shutil.rmtree(work / old, ignore_errors=True)
+        else:
+            t_sim = simulate(store, frames=args.frames, shape=args.shape, channels=args.channels, seed=0)
+        # the log is small; simulate it again in memory without the spectra (same seed: same log)
+        _, _, log = operando_eels(shape=tuple(args.shape), n_frames=args.frames, energy_range=(30.0, 40.0),
+                                  energy_step=1.0, seed=0, noise=False)
+        out["simulate_s"] = None if t_sim is None else round(t_sim, 1)
+        t_read, nbytes = read_once(store)
+        out["read_once_s"] = round(t_read, 2)
+        out["read_mb_s"] = round(nbytes / 2**20 / t_read, 1)
+        made = "reused" if t_sim is None else f"simulated in {t_sim:.1f} s"
+        print(f"series {made}; one read of the store: {t_read:.2f} s ({out['read_mb_s']} MB/s)")
+
+        with PeakRSS() as rss:
+            res, total, peaks = run_pipeline(store, work / "threads", log, scheduler="threads",
+                                             denoise=args.denoise, rss=rss, cache_spectra=args.cache_spectra,
+                                             fast_limap=args.fast_limap)
+            out["threads_total_s"] = round(total, 2)
+            out["stages"] = {n: {"seconds": round(r.seconds, 2), "peak_rss_gib": round(peaks.get(n, 0.0), 2),
+                                 "mb_s": round(nbytes / 2**20 / r.seconds, 1) if r.seconds > 0 else None}
+                             for n, r in res.stages.items()}
+            print(f"\npipeline (threads): {total:.1f} s end to end = {total / t_read:.1f} × one read")
+            print(f"{'stage':<13}{'s':>9}{'peak RSS GiB':>14}{'MB/s of series':>16}")
+            for n, s in out["stages"].items():
+                print(f"{n:<13}{s['seconds']:>9.2f}{s['peak_rss_gib']:>14.2f}{(s['mb_s'] or 0):>16.1f}")
+            out["peak_rss_gib"] = round(max(peaks.values()), 2)
+
+            # the denoiser's own time on the same Li-map movie (its input, already in the cache)
+            if args.denoise == "sparse_coding":
+                from ionscope import denoise
+
+                li = res.li_raw.load()
+                std = float(np.median(res.dataset("limap").li_std.values))
+                t0 = time.perf_counter()
+                denoise.sparse_coding(li, noise="gaussian", sigma=std)
+                t_den = time.perf_counter() - t0
+                out["denoiser_alone_s"] = round(t_den, 2)
+                target = 3 * (t_read + t_den)
+                out["target_s"] = round(target, 1)
+                print(f"denoiser alone: {t_den:.2f} s; target end-to-end ≤ 3 × (read + denoiser) = {target:.1f} s "
+                      f"→ {'met' if total <= target else 'MISSED'} ({total:.1f} s)")
+
+            if not args.no_cluster:
+                import distributed
+
+                res_c, total_c, peaks_c = run_pipeline(store, work / "cluster", log, scheduler="local",
+                                                       denoise=args.denoise, rss=rss,
+                                                       cache_spectra=args.cache_spectra,
+                                                       fast_limap=args.fast_limap)
+                same = all(np.array_equal(res_c.dataset(st)[v].values, res.dataset(st)[v].values)
+                           for st, v in (("limap", "li"), ("denoise", "li"), ("analysis", "flux_y")))
+                out["cluster_total_s"] = round(total_c, 2)
+                out["cluster_identical"] = bool(same)
+                out["cluster_over_threads"] = round(total_c / total, 2)
+                out["cluster_peak_rss_gib"] = round(max(peaks_c.values()), 2)
+                out["distributed"] = distributed.__version__
+                print(f"\nLocalCluster (2 workers × 1 thread, distributed {distributed.__version__}): "
+                      f"{total_c:.1f} s = {total_c / total:.2f} × threads; results identical: {same}")
+                for n, r in res_c.stages.items():
+                    print(f"  {n:<13}{r.seconds:>9.2f} s  peak RSS {peaks_c.get(n, 0):.2f} GiB (incl. workers)")
+    finally:
+        if not args.workdir or args.cleanup:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    print("\n" + json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read an operando series: a folder of frames, one multi-frame file, or a Zarr store.
+
+A night of acquisition rarely ends with a perfect folder: a frame may be
+missing, truncated, or acquired with a different spectrometer setting. Such
+frames are *dropped and recorded* (index, file, reason) instead of stopping
+the run (``on_bad_frame="skip"``), or refused (``"error"``). Frame times come
+from the frame number (``start_s + k · frame_interval_s``), so a missing frame
+leaves a gap in time rather than shifting every later frame.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CalibrationError, DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
+
+_FRAME_EXT = {".dm3", ".dm4", ".emd", ".hspy", ".hdf5", ".h5", ".nc", ".zarr", ".msa"}
+_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def _frame_number(path: Path) -> int | None:
+    m = _NUMBER.search(path.stem)
+    return int(m.group(1)) if m else None
+
+
+def _time_coord(n: int, *, numbers=None, start_s: float, interval_s: float, anchor: str) -> np.ndarray:
+    k = np.arange(n, dtype=float) if numbers is None else np.asarray(numbers, float)
+    offset = 0.5 * interval_s if anchor == "mid" else 0.0
+    return start_s + k * interval_s + offset
+
+
+def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, time_anchor: str = "mid",
+                on_bad_frame: str = "skip", chunks_time: int = 1):
+    """Open an operando STEM-EELS series lazily as one (time, y, x, energy) DataArray.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of frames (``.dm3``, ``.dm4``, ``.hspy``, ``.nc``, ... one
+        spectrum image each, numbered in their names), one multi-frame file, or
+        a Zarr store with a ``time`` (or ``frame``) dimension.
+    frame_interval_s : float
+        Frame period, used when the data carry no time coordinate.
+    start_s : float
+        Start of frame 0 on the log's clock (s).
+    time_anchor : {"mid", "start"}
+        Whether the ``time`` coordinate is each frame's middle (default, the
+        moment a frame best represents) or its start.
+    on_bad_frame : {"skip", "error"}
+        Drop an unreadable / inconsistent frame and record it, or raise.
+    chunks_time : int
+        Frames per dask chunk.
+
+    Returns
+    -------
+    (series, bad) : (xarray.DataArray, list of dict)
+        ``bad`` lists ``{"frame": k, "file": name, "reason": text}``.
+
+    Raises
+    ------
+    FileFormatError
+        No such path / no frame files / nothing readable.
+    DataValidationError, CalibrationError, ShapeMismatchError
+        A bad frame with ``on_bad_frame="error"``.
+
+    Examples
+    --------
+    >>> series, bad = read_series("night/frames/")  # doctest: +SKIP
+    >>> series.dims, [b["reason"] for b in bad]  # doctest: +SKIP
+    (('time', 'y', 'x', 'energy'), ['missing (no file numbered 7)'])
+    """
+    from .. import io as iio
+
+    path = Path(path)
+    if on_bad_frame not in ("skip", "error"):
+        raise DataValidationError(f"on_bad_frame: expected 'skip' or 'error', got {on_bad_frame!r}")
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such series (a folder of frames, a multi-frame file or a .zarr store)")
+    is_store = path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()
+    if path.is_dir() and not is_store:
+        return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
+                            on_bad_frame=on_bad_frame, chunks_time=chunks_time)
+    da = iio.load(path, lazy=True)
+    if "frame" in da.dims and "time" not in da.dims:
+        da = da.rename({"frame": "time"})
+    if "time" not in da.dims:
+        raise ShapeMismatchError(f"{path}: expected a series with a 'time' or 'frame' dimension, got dims {da.dims}")
+    if "time" not in da.coords:
+        da = da.assign_coords(time=("time", _time_coord(da.sizes["time"], start_s=start_s,
+                                                         interval_s=frame_interval_s, anchor=time_anchor),
+                                    {"units": "s"}))
+    missing = [d for d in ("y", "x", "energy") if d not in da.dims]
+    if missing:
+        raise ShapeMismatchError(f"{path}: series lacks dimension(s) {missing}; it has {da.dims}")
+    da = da.transpose("time", "y", "x", "energy")
+    if "energy" not in da.coords:
+        raise CalibrationError(f"{path}: the energy axis has no calibration (eV)")
+    if da.chunks is None:
+        da = da.chunk({"time": chunks_time})
+    return da, []
+
+
+def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time):
+    import xarray as xr
+
+    from .. import io as iio
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in _FRAME_EXT and not p.name.startswith(".")),
+                   key=lambda p: (_frame_number(p) is None, _frame_number(p) or 0, p.name))
+    if not files:
+        raise FileFormatError(f"{folder}: no frame files ({', '.join(sorted(_FRAME_EXT))}) in the folder")
+    numbers = [_frame_number(p) for p in files]
+    if any(n is None for n in numbers) or len(set(numbers)) != len(numbers):
+        numbers = list(range(len(files)))  # names without (unique) numbers: use the sorted order
+    first = numbers[0]
+    numbers = [n - first for n in numbers]
+    bad: list[dict] = []
+
+    def refuse(k, name, reason, exc_type=DataValidationError):
+        if on_bad_frame == "error":
+            raise exc_type(f"{folder / name if name else folder}: frame {k}: {reason}")
+        bad.append({"frame": int(k), "file": name, "reason": reason})
+
+    present = set(numbers)
+    for k in range(numbers[-1] + 1):
+        if k not in present:
+            refuse(k, "", f"missing (no file numbered {k + first})", FileFormatError)
+
+    frames, kept = [], []
+    ref_energy = None
+    ref_shape = None
+    for k, p in zip(numbers, files):
+        try:
+            da = iio.load(p, lazy=True)
+        except IonscopeError as exc:
+            refuse(k, p.name, "unreadable: " + str(exc).replace(f"{p}: ", ""), FileFormatError)
+            continue
+        if "energy" not in da.dims or "energy" not in da.coords:
+            refuse(k, p.name, f"not a calibrated spectrum image (dims {da.dims})", CalibrationError)
+            continue
+        if set(da.dims) != {"y", "x", "energy"}:
+            refuse(k, p.name, f"expected dims (y, x, energy), got {da.dims}", ShapeMismatchError)
+            continue
+        da = da.transpose("y", "x", "energy")
+        e = np.asarray(da.energy.values, float)
+        if ref_energy is None:
+            ref_energy, ref_shape = e, da.shape[:2]
+        else:
+            step = abs(float(ref_energy[1] - ref_energy[0])) if ref_energy.size > 1 else 1.0
+            if e.shape != ref_energy.shape or np.max(np.abs(e - ref_energy)) > 1e-3 * step:
+                refuse(k, p.name, f"energy axis differs from frame {numbers[0]}'s: {e.size} channels "
+                                  f"{e[0]:.4g}..{e[-1]:.4g} eV vs {ref_energy.size} channels "
+                                  f"{ref_energy[0]:.4g}..{ref_energy[-1]:.4g} eV", CalibrationError)
+                continue
+            if da.shape[:2] != ref_shape:
+                refuse(k, p.name, f"image size {da.shape[:2]} differs from {ref_shape}", ShapeMismatchError)
+                continue
+        frames.append(da.drop_vars([c for c in da.coords if c not in ("y", "x", "energy")]))
+        kept.append(k)
+    if not frames:
+        raise FileFormatError(f"{folder}: none of the {len(files)} frame files is usable: "
+                              + "; ".join(f"{b['file']}: {b['reason']}" for b in bad[:3]))
+    # Frames that agree to within the tolerance share the first frame's exact axes.
+    frames = [f.assign_coords(energy=frames[0].energy, **{d: frames[0][d] for d in ("y", "x") if d in frames[0].coords})
+              for f in frames]
+    t = _time_coord(len(kept), numbers=kept, start_s=start_s, interval_s=frame_interval_s, anchor=anchor)
+    series = xr.concat(frames, dim="time", coords="minimal", compat="override", join="override")
+    series = series.assign_coords(time=("time", t, {"units": "s"}),
+                                  frame_index=("time", np.asarray(kept, int)))
+    series.attrs = dict(frames[0].attrs)
+    series.attrs["source_file"] = str(folder)
+    series = series.transpose("time", "y", "x", "energy").chunk({"time": chunks_time})
+    bad.sort(key=lambda b: b["frame"])
+    return series, bad

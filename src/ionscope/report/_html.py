@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTML reports: one page with figures embedded (base64), numbers, movies and the viewer.
+
+The page is self-contained for figures and numbers (it opens offline and can
+be mailed); movies and the interactive viewer are sibling files it embeds by
+relative link, because inlining a video would make the page tens of MB.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_path
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:72em;margin:1.5em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
+.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;max-width:34em}
+.figs img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
+td.num{text-align:right;font-family:monospace}.bad{color:#b00}iframe{width:100%;height:470px;border:1px solid #ccc}
+video,img.movie{max-width:100%}"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return "nan" if math.isnan(f) else f"{f:.4g}"
+    if isinstance(v, (list, tuple)) and len(v) <= 8 and all(isinstance(x, (int, float)) for x in v):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    text = json.dumps(v, default=str) if not isinstance(v, str) else v
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _numbers_table(numbers: Mapping[str, Any]) -> str:
+    if not numbers:
+        return ""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='num'>{html.escape(_fmt(v))}</td></tr>"
+                   for k, v in numbers.items())
+    return f"<table>{rows}</table>"
+
+
+def _figure(path: Path, caption: str) -> str:
+    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".gif": "image/gif"}.get(
+        path.suffix.lower(), "application/octet-stream")
+    b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<figure><img src='data:{mime};base64,{b64}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def write_html_report(path, *, title: str, sections: Sequence[Mapping[str, Any]], intro: str = "") -> Path:
+    """Write one HTML report page (atomically).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.html`` to write; relative links are resolved from its folder.
+    title : str
+    sections : sequence of dict
+        Each with ``title`` and optional ``text``, ``numbers`` (mapping),
+        ``figures`` (paths of PNG/SVG files, embedded), ``movies`` (paths of
+        MP4/GIF files, linked), ``viewer`` (path of a viewer HTML, embedded in
+        an iframe), ``table`` (list of dicts, e.g. bad frames).
+    intro : str
+        A paragraph under the title (plain text).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.html"
+    >>> _ = write_html_report(p, title="t", sections=[{"title": "a", "numbers": {"x": 1.5}}])
+    >>> "1.5" in p.read_text()
+    True
+    """
+    path = Path(path)
+    base = path.parent
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if intro:
+        parts.append(f"<p>{html.escape(intro)}</p>")
+    toc = "".join(f"<li><a href='#s{i}'>{html.escape(s['title'])}</a></li>" for i, s in enumerate(sections))
+    parts.append(f"<ul>{toc}</ul>")
+    for i, sec in enumerate(sections):
+        parts.append(f"<h2 id='s{i}'>{html.escape(sec['title'])}</h2>")
+        if sec.get("text"):
+            parts.append(f"<p>{html.escape(sec['text'])}</p>")
+        if sec.get("error"):
+            parts.append(f"<p class='bad'>{html.escape(sec['error'])}</p>")
+        parts.append(_numbers_table(sec.get("numbers") or {}))
+        if sec.get("table"):
+            rows = sec["table"]
+            keys = list(rows[0])
+            head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>"
+                           for r in rows)
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        figs = [Path(f) for f in sec.get("figures", ()) if Path(f).is_file()]
+        if figs:
+            parts.append("<div class='figs'>" + "".join(_figure(f, f.stem.replace("_", " ")) for f in figs) + "</div>")
+        for m in sec.get("movies", ()):
+            rel = html.escape(_rel(m, base))
+            if str(m).lower().endswith(".mp4"):
+                parts.append(f"<p><video controls loop muted src='{rel}'></video><br><a href='{rel}'>{rel}</a></p>")
+            else:
+                parts.append(f"<p><img class='movie' src='{rel}' alt='movie'><br><a href='{rel}'>{rel}</a></p>")
+        if sec.get("viewer"):
+            rel = html.escape(_rel(sec["viewer"], base))
+            parts.append(f"<p>Interactive viewer (<a href='{rel}'>open on its own</a>):</p>"
+                         f"<iframe src='{rel}' title='viewer'></iframe>")
+    parts.append("</body></html>")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def _rel(target, base: Path) -> str:
+    target = Path(target)
+    try:
+        return target.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return target.resolve().as_uri()

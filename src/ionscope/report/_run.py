@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Everything a pipeline run shows: movies, figures, viewer, summary and one report page."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_path
+
+
+def _captions(times, sync) -> list[str]:
+    """'t = 12.5 min · 4.021 V · charge' per frame (what the movie annotates)."""
+    out = []
+    volt = sync.voltage.values if "voltage" in sync else None
+    states = [str(s) for s in sync.state.values] if "state" in sync else None
+    for i, t in enumerate(times):
+        parts = [f"t = {t / 60:.1f} min"]
+        if volt is not None and np.isfinite(volt[i]):
+            parts.append(f"{volt[i]:.3f} V")
+        if states is not None:
+            parts.append(states[i])
+        out.append(" · ".join(parts))
+    return out
+
+
+def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> dict[str, Path]:
+    """Write the outputs of a finished :func:`ionscope.operando.run` into ``out_dir``.
+
+    Files: ``movie.mp4`` / ``movie.gif`` (raw beside denoised Li maps, with
+    time, voltage and state), ``figures/*.png`` (charge curve, mean Li, flux
+    components, profiles, flux map, rest activity), ``viewer.html`` (the
+    interactive offline viewer), ``summary.json`` and ``report.html``.
+
+    Returns
+    -------
+    dict name → Path
+    """
+    from .._progress import progress
+    from . import _figures as figs
+    from ._html import write_html_report
+    from ._movie import li_movie
+    from ._viewer import write_viewer
+
+    cfg = result.config.report
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    an = result.analysis.load()
+    sync_all = result.sync.load()
+    covered = np.asarray(sync_all.covered.values, bool)
+    sync = sync_all.isel(time=covered)
+    raw = np.asarray(result.li_raw.values, float)[covered]
+    den = np.asarray(result.li_denoised.values, float)[covered]
+    times = np.asarray(an.time.values, float)
+    captions = _captions(times, sync)
+    files: dict[str, Path] = {}
+    jobs = [f"movie.{ext}" for ext in cfg.movies] + (["figures"] if cfg.figures else []) + (
+        ["viewer.html"] if cfg.viewer else [])
+    for job in progress(jobs, desc=f"{'report: write':<22}", enable=show_progress, unit="file"):
+        if job.startswith("movie."):
+            files[job] = li_movie(out / job, {"raw": raw, "denoised": den}, captions, fps=cfg.fps)
+        elif job == "figures":
+            made = {"charge_curve": figs.charge_curve(sync), "mean_li": figs.mean_li(an, raw=raw.mean(axis=(1, 2))),
+                    "flux_components": figs.flux_components(an), "profiles": figs.profiles(an),
+                    "flux_map": figs.flux_map(an)}
+            if "rest_activity" in an:
+                made["rest_activity"] = figs.rest_activity(an)
+            for name, fig in made.items():
+                files[f"figures/{name}.png"] = figs.save_figure(fig, out / "figures" / f"{name}.png")
+        else:
+            pixel = float(abs(an.x.values[1] - an.x.values[0])) if "x" in an.coords and an.sizes["x"] > 1 else 1.0
+            files[job] = write_viewer(out / job, raw=raw, denoised=den, times=times,
+                                      voltage=sync.voltage.values if "voltage" in sync else None,
+                                      soc=sync.soc.values if "soc" in sync else None,
+                                      states=sync.state.values, pixel_nm=pixel,
+                                      title="ionscope operando viewer: Li map and charge curve")
+    summary = result.summary()
+    summary["bad_frames_detail"] = result.bad_frames
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, default=str))
+    files["summary.json"] = out / "summary.json"
+    sections = [
+        {"title": "Li transport", "numbers": {k: v for k, v in summary.items() if not isinstance(v, (dict, list))},
+         "figures": [p for k, p in files.items() if k.startswith("figures/")]},
+        {"title": "Movies (raw | denoised)", "movies": [files[k] for k in files if k.startswith("movie.")]},
+    ]
+    if "viewer.html" in files:
+        sections.append({"title": "Viewer", "viewer": files["viewer.html"]})
+    if result.bad_frames:
+        sections.append({"title": "Frames marked bad", "table": result.bad_frames})
+    sections.append({"title": "Stages", "table": [
+        {"stage": n, "cached": r.cached, "seconds": round(r.seconds, 2), "resumed batches": r.resumed_batches}
+        for n, r in result.stages.items()]})
+    files["report.html"] = write_html_report(out / "report.html", title="ionscope operando run", sections=sections)
+    return files

@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Movies, figures, the HTML report and the offline viewer (in headless Chromium)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionscope.errors import DataValidationError, ShapeMismatchError
+from ionscope.report import li_movie, write_html_report, write_viewer
+
+
+def _maps(nt=6, ny=12, nx=16, seed=0):
+    rng = np.random.default_rng(seed)
+    clean = np.linspace(1, 0.5, nt)[:, None, None] * np.ones((nt, ny, nx))
+    return clean + 0.1 * rng.normal(size=clean.shape), clean
+
+
+def test_movies_have_one_frame_per_map(tmp_path):
+    import imageio.v3 as iio
+
+    raw, den = _maps()
+    captions = [f"t = {k} min · 4.0{k} V · charge" for k in range(6)]
+    gif = li_movie(tmp_path / "m.gif", {"raw": raw, "denoised": den}, captions, fps=4)
+    mp4 = li_movie(tmp_path / "m.mp4", {"raw": raw, "denoised": den}, captions, fps=4)
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] == 6 and frames.shape[-1] in (3, 4)
+    assert not np.array_equal(frames[0], frames[-1])  # the caption and maps change
+    import imageio_ffmpeg
+
+    n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(mp4))
+    assert n_frames == 6
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic: no temporaries left
+
+
+def test_movie_bad_inputs(tmp_path):
+    raw, den = _maps()
+    with pytest.raises(ShapeMismatchError, match="captions for 6 frames"):
+        li_movie(tmp_path / "m.gif", {"raw": raw}, ["a"])
+    with pytest.raises(ShapeMismatchError, match="every panel must be"):
+        li_movie(tmp_path / "m.gif", {"raw": raw, "d": den[:, :5]}, ["a"] * 6)
+    with pytest.raises(DataValidationError, match="movie format must be .mp4 or .gif"):
+        li_movie(tmp_path / "m.avi", {"raw": raw}, ["a"] * 6)
+    assert not (tmp_path / "m.avi").exists()
+
+
+def test_viewer_and_report_files(tmp_path):
+    raw, den = _maps()
+    v = write_viewer(tmp_path / "viewer.html", raw=raw, denoised=den, times=np.arange(6) * 60.0,
+                     voltage=np.linspace(3.9, 4.2, 6), states=["charge"] * 6, pixel_nm=5.0)
+    text = v.read_text()
+    assert "<script" in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")  # offline
+    with pytest.raises(ShapeMismatchError, match=r"times has shape \(3,\), expected \(6,\)"):
+        write_viewer(tmp_path / "x.html", raw=raw, times=[0, 1, 2])
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    from ionscope.report import save_figure
+
+    png = save_figure(fig, tmp_path / "f.png")
+    r = write_html_report(tmp_path / "report.html", title="run", sections=[
+        {"title": "numbers", "numbers": {"through_fraction": 0.93456}, "figures": [png]},
+        {"title": "viewer", "viewer": v, "movies": [tmp_path / "m.gif"]},
+        {"title": "bad", "table": [{"frame": 3, "reason": "missing"}]}])
+    html = r.read_text()
+    assert "0.9346" in html and "data:image/png;base64," in html and "src='viewer.html'" in html
+    assert "missing" in html
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+
+
+@pytest.mark.browser
+def test_viewer_in_headless_chromium(tmp_path):
+    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+    raw, den = _maps(nt=8)
+    path = write_viewer(tmp_path / "viewer.html", raw=raw, denoised=den, times=np.arange(8) * 60.0,
+                        voltage=np.linspace(3.9, 4.2, 8), soc=np.linspace(0, 1, 8),
+                        states=["charge"] * 4 + ["rest"] * 4, pixel_nm=5.0)
+    errors: list[str] = []
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: errors.append(f"network request {r.url}")
+                    if not r.url.startswith(("file:", "data:")) else None)
+            page.goto(Path(path).as_uri())
+            page.wait_for_selector("#marker")
+            label0 = page.inner_text("#label")
+            cx0 = float(page.get_attribute("#marker", "cx"))
+            pixel0 = page.evaluate("Array.from(document.getElementById('map').getContext('2d')"
+                                   ".getImageData(5, 5, 1, 1).data)")
+            # slider → frame 6
+            page.eval_on_selector("#frame", "el => { el.value = 6; el.dispatchEvent(new Event('input')); }")
+            assert "frame 7/8" in page.inner_text("#label") and page.inner_text("#label") != label0
+            assert "rest" in page.inner_text("#label")
+            cx6 = float(page.get_attribute("#marker", "cx"))
+            assert cx6 > cx0 + 10  # the marker moved along the charge curve
+            pixel6 = page.evaluate("Array.from(document.getElementById('map').getContext('2d')"
+                                   ".getImageData(5, 5, 1, 1).data)")
+            assert pixel6 != pixel0  # the map was redrawn with another frame
+            # raw/denoised toggle and hover readout
+            page.check("#mode-raw")
+            box = page.locator("#map").bounding_box()
+            page.mouse.move(box["x"] + 3, box["y"] + 3)
+            readout = page.inner_text("#readout")
+            assert "Li (raw) =" in readout
+            shown = float(readout.split("=")[-1])
+            assert shown == pytest.approx(raw[6, 0, 0], abs=1e-3 * np.ptp(raw))
+            # play advances frames
+            page.click("#play")
+            page.wait_for_function("document.getElementById('frame').value != '6'", timeout=3000)
+            page.click("#play")
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def test_demo_report_step_collects_every_step(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from ionscope.demo import DemoContext
+    from ionscope.demo._report import run as report_step
+
+    ctx = DemoContext(out=tmp_path)
+    for name in ("figures/eels_limaps.png", "figures/simulate.png", "operando/figures/flux_map.png"):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        ctx.save_figure(fig, name)
+    raw, den = _maps()
+    write_viewer(ctx.path("operando/viewer.html"), raw=raw, denoised=den, times=np.arange(6) * 60.0)
+    ctx.results["eels"] = {"li_bias": 0.012, "timing": {"mlls_s": 1.5}}
+    ctx.results["operando"] = {"through_fraction": 0.91}
+    report_step(ctx)
+    html = (tmp_path / "report.html").read_text()
+    for text in ("Li maps from STEM-EELS", "Simulated operando experiment", "Operando pipeline",
+                 "timing.mlls_s", "0.91", "src='operando/viewer.html'"):
+        assert text in html, text
+    assert html.count("data:image/png;base64,") == 3
+    assert ctx.results["report"]["figures"] == 3
