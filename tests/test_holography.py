@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from ionscope.errors import DataValidationError, ShapeMismatchError
-from ionscope.holography import (estimate_sideband, fit_step, fringe_statistics, interaction_constant,
+from ionscope.holography import (bias_difference, estimate_sideband, fit_step, fringe_statistics, interaction_constant,
                                  interface_asymmetry, line_profile, phase_difference, phase_shifting,
                                  reconstruct, relative_thickness, remove_ramp, to_potential, unwrap_phase)
 from ionscope.holography._phase_shifting import shifts_rms_error
@@ -311,3 +311,106 @@ def test_real_fe_needle(real_file):
     assert 20.0 < span < 100.0
     st = fringe_statistics(ref)
     assert 0.05 < st["contrast"] < 0.6
+
+
+# --------------------------------------------------------------------------- image drift (phase shifting)
+def test_phase_shifting_corrects_image_drift():
+    holos, refs, truth = phase_shifting_series(n=8, dose=100, image_drift_px=(2.0, -3.0), image_jitter_px=0.5,
+                                               **SMALL)
+    assert float(truth["drift_x"][-1]) != 0.0 and float(truth["drift_y"][0]) == 0.0
+    wave, est = phase_shifting(holos, references=refs)
+    # drift recovered to ~0.1 px (about 2× the reported 1σ of ~0.03–0.07 px) at 100 counts/px/frame
+    for ax in ("drift_y", "drift_x"):
+        err = est[ax].values - truth[ax].values
+        assert np.sqrt(np.mean(err ** 2)) < 0.2
+        assert np.all(est[f"{ax}_uncertainty"].values < 0.15)
+    # the fringe shifts on the detector are recovered as without drift
+    assert shifts_rms_error(est["shift"], truth["shift"]) < 0.01
+    # without registration the drift's 2π q·d corrupts the shifts and the step
+    _, raw = phase_shifting(holos, references=refs, register=False)
+    assert shifts_rms_error(raw["shift"], truth["shift"]) > 0.03
+    assert np.all(raw["drift_x"].values == 0)
+    b = wave.attrs["drift_border_px"]
+    assert 3 <= b <= 6
+
+
+def test_phase_shifting_step_with_drift():
+    kw = dict(SMALL, mip_v=(15.0, 15.0))
+    holos, refs, truth = phase_shifting_series(n=8, dose=100, image_drift_px=(0.0, 4.0), **kw)
+    x1 = truth.attrs["interface_x_nm"][0]
+    vac = truth.vacuum.values & (truth.y.values[:, None] < 18) & (truth.y.values[:, None] > 3)
+    fits = {}
+    for reg in (True, False):
+        wave, _ = phase_shifting(holos, references=refs, register=reg)
+        v = to_potential(remove_ramp(unwrap_phase(wave), mask=vac), voltage_kv=200, thickness_nm=60.0)
+        fits[reg] = fit_step(line_profile(v, start=(70.0, x1 - 15), end=(70.0, x1 + 15), width=20.0))
+    # registered: the 1.3 V step and its 2 nm width as without drift (frame 0's position)
+    assert fits[True].step == pytest.approx(1.3, rel=0.04)
+    assert fits[True].width == pytest.approx(2.0, abs=0.5)
+    assert fits[True].center == pytest.approx(15.0, abs=0.25)  # distance along the line from x1 − 15
+    # unregistered: a 4 px (2 nm) drift smears the step
+    assert fits[False].width > fits[True].width + 0.5
+
+
+def test_phase_shifting_vacuum_series_not_registered():
+    _, refs, _ = phase_shifting_series(n=5, shape=(96, 96), dose=100, seed=2)
+    with pytest.warns(UserWarning, match="not measurable"):
+        _, est = phase_shifting(refs)
+    assert np.all(est["drift_x"].values == 0) and np.all(est["drift_y"].values == 0)
+    with pytest.raises(DataValidationError, match="register"):
+        phase_shifting(refs, register="yes")
+    with pytest.raises(DataValidationError, match="image_drift_px"):
+        phase_shifting_series(n=4, shape=(64, 64), image_drift_px=(1.0, np.nan))
+
+
+def test_fringe_statistics_per_frame_of_stacks():
+    frames = [hologram(shape=(128, 128), contrast=c, dose=100, carrier=(0.05, 0.2 + 0.01 * k), seed=k)[1]
+              for k, c in enumerate((0.2, 0.3, 0.4))]
+    stack = xr.concat(frames, dim="time").assign_coords(time=("time", [0.0, 1.0, 2.0], {"units": "s"}))
+    ds = fringe_statistics(stack.chunk({"time": 1}))
+    assert ds["contrast"].dims == ("time",) and float(ds.time[2]) == 2.0
+    np.testing.assert_allclose(ds["contrast"].values, [0.2, 0.3, 0.4], atol=0.03)
+    np.testing.assert_allclose(ds["carrier_qx"].values, [0.2, 0.21, 0.22], atol=0.002)
+    # each frame's numbers are those of the 2-D call; numpy in, dict of arrays out
+    single = fringe_statistics(frames[1])
+    assert float(ds["spacing_px"][1]) == pytest.approx(single["spacing_px"])
+    plain = fringe_statistics(stack.values)
+    assert plain["carrier"].shape == (3, 2) and plain["spacing_nm"] is None
+    np.testing.assert_allclose(plain["contrast"], ds["contrast"].values)
+    blank = stack.copy(data=stack.values)
+    blank[1] = np.random.default_rng(0).poisson(100, (128, 128))
+    with pytest.raises(DataValidationError, match="time 1: .*no fringes"):
+        fringe_statistics(blank)
+
+
+def test_bias_difference_aligns_and_removes_leakage():
+    # unequal MIPs (Cu 20 V, electrolyte 14 V): the bias-invariant contrast the alignment locks onto
+    kw = dict(SMALL, dose=800)
+    h0, r0, t0 = hologram(bias_v=0.0, **kw)
+    h1, r1, _ = hologram(bias_v=1.0, shift_px=(0.5, 2.5), **{**kw, "seed": 4})
+    w0, w1 = reconstruct(h0, r0, full_size=True), reconstruct(h1, r1, full_size=True)
+    vac = t0.vacuum.values & (t0.y.values[:, None] < 18) & (t0.y.values[:, None] > 3)
+    out = bias_difference(w1, w0, mask=vac, voltage_kv=200, thickness_nm=60.0)
+    dy, dx = out.attrs["shift_px"]
+    # x: the interfaces give a sharp, unbiased measure; y: only the wedge-shaped edge near the top,
+    # where the reconstruction's own border ringing (fixed on the detector) pulls towards zero
+    assert dx == pytest.approx(2.5, abs=0.15) and dy == pytest.approx(0.5, abs=0.4)
+    assert out["potential_difference"].attrs["units"] == "V"
+    # leakage ramp gone over the vacuum mask
+    assert float(np.abs(out["phase_difference"].values[vac]).mean()) < 0.05
+    x1, x2 = t0.attrs["interface_x_nm"]
+    prof = line_profile(out["potential_difference"], start=(70.0, 5.0), end=(70.0, 90.0), width=10.0)
+    left = fit_step(prof, center=x1 - 5.0, window=12.0)
+    right = fit_step(prof, center=x2 - 5.0, window=12.0)
+    # 0.12 V: at 800 counts/px the aperture-filtered noise is correlated over ~6 nm (the same pair
+    # unaligned and undisplaced gives 0.60 V; noiseless 0.52 V, the leakage ramp fitted over vacuum)
+    assert left.step == pytest.approx(0.5, abs=0.12) and right.step == pytest.approx(0.5, abs=0.12)
+    # numpy in: a dict of arrays and the shift; unaligned differs where the specimen moved
+    plain = bias_difference(w1.values, w0.values, mask=vac, align=False)
+    assert plain["shift_px"] == (0.0, 0.0) and "potential_difference" not in plain
+    with pytest.raises(DataValidationError, match="complex"):
+        bias_difference(np.abs(w1.values), w0.values)
+    with pytest.raises(DataValidationError, match="thickness_nm"):
+        bias_difference(w1, w0, voltage_kv=200)
+    with pytest.raises(ShapeMismatchError, match="wave_unbiased"):
+        bias_difference(w1, w0.isel(y=slice(0, 100)))

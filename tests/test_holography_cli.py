@@ -43,9 +43,9 @@ def test_cli_phase_shift(tmp_path, capsys):
     save(h, tmp_path / "s.nc")
     save(r, tmp_path / "rs.nc")
     assert main(["holo", "phase-shift", str(tmp_path / "s.nc"), "--references", str(tmp_path / "rs.nc"),
-                 "-o", str(tmp_path / "ps.nc")]) == 0
+                 "--no-register", "-o", str(tmp_path / "ps.nc")]) == 0
     out = capsys.readouterr().out
-    assert out.count("frame ") == 4 and "±" in out
+    assert out.count("frame ") == 4 and "±" in out and "drift (y, x) (+0.00, +0.00) px" in out
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

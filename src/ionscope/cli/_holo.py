@@ -25,6 +25,8 @@ def register(sub) -> None:
     s.add_argument("holograms", metavar="SERIES")
     s.add_argument("--references", metavar="FILE", help="vacuum reference series")
     s.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"))
+    s.add_argument("--no-register", action="store_true",
+                   help="do not estimate and undo the specimen (image) drift between frames")
     s.add_argument("--reader", help="force a rosettasciio plugin")
     s.add_argument("-o", "--out", required=True, metavar="FILE", help="output wave (.nc or .zarr)")
     s.set_defaults(handler=run_phase_shift)
@@ -73,9 +75,10 @@ def run_phase_shift(args) -> int:
 
     holos = load(args.holograms, reader=args.reader)
     refs = load(args.references, reader=args.reader) if args.references else None
-    wave, est = phase_shifting(holos, references=refs, sideband=args.sideband)
+    wave, est = phase_shifting(holos, references=refs, sideband=args.sideband, register=not args.no_register)
     for k in range(est.sizes[next(iter(est.dims))]):
-        line = f"frame {k:3d}: shift {float(est['shift'][k]):+.4f} ± {float(est['uncertainty'][k]):.4f} rad"
+        line = (f"frame {k:3d}: shift {float(est['shift'][k]):+.4f} ± {float(est['uncertainty'][k]):.4f} rad, "
+                f"drift (y, x) ({float(est['drift_y'][k]):+.2f}, {float(est['drift_x'][k]):+.2f}) px")
         if "reference_shift" in est:
             line += f"   reference {float(est['reference_shift'][k]):+.4f} ± {float(est['reference_uncertainty'][k]):.4f}"
         print(line)

@@ -14,8 +14,7 @@ def run(ctx) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..holography import (fit_step, line_profile, phase_difference, phase_shifting, reconstruct, remove_ramp,
-                              to_potential)
+    from ..holography import bias_difference, fit_step, line_profile, phase_shifting, reconstruct
     from ..simulate import hologram, phase_shifting_series
 
     size = 192 if ctx.quick else 384
@@ -41,15 +40,18 @@ def run(ctx) -> None:
     truth_dv = t1.electrostatic - t0.electrostatic
     truth_prof = line_profile(truth_dv, start=(y_mid, x1 - 20), end=(y_mid, x1 + 20), width=half_h)
     results, profiles = {}, {}
+    diffs = {}
     for name, (wa, wb) in {"fourier": (w1f, w0f), "phase_shifting": (w1p, w0p)}.items():
-        dphi = remove_ramp(phase_difference(wa, wb), mask=vac)  # leakage ramp removed over vacuum
-        dv = to_potential(dphi, voltage_kv=200, thickness_nm=60.0)
+        # align the states, Δφ, leakage ramp removed over vacuum, ΔV
+        diffs[name] = bias_difference(wa, wb, mask=vac, voltage_kv=200, thickness_nm=60.0)
+        dphi, dv = diffs[name]["phase_difference"], diffs[name]["potential_difference"]
         prof = line_profile(dv, start=(y_mid, x1 - 20), end=(y_mid, x1 + 20), width=half_h)
         fit = fit_step(prof, model="erf")
         profiles[name] = (prof, fit)
         results[name] = {"step_v": fit.step, "step_err_v": fit.step_err, "width_nm": fit.width,
                          "width_err_nm": fit.width_err,
-                         "phase_noise_rad": float(np.std(np.asarray(dphi)[vac]))}
+                         "phase_noise_rad": float(np.std(np.asarray(dphi)[vac])),
+                         "alignment_shift_px": diffs[name].attrs["shift_px"]}
     results["truth"] = {"step_v": bias / 2, "width_nm": kw["width_nm"]}
     results["shift_uncertainty_rms_rad"] = float(np.sqrt(np.mean(est1["uncertainty"].values ** 2)))
     ctx.results["holography"] = results
@@ -58,7 +60,7 @@ def run(ctx) -> None:
     axes[0].imshow(np.angle(np.asarray(w0f)), cmap="twilight", extent=[0, y_nm[-1], y_nm[-1], 0])
     axes[0].set_title("Fourier phase, 0 V (wrapped)")
     axes[0].set_xlabel("x (nm)")
-    axes[1].imshow(np.asarray(remove_ramp(phase_difference(w1p, w0p), mask=vac)), cmap="RdBu_r",
+    axes[1].imshow(np.asarray(diffs["phase_shifting"]["phase_difference"]), cmap="RdBu_r",
                    extent=[0, y_nm[-1], y_nm[-1], 0])
     axes[1].set_title(f"phase shifting: Δφ ({bias:g} V − 0 V)")
     axes[1].plot([x1 - 20, x1 + 20], [y_mid, y_mid], "k-")

@@ -20,6 +20,7 @@ _EXPORTS = {
     "relative_thickness": "_potential",
     "remove_ramp": "_potential",
     "phase_difference": "_potential",
+    "bias_difference": "_potential",
     "line_profile": "_profiles",
     "fit_step": "_profiles",
     "interface_asymmetry": "_profiles",

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..data import as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from . import _fourier
 from ._fourier import SIGN_CONVENTION, canonical_carrier, estimate_carrier_array
 
 #: Largest condition number of the 3×3 normal matrix accepted; beyond it the
@@ -169,6 +170,47 @@ def _series(obj, name):
     return da.transpose(loop[0], "y", "x"), loop[0]
 
 
+def _estimate_drift(holo, ref, q):
+    """Image drift (N, 2) in px of a (frame, y, x) series, frame 0 = 0 (see :mod:`._register`)."""
+    from ..data import apply_kernel
+    from ._register import (BORDER_FRACTION, MAX_DRIFT_SIGMA_PX, MIN_STRUCTURE, border_taper as _border_taper,
+                            estimate_drift_array, smooth_reference_phase, upsample)
+
+    qn = math.hypot(*q)
+    kw = {"q": q, "radius": qn / 3.0, "edge": qn / 30.0}
+    ny, nx = holo.sizes["y"], holo.sizes["x"]
+
+    # Fade each frame to its mean at the borders before the FFT: the specimen's
+    # phase is not periodic (vacuum at the top, specimen at the bottom), and the
+    # ringing of that wrap-around step would stay put while the specimen moves.
+    taper = _border_taper((ny, nx), BORDER_FRACTION)
+
+    def waves(series):
+        mean = series.mean(("y", "x"))
+        series = mean + (series - mean) * taper
+        plain = series.drop_vars([c for c in series.coords]).rename(y="_hy", x="_hx")
+        my, mx = _fourier._plan((ny, nx), q, kw["radius"], kw["edge"], False)["out"]
+        out = apply_kernel(_fourier.sideband_kernel, plain, input_core_dims=[["_hy", "_hx"]],
+                           output_core_dims=[["_wy", "_wx"]], output_sizes={"_wy": my, "_wx": mx},
+                           output_dtypes=[np.complex64], kwargs=kw)
+        return np.asarray(out.transpose(series.dims[0], "_wy", "_wx").values)
+
+    w = waves(holo)
+    if ref is not None:
+        w = w * smooth_reference_phase(waves(ref)).conj()
+    w = upsample(w, 2)
+    drift, sigma, structure = estimate_drift_array(w, scale=(ny / w.shape[1], nx / w.shape[2]), return_sigma=True,
+                                                   oversampling=2)
+    if structure < MIN_STRUCTURE or np.max(sigma) > MAX_DRIFT_SIGMA_PX:
+        import warnings
+
+        warnings.warn(f"holograms: image drift not measurable (structure-to-noise {structure:.1f}, "
+                      f"minimum {MIN_STRUCTURE}; 1σ up to {np.max(sigma):.2f} px, maximum {MAX_DRIFT_SIGMA_PX} px: "
+                      "too little structure in the specimen); frames left unregistered", stacklevel=3)
+        return np.zeros_like(drift), sigma
+    return drift, sigma
+
+
 def _given_shifts(shifts, n, name):
     theta = np.asarray(shifts, float)
     if theta.shape != (n,):
@@ -178,7 +220,7 @@ def _given_shifts(shifts, n, name):
 
 
 def phase_shifting(holograms, *, references=None, shifts=None, reference_shifts=None, sideband=None,
-                   mask=None, iterations=3, flip_sign=False):
+                   mask=None, iterations=3, flip_sign=False, register=True):
     """Reconstruct the electron wave from a phase-shifting hologram series.
 
     Parameters
@@ -200,13 +242,31 @@ def phase_shifting(holograms, *, references=None, shifts=None, reference_shifts=
         Refinement passes of the shift estimation.
     flip_sign : bool
         Conjugate the wave (see :func:`reconstruct`).
+    register : bool
+        Estimate the specimen (image) drift between the holograms and undo it
+        before the per-pixel solve (default True). Each frame's sideband wave
+        (carrier removed, so the fixed fringes cannot dominate) is registered
+        by least squares to subpixel precision (measured at 100 counts/px per
+        frame: 0.06–0.08 px RMS with a Cu/electrolyte MIP contrast, 0.2–0.3 px
+        when the only structure is a 1.3 V step); the frames are moved back by
+        a Fourier shift. A border as wide as the largest drift is then
+        unreliable (``attrs["drift_border_px"]``) and left out of the shift
+        estimation. The reference series (vacuum) is never registered. A
+        series with too little structure (e.g. vacuum) is left unregistered
+        with a warning. Without drift registration changes the result by less
+        than the noise.
 
     Returns
     -------
     wave : DataArray or ndarray
-        complex64 ``(y, x)``, full resolution; same sign convention as :func:`reconstruct`.
+        complex64 ``(y, x)``, full resolution; same sign convention as
+        :func:`reconstruct`; the specimen where it was in the first frame.
     shifts : Dataset or dict
-        ``shift`` and ``uncertainty`` (rad, frame 0 = 0) per frame, and
+        ``shift`` and ``uncertainty`` (rad, frame 0 = 0) per frame — the fringe
+        shift on the detector, i.e. with the drift's 2π q·d removed —,
+        ``drift_y``, ``drift_x`` (px, frame 0 = 0; zero without ``register``
+        or when the drift is not measurable) with their 1σ
+        ``drift_y_uncertainty``, ``drift_x_uncertainty`` (px), and
         ``reference_shift``/``reference_uncertainty`` with references.
 
     Raises
@@ -259,17 +319,50 @@ def phase_shifting(holograms, *, references=None, shifts=None, reference_shifts=
         src, nm = (ref, "references") if ref is not None else (holo, "holograms")
         q = estimate_carrier_array(np.asarray(src.isel({src.dims[0]: 0}).values), name=nm)[:2]
 
-    def estimate(series, given, name):
+    def estimate(series, given, name, fit_mask=mask, offset=0.0):
         if given is not None:
-            return _given_shifts(given, series.shape[0], name)
-        return estimate_shifts_array(series.data, q=q, mask=mask, iterations=iterations)
+            theta, sig = _given_shifts(given, series.shape[0], name)
+            return theta + offset, sig
+        return estimate_shifts_array(series.data, q=q, mask=fit_mask, iterations=iterations)
 
-    theta, sig = estimate(holo, shifts, "shifts")
+    n = holo.shape[0]
+    drift = np.zeros((n, 2))
+    drift_sigma = np.zeros((n, 2))
+    if not isinstance(register, (bool, np.bool_)):
+        raise DataValidationError(f"register: expected True or False, got {register!r}")
+    border = 0
+    fit_mask = mask
+    if register:
+        from ._register import fourier_shift_kernel
+
+        drift, drift_sigma = _estimate_drift(holo, ref, q)
+        border = int(math.ceil(np.max(np.abs(drift)))) + 1
+        if 2 * border + 16 > min(ny, nx):
+            raise DataValidationError(
+                f"holograms: the image drift ({np.max(np.abs(drift)):.1f} px) leaves too little of the "
+                f"{ny}×{nx} field; crop or pass register=False")
+        plain = holo.drop_vars([c for c in holo.coords]).rename(y="_hy", x="_hx")
+        holo = apply_kernel(fourier_shift_kernel, plain, input_core_dims=[[fdim, "_hy", "_hx"]],
+                            output_core_dims=[[fdim, "y", "x"]], output_dtypes=[np.float32],
+                            output_sizes={fdim: n, "y": ny, "x": nx},
+                            kwargs={"shifts": drift}).transpose(fdim, "y", "x").assign_coords(holo.coords)
+        inner = np.zeros((ny, nx), bool)
+        inner[border:ny - border, border:nx - border] = True
+        fit_mask = inner if mask is None else (mask & inner)
+        if np.count_nonzero(fit_mask) < 64:
+            raise DataValidationError("mask: fewer than 64 pixels remain after the drift border is excluded")
+    # moving frame k back by d_k moves the fixed fringes too: its fringe phase gains 2π q·d_k
+    fringe_offset = 2 * np.pi * (drift @ np.asarray(q, float))
+
+    theta, sig = estimate(holo, shifts, "shifts", fit_mask, fringe_offset)
     cos, sin = _carrier_basis((ny, nx), q)
     plain = holo.drop_vars([c for c in holo.coords if c not in ("y", "x")])
     wave = apply_kernel(solve_kernel, plain, input_core_dims=[[fdim]], output_core_dims=[[]],
                         output_dtypes=[np.complex64], kwargs={"weights": solve_weights(theta)})
-    out = {"shift": theta, "uncertainty": sig}
+    # report the fringe shift on the detector (the biprism's), frame 0 = 0
+    lab = theta - fringe_offset
+    out = {"shift": lab - lab[0], "uncertainty": sig, "drift_y": drift[:, 0], "drift_x": drift[:, 1],
+           "drift_y_uncertainty": drift_sigma[:, 0], "drift_x_uncertainty": drift_sigma[:, 1]}
     if ref is not None:
         rtheta, rsig = estimate(ref, reference_shifts, "reference_shifts")
         rplain = ref.drop_vars([c for c in ref.coords if c not in ("y", "x")])
@@ -285,13 +378,14 @@ def phase_shifting(holograms, *, references=None, shifts=None, reference_shifts=
     wave = wave.astype(np.complex64)
     wave.attrs = {**holo.attrs, "signal_type": "electron wave", "method": "phase shifting",
                   "carrier_cycles_per_px": [q[0], q[1]], "referenced": ref is not None,
-                  "sign_convention": SIGN_CONVENTION, "flip_sign": bool(flip_sign)}
+                  "sign_convention": SIGN_CONVENTION, "flip_sign": bool(flip_sign),
+                  "registered": bool(register), "drift_border_px": border}
     wave.name = "wave"
     if isinstance(holograms, xr.DataArray):
         shifts_out = xr.Dataset({k: (fdim, np.asarray(v)) for k, v in out.items()},
                                 coords={fdim: holo.coords[fdim]} if fdim in holo.coords else None)
         for k in shifts_out.data_vars:
-            shifts_out[k].attrs["units"] = "rad"
+            shifts_out[k].attrs["units"] = "px" if k.startswith("drift") else "rad"
         shifts_out.attrs["rms_uncertainty_rad"] = float(np.sqrt(np.mean(sig ** 2)))
         return wave, shifts_out
     return like_input(wave, holograms), {k: np.asarray(v) for k, v in out.items()}

@@ -50,7 +50,7 @@ def _check_positive(name, value):
 
 
 def _scene(*, shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_nm, mip_v, mfp_nm,
-           leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad):
+           leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad, shift_px=(0.0, 0.0)):
     from scipy.special import erf
 
     ny, nx = (int(v) for v in shape)
@@ -59,8 +59,13 @@ def _scene(*, shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_n
     for name, v in (("pixel_nm", pixel_nm), ("voltage_kv", voltage_kv), ("width_nm", width_nm),
                     ("thickness_nm", thickness_nm)):
         _check_positive(name, v)
-    y = np.arange(ny) * pixel_nm
-    x = np.arange(nx) * pixel_nm
+    y_det = np.arange(ny) * pixel_nm
+    x_det = np.arange(nx) * pixel_nm
+    # The specimen moves by shift_px relative to the detector (image drift): the
+    # specimen's fields are evaluated at r − d, while the optics' distortion and
+    # the fringes stay fixed on the detector.
+    y = y_det - float(shift_px[0]) * pixel_nm
+    x = x_det - float(shift_px[1]) * pixel_nm
     width_x, height_y = nx * pixel_nm, ny * pixel_nm
     x1, x2 = 0.3 * width_x, 0.7 * width_x        # Cu | electrolyte | Cu interfaces
     y_edge = 0.2 * height_y                      # vacuum above, specimen below
@@ -89,14 +94,17 @@ def _scene(*, shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_n
     inv_mfp = (1 / mfp_nm[0]) + (1 / mfp_nm[1] - 1 / mfp_nm[0]) * frac
     t_over_lambda = thickness * inv_mfp[None, :]
     amplitude = np.exp(-0.5 * t_over_lambda)
-    r2 = (xx / (0.5 * width_x)) ** 2 + (yy / (0.5 * height_y)) ** 2
-    distortion = distortion_rad * (0.6 * r2 + 0.4 * (xx / (0.5 * width_x)) * (yy / (0.5 * height_y)))
+    ox = (x_det - 0.5 * width_x)[None, :] / (0.5 * width_x)    # optics: detector frame
+    oy = (y_det - 0.5 * height_y)[:, None] / (0.5 * height_y)
+    distortion = distortion_rad * (0.6 * (ox ** 2 + oy ** 2) + 0.4 * ox * oy)
     return {
-        "y": y, "x": x, "phase": phase, "amplitude": amplitude, "potential": potential,
+        "y": y_det, "x": x_det, "phase": phase, "amplitude": amplitude, "potential": potential,
         "electrostatic": np.where(specimen, v_es[None, :], 0.0), "mip": np.where(specimen, mip[None, :], 0.0),
         "thickness_nm": thickness, "t_over_lambda": t_over_lambda, "vacuum": ~specimen,
         "distortion": distortion, "c_e": c_e,
-        "attrs": {"interface_x_nm": [x1, x2], "vacuum_edge_y_nm": y_edge, "step_left_v": dv_left,
+        # positions on the detector (where the displaced specimen's features appear)
+        "attrs": {"interface_x_nm": [x1 + x_det[0] - x[0], x2 + x_det[0] - x[0]],
+                  "vacuum_edge_y_nm": y_edge + y_det[0] - y[0], "step_left_v": dv_left,
                   "step_right_v": dv_right, "width_nm": width_nm, "bias_v": bias_v,
                   "interaction_constant_rad_per_v_nm": c_e, "voltage_kv": voltage_kv,
                   "thickness_nm": thickness_nm, "mip_v": list(mip_v),
@@ -141,24 +149,38 @@ def _image(arr, scene, attrs):
     return calibrated(arr, dims, coords=coords, attrs=attrs)
 
 
+def _pair(value, name):
+    """A (dy, dx) pair in px from a pair or one number (the same along y and x)."""
+    try:
+        pair = (float(value), float(value)) if np.ndim(value) == 0 else tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise DataValidationError(f"{name}: expected a finite (dy, dx) pair in px, got {value!r}")
+    return pair
+
+
 def _common(shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_nm, mip_v, mfp_nm,
-            leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad, carrier, contrast):
+            leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad, carrier, contrast,
+            shift_px=(0.0, 0.0)):
     from ..holography._fourier import canonical_carrier
 
     q = canonical_carrier(carrier)
     if not (0 < contrast < 1):
         raise DataValidationError(f"contrast: expected a fringe contrast in (0, 1), got {contrast!r}")
-    scene = _scene(shape=shape, pixel_nm=pixel_nm, voltage_kv=voltage_kv, step_v=step_v, width_nm=width_nm,
-                   bias_v=bias_v, thickness_nm=thickness_nm, mip_v=mip_v, mfp_nm=mfp_nm,
-                   leakage_rad_per_v=leakage_rad_per_v, ramp_rad_per_nm=ramp_rad_per_nm, edge_nm=edge_nm,
-                   roughness_nm=roughness_nm, distortion_rad=distortion_rad)
+    scene_kw = dict(shape=shape, pixel_nm=pixel_nm, voltage_kv=voltage_kv, step_v=step_v, width_nm=width_nm,
+                    bias_v=bias_v, thickness_nm=thickness_nm, mip_v=mip_v, mfp_nm=mfp_nm,
+                    leakage_rad_per_v=leakage_rad_per_v, ramp_rad_per_nm=ramp_rad_per_nm, edge_nm=edge_nm,
+                    roughness_nm=roughness_nm, distortion_rad=distortion_rad)
+    scene = _scene(**scene_kw, shift_px=shift_px)
+    scene["kw"] = scene_kw  # to re-evaluate the scene at another specimen position (drift)
     return q, scene
 
 
 def hologram(*, shape=(512, 512), pixel_nm=0.5, voltage_kv=200.0, step_v=1.3, width_nm=3.0, bias_v=0.0,
              carrier=(0.1, 0.22), contrast=0.3, dose=200.0, seed=0, thickness_nm=60.0, mip_v=(20.0, 14.0),
              mfp_nm=(110.0, 160.0), leakage_rad_per_v=0.5, ramp_rad_per_nm=(0.0, 0.0), edge_nm=40.0,
-             roughness_nm=0.5, distortion_rad=1.0):
+             roughness_nm=0.5, distortion_rad=1.0, shift_px=(0.0, 0.0)):
     """Simulate an off-axis hologram of a Cu/electrolyte/Cu cross-section and its vacuum reference.
 
     Parameters
@@ -194,6 +216,10 @@ def hologram(*, shape=(512, 512), pixel_nm=0.5, voltage_kv=200.0, step_v=1.3, wi
         Width of the wedge-shaped specimen edge; interface roughness.
     distortion_rad : float
         Smooth distortion phase shared by hologram and reference.
+    shift_px : (float, float)
+        Displacement (dy, dx) in px of the specimen on the detector (e.g. drift
+        between two bias states); the fringes and the distortion stay put, and
+        ``truth`` describes the displaced specimen.
 
     Returns
     -------
@@ -217,9 +243,11 @@ def hologram(*, shape=(512, 512), pixel_nm=0.5, voltage_kv=200.0, step_v=1.3, wi
     >>> holo.dims, round(truth.attrs["step_left_v"], 2)
     (('y', 'x'), 1.3)
     """
+    shift = _pair(shift_px, "shift_px")
     q, scene = _common(shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_nm, mip_v, mfp_nm,
                        leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad, carrier,
-                       contrast)
+                       contrast, shift_px=shift)
+    scene["attrs"]["shift_px"] = list(shift)
     if dose is not None:
         _check_positive("dose", dose)
     rng = np.random.default_rng(seed)
@@ -234,13 +262,17 @@ def phase_shifting_series(*, n=8, shape=(256, 256), dose=100.0, shift_jitter_rad
                           pixel_nm=0.5, voltage_kv=200.0, step_v=1.3, width_nm=3.0, bias_v=0.0,
                           carrier=(0.1, 0.22), contrast=0.3, thickness_nm=60.0, mip_v=(20.0, 14.0),
                           mfp_nm=(110.0, 160.0), leakage_rad_per_v=0.5, ramp_rad_per_nm=(0.0, 0.0),
-                          edge_nm=40.0, roughness_nm=0.5, distortion_rad=1.0):
+                          edge_nm=40.0, roughness_nm=0.5, distortion_rad=1.0, image_drift_px=(0.0, 0.0),
+                          image_jitter_px=0.0):
     """Simulate a phase-shifting (fringe-scanning) hologram series and its reference series.
 
     Frame ``k`` has the fringe phase θ_k = 2πk/n + ε_k + drift·k/(n−1), with
     irregular ε_k ~ N(0, ``shift_jitter_rad``) and a slow linear drift; the
     reference series has its own, independent shifts. The scene is that of
-    :func:`hologram`.
+    :func:`hologram`. Optionally the specimen also drifts on the detector
+    (image drift, frame k displaced by d_k = ``image_drift_px``·k/(n−1) plus a
+    random jitter) while the fringes and the distortion stay fixed; the
+    reference series (vacuum) is unaffected.
 
     Parameters
     ----------
@@ -250,6 +282,12 @@ def phase_shifting_series(*, n=8, shape=(256, 256), dose=100.0, shift_jitter_rad
         Mean counts per pixel *per frame* in vacuum.
     shift_jitter_rad, drift_rad : float
         Irregularity and total drift of the fringe shifts (rad).
+    image_drift_px : float or (float, float)
+        Total specimen (image) drift (dy, dx) in px from the first to the last
+        frame, linear in k; default 0 (no drift).
+    image_jitter_px : float
+        Standard deviation (px, each axis) of a random per-frame displacement
+        added to the linear drift; default 0.
     seed : int
         Random seed.
     **others
@@ -260,7 +298,9 @@ def phase_shifting_series(*, n=8, shape=(256, 256), dose=100.0, shift_jitter_rad
     holograms, references : DataArray
         float32 counts, dims (frame, y, x).
     truth : Dataset
-        As for :func:`hologram`, plus ``shift`` and ``reference_shift`` (frame), rad.
+        As for :func:`hologram` (the specimen at frame 0), plus ``shift`` and
+        ``reference_shift`` (frame), rad, and the true image drift ``drift_y``,
+        ``drift_x`` (frame), px, of each frame relative to frame 0.
 
     References
     ----------
@@ -280,6 +320,9 @@ def phase_shifting_series(*, n=8, shape=(256, 256), dose=100.0, shift_jitter_rad
                        contrast)
     if dose is not None:
         _check_positive("dose", dose)
+    total = _pair(image_drift_px, "image_drift_px")
+    if not (math.isfinite(image_jitter_px) and image_jitter_px >= 0):
+        raise DataValidationError(f"image_jitter_px: expected a standard deviation ≥ 0 in px, got {image_jitter_px!r}")
     rng = np.random.default_rng(seed)
     k = np.arange(n)
 
@@ -287,13 +330,24 @@ def phase_shifting_series(*, n=8, shape=(256, 256), dose=100.0, shift_jitter_rad
         return 2 * np.pi * k / n + rng.normal(0.0, shift_jitter_rad, n) + drift_rad * k / max(n - 1, 1)
 
     theta, theta_ref = shifts(), shifts()
-    holos = np.stack([_intensity(scene, q, contrast, dose, t, rng) for t in theta])
+    drift = np.outer(k / max(n - 1, 1), total)                      # (n, 2): dy, dx in px
+    if image_jitter_px > 0:
+        # separate generator: the fringe shifts and noise stay those of the drift-free series
+        drift = drift + np.random.default_rng([int(seed), 7]).normal(0.0, image_jitter_px, (n, 2))
+        drift -= drift[0]
+    holos = []
+    for t, d in zip(theta, drift):
+        frame_scene = scene if not np.any(d) else _scene(**scene["kw"], shift_px=tuple(d))
+        holos.append(_intensity(frame_scene, q, contrast, dose, t, rng))
+    holos = np.stack(holos)
     refs = np.stack([_intensity(scene, q, contrast, dose, t, rng, vacuum=True) for t in theta_ref])
     attrs = {"beam_energy_kv": float(voltage_kv), "signal_type": "hologram",
              "title": "simulated phase-shifting series"}
     truth = _truth(scene, q, contrast, dose, pixel_nm)
-    truth = truth.assign(shift=("frame", theta), reference_shift=("frame", theta_ref))
+    truth = truth.assign(shift=("frame", theta), reference_shift=("frame", theta_ref),
+                         drift_y=("frame", drift[:, 0]), drift_x=("frame", drift[:, 1]))
     truth = truth.assign_coords(frame=("frame", k))
     truth["shift"].attrs["units"] = "rad"
+    truth["drift_y"].attrs["units"] = truth["drift_x"].attrs["units"] = "px"
     return (_image(holos, scene, attrs), _image(refs, scene, {**attrs, "title": "simulated reference series"}),
             truth)
