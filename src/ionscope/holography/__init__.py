@@ -7,7 +7,7 @@ function is documented in :mod:`ionscope.holography._fourier`.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach
 
 _EXPORTS = {
     "reconstruct": "_fourier",
@@ -27,16 +27,4 @@ _EXPORTS = {
     "StepFit": "_profiles",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ionscope.holography' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

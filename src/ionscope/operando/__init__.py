@@ -9,7 +9,7 @@ resolved lazily so importing this package is cheap.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach
 
 _EXPORTS = {
     # configuration (operando/_config.py)
@@ -39,16 +39,4 @@ _EXPORTS = {
     "STAGES": "_pipeline",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ionscope.operando' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

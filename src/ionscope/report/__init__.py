@@ -6,7 +6,7 @@ are resolved lazily so importing this package is cheap.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach
 
 _EXPORTS = {
     "li_movie": "_movie",
@@ -24,16 +24,4 @@ _EXPORTS = {
     "rest_activity": "_figures",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ionscope.report' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
