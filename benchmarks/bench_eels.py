@@ -1,0 +1,358 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: ionscope.eels.mlls vs exspy/HyperSpy on the same simulated spectrum image.
+
+Data: ``ionscope.simulate.operando_eels`` — one frame, power-law background
+with per-pixel amplitude and exponent, Li-K + Co-M2,3 references, Poisson
+noise, 1024 channels 30–132.4 eV. Truth: the exact reference weights.
+
+Reported, side by side in one run:
+
+* time to read the array once (a Zarr store on local disk → numpy) and one
+  in-memory pass over it (``sum``), the floor for any method;
+* ionscope: fixed power-law basis + references, unweighted (one
+  pseudo-inverse, the fast path); per-pixel power law, unweighted; per-pixel
+  power law, Poisson-weighted non-negative (the accurate path), in one thread
+  and on dask threads;
+* exspy 0.3.2 / HyperSpy: ``remove_background(fast=True)`` then
+  ``multifit(optimizer="lstsq")`` of the two references (its fast path), and
+  its per-pixel weighted non-linear fit (PowerLaw + references,
+  ``optimizer="lm"`` with Poisson variance) timed on a subset of pixels and
+  extrapolated (it runs ~1 ms per pixel);
+* per method: spectra/s, relative bias and RMSE of the Li weight vs truth, and
+  the Cramér–Rao bound of the weighted model at the true parameters.
+
+Run ``python benchmarks/bench_eels.py`` (48×48, ~1 min) or ``--full``
+(128×128×1024 as in the issue). ``--ooc`` adds the out-of-core run on a
+Zarr series of ``--ooc-frames`` frames and reports peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+FIT = (30.0, 132.3)
+PRE_EDGE = (40.0, 54.0)  # exspy background window (common practice: just below Li-K)
+
+
+def _timeit(fn, repeat=1):
+    best = np.inf
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _stats(est, true):
+    d = np.asarray(est, float).ravel() - np.asarray(true, float).ravel()
+    m = float(np.mean(true))
+    # the median error is robust to a few wild pixels (exspy's two-area fit blows up on some)
+    return {"bias_pct": 100 * float(d.mean()) / m, "rmse_pct": 100 * float(np.sqrt(np.mean(d**2))) / m,
+            "median_bias_pct": 100 * float(np.median(d)) / m}
+
+
+def cramer_rao(truth, energy, fit):
+    """Per-pixel Cramér–Rao std of the Li weight for the Poisson model at the true parameters."""
+    ch = (energy >= fit[0]) & (energy <= fit[1])
+    e = energy[ch]
+    S = truth.references.values[:, ch].T
+    A = truth.background_amplitude.values.reshape(-1).astype(float)
+    r = truth.background_exponent.values.reshape(-1).astype(float)
+    W = truth.weights.values.reshape(2, -1).T.astype(float)
+    ln = np.log(e / truth.attrs["background_e0_ev"])
+    out = np.empty(A.size)
+    for s in range(0, A.size, 1024):
+        sl = slice(s, s + 1024)
+        bg = A[sl, None] * np.exp(-r[sl, None] * ln)
+        mu = bg + W[sl] @ S.T
+        J = np.concatenate([(bg / A[sl, None])[..., None], (-ln * bg)[..., None],
+                            np.broadcast_to(S, (bg.shape[0], *S.shape))], -1)
+        F = np.einsum("pnk,pn,pnl->pkl", J, 1.0 / mu, J)
+        out[sl] = np.sqrt(np.linalg.inv(F)[:, 2, 2])
+    return out
+
+
+def run_ionscope(si, truth, results, *, threads):
+    from ionscope import eels
+
+    true_li = truth.weights.sel(component="Li").values
+    n = si.size // si.sizes["energy"]
+    cases = [
+        ("ionscope basis, unweighted", dict(background="basis", weights=None)),
+        ("ionscope power law, unweighted", dict(background="powerlaw", weights=None)),
+        ("ionscope power law, Poisson NNLS", dict(background="powerlaw", weights="poisson")),
+        ("ionscope power law, Poisson, unconstrained", dict(background="powerlaw", weights="poisson",
+                                                            nonnegative=False)),
+    ]
+    for label, kw in cases:
+        t, res = _timeit(lambda: eels.mlls(si, truth.references, fit_range=FIT, **kw), repeat=3)
+        results[label] = {"seconds": t, "spectra_per_s": n / t, **_stats(res.Li.values, true_li),
+                          "mean_reported_std_pct": 100 * float(np.sqrt(np.mean(res.Li_std.values**2)) / true_li.mean())}
+    if threads > 1:
+        import dask
+
+        lazy = si.chunk({"y": max(1, si.sizes["y"] // (2 * threads))})
+        with dask.config.set(scheduler="threads", num_workers=threads):
+            t, res = _timeit(lambda: eels.mlls(lazy, truth.references, fit_range=FIT).compute(), repeat=2)
+        results[f"ionscope power law, Poisson NNLS, dask {threads} threads"] = {
+            "seconds": t, "spectra_per_s": n / t, **_stats(res.Li.values, true_li)}
+
+
+def _hs_signal(si):
+    import exspy
+
+    s = exspy.signals.EELSSpectrum(np.asarray(si.values, dtype=np.float64))
+    ax = s.axes_manager.signal_axes[0]
+    e = si.energy.values
+    ax.offset, ax.scale, ax.units, ax.name = float(e[0]), float(e[1] - e[0]), "eV", "Energy loss"
+    return s
+
+
+def _fixed_pattern(ref, e):
+    import hyperspy.api as hs
+
+    pat = hs.signals.Signal1D(np.asarray(ref, float))
+    pax = pat.axes_manager.signal_axes[0]
+    pax.offset, pax.scale = float(e[0]), float(e[1] - e[0])
+    comp = hs.model.components1D.ScalableFixedPattern(pat)
+    comp.xscale.free = False
+    comp.shift.free = False
+    return comp
+
+
+def run_exspy(si, truth, results, *, n_pixels):
+    import hyperspy.api as hs
+
+    e = si.energy.values
+    true_li = truth.weights.sel(component="Li").values
+    n = si.size // si.sizes["energy"]
+    refs = truth.references.values
+
+    # 1. fast path: Egerton two-area background removal, then linear least squares of the references
+    def fast():
+        s = _hs_signal(si)
+        sub = s.remove_background(signal_range=PRE_EDGE, fast=True, show_progressbar=False, display=False,
+                                  plot_remainder=False)
+        sub = hs.signals.Signal1D(sub.data)
+        sax = sub.axes_manager.signal_axes[0]
+        sax.offset, sax.scale = float(e[0]), float(e[1] - e[0])
+        m = sub.create_model()
+        li, co = _fixed_pattern(refs[0], e), _fixed_pattern(refs[1], e)
+        li.name, co.name = "Li", "Co"
+        m.extend([li, co])
+        m.set_signal_range(PRE_EDGE[1], FIT[1])
+        m.multifit(optimizer="lstsq", show_progressbar=False)
+        return li.yscale.map["values"]
+
+    t, li_map = _timeit(fast, repeat=3)
+    results["exspy fast (two-area + lstsq)"] = {"seconds": t, "spectra_per_s": n / t,
+                                                **_stats(li_map, true_li)}
+
+    # 2. per-pixel weighted non-linear path on a subset, extrapolated
+    flat = si.stack(pixel=("y", "x")).transpose("pixel", "energy")
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(flat.sizes["pixel"], size=min(n_pixels, flat.sizes["pixel"]), replace=False))
+    subset = flat.isel(pixel=pick)
+
+    def weighted():
+        sig = hs.signals.Signal1D(np.asarray(subset.values, float))
+        sig.axes_manager.signal_axes[0].offset = float(e[0])
+        sig.axes_manager.signal_axes[0].scale = float(e[1] - e[0])
+        sig.estimate_poissonian_noise_variance()
+        m = sig.create_model()
+        pl = hs.model.components1D.PowerLaw()
+        li, co = _fixed_pattern(refs[0], e), _fixed_pattern(refs[1], e)
+        m.extend([pl, li, co])
+        m.set_signal_range(*FIT)
+        # start from a pre-edge estimate, as a user would
+        pl.estimate_parameters(sig, PRE_EDGE[0], PRE_EDGE[1], only_current=False)
+        m.multifit(optimizer="lm", show_progressbar=False)
+        return li.yscale.map["values"]
+
+    t, li_sub = _timeit(weighted)
+    rate = pick.size / t
+    true_sub = true_li.reshape(-1)[pick]
+    results["exspy per-pixel weighted (lm), extrapolated"] = {
+        "seconds": n / rate, "spectra_per_s": rate, "measured_pixels": int(pick.size), "measured_seconds": t,
+        **_stats(li_sub, true_sub)}
+
+
+def dose_sweep(doses, size, results):
+    """SA/SB vs MLLS: RMSE and bias of Li/Co (reference units) against the truth at several doses."""
+    from ionscope import eels
+    from ionscope.simulate import operando_eels
+
+    rows = []
+    for dose in doses:
+        si, truth, _ = operando_eels(shape=(size, size), n_frames=1, energy_range=(30.0, 132.4),
+                                     energy_step=0.1, dose=float(dose), seed=13)
+        si, truth = si.isel(time=0), truth.isel(time=0)
+        true = (truth.weights.sel(component="Li") / truth.weights.sel(component="Co")).values
+        m = eels.mlls(si, truth.references, fit_range=FIT, nonnegative=False)
+        est = {"MLLS (Poisson)": (m.Li / m.Co).values}
+        for method in ("exact", "linear"):
+            est[f"SA/SB {method}"] = eels.sasb(si, references=truth.references, method=method).li_co.values
+        row = {"dose": dose}
+        for k, v in est.items():
+            d = v - true
+            d = d[np.isfinite(d)]
+            row[k] = (100 * float(np.median(d)) / true.mean(), 100 * float(np.sqrt(np.mean(d**2))) / true.mean())
+        rows.append(row)
+    results["dose sweep"] = rows
+
+
+def read_once(si, tmp):
+    import xarray as xr
+
+    path = Path(tmp) / "si.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        si.to_dataset(name="si").to_zarr(path, mode="w")
+    t_zarr, _ = _timeit(lambda: np.asarray(xr.open_zarr(path)["si"].values).sum(), repeat=2)
+    arr = np.asarray(si.values)
+    t_mem, _ = _timeit(lambda: arr.sum(), repeat=3)
+    return t_zarr, t_mem
+
+
+def out_of_core(args, results):
+    import psutil
+
+    from ionscope import eels
+    from ionscope.simulate import operando_eels
+
+    tmp = Path(tempfile.mkdtemp(prefix="ionscope-bench-"))
+    try:
+        ny, nx = args.ooc_shape
+        si, truth, _ = operando_eels(shape=(ny, nx), n_frames=args.ooc_frames, energy_range=(30.0, 132.4),
+                                     energy_step=0.1, seed=2, out=tmp / "series.zarr")
+        nbytes = si.nbytes
+        proc = psutil.Process()
+        peak = [proc.memory_info().rss]
+        import threading
+
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak[0] = max(peak[0], proc.memory_info().rss)
+                time.sleep(0.05)
+
+        th = threading.Thread(target=watch, daemon=True)
+        base = proc.memory_info().rss
+        th.start()
+        t0 = time.perf_counter()
+        res = eels.mlls(si, truth.references, fit_range=FIT)
+        maps = res[["Li", "Co", "Li_std", "chi2"]]
+        for v in maps.variables.values():
+            v.encoding = {}  # do not inherit the input store's codecs
+        maps.to_zarr(tmp / "maps.zarr", mode="w")
+        dt = time.perf_counter() - t0
+        done.set()
+        th.join()
+        results["out-of-core"] = {"series_gb": nbytes / 1e9, "frames": args.ooc_frames, "shape": [ny, nx, 1024],
+                                  "seconds": dt, "spectra_per_s": si.size / si.sizes["energy"] / dt,
+                                  "peak_rss_gb": peak[0] / 1e9, "rss_increase_gb": (peak[0] - base) / 1e9}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--full", action="store_true", help="128×128×1024 as in the issue")
+    p.add_argument("--size", type=int, default=48, help="pixels per side (default 48)")
+    p.add_argument("--exspy-pixels", type=int, default=64, help="pixels for exspy's per-pixel path")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--skip-exspy", action="store_true")
+    p.add_argument("--ooc", action="store_true", help="also run the out-of-core series")
+    p.add_argument("--doses", type=float, nargs="*", default=(20.0, 200.0, 2000.0, 20000.0),
+                   help="doses (counts/channel at 55 eV) of the SA/SB vs MLLS sweep; none to skip")
+    p.add_argument("--ooc-frames", type=int, default=20)
+    p.add_argument("--ooc-shape", type=int, nargs=2, default=(96, 128))
+    args = p.parse_args(argv)
+    size = 128 if args.full else args.size
+
+    from ionscope.simulate import operando_eels
+
+    warnings.filterwarnings("ignore")
+    si, truth, _ = operando_eels(shape=(size, size), n_frames=1, energy_range=(30.0, 132.4), energy_step=0.1,
+                                 dose=200.0, seed=11)
+    si, truth = si.isel(time=0), truth.isel(time=0)
+    n = size * size
+    print(f"# bench_eels  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  "
+          f"{platform.machine()} {os.cpu_count()} cores  SI {size}×{size}×{si.sizes['energy']} float32 "
+          f"({si.nbytes / 2**20:.0f} MiB), dose {si.attrs['dose']} counts/ch at 55 eV")
+    results = {}
+    tmp = tempfile.mkdtemp(prefix="ionscope-bench-")
+    try:
+        t_zarr, t_mem = read_once(si, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    crb = cramer_rao(truth, si.energy.values, FIT)
+    true_li = truth.weights.sel(component="Li").values
+    crb_pct = 100 * float(np.sqrt(np.mean(crb**2)) / true_li.mean())
+    run_ionscope(si, truth, results, threads=args.threads)
+    versions = {}
+    if not args.skip_exspy:
+        import exspy
+        import hyperspy
+
+        versions = {"exspy": exspy.__version__, "hyperspy": hyperspy.__version__}
+        run_exspy(si, truth, results, n_pixels=args.exspy_pixels)
+    if args.ooc:
+        out_of_core(args, results)
+    if args.doses:
+        dose_sweep(args.doses, min(size, 48), results)
+
+    print(f"read once from Zarr: {t_zarr * 1e3:.1f} ms; one in-memory pass: {t_mem * 1e3:.1f} ms "
+          f"({n / t_zarr:,.0f} / {n / t_mem:,.0f} spectra/s)")
+    print(f"Cramér–Rao bound of the Li weight (Poisson, true parameters): {crb_pct:.2f} % RMS "
+          f"(relative to the mean Li weight)")
+    if versions:
+        print("peers: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"{'method':<52}{'s':>9}{'spectra/s':>12}{'bias %':>9}{'med. %':>8}{'RMSE %':>9}{'RMSE/CRB':>10}")
+    for label, r in results.items():
+        if label in ("out-of-core", "dose sweep"):
+            continue
+        print(f"{label:<52}{r['seconds']:>9.3f}{r['spectra_per_s']:>12,.0f}{r['bias_pct']:>9.2f}"
+              f"{r['median_bias_pct']:>8.2f}"
+              f"{r['rmse_pct']:>9.2f}{r['rmse_pct'] / crb_pct:>10.3f}")
+    ex_fast = results.get("exspy fast (two-area + lstsq)")
+    ex_w = results.get("exspy per-pixel weighted (lm), extrapolated")
+    ub = results["ionscope basis, unweighted"]
+    pw = results["ionscope power law, Poisson NNLS"]
+    print(f"unweighted basis path: {ub['seconds'] / t_zarr:.2f}× the Zarr read, {ub['seconds'] / t_mem:.1f}× "
+          f"one in-memory pass")
+    if ex_fast:
+        print(f"speed-up, unweighted basis vs exspy fast: {ex_fast['seconds'] / ub['seconds']:.1f}×")
+        print(f"speed-up, Poisson power law vs exspy fast: {ex_fast['seconds'] / pw['seconds']:.1f}×")
+    if ex_w:
+        best = max((r for k, r in results.items() if "Poisson" in k), key=lambda r: r["spectra_per_s"])
+        print(f"speed-up, Poisson NNLS (best) vs exspy per-pixel weighted: "
+              f"{ex_w['seconds'] / best['seconds']:.0f}× (exspy extrapolated from {ex_w['measured_pixels']} pixels)")
+    if "out-of-core" in results:
+        o = results["out-of-core"]
+        print(f"out-of-core: {o['frames']} frames {o['shape']} = {o['series_gb']:.2f} GB Zarr series in "
+              f"{o['seconds']:.1f} s ({o['spectra_per_s']:,.0f} spectra/s), peak RSS {o['peak_rss_gb']:.2f} GB "
+              f"(+{o['rss_increase_gb']:.2f} GB)")
+    if "dose sweep" in results:
+        rows = results["dose sweep"]
+        names = [k for k in rows[0] if k != "dose"]
+        print("Li/Co vs dose (median bias % / RMSE %, relative to the mean true Li/Co):")
+        print(f"{'dose':>8}" + "".join(f"{n:>26}" for n in names))
+        for row in rows:
+            print(f"{row['dose']:>8g}" + "".join(f"{row[n][0]:>12.2f} /{row[n][1]:>11.2f}" for n in names))
+    return results
+
+
+if __name__ == "__main__":
+    main()

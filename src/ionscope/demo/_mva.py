@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Demo step ``mva``: Co-L2,3 phase map (LiCoO2 vs Co3O4), the interface layer, PCA and NMF.
+
+Reads ``ctx.data["co_l"]`` = ``(data, truth)`` from the simulate step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def run(ctx) -> None:
+    from .. import eels
+
+    data, truth = ctx.data["co_l"]
+    pm = eels.phase_map(data, truth.spectra, background=True)
+    c34 = pm.fraction.sel(component="Co3O4")
+    profile = c34.mean("x")
+    layer = eels.layer_width(profile, kind="step", interface=0.0)
+    pc = eels.pca(data)
+    nm = eels.nmf(data, n_components=pc.attrs["n_signal"] + 1, seed=0)
+    # the two fractions sum to 1, so the Co3O4 one carries all the information
+    d = (c34 - truth.fraction.sel(component="Co3O4")).values
+    ctx.results["mva"] = {
+        "co3o4_fraction_bias": float(d.mean()), "co3o4_fraction_rmse": float(np.sqrt(np.mean(d**2))),
+        "co3o4_fraction_pull_std": float(np.std(d / pm.fraction_std.sel(component="Co3O4").values)),
+        "true_layer_width_nm": truth.attrs["layer_width_nm"],
+        "layer_width_nm": layer["width_nm"], "layer_width_std_nm": layer["width_std_nm"],
+        "layer_co3o4_fraction": layer["amplitude"] + layer["baseline"],
+        "true_layer_co3o4_fraction": truth.attrs["layer_fraction"],
+        "pca_n_signal": pc.attrs["n_signal"], "nmf_components": int(nm.sizes["component"]),
+    }
+    ctx.save_figure(_figure(c34, truth, profile, layer, pc), "figures/mva_co_l.png")
+
+
+def _figure(c34, truth, profile, layer, pc):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), layout="constrained")
+    axes[0].imshow(truth.fraction.sel(component="Co3O4").values, vmin=0, vmax=0.7, cmap="magma")
+    axes[0].set_title("true Co3O4 fraction")
+    im = axes[1].imshow(c34.values, vmin=0, vmax=0.7, cmap="magma")
+    axes[1].set_title("MLLS Co3O4 fraction")
+    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.8)
+    y = profile.y.values
+    axes[2].plot(y, profile.values, ".", ms=4, label="mean over x")
+    axes[2].plot(y, layer["fit"], "r-", label=f"layer {layer['width_nm']:.2f} ± {layer['width_std_nm']:.2f} nm")
+    axes[2].set_xlabel("distance from interface (nm)")
+    axes[2].legend(fontsize=8)
+    ev = pc.eigenvalues.values
+    axes[3].semilogy(np.arange(1, ev.size + 1), ev, "o-", ms=3)
+    axes[3].axhline(pc.attrs["noise_edge"], color="r", lw=0.8, label="noise edge")
+    axes[3].set_title(f"PCA scree ({pc.attrs['n_signal']} signal components)")
+    axes[3].legend(fontsize=8)
+    return fig

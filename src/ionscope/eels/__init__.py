@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""EELS analysis: background, MLLS, SA/SB, multivariate analysis, alignment, line scans.
+
+Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
+
+- :func:`mlls` — Poisson-weighted, non-negative MLLS of edge references with a
+  per-pixel power-law background; the Li map.
+- :func:`remove_background`, :func:`fit_background` — power-law background
+  (Poisson ML, least squares, log-linear, exact two-area).
+- :func:`sasb`, :func:`sasb_calibration` — the SA/SB two-window Li/Co method.
+- :func:`pca`, :func:`nmf`, :func:`phase_map` — multivariate analysis.
+- :func:`estimate_shift`, :func:`shift_energy`, :func:`align_energy`,
+  :func:`crop`, :func:`rebin` — energy calibration and alignment.
+- :func:`li_profile`, :func:`layer_width` — position-resolved TEM-EELS.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "mlls": "_mlls",
+    "remove_background": "_background",
+    "fit_background": "_background",
+    "powerlaw": "_background",
+    "sasb": "_sasb",
+    "sasb_calibration": "_sasb",
+    "pca": "_mva",
+    "nmf": "_mva",
+    "phase_map": "_mva",
+    "estimate_shift": "_align",
+    "shift_energy": "_align",
+    "align_energy": "_align",
+    "crop": "_align",
+    "rebin": "_align",
+    "li_profile": "_linescan",
+    "layer_width": "_linescan",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ionscope.eels' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
