@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""End to end: ``ionscope demo --quick`` runs every step and recovers the simulator's truth."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ionscope.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    status = main(["demo", "--quick", "--no-progress", "--out", str(out)])
+    return status, out, json.loads((out / "summary.json").read_text())
+
+
+def test_every_step_ran(demo):
+    status, _, summary = demo
+    failed = {k: v.get("error") for k, v in summary["steps"].items() if v["status"] != "ok"}
+    assert status == 0 and not failed, failed
+    assert set(summary["steps"]) >= {"simulate", "eels", "linescan", "mva", "denoise", "holography",
+                                     "operando", "report"}
+
+
+def test_outputs_written(demo):
+    _, out, summary = demo
+    for name in ("report.html", "operando/viewer.html", "operando/movie.mp4", "operando/movie.gif",
+                 "data/operando.zarr"):
+        assert (out / name).exists(), name
+        assert name in summary["files"]
+    assert not [p for p in out.rglob(".*tmp-*")]  # no temporaries left behind
+
+
+def test_demo_numbers_match_truth(demo):
+    steps = demo[2]["steps"]
+    sim = steps["simulate"]["results"]
+    assert sim["li_conservation_rel_error"] < 0.01
+    line = steps["linescan"]["results"]
+    assert line["mlls_width_nm"] == pytest.approx(line["true_width_nm"], abs=2.0)
+    mva = steps["mva"]["results"]
+    assert mva["layer_width_nm"] == pytest.approx(mva["true_layer_width_nm"], abs=3.0)
+    holo = steps["holography"]["results"]
+    for method in ("fourier", "phase_shifting"):
+        assert holo[method]["step_v"] == pytest.approx(holo["truth"]["step_v"], rel=0.1)
+    den = steps["denoise"]["results"]
+    assert den["psnr_denoised_db"] > den["psnr_raw_db"] + 5.0
+    op = steps["operando"]["results"]
+    assert op["direction_agreement"] >= 0.9
+    assert op["li_map_corr_denoised_vs_truth"] > op["li_map_corr_raw_vs_truth"]
