@@ -17,6 +17,9 @@ def register(sub) -> None:
                    help="MLLS fit window in eV (default: the whole energy axis)")
     p.add_argument("--background", choices=("powerlaw", "basis", "none"), default="powerlaw")
     p.add_argument("--weights", choices=("poisson", "none"), default="poisson")
+    p.add_argument("--nonnegative", default="all", metavar="WHICH",
+                   help="MLLS weights constrained to >= 0: 'all' (default), 'none', or component names "
+                        "separated by commas, e.g. 'Co' (an unclipped, mean-unbiased Li map)")
     p.add_argument("--n-components", type=int, default=2, help="NMF components (default 2)")
     p.add_argument("--reader", help="force a rosettasciio plugin, e.g. HSPY")
     p.set_defaults(handler=run)
@@ -35,13 +38,14 @@ def run(args) -> int:
         e = si.energy.values
         fit_range = tuple(args.fit_range) if args.fit_range else (float(e[0]), float(e[-1]))
         ds = eels.mlls(si, refs, fit_range=fit_range, background=None if args.background == "none" else args.background,
-                       weights=None if args.weights == "none" else args.weights)
+                       weights=None if args.weights == "none" else args.weights,
+                       nonnegative=_nonnegative(args.nonnegative))
         shown = ds.attrs["components"]
     elif args.method == "sasb":
         ds = eels.sasb(si, references=refs)
         shown = ["li_co"]
     else:
-        res = eels.nmf(si.compute(), n_components=args.n_components, init_spectra=refs)
+        res = eels.nmf(si, n_components=args.n_components, init_spectra=refs)  # lazy input stays lazy
         ds = res.maps.to_dataset("component")
         ds = ds.rename({k: str(k) for k in ds.data_vars})
         ds["spectra"] = res.spectra
@@ -91,3 +95,12 @@ def save_maps(ds, out: Path, shown, *, max_frames: int = 8) -> Path:
             fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         plt.close(fig)
     return out
+
+
+def _nonnegative(text: str):
+    """``--nonnegative``: 'all' → True, 'none' → False, 'Co,Mn' → ['Co', 'Mn']."""
+    if text.strip().lower() == "all":
+        return True
+    if text.strip().lower() == "none":
+        return False
+    return [c.strip() for c in text.split(",") if c.strip()]
