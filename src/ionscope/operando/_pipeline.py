@@ -133,8 +133,14 @@ def _li_maps(si, references, cfg):
     background = None if lc.background == "none" else lc.background
     if lc.method == "mlls":
         weights = None if lc.weights == "none" else lc.weights
+        options = dict(lc.options)
+        # The movie is averaged by the denoiser and the analysis, so the mapped component must not
+        # be clipped at zero (clipping noisy Li-poor pixels biases the mean by ~+3 % at dose 200);
+        # the other components keep their physical non-negativity.
+        options.setdefault("nonnegative",
+                           [str(c) for c in references["component"].values if str(c) != lc.component])
         ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), background=background, weights=weights,
-                       **lc.options)
+                       **options)
     elif lc.method == "sasb":
         ds = eels.sasb(si, **lc.options)
     else:
