@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ionscope denoise`` and the demo step ``denoise``."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ionscope.cli import main
+from ionscope.denoise import psnr
+from ionscope.io import load, save
+from ionscope.simulate import limap_movie
+
+
+@pytest.fixture(scope="module")
+def movie_file(tmp_path_factory):
+    noisy, clean = limap_movie(shape=(40, 40), n_frames=6, counts=5.0, seed=7)
+    path = tmp_path_factory.mktemp("den") / "movie.zarr"
+    save(noisy, path)
+    return path, noisy, clean
+
+
+def test_cli_denoises_and_writes_atomically(movie_file, tmp_path, capsys):
+    path, noisy, clean = movie_file
+    out = tmp_path / "den.nc"
+    assert main(["denoise", str(path), "--out", str(out), "--no-progress"]) == 0
+    res = load(out)
+    assert res.dims == noisy.dims and res.shape == noisy.shape
+    assert psnr(res, clean) > psnr(noisy, clean) + 8
+    assert "denoised_by" in res.attrs
+    assert "wrote" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["den.nc"]  # no temporary left behind
+
+
+def test_cli_upsample(movie_file, tmp_path):
+    path, noisy, _ = movie_file
+    out = tmp_path / "up.zarr"
+    assert main(["denoise", str(path), "--out", str(out), "--upsample", "--no-progress"]) == 0
+    assert load(out).shape == (6, 80, 80)
+
+
+def test_cli_errors(movie_file, tmp_path, capsys):
+    path, _, _ = movie_file
+    assert main(["denoise", str(path), "--out", str(tmp_path / "x.png")]) == 2
+    assert "expected a .zarr, .nc or .hspy path" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "x.nc")]) == 2
+    assert main(["denoise", str(path), "--out", str(tmp_path / "x.nc"), "--patch", "1"]) == 2
+    assert "patch must be an integer >= 2" in capsys.readouterr().err
+
+
+def test_demo_step_without_eels(tmp_path):
+    from ionscope.demo import run_demo
+
+    summary = run_demo(tmp_path, quick=True, steps=["denoise"], show_progress=False)
+    step = summary["steps"]["denoise"]
+    assert step["status"] == "ok", step.get("error")
+    r = step["results"]
+    assert r["psnr_denoised_db"] > r["psnr_raw_db"] + 8
+    assert (tmp_path / "figures" / "denoise.png").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["ok"]
+
+
+def test_demo_step_uses_limaps_from_context(tmp_path):
+    from ionscope.demo import DemoContext
+    from ionscope.demo._denoise import run
+
+    noisy, clean = limap_movie(shape=(32, 32), n_frames=4, counts=5.0, seed=1)
+    ctx = DemoContext(out=tmp_path, quick=True)
+    ctx.data["limaps"] = noisy
+    ctx.data["operando"] = {"truth": {"li": clean}}
+    run(ctx)
+    assert ctx.results["denoise"]["source"].startswith("eels")
+    den = ctx.data["limaps_denoised"]
+    assert den.shape == noisy.shape
+    assert np.isfinite(ctx.results["denoise"]["psnr_denoised_db"])
