@@ -9,7 +9,7 @@ lazily so that ``import ionscope.denoise`` stays cheap.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach
 
 # public name -> private module that defines it
 _EXPORTS = {
@@ -29,16 +29,4 @@ _EXPORTS = {
     "bicubic_upsample": "_superres",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ionscope.denoise' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

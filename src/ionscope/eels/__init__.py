@@ -15,7 +15,7 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach
 
 _EXPORTS = {
     "mlls": "_mlls",
@@ -36,16 +36,4 @@ _EXPORTS = {
     "layer_width": "_linescan",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ionscope.eels' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
