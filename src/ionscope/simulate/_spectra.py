@@ -189,9 +189,13 @@ def li_k_edge(energy, *, onset=55.0, peak=62.0, peak_width=1.6, onset_width=0.6,
             _positive(onset_width, "onset_width"), float(continuum))
     if args[-1] < 0:
         raise DataValidationError(f"continuum must be >= 0, got {continuum!r}")
+    return _like_energy(_unit_maximum(_li_k_raw, e, args), energy, "Li")
+
+
+def _unit_maximum(raw, e, args):
+    """``raw(e, *args)`` scaled so that its maximum over onset − 5 … onset + 80 eV is 1."""
     grid = np.linspace(args[0] - 5.0, args[0] + 80.0, 8501)
-    out = _li_k_raw(e, *args) / _li_k_raw(grid, *args).max()
-    return _like_energy(out, energy, "Li")
+    return raw(e, *args) / raw(grid, *args).max()
 
 
 def _co_m_raw(e, onset, rise, decay, onset_width, tail):
@@ -245,9 +249,7 @@ def co_m_edge(energy, *, onset=59.5, rise=1.3, decay=5.5, onset_width=0.8, tail=
             _positive(onset_width, "onset_width"), float(tail))
     if args[-1] < 0:
         raise DataValidationError(f"tail must be >= 0, got {tail!r}")
-    grid = np.linspace(args[0] - 5.0, args[0] + 80.0, 8501)
-    out = _co_m_raw(e, *args) / _co_m_raw(grid, *args).max()
-    return _like_energy(out, energy, "Co")
+    return _like_energy(_unit_maximum(_co_m_raw, e, args), energy, "Co")
 
 
 def edge_references(energy):
