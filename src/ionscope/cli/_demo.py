@@ -22,5 +22,6 @@ def run(args) -> int:
         if step.get("error"):
             line += f"  {step['error']}"
         print(line)
-    print(f"results in {args.out}/ (summary.json, {len(summary['files'])} files)")
+    print(f"results in {args.out}/ ({len(summary['files'])} files, numbers in summary.json); "
+          f"open {args.out}/report.html")
     return 0 if summary["ok"] else 1
