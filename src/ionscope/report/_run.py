@@ -74,7 +74,8 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
                                       voltage=sync.voltage.values if "voltage" in sync else None,
                                       soc=sync.soc.values if "soc" in sync else None,
                                       states=sync.state.values, pixel_nm=pixel,
-                                      title="ionscope operando viewer: Li map and charge curve")
+                                      title="ionscope operando viewer: Li map and charge curve",
+                                      label=_map_label(result.config))
     summary = result.summary()
     summary["bad_frames_detail"] = result.bad_frames
     with atomic_path(out / "summary.json") as tmp:
@@ -94,3 +95,11 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
         for n, r in result.stages.items()]})
     files["report.html"] = write_html_report(out / "report.html", title="ionscope operando run", sections=sections)
     return files
+
+
+def _map_label(config) -> str:
+    """Name and unit of the mapped quantity, for the viewer's colour bar and readout."""
+    lc = config.limap
+    if lc.method == "mlls":
+        return f"{lc.component} weight (MLLS, × reference)"
+    return f"{lc.component} ({lc.method.upper()})"

@@ -40,7 +40,8 @@ def _lut(cmap: str) -> list[int]:
 
 
 def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, states=None,
-                 pixel_nm: float = 1.0, title: str = "ionscope operando viewer", cmap: str = "viridis") -> Path:
+                 pixel_nm: float = 1.0, title: str = "ionscope operando viewer", cmap: str = "viridis",
+                 label: str = "Li") -> Path:
     """Write the viewer HTML file (atomically).
 
     Parameters
@@ -57,6 +58,8 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         Cell state per frame (shown in the frame label).
     pixel_nm : float
         Pixel size for the hover readout.
+    label : str
+        What the map shows, with its unit (under the colour bar and in the readout).
 
     Returns
     -------
@@ -102,6 +105,7 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         "nt": nt, "ny": ny, "nx": nx, "pixel_nm": float(pixel_nm), "layers": layers, "lo": lo, "hi": hi,
         "times": [round(float(t), 6) for t in times], "series": series, "curve": curve,
         "states": [str(s) for s in states] if states is not None else None, "lut": _lut(cmap),
+        "label": str(label),
     }
     page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", json.dumps(payload))
     path = Path(path)
@@ -135,7 +139,7 @@ svg text{font-size:11px}
 </div>
 <div id="wrap">
   <div><canvas id="map"></canvas>
-    <div id="colorbar"><span id="cb-lo"></span><canvas id="cb" width="256" height="12"></canvas><span id="cb-hi"></span></div>
+    <div id="colorbar"><span id="cb-lo"></span><canvas id="cb" width="256" height="12"></canvas><span id="cb-hi"></span><span id="cb-label"></span></div>
     <div id="readout">hover over the map</div></div>
   <svg id="curve" width="420" height="300" role="img" aria-label="charge curve"></svg>
 </div>
@@ -227,6 +231,7 @@ function moveMarker() {
   for (let k = 0; k < 256; k++) { cb.fillStyle = "rgb(" + D.lut[3*k] + "," + D.lut[3*k+1] + "," + D.lut[3*k+2] + ")"; cb.fillRect(k, 0, 1, 12); }
   document.getElementById("cb-lo").textContent = D.lo.toPrecision(3);
   document.getElementById("cb-hi").textContent = D.hi.toPrecision(3);
+  document.getElementById("cb-label").textContent = D.label;
 })();
 // ---- interaction
 function setFrame(f) { frame = Math.max(0, Math.min(D.nt - 1, f)); slider.value = frame; draw(); }
@@ -246,7 +251,7 @@ canvas.addEventListener("mousemove", ev => {
   const v = value(mode, frame, iy * D.nx + ix);
   document.getElementById("readout").textContent =
     "x = " + ((ix + 0.5) * D.pixel_nm).toFixed(1) + " nm, y = " + ((iy + 0.5) * D.pixel_nm).toFixed(1) +
-    " nm, Li (" + mode + ") = " + (Number.isNaN(v) ? "no data" : v.toPrecision(4));
+    " nm, " + D.label + " (" + mode + ") = " + (Number.isNaN(v) ? "no data" : v.toPrecision(4));
 });
 setFrame(0);
 </script>
