@@ -23,7 +23,10 @@ Reported, side by side in one run:
 
 Run ``python benchmarks/bench_eels.py`` (48×48, ~1 min) or ``--full``
 (128×128×1024 as in the issue). ``--ooc`` adds the out-of-core run on a
-Zarr series of ``--ooc-frames`` frames and reports peak RSS. ``--repeat N``: best of N
+Zarr series of ``--ooc-frames`` frames and reports peak RSS. ``--ooc-store PATH
+--mem-cap GB`` runs only the out-of-core MLLS over an existing series (e.g. the
+157-frame, 10.5 GB store of the operando benchmark) inside a memory-capped cgroup,
+writes the maps through ``ionscope.io.save`` and checks frames against in-memory fits. ``--repeat N``: best of N
 for the fast paths; the energy-shift benchmark (ionscope vs its previous float64 version and
 HyperSpy `shift1D`) runs unless ``--skip-shift``.
 """
@@ -163,6 +166,7 @@ def run_exspy(si, truth, results, *, n_pixels, repeat=3):
     t, li_map = _timeit(fast, repeat=repeat)
     results["exspy fast (two-area + lstsq)"] = {"seconds": t, "spectra_per_s": n / t,
                                                 **_stats(li_map, true_li)}
+    results["_exspy_fast_fn"] = fast
 
     # 2. per-pixel weighted non-linear path on a subset, extrapolated
     flat = si.stack(pixel=("y", "x")).transpose("pixel", "energy")
@@ -191,6 +195,22 @@ def run_exspy(si, truth, results, *, n_pixels, repeat=3):
     results["exspy per-pixel weighted (lm), extrapolated"] = {
         "seconds": n / rate, "spectra_per_s": rate, "measured_pixels": int(pick.size), "measured_seconds": t,
         **_stats(li_sub, true_sub)}
+
+
+def paired_fast(si, truth, results, *, repeat):
+    """Both fast paths alternately, ``repeat`` rounds: each round sees the same load on a shared
+    machine, so the ratio of the bests is less at the mercy of a co-tenant than two separate
+    best-of-N series run one after the other."""
+    from ionscope import eels
+
+    exspy_fast = results.pop("_exspy_fast_fn")
+    best_i = best_e = np.inf
+    for _ in range(repeat):
+        t, _ = _timeit(lambda: eels.mlls(si, truth.references, fit_range=FIT, background="basis", weights=None))
+        best_i = min(best_i, t)
+        t, _ = _timeit(exspy_fast)
+        best_e = min(best_e, t)
+    results["paired fast paths"] = {"ionscope": best_i, "exspy": best_e, "rounds": repeat}
 
 
 def _fft_shift_float64(Y, s):
@@ -354,6 +374,111 @@ def out_of_core(args, results):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _cap_memory(gb):
+    """Put this process into a memory-capped cgroup (v1) or, failing that, cap its address space.
+
+    Returns a dict describing the cap actually applied. The cgroup cap counts resident memory
+    (and page cache, which the kernel reclaims under pressure rather than failing), which is
+    what "larger than RAM" means; ``RLIMIT_AS`` is a cruder fallback (it counts reserved virtual
+    memory, which threaded BLAS/dask reserve generously).
+    """
+    limit = int(gb * 2**30)
+    cg = Path("/sys/fs/cgroup/memory")
+    if cg.is_dir():
+        group = cg / f"ionscope_bench_{os.getpid()}"
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "memory.limit_in_bytes").write_text(str(limit))
+            try:  # no swap to escape into
+                (group / "memory.memsw.limit_in_bytes").write_text(str(limit))
+            except OSError:
+                pass
+            (group / "tasks").write_text(str(os.getpid()))
+            return {"how": "cgroup v1", "path": str(group), "limit_gb": limit / 2**30}
+        except OSError as exc:
+            print(f"cgroup cap not permitted ({exc}); falling back to RLIMIT_AS")
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return {"how": "RLIMIT_AS", "limit_gb": limit / 2**30}
+
+
+def _release_cgroup(cap):
+    if cap.get("how") != "cgroup v1":
+        return
+    group = Path(cap["path"])
+    try:  # move back to the root group, then remove ours
+        # cgroup.procs moves every thread of the process (tasks would move one thread only)
+        Path("/sys/fs/cgroup/memory/cgroup.procs").write_text(str(os.getpid()))
+        group.rmdir()
+    except OSError:
+        pass
+
+
+def out_of_core_store(args, results):
+    """MLLS over an existing Zarr series (e.g. 157 frames, 10.5 GB) in a memory-capped process.
+
+    The Li/Co maps, Li_std and χ² are stacked along ``component`` and streamed to Zarr through
+    ``ionscope.io.save`` (atomic), so memory stays bounded end to end. A few frames are then
+    fitted again in memory and compared with what was written.
+    """
+    import resource
+
+    import dask
+
+    from ionscope import eels, io
+    from ionscope.simulate import edge_references
+
+    out = Path(args.ooc_out) if args.ooc_out else Path(tempfile.mkdtemp(prefix="ionscope-bench-")) / "maps.zarr"
+    cap = {"how": "none"}
+    try:
+        if args.mem_cap:
+            cap = _cap_memory(args.mem_cap)
+        si = io.load(args.ooc_store)
+        if si.chunks is None:
+            raise SystemExit(f"--ooc-store {args.ooc_store}: expected a lazily loaded (Zarr) series")
+        n_frames = si.sizes["time"]
+        if args.ooc_max_frames:
+            si = si.isel(time=slice(0, args.ooc_max_frames))
+        # the references of the simulator that wrote the store, on its energy axis
+        refs = edge_references(si.energy.values)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        t0 = time.perf_counter()
+        with dask.config.set(scheduler="threads", num_workers=args.threads):
+            res = eels.mlls(si, refs, fit_range=FIT)
+            maps = res[["Li", "Co", "Li_std", "chi2"]].to_dataarray(dim="component").transpose(
+                ..., "component").rename("maps")
+            io.save(maps, out)
+        dt = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        cg_peak = None
+        if cap["how"] == "cgroup v1":
+            cg_peak = int(Path(cap["path"], "memory.max_usage_in_bytes").read_text())
+        # identical to an in-memory fit of the same frames?
+        written = io.load(out)
+        picks = sorted({0, si.sizes["time"] // 2, si.sizes["time"] - 1})
+        diffs = []
+        for t in picks:
+            frame = si.isel(time=t).compute()
+            ref = eels.mlls(frame, refs, fit_range=FIT)
+            got = written.isel(time=t).compute()
+            for name in ("Li", "Co", "Li_std", "chi2"):
+                a = got.sel(component=name).values
+                b = ref[name].values
+                diffs.append(float(np.nanmax(np.abs(a - b))))
+        n_spec = si.sizes["time"] * si.sizes["y"] * si.sizes["x"]
+        results["out-of-core store"] = {
+            "store": str(args.ooc_store), "frames": si.sizes["time"], "frames_in_store": n_frames,
+            "shape": [si.sizes["y"], si.sizes["x"], si.sizes["energy"]], "series_gb": si.nbytes / 1e9,
+            "seconds": dt, "spectra_per_s": n_spec / dt, "peak_rss_gb": peak / 1e9,
+            "rss_before_gb": rss0 / 1e9, "cgroup_peak_gb": None if cg_peak is None else cg_peak / 1e9,
+            "cap": cap, "threads": args.threads, "checked_frames": picks, "max_abs_diff": max(diffs)}
+    finally:
+        _release_cgroup(cap)
+        if not args.ooc_out:
+            shutil.rmtree(out.parent, ignore_errors=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--full", action="store_true", help="128×128×1024 as in the issue")
@@ -369,7 +494,26 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5, help="best of N for the fast paths (ionscope, exspy)")
     p.add_argument("--skip-shift", action="store_true", help="skip the energy-shift benchmark")
     p.add_argument("--mva", action="store_true", help="also PCA / NMF, lazy vs in memory vs scikit-learn")
+    p.add_argument("--ooc-store", help="MLLS over this existing Zarr series (e.g. 157 frames, 10.5 GB) out of "
+                   "core, then only that (skips the other benchmarks)")
+    p.add_argument("--mem-cap", type=float, default=0.0,
+                   help="with --ooc-store: cap the process's memory at this many GiB (cgroup v1, else RLIMIT_AS)")
+    p.add_argument("--ooc-out", help="with --ooc-store: keep the maps in this Zarr store (default: temporary)")
+    p.add_argument("--ooc-max-frames", type=int, default=0, help="with --ooc-store: only the first N frames")
     args = p.parse_args(argv)
+    if args.ooc_store:
+        results = {}
+        out_of_core_store(args, results)
+        o = results["out-of-core store"]
+        print(f"# bench_eels --ooc-store  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  "
+              f"{platform.machine()} {os.cpu_count()} cores, {args.threads} dask threads")
+        print(f"memory cap: {o['cap']}")
+        print(f"out-of-core MLLS (Poisson NNLS, power law): {o['frames']} frames × {o['shape']} float32 = "
+              f"{o['series_gb']:.2f} GB in {o['seconds']:.1f} s ({o['spectra_per_s']:,.0f} spectra/s); "
+              f"peak RSS {o['peak_rss_gb']:.2f} GB (before the fit {o['rss_before_gb']:.2f} GB)"
+              + (f", cgroup peak usage incl. page cache {o['cgroup_peak_gb']:.2f} GB" if o["cgroup_peak_gb"] else ""))
+        print(f"frames {o['checked_frames']} refitted in memory: max |difference| {o['max_abs_diff']:.3g}")
+        return results
     size = 128 if args.full else args.size
 
     from ionscope.simulate import operando_eels
@@ -399,6 +543,7 @@ def main(argv=None):
 
         versions = {"exspy": exspy.__version__, "hyperspy": hyperspy.__version__}
         run_exspy(si, truth, results, n_pixels=args.exspy_pixels, repeat=args.repeat)
+        paired_fast(si, truth, results, repeat=args.repeat)
     if not args.skip_shift:
         shift_bench(results, size=min(size, 64), skip_peer=args.skip_exspy)
     if args.ooc:
@@ -416,7 +561,7 @@ def main(argv=None):
         print("peers: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"{'method':<52}{'s':>9}{'spectra/s':>12}{'bias %':>9}{'med. %':>8}{'RMSE %':>9}{'RMSE/CRB':>10}")
     for label, r in results.items():
-        if label in ("out-of-core", "dose sweep", "energy shift", "mva"):
+        if label in ("out-of-core", "dose sweep", "energy shift", "mva", "paired fast paths"):
             continue
         print(f"{label:<52}{r['seconds']:>9.3f}{r['spectra_per_s']:>12,.0f}{r['bias_pct']:>9.2f}"
               f"{r['median_bias_pct']:>8.2f}"
@@ -430,6 +575,10 @@ def main(argv=None):
     if ex_fast:
         print(f"speed-up, unweighted basis vs exspy fast: {ex_fast['seconds'] / ub['seconds']:.1f}×")
         print(f"speed-up, Poisson power law vs exspy fast: {ex_fast['seconds'] / pw['seconds']:.1f}×")
+    if "paired fast paths" in results:
+        pf = results["paired fast paths"]
+        print(f"fast paths alternated, best of {pf['rounds']} rounds: ionscope {pf['ionscope'] * 1e3:.1f} ms, "
+              f"exspy {pf['exspy'] * 1e3:.1f} ms: {pf['exspy'] / pf['ionscope']:.1f}×")
     if ex_w:
         best = max((r for k, r in results.items() if "Poisson" in k), key=lambda r: r["spectra_per_s"])
         print(f"speed-up, Poisson NNLS (best) vs exspy per-pixel weighted: "
