@@ -33,6 +33,17 @@ def test_cli_denoises_and_writes_atomically(movie_file, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["den.nc"]  # no temporary left behind
 
 
+def test_cli_lazy_windowed(movie_file, tmp_path, capsys):
+    path, noisy, clean = movie_file
+    out = tmp_path / "den.zarr"
+    args = ["denoise", str(path), "--out", str(out), "--lazy", "--window-t", "4", "--tile", "20", "--no-progress"]
+    assert main(args) == 0
+    res = load(out)
+    assert res.shape == noisy.shape
+    assert psnr(res, clean) > psnr(noisy, clean) + 8
+    assert "window by window" in capsys.readouterr().out
+
+
 def test_cli_upsample(movie_file, tmp_path):
     path, noisy, _ = movie_file
     out = tmp_path / "up.zarr"

@@ -19,6 +19,8 @@ _EXPORTS = {
     "dct_dictionary": "_dictionary",
     "anscombe": "_poisson",
     "inverse_anscombe": "_poisson",
+    "generalized_anscombe": "_poisson",
+    "inverse_generalized_anscombe": "_poisson",
     "psnr": "_metrics",
     "ssim": "_metrics",
     "noise_level": "_metrics",

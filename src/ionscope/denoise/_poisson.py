@@ -116,3 +116,55 @@ def inverse_anscombe(values: np.ndarray, *, exact: bool = True) -> np.ndarray:
     if np.any(high):
         out[high] = _closed_form_inverse(y64[high])
     return out.astype(dtype)
+
+
+def generalized_anscombe(counts: np.ndarray, *, gain: float = 1.0, read_noise: float = 0.0) -> np.ndarray:
+    """Generalised Anscombe transform for Poisson-Gaussian data ``gain * Poisson + N(0, read_noise^2)``.
+
+    In units of the gain (``x / gain``, ``s = read_noise / gain``) the transform
+    is ``2 sqrt(max(x + 3/8 + s^2, 0))``; it gives nearly unit Gaussian noise
+    and reduces to :func:`anscombe` for ``gain = 1, read_noise = 0``.
+
+    References
+    ----------
+    F. Murtagh, J.-L. Starck, A. Bijaoui, Astron. Astrophys. Suppl. Ser. 112 (1995) 179
+    (generalised Anscombe transform); M. Mäkitalo, A. Foi, IEEE Trans. Image Process. 22
+    (2013) 91, doi:10.1109/TIP.2012.2202675.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = 2.0 * rng.poisson(10.0, 100_000) + rng.normal(0, 3.0, 100_000)
+    >>> round(float(generalized_anscombe(x, gain=2.0, read_noise=3.0).std()), 1)
+    1.0
+    """
+    x = np.asarray(counts, dtype=np.float64) / gain
+    s = read_noise / gain
+    return 2.0 * np.sqrt(np.maximum(x + 0.375 + s * s, 0.0))
+
+
+def inverse_generalized_anscombe(values: np.ndarray, *, gain: float = 1.0, read_noise: float = 0.0) -> np.ndarray:
+    """Invert :func:`generalized_anscombe` for a denoised estimate (nearly unbiased).
+
+    Uses the exact unbiased inverse of the Poisson case minus ``s^2`` (``s`` =
+    read noise in gain units), the form of Mäkitalo & Foi's closed-form
+    approximation of the exact unbiased inverse (exact for ``read_noise = 0``),
+    then rescales by the gain. Non-negative.
+
+    References
+    ----------
+    M. Mäkitalo, A. Foi, IEEE Trans. Image Process. 22 (2013) 91, doi:10.1109/TIP.2012.2202675.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> x = 2.0 * rng.poisson(5.0, 400_000) + rng.normal(0, 2.0, 400_000)
+    >>> y = generalized_anscombe(x, gain=2.0, read_noise=2.0).mean()
+    >>> bool(abs(inverse_generalized_anscombe(np.array([y]), gain=2.0, read_noise=2.0)[0] - 10.0) < 0.2)
+    True
+    """
+    s = read_noise / gain
+    lam = inverse_anscombe(np.asarray(values, dtype=np.float64)) - s * s
+    return gain * np.maximum(lam, 0.0)

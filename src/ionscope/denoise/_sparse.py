@@ -33,21 +33,37 @@ from ..errors import DataValidationError, ShapeMismatchError
 
 _METHODS = ("nonlocal", "ksvd")
 _GROUP1 = 32
-_NOISES = ("auto", "poisson", "gaussian")
+# Wiener passes keep only the learned patch atoms whose pilot energy, pooled
+# over a group (group x eigenvalue), reaches _KEEP sigma^2, i.e. whose group-DC
+# Wiener gain would be >= 1/2; the others carry mostly noise. Measured on
+# 32x128x128 simulator movies (seeds 0, 1): +0.07-0.14 dB at 5 and 20 counts/px
+# and ~1.5x faster (18-46 of 150 atoms kept: the GEMMs and the group
+# transform shrink with them). 0.5 and 2.0 gave less on one seed each.
+_KEEP = 1.0
+_NOISES = ("auto", "poisson", "gaussian", "poisson-gaussian")
 
 
-def _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step):
+def _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step,
+                   window_t=None, tile=None, gain=1.0, read_noise=0.0):
     if method not in _METHODS:
         raise DataValidationError(f"sparse_coding: method must be one of {_METHODS}, got {method!r}")
     if noise not in _NOISES:
         raise DataValidationError(f"sparse_coding: noise must be one of {_NOISES}, got {noise!r}")
     for name, value, low in (("patch", patch, 2), ("patch_t", patch_t, 1), ("n_atoms", n_atoms, 2),
                              ("sparsity", sparsity, 1), ("passes", passes, 1), ("search", search, 0),
-                             ("search_t", search_t, 0), ("group", group, 1), ("step", step, 1)):
+                             ("search_t", search_t, 0), ("group", group, 1), ("step", step, 1),
+                             ("window_t", window_t, 1), ("tile", tile, 8)):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise DataValidationError(f"sparse_coding: {name} must be an integer >= {low}, got {value!r}")
+    for name, value, low in (("gain", gain, 0.0), ("read_noise", read_noise, -1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
+                or value <= low or (name == "read_noise" and value < 0):
+            raise DataValidationError(f"sparse_coding: {name} must be a finite number "
+                                      f"{'> 0' if name == 'gain' else '>= 0'}, got {value!r}")
+    if sigma is not None and np.ndim(sigma) > 0:
+        return  # a per-pixel noise map, checked against the data's shape by the kernel
     if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number))
                               or not np.isfinite(sigma) or sigma < 0):
         raise DataValidationError(f"sparse_coding: sigma must be a finite number >= 0, got {sigma!r}")
@@ -100,7 +116,8 @@ def _nonlocal_stack(z, *, sigma, patch, patch_t, passes, search, search_t, group
     for _ in range(passes - 1):
         # the patch dictionary of each Wiener pass is learned from the previous
         # estimate (its principal patches): +0.4-0.5 dB over the DCT measured at 5 counts/px
-        basis = _learned_basis(est, patch=patch, patch_t=patch_t)
+        basis, energy = _learned_basis(est, patch=patch, patch_t=patch_t)
+        basis = basis[:max(8, int(np.count_nonzero(energy * group >= _KEEP * sigma**2)))]
         # Passes after the second keep the second pass's groups (matched on the
         # first estimate): measured +0.2 dB at 5 counts/px over re-matching on
         # the smoother later estimate, and one block matching fewer.
@@ -135,8 +152,127 @@ def _learned_basis(pilot, *, patch, patch_t, n_sample=20000, seed=0):
     # a random sample of patch positions is enough for a d x d second moment (d <= ~200)
     where = [rng.integers(0, n, size=n_sample) for n in view.shape[:3]]
     X = view[where[0], where[1], where[2]].reshape(n_sample, -1)
-    _, vecs = np.linalg.eigh(X.T @ X / X.shape[0])
-    return vecs[:, ::-1].T.copy()
+    vals, vecs = np.linalg.eigh(X.T @ X / X.shape[0])
+    return vecs[:, ::-1].T.copy(), vals[::-1]
+
+
+# Above this many voxels a movie is processed in overlapping windows (bounded
+# memory, see _windows.py); at or below it, as one block (no overlap overhead).
+_MAX_VOXELS = 1 << 22
+_TILE = 256
+
+
+def _grid_steps(method, patch_t, step):
+    """Reference-grid steps (t, y, x) of a method's patches, for aligning windows to them."""
+    if method == "nonlocal":
+        return (max(1, (patch_t or 6) // 3), step or 4, step or 4)
+    return (max(1, (patch_t or 4) // 2), step or 2, step or 2)
+
+
+def _window_plan(shape, *, patch, patch_t, search, search_t, window_t, tile, align):
+    """(core, context) of the processing windows along (t, y, x); ``align``: reference-grid steps."""
+    T, H, W = shape
+    # context >= block-matching reach (search + patch), so that every pixel of a
+    # window's core is estimated with all its candidate patches in view
+    context = (search_t + patch_t, search + patch, search + patch)
+    context = tuple(-(-c // a) * a for c, a in zip(context, align))  # whole reference-grid steps
+    if window_t is None and tile is None and T * H * W <= _MAX_VOXELS:
+        return (T, H, W), context
+    side = tile if tile is not None else (_TILE if max(H, W) > 1.5 * _TILE else max(H, W))
+    ext_h, ext_w = min(side + 2 * context[1], H), min(side + 2 * context[2], W)
+    if window_t is None:
+        window_t = max(context[0], _MAX_VOXELS // (ext_h * ext_w) - 2 * context[0])
+    return (window_t, side, side), context
+
+
+class _Stabiliser:
+    """Forward/inverse variance stabilisation chosen once for the whole movie.
+
+    ``kind``: ``"poisson"`` (Anscombe, exact unbiased inverse), ``"pg"``
+    (generalised Anscombe for Poisson-Gaussian counts), ``"map"`` (divide by a
+    per-pixel noise map) or ``"gaussian"`` (identity).
+    """
+
+    def __init__(self, kind, *, gain=1.0, read_noise=0.0):
+        self.kind, self.gain, self.read_noise = kind, float(gain), float(read_noise)
+
+    def forward(self, x, smap=None):
+        from ._poisson import anscombe, generalized_anscombe
+
+        if self.kind == "poisson":
+            return anscombe(np.asarray(x, np.float64))
+        if self.kind == "pg":
+            return generalized_anscombe(np.asarray(x, np.float64), gain=self.gain, read_noise=self.read_noise)
+        if self.kind == "map":
+            return np.asarray(x, np.float64) / smap
+        # float64 here (the filter works in float32) keeps the noise estimate
+        # identical between in-memory and dask paths
+        return np.asarray(x, np.float64)
+
+    def inverse(self, est, smap=None):
+        from ._poisson import inverse_anscombe, inverse_generalized_anscombe
+
+        est = np.asarray(est, np.float64)
+        if self.kind == "poisson":
+            return inverse_anscombe(est)
+        if self.kind == "pg":
+            return inverse_generalized_anscombe(est, gain=self.gain, read_noise=self.read_noise)
+        if self.kind == "map":
+            return est * smap
+        return est
+
+
+def _choose_model(xf, *, noise, sigma, smap, gain, read_noise):
+    """The stabiliser and the noise level in its domain, decided on the whole movie."""
+    from ._metrics import noise_level_kernel
+    from ._poisson import anscombe
+
+    if smap is not None:
+        model = _Stabiliser("map")
+    elif noise == "poisson-gaussian":
+        model = _Stabiliser("pg", gain=gain, read_noise=read_noise)
+    elif noise == "poisson":
+        model = _Stabiliser("poisson")
+    elif noise == "auto" and xf.min() >= 0 and 0.6 <= noise_level_kernel(anscombe(xf)) <= 1.5:
+        # Raw Poisson counts have unit noise after the Anscombe transform (0.65-1
+        # even below 1 count/px). Far from that, the data are not raw counts
+        # (noise-free, scaled or already smoothed) and the Poisson-specific
+        # unbiased inverse would bias them: treat them as Gaussian instead.
+        model = _Stabiliser("poisson")
+    else:
+        model = _Stabiliser("gaussian")
+    z = model.forward(xf, smap)
+    # With a noise map the stabilised noise is ~1 by construction; it is still
+    # estimated, so that a map that is right in shape but off in scale (e.g.
+    # MLLS standard errors under a mis-set weighting) does no harm.
+    s = noise_level_kernel(z) if (sigma is None or smap is not None) else float(sigma)
+    return model, z, s
+
+
+def _broadcast_sigma(sigma, shape):
+    """A per-pixel noise map broadcast to ``shape`` (float64), checked; None for a scalar/None sigma."""
+    if sigma is None or np.ndim(sigma) == 0:
+        return None
+    smap = np.asarray(getattr(sigma, "values", sigma), dtype=np.float64)
+    try:
+        smap = np.broadcast_to(smap, shape)
+    except ValueError:
+        raise ShapeMismatchError(
+            f"sparse_coding: sigma map of shape {smap.shape} does not broadcast to the data's shape {shape}"
+        ) from None
+    if not np.all(np.isfinite(smap)) or smap.min() <= 0:
+        raise DataValidationError("sparse_coding: sigma map must hold finite values > 0 (a noise standard "
+                                  "deviation per pixel); found NaN/Inf or values <= 0")
+    return smap
+
+
+def _denoise_stabilised(z, *, s, passes, method, patch, patch_t, n_atoms, sparsity, search, search_t, group,
+                        step, seed, progress):
+    if method == "nonlocal":
+        return _nonlocal_stack(z, sigma=s, patch=patch or 5, patch_t=patch_t or 6, passes=passes,
+                               search=search, search_t=search_t, group=group, step=step or 4, progress=progress)
+    return _ksvd_stack(z, sigma=s, patch=patch or 6, patch_t=patch_t or 4, n_atoms=n_atoms,
+                       sparsity=sparsity or 8, step=step or 2, seed=seed, progress=progress)
 
 
 def sparse_coding_kernel(
@@ -144,7 +280,7 @@ def sparse_coding_kernel(
     *,
     method: str = "nonlocal",
     noise: str = "auto",
-    sigma: float | None = None,
+    sigma: Any = None,
     patch: int | None = None,
     patch_t: int | None = None,
     n_atoms: int = 256,
@@ -155,26 +291,38 @@ def sparse_coding_kernel(
     group: int = 64,
     step: int | None = None,
     seed: int = 0,
+    window_t: int | None = None,
+    tile: int | None = None,
+    gain: float = 1.0,
+    read_noise: float = 0.0,
     progress: Any = None,
 ) -> np.ndarray:
-    """Array kernel of :func:`sparse_coding` on ``(..., T, H, W)`` (leading axes looped)."""
+    """Array kernel of :func:`sparse_coding` on ``(..., T, H, W)`` (leading axes looped).
+
+    ``sigma`` may be a scalar or a per-pixel noise map broadcastable to ``values``.
+    """
     x = np.asarray(values)
     if x.ndim < 3:
         raise ShapeMismatchError(f"sparse_coding: kernel expects (..., time, y, x), got shape {x.shape}")
     if x.dtype.kind not in "biuf":
         raise DataValidationError(f"sparse_coding: data must be numeric counts, got dtype {x.dtype}")
     dtype = np.float64 if x.dtype == np.float64 else np.float32
+    opts = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity,
+                passes=passes, search=search, search_t=search_t, group=group, step=step, seed=seed,
+                window_t=window_t, tile=tile, gain=gain, read_noise=read_noise, progress=progress)
+    smap = _broadcast_sigma(sigma, x.shape)
     if x.ndim > 3:
         flat = x.reshape(-1, *x.shape[-3:])
-        parts = [sparse_coding_kernel(f, method=method, noise=noise, sigma=sigma, patch=patch, patch_t=patch_t,
-                                      n_atoms=n_atoms, sparsity=sparsity, passes=passes, search=search,
-                                      search_t=search_t, group=group, step=step, seed=seed, progress=progress)
-                 for f in flat]
+        sflat = [sigma] * len(flat) if smap is None else list(smap.reshape(-1, *x.shape[-3:]))
+        parts = [sparse_coding_kernel(f, sigma=sg, **opts) for f, sg in zip(flat, sflat)]
         return np.stack(parts).reshape(x.shape)
     xf = x.astype(np.float64)
     if xf.size and not np.all(np.isfinite(xf)):
         n_bad = int(xf.size - np.count_nonzero(np.isfinite(xf)))
         raise DataValidationError(f"sparse_coding: data hold {n_bad} NaN/Inf value(s); expected finite counts")
+    if noise in ("poisson", "poisson-gaussian") and smap is not None:
+        raise DataValidationError(f"sparse_coding: a per-pixel sigma map replaces the noise model; use "
+                                  f"noise='auto' or 'gaussian' with it, not noise={noise!r}")
     if noise == "poisson" and xf.size and xf.min() < 0:
         raise DataValidationError(
             f"sparse_coding: noise='poisson' needs non-negative counts, found minimum {xf.min():.3g}; "
@@ -184,31 +332,116 @@ def sparse_coding_kernel(
     # Defined results for degenerate input: nothing to pool, or nothing to remove.
     if x.size == 0 or H < 2 or W < 2 or np.ptp(xf) == 0:
         return xf.astype(dtype)
-    from ._metrics import noise_level_kernel
-    from ._poisson import anscombe, inverse_anscombe
-
-    poisson = noise == "poisson"
-    if noise == "auto" and xf.min() >= 0:
-        # Raw Poisson counts have unit noise after the Anscombe transform (0.65-1
-        # even below 1 count/px). Far from that, the data are not raw counts
-        # (noise-free, scaled or already smoothed) and the Poisson-specific
-        # unbiased inverse would bias them: treat them as Gaussian instead.
-        poisson = 0.6 <= noise_level_kernel(anscombe(xf)) <= 1.5
-    z = anscombe(xf) if poisson else xf.astype(np.float32)
-    s = noise_level_kernel(z) if sigma is None else float(sigma)
+    model, z, s = _choose_model(xf, noise=noise, sigma=sigma, smap=smap, gain=gain, read_noise=read_noise)
     # A noise level below 1 % of the signal's spread: the data are (nearly)
     # noise-free; return them unchanged instead of smoothing real structure.
     if s <= 1e-2 * float(np.std(z)) or s == 0:
         return xf.astype(dtype)
-    if method == "nonlocal":
-        est = _nonlocal_stack(z, sigma=s, patch=patch or 5, patch_t=patch_t or 6,
-                              passes=passes or _auto_passes(z, s), search=search, search_t=search_t,
-                              group=group, step=step or 4, progress=progress)
+    # Global decisions (noise level, number of passes) are taken on the whole
+    # movie, so that windows agree with each other and with one-block processing.
+    n_pass = passes or _auto_passes(z, s)
+    align = _grid_steps(method, patch_t, step)
+    core, context = _window_plan(z.shape, patch=patch or 5, patch_t=patch_t or 6, search=search,
+                                 search_t=search_t, window_t=window_t, tile=tile, align=align)
+    from ._windows import blend_windows
+
+    def one(sl):
+        return _denoise_stabilised(z[sl], s=s, passes=n_pass, method=method, patch=patch, patch_t=patch_t,
+                                   n_atoms=n_atoms, sparsity=sparsity, search=search, search_t=search_t,
+                                   group=group, step=step, seed=seed, progress=progress)
+
+    est = blend_windows(z, one, core=core, context=context, align=align)
+    return np.asarray(model.inverse(est, smap), dtype=dtype)
+
+
+def _lazy_movie(da, *, opts, sigma, out_dtype):
+    """Dask-backed (time, y, x) movie: global noise decisions in one streaming pass, then
+    ``map_overlap`` over windows (cores = chunks, context = overlap depth), so at most a
+    few windows are in memory at once and the result stays lazy."""
+    import dask
+    import dask.array as dsa
+
+    from ._poisson import anscombe
+
+    x = da.data.astype(np.float64)
+    smap = None
+    if sigma is not None and np.ndim(sigma) > 0:
+        s_arr = sigma.broadcast_like(da).transpose(*da.dims).data if hasattr(sigma, "dims") else sigma
+        try:
+            smap = dsa.broadcast_to(dsa.asarray(s_arr, dtype=np.float64), x.shape)
+        except ValueError:
+            raise ShapeMismatchError(f"sparse_coding: sigma map of shape {np.shape(s_arr)} does not broadcast "
+                                     f"to the data's shape {x.shape}") from None
+    noise = opts["noise"]
+    # Whole-movie statistics in one pass over the chunks (bounded memory):
+    # minimum, Anscombe-domain Immerkær mean response, variances.
+    a = anscombe(x) if smap is None else x / smap
+    lo, ptp, imm_a, var_a, imm_x, var_x, std_x, bad = dask.compute(
+        x.min(), x.max() - x.min(), _immerkaer_lazy(a), a.var(), _immerkaer_lazy(x), x.var(), x.std(),
+        (~dsa.isfinite(x)).sum())
+    if bad:
+        raise DataValidationError(f"sparse_coding: data hold {int(bad)} NaN/Inf value(s); expected finite counts")
+    if ptp == 0 or min(x.shape[1:]) < 2:
+        return da.data.astype(out_dtype)
+    if smap is not None:
+        if noise in ("poisson", "poisson-gaussian"):
+            raise DataValidationError(f"sparse_coding: a per-pixel sigma map replaces the noise model; use "
+                                      f"noise='auto' or 'gaussian' with it, not noise={noise!r}")
+        if bool(dsa.any(~dsa.isfinite(smap) | (smap <= 0)).compute()):
+            raise DataValidationError("sparse_coding: sigma map must hold finite values > 0 (a noise standard "
+                                      "deviation per pixel); found NaN/Inf or values <= 0")
+        model, s, var_z, std_z = _Stabiliser("map"), imm_a, var_a, np.sqrt(var_a)
+    elif noise == "poisson-gaussian" or noise == "poisson" or (noise == "auto" and lo >= 0
+                                                                 and 0.6 <= imm_a <= 1.5):
+        if noise == "poisson" and lo < 0:
+            raise DataValidationError(f"sparse_coding: noise='poisson' needs non-negative counts, found minimum "
+                                      f"{lo:.3g}; use noise='gaussian' for background-subtracted maps")
+        if noise == "poisson-gaussian":
+            from ._poisson import generalized_anscombe
+
+            ga = generalized_anscombe(x, gain=opts["gain"], read_noise=opts["read_noise"])
+            imm_a, var_a = dask.compute(_immerkaer_lazy(ga), ga.var())
+            model = _Stabiliser("pg", gain=opts["gain"], read_noise=opts["read_noise"])
+        else:
+            model = _Stabiliser("poisson")
+        s, var_z, std_z = imm_a, var_a, np.sqrt(var_a)
     else:
-        est = _ksvd_stack(z, sigma=s, patch=patch or 6, patch_t=patch_t or 4, n_atoms=n_atoms,
-                          sparsity=sparsity or 8, step=step or 2, seed=seed, progress=progress)
-    out = inverse_anscombe(est.astype(np.float64)) if poisson else est
-    return np.asarray(out, dtype=dtype)
+        model, s, var_z, std_z = _Stabiliser("gaussian"), imm_x, var_x, std_x
+    if sigma is not None and smap is None:
+        s = float(sigma)
+    if s <= 1e-2 * std_z or s == 0:
+        return da.data.astype(out_dtype)
+    snr = np.sqrt(max(var_z - s**2, 0.0)) / s
+    n_pass = opts["passes"] or (3 if snr < 2.5 else 2)
+    align = _grid_steps(opts["method"], opts["patch_t"], opts["step"])
+    core, context = _window_plan(x.shape, patch=opts["patch"] or 5, patch_t=opts["patch_t"] or 6,
+                                 search=opts["search"], search_t=opts["search_t"], window_t=opts["window_t"],
+                                 tile=opts["tile"], align=align)
+    from ._windows import spans
+
+    chunks = tuple(tuple(c1 - c0 for _, _, c0, c1 in spans(n, c, m, align=a))
+                   for n, c, m, a in zip(x.shape, core, context, align))
+    # map_overlap needs every chunk at least as deep as the overlap
+    depth = {i: min(m, min(ch)) for i, (m, ch) in enumerate(zip(context, chunks))}
+    kw = {k: opts[k] for k in ("method", "patch", "patch_t", "n_atoms", "sparsity", "search", "search_t",
+                               "group", "step", "seed")}
+
+    def block(b, sm=None):
+        z = model.forward(b, sm)
+        est = _denoise_stabilised(z, s=s, passes=n_pass, progress=None, **kw)
+        return np.asarray(model.inverse(est, sm), dtype=out_dtype)
+
+    args = [x.rechunk(chunks)] + ([smap.rechunk(chunks)] if smap is not None else [])
+    return dsa.map_overlap(block, *args, depth=depth, boundary="none", trim=True, dtype=out_dtype,
+                           meta=np.empty((0, 0, 0), out_dtype))
+
+
+def _immerkaer_lazy(x):
+    """Immerkær's mean absolute Laplacian-difference response, scaled to sigma (dask or numpy)."""
+    resp = (x[:, :-2, :-2] - 2 * x[:, :-2, 1:-1] + x[:, :-2, 2:]
+            - 2 * x[:, 1:-1, :-2] + 4 * x[:, 1:-1, 1:-1] - 2 * x[:, 1:-1, 2:]
+            + x[:, 2:, :-2] - 2 * x[:, 2:, 1:-1] + x[:, 2:, 2:])
+    return np.sqrt(np.pi / 2.0) * abs(resp).mean() / 6.0
 
 
 def sparse_coding(
@@ -228,6 +461,10 @@ def sparse_coding(
     step: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    window_t: int | None = None,
+    tile: int | None = None,
+    gain: float = 1.0,
+    read_noise: float = 0.0,
 ):
     """Denoise a Li-map movie ``(time, y, x)`` or a single map ``(y, x)`` by sparse coding.
 
@@ -240,8 +477,9 @@ def sparse_coding(
     ----------
     data : ndarray or xarray.DataArray
         Counts shaped ``(time, y, x)`` or ``(y, x)`` (a DataArray may carry
-        other, looped, dimensions). Dask-backed input stays lazy; the whole
-        movie of each loop index is processed as one block.
+        other, looped, dimensions). Dask-backed ``(time, y, x)`` input stays
+        lazy and is processed window by window (``dask.array.map_overlap``)
+        after one streaming pass for the whole-movie noise statistics.
     patch : int, optional
         Spatial patch side in pixels (default 5 for ``"nonlocal"``, 6 for
         ``"ksvd"``); capped at the image size.
@@ -255,14 +493,21 @@ def sparse_coding(
         See the module notes.
     patch_t : int, optional
         Frames per patch (default 6 non-local, 4 K-SVD); capped at the movie length.
-    noise : {"auto", "poisson", "gaussian"}
+    noise : {"auto", "poisson", "gaussian", "poisson-gaussian"}
         ``"auto"``: Poisson (Anscombe + exact unbiased inverse) when all values
         are >= 0 and the estimated noise after the Anscombe transform is
         that of Poisson counts (0.6-1.5), else additive Gaussian (e.g. for
         background-subtracted or scaled maps, and for noise-free input).
-    sigma : float, optional
-        Noise standard deviation in the stabilised domain; default: estimated
-        from the data (Immerkær). 0 returns the input.
+        ``"poisson-gaussian"``: ``gain * Poisson + N(0, read_noise^2)``
+        (detector counts), stabilised by the generalised Anscombe transform.
+    sigma : float or array_like, optional
+        A number: the noise standard deviation in the stabilised domain;
+        default: estimated from the data (Immerkær); 0 returns the input.
+        An array (or DataArray) broadcastable to ``data``: a per-pixel noise
+        map (e.g. the MLLS standard errors ``Li_std``, or their mean over
+        time); the data are divided by it (unit noise), denoised and
+        multiplied back. The map's overall scale is re-estimated, so only its
+        shape matters. Not combinable with the Poisson noise models.
     passes : int, optional
         Non-local passes (1 = hard thresholding only; each further pass
         re-matches on, and Wiener-shrinks against, the previous estimate, with
@@ -280,6 +525,18 @@ def sparse_coding(
         Seed of the K-SVD training sample.
     progress : bool
         Show a progress bar (one per pass) when running on a terminal.
+    window_t, tile : int, optional
+        Process the movie in overlapping windows of ``window_t`` frames and
+        ``tile`` x ``tile`` pixels (cores; each window adds ``search_t +
+        patch_t`` frames and ``search + patch`` pixels of context, rounded to
+        the reference grid, and overlaps are blended with linear ramps).
+        Bounds the memory to a few windows. Default: one block up to 4 Mvoxels
+        (e.g. 64x256x256), beyond that 256-px tiles and ~4-Mvoxel windows.
+        The windowed result matches one-block processing to < 2 % of the
+        noise (PSNR within 0.1 dB).
+    gain, read_noise : float
+        Detector gain (counts per electron) and Gaussian read noise (counts)
+        for ``noise="poisson-gaussian"``.
 
     Returns
     -------
@@ -289,9 +546,11 @@ def sparse_coding(
     Raises
     ------
     DataValidationError
-        Non-finite values, negative counts with ``noise="poisson"``, a bad option.
+        Non-finite values, negative counts with ``noise="poisson"``, a bad option,
+        a noise map with values <= 0.
     ShapeMismatchError
-        Data without ``y``/``x`` axes or of the wrong number of dimensions.
+        Data without ``y``/``x`` axes or of the wrong number of dimensions; a
+        noise map that does not broadcast to the data.
 
     References
     ----------
@@ -311,7 +570,8 @@ def sparse_coding(
     """
     from ..data import apply_kernel, as_dataarray, check_dims, like_input
 
-    _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step)
+    _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step,
+                   window_t, tile, gain, read_noise)
     import xarray as xr
 
     if not isinstance(data, xr.DataArray):
@@ -336,17 +596,34 @@ def sparse_coding(
             # shown on a terminal (or with IONSCOPE_PROGRESS=1), hidden in logs and tests
             return _bar(it, desc="sparse coding", unit="chunk")
 
-    opts = dict(method=method, noise=noise, sigma=sigma, patch=patch, patch_t=patch_t, n_atoms=n_atoms,
+    opts = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms,
                 sparsity=sparsity, passes=passes, search=search, search_t=search_t, group=group, step=step,
-                seed=seed, progress=bar)
-
-    def kernel(block):
-        if len(core) == 2:
-            return sparse_coding_kernel(block[..., None, :, :], **opts)[..., 0, :, :]
-        return sparse_coding_kernel(block, **opts)
-
+                seed=seed, progress=bar, window_t=window_t, tile=tile, gain=gain, read_noise=read_noise)
     out_dtype = np.float64 if da.dtype == np.float64 else np.float32
-    result = apply_kernel(kernel, da, input_core_dims=[core], output_core_dims=[core],
+    if da.chunks is not None and da.dims == ("time", "y", "x"):
+        # out of core: window by window through dask.array.map_overlap
+        result = da.copy(data=_lazy_movie(da, opts=opts, sigma=sigma, out_dtype=out_dtype))
+        result.name = da.name
+        return like_input(result, data)
+    if sigma is not None and np.ndim(sigma) > 0:
+        # a noise map travels with the data through apply_kernel, aligned on the same dims
+        if isinstance(sigma, xr.DataArray):
+            sig = sigma.broadcast_like(da).transpose(*da.dims)
+        else:
+            sig = da.copy(data=_broadcast_sigma(sigma, da.shape))
+        if da.chunks is not None and sig.chunks is None:
+            sig = sig.chunk(dict(zip(da.dims, da.chunks)))
+        arrays = (da, sig)
+    else:
+        arrays = (da,)
+
+    def kernel(block, sig=sigma):
+        if len(core) == 2:
+            sg = sig[..., None, :, :] if np.ndim(sig) > 0 else sig
+            return sparse_coding_kernel(block[..., None, :, :], sigma=sg, **opts)[..., 0, :, :]
+        return sparse_coding_kernel(block, sigma=sig, **opts)
+
+    result = apply_kernel(kernel, *arrays, input_core_dims=[core] * len(arrays), output_core_dims=[core],
                           output_dtypes=[out_dtype])
     result = result.transpose(*da.dims)
     result.name = da.name
