@@ -58,24 +58,17 @@ def _laplacian_eigen(n: int, h: float, kind: str) -> np.ndarray:
     return (2 * np.sin(theta) / h) ** 2
 
 
-def _forward(a: np.ndarray, axis: int, kind: str) -> np.ndarray:
+# boundary kind → the orthonormal real transform that diagonalises the 1-D Laplacian
+# (both ends Dirichlet: DST-II; both Neumann: DCT-II; mixed: DST-IV)
+_TRANSFORMS = {"DD": ("dst", 2), "NN": ("dct", 2)}
+_MIXED = ("dst", 4)
+
+
+def _transform(a: np.ndarray, axis: int, kind: str, *, inverse: bool = False) -> np.ndarray:
     from scipy import fft
 
-    if kind == "DD":
-        return fft.dst(a, type=2, axis=axis, norm="ortho")
-    if kind == "NN":
-        return fft.dct(a, type=2, axis=axis, norm="ortho")
-    return fft.dst(a, type=4, axis=axis, norm="ortho")
-
-
-def _inverse(a: np.ndarray, axis: int, kind: str) -> np.ndarray:
-    from scipy import fft
-
-    if kind == "DD":
-        return fft.idst(a, type=2, axis=axis, norm="ortho")
-    if kind == "NN":
-        return fft.idct(a, type=2, axis=axis, norm="ortho")
-    return fft.idst(a, type=4, axis=axis, norm="ortho")
+    name, type_ = _TRANSFORMS.get(kind, _MIXED)
+    return getattr(fft, f"i{name}" if inverse else name)(a, type=type_, axis=axis, norm="ortho")
 
 
 def _gradient_with_ghosts(psi: np.ndarray, axis: int, h: float, lo: str, hi: str) -> np.ndarray:
@@ -141,11 +134,11 @@ def continuity_flux_kernel(dcdt: np.ndarray, *, dy: float = 1.0, dx: float = 1.0
     lam = _laplacian_eigen(ny, dy, ykind)[:, None] + _laplacian_eigen(nx, dx, xkind)[None, :]
     # ∇²ψ = s  ⇔  −λ ψ̂ = ŝ. Only a fully closed domain has λ = 0 (the mean):
     # its mean change needs a boundary flux that does not exist, so drop it.
-    coef = _forward(_forward(s, -2, ykind), -1, xkind)
+    coef = _transform(_transform(s, -2, ykind), -1, xkind)
     singular = lam == 0
     psi_hat = -coef / np.where(singular, 1.0, lam)
     psi_hat[..., singular] = 0.0
-    psi = _inverse(_inverse(psi_hat, -1, xkind), -2, ykind)
+    psi = _transform(_transform(psi_hat, -1, xkind, inverse=True), -2, ykind, inverse=True)
     ylo, yhi = {"DN": ("D", "N"), "DD": ("D", "D"), "NN": ("N", "N")}[ykind]
     xb = "D" if xkind == "DD" else "N"
     jy = -_gradient_with_ghosts(psi, -2, dy, ylo, yhi)
