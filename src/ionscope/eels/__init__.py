@@ -12,6 +12,11 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
 - :func:`estimate_shift`, :func:`shift_energy`, :func:`align_energy`,
   :func:`crop`, :func:`rebin` — energy calibration and alignment.
 - :func:`li_profile`, :func:`layer_width` — position-resolved TEM-EELS.
+- :func:`thickness`, :func:`deconvolve` — low loss: log-ratio t/λ, Fourier-log and
+  Fourier-ratio deconvolution with propagated variance (``mlls(...,
+  plural_scattering="fourier-log")`` fits real spectra through it).
+- :func:`li_fraction` — x in LixCoO2 from the Li and Co maps, with σ.
+- :func:`references_from_regions` — references measured on the data.
 """
 from __future__ import annotations
 
@@ -34,6 +39,10 @@ _EXPORTS = {
     "rebin": "_align",
     "li_profile": "_linescan",
     "layer_width": "_linescan",
+    "thickness": "_lowloss",
+    "deconvolve": "_lowloss",
+    "li_fraction": "_fraction",
+    "references_from_regions": "_refs",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

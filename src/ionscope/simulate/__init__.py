@@ -16,6 +16,10 @@ _EXPORTS = {
     "co_m_edge": "_spectra",
     "edge_references": "_spectra",
     "co_l_references": "_spectra",
+    # low-loss physics: zero-loss peak, valence loss, plural scattering (simulate/_lowloss.py)
+    "zero_loss_peak": "_lowloss",
+    "valence_loss": "_lowloss",
+    "plural_scattering": "_lowloss",
     # Li transport in the cathode film (simulate/_transport.py)
     "li_transport": "_transport",
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)

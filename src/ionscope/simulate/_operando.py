@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataValidationError
+from . import _realistic
 from ._spectra import E_REF, edge_references
 from ._transport import _check_float, _check_int, _check_shape, _seed_entropy, _smooth_noise, transport_with_log
 
@@ -63,14 +64,25 @@ def _shift_map(values, dy, dx):
     return shift(values, (dy, dx), order=1, mode="nearest")
 
 
-def _validate_range(energy_range, energy_step):
+def _pair(value, name):
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DataValidationError(f"{name} must be a pair of numbers, got {value!r}") from None
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise DataValidationError(f"{name} must be finite, got {value!r}")
+    return a, b
+
+
+def _validate_range(energy_range, energy_step, *, allow_negative=False):
     try:
         e_lo, e_hi = (float(v) for v in energy_range)
     except (TypeError, ValueError):
         raise DataValidationError(f"energy_range must be a pair (start, stop) in eV, got {energy_range!r}") from None
     step = _check_float(energy_step, "energy_step")
-    if not (0 < e_lo < e_hi) or not np.isfinite(e_hi):
-        raise DataValidationError(f"energy_range must satisfy 0 < start < stop (eV), got {energy_range!r}")
+    if not ((allow_negative or 0 < e_lo) and e_lo < e_hi) or not np.isfinite(e_hi) or not np.isfinite(e_lo):
+        raise DataValidationError(f"energy_range must satisfy {'' if allow_negative else '0 < '}start < stop (eV), "
+                                  f"got {energy_range!r}")
     n = int(np.floor((e_hi - e_lo) / step + 1e-9))
     if n < 8:
         raise DataValidationError(f"energy_range {energy_range!r} with energy_step={step:g} gives {n} channels; "
@@ -78,12 +90,15 @@ def _validate_range(energy_range, energy_step):
     return e_lo + step * np.arange(n), step
 
 
-def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), energy_step=0.1, dose=200.0,
+def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step=0.1, dose=200.0,
                   energy_drift_ev=0.0, specimen_drift_px=0.0, noise=True, seed=0, out=None, chunks=None,
-                  exponent=3.0, **transport_kw):
+                  exponent=3.0, physics="ideal", thickness_range=(0.3, 1.2), thinning=0.05, zlp_fwhm=0.8,
+                  descan_ev=0.3, li_chemical_shift_ev=0.6, dual_eels=False, low_loss_range=(-5.0, 51.2),
+                  low_loss_exposure=0.01, **transport_kw):
     """Simulate an operando STEM-EELS series of a LiCoO2 film (charge → rest → discharge).
 
-    Every pixel's spectrum is
+    ``physics="ideal"`` (the default, for unit tests of the fitting code):
+    every pixel's spectrum is
 
         I(E) = A·(E/55 eV)^−r + w_Li·ref_Li(E) + w_Co·ref_Co(E)
 
@@ -91,14 +106,34 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
     in frame ``t``, on the pixel's specimen position moved by the specimen
     drift, then Poisson noise.
 
+    ``physics="realistic"`` (the demo's and the operando demo's): what a
+    microscope records — a zero-loss peak of finite, asymmetric width
+    (``zlp_fwhm``), a valence-loss spectrum with the bulk plasmon near 23 eV,
+    every order of plural scattering by the Poisson/Fourier relation at a
+    t/λ that varies in space over ``thickness_range`` and thins slowly in time
+    (``thinning``), Li-K and Co-M2,3 edges with near-edge fine structure and a
+    Li-K chemical shift of ``li_chemical_shift_ev`` between x = 1 and x = 0.5,
+    a de-scan shift of the whole spectrum across the scan (``descan_ev``) and
+    Poisson noise. ``energy_range`` then starts below 0 eV so that the
+    spectra hold their own zero-loss peak; with ``dual_eels=True`` a separate
+    low-loss acquisition (``low_loss_range``, exposure ``low_loss_exposure``
+    times the core loss) is returned beside a core-loss series without it.
+    ``truth.weights`` are then the Li-K and Co-M amounts in single-scattering
+    counts (the coefficients of ``truth.references`` in ``I0·S(E)`` per
+    channel), ``truth.thickness`` is t/λ per frame and ``truth.li`` is x.
+    See :mod:`ionscope.simulate._realistic`.
+
     Parameters
     ----------
     shape : (int, int)
         ``(ny, nx)`` pixels (``y`` through the film, electrolyte at row 0).
     n_frames : int
         Number of frames (spectrum images).
-    energy_range : (float, float)
-        Start and stop energy loss in eV (stop excluded).
+    energy_range : (float, float), optional
+        Start and stop energy loss in eV (stop excluded); default (30, 132)
+        for ``physics="ideal"``, (−5, 97.4) for ``"realistic"`` (1024
+        channels at 0.1 eV holding the zero-loss peak), (30, 132) for the core
+        loss of ``dual_eels``.
     energy_step : float
         Dispersion in eV per channel.
     dose : float
@@ -124,6 +159,26 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
     exponent : float
         Mean background exponent r; thicker pixels get a smaller r (plural
         scattering flattens the background): ``r = exponent − 0.5·(t/λ − mean t/λ)``.
+    physics : {"ideal", "realistic"}
+        Spectrum model (see above).
+    thickness_range : (float, float)
+        Realistic physics: t/λ of the thinnest and thickest pixels.
+    thinning : float
+        Realistic physics: relative loss of thickness over the series (beam damage).
+    zlp_fwhm : float
+        Realistic physics: zero-loss peak FWHM in eV.
+    descan_ev : float
+        Realistic physics: peak-to-peak shift of the whole spectrum across the scan (eV).
+    li_chemical_shift_ev : float
+        Realistic physics: Li-K shift (eV, to higher loss) at x = 0.5 relative to x = 1; linear in x.
+    dual_eels : bool
+        Realistic physics: return ``(core_loss, low_loss, truth, log)`` — a core-loss series
+        over ``energy_range`` without the zero-loss peak and a low-loss series over
+        ``low_loss_range`` recorded with ``low_loss_exposure`` times the dose (in memory only).
+    low_loss_range : (float, float)
+        Energy range of the dual-EELS low-loss spectra (eV, stop excluded).
+    low_loss_exposure : float
+        Exposure of the low-loss relative to the core-loss acquisition.
     **transport_kw
         Passed to :func:`ionscope.simulate.li_transport` (``pixel_nm``,
         ``frame_time_s``, ``protocol``, ``current_a``, ...).
@@ -172,7 +227,37 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
     ny, nx = _check_shape(shape)
     n_frames = _check_int(n_frames, "n_frames", 1)
     _seed_entropy(seed)
-    energy, step = _validate_range(energy_range, energy_step)
+    if physics not in ("ideal", "realistic"):
+        raise DataValidationError(f"physics: expected 'ideal' or 'realistic', got {physics!r}")
+    realistic = physics == "realistic"
+    if dual_eels and not realistic:
+        raise DataValidationError("dual_eels=True needs physics='realistic' (the ideal model has no low loss)")
+    if dual_eels and out is not None:
+        raise DataValidationError("dual_eels=True is simulated in memory only; leave out=None")
+    if energy_range is None:
+        energy_range = (-5.0, 97.4) if realistic and not dual_eels else (30.0, 132.0)
+    energy, step = _validate_range(energy_range, energy_step, allow_negative=realistic)
+    if realistic:
+        t_lo, t_hi = _pair(thickness_range, "thickness_range")
+        if not 0 < t_lo <= t_hi < 5:
+            raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5 (t/λ), got {thickness_range!r}")
+        thinning = _check_float(thinning, "thinning", allow_zero=True)
+        if thinning >= 1:
+            raise DataValidationError(f"thinning: expected 0 ≤ thinning < 1, got {thinning!r}")
+        zlp_fwhm = _check_float(zlp_fwhm, "zlp_fwhm")
+        descan_ev = _check_float(descan_ev, "descan_ev", allow_zero=True)
+        li_chemical_shift_ev = float(li_chemical_shift_ev)
+        ll_energy = None
+        if dual_eels:
+            ll_energy, _ = _validate_range(low_loss_range, energy_step, allow_negative=True)
+            low_loss_exposure = _check_float(low_loss_exposure, "low_loss_exposure")
+            if energy[0] <= 5.0 or ll_energy[0] >= -1.0:
+                raise DataValidationError("dual_eels: energy_range must start above the zero-loss peak (> 5 eV) "
+                                          "and low_loss_range must start below 0 eV")
+        elif energy[0] >= -1.0:
+            raise DataValidationError(
+                f"energy_range {energy_range!r}: realistic spectra must start below 0 eV to hold the zero-loss peak "
+                "(or pass dual_eels=True for a separate low-loss acquisition)")
     dose = _check_float(dose, "dose")
     e_drift = _check_float(energy_drift_ev, "energy_drift_ev", allow_zero=True)
     s_drift = _check_float(specimen_drift_px, "specimen_drift_px", allow_zero=True)
@@ -184,7 +269,7 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
     for key in transport_kw:
         if key in ("shape", "n_frames", "seed"):
             raise DataValidationError(f"{key} is given twice")
-    if energy[0] - e_drift <= 0:
+    if not realistic and energy[0] - e_drift <= 0:
         raise DataValidationError(
             f"energy_drift_ev={e_drift:g} would shift the first channel ({energy[0]:g} eV) to ≤ 0 eV")
     dims = ("time", "y", "x", "energy")
@@ -234,7 +319,19 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
         amp[t] = beam[t] * dose * th / t_mean
         expo[t] = exponent - 0.5 * (th - t_mean)
 
-    refs = edge_references(energy)
+    if not realistic:
+        refs = edge_references(energy)
+    else:
+        real = _realistic_parameters(
+            transport, thickness_range=(t_lo, t_hi), thinning=thinning, drift_y=drift_y, drift_x=drift_x,
+            beam=beam, energy_shift=energy_shift, descan_ev=descan_ev, shift_ev=li_chemical_shift_ev,
+            dose=dose, zlp_kw={"zlp_fwhm": zlp_fwhm}, step=step)
+        weights = real["weights"]
+        from ..data import calibrated
+
+        refs = calibrated(_realistic.true_references(energy), ("component", "energy"),
+                          coords={"component": ["Li", "Co"], "energy": energy}, name="references",
+                          attrs={"signal_type": "EELS", "title": "single-scattering Li-K and Co-M2,3 at x = 1"})
     frame_time = float(transport.attrs["frame_time_s"])
     attrs = {
         "signal_type": "EELS", "beam_energy_kv": 200.0, "dispersion_ev": step,
@@ -249,16 +346,24 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
               "energy": ("energy", energy, {"units": "eV"})}
     frame_seeds = np.random.SeedSequence(_seed_entropy(seed), spawn_key=(2,)).spawn(n_frames)
 
+    def expected(t, sl, e_axis, exposure=1.0):
+        if realistic:
+            p = {k: v[t, sl] for k, v in real["maps"].items()}
+            return exposure * _realistic.spectra(e_axis, **p, valence_kw={}, zlp_kw=real["zlp_kw"]).reshape(
+                p["i0"].shape + (e_axis.size,))
+        e_t = e_axis - energy_shift[t]
+        ref_t = edge_references(e_t).values if energy_shift[t] else refs.values
+        block = amp[t, sl, :, None] * np.exp(-expo[t, sl, :, None].astype(float) * np.log(e_t / E_REF))
+        block += weights[0, t, sl, :, None] * ref_t[0] + weights[1, t, sl, :, None] * ref_t[1]
+        return block
+
     def frames():
         """Yield (t, row slice, float32 block) in order."""
         for t in range(n_frames):
-            e_t = energy - energy_shift[t]
-            ref_t = edge_references(e_t).values if energy_shift[t] else refs.values
             gen = np.random.default_rng(frame_seeds[t])
             for r0 in range(0, ny, rows):
                 sl = slice(r0, min(ny, r0 + rows))
-                block = amp[t, sl, :, None] * np.exp(-expo[t, sl, :, None].astype(float) * np.log(e_t / E_REF))
-                block += weights[0, t, sl, :, None] * ref_t[0] + weights[1, t, sl, :, None] * ref_t[1]
+                block = expected(t, sl, energy)
                 if noise:
                     block = gen.poisson(block)
                 yield t, sl, block.astype(np.float32)
@@ -302,6 +407,21 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
                 job.result()
         si = load(out)
 
+    low_loss = None
+    if realistic and dual_eels:
+        ll = np.empty((n_frames, ny, nx, ll_energy.size), np.float32)
+        ll_seeds = np.random.SeedSequence(_seed_entropy(seed), spawn_key=(5,)).spawn(n_frames)
+        for t in range(n_frames):
+            gen = np.random.default_rng(ll_seeds[t])
+            for r0 in range(0, ny, rows):
+                sl = slice(r0, min(ny, r0 + rows))
+                block = expected(t, sl, ll_energy, exposure=low_loss_exposure)
+                ll[t, sl] = gen.poisson(block) if noise else block
+        ll_attrs = dict(attrs, exposure_ratio=float(low_loss_exposure),
+                        title="simulated operando low-loss (dual EELS) of LiCoO2 (ionscope.simulate)")
+        low_loss = xr.DataArray(ll, dims=dims, name="low_loss", attrs=ll_attrs,
+                                coords={**coords, "energy": ("energy", ll_energy, {"units": "eV"})})
+
     comp = ["Li", "Co"]
     truth = transport.copy()
     truth = truth.assign_coords(component=("component", comp), energy=("energy", energy, {"units": "eV"}))
@@ -311,14 +431,79 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=(30.0, 132.0), en
     truth["references"] = (("component", "energy"), refs.values, {"long_name": "edge_references(energy)"})
     truth["background_amplitude"] = (("time", "y", "x"), amp, {"units": "counts/channel at 55 eV"})
     truth["background_exponent"] = (("time", "y", "x"), expo, {"units": "1"})
-    truth["thickness"] = (("y", "x"), thickness.astype(np.float32), {"long_name": "t/lambda", "units": "1"})
+    if realistic:
+        truth["weights"].attrs.update(
+            long_name="Li-K and Co-M amounts in single-scattering counts (coefficients of `references` in I0·S(E))",
+            units="counts per channel per unit reference")
+        truth["references"].attrs["long_name"] = "exact single-scattering edge shapes at x = 1 (with fine structure)"
+        truth["thickness"] = (("time", "y", "x"), real["thickness"],
+                              {"long_name": "t/lambda (log-ratio definition, image frame)", "units": "1"})
+        truth["zero_loss"] = (("time", "y", "x"), real["maps"]["i0"].astype(np.float32),
+                              {"long_name": "zero-loss intensity I0", "units": "counts"})
+        truth["zlp_position"] = (("time", "y", "x"), real["maps"]["zlp_centre"].astype(np.float32),
+                                 {"long_name": "zero-loss peak position (energy drift + de-scan)", "units": "eV"})
+        truth["li_shift"] = (("time", "y", "x"), real["maps"]["li_shift"].astype(np.float32),
+                             {"long_name": "Li-K chemical shift", "units": "eV"})
+        truth["x"] = (("time", "y", "x"), real["x"].astype(np.float32),
+                      {"long_name": "Li fraction x in LixCoO2 (image frame)", "units": "1"})
+    else:
+        truth["thickness"] = (("y", "x"), thickness.astype(np.float32), {"long_name": "t/lambda", "units": "1"})
     truth["energy_shift"] = (("time",), energy_shift, {"units": "eV"})
     truth["drift_y"] = (("time",), drift_y, {"units": "px"})
     truth["drift_x"] = (("time",), drift_x, {"units": "px"})
     truth["beam_current_factor"] = (("time",), beam, {"units": "1"})
     truth.attrs.update(dose=dose, background_e0_ev=E_REF, mfp_nm=MFP_NM, li_edge_fraction=LI_EDGE_FRACTION,
-                       co_edge_fraction=CO_EDGE_FRACTION, exponent=exponent, noise=bool(noise))
+                       co_edge_fraction=CO_EDGE_FRACTION, exponent=exponent, noise=bool(noise), physics=physics)
+    if realistic:
+        truth.attrs.update(k_li_co=real["k"], zlp_fwhm_ev=zlp_fwhm, descan_ev=descan_ev, thinning=thinning,
+                           li_chemical_shift_ev=li_chemical_shift_ev, total_counts=real["total_counts"],
+                           thickness_range=list(thickness_range))
+        si.attrs["physics"] = "realistic"
+    if low_loss is not None:
+        return si, low_loss, truth, log
     return si, truth, log
+
+
+def _realistic_parameters(transport, *, thickness_range, thinning, drift_y, drift_x, beam, energy_shift,
+                          descan_ev, shift_ev, dose, zlp_kw, step):
+    """Per-frame, per-pixel parameters of the realistic model in the image frame (drift applied)."""
+    n_frames = transport.sizes["time"]
+    ny, nx = transport.co.shape
+    tau0 = _realistic.thickness_map(transport.thickness_nm.values.astype(float), thickness_range)
+    co = transport.co.values.astype(float)
+    li = transport.li.values.astype(float)
+    c_li, c_co = _realistic.edge_strengths({})
+    descan = _realistic.descan_map(ny, nx, descan_ev)
+    # total beam counts per pixel from the dose: counts/channel at 55 eV in a mean-thickness, x = 1 pixel
+    tau_m = float(tau0.mean())
+    probe = _realistic.spectra(np.array([55.0 - step, 55.0, 55.0 + step]), i0=np.array([1.0]), tau=tau_m,
+                               a_li=tau_m * c_li, a_co=tau_m * c_co, li_shift=0.0, zlp_centre=0.0,
+                               valence_kw={}, zlp_kw=zlp_kw)
+    total = dose / float(probe[0, 1]) * np.exp(tau_m)
+    shape = (n_frames, ny, nx)
+    maps = {k: np.empty(shape) for k in ("i0", "tau", "a_li", "a_co", "li_shift", "zlp_centre")}
+    x_img = np.empty(shape)
+    thick = np.empty(shape, np.float32)
+    frac = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
+    li_area = np.trapezoid(_realistic.LI_SHAPE(np.arange(40, 400, 0.01)), dx=0.01)
+    co_area = np.trapezoid(_realistic.CO_SHAPE(np.arange(40, 400, 0.01)), dx=0.01)
+    for t in range(n_frames):
+        dy, dx = drift_y[t], drift_x[t]
+        tau = _shift_map(tau0, dy, dx) * (1.0 - thinning * frac[t])
+        x = _shift_map(li[t], dy, dx)
+        rho = _shift_map(co, dy, dx)
+        maps["tau"][t] = tau
+        maps["a_li"][t] = tau * c_li * x * rho
+        maps["a_co"][t] = tau * c_co * rho
+        maps["i0"][t] = total * beam[t] * np.exp(-tau)
+        # Li leaving LiCoO2 moves the Li-K fine structure up in energy (0 at x = 1)
+        maps["li_shift"][t] = shift_ev * (1.0 - x) / 0.5
+        maps["zlp_centre"][t] = energy_shift[t] + descan
+        x_img[t] = x
+        thick[t] = tau + maps["a_li"][t] * li_area + maps["a_co"][t] * co_area
+    weights = np.stack([maps["i0"] * step * maps["a_li"], maps["i0"] * step * maps["a_co"]]).astype(np.float32)
+    return {"maps": maps, "weights": weights, "thickness": thick, "x": x_img, "k": c_li / c_co,
+            "zlp_kw": {"zlp_fwhm": zlp_kw["zlp_fwhm"]}, "total_counts": float(total)}
 
 
 def limap_movie(*, shape=(128, 128), n_frames=32, counts=5.0, seed=0, drift_px=2.0, pixel_nm=2.0,
