@@ -63,7 +63,8 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
     Returns
     -------
     xarray.Dataset
-        ``x`` and ``x_std`` over the maps' dims (σ from the weights' errors,
+        ``li_fraction`` (x) and ``li_fraction_std`` over the maps' dims (named
+        so because ``x`` is an image dimension; σ from the weights' errors,
         their covariance neglected, and the error of ``k``); attrs ``k``,
         ``k_std``, ``calibration``.
 
@@ -82,7 +83,7 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
     >>> import numpy as np, xarray as xr
     >>> maps = xr.Dataset({"Li": ("x", [2.0, 1.0]), "Co": ("x", [4.0, 4.0]),
     ...                    "Li_std": ("x", [0.1, 0.1]), "Co_std": ("x", [0.1, 0.1])})
-    >>> li_fraction(maps, calibration=0.5).x.values
+    >>> li_fraction(maps, calibration=0.5).li_fraction.values
     array([1. , 0.5])
     """
     import xarray as xr
@@ -120,7 +121,8 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
         raise DataValidationError(f"calibration: k must be a finite number > 0, got {k}")
     x = ratio / k
     x_std = np.sqrt(ratio_var / k**2 + (x * k_std / k) ** 2)
-    ds = xr.Dataset({"x": x.assign_attrs(long_name="Li fraction x in LixCoO2", units="1"),
-                     "x_std": x_std.assign_attrs(long_name="standard error of x", units="1")})
+    # named li_fraction, not x: "x" is the horizontal image dimension
+    ds = xr.Dataset({"li_fraction": x.assign_attrs(long_name="Li fraction x in LixCoO2", units="1"),
+                     "li_fraction_std": x_std.assign_attrs(long_name="standard error of x", units="1")})
     ds.attrs = {"k": k, "k_std": k_std, "calibration": how}
     return ds

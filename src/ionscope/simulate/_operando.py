@@ -444,7 +444,7 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
                                  {"long_name": "zero-loss peak position (energy drift + de-scan)", "units": "eV"})
         truth["li_shift"] = (("time", "y", "x"), real["maps"]["li_shift"].astype(np.float32),
                              {"long_name": "Li-K chemical shift", "units": "eV"})
-        truth["x"] = (("time", "y", "x"), real["x"].astype(np.float32),
+        truth["x_li"] = (("time", "y", "x"), real["x"].astype(np.float32),
                       {"long_name": "Li fraction x in LixCoO2 (image frame)", "units": "1"})
     else:
         truth["thickness"] = (("y", "x"), thickness.astype(np.float32), {"long_name": "t/lambda", "units": "1"})
