@@ -425,7 +425,7 @@ def _deconvolve_kernel(spectra, *, energy, out_index, resolution_fwhm, tail_fit_
         extra[sel, 0] = r["i0"]
         extra[sel, 1] = r["thickness"]
     # pack (ssd, var) and (i0, thickness) into one array: ssd/var over energy, the rest in 2 more channels
-    packed = np.concatenate([out.reshape(J.shape[0], 2 * m), extra], axis=1)
+    packed = np.concatenate([out[:, :, 0], out[:, :, 1], extra], axis=1)
     return packed.reshape(lead + (2 * m + 2,))
 
 
