@@ -32,6 +32,7 @@ def mlls(
     plural_scattering: str | None = None,
     low_loss: Any = None,
     resolution_fwhm: float | None = None,
+    shift_components: Sequence[str] = (),
 ):
     """Fit edge references (and a power-law background) to every spectrum.
 
@@ -111,10 +112,22 @@ def mlls(
         ``zero_loss`` (I0) maps. ``background`` must be ``"basis"`` or the
         default (treated as ``"basis"``); ``weights`` is not used.
     low_loss : xarray.DataArray, optional
-        Not yet supported with MLLS: deconvolve dual-EELS core-loss data first with
-        ``deconvolve(si, method="fourier-ratio", low_loss=...)`` and fit ``ssd``.
+        Dual EELS: the separately recorded low loss of the same pixels (same
+        dispersion, its range touching or overlapping ``si``'s). Each pixel's
+        low loss, scaled to the core-loss exposure (``low_loss.attrs
+        ["exposure_ratio"]``, or measured on the overlap), is spliced below its
+        core loss and the result goes through ``plural_scattering`` (default
+        ``"fourier-log"``); the low-loss channels' larger relative noise is
+        propagated.
     resolution_fwhm : float, optional
         Gaussian FWHM (eV) of the deconvolved spectra; default the measured zero-loss FWHM.
+    shift_components : sequence of str
+        With ``plural_scattering="fourier-log"``: components whose shape may
+        move by a small per-pixel energy shift (e.g. ``["Li"]``: the Li-K
+        fine structure moves with x). The derivative of each such reference
+        is fitted too (first order in the shift), which removes the bias a
+        shifted edge causes at a cost in noise (measured in BENCHMARKS.md);
+        ``<name>_shift`` (eV) is returned.
 
     Returns
     -------
@@ -180,8 +193,10 @@ def mlls(
         exponents = (1.0, 2.0, 3.0, 4.0, 5.0) if exponents is None else tuple(exponents)
         return _mlls_plural(da, e, ch, references, plural_scattering=plural_scattering, low_loss=low_loss,
                             nonnegative=nonnegative, exponents=exponents, resolution_fwhm=resolution_fwhm,
-                            background=background, max_iter=max_iter, tol=tol)
+                            background=background, max_iter=max_iter, tol=tol, shift_components=shift_components)
     exponents = (2.0, 3.0, 4.0) if exponents is None else tuple(exponents)
+    if shift_components:
+        raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
     if e[0] < 0 < e[-1]:
         import warnings
 
@@ -266,17 +281,19 @@ def _constrained(nonnegative, names):
 
 
 def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegative, exponents,
-                 resolution_fwhm, background, max_iter, tol):
+                 resolution_fwhm, background, max_iter, tol, shift_components=()):
     """MLLS with plural scattering (see ``mlls``'s ``plural_scattering``)."""
     import xarray as xr
 
     from . import _lowloss, _plural
 
+    var_scale = None
     if low_loss is not None:
-        raise DataValidationError(
-            "mlls: low_loss= (dual EELS) is not supported inside mlls yet; run "
-            "eels.deconvolve(si, method='fourier-ratio', low_loss=...) and fit its `ssd` with "
-            "mlls(d.ssd, references, fit_range=..., background='basis', weights=None)")
+        if plural_scattering is None:
+            plural_scattering = "fourier-log"
+        window = (float(e[ch[0]]), float(e[ch[-1]]))
+        da, e, var_scale = _splice(da, e, low_loss)
+        ch = _common.window(e, window, name="fit_range", min_channels=4)
     if plural_scattering not in _PLURAL:
         raise DataValidationError(f"plural_scattering: expected None or one of {_PLURAL}, got {plural_scattering!r}")
     if background not in ("powerlaw", "basis"):
@@ -295,6 +312,14 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
     fw = _lowloss._resolution(_lowloss._probe(da), e, resolution_fwhm)
     names, _ = _common.references(references, e_fit)
     constrained = _constrained(nonnegative, names)
+    if isinstance(shift_components, str):
+        shift_components = [shift_components]
+    unknown = [c for c in shift_components if c not in names]
+    if unknown:
+        raise DataValidationError(f"shift_components: {unknown} are not among the references' components {names}")
+    if shift_components and plural_scattering != "fourier-log":
+        raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
+    shift_idx = [names.index(c) for c in shift_components]
     basis = powerlaw_basis(e_fit / e_fit[0], exponents) if len(exponents) else None
     if plural_scattering == "fourier-log":
         measured = hasattr(references, "attrs") and "resolution_fwhm_ev" in references.attrs
@@ -308,11 +333,14 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
             ext = ch
             _, refs_ext = _common.references(references, e_fit)
         inner = np.searchsorted(ext, ch)
-        check_design(_plural.design(refs_ext, inner, basis, step=step, fwhm=fw, blur=not measured),
-                     names=names + ["background"] * (0 if basis is None else basis.shape[1]))
+        check_design(_plural.design(refs_ext, inner, basis, step=step, fwhm=fw, blur=not measured,
+                                    shift_idx=shift_idx),
+                     names=names + [f"d{names[i]}/dE" for i in shift_idx]
+                     + ["background"] * (0 if basis is None else basis.shape[1]))
         kernel = _plural.fourier_log_kernel
         kwargs = dict(energy=e, channels=ch, refs_ext=refs_ext, inner=inner, basis=basis, constrained=constrained,
-                      resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0)
+                      resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0, var_scale=var_scale,
+                      shift_idx=shift_idx)
     else:
         pos = np.flatnonzero(e > 0)
         try:
@@ -327,7 +355,7 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
         kwargs = dict(energy=e, channels=ch, refs_full=refs_full, basis=basis, constrained=constrained,
                       low_end=float(e_fit[0]), n_iter=int(max_iter), tol=float(tol))
     nb = 0 if basis is None else basis.shape[1]
-    out_names = _plural.output_names(names, nb)
+    out_names = _plural.output_names(names, nb, [names[i] for i in shift_idx])
     stacked = apply_kernel(kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
                            output_sizes={"component": len(out_names)}, output_dtypes=[np.float64], kwargs=kwargs)
     lead_dims = stacked.dims[:-1]
@@ -346,6 +374,9 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
     ds["chi2"].attrs["long_name"] = "reduced chi-squared (propagated variance)" if plural_scattering == \
         "fourier-log" else "reduced Pearson chi-squared (Poisson variance)"
     ds["thickness"].attrs.update(long_name="t/λ (log-ratio)", units="1")
+    for i in shift_idx:
+        ds[f"{names[i]}_shift"].attrs.update(long_name=f"energy shift of the {names[i]} reference (first order)",
+                                             units="eV")
     ds["zero_loss"].attrs.update(long_name="zero-loss intensity I0", units="counts")
     ds.attrs = {"method": "mlls", "plural_scattering": plural_scattering,
                 "fit_range_ev": [float(e_fit[0]), float(e_fit[-1])], "background": "basis",
@@ -353,3 +384,48 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
                 "nonnegative_components": ",".join(n for n, c in zip(names, constrained) if c),
                 "components": names, "weights_unit": "single-scattering counts"}
     return ds
+
+
+def _splice(da, e, low_loss):
+    """Dual EELS → one spliced spectrum per pixel (lazy when the inputs are), with its variance scale."""
+    import xarray as xr
+
+    from ._lowloss import _check_equal_steps
+
+    ll = _common.spectra(low_loss, name="low_loss")
+    e_low = np.asarray(ll.coords["energy"].values, float)
+    _check_equal_steps(e_low, "low_loss energy")
+    if tuple(ll.shape[:-1]) != tuple(da.shape[:-1]):
+        raise DataValidationError(
+            f"low_loss: leading shape {tuple(ll.shape[:-1])} differs from si's {tuple(da.shape[:-1])}")
+    step = float(e_low[1] - e_low[0])
+    if not np.isclose(float(e[1] - e[0]), step, rtol=1e-4):
+        raise DataValidationError(f"low_loss: dispersion {step:g} eV differs from si's {float(e[1] - e[0]):g} eV")
+    k = int(round((e[0] - e_low[0]) / step))
+    if abs((e[0] - e_low[0]) / step - k) > 1e-3 or k <= 0 or k > e_low.size:
+        raise DataValidationError(
+            f"low_loss ({e_low[0]:g}–{e_low[-1]:g} eV) and si ({e[0]:g}–{e[-1]:g} eV) must be on one channel grid, "
+            "the low loss starting lower and reaching si's first channel")
+    ratio = ll.attrs.get("exposure_ratio", low_loss.attrs.get("exposure_ratio") if hasattr(low_loss, "attrs")
+                         else None)
+    if ratio is None:
+        overlap = e_low.size - k
+        if overlap < 8:
+            raise DataValidationError("low_loss: overlaps si by fewer than 8 channels; set "
+                                      "low_loss.attrs['exposure_ratio'] (low-loss exposure / core-loss exposure)")
+        num = ll.isel(energy=slice(k, k + overlap)).sum()
+        den = da.isel(energy=slice(0, overlap)).sum()
+        ratio = float(num) / float(den)
+    ratio = float(ratio)
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise DataValidationError(f"low_loss: exposure_ratio must be a number > 0, got {ratio!r}")
+    lead = {d: da.coords[d] for d in da.dims[:-1] if d in da.coords}
+    low_part = xr.DataArray(ll.data[..., :k] / ratio, dims=da.dims,
+                            coords={**lead, "energy": ("energy", e_low[:k], {"units": "eV"})})
+    spliced = xr.concat([low_part, da.astype(low_part.dtype)], dim="energy", coords="minimal",
+                        compat="override", join="override")
+    if spliced.chunks is not None:
+        spliced = spliced.chunk({"energy": -1})
+    e_all = np.concatenate([e_low[:k], e])
+    var_scale = np.concatenate([np.full(k, 1.0 / ratio), np.ones(e.size)])
+    return spliced, e_all, var_scale

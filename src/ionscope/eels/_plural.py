@@ -34,9 +34,10 @@ from ._solve import nnls_batched
 _BATCH = 256
 
 
-def output_names(names, n_basis):
+def output_names(names, n_basis, shifted=()):
     ref = list(names)
-    return ref + [f"{n}_std" for n in ref] + ["chi2", "thickness", "zero_loss"] + [f"basis{j}" for j in range(n_basis)]
+    return (ref + [f"{n}_std" for n in ref] + ["chi2", "thickness", "zero_loss"] + [f"{n}_shift" for n in shifted]
+            + [f"basis{j}" for j in range(n_basis)])
 
 
 def _gauss_blur(refs_ext, step, fwhm):
@@ -45,31 +46,38 @@ def _gauss_blur(refs_ext, step, fwhm):
     return gaussian_filter1d(refs_ext, fwhm * _lowloss._FWHM_TO_SIGMA / step, axis=0, mode="nearest")
 
 
-def design(refs_ext, inner, basis, *, step, fwhm, blur):
-    """(m, K) design: references (optionally reconvolved) on the fit window, then the background basis."""
+def design(refs_ext, inner, basis, *, step, fwhm, blur, shift_idx=()):
+    """(m, K) design: references (optionally reconvolved), their energy derivatives for the components
+    allowed to shift (``w·S(E − δ) ≈ w·S − w·δ·S'``), then the background basis, on the fit window."""
     S = _gauss_blur(refs_ext, step, fwhm) if blur else refs_ext
-    return np.column_stack([S[inner], basis]) if basis is not None else S[inner]
+    cols = [S[inner]]
+    if len(shift_idx):
+        cols.append(np.gradient(S[:, list(shift_idx)], step, axis=0)[inner])
+    if basis is not None:
+        cols.append(basis)
+    return np.column_stack(cols)
 
 
 def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, constrained, resolution_fwhm,
-                       blur_refs, tail_fit_ev):
+                       blur_refs, tail_fit_ev, var_scale=None, shift_idx=()):
     lead = spectra.shape[:-1]
     J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
     M = refs_ext.shape[1]
+    D = len(shift_idx)
     nb = 0 if basis is None else basis.shape[1]
-    n_out = 2 * M + 3 + nb
+    n_out = 2 * M + 3 + D + nb
     out = np.full((J.shape[0], n_out), np.nan)
     step = float(energy[1] - energy[0])
-    X = design(refs_ext, inner, basis, step=step, fwhm=resolution_fwhm, blur=blur_refs)
+    X = design(refs_ext, inner, basis, step=step, fwhm=resolution_fwhm, blur=blur_refs, shift_idx=shift_idx)
     K = X.shape[1]
-    cons = np.concatenate([constrained, np.zeros(nb, bool)])
+    cons = np.concatenate([constrained, np.zeros(D + nb, bool)])
     ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
     for s in range(0, J.shape[0], _BATCH):
         sel = np.flatnonzero(ok[s:s + _BATCH]) + s
         if sel.size == 0:
             continue
         r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
-                                       tail_fit_ev=tail_fit_ev, return_filters=True)
+                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
         y = r["ssd"]
         # weights: inverse propagated variance, floored so a channel can never dominate
         var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
@@ -88,7 +96,10 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
         out[sel, 2 * M] = np.sum(w * resid**2, axis=1) / dof
         out[sel, 2 * M + 1] = r["thickness"]
         out[sel, 2 * M + 2] = r["i0"]
-        out[sel, 2 * M + 3:] = beta[:, M:]
+        for j, i in enumerate(shift_idx):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[sel, 2 * M + 3 + j] = -beta[:, M + j] / beta[:, i]
+        out[sel, 2 * M + 3 + D:] = beta[:, M + D:]
     return out.reshape(lead + (n_out,))
 
 
