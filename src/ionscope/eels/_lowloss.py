@@ -510,8 +510,8 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
     >>> e = np.arange(-5.0, 200.0, 0.1)
     >>> j = plural_scattering(e, i0=np.array([1e6]), components=[(np.array([0.8]), valence_loss, None)])
     >>> d = deconvolve(j, energy=e)
-    >>> round(float(d.ssd[0].sum() / d.zero_loss[0]), 2)   # t/λ held in the recorded range
-    0.78
+    >>> round(float(d.ssd[0].sum() / d.zero_loss[0]), 2)   # single scattering per zero-loss electron
+    0.8
     >>> round(float(d.thickness[0]), 2)                     # log-ratio, tail beyond 200 eV included
     0.8
     """
