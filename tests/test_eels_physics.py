@@ -275,3 +275,33 @@ def test_references_from_regions_recover_the_edge_shapes(clean):
     assert abs(float(err.mean())) < 0.03
     with pytest.raises(DataValidationError, match="regions"):
         eels.references_from_regions(frame, {"rich": rich}, comp, fit_range=FIT)
+
+
+# ---------------------------------------------------------------- line scans and Co-L with realistic physics
+
+def test_realistic_linescan_li_profile_through_fourier_log():
+    from ionscope.simulate import tem_eels_linescan
+
+    data, truth = tem_eels_linescan(physics="realistic", dose=2000.0, seed=1)
+    assert data.energy.values[0] < 0 and data.attrs["physics"] == "realistic"
+    prof = eels.li_profile(data, references=truth.references, fit_range=(45, 97), plural_scattering="fourier-log")
+    el = truth.position > truth.attrs["interface_nm"] + 2
+    pull = ((prof.li - truth.li) / prof.li_std).where(el)
+    # honest errors along the line; the mean over the electrolyte within 3 σ of the truth
+    assert 0.8 < float(pull.std()) < 1.25
+    assert abs(float(pull.mean())) * np.sqrt(int(el.sum())) < 3 * float(pull.std()) + 1e-9 or \
+        abs(float(pull.mean())) < 0.3
+
+
+def test_realistic_co_l_has_plasmon_replicas_and_low_loss():
+    from ionscope.simulate import co_l_spectrum_image
+
+    ideal, _ = co_l_spectrum_image(shape=(24, 16), physics="ideal", seed=1)
+    real, low, truth = co_l_spectrum_image(shape=(24, 16), physics="realistic", dual_eels=True, seed=1)
+    assert low.energy.values[0] < 0 < low.energy.values[-1] and low.attrs["exposure_ratio"] == 0.01
+    # the dose keeps its meaning (counts at the first channel), within noise
+    assert abs(float(real.isel(energy=0).mean()) / float(ideal.isel(energy=0).mean()) - 1) < 0.05
+    t = eels.thickness(low)
+    # low-loss at 1 % exposure: t/λ per pixel to a few %, unbiased to 2 % of its range
+    assert abs(float((t - truth.thickness).mean())) < 0.02
+    assert np.corrcoef(t.values.ravel(), truth.thickness.values.ravel())[0, 1] > 0.9

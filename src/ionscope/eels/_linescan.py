@@ -24,7 +24,7 @@ PRE_EDGE = (40.0, 52.0)
 
 
 def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", fit_range=None,
-               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None):
+               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = None):
     """Li-K intensity along the line, with standard errors.
 
     Parameters
@@ -42,6 +42,10 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
         window (eV); counts are summed after background subtraction and the
         error propagates the Poisson counts and the background fit covariance.
     energy : array_like, optional
+    plural_scattering : {None, "fourier-log", "convolve"}
+        With ``references``: for line scans recorded with their zero-loss peak,
+        passed to :func:`mlls` (weights in single-scattering counts, not
+        mirroring thickness; unclipped so that profiles average correctly).
 
     Returns
     -------
@@ -70,12 +74,15 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     if references is not None:
         from ._mlls import mlls
 
-        rng = fit_range if fit_range is not None else (e[0], e[-1])
-        res = mlls(da, references, fit_range=rng)
+        rng = fit_range if fit_range is not None else (max(e[0], 45.0) if plural_scattering else e[0], e[-1])
+        if plural_scattering is None:
+            res = mlls(da, references, fit_range=rng)
+        else:
+            res = mlls(da, references, fit_range=rng, plural_scattering=plural_scattering, nonnegative=False)
         if component not in res:
             raise DataValidationError(f"component={component!r} is not among the references {res.attrs['components']}")
         out = xr.Dataset({"li": res[component], "li_std": res[f"{component}_std"], "chi2": res["chi2"]})
-        out.attrs = {"method": "mlls", "component": component}
+        out.attrs = {"method": "mlls", "component": component, "plural_scattering": str(plural_scattering)}
         return out
     from ._background import fit_background
 

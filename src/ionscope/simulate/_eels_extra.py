@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import erf
 
 from ..errors import DataValidationError
+from . import _realistic
 from ._operando import _validate_range
 from ._spectra import _softplus, co_l_references, li_k_edge
 from ._transport import _check_float, _check_int, _check_shape, _seed_entropy, _smooth_noise
@@ -30,9 +31,9 @@ def _generic_edge(e, onset, rise, decay):
     return shape / ((rise * decay) ** rise * np.exp(-rise))
 
 
-def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=13.0, energy_range=(40.0, 100.0),
+def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=13.0, energy_range=None,
                       energy_step=0.1, dose=500.0, seed=0, enhancement=0.6, interface_nm=None,
-                      resolution_nm=0.0):
+                      resolution_nm=0.0, physics="ideal", thickness=0.6, zlp_fwhm=0.8):
     """Position-resolved TEM-EELS across Cu | solid electrolyte with a Li-rich space-charge layer.
 
     Positions below ``interface_nm`` are Cu (no Li; Cu-M2,3 edge near 74 eV),
@@ -49,14 +50,25 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
         Spacing of the positions in nm.
     layer_width_nm : float
         Width of the Li-rich layer (≈ 13 nm reported).
-    energy_range : (float, float)
-        Energy window in eV (stop excluded).
+    energy_range : (float, float), optional
+        Energy window in eV (stop excluded); default (40, 100), or (−5, 97.4)
+        with ``physics="realistic"`` (the zero-loss peak included).
     energy_step : float
         Dispersion in eV per channel.
     dose : float
         Expected background counts per channel at 55 eV in the electrolyte.
     seed : int
         Noise seed.
+    physics : {"ideal", "realistic"}
+        ``"realistic"``: spectra from below 0 eV with a zero-loss peak
+        (``zlp_fwhm``), a valence loss (electrolyte plasmon near 23 eV; Cu a
+        broader one near 20 eV) and every order of plural scattering at
+        t/λ = ``thickness`` (Cu 1.5× that); the edges are then single-scattering
+        amounts in ``truth.weights`` and ``truth.li``.
+    thickness : float
+        Realistic physics: t/λ of the electrolyte.
+    zlp_fwhm : float
+        Realistic physics: zero-loss FWHM in eV.
     enhancement : float
         Relative Li excess in the layer (0.6 = 60 % more Li-K weight than the bulk electrolyte).
     interface_nm : float, optional
@@ -89,7 +101,11 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
     n = _check_int(n_positions, "n_positions", 8)
     step = _check_float(position_step_nm, "position_step_nm")
     width = _check_float(layer_width_nm, "layer_width_nm", allow_zero=True)
-    energy, de = _validate_range(energy_range, energy_step)
+    if physics not in ("ideal", "realistic"):
+        raise DataValidationError(f"physics: expected 'ideal' or 'realistic', got {physics!r}")
+    if energy_range is None:
+        energy_range = (-5.0, 97.4) if physics == "realistic" else (40.0, 100.0)
+    energy, de = _validate_range(energy_range, energy_step, allow_negative=physics == "realistic")
     dose = _check_float(dose, "dose")
     enh = _check_float(enhancement, "enhancement", allow_zero=True)
     res = _check_float(resolution_nm, "resolution_nm", allow_zero=True)
@@ -109,6 +125,9 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
         li_rel = gaussian_filter1d(li_rel, res / step, mode="nearest")
         electrolyte = gaussian_filter1d(electrolyte, res / step, mode="nearest")
     e_ref = 55.0
+    if physics == "realistic":
+        return _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed,
+                                   _check_float(thickness, "thickness"), _check_float(zlp_fwhm, "zlp_fwhm"))
     refs = np.stack([li_k_edge(energy), _generic_edge(energy, 73.0, 1.0, 8.0), _generic_edge(energy, 74.0, 1.5, 6.0)])
     # background: Cu is denser (flatter, stronger) than the phosphate electrolyte
     amp = dose * (1.0 + 0.6 * (1.0 - electrolyte)) * (1.0 + 0.01 * _smooth_noise(rng, (n,), 5.0))
@@ -137,8 +156,66 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
     return da, truth
 
 
+def _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed, tau_el, zlp_fwhm):
+    """The realistic line scan: zero-loss peak, valence losses and plural scattering (see tem_eels_linescan)."""
+    import xarray as xr
+
+    from ._lowloss import plural_scattering, valence_loss
+
+    def li(e):
+        return li_k_edge(np.maximum(e, 1e-6)) * (e > 0)
+
+    def matrix(e):
+        return _generic_edge(np.maximum(e, 1e-6), 73.0, 1.0, 8.0) * (e > 0)
+
+    def cu(e):
+        return _generic_edge(np.maximum(e, 1e-6), 74.0, 1.5, 6.0) * (e > 0)
+
+    def val_el(e):
+        return valence_loss(e)
+
+    def val_cu(e):
+        return valence_loss(e, plasmon_ev=20.0, width_ev=16.0, band_gap_ev=0.5)
+
+    cu_frac = 1.0 - electrolyte
+    tau_el_p = tau_el * electrolyte * (1.0 + 0.01 * _smooth_noise(rng, (pos.size,), 5.0))
+    tau_cu_p = 1.5 * tau_el * cu_frac
+    v62 = float(valence_loss(np.array([62.0]))[0])
+    # edge heights relative to the single-scattering valence tail at 62 eV (per unit t/λ)
+    a = np.stack([0.08 * v62 * tau_el * li_rel, 0.10 * v62 * tau_el * electrolyte, 0.25 * v62 * 1.5 * tau_el * cu_frac])
+    probe = plural_scattering(np.array([54.9, 55.0, 55.1]), i0=np.array([1.0]),
+                              components=[(np.array([tau_el]), val_el, None)], zlp_fwhm=zlp_fwhm)[0, 1]
+    total = dose / probe * np.exp(tau_el)
+    tau_tot = tau_el_p + tau_cu_p
+    i0 = total * np.exp(-tau_tot)
+    clean = plural_scattering(energy, i0=i0, zlp_fwhm=zlp_fwhm,
+                              components=[(tau_el_p, val_el, None), (tau_cu_p, val_cu, None), (a[0], li, None),
+                                          (a[1], matrix, None), (a[2], cu, None)])
+    data = rng.poisson(np.clip(clean, 0, None)).astype(np.float32)
+    refs = np.stack([li(energy), matrix(energy), cu(energy)])
+    weights = i0[None] * de * a
+    coords = {"position": ("position", pos, {"units": "nm"}), "energy": ("energy", energy, {"units": "eV"})}
+    da = xr.DataArray(data, dims=("position", "energy"), coords=coords, name="linescan",
+                      attrs={"signal_type": "EELS", "beam_energy_kv": 200.0, "dispersion_ev": de, "dose": dose,
+                             "physics": "realistic",
+                             "title": "simulated position-resolved TEM-EELS, Cu | solid electrolyte"})
+    truth = xr.Dataset(
+        {"li": ("position", weights[0], {"long_name": "true Li-K amount", "units": "single-scattering counts"}),
+         "weights": (("component", "position"), weights),
+         "references": (("component", "energy"), refs),
+         "clean": (("position", "energy"), clean.astype(np.float32), {"long_name": "expected counts"}),
+         "thickness": ("position", tau_tot, {"long_name": "t/λ", "units": "1"})},
+        coords={**coords, "component": ("component", ["Li", "matrix", "Cu"])},
+        attrs={"interface_nm": float(x0), "layer_width_nm": float(width), "enhancement": enh,
+               "cu_side": "position < interface_nm", "seed": int(seed), "physics": "realistic"},
+    )
+    return da, truth
+
+
 def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, energy_range=(760.0, 820.0),
-                        energy_step=0.25, dose=300.0, seed=0, layer_fraction=0.6):
+                        energy_step=0.25, dose=300.0, seed=0, layer_fraction=0.6, physics="ideal",
+                        thickness_range=(0.4, 1.0), zlp_fwhm=0.8, dual_eels=False,
+                        low_loss_range=(-5.0, 75.0)):
     """Co-L2,3 spectrum image of a LiCoO2 film with a Co3O4-rich layer at the interface (row 0).
 
     The Co3O4 fraction is ``layer_fraction`` at the interface, falls to 0 over
@@ -164,6 +241,20 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         Seed of the layer roughness, thickness and noise.
     layer_fraction : float
         Co3O4 share of the Co at the interface.
+    physics : {"ideal", "realistic"}
+        ``"realistic"``: the single-scattering spectrum above is convolved with
+        each pixel's low loss (zero-loss peak of ``zlp_fwhm`` and every order of
+        valence scattering at a t/λ spanning ``thickness_range`` across x), so
+        each Co-L line gets its plasmon replicas ~23 eV higher and the edge
+        shapes change with thickness; ``truth.weights`` stay single-scattering
+        amounts and ``truth.thickness`` is t/λ.
+    thickness_range, zlp_fwhm : see ``physics``.
+    dual_eels : bool
+        Realistic physics: also return the low-loss spectra of the same pixels
+        (``low_loss_range``, same dispersion, exposure ratio 0.01 in attrs):
+        ``(data, low_loss, truth)``.
+    low_loss_range : (float, float)
+        Energy range of the low-loss spectra (eV).
 
     Returns
     -------
@@ -211,7 +302,40 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     # continuum per Co is 0.1 in co_l_references; scale edges to a ~25 % jump over the background
     k = 2.5 * dose * (energy[-1] / energy[0]) ** -3.0
     weights = k * thickness[None] * fraction
-    clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
+    if physics not in ("ideal", "realistic"):
+        raise DataValidationError(f"physics: expected 'ideal' or 'realistic', got {physics!r}")
+    low = None
+    if physics == "realistic":
+        lo, hi = (float(v) for v in thickness_range)
+        if not 0 < lo <= hi < 5:
+            raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5, got {thickness_range!r}")
+        tau = lo + (hi - lo) * (thickness - thickness.min()) / max(float(np.ptp(thickness)), 1e-12)
+        # the single-scattering model on an axis starting 150 eV lower: replicas come from below
+        n_below = int(round(150.0 / de))
+        e_ext = energy[0] - de * np.arange(n_below, 0, -1)
+        e_all = np.concatenate([e_ext, energy])
+        refs_all = co_l_references(e_all).values
+        ss = (amp[..., None] * (e_all / energy[0]) ** -expo[..., None]
+              + np.einsum("cyx,ce->yxe", weights, refs_all))
+        # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
+        conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
+                                            zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
+        clean = conv[:, n_below:].reshape(ny, nx, energy.size)
+        # keep the meaning of `dose` (counts per channel at the first channel): rescale everything
+        scale = float(amp.mean() / clean[..., 0].mean())
+        clean *= scale
+        weights = weights * scale
+        amp = amp * scale
+        if dual_eels:
+            e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
+            from ._lowloss import plural_scattering, valence_loss
+
+            i0 = 0.01 * dose * 2e3 * np.exp(-tau)
+            low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
+                                    zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
+        thickness = tau
+    else:
+        clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
     data = rng.poisson(clean).astype(np.float32)
     coords = {"y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}),
               "energy": ("energy", energy, {"units": "eV"})}
@@ -227,6 +351,14 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
          "background_exponent": (("y", "x"), expo)},
         coords={**coords, "component": ("component", ["LiCoO2", "Co3O4"])},
         attrs={"layer_width_nm": float(width), "layer_fraction": f0, "interface_side": "y0",
-               "background_e0_ev": float(energy[0]), "seed": int(seed)},
+               "background_e0_ev": float(energy[0]), "seed": int(seed), "physics": physics},
     )
+    if physics == "realistic":
+        truth["thickness"].attrs.update(long_name="t/λ", units="1")
+        da.attrs["physics"] = "realistic"
+    if low is not None:
+        ll = xr.DataArray(rng.poisson(low).astype(np.float32), dims=("y", "x", "energy"), name="low_loss",
+                          coords={**coords, "energy": ("energy", e_low, {"units": "eV"})},
+                          attrs={**da.attrs, "exposure_ratio": 0.01, "title": "simulated low loss (dual EELS)"})
+        return da, ll, truth
     return da, truth

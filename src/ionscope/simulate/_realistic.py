@@ -109,3 +109,27 @@ def descan_map(ny, nx, amplitude):
     """De-scan: the zero-loss position drifts linearly with the scan position (eV), mean 0."""
     yy, xx = np.meshgrid(np.linspace(-0.5, 0.5, ny), np.linspace(-0.5, 0.5, nx), indexing="ij")
     return amplitude * (xx + 0.3 * yy)
+
+
+def convolve_low_loss(values, step, tau, *, zlp_kw=None, valence_kw=None):
+    """Spectra (P, n) treated as single scattering, convolved with their unit-area low loss.
+
+    ``(S ⊛ L/I0)(E)`` with ``L/I0 = R ⊛ exp*(τ·v)``: the zero-loss peak and every
+    order of valence scattering. Exact to first order in the core loss — the
+    right model for a core-loss window far above the plasmons (Egerton §3.7.1):
+    each edge gets its plasmon replicas. ``values`` must start ≥ 100 eV below
+    the window the caller keeps (the replicas come from below).
+    """
+    from ._lowloss import LossGrid, zero_loss_peak
+
+    zlp_kw = {"zlp_fwhm": 0.8} if zlp_kw is None else zlp_kw
+    values = np.asarray(values, float)
+    P, n = values.shape
+    grid = LossGrid(step, n * step, margin_ev=300.0, e_min=-30.0)
+    padded = np.zeros((P, grid.n))
+    padded[:, :n] = values
+    v_ft = grid.transform(np.where(grid.energy > 0, valence_loss(np.maximum(grid.energy, 1e-9),
+                                                                  **(valence_kw or {})), 0.0))
+    z_ft = grid.transform(zero_loss_peak(grid.energy, fwhm=zlp_kw.get("zlp_fwhm", 0.8)))
+    kernel = z_ft * np.exp(np.asarray(tau, float)[:, None] * v_ft)
+    return np.fft.irfft(np.fft.rfft(padded, axis=1) * kernel, n=grid.n, axis=1)[:, :n]
