@@ -251,7 +251,7 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     thickness_range, zlp_fwhm : see ``physics``.
     dual_eels : bool
         Realistic physics: also return the low-loss spectra of the same pixels
-        (``low_loss_range``, same dispersion, exposure ratio 0.01 in attrs):
+        (``low_loss_range``, same dispersion, a nominal exposure ratio 0.01 in attrs):
         ``(data, low_loss, truth)``.
     low_loss_range : (float, float)
         Energy range of the low-loss spectra (eV).
@@ -330,7 +330,7 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
             e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
             from ._lowloss import plural_scattering, valence_loss
 
-            i0 = 0.01 * dose * 2e3 * np.exp(-tau)
+            i0 = 2e5 * np.exp(-tau)  # ~2·10^5 electrons per pixel: a typical low-loss exposure
             low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
                                     zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
         thickness = tau
