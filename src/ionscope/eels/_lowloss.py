@@ -320,7 +320,10 @@ def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate:
     the first minimum above the zero-loss peak), ``I_t`` the total intensity
     *including* the tail beyond the recorded range, extrapolated as a power law
     fitted to the last ``tail_fit_ev`` of the spectrum (leaving it out makes
-    t/λ several % low).
+    t/λ several % low). The extrapolation assumes the spectrum's end is past
+    the multiple-plasmon region: record the low loss to ≥ 100 eV where t/λ
+    approaches 1 (measured on simulated LiCoO2-like spectra at t/λ = 1: a range
+    ending at 75 eV reads +0.05…0.08 high, at 100 eV +0.006, at 150 eV +0.0005).
 
     Parameters
     ----------

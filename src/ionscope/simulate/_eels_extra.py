@@ -215,7 +215,7 @@ def _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, wid
 def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, energy_range=(760.0, 820.0),
                         energy_step=0.25, dose=300.0, seed=0, layer_fraction=0.6, physics="ideal",
                         thickness_range=(0.4, 1.0), zlp_fwhm=0.8, dual_eels=False,
-                        low_loss_range=(-5.0, 75.0)):
+                        low_loss_range=(-5.0, 120.0)):
     """Co-L2,3 spectrum image of a LiCoO2 film with a Co3O4-rich layer at the interface (row 0).
 
     The Co3O4 fraction is ``layer_fraction`` at the interface, falls to 0 over
