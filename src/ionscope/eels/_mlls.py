@@ -288,6 +288,9 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
     from . import _lowloss, _plural
 
     var_scale = None
+    if low_loss is not None and plural_scattering == "convolve":
+        return _mlls_dual_convolve(da, e, ch, references, low_loss, nonnegative=nonnegative, exponents=exponents,
+                                   max_iter=max_iter, tol=tol)
     if low_loss is not None:
         if plural_scattering is None:
             plural_scattering = "fourier-log"
@@ -358,6 +361,58 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
     out_names = _plural.output_names(names, nb, [names[i] for i in shift_idx])
     stacked = apply_kernel(kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
                            output_sizes={"component": len(out_names)}, output_dtypes=[np.float64], kwargs=kwargs)
+    return _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw,
+                           constrained)
+
+
+def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponents, max_iter, tol):
+    """Dual EELS, any ranges: raw core-loss counts fitted with references ⊛ each pixel's low loss."""
+    import xarray as xr
+
+    from . import _lowloss, _plural
+
+    ll = _common.spectra(low_loss, name="low_loss")
+    e_low = np.asarray(ll.coords["energy"].values, float)
+    _lowloss._check_equal_steps(e_low, "low_loss energy")
+    _lowloss._check_equal_steps(e, "si energy")
+    if not np.isclose(float(e[1] - e[0]), float(e_low[1] - e_low[0]), rtol=1e-4):
+        raise DataValidationError("low_loss: its dispersion differs from si's; resample one of them first")
+    if not (e_low[0] < 0 < e_low[-1]):
+        raise DataValidationError("low_loss: its energy axis holds no zero-loss peak")
+    if tuple(ll.shape[:-1]) != tuple(da.shape[:-1]):
+        raise DataValidationError(
+            f"low_loss: leading shape {tuple(ll.shape[:-1])} differs from si's {tuple(da.shape[:-1])}")
+    e_fit = e[ch]
+    names, refs_core = _common.references(references, e) if _covers(references, e) else (None, None)
+    if refs_core is None:
+        names, refs_fit = _common.references(references, e_fit)
+        refs_core = np.zeros((e.size, len(names)))
+        refs_core[ch] = refs_fit
+    constrained = _constrained(nonnegative, names)
+    basis = powerlaw_basis(e_fit / e_fit[0], exponents) if len(exponents) else None
+    llx = xr.DataArray(ll.data, dims=tuple(da.dims[:-1]) + ("energy_low",),
+                       coords={k: v for k, v in da.coords.items() if "energy" not in v.dims})
+    nb = 0 if basis is None else basis.shape[1]
+    out_names = _plural.output_names(names, nb)
+    stacked = apply_kernel(_plural.convolve_dual_kernel, da, llx, input_core_dims=[["energy"], ["energy_low"]],
+                           output_core_dims=[["component"]], output_sizes={"component": len(out_names)},
+                           output_dtypes=[np.float64],
+                           kwargs=dict(e_core=e, e_low=e_low, channels=ch, refs_core=refs_core, basis=basis,
+                                       constrained=constrained, n_iter=int(max_iter), tol=float(tol)))
+    return _plural_dataset(stacked, out_names, names, [], "convolve", e_fit, exponents, None, constrained)
+
+
+def _covers(references, e):
+    try:
+        _common.references(references, e)
+        return True
+    except Exception:
+        return False
+
+
+def _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw, constrained):
+    import xarray as xr
+
     lead_dims = stacked.dims[:-1]
     coords = {k: v for k, v in stacked.coords.items() if "component" not in v.dims}
     variables = {}
@@ -380,9 +435,11 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
     ds["zero_loss"].attrs.update(long_name="zero-loss intensity I0", units="counts")
     ds.attrs = {"method": "mlls", "plural_scattering": plural_scattering,
                 "fit_range_ev": [float(e_fit[0]), float(e_fit[-1])], "background": "basis",
-                "exponents": [float(x) for x in exponents], "resolution_fwhm_ev": fw,
+                "exponents": [float(x) for x in exponents],
                 "nonnegative_components": ",".join(n for n, c in zip(names, constrained) if c),
                 "components": names, "weights_unit": "single-scattering counts"}
+    if fw is not None:
+        ds.attrs["resolution_fwhm_ev"] = fw
     return ds
 
 

@@ -332,7 +332,8 @@ def _nmf_fit(da, Xp, kwargs, init_spectra, names, NMF):
     return W, model.components_, names, model
 
 
-def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool = False, max_iter: int = 400):
+def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool = False, max_iter: int = 400,
+              low_loss: Any = None):
     """Per-pixel phase fractions from Co-L2,3 (or any) references, e.g. LiCoO2 vs Co3O4.
 
     The references are per-atom spectra (same normalisation), so the MLLS /
@@ -341,6 +342,14 @@ def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool 
     Poisson-weighted non-negative MLLS with the references as given (use
     :func:`nmf` with ``init_spectra`` when the references are only
     approximate).
+
+    With ``low_loss`` (dual EELS: the low loss of the same pixels, same
+    dispersion) the references are convolved with each pixel's own low loss
+    before the fit (``mlls(..., plural_scattering="convolve")``): plural
+    scattering gives every Co-L line plasmon replicas whose weight grows with
+    thickness, and without it the Co3O4 fraction of a realistic simulated image
+    was 0.05 low with 1.25× the claimed scatter. A power-law basis (2, 3, 4)
+    is then the background.
 
     Returns
     -------
@@ -369,8 +378,12 @@ def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool 
 
     da = _common.spectra(si, energy=energy)
     e = np.asarray(da.coords["energy"].values, float)
-    res = mlls(da, references, fit_range=(e[0], e[-1]), background="powerlaw" if background else None,
-               weights="poisson", max_iter=max_iter)
+    if low_loss is not None:
+        res = mlls(da, references, fit_range=(e[0], e[-1]), plural_scattering="convolve", low_loss=low_loss,
+                   exponents=(2.0, 3.0, 4.0), max_iter=min(int(max_iter), 50))
+    else:
+        res = mlls(da, references, fit_range=(e[0], e[-1]), background="powerlaw" if background else None,
+                   weights="poisson", max_iter=max_iter)
     names = res.attrs["components"]
     w = xr.concat([res[n] for n in names], dim="component").assign_coords(component=names)
     s = xr.concat([res[f"{n}_std"] for n in names], dim="component").assign_coords(component=names)

@@ -103,14 +103,49 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
     return out.reshape(lead + (n_out,))
 
 
+def _poisson_fit(X, y, cons, n_iter, tol):
+    """Batched Poisson ML (IRLS) of y (P, m) with per-pixel designs X (P, m, K): (β, μ, var(β))."""
+    mu = np.maximum(y, 1.0)
+    beta = None
+    for _ in range(max(1, n_iter)):
+        w = 1.0 / np.maximum(mu, 1.0)
+        G = np.einsum("pn,pnk,pnl->pkl", w, X, X)
+        b = np.einsum("pn,pnk,pn->pk", w, X, y)
+        new = nnls_batched(G, b, cons)
+        mu = np.einsum("pnk,pk->pn", X, new)
+        done = beta is not None and np.max(np.abs(new - beta) / (np.abs(beta) + 1e-9)) < tol
+        beta = new
+        if done:
+            break
+    w = 1.0 / np.maximum(mu, 1.0)
+    G = np.einsum("pn,pnk,pnl->pkl", w, X, X)
+    cov_diag = np.einsum("pii->pi", np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None]
+                                                  * np.eye(G.shape[-1])))
+    return beta, mu, np.clip(cov_diag, 0.0, None)
+
+
+def _store(out, sel, M, beta, mu, var, y, thickness, i0, n_par):
+    dof = max(1, y.shape[1] - n_par)
+    out[sel, :M] = beta[:, :M]
+    out[sel, M:2 * M] = np.sqrt(var[:, :M])
+    out[sel, 2 * M] = np.sum((y - mu) ** 2 / np.maximum(mu, 1.0), axis=1) / dof
+    out[sel, 2 * M + 1] = thickness
+    out[sel, 2 * M + 2] = i0
+    out[sel, 2 * M + 3:] = beta[:, M:]
+
+
+def _with_basis(Xr, basis):
+    return np.concatenate([Xr, np.broadcast_to(basis, (Xr.shape[0],) + basis.shape)], axis=2) if basis is not None \
+        else Xr
+
+
 def convolve_kernel(spectra, *, energy, channels, refs_full, basis, constrained, low_end, n_iter, tol):
     """Poisson ML fit of raw counts with references ⊛ (the pixel's low loss / I0)."""
     lead = spectra.shape[:-1]
     J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
     M = refs_full.shape[1]
     nb = 0 if basis is None else basis.shape[1]
-    n_out = 2 * M + 3 + nb
-    out = np.full((J.shape[0], n_out), np.nan)
+    out = np.full((J.shape[0], 2 * M + 3 + nb), np.nan)
     n = energy.size
     step = float(energy[1] - energy[0])
     n_fft = _lowloss._next_pow2(2 * n)
@@ -134,30 +169,45 @@ def convolve_kernel(spectra, *, energy, channels, refs_full, basis, constrained,
         lowg[:, grid_of_channel] = low
         # (ref ⊛ low)(E): ref at loss ε plus the low loss at its recorded energy (ZLP near 0)
         conv = np.fft.irfft(rf[None] * np.fft.rfft(lowg, axis=1)[:, None, :], n=n_fft, axis=2)
-        Xr = conv[:, :, grid_of_channel[channels]].transpose(0, 2, 1)  # (P, m, M)
-        X = np.concatenate([Xr, np.broadcast_to(basis, (sel.size,) + basis.shape)], axis=2) if nb else Xr
+        X = _with_basis(conv[:, :, grid_of_channel[channels]].transpose(0, 2, 1), basis)  # (P, m, K)
         y = Jb[:, channels]
-        mu = np.maximum(y, 1.0)
-        beta = None
-        for _ in range(max(1, n_iter)):
-            w = 1.0 / np.maximum(mu, 1.0)
-            G = np.einsum("pn,pnk,pnl->pkl", w, X, X)
-            b = np.einsum("pn,pnk,pn->pk", w, X, y)
-            new = nnls_batched(G, b, cons)
-            mu = np.einsum("pnk,pk->pn", X, new)
-            if beta is not None and np.max(np.abs(new - beta) / (np.abs(beta) + 1e-9)) < tol:
-                beta = new
-                break
-            beta = new
-        w = 1.0 / np.maximum(mu, 1.0)
-        G = np.einsum("pn,pnk,pnl->pkl", w, X, X)
-        cov_diag = np.einsum("pii->pi", np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None]
-                                                      * np.eye(G.shape[-1])))
-        dof = max(1, channels.size - X.shape[2])
-        out[sel, :M] = beta[:, :M]
-        out[sel, M:2 * M] = np.sqrt(np.clip(cov_diag[:, :M], 0.0, None))
-        out[sel, 2 * M] = np.sum((y - mu) ** 2 / np.maximum(mu, 1.0), axis=1) / dof
-        out[sel, 2 * M + 1] = np.log(total / i0)
-        out[sel, 2 * M + 2] = i0
-        out[sel, 2 * M + 3:] = beta[:, M:]
-    return out.reshape(lead + (n_out,))
+        beta, mu, var = _poisson_fit(X, y, cons, n_iter, tol)
+        _store(out, sel, M, beta, mu, var, y, np.log(total / i0), i0, X.shape[2])
+    return out.reshape(lead + (out.shape[1],))
+
+
+def convolve_dual_kernel(core, low, *, e_core, e_low, channels, refs_core, basis, constrained, n_iter, tol):
+    """Poisson ML fit of core-loss counts with references ⊛ (the separately recorded low loss / I0).
+
+    For dual EELS whose ranges need not touch (e.g. Co-L at 780 eV with a low
+    loss to 100 eV): each edge gets the pixel's own plasmon replicas.
+    """
+    lead = core.shape[:-1]
+    C = core.reshape(-1, core.shape[-1]).astype(float)
+    L = low.reshape(-1, low.shape[-1]).astype(float)
+    M = refs_core.shape[1]
+    nb = 0 if basis is None else basis.shape[1]
+    out = np.full((C.shape[0], 2 * M + 3 + nb), np.nan)
+    step = float(e_low[1] - e_low[0])
+    n = e_core.size
+    keep = e_low > -3 * step  # the zero-loss peak from just below 0 on: losses index k ↔ k·Δ
+    kpos = np.round(e_low[keep] / step).astype(int)
+    n_fft = _lowloss._next_pow2(n + int(kpos.max()) + 16)
+    cons = np.concatenate([constrained, np.zeros(nb, bool)])
+    # references on the core axis (index i ↔ e_core[0] + iΔ); ⊛ low moves them up by its losses
+    rf = np.fft.rfft(np.vstack([refs_core.T, np.zeros((0, n))]), n=n_fft, axis=1)
+    ok = np.isfinite(C).all(1) & np.isfinite(L).all(1) & (L.sum(1) > 0)
+    for s in range(0, C.shape[0], _BATCH):
+        sel = np.flatnonzero(ok[s:s + _BATCH]) + s
+        if sel.size == 0:
+            continue
+        Lb = L[sel]
+        i0, total, _, _, _ = _lowloss.zero_loss_and_total(Lb, e_low)
+        lowg = np.zeros((sel.size, n_fft))
+        lowg[:, kpos % n_fft] = Lb[:, keep] / i0[:, None]
+        conv = np.fft.irfft(rf[None] * np.fft.rfft(lowg, axis=1)[:, None, :], n=n_fft, axis=2)
+        X = _with_basis(conv[:, :, channels].transpose(0, 2, 1), basis)
+        y = C[sel][:, channels]
+        beta, mu, var = _poisson_fit(X, y, cons, n_iter, tol)
+        _store(out, sel, M, beta, mu, var, y, np.log(total / i0), i0, X.shape[2])
+    return out.reshape(lead + (out.shape[1],))
