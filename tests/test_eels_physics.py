@@ -320,3 +320,17 @@ def test_phase_map_with_low_loss_handles_plural_scattering():
     # high dose: the references convolved with each pixel's low loss leave < 0.015 mean error
     assert abs(float(err.mean())) < 0.015 and float(np.abs(err).mean()) < 0.5 * err_plain
     assert 0.8 < float((err / dual.fraction_std.sel(component="Co3O4")).std()) < 1.3
+
+
+def test_k_from_the_charge_passed_cross_checks_the_calibration():
+    si, truth, _ = operando_eels(shape=(24, 32), n_frames=6, physics="realistic", noise=False, seed=3,
+                                 protocol=(("charge", 6),))
+    maps = eels.mlls(si, truth.references, fit_range=FIT, plural_scattering="fourier-log", nonnegative=False)
+    cal = eels.calibration_from_charge(maps, truth.charge_c, co_mol=truth.attrs["capacity_mol"],
+                                       region=truth.co > 0.5)
+    # a pixel mean is not the Co-weighted mean Faraday's law gives: a cross-check to ~10 %, not a standard
+    assert abs(cal["k"] / truth.attrs["k_li_co"] - 1) < 0.15
+    frac = eels.li_fraction(maps, calibration=cal)
+    assert frac.attrs["k"] == cal["k"]
+    with pytest.raises(DataValidationError, match="charge"):
+        eels.calibration_from_charge(maps, np.zeros(6), co_mol=1e-18)

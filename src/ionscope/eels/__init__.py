@@ -42,6 +42,7 @@ _EXPORTS = {
     "thickness": "_lowloss",
     "deconvolve": "_lowloss",
     "li_fraction": "_fraction",
+    "calibration_from_charge": "_fraction",
     "references_from_regions": "_refs",
 }
 

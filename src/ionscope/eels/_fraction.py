@@ -126,3 +126,93 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
                      "li_fraction_std": x_std.assign_attrs(long_name="standard error of x", units="1")})
     ds.attrs = {"k": k, "k_std": k_std, "calibration": how}
     return ds
+
+
+FARADAY = 96485.33212  # C/mol
+
+
+def calibration_from_charge(maps: Any, charge_c: Any, *, co_mol: float, li: str = "Li", co: str = "Co",
+                            region: Any = None):
+    """``k`` of :func:`li_fraction` from the electrochemistry: a cross-check independent of any standard.
+
+    The mean Li fraction of the imaged cathode changes by ``Δx = −ΔQ/(F·n_Co)``
+    (``Q`` the charge passed, + on charge, ``n_Co`` the moles of Co in the
+    imaged volume). The pixel mean of ``w_Li/w_Co`` equals ``k·x̄``, so ``k``
+    is the slope of that mean against ``−Q/(F·n_Co)`` over the frames
+    (weighted least squares with the maps' errors).
+
+    Parameters
+    ----------
+    maps : xarray.Dataset
+        Li and Co weight maps with a ``time`` dimension (≥ 3 frames) and ideally ``_std``.
+    charge_c : array_like or xarray.DataArray
+        Charge passed (C) at each frame (e.g. the synchronised log), + on charge.
+    co_mol : float
+        Moles of Co in the imaged volume (area × thickness × Co density).
+    li, co : str
+        Variable names.
+    region : mask, optional
+        Pixels of the cathode to average (default all with finite, positive Co).
+
+    Returns
+    -------
+    dict
+        ``{"k": …, "k_std": …, "x0": x̄ at Q = 0, "frames": n}`` — pass it as
+        ``li_fraction(maps, calibration=result)``.
+
+    References
+    ----------
+    M. Faraday's law; for the use with operando EELS: Y. Nomura et al., Nat.
+    Commun. 11 (2020) 2824, doi:10.1038/s41467-020-16622-w.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> q = np.array([0.0, 1e-12, 2e-12, 3e-12])
+    >>> x = 1.0 - q / (96485.33212 * 1e-17)            # 1e-17 mol of Co
+    >>> maps = xr.Dataset({"Li": ("time", 0.7 * x * 5), "Co": ("time", np.full(4, 5.0))})
+    >>> round(calibration_from_charge(maps, q, co_mol=1e-17)["k"], 6)
+    0.7
+    """
+    import xarray as xr
+
+    for name in (li, co):
+        if not isinstance(maps, xr.Dataset) or name not in maps:
+            raise DataValidationError(f"maps: expected a Dataset with {li!r} and {co!r} weights")
+    if "time" not in maps.dims or maps.sizes["time"] < 3:
+        raise DataValidationError("maps: need a 'time' dimension with at least 3 frames")
+    q = np.asarray(getattr(charge_c, "values", charge_c), float).ravel()
+    if q.size != maps.sizes["time"] or not np.all(np.isfinite(q)):
+        raise DataValidationError(f"charge_c: expected {maps.sizes['time']} finite values (one per frame)")
+    co_mol = float(co_mol)
+    if not np.isfinite(co_mol) or co_mol <= 0:
+        raise DataValidationError(f"co_mol: expected a number of moles > 0, got {co_mol!r}")
+    ratio = maps[li] / maps[co].where(maps[co] > 0)
+    if region is not None:
+        mask = region if isinstance(region, xr.DataArray) else xr.DataArray(np.asarray(region, bool),
+                                                                            dims=ratio.dims[-np.ndim(region):])
+        ratio = ratio.where(mask)
+    other = [d for d in ratio.dims if d != "time"]
+    mean = ratio.mean(other).values
+    n = (np.isfinite(ratio)).sum(other).values
+    if f"{li}_std" in maps and f"{co}_std" in maps:
+        var = ((maps[f"{li}_std"] / maps[co]) ** 2 + (maps[li] * maps[f"{co}_std"] / maps[co] ** 2) ** 2)
+        var = (var.where(np.isfinite(ratio)).sum(other) / np.maximum(n, 1) ** 2).values
+    else:
+        var = np.full(mean.shape, np.nanvar(mean) + 1e-30)
+    dx = -q / (FARADAY * co_mol)
+    if np.ptp(dx) <= 0:
+        raise DataValidationError("charge_c: no charge passed over the frames; k cannot be calibrated from it")
+    w = 1.0 / np.maximum(var, 1e-300)
+    A = np.column_stack([np.ones_like(dx), dx])
+    G = A.T @ (A * w[:, None])
+    coef = np.linalg.solve(G, A.T @ (w * mean))
+    cov = np.linalg.inv(G)
+    resid = mean - A @ coef
+    # scale the covariance by the reduced χ² when the frames scatter more than their errors say
+    chi2 = float(np.sum(w * resid**2) / max(1, mean.size - 2))
+    k, k_std = float(coef[1]), float(np.sqrt(cov[1, 1] * max(1.0, chi2)))
+    if k <= 0:
+        raise DataValidationError(f"calibration from charge gave k = {k:g} ≤ 0: the Li/Co ratio does not follow "
+                                  "the charge passed (check the sign of the current and the region)")
+    return {"k": k, "k_std": k_std, "x0": float(coef[0] / k), "frames": int(mean.size)}
