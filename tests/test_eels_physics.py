@@ -334,3 +334,15 @@ def test_k_from_the_charge_passed_cross_checks_the_calibration():
     assert frac.attrs["k"] == cal["k"]
     with pytest.raises(DataValidationError, match="charge"):
         eels.calibration_from_charge(maps, np.zeros(6), co_mol=1e-18)
+
+
+def test_reference_mismatch_shows_in_chi2_and_warns(noisy):
+    si, truth, _ = noisy
+    # per pixel the weak edges hide a mismatch in the noise; 8×8-binned spectra (neighbours have
+    # nearly the same thickness, so Fourier-log still holds) show a missing component clearly
+    binned = si.isel(time=0).coarsen(y=8, x=8).sum()
+    with pytest.warns(UserWarning, match="χ²"):
+        bad = eels.mlls(binned, truth.references.sel(component=["Li"]), fit_range=FIT,
+                        plural_scattering="fourier-log", nonnegative=False)
+    good = eels.mlls(binned, truth.references, fit_range=FIT, plural_scattering="fourier-log", nonnegative=False)
+    assert float(bad.chi2.mean()) > 2.0 > 1.5 > float(good.chi2.mean())

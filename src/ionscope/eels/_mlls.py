@@ -264,6 +264,8 @@ def mlls(
                 "background": str(background), "weights": str(weights), "nonnegative": int(constrained.all()),
                 "nonnegative_components": ",".join(n for n, c in zip(names, constrained) if c),
                 "components": names, "e0_ev": e0}
+    if weights == "poisson":
+        _warn_mismatch(ds)
     return ds
 
 
@@ -440,7 +442,27 @@ def _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_f
                 "components": names, "weights_unit": "single-scattering counts"}
     if fw is not None:
         ds.attrs["resolution_fwhm_ev"] = fw
+    _warn_mismatch(ds)
     return ds
+
+
+#: mean reduced χ² above which the references clearly do not describe the spectra
+CHI2_WARN = 2.0
+
+
+def _warn_mismatch(ds):
+    """Warn when the (in-memory) fit's mean χ² says the references do not match the data."""
+    chi2 = ds["chi2"].data
+    if hasattr(chi2, "compute"):
+        return  # lazy: computing it here would read the whole series; the χ² map is in the output
+    finite = np.asarray(chi2)[np.isfinite(chi2)]
+    if finite.size and float(np.mean(finite)) > CHI2_WARN:
+        import warnings
+
+        warnings.warn(
+            f"mlls: mean reduced χ² = {float(np.mean(finite)):.2f} (≫ 1): the references do not describe these "
+            "spectra (reference mismatch, a missing component, or plural scattering not accounted for); "
+            "inspect the `chi2` map", stacklevel=3)
 
 
 def _splice(da, e, low_loss):
