@@ -21,25 +21,28 @@ import numpy as np
 from ..errors import DataValidationError
 
 
-def _calibration_from_region(ratio, ratio_var, region, known_x):
+def _calibration_from_region(wl, wc, sl, sc, region, known_x):
+    """k from a region of known x: the ratio of the *summed* weights (a ratio of per-pixel ratios
+    is biased at low counts, where w_Co is noisy), with its delta-method σ."""
     import xarray as xr
 
     mask = region if isinstance(region, xr.DataArray) else xr.DataArray(np.asarray(region, bool),
-                                                                         dims=ratio.dims[-np.ndim(region):])
+                                                                         dims=wl.dims[-np.ndim(region):])
     if mask.dtype != bool:
         raise DataValidationError("calibration region: expected a boolean mask")
-    if not set(mask.dims) <= set(ratio.dims):
-        raise DataValidationError(f"calibration region: dims {mask.dims} are not among the maps' dims {ratio.dims}")
-    sel_r = ratio.where(mask)
-    sel_v = ratio_var.where(mask)
-    n = int(np.isfinite(sel_r.values).sum())
+    if not set(mask.dims) <= set(wl.dims):
+        raise DataValidationError(f"calibration region: dims {mask.dims} are not among the maps' dims {wl.dims}")
+    ok = mask & np.isfinite(wl) & np.isfinite(wc)
+    n = int(ok.sum())
     if n == 0:
         raise DataValidationError("calibration region: holds no finite pixel of the maps")
-    # inverse-variance weighted mean of the ratio in the region: k = <ratio>/x_known
-    w = 1.0 / sel_v
-    k_ratio = float((sel_r * w).sum() / w.sum())
-    k_var = float(1.0 / w.sum())
-    return k_ratio / known_x, np.sqrt(k_var) / known_x, n
+    sum_l, sum_c = float(wl.where(ok).sum()), float(wc.where(ok).sum())
+    if sum_c <= 0:
+        raise DataValidationError("calibration region: the Co weights sum to ≤ 0 there; not a Co-bearing region")
+    var_l, var_c = float((sl**2).where(ok).sum()), float((sc**2).where(ok).sum())
+    ratio = sum_l / sum_c
+    ratio_std = np.sqrt(var_l / sum_c**2 + ratio**2 * var_c / sum_c**2)
+    return ratio / known_x, ratio_std / known_x, n
 
 
 def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = "Co"):
@@ -54,9 +57,10 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
     calibration : float, or dict
         ``k`` itself (a number: the ratio ``w_Li/w_Co`` of the references for
         x = 1, e.g. from known cross sections), or
-        ``{"region": mask, "x": 1.0}``: ``k`` from the inverse-variance mean
-        ratio in a region of known x (e.g. pristine LiCoO2, ``x = 1``), or
-        ``{"k": value, "k_std": σ}``.
+        ``{"region": mask, "x": 1.0}``: ``k`` from the ratio of the summed Li
+        and Co weights in a region of known x (e.g. pristine LiCoO2, ``x = 1``;
+        summed, because a mean of noisy per-pixel ratios is biased), or
+        ``{"k": value, "k_std": σ}`` (e.g. :func:`calibration_from_charge`'s result).
     li, co : str
         Names of the Li and Co variables.
 
@@ -103,8 +107,7 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
             known = float(calibration.get("x", 1.0))
             if not 0 < known <= 2:
                 raise DataValidationError(f"calibration x: expected 0 < x ≤ 2, got {known}")
-            k, k_std, n = _calibration_from_region(ratio, ratio_var.where(ratio_var > 0),
-                                                   calibration["region"], known)
+            k, k_std, n = _calibration_from_region(wl, wc, sl, sc, calibration["region"], known)
             how = f"region of known x = {known:g} ({n} pixels)"
         elif "k" in calibration:
             k, k_std = float(calibration["k"]), float(calibration.get("k_std", 0.0))

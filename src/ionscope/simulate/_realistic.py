@@ -33,9 +33,10 @@ import numpy as np
 from ._lowloss import plural_scattering, valence_loss
 from ._spectra import co_m_edge, li_k_edge
 
-#: Li-K peak and Co-M maximum as fractions of the single-scattering valence tail at 62 / 67 eV (x = 1)
-LI_SSD_FRACTION = 0.10
-CO_SSD_FRACTION = 0.20
+#: Li-K peak and Co-M maximum as fractions of the single-scattering valence tail at 62 / 67 eV (x = 1);
+#: in the recorded (plurally scattered) spectrum of a t/λ ≈ 0.7 film the Li-K peak is then ~4 % of the counts
+LI_SSD_FRACTION = 0.20
+CO_SSD_FRACTION = 0.25
 
 
 def li_k_fine(e):
