@@ -79,7 +79,10 @@ def run(args) -> int:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
     if args.scheduler:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
-    result = run_pipeline(cfg, show_progress=False if args.no_progress else None)
+    from ..report import operando_report_stage
+
+    result = run_pipeline(cfg, show_progress=False if args.no_progress else None,
+                          extra_stages=(operando_report_stage(),))
     for name, rec in result.stages.items():
         how = "cached" if rec.cached else ("resumed" if rec.resumed_batches else "done")
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")

@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``run``: the operando pipeline, stage by stage, cached and resumable.
 
-energy_drift → register → limap → denoise → sync → analysis → report
+energy_drift → register → limap → denoise → sync → analysis (→ report, added by
+the CLI from :mod:`ionscope.report`)
 
+The pipeline is a declared stage table (``TABLE``, run by
+:func:`ionscope.operando._graph.run_stages`): each stage names its inputs,
+the parameters its result depends on and its compute function, so stopping
+at, re-running or adding a stage is a table edit. Every input (series, log,
+references, segmentation) is opened by ``_sources`` before the first stage.
 Each science step is called through one small adapter function below
 (``_energy_drift``, ``_li_maps``, ``_denoise``) so that the EELS and denoising
 implementations can evolve without touching the pipeline. The 4-D stages are
@@ -21,14 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_path
-from .._progress import progress as _progress
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._config import Config, from_dict, load_config
-from ._stages import StageCache, StageRecord, Timer, fingerprint, stage_key
+from ._graph import Stage, run_stages
+from ._stages import StageCache, StageRecord, fingerprint
 
-#: Stages in execution order.
-STAGES = ("energy_drift", "register", "limap", "denoise", "sync", "analysis", "report")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class RunResult:
     stages: dict[str, StageRecord] = field(default_factory=dict)
     bad_frames: list[dict] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    context: Any = None  # the stage graph's Context after the run
 
     def dataset(self, stage: str):
         """A stage's cached Dataset (lazy)."""
@@ -207,24 +211,6 @@ def _read_log(path: Path):
     return log
 
 
-def _references(cfg: Config, energy, references=None):
-    """Reference spectra (component, energy): given, from a file, or the simulator's models."""
-    if references is not None:
-        return references
-    ref = cfg.limap.references
-    if ref == "simulated":
-        from ..simulate import edge_references
-
-        return edge_references(energy)
-    from .. import io as iio
-
-    refs = iio.load(cfg.path(ref))
-    if "component" not in refs.dims or "energy" not in refs.dims:
-        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
-                                  f"got dims {refs.dims}")
-    return refs.load()
-
-
 # --------------------------------------------------------------------------- scheduling
 
 
@@ -318,49 +304,270 @@ def _token(obj) -> str:
     return tokenize(obj)
 
 
-class _Runner:
-    def __init__(self, cfg: Config, *, on_stage, show_progress):
-        self.cfg = cfg
-        self.cache = StageCache(cfg.cache_path)
-        self.cache.clear_stale()
-        self.result = RunResult(config=cfg, cache=self.cache)
-        self.on_stage = on_stage
-        self.show = show_progress
+# --------------------------------------------------------------------------- the stage table
+#
+# Each stage: its inputs (earlier stages or the sources prepared by ``_sources``),
+# the parameters its result depends on, and how to compute it. ``ctx[name]`` is
+# an input's value; ``ctx.config`` the Config. See ``_graph`` for the runner.
 
-    def bar(self, items, name):
-        return _progress(items, desc=f"{name:<22}", enable=self.show, unit="batch")
 
-    def stage(self, name: str, params: Any, inputs: list[str], compute: Callable[[], Any], *,
-              batched_dim: str | None = None):
-        from threadpoolctl import threadpool_limits
+def _keep(ctx) -> bool:
+    return ctx.config.compute.cache_spectra
 
-        key = stage_key(name, params, inputs)
-        rec = StageRecord(name=name, key=key)
-        with Timer() as timer:
-            if self.cache.has(name, key):
-                rec.cached = True
-            elif batched_dim is not None:
-                # One BLAS thread per dask task: dask already runs one task per
-                # core, so multi-threaded BLAS inside each task only
-                # oversubscribes the cores; it also makes float sums independent
-                # of the thread count, which is what lets a cluster run (its
-                # workers are single-threaded) match the threaded run bit for bit.
-                with threadpool_limits(limits=1):
-                    rec.resumed_batches = self.cache.save_batched(
-                        name, key, compute(), dim=batched_dim, batch=self.cfg.compute.frames_per_batch,
-                        progress=lambda items: self.bar(items, f"{name}: write"))
-            else:
-                self.cache.save(name, key, compute())
-        rec.seconds = timer.seconds
-        self.result.stages[name] = rec
-        if self.on_stage is not None:
-            self.on_stage(name, rec)
-        return self.cache.load(name), key
+
+def _spectra_dim(ctx):
+    # With cache_spectra the corrected 4-D series of each stage is stored;
+    # without it only the (small) shifts are, and the corrections are re-applied
+    # lazily on the way into the Li maps: two full writes and reads fewer.
+    return "time" if _keep(ctx) else None
+
+
+def _energy_drift_params(ctx):
+    cfg = ctx.config
+    input_params = {k: v for k, v in cfg.section("input").items() if k not in ("series", "log")}
+    return [input_params, cfg.section("energy_drift"), list(cfg.limap.fit_range), cfg.limap.crop_margin_ev,
+            _keep(ctx)]
+
+
+def _energy_drift(ctx):
+    import xarray as xr
+
+    cfg, series = ctx.config, ctx["series"]
+    if cfg.energy_drift.enabled:
+        refs = ctx["references"](series.energy.values)
+        shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
+                                        batch=cfg.compute.frames_per_batch,
+                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+    else:
+        shifts = np.zeros(series.sizes["time"])
+    ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
+    if _keep(ctx):
+        ds["si"] = _undo_energy_drift(series, shifts) if cfg.energy_drift.enabled else series
+    return ds
+
+
+def _energy_drift_view(ctx, ds):
+    """The energy-corrected series (stored, or the correction re-applied lazily)."""
+    if _keep(ctx):
+        return ds["si"]
+    if ctx.config.energy_drift.enabled:
+        return _undo_energy_drift(ctx["series"], ds.energy_shift.values)
+    return ctx["series"]
+
+
+def _register(ctx):
+    import xarray as xr
+
+    from ._register import apply_shifts, estimate_shifts
+
+    cfg, si_e, full = ctx.config, ctx["energy_drift"], ctx["series_full"]
+    rc = cfg.register
+    if rc.enabled:
+        # The reference image is a broad energy-window sum. An energy shift
+        # is uniform over a frame, so it changes that sum by a near-constant
+        # factor per frame, which the mean-subtracted correlation ignores:
+        # read the uncorrected series (one plain read) rather than
+        # re-applying the energy correction to every pixel just for this.
+        window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
+        ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
+                                 bar=lambda items: ctx.bar(items, "register: estimate"))
+        shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference, upsample_factor=rc.upsample_factor)
+    else:
+        shifts = np.zeros((si_e.sizes["time"], 2))
+    ds = xr.Dataset({"drift": (("time", "component"), shifts, {"units": "px"})},
+                    coords={"component": ["dy", "dx"], "time": si_e.time})
+    if _keep(ctx):
+        ds["si"] = apply_shifts(si_e, shifts) if rc.enabled else si_e
+    return ds
+
+
+def _register_view(ctx, ds):
+    """The registered series (stored, or the shifts re-applied lazily)."""
+    from ._register import apply_shifts
+
+    if _keep(ctx):
+        return ds["si"]
+    if ctx.config.register.enabled:
+        return apply_shifts(ctx["energy_drift"], ds.drift.values)
+    return ctx["energy_drift"]
+
+
+def _limap(ctx):
+    si_r = ctx["register"]
+    return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config)
+
+
+def _denoise_stage(ctx):
+    import xarray as xr
+
+    ds_l = ctx["limap"]
+    li = ds_l["li"].load()
+    out = _denoise(li, ctx.config, ds_l["li_std"].values if "li_std" in ds_l else None, ctx.show_progress)
+    return xr.Dataset({"li": out.astype("float32")})
+
+
+def _frame_times(ctx):
+    """Frame times (s, as stored) and their acquisition starts."""
+    ic = ctx.config.input
+    times = np.asarray(ctx["series"].time.values, float)
+    return times, times - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+
+
+def _sync(ctx):
+    import xarray as xr
+
+    from ._sync import sync_frames
+
+    cfg, log = ctx.config, ctx["log"]
+    times, starts = _frame_times(ctx)
+    if log is None:  # no log: frames only, state unknown
+        return xr.Dataset({"state": ("time", np.full(times.size, "unknown")),
+                           "covered": ("time", np.ones(times.size, bool))}, coords={"time": times})
+    s = sync_frames(starts, log, duration_s=cfg.input.frame_interval_s, capacity_c=cfg.sync.capacity_c,
+                    allow_uncovered=cfg.sync.allow_uncovered)
+    return s.assign_coords(time=("time", times, {"units": "s"}))
+
+
+def _sync_after(ctx, ds_s):
+    """Frames the log does not cover join the run's bad frames."""
+    series = ctx["series"]
+    covered = np.asarray(ds_s.covered.values, bool)
+    for i in np.flatnonzero(~covered):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        ctx.result.bad_frames.append({"frame": frame, "file": "", "reason": "outside the electrochemistry log"})
+
+
+def _analysis(ctx):
+    from ._flux import analyse, flux_error
+
+    ac, log, truth = ctx.config.analysis, ctx["log"], ctx["truth"]
+    ds_s = ctx["sync"]
+    covered = np.asarray(ds_s.covered.values, bool)
+    li = ctx["denoise"]["li"].load().isel(time=covered)
+    states = np.array([str(v) for v in ds_s.state.values])[covered]
+    an = analyse(li, states=None if log is None else states, method=ac.method, interface=ac.interface,
+                 open_edges=ac.open_edges, x_boundary=ac.x_boundary, segmentation=ctx["segmentation"],
+                 profile_bins=ac.profile_bins, rest_states=ac.rest_states)
+    if truth is not None and "flux_y" in truth:
+        err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])
+        an.attrs.update({f"truth_{k}": v for k, v in err.items()})
+    return an
+
+
+def _section(name):
+    return lambda ctx: ctx.config.section(name)
+
+
+#: The operando stage table (the report stage is added by :mod:`ionscope.report`).
+TABLE = (
+    Stage("energy_drift", _energy_drift, inputs=("series", "references"), params=_energy_drift_params,
+          batched=_spectra_dim, view=_energy_drift_view),
+    Stage("register", _register, inputs=("series_full", "energy_drift"),
+          params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
+          view=_register_view),
+    Stage("limap", _limap, inputs=("register", "references"), params=_section("limap"), batched="time"),
+    Stage("denoise", _denoise_stage, inputs=("limap",), params=_section("denoise")),
+    Stage("sync", _sync, inputs=("series", "log"),
+          params=lambda ctx: [ctx.config.section("sync"), ctx.config.input.frame_interval_s,
+                              ctx.config.input.time_anchor], after=_sync_after),
+    Stage("analysis", _analysis, inputs=("denoise", "sync", "segmentation", "truth"), params=_section("analysis")),
+)
+
+#: Names of the operando stages in execution order.
+STAGES = tuple(st.name for st in TABLE)
+
+
+# --------------------------------------------------------------------------- sources (every input, opened up front)
+
+#: Named reference models a config may ask for (``[limap] references = "simulated"``):
+#: "module:function" of a ``function(energy) -> (component, energy)`` DataArray,
+#: imported only when a config names it.
+REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references"}
+
+
+def _reference_source(cfg: Config, references):
+    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now)."""
+    import importlib
+
+    import xarray as xr
+
+    if references is not None:
+        if callable(references) and not isinstance(references, xr.DataArray):
+            return references, f"callable:{getattr(references, '__module__', '')}.{getattr(references, '__qualname__', '')}"
+        return (lambda energy: references), _token(references)
+    ref = cfg.limap.references
+    if ref in REFERENCE_MODELS:
+        module, _, attr = REFERENCE_MODELS[ref].partition(":")
+        return getattr(importlib.import_module(module), attr), ref
+    from .. import io as iio
+
+    path = cfg.path(ref)
+    refs = iio.load(path)
+    if "component" not in refs.dims or "energy" not in refs.dims:
+        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
+                                  f"got dims {refs.dims}")
+    refs = refs.load()
+    return (lambda energy: refs), ref
+
+
+def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list) -> dict:
+    """Open every input before the first stage runs: ``{name: (value, key)}``."""
+    import xarray as xr
+
+    from ._series import read_series
+
+    ic = cfg.input
+    if series is None:
+        if not ic.series:
+            raise DataValidationError("config [input] series: no series given (a folder, file or .zarr store)")
+        spath = cfg.path(ic.series)
+        series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
+                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame)
+        input_key = fingerprint([spath]) + json.dumps(bad)
+    else:
+        if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
+            raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")
+        series = series.transpose("time", "y", "x", "energy")
+        if series.chunks is None:
+            series = series.chunk({"time": 1})
+        bad = []
+        input_key = _token(series)
+    bad_frames.extend(bad)
+    full = _canonical_chunks(series)
+
+    if log is None and ic.log:
+        lpath = cfg.path(ic.log)
+        if not lpath.exists():
+            raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
+        log_key = fingerprint([lpath])
+        log = _read_log(lpath)
+    elif log is not None:
+        log_key = _token(log)
+    else:
+        log_key = "no-log"
+
+    if segmentation is None and cfg.analysis.segmentation:
+        from .. import io as iio
+
+        segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
+    seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
+    truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
+    return {
+        "series_full": (full, input_key),
+        "series": (_fit_window(full, cfg), input_key),
+        "references": _reference_source(cfg, references),
+        "log": (log, log_key),
+        "segmentation": (segmentation, seg_token),
+        "truth": (truth, truth_token),
+    }
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def run(config, *, series=None, log=None, references=None, segmentation=None, truth=None,
         on_stage: Callable[[str, StageRecord], None] | None = None, show_progress: bool | None = None,
-        stages: tuple[str, ...] = STAGES) -> RunResult:
+        stages: tuple[str, ...] | None = None, extra_stages: tuple[Stage, ...] = ()) -> RunResult:
     """Run the operando pipeline (cached, resumable) on the scheduler of ``[compute]``.
 
     Parameters
@@ -372,8 +579,9 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
         :func:`ionscope.simulate.operando_eels`); dask-backed stays lazy.
     log : xarray.Dataset, optional
         The electrochemistry log, instead of ``[input] log``.
-    references : xarray.DataArray (component, energy), optional
-        Instead of ``[limap] references``.
+    references : xarray.DataArray (component, energy) or callable, optional
+        Instead of ``[limap] references``; a callable gets the energy axis
+        (eV) and returns the spectra on it.
     segmentation : (y, x) int array, optional
         Grain labels (boundaries 0) for per-region statistics, instead of
         ``[analysis] segmentation``.
@@ -385,8 +593,11 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
         stops the run there (what a crash would do) — the next run resumes.
     show_progress : bool, optional
         Progress bars with ETA per stage (default: on a terminal).
-    stages : tuple of str
-        Run up to the last stage named here (earlier ones run as needed).
+    stages : tuple of str, optional
+        Run only these stages and what they need (default: every stage).
+    extra_stages : tuple of Stage
+        Stages appended to the operando table, e.g. the report
+        (:func:`ionscope.report.operando_report_stage`, which ``ionscope run`` adds).
 
     Returns
     -------
@@ -410,212 +621,28 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
     0.97
     """
     cfg = _as_config(config)
+    table = TABLE + tuple(extra_stages)
+    names = [st.name for st in table]
+    if stages is not None:
+        unknown = [s for s in stages if s not in names]
+        if unknown:
+            hint = " (the report stage is added by ionscope.report.operando_report_stage())" \
+                if "report" in unknown else ""
+            raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
     with _scheduler(cfg):
-        return _run(cfg, series=series, log=log, references=references, segmentation=segmentation, truth=truth,
-                    on_stage=on_stage, show_progress=show_progress, stages=stages)
-
-
-def _run(cfg: Config, *, series, log, references, segmentation, truth, on_stage, show_progress, stages):
-    import xarray as xr
-
-    from ._flux import analyse, flux_error
-    from ._register import apply_shifts, estimate_shifts
-    from ._series import read_series
-    from ._sync import sync_frames
-
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {STAGES}")
-    last = max(STAGES.index(s) for s in stages)
-    todo = set(STAGES[: last + 1])
-    runner = _Runner(cfg, on_stage=on_stage, show_progress=show_progress)
-    res = runner.result
-
-    # ---- input
-    ic = cfg.input
-    if series is None:
-        if not ic.series:
-            raise DataValidationError("config [input] series: no series given (a folder, file or .zarr store)")
-        spath = cfg.path(ic.series)
-        series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
-                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame)
-        input_key = fingerprint([spath]) + json.dumps(bad)
-    else:
-        if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
-            raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")
-        series = series.transpose("time", "y", "x", "energy")
-        if series.chunks is None:
-            series = series.chunk({"time": 1})
-        bad = []
-        input_key = _token(series)
-    series = _canonical_chunks(series)
-    res.bad_frames = list(bad)
-    input_params = {k: v for k, v in cfg.section("input").items() if k not in ("series", "log")}
-
-    # ---- energy drift
-    # With cache_spectra the corrected 4-D series of each stage is stored;
-    # without it only the (small) shifts are, and the corrections are re-applied
-    # lazily on the way into the Li maps: two full writes and reads fewer.
-    keep = cfg.compute.cache_spectra
-    spectra_dim = "time" if keep else None
-    full_series = series
-    series = _fit_window(series, cfg)
-
-    def energy_drift():
-        if cfg.energy_drift.enabled:
-            refs = _references(cfg, series.energy.values, references)
-            shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
-                                            batch=cfg.compute.frames_per_batch,
-                                            bar=lambda items: runner.bar(items, "energy_drift: estimate"))
-        else:
-            shifts = np.zeros(series.sizes["time"])
-        ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
-        if keep:
-            ds["si"] = _undo_energy_drift(series, shifts) if cfg.energy_drift.enabled else series
-        return ds
-
-    ref_token = _token(references) if references is not None else cfg.limap.references
-    ds_e, k_e = runner.stage("energy_drift", [input_params, cfg.section("energy_drift"), ref_token,
-                                              list(cfg.limap.fit_range), cfg.limap.crop_margin_ev, keep],
-                             [input_key],
-                             energy_drift, batched_dim=spectra_dim)
-    if keep:
-        si_e = ds_e["si"]
-    elif cfg.energy_drift.enabled:
-        si_e = _undo_energy_drift(series, ds_e.energy_shift.values)
-    else:
-        si_e = series
-
-    # ---- specimen drift
-    def register():
-        rc = cfg.register
-        if rc.enabled:
-            # The reference image is a broad energy-window sum. An energy shift
-            # is uniform over a frame, so it changes that sum by a near-constant
-            # factor per frame, which the mean-subtracted correlation ignores:
-            # read the uncorrected series (one plain read) rather than
-            # re-applying the energy correction to every pixel just for this.
-            window = full_series.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full_series
-            ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
-                                     bar=lambda items: runner.bar(items, "register: estimate"))
-            shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference,
-                                     upsample_factor=rc.upsample_factor)
-        else:
-            shifts = np.zeros((si_e.sizes["time"], 2))
-        ds = xr.Dataset({"drift": (("time", "component"), shifts, {"units": "px"})},
-                        coords={"component": ["dy", "dx"], "time": si_e.time})
-        if keep:
-            ds["si"] = apply_shifts(si_e, shifts) if rc.enabled else si_e
-        return ds
-
-    if not todo & {"register", "limap", "denoise", "sync", "analysis", "report"}:
+        cache = StageCache(cfg.cache_path)
+        cache.clear_stale()
+        res = RunResult(config=cfg, cache=cache)
+        sources = _sources(cfg, series=series, log=log, references=references, segmentation=segmentation,
+                           truth=truth, bad_frames=res.bad_frames)
+        ctx = run_stages(table, cache=cache, sources=sources, targets=stages, config=cfg,
+                         show_progress=show_progress, batch=cfg.compute.frames_per_batch, result=res,
+                         on_stage=lambda name, rec: _record(res, on_stage, name, rec))
+        res.context = ctx
         return res
-    ds_r, k_r = runner.stage("register", [cfg.section("register"), keep], [k_e], register, batched_dim=spectra_dim)
-    if keep:
-        si_r = ds_r["si"]
-    elif cfg.register.enabled:
-        si_r = apply_shifts(si_e, ds_r.drift.values)
-    else:
-        si_r = si_e
-
-    # ---- Li maps
-    def limap():
-        refs = _references(cfg, si_r.energy.values, references)
-        return _li_maps(si_r, refs, cfg)
-
-    if not todo & {"limap", "denoise", "sync", "analysis", "report"}:
-        return res
-    ds_l, k_l = runner.stage("limap", [cfg.section("limap"), ref_token], [k_r], limap, batched_dim="time")
-
-    # ---- denoising
-    def denoise():
-        li = ds_l["li"].load()
-        out = _denoise(li, cfg, ds_l["li_std"].values if "li_std" in ds_l else None, runner.show)
-        return xr.Dataset({"li": out.astype("float32")})
-
-    if not todo & {"denoise", "sync", "analysis", "report"}:
-        return res
-    ds_d, k_d = runner.stage("denoise", cfg.section("denoise"), [k_l], denoise)
-
-    # ---- synchronisation with the log
-    if log is None and ic.log:
-        lpath = cfg.path(ic.log)
-        if not lpath.exists():
-            raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
-        log_key = fingerprint([lpath])
-        log = _read_log(lpath)
-    elif log is not None:
-        log_key = _token(log)
-    else:
-        log_key = "no-log"
-    times = np.asarray(ds_l.time.values, float)
-    interval = ic.frame_interval_s
-    starts = times - (0.5 * interval if ic.time_anchor == "mid" else 0.0)
-
-    def sync():
-        if log is None:  # no log: frames only, state unknown
-            return xr.Dataset({"state": ("time", np.full(times.size, "unknown")),
-                               "covered": ("time", np.ones(times.size, bool))}, coords={"time": times})
-        s = sync_frames(starts, log, duration_s=interval, capacity_c=cfg.sync.capacity_c,
-                        allow_uncovered=cfg.sync.allow_uncovered)
-        return s.assign_coords(time=("time", times, {"units": "s"}))
-
-    ds_s, k_s = runner.stage("sync", [cfg.section("sync"), interval, ic.time_anchor], [k_l, log_key], sync)
-    covered = np.asarray(ds_s.covered.values, bool)
-    for i in np.flatnonzero(~covered):
-        res.bad_frames.append({"frame": int(ds_l.frame_index.values[i]) if "frame_index" in ds_l.coords else int(i),
-                               "file": "", "reason": "outside the electrochemistry log"})
-
-    # ---- analysis
-    if segmentation is None and cfg.analysis.segmentation:
-        from .. import io as iio
-
-        segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
-
-    def analysis():
-        ac = cfg.analysis
-        li = ds_d["li"].load().isel(time=covered)
-        states = np.array([str(v) for v in ds_s.state.values])[covered]
-        an = analyse(li, states=None if log is None else states, method=ac.method, interface=ac.interface,
-                     open_edges=ac.open_edges, x_boundary=ac.x_boundary, segmentation=segmentation,
-                     profile_bins=ac.profile_bins, rest_states=ac.rest_states)
-        if truth is not None and "flux_y" in truth:
-            err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])
-            an.attrs.update({f"truth_{k}": v for k, v in err.items()})
-        return an
-
-    if not todo & {"analysis", "report"}:
-        return res
-    seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
-    truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
-    _, k_a = runner.stage("analysis", [cfg.section("analysis"), seg_token, truth_token], [k_d, k_s], analysis)
-
-    # ---- report
-    if "report" in todo:
-        _report_stage(runner, [cfg.section("report"), json.dumps(res.bad_frames)], [k_a, k_l])
-    return res
 
 
-def _report_stage(runner: _Runner, params, inputs) -> None:
-    """Movies, figures and the viewer; skipped when its key and files are unchanged."""
-    from ..report import write_run_report
-
-    cfg, res = runner.cfg, runner.result
-    key = stage_key("report", params, inputs)
-    manifest = cfg.out_dir / "report.json"
-    rec = StageRecord(name="report", key=key)
-    with Timer() as timer:
-        old = json.loads(manifest.read_text()) if manifest.is_file() else {}
-        if old.get("key") == key and all((cfg.out_dir / f).exists() for f in old.get("files", {}).values()):
-            rec.cached = True
-            res.files = {k: str(cfg.out_dir / v) for k, v in old["files"].items()}
-        else:
-            files = write_run_report(res, cfg.out_dir, show_progress=runner.show)
-            res.files = {k: str(v) for k, v in files.items()}
-            rel = {k: str(Path(v).relative_to(cfg.out_dir)) for k, v in files.items()}
-            with atomic_path(manifest) as tmp:
-                tmp.write_text(json.dumps({"key": key, "files": rel}, indent=1))
-    rec.seconds = timer.seconds
-    res.stages["report"] = rec
-    if runner.on_stage is not None:
-        runner.on_stage("report", rec)
+def _record(res: RunResult, on_stage, name: str, rec: StageRecord) -> None:
+    res.stages[name] = rec
+    if on_stage is not None:
+        on_stage(name, rec)
