@@ -106,6 +106,8 @@ def os_error_message(exc: OSError, path) -> str | None:
     if name not in _OS_ADVICE:
         return None
     where = exc.filename or path
+    if name == "EEXIST" and Path(where).is_file():  # mkdir over a file
+        name = "ENOTDIR"
     return f"{where}: {_OS_ADVICE[name]} ({os.strerror(exc.errno)})"
 
 

@@ -36,6 +36,8 @@ def register(sub) -> None:
                                                      "or 'tcp://HOST:PORT' (overrides [compute] scheduler)")
     p.add_argument("--quick", action="store_true", help="with --demo: a smaller series")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--wait", nargs="?", const=True, default=False, type=float, metavar="SECONDS",
+                   help="if another run holds the output folder, wait for it (at most SECONDS) instead of refusing")
     p.set_defaults(handler=run)
 
 
@@ -82,7 +84,7 @@ def run(args) -> int:
     from ..report import operando_report_stage
 
     result = run_pipeline(cfg, show_progress=False if args.no_progress else None,
-                          extra_stages=(operando_report_stage(),))
+                          extra_stages=(operando_report_stage(),), wait=args.wait)
     for name, rec in result.stages.items():
         how = "cached" if rec.cached else ("resumed" if rec.resumed_batches else "done")
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")

@@ -29,7 +29,9 @@ import numpy as np
 
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._config import Config, from_dict, load_config
+from .._atomic import clean_temporaries
 from ._graph import Stage, run_stages
+from ._lock import folder_lock
 from ._stages import StageCache, StageRecord, fingerprint
 
 
@@ -567,7 +569,8 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
 
 def run(config, *, series=None, log=None, references=None, segmentation=None, truth=None,
         on_stage: Callable[[str, StageRecord], None] | None = None, show_progress: bool | None = None,
-        stages: tuple[str, ...] | None = None, extra_stages: tuple[Stage, ...] = ()) -> RunResult:
+        stages: tuple[str, ...] | None = None, extra_stages: tuple[Stage, ...] = (),
+        wait: bool | float = False) -> RunResult:
     """Run the operando pipeline (cached, resumable) on the scheduler of ``[compute]``.
 
     Parameters
@@ -598,6 +601,10 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
     extra_stages : tuple of Stage
         Stages appended to the operando table, e.g. the report
         (:func:`ionscope.report.operando_report_stage`, which ``ionscope run`` adds).
+    wait : bool or float
+        The output folder is held exclusively while the run lasts. Another
+        live run holding it: refuse at once (False, default), wait (True) or
+        wait at most this many seconds.
 
     Returns
     -------
@@ -607,6 +614,10 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
     ------
     FileFormatError, DataValidationError, CalibrationError
         Unusable input (messages name the file / frame / config key).
+    OutputLockedError
+        Another run holds the output folder.
+    OutputPathError
+        The output cannot be written (disk full, read-only, no permission, in the way).
 
     References
     ----------
@@ -629,17 +640,36 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
             hint = " (the report stage is added by ionscope.report.operando_report_stage())" \
                 if "report" in unknown else ""
             raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
-    with _scheduler(cfg):
+    with contextlib.ExitStack() as held:
+        for folder in _lock_folders(cfg):
+            held.enter_context(folder_lock(folder, wait=wait))
+        clean_temporaries(cfg.out_dir)
         cache = StageCache(cfg.cache_path)
         cache.clear_stale()
         res = RunResult(config=cfg, cache=cache)
+        # every input is opened and checked before the scheduler starts or a stage runs
         sources = _sources(cfg, series=series, log=log, references=references, segmentation=segmentation,
                            truth=truth, bad_frames=res.bad_frames)
-        ctx = run_stages(table, cache=cache, sources=sources, targets=stages, config=cfg,
-                         show_progress=show_progress, batch=cfg.compute.frames_per_batch, result=res,
-                         on_stage=lambda name, rec: _record(res, on_stage, name, rec))
+        with _scheduler(cfg):
+            ctx = run_stages(table, cache=cache, sources=sources, targets=stages, config=cfg,
+                             show_progress=show_progress, batch=cfg.compute.frames_per_batch, result=res,
+                             on_stage=lambda name, rec: _record(res, on_stage, name, rec))
         res.context = ctx
         return res
+
+
+def _lock_folders(cfg: Config) -> list[Path]:
+    """The output folder, and the cache's folder when the cache lives elsewhere."""
+    out = cfg.out_dir
+    folders = [out]
+    cache_parent = cfg.cache_path.parent
+    try:
+        inside = cache_parent.resolve().is_relative_to(out.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        folders.append(cache_parent)
+    return folders
 
 
 def _record(res: RunResult, on_stage, name: str, rec: StageRecord) -> None:
