@@ -37,3 +37,7 @@ class OutputLockedError(IonscopeError):
 
 class StageFailedError(IonscopeError):
     """A stage failed on a cause outside the data (e.g. a lost cluster)."""
+
+
+class ConfigError(DataValidationError):
+    """A run configuration value is unknown, of the wrong type or out of range (names ``[section] key``)."""

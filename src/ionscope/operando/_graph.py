@@ -97,6 +97,7 @@ class Context:
     keys: dict[str, str] = field(default_factory=dict)
     records: dict[str, StageRecord] = field(default_factory=dict)
     result: Any = None  # the caller's result object (e.g. RunResult), for stages that report on the run
+    frame_files: list | None = None  # file of each frame, when the series is a folder of frames
 
     def __getitem__(self, name: str):
         return self.values[name]

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._config import Config, from_dict, load_config
 from .._atomic import clean_temporaries
-from ._graph import Stage, run_stages
+from ._graph import Context, Stage, run_stages
 from ._lock import folder_lock
 from ._stages import StageCache, StageRecord, fingerprint
 
@@ -196,14 +196,14 @@ def _denoise(li, cfg, li_std=None, show_progress=None):
     return denoise.sparse_coding(li, **options)
 
 
-def _read_log(path: Path):
+def _read_log(path: Path, *, missing: str = "error"):
     """A CSV log through :func:`ionscope.io.read_log`; a NetCDF/Zarr Dataset as stored."""
     import xarray as xr
 
     from .. import io as iio
 
     if path.suffix.lower() == ".csv":
-        return iio.read_log(path)
+        return iio.read_log(path, missing=missing)
     try:
         log = xr.open_dataset(path, engine="zarr" if path.suffix.lower() == ".zarr" else "h5netcdf").load()
     except Exception as exc:  # the backends raise many types for an unreadable file
@@ -324,6 +324,61 @@ def _spectra_dim(ctx):
     return "time" if _keep(ctx) else None
 
 
+def _screen(ctx):
+    """Read every frame once: which ones decode and hold finite values."""
+    import xarray as xr
+
+    from ._series import screen_frames
+
+    series = ctx["series"]
+    bad = screen_frames(series, batch=ctx.config.compute.frames_per_batch,
+                        bar=lambda items: ctx.bar(items, "screen: read frames"))
+    good = np.ones(series.sizes["time"], bool)
+    reasons = np.full(series.sizes["time"], "", dtype=object)
+    for b in bad:
+        good[b["index"]] = False
+        reasons[b["index"]] = b["reason"]
+    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str))},
+                      coords={"time": series.time})
+
+
+def _screen_view(ctx, ds):
+    """The series without the frames the screen found bad (unchanged when all are good)."""
+    good = np.asarray(ds.good.values, bool)
+    series = ctx["series"]
+    return series if good.all() else series.isel(time=np.flatnonzero(good))
+
+
+def _screen_after(ctx, _series) -> None:
+    """List the bad frames with file and reason; stop when too few good frames remain."""
+    ic = ctx.config.input
+    ds = ctx.cache.load("screen")
+    series = ctx["series"]
+    good = np.asarray(ds.good.values, bool)
+    reasons = [str(r) for r in ds.reason.values]
+    files = ctx.frame_files
+    bad_frames = ctx.result.bad_frames
+    reader_bad = len(bad_frames)
+    for i in np.flatnonzero(~good):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        file = files[i] if files else ""
+        if ic.on_bad_frame == "error":
+            raise DataValidationError(f"{ctx.config.path(ic.series) / file if file else ic.series or 'series'}: "
+                                      f"frame {frame}: {reasons[i]} (set [input] on_bad_frame = \"skip\" to "
+                                      f"skip such frames)")
+        bad_frames.append({"frame": frame, "file": file, "reason": reasons[i]})
+    bad_frames.sort(key=lambda b: b["frame"])
+    total = series.sizes["time"] + reader_bad
+    n_good = int(good.sum())
+    if n_good == 0 or n_good < ic.min_good_fraction * total:
+        listed = "; ".join(f"frame {b['frame']} {b['file']}: {b['reason']}".replace("  ", " ")
+                           for b in bad_frames[:3])
+        raise DataValidationError(
+            f"{ic.series or 'series'}: only {n_good} of {total} frames are usable "
+            f"({n_good / total:.0%} < [input] min_good_fraction = {ic.min_good_fraction:g}): {listed}"
+            + (" ..." if len(bad_frames) > 3 else ""))
+
+
 def _energy_drift_params(ctx):
     cfg = ctx.config
     input_params = {k: v for k, v in cfg.section("input").items() if k not in ("series", "log")}
@@ -334,7 +389,8 @@ def _energy_drift_params(ctx):
 def _energy_drift(ctx):
     import xarray as xr
 
-    cfg, series = ctx.config, ctx["series"]
+    cfg = ctx.config
+    series = _fit_window(ctx["screen"], cfg)
     if cfg.energy_drift.enabled:
         refs = ctx["references"](series.energy.values)
         shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
@@ -352,9 +408,10 @@ def _energy_drift_view(ctx, ds):
     """The energy-corrected series (stored, or the correction re-applied lazily)."""
     if _keep(ctx):
         return ds["si"]
+    series = _fit_window(ctx["screen"], ctx.config)
     if ctx.config.energy_drift.enabled:
-        return _undo_energy_drift(ctx["series"], ds.energy_shift.values)
-    return ctx["series"]
+        return _undo_energy_drift(series, ds.energy_shift.values)
+    return series
 
 
 def _register(ctx):
@@ -362,7 +419,7 @@ def _register(ctx):
 
     from ._register import apply_shifts, estimate_shifts
 
-    cfg, si_e, full = ctx.config, ctx["energy_drift"], ctx["series_full"]
+    cfg, si_e, full = ctx.config, ctx["energy_drift"], ctx["screen"]
     rc = cfg.register
     if rc.enabled:
         # The reference image is a broad energy-window sum. An energy shift
@@ -411,7 +468,7 @@ def _denoise_stage(ctx):
 def _frame_times(ctx):
     """Frame times (s, as stored) and their acquisition starts."""
     ic = ctx.config.input
-    times = np.asarray(ctx["series"].time.values, float)
+    times = np.asarray(ctx["screen"].time.values, float)
     return times, times - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
 
 
@@ -432,7 +489,7 @@ def _sync(ctx):
 
 def _sync_after(ctx, ds_s):
     """Frames the log does not cover join the run's bad frames."""
-    series = ctx["series"]
+    series = ctx["screen"]
     covered = np.asarray(ds_s.covered.values, bool)
     for i in np.flatnonzero(~covered):
         frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
@@ -462,14 +519,15 @@ def _section(name):
 
 #: The operando stage table (the report stage is added by :mod:`ionscope.report`).
 TABLE = (
-    Stage("energy_drift", _energy_drift, inputs=("series", "references"), params=_energy_drift_params,
+    Stage("screen", _screen, inputs=("series",), view=_screen_view, after=_screen_after),
+    Stage("energy_drift", _energy_drift, inputs=("screen", "references"), params=_energy_drift_params,
           batched=_spectra_dim, view=_energy_drift_view),
-    Stage("register", _register, inputs=("series_full", "energy_drift"),
+    Stage("register", _register, inputs=("screen", "energy_drift"),
           params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
           view=_register_view),
     Stage("limap", _limap, inputs=("register", "references"), params=_section("limap"), batched="time"),
     Stage("denoise", _denoise_stage, inputs=("limap",), params=_section("denoise")),
-    Stage("sync", _sync, inputs=("series", "log"),
+    Stage("sync", _sync, inputs=("screen", "log"),
           params=lambda ctx: [ctx.config.section("sync"), ctx.config.input.frame_interval_s,
                               ctx.config.input.time_anchor], after=_sync_after),
     Stage("analysis", _analysis, inputs=("denoise", "sync", "segmentation", "truth"), params=_section("analysis")),
@@ -512,6 +570,55 @@ def _reference_source(cfg: Config, references):
     return (lambda energy: refs), ref
 
 
+#: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
+_MAX_BATCH_BYTES = 8 * 2**30
+
+
+def _check_against_data(cfg: Config, series) -> None:
+    """Windows and sizes that only the data can check, before any stage runs."""
+    e = np.asarray(series.energy.values, float)
+    lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
+    _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
+    windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
+    ed = cfg.energy_drift.options.get("window")
+    if cfg.energy_drift.enabled and ed is not None:
+        windows.append(("[energy_drift] options.window", ed))
+    for name, win in windows:
+        if not win:
+            continue
+        inside = int(np.count_nonzero((e >= float(win[0])) & (e <= float(win[1]))))
+        if inside < 2:
+            raise DataValidationError(f"config {name} = {list(win)} eV holds {inside} channel(s) of the series, "
+                                      f"which spans {lo:.4g}..{hi:.4g} eV: choose a window inside the data")
+    frame = series.dtype.itemsize * series.sizes["y"] * series.sizes["x"] * series.sizes["energy"]
+    if cfg.compute.frames_per_batch * frame > _MAX_BATCH_BYTES:
+        raise DataValidationError(
+            f"config [compute] frames_per_batch = {cfg.compute.frames_per_batch}: "
+            f"{cfg.compute.frames_per_batch} frames of {frame / 2**20:.0f} MiB exceed "
+            f"{_MAX_BATCH_BYTES / 2**30:.0f} GiB held at once; use at most {max(1, _MAX_BATCH_BYTES // frame)}")
+
+
+def _check_log(log, cfg: Config):
+    """A log Dataset's numbers are finite (or interpolated when ``[input] log_missing`` asks)."""
+    import xarray as xr
+
+    if not isinstance(log, xr.Dataset) or "time" not in log.coords:
+        raise DataValidationError("log: expected an xarray.Dataset with a 'time' coordinate in s")
+    for name in ("voltage", "current", "charge_c"):
+        if name not in log:
+            continue
+        v = np.asarray(log[name].values, float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            if cfg.input.log_missing != "interpolate" or bad.sum() > v.size - 2:
+                t = np.asarray(log.time.values, float)[bad]
+                raise DataValidationError(
+                    f"log: {name} holds {int(bad.sum())} NaN/Inf value(s), first at t = {t[0]:.6g} s "
+                    f"(fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+            log = log.assign({name: log[name].interpolate_na("time")})
+    return log
+
+
 def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list) -> dict:
     """Open every input before the first stage runs: ``{name: (value, key)}``."""
     import xarray as xr
@@ -535,14 +642,18 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         bad = []
         input_key = _token(series)
     bad_frames.extend(bad)
+    frame_files = series.attrs.get("frame_files")
+    if frame_files is not None:  # kept beside the series, not in what the stages store
+        series = series.copy()
+        series.attrs = {k: v for k, v in series.attrs.items() if k != "frame_files"}
     full = _canonical_chunks(series)
 
     if log is None and ic.log:
         lpath = cfg.path(ic.log)
         if not lpath.exists():
             raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
-        log_key = fingerprint([lpath])
-        log = _read_log(lpath)
+        log_key = fingerprint([lpath]) + ic.log_missing
+        log = _read_log(lpath, missing=ic.log_missing)
     elif log is not None:
         log_key = _token(log)
     else:
@@ -554,9 +665,16 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
     seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
     truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
-    return {
-        "series_full": (full, input_key),
-        "series": (_fit_window(full, cfg), input_key),
+    _check_against_data(cfg, full)
+    if log is not None:
+        log = _check_log(log, cfg)
+    if segmentation is not None:
+        seg = np.asarray(segmentation)
+        if seg.shape != (full.sizes["y"], full.sizes["x"]):
+            raise DataValidationError(f"segmentation ([analysis] segmentation): shape {seg.shape} differs from the "
+                                      f"frames' (y, x) = ({full.sizes['y']}, {full.sizes['x']})")
+    return frame_files, {
+        "series": (full, input_key),
         "references": _reference_source(cfg, references),
         "log": (log, log_key),
         "segmentation": (segmentation, seg_token),
@@ -648,11 +766,13 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
         cache.clear_stale()
         res = RunResult(config=cfg, cache=cache)
         # every input is opened and checked before the scheduler starts or a stage runs
-        sources = _sources(cfg, series=series, log=log, references=references, segmentation=segmentation,
-                           truth=truth, bad_frames=res.bad_frames)
+        frame_files, sources = _sources(cfg, series=series, log=log, references=references,
+                                        segmentation=segmentation, truth=truth, bad_frames=res.bad_frames)
+        ctx = Context(cache=cache, config=cfg, show_progress=show_progress, batch=cfg.compute.frames_per_batch,
+                      result=res)
+        ctx.frame_files = frame_files
         with _scheduler(cfg):
-            ctx = run_stages(table, cache=cache, sources=sources, targets=stages, config=cfg,
-                             show_progress=show_progress, batch=cfg.compute.frames_per_batch, result=res,
+            ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
                              on_stage=lambda name, rec: _record(res, on_stage, name, rec))
         res.context = ctx
         return res
