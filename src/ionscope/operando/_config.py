@@ -356,6 +356,8 @@ def _check(cfg: Config) -> None:
     if not 0.0 <= cfg.input.min_good_fraction <= 1.0:
         raise ConfigError(f"config [input] min_good_fraction: expected a fraction in [0, 1], "
                                   f"got {cfg.input.min_good_fraction}")
+    if cfg.compute.worker_timeout_s <= 0:
+        raise ConfigError(f"config [compute] worker_timeout_s: expected > 0 s, got {cfg.compute.worker_timeout_s}")
     if cfg.report.fps <= 0:
         raise ConfigError(f"config [report] fps: expected > 0, got {cfg.report.fps}")
     s = cfg.compute.scheduler

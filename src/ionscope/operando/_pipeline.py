@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataValidationError, FileFormatError, IonscopeError
+from ..errors import DataValidationError, FileFormatError, StageFailedError
 from ._config import Config, from_dict, load_config
-from .._atomic import clean_temporaries
+from .._atomic import clean_temporaries, os_errors
 from ._graph import Context, Stage, run_stages
 from ._lock import folder_lock
 from ._stages import StageCache, StageRecord, fingerprint
@@ -218,7 +218,15 @@ def _read_log(path: Path, *, missing: str = "error"):
 
 @contextlib.contextmanager
 def _scheduler(cfg: Config):
-    """dask's threads / synchronous scheduler, a LocalCluster, or a remote scheduler."""
+    """dask's threads / synchronous scheduler, a LocalCluster, or a remote scheduler.
+
+    On a cluster a watchdog asks the scheduler for its workers every second;
+    when it has had none for ``[compute] worker_timeout_s`` (all died, none
+    ever joined) the run stops with :class:`~ionscope.errors.StageFailedError`
+    instead of waiting forever. Finished stages stay cached. A worker lost
+    while others remain only costs time: dask recomputes its tasks, with the
+    same results (every task is deterministic and single-threaded).
+    """
     import dask
 
     name = cfg.compute.scheduler
@@ -232,6 +240,7 @@ def _scheduler(cfg: Config):
         raise DataValidationError(f"config [compute] scheduler = {name!r} needs dask.distributed: "
                                   f"pip install 'ionscope[cluster]'") from None
     cluster = None
+    timeout = cfg.compute.worker_timeout_s
     try:
         if name == "local":
             # processes, one thread each: the GIL-bound parts of the kernels scale
@@ -239,16 +248,77 @@ def _scheduler(cfg: Config):
                                    dashboard_address=None)
             client = Client(cluster)
         else:
-            client = Client(name, timeout="20s")
-    except OSError as exc:
-        raise IonscopeError(f"config [compute] scheduler: cannot reach {name!r} ({exc})") from None
+            client = Client(name, timeout=f"{max(5.0, min(timeout, 20.0))}s")
+    except (OSError, TimeoutError) as exc:
+        raise StageFailedError(f"config [compute] scheduler: cannot reach {name!r} ({exc}); start the scheduler "
+                               f"or use scheduler = 'threads'") from None
+    watchdog = _Watchdog(client, timeout)
     try:
-        with client.as_current():
-            yield client
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            raise StageFailedError(f"config [compute] scheduler {name!r}: no worker joined within {timeout:g} s; "
+                                   f"start workers (dask worker {name}) or raise [compute] worker_timeout_s") \
+                from None
+        watchdog.start()
+        try:
+            with client.as_current():
+                yield client
+        except Exception:
+            if watchdog.lost:
+                raise StageFailedError(
+                    f"config [compute] scheduler {name!r}: the cluster has had no worker for {timeout:g} s "
+                    f"(all workers died or were stopped); the stages finished so far are cached: start workers "
+                    f"and run again") from None
+            raise
     finally:
-        client.close()
+        watchdog.stop()
+        with contextlib.suppress(Exception):
+            client.close()
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+class _Watchdog:
+    """Closes the client when the scheduler has had no worker for ``timeout`` s (see ``_scheduler``)."""
+
+    def __init__(self, client, timeout: float, poll_s: float = 1.0):
+        import threading
+
+        self.client, self.timeout, self.poll = client, float(timeout), poll_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ionscope-worker-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        import time
+
+        empty_since = None
+        while not self._stop.wait(self.poll):
+            try:
+                n = len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 - a scheduler that cannot answer counts as no workers
+                n = 0
+            now = time.monotonic()
+            if n:
+                empty_since = None
+                continue
+            empty_since = empty_since or now
+            if now - empty_since >= self.timeout:
+                self.lost = True
+                # closing the client makes the computation waiting on it raise in the run's thread
+                with contextlib.suppress(Exception):
+                    self.client.close(timeout=5)
+                return
 
 
 # --------------------------------------------------------------------------- the run
@@ -758,7 +828,8 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
             hint = " (the report stage is added by ionscope.report.operando_report_stage())" \
                 if "report" in unknown else ""
             raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
-    with contextlib.ExitStack() as held:
+    # disk full, read-only file system, no permission, a file in the way: one line with what to do
+    with os_errors(cfg.out_dir), contextlib.ExitStack() as held:
         for folder in _lock_folders(cfg):
             held.enter_context(folder_lock(folder, wait=wait))
         clean_temporaries(cfg.out_dir)

@@ -93,12 +93,15 @@ class StageCache:
     def __init__(self, path):
         import zarr
 
+        from .._atomic import os_errors
+
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise FileFormatError(f"{self.path}: the stage cache must be a directory (a Zarr group)")
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not (self.path / "zarr.json").exists() and not (self.path / ".zgroup").exists():
-            zarr.open_group(str(self.path), mode="a")
+        with os_errors(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not (self.path / "zarr.json").exists() and not (self.path / ".zgroup").exists():
+                zarr.open_group(str(self.path), mode="a")
 
     # -- lookup -------------------------------------------------------------
     def _group(self, name: str) -> Path:
