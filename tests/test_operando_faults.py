@@ -217,13 +217,25 @@ def test_sigkill_then_rerun_is_bit_identical(data, clean, tmp_path, kill):
     _record(f"SIGKILL {kill}", "clean")
 
 
+def _wait_for_holder(out: Path, pid: int) -> None:
+    """Until the run ``pid`` holds the folder's lock."""
+    lock = out / ".ionscope.lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            info = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            info = {}
+        if info.get("pid") == pid and info.get("state") == "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"run {pid} never took the lock")
+
+
 def test_two_concurrent_runs_never_share_a_folder(data, clean, tmp_path):
     toml = _toml(tmp_path / "run.toml", data, tmp_path / "out")
     first = _ionscope(tmp_path, toml, wait=False)
-    lock = tmp_path / "out" / ".ionscope.lock"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and '"running"' not in (lock.read_text() if lock.exists() else ""):
-        time.sleep(0.05)
+    _wait_for_holder(tmp_path / "out", first.pid)
     other = _toml(tmp_path / "other.toml", data, tmp_path / "out", analysis={"profile_bins": 5})
     rc2, _, err2 = _ionscope(tmp_path, other)
     out1, err1 = first.communicate(timeout=300)
@@ -234,6 +246,7 @@ def test_two_concurrent_runs_never_share_a_folder(data, clean, tmp_path):
     _assert_same_as_clean(tmp_path / "out", clean)
     # with --wait the second run waits its turn instead, then runs on the finished cache
     first = _ionscope(tmp_path, other, wait=False)
+    _wait_for_holder(tmp_path / "out", first.pid)
     rc2, out2, err2 = _ionscope(tmp_path, toml, "--wait", "120")
     first.communicate(timeout=300)
     assert first.returncode == 0 and rc2 == 0, err2
