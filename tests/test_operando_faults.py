@@ -247,7 +247,7 @@ def test_two_concurrent_runs_never_share_a_folder(data, clean, tmp_path):
     # with --wait the second run waits its turn instead, then runs on the finished cache
     first = _ionscope(tmp_path, other, wait=False)
     _wait_for_holder(tmp_path / "out", first.pid)
-    rc2, out2, err2 = _ionscope(tmp_path, toml, "--wait", "120")
+    rc2, out2, err2 = _ionscope(tmp_path, toml, "--wait", "--wait-max", "120")
     first.communicate(timeout=300)
     assert first.returncode == 0 and rc2 == 0, err2
     _assert_same_as_clean(tmp_path / "out", clean)

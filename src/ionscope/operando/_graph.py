@@ -97,7 +97,7 @@ class Context:
     keys: dict[str, str] = field(default_factory=dict)
     records: dict[str, StageRecord] = field(default_factory=dict)
     result: Any = None  # the caller's result object (e.g. RunResult), for stages that report on the run
-    frame_files: list | None = None  # file of each frame, when the series is a folder of frames
+    info: dict[str, Any] = field(default_factory=dict)  # table-specific side data (e.g. each frame's file)
 
     def __getitem__(self, name: str):
         return self.values[name]

@@ -426,7 +426,7 @@ def _screen_after(ctx, _series) -> None:
     series = ctx["series"]
     good = np.asarray(ds.good.values, bool)
     reasons = [str(r) for r in ds.reason.values]
-    files = ctx.frame_files
+    files = ctx.info.get("frame_files")
     bad_frames = ctx.result.bad_frames
     reader_bad = len(bad_frames)
     for i in np.flatnonzero(~good):
@@ -841,7 +841,7 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
                                         segmentation=segmentation, truth=truth, bad_frames=res.bad_frames)
         ctx = Context(cache=cache, config=cfg, show_progress=show_progress, batch=cfg.compute.frames_per_batch,
                       result=res)
-        ctx.frame_files = frame_files
+        ctx.info["frame_files"] = frame_files
         with _scheduler(cfg):
             ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
                              on_stage=lambda name, rec: _record(res, on_stage, name, rec))
