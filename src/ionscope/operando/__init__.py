@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The operando pipeline: a night of frames → a Li movie synced with the charge curve → Li flux.
 
-``ionscope.operando.run(config)`` runs energy-drift correction → specimen-drift
+``ionscope.operando.run(config)`` runs frame screening → energy-drift correction → specimen-drift
 registration → Li maps → movie denoising → transport analysis (→ report), each
 stage cached in a Zarr group so an interrupted run resumes and a changed late
 stage redoes only itself. The building blocks are public too. Names are
