@@ -128,3 +128,24 @@ def test_set_is_published_whole_and_an_interrupted_publication_is_finished(tmp_p
     assert json.loads((out / "report.json").read_text())["key"] == "2"
     assert not unfinished.exists()
     assert clean_temporaries(out) == []
+
+
+def test_report_never_replaces_a_folder_named_like_an_output(tmp_path):
+    from ionscope.operando import run
+    from ionscope.report import operando_report_stage
+    from ionscope.simulate import operando_eels
+
+    si, _, log = operando_eels(shape=(16, 24), n_frames=4, energy_step=0.5, seed=3)
+    (tmp_path / "summary.json").mkdir(parents=True)
+    (tmp_path / "summary.json" / "notes.txt").write_text("mine")
+    cfg = {"output": {"dir": str(tmp_path)}, "denoise": {"method": "none"}, "register": {"window_ev": [30.0, 50.0]},
+           "report": {"movies": [], "viewer": False, "figures": False}}
+    with pytest.raises(OutputPathError, match=r"summary.json: a directory is in the way"):
+        run(cfg, series=si, log=log, show_progress=False, extra_stages=(operando_report_stage(),))
+    assert (tmp_path / "summary.json" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "report.json").exists()
+    # the data stages are kept: moving the folder away is all it takes
+    (tmp_path / "summary.json").rename(tmp_path / "moved")
+    res = run(cfg, series=si, log=log, show_progress=False, extra_stages=(operando_report_stage(),))
+    assert [n for n, r in res.stages.items() if not r.cached] == ["report"]
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]

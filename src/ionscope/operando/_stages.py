@@ -254,12 +254,12 @@ class StageCache:
             _write_json(done_file, sorted(done))
             if on_batch is not None:
                 on_batch(s)
-        done_file.unlink()
         final = self._group(name)
         self._marker(name).unlink(missing_ok=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
+        done_file.unlink()  # after the rename: a kill just before it must not throw the finished batches away
         self._complete(name, key)
         return resumed
 
