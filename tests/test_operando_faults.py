@@ -31,7 +31,7 @@ import pytest
 pytestmark = pytest.mark.slow  # ~4 min: every fault runs `ionscope run` in child processes
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-STAGES = ("screen", "energy_drift", "register", "limap", "denoise", "sync", "analysis", "report")
+STAGES = ("screen", "energy_drift", "register", "limap", "fraction", "denoise", "sync", "analysis", "report")
 DATA_STAGES = STAGES[:-1]
 
 # The child: `ionscope run CONFIG` with an optional kill point (SIGKILL, as a power cut or the OOM killer).

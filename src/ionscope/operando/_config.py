@@ -42,6 +42,7 @@ class InputConfig:
     on_bad_frame: str = "skip"  # "skip": drop the frame, record why; "error": stop
     log_missing: str = "error"  # a log value that is empty / not a number: "error" (with its line) | "interpolate"
     min_good_fraction: float = 0.5  # fail when fewer frames than this fraction are usable
+    low_loss: str = ""  # dual EELS: the low-loss series of the same frames (folder, file or .zarr)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,16 @@ class RegisterConfig:
 @dataclass(frozen=True)
 class LimapConfig:
     method: str = "mlls"  # "mlls" | "sasb" | "nmf"
-    references: str = "simulated"  # path to a (component, energy) file, or "simulated"
+    # a (component, energy) file (make one with `ionscope refs`); required for real data. The simulator's
+    # model shapes ("simulated", "simulated-realistic") are taken only for the simulator's own series.
+    references: str = ""
     component: str = "Li"
+    # "auto": "fourier-log" when the spectra hold their zero-loss peak (or [input] low_loss is given), else "none"
+    plural_scattering: str = "auto"
+    # x = (w_Li/w_Co)/k: {} (maps stay Li weights), {k = …, k_std = …}, {region = [y0, y1, x0, x1], x = 1.0,
+    # frame = 0} (pixel indices, end excluded) or {charge = true, co_mol = …} (Faraday, needs the log)
+    calibration: dict = field(default_factory=dict)
+    co_component: str = "Co"
     fit_range: tuple = (45.0, 80.0)
     background: str = "powerlaw"  # "powerlaw" | "basis" | "none"
     weights: str = "poisson"  # "poisson" (ML for counts, slower) | "none" (least squares)
@@ -179,6 +188,7 @@ _CHOICES = {
     ("limap", "method"): ("mlls", "sasb", "nmf"),
     ("limap", "background"): ("powerlaw", "basis", "none"),
     ("limap", "weights"): ("poisson", "none"),
+    ("limap", "plural_scattering"): ("auto", "fourier-log", "convolve", "none"),
     ("denoise", "method"): ("sparse_coding", "gaussian", "none"),
     ("analysis", "method"): ("continuity", "optical_flow"),
     ("analysis", "interface"): ("top", "bottom"),
@@ -345,6 +355,7 @@ def _check(cfg: Config) -> None:
     if len(fr) != 2 or not all(isinstance(v, (int, float)) for v in fr) or not fr[0] < fr[1]:
         raise ConfigError(
             f"config [limap] fit_range: expected [low_eV, high_eV] with low < high, got {list(fr)}")
+    _check_calibration(cfg.limap.calibration)
     win = cfg.register.window_ev
     if win and (len(win) != 2 or not win[0] < win[1]):
         raise ConfigError(f"config [register] window_ev: expected [] or [low_eV, high_eV], got {list(win)}")
@@ -364,6 +375,31 @@ def _check(cfg: Config) -> None:
     if s not in ("threads", "synchronous", "local") and not s.startswith("tcp://"):
         raise ConfigError(
             f"config [compute] scheduler: expected 'threads', 'synchronous', 'local' or 'tcp://HOST:PORT', got {s!r}")
+
+
+def _check_calibration(cal: dict) -> None:
+    """``[limap] calibration``: one of the documented forms, with numbers where numbers belong."""
+    where = "config [limap] calibration"
+    if not cal:
+        return
+    keys = set(cal)
+    forms = ({"k", "k_std"}, {"region", "x", "frame"}, {"charge", "co_mol"})
+    if not any(keys <= f for f in forms) or not keys & {"k", "region", "charge"}:
+        raise ConfigError(f"{where}: expected {{k = …}}, {{region = [y0, y1, x0, x1], x = 1.0, frame = 0}} or "
+                          f"{{charge = true, co_mol = …}}; got keys {sorted(keys)}")
+    for key in ("k", "k_std", "x", "co_mol"):
+        if key in cal and (not isinstance(cal[key], (int, float)) or isinstance(cal[key], bool)
+                           or not cal[key] >= 0 or (key != "k_std" and cal[key] == 0)):
+            raise ConfigError(f"{where}: {key} = {cal[key]!r}; expected a number > 0")
+    if "region" in cal:
+        r = cal["region"]
+        if not (isinstance(r, (list, tuple)) and len(r) == 4 and all(isinstance(v, int) for v in r)
+                and r[0] < r[1] and r[2] < r[3] and min(r) >= 0):
+            raise ConfigError(f"{where}: region = {r!r}; expected [y0, y1, x0, x1] pixel indices, y0 < y1, x0 < x1")
+        if "frame" in cal and (not isinstance(cal["frame"], int) or cal["frame"] < 0):
+            raise ConfigError(f"{where}: frame = {cal['frame']!r}; expected a frame index ≥ 0")
+    if "charge" in cal and (cal["charge"] is not True or "co_mol" not in cal):
+        raise ConfigError(f"{where}: the charge form is {{charge = true, co_mol = <moles of Co imaged>}}")
 
 
 def from_dict(raw: dict, *, base_dir: str | os.PathLike = ".") -> Config:

@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``run``: the operando pipeline, stage by stage, cached and resumable.
 
-energy_drift → register → limap → denoise → sync → analysis (→ report, added by
-the CLI from :mod:`ionscope.report`)
+screen → energy_drift → register → limap → fraction → denoise → sync → analysis
+(→ report, added by the CLI from :mod:`ionscope.report`)
+
+Spectra that hold their zero-loss peak (or come with a dual-EELS low loss) are
+mapped through it (``[limap] plural_scattering``, default ``"auto"``): each
+spectrum is deconvolved from its own zero-loss peak, which also aligns its
+energy, so the energy-drift stage then only records the drift; the ``fraction``
+stage turns Li weights into x in LixCoO2 with ``[limap] calibration``.
 
 The pipeline is a declared stage table (``TABLE``, run by
 :func:`ionscope.operando._graph.run_stages`): each stage names its inputs,
@@ -27,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataValidationError, FileFormatError, StageFailedError
+from ..errors import ConfigError, DataValidationError, FileFormatError, StageFailedError
 from ._config import Config, from_dict, load_config
 from .._atomic import clean_temporaries, os_errors
 from ._graph import Context, Stage, run_stages
@@ -54,6 +60,11 @@ class RunResult:
     @property
     def li_raw(self):
         return self.dataset("limap")["li"]
+
+    @property
+    def li_fraction(self):
+        """The mapped quantity before denoising: x (with a calibration) or the Li weight."""
+        return self.dataset("fraction")["li"]
 
     @property
     def li_denoised(self):
@@ -131,7 +142,7 @@ def _undo_energy_drift(si, shifts: np.ndarray):
     return eels.shift_energy(si, shift).astype(si.dtype)
 
 
-def _li_maps(si, references, cfg):
+def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
     """Li map (and its standard error, χ²) per frame from the EELS issue's mapping methods."""
     from .. import eels
 
@@ -145,8 +156,14 @@ def _li_maps(si, references, cfg):
         # the other components keep their physical non-negativity.
         options.setdefault("nonnegative",
                            [str(c) for c in references["component"].values if str(c) != lc.component])
-        ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), background=background, weights=weights,
-                       **options)
+        if plural != "none":
+            # real spectra: through each spectrum's own zero-loss peak (the background is the basis)
+            options.pop("weights", None)
+            ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), plural_scattering=plural,
+                           low_loss=low_loss, **options)
+        else:
+            ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), background=background, weights=weights,
+                           **options)
     elif lc.method == "sasb":
         ds = eels.sasb(si, **lc.options)
     else:
@@ -158,8 +175,10 @@ def _li_maps(si, references, cfg):
         out = {"li": ds[lc.component]}
         if f"{lc.component}_std" in ds:
             out["li_std"] = ds[f"{lc.component}_std"]
-        if "chi2" in ds:
-            out["chi2"] = ds["chi2"]
+        for name, key in (("chi2", "chi2"), ("thickness", "thickness"), ("co", lc.co_component),
+                          ("co_std", f"{lc.co_component}_std")):
+            if key in ds:
+                out[name] = ds[key]
         import xarray as xr
 
         return xr.Dataset(out)
@@ -349,8 +368,8 @@ def _fit_window(series, cfg: Config):
     edge effects out of the fit window). Other mapping methods keep every channel.
     """
     lc = cfg.limap
-    if lc.method != "mlls" or lc.crop_margin_ev < 0:
-        return series
+    if lc.method != "mlls" or lc.crop_margin_ev < 0 or _plural_mode(cfg, series) != "none":
+        return series  # (through the zero-loss peak every channel is needed)
     lo, hi = lc.fit_range[0] - lc.crop_margin_ev, lc.fit_range[1] + lc.crop_margin_ev
     e = series.energy.values
     if lo <= e.min() and hi >= e.max():
@@ -360,6 +379,20 @@ def _fit_window(series, cfg: Config):
         raise DataValidationError(f"config [limap] fit_range {list(lc.fit_range)} eV holds fewer than 10 channels "
                                   f"of the series ({e.min():.4g}..{e.max():.4g} eV)")
     return cropped
+
+
+def _holds_zero_loss(series) -> bool:
+    e = np.asarray(series.energy.values, float)
+    return bool(e.min() < 0 < e.max())
+
+
+def _plural_mode(cfg: Config, series, *, low_loss=None) -> str:
+    """``[limap] plural_scattering`` resolved: "auto" → "fourier-log" for spectra with their zero-loss
+    peak (or a dual-EELS low loss), else "none"."""
+    mode = cfg.limap.plural_scattering
+    if mode != "auto":
+        return mode
+    return "fourier-log" if (low_loss is not None or cfg.input.low_loss or _holds_zero_loss(series)) else "none"
 
 
 def _as_config(config) -> Config:
@@ -461,6 +494,20 @@ def _energy_drift(ctx):
 
     cfg = ctx.config
     series = _fit_window(ctx["screen"], cfg)
+    if cfg.energy_drift.enabled and _plural_mode(cfg, series) != "none":
+        # each spectrum is aligned on its own zero-loss peak by the deconvolution: record the drift only
+        low = _good_low_loss(ctx)
+        src = series if _holds_zero_loss(series) else low
+        shifts = (np.zeros(series.sizes["time"]) if src is None else
+                  _estimate_energy_drift(src, {"method": "zlp"}, None, (-5.0, 5.0),
+                                         batch=cfg.compute.frames_per_batch,
+                                         bar=lambda items: ctx.bar(items, "energy_drift: zero-loss")))
+        ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV", "applied": 0,
+                                                           "long_name": "zero-loss position (aligned per spectrum)"})},
+                        coords={"time": series.time})
+        if _keep(ctx):
+            ds["si"] = series
+        return ds
     if cfg.energy_drift.enabled:
         refs = ctx["references"](series.energy.values)
         shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
@@ -479,7 +526,7 @@ def _energy_drift_view(ctx, ds):
     if _keep(ctx):
         return ds["si"]
     series = _fit_window(ctx["screen"], ctx.config)
-    if ctx.config.energy_drift.enabled:
+    if ctx.config.energy_drift.enabled and int(ds.energy_shift.attrs.get("applied", 1)):
         return _undo_energy_drift(series, ds.energy_shift.values)
     return series
 
@@ -521,18 +568,96 @@ def _register_view(ctx, ds):
     return ctx["energy_drift"]
 
 
+def _good_low_loss(ctx):
+    """The dual-EELS low loss of the frames the screen kept (None without one)."""
+    low = ctx["low_loss"]
+    if low is None:
+        return None
+    good = np.asarray(ctx.cache.load("screen").good.values, bool)
+    return low if good.all() else low.isel(time=np.flatnonzero(good))
+
+
 def _limap(ctx):
     si_r = ctx["register"]
-    return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config)
+    low = _good_low_loss(ctx)
+    if low is not None and ctx.config.register.enabled:
+        from ._register import apply_shifts
+
+        low = apply_shifts(low, ctx.cache.load("register").drift.values)  # the same specimen drift
+    plural = _plural_mode(ctx.config, si_r, low_loss=low)
+    return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config, plural=plural, low_loss=low)
+
+
+def _fraction(ctx):
+    """x = (w_Li/w_Co)/k per pixel with ``[limap] calibration`` (else the Li weight), t/λ per frame."""
+    import xarray as xr
+
+    from .. import eels
+
+    ds_l = ctx["limap"].load()
+    cal = dict(ctx.config.limap.calibration)
+    li, li_std = ds_l["li"], ds_l.get("li_std")
+    out = {}
+    attrs = {}
+    if cal:
+        if "co" not in ds_l:
+            raise DataValidationError(f"config [limap] calibration needs the {ctx.config.limap.co_component!r} "
+                                      "weights of an MLLS fit ([limap] co_component)")
+        maps = xr.Dataset({"Li": li, "Co": ds_l["co"]})
+        if li_std is not None and "co_std" in ds_l:
+            maps["Li_std"], maps["Co_std"] = li_std, ds_l["co_std"]
+        if "k" in cal:
+            spec = {"k": float(cal["k"]), "k_std": float(cal.get("k_std", 0.0))}
+        elif "region" in cal:
+            y0, y1, x0, x1 = cal["region"]
+            frame = int(cal.get("frame", 0))
+            if frame >= maps.sizes["time"] or y1 > maps.sizes["y"] or x1 > maps.sizes["x"]:
+                raise DataValidationError(f"config [limap] calibration: region {cal['region']} / frame {frame} lies "
+                                          f"outside the maps ({maps.sizes['time']} frames of "
+                                          f"{maps.sizes['y']}×{maps.sizes['x']})")
+            mask = xr.zeros_like(li.isel(time=0), dtype=bool)
+            mask[y0:y1, x0:x1] = True
+            first = eels.li_fraction(maps.isel(time=frame), calibration={"region": mask,
+                                                                         "x": float(cal.get("x", 1.0))})
+            spec = {"k": first.attrs["k"], "k_std": first.attrs["k_std"]}
+        else:
+            if ctx["log"] is None:
+                raise DataValidationError("config [limap] calibration: the charge form needs the log ([input] log)")
+            from ._sync import sync_frames
+
+            _, starts = _frame_times(ctx)
+            s_ = sync_frames(starts, ctx["log"], duration_s=ctx.config.input.frame_interval_s,
+                             capacity_c=ctx.config.sync.capacity_c, allow_uncovered=True)
+            spec = eels.calibration_from_charge(maps, s_["charge_c"].values, co_mol=float(cal["co_mol"]))
+        frac = eels.li_fraction(maps, calibration=spec)
+        out["li"] = frac.li_fraction.astype("float32").assign_attrs(
+            long_name="Li fraction x in LixCoO2", units="1", quantity="x")
+        out["li_std"] = frac.li_fraction_std.astype("float32").assign_attrs(units="1")
+        attrs.update(k=float(spec["k"]), k_std=float(spec["k_std"]), calibration=json.dumps(cal))
+    else:
+        unit = "single-scattering counts" if "thickness" in ds_l else "counts"
+        out["li"] = li.astype("float32").assign_attrs(long_name="Li weight (MLLS)", units=unit, quantity="weight")
+        if li_std is not None:
+            out["li_std"] = li_std.astype("float32")
+    if "thickness" in ds_l:
+        t = ds_l["thickness"]
+        mean_t = t.mean(("y", "x"))
+        out["thickness_mean"] = mean_t.assign_attrs(long_name="mean t/λ of the frame", units="1")
+        change = float(mean_t[-1] / mean_t[0] - 1) if mean_t.size > 1 else 0.0
+        attrs["thickness_change"] = change
+        # a film thinning under the beam changes every Li map: say so where the user looks
+        attrs["thinning_warning"] = int(change < -0.05)
+    return xr.Dataset(out, attrs=attrs)
 
 
 def _denoise_stage(ctx):
     import xarray as xr
 
-    ds_l = ctx["limap"]
+    ds_l = ctx["fraction"]
     li = ds_l["li"].load()
     out = _denoise(li, ctx.config, ds_l["li_std"].values if "li_std" in ds_l else None, ctx.show_progress)
-    return xr.Dataset({"li": out.astype("float32")})
+    return xr.Dataset({"li": out.astype("float32").assign_attrs(
+        {k: v for k, v in li.attrs.items() if k in ("long_name", "units", "quantity")})})
 
 
 def _frame_times(ctx):
@@ -577,6 +702,12 @@ def _analysis(ctx):
     an = analyse(li, states=None if log is None else states, method=ac.method, interface=ac.interface,
                  open_edges=ac.open_edges, x_boundary=ac.x_boundary, segmentation=ctx["segmentation"],
                  profile_bins=ac.profile_bins, rest_states=ac.rest_states)
+    quantity = li.attrs.get("quantity", "weight")
+    unit = "x·nm/s" if quantity == "x" else f"({li.attrs.get('units', 'map units')})·nm/s"
+    for name in ("flux_y", "flux_x"):
+        if name in an:
+            an[name].attrs["units"] = unit
+    an.attrs["map_quantity"] = "Li fraction x" if quantity == "x" else str(li.attrs.get("long_name", "Li map"))
     if truth is not None and "flux_y" in truth:
         err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])
         an.attrs.update({f"truth_{k}": v for k, v in err.items()})
@@ -590,13 +721,17 @@ def _section(name):
 #: The operando stage table (the report stage is added by :mod:`ionscope.report`).
 TABLE = (
     Stage("screen", _screen, inputs=("series",), view=_screen_view, after=_screen_after),
-    Stage("energy_drift", _energy_drift, inputs=("screen", "references"), params=_energy_drift_params,
+    Stage("energy_drift", _energy_drift, inputs=("screen", "references", "low_loss"), params=_energy_drift_params,
           batched=_spectra_dim, view=_energy_drift_view),
     Stage("register", _register, inputs=("screen", "energy_drift"),
           params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
           view=_register_view),
-    Stage("limap", _limap, inputs=("register", "references"), params=_section("limap"), batched="time"),
-    Stage("denoise", _denoise_stage, inputs=("limap",), params=_section("denoise")),
+    Stage("limap", _limap, inputs=("register", "references", "low_loss"),
+          params=lambda ctx: {k: v for k, v in ctx.config.section("limap").items() if k != "calibration"},
+          batched="time"),
+    Stage("fraction", _fraction, inputs=("screen", "limap", "log"),
+          params=lambda ctx: ctx.config.limap.calibration),
+    Stage("denoise", _denoise_stage, inputs=("fraction",), params=_section("denoise")),
     Stage("sync", _sync, inputs=("screen", "log"),
           params=lambda ctx: [ctx.config.section("sync"), ctx.config.input.frame_interval_s,
                               ctx.config.input.time_anchor], after=_sync_after),
@@ -612,11 +747,21 @@ STAGES = tuple(st.name for st in TABLE)
 #: Named reference models a config may ask for (``[limap] references = "simulated"``):
 #: "module:function" of a ``function(energy) -> (component, energy)`` DataArray,
 #: imported only when a config names it.
-REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references"}
+REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references",
+                    "simulated-realistic": "ionscope.simulate:realistic_references"}
 
 
-def _reference_source(cfg: Config, references):
-    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now)."""
+def _from_simulator(series) -> bool:
+    return "ionscope.simulate" in str(series.attrs.get("title", ""))
+
+
+def _reference_source(cfg: Config, references, series):
+    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now).
+
+    Model references only describe the simulator's own spectra: they are taken
+    (by name, or by default) only for a series the simulator wrote — never as a
+    silent fall-back for real data.
+    """
     import importlib
 
     import xarray as xr
@@ -626,6 +771,18 @@ def _reference_source(cfg: Config, references):
             return references, f"callable:{getattr(references, '__module__', '')}.{getattr(references, '__qualname__', '')}"
         return (lambda energy: references), _token(references)
     ref = cfg.limap.references
+    if not ref and cfg.limap.method in ("mlls", "sasb"):
+        if not _from_simulator(series):
+            raise ConfigError(
+                "config [limap] references: required — a (component, energy) file of reference spectra measured "
+                "on your data (`ionscope refs regions SI --region ... --composition ... -o refs.nc`); the model "
+                "references describe only ionscope's simulator")
+        ref = "simulated-realistic" if series.attrs.get("physics") == "realistic" else "simulated"
+    elif ref in REFERENCE_MODELS and not _from_simulator(series):
+        raise ConfigError(f"config [limap] references = {ref!r}: the simulator's model shapes do not describe "
+                          "measured spectra; measure references on the data (`ionscope refs regions ...`)")
+    if not ref:
+        return (lambda energy: None), "none"
     if ref in REFERENCE_MODELS:
         module, _, attr = REFERENCE_MODELS[ref].partition(":")
         return getattr(importlib.import_module(module), attr), ref
@@ -743,9 +900,23 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         if seg.shape != (full.sizes["y"], full.sizes["x"]):
             raise DataValidationError(f"segmentation ([analysis] segmentation): shape {seg.shape} differs from the "
                                       f"frames' (y, x) = ({full.sizes['y']}, {full.sizes['x']})")
+    low_loss, low_key = None, "no-low-loss"
+    if ic.low_loss:
+        lpath_ll = cfg.path(ic.low_loss)
+        low_loss, bad_ll = read_series(lpath_ll, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
+                                       time_anchor=ic.time_anchor, on_bad_frame="error")
+        if low_loss.sizes["time"] != full.sizes["time"] or low_loss.sizes["y"] != full.sizes["y"] \
+                or low_loss.sizes["x"] != full.sizes["x"]:
+            raise DataValidationError(
+                f"config [input] low_loss: {lpath_ll} holds {dict(low_loss.sizes)}; expected the same frames and "
+                f"pixels as the series {dict(full.sizes)}")
+        low_loss = low_loss.assign_coords(time=full.time.values)
+        low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k != "frame_files"}
+        low_key = fingerprint([lpath_ll])
     return frame_files, {
         "series": (full, input_key),
-        "references": _reference_source(cfg, references),
+        "low_loss": (low_loss, low_key),
+        "references": _reference_source(cfg, references, full),
         "log": (log, log_key),
         "segmentation": (segmentation, seg_token),
         "truth": (truth, truth_token),

@@ -20,6 +20,7 @@ _EXPORTS = {
     "zero_loss_peak": "_lowloss",
     "valence_loss": "_lowloss",
     "plural_scattering": "_lowloss",
+    "realistic_references": "_realistic",
     # Li transport in the cathode film (simulate/_transport.py)
     "li_transport": "_transport",
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)

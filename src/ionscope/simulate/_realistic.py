@@ -134,3 +134,34 @@ def convolve_low_loss(values, step, tau, *, zlp_kw=None, valence_kw=None):
     z_ft = grid.transform(zero_loss_peak(grid.energy, fwhm=zlp_kw.get("zlp_fwhm", 0.8)))
     kernel = z_ft * np.exp(np.asarray(tau, float)[:, None] * v_ft)
     return np.fft.irfft(np.fft.rfft(padded, axis=1) * kernel, n=grid.n, axis=1)[:, :n]
+
+
+def realistic_references(energy):
+    """The single-scattering Li-K and Co-M2,3 shapes of ``physics="realistic"`` (unit maximum).
+
+    The references that describe the realistic simulator's spectra exactly
+    (``truth.references``); for simulated data only — real data need references
+    measured on the data (:func:`ionscope.eels.references_from_regions`).
+
+    Parameters
+    ----------
+    energy : array_like
+        Energy loss in eV (values ≤ 0 give 0).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("component", "energy")``, components ``["Li", "Co"]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> realistic_references(np.arange(-5.0, 97.4, 0.1)).component.values.tolist()
+    ['Li', 'Co']
+    """
+    from ..data import calibrated
+
+    e = np.asarray(getattr(energy, "values", energy), float)
+    return calibrated(true_references(e), ("component", "energy"), coords={"component": ["Li", "Co"], "energy": e},
+                      name="references", attrs={"signal_type": "EELS",
+                                                "title": "single-scattering Li-K and Co-M2,3 (realistic model)"})
