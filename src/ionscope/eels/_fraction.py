@@ -45,7 +45,7 @@ def _calibration_from_region(wl, wc, sl, sc, region, known_x):
     return ratio / known_x, ratio_std / known_x, n
 
 
-def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = "Co"):
+def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = "Co", smooth_co: float = 0.0):
     """Li fraction ``x = (w_Li/w_Co)/k`` per pixel, with σ.
 
     Parameters
@@ -63,6 +63,13 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
         ``{"k": value, "k_std": σ}`` (e.g. :func:`calibration_from_charge`'s result).
     li, co : str
         Names of the Li and Co variables.
+    smooth_co : float
+        Gaussian σ (pixels, over ``y`` and ``x``) applied to the Co map before
+        dividing. The Co map is the host's column density (thickness × density)
+        and varies slowly, but a noisy per-pixel ``w_Co`` makes the per-pixel
+        ratio heavy-tailed (and undefined where it falls to ≤ 0) at operando
+        doses; a smoothed denominator keeps ``x`` finite and its noise that of
+        ``w_Li``. 0: none (the exact per-pixel ratio).
 
     Returns
     -------
@@ -100,6 +107,15 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
     wl, wc = maps[li].astype(float), maps[co].astype(float)
     sl = maps[f"{li}_std"].astype(float) if f"{li}_std" in maps else xr.zeros_like(wl)
     sc = maps[f"{co}_std"].astype(float) if f"{co}_std" in maps else xr.zeros_like(wc)
+    if smooth_co and float(smooth_co) > 0:
+        if not {"y", "x"} <= set(wc.dims):
+            raise DataValidationError("smooth_co: the maps need 'y' and 'x' dimensions")
+        from scipy.ndimage import gaussian_filter
+
+        sig = [float(smooth_co) if d in ("y", "x") else 0.0 for d in wc.dims]
+        wc = wc.copy(data=gaussian_filter(np.nan_to_num(np.asarray(wc.values, float)), sig, mode="nearest"))
+        # the smoothed Co averages ~2π σ² pixels: its own noise becomes negligible next to Li's
+        sc = sc / (2.0 * np.sqrt(np.pi) * float(smooth_co))
     ratio = wl / wc.where(wc > 0)
     ratio_var = (sl / wc) ** 2 + (wl * sc / wc**2) ** 2
     if isinstance(calibration, dict):

@@ -78,6 +78,7 @@ class LimapConfig:
     # frame = 0} (pixel indices, end excluded) or {charge = true, co_mol = …} (Faraday, needs the log)
     calibration: dict = field(default_factory=dict)
     co_component: str = "Co"
+    co_smoothing_px: float = 2.0  # Gaussian σ of the Co map under x = w_Li / (k·w_Co): a noisy w_Co ≤ 0 makes x undefined
     fit_range: tuple = (45.0, 80.0)
     background: str = "powerlaw"  # "powerlaw" | "basis" | "none"
     weights: str = "poisson"  # "poisson" (ML for counts, slower) | "none" (least squares)

@@ -629,11 +629,15 @@ def _fraction(ctx):
             s_ = sync_frames(starts, ctx["log"], duration_s=ctx.config.input.frame_interval_s,
                              capacity_c=ctx.config.sync.capacity_c, allow_uncovered=True)
             spec = eels.calibration_from_charge(maps, s_["charge_c"].values, co_mol=float(cal["co_mol"]))
-        frac = eels.li_fraction(maps, calibration=spec)
-        out["li"] = frac.li_fraction.astype("float32").assign_attrs(
+        frac = eels.li_fraction(maps, calibration=spec, smooth_co=ctx.config.limap.co_smoothing_px)
+        x = frac.li_fraction
+        undefined = ~np.isfinite(x)
+        # where the (smoothed) Co map is ≤ 0 there is no LixCoO2 to speak of: x is set to 0 and counted
+        out["li"] = x.where(~undefined, 0.0).astype("float32").assign_attrs(
             long_name="Li fraction x in LixCoO2", units="1", quantity="x")
-        out["li_std"] = frac.li_fraction_std.astype("float32").assign_attrs(units="1")
-        attrs.update(k=float(spec["k"]), k_std=float(spec["k_std"]), calibration=json.dumps(cal))
+        out["li_std"] = frac.li_fraction_std.where(~undefined, np.inf).astype("float32").assign_attrs(units="1")
+        attrs.update(k=float(spec["k"]), k_std=float(spec["k_std"]), calibration=json.dumps(cal),
+                     undefined_pixels=int(undefined.sum()))
     else:
         unit = "single-scattering counts" if "thickness" in ds_l else "counts"
         out["li"] = li.astype("float32").assign_attrs(long_name="Li weight (MLLS)", units=unit, quantity="weight")
