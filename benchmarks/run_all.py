@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("simulate", "eels", "denoise", "holography", "operando")
+BENCHES = ("simulate", "eels", "eels_physics", "denoise", "holography", "operando")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,18 +42,24 @@ def _smooth(J, width=5):
     return (c[..., width:] - c[..., :-width]) / width
 
 
-def zlp_cut(J, e, *, search_ev=5.0, max_cut_ev=15.0):
+def zlp_cut(J, e, *, search_ev=5.0, max_cut_ev=15.0, threshold=None):
     """(peak index, cut index) per spectrum: the zero-loss peak ends at the first minimum above it.
 
     The peak is the largest channel with ``|E| < search_ev``; the cut is the
     first minimum of the smoothed spectrum at least one FWHM above the peak
     (Egerton §5.1: the zero-loss intensity is integrated up to that minimum).
+    With ``threshold`` (eV) the cut is instead the last channel below that
+    energy for every spectrum (eXSpy's ``threshold`` convention).
     """
     near = np.flatnonzero(np.abs(e) < search_ev)
     if near.size == 0:
         raise DataValidationError(
             f"the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak (expected channels near 0 eV)")
     peak = near[0] + np.argmax(J[:, near], axis=1)
+    if threshold is not None:
+        # channels whose centre lies below the threshold (nearest-channel rounding, as eXSpy's isig[:threshold])
+        last = int(round((float(threshold) - e[0]) / float(e[1] - e[0]))) - 1
+        return peak, np.full(J.shape[0], min(max(last, 0), e.size - 1))
     sm = _smooth(J, 5)
     step = float(e[1] - e[0])
     n = e.size
@@ -111,13 +117,13 @@ def tail_beyond(J, e, *, fit_ev):
     return t, d1, d2, a1, a2
 
 
-def zero_loss_and_total(J, e, *, extrapolate=True, tail_fit_ev=20.0, with_variance=False):
+def zero_loss_and_total(J, e, *, extrapolate=True, tail_fit_ev=20.0, with_variance=False, threshold=None):
     """I0, I_t (tail beyond the range added), the tail, cut indices — per spectrum.
 
     With ``with_variance`` also the Poisson variance of ``ln(I_t/I0)``
     (linearised; the tail's dependence on the counts it is fitted to included).
     """
-    peak, cut = zlp_cut(J, e)
+    peak, cut = zlp_cut(J, e, threshold=threshold)
     idx = np.arange(e.size)
     i0 = np.where(idx[None] <= cut[:, None], J, 0.0).sum(axis=1)
     total = J.sum(axis=1)
@@ -132,6 +138,28 @@ def zero_loss_and_total(J, e, *, extrapolate=True, tail_fit_ev=20.0, with_varian
     var = (i0 * (1.0 / it - 1.0 / i0) ** 2 + rest / it**2
            + a1 * ((1.0 + d1) / it) ** 2 + a2 * ((1.0 + d2) / it) ** 2)
     return i0, it, tail, peak, cut, var
+
+
+def dark_offset(J, e, *, below_ev=10.0, min_channels=20):
+    """Constant detector offset per spectrum: median of the channels more than ``below_ev`` below the peak.
+
+    Nothing is scattered to negative losses beyond the zero-loss tail, so counts
+    there are a dark/gain residual that sits under the whole spectrum. Left in,
+    it flattens the high-energy tail (a fitted power law then decays too slowly)
+    and the extrapolated tail grows without bound: on a real spectrum with a
+    ~30-count offset this made t/λ 20 % high. Returns 0 where the axis holds
+    fewer than ``min_channels`` such channels (e.g. spectra starting at −5 eV).
+    """
+    near = np.flatnonzero(np.abs(e) < 5.0)
+    if near.size == 0:
+        return np.zeros(J.shape[0])
+    peak_e = e[near[0] + np.argmax(J[:, near], axis=1)]
+    mask = e[None, :] < (peak_e[:, None] - below_ev)
+    out = np.zeros(J.shape[0])
+    enough = mask.sum(axis=1) >= min_channels
+    for i in np.flatnonzero(enough):
+        out[i] = np.median(J[i, mask[i]])
+    return out
 
 
 def _next_pow2(n):
@@ -163,7 +191,7 @@ def gaussian_ft(nu, fwhm):
 
 
 def fourier_log_block(J, e, *, out_energy_index, resolution_fwhm, variance=True, tail_fit_ev=20.0,
-                      pad_factor=2, return_filters=False, var_scale=None):
+                      pad_factor=2, return_filters=False, var_scale=None, zlp_threshold=None):
     """Fourier-log deconvolution of a block of spectra that hold their zero-loss peak.
 
     Returns a dict with ``ssd`` (P, m) single-scattering counts per channel at
@@ -176,10 +204,13 @@ def fourier_log_block(J, e, *, out_energy_index, resolution_fwhm, variance=True,
     dual-EELS spectra: the low-loss channels were scaled up by 1/exposure).
     """
     J = np.asarray(J, float)
+    # a detector offset under the whole spectrum would enter the log as if it were scattering
+    # (0 where the axis holds no channels far below the zero-loss peak, e.g. from −5 eV)
+    J = J - dark_offset(J, e)[:, None]
     P, n = J.shape
     step = float(e[1] - e[0])
     n_fft = _next_pow2(pad_factor * n)
-    i0, total, tail, peak, cut = zero_loss_and_total(J, e, tail_fit_ev=tail_fit_ev)
+    i0, total, tail, peak, cut = zero_loss_and_total(J, e, tail_fit_ev=tail_fit_ev, threshold=zlp_threshold)
     Jx = extend(J, e, n_fft=n_fft, tail_fit_ev=tail_fit_ev)
     idx = np.arange(n_fft)
     zmask = idx[None] <= cut[:, None]
@@ -244,7 +275,8 @@ def sandwich_variance(rows, filters, grid_idx, n_fft):
     return var
 
 
-def fourier_ratio_block(C, e_core, L, e_low, *, resolution_fwhm, tail_fit_ev=20.0, pad_factor=2):
+def fourier_ratio_block(C, e_core, L, e_low, *, resolution_fwhm, tail_fit_ev=20.0, pad_factor=2,
+                        zlp_threshold=None):
     """Fourier-ratio deconvolution of core-loss spectra ``C`` by their low-loss ``L`` (same dispersion).
 
     ``SSD = I0·F⁻¹[g·c/l]`` (Egerton §4.2.2) with ``I0`` the zero-loss
@@ -257,7 +289,7 @@ def fourier_ratio_block(C, e_core, L, e_low, *, resolution_fwhm, tail_fit_ev=20.
     step = float(e_low[1] - e_low[0])
     n = max(C.shape[1], L.shape[1])
     n_fft = _next_pow2(pad_factor * (C.shape[1] + L.shape[1]))
-    i0, _, _, _, _ = zero_loss_and_total(L, e_low, extrapolate=False)
+    i0, _, _, _, _ = zero_loss_and_total(L, e_low, extrapolate=False, threshold=zlp_threshold)
     Lx = extend(L, e_low, n_fft=n_fft, tail_fit_ev=tail_fit_ev)
     Cx = extend(C, e_core, n_fft=n_fft, tail_fit_ev=tail_fit_ev)
     nu = np.fft.rfftfreq(n_fft, d=step)
@@ -303,14 +335,20 @@ def measured_fwhm(J, e):
 
 # --------------------------------------------------------------------------- labelled layer
 
-def _thickness_kernel(spectra, *, energy, extrapolate, tail_fit_ev):
+def _thickness_kernel(spectra, *, energy, extrapolate, tail_fit_ev, zlp_threshold=None, offset="auto"):
     lead = spectra.shape[:-1]
     J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
     out = np.full(J.shape[:1] + (2,), np.nan)
     ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
     if ok.any():
-        i0, total, _, _, _, var = zero_loss_and_total(J[ok], energy, extrapolate=extrapolate,
-                                                      tail_fit_ev=tail_fit_ev, with_variance=True)
+        Jok = J[ok]
+        if isinstance(offset, str):
+            Jok = Jok - dark_offset(Jok, energy)[:, None]
+        elif offset:
+            Jok = Jok - float(offset)
+        i0, total, _, _, _, var = zero_loss_and_total(Jok, energy, extrapolate=extrapolate,
+                                                      tail_fit_ev=tail_fit_ev, with_variance=True,
+                                                      threshold=zlp_threshold)
         t = np.log(total / i0)
         out[ok, 0] = t
         out[ok, 1] = np.sqrt(var)
@@ -318,7 +356,7 @@ def _thickness_kernel(spectra, *, energy, extrapolate, tail_fit_ev):
 
 
 def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate: bool = True,
-              tail_fit_ev: float = 20.0):
+              tail_fit_ev: float = 20.0, zlp_threshold: float | None = None, dark_offset: Any = "auto"):
     """Relative thickness t/λ by the log-ratio method, per spectrum, with its σ.
 
     ``t/λ = ln(I_t/I0)``: ``I0`` is the zero-loss intensity (integrated up to
@@ -343,6 +381,19 @@ def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate:
         Add the power-law tail beyond the last channel to ``I_t``.
     tail_fit_ev : float
         Width (eV) of the end window the tail is fitted to.
+    zlp_threshold : float, optional
+        Integrate ``I0`` from the start of the axis up to this energy (eV)
+        instead of up to the first minimum above the peak. With
+        ``extrapolate=False, dark_offset=0`` and the threshold eXSpy finds
+        (``estimate_elastic_scattering_threshold``) this reproduces eXSpy's
+        ``estimate_thickness(threshold=...)``.
+    dark_offset : "auto" or float
+        Constant detector offset subtracted from every channel before
+        integrating: ``"auto"`` measures it per spectrum as the median of the
+        channels more than 10 eV below the zero-loss peak (0 when the axis
+        holds fewer than 20 of them); a number subtracts that; 0 subtracts
+        nothing. An offset left in flattens the high-energy tail and makes the
+        extrapolated tail, hence t/λ, far too large.
 
     Returns
     -------
@@ -381,13 +432,27 @@ def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate:
             f"{'low_loss' if low_loss is not None else 'si'}: the energy axis {e[0]:g}–{e[-1]:g} eV holds no "
             "zero-loss peak; thickness needs spectra recorded through 0 eV (or pass low_loss=)")
     tail_fit_ev = _positive(tail_fit_ev, "tail_fit_ev")
+    zlp_threshold = _threshold(zlp_threshold, e)
+    if isinstance(dark_offset, str):
+        if dark_offset != "auto":
+            raise DataValidationError(f"dark_offset: expected 'auto' or a number, got {dark_offset!r}")
+    else:
+        try:
+            dark_offset = float(dark_offset)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"dark_offset: expected 'auto' or a number, got {dark_offset!r}") from None
+        if not np.isfinite(dark_offset):
+            raise DataValidationError(f"dark_offset: expected a finite number, got {dark_offset!r}")
     res = apply_kernel(_thickness_kernel, da, input_core_dims=[["energy"]], output_core_dims=[["stat"]],
                        output_sizes={"stat": 2}, output_dtypes=[np.float64],
-                       kwargs=dict(energy=e, extrapolate=bool(extrapolate), tail_fit_ev=tail_fit_ev))
+                       kwargs=dict(energy=e, extrapolate=bool(extrapolate), tail_fit_ev=tail_fit_ev,
+                                   zlp_threshold=zlp_threshold, offset=dark_offset))
     t = res.isel(stat=0, drop=True).rename("thickness")
     t = t.assign_coords(thickness_std=res.isel(stat=1, drop=True))
     t.attrs = {"long_name": "t/λ (log-ratio)", "units": "1", "method": "log-ratio",
-               "extrapolated": int(bool(extrapolate))}
+               "extrapolated": int(bool(extrapolate)), "dark_offset": str(dark_offset)}
+    if zlp_threshold is not None:
+        t.attrs["zlp_threshold_ev"] = zlp_threshold
     return t
 
 
@@ -397,6 +462,15 @@ def _check_equal_steps(e, name):
     d = np.diff(e)
     if not np.allclose(d, d[0], rtol=1e-4, atol=0):
         raise DataValidationError(f"{name}: channels must be equally spaced for Fourier deconvolution")
+
+
+def _threshold(v, e):
+    if v is None:
+        return None
+    f = _positive(v, "zlp_threshold")
+    if not (e[0] < f < e[-1]):
+        raise DataValidationError(f"zlp_threshold: {f:g} eV lies outside the energy axis {e[0]:g}–{e[-1]:g} eV")
+    return f
 
 
 def _positive(v, name):
@@ -419,7 +493,7 @@ def _resolution(J, e, resolution_fwhm):
     return _positive(resolution_fwhm, "resolution_fwhm")
 
 
-def _deconvolve_kernel(spectra, *, energy, out_index, resolution_fwhm, tail_fit_ev):
+def _deconvolve_kernel(spectra, *, energy, out_index, resolution_fwhm, tail_fit_ev, zlp_threshold=None):
     lead = spectra.shape[:-1]
     J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
     m = out_index.size
@@ -431,7 +505,7 @@ def _deconvolve_kernel(spectra, *, energy, out_index, resolution_fwhm, tail_fit_
         if sel.size == 0:
             continue
         r = fourier_log_block(J[sel], energy, out_energy_index=out_index, resolution_fwhm=resolution_fwhm,
-                              tail_fit_ev=tail_fit_ev)
+                              tail_fit_ev=tail_fit_ev, zlp_threshold=zlp_threshold)
         out[sel, :, 0] = r["ssd"]
         out[sel, :, 1] = r["var"]
         extra[sel, 0] = r["i0"]
@@ -441,7 +515,7 @@ def _deconvolve_kernel(spectra, *, energy, out_index, resolution_fwhm, tail_fit_
     return packed.reshape(lead + (2 * m + 2,))
 
 
-def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev):
+def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev, zlp_threshold=None):
     lead = core.shape[:-1]
     C = core.reshape(-1, core.shape[-1]).astype(float)
     L = low.reshape(-1, low.shape[-1]).astype(float)
@@ -450,8 +524,8 @@ def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev):
     ok = np.isfinite(C).all(1) & np.isfinite(L).all(1) & (L.sum(1) > 0)
     if ok.any():
         ssd, i0, var = fourier_ratio_block(C[ok], e_core, L[ok], e_low, resolution_fwhm=resolution_fwhm,
-                                           tail_fit_ev=tail_fit_ev)
-        _, total, _, _, _ = zero_loss_and_total(L[ok], e_low, tail_fit_ev=tail_fit_ev)
+                                           tail_fit_ev=tail_fit_ev, zlp_threshold=zlp_threshold)
+        _, total, _, _, _ = zero_loss_and_total(L[ok], e_low, tail_fit_ev=tail_fit_ev, threshold=zlp_threshold)
         out[ok, :m] = ssd
         out[ok, m:2 * m] = var
         out[ok, 2 * m] = i0
@@ -460,7 +534,8 @@ def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev):
 
 
 def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, energy: Any = None,
-               resolution_fwhm: float | None = None, tail_fit_ev: float = 20.0, energy_range=None):
+               resolution_fwhm: float | None = None, tail_fit_ev: float = 20.0, energy_range=None,
+               zlp_threshold: float | None = None):
     """Single-scattering distribution ``I0·S(E)`` in counts, with its propagated variance.
 
     ``"fourier-log"`` (Egerton §4.2.1): each spectrum must hold its zero-loss
@@ -490,6 +565,13 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         End window (eV) for the power-law extrapolation.
     energy_range : (float, float), optional
         Return only this part of the energy axis (eV); default all of it.
+    zlp_threshold : float, optional
+        End (eV) of the zero-loss integration for ``I0`` (and, for
+        fourier-log, of the zero-loss peak ``z``), the same for all spectra,
+        instead of each spectrum's first minimum above its peak (eXSpy's
+        ``threshold``). Note: eXSpy's ``fourier_ratio_deconvolution`` returns
+        ``1/Δ`` times this output (its reconvolution Gaussian sums to ``1/Δ``
+        over channels of width Δ eV), i.e. counts per eV, not per channel.
 
     Returns
     -------
@@ -546,7 +628,7 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
                               output_core_dims=[["packed"]], output_sizes={"packed": 2 * out_index.size + 2},
                               output_dtypes=[np.float64],
                               kwargs=dict(energy=e, out_index=out_index, resolution_fwhm=fw,
-                                          tail_fit_ev=tail_fit_ev))
+                                          tail_fit_ev=tail_fit_ev, zlp_threshold=_threshold(zlp_threshold, e)))
     else:
         if low_loss is None:
             raise DataValidationError("method='fourier-ratio' needs low_loss= (the low-loss spectra of the same "
@@ -569,7 +651,8 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         packed = apply_kernel(_ratio_kernel, da, ll, input_core_dims=[["energy"], ["energy_low"]],
                               output_core_dims=[["packed"]], output_sizes={"packed": 2 * e.size + 2},
                               output_dtypes=[np.float64],
-                              kwargs=dict(e_core=e, e_low=e_low, resolution_fwhm=fw, tail_fit_ev=tail_fit_ev))
+                              kwargs=dict(e_core=e, e_low=e_low, resolution_fwhm=fw, tail_fit_ev=tail_fit_ev,
+                                          zlp_threshold=_threshold(zlp_threshold, e_low)))
         out_index = np.arange(e.size)
     m = out_index.size
     e_out = e[out_index]
