@@ -210,3 +210,10 @@ def test_convert_real_files_round_trip(name, reader, real_file, tmp_path):
 def test_convert_refuses_unknown_output(real_file, tmp_path, capsys):
     assert main(["convert", str(real_file("EELS_SI.dm4")), str(tmp_path / "si.tif")]) == 2
     assert "expected a .zarr, .nc or .hspy path" in capsys.readouterr().err
+
+
+def test_ci_script_refuses_to_run_without_real_data(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "CI": "1", "IONSCOPE_REAL_DATA": str(tmp_path / "absent")}
+    out = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "real data folder" in out.stderr
