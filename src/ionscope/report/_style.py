@@ -41,6 +41,22 @@ def minutes(t_s) -> str:
     return f"{float(t_s) / 60.0:.1f} min"
 
 
+def si_prefix(values, unit: str) -> tuple[float, str]:
+    """(factor, prefixed unit) so that ``values × factor`` reads between 1 and 1000: A → µA, fA ...
+
+    Examples
+    --------
+    >>> si_prefix([7e-15, -7e-15], "A")
+    (1000000000000000.0, 'fA')
+    """
+    v = np.asarray(values, float)
+    peak = float(np.nanmax(np.abs(v))) if v.size and np.isfinite(v).any() else 0.0
+    for factor, prefix in ((1e-3, "k"), (1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p"), (1e15, "f")):
+        if peak * factor >= 1.0:
+            return factor, prefix + unit
+    return 1.0, unit
+
+
 def quantity_label(da, name: str | None = None, default_unit: str | None = None) -> str:
     """'Li (fraction)' from a DataArray's ``long_name``/``units`` attrs (or a fallback unit)."""
     name = da.attrs.get("long_name") or name or (str(da.name) if da.name is not None else "value")

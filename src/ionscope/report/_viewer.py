@@ -44,13 +44,10 @@ def _lut(cmap: str) -> list[int]:
 
 
 def _si_scale(values, unit: str) -> tuple[float, str]:
-    """(factor, unit) so that the series reads in A/mA/µA/nA (or C/mC/µC/nC)."""
-    v = np.asarray(values, float)
-    peak = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
-    for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n")):
-        if peak * factor >= 1.0 or prefix == "n":
-            return factor, prefix + unit
-    return 1.0, unit
+    """(factor, unit) so that the series reads in A/mA/µA/nA/pA/fA (or C/mC/...)."""
+    from ._style import si_prefix
+
+    return si_prefix(values, unit)
 
 
 def _json_for_script(payload) -> str:
