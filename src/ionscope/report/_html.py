@@ -79,12 +79,14 @@ def human(key: str) -> tuple[str, str]:
 
     Examples
     --------
-    >>> human("width_nm"), human("through_fraction")[1]
-    (('width', 'nm'), '1')
+    >>> human("width_nm"), human("through_fraction")[1], human("spectra_per_s")
+    (('width', 'nm'), '1', ('spectra per second', '1/s'))
     """
     if key in LABELS:
         return LABELS[key]
     low = key.lower()
+    if low.endswith("_per_s"):  # a rate: "spectra_per_s" is spectra per second, not a time
+        return key[:-6].replace("_", " ") + " per second", "1/s"
     for suffix, unit in _UNIT_SUFFIXES.items():
         if low.endswith(suffix) and len(low) > len(suffix):
             return key[: -len(suffix)].replace("_", " "), unit

@@ -154,7 +154,7 @@ canvas#map{image-rendering:pixelated;border:1px solid #999;cursor:crosshair;disp
 #frame{width:22em}
 #readout{font-family:monospace;min-height:1.3em;margin-top:0.4em}
 svg text{font-size:11px;fill:#222}
-#colorbar{display:flex;align-items:center;gap:0.4em;font-size:12px;margin-top:2.6em}
+#colorbar{display:flex;align-items:center;gap:0.4em;font-size:12px;margin-top:3.2em}
 </style></head>
 <body>
 <h2>__TITLE__</h2>
@@ -230,7 +230,9 @@ document.getElementById("mode-" + mode).checked = true;
   el("text", {x: W / 2, y: H + 32, "text-anchor": "middle"}, ax).textContent = "x (nm)";
   el("text", {x: -44, y: H / 2, "text-anchor": "middle", transform: "rotate(-90 -44 " + H / 2 + ")"}, ax)
     .textContent = "y (nm)";
-  const bar = niceStep(wx, 4), bl = bar / wx * W;
+  // scale bar: the largest 1, 2 or 5 × 10^n not longer than a quarter of the width
+  const q = wx / 4, pw = Math.pow(10, Math.floor(Math.log10(q)));
+  const bar = [5, 2, 1].map(m => m * pw).find(b => b <= q) || pw, bl = bar / wx * W;
   el("rect", {x: 10, y: H - 18, width: bl, height: 5, fill: "white", stroke: "black", "stroke-width": 0.8}, ax);
   const t = el("text", {x: 10 + bl / 2, y: H - 23, "text-anchor": "middle", id: "scalebar"}, ax);
   t.textContent = fmt(bar, bar) + " nm"; t.setAttribute("style", "fill:white;stroke:black;stroke-width:2.5px;paint-order:stroke");
