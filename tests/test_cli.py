@@ -217,3 +217,67 @@ def test_ci_script_refuses_to_run_without_real_data(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "CI": "1", "IONSCOPE_REAL_DATA": str(tmp_path / "absent")}
     out = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "real data folder" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def offset_wave(tmp_path_factory):
+    """A reconstructed wave whose y axis starts at 100 nm, as in the real holograms (offset 183.95 nm)."""
+    from ionscope.io import load, save
+    from ionscope.simulate import hologram
+
+    d = tmp_path_factory.mktemp("holo")
+    h, r, truth = hologram(shape=(128, 128), mip_v=(15.0, 15.0), dose=800, seed=2)
+    h = h.assign_coords(y=h.y + 100.0)
+    r = r.assign_coords(y=r.y + 100.0)
+    save(h, d / "h.nc")
+    save(r, d / "r.nc")
+    assert main(["holo", "reconstruct", str(d / "h.nc"), "--refs", str(d / "r.nc"), "--full-size",
+                 "-o", str(d / "wave.nc"), "-q"]) == 0
+    assert float(load(d / "wave.nc").y[0]) >= 100.0
+    return d, truth
+
+
+def test_holo_profile_coordinates_units_and_outputs(offset_wave, capsys):
+    import json
+
+    d, truth = offset_wave
+    x1 = truth.attrs["interface_x_nm"][0]
+    common = ["--width", "8", "--no-progress"]
+    assert main(["holo", "profile", str(d / "wave.nc"), "--start", "158", str(x1 - 10), "--end", "158",
+                 str(x1 + 10), *common, "-o", str(d / "fit.json")]) == 0
+    img = json.loads(capsys.readouterr().out)
+    assert main(["holo", "profile", str(d / "wave.nc"), "--origin", "corner", "--start", "58", str(x1 - 10),
+                 "--end", "58", str(x1 + 10), *common]) == 0
+    corner = json.loads(capsys.readouterr().out)
+    assert corner["step"] == pytest.approx(img["step"], rel=1e-9)  # the same line, two origins
+    assert img["step"] == pytest.approx(7.288e-3 * 60 * 1.3, rel=0.1)
+    assert img["units"]["step"] == "rad" and img["units"]["width"] == "nm" and img["quantity"] == "phase"
+    assert "offset included" in img["coordinates"] and img["image_extent"]["y"][0] >= 100.0
+    assert json.loads((d / "fit.json").read_text())["step"] == img["step"] and (d / "fit.png").is_file()
+    # a point given from the corner while the image starts at 100 nm: refused, both ranges named
+    assert main(["holo", "profile", str(d / "wave.nc"), "--start", "58", "10", "--end", "58", "40"]) == 2
+    err = capsys.readouterr().err
+    assert "lies outside" in err and "in the image's own coordinates" in err and "--origin corner" in err
+
+
+def test_holo_profile_ramp_removal_and_potential(offset_wave, capsys):
+    import json
+
+    d, truth = offset_wave
+    x1 = truth.attrs["interface_x_nm"][0]
+    args = ["holo", "profile", str(d / "wave.nc"), "--start", "158", str(x1 - 10), "--end", "158", str(x1 + 10),
+            "--width", "8", "--voltage-kv", "200", "--thickness-nm", "60"]
+    assert main(args + ["--ramp-box", "100", "0", "110", "60"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["units"]["step"] == "V" and fit["ramp_removed"] is True
+    assert fit["step"] == pytest.approx(1.3, rel=0.15)  # ΔV of the simulated interface
+    assert main(args + ["--ramp-box", "100", "0", "100.1", "0.1"]) == 2
+    assert "a ramp needs at least 3" in capsys.readouterr().err
+
+
+def test_to_potential_without_thickness_is_a_clear_error():
+    from ionscope.errors import DataValidationError
+    from ionscope.holography import to_potential
+
+    with pytest.raises(DataValidationError, match="thickness_nm is required"):
+        to_potential(np.zeros((4, 4)), voltage_kv=200)
