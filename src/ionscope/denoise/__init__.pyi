@@ -13,8 +13,9 @@ from ._poisson import anscombe as anscombe
 from ._poisson import generalized_anscombe as generalized_anscombe
 from ._poisson import inverse_anscombe as inverse_anscombe
 from ._poisson import inverse_generalized_anscombe as inverse_generalized_anscombe
+from ._sparse import SparseCodingOptions as SparseCodingOptions
 from ._sparse import sparse_coding as sparse_coding
 from ._superres import bicubic_upsample as bicubic_upsample
 from ._superres import super_resolve as super_resolve
 
-__all__ = ["anscombe", "batch_omp", "bicubic_upsample", "dct_dictionary", "gaussian", "generalized_anscombe", "inverse_anscombe", "inverse_generalized_anscombe", "learn_dictionary", "noise_level", "pca_spectrum", "psnr", "sparse_coding", "ssim", "super_resolve", "total_variation"]
+__all__ = ["SparseCodingOptions", "anscombe", "batch_omp", "bicubic_upsample", "dct_dictionary", "gaussian", "generalized_anscombe", "inverse_anscombe", "inverse_generalized_anscombe", "learn_dictionary", "noise_level", "pca_spectrum", "psnr", "sparse_coding", "ssim", "super_resolve", "total_variation"]
