@@ -465,10 +465,14 @@ def _describe(obj, path) -> list[str]:
             lines += ["metadata:", *_attr_lines(obj.attrs)]
         return lines
     lines = [f"file:   {path}", f"variables ({len(obj.data_vars)}):"]
+    width = max([len(str(n)) for n in obj.data_vars] + [8]) + 1
     for name, v in obj.data_vars.items():
         unit = v.attrs.get("units", "")
-        lines.append(f"  {str(name):<22} {str(tuple(v.dims)):<28} {str(tuple(v.shape)):<18} {v.dtype}"
+        lines.append(f"  {str(name):<{width}} {str(tuple(v.dims)):<30} {str(tuple(v.shape)):<18} {v.dtype}"
                      + (f"  [{unit}]" if unit else ""))
+        extra = {k: val for k, val in decode_attrs(v.attrs).items()
+                 if k != "units" and not (k == "long_name" and str(val) == str(name))}
+        lines += _attr_lines(dict(list(extra.items())[:4]), indent="      ")
     lines += ["axes:", *_axis_lines(obj)]
     if obj.attrs:
         lines += ["metadata:", *_attr_lines(obj.attrs)]
