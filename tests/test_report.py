@@ -190,3 +190,26 @@ def test_viewer_screenshot_has_axes_and_curves(tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "viewer.png").stat().st_size > 10_000
+
+
+def test_map_grid_conventions():
+    """nm axes with y downward, time in min, one colour bar (or one per panel for relative maps)."""
+    from ionscope.data import calibrated
+    from ionscope.report import map_grid
+
+    da = calibrated(np.random.default_rng(1).random((6, 8, 12)), ("time", "y", "x"),
+                    scale={"time": 90.0, "y": 5.0, "x": 5.0}, offset={"time": 45.0}, name="Li")
+    fig = map_grid(da, label="Li weight (× reference)")
+    maps = [a for a in fig.axes if a.get_title()]
+    bars = [a for a in fig.axes if a.get_ylabel() == "Li weight (× reference)"]
+    assert [a.get_title() for a in maps] == ["0.8 min", "2.2 min", "3.8 min", "5.2 min", "6.8 min", "8.2 min"]
+    assert len(bars) == 1
+    first = next(a for a in maps if a.get_xlabel() == "x (nm)")
+    lo, hi = first.get_ylim()
+    assert lo > hi  # y grows downward: row 0 (the electrolyte) at the top
+    assert hi == pytest.approx(-2.5) and lo == pytest.approx(37.5)  # pixel centres on the coordinates
+    rel = map_grid(da.isel(time=slice(0, 2)), relative=True, label="NMF loading")
+    assert sum("relative" in a.get_ylabel() for a in rel.axes) == 2  # each panel its own scale
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

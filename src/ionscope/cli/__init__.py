@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
-    name = args.command
+    name = " ".join(str(v) for v in (args.command, getattr(args, "holo_command", None)) if v)
     try:
         result = args.handler(args)
         sys.stdout.flush()

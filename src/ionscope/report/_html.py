@@ -26,7 +26,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 figcaption{font-size:.85em;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
-iframe{width:100%;height:720px;border:1px solid #ccc}
+iframe{width:100%;height:560px;border:1px solid #ccc}
 video,img.movie{max-width:100%}"""
 
 
