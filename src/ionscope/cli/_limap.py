@@ -90,6 +90,8 @@ def save_maps(ds, out: Path, shown, *, max_frames: int = 8) -> Path:
     from ..report import map_grid, save_figure
 
     out = Path(out)
+    if out.suffix == "":
+        out = out.with_suffix(".zarr")  # as before: a bare name means a Zarr store
     if out.suffix.lower() not in SUFFIXES:
         raise FileFormatError(f"--out {out}: maps are written as .zarr or .nc")
     ds = ds.copy()
