@@ -16,7 +16,6 @@ import warnings
 from collections import Counter
 
 import numpy as np
-import pytest
 
 import ionscope.io as iio
 from ionscope.data import DIMS
