@@ -18,6 +18,8 @@ REAL_DATA = Path(os.environ.get("IONSCOPE_REAL_DATA", REPO.parent / "shared" / "
 def real_data() -> Path:
     """Folder of real microscope files; tests using it skip when it is absent."""
     if not REAL_DATA.is_dir():
+        if os.environ.get("CI"):  # in CI a skipped real-file test would hide a failure
+            pytest.fail(f"real data folder {REAL_DATA} is absent in CI (set IONSCOPE_REAL_DATA)")
         pytest.skip(f"real data folder {REAL_DATA} is absent (set IONSCOPE_REAL_DATA)")
     return REAL_DATA
 

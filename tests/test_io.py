@@ -286,3 +286,79 @@ def test_msa_spectrum(tmp_path):
     assert da.dims == ("energy",)
     assert float(da.energy[0]) == pytest.approx(45.0) and axis_scale(da, "energy") == pytest.approx(0.5)
     np.testing.assert_allclose(da.values, data, rtol=1e-5)
+
+
+# ---- loader validation: bad axis metadata, empty and non-numeric data name the file and the field ---------------
+
+
+def _signal(data, **axis):
+    ax = [{"name": "Energy", "size": np.shape(data)[-1], "scale": 0.5, "offset": 45.0, "units": "eV",
+           "navigate": False, **axis}]
+    return {"data": data, "axes": ax, "metadata": {}}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("scale", float("nan"), "field 'scale' is nan"),
+    ("scale", 0.0, "field 'scale' is 0.0; expected a positive step"),
+    ("scale", -0.5, "field 'scale' is -0.5"),
+    ("offset", float("inf"), "field 'offset' is inf"),
+    ("size", 7, "field 'size' is 7"),
+])
+def test_bad_axis_metadata_is_a_calibration_error(field, value, message):
+    from ionscope.io._convert import signal_dict_to_dataarray
+
+    with pytest.raises(CalibrationError, match=message) as exc:
+        signal_dict_to_dataarray(_signal(np.ones(16), **{field: value}), source="f.msa")
+    assert "f.msa: axis 0 (Energy)" in str(exc.value)
+
+
+def test_empty_or_string_data_are_refused():
+    from ionscope.io._convert import signal_dict_to_dataarray
+
+    with pytest.raises(DataValidationError, match="f.dm3: field 'data' is empty"):
+        signal_dict_to_dataarray(_signal(np.ones(0)), source="f.dm3")
+    with pytest.raises(DataValidationError, match="dtype <U1; expected numbers"):
+        signal_dict_to_dataarray(_signal(np.array(list("abcd"))), source="f.dm3")
+
+
+def test_bad_axis_in_a_real_hspy_file(real_file, tmp_path):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "bad.hspy"
+    shutil.copy(real_file("Cr_L_cl.hspy"), path)
+    with h5py.File(path, "r+") as f:
+        f["Experiments/__unnamed__/axis-0"].attrs["scale"] = np.nan
+    with pytest.raises(CalibrationError, match="bad.hspy.*field 'scale' is nan"):
+        iio.load(path)
+
+
+def test_multi_variable_stores_round_trip(tmp_path):
+    """What limap/mva/the simulator write (several variables, Zarr v3) loads as a Dataset and saves again."""
+    import xarray as xr
+
+    from ionscope.data import calibrated
+
+    li = calibrated(np.random.default_rng(0).random((2, 3, 4)), ("time", "y", "x"),
+                    scale={"time": 60.0, "y": 5.0, "x": 5.0})
+    ds = xr.Dataset({"Li": li, "Li_std": li * 0.1, "ok": li > 0.5}, attrs={"method": "mlls", "fit_range_ev": [30, 80]})
+    ds = ds.assign_coords(component=("component", ["Li", "Co"]))
+    ds["w"] = xr.DataArray(np.ones((2, 2)), dims=("component", "time"))
+    ds.chunk({"time": 1}).to_zarr(tmp_path / "v3.zarr", zarr_format=3, consolidated=False)
+    ds.to_zarr(tmp_path / "v2.zarr", zarr_format=2)
+    for src in ("v3.zarr", "v2.zarr"):
+        back = iio.load(tmp_path / src)
+        assert isinstance(back, xr.Dataset) and set(back.data_vars) == {"Li", "Li_std", "ok", "w"}
+        for out in ("copy.zarr", "copy.nc"):
+            iio.save(back, tmp_path / out)
+            again = iio.load(tmp_path / out)
+            xr.testing.assert_identical(again.load(), back.load())
+        one = iio.load(tmp_path / src, var="Li")
+        assert one.attrs["method"] == "mlls" and one.attrs["fit_range_ev"] == [30, 80]
+        iio.save(one, tmp_path / "one.zarr")
+        np.testing.assert_array_equal(iio.load(tmp_path / "one.zarr").values, li.values)
+    with pytest.raises(FileFormatError, match="has no variable 'Mn'; it holds"):
+        iio.load(tmp_path / "v2.zarr", var="Mn")
+    with pytest.raises(FileFormatError, match=".hspy holds one signal"):
+        iio.save(back, tmp_path / "x.hspy")

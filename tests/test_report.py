@@ -150,7 +150,66 @@ def test_demo_report_step_collects_every_step(tmp_path):
     report_step(ctx)
     html = (tmp_path / "report.html").read_text()
     for text in ("Li maps from STEM-EELS", "Simulated operando experiment", "Operando pipeline",
-                 "timing.mlls_s", "0.91", "src='operando/viewer.html'"):
+                 "timing.mlls", "0.91", "src='operando/viewer.html'"):
         assert text in html, text
     assert html.count("data:image/png;base64,") == 3
     assert ctx.results["report"]["figures"] == 3
+
+
+def test_viewer_escapes_script_end_and_draws_every_curve(tmp_path):
+    raw, den = _maps(nt=4)
+    path = write_viewer(tmp_path / "v.html", raw=raw, denoised=den, times=np.arange(4) * 60.0,
+                        voltage=[3.9, 4.0, 4.1, 4.2], current=[2e-6, 2e-6, 0.0, -2e-6],
+                        charge=[0.0, 1.2e-4, 2.4e-4, 1.2e-4], label="Li </script><script>alert(1)</script>")
+    text = path.read_text()
+    assert text.count("</script>") == 1  # only the page's own closing tag
+    assert "<\\/script>" in text
+    assert '"label": "current (\\u00b5A)"' in text and '"label": "charge passed (\\u00b5C)"' in text
+
+
+def test_viewer_screenshot_has_axes_and_curves(tmp_path):
+    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+    raw, den = _maps(nt=6)
+    path = write_viewer(tmp_path / "v.html", raw=raw, denoised=den, times=np.arange(6) * 60.0,
+                        voltage=np.linspace(3.9, 4.2, 6), current=np.full(6, 2e-6), charge=np.linspace(0, 6e-4, 6),
+                        pixel_nm=5.0, label="Li weight (× reference)")
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(Path(path).as_uri())
+            page.wait_for_selector("#marker-2")
+            ticks = page.eval_on_selector_all("#axes text", "els => els.map(e => e.textContent)")
+            assert "x (nm)" in ticks and "y (nm)" in ticks and page.text_content("#scalebar").endswith(" nm")
+            curve_text = page.eval_on_selector_all("#curve text", "els => els.map(e => e.textContent)")
+            assert {"voltage (V)", "current (µA)", "charge passed (µC)", "time (min)"} <= set(curve_text)
+            page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "viewer.png").stat().st_size > 10_000
+
+
+def test_map_grid_conventions():
+    """nm axes with y downward, time in min, one colour bar (or one per panel for relative maps)."""
+    from ionscope.data import calibrated
+    from ionscope.report import map_grid
+
+    da = calibrated(np.random.default_rng(1).random((6, 8, 12)), ("time", "y", "x"),
+                    scale={"time": 90.0, "y": 5.0, "x": 5.0}, offset={"time": 45.0}, name="Li")
+    fig = map_grid(da, label="Li weight (× reference)")
+    maps = [a for a in fig.axes if a.get_title()]
+    bars = [a for a in fig.axes if a.get_ylabel() == "Li weight (× reference)"]
+    assert [a.get_title() for a in maps] == ["0.8 min", "2.2 min", "3.8 min", "5.2 min", "6.8 min", "8.2 min"]
+    assert len(bars) == 1
+    first = next(a for a in maps if a.get_xlabel() == "x (nm)")
+    lo, hi = first.get_ylim()
+    assert lo > hi  # y grows downward: row 0 (the electrolyte) at the top
+    assert hi == pytest.approx(-2.5) and lo == pytest.approx(37.5)  # pixel centres on the coordinates
+    rel = map_grid(da.isel(time=slice(0, 2)), relative=True, label="NMF loading")
+    assert sum("relative" in a.get_ylabel() for a in rel.axes) == 2  # each panel its own scale
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -259,3 +259,54 @@ def apply_kernel(
         keep_attrs=True,
     )
     return result
+
+
+def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes that Zarr and NetCDF store natively; the rest go into one JSON string.
+
+    Scalars (str, int, float, bool, numpy scalars) are kept as they are; lists,
+    dicts and arrays are gathered under ``ionscope_json`` (read back by
+    :func:`decode_attrs`), so every store ionscope writes opens in any Zarr or
+    NetCDF reader.
+
+    Examples
+    --------
+    >>> enc = encodable_attrs({"beam_energy_kv": 200.0, "shift": [1, 2]})
+    >>> enc["beam_energy_kv"], decode_attrs(enc)["shift"]
+    (200.0, [1, 2])
+    """
+    import json
+
+    def default(o):
+        return o.tolist() if hasattr(o, "tolist") else str(o)
+
+    plain: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if isinstance(v, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+            plain[k] = v.item() if isinstance(v, np.generic) else v
+        else:
+            try:
+                json.dumps(v, default=default)
+                extra[k] = v
+            except (TypeError, ValueError):
+                extra[k] = str(v)
+    if extra:
+        plain["ionscope_json"] = json.dumps(extra, default=default)
+    return plain
+
+
+def decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encodable_attrs` (also drops ionscope's bookkeeping keys)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if k == "ionscope_json":
+            try:
+                out.update(json.loads(v))
+            except (TypeError, ValueError):
+                pass
+        elif k != "ionscope_variable":
+            out[k] = v
+    return out

@@ -5,20 +5,24 @@ Each sub-command lives in its own module ``ionscope.cli._<name>`` exposing
 ``register(subparsers)``; the module is imported only to build the parser, and
 each handler imports the science it needs when it runs, so ``ionscope --help``
 stays fast. Every :class:`ionscope.IonscopeError` is printed as one line and
-gives exit status 2.
+gives exit status 2; any other exception is printed as one line too (exit
+status 1) unless ``--debug`` asks for the traceback. Options shared by the
+commands (``-o/--out``, ``--refs``, ``--var``, ``--no-progress``) are built in
+:mod:`ionscope.cli._common`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from .. import __version__
 from ..errors import IonscopeError
 
 # Order of appearance in ``ionscope --help``.
-COMMANDS = ("demo", "run", "info", "refs", "limap", "denoise", "holo", "linescan", "mva")
+COMMANDS = ("demo", "run", "info", "convert", "simulate", "refs", "limap", "denoise", "holo", "linescan", "mva")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="See ions move: operando STEM-EELS Li maps, denoising and electron holography.",
     )
     parser.add_argument("--version", action="version", version=f"ionscope {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -38,14 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted after the command too: `ionscope info X --debug`
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = " ".join(str(v) for v in (args.command, getattr(args, "holo_command", None)) if v)
     try:
         result = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `ionscope info X | head`: the reader left; say nothing more (and keep Python's
+        # shutdown flush from raising again on the closed pipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except IonscopeError as exc:
-        print(f"ionscope {args.command}: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"ionscope {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ionscope {args.command}: interrupted", file=sys.stderr)
+        print(f"ionscope {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback on request
+        if debug:
+            raise
+        msg = " ".join(str(exc).split()) or "(no message)"
+        print(f"ionscope {name}: error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
     return int(result or 0)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from ._common import add_out, add_progress, add_reader, add_refs, check_out, say
+
+WAVE_SUFFIXES = (".nc", ".zarr")
 
 
 def register(sub) -> None:
@@ -10,44 +15,104 @@ def register(sub) -> None:
     hs = p.add_subparsers(dest="holo_command", metavar="ACTION")
     hs.required = True
 
-    r = hs.add_parser("reconstruct", help="Fourier (sideband) reconstruction of a hologram (or stack)")
-    r.add_argument("hologram", metavar="HOLOGRAM")
-    r.add_argument("--reference", metavar="FILE", help="vacuum reference hologram")
-    r.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"), help="carrier in cycles/px")
+    r = hs.add_parser("reconstruct", help="Fourier (sideband) reconstruction of a hologram (or stack)",
+                      description="Sideband (Fourier) reconstruction of an off-axis hologram (y, x) or a stack "
+                                  "(frame|time, y, x). Writes the complex wave and phase/amplitude PNG previews.")
+    r.add_argument("hologram", metavar="HOLOGRAM", help="hologram (y, x) or stack, counts (.hdf5/.dm4/.nc/.zarr ...)")
+    add_refs(r, what="vacuum reference hologram (same size), to remove the biprism and camera distortions",
+             aliases=("--reference",))
+    r.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"),
+                   help="carrier frequency in cycles/px (default: found automatically)")
     r.add_argument("--aperture", type=float, metavar="R", help="aperture radius in cycles/px (default |q|/3)")
     r.add_argument("--full-size", action="store_true", help="output on the hologram's grid (default: cropped)")
     r.add_argument("--flip-sign", action="store_true", help="conjugate (object on the other biprism side)")
-    r.add_argument("--reader", help="force a rosettasciio plugin, e.g. HSPY")
-    r.add_argument("-o", "--out", required=True, metavar="FILE", help="output wave (.nc or .zarr, complex)")
+    r.add_argument("--no-preview", action="store_true", help="do not write OUT_phase.png / OUT_amplitude.png")
+    add_reader(r)
+    add_out(r, suffixes=WAVE_SUFFIXES, what="output complex wave")
+    add_progress(r)
     r.set_defaults(handler=run_reconstruct)
 
-    s = hs.add_parser("phase-shift", help="phase-shifting reconstruction from a (frame, y, x) series")
-    s.add_argument("holograms", metavar="SERIES")
-    s.add_argument("--references", metavar="FILE", help="vacuum reference series")
-    s.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"))
+    s = hs.add_parser("phase-shift", help="phase-shifting reconstruction from a (frame, y, x) series",
+                      description="Phase-shifting holography: the phase shift of each frame is estimated (with 1σ) "
+                                  "and the wave solved at full resolution.")
+    s.add_argument("holograms", metavar="SERIES", help="hologram series (frame|time, y, x), counts")
+    add_refs(s, what="vacuum reference series (same frames)", aliases=("--references",))
+    s.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"),
+                   help="carrier frequency in cycles/px (default: found automatically)")
     s.add_argument("--no-register", action="store_true",
                    help="do not estimate and undo the specimen (image) drift between frames")
-    s.add_argument("--reader", help="force a rosettasciio plugin")
-    s.add_argument("-o", "--out", required=True, metavar="FILE", help="output wave (.nc or .zarr)")
+    s.add_argument("--no-preview", action="store_true", help="do not write OUT_phase.png / OUT_amplitude.png")
+    add_reader(s)
+    add_out(s, suffixes=WAVE_SUFFIXES, what="output complex wave")
+    add_progress(s)
     s.set_defaults(handler=run_phase_shift)
 
-    f = hs.add_parser("profile", help="line profile across an interface and a step fit")
-    f.add_argument("image", metavar="FILE", help="wave (complex), phase or potential map")
-    f.add_argument("--start", nargs=2, type=float, required=True, metavar=("Y", "X"), help="nm (px if uncalibrated)")
-    f.add_argument("--end", nargs=2, type=float, required=True, metavar=("Y", "X"))
-    f.add_argument("--width", type=float, default=1.0, help="averaging width across the line")
-    f.add_argument("--model", choices=("erf", "tanh"), default="erf")
-    f.add_argument("--voltage-kv", type=float, help="convert phase to potential (with --thickness-nm)")
-    f.add_argument("--thickness-nm", type=float)
-    f.add_argument("--reader", help="force a rosettasciio plugin")
-    f.set_defaults(handler=run_profile)
+    f = hs.add_parser("profile", help="line profile across an interface and a step fit",
+                      description="Average a line profile across an interface and fit a step (erf/tanh): the "
+                                  "step height (rad, or V with --voltage-kv/--thickness-nm), its 10-90 %% width and "
+                                  "centre (nm), with 1σ. Coordinates are in the image's own nm, offset included "
+                                  "(as `ionscope info` prints the y/x axes); --origin corner counts from the "
+                                  "top-left pixel instead. The fit goes to stdout as JSON (with units).")
+    f.add_argument("image", metavar="FILE", help="wave (complex: unwrapped here), phase (rad) or potential (V) map")
+    f.add_argument("--start", nargs=2, type=float, required=True, metavar=("Y", "X"),
+                   help="line start in nm (px if uncalibrated), see --origin")
+    f.add_argument("--end", nargs=2, type=float, required=True, metavar=("Y", "X"),
+                   help="line end in nm (px if uncalibrated), see --origin")
+    f.add_argument("--width", type=float, default=1.0, metavar="W",
+                   help="averaging width across the line, nm (px if uncalibrated) (default 1)")
+    f.add_argument("--origin", choices=("image", "corner"), default="image",
+                   help="image: coordinates as stored in the file, offset included (default); "
+                        "corner: nm from the centre of the top-left pixel")
+    f.add_argument("--model", choices=("erf", "tanh"), default="erf", help="step model (default erf)")
+    f.add_argument("--ramp-box", nargs=4, type=float, metavar=("Y0", "X0", "Y1", "X1"),
+                   help="remove a phase ramp (plane) fitted over this box of vacuum, nm (same origin)")
+    f.add_argument("--ramp-mask", metavar="MASK",
+                   help="remove a phase ramp fitted where this (y, x) boolean file is true (vacuum)")
+    f.add_argument("--ramp-order", type=int, choices=(1, 2), default=1, help="ramp polynomial order (default 1)")
+    f.add_argument("--voltage-kv", type=float, metavar="KV",
+                   help="accelerating voltage in kV: convert phase to potential (with --thickness-nm)")
+    f.add_argument("--thickness-nm", type=float, metavar="T", help="specimen thickness in nm (with --voltage-kv)")
+    add_reader(f)
+    f.add_argument("-o", "--out", metavar="OUT.json",
+                   help="also write the fit as JSON, with OUT.png (profile and fit) beside it")
+    add_progress(f)
+    f.set_defaults(handler=run_profile, out_suffixes=(".json",))
 
 
-def _save(wave, out):
+def _save(args, wave, out):
     from ..io import save
 
     save(wave, out)
-    print(f"wrote {out}")
+    if not getattr(args, "no_preview", False):
+        out_png = _previews(wave, Path(out))
+        say(args, f"wrote {out} and {', '.join(str(p) for p in out_png)}")
+    else:
+        say(args, f"wrote {out}")
+
+
+def _previews(wave, out: Path) -> list[Path]:
+    """Unwrapped phase (rad) and amplitude PNGs of a wave (first frame of a stack)."""
+    import numpy as np
+
+    from ..holography import unwrap_phase
+    from ..report import save_figure
+    from ..report._style import image, plt, robust_limits
+
+    w = wave
+    while w.ndim > 2:
+        w = w.isel({w.dims[0]: 0})
+    files = []
+    pyplot = plt()
+    for kind, values, label, cmap in (
+            ("phase", unwrap_phase(w), "phase (rad, unwrapped)", "twilight_shifted"),
+            ("amplitude", np.abs(w), "amplitude (relative to the reference)", "gray")):
+        fig, ax = pyplot.subplots(figsize=(5, 5 * w.sizes["y"] / w.sizes["x"] + 0.4))
+        vmin, vmax = robust_limits(getattr(values, "values", values), 0.5, 99.5)
+        im = image(ax, values, cmap=cmap if kind == "amplitude" else "viridis", vmin=vmin, vmax=vmax)
+        fig.colorbar(im, ax=ax, shrink=0.85, label=label)
+        ax.set_title(f"{out.stem}: {kind}")
+        files.append(save_figure(fig, out.with_name(f"{out.stem}_{kind}.png")))
+    return files
 
 
 def run_reconstruct(args) -> int:
@@ -56,16 +121,17 @@ def run_reconstruct(args) -> int:
     from ..holography import reconstruct
     from ..io import load
 
+    out = check_out(args)
     holo = load(args.hologram, reader=args.reader)
-    ref = load(args.reference, reader=args.reader) if args.reference else None
+    ref = load(args.refs, reader=args.reader) if args.refs else None
     wave = reconstruct(holo, ref, sideband=args.sideband, aperture=args.aperture, full_size=args.full_size,
                        flip_sign=args.flip_sign)
     qy, qx = wave.attrs["carrier_cycles_per_px"]
-    print(f"carrier (qy, qx) = ({qy:.5f}, {qx:.5f}) cycles/px, fringe spacing "
-          f"{wave.attrs['fringe_spacing_px']:.3f} px, aperture {wave.attrs['aperture_cycles_per_px']:.4f} cycles/px")
-    print(f"output {dict(wave.sizes)}, phase range [{float(np.angle(wave).min()):.3f}, "
-          f"{float(np.angle(wave).max()):.3f}] rad (wrapped)")
-    _save(wave, args.out)
+    say(args, f"carrier (qy, qx) = ({qy:.5f}, {qx:.5f}) cycles/px, fringe spacing "
+              f"{wave.attrs['fringe_spacing_px']:.3f} px, aperture {wave.attrs['aperture_cycles_per_px']:.4f} cycles/px",
+        f"output {dict(wave.sizes)}, phase range [{float(np.angle(wave).min()):.3f}, "
+        f"{float(np.angle(wave).max()):.3f}] rad (wrapped)")
+    _save(args, wave, out)
     return 0
 
 
@@ -73,32 +139,133 @@ def run_phase_shift(args) -> int:
     from ..holography import phase_shifting
     from ..io import load
 
+    out = check_out(args)
     holos = load(args.holograms, reader=args.reader)
-    refs = load(args.references, reader=args.reader) if args.references else None
+    refs = load(args.refs, reader=args.reader) if args.refs else None
     wave, est = phase_shifting(holos, references=refs, sideband=args.sideband, register=not args.no_register)
     for k in range(est.sizes[next(iter(est.dims))]):
         line = (f"frame {k:3d}: shift {float(est['shift'][k]):+.4f} ± {float(est['uncertainty'][k]):.4f} rad, "
                 f"drift (y, x) ({float(est['drift_y'][k]):+.2f}, {float(est['drift_x'][k]):+.2f}) px")
         if "reference_shift" in est:
             line += f"   reference {float(est['reference_shift'][k]):+.4f} ± {float(est['reference_uncertainty'][k]):.4f}"
-        print(line)
-    _save(wave, args.out)
+        say(args, line)
+    _save(args, wave, out)
     return 0
+
+
+def _extent(img) -> dict:
+    """The image's own y/x range (pixel centres) and unit, for messages and the JSON."""
+    import numpy as np
+
+    out = {}
+    for d in ("y", "x"):
+        if d in img.coords:
+            c = np.asarray(img[d].values, float)
+            out[d] = [float(c[0]), float(c[-1])]
+        else:
+            out[d] = [0.0, float(img.sizes[d] - 1)]
+    out["unit"] = "nm" if "x" in img.coords else "px"
+    return out
 
 
 def run_profile(args) -> int:
+    import numpy as np
+
     from ..errors import DataValidationError
-    from ..holography import fit_step, line_profile, to_potential, unwrap_phase
+    from ..holography import fit_step, line_profile, remove_ramp, to_potential, unwrap_phase
     from ..io import load
 
+    out = check_out(args) if args.out else None
     img = load(args.image, reader=args.reader)
-    if img.dtype.kind == "c":
-        img = unwrap_phase(img)
+    if not hasattr(img, "dims") or not {"y", "x"} <= set(img.dims) or img.ndim != 2:
+        raise DataValidationError(f"{args.image}: expected one (y, x) map (wave, phase or potential), got "
+                                  f"{getattr(img, 'dims', 'several variables')}")
     if (args.voltage_kv is None) != (args.thickness_nm is None):
         raise DataValidationError("--voltage-kv and --thickness-nm: give both to convert phase to potential")
+    if args.ramp_box and args.ramp_mask:
+        raise DataValidationError("--ramp-box and --ramp-mask: give one of them")
+    ext = _extent(img)
+    origin = (ext["y"][0], ext["x"][0]) if args.origin == "corner" else (0.0, 0.0)
+
+    def shift(pt):
+        return (pt[0] + origin[0], pt[1] + origin[1])
+
+    start, end = shift(args.start), shift(args.end)
+    for name, (py, px) in (("--start", start), ("--end", end)):
+        lo_y, hi_y = sorted(ext["y"])
+        lo_x, hi_x = sorted(ext["x"])
+        if not (lo_y <= py <= hi_y and lo_x <= px <= hi_x):
+            raise DataValidationError(
+                f"{name} ({py - origin[0]:g}, {px - origin[1]:g}) {ext['unit']} (--origin {args.origin}) lies "
+                f"outside {args.image}: y {ext['y'][0]:g}..{ext['y'][1]:g}, x {ext['x'][0]:g}..{ext['x'][1]:g} "
+                f"{ext['unit']} in the image's own coordinates" + (
+                    f" (or 0..{hi_y - lo_y:g}, 0..{hi_x - lo_x:g} with --origin corner)" if args.origin == "image"
+                    else ""))
+    quantity, unit = "value", img.attrs.get("units", "")
+    if img.dtype.kind == "c":
+        img = unwrap_phase(img)
+        quantity, unit = "phase", "rad"
+    if args.ramp_box or args.ramp_mask:
+        if args.ramp_box:
+            y0, x0 = shift(args.ramp_box[:2])
+            y1, x1 = shift(args.ramp_box[2:])
+            yy = img["y"].values if "y" in img.coords else np.arange(img.sizes["y"])
+            xx = img["x"].values if "x" in img.coords else np.arange(img.sizes["x"])
+            mask = np.outer((yy >= min(y0, y1)) & (yy <= max(y0, y1)), (xx >= min(x0, x1)) & (xx <= max(x0, x1)))
+            if mask.sum() < 3:
+                raise DataValidationError(f"--ramp-box: the box holds {int(mask.sum())} pixel(s); a ramp needs "
+                                          "at least 3 (coordinates as for --start/--end)")
+        else:
+            mask = np.asarray(load(args.ramp_mask).values).astype(bool)
+        img = remove_ramp(img.transpose("y", "x"), mask=mask, order=args.ramp_order)
     if args.voltage_kv is not None:
         img = to_potential(img, voltage_kv=args.voltage_kv, thickness_nm=args.thickness_nm)
-    prof = line_profile(img, start=args.start, end=args.end, width=args.width)
+        quantity, unit = "potential", "V"
+    prof = line_profile(img, start=start, end=end, width=args.width)
     fit = fit_step(prof, model=args.model)
-    print(json.dumps({"profile_points": int(prof.size), **fit.to_dict()}, indent=2))
+    pos_unit = ext["unit"]
+    result = {"profile_points": int(prof.size), **fit.to_dict(),
+              "quantity": quantity,
+              "units": {"step": unit, "step_err": unit, "offset": unit, "offset_err": unit, "residual_rms": unit,
+                        "width": pos_unit, "width_err": pos_unit, "center": pos_unit, "center_err": pos_unit},
+              "center_meaning": "distance along the line from --start",
+              "start": list(args.start), "end": list(args.end), "width_across": args.width,
+              "coordinates": (f"{pos_unit} in the image's own coordinates (offset included)" if args.origin == "image"
+                              else f"{pos_unit} from the top-left pixel centre"),
+              "image_extent": ext, "model": args.model,
+              "ramp_removed": bool(args.ramp_box or args.ramp_mask)}
+    text = json.dumps(result, indent=2)
+    if not args.quiet:
+        print(text)
+    if out is not None:
+        from .._atomic import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(text + "\n")
+        png = _profile_png(prof, fit, out.with_suffix(".png"), quantity=quantity, unit=unit, pos_unit=pos_unit)
+        import sys
+
+        print(f"wrote {out} and {png}", file=sys.stderr)
     return 0
+
+
+def _profile_png(prof, fit, path: Path, *, quantity, unit, pos_unit) -> Path:
+    import numpy as np
+
+    from ..report import save_figure
+    from ..report._style import plt
+
+    pyplot = plt()
+    x = np.asarray(prof["position"].values, float) if "position" in prof.coords else np.arange(prof.size)
+    sem = np.asarray(prof["sem"].values, float) if "sem" in prof.coords else None
+    fig, ax = pyplot.subplots(figsize=(6, 3.4))
+    ax.errorbar(x, prof.values, yerr=sem, fmt=".", ms=3, lw=0.6, color="0.3", label="profile ± s.e.m.")
+    ax.plot(fit.position, fit.fitted, "r-", lw=1.4,
+            label=f"{fit.model} fit: step {fit.step:.3g} ± {fit.step_err:.2g} {unit}, "
+                  f"10–90 % width {fit.width:.3g} ± {fit.width_err:.2g} {pos_unit}")
+    ax.axvline(fit.center, color="r", lw=0.6, ls="--")
+    ax.set_xlabel(f"distance along the line ({pos_unit})")
+    ax.set_ylabel(f"{quantity} ({unit})" if unit else quantity)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return save_figure(fig, path)

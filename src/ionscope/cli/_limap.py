@@ -1,27 +1,42 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope limap INPUT --method mlls|sasb|nmf --refs REFS --out OUT``: Li maps (Zarr + PNG)."""
+"""``ionscope limap INPUT --method mlls|sasb|nmf --refs REFS -o OUT``: Li maps (Zarr/NetCDF + PNG)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, load_input, say, \
+    show_progress
+
+SUFFIXES = (".zarr", ".nc")
+
 
 def register(sub) -> None:
-    p = sub.add_parser("limap", help="Li maps from a STEM-EELS spectrum image or series (MLLS, SA/SB, NMF)")
-    p.add_argument("input", metavar="INPUT", help="spectrum image or series (.dm3/.dm4/.hspy/.zarr/.nc ...)")
-    p.add_argument("--method", choices=("mlls", "sasb", "nmf"), default="mlls")
-    p.add_argument("--refs", metavar="REFS",
-                   help="reference spectra file, dims (component, energy) (needed for mlls/sasb; nmf: initial spectra)")
-    p.add_argument("--out", required=True, metavar="OUT",
-                   help="output Zarr store (OUT.zarr); PNGs are written beside it")
+    p = sub.add_parser("limap", help="Li maps from a STEM-EELS spectrum image or series (MLLS, SA/SB, NMF)",
+                       description="Li maps from a spectrum image (y, x, energy) or series (time, y, x, energy): "
+                                   "one variable per component (weights in units of the reference spectra) with "
+                                   "standard errors, written to a store, with PNG previews beside it.")
+    p.add_argument("input", metavar="INPUT",
+                   help="spectrum image or series with an energy axis in eV (.dm3/.dm4/.hspy/.zarr/.nc ...)")
+    p.add_argument("--method", choices=("mlls", "sasb", "nmf"), default="mlls",
+                   help="mlls: Poisson ML fit of reference spectra (default); sasb: Li/Co ratio from two windows "
+                        "(Kikkawa 2015); nmf: reference-free non-negative factorisation")
+    add_refs(p, what="reference spectra, dims (component, energy), energy in eV (mlls/sasb: required; "
+                     "nmf: initial spectra); make one with `ionscope refs`")
+    add_out(p, suffixes=SUFFIXES, what="output store of the maps; PNG previews OUT_<component>.png beside it")
     p.add_argument("--fit-range", nargs=2, type=float, metavar=("LO", "HI"),
                    help="MLLS fit window in eV (default: the whole energy axis)")
-    p.add_argument("--background", choices=("powerlaw", "basis", "none"), default="powerlaw")
-    p.add_argument("--weights", choices=("poisson", "none"), default="poisson")
+    p.add_argument("--background", choices=("powerlaw", "basis", "none"), default="powerlaw",
+                   help="MLLS background: powerlaw (per-pixel A·E^-r, default), basis (a fixed power-law basis, "
+                        "linear and fastest) or none (already background-subtracted)")
+    p.add_argument("--weights", choices=("poisson", "none"), default="poisson",
+                   help="MLLS weighting: poisson (maximum likelihood for counts, default) or none (least squares)")
     p.add_argument("--nonnegative", default="all", metavar="WHICH",
                    help="MLLS weights constrained to >= 0: 'all' (default), 'none', or component names "
                         "separated by commas, e.g. 'Co' (an unclipped, mean-unbiased Li map)")
-    p.add_argument("--n-components", type=int, default=2, help="NMF components (default 2)")
-    p.add_argument("--reader", help="force a rosettasciio plugin, e.g. HSPY")
+    p.add_argument("--n-components", type=int, default=2, metavar="N", help="NMF components (default 2)")
+    add_var(p, default_hint="the only variable, or 'si'")
+    add_reader(p)
+    add_progress(p)
     p.set_defaults(handler=run)
 
 
@@ -30,10 +45,18 @@ def run(args) -> int:
     from ..errors import DataValidationError
     from ..io import load
 
-    si = load(args.input, lazy=True, reader=args.reader)
-    refs = load(args.refs).compute() if args.refs else None
+    out = check_out(args)
+    si = load_input(args.input, var=args.var, prefer=("si", "data"), reader=args.reader, lazy=True,
+                    what="spectrum image")
+    if "energy" not in si.dims:
+        raise DataValidationError(f"{args.input}: dims {tuple(si.dims)} have no energy axis; limap needs a "
+                                  "spectrum image (y, x, energy) or series (time, y, x, energy) "
+                                  f"(a {si.attrs.get('signal_type') or 'image'}? see `ionscope info {args.input}`)")
+    refs = load(args.refs, var=None).compute() if args.refs else None
+    if refs is not None and not hasattr(refs, "dims"):
+        raise DataValidationError(f"--refs {args.refs}: expected one (component, energy) array")
     if args.method in ("mlls", "sasb") and refs is None:
-        raise DataValidationError(f"--refs is required for --method {args.method}")
+        raise DataValidationError(f"--refs is required for --method {args.method} (make one with `ionscope refs`)")
     if args.method == "mlls":
         e = si.energy.values
         fit_range = tuple(args.fit_range) if args.fit_range else (float(e[0]), float(e[-1]))
@@ -49,52 +72,56 @@ def run(args) -> int:
         ds = res.maps.to_dataset("component")
         ds = ds.rename({k: str(k) for k in ds.data_vars})
         ds["spectra"] = res.spectra
+        ds.attrs["relative"] = 1  # NMF maps are in arbitrary, per-component units
         shown = [str(c) for c in res.component.values]
-    out = save_maps(ds, Path(args.out), shown)
-    print(f"wrote {out}")
+    with dask_progress("limap", show_progress(args)):
+        out = save_maps(ds, out, shown)
+    say(args, f"wrote {out} (variables {', '.join(map(str, ds.data_vars))}; read one with --var NAME)")
     return 0
 
 
 def save_maps(ds, out: Path, shown, *, max_frames: int = 8) -> Path:
-    """Write ``ds`` to ``out`` (Zarr, atomically, streaming dask chunks) and PNG previews beside it."""
-    import matplotlib
+    """Write ``ds`` to ``out`` (.zarr or .nc, atomically, streaming dask chunks) and PNG previews beside it.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    The data are computed once (into the store) and the previews read back from it.
+    """
+    from ..errors import FileFormatError
+    from ..io import load, save
+    from ..report import map_grid, save_figure
 
-    from .._atomic import atomic_path
-
-    out = out if out.suffix == ".zarr" else out.with_suffix(".zarr")
-    clean = ds.copy()
-    clean.attrs = {k: (v if isinstance(v, (str, int, float)) else str(v)) for k, v in ds.attrs.items()}
-    for v in clean.variables.values():
-        v.encoding = {}  # the input store's chunks/codecs do not apply to the maps
-    import warnings
-
-    with atomic_path(out) as tmp, warnings.catch_warnings():
-        # component labels are fixed-width strings, which zarr-python and xarray read back fine
-        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
-        clean.to_zarr(tmp, mode="w", consolidated=False)
+    out = Path(out)
+    if out.suffix == "":
+        out = out.with_suffix(".zarr")  # as before: a bare name means a Zarr store
+    if out.suffix.lower() not in SUFFIXES:
+        raise FileFormatError(f"--out {out}: maps are written as .zarr or .nc")
+    ds = ds.copy()
+    ds.attrs = {k: (v if isinstance(v, (str, int, float)) else str(v)) for k, v in ds.attrs.items()}
+    save(ds, out)
+    stored = load(out)
+    stored = stored if hasattr(stored, "data_vars") else stored.to_dataset()
+    relative = bool(ds.attrs.get("relative", 0))
     for name in shown:
-        da = clean[name]
-        if not {"y", "x"} <= set(da.dims):
+        if name not in stored or not {"y", "x"} <= set(stored[name].dims):
             continue
-        frames = da.transpose(..., "y", "x")
-        frames = frames.values.reshape(-1, da.sizes["y"], da.sizes["x"])
-        idx = np.linspace(0, frames.shape[0] - 1, min(max_frames, frames.shape[0])).astype(int)
-        fig, axes = plt.subplots(1, idx.size, figsize=(2.6 * idx.size + 0.6, 2.6), squeeze=False)
-        lo, hi = np.nanpercentile(frames[idx], [1, 99])
-        for ax, i in zip(axes[0], idx):
-            im = ax.imshow(frames[i], vmin=lo, vmax=hi, cmap="viridis")
-            ax.set_title(f"{name} #{i}", fontsize=8)
-            ax.axis("off")
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
-        png = out.with_name(f"{out.stem}_{name}.png")
-        with atomic_path(png) as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        fig = map_grid(stored[name].load(), title=name, max_frames=max_frames, relative=relative,
+                       label=_label(stored[name], name, ds.attrs.get("method", "")))
+        save_figure(fig, out.with_name(f"{out.stem}_{name}.png"))
     return out
+
+
+def _label(da, name: str, method: str) -> str:
+    """Colour-bar label with a unit: the variable's own units if stored, else what the method's numbers mean."""
+    if da.attrs.get("units"):
+        return f"{da.attrs.get('long_name', name)} ({da.attrs['units']})"
+    if method == "mlls":
+        return f"{name} weight (units of the {name} reference)"
+    if name == "li_co":
+        return "Li/Co (ratio of reference units)"
+    if name == "total":
+        return "total Co signal (units of the references)"
+    if method == "phase_map" or name in ("LiCoO2", "Co3O4"):
+        return f"{name} fraction (0-1)"
+    return f"{name} (arbitrary units)"
 
 
 def _nonnegative(text: str):

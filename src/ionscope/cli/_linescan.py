@@ -1,51 +1,52 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope linescan INPUT [--refs REFS] --out OUT``: Li-K profile and layer width.
+"""``ionscope linescan INPUT [--refs REFS] -o OUT``: Li-K profile and layer width.
 
 INPUT is a position-resolved TEM-EELS image with dims (position, energy).
 """
 from __future__ import annotations
 
+from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, load_input, say
+
+SUFFIXES = (".nc", ".zarr")
+
 
 def register(sub) -> None:
-    p = sub.add_parser("linescan", help="Li-K profile with error bars and layer width from a (position, energy) image")
-    p.add_argument("input", metavar="INPUT")
-    p.add_argument("--refs", metavar="REFS", help="edge references (component, energy); default: window integration")
+    p = sub.add_parser("linescan", help="Li-K profile with error bars and layer width from a (position, energy) image",
+                       description="Li-K profile along a position-resolved TEM-EELS line scan (position in nm, "
+                                   "energy in eV), with 1σ error bars, and the Li-poor layer width ± σ.")
+    p.add_argument("input", metavar="INPUT", help="line scan (position, energy), position in nm, energy in eV")
+    add_refs(p, what="edge references (component, energy) in eV; default: background-subtracted window integration")
     p.add_argument("--component", default="Li", help="Li component name in REFS (default Li)")
     p.add_argument("--window", nargs=2, type=float, default=(54.0, 70.0), metavar=("LO", "HI"),
                    help="Li-K window in eV without references (default 54 70)")
-    p.add_argument("--pre-edge", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"))
-    p.add_argument("--out", required=True, metavar="OUT",
-                   help="output NetCDF/Zarr of the profile; a PNG is written beside it")
-    p.add_argument("--reader", help="force a rosettasciio plugin")
+    p.add_argument("--pre-edge", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"),
+                   help="pre-edge background fit window in eV (default 40 52)")
+    add_out(p, suffixes=SUFFIXES, what="output profile (li, li_std over position); OUT.png beside it")
+    add_var(p, default_hint="the only variable, or 'linescan'")
+    add_reader(p)
+    add_progress(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .. import eels
     from .._atomic import atomic_path
     from ..io import load
+    from ..report._style import plt as _plt
 
-    data = load(args.input, reader=args.reader)
+    plt = _plt()
+
+    out = check_out(args)
+    data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")
     refs = load(args.refs).compute() if args.refs else None
     prof = eels.li_profile(data, references=refs, component=args.component, window=tuple(args.window),
                            pre_edge=tuple(args.pre_edge))
     width = eels.layer_width(prof)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
-    out = Path(args.out)
-    out = out if out.suffix in (".zarr", ".nc") else out.with_suffix(".zarr")
-    with atomic_path(out) as tmp:
-        if out.suffix == ".nc":
-            prof.to_netcdf(tmp, engine="h5netcdf")
-        else:
-            prof.to_zarr(tmp, mode="w", consolidated=False)
+    from ..io import save
+
+    save(prof, out)
     dim = prof.li.dims[0]
     x = prof[dim].values if dim in prof.coords else range(prof.li.size)
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -53,13 +54,13 @@ def run(args) -> int:
     ax.plot(x, width["fit"], "r-", lw=1.2,
             label=f"layer {width['width_nm']:.1f} ± {width['width_std_nm']:.1f} nm")
     ax.set_xlabel(f"{dim} (nm)")
-    ax.set_ylabel("Li-K intensity")
+    ax.set_ylabel("Li-K intensity (counts, ± 1σ)" if refs is None else f"{args.component} weight (× reference, ± 1σ)")
     ax.legend(fontsize=8)
     png = out.with_suffix(".png")
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    print(f"layer width {width['width_nm']:.2f} ± {width['width_std_nm']:.2f} nm, "
-          f"interface at {width['interface_nm']:.2f} ± {width['interface_std_nm']:.2f} nm")
-    print(f"wrote {out} and {png}")
+    say(args, f"layer width {width['width_nm']:.2f} ± {width['width_std_nm']:.2f} nm, "
+              f"interface at {width['interface_nm']:.2f} ± {width['interface_std_nm']:.2f} nm",
+        f"wrote {out} and {png}")
     return 0

@@ -1,28 +1,43 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope mva INPUT --method pca|nmf|phases --out OUT``: multivariate analysis of a spectrum image."""
+"""``ionscope mva INPUT --method pca|nmf|phases -o OUT``: multivariate analysis of a spectrum image."""
 from __future__ import annotations
+
+from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, load_input, \
+    say, show_progress
+
+SUFFIXES = (".zarr", ".nc")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("mva", help="PCA (noise-level selection), NMF, or phase fractions of a spectrum image")
-    p.add_argument("input", metavar="INPUT")
-    p.add_argument("--method", choices=("pca", "nmf", "phases"), default="pca")
-    p.add_argument("--n-components", type=int, help="PCA: components kept (default: noise level); NMF: required")
-    p.add_argument("--refs", metavar="REFS", help="phases: reference spectra (component, energy); nmf: initial spectra")
-    p.add_argument("--out", required=True, metavar="OUT", help="output Zarr store; PNG maps are written beside it")
-    p.add_argument("--reader", help="force a rosettasciio plugin")
+    p = sub.add_parser("mva", help="PCA (noise-level selection), NMF, or phase fractions of a spectrum image",
+                       description="Multivariate analysis of a spectrum image (y, x, energy): PCA with the number "
+                                   "of components chosen at the noise level, NMF (Poisson likelihood), or phase "
+                                   "fractions from reference spectra.")
+    p.add_argument("input", metavar="INPUT", help="spectrum image (y, x, energy), energy in eV")
+    p.add_argument("--method", choices=("pca", "nmf", "phases"), default="pca",
+                   help="pca (default), nmf (reference-free, relative maps) or phases (fractions ± σ, needs --refs)")
+    p.add_argument("--n-components", type=int, metavar="N",
+                   help="PCA: components kept (default: those above the noise level); NMF: default 2")
+    add_refs(p, what="phases: reference spectra (component, energy) in eV; nmf: initial spectra")
+    add_out(p, suffixes=SUFFIXES, what="output store of the maps; PNG maps OUT_<name>.png beside it")
+    add_var(p, default_hint="the only variable, or 'si'")
+    add_reader(p)
+    add_progress(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from .. import eels
     from ..errors import DataValidationError
     from ..io import load
     from ._limap import save_maps
 
-    si = load(args.input, reader=args.reader).compute()
+    out = check_out(args)
+    si = load_input(args.input, var=args.var, prefer=("si", "data"), reader=args.reader,
+                    what="spectrum image").compute()
+    if "energy" not in si.dims:
+        raise DataValidationError(f"{args.input}: dims {tuple(si.dims)} have no energy axis; mva needs a "
+                                  "spectrum image (y, x, energy)")
     refs = load(args.refs).compute() if args.refs else None
     if args.method == "pca":
         res = eels.pca(si, n_components=args.n_components)
@@ -31,14 +46,14 @@ def run(args) -> int:
         ds = ds.rename({c: f"score{c}" for c in ds.data_vars})
         ds["eigenvalues"] = res.eigenvalues
         ds["loadings"] = res.loadings
-        print(f"{res.attrs['n_signal']} component(s) above the noise level {res.attrs['noise_edge']:.3g}")
+        ds.attrs["relative"] = 1  # scores have no physical unit
+        say(args, f"{res.attrs['n_signal']} component(s) above the noise level {res.attrs['noise_edge']:.3g}")
     elif args.method == "nmf":
-        if not args.n_components:
-            raise DataValidationError("--n-components is required for --method nmf")
-        res = eels.nmf(si, n_components=args.n_components, init_spectra=refs)
+        res = eels.nmf(si, n_components=args.n_components or 2, init_spectra=refs)
         ds = res.maps.to_dataset("component")
         ds = ds.rename({c: f"nmf{c}" if not isinstance(c, str) else c for c in ds.data_vars})
         ds["spectra"] = res.spectra
+        ds.attrs["relative"] = 1  # NMF loadings have arbitrary per-component units: one colour scale each
     else:
         if refs is None:
             raise DataValidationError("--refs is required for --method phases")
@@ -46,6 +61,7 @@ def run(args) -> int:
         ds = res.fraction.to_dataset("component")
         ds["total"] = res.total
     shown = [n for n in ds.data_vars if {"y", "x"} <= set(ds[n].dims)]
-    out = save_maps(ds, Path(args.out), shown)
-    print(f"wrote {out}")
+    with dask_progress("mva", show_progress(args)):
+        out = save_maps(ds, out, shown)
+    say(args, f"wrote {out} (variables {', '.join(map(str, ds.data_vars))})")
     return 0

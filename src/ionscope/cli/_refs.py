@@ -1,25 +1,49 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope refs``: write the reference file (``refs.nc``) that ``limap``, ``run`` and ``mva`` take.
+"""``ionscope refs``: reference spectra files (the ``--refs`` of limap, linescan, mva and ``[limap] references``).
 
 Two sources:
 
 - ``ionscope refs regions SI --region NAME=Y0:Y1,X0:X1 --composition NAME:Li=1,Co=1 ... -o refs.nc``:
   references measured on the data (regions of known composition; deconvolved
-  from each spectrum's own zero-loss peak by default).
-- ``ionscope refs model --kind li-co|co-l --energy LO HI STEP -o refs.nc``: the
-  simulator's model shapes (for simulated data and tests; real data need
-  measured references).
+  from each spectrum's own zero-loss peak by default) — what real data need.
+- ``ionscope refs --kind li-co|li-co-realistic|co-l [--like FILE | --energy ...] -o refs.nc``: the
+  simulator's model shapes, for simulated data and tests.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from ._common import add_out, add_progress, add_reader, add_var, check_out, load_input, say
+
+SUFFIXES = (".nc", ".zarr")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("refs", help="make a reference-spectra file (refs.nc) from regions of the data or models")
+    p = sub.add_parser("refs", help="write reference spectra (component, energy) for --refs",
+                       description="Write a (component, energy) reference file for `limap --refs`, `linescan "
+                                   "--refs`, `mva --refs` and `[limap] references`. `ionscope refs regions SI ...` "
+                                   "measures them on regions of known composition of your data (real data); "
+                                   "without a sub-command the simulator's model edges are written (Li-K + "
+                                   "Co-M2,3, or Co-L2,3 of LiCoO2 + Co3O4), on the energy axis of your data "
+                                   "(--like) or on a given grid (--energy).")
+    p.add_argument("--kind", choices=("li-co", "li-co-realistic", "co-l"), default="li-co",
+                   help="li-co: smooth Li-K and Co-M2,3 model edges of physics='ideal' (30-132 eV; default); "
+                        "li-co-realistic: the single-scattering shapes with fine structure of physics='realistic' "
+                        "(-5-97.4 eV); co-l: Co-L2,3 of LiCoO2 and Co3O4 (760-820 eV)")
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument("--like", metavar="FILE",
+                      help="use the energy axis (eV) of this spectrum image / series / line scan")
+    grid.add_argument("--energy", nargs=3, type=float, metavar=("START", "STOP", "STEP"),
+                      help="energy grid in eV (default: 30 132 0.1 for li-co, -5 97.4 0.1 for li-co-realistic, "
+                           "760 820 0.25 for co-l)")
+    add_var(p, default_hint="the only variable, or 'si'")
+    add_out(p, suffixes=SUFFIXES, what="output reference file", required=False)
+    add_progress(p)
+    p.set_defaults(handler=run)
     rs = p.add_subparsers(dest="source", metavar="SOURCE")
-    rs.required = True
-    r = rs.add_parser("regions", help="references measured on regions of known composition of a spectrum image")
+    rs.required = False
+    r = rs.add_parser("regions", help="references measured on regions of known composition of a spectrum image",
+                      description="Average each region's spectra, deconvolve them from their own zero-loss peak, "
+                                  "normalise per unit I0·t/λ, remove a power-law background and unmix the regions "
+                                  "into per-component shapes (eels.references_from_regions).")
     r.add_argument("input", metavar="SI", help="spectrum image with its zero-loss peak (.dm4/.hspy/.zarr/.nc ...)")
     r.add_argument("--region", action="append", required=True, metavar="NAME=Y0:Y1,X0:X1",
                    help="a rectangular region in pixel indices (end excluded); repeat for each region")
@@ -34,26 +58,49 @@ def register(sub) -> None:
                    help="deconvolve each spectrum from its own zero-loss peak first (default fourier-log)")
     r.add_argument("--frame", type=int, metavar="T",
                    help="for a time series: use this frame only (default: all frames)")
-    r.add_argument("--reader", help="force a rosettasciio plugin, e.g. HSPY")
-    r.add_argument("-o", "--out", required=True, metavar="OUT.nc", help="output NetCDF file (.nc)")
+    add_reader(r)
+    add_var(r, default_hint="the only variable, or 'si'")
+    add_out(r, suffixes=SUFFIXES, what="output reference file")
+    add_progress(r)
     r.set_defaults(handler=run_regions)
-    m = rs.add_parser("model", help="the simulator's model reference shapes (simulated data, tests)")
-    m.add_argument("--kind", choices=("li-co", "li-co-realistic", "co-l"), default="li-co",
-                   help="li-co: smooth Li-K + Co-M2,3 of physics='ideal'; li-co-realistic: single-scattering "
-                        "shapes with fine structure of physics='realistic'; co-l: LiCoO2 and Co3O4 Co-L2,3")
-    m.add_argument("--energy", nargs=3, type=float, metavar=("LO_EV", "HI_EV", "STEP_EV"),
-                   help="energy axis in eV (default 30 132 0.1 for li-co, -5 97.4 0.1 realistic, 760 820 0.25 co-l)")
-    m.add_argument("-o", "--out", required=True, metavar="OUT.nc", help="output NetCDF file (.nc)")
-    m.set_defaults(handler=run_model)
 
 
-def _check_out(path: str) -> Path:
+def run(args) -> int:
+    import numpy as np
+
     from ..errors import DataValidationError
+    from ..io import save
 
-    out = Path(path)
-    if out.suffix.lower() != ".nc":
-        raise DataValidationError(f"--out {path}: references are written as NetCDF; use a name ending in .nc")
-    return out
+    if not args.out:
+        raise DataValidationError("refs: -o/--out is required (the reference file to write)")
+    out = check_out(args)
+    if args.like:
+        data = load_input(args.like, var=args.var, prefer=("si", "data"), lazy=True, what="spectrum image")
+        if "energy" not in data.coords:
+            raise DataValidationError(f"--like {args.like}: no calibrated energy axis (dims {tuple(data.dims)})")
+        energy = np.asarray(data.energy.values, float)
+    else:
+        defaults = {"li-co": (30.0, 132.0, 0.1), "li-co-realistic": (-5.0, 97.4, 0.1), "co-l": (760.0, 820.0, 0.25)}
+        lo, hi, step = args.energy or defaults[args.kind]
+        if not (step > 0 and hi > lo):
+            raise DataValidationError(f"--energy {lo} {hi} {step}: expected START < STOP and STEP > 0 (eV)")
+        energy = np.arange(lo, hi + step / 2, step)
+    if args.kind == "li-co-realistic":
+        from ..simulate import realistic_references
+
+        refs = realistic_references(energy)
+    else:
+        from ..simulate import co_l_references, edge_references
+
+        if energy.min() <= 0:
+            energy = energy[energy > 0]  # the model edges are defined for energy losses > 0
+        refs = (edge_references if args.kind == "li-co" else co_l_references)(energy)
+    refs.name = "references"
+    refs.attrs.setdefault("source", f"ionscope.simulate ({args.kind} model edges)")
+    save(refs, out)
+    names = ", ".join(map(str, refs.component.values))
+    say(args, f"wrote {out}: components {names}, {energy.size} channels {energy[0]:.4g}..{energy[-1]:.4g} eV")
+    return 0
 
 
 def _rectangle(spec: str, shape):
@@ -96,10 +143,11 @@ def run_regions(args) -> int:
 
     from .. import eels
     from ..errors import DataValidationError
-    from ..io import load, save
+    from ..io import save
 
-    out = _check_out(args.out)
-    si = load(args.input, lazy=True, reader=args.reader)
+    out = check_out(args)
+    si = load_input(args.input, var=args.var, prefer=("si", "data"), reader=args.reader, lazy=True,
+                    what="spectrum image")
     if "energy" not in si.dims or not {"y", "x"} <= set(si.dims):
         raise DataValidationError(f"{args.input}: expected a spectrum image with dims (y, x, energy), got {si.dims}")
     if args.frame is not None:
@@ -117,40 +165,7 @@ def run_regions(args) -> int:
         background_range=tuple(args.background_range) if args.background_range else None,
         plural_scattering=None if args.plural_scattering == "none" else args.plural_scattering)
     save(refs, out)
-    print(f"wrote {out}: components {list(map(str, refs.component.values))}, "
-          f"{refs.energy.values[0]:g}–{refs.energy.values[-1]:g} eV, condition number "
-          f"{refs.attrs['condition_number']:.1f}")
-    return 0
-
-
-def run_model(args) -> int:
-    import numpy as np
-
-    from ..io import save
-
-    out = _check_out(args.out)
-    defaults = {"li-co": (30.0, 132.0, 0.1), "li-co-realistic": (-5.0, 97.4, 0.1), "co-l": (760.0, 820.0, 0.25)}
-    lo, hi, step = args.energy if args.energy else defaults[args.kind]
-    from ..errors import DataValidationError
-
-    if not (step > 0 and hi > lo + 8 * step):
-        raise DataValidationError(f"--energy {lo:g} {hi:g} {step:g}: expected LO < HI and STEP > 0 (eV)")
-    e = lo + step * np.arange(int(np.floor((hi - lo) / step + 1e-9)))
-    if args.kind == "li-co":
-        from ..simulate import edge_references
-
-        refs = edge_references(e[e > 0])
-    elif args.kind == "co-l":
-        from ..simulate import co_l_references
-
-        refs = co_l_references(e[e > 0])
-    else:
-        from ..data import calibrated
-        from ..simulate._realistic import true_references
-
-        refs = calibrated(true_references(e), ("component", "energy"), coords={"component": ["Li", "Co"], "energy": e},
-                          name="references", attrs={"signal_type": "EELS",
-                                                    "title": "single-scattering Li-K and Co-M2,3 model shapes"})
-    save(refs, out)
-    print(f"wrote {out}: {args.kind} model references, {float(refs.energy[0]):g}–{float(refs.energy[-1]):g} eV")
+    say(args, f"wrote {out}: components {list(map(str, refs.component.values))}, "
+              f"{refs.energy.values[0]:g}–{refs.energy.values[-1]:g} eV, condition number "
+              f"{refs.attrs['condition_number']:.1f}")
     return 0

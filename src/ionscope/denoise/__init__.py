@@ -14,6 +14,7 @@ from .._lazy import attach
 # public name -> private module that defines it
 _EXPORTS = {
     "sparse_coding": "_sparse",
+    "SparseCodingOptions": "_sparse",
     "batch_omp": "_omp",
     "learn_dictionary": "_dictionary",
     "dct_dictionary": "_dictionary",

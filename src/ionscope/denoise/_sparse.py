@@ -25,6 +25,8 @@ M. Mäkitalo, A. Foi, IEEE Trans. Image Process. 20 (2011) 99, doi:10.1109/TIP.2
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -43,25 +45,77 @@ _KEEP = 1.0
 _NOISES = ("auto", "poisson", "gaussian", "poisson-gaussian")
 
 
-def _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step,
-                   window_t=None, tile=None, gain=1.0, read_noise=0.0):
-    if method not in _METHODS:
-        raise DataValidationError(f"sparse_coding: method must be one of {_METHODS}, got {method!r}")
-    if noise not in _NOISES:
-        raise DataValidationError(f"sparse_coding: noise must be one of {_NOISES}, got {noise!r}")
-    for name, value, low in (("patch", patch, 2), ("patch_t", patch_t, 1), ("n_atoms", n_atoms, 2),
-                             ("sparsity", sparsity, 1), ("passes", passes, 1), ("search", search, 0),
-                             ("search_t", search_t, 0), ("group", group, 1), ("step", step, 1),
-                             ("window_t", window_t, 1), ("tile", tile, 8)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise DataValidationError(f"sparse_coding: {name} must be an integer >= {low}, got {value!r}")
-    for name, value, low in (("gain", gain, 0.0), ("read_noise", read_noise, -1.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-                or value <= low or (name == "read_noise" and value < 0):
-            raise DataValidationError(f"sparse_coding: {name} must be a finite number "
-                                      f"{'> 0' if name == 'gain' else '>= 0'}, got {value!r}")
+@dataclass(frozen=True)
+class SparseCodingOptions:
+    """Every option of :func:`sparse_coding`, validated once; the one object all paths use.
+
+    ``None`` means "choose automatically"; what was chosen is recorded in the
+    result's ``attrs`` (``denoise_*`` keys). Build one to reuse a setting:
+
+    Examples
+    --------
+    >>> opts = SparseCodingOptions(method="ksvd", patch=6)
+    >>> opts.replace(passes=2).passes, opts.explicit()
+    (2, {'method': 'ksvd', 'patch': 6})
+    >>> SparseCodingOptions(patch=1)
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.DataValidationError: sparse_coding: patch must be an integer >= 2, got 1
+    """
+
+    method: str = "nonlocal"
+    noise: str = "auto"
+    patch: int | None = None
+    patch_t: int | None = None
+    n_atoms: int = 256
+    sparsity: int | None = None
+    passes: int | None = None
+    search: int = 4
+    search_t: int = 5
+    group: int = 64
+    step: int | None = None
+    seed: int = 0
+    window_t: int | None = None
+    tile: int | None = None
+    gain: float = 1.0
+    read_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.method not in _METHODS:
+            raise DataValidationError(f"sparse_coding: method must be one of {_METHODS}, got {self.method!r}")
+        if self.noise not in _NOISES:
+            raise DataValidationError(f"sparse_coding: noise must be one of {_NOISES}, got {self.noise!r}")
+        for name, low in (("patch", 2), ("patch_t", 1), ("n_atoms", 2), ("sparsity", 1), ("passes", 1),
+                          ("search", 0), ("search_t", 0), ("group", 1), ("step", 1), ("window_t", 1), ("tile", 8)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise DataValidationError(f"sparse_coding: {name} must be an integer >= {low}, got {value!r}")
+        for name, low in (("gain", 0.0), ("read_noise", -1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
+                    or value <= low or (name == "read_noise" and value < 0):
+                raise DataValidationError(f"sparse_coding: {name} must be a finite number "
+                                          f"{'> 0' if name == 'gain' else '>= 0'}, got {value!r}")
+
+    def replace(self, **changes) -> SparseCodingOptions:
+        """A copy with some options changed (validated again)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise DataValidationError(f"sparse_coding: unknown option(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def explicit(self) -> dict[str, Any]:
+        """The options that differ from the defaults (what a user chose)."""
+        default = SparseCodingOptions()
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+
+    def kernel_kwargs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _check_sigma(sigma):
     if sigma is not None and np.ndim(sigma) > 0:
         return  # a per-pixel noise map, checked against the data's shape by the kernel
     if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number))
@@ -296,10 +350,13 @@ def sparse_coding_kernel(
     gain: float = 1.0,
     read_noise: float = 0.0,
     progress: Any = None,
+    record: dict | None = None,
 ) -> np.ndarray:
     """Array kernel of :func:`sparse_coding` on ``(..., T, H, W)`` (leading axes looped).
 
     ``sigma`` may be a scalar or a per-pixel noise map broadcastable to ``values``.
+    ``record``, if given, receives the automatic choices (noise model, noise
+    level, passes, window plan).
     """
     x = np.asarray(values)
     if x.ndim < 3:
@@ -309,7 +366,7 @@ def sparse_coding_kernel(
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     opts = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity,
                 passes=passes, search=search, search_t=search_t, group=group, step=step, seed=seed,
-                window_t=window_t, tile=tile, gain=gain, read_noise=read_noise, progress=progress)
+                window_t=window_t, tile=tile, gain=gain, read_noise=read_noise, progress=progress, record=record)
     smap = _broadcast_sigma(sigma, x.shape)
     if x.ndim > 3:
         flat = x.reshape(-1, *x.shape[-3:])
@@ -331,11 +388,14 @@ def sparse_coding_kernel(
     T, H, W = x.shape
     # Defined results for degenerate input: nothing to pool, or nothing to remove.
     if x.size == 0 or H < 2 or W < 2 or np.ptp(xf) == 0:
+        _note(record, unchanged="constant or too small input")
         return xf.astype(dtype)
     model, z, s = _choose_model(xf, noise=noise, sigma=sigma, smap=smap, gain=gain, read_noise=read_noise)
+    _note(record, noise_model=model.kind, sigma=float(s))
     # A noise level below 1 % of the signal's spread: the data are (nearly)
     # noise-free; return them unchanged instead of smoothing real structure.
     if s <= 1e-2 * float(np.std(z)) or s == 0:
+        _note(record, unchanged="noise below 1 % of the signal")
         return xf.astype(dtype)
     # Global decisions (noise level, number of passes) are taken on the whole
     # movie, so that windows agree with each other and with one-block processing.
@@ -343,6 +403,7 @@ def sparse_coding_kernel(
     align = _grid_steps(method, patch_t, step)
     core, context = _window_plan(z.shape, patch=patch or 5, patch_t=patch_t or 6, search=search,
                                  search_t=search_t, window_t=window_t, tile=tile, align=align)
+    _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
     from ._windows import blend_windows
 
     def one(sl):
@@ -354,7 +415,13 @@ def sparse_coding_kernel(
     return np.asarray(model.inverse(est, smap), dtype=dtype)
 
 
-def _lazy_movie(da, *, opts, sigma, out_dtype):
+def _note(record: dict | None, **choices) -> None:
+    """Record automatic choices (for the result's attrs); a no-op without a record."""
+    if record is not None:
+        record.update(choices)
+
+
+def _lazy_movie(da, *, opts, sigma, out_dtype, record=None):
     """Dask-backed (time, y, x) movie: global noise decisions in one streaming pass, then
     ``map_overlap`` over windows (cores = chunks, context = overlap depth), so at most a
     few windows are in memory at once and the result stays lazy."""
@@ -409,7 +476,9 @@ def _lazy_movie(da, *, opts, sigma, out_dtype):
         model, s, var_z, std_z = _Stabiliser("gaussian"), imm_x, var_x, std_x
     if sigma is not None and smap is None:
         s = float(sigma)
+    _note(record, noise_model=model.kind, sigma=float(s))
     if s <= 1e-2 * std_z or s == 0:
+        _note(record, unchanged="noise below 1 % of the signal")
         return da.data.astype(out_dtype)
     snr = np.sqrt(max(var_z - s**2, 0.0)) / s
     n_pass = opts["passes"] or (3 if snr < 2.5 else 2)
@@ -417,6 +486,7 @@ def _lazy_movie(da, *, opts, sigma, out_dtype):
     core, context = _window_plan(x.shape, patch=opts["patch"] or 5, patch_t=opts["patch_t"] or 6,
                                  search=opts["search"], search_t=opts["search_t"], window_t=opts["window_t"],
                                  tile=opts["tile"], align=align)
+    _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
     from ._windows import spans
 
     chunks = tuple(tuple(c1 - c0 for _, _, c0, c1 in spans(n, c, m, align=a))
@@ -465,6 +535,7 @@ def sparse_coding(
     tile: int | None = None,
     gain: float = 1.0,
     read_noise: float = 0.0,
+    options: SparseCodingOptions | None = None,
 ):
     """Denoise a Li-map movie ``(time, y, x)`` or a single map ``(y, x)`` by sparse coding.
 
@@ -537,11 +608,19 @@ def sparse_coding(
     gain, read_noise : float
         Detector gain (counts per electron) and Gaussian read noise (counts)
         for ``noise="poisson-gaussian"``.
+    options : SparseCodingOptions, optional
+        All of the above in one validated object (e.g. to reuse a setting);
+        keywords given beside it override its fields.
 
     Returns
     -------
     Same type and shape as ``data`` (float32, or float64 for float64 input):
-    the estimated expected counts.
+    the estimated expected counts. A DataArray result records in ``attrs``
+    what was asked (``denoise_options``: the non-default options) and what
+    was chosen automatically: ``denoise_noise_model`` (poisson, pg, gaussian
+    or map), ``denoise_sigma`` (noise level in the stabilised domain),
+    ``denoise_passes``, ``denoise_window_core``/``denoise_window_context``
+    (frames, px, px), or ``denoise_unchanged`` with the reason.
 
     Raises
     ------
@@ -570,8 +649,16 @@ def sparse_coding(
     """
     from ..data import apply_kernel, as_dataarray, check_dims, like_input
 
-    _check_options(method, noise, patch, patch_t, n_atoms, sparsity, passes, sigma, search, search_t, group, step,
-                   window_t, tile, gain, read_noise)
+    given = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity,
+                 passes=passes, search=search, search_t=search_t, group=group, step=step, seed=seed,
+                 window_t=window_t, tile=tile, gain=gain, read_noise=read_noise)
+    base = options if options is not None else SparseCodingOptions()
+    if not isinstance(base, SparseCodingOptions):
+        raise DataValidationError(f"sparse_coding: options must be a SparseCodingOptions, got {type(base).__name__}")
+    default = SparseCodingOptions()
+    # keywords that differ from their defaults override the options object
+    options = base.replace(**{k: v for k, v in given.items() if not _same(v, getattr(default, k))})
+    _check_sigma(sigma)
     import xarray as xr
 
     if not isinstance(data, xr.DataArray):
@@ -596,14 +683,14 @@ def sparse_coding(
             # shown on a terminal (or with IONSCOPE_PROGRESS=1), hidden in logs and tests
             return _bar(it, desc="sparse coding", unit="chunk")
 
-    opts = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms,
-                sparsity=sparsity, passes=passes, search=search, search_t=search_t, group=group, step=step,
-                seed=seed, progress=bar, window_t=window_t, tile=tile, gain=gain, read_noise=read_noise)
+    opts = dict(options.kernel_kwargs(), progress=bar)
+    record: dict = {}
     out_dtype = np.float64 if da.dtype == np.float64 else np.float32
     if da.chunks is not None and da.dims == ("time", "y", "x"):
         # out of core: window by window through dask.array.map_overlap
-        result = da.copy(data=_lazy_movie(da, opts=opts, sigma=sigma, out_dtype=out_dtype))
+        result = da.copy(data=_lazy_movie(da, opts=opts, sigma=sigma, out_dtype=out_dtype, record=record))
         result.name = da.name
+        _record_attrs(result, options, record, sigma)
         return like_input(result, data)
     if sigma is not None and np.ndim(sigma) > 0:
         # a noise map travels with the data through apply_kernel, aligned on the same dims
@@ -620,11 +707,26 @@ def sparse_coding(
     def kernel(block, sig=sigma):
         if len(core) == 2:
             sg = sig[..., None, :, :] if np.ndim(sig) > 0 else sig
-            return sparse_coding_kernel(block[..., None, :, :], sigma=sg, **opts)[..., 0, :, :]
-        return sparse_coding_kernel(block, sigma=sig, **opts)
+            return sparse_coding_kernel(block[..., None, :, :], sigma=sg, record=record, **opts)[..., 0, :, :]
+        return sparse_coding_kernel(block, sigma=sig, record=record, **opts)
 
     result = apply_kernel(kernel, *arrays, input_core_dims=[core] * len(arrays), output_core_dims=[core],
                           output_dtypes=[out_dtype])
     result = result.transpose(*da.dims)
     result.name = da.name
+    _record_attrs(result, options, record, sigma)
     return like_input(result, data)
+
+
+def _same(a, b) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _record_attrs(result, options: SparseCodingOptions, record: dict, sigma) -> None:
+    """The options asked for and the automatic choices made, in ``result.attrs`` (``denoise_*``)."""
+    result.attrs["denoise_method"] = options.method
+    result.attrs["denoise_options"] = options.explicit()
+    if sigma is not None and np.ndim(sigma) > 0:
+        result.attrs["denoise_sigma_map"] = 1
+    for key, value in record.items():
+        result.attrs[f"denoise_{key}"] = value

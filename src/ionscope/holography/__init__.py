@@ -13,6 +13,7 @@ _EXPORTS = {
     "reconstruct": "_fourier",
     "estimate_sideband": "_fourier",
     "fringe_statistics": "_fourier",
+    "canonical_carrier": "_fourier",
     "phase_shifting": "_phase_shifting",
     "unwrap_phase": "_potential",
     "interaction_constant": "_potential",

@@ -132,7 +132,7 @@ def _real_phase(obj, name="phase"):
     return da
 
 
-def to_potential(phase, *, voltage_kv, thickness_nm):
+def to_potential(phase, *, voltage_kv, thickness_nm=None):
     """Projected-mean electrostatic potential V = φ / (C_E·t) in volts.
 
     Parameters
@@ -160,6 +160,9 @@ def to_potential(phase, *, voltage_kv, thickness_nm):
     >>> round(float(v.mean()), 3)
     1.3
     """
+    if thickness_nm is None:
+        raise DataValidationError("to_potential: thickness_nm is required (V = φ / (C_E·t)); give the specimen "
+                                  "thickness in nm, a scalar or a (y, x) map, e.g. from relative_thickness")
     da = _real_phase(phase)
     c_e = interaction_constant(voltage_kv)
     t = np.asarray(getattr(thickness_nm, "values", thickness_nm), float)

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
-from ..data import check_dims, check_finite
+from ..data import check_dims, check_finite, decode_attrs, encodable_attrs
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._convert import dataarray_to_signal_dict, signal_dict_to_dataarray
 
@@ -36,8 +35,12 @@ def _suffix(path: Path) -> str:
 
 
 def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reader: str | None = None,
-         allow_nonfinite: bool = False):
+         allow_nonfinite: bool = False, var: str | None = None, group: str | None = None):
     """Load a file as a calibrated :class:`xarray.DataArray`.
+
+    Zarr and NetCDF files of several variables (e.g. the output of
+    ``ionscope limap``) come back as an :class:`xarray.Dataset`; ``var``
+    picks one as a DataArray.
 
     Parameters
     ----------
@@ -55,10 +58,14 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
         Microscope counts are finite; by default NaN/Inf in an in-memory
         file raise :class:`DataValidationError`. Set True for derived maps
         that use NaN as a mask.
+    var : str, optional
+        Zarr/NetCDF: the variable to return (default: the only one, or all).
+    group : str, optional
+        Zarr/NetCDF: a sub-group, e.g. a stage of a run's ``cache.zarr``.
 
     Returns
     -------
-    xarray.DataArray
+    xarray.DataArray or xarray.Dataset
         Dimensions from ``ionscope.data.DIMS`` (``energy`` last for spectra),
         coordinates in eV / nm / s, metadata in ``attrs``.
 
@@ -79,10 +86,10 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
     ext = _suffix(path)
-    if ext == ".zarr" or (path.is_dir() and (path / "zarr.json").exists() or (path / ".zgroup").exists()):
-        return _load_zarr(path, chunks=chunks)
+    if _is_zarr(path):
+        return _load_zarr(path, chunks=chunks, var=var, group=group)
     if ext in _NETCDF:
-        return _load_netcdf(path, chunks=chunks if lazy else None)
+        return _load_netcdf(path, chunks=chunks if lazy else None, var=var, group=group)
     if reader is not None:
         modules = [f"rsciio.{reader.lower()}"]
     elif ext in _RSCIIO:
@@ -130,86 +137,124 @@ def _read_rsciio(module: str, path: Path, *, lazy: bool):
     return mod.file_reader(str(path), **kwargs)
 
 
-def _single_var(ds, path):
-    names = [n for n in ds.data_vars]
-    if len(names) != 1:
-        preferred = ds.attrs.get("ionscope_variable")
-        if preferred in names:
-            return ds[preferred]
-        raise FileFormatError(f"{path}: holds variables {names}; expected exactly one data variable")
-    return ds[names[0]]
+def _pick(ds, path, var):
+    """One variable of a store: ``var``, the only one, or the one ``save`` marked.
+
+    A store of several variables (Li maps, a truth store) comes back whole as a
+    Dataset, so that ``save(load(p), q)`` copies it.
+    """
+    names = [str(n) for n in ds.data_vars]
+    if var is not None:
+        if var not in ds.data_vars:
+            raise FileFormatError(f"{path}: has no variable {var!r}; it holds {names}")
+        return ds[var]
+    if len(names) == 1:
+        return ds[names[0]]
+    preferred = ds.attrs.get("ionscope_variable")
+    if preferred in ds.data_vars:
+        return ds[preferred]
+    if not names:
+        raise FileFormatError(f"{path}: holds no data variable")
+    return ds
 
 
-def _decode_attrs(attrs: dict) -> dict:
-    out = {}
-    for k, v in attrs.items():
-        if k == "ionscope_json":
-            try:
-                out.update(json.loads(v))
-            except (TypeError, ValueError):
-                pass
-        elif k != "ionscope_variable":
-            out[k] = v
-    return out
-
-
-def _load_zarr(path: Path, *, chunks=None):
+def _finish(obj, ds, path):
+    """Decode attrs, check dims and strip the store's encodings (they must not follow the data elsewhere)."""
     import xarray as xr
 
+    obj.attrs = decode_attrs({**ds.attrs, **obj.attrs}) if isinstance(obj, xr.DataArray) else decode_attrs(ds.attrs)
+    for v in (obj.variables.values() if isinstance(obj, xr.Dataset) else [obj.variable, *obj.coords.variables.values()]):
+        v.encoding = {}
+    dims = obj.dims
     try:
-        ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None)
+        check_dims(dims)
+    except DataValidationError as exc:
+        raise DataValidationError(f"{path}: {exc}") from None
+    return obj
+
+
+def _is_zarr(path: Path) -> bool:
+    return _suffix(path) == ".zarr" or (path.is_dir() and ((path / "zarr.json").exists()
+                                                           or (path / ".zgroup").exists()
+                                                           or (path / ".zarray").exists()))
+
+
+def zarr_groups(path) -> list[str]:
+    """Names of the sub-groups of a Zarr store (e.g. the stages of a run's ``cache.zarr``)."""
+    import zarr
+
+    try:
+        root = zarr.open_group(str(path), mode="r")
     except Exception as exc:
         raise FileFormatError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
-    da = _single_var(ds, path)
-    da.attrs = _decode_attrs({**ds.attrs, **da.attrs})
-    check_dims(da.dims)
-    return da
+    return sorted(name for name, _ in root.groups())
 
 
-def _load_netcdf(path: Path, *, chunks=None):
+def _load_zarr(path: Path, *, chunks=None, var=None, group=None):
+    import warnings
+
     import xarray as xr
 
     try:
-        ds = xr.open_dataset(path, engine="h5netcdf", chunks=chunks)
+        with warnings.catch_warnings():
+            # stores written with and without consolidated metadata both open; no need to say which
+            warnings.filterwarnings("ignore", message=".*consolidated metadata.*")
+            ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None, group=group)
+    except Exception as exc:
+        raise FileFormatError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
+    if not ds.data_vars and group is None:
+        groups = zarr_groups(path)
+        if groups:
+            raise FileFormatError(f"{path}: a store of groups {groups}; open one, e.g. {path / groups[0]}")
+    return _finish(_pick(ds, path, var), ds, path)
+
+
+def _load_netcdf(path: Path, *, chunks=None, var=None, group=None):
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf", chunks=chunks, group=group)
         if chunks is None:
             ds = ds.load()
             ds.close()
     except Exception as exc:
         raise FileFormatError(f"{path}: not a readable NetCDF file ({type(exc).__name__}: {exc})") from None
-    da = _single_var(ds, path)
-    da.attrs = _decode_attrs({**ds.attrs, **da.attrs})
-    return da
+    return _finish(_pick(ds, path, var), ds, path)
 
 
-def _encodable_attrs(attrs: dict) -> dict:
-    """Attributes that Zarr/NetCDF store natively; the rest go into one JSON string."""
-    plain, extra = {}, {}
-    for k, v in attrs.items():
-        if isinstance(v, (str, int, float, bool, np.integer, np.floating)):
-            plain[k] = v.item() if isinstance(v, np.generic) else v
-        else:
-            try:
-                json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-                extra[k] = v
-            except (TypeError, ValueError):
-                extra[k] = str(v)
-    if extra:
-        plain["ionscope_json"] = json.dumps(extra, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    return plain
+# kept for callers of the private names; the public ones live in ionscope.data
+_encodable_attrs = encodable_attrs
+_decode_attrs = decode_attrs
 
 
 def _as_dataset(da):
-    name = da.name if isinstance(da.name, str) and da.name else "data"
-    ds = da.to_dataset(name=name)
-    ds[name].attrs = {}
-    ds.attrs = {**_encodable_attrs(da.attrs), "ionscope_variable": name}
+    import xarray as xr
+
+    if isinstance(da, xr.Dataset):
+        ds = da.copy()
+        ds.attrs = encodable_attrs(da.attrs)
+        for v in ds.variables.values():
+            v.attrs = encodable_attrs(v.attrs)
+    else:
+        name = da.name if isinstance(da.name, str) and da.name else "data"
+        ds = da.to_dataset(name=name)
+        ds[name].attrs = {}
+        ds.attrs = {**encodable_attrs(da.attrs), "ionscope_variable": name}
+        for c in ds.coords.values():
+            c.attrs = encodable_attrs(c.attrs)
+    for v in ds.variables.values():
+        # encodings of the store the data came from (Zarr v3 codecs, chunk shapes, NetCDF
+        # filters) do not apply to the new file and can make it unwritable
+        v.encoding = {}
     return ds
 
 
 def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     """Save a DataArray atomically; the format follows the extension.
 
-    ``.zarr`` (chunked, lazy-friendly; the native format for large series),
+    ``da`` is a DataArray, or a Dataset (Zarr/NetCDF only: e.g. Li maps with
+    their standard errors). ``.zarr`` (chunked, lazy-friendly; the native
+    format for large series; Zarr format 2, which every reader opens),
     ``.nc`` (NetCDF4 through h5netcdf) or ``.hspy`` (HyperSpy). Data are
     written to a temporary sibling and renamed into place, so a failure never
     leaves a partial file. Dask-backed arrays are streamed chunk by chunk.
@@ -218,8 +263,8 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     """
     import xarray as xr
 
-    if not isinstance(da, xr.DataArray):
-        raise DataValidationError(f"save: expected an xarray.DataArray, got {type(da).__name__}")
+    if not isinstance(da, (xr.DataArray, xr.Dataset)):
+        raise DataValidationError(f"save: expected an xarray.DataArray or Dataset, got {type(da).__name__}")
     check_dims(da.dims)
     path = Path(path)
     if path.exists() and not overwrite:
@@ -229,18 +274,21 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
         ds = _as_dataset(da)
         if chunks is not None:
             ds = ds.chunk(chunks)
-        for var in ds.variables.values():
-            var.encoding.pop("chunks", None)
-            var.encoding.pop("preferred_chunks", None)
+        ds = ds.unify_chunks()  # variables read from one store may be chunked differently along a dim
         with atomic_path(path) as tmp:
             ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
     elif ext in _NETCDF:
         ds = _as_dataset(da)
-        complex_data = np.iscomplexobj(da.dtype.type(0)) if hasattr(da.dtype, "type") else False
+        # complex waves and boolean masks are h5netcdf extensions (read back by h5netcdf and h5py)
+        complex_data = any(v.dtype.kind in "cb" for v in ds.variables.values())
         with atomic_path(path) as tmp:
             ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=bool(complex_data))
     elif ext == ".hspy":
         from rsciio.hspy import file_writer
+
+        if isinstance(da, xr.Dataset):
+            raise FileFormatError(f"{path}: .hspy holds one signal but the data hold variables "
+                                  f"{list(map(str, da.data_vars))}; save one (ds['name']) or use .zarr/.nc")
 
         with atomic_path(path) as tmp:
             file_writer(str(tmp) + ".hspy", dataarray_to_signal_dict(da.compute()))
@@ -306,7 +354,24 @@ class ZarrSeriesWriter:
 
 
 def from_hyperspy(signal):
-    """Convert a HyperSpy signal to a calibrated DataArray (lazy signals stay lazy)."""
+    """Convert a HyperSpy signal to a calibrated DataArray (lazy signals stay lazy).
+
+    Axes keep their names, units (converted to eV/nm/s), scales and offsets;
+    the acquisition metadata (beam energy, exposure, biprism voltage, title,
+    DOI, ...) become ``attrs`` (see :data:`ionscope.io._convert.METADATA_MAP`).
+    An image stays ``(y, x)`` with ``da[iy, ix] == s.isig[ix, iy]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ionscope.data import calibrated
+    >>> da = calibrated(np.arange(12.0).reshape(3, 4), ("y", "x"), scale={"y": 0.5, "x": 0.5})
+    >>> s = to_hyperspy(da)  # doctest: +SKIP
+    >>> s.data.shape, float(s.isig[1, 0].data)  # doctest: +SKIP
+    ((3, 4), 1.0)
+    >>> from_hyperspy(s).dims  # doctest: +SKIP
+    ('y', 'x')
+    """
     axes = []
     for ax in sorted(signal.axes_manager._axes, key=lambda a: a.index_in_array):
         d = {"name": ax.name if isinstance(ax.name, str) else None, "size": ax.size,
@@ -322,32 +387,104 @@ def from_hyperspy(signal):
 
 
 def to_hyperspy(da):
-    """Convert a DataArray to a HyperSpy signal (needs the optional ``hyperspy`` extra)."""
+    """Convert a DataArray to a HyperSpy signal (needs the optional ``hyperspy`` extra).
+
+    Spectra (an ``energy`` dim) become ``Signal1D`` (``EELS`` with exspy),
+    everything with ``(y, x)`` a ``Signal2D`` (complex: ``ComplexSignal2D``;
+    holograms: ``HologramImage`` with holospy) whose data keep ionscope's
+    array order, so ``s.data.shape == (..., ny, nx)`` and ``s.isig[ix, iy]``
+    is ``da[..., iy, ix]``; every other dim navigates. Metadata are mapped as
+    in :func:`from_hyperspy`, and attrs without a HyperSpy home are kept in
+    ``s.metadata.ionscope``, so ``from_hyperspy(to_hyperspy(da))`` is exact.
+    """
     try:
         import hyperspy.api as hs
     except ImportError:
         raise IonscopeError("to_hyperspy needs HyperSpy: pip install 'ionscope[hyperspy]'") from None
-    if "energy" in da.dims and da.dims[-1] != "energy":
-        da = da.transpose(..., "energy")
+    from ._convert import hyperspy_order, signal_dims
+
+    da = hyperspy_order(da)
     d = dataarray_to_signal_dict(da)
-    signal = hs.signals.BaseSignal(d["data"], axes=d["axes"], metadata=d["metadata"])
-    if "energy" in da.dims:
-        signal = signal.as_signal1D(-1) if signal.axes_manager.signal_dimension != 1 else signal
-    elif {"y", "x"} <= set(da.dims):
-        signal = signal.as_signal2D((da.dims.index("x"), da.dims.index("y")))
-    st = d["metadata"]["Signal"]["signal_type"]
-    if st:
-        try:
-            signal.set_signal_type(st)
-        except Exception:
-            pass
+    n_sig = len(signal_dims(da.dims))
+    complex_data = np.iscomplexobj(d["data"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        if n_sig == 1:
+            cls = hs.signals.ComplexSignal1D if complex_data else hs.signals.Signal1D
+        elif n_sig == 2:
+            cls = hs.signals.ComplexSignal2D if complex_data else hs.signals.Signal2D
+        else:
+            cls = hs.signals.BaseSignal
+        signal = cls(d["data"], axes=d["axes"], metadata=d["metadata"])
+        st = d["metadata"]["Signal"]["signal_type"]
+        if st:
+            try:
+                signal.set_signal_type(st)  # EELS needs exspy, hologram holospy; else stays generic
+            except Exception:
+                pass
     return signal
 
 
-def info(path, *, reader: str | None = None) -> str:
+def _axis_lines(obj, indent="  ") -> list[str]:
+    lines = []
+    for dim in obj.dims:
+        size = obj.sizes[dim]
+        if dim in obj.coords and obj.coords[dim].size and np.issubdtype(obj.coords[dim].dtype, np.number):
+            v = np.asarray(obj.coords[dim].values, float)
+            step = f", step {v[1] - v[0]:.6g}" if v.size > 1 else ""
+            unit = obj.coords[dim].attrs.get("units", "")
+            lines.append(f"{indent}{dim:<9} {size:>6} from {v[0]:.6g}{step} {unit}".rstrip())
+        elif dim in obj.coords:
+            lines.append(f"{indent}{dim:<9} {size:>6} labels {list(map(str, obj.coords[dim].values[:6]))}")
+        else:
+            lines.append(f"{indent}{dim:<9} {size:>6} (uncalibrated)")
+    return lines
+
+
+def _attr_lines(attrs, indent="  ") -> list[str]:
+    out = []
+    for k, v in attrs.items():
+        text = " ".join(str(v).split())
+        out.append(f"{indent}{k}: {text if len(text) <= 200 else text[:197] + '...'}")
+    return out
+
+
+def _describe(obj, path) -> list[str]:
+    import xarray as xr
+
+    if isinstance(obj, xr.DataArray):
+        lines = [f"file:   {path}", f"dims:   {tuple(obj.dims)}", f"shape:  {tuple(obj.shape)}",
+                 f"dtype:  {obj.dtype}"]
+        if obj.attrs.get("units"):
+            lines.append(f"units:  {obj.attrs['units']}")
+        lines += ["axes:", *_axis_lines(obj)]
+        if obj.attrs:
+            lines += ["metadata:", *_attr_lines(obj.attrs)]
+        return lines
+    lines = [f"file:   {path}", f"variables ({len(obj.data_vars)}):"]
+    width = max([len(str(n)) for n in obj.data_vars] + [8]) + 1
+    for name, v in obj.data_vars.items():
+        unit = v.attrs.get("units", "")
+        lines.append(f"  {str(name):<{width}} {str(tuple(v.dims)):<30} {str(tuple(v.shape)):<18} {v.dtype}"
+                     + (f"  [{unit}]" if unit else ""))
+        extra = {k: val for k, val in decode_attrs(v.attrs).items()
+                 if k != "units" and not (k == "long_name" and str(val) == str(name))}
+        lines += _attr_lines(dict(list(extra.items())[:4]), indent="      ")
+    lines += ["axes:", *_axis_lines(obj)]
+    if obj.attrs:
+        lines += ["metadata:", *_attr_lines(obj.attrs)]
+    return lines
+
+
+def info(path, *, reader: str | None = None, var: str | None = None) -> str:
     """A human-readable summary: dims, shape, dtype, calibration, metadata.
 
-    CSV electrochemistry logs are summarised too (time span, columns).
+    Multi-variable stores (Li maps, a simulator's truth) list every variable
+    with its dims, shape, dtype and units; a Zarr store of groups (a run's
+    ``cache.zarr``) lists each group. CSV electrochemistry logs are summarised
+    too (time span, columns).
     """
     if Path(path).suffix.lower() == ".csv":
         from ._logs import read_log
@@ -356,25 +493,26 @@ def info(path, *, reader: str | None = None) -> str:
         t = log.time.values
         lines = [f"file:   {path}", "kind:   electrochemistry/bias log",
                  f"time:   {t.size} rows, {t[0]:.6g} .. {t[-1]:.6g} s"]
-        for name, var in log.data_vars.items():
-            lines.append(f"  {name:<8} {var.attrs.get('units', ''):<3} from column {var.attrs.get('column', name)!r}")
+        for name, v in log.data_vars.items():
+            lines.append(f"  {name:<8} {v.attrs.get('units', ''):<3} from column {v.attrs.get('column', name)!r}")
         lines += [f"  {k}: {v}" for k, v in log.attrs.items()]
         return "\n".join(lines)
-    da = load(path, lazy=True, reader=reader)
-    lines = [f"file:   {path}", f"dims:   {tuple(da.dims)}", f"shape:  {tuple(da.shape)}", f"dtype:  {da.dtype}"]
-    lines.append("axes:")
-    for dim in da.dims:
-        if dim in da.coords and da.coords[dim].size and np.issubdtype(da.coords[dim].dtype, np.number):
-            v = np.asarray(da.coords[dim].values, float)
-            step = f", step {v[1] - v[0]:.6g}" if v.size > 1 else ""
-            unit = da.coords[dim].attrs.get("units", "")
-            lines.append(f"  {dim:<9} {da.sizes[dim]:>6} from {v[0]:.6g}{step} {unit}")
-        elif dim in da.coords:
-            lines.append(f"  {dim:<9} {da.sizes[dim]:>6} labels {list(map(str, da.coords[dim].values[:6]))}")
-        else:
-            lines.append(f"  {dim:<9} {da.sizes[dim]:>6} (uncalibrated)")
-    if da.attrs:
-        lines.append("metadata:")
-        for k, v in da.attrs.items():
-            lines.append(f"  {k}: {v}")
-    return "\n".join(lines)
+    path = Path(path)
+    if path.exists() and _is_zarr(path):
+        import xarray as xr
+
+        try:
+            top = load(path, lazy=True, var=var)
+        except FileFormatError:
+            groups = zarr_groups(path) if var is None else []
+            if not groups:
+                raise
+            lines = [f"file:   {path}", f"groups: {groups}"]
+            for g in groups:
+                sub = load(path / g, lazy=True)
+                body = _describe(sub if isinstance(sub, xr.Dataset) else sub.to_dataset(name=sub.name or "data"),
+                                 path / g)
+                lines += ["", f"[{g}]", *body[1:]]
+            return "\n".join(lines)
+        return "\n".join(_describe(top, path))
+    return "\n".join(_describe(load(path, lazy=True, reader=reader, var=var), path))

@@ -9,6 +9,7 @@ stores some spectrum images energy-first) and copy the metadata we know.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Any
 
 import numpy as np
@@ -65,28 +66,43 @@ def _get(tree: dict, path: str, default=None):
     return node
 
 
+#: ionscope attrs ↔ HyperSpy metadata paths (both directions; the first path is written).
+METADATA_MAP = {
+    "beam_energy_kv": ("Acquisition_instrument.TEM.beam_energy",),
+    "convergence_angle_mrad": ("Acquisition_instrument.TEM.convergence_angle",),
+    "collection_angle_mrad": ("Acquisition_instrument.TEM.Detector.EELS.collection_angle",),
+    "exposure_s": ("Acquisition_instrument.TEM.Detector.EELS.exposure",
+                   "Acquisition_instrument.TEM.Detector.Camera.exposure",
+                   "Acquisition_instrument.TEM.dwell_time"),
+    "biprism_voltage_v": ("Acquisition_instrument.TEM.Biprism.voltage",),
+    "microscope": ("Acquisition_instrument.TEM.microscope",),
+    "title": ("General.title",),
+    "doi": ("General.doi",),
+    "authors": ("General.authors",),
+    "notes": ("General.notes",),
+    "sample": ("Sample.description",),
+}
+_TEXT_KEYS = {"title", "doi", "authors", "notes", "sample", "microscope"}
+# signal types HyperSpy (with exspy/holospy) knows; others stay in ionscope's own node
+_HS_SIGNAL_TYPES = {"EELS": "EELS", "hologram": "hologram"}
+
+
 def metadata_to_attrs(md: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     """Pick ionscope's metadata keys from a HyperSpy-style metadata tree."""
     attrs: dict[str, Any] = {}
-
-    def put(key, value, conv=float):
-        if value is None:
-            return
-        try:
-            attrs[key] = conv(value)
-        except (TypeError, ValueError):
-            pass
-
-    put("beam_energy_kv", _get(md, "Acquisition_instrument.TEM.beam_energy"))
-    put("convergence_angle_mrad", _get(md, "Acquisition_instrument.TEM.convergence_angle"))
-    put("collection_angle_mrad", _get(md, "Acquisition_instrument.TEM.Detector.EELS.collection_angle"))
-    put("exposure_s", _get(md, "Acquisition_instrument.TEM.Detector.EELS.exposure")
-        or _get(md, "Acquisition_instrument.TEM.Detector.Camera.exposure")
-        or _get(md, "Acquisition_instrument.TEM.dwell_time"))
-    put("biprism_voltage_v", _get(md, "Acquisition_instrument.TEM.Biprism.voltage"))
-    put("title", _get(md, "General.title"), str)
-    put("signal_type", _get(md, "Signal.signal_type"), str)
-    put("doi", _get(md, "General.doi"), str)
+    for key, paths in METADATA_MAP.items():
+        for path in paths:
+            value = _get(md, path)
+            if value is None or value == "":
+                continue
+            try:
+                attrs[key] = str(value) if key in _TEXT_KEYS else float(value)
+            except (TypeError, ValueError):
+                continue
+            break
+    st = _get(md, "Signal.signal_type")
+    if st:
+        attrs["signal_type"] = str(st)
     date, time = _get(md, "General.date"), _get(md, "General.time")
     if date:
         stamp = f"{date}T{time}" if time else str(date)
@@ -95,9 +111,89 @@ def metadata_to_attrs(md: dict[str, Any], source: str | None = None) -> dict[str
         except ValueError:
             pass
         attrs["timestamp"] = stamp
+    extra = _get(md, "ionscope.attrs_json")
+    if extra:  # written by to_hyperspy / save(.hspy): everything else, exactly
+        try:
+            attrs.update(json.loads(extra))
+        except (TypeError, ValueError):
+            pass
     if source:
         attrs["source_file"] = str(source)
     return {k: v for k, v in attrs.items() if v != ""}
+
+
+def attrs_to_metadata(attrs: dict[str, Any], *, has_energy: bool) -> dict[str, Any]:
+    """Inverse of :func:`metadata_to_attrs`: a HyperSpy metadata tree (plus an ``ionscope`` node
+    holding every other attribute as JSON, so that a round trip is exact)."""
+    md: dict[str, Any] = {"General": {"title": str(attrs.get("title", ""))}, "Signal": {"signal_type": ""}}
+
+    def put(path: str, value) -> None:
+        node = md
+        *parents, leaf = path.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = value
+
+    used = {"title", "signal_type", "timestamp", "source_file", "dispersion_ev"}
+    for key, paths in METADATA_MAP.items():
+        if key in attrs and key != "title":
+            path = paths[0]
+            if key == "exposure_s" and not has_energy:
+                path = paths[1]  # an image's exposure belongs to the camera
+            put(path, str(attrs[key]) if key in _TEXT_KEYS else float(attrs[key]))
+            used.add(key)
+    st = str(attrs.get("signal_type", "EELS" if has_energy else ""))
+    md["Signal"]["signal_type"] = _HS_SIGNAL_TYPES.get(st, "")
+    if "timestamp" in attrs:
+        try:
+            stamp = _dt.datetime.fromisoformat(str(attrs["timestamp"]))
+            md["General"]["date"] = stamp.date().isoformat()
+            md["General"]["time"] = stamp.time().isoformat()
+        except ValueError:
+            pass
+    rest = {k: v for k, v in attrs.items() if k not in used or k == "signal_type" and st not in _HS_SIGNAL_TYPES}
+    if rest:
+        md["ionscope"] = {"attrs_json": json.dumps(rest, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                                                    else str(o))}
+    return md
+
+
+def _check_signal(sig: dict[str, Any], source) -> None:
+    """Refuse what no calibrated array can be made of, naming the file and the field."""
+    from ..errors import DataValidationError
+
+    data = sig.get("data")
+    where = source or "signal"
+    if data is None or not hasattr(data, "dtype"):
+        raise DataValidationError(f"{where}: field 'data' holds no array (got {type(data).__name__})")
+    if data.dtype.kind not in "biufc":
+        raise DataValidationError(f"{where}: field 'data' has dtype {data.dtype}; expected numbers "
+                                  "(counts, intensities or a complex wave)")
+    if 0 in np.shape(data):
+        raise DataValidationError(f"{where}: field 'data' is empty (shape {np.shape(data)})")
+    for i, ax in enumerate(sig.get("axes") or []):
+        label = f"{where}: axis {i} ({ax.get('name') or 'unnamed'})"
+        if ax.get("axis") is not None:
+            v = np.asarray(ax["axis"], float)
+            if v.size and (not np.all(np.isfinite(v)) or (v.size > 1 and not (np.all(np.diff(v) > 0)
+                                                                               or np.all(np.diff(v) < 0)))):
+                raise CalibrationError(f"{label}: field 'axis' must be finite and strictly monotonic")
+            continue
+        for field_name in ("scale", "offset"):
+            value = ax.get(field_name, 1.0 if field_name == "scale" else 0.0)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise CalibrationError(f"{label}: field '{field_name}' is {value!r}; expected a number") from None
+            if not np.isfinite(value):
+                raise CalibrationError(f"{label}: field '{field_name}' is {value}; expected a finite number")
+            if field_name == "scale" and value <= 0:
+                raise CalibrationError(f"{label}: field 'scale' is {value}; expected a positive step "
+                                       "(units per pixel)")
+        size = ax.get("size")
+        if size is not None and int(size) != int(np.shape(data)[ax.get("index_in_array", i)]
+                                                  if ax.get("index_in_array", i) < np.ndim(data) else -1):
+            raise CalibrationError(f"{label}: field 'size' is {size} but the data have shape {np.shape(data)}")
 
 
 def signal_dict_to_dataarray(sig: dict[str, Any], *, source: str | None = None):
@@ -109,6 +205,8 @@ def signal_dict_to_dataarray(sig: dict[str, Any], *, source: str | None = None):
         raise CalibrationError(
             f"{source}: the file describes {len(axes)} axes for data of shape {np.shape(data)}"
         )
+    _check_signal({**sig, "axes": [dict(a, index_in_array=a.get("index_in_array", i)) for i, a in enumerate(axes)]},
+                  source)
     dims = dims_from_axes(axes)
     scale, offset = {}, {}
     for dim, ax in zip(dims, axes):
@@ -122,40 +220,72 @@ def signal_dict_to_dataarray(sig: dict[str, Any], *, source: str | None = None):
             scale[dim] = float(s) * factor
             offset[dim] = float(o) * factor
         # otherwise: leave the axis without coordinates (uncalibrated)
-    coords = {dim: np.asarray(ax["axis"], float) for dim, ax in zip(dims, axes) if ax.get("axis") is not None}
-    attrs = metadata_to_attrs(sig.get("metadata") or {}, source)
+    coords = {}
+    for dim, ax in zip(dims, axes):
+        if ax.get("axis") is not None:
+            factor = unit_factor(ax.get("units"), dim) if dim in UNITS else None
+            coords[dim] = np.asarray(ax["axis"], float) * (factor or 1.0)
+    md = sig.get("metadata") or {}
+    attrs = metadata_to_attrs(md, source)
+    name = _get(md, "ionscope.name")
+    if name and _get(md, "ionscope.title_is_name") and attrs.get("title") == name:
+        attrs.pop("title")  # the title was only the array's name (see attrs_to_metadata)
     if "energy" in scale:
         attrs.setdefault("dispersion_ev", scale["energy"])
-    da = calibrated(data, dims, scale=scale, offset=offset, coords=coords, attrs=attrs)
+    da = calibrated(data, dims, scale=scale, offset=offset, coords=coords, attrs=attrs,
+                    name=str(name) if name else None)
     if "energy" in da.dims and da.dims[-1] != "energy":
         da = da.transpose(*[d for d in da.dims if d != "energy"], "energy")
     return da
 
 
+def signal_dims(dims) -> tuple[str, ...]:
+    """The signal (non-navigation) dims HyperSpy should see: energy for spectra, (y, x) for images."""
+    if "energy" in dims:
+        return ("energy",)
+    if {"y", "x"} <= set(dims):
+        return ("y", "x")
+    return (dims[-1],) if dims else ()
+
+
+def hyperspy_order(da):
+    """``da`` transposed so that HyperSpy's layout holds: navigation dims first, signal dims last,
+    images as (..., y, x) (so ``s.data.shape == (..., ny, nx)`` and ``s.isig[ix, iy]``)."""
+    sig = signal_dims(da.dims)
+    nav = [d for d in da.dims if d not in sig]
+    return da.transpose(*nav, *sig)
+
+
 def dataarray_to_signal_dict(da) -> dict[str, Any]:
-    """Inverse of :func:`signal_dict_to_dataarray` (for HyperSpy and .hspy writing)."""
+    """Inverse of :func:`signal_dict_to_dataarray` (for HyperSpy and .hspy writing).
+
+    Dims are put in HyperSpy's layout first (:func:`hyperspy_order`).
+    """
+    da = hyperspy_order(da)
+    sig = signal_dims(da.dims)
     axes = []
-    signal_dims = ("energy",) if "energy" in da.dims else tuple(d for d in ("y", "x") if d in da.dims)
     for i, dim in enumerate(da.dims):
         ax: dict[str, Any] = {"name": dim, "size": int(da.sizes[dim]), "index_in_array": i,
-                              "navigate": dim not in signal_dims}
-        if dim in da.coords and da.coords[dim].size > 1 and np.issubdtype(da.coords[dim].dtype, np.number):
+                              "navigate": dim not in sig}
+        if dim in da.coords and np.issubdtype(da.coords[dim].dtype, np.number):
             v = np.asarray(da.coords[dim].values, float)
-            ax.update(scale=float(v[1] - v[0]), offset=float(v[0]), units=UNITS.get(dim, ""))
+            # the end-to-end step is exact to rounding; a stored dispersion is the file's own number
+            step = float((v[-1] - v[0]) / (v.size - 1)) if v.size > 1 else 1.0
+            if dim == "energy" and np.isclose(float(da.attrs.get("dispersion_ev", np.nan)), step, rtol=1e-6):
+                step = float(da.attrs["dispersion_ev"])
+            uniform = v.size < 3 or np.allclose(np.diff(v), step, rtol=1e-6, atol=1e-12 * abs(step))
+            if uniform:
+                ax.update(scale=step, offset=float(v[0]) if v.size else 0.0, units=UNITS.get(dim, ""))
+            else:
+                ax.update(axis=v, units=UNITS.get(dim, ""))
         axes.append(ax)
-    tem: dict[str, Any] = {}
-    if "beam_energy_kv" in da.attrs:
-        tem["beam_energy"] = float(da.attrs["beam_energy_kv"])
-    if "convergence_angle_mrad" in da.attrs:
-        tem["convergence_angle"] = float(da.attrs["convergence_angle_mrad"])
-    if "collection_angle_mrad" in da.attrs:
-        tem.setdefault("Detector", {}).setdefault("EELS", {})["collection_angle"] = float(
-            da.attrs["collection_angle_mrad"])
-    md: dict[str, Any] = {"General": {"title": str(da.attrs.get("title", da.name or ""))},
-                          "Signal": {"signal_type": str(da.attrs.get("signal_type",
-                                                                     "EELS" if "energy" in da.dims else ""))}}
-    if tem:
-        md["Acquisition_instrument"] = {"TEM": tem}
+    attrs = {k: v for k, v in da.attrs.items()}
+    md = attrs_to_metadata(attrs, has_energy="energy" in da.dims)
+    if da.name is not None:
+        md.setdefault("ionscope", {})["name"] = str(da.name)
+        if "title" not in attrs:  # HyperSpy shows the title: let it be the array's name
+            md["General"]["title"] = str(da.name)
+            md["ionscope"]["title_is_name"] = True
     # rosettasciio's .hspy writer wants a complete HyperSpy signal dictionary
     return {"data": np.asarray(da.data), "axes": axes, "metadata": md, "original_metadata": {},
             "tmp_parameters": {}, "attributes": {"_lazy": False}, "learning_results": {},

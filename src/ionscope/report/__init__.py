@@ -23,6 +23,8 @@ _EXPORTS = {
     "profiles": "_figures",
     "flux_map": "_figures",
     "rest_activity": "_figures",
+    "map_grid": "_style",
+    "plot_map": "_style",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

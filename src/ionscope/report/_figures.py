@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path
+from . import _style
 
 _STATE_COLOURS = {"charge": "#fde0dd", "rest": "#eeeeee", "discharge": "#deebf7"}
 
 
 def _plt():
-    import matplotlib
+    return _style.plt()
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
-    return plt
+def _unit(da, default: str) -> str:
+    return da.attrs.get("units") or default
 
 
 def _shade_states(ax, t_min, states):
@@ -42,23 +42,36 @@ def _shade_states(ax, t_min, states):
 
 
 def charge_curve(sync):
-    """Voltage and state of charge per frame, bands by state."""
+    """Voltage and state of charge per frame (and the current, when logged), bands by state."""
     plt = _plt()
     t = np.asarray(sync.time.values, float) / 60.0
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    has_current = "current" in sync
+    fig, axes = plt.subplots(2 if has_current else 1, 1, figsize=(7, 4.6 if has_current else 3.4), sharex=True,
+                             squeeze=False, layout="constrained")
+    ax = axes[0, 0]
     states = sync.state.values if "state" in sync else None
     _shade_states(ax, t, states)
+    handles = []
     if "voltage" in sync:
-        ax.plot(t, sync.voltage.values, "o-", ms=3, color="C0", label="voltage")
+        handles += ax.plot(t, sync.voltage.values, "o-", ms=3, color="C0", label="voltage")
         ax.set_ylabel("voltage (V)")
     if "soc" in sync:
         ax2 = ax.twinx()
-        ax2.plot(t, sync.soc.values, "s--", ms=3, color="C1", label="charge passed (SOC)")
+        handles += ax2.plot(t, sync.soc.values, "s--", ms=3, color="C1", label="state of charge")
         ax2.set_ylabel("state of charge")
-    ax.set_xlabel("time (min)")
-    ax.set_title("Charge curve, per frame")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    bands, names = ax.get_legend_handles_labels()
+    bands = [h for h, n in zip(bands, names) if n in _STATE_COLOURS]
+    # legend above the plot: it never hides the curve
+    ax.legend(handles=bands + handles, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=5, frameon=False)
+    if has_current:
+        a2 = axes[1, 0]
+        _shade_states(a2, t, states)
+        cur = np.asarray(sync.current.values, float)
+        factor, unit = _style.si_prefix(cur, _unit(sync.current, "A"))
+        a2.axhline(0, color="k", lw=0.5)
+        a2.plot(t, cur * factor, "o-", ms=3, color="C2")
+        a2.set_ylabel(f"current ({unit})")
+    axes[-1, 0].set_xlabel("time (min)")
     return fig
 
 
@@ -72,9 +85,9 @@ def mean_li(analysis, *, raw=None):
         ax.plot(t, raw, ".", color="0.5", label="raw maps")
     ax.plot(t, analysis.mean_li.values, "o-", ms=3, color="C2", label="denoised maps")
     ax.set_xlabel("time (min)")
-    ax.set_ylabel("mean Li map value")
-    ax.set_title("Li in the field of view")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"mean Li ({_unit(analysis.mean_li, 'map units')})")
+    ax.set_title("Li in the field of view", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -83,21 +96,21 @@ def flux_components(analysis):
     """Through-film vs in-plane transport and the net direction per frame."""
     plt = _plt()
     t = np.asarray(analysis.time.values, float) / 60.0
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    unit = _unit(analysis.through_film, _unit(analysis.flux_y, "nm/s") if "flux_y" in analysis else "nm/s")
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5.4), sharex=True, layout="constrained")
     states = analysis.state.values if "state" in analysis else None
     _shade_states(a1, t, states)
     _shade_states(a2, t, states)
     a1.plot(t, analysis.through_film.values, "o-", ms=3, label="through-film ⟨|J_y|⟩")
     a1.plot(t, analysis.in_plane.values, "s-", ms=3, label="in-plane ⟨|J_x|⟩")
-    a1.set_ylabel("flux (nm/s)")
-    a1.legend(fontsize=8)
-    a1.set_title(f"Li flux ({analysis.attrs.get('method', '')}); through-film fraction "
+    a1.set_ylabel(f"flux ({unit})")
+    a1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False)
+    fig.suptitle(f"Li flux ({analysis.attrs.get('method', '')}); through-film fraction "
                  f"{analysis.attrs.get('through_fraction', float('nan')):.2f}")
     a2.axhline(0, color="k", lw=0.5)
     a2.plot(t, analysis.toward_electrolyte.values, "o-", ms=3, color="C3")
-    a2.set_ylabel("net flux toward\nelectrolyte (nm/s)")
+    a2.set_ylabel(f"net flux toward\nelectrolyte ({unit})")
     a2.set_xlabel("time (min)")
-    fig.tight_layout()
     return fig
 
 
@@ -115,46 +128,56 @@ def profiles(analysis, *, n_curves: int = 6):
         a2.plot(d, analysis.profile_flux_y.values[i], color=c)
     a1.set_xlabel("distance from the interface (nm)")
     a2.set_xlabel("distance from the interface (nm)")
-    a1.set_ylabel("Li")
-    a2.set_ylabel("through-film flux J_y (nm/s)")
+    a1.set_ylabel(f"Li ({_unit(analysis.profile_li, 'map units')})")
+    a2.set_ylabel(f"through-film flux J_y ({_unit(analysis.profile_flux_y, 'nm/s')})")
     a2.axhline(0, color="k", lw=0.5)
-    a1.legend(fontsize=7)
+    a1.legend(title="time", ncol=2)
     fig.tight_layout()
     return fig
 
 
 def flux_map(analysis, *, frame: int | None = None, step: int = 3):
-    """Li map of one frame with the flux field as arrows (default: the most active frame)."""
+    """Li change of one frame with the flux field as arrows (default: the most active frame).
+
+    Drawn in nm with y downward, so the electrolyte (row 0) is at the top, as in
+    every ionscope map.
+    """
     plt = _plt()
     if frame is None:
         frame = int(np.argmax(analysis.through_film.values + analysis.in_plane.values))
-    jy = analysis.flux_y.values[frame]
-    jx = analysis.flux_x.values[frame]
-    dcdt = analysis.dcdt.values[frame]
+    one = analysis.isel(time=frame)
+    jy = one.flux_y.values
+    jx = one.flux_x.values
     ny, nx = jy.shape
-    fig, ax = plt.subplots(figsize=(6, 6 * ny / nx + 0.6))
-    lim = float(np.abs(dcdt).max()) or 1.0
-    im = ax.imshow(dcdt, cmap="RdBu", vmin=-lim, vmax=lim, origin="upper")
-    yy, xx = np.mgrid[0:ny:step, 0:nx:step]
-    # y grows downward on screen (origin="upper"), so +J_y (toward the collector) must point down too
+    fig, ax = plt.subplots(figsize=(6.4, 6.4 * ny / nx + 0.9), layout="constrained")
+    lim = float(np.abs(one.dcdt.values).max()) or 1.0
+    im = _style.image(ax, one.dcdt, cmap="RdBu", vmin=-lim, vmax=lim)
+    ext = _style.extent_nm(one.dcdt)
+    if ext is not None:
+        xs = np.asarray(one.x.values, float)[::step]
+        ys = np.asarray(one.y.values, float)[::step]
+    else:
+        xs, ys = np.arange(0, nx, step), np.arange(0, ny, step)
+    xx, yy = np.meshgrid(xs, ys)
+    # y grows downward on screen, so +J_y (toward the collector) must point down too: angles="xy"
+    # on an inverted y axis does exactly that
     ax.quiver(xx, yy, jx[::step, ::step], jy[::step, ::step], color="k", angles="xy")
-    fig.colorbar(im, ax=ax, shrink=0.7, label="dLi/dt (1/s)")
-    ax.set_title(f"frame {frame}: flux (arrows) over the Li change; electrolyte at the top")
-    ax.set_axis_off()
-    fig.tight_layout()
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"dLi/dt ({_unit(analysis.dcdt, '1/s')})")
+    t = float(analysis.time.values[frame]) if "time" in analysis.coords else None
+    when = _style.minutes(t) if t is not None else f"frame {frame}"
+    ax.set_title(f"Li flux (arrows) over the Li change at {when}\nelectrolyte at the top")
     return fig
 
 
 def rest_activity(analysis):
     """Mean |dLi/dt| over the rest frames: where Li keeps moving at open circuit."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    im = ax.imshow(analysis.rest_activity.values, cmap="magma")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="mean |dLi/dt| at rest (1/s)")
+    da = analysis.rest_activity
+    fig, ax = plt.subplots(figsize=(5.6, 5.6 * da.sizes["y"] / da.sizes["x"] + 0.9), layout="constrained")
+    im = _style.image(ax, da, cmap="magma")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"mean |dLi/dt| at rest ({_unit(da, '1/s')})")
     ratio = analysis.attrs.get("rest_to_active_ratio", float("nan"))
-    ax.set_title(f"Activity at rest (rest/active = {ratio:.2f})")
-    ax.set_axis_off()
-    fig.tight_layout()
+    ax.set_title(f"Activity at rest (rest/active = {ratio:.2f}); electrolyte at the top")
     return fig
 
 

@@ -21,10 +21,12 @@ from .._atomic import atomic_path
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:72em;margin:1.5em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
-.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;max-width:34em}
-.figs img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+.figs{display:flex;flex-direction:column;gap:1.4em}.figs figure{margin:0;width:100%}
+.figs img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #ddd}
+figcaption{font-size:.85em;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
-td.num{text-align:right;font-family:monospace}.bad{color:#b00}iframe{width:100%;height:470px;border:1px solid #ccc}
+td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
+iframe{width:100%;height:560px;border:1px solid #ccc}
 video,img.movie{max-width:100%}"""
 
 
@@ -42,12 +44,64 @@ def _fmt(v: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+#: Human names and units of the numbers reports show, by key. Keys not listed are shown
+#: with their underscores as spaces; a key ending in a unit (``_nm``, ``_s``, ``_ev`` ...)
+#: gets that unit. Add entries here rather than formatting names at the call site.
+LABELS: dict[str, tuple[str, str]] = {
+    "method": ("flux method", ""),
+    "x_boundary": ("side edges (x) of the field of view", ""),
+    "through_fraction": ("through-film share of the Li flux, Σ|J_y| / Σ(|J_y| + |J_x|)", "1"),
+    "net_toward_electrolyte": ("net Li flux toward the electrolyte", "nm/s"),
+    "rest_activity_mean": ("mean |dLi/dt| at rest", "1/s"),
+    "rest_to_active_ratio": ("activity at rest / during (dis)charge", "1"),
+    "truth_through_fraction_estimate": ("through-film share, estimated", "1"),
+    "truth_through_fraction_truth": ("through-film share, simulator truth", "1"),
+    "truth_through_fraction_observable": ("through-film share, observable part of the truth", "1"),
+    "truth_direction_agreement": ("flux direction agreement with the truth", "1"),
+    "truth_cosine": ("cosine similarity of flux to the truth", "1"),
+    "truth_cosine_observable": ("cosine similarity to the observable truth", "1"),
+    "n_frames": ("frames", ""),
+    "bad_frames": ("frames marked bad", ""),
+    "seconds": ("time", "s"),
+    "stage": ("stage", ""),
+    "cached": ("from the cache", ""),
+    "resumed batches": ("resumed batches", ""),
+    "frame": ("frame", ""),
+    "file": ("file", ""),
+    "reason": ("reason", ""),
+}
+_UNIT_SUFFIXES = {"_nm": "nm", "_s": "s", "_ev": "eV", "_v": "V", "_kv": "kV", "_rad": "rad", "_mrad": "mrad",
+                  "_px": "px", "_c": "C", "_a": "A", "_db": "dB", "_min": "min", "_percent": "%"}
+
+
+def human(key: str) -> tuple[str, str]:
+    """(name, unit) of a report key: from :data:`LABELS`, else from its spelling.
+
+    Examples
+    --------
+    >>> human("width_nm"), human("through_fraction")[1], human("spectra_per_s")
+    (('width', 'nm'), '1', ('spectra per second', '1/s'))
+    """
+    if key in LABELS:
+        return LABELS[key]
+    low = key.lower()
+    if low.endswith("_per_s"):  # a rate: "spectra_per_s" is spectra per second, not a time
+        return key[:-6].replace("_", " ") + " per second", "1/s"
+    for suffix, unit in _UNIT_SUFFIXES.items():
+        if low.endswith(suffix) and len(low) > len(suffix):
+            return key[: -len(suffix)].replace("_", " "), unit
+    return key.replace("_", " "), ""
+
+
 def _numbers_table(numbers: Mapping[str, Any]) -> str:
     if not numbers:
         return ""
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='num'>{html.escape(_fmt(v))}</td></tr>"
-                   for k, v in numbers.items())
-    return f"<table>{rows}</table>"
+    rows = []
+    for k, v in numbers.items():
+        name, unit = human(str(k))
+        rows.append(f"<tr><th>{html.escape(name)}</th><td class='num'>{html.escape(_fmt(v))}</td>"
+                    f"<td class='unit'>{html.escape(unit if unit != '1' else '')}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -100,7 +154,8 @@ def write_html_report(path, *, title: str, sections: Sequence[Mapping[str, Any]]
         if sec.get("table"):
             rows = sec["table"]
             keys = list(rows[0])
-            head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+            head = "".join("<th>{}</th>".format(html.escape(
+                human(k)[0] + (f" ({human(k)[1]})" if human(k)[1] not in ("", "1") else ""))) for k in keys)
             body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>"
                            for r in rows)
             parts.append(f"<table><tr>{head}</tr>{body}</table>")

@@ -31,7 +31,7 @@ def _limits(stacks: Sequence[np.ndarray]) -> tuple[float, float]:
 
 
 def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cmap: str = "viridis",
-                  label: str = "Li", scale_px: float = 3.0) -> Iterator[np.ndarray]:
+                  label: str = "Li", scale_px: float = 3.0, pixel_nm: float | None = None) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames: the (time, y, x) stacks side by side with a caption.
 
     Parameters
@@ -46,6 +46,8 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
         Colour-bar label.
     scale_px : float
         Screen pixels per map pixel (at least 240 px tall images).
+    pixel_nm : float, optional
+        Pixel size in nm: a scale bar is drawn on every panel.
     """
     import matplotlib
 
@@ -67,10 +69,17 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
     h_in = ny * zoom / dpi + 0.9
     fig, axes = plt.subplots(1, len(stacks), figsize=(w_in, h_in), dpi=dpi, squeeze=False)
     images = []
+    from ._style import scale_bar
+
     for ax, title, st in zip(axes[0], panels, stacks):
-        images.append(ax.imshow(st[0], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"))
+        # y downward (origin upper), as in every ionscope map: the electrolyte stays at the top
+        ext = None if pixel_nm is None else (0.0, nx * pixel_nm, ny * pixel_nm, 0.0)
+        images.append(ax.imshow(st[0], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", extent=ext,
+                                origin="upper"))
         ax.set_title(title, fontsize=10)
         ax.set_axis_off()
+        if ext is not None:
+            scale_bar(ax, ext)
     fig.colorbar(images[-1], ax=list(axes[0]), shrink=0.8, label=label)
     text = fig.suptitle(captions[0], fontsize=10)
     try:

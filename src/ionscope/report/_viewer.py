@@ -4,9 +4,13 @@
 One static file: the maps are embedded as base64 16-bit integers (quantised
 between the series' min and max: 1/65535 of the range, far below the noise)
 and drawn in the browser onto a canvas through a colour look-up table; the
-charge curve is inline SVG with a marker that follows the frame. No network,
-no external script. Controls: frame slider, play/pause, raw/denoised toggle,
-and a hover readout of the Li value under the cursor.
+charge curves (voltage, current, charge or state of charge; each present one
+in its own panel on a shared time axis in min) are inline SVG with a marker
+that follows the frame. The map has nm axes, a scale bar and a labelled colour
+bar; y increases downward as in every ionscope figure (electrolyte at the top
+for operando data). No network, no external script. Controls: frame slider,
+play/pause, raw/denoised toggle, and a hover readout of the Li value and
+position under the cursor.
 """
 from __future__ import annotations
 
@@ -39,9 +43,22 @@ def _lut(cmap: str) -> list[int]:
     return (rgba[:, :3] * 255).round().astype(int).ravel().tolist()
 
 
+def _si_scale(values, unit: str) -> tuple[float, str]:
+    """(factor, unit) so that the series reads in A/mA/µA/nA/pA/fA (or C/mC/...)."""
+    from ._style import si_prefix
+
+    return si_prefix(values, unit)
+
+
+def _json_for_script(payload) -> str:
+    """JSON safe inside <script>: '</' cannot close the element, and U+2028/9 are escaped too."""
+    return (json.dumps(payload).replace("</", "<\\/").replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029"))
+
+
 def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, states=None,
                  pixel_nm: float = 1.0, title: str = "ionscope operando viewer", cmap: str = "viridis",
-                 label: str = "Li") -> Path:
+                 label: str = "Li", current=None, charge=None, x0_nm: float = 0.0, y0_nm: float = 0.0) -> Path:
     """Write the viewer HTML file (atomically).
 
     Parameters
@@ -53,11 +70,16 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
     times : array_like (time,)
         Frame times in s.
     voltage, soc : array_like (time,), optional
-        Cell voltage (V) and state of charge per frame: the curve beside the map.
+        Cell voltage (V) and state of charge per frame: curves beside the map.
+    current, charge : array_like (time,), optional
+        Cell current (A) and charge passed (C) per frame: more panels under
+        the voltage (shown in mA/µA/nA, mC/µC/nC as their size asks).
     states : sequence of str, optional
         Cell state per frame (shown in the frame label).
     pixel_nm : float
-        Pixel size for the hover readout.
+        Pixel size in nm (axes, scale bar and hover readout).
+    x0_nm, y0_nm : float
+        Coordinates of the first pixel's edge in nm (the data's own origin).
     label : str
         What the map shows, with its unit (under the colour bar and in the readout).
 
@@ -93,21 +115,25 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
     lo, hi = (float(v) for v in np.nanpercentile(best, [0.5, 99.5]))
     if not hi > lo:
         lo, hi = lo - 0.5, lo + 0.5
-    series = {}
-    for name, values in (("voltage", voltage), ("soc", soc)):
-        if values is not None:
-            v = np.asarray(values, float)
-            if v.shape != (nt,):
-                raise ShapeMismatchError(f"viewer: {name} has shape {v.shape}, expected ({nt},)")
-            series[name] = [None if not np.isfinite(x) else round(float(x), 6) for x in v]
-    curve = "voltage" if "voltage" in series else ("soc" if "soc" in series else None)
+    series = []
+    for name, values, unit, lab in (("voltage", voltage, "V", "voltage"), ("current", current, "A", "current"),
+                                    ("charge", charge, "C", "charge passed"), ("soc", soc, "", "state of charge")):
+        if values is None:
+            continue
+        v = np.asarray(values, float)
+        if v.shape != (nt,):
+            raise ShapeMismatchError(f"viewer: {name} has shape {v.shape}, expected ({nt},)")
+        factor, unit = _si_scale(v, unit) if unit in ("A", "C") else (1.0, unit)
+        series.append({"name": name, "label": f"{lab} ({unit})" if unit else lab, "unit": unit,
+                       "values": [None if not np.isfinite(x) else round(float(x) * factor, 6) for x in v]})
     payload = {
-        "nt": nt, "ny": ny, "nx": nx, "pixel_nm": float(pixel_nm), "layers": layers, "lo": lo, "hi": hi,
-        "times": [round(float(t), 6) for t in times], "series": series, "curve": curve,
+        "nt": nt, "ny": ny, "nx": nx, "pixel_nm": float(pixel_nm), "x0": float(x0_nm), "y0": float(y0_nm),
+        "layers": layers, "lo": lo, "hi": hi,
+        "times": [round(float(t), 6) for t in times], "series": series,
         "states": [str(s) for s in states] if states is not None else None, "lut": _lut(cmap),
         "label": str(label),
     }
-    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", json.dumps(payload))
+    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _json_for_script(payload))
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -120,13 +146,15 @@ _TEMPLATE = """<!DOCTYPE html>
 <title>__TITLE__</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
-#wrap{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-canvas{image-rendering:pixelated;border:1px solid #999;cursor:crosshair}
+#wrap{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}
+#mapbox{position:relative;margin:0 0 0 3.6em}
+canvas#map{image-rendering:pixelated;border:1px solid #999;cursor:crosshair;display:block}
+#axes{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
 #controls{margin:0.8em 0;display:flex;gap:1em;align-items:center;flex-wrap:wrap}
 #frame{width:22em}
-#readout{font-family:monospace;min-height:1.3em}
-svg text{font-size:11px}
-#colorbar{display:flex;align-items:center;gap:0.4em;font-size:12px}
+#readout{font-family:monospace;min-height:1.3em;margin-top:0.4em}
+svg text{font-size:11px;fill:#222}
+#colorbar{display:flex;align-items:center;gap:0.4em;font-size:12px;margin-top:3.2em}
 </style></head>
 <body>
 <h2>__TITLE__</h2>
@@ -138,10 +166,10 @@ svg text{font-size:11px}
   <label><input type="radio" name="mode" id="mode-denoised" value="denoised"> denoised</label></span>
 </div>
 <div id="wrap">
-  <div><canvas id="map"></canvas>
+  <div><div id="mapbox"><canvas id="map"></canvas><svg id="axes" role="img" aria-label="map axes"></svg></div>
     <div id="colorbar"><span id="cb-lo"></span><canvas id="cb" width="256" height="12"></canvas><span id="cb-hi"></span><span id="cb-label"></span></div>
     <div id="readout">hover over the map</div></div>
-  <svg id="curve" width="420" height="300" role="img" aria-label="charge curve"></svg>
+  <svg id="curve" width="460" height="300" role="img" aria-label="charge curves"></svg>
 </div>
 <script>
 "use strict";
@@ -151,6 +179,20 @@ function decode(b64) {
   const bin = atob(b64), bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return new Uint16Array(bytes.buffer);
+}
+function el(tag, attrs, parent) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  parent.appendChild(e); return e;
+}
+function niceStep(span, n) {
+  const raw = span / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
+  return 10 * p;
+}
+function fmt(v, step) {  // as many decimals as the tick step needs: 3.90, 4.00, 4.10
+  const d = step ? Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) : (Number.isInteger(v) ? 0 : 2);
+  return (Math.abs(v) < 1e-12 ? 0 : v).toFixed(Math.min(d, 6));
 }
 const layers = {};
 for (const [name, L] of Object.entries(D.layers)) layers[name] = {lo: L.lo, hi: L.hi, q: decode(L.b64)};
@@ -170,6 +212,31 @@ const octx = off.getContext("2d");
 const img = octx.createImageData(D.nx, D.ny);
 if (!layers.denoised) document.getElementById("modes").style.display = "none";
 document.getElementById("mode-" + mode).checked = true;
+// ---- map axes (nm, y downward) and scale bar, drawn over the canvas
+(function () {
+  const ax = document.getElementById("axes"), W = canvas.width, H = canvas.height;
+  ax.setAttribute("width", W); ax.setAttribute("height", H);
+  const wx = D.nx * D.pixel_nm, wy = D.ny * D.pixel_nm, step = niceStep(Math.max(wx, wy), 5);
+  for (let v = Math.ceil(D.x0 / step) * step; v <= D.x0 + wx + 1e-9; v += step) {
+    const x = (v - D.x0) / wx * W;
+    el("line", {x1: x, x2: x, y1: H, y2: H + 5, stroke: "#444"}, ax);
+    el("text", {x: x, y: H + 17, "text-anchor": "middle"}, ax).textContent = fmt(v, step);
+  }
+  for (let v = Math.ceil(D.y0 / step) * step; v <= D.y0 + wy + 1e-9; v += step) {
+    const y = (v - D.y0) / wy * H;
+    el("line", {x1: -5, x2: 0, y1: y, y2: y, stroke: "#444"}, ax);
+    el("text", {x: -8, y: y + 4, "text-anchor": "end"}, ax).textContent = fmt(v, step);
+  }
+  el("text", {x: W / 2, y: H + 32, "text-anchor": "middle"}, ax).textContent = "x (nm)";
+  el("text", {x: -44, y: H / 2, "text-anchor": "middle", transform: "rotate(-90 -44 " + H / 2 + ")"}, ax)
+    .textContent = "y (nm)";
+  // scale bar: the largest 1, 2 or 5 × 10^n not longer than a quarter of the width
+  const q = wx / 4, pw = Math.pow(10, Math.floor(Math.log10(q)));
+  const bar = [5, 2, 1].map(m => m * pw).find(b => b <= q) || pw, bl = bar / wx * W;
+  el("rect", {x: 10, y: H - 18, width: bl, height: 5, fill: "white", stroke: "black", "stroke-width": 0.8}, ax);
+  const t = el("text", {x: 10 + bl / 2, y: H - 23, "text-anchor": "middle", id: "scalebar"}, ax);
+  t.textContent = fmt(bar, bar) + " nm"; t.setAttribute("style", "fill:white;stroke:black;stroke-width:2.5px;paint-order:stroke");
+})();
 function value(name, t, i) {
   const L = layers[name], q = L.q[t * npx + i];
   return q === 0 ? NaN : L.lo + (q - 1) / 65534 * (L.hi - L.lo);
@@ -185,45 +252,56 @@ function draw() {
   octx.putImageData(img, 0, 0);
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
   const st = D.states ? " · " + D.states[frame] : "";
-  const v = D.series.voltage ? " · " + D.series.voltage[frame].toFixed(3) + " V" : "";
+  let v = "";
+  for (const S of D.series) if (S.name !== "soc" && S.values[frame] !== null) v += " · " + S.values[frame].toPrecision(4) + " " + S.unit;
   document.getElementById("label").textContent =
     "frame " + (frame + 1) + "/" + D.nt + " · t = " + (D.times[frame] / 60).toFixed(1) + " min" + v + st;
   moveMarker();
 }
-// ---- charge curve
+// ---- curves: one panel per series, shared time axis (min)
 const svg = document.getElementById("curve");
-const W = 420, H = 300, M = {l: 52, r: 12, t: 12, b: 36};
-let xs = null, ys = null;
-function el(tag, attrs, parent) {
-  const e = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  (parent || svg).appendChild(e); return e;
-}
-if (D.curve) {
-  const yv = D.series[D.curve], t = D.times;
-  const fin = yv.filter(v => v !== null);
-  let ylo = Math.min(...fin), yhi = Math.max(...fin); if (yhi === ylo) { yhi += 1; ylo -= 1; }
-  const tlo = t[0], thi = t[t.length - 1] > t[0] ? t[t.length - 1] : t[0] + 1;
-  xs = v => M.l + (v - tlo) / (thi - tlo) * (W - M.l - M.r);
-  ys = v => H - M.b - (v - ylo) / (yhi - ylo) * (H - M.t - M.b);
-  el("rect", {x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, fill: "none", stroke: "#999"});
-  const pts = t.map((tt, i) => yv[i] === null ? null : xs(tt).toFixed(1) + "," + ys(yv[i]).toFixed(1)).filter(p => p);
-  el("polyline", {points: pts.join(" "), fill: "none", stroke: "#1f77b4", "stroke-width": 1.5, id: "curve-line"});
-  const lab = D.curve === "voltage" ? "voltage (V)" : "state of charge";
-  el("text", {x: 4, y: M.t + 10}, svg).textContent = yhi.toFixed(3);
-  el("text", {x: 4, y: H - M.b}, svg).textContent = ylo.toFixed(3);
-  el("text", {x: M.l, y: H - 8}, svg).textContent = "time (min): " + (tlo / 60).toFixed(1) + " – " + (thi / 60).toFixed(1);
-  el("text", {x: W - M.r - 110, y: M.t + 14}, svg).textContent = lab;
-  el("line", {id: "cursor", x1: 0, x2: 0, y1: M.t, y2: H - M.b, stroke: "#d62728", "stroke-dasharray": "3,3"});
-  el("circle", {id: "marker", cx: 0, cy: 0, r: 6, fill: "#d62728"});
+const W = 460, M = {l: 62, r: 12, t: 8, b: 40}, PH = 120, GAP = 14;
+const panels = [];
+if (D.series.length) {
+  const Htot = M.t + D.series.length * (PH + GAP) - GAP + M.b;
+  svg.setAttribute("height", Htot);
+  const t = D.times, tlo = t[0], thi = t[t.length - 1] > t[0] ? t[t.length - 1] : t[0] + 1;
+  const xs = v => M.l + (v - tlo) / (thi - tlo) * (W - M.l - M.r);
+  D.series.forEach((S, k) => {
+    const top = M.t + k * (PH + GAP), yv = S.values, fin = yv.filter(v => v !== null);
+    let ylo = Math.min(...fin), yhi = Math.max(...fin); if (yhi === ylo) { yhi += 1; ylo -= 1; }
+    const pad = 0.06 * (yhi - ylo); ylo -= pad; yhi += pad;
+    const ys = v => top + PH - (v - ylo) / (yhi - ylo) * PH;
+    el("rect", {x: M.l, y: top, width: W - M.l - M.r, height: PH, fill: "none", stroke: "#999"}, svg);
+    const ystep = niceStep(yhi - ylo, 3);
+    for (let v = Math.ceil(ylo / ystep) * ystep; v <= yhi; v += ystep) {
+      el("line", {x1: M.l - 4, x2: M.l, y1: ys(v), y2: ys(v), stroke: "#444"}, svg);
+      el("text", {x: M.l - 6, y: ys(v) + 4, "text-anchor": "end"}, svg).textContent = fmt(v, ystep);
+    }
+    el("text", {x: 12, y: top + PH / 2, "text-anchor": "middle", transform: "rotate(-90 12 " + (top + PH / 2) + ")"}, svg)
+      .textContent = S.label;
+    const pts = t.map((tt, i) => yv[i] === null ? null : xs(tt).toFixed(1) + "," + ys(yv[i]).toFixed(1)).filter(p => p);
+    el("polyline", {points: pts.join(" "), fill: "none", stroke: ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"][k % 4],
+                    "stroke-width": 1.5, id: k === 0 ? "curve-line" : "curve-line-" + k}, svg);
+    const cur = el("line", {id: k === 0 ? "cursor" : "cursor-" + k, x1: 0, x2: 0, y1: top, y2: top + PH,
+                            stroke: "#d62728", "stroke-dasharray": "3,3"}, svg);
+    const mk = el("circle", {id: k === 0 ? "marker" : "marker-" + k, cx: 0, cy: 0, r: 5, fill: "#d62728"}, svg);
+    panels.push({S: S, ys: ys, cur: cur, mk: mk, xs: xs});
+  });
+  const bottom = M.t + D.series.length * (PH + GAP) - GAP;
+  const tstep = niceStep((thi - tlo) / 60, 6) * 60;
+  for (let v = Math.ceil(tlo / tstep) * tstep; v <= thi + 1e-9; v += tstep) {
+    el("line", {x1: xs(v), x2: xs(v), y1: bottom, y2: bottom + 4, stroke: "#444"}, svg);
+    el("text", {x: xs(v), y: bottom + 16, "text-anchor": "middle"}, svg).textContent = fmt(v / 60, tstep / 60);
+  }
+  el("text", {x: M.l + (W - M.l - M.r) / 2, y: bottom + 33, "text-anchor": "middle"}, svg).textContent = "time (min)";
 }
 function moveMarker() {
-  if (!D.curve) return;
-  const yv = D.series[D.curve][frame];
-  const m = document.getElementById("marker"), c = document.getElementById("cursor");
-  const x = xs(D.times[frame]).toFixed(1);
-  m.setAttribute("cx", x); m.setAttribute("cy", yv === null ? -20 : ys(yv).toFixed(1));
-  c.setAttribute("x1", x); c.setAttribute("x2", x);
+  for (const P of panels) {
+    const yv = P.S.values[frame], x = P.xs(D.times[frame]).toFixed(1);
+    P.mk.setAttribute("cx", x); P.mk.setAttribute("cy", yv === null ? -20 : P.ys(yv).toFixed(1));
+    P.cur.setAttribute("x1", x); P.cur.setAttribute("x2", x);
+  }
 }
 // ---- colour bar
 (function () {
@@ -250,11 +328,10 @@ canvas.addEventListener("mousemove", ev => {
   if (ix < 0 || iy < 0 || ix >= D.nx || iy >= D.ny) return;
   const v = value(mode, frame, iy * D.nx + ix);
   document.getElementById("readout").textContent =
-    "x = " + ((ix + 0.5) * D.pixel_nm).toFixed(1) + " nm, y = " + ((iy + 0.5) * D.pixel_nm).toFixed(1) +
+    "x = " + (D.x0 + (ix + 0.5) * D.pixel_nm).toFixed(1) + " nm, y = " + (D.y0 + (iy + 0.5) * D.pixel_nm).toFixed(1) +
     " nm, " + D.label + " (" + mode + ") = " + (Number.isNaN(v) ? "no data" : v.toPrecision(4));
 });
 setFrame(0);
 </script>
 </body></html>
 """
-

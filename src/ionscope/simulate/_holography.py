@@ -163,7 +163,7 @@ def _pair(value, name):
 def _common(shape, pixel_nm, voltage_kv, step_v, width_nm, bias_v, thickness_nm, mip_v, mfp_nm,
             leakage_rad_per_v, ramp_rad_per_nm, edge_nm, roughness_nm, distortion_rad, carrier, contrast,
             shift_px=(0.0, 0.0)):
-    from ..holography._fourier import canonical_carrier
+    from ..holography import canonical_carrier
 
     q = canonical_carrier(carrier)
     if not (0 < contrast < 1):

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The options every command shares, so that the vocabulary is one across commands.
+
+- ``-o/--out`` for the output, checked against the suffixes the command writes;
+- ``--refs`` for reference files (the older ``--reference``/``--references``
+  still work but are hidden from ``--help``);
+- ``--var NAME`` to pick one variable of a multi-variable store;
+- ``--no-progress`` and ``-q/--quiet`` everywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+READ_HELP = "force a rosettasciio reader plugin, e.g. HSPY for an ambiguous .hdf5 (default: from the suffix)"
+
+
+def add_out(p, *, suffixes, what: str, required: bool = True, metavar: str = "OUT", default=None) -> None:
+    """``-o/--out``; ``suffixes`` are the ones the command honours (None: a folder)."""
+    allowed = f" ({', '.join(suffixes)})" if suffixes else ""
+    p.add_argument("-o", "--out", required=required and default is None, default=default, metavar=metavar,
+                   help=f"{what}{allowed}, written atomically" + (f" (default: {default})" if default else ""))
+    p.set_defaults(out_suffixes=tuple(suffixes) if suffixes else None)
+
+
+def add_refs(p, *, what: str, aliases=("--reference", "--references"), required: bool = False) -> None:
+    p.add_argument("--refs", metavar="REFS", required=required, help=what)
+    for alias in aliases:  # older spellings keep working, hidden from --help
+        p.add_argument(alias, dest="refs", metavar="REFS", help=argparse.SUPPRESS)
+
+
+def add_var(p, *, default_hint: str) -> None:
+    p.add_argument("--var", metavar="NAME",
+                   help=f"variable to read from a multi-variable .zarr/.nc store (default: {default_hint})")
+
+
+def add_progress(p) -> None:
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors (implies --no-progress)")
+
+
+def add_reader(p) -> None:
+    p.add_argument("--reader", metavar="PLUGIN", help=READ_HELP)
+
+
+def show_progress(args) -> bool | None:
+    """False when asked to hide bars; None (automatic: on a terminal) otherwise."""
+    if getattr(args, "quiet", False) or getattr(args, "no_progress", False):
+        return False
+    return None
+
+
+def say(args, *lines) -> None:
+    """Print unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        for line in lines:
+            print(line)
+
+
+def check_out(args, path=None) -> Path:
+    """The ``--out`` path, refused (before any work) if the command would not write that format."""
+    from ..errors import FileFormatError
+
+    out = Path(path if path is not None else args.out)
+    allowed = getattr(args, "out_suffixes", None)
+    if allowed and out.suffix == "" and not out.is_dir():
+        out = out.with_suffix(allowed[0])  # `--out maps` has always meant maps.zarr
+    if allowed and out.suffix.lower() not in allowed:
+        names = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+        raise FileFormatError(f"--out {out}: expected a {names} path (the formats this command writes)")
+    return out
+
+
+def load_input(path, *, var=None, prefer=(), reader=None, lazy=False, what="INPUT"):
+    """Load one DataArray: ``var`` if given, else the only variable, else the first of ``prefer``
+    present (case-insensitive); otherwise a clear error listing the variables."""
+    import xarray as xr
+
+    from ..errors import FileFormatError
+    from ..io import load
+
+    obj = load(path, var=var, reader=reader, lazy=lazy)
+    if isinstance(obj, xr.DataArray):
+        return obj
+    names = [str(n) for n in obj.data_vars]
+    lower = {n.lower(): n for n in names}
+    for want in prefer:
+        if want.lower() in lower:
+            name = lower[want.lower()]
+            print(f"{path}: using variable {name!r} of {names} (choose with --var)", file=sys.stderr)
+            da = obj[name]
+            da.attrs = {**obj.attrs, **da.attrs}  # the store's provenance (method, fit range ...) travels along
+            return da
+    raise FileFormatError(f"{path}: holds variables {names}; choose the {what} with --var NAME")
+
+
+@contextlib.contextmanager
+def dask_progress(desc: str, enable: bool | None):
+    """A tqdm bar over the dask tasks computed inside the block (limap/mva on lazy series)."""
+    from .._progress import progress_enabled
+
+    if not (progress_enabled() if enable is None else enable):
+        yield
+        return
+    from dask.callbacks import Callback
+    from tqdm.auto import tqdm
+
+    class _Bar(Callback):
+        def _start_state(self, dsk, state):
+            self._bar = tqdm(total=sum(len(state[k]) for k in ("ready", "waiting", "running")) + len(
+                state.get("finished", ())), desc=desc, unit="task", dynamic_ncols=True)
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            self._bar.update(1)
+
+        def _finish(self, dsk, state, errored):
+            self._bar.close()
+
+    with _Bar():
+        yield
