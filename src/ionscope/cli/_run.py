@@ -14,8 +14,12 @@ dir = "."
 
 [limap]
 method = "mlls"
-references = "simulated"
-fit_range = [45.0, 80.0]
+# the simulator's own single-scattering shapes; for real data: `ionscope refs regions ...` → refs.nc
+references = "simulated-realistic"
+fit_range = [45.0, 85.0]
+plural_scattering = "fourier-log"   # the spectra hold their zero-loss peak: deconvolve each from its own
+# x = (w_Li/w_Co)/k, k from the first frame's film beyond the Li-poor interface layer (known x)
+calibration = {{ region = [{y0}, {ny}, 0, {nx}], x = {x0:.4f}, frame = 0 }}
 
 [denoise]
 method = "{denoise}"
@@ -46,6 +50,8 @@ def _demo_config(out: str, *, quick: bool, scheduler: str):
     """Simulate a series into ``out/data`` and write ``out/run.toml`` pointing at it."""
     from pathlib import Path
 
+    import numpy as np
+
     from .. import io as iio
     from .._atomic import atomic_path
     from ..simulate import operando_eels
@@ -53,14 +59,18 @@ def _demo_config(out: str, *, quick: bool, scheduler: str):
     out_dir = Path(out)
     size = dict(shape=(16, 24), n_frames=8) if quick else dict(shape=(32, 48), n_frames=24)
     store = out_dir / "data" / "operando.zarr"
-    si, truth, log = operando_eels(**size, energy_step=0.2, energy_drift_ev=0.3, specimen_drift_px=1.0, seed=0)
+    si, truth, log = operando_eels(**size, energy_step=0.2, physics="realistic", dose=1000.0, energy_drift_ev=0.3,
+                                   specimen_drift_px=1.0, seed=0)
     iio.save(si, store)
     with atomic_path(out_dir / "data" / "log.csv") as tmp:
         log.to_dataframe().to_csv(tmp, float_format="%.9g")
     toml = out_dir / "run.toml"
     with atomic_path(toml) as tmp:
+        ny, nx = truth.sizes["y"], truth.sizes["x"]
+        y0 = int(np.ceil(float(truth.attrs["layer_nm"]) / float(truth.attrs["pixel_nm"]))) + 1
         tmp.write_text(_DEMO_TOML.format(interval=float(truth.attrs["frame_time_s"]), scheduler=scheduler,
-                                         denoise="gaussian" if quick else "sparse_coding"))
+                                         denoise="gaussian" if quick else "sparse_coding", y0=y0, ny=ny, nx=nx,
+                                         x0=float(truth.x_li.isel(time=0, y=slice(y0, ny)).mean())))
     return toml
 
 
@@ -93,7 +103,15 @@ def run(args) -> int:
     for bad in result.bad_frames:
         print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
     an = result.analysis.attrs
+    unit = result.analysis.flux_y.attrs.get("units", "nm/s") if "flux_y" in result.analysis else "nm/s"
     print(f"through-film fraction {an.get('through_fraction', float('nan')):.3f}, "
-          f"net flux toward the electrolyte {an.get('net_toward_electrolyte', float('nan')):.3g} nm/s")
+          f"net flux toward the electrolyte {an.get('net_toward_electrolyte', float('nan')):.3g} {unit}")
+    frac = result.dataset("fraction")
+    if "k" in frac.attrs:
+        print(f"x = (w_Li/w_Co)/k with k = {frac.attrs['k']:.4g} ± {frac.attrs['k_std']:.2g}")
+    if "thickness_mean" in frac:
+        t = frac.thickness_mean.values
+        print(f"t/λ {t[0]:.3f} → {t[-1]:.3f} over the run ({100 * (t[-1] / t[0] - 1):+.1f} %)"
+              + ("  WARNING: the film thins under the beam (> 5 %)" if frac.attrs.get("thinning_warning") else ""))
     print(f"outputs in {cfg.out_dir}/ ({', '.join(sorted(result.files))})")
     return 0

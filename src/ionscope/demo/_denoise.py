@@ -16,7 +16,9 @@ import numpy as np
 
 def _truth_for(ctx, limaps):
     try:
-        li = ctx.data["operando"]["truth"]["li"]
+        truth = ctx.data["operando"]["truth"]
+        # x in the image frame (realistic physics) or the specimen-frame Li fraction (ideal)
+        li = truth["x_li"] if "x_li" in truth else truth["li"]
     except (KeyError, TypeError):
         return None
     if tuple(li.dims) != tuple(limaps.dims) or li.shape != limaps.shape:
@@ -40,7 +42,9 @@ def run(ctx) -> None:
         raw, truth = limap_movie(shape=shape, n_frames=frames, counts=5.0, seed=0)
         source = "limap_movie, 5 counts/px"
     t0 = time.perf_counter()
-    den = sparse_coding(raw)
+    sigma = raw.attrs.get("noise_sigma")
+    # x maps are fitted numbers, not counts: their noise level comes from the fit's own errors
+    den = sparse_coding(raw, noise="gaussian", sigma=float(sigma)) if sigma else sparse_coding(raw)
     seconds = time.perf_counter() - t0
     ctx.data["limaps_denoised"] = den
     iio.save(den, ctx.path("limaps_denoised.zarr"))

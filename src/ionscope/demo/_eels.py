@@ -151,7 +151,8 @@ def _run_realistic(ctx) -> None:
     region = film & (truth.y > float(truth.attrs["layer_nm"]) + 5.0)
     x_known = float(truth.x_li.isel(time=0).where(region).mean())
     frac = eels.li_fraction(maps.isel(time=0), calibration={"region": region, "x": x_known})
-    x = eels.li_fraction(maps, calibration={"k": frac.attrs["k"], "k_std": frac.attrs["k_std"]})
+    # a smoothed Co map under the ratio: the host density varies slowly, a noisy w_Co ≤ 0 would make x undefined
+    x = eels.li_fraction(maps, calibration={"k": frac.attrs["k"], "k_std": frac.attrs["k_std"]}, smooth_co=2.0)
     true_x = truth.x_li
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the raw fit warns about the zero-loss peak: that is the point
@@ -194,7 +195,8 @@ def _run_realistic(ctx) -> None:
     limaps = x.li_fraction.where(film.broadcast_like(x.li_fraction)).fillna(0.0).clip(0.0, 1.5).astype(np.float32)
     limaps.name = "li"
     limaps.attrs = {"signal_type": "limap", "long_name": "Li fraction x in LixCoO2 (Fourier-log MLLS)",
-                    "units": "1", "source": "ionscope.eels.mlls(plural_scattering='fourier-log') + li_fraction"}
+                    "units": "1", "source": "ionscope.eels.mlls(plural_scattering='fourier-log') + li_fraction",
+                    "noise_sigma": float(x.li_fraction_std.where(film).median())}
     ctx.data["limaps"] = limaps
     iio.save(limaps, ctx.path("limaps.zarr"))
     frames = sorted({0, si.sizes["time"] // 2, si.sizes["time"] - 1})

@@ -12,7 +12,9 @@ def run(ctx) -> None:
     from .. import eels
 
     data, truth = ctx.data["co_l"]
-    pm = eels.phase_map(data, truth.spectra, background=True)
+    # dual EELS: the references get each pixel's own plasmon replicas from its low loss
+    low = ctx.data.get("co_l_low_loss")
+    pm = eels.phase_map(data, truth.spectra, background=True, low_loss=low)
     c34 = pm.fraction.sel(component="Co3O4")
     profile = c34.mean("x")
     layer = eels.layer_width(profile, kind="step", interface=0.0)

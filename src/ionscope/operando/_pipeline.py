@@ -708,9 +708,17 @@ def _analysis(ctx):
                  profile_bins=ac.profile_bins, rest_states=ac.rest_states)
     quantity = li.attrs.get("quantity", "weight")
     unit = "x·nm/s" if quantity == "x" else f"({li.attrs.get('units', 'map units')})·nm/s"
-    for name in ("flux_y", "flux_x"):
+    for name in ("flux_y", "flux_x", "through_film", "in_plane", "toward_electrolyte"):
         if name in an:
             an[name].attrs["units"] = unit
+    if "mean_li" in an:
+        an["mean_li"].attrs.update(units=str(li.attrs.get("units", "")),
+                                   long_name="mean x" if quantity == "x" else "mean Li weight")
+    map_unit = "x" if quantity == "x" else str(li.attrs.get("units", "map units"))
+    for name, u in (("profile_li", map_unit if quantity != "x" else "1"), ("profile_dcdt", f"{map_unit}/s"),
+                    ("profile_flux_y", unit), ("dcdt", f"{map_unit}/s"), ("rest_activity", f"{map_unit}/s")):
+        if name in an:
+            an[name].attrs["units"] = u
     an.attrs["map_quantity"] = "Li fraction x" if quantity == "x" else str(li.attrs.get("long_name", "Li map"))
     if truth is not None and "flux_y" in truth:
         err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])

@@ -181,6 +181,23 @@ def rest_activity(analysis):
     return fig
 
 
+def thickness_trend(times_s, thickness, states=None):
+    """Mean t/λ per frame: a film thinning under the beam changes every map (beam-damage check)."""
+    plt = _plt()
+    t = np.asarray(times_s, float) / 60.0
+    th = np.asarray(thickness, float)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    _shade_states(ax, t, states)
+    ax.plot(t, th, "o-", ms=3, color="C3")
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("mean t/λ (log-ratio)")
+    change = 100.0 * (th[-1] / th[0] - 1.0) if th.size > 1 and th[0] > 0 else 0.0
+    warn = "  — thinning > 5 %: beam damage?" if change < -5 else ""
+    ax.set_title(f"Thickness of the field of view: {change:+.1f} % over the run{warn}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
     """Save a figure atomically (format from the suffix) and close it."""
     plt = _plt()

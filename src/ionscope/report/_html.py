@@ -51,8 +51,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "method": ("flux method", ""),
     "x_boundary": ("side edges (x) of the field of view", ""),
     "through_fraction": ("through-film share of the Li flux, Σ|J_y| / Σ(|J_y| + |J_x|)", "1"),
-    "net_toward_electrolyte": ("net Li flux toward the electrolyte", "nm/s"),
-    "rest_activity_mean": ("mean |dLi/dt| at rest", "1/s"),
+    # {map_unit}: the mapped quantity's unit ("x" once calibrated), from the numbers' own "map_unit"
+    "net_toward_electrolyte": ("net Li flux toward the electrolyte", "{map_unit}·nm/s"),
+    "rest_activity_mean": ("mean |dLi/dt| at rest", "{map_unit}/s"),
+    "map_quantity": ("mapped quantity", ""),
+    "map_unit": ("unit of the maps", ""),
+    "k": ("calibration k = w_Li/w_Co at x = 1", "1"),
+    "k_std": ("σ of k", "1"),
+    "thickness_change": ("change of the mean t/λ over the run", "1"),
+    "thinning_warning": ("film thins > 5 % (beam damage?)", ""),
+    "undefined_pixels": ("pixels where x is undefined (no Co)", ""),
+    "thickness_per_frame": ("mean t/λ per frame", "1"),
     "rest_to_active_ratio": ("activity at rest / during (dis)charge", "1"),
     "truth_through_fraction_estimate": ("through-film share, estimated", "1"),
     "truth_through_fraction_truth": ("through-film share, simulator truth", "1"),
@@ -97,8 +106,10 @@ def _numbers_table(numbers: Mapping[str, Any]) -> str:
     if not numbers:
         return ""
     rows = []
+    map_unit = str(numbers.get("map_unit", "map units"))
     for k, v in numbers.items():
         name, unit = human(str(k))
+        unit = unit.replace("{map_unit}", map_unit)
         rows.append(f"<tr><th>{html.escape(name)}</th><td class='num'>{html.escape(_fmt(v))}</td>"
                     f"<td class='unit'>{html.escape(unit if unit != '1' else '')}</td></tr>")
     return f"<table>{''.join(rows)}</table>"

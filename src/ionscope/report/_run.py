@@ -50,8 +50,11 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     sync_all = result.sync.load()
     covered = np.asarray(sync_all.covered.values, bool)
     sync = sync_all.isel(time=covered)
-    raw = np.asarray(result.li_raw.values, float)[covered]
+    # the mapped quantity before and after denoising: x with a calibration, else the Li weight
+    frac = result.dataset("fraction").load()
+    raw = np.asarray(frac["li"].values, float)[covered]
     den = np.asarray(result.li_denoised.values, float)[covered]
+    label = _map_label(result.config, frac)
     times = np.asarray(an.time.values, float)
     captions = _captions(times, sync)
     files: dict[str, Path] = {}
@@ -59,24 +62,40 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
         ["viewer.html"] if cfg.viewer else [])
     for job in progress(jobs, desc=f"{'report: write':<22}", enable=show_progress, unit="file"):
         if job.startswith("movie."):
-            files[job] = li_movie(out / job, {"raw": raw, "denoised": den}, captions, fps=cfg.fps)
+            pixel = float(abs(an.x.values[1] - an.x.values[0])) if "x" in an.coords and an.sizes["x"] > 1 else None
+            files[job] = li_movie(out / job, {"raw": raw, "denoised": den}, captions, fps=cfg.fps, label=label,
+                                  pixel_nm=pixel)
         elif job == "figures":
             made = {"charge_curve": figs.charge_curve(sync), "mean_li": figs.mean_li(an, raw=raw.mean(axis=(1, 2))),
                     "flux_components": figs.flux_components(an), "profiles": figs.profiles(an),
                     "flux_map": figs.flux_map(an)}
             if "rest_activity" in an:
                 made["rest_activity"] = figs.rest_activity(an)
+            if "thickness_mean" in frac:
+                made["thickness"] = figs.thickness_trend(times, frac.thickness_mean.values[covered],
+                                                         sync.state.values if "state" in sync else None)
             for name, fig in made.items():
                 files[f"figures/{name}.png"] = figs.save_figure(fig, out / "figures" / f"{name}.png")
         else:
             pixel = float(abs(an.x.values[1] - an.x.values[0])) if "x" in an.coords and an.sizes["x"] > 1 else 1.0
+            x0 = float(an.x.values[0]) - 0.5 * pixel if "x" in an.coords else 0.0
+            y0 = float(an.y.values[0]) - 0.5 * pixel if "y" in an.coords else 0.0
             files[job] = write_viewer(out / job, raw=raw, denoised=den, times=times,
                                       voltage=sync.voltage.values if "voltage" in sync else None,
                                       soc=sync.soc.values if "soc" in sync else None,
-                                      states=sync.state.values, pixel_nm=pixel,
+                                      current=sync.current.values if "current" in sync else None,
+                                      charge=sync.charge_c.values if "charge_c" in sync else None,
+                                      states=sync.state.values, pixel_nm=pixel, x0_nm=x0, y0_nm=y0,
                                       title="ionscope operando viewer: Li map and charge curve",
-                                      label=_map_label(result.config))
+                                      label=label)
     summary = result.summary()
+    summary["map_quantity"] = label
+    summary["map_unit"] = "x" if frac["li"].attrs.get("quantity") == "x" else str(frac["li"].attrs.get("units", ""))
+    for key in ("k", "k_std", "thickness_change", "thinning_warning", "undefined_pixels"):
+        if key in frac.attrs:
+            summary[key] = frac.attrs[key]
+    if "thickness_mean" in frac:
+        summary["thickness_per_frame"] = [round(float(v), 4) for v in frac.thickness_mean.values]
     summary["bad_frames_detail"] = result.bad_frames
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1, default=str))
@@ -97,11 +116,15 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     return files
 
 
-def _map_label(config) -> str:
-    """Name and unit of the mapped quantity, for the viewer's colour bar and readout."""
+def _map_label(config, frac=None) -> str:
+    """Name and unit of the mapped quantity, for the viewer's colour bar, the movie and the readout."""
     lc = config.limap
+    attrs = frac["li"].attrs if frac is not None and "li" in frac else {}
+    if attrs.get("quantity") == "x":
+        return "Li fraction x in LixCoO2"
     if lc.method == "mlls":
-        return f"{lc.component} weight (MLLS, × reference)"
+        unit = attrs.get("units", "")
+        return f"{lc.component} weight (MLLS, {unit or '× reference'})"
     return f"{lc.component} ({lc.method.upper()})"
 
 
