@@ -118,8 +118,6 @@ def test_help_documents_every_option():
                 missing.append(f"{prefix}: {a.option_strings or a.dest}")
 
     for name, p in sub.choices.items():
-        if name == "run":  # `ionscope run` is rebuilt with the operando pipeline (its own tests)
-            continue
         walk(p, name)
         opts = {s for a in p._actions for s in a.option_strings}
         if name != "holo":

@@ -35,11 +35,13 @@ def register(sub) -> None:
                                    "and report; every stage is cached, so a re-run resumes.")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true", help="simulate a small experiment and run on it")
-    p.add_argument("--out", metavar="DIR", help="output directory (overrides [output] dir; --demo: ionscope-run-demo)")
+    p.add_argument("-o", "--out", metavar="DIR",
+                   help="output directory (overrides [output] dir; --demo: ionscope-run-demo)")
     p.add_argument("--scheduler", metavar="S", help="'threads', 'synchronous', 'local' (dask LocalCluster) "
                                                      "or 'tcp://HOST:PORT' (overrides [compute] scheduler)")
     p.add_argument("--quick", action="store_true", help="with --demo: a smaller series")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors (implies --no-progress)")
     p.add_argument("--wait", action="store_true",
                    help="if another run holds the output folder, wait for it instead of refusing")
     p.add_argument("--wait-max", type=float, metavar="SECONDS", help="with --wait: give up after SECONDS")
@@ -94,9 +96,11 @@ def run(args) -> int:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
     from ..report import operando_report_stage
 
-    result = run_pipeline(cfg, show_progress=False if args.no_progress else None,
+    result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
                           extra_stages=(operando_report_stage(),),
                           wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    if args.quiet:
+        return 0
     for name, rec in result.stages.items():
         how = "cached" if rec.cached else ("resumed" if rec.resumed_batches else "done")
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")
