@@ -56,22 +56,30 @@ def run(ctx) -> None:
     results["shift_uncertainty_rms_rad"] = float(np.sqrt(np.mean(est1["uncertainty"].values ** 2)))
     ctx.results["holography"] = results
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    axes[0].imshow(np.angle(np.asarray(w0f)), cmap="twilight", extent=[0, y_nm[-1], y_nm[-1], 0])
-    axes[0].set_title("Fourier phase, 0 V (wrapped)")
-    axes[0].set_xlabel("x (nm)")
-    axes[1].imshow(np.asarray(diffs["phase_shifting"]["phase_difference"]), cmap="RdBu_r",
-                   extent=[0, y_nm[-1], y_nm[-1], 0])
-    axes[1].set_title(f"phase shifting: Δφ ({bias:g} V − 0 V)")
-    axes[1].plot([x1 - 20, x1 + 20], [y_mid, y_mid], "k-")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 1.35]})
+    extent = [0, y_nm[-1], y_nm[-1], 0]
+    im0 = axes[0].imshow(np.angle(np.asarray(w0f)), cmap="twilight", extent=extent, vmin=-np.pi, vmax=np.pi)
+    axes[0].set_title("Fourier phase, 0 V (wrapped)", fontsize=10)
+    fig.colorbar(im0, ax=axes[0], shrink=0.85, label="phase (rad)")
+    dphi = np.asarray(diffs["phase_shifting"]["phase_difference"])
+    lim = float(np.nanpercentile(np.abs(dphi), 99))
+    im1 = axes[1].imshow(dphi, cmap="RdBu_r", extent=extent, vmin=-lim, vmax=lim)
+    axes[1].set_title(f"phase shifting: Δφ ({bias:g} V − 0 V)", fontsize=10)
+    axes[1].plot([x1 - 20, x1 + 20], [y_mid, y_mid], "k-", lw=1.5)
+    fig.colorbar(im1, ax=axes[1], shrink=0.85, label="Δφ (rad)")
+    for a in axes[:2]:
+        a.set_xlabel("x (nm)")
+        a.set_ylabel("y (nm)")
     ax = axes[2]
     ax.plot(truth_prof.position, truth_prof, "k--", label="truth")
     for name, color in (("fourier", "C0"), ("phase_shifting", "C3")):
         prof, fit = profiles[name]
         ax.plot(prof.position, prof, ".", color=color, ms=3)
         ax.plot(fit.position, fit.fitted, "-", color=color,
-                label=f"{name}: ΔV={fit.step:.3f}±{fit.step_err:.3f} V, w={fit.width:.1f} nm")
-    ax.set_xlabel("distance across the Cu/electrolyte interface (nm)")
+                label=f"{name.replace('_', ' ')}: ΔV = {fit.step:.3f} ± {fit.step_err:.3f} V, w = {fit.width:.1f} nm")
+    ax.set_xlabel("distance along the black line (nm)")
     ax.set_ylabel("ΔV (V)")
-    ax.legend(fontsize=7)
+    ax.set_title("interface step across Cu | electrolyte", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)  # below: no data hidden
     ctx.save_figure(fig, "holography.png")
