@@ -68,21 +68,39 @@ def _figure(raw, den, truth, results):
     frames = sorted({0, n_t // 2, n_t - 1})
     rows = [("raw", raw), ("sparse coding", den)] + ([("truth", truth)] if truth is not None else [])
     lo, hi = np.percentile(np.asarray(den), [1, 99])
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.6 * len(frames), 2.5 * len(rows)),
+    ny, nx = raw.sizes["y"], raw.sizes["x"]
+    aspect = nx / max(ny, 1)
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.4 * aspect * len(frames) + 1.6, 2.4 * len(rows) + 0.6),
                              layout="constrained", squeeze=False)
+    has_nm = "x" in raw.coords and "y" in raw.coords and raw.sizes["x"] > 1 and raw.sizes["y"] > 1
+    if has_nm:
+        x, y = raw.x.values, raw.y.values
+        dx, dy = x[1] - x[0], y[1] - y[0]
+        extent = [x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2]  # electrolyte (row 0) at the top
+    else:
+        extent = None
+    times = raw.time.values if "time" in raw.coords else np.arange(n_t)
     for r, (label, movie) in enumerate(rows):
         for c, t in enumerate(frames):
             ax = axes[r, c]
-            im = ax.imshow(np.asarray(movie.isel(time=t)), cmap="viridis", vmin=lo, vmax=hi)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            im = ax.imshow(np.asarray(movie.isel(time=t)), cmap="viridis", vmin=lo, vmax=hi, extent=extent)
+            if r == len(rows) - 1 and has_nm:
+                ax.set_xlabel("x (nm)")
+            else:
+                ax.set_xticklabels([])
             if c == 0:
                 text = label
                 if "psnr_raw_db" in results and label != "truth":
                     key = "psnr_raw_db" if label == "raw" else "psnr_denoised_db"
-                    text += f"\n{results[key]:.1f} dB"
-                ax.set_ylabel(text)
+                    text += f" ({results[key]:.1f} dB)"
+                ax.set_ylabel(f"{text}\ny (nm)" if has_nm else text, fontsize=9)
+            else:
+                ax.set_yticklabels([])
             if r == 0:
-                ax.set_title(f"frame {t}")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
+                ax.set_title(f"t = {float(times[t]) / 60:.1f} min" if "time" in raw.coords else f"frame {t}",
+                             fontsize=10)
+    name = raw.attrs.get("long_name", "Li map")
+    unit = raw.attrs.get("units", "")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7,
+                 label=f"{name}" + (f" ({unit})" if unit and unit != "1" else ""))
     return fig

@@ -37,20 +37,29 @@ def run(ctx) -> None:
 def _figure(c34, truth, profile, layer, pc):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.0), layout="constrained")
-    axes[0].imshow(truth.fraction.sel(component="Co3O4").values, vmin=0, vmax=0.7, cmap="magma")
-    axes[0].set_title("true Co3O4 fraction")
-    im = axes[1].imshow(c34.values, vmin=0, vmax=0.7, cmap="magma")
-    axes[1].set_title("MLLS Co3O4 fraction")
-    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.8)
-    y = profile.y.values
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    x, y = truth.x.values, truth.y.values
+    dx, dy = (x[1] - x[0]) if x.size > 1 else 1.0, (y[1] - y[0]) if y.size > 1 else 1.0
+    # y downward from the electrolyte interface (row 0), as in every ionscope map
+    extent = [x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2]
+    axes[0].imshow(truth.fraction.sel(component="Co3O4").values, vmin=0, vmax=0.7, cmap="magma", extent=extent)
+    axes[0].set_title("true Co3O4 fraction", fontsize=10)
+    im = axes[1].imshow(c34.values, vmin=0, vmax=0.7, cmap="magma", extent=extent)
+    axes[1].set_title("Co3O4 fraction (MLLS on Co-L, dual EELS)", fontsize=10)
+    for a in axes[:2]:
+        a.set_xlabel("x (nm)")
+        a.set_ylabel("y from the interface (nm)")
+    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.85, label="Co3O4 share of the Co")
     axes[2].plot(y, profile.values, ".", ms=4, label="mean over x")
     axes[2].plot(y, layer["fit"], "r-", label=f"layer {layer['width_nm']:.2f} ± {layer['width_std_nm']:.2f} nm")
-    axes[2].set_xlabel("distance from interface (nm)")
-    axes[2].legend(fontsize=8)
+    axes[2].set_xlabel("distance from the interface (nm)")
+    axes[2].set_ylabel("Co3O4 share of the Co")
+    axes[2].legend(fontsize=8, frameon=False)
     ev = pc.eigenvalues.values
     axes[3].semilogy(np.arange(1, ev.size + 1), ev, "o-", ms=3)
-    axes[3].axhline(pc.attrs["noise_edge"], color="r", lw=0.8, label="noise edge")
-    axes[3].set_title(f"PCA scree ({pc.attrs['n_signal']} signal components)")
-    axes[3].legend(fontsize=8)
+    axes[3].axhline(pc.attrs["noise_edge"], color="r", lw=0.8, label="noise edge (Marchenko–Pastur)")
+    axes[3].set_title(f"PCA scree ({pc.attrs['n_signal']} signal components)", fontsize=10)
+    axes[3].set_xlabel("component")
+    axes[3].set_ylabel("eigenvalue (Poisson-scaled)")
+    axes[3].legend(fontsize=8, frameon=False)
     return fig
