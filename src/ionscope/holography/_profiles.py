@@ -134,6 +134,9 @@ class StepFit:
     n_points: int
     position: np.ndarray = field(repr=False)
     fitted: np.ndarray = field(repr=False)
+    # background slope (units of the profile per unit position) with ``background="linear"``
+    slope: float = 0.0
+    slope_err: float = 0.0
 
     def to_dict(self) -> dict:
         """Plain numbers (no arrays) for JSON reports."""
@@ -143,15 +146,22 @@ class StepFit:
         return d
 
 
-def _model(kind):
+def _model(kind, linear=False, pivot=0.0):
     from scipy.special import erf
 
     if kind == "erf":
-        return lambda x, b, d, x0, s: b + 0.5 * d * (1 + erf((x - x0) / (math.sqrt(2) * s)))
-    return lambda x, b, d, x0, w: b + 0.5 * d * (1 + np.tanh((x - x0) / w))
+        step = lambda x, b, d, x0, s: b + 0.5 * d * (1 + erf((x - x0) / (math.sqrt(2) * s)))  # noqa: E731
+    else:
+        step = lambda x, b, d, x0, w: b + 0.5 * d * (1 + np.tanh((x - x0) / w))  # noqa: E731
+    if not linear:
+        return step
+    # the slope pivots about a fixed point (the initial centre) so that it is not
+    # correlated with the offset through the position's origin
+    return lambda x, b, d, x0, w, s: step(x, b, d, x0, w) + s * (x - pivot)
 
 
-def fit_step(profile, *, position=None, model="erf", center=None, window=None):
+def fit_step(profile, *, position=None, model="erf", center=None, window=None, background="constant",
+             max_width=None):
     """Fit a step (error function or tanh) to a profile: ΔV, width and centre with uncertainties.
 
     erf: y = b + Δ/2·(1 + erf((x − x₀)/(√2 σ))); tanh: y = b + Δ/2·(1 + tanh((x − x₀)/w))
@@ -170,6 +180,14 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
         Initial guess for the step position.
     window : float, optional
         Fit only within ±window of ``center`` (isolates one interface).
+    background : {"constant", "linear"}
+        ``"linear"`` adds a background slope s·(x − centre) (returned as
+        ``slope``): a smooth field across the interface, e.g. the residue of a
+        leakage field, would otherwise bias the step.
+    max_width : float, optional
+        Upper bound of the 10–90 % width (default: the fitted span). Where
+        there is (almost) no step, a step as wide as the window is a slope,
+        and step and slope become degenerate; a bound keeps the fit local.
 
     Returns
     -------
@@ -193,6 +211,8 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
 
     if model not in _WIDTH_FACTOR:
         raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
+    if background not in ("constant", "linear"):
+        raise DataValidationError(f"background: expected 'constant' or 'linear', got {background!r}")
     import xarray as xr
 
     sem = None
@@ -233,20 +253,31 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
     span = float(x[-1] - x[0])
     step_px = float(np.median(np.diff(x)))
     p0 = [b0, top - b0, center, max(span / 20, step_px)]
-    f = _model(model)
+    k = _WIDTH_FACTOR[model]
+    wmax = span if max_width is None else float(max_width) / k
+    if not (math.isfinite(wmax) and wmax > 1e-3 * step_px):
+        raise DataValidationError(f"max_width: expected a positive width, got {max_width!r}")
+    p0[3] = min(p0[3], 0.5 * wmax)
+    lower, upper = [-np.inf, -np.inf, x[0], 1e-3 * step_px], [np.inf, np.inf, x[-1], wmax]
+    linear = background == "linear"
+    if linear:
+        p0, lower, upper = p0 + [0.0], lower + [-np.inf], upper + [np.inf]
+        if x.size < 7:
+            raise DataValidationError(f"profile: {x.size} usable points; a step fit with a slope needs at least 7")
+    f = _model(model, linear, float(center))
     try:
         popt, pcov = curve_fit(f, x, y, p0=p0, sigma=sigma, absolute_sigma=False, maxfev=5000,
-                               bounds=([-np.inf, -np.inf, x[0], 1e-3 * step_px], [np.inf, np.inf, x[-1], span]))
+                               bounds=(lower, upper))
     except (RuntimeError, ValueError) as exc:
         raise DataValidationError(f"profile: no step could be fitted ({exc}); check the line crosses an interface")
-    err = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else np.full(4, np.nan)
-    k = _WIDTH_FACTOR[model]
+    err = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else np.full(len(popt), np.nan)
     fitted = f(x, *popt)
     return StepFit(model=model, step=float(popt[1]), step_err=float(err[1]), width=float(k * popt[3]),
                    width_err=float(k * err[3]), center=float(popt[2]), center_err=float(err[2]),
                    offset=float(popt[0]), offset_err=float(err[0]),
                    residual_rms=float(np.sqrt(np.mean((y - fitted) ** 2))), n_points=int(x.size),
-                   position=x, fitted=fitted)
+                   position=x, fitted=fitted, slope=float(popt[4]) if linear else 0.0,
+                   slope_err=float(err[4]) if linear else 0.0)
 
 
 def interface_asymmetry(fit_a: StepFit, fit_b: StepFit) -> dict:
