@@ -31,6 +31,8 @@ def _refine(ref: np.ndarray, moving: np.ndarray, shift: np.ndarray, *, iteration
     for _ in range(iterations):
         m = ndimage.shift(moving, s, order=3, mode="nearest")
         pad = margin + int(np.ceil(np.abs(s).max()))
+        if 2 * pad + 2 > min(m.shape):  # no interior left beyond the shift: keep the correlation estimate
+            break
         inner = (slice(pad, -pad or None),) * 2
         gy, gx = np.gradient(m)
         r = (m - m[inner].mean()) - (ref - ref[inner].mean())
