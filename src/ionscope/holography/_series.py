@@ -553,7 +553,13 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         else:
             amp = np.abs(psi0) / np.median(np.abs(psi0)[vac])
             rowt = np.median(-2 * np.log(np.clip(amp, 1e-6, None)), axis=1)   # t/λ per row (SCIENCE.md §4)
-        region_rows = rowt >= 0.95 * np.max(rowt)
+        if t_in.ndim == 2:
+            region_rows = rowt >= 0.95 * np.max(rowt)
+        else:
+            # a noisy estimate: compare with a robust plateau level, not the maximum
+            spec_rows = ~vac.any(axis=1)
+            plateau = np.percentile(rowt[spec_rows], 90) if spec_rows.any() else np.max(rowt)
+            region_rows = rowt >= 0.85 * plateau
     elif np.ndim(region) == 1 and len(region) == 2:
         region_rows = (y_w >= float(region[0])) & (y_w <= float(region[1]))
     else:
@@ -805,11 +811,13 @@ def asymmetry_summary(series, *, min_bias_v=None):
     Dataset
         Along ``polarity`` (``positive``, ``negative``, ``all``: the sign of
         the bias): ``asymmetry`` and ``asymmetry_std`` (weighted mean of the
-        per-frame (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|); its σ includes the error all
-        frames share through the zero-bias state), ``step_positive_v``,
-        ``step_negative_v`` (mean |ΔV| of the interface at the positive and at
-        the negative electrode) with ``*_std``, ``sign_fraction`` (frames whose
-        asymmetry has the sign of the mean) and ``n_frames``.
+        per-frame (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|) over the settled frames — the
+        later half of each stretch of constant bias, after the layers have
+        relaxed; its σ includes the error all frames share through the
+        zero-bias state), ``step_positive_v``, ``step_negative_v`` (mean |ΔV|
+        of the interface at the positive and at the negative electrode, settled
+        frames) with ``*_std``, ``sign_fraction`` (all frames of the polarity
+        whose asymmetry has the sign of the mean) and ``n_frames``.
 
     References
     ----------
@@ -833,6 +841,12 @@ def asymmetry_summary(series, *, min_bias_v=None):
     lim = 0.5 * np.nanmax(np.abs(bias)) if min_bias_v is None else float(min_bias_v)
     pos_if = series["positive_interface"].values
     steps, sds = np.abs(series["step_v"].values), series["step_v_std"].values
+    # position of each frame within its stretch of constant bias
+    stretch = np.concatenate([[0], np.cumsum(np.abs(np.diff(bias)) > 1e-3)])
+    settled = np.zeros(bias.size, bool)
+    for g in np.unique(stretch):
+        members = np.flatnonzero(stretch == g)
+        settled[members[members.size // 2:]] = True
     rows = {k: [] for k in ("asymmetry", "asymmetry_std", "step_positive_v", "step_positive_v_std",
                             "step_negative_v", "step_negative_v_std", "sign_fraction", "n_frames")}
     for name, sel in (("positive", bias >= lim), ("negative", bias <= -lim), ("all", np.abs(bias) >= lim)):
@@ -852,15 +866,22 @@ def asymmetry_summary(series, *, min_bias_v=None):
             var = max(chi2, 1.0) / float(np.sum(w)) + _zero_floor(series, s)
             return m, math.sqrt(var)
 
-        m, s = wmean(a[ok], sa[ok])
+        use = ok & settled if np.any(ok & settled) else ok
+        m, s = wmean(a[use], sa[use])
         rows["asymmetry"].append(m)
         rows["asymmetry_std"].append(s)
         rows["sign_fraction"].append(float(np.mean(np.sign(a[ok]) == np.sign(m))))
-        idx = np.flatnonzero(ok)
+        # |ΔV| still relaxes after a step: average the settled frames (the later half of
+        # each constant-bias stretch), unweighted (σ grows with the step, so 1/σ² weights
+        # would favour the small early values)
+        idx = np.flatnonzero(ok & settled)
+        if idx.size == 0:
+            idx = np.flatnonzero(ok)
         for role, col in (("positive", pos_if[idx]), ("negative", 1 - pos_if[idx])):
-            m, s = wmean(steps[idx, col], sds[idx, col])
-            rows[f"step_{role}_v"].append(m)
-            rows[f"step_{role}_v_std"].append(s)
+            v = steps[idx, col]
+            var = (np.var(v, ddof=1) / v.size if v.size > 1 else np.nan) + _zero_floor(series, sds[idx, col])
+            rows[f"step_{role}_v"].append(float(np.mean(v)))
+            rows[f"step_{role}_v_std"].append(math.sqrt(var))
     ds = xr.Dataset({k: ("polarity", np.asarray(v)) for k, v in rows.items()},
                     coords={"polarity": ["positive", "negative", "all"]})
     for k in ("step_positive_v", "step_positive_v_std", "step_negative_v", "step_negative_v_std"):
