@@ -17,7 +17,6 @@ has to fit in memory; the maps are written frame by frame to ``out`` (Zarr).
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
