@@ -26,6 +26,11 @@ _EXPORTS = {
     "fit_step": "_profiles",
     "interface_asymmetry": "_profiles",
     "StepFit": "_profiles",
+    "bias_series": "_series",
+    "vacuum_mask": "_series",
+    "asymmetry_summary": "_series",
+    "relaxation_times": "_series",
+    "leakage_summary": "_series",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

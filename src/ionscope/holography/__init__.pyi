@@ -16,5 +16,10 @@ from ._profiles import StepFit as StepFit
 from ._profiles import fit_step as fit_step
 from ._profiles import interface_asymmetry as interface_asymmetry
 from ._profiles import line_profile as line_profile
+from ._series import asymmetry_summary as asymmetry_summary
+from ._series import bias_series as bias_series
+from ._series import leakage_summary as leakage_summary
+from ._series import relaxation_times as relaxation_times
+from ._series import vacuum_mask as vacuum_mask
 
-__all__ = ["StepFit", "bias_difference", "canonical_carrier", "estimate_sideband", "fit_step", "fringe_statistics", "interaction_constant", "interface_asymmetry", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "remove_ramp", "to_potential", "unwrap_phase"]
+__all__ = ["StepFit", "asymmetry_summary", "bias_difference", "bias_series", "canonical_carrier", "estimate_sideband", "fit_step", "fringe_statistics", "interaction_constant", "interface_asymmetry", "leakage_summary", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "relaxation_times", "remove_ramp", "to_potential", "unwrap_phase", "vacuum_mask"]

@@ -134,6 +134,9 @@ class StepFit:
     n_points: int
     position: np.ndarray = field(repr=False)
     fitted: np.ndarray = field(repr=False)
+    # background slope (units of the profile per unit position) with ``background="linear"``
+    slope: float = 0.0
+    slope_err: float = 0.0
 
     def to_dict(self) -> dict:
         """Plain numbers (no arrays) for JSON reports."""
@@ -143,15 +146,46 @@ class StepFit:
         return d
 
 
-def _model(kind):
+def _model(kind, linear=False, pivot=0.0):
     from scipy.special import erf
 
     if kind == "erf":
-        return lambda x, b, d, x0, s: b + 0.5 * d * (1 + erf((x - x0) / (math.sqrt(2) * s)))
-    return lambda x, b, d, x0, w: b + 0.5 * d * (1 + np.tanh((x - x0) / w))
+        step = lambda x, b, d, x0, s: b + 0.5 * d * (1 + erf((x - x0) / (math.sqrt(2) * s)))  # noqa: E731
+    else:
+        step = lambda x, b, d, x0, w: b + 0.5 * d * (1 + np.tanh((x - x0) / w))  # noqa: E731
+    if not linear:
+        return step
+    # the slope pivots about a fixed point (the initial centre) so that it is not
+    # correlated with the offset through the position's origin
+    return lambda x, b, d, x0, w, s: step(x, b, d, x0, w) + s * (x - pivot)
 
 
-def fit_step(profile, *, position=None, model="erf", center=None, window=None):
+def _jacobian(kind, linear=False, pivot=0.0):
+    """Analytic Jacobian of :func:`_model` (3–4× fewer model evaluations than finite differences)."""
+    from scipy.special import erf
+
+    def jac(x, b, d, x0, w, *slope):
+        if kind == "erf":
+            u = (x - x0) / (math.sqrt(2) * w)
+            shape = 0.5 * (1 + erf(u))
+            bump = 0.5 * d * (2 / math.sqrt(math.pi)) * np.exp(-u * u)
+            d_x0, d_w = -bump / (math.sqrt(2) * w), -bump * u / w
+        else:
+            v = (x - x0) / w
+            t = np.tanh(v)
+            shape = 0.5 * (1 + t)
+            sech2 = 0.5 * d * (1 - t * t)
+            d_x0, d_w = -sech2 / w, -sech2 * v / w
+        cols = [np.ones_like(x), shape, d_x0, d_w]
+        if linear:
+            cols.append(x - pivot)
+        return np.stack(cols, axis=-1)
+
+    return jac
+
+
+def fit_step(profile, *, position=None, model="erf", center=None, window=None, background="constant",
+             max_width=None):
     """Fit a step (error function or tanh) to a profile: ΔV, width and centre with uncertainties.
 
     erf: y = b + Δ/2·(1 + erf((x − x₀)/(√2 σ))); tanh: y = b + Δ/2·(1 + tanh((x − x₀)/w))
@@ -170,6 +204,14 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
         Initial guess for the step position.
     window : float, optional
         Fit only within ±window of ``center`` (isolates one interface).
+    background : {"constant", "linear"}
+        ``"linear"`` adds a background slope s·(x − centre) (returned as
+        ``slope``): a smooth field across the interface, e.g. the residue of a
+        leakage field, would otherwise bias the step.
+    max_width : float, optional
+        Upper bound of the 10–90 % width (default: the fitted span). Where
+        there is (almost) no step, a step as wide as the window is a slope,
+        and step and slope become degenerate; a bound keeps the fit local.
 
     Returns
     -------
@@ -193,6 +235,8 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
 
     if model not in _WIDTH_FACTOR:
         raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
+    if background not in ("constant", "linear"):
+        raise DataValidationError(f"background: expected 'constant' or 'linear', got {background!r}")
     import xarray as xr
 
     sem = None
@@ -233,20 +277,51 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None):
     span = float(x[-1] - x[0])
     step_px = float(np.median(np.diff(x)))
     p0 = [b0, top - b0, center, max(span / 20, step_px)]
-    f = _model(model)
+    k = _WIDTH_FACTOR[model]
+    wmax = span if max_width is None else float(max_width) / k
+    if not (math.isfinite(wmax) and wmax > 1e-3 * step_px):
+        raise DataValidationError(f"max_width: expected a positive width, got {max_width!r}")
+    p0[3] = min(p0[3], 0.5 * wmax)
+    lower, upper = [-np.inf, -np.inf, x[0], 1e-3 * step_px], [np.inf, np.inf, x[-1], wmax]
+    linear = background == "linear"
+    if linear:
+        p0, lower, upper = p0 + [0.0], lower + [-np.inf], upper + [np.inf]
+        if x.size < 7:
+            raise DataValidationError(f"profile: {x.size} usable points; a step fit with a slope needs at least 7")
+    f = _model(model, linear, float(center))
+    jac = _jacobian(model, linear, float(center))
+    popt = None
     try:
-        popt, pcov = curve_fit(f, x, y, p0=p0, sigma=sigma, absolute_sigma=False, maxfev=5000,
-                               bounds=([-np.inf, -np.inf, x[0], 1e-3 * step_px], [np.inf, np.inf, x[-1], span]))
+        # Levenberg–Marquardt (MINPACK) first: ~10× less overhead than the bounded
+        # trust-region solver; its optimum is kept when it lies inside the bounds
+        # (then both solvers find the same minimum), else the bounded fit decides.
+        import warnings
+
+        from scipy.optimize import OptimizeWarning
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            popt, pcov = curve_fit(f, x, y, p0=p0, sigma=sigma, absolute_sigma=False, maxfev=2000, jac=jac)
+        popt[3] = abs(popt[3])      # the model is even in its width parameter
+        if not (np.all(np.isfinite(popt)) and np.all(np.isfinite(pcov)) and np.all(popt >= np.asarray(lower))
+                and np.all(popt <= np.asarray(upper))):
+            popt = None
+    except (RuntimeError, ValueError):
+        popt = None
+    try:
+        if popt is None:
+            popt, pcov = curve_fit(f, x, y, p0=p0, sigma=sigma, absolute_sigma=False, maxfev=5000,
+                                   bounds=(lower, upper), jac=jac)
     except (RuntimeError, ValueError) as exc:
         raise DataValidationError(f"profile: no step could be fitted ({exc}); check the line crosses an interface")
-    err = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else np.full(4, np.nan)
-    k = _WIDTH_FACTOR[model]
+    err = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else np.full(len(popt), np.nan)
     fitted = f(x, *popt)
     return StepFit(model=model, step=float(popt[1]), step_err=float(err[1]), width=float(k * popt[3]),
                    width_err=float(k * err[3]), center=float(popt[2]), center_err=float(err[2]),
                    offset=float(popt[0]), offset_err=float(err[0]),
                    residual_rms=float(np.sqrt(np.mean((y - fitted) ** 2))), n_points=int(x.size),
-                   position=x, fitted=fitted)
+                   position=x, fitted=fitted, slope=float(popt[4]) if linear else 0.0,
+                   slope_err=float(err[4]) if linear else 0.0)
 
 
 def interface_asymmetry(fit_a: StepFit, fit_b: StepFit) -> dict:

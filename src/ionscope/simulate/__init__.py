@@ -32,6 +32,8 @@ _EXPORTS = {
     # holograms (simulate/_holography.py)
     "hologram": "_holography",
     "phase_shifting_series": "_holography",
+    # holograms of a biased cell over time (simulate/_biased.py)
+    "biased_holograms": "_biased",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
