@@ -86,3 +86,19 @@ def test_config_errors(tmp_path):
                        output=tmp_path / "o")
     with pytest.raises(ConfigError, match="method"):
         run_holography({"holography": {"thickness_nm": 60, "method": "holospy"}})
+
+
+def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
+    from ionscope.cli import main
+
+    d, _ = night
+    assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "asymmetry" in out and (tmp_path / "cli" / "summary.json").exists()
+    # one run per folder, as for the EELS pipeline
+    from ionscope.operando._lock import folder_lock
+
+    with folder_lock(tmp_path / "cli"):
+        assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) != 0
+    err = capsys.readouterr().err
+    assert "in use by" in err and "Traceback" not in err

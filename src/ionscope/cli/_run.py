@@ -84,6 +84,8 @@ def run(args) -> int:
 
     if args.demo == bool(args.config):
         raise DataValidationError("give either CONFIG.toml or --demo")
+    if args.config and _has_section(args.config, "holography"):
+        return _run_holography(args)
     if args.demo:
         cfg_path = _demo_config(args.out or "ionscope-run-demo", quick=args.quick,
                                 scheduler=args.scheduler or "threads")
@@ -118,4 +120,45 @@ def run(args) -> int:
         print(f"t/λ {t[0]:.3f} → {t[-1]:.3f} over the run ({100 * (t[-1] / t[0] - 1):+.1f} %)"
               + ("  WARNING: the film thins under the beam (> 5 %)" if frac.attrs.get("thinning_warning") else ""))
     print(f"outputs in {cfg.out_dir}/ ({', '.join(sorted(result.files))})")
+    return 0
+
+
+def _has_section(path, name: str) -> bool:
+    """Whether the TOML file has a ``[name]`` section (the file is validated properly by the pipeline)."""
+    import tomllib
+    from pathlib import Path
+
+    from ..errors import FileFormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: no such configuration file")
+    try:
+        return name in tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{p}: not valid TOML ({exc})") from None
+
+
+def _run_holography(args) -> int:
+    """A ``[holography]`` config: the holography-under-bias table on the same runner."""
+    from ..operando import run_holography
+
+    res = run_holography(args.config, output=args.out, show_progress=False if (args.no_progress or args.quiet)
+                         else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    if args.quiet:
+        return 0
+    for name, rec in res.records.items():
+        print(f"{name:<13} {'cached' if rec.cached else 'done':<8} {rec.seconds:>8.2f} s")
+    summary = res.summary or {}
+    print(f"{summary.get('n_time_points', '?')} time points, method {summary.get('method', '?')}, "
+          f"interfaces at {summary.get('interfaces_nm', [])} nm")
+    a = (summary.get("asymmetry") or {}).get("all")
+    if a:
+        print(f"asymmetry (positive vs negative side) {a['asymmetry']:.3g} ± {a['asymmetry_std']:.2g}, "
+              f"sign right in {100 * a['sign_fraction']:.0f} % of {a['n_frames']} biased frames")
+    for r in summary.get("relaxation", []):
+        if r.get("tau_s") is not None:
+            print(f"bias step {r['bias_step']} (interface {r['interface']}): τ = {r['tau_s']:.3g} ± "
+                  f"{r['tau_s_std']:.2g} s → {r['final_v']:.3g} V")
+    print(f"outputs in {res.output}/")
     return 0

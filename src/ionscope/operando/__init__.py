@@ -39,6 +39,9 @@ _EXPORTS = {
     "STAGES": "_pipeline",
     "TABLE": "_pipeline",
     "REFERENCE_MODELS": "_pipeline",
+    # holography under bias: a second stage table on the same runner (operando/_holography.py)
+    "run_holography": "_holography",
+    "HolographyResult": "_holography",
     # the stage graph (operando/_graph.py)
     "Stage": "_graph",
     "run_stages": "_graph",

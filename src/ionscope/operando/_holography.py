@@ -447,7 +447,7 @@ def _sources(opt, base, *, holograms, references, log):
 
 
 def run_holography(config, *, holograms=None, references=None, log=None, output=None, stages=None,
-                   show_progress=None) -> HolographyResult:
+                   show_progress=None, wait: bool | float = False) -> HolographyResult:
     """Run the holography-under-bias table: potential movie, ΔV(t)/width(t), asymmetry, τ, figures, summary.
 
     Parameters
@@ -460,6 +460,10 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
         Output folder (default the config's ``output``, relative to the config file).
     stages : tuple of str, optional
         Only these stages and what they need (e.g. ``("holo_series",)``).
+    show_progress : bool, optional
+        Progress bars (default: on a terminal).
+    wait : bool or float
+        Another live run holding the output folder: refuse (False), wait (True) or wait at most this many s.
 
     Returns
     -------
@@ -489,18 +493,24 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     """
     from ._stages import StageCache
 
+    from .._atomic import clean_temporaries, os_errors
+    from ._graph import Context
+    from ._lock import folder_lock
+
     opt, base = holography_config(config)
     folder = Path(output) if output is not None else _resolve(base, opt["output"])
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = _sources(opt, base, holograms=holograms, references=references, log=log)
-    cache = StageCache(folder / "cache.zarr")
-    ctx = None
-    from ._graph import Context
-
-    ctx = Context(cache=cache, show_progress=show_progress)
-    ctx.info["holography"] = opt
-    ctx.info["output"] = folder
-    ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
+    # the same guarantees as the EELS run: one run per folder, OS faults in one line, no stale temporaries
+    with os_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with folder_lock(folder, wait=wait):
+            clean_temporaries(folder)
+            sources = _sources(opt, base, holograms=holograms, references=references, log=log)
+            cache = StageCache(folder / "cache.zarr")
+            cache.clear_stale()
+            ctx = Context(cache=cache, show_progress=show_progress)
+            ctx.info["holography"] = opt
+            ctx.info["output"] = folder
+            ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
     res = HolographyResult(output=folder, records=dict(ctx.records))
     if "holo_series" in ctx:
         res.series = ctx["holo_series"]
