@@ -33,6 +33,16 @@ def register(sub) -> None:
     p.add_argument("--nonnegative", default="all", metavar="WHICH",
                    help="MLLS weights constrained to >= 0: 'all' (default), 'none', or component names "
                         "separated by commas, e.g. 'Co' (an unclipped, mean-unbiased Li map)")
+    p.add_argument("--plural-scattering", choices=("auto", "fourier-log", "convolve", "none"), default="auto",
+                   help="MLLS on spectra with their zero-loss peak: fourier-log (deconvolve each spectrum from its "
+                        "own zero-loss peak, weights in single-scattering counts, honest errors), convolve (fit raw "
+                        "counts with the references convolved with each pixel's low loss), none; auto (default): "
+                        "fourier-log when the energy axis holds a zero-loss peak or --low-loss is given")
+    p.add_argument("--low-loss", metavar="FILE",
+                   help="dual EELS: the low-loss spectra of the same pixels (same dispersion; spliced below INPUT)")
+    p.add_argument("--calibration-k", type=float, metavar="K",
+                   help="also write the Li fraction x = (w_Li/w_Co)/K with its σ (variables li_fraction, "
+                        "li_fraction_std); K = w_Li/w_Co of x = 1 (e.g. from a region of pristine LiCoO2)")
     p.add_argument("--n-components", type=int, default=2, metavar="N", help="NMF components (default 2)")
     add_var(p, default_hint="the only variable, or 'si'")
     add_reader(p)
@@ -59,11 +69,32 @@ def run(args) -> int:
         raise DataValidationError(f"--refs is required for --method {args.method} (make one with `ionscope refs`)")
     if args.method == "mlls":
         e = si.energy.values
-        fit_range = tuple(args.fit_range) if args.fit_range else (float(e[0]), float(e[-1]))
-        ds = eels.mlls(si, refs, fit_range=fit_range, background=None if args.background == "none" else args.background,
-                       weights=None if args.weights == "none" else args.weights,
-                       nonnegative=_nonnegative(args.nonnegative))
-        shown = ds.attrs["components"]
+        low = load_input(args.low_loss, prefer=("si", "data", "low_loss"), reader=args.reader, lazy=True,
+                         what="low-loss spectra") if args.low_loss else None
+        plural = args.plural_scattering
+        if plural == "auto":
+            plural = "fourier-log" if (low is not None or e.min() < 0 < e.max()) else "none"
+        if plural != "none":
+            # real spectra: the fit window starts above the zero-loss peak and plasmon (default 45 eV up)
+            # (and within what the references cover: measured ones span only their own window)
+            er = refs.energy.values if "energy" in refs.coords else e
+            fit_range = tuple(args.fit_range) if args.fit_range else (
+                max(45.0, float(e[e > 0][0]), float(er.min())), min(float(e[-1]), float(er.max())))
+            nonneg = _nonnegative(args.nonnegative) if args.nonnegative != "all" else ["Co"] if "Co" in [
+                str(c) for c in refs.component.values] else True
+            ds = eels.mlls(si, refs, fit_range=fit_range, plural_scattering=plural, low_loss=low, nonnegative=nonneg)
+        else:
+            fit_range = tuple(args.fit_range) if args.fit_range else (float(e[0]), float(e[-1]))
+            ds = eels.mlls(si, refs, fit_range=fit_range,
+                           background=None if args.background == "none" else args.background,
+                           weights=None if args.weights == "none" else args.weights,
+                           nonnegative=_nonnegative(args.nonnegative))
+        shown = list(ds.attrs["components"])
+        if args.calibration_k is not None:
+            frac = eels.li_fraction(ds, calibration=float(args.calibration_k),
+                                    smooth_co=2.0 if {"y", "x"} <= set(ds.dims) else 0.0)
+            ds["li_fraction"], ds["li_fraction_std"] = frac.li_fraction, frac.li_fraction_std
+            shown.append("li_fraction")
     elif args.method == "sasb":
         ds = eels.sasb(si, references=refs)
         shown = ["li_co"]
