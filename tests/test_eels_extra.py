@@ -204,7 +204,12 @@ def test_demo_steps(tmp_path):
     for step in ("eels", "linescan", "mva"):
         assert summary["steps"][step]["status"] == "ok", summary["steps"][step]
     r = summary["steps"]["eels"]["results"]
-    assert abs(r["mlls"]["bias"]) < 0.05 and r["mlls"]["rmse"] < r["sasb"]["rmse"]
+    # the demo records realistic spectra (zero-loss peak, plural scattering): the Li map through the
+    # zero-loss peak is unbiased within its noise and honest, the plain fit of raw counts is not
+    fl = r["mlls_fourier_log"]
+    assert abs(fl["bias_percent"]) < 10 and 0.85 < fl["li_pull_std"] < 1.15
+    assert abs(r["mlls_raw_counts"]["bias_percent"]) > 5 * abs(fl["bias_percent"])
+    assert abs(r["k_calibrated"] - r["k_true"]) < 3 * r["k_std"]
     assert (tmp_path / "limaps.zarr").exists() and (tmp_path / "figures" / "eels_limaps.png").exists()
     lw = summary["steps"]["linescan"]["results"]
     assert abs(lw["mlls_width_nm"] - lw["true_width_nm"]) < 1.0

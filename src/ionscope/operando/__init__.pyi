@@ -11,6 +11,8 @@ from ._flux import interface_distance as interface_distance
 from ._flux import optical_flow_kernel as optical_flow_kernel
 from ._graph import Stage as Stage
 from ._graph import run_stages as run_stages
+from ._holography import HolographyResult as HolographyResult
+from ._holography import run_holography as run_holography
 from ._pipeline import REFERENCE_MODELS as REFERENCE_MODELS
 from ._pipeline import RunResult as RunResult
 from ._pipeline import STAGES as STAGES
@@ -23,4 +25,4 @@ from ._stages import StageCache as StageCache
 from ._sync import interval_means as interval_means
 from ._sync import sync_frames as sync_frames
 
-__all__ = ["Config", "REFERENCE_MODELS", "RunResult", "STAGES", "Stage", "StageCache", "TABLE", "analyse", "apply_shifts", "change_maps", "continuity_flux_kernel", "estimate_shifts", "flux_error", "from_dict", "interface_distance", "interval_means", "load_config", "optical_flow_kernel", "read_series", "run", "run_stages", "sync_frames"]
+__all__ = ["Config", "HolographyResult", "REFERENCE_MODELS", "RunResult", "STAGES", "Stage", "StageCache", "TABLE", "analyse", "apply_shifts", "change_maps", "continuity_flux_kernel", "estimate_shifts", "flux_error", "from_dict", "interface_distance", "interval_means", "load_config", "optical_flow_kernel", "read_series", "run", "run_holography", "run_stages", "sync_frames"]
