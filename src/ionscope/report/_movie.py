@@ -49,11 +49,11 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
     pixel_nm : float, optional
         Pixel size in nm: a scale bar is drawn on every panel.
     """
-    import matplotlib
+    from ._style import plt as styled
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    # the house style, applied before drawing: a movie must not depend on which figure was drawn first
+    # (byte-identical outputs across runs are tested)
+    plt = styled()
     stacks = [np.asarray(v, float) for v in panels.values()]
     shape = stacks[0].shape
     if any(s.shape != shape for s in stacks) or len(shape) != 3:
