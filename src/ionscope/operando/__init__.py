@@ -37,6 +37,7 @@ _EXPORTS = {
     "run": "_pipeline",
     "RunResult": "_pipeline",
     "STAGES": "_pipeline",
+    "watch": ".live._watch",  # live mode (live/_watch.py)
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
