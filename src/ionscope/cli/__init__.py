@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import IonscopeError
 
 # Order of appearance in ``ionscope --help``.
-COMMANDS = ("demo", "run", "info", "limap", "denoise", "holo", "linescan", "mva")
+COMMANDS = ("demo", "run", "info", "limap", "denoise", "holo", "linescan", "mva", "watch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ svg .title{fill:var(--fg);font-size:12px}
 table{border-collapse:collapse;font-size:12px;width:100%}
 td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;vertical-align:top}
 .muted{color:var(--muted);font-size:12px}
+.cap{margin-top:.2em;min-height:1.2em}
 #empty{padding:2em;color:var(--muted)}
 </style></head>
 <body>
@@ -40,17 +41,17 @@ td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;ver
 <div id="warnings"></div>
 <main>
   <div class="card"><h2>Li map · raw (newest frame)</h2><canvas id="map-raw" class="map"></canvas>
-    <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted">MLLS Li weight</span></div></div>
+    <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted">MLLS Li weight</span></div><div class="muted cap" id="cap-raw"></div></div>
   <div class="card"><h2>Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
-    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted">same scale</span></div></div>
-  <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 170"></svg><svg id="plot-i" viewBox="0 0 440 130"></svg></div>
+    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted">same scale</span></div><div class="muted cap" id="cap-den"></div></div>
+  <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
   <div class="card wide"><h2>Movie so far</h2>
     <div id="controls"><button id="play" type="button">&#9654; play</button>
       <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="frame">
       <label><input id="follow" type="checkbox" checked> follow newest</label>
       <span id="framelabel"></span></div>
     <div class="muted" id="frameinfo"></div>
-    <svg id="plot-li" viewBox="0 0 900 190"></svg></div>
+    <svg id="plot-li" viewBox="0 0 900 230"></svg></div>
   <div class="card"><h2>Per-frame checks</h2><svg id="plot-chi" viewBox="0 0 440 150"></svg><svg id="plot-pe" viewBox="0 0 440 150"></svg></div>
   <div class="card wide"><h2>Acquisition</h2><table id="stats"></table></div>
   <div class="card"><h2>Bad frames</h2><div id="bad" class="muted">none</div></div>
@@ -68,7 +69,7 @@ for (let k = 0; k < 256; k++) {
   const f = k / 255 * 15, i = Math.min(14, Math.floor(f)), w = f - i;
   for (let c = 0; c < 3; c++) LUT[3 * k + c] = Math.round(VIR[i][c] * (1 - w) + VIR[i + 1][c] * w);
 }
-let version = -1, series = {frames: [], log: null}, meta = {}, shown = null, playing = null;
+let version = -1, series = {frames: [], log: null}, meta = {}, shown = null, playing = null, lastDen = null, scale = null;
 const cache = new Map();
 function decode(L) {
   const bin = atob(L.b64), n = bin.length / 2, out = new Float32Array(n);
@@ -159,7 +160,7 @@ function plot(id, lines, o) {
   }
   for (let v = Math.ceil(x0 / xs_) * xs_; v <= x1; v += xs_)
     el(svg, "text", {x: X(v), y: H - 8, "text-anchor": "middle"}, +v.toFixed(6));
-  el(svg, "text", {x: W - M.r, y: H - 8, "text-anchor": "end"}, "min");
+  el(svg, "text", {x: 4, y: H - 8}, "t (min)");
   if (o.hlines) for (const h of o.hlines) if (Number.isFinite(h.y)) {
     el(svg, "line", {x1: M.l, x2: W - M.r, y1: Y(h.y), y2: Y(h.y), stroke: h.color, "stroke-dasharray": "4,3"});
     el(svg, "text", {x: W - M.r - 4, y: Y(h.y) - 3, "text-anchor": "end", style: "fill:" + h.color}, h.label);
@@ -181,6 +182,10 @@ function plot(id, lines, o) {
 }
 const col = (name) => series.frames.map(r => (r[name] === null || r[name] === undefined) ? NaN : r[name]);
 const tmin = () => series.frames.map(r => r.time_s / 60);
+function prefix(vmax, unit) {
+  for (const [f, p] of [[1, ""], [1e3, "m"], [1e6, "µ"], [1e9, "n"], [1e12, "p"], [1e15, "f"]]) if (vmax * f >= 1) return [f, p + unit];
+  return [1e15, "f" + unit];
+}
 function shownRecord() { return series.frames.find(r => r.frame === shown); }
 function drawPlots() {
   const rec = shownRecord(), cur = rec ? rec.time_s / 60 : null, fr = series.frames;
@@ -190,12 +195,13 @@ function drawPlots() {
       {title: "voltage (V)", cursor: cur, cursorY: rec ? rec.voltage : undefined, xmax: xmax});
   else plot("plot-v", [{x: tmin(), y: col("voltage"), color: "#1f77b4", dots: true}], {title: "voltage (V)", cursor: cur});
   const iv = lg && lg.current ? lg.current.filter(Number.isFinite).map(Math.abs) : [];
-  const imax = iv.length ? Math.max(...iv) : 0, [isc, iun] = imax >= 1e-3 ? [1e3, "mA"] : imax >= 1e-6 ? [1e6, "µA"] : imax >= 1e-9 ? [1e9, "nA"] : [1e12, "pA"];
-  const q = col("charge_c"), qmax = Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), qs = qmax >= 1e-3 ? [1e3, "mC"] : qmax >= 1e-6 ? [1e6, "µC"] : qmax >= 1e-9 ? [1e9, "nC"] : [1e12, "pC"];
-  plot("plot-i", [{x: lg ? lg.time.map(t => t / 60) : [], y: lg && lg.current ? lg.current.map(v => v * isc) : [], color: "#2ca02c", label: "current (" + iun + ")"},
-      {x: tmin(), y: q.map(v => v * qs[0]), color: "#9467bd", dots: true, label: "charge (" + qs[1] + ")"}],
-      {title: "current · charge passed", cursor: cur, xmax: xmax});
-  const lines = [{x: tmin(), y: col("li_mean"), color: "#9aa3b5", dots: true, label: "raw"},
+  const [isc, iun] = prefix(iv.length ? Math.max(...iv) : 0, "A");
+  plot("plot-i", [{x: lg ? lg.time.map(t => t / 60) : [], y: lg && lg.current ? lg.current.map(v => v * isc) : [], color: "#2ca02c"}],
+      {title: "current (" + iun + ", + charge)", cursor: cur, xmax: xmax, cursorY: rec && rec.current !== undefined && rec.current !== null ? rec.current * isc : undefined});
+  const q = col("charge_c"), [qsc, qun] = prefix(Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), "C");
+  plot("plot-q", [{x: tmin(), y: q.map(v => v * qsc), color: "#9467bd", dots: true}],
+      {title: "charge passed (" + qun + "), per frame", cursor: cur, xmax: xmax, cursorY: rec && rec.charge_c !== undefined && rec.charge_c !== null ? rec.charge_c * qsc : undefined});
+  const lines = [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
                  {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}];
   plot("plot-li", lines, {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
@@ -211,10 +217,17 @@ async function showFrame(k) {
   const f = await frameMaps(k);
   if (!f) return;
   shown = k;
-  const raw = f.maps.li, den = f.maps.li_causal || null, ref = den || raw;
-  const lo = pct(ref, 0.01), hi = pct(ref, 0.99);
+  const raw = f.maps.li, den = f.maps.li_causal || null;
+  // one colour scale for both maps, from the newest denoised map (raw noise would wash it out);
+  // while a frame waits for denoising, the last denoised frame stays up, labelled as such
+  if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
+  else if (!scale) scale = [pct(raw, 0.01), pct(raw, 0.99)];
+  const [lo, hi] = scale;
   drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi);
-  if (den) { drawMap("map-den", den, f.ny, f.nx, lo, hi); drawCbar("cb-den", lo, hi); }
+  document.getElementById("cap-raw").textContent = "frame " + k;
+  if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi); }
+  document.getElementById("cap-den").textContent = den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"
+      : (lastDen ? "frame " + lastDen.k + " · frame " + k + " is being denoised" : "frame " + k + " is being denoised");
   const rec = shownRecord(), i = series.frames.findIndex(r => r.frame === k);
   document.getElementById("slider").value = i;
   document.getElementById("framelabel").textContent = rec ? ("frame " + k + " · t = " + (rec.time_s / 60).toFixed(1) + " min" +

@@ -106,7 +106,7 @@ class Dashboard:
         handler = type("Handler", (_Handler,), {"dashboard": self})
         try:
             self._httpd = ThreadingHTTPServer((host, int(port)), handler)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:  # address in use / not ours / port out of range
             raise DataValidationError(f"dashboard: cannot listen on {host}:{port} ({exc})") from None
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None

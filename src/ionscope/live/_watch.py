@@ -31,7 +31,7 @@ import json
 import shutil
 import threading
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +292,10 @@ class _Session:
         self.live = cfg.out_dir / "live"
         self.cache_dir = self.live / "frames"
         self.reference = Reference(cfg.register.reference)
-        self.raw_q: deque = deque(maxlen=self.window)
-        self.std_q: deque = deque(maxlen=self.window)
+        # raw maps (and their standard errors) of the newest frames, for the causal window;
+        # bounded: older ones are read back from the cache when a late denoising needs them
+        self.hist: OrderedDict[int, tuple] = OrderedDict()
+        self.pending_denoise: list[int] = []
         self.records: list[dict] = []
         self.pending_sync: list[dict] = []
         self.energy = None
@@ -332,23 +334,23 @@ class _Session:
             except (OSError, ValueError, KeyError):
                 break
             f = files.get(k)
-            if rec.get("skipped"):
-                pass
-            elif f is None or rec.get("fingerprint") != _fingerprint(f):
+            if f is None or rec.get("fingerprint") != _fingerprint(f):
                 break
-            else:
-                self.reference.update(image, np.array([rec["dy"], rec["dx"]]))
-                self.raw_q.append(raw)
-                self.std_q.append(std)
-                rec.pop("published_at", None)
-                self.records.append(rec)
-                self.state.put_frame(rec, {})
+            self.reference.update(image, np.array([rec["dy"], rec["dx"]]))
+            self._remember(k, raw, std)
+            rec.pop("published_at", None)
+            self.records.append(rec)
+            if "li_causal_mean" not in rec:
+                self.pending_denoise.append(k)
+            if rec.get("covered") is False:
+                self.pending_sync.append(rec)
+            self.state.put_frame(rec, {})
             k += 1
         for stale in self.cache_dir.glob("frame_*.npz"):
             if int(stale.stem.split("_")[1]) >= k:
                 stale.unlink()
         self.frames.start = self.frames._next = k
-        self.resumed = sum(1 for r in self.records)
+        self.resumed = len(self.records)
         if self.records:
             self.state.set_meta(resumed_frames=self.resumed)
 
@@ -360,6 +362,14 @@ class _Session:
 
     def loader(self, k: int):
         return load_npz_maps(self._cache_path(k))
+
+    def _remember(self, k: int, raw, std) -> None:
+        self.hist[k] = (raw, std)
+        while len(self.hist) > self.window + 32:
+            self.hist.popitem(last=False)
+
+    def _record(self, k: int) -> dict | None:
+        return next((r for r in reversed(self.records) if r["frame"] == k), None)
 
     # -- one frame -------------------------------------------------------------------
     def handle(self, ff: FrameFile, *, final_attempt: bool) -> bool:
@@ -399,22 +409,51 @@ class _Session:
         now = time.time()
         rec["published_at"] = now
         rec["latency_s"] = now - ff.mtime
-        self.state.put_frame(rec, {"li": maps["li"]})
-        # causal denoising: the newest frame of the denoiser run on the window so far
-        self.raw_q.append(maps["li"])
-        self.std_q.append(maps.get("li_std"))
-        stds = None if any(s is None for s in self.std_q) else np.stack(self.std_q)
-        t1 = time.perf_counter()
-        maps["li_causal"] = causal_denoise(np.stack(self.raw_q), stds, self.cfg)
-        rec["denoise_s"] = time.perf_counter() - t1
-        rec["li_causal_mean"] = float(np.nanmean(maps["li_causal"]))
-        rec["latency_denoised_s"] = time.time() - ff.mtime
         self._sync(rec)
         self._save(rec, maps, out["image"])
         self.state.put_frame(rec, {n: v for n, v in maps.items() if n != "li_std"})
+        self._remember(k, maps["li"], maps.get("li_std"))
         self.records.append(rec)
+        self.pending_denoise.append(k)
         self.last_new = time.monotonic()
         self._warnings(rec)
+        return True
+
+    def denoise_next(self) -> bool:
+        """Causally denoise one waiting frame (the newest first); False when none waits.
+
+        Raw maps come first: while frames are waiting to be mapped, denoising
+        waits, so the newest raw map's latency stays bounded even when the
+        denoiser is slower than the frame rate; the skipped frames are filled
+        in (newest first) whenever the watcher is idle, and all of them before
+        the final run. A frame's causal window is the ``window`` processed
+        frames up to it, whenever it is computed.
+        """
+        if not self.pending_denoise:
+            return False
+        k = max(self.pending_denoise)
+        self.pending_denoise.remove(k)
+        rec = self._record(k)
+        done = [r["frame"] for r in self.records if r["frame"] <= k][-self.window:]
+        raws, stds = [], []
+        for j in done:
+            if j not in self.hist:
+                m = self.loader(j) or {}
+                self.hist[j] = (m.get("li"), m.get("li_std"))
+            raws.append(self.hist[j][0])
+            stds.append(self.hist[j][1])
+        t1 = time.perf_counter()
+        causal = causal_denoise(np.stack(raws), None if any(s is None for s in stds) else np.stack(stds), self.cfg)
+        rec["denoise_s"] = time.perf_counter() - t1
+        rec["li_causal_mean"] = float(np.nanmean(causal))
+        rec["latency_denoised_s"] = time.time() - rec["mtime"]
+        p = self._cache_path(k)
+        maps = load_npz_maps(p) or {}
+        with np.load(p) as z:
+            image = z["image"]
+        maps["li_causal"] = causal
+        self._save(rec, maps, image)
+        self.state.put_frame(rec, {"li_causal": causal})
         return True
 
     def _sync(self, rec: dict) -> None:
@@ -513,7 +552,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
           late_s: float | None = None, idle_timeout_s: float | None = None, stop_file: str = "STOP",
           sidecar: str | None = None, expected_frames: int | None = None, final: bool = True, hold: bool = False,
           stop_event: threading.Event | None = None, on_ready: Callable[[str], None] | None = None,
-          on_frame: Callable[[dict], None] | None = None, show_progress: bool | None = None) -> WatchResult:
+          on_frame: Callable[[dict], None] | None = None, on_end: Callable[[WatchResult], None] | None = None,
+          show_progress: bool | None = None) -> WatchResult:
     """Follow an acquisition folder while it is written: live Li maps, then the batch run.
 
     Parameters
@@ -549,8 +589,9 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
         Keep serving the dashboard after the end until Ctrl-C (or ``stop_event``).
     stop_event : threading.Event, optional
         Set it to end the session (as Ctrl-C does).
-    on_ready, on_frame : callable, optional
-        Called with the dashboard URL once serving / with each frame's record.
+    on_ready, on_frame, on_end : callable, optional
+        Called with the dashboard URL once serving / with each frame's record /
+        with the result once the final run is done (before ``hold``).
 
     Returns
     -------
@@ -583,7 +624,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     if int(window) < 1:
         raise DataValidationError(f"watch: window must be >= 1 frame, got {window!r}")
     stop_event = stop_event or threading.Event()
-    state = LiveState(title=f"ionscope live · {cfg.path(cfg.input.series).name if cfg.input.series else ''}")
+    where = cfg.path(cfg.input.series) if cfg.input.series else Path(".")
+    state = LiveState(title=f"ionscope live · {where.parent.name}/{where.name}")
     sess = _Session(cfg, references=references, window=window, state=state, expected_frames=expected_frames,
                     poll_s=poll_s, settle_s=settle_s, late_s=late_s, stop_file=stop_file, sidecar=sidecar)
     state._loader = sess.loader
@@ -615,6 +657,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
                             files=sorted(result.run.files))
         state.set_phase("done")
         _write_summary(sess, result)
+        if on_end is not None:
+            on_end(result)
         if hold and server is not None:
             with contextlib.suppress(KeyboardInterrupt):
                 while not stop_event.wait(0.5):
@@ -645,13 +689,16 @@ def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_fra
                 if on_frame is not None and sess.records and sess.records[-1]["frame"] == ff.index:
                     on_frame(dict(sess.records[-1]))
             sess.state.set_bad(sess.frames.bad)
-            if ended is None and not batch:
+            if ended is None and not batch and not sess.denoise_next():
                 time.sleep(sess.poll_s)
     except KeyboardInterrupt:
         ended = "interrupted"
     if sess.log is not None:
         sess.log.poll()
         sess.resync()
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C skips the remaining denoising
+        while sess.denoise_next():
+            pass
     return ended
 
 
