@@ -401,8 +401,15 @@ class _Session:
         k = ff.index
         t = ic.start_s + (k + (0.5 if ic.time_anchor == "mid" else 0.0)) * ic.frame_interval_s
         t0 = time.perf_counter()
-        out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references, index=k,
-                            time_s=t)
+        try:
+            out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references,
+                                index=k, time_s=t)
+        except IonscopeError as exc:
+            if not self.records:
+                raise  # the very first frame: a configuration problem, not a bad frame
+            self.frames.bad.append({"frame": k, "file": ff.path.name, "reason": f"not processed: {exc}"})
+            self.state.set_bad(self.frames.bad)
+            return True
         maps, sc = out["maps"], out["scalars"]
         rec = {"frame": k, "file": ff.path.name, "time_s": t, "fingerprint": _fingerprint(ff.path),
                "complete_how": ff.how, "mtime": ff.mtime, **sc, "process_s": time.perf_counter() - t0}
