@@ -175,8 +175,8 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     from threadpoolctl import threadpool_limits
 
     from ..operando import apply_shifts
-    from ..operando._pipeline import (_canonical_chunks, _estimate_energy_drift, _fit_window, _li_maps,
-                                      _references, _undo_energy_drift)
+    from ..operando._pipeline import _canonical_chunks, _estimate_energy_drift, _fit_window, _li_maps, \
+        _undo_energy_drift
 
     cfg = config
     if not isinstance(frame, xr.DataArray) or set(frame.dims) != {"y", "x", "energy"}:
@@ -189,7 +189,7 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     series = _fit_window(full, cfg)
     # One BLAS thread, as the batch run's 4-D stages: float sums then do not depend on the thread count.
     with threadpool_limits(limits=1):
-        refs = _references(cfg, series.energy.values, references)
+        refs = _reference_spectra(cfg, series.energy.values, references)
         if cfg.energy_drift.enabled:
             opts = dict(cfg.energy_drift.options)
             if opts.get("method") == "edge" and "reference" not in opts and reference.spectrum is not None:
@@ -225,6 +225,17 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
         maps.update({k: np.asarray(v) for k, v in got.get("maps", {}).items()})
         scalars.update({k: float(v) for k, v in got.get("scalars", {}).items()})
     return {"maps": maps, "scalars": scalars, "image": image.astype(np.float32)}
+
+
+def _reference_spectra(cfg, energy, references=None):
+    """The batch run's reference spectra on this energy axis (either pipeline layout: before or after
+    the stage-graph rebuild, which turned ``_references`` into ``_reference_source``)."""
+    from ..operando import _pipeline as pl
+
+    if hasattr(pl, "_references"):
+        return pl._references(cfg, energy, references)
+    model, _key = pl._reference_source(cfg, references)
+    return model(energy)
 
 
 def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config) -> np.ndarray:
