@@ -568,7 +568,8 @@ def _fingerprint(path: Path) -> str:
 def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1", port: int = 0,
           token: str | None = None, window: int = 6, poll_s: float = 0.25, settle_s: float = 1.0,
           late_s: float | None = None, idle_timeout_s: float | None = None, stop_file: str = "STOP",
-          sidecar: str | None = None, expected_frames: int | None = None, final: bool = True, hold: bool = False,
+          sidecar: str | None = None, expected_frames: int | None = None, final: bool = True,
+          final_stages: tuple = (), hold: bool = False,
           stop_event: threading.Event | None = None, on_ready: Callable[[str], None] | None = None,
           on_frame: Callable[[dict], None] | None = None, on_end: Callable[[WatchResult], None] | None = None,
           show_progress: bool | None = None) -> WatchResult:
@@ -603,6 +604,9 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
         Frames the acquisition will write (for the disk-space warning).
     final : bool
         Run the batch pipeline when the acquisition ends.
+    final_stages : tuple of Stage
+        Extra stages for that run, as ``ionscope run`` adds them (the report
+        stage, where the pipeline takes ``extra_stages``; the CLI passes it).
     hold : bool
         Keep serving the dashboard after the end until Ctrl-C (or ``stop_event``).
     stop_event : threading.Event, optional
@@ -669,7 +673,13 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
             state.set_phase("final batch run")
             from ..operando import run as run_pipeline
 
-            result.run = run_pipeline(cfg, references=references, show_progress=show_progress)
+            kw = {}
+            if final_stages:
+                import inspect
+
+                if "extra_stages" in inspect.signature(run_pipeline).parameters:
+                    kw["extra_stages"] = tuple(final_stages)
+            result.run = run_pipeline(cfg, references=references, show_progress=show_progress, **kw)
             result.psnr_causal_vs_batch = _psnr_vs_batch(sess, result.run)
             state.set_final(psnr_causal_vs_batch=result.psnr_causal_vs_batch, out_dir=str(cfg.out_dir),
                             files=sorted(result.run.files))
