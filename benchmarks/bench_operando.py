@@ -99,6 +99,7 @@ def read_once(store: Path) -> tuple[float, float]:
 def run_pipeline(store: Path, out: Path, log, *, scheduler: str, denoise: str, rss: PeakRSS, cache_spectra: bool,
                  fast_limap: bool = False):
     from ionscope.operando import run
+    from ionscope.report import operando_report_stage
 
     cfg = {"input": {"series": str(store), "frame_interval_s": 60.0},
            "output": {"dir": str(out)},
@@ -111,7 +112,7 @@ def run_pipeline(store: Path, out: Path, log, *, scheduler: str, denoise: str, r
     peaks: dict[str, float] = {}
     rss.reset()
     t0 = time.perf_counter()
-    res = run(cfg, log=log, show_progress=False,
+    res = run(cfg, log=log, show_progress=False, extra_stages=(operando_report_stage(),),
               on_stage=lambda name, rec: peaks.__setitem__(name, rss.reset() / 2**30))
     total = time.perf_counter() - t0
     return res, total, peaks

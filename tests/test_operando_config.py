@@ -56,3 +56,32 @@ def test_replace_changes_one_section_and_revalidates():
     assert new.limap == cfg.limap
     with pytest.raises(DataValidationError, match="unknown section"):
         cfg.replace(nonsense={})
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"limap": {"options": {"max_itr": 3}}}, r"\[limap\] options: unknown option 'max_itr' for method 'mlls'"),
+    ({"limap": {"options": {"max_iter": "many"}}}, r"\[limap\] options: max_iter = 'many' has the wrong type"),
+    ({"limap": {"options": {"fit_range": [1, 2]}}}, r"unknown option 'fit_range'"),  # set by [limap] itself
+    ({"limap": {"method": "nmf"}}, r"method 'nmf' needs \['n_components'\]"),
+    ({"denoise": {"options": {"n_atom": 3}}}, r"\[denoise\] options: unknown option 'n_atom'"),
+    ({"denoise": {"options": {"n_atoms": 10**9}}}, r"n_atoms = 1000000000 is too large"),
+    ({"denoise": {"method": "gaussian", "options": {"sigma": "wide"}}}, r"sigma = 'wide' has the wrong type"),
+    ({"denoise": {"method": "none", "options": {"sigma": 1}}}, r"unknown option 'sigma' for method 'none'"),
+    ({"energy_drift": {"options": {"max_shift": 3}}}, r"\[energy_drift\] options: unknown option 'max_shift'"),
+    ({"register": {"upsample_factor": 100000000}}, r"\[register\] upsample_factor: expected an integer <= 1000"),
+    ({"input": {"min_good_fraction": 1.5}}, r"min_good_fraction: expected a fraction"),
+    ({"input": {"log_missing": "guess"}}, r"\[input\] log_missing: expected one of"),
+    ({"sync": {"capacity_c": float("nan")}}, r"\[sync\] capacity_c: expected a finite number"),
+])
+def test_option_tables_and_sizes_are_checked_up_front(raw, match):
+    from ionscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        from_dict(raw)
+
+
+def test_valid_option_tables_pass():
+    cfg = from_dict({"limap": {"options": {"max_iter": 10, "tol": 1e-5, "nonnegative": False}},
+                     "denoise": {"options": {"n_atoms": 64, "sigma": 0.1}},
+                     "energy_drift": {"options": {"method": "zlp", "window": [-5, 5], "target": 0.0}}})
+    assert cfg.limap.options["max_iter"] == 10

@@ -11,6 +11,9 @@ import xarray as xr
 from ionscope.errors import CalibrationError, DataValidationError, FileFormatError
 from ionscope.operando import read_series, run
 from ionscope.operando._stages import StageCache
+from ionscope.report import operando_report_stage
+
+REPORT = (operando_report_stage(),)
 
 FRAME_S = 60.0
 
@@ -75,11 +78,12 @@ def test_interrupted_run_resumes_to_identical_results(sim, baseline, tmp_path):
             raise KeyboardInterrupt("simulated kill after stage 3")
 
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, log=sim["log"], truth=sim["truth"], on_stage=crash_after_limap, show_progress=False)
+        run(cfg, log=sim["log"], truth=sim["truth"], on_stage=crash_after_limap, show_progress=False,
+            extra_stages=REPORT)
     assert StageCache(tmp_path / "cache.zarr").stored_key("denoise") is None
-    res = run(cfg, log=sim["log"], truth=sim["truth"], show_progress=False)
+    res = run(cfg, log=sim["log"], truth=sim["truth"], show_progress=False, extra_stages=REPORT)
     cached = {n: r.cached for n, r in res.stages.items()}
-    assert cached == {"energy_drift": True, "register": True, "limap": True, "denoise": False,
+    assert cached == {"screen": True, "energy_drift": True, "register": True, "limap": True, "denoise": False,
                       "sync": False, "analysis": False, "report": False}
     for name in ("li_raw", "li_denoised"):
         np.testing.assert_array_equal(getattr(res, name).values, getattr(baseline, name).values)
@@ -89,15 +93,16 @@ def test_interrupted_run_resumes_to_identical_results(sim, baseline, tmp_path):
 
 def test_changed_late_stage_redoes_only_that_stage(sim, tmp_path):
     cfg = _config(tmp_path, input={"series": str(sim["store"])})
-    run(cfg, log=sim["log"], show_progress=False)
-    again = run(cfg, log=sim["log"], show_progress=False)
+    run(cfg, log=sim["log"], show_progress=False, extra_stages=REPORT)
+    again = run(cfg, log=sim["log"], show_progress=False, extra_stages=REPORT)
     assert all(r.cached for r in again.stages.values())
-    changed = run({**cfg, "analysis": {"profile_bins": 5}}, log=sim["log"], show_progress=False)
+    changed = run({**cfg, "analysis": {"profile_bins": 5}}, log=sim["log"], show_progress=False,
+                  extra_stages=REPORT)
     redone = [n for n, r in changed.stages.items() if not r.cached]
     assert redone == ["analysis", "report"]
     assert changed.analysis.sizes["position"] == 5
     changed = run({**cfg, "analysis": {"profile_bins": 5}, "denoise": {"method": "none"}}, log=sim["log"],
-                  show_progress=False)
+                  show_progress=False, extra_stages=REPORT)
     assert [n for n, r in changed.stages.items() if not r.cached] == ["denoise", "analysis", "report"]
 
 

@@ -25,3 +25,19 @@ class DataValidationError(IonscopeError, ValueError):
 
 class ShapeMismatchError(DataValidationError):
     """Arrays that must agree in shape or axes do not."""
+
+
+class OutputPathError(IonscopeError):
+    """An output path cannot be written: a file or folder is in the way, read-only, no permission, disk full."""
+
+
+class OutputLockedError(IonscopeError):
+    """Another run holds the output folder."""
+
+
+class StageFailedError(IonscopeError):
+    """A stage failed on a cause outside the data (e.g. a lost cluster)."""
+
+
+class ConfigError(DataValidationError):
+    """A run configuration value is unknown, of the wrong type or out of range (names ``[section] key``)."""

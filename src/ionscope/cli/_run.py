@@ -36,6 +36,9 @@ def register(sub) -> None:
                                                      "or 'tcp://HOST:PORT' (overrides [compute] scheduler)")
     p.add_argument("--quick", action="store_true", help="with --demo: a smaller series")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--wait", action="store_true",
+                   help="if another run holds the output folder, wait for it instead of refusing")
+    p.add_argument("--wait-max", type=float, metavar="SECONDS", help="with --wait: give up after SECONDS")
     p.set_defaults(handler=run)
 
 
@@ -79,7 +82,11 @@ def run(args) -> int:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
     if args.scheduler:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
-    result = run_pipeline(cfg, show_progress=False if args.no_progress else None)
+    from ..report import operando_report_stage
+
+    result = run_pipeline(cfg, show_progress=False if args.no_progress else None,
+                          extra_stages=(operando_report_stage(),),
+                          wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
     for name, rec in result.stages.items():
         how = "cached" if rec.cached else ("resumed" if rec.resumed_batches else "done")
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")

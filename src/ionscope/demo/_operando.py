@@ -15,6 +15,7 @@ import numpy as np
 
 def run(ctx) -> None:
     from ..operando import run as run_pipeline
+    from ..report import operando_report_stage
 
     sim = ctx.data.get("operando")
     if sim is None:
@@ -30,7 +31,8 @@ def run(ctx) -> None:
     }
     # the simulator's microstructure as the segmentation: grains 1.., boundaries 0
     labels = np.where(truth.boundaries.values, 0, truth.grains.values + 1).astype(int)
-    res = run_pipeline(config, log=log, truth=truth, segmentation=labels, show_progress=False)
+    res = run_pipeline(config, log=log, truth=truth, segmentation=labels, show_progress=False,
+                       extra_stages=(operando_report_stage(),))
     an = res.analysis
     for path in res.files.values():
         ctx.files.append(Path(path).resolve().relative_to(ctx.out.resolve()).as_posix())

@@ -155,6 +155,15 @@ def mlls(
         outside = np.ones(e.size, bool)
         outside[ch] = False
         check_finite(np.asarray(da.data)[..., outside], name="si")
+    if in_memory and weights == "poisson":
+        # Poisson weights are the likelihood of counts: negative "counts" (dark-subtracted or
+        # inverted data) make the fit meaningless (all-negative spectra gave Li = 0, chi2 ~ 0).
+        # Resampling a count spectrum can leave near-empty channels a little below 0: tolerated.
+        low = float(np.nanmin(np.asarray(da.data)[..., ch])) if ch.size else 0.0
+        if low < -1.0:
+            raise DataValidationError(
+                f"si: holds negative counts (down to {low:.4g}) in the fit window; weights='poisson' needs "
+                f"counts >= 0: pass weights=None for dark-subtracted or otherwise signed data")
     e_fit = e[ch]
     names, S = _common.references(references, e_fit)
     if any(n.endswith("_std") or n in ("chi2", "background_amplitude", "background_exponent") for n in names):

@@ -481,6 +481,10 @@ def reconstruct(hologram, reference=None, *, sideband=None, aperture=None, apert
     ref = None
     if reference is not None:
         ref = _image_da(reference, "reference")
+        if ref.chunks is None and not np.any(np.asarray(ref.values)):
+            # dividing by an all-zero vacuum wave gives an all-NaN result: refuse it up front
+            raise DataValidationError("reference: the reference hologram is all zero (an empty or failed "
+                                      "acquisition); pass a vacuum hologram with fringes, or reference=None")
         if (ref.sizes["y"], ref.sizes["x"]) != (holo.sizes["y"], holo.sizes["x"]):
             raise ShapeMismatchError(
                 f"reference: shape (y, x) = ({ref.sizes['y']}, {ref.sizes['x']}) does not match the "

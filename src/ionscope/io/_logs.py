@@ -21,7 +21,10 @@ def _unit_in_header(header: str, base: str) -> float:
     return _SCALE.get(m.group(1), 1.0) if m else 1.0
 
 
-def read_log(path, *, channel: str | None = None):
+_MISSING = ("error", "interpolate")
+
+
+def read_log(path, *, channel: str | None = None, missing: str = "error"):
     """Read an electrochemistry/bias log into a Dataset with ``voltage``, ``current``.
 
     Understands Protochips-style CSV exports (a ``Notes`` column carrying the
@@ -36,6 +39,13 @@ def read_log(path, *, channel: str | None = None):
     channel : str, optional
         Which channel of a multi-channel log (e.g. ``"A"``); default the first
         channel whose voltage or current is not constant.
+    missing : {"error", "interpolate"}
+        A measurement row whose time, voltage or current is empty or not a
+        number is refused with its line number (``"error"``: an unreadable
+        current would otherwise turn every later charge and state of charge
+        into NaN), or — only when asked — filled by linear interpolation in
+        time (rows without a time are dropped); ``attrs["interpolated_lines"]``
+        then lists the lines filled.
 
     Returns
     -------
@@ -54,6 +64,8 @@ def read_log(path, *, channel: str | None = None):
     import xarray as xr
 
     path = Path(path)
+    if missing not in _MISSING:
+        raise DataValidationError(f"missing: expected one of {list(_MISSING)}, got {missing!r}")
     if not path.is_file():
         raise FileFormatError(f"{path}: no such log file")
     try:
@@ -104,16 +116,36 @@ def read_log(path, *, channel: str | None = None):
         keep = ~table["Notes"].astype(str).str.contains("=").to_numpy()
     else:
         keep = np.ones(len(table), bool)
+    # line in the file of each table row (header on line 1; blank lines are not counted by pandas)
+    lines = np.arange(len(table)) + 2
+    bad_time = keep & ~np.isfinite(time)
+    if bad_time.any() and missing == "error":
+        raise DataValidationError(f"{path}: {_listed(table, time_col, bad_time, lines)}: the time is empty or not "
+                                  f"a number (fix the log, or ask to interpolate: [input] log_missing = "
+                                  f"\"interpolate\")")
     keep &= np.isfinite(time)
     if keep.sum() < 2:
         raise DataValidationError(f"{path}: fewer than 2 rows with a numeric time in column {time_col!r}")
     data_vars = {}
+    filled: set[int] = set()
     for name, col, unit in (("voltage", v_col, "V"), ("current", i_col, "A")):
         if col is None:
             continue
-        values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)[keep]
-        values = values * _unit_in_header(col, unit)
+        values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
+        bad = keep & ~np.isfinite(values)
+        if bad.any():
+            if missing == "error" or bad.sum() > keep.sum() - 2:
+                raise DataValidationError(
+                    f"{path}: {_listed(table, col, bad, lines)}: the {name} is empty or not a number (fix the "
+                    f"log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+            good = keep & np.isfinite(values)
+            values = values.copy()
+            values[bad] = np.interp(time[bad], time[good], values[good])
+            filled.update(int(n) for n in lines[bad])
+        values = values[keep] * _unit_in_header(col, unit)
         data_vars[name] = ("time", values, {"units": unit, "column": col})
+    if filled:
+        attrs["interpolated_lines"] = sorted(filled)
     state_col = lower.get("state")
     if state_col:
         data_vars["state"] = ("time", table[state_col].astype(str).to_numpy()[keep])
@@ -124,3 +156,10 @@ def read_log(path, *, channel: str | None = None):
         _, unique = np.unique(ds.time.values, return_index=True)
         ds = ds.isel(time=unique)
     return ds
+
+
+def _listed(table, col: str, bad, lines) -> str:
+    """'line 7 ('abc'), line 9 ('')' for the first few bad cells of a column."""
+    idx = np.flatnonzero(bad)
+    shown = ", ".join(f"line {lines[i]} ({str(table[col].iloc[i]).strip()!r} in {col!r})" for i in idx[:3])
+    return shown + (f" and {idx.size - 3} more" if idx.size > 3 else "")

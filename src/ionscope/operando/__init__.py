@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The operando pipeline: a night of frames → a Li movie synced with the charge curve → Li flux.
 
-``ionscope.operando.run(config)`` runs energy-drift correction → specimen-drift
-registration → Li maps → movie denoising → transport analysis → report, each
+``ionscope.operando.run(config)`` runs frame screening → energy-drift correction → specimen-drift
+registration → Li maps → movie denoising → transport analysis (→ report), each
 stage cached in a Zarr group so an interrupted run resumes and a changed late
 stage redoes only itself. The building blocks are public too. Names are
 resolved lazily so importing this package is cheap.
@@ -37,6 +37,11 @@ _EXPORTS = {
     "run": "_pipeline",
     "RunResult": "_pipeline",
     "STAGES": "_pipeline",
+    "TABLE": "_pipeline",
+    "REFERENCE_MODELS": "_pipeline",
+    # the stage graph (operando/_graph.py)
+    "Stage": "_graph",
+    "run_stages": "_graph",
     "watch": ".live._watch",  # live mode (live/_watch.py)
 }
 

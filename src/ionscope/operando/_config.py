@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataValidationError, FileFormatError
+from ..errors import ConfigError, DataValidationError, FileFormatError
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class InputConfig:
     start_s: float = 0.0
     time_anchor: str = "mid"  # the series' time coordinate marks each frame's "mid" or "start"
     on_bad_frame: str = "skip"  # "skip": drop the frame, record why; "error": stop
+    log_missing: str = "error"  # a log value that is empty / not a number: "error" (with its line) | "interpolate"
+    min_good_fraction: float = 0.5  # fail when fewer frames than this fraction are usable
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class ReportConfig:
 class ComputeConfig:
     scheduler: str = "threads"  # "threads" | "synchronous" | "local" | "tcp://..."
     n_workers: int = 2
+    worker_timeout_s: float = 60.0  # remote/local cluster: fail when it has had no worker this long
     frames_per_batch: int = 4
     cache_spectra: bool = True  # store the drift-corrected 4-D series of each stage (False: only the shifts)
 
@@ -155,7 +158,7 @@ class Config:
         raw = {name: self.section(name) for name in _SECTIONS}
         for name, values in sections.items():
             if name not in _SECTIONS:
-                raise DataValidationError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
+                raise ConfigError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
             raw[name] = {**raw[name], **dict(values)}
         return from_dict(raw, base_dir=self.base_dir)
 
@@ -170,6 +173,7 @@ _SECTIONS = {
 _CHOICES = {
     ("input", "on_bad_frame"): ("skip", "error"),
     ("input", "time_anchor"): ("mid", "start"),
+    ("input", "log_missing"): ("error", "interpolate"),
     ("analysis", "open_edges"): ("auto", "electrolyte", "collector", "both", "none"),
     ("register", "reference"): ("first", "mean", "previous"),
     ("limap", "method"): ("mlls", "sasb", "nmf"),
@@ -182,80 +186,203 @@ _CHOICES = {
 }
 _MOVIE_FORMATS = ("mp4", "gif")
 
+# Upper bounds of integer keys whose size sets memory or run time (a typo such as
+# upsample_factor = 100000000 would otherwise try to allocate tens of GiB).
+_MAX = {
+    ("register", "upsample_factor"): 1000,  # the upsampled correlation patch grows as factor²
+    ("compute", "n_workers"): 1024,
+    ("compute", "frames_per_batch"): 4096,
+    ("analysis", "profile_bins"): 4096,
+}
+
+# The option tables ([section] options = {...}) are keyword arguments of a science
+# function: which one, for each method, and the arguments the pipeline sets itself.
+# A new method or stage option is one line here.
+_OPTION_TARGETS = {
+    ("limap", "mlls"): ("ionscope.eels", "mlls", {"si", "references", "fit_range", "background", "weights",
+                                                  "energy"}),
+    ("limap", "sasb"): ("ionscope.eels", "sasb", {"si", "energy"}),
+    ("limap", "nmf"): ("ionscope.eels", "nmf", {"si", "energy"}),
+    ("denoise", "sparse_coding"): ("ionscope.denoise", "sparse_coding", {"data"}),
+    ("energy_drift", None): ("ionscope.eels", "estimate_shift", {"si", "energy", "reference", "references"}),
+}
+#: Options that are not arguments of the target function: key -> expected kind.
+_EXTRA_OPTIONS = {
+    ("energy_drift", None): {"target": "number"},
+    ("denoise", "gaussian"): {"sigma": "number or list"},
+    ("denoise", "none"): {},
+}
+# Sizes inside option tables that set memory or run time.
+_OPTION_MAX = {"n_atoms": 4096, "patch": 64, "patch_t": 64, "group": 4096, "search": 64, "search_t": 64,
+               "n_components": 64, "max_iter": 100000, "passes": 16}
+
 
 def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     where = f"config [{section}] {key}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise DataValidationError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise DataValidationError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
         if value < 1:
-            raise DataValidationError(f"{where}: expected an integer >= 1, got {value}")
+            raise ConfigError(f"{where}: expected an integer >= 1, got {value}")
+        top = _MAX.get((section, key))
+        if top is not None and value > top:
+            raise ConfigError(f"{where}: expected an integer <= {top}, got {value} (larger values need "
+                              f"memory or time out of proportion)")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DataValidationError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
-            raise DataValidationError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
         choices = _CHOICES.get((section, key))
         if choices and value not in choices and not (key == "scheduler"):
-            raise DataValidationError(f"{where}: expected one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
         return value
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)):
-            raise DataValidationError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(value)
     if isinstance(default, dict):
         if not isinstance(value, dict):
-            raise DataValidationError(f"{where}: expected a table of options, got {value!r}")
+            raise ConfigError(f"{where}: expected a table of options, got {value!r}")
         return dict(value)
     return value
 
 
+def _kind_of(default, annotation: str) -> str | None:
+    """'bool' | 'int' | 'number' | 'str' | 'list' from a parameter's default or annotation."""
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, (tuple, list)):
+        return "list"
+    text = str(annotation)
+    for token, kind in (("bool", "bool"), ("int", "int"), ("float", "number"), ("str", "str")):
+        if text.split("|")[0].strip() == token:
+            return kind
+    return None
+
+
+def _fits(value, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "number or list":
+        return _fits(value, "number") or (isinstance(value, list) and all(_fits(v, "number") for v in value))
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list":
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def _check_options(section: str, method: str | None, options: dict) -> None:
+    """Unknown keys and wrong types in ``[section] options`` → ConfigError naming the key."""
+    import importlib
+    import inspect
+
+    where = f"config [{section}] options"
+    lookup = (section, method) if (section, method) in _OPTION_TARGETS or (section, method) in _EXTRA_OPTIONS \
+        else (section, None)
+    allowed: dict[str, str | None] = dict(_EXTRA_OPTIONS.get(lookup, {}))
+    required = []
+    target = _OPTION_TARGETS.get(lookup)
+    if target is not None:
+        module, name, fixed = target
+        sig = inspect.signature(getattr(importlib.import_module(module), name))
+        for p in sig.parameters.values():
+            if p.name in fixed or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.default is inspect.Parameter.empty:
+                if p.kind == p.KEYWORD_ONLY:
+                    required.append(p.name)
+                continue
+            allowed[p.name] = _kind_of(p.default, p.annotation)
+    elif lookup not in _EXTRA_OPTIONS:
+        return  # no table for this stage: nothing known to check against
+    for key, value in options.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown option {key!r} for method {method!r}; expected one of "
+                              f"{sorted(allowed)}")
+        if not _fits(value, allowed[key]):
+            raise ConfigError(f"{where}: {key} = {value!r} has the wrong type; expected "
+                              f"{allowed[key] if allowed[key] != 'int' else 'an integer'}")
+        top = _OPTION_MAX.get(key)
+        if top is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > top:
+            raise ConfigError(f"{where}: {key} = {value} is too large (at most {top})")
+    missing = [k for k in required if k not in options]
+    if missing:
+        raise ConfigError(f"{where}: method {method!r} needs {missing}")
+
+
 def _check(cfg: Config) -> None:
     """Cross-field checks that a single key cannot express."""
+    _check_options("limap", cfg.limap.method, cfg.limap.options)
+    _check_options("denoise", cfg.denoise.method, cfg.denoise.options)
+    ed = dict(cfg.energy_drift.options)
+    if "method" in ed and not isinstance(ed["method"], str):
+        raise ConfigError(f"config [energy_drift] options: method = {ed['method']!r}; expected a string")
+    _check_options("energy_drift", None, ed)
     fr = cfg.limap.fit_range
     if len(fr) != 2 or not all(isinstance(v, (int, float)) for v in fr) or not fr[0] < fr[1]:
-        raise DataValidationError(
+        raise ConfigError(
             f"config [limap] fit_range: expected [low_eV, high_eV] with low < high, got {list(fr)}")
     win = cfg.register.window_ev
     if win and (len(win) != 2 or not win[0] < win[1]):
-        raise DataValidationError(f"config [register] window_ev: expected [] or [low_eV, high_eV], got {list(win)}")
+        raise ConfigError(f"config [register] window_ev: expected [] or [low_eV, high_eV], got {list(win)}")
     bad = [m for m in cfg.report.movies if m not in _MOVIE_FORMATS]
     if bad:
-        raise DataValidationError(f"config [report] movies: expected formats from {list(_MOVIE_FORMATS)}, got {bad}")
+        raise ConfigError(f"config [report] movies: expected formats from {list(_MOVIE_FORMATS)}, got {bad}")
     if cfg.input.frame_interval_s <= 0:
-        raise DataValidationError(f"config [input] frame_interval_s: expected > 0 s, got {cfg.input.frame_interval_s}")
+        raise ConfigError(f"config [input] frame_interval_s: expected > 0 s, got {cfg.input.frame_interval_s}")
+    if not 0.0 <= cfg.input.min_good_fraction <= 1.0:
+        raise ConfigError(f"config [input] min_good_fraction: expected a fraction in [0, 1], "
+                                  f"got {cfg.input.min_good_fraction}")
+    if cfg.compute.worker_timeout_s <= 0:
+        raise ConfigError(f"config [compute] worker_timeout_s: expected > 0 s, got {cfg.compute.worker_timeout_s}")
     if cfg.report.fps <= 0:
-        raise DataValidationError(f"config [report] fps: expected > 0, got {cfg.report.fps}")
+        raise ConfigError(f"config [report] fps: expected > 0, got {cfg.report.fps}")
     s = cfg.compute.scheduler
     if s not in ("threads", "synchronous", "local") and not s.startswith("tcp://"):
-        raise DataValidationError(
+        raise ConfigError(
             f"config [compute] scheduler: expected 'threads', 'synchronous', 'local' or 'tcp://HOST:PORT', got {s!r}")
 
 
 def from_dict(raw: dict, *, base_dir: str | os.PathLike = ".") -> Config:
     """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
     if not isinstance(raw, dict):
-        raise DataValidationError(f"config: expected a table of sections, got {type(raw).__name__}")
+        raise ConfigError(f"config: expected a table of sections, got {type(raw).__name__}")
     sections = {}
     for name, values in raw.items():
         if name not in _SECTIONS:
-            raise DataValidationError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
+            raise ConfigError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
         if not isinstance(values, dict):
-            raise DataValidationError(f"config [{name}]: expected a table of keys, got {values!r}")
+            raise ConfigError(f"config [{name}]: expected a table of keys, got {values!r}")
         cls = _SECTIONS[name]
         defaults = cls()
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in values.items():
             if key not in known:
-                raise DataValidationError(f"config [{name}]: unknown key {key!r}; expected one of {sorted(known)}")
+                raise ConfigError(f"config [{name}]: unknown key {key!r}; expected one of {sorted(known)}")
             kwargs[key] = _coerce(name, key, value, getattr(defaults, key))
         sections[name] = cls(**kwargs)
     cfg = Config(**sections, base_dir=str(base_dir))
@@ -302,4 +429,4 @@ def load_config(path) -> Config:
     try:
         return from_dict(raw, base_dir=path.resolve().parent)
     except DataValidationError as exc:
-        raise DataValidationError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``run``: the operando pipeline, stage by stage, cached and resumable.
 
-energy_drift → register → limap → denoise → sync → analysis → report
+energy_drift → register → limap → denoise → sync → analysis (→ report, added by
+the CLI from :mod:`ionscope.report`)
 
+The pipeline is a declared stage table (``TABLE``, run by
+:func:`ionscope.operando._graph.run_stages`): each stage names its inputs,
+the parameters its result depends on and its compute function, so stopping
+at, re-running or adding a stage is a table edit. Every input (series, log,
+references, segmentation) is opened by ``_sources`` before the first stage.
 Each science step is called through one small adapter function below
 (``_energy_drift``, ``_li_maps``, ``_denoise``) so that the EELS and denoising
 implementations can evolve without touching the pipeline. The 4-D stages are
@@ -21,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_path
-from .._progress import progress as _progress
-from ..errors import DataValidationError, FileFormatError, IonscopeError
+from ..errors import DataValidationError, FileFormatError, StageFailedError
 from ._config import Config, from_dict, load_config
-from ._stages import StageCache, StageRecord, Timer, fingerprint, stage_key
+from .._atomic import clean_temporaries, os_errors
+from ._graph import Context, Stage, run_stages
+from ._lock import folder_lock
+from ._stages import StageCache, StageRecord, fingerprint
 
-#: Stages in execution order.
-STAGES = ("energy_drift", "register", "limap", "denoise", "sync", "analysis", "report")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class RunResult:
     stages: dict[str, StageRecord] = field(default_factory=dict)
     bad_frames: list[dict] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    context: Any = None  # the stage graph's Context after the run
 
     def dataset(self, stage: str):
         """A stage's cached Dataset (lazy)."""
@@ -190,14 +196,14 @@ def _denoise(li, cfg, li_std=None, show_progress=None):
     return denoise.sparse_coding(li, **options)
 
 
-def _read_log(path: Path):
+def _read_log(path: Path, *, missing: str = "error"):
     """A CSV log through :func:`ionscope.io.read_log`; a NetCDF/Zarr Dataset as stored."""
     import xarray as xr
 
     from .. import io as iio
 
     if path.suffix.lower() == ".csv":
-        return iio.read_log(path)
+        return iio.read_log(path, missing=missing)
     try:
         log = xr.open_dataset(path, engine="zarr" if path.suffix.lower() == ".zarr" else "h5netcdf").load()
     except Exception as exc:  # the backends raise many types for an unreadable file
@@ -207,30 +213,20 @@ def _read_log(path: Path):
     return log
 
 
-def _references(cfg: Config, energy, references=None):
-    """Reference spectra (component, energy): given, from a file, or the simulator's models."""
-    if references is not None:
-        return references
-    ref = cfg.limap.references
-    if ref == "simulated":
-        from ..simulate import edge_references
-
-        return edge_references(energy)
-    from .. import io as iio
-
-    refs = iio.load(cfg.path(ref))
-    if "component" not in refs.dims or "energy" not in refs.dims:
-        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
-                                  f"got dims {refs.dims}")
-    return refs.load()
-
-
 # --------------------------------------------------------------------------- scheduling
 
 
 @contextlib.contextmanager
 def _scheduler(cfg: Config):
-    """dask's threads / synchronous scheduler, a LocalCluster, or a remote scheduler."""
+    """dask's threads / synchronous scheduler, a LocalCluster, or a remote scheduler.
+
+    On a cluster a watchdog asks the scheduler for its workers every second;
+    when it has had none for ``[compute] worker_timeout_s`` (all died, none
+    ever joined) the run stops with :class:`~ionscope.errors.StageFailedError`
+    instead of waiting forever. Finished stages stay cached. A worker lost
+    while others remain only costs time: dask recomputes its tasks, with the
+    same results (every task is deterministic and single-threaded).
+    """
     import dask
 
     name = cfg.compute.scheduler
@@ -244,6 +240,7 @@ def _scheduler(cfg: Config):
         raise DataValidationError(f"config [compute] scheduler = {name!r} needs dask.distributed: "
                                   f"pip install 'ionscope[cluster]'") from None
     cluster = None
+    timeout = cfg.compute.worker_timeout_s
     try:
         if name == "local":
             # processes, one thread each: the GIL-bound parts of the kernels scale
@@ -251,16 +248,77 @@ def _scheduler(cfg: Config):
                                    dashboard_address=None)
             client = Client(cluster)
         else:
-            client = Client(name, timeout="20s")
-    except OSError as exc:
-        raise IonscopeError(f"config [compute] scheduler: cannot reach {name!r} ({exc})") from None
+            client = Client(name, timeout=f"{max(5.0, min(timeout, 20.0))}s")
+    except (OSError, TimeoutError) as exc:
+        raise StageFailedError(f"config [compute] scheduler: cannot reach {name!r} ({exc}); start the scheduler "
+                               f"or use scheduler = 'threads'") from None
+    watchdog = _Watchdog(client, timeout)
     try:
-        with client.as_current():
-            yield client
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            raise StageFailedError(f"config [compute] scheduler {name!r}: no worker joined within {timeout:g} s; "
+                                   f"start workers (dask worker {name}) or raise [compute] worker_timeout_s") \
+                from None
+        watchdog.start()
+        try:
+            with client.as_current():
+                yield client
+        except Exception:
+            if watchdog.lost:
+                raise StageFailedError(
+                    f"config [compute] scheduler {name!r}: the cluster has had no worker for {timeout:g} s "
+                    f"(all workers died or were stopped); the stages finished so far are cached: start workers "
+                    f"and run again") from None
+            raise
     finally:
-        client.close()
+        watchdog.stop()
+        with contextlib.suppress(Exception):
+            client.close()
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+class _Watchdog:
+    """Closes the client when the scheduler has had no worker for ``timeout`` s (see ``_scheduler``)."""
+
+    def __init__(self, client, timeout: float, poll_s: float = 1.0):
+        import threading
+
+        self.client, self.timeout, self.poll = client, float(timeout), poll_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ionscope-worker-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        import time
+
+        empty_since = None
+        while not self._stop.wait(self.poll):
+            try:
+                n = len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 - a scheduler that cannot answer counts as no workers
+                n = 0
+            now = time.monotonic()
+            if n:
+                empty_since = None
+                continue
+            empty_since = empty_since or now
+            if now - empty_since >= self.timeout:
+                self.lost = True
+                # closing the client makes the computation waiting on it raise in the run's thread
+                with contextlib.suppress(Exception):
+                    self.client.close(timeout=5)
+                return
 
 
 # --------------------------------------------------------------------------- the run
@@ -318,120 +376,325 @@ def _token(obj) -> str:
     return tokenize(obj)
 
 
-class _Runner:
-    def __init__(self, cfg: Config, *, on_stage, show_progress):
-        self.cfg = cfg
-        self.cache = StageCache(cfg.cache_path)
-        self.cache.clear_stale()
-        self.result = RunResult(config=cfg, cache=self.cache)
-        self.on_stage = on_stage
-        self.show = show_progress
-
-    def bar(self, items, name):
-        return _progress(items, desc=f"{name:<22}", enable=self.show, unit="batch")
-
-    def stage(self, name: str, params: Any, inputs: list[str], compute: Callable[[], Any], *,
-              batched_dim: str | None = None):
-        from threadpoolctl import threadpool_limits
-
-        key = stage_key(name, params, inputs)
-        rec = StageRecord(name=name, key=key)
-        with Timer() as timer:
-            if self.cache.has(name, key):
-                rec.cached = True
-            elif batched_dim is not None:
-                # One BLAS thread per dask task: dask already runs one task per
-                # core, so multi-threaded BLAS inside each task only
-                # oversubscribes the cores; it also makes float sums independent
-                # of the thread count, which is what lets a cluster run (its
-                # workers are single-threaded) match the threaded run bit for bit.
-                with threadpool_limits(limits=1):
-                    rec.resumed_batches = self.cache.save_batched(
-                        name, key, compute(), dim=batched_dim, batch=self.cfg.compute.frames_per_batch,
-                        progress=lambda items: self.bar(items, f"{name}: write"))
-            else:
-                self.cache.save(name, key, compute())
-        rec.seconds = timer.seconds
-        self.result.stages[name] = rec
-        if self.on_stage is not None:
-            self.on_stage(name, rec)
-        return self.cache.load(name), key
+# --------------------------------------------------------------------------- the stage table
+#
+# Each stage: its inputs (earlier stages or the sources prepared by ``_sources``),
+# the parameters its result depends on, and how to compute it. ``ctx[name]`` is
+# an input's value; ``ctx.config`` the Config. See ``_graph`` for the runner.
 
 
-def run(config, *, series=None, log=None, references=None, segmentation=None, truth=None,
-        on_stage: Callable[[str, StageRecord], None] | None = None, show_progress: bool | None = None,
-        stages: tuple[str, ...] = STAGES) -> RunResult:
-    """Run the operando pipeline (cached, resumable) on the scheduler of ``[compute]``.
-
-    Parameters
-    ----------
-    config : Config, dict or path to a TOML file
-        See :func:`ionscope.operando.load_config`.
-    series : xarray.DataArray (time, y, x, energy), optional
-        The frames, instead of ``[input] series`` (e.g. straight from
-        :func:`ionscope.simulate.operando_eels`); dask-backed stays lazy.
-    log : xarray.Dataset, optional
-        The electrochemistry log, instead of ``[input] log``.
-    references : xarray.DataArray (component, energy), optional
-        Instead of ``[limap] references``.
-    segmentation : (y, x) int array, optional
-        Grain labels (boundaries 0) for per-region statistics, instead of
-        ``[analysis] segmentation``.
-    truth : xarray.Dataset, optional
-        Simulator ground truth (``flux_y``, ``flux_x``); the analysis then
-        also reports its error against it.
-    on_stage : callable(name, record), optional
-        Called after each stage is done (cached or computed); raising from it
-        stops the run there (what a crash would do) — the next run resumes.
-    show_progress : bool, optional
-        Progress bars with ETA per stage (default: on a terminal).
-    stages : tuple of str
-        Run up to the last stage named here (earlier ones run as needed).
-
-    Returns
-    -------
-    RunResult
-
-    Raises
-    ------
-    FileFormatError, DataValidationError, CalibrationError
-        Unusable input (messages name the file / frame / config key).
-
-    References
-    ----------
-    Y. Nomura et al., Nat. Commun. 11 (2020) 2824, doi:10.1038/s41467-020-16622-w.
-
-    Examples
-    --------
-    >>> from ionscope.simulate import operando_eels  # doctest: +SKIP
-    >>> si, truth, log = operando_eels(seed=1)  # doctest: +SKIP
-    >>> res = run({"output": {"dir": "out"}}, series=si, log=log)  # doctest: +SKIP
-    >>> res.analysis.attrs["through_fraction"]  # doctest: +SKIP
-    0.97
-    """
-    cfg = _as_config(config)
-    with _scheduler(cfg):
-        return _run(cfg, series=series, log=log, references=references, segmentation=segmentation, truth=truth,
-                    on_stage=on_stage, show_progress=show_progress, stages=stages)
+def _keep(ctx) -> bool:
+    return ctx.config.compute.cache_spectra
 
 
-def _run(cfg: Config, *, series, log, references, segmentation, truth, on_stage, show_progress, stages):
+def _spectra_dim(ctx):
+    # With cache_spectra the corrected 4-D series of each stage is stored;
+    # without it only the (small) shifts are, and the corrections are re-applied
+    # lazily on the way into the Li maps: two full writes and reads fewer.
+    return "time" if _keep(ctx) else None
+
+
+def _screen(ctx):
+    """Read every frame once: which ones decode and hold finite values."""
     import xarray as xr
 
-    from ._flux import analyse, flux_error
+    from ._series import screen_frames
+
+    series = ctx["series"]
+    bad = screen_frames(series, batch=ctx.config.compute.frames_per_batch,
+                        bar=lambda items: ctx.bar(items, "screen: read frames"))
+    good = np.ones(series.sizes["time"], bool)
+    reasons = np.full(series.sizes["time"], "", dtype=object)
+    for b in bad:
+        good[b["index"]] = False
+        reasons[b["index"]] = b["reason"]
+    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str))},
+                      coords={"time": series.time})
+
+
+def _screen_view(ctx, ds):
+    """The series without the frames the screen found bad (unchanged when all are good)."""
+    good = np.asarray(ds.good.values, bool)
+    series = ctx["series"]
+    return series if good.all() else series.isel(time=np.flatnonzero(good))
+
+
+def _screen_after(ctx, _series) -> None:
+    """List the bad frames with file and reason; stop when too few good frames remain."""
+    ic = ctx.config.input
+    ds = ctx.cache.load("screen")
+    series = ctx["series"]
+    good = np.asarray(ds.good.values, bool)
+    reasons = [str(r) for r in ds.reason.values]
+    files = ctx.info.get("frame_files")
+    bad_frames = ctx.result.bad_frames
+    reader_bad = len(bad_frames)
+    for i in np.flatnonzero(~good):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        file = files[i] if files else ""
+        if ic.on_bad_frame == "error":
+            raise DataValidationError(f"{ctx.config.path(ic.series) / file if file else ic.series or 'series'}: "
+                                      f"frame {frame}: {reasons[i]} (set [input] on_bad_frame = \"skip\" to "
+                                      f"skip such frames)")
+        bad_frames.append({"frame": frame, "file": file, "reason": reasons[i]})
+    bad_frames.sort(key=lambda b: b["frame"])
+    total = series.sizes["time"] + reader_bad
+    n_good = int(good.sum())
+    if n_good == 0 or n_good < ic.min_good_fraction * total:
+        listed = "; ".join(f"frame {b['frame']} {b['file']}: {b['reason']}".replace("  ", " ")
+                           for b in bad_frames[:3])
+        raise DataValidationError(
+            f"{ic.series or 'series'}: only {n_good} of {total} frames are usable "
+            f"({n_good / total:.0%} < [input] min_good_fraction = {ic.min_good_fraction:g}): {listed}"
+            + (" ..." if len(bad_frames) > 3 else ""))
+
+
+def _energy_drift_params(ctx):
+    cfg = ctx.config
+    input_params = {k: v for k, v in cfg.section("input").items() if k not in ("series", "log")}
+    return [input_params, cfg.section("energy_drift"), list(cfg.limap.fit_range), cfg.limap.crop_margin_ev,
+            _keep(ctx)]
+
+
+def _energy_drift(ctx):
+    import xarray as xr
+
+    cfg = ctx.config
+    series = _fit_window(ctx["screen"], cfg)
+    if cfg.energy_drift.enabled:
+        refs = ctx["references"](series.energy.values)
+        shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
+                                        batch=cfg.compute.frames_per_batch,
+                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+    else:
+        shifts = np.zeros(series.sizes["time"])
+    ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
+    if _keep(ctx):
+        ds["si"] = _undo_energy_drift(series, shifts) if cfg.energy_drift.enabled else series
+    return ds
+
+
+def _energy_drift_view(ctx, ds):
+    """The energy-corrected series (stored, or the correction re-applied lazily)."""
+    if _keep(ctx):
+        return ds["si"]
+    series = _fit_window(ctx["screen"], ctx.config)
+    if ctx.config.energy_drift.enabled:
+        return _undo_energy_drift(series, ds.energy_shift.values)
+    return series
+
+
+def _register(ctx):
+    import xarray as xr
+
     from ._register import apply_shifts, estimate_shifts
-    from ._series import read_series
+
+    cfg, si_e, full = ctx.config, ctx["energy_drift"], ctx["screen"]
+    rc = cfg.register
+    if rc.enabled:
+        # The reference image is a broad energy-window sum. An energy shift
+        # is uniform over a frame, so it changes that sum by a near-constant
+        # factor per frame, which the mean-subtracted correlation ignores:
+        # read the uncorrected series (one plain read) rather than
+        # re-applying the energy correction to every pixel just for this.
+        window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
+        ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
+                                 bar=lambda items: ctx.bar(items, "register: estimate"))
+        shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference, upsample_factor=rc.upsample_factor)
+    else:
+        shifts = np.zeros((si_e.sizes["time"], 2))
+    ds = xr.Dataset({"drift": (("time", "component"), shifts, {"units": "px"})},
+                    coords={"component": ["dy", "dx"], "time": si_e.time})
+    if _keep(ctx):
+        ds["si"] = apply_shifts(si_e, shifts) if rc.enabled else si_e
+    return ds
+
+
+def _register_view(ctx, ds):
+    """The registered series (stored, or the shifts re-applied lazily)."""
+    from ._register import apply_shifts
+
+    if _keep(ctx):
+        return ds["si"]
+    if ctx.config.register.enabled:
+        return apply_shifts(ctx["energy_drift"], ds.drift.values)
+    return ctx["energy_drift"]
+
+
+def _limap(ctx):
+    si_r = ctx["register"]
+    return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config)
+
+
+def _denoise_stage(ctx):
+    import xarray as xr
+
+    ds_l = ctx["limap"]
+    li = ds_l["li"].load()
+    out = _denoise(li, ctx.config, ds_l["li_std"].values if "li_std" in ds_l else None, ctx.show_progress)
+    return xr.Dataset({"li": out.astype("float32")})
+
+
+def _frame_times(ctx):
+    """Frame times (s, as stored) and their acquisition starts."""
+    ic = ctx.config.input
+    times = np.asarray(ctx["screen"].time.values, float)
+    return times, times - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+
+
+def _sync(ctx):
+    import xarray as xr
+
     from ._sync import sync_frames
 
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {STAGES}")
-    last = max(STAGES.index(s) for s in stages)
-    todo = set(STAGES[: last + 1])
-    runner = _Runner(cfg, on_stage=on_stage, show_progress=show_progress)
-    res = runner.result
+    cfg, log = ctx.config, ctx["log"]
+    times, starts = _frame_times(ctx)
+    if log is None:  # no log: frames only, state unknown
+        return xr.Dataset({"state": ("time", np.full(times.size, "unknown")),
+                           "covered": ("time", np.ones(times.size, bool))}, coords={"time": times})
+    s = sync_frames(starts, log, duration_s=cfg.input.frame_interval_s, capacity_c=cfg.sync.capacity_c,
+                    allow_uncovered=cfg.sync.allow_uncovered)
+    return s.assign_coords(time=("time", times, {"units": "s"}))
 
-    # ---- input
+
+def _sync_after(ctx, ds_s):
+    """Frames the log does not cover join the run's bad frames."""
+    series = ctx["screen"]
+    covered = np.asarray(ds_s.covered.values, bool)
+    for i in np.flatnonzero(~covered):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        ctx.result.bad_frames.append({"frame": frame, "file": "", "reason": "outside the electrochemistry log"})
+
+
+def _analysis(ctx):
+    from ._flux import analyse, flux_error
+
+    ac, log, truth = ctx.config.analysis, ctx["log"], ctx["truth"]
+    ds_s = ctx["sync"]
+    covered = np.asarray(ds_s.covered.values, bool)
+    li = ctx["denoise"]["li"].load().isel(time=covered)
+    states = np.array([str(v) for v in ds_s.state.values])[covered]
+    an = analyse(li, states=None if log is None else states, method=ac.method, interface=ac.interface,
+                 open_edges=ac.open_edges, x_boundary=ac.x_boundary, segmentation=ctx["segmentation"],
+                 profile_bins=ac.profile_bins, rest_states=ac.rest_states)
+    if truth is not None and "flux_y" in truth:
+        err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])
+        an.attrs.update({f"truth_{k}": v for k, v in err.items()})
+    return an
+
+
+def _section(name):
+    return lambda ctx: ctx.config.section(name)
+
+
+#: The operando stage table (the report stage is added by :mod:`ionscope.report`).
+TABLE = (
+    Stage("screen", _screen, inputs=("series",), view=_screen_view, after=_screen_after),
+    Stage("energy_drift", _energy_drift, inputs=("screen", "references"), params=_energy_drift_params,
+          batched=_spectra_dim, view=_energy_drift_view),
+    Stage("register", _register, inputs=("screen", "energy_drift"),
+          params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
+          view=_register_view),
+    Stage("limap", _limap, inputs=("register", "references"), params=_section("limap"), batched="time"),
+    Stage("denoise", _denoise_stage, inputs=("limap",), params=_section("denoise")),
+    Stage("sync", _sync, inputs=("screen", "log"),
+          params=lambda ctx: [ctx.config.section("sync"), ctx.config.input.frame_interval_s,
+                              ctx.config.input.time_anchor], after=_sync_after),
+    Stage("analysis", _analysis, inputs=("denoise", "sync", "segmentation", "truth"), params=_section("analysis")),
+)
+
+#: Names of the operando stages in execution order.
+STAGES = tuple(st.name for st in TABLE)
+
+
+# --------------------------------------------------------------------------- sources (every input, opened up front)
+
+#: Named reference models a config may ask for (``[limap] references = "simulated"``):
+#: "module:function" of a ``function(energy) -> (component, energy)`` DataArray,
+#: imported only when a config names it.
+REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references"}
+
+
+def _reference_source(cfg: Config, references):
+    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now)."""
+    import importlib
+
+    import xarray as xr
+
+    if references is not None:
+        if callable(references) and not isinstance(references, xr.DataArray):
+            return references, f"callable:{getattr(references, '__module__', '')}.{getattr(references, '__qualname__', '')}"
+        return (lambda energy: references), _token(references)
+    ref = cfg.limap.references
+    if ref in REFERENCE_MODELS:
+        module, _, attr = REFERENCE_MODELS[ref].partition(":")
+        return getattr(importlib.import_module(module), attr), ref
+    from .. import io as iio
+
+    path = cfg.path(ref)
+    refs = iio.load(path)
+    if "component" not in refs.dims or "energy" not in refs.dims:
+        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
+                                  f"got dims {refs.dims}")
+    refs = refs.load()
+    return (lambda energy: refs), ref
+
+
+#: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
+_MAX_BATCH_BYTES = 8 * 2**30
+
+
+def _check_against_data(cfg: Config, series) -> None:
+    """Windows and sizes that only the data can check, before any stage runs."""
+    e = np.asarray(series.energy.values, float)
+    lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
+    _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
+    windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
+    ed = cfg.energy_drift.options.get("window")
+    if cfg.energy_drift.enabled and ed is not None:
+        windows.append(("[energy_drift] options.window", ed))
+    for name, win in windows:
+        if not win:
+            continue
+        inside = int(np.count_nonzero((e >= float(win[0])) & (e <= float(win[1]))))
+        if inside < 2:
+            raise DataValidationError(f"config {name} = {list(win)} eV holds {inside} channel(s) of the series, "
+                                      f"which spans {lo:.4g}..{hi:.4g} eV: choose a window inside the data")
+    frame = series.dtype.itemsize * series.sizes["y"] * series.sizes["x"] * series.sizes["energy"]
+    if cfg.compute.frames_per_batch * frame > _MAX_BATCH_BYTES:
+        raise DataValidationError(
+            f"config [compute] frames_per_batch = {cfg.compute.frames_per_batch}: "
+            f"{cfg.compute.frames_per_batch} frames of {frame / 2**20:.0f} MiB exceed "
+            f"{_MAX_BATCH_BYTES / 2**30:.0f} GiB held at once; use at most {max(1, _MAX_BATCH_BYTES // frame)}")
+
+
+def _check_log(log, cfg: Config):
+    """A log Dataset's numbers are finite (or interpolated when ``[input] log_missing`` asks)."""
+    import xarray as xr
+
+    if not isinstance(log, xr.Dataset) or "time" not in log.coords:
+        raise DataValidationError("log: expected an xarray.Dataset with a 'time' coordinate in s")
+    for name in ("voltage", "current", "charge_c"):
+        if name not in log:
+            continue
+        v = np.asarray(log[name].values, float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            if cfg.input.log_missing != "interpolate" or bad.sum() > v.size - 2:
+                t = np.asarray(log.time.values, float)[bad]
+                raise DataValidationError(
+                    f"log: {name} holds {int(bad.sum())} NaN/Inf value(s), first at t = {t[0]:.6g} s "
+                    f"(fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+            log = log.assign({name: log[name].interpolate_na("time")})
+    return log
+
+
+def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list) -> dict:
+    """Open every input before the first stage runs: ``{name: (value, key)}``."""
+    import xarray as xr
+
+    from ._series import read_series
+
     ic = cfg.input
     if series is None:
         if not ic.series:
@@ -448,174 +711,159 @@ def _run(cfg: Config, *, series, log, references, segmentation, truth, on_stage,
             series = series.chunk({"time": 1})
         bad = []
         input_key = _token(series)
-    series = _canonical_chunks(series)
-    res.bad_frames = list(bad)
-    input_params = {k: v for k, v in cfg.section("input").items() if k not in ("series", "log")}
+    bad_frames.extend(bad)
+    frame_files = series.attrs.get("frame_files")
+    if frame_files is not None:  # kept beside the series, not in what the stages store
+        series = series.copy()
+        series.attrs = {k: v for k, v in series.attrs.items() if k != "frame_files"}
+    full = _canonical_chunks(series)
 
-    # ---- energy drift
-    # With cache_spectra the corrected 4-D series of each stage is stored;
-    # without it only the (small) shifts are, and the corrections are re-applied
-    # lazily on the way into the Li maps: two full writes and reads fewer.
-    keep = cfg.compute.cache_spectra
-    spectra_dim = "time" if keep else None
-    full_series = series
-    series = _fit_window(series, cfg)
-
-    def energy_drift():
-        if cfg.energy_drift.enabled:
-            refs = _references(cfg, series.energy.values, references)
-            shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
-                                            batch=cfg.compute.frames_per_batch,
-                                            bar=lambda items: runner.bar(items, "energy_drift: estimate"))
-        else:
-            shifts = np.zeros(series.sizes["time"])
-        ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
-        if keep:
-            ds["si"] = _undo_energy_drift(series, shifts) if cfg.energy_drift.enabled else series
-        return ds
-
-    ref_token = _token(references) if references is not None else cfg.limap.references
-    ds_e, k_e = runner.stage("energy_drift", [input_params, cfg.section("energy_drift"), ref_token,
-                                              list(cfg.limap.fit_range), cfg.limap.crop_margin_ev, keep],
-                             [input_key],
-                             energy_drift, batched_dim=spectra_dim)
-    if keep:
-        si_e = ds_e["si"]
-    elif cfg.energy_drift.enabled:
-        si_e = _undo_energy_drift(series, ds_e.energy_shift.values)
-    else:
-        si_e = series
-
-    # ---- specimen drift
-    def register():
-        rc = cfg.register
-        if rc.enabled:
-            # The reference image is a broad energy-window sum. An energy shift
-            # is uniform over a frame, so it changes that sum by a near-constant
-            # factor per frame, which the mean-subtracted correlation ignores:
-            # read the uncorrected series (one plain read) rather than
-            # re-applying the energy correction to every pixel just for this.
-            window = full_series.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full_series
-            ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
-                                     bar=lambda items: runner.bar(items, "register: estimate"))
-            shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference,
-                                     upsample_factor=rc.upsample_factor)
-        else:
-            shifts = np.zeros((si_e.sizes["time"], 2))
-        ds = xr.Dataset({"drift": (("time", "component"), shifts, {"units": "px"})},
-                        coords={"component": ["dy", "dx"], "time": si_e.time})
-        if keep:
-            ds["si"] = apply_shifts(si_e, shifts) if rc.enabled else si_e
-        return ds
-
-    if not todo & {"register", "limap", "denoise", "sync", "analysis", "report"}:
-        return res
-    ds_r, k_r = runner.stage("register", [cfg.section("register"), keep], [k_e], register, batched_dim=spectra_dim)
-    if keep:
-        si_r = ds_r["si"]
-    elif cfg.register.enabled:
-        si_r = apply_shifts(si_e, ds_r.drift.values)
-    else:
-        si_r = si_e
-
-    # ---- Li maps
-    def limap():
-        refs = _references(cfg, si_r.energy.values, references)
-        return _li_maps(si_r, refs, cfg)
-
-    if not todo & {"limap", "denoise", "sync", "analysis", "report"}:
-        return res
-    ds_l, k_l = runner.stage("limap", [cfg.section("limap"), ref_token], [k_r], limap, batched_dim="time")
-
-    # ---- denoising
-    def denoise():
-        li = ds_l["li"].load()
-        out = _denoise(li, cfg, ds_l["li_std"].values if "li_std" in ds_l else None, runner.show)
-        return xr.Dataset({"li": out.astype("float32")})
-
-    if not todo & {"denoise", "sync", "analysis", "report"}:
-        return res
-    ds_d, k_d = runner.stage("denoise", cfg.section("denoise"), [k_l], denoise)
-
-    # ---- synchronisation with the log
     if log is None and ic.log:
         lpath = cfg.path(ic.log)
         if not lpath.exists():
             raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
-        log_key = fingerprint([lpath])
-        log = _read_log(lpath)
+        log_key = fingerprint([lpath]) + ic.log_missing
+        log = _read_log(lpath, missing=ic.log_missing)
     elif log is not None:
         log_key = _token(log)
     else:
         log_key = "no-log"
-    times = np.asarray(ds_l.time.values, float)
-    interval = ic.frame_interval_s
-    starts = times - (0.5 * interval if ic.time_anchor == "mid" else 0.0)
 
-    def sync():
-        if log is None:  # no log: frames only, state unknown
-            return xr.Dataset({"state": ("time", np.full(times.size, "unknown")),
-                               "covered": ("time", np.ones(times.size, bool))}, coords={"time": times})
-        s = sync_frames(starts, log, duration_s=interval, capacity_c=cfg.sync.capacity_c,
-                        allow_uncovered=cfg.sync.allow_uncovered)
-        return s.assign_coords(time=("time", times, {"units": "s"}))
-
-    ds_s, k_s = runner.stage("sync", [cfg.section("sync"), interval, ic.time_anchor], [k_l, log_key], sync)
-    covered = np.asarray(ds_s.covered.values, bool)
-    for i in np.flatnonzero(~covered):
-        res.bad_frames.append({"frame": int(ds_l.frame_index.values[i]) if "frame_index" in ds_l.coords else int(i),
-                               "file": "", "reason": "outside the electrochemistry log"})
-
-    # ---- analysis
     if segmentation is None and cfg.analysis.segmentation:
         from .. import io as iio
 
         segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
-
-    def analysis():
-        ac = cfg.analysis
-        li = ds_d["li"].load().isel(time=covered)
-        states = np.array([str(v) for v in ds_s.state.values])[covered]
-        an = analyse(li, states=None if log is None else states, method=ac.method, interface=ac.interface,
-                     open_edges=ac.open_edges, x_boundary=ac.x_boundary, segmentation=segmentation,
-                     profile_bins=ac.profile_bins, rest_states=ac.rest_states)
-        if truth is not None and "flux_y" in truth:
-            err = flux_error(an, truth.flux_y.values[covered], truth.flux_x.values[covered])
-            an.attrs.update({f"truth_{k}": v for k, v in err.items()})
-        return an
-
-    if not todo & {"analysis", "report"}:
-        return res
     seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
     truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
-    _, k_a = runner.stage("analysis", [cfg.section("analysis"), seg_token, truth_token], [k_d, k_s], analysis)
+    _check_against_data(cfg, full)
+    if log is not None:
+        log = _check_log(log, cfg)
+    if segmentation is not None:
+        seg = np.asarray(segmentation)
+        if seg.shape != (full.sizes["y"], full.sizes["x"]):
+            raise DataValidationError(f"segmentation ([analysis] segmentation): shape {seg.shape} differs from the "
+                                      f"frames' (y, x) = ({full.sizes['y']}, {full.sizes['x']})")
+    return frame_files, {
+        "series": (full, input_key),
+        "references": _reference_source(cfg, references),
+        "log": (log, log_key),
+        "segmentation": (segmentation, seg_token),
+        "truth": (truth, truth_token),
+    }
 
-    # ---- report
-    if "report" in todo:
-        _report_stage(runner, [cfg.section("report"), json.dumps(res.bad_frames)], [k_a, k_l])
-    return res
+
+# --------------------------------------------------------------------------- the run
 
 
-def _report_stage(runner: _Runner, params, inputs) -> None:
-    """Movies, figures and the viewer; skipped when its key and files are unchanged."""
-    from ..report import write_run_report
+def run(config, *, series=None, log=None, references=None, segmentation=None, truth=None,
+        on_stage: Callable[[str, StageRecord], None] | None = None, show_progress: bool | None = None,
+        stages: tuple[str, ...] | None = None, extra_stages: tuple[Stage, ...] = (),
+        wait: bool | float = False) -> RunResult:
+    """Run the operando pipeline (cached, resumable) on the scheduler of ``[compute]``.
 
-    cfg, res = runner.cfg, runner.result
-    key = stage_key("report", params, inputs)
-    manifest = cfg.out_dir / "report.json"
-    rec = StageRecord(name="report", key=key)
-    with Timer() as timer:
-        old = json.loads(manifest.read_text()) if manifest.is_file() else {}
-        if old.get("key") == key and all((cfg.out_dir / f).exists() for f in old.get("files", {}).values()):
-            rec.cached = True
-            res.files = {k: str(cfg.out_dir / v) for k, v in old["files"].items()}
-        else:
-            files = write_run_report(res, cfg.out_dir, show_progress=runner.show)
-            res.files = {k: str(v) for k, v in files.items()}
-            rel = {k: str(Path(v).relative_to(cfg.out_dir)) for k, v in files.items()}
-            with atomic_path(manifest) as tmp:
-                tmp.write_text(json.dumps({"key": key, "files": rel}, indent=1))
-    rec.seconds = timer.seconds
-    res.stages["report"] = rec
-    if runner.on_stage is not None:
-        runner.on_stage("report", rec)
+    Parameters
+    ----------
+    config : Config, dict or path to a TOML file
+        See :func:`ionscope.operando.load_config`.
+    series : xarray.DataArray (time, y, x, energy), optional
+        The frames, instead of ``[input] series`` (e.g. straight from
+        :func:`ionscope.simulate.operando_eels`); dask-backed stays lazy.
+    log : xarray.Dataset, optional
+        The electrochemistry log, instead of ``[input] log``.
+    references : xarray.DataArray (component, energy) or callable, optional
+        Instead of ``[limap] references``; a callable gets the energy axis
+        (eV) and returns the spectra on it.
+    segmentation : (y, x) int array, optional
+        Grain labels (boundaries 0) for per-region statistics, instead of
+        ``[analysis] segmentation``.
+    truth : xarray.Dataset, optional
+        Simulator ground truth (``flux_y``, ``flux_x``); the analysis then
+        also reports its error against it.
+    on_stage : callable(name, record), optional
+        Called after each stage is done (cached or computed); raising from it
+        stops the run there (what a crash would do) — the next run resumes.
+    show_progress : bool, optional
+        Progress bars with ETA per stage (default: on a terminal).
+    stages : tuple of str, optional
+        Run only these stages and what they need (default: every stage).
+    extra_stages : tuple of Stage
+        Stages appended to the operando table, e.g. the report
+        (:func:`ionscope.report.operando_report_stage`, which ``ionscope run`` adds).
+    wait : bool or float
+        The output folder is held exclusively while the run lasts. Another
+        live run holding it: refuse at once (False, default), wait (True) or
+        wait at most this many seconds.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    FileFormatError, DataValidationError, CalibrationError
+        Unusable input (messages name the file / frame / config key).
+    OutputLockedError
+        Another run holds the output folder.
+    OutputPathError
+        The output cannot be written (disk full, read-only, no permission, in the way).
+
+    References
+    ----------
+    Y. Nomura et al., Nat. Commun. 11 (2020) 2824, doi:10.1038/s41467-020-16622-w.
+
+    Examples
+    --------
+    >>> from ionscope.simulate import operando_eels  # doctest: +SKIP
+    >>> si, truth, log = operando_eels(seed=1)  # doctest: +SKIP
+    >>> res = run({"output": {"dir": "out"}}, series=si, log=log)  # doctest: +SKIP
+    >>> res.analysis.attrs["through_fraction"]  # doctest: +SKIP
+    0.97
+    """
+    cfg = _as_config(config)
+    table = TABLE + tuple(extra_stages)
+    names = [st.name for st in table]
+    if stages is not None:
+        unknown = [s for s in stages if s not in names]
+        if unknown:
+            hint = " (the report stage is added by ionscope.report.operando_report_stage())" \
+                if "report" in unknown else ""
+            raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
+    # disk full, read-only file system, no permission, a file in the way: one line with what to do
+    with os_errors(cfg.out_dir), contextlib.ExitStack() as held:
+        for folder in _lock_folders(cfg):
+            held.enter_context(folder_lock(folder, wait=wait))
+        clean_temporaries(cfg.out_dir)
+        cache = StageCache(cfg.cache_path)
+        cache.clear_stale()
+        res = RunResult(config=cfg, cache=cache)
+        # every input is opened and checked before the scheduler starts or a stage runs
+        frame_files, sources = _sources(cfg, series=series, log=log, references=references,
+                                        segmentation=segmentation, truth=truth, bad_frames=res.bad_frames)
+        ctx = Context(cache=cache, config=cfg, show_progress=show_progress, batch=cfg.compute.frames_per_batch,
+                      result=res)
+        ctx.info["frame_files"] = frame_files
+        with _scheduler(cfg):
+            ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
+                             on_stage=lambda name, rec: _record(res, on_stage, name, rec))
+        res.context = ctx
+        return res
+
+
+def _lock_folders(cfg: Config) -> list[Path]:
+    """The output folder, and the cache's folder when the cache lives elsewhere."""
+    out = cfg.out_dir
+    folders = [out]
+    cache_parent = cfg.cache_path.parent
+    try:
+        inside = cache_parent.resolve().is_relative_to(out.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        folders.append(cache_parent)
+    return folders
+
+
+def _record(res: RunResult, on_stage, name: str, rec: StageRecord) -> None:
+    res.stages[name] = rec
+    if on_stage is not None:
+        on_stage(name, rec)

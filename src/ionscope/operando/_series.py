@@ -45,7 +45,8 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     frame_interval_s : float
         Frame period, used when the data carry no time coordinate.
     start_s : float
-        Start of frame 0 on the log's clock (s).
+        Start of frame 0 on the log's clock (s); added to the times a store
+        carries (they count from the start of the acquisition).
     time_anchor : {"mid", "start"}
         Whether the ``time`` coordinate is each frame's middle (default, the
         moment a frame best represents) or its start.
@@ -57,7 +58,10 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     Returns
     -------
     (series, bad) : (xarray.DataArray, list of dict)
-        ``bad`` lists ``{"frame": k, "file": name, "reason": text}``.
+        ``bad`` lists ``{"frame": k, "file": name, "reason": text}``. For a
+        folder, ``series.attrs["frame_files"]`` names the file of each kept
+        frame. Only headers are read here; a frame whose *data* cannot be
+        decoded or holds NaN/Inf is found by :func:`screen_frames`.
 
     Raises
     ------
@@ -92,6 +96,10 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         da = da.assign_coords(time=("time", _time_coord(da.sizes["time"], start_s=start_s,
                                                          interval_s=frame_interval_s, anchor=time_anchor),
                                     {"units": "s"}))
+    elif start_s:
+        # stored times count from the start of the acquisition; start_s puts them on the log's clock
+        t = np.asarray(da.time.values, float)
+        da = da.assign_coords(time=("time", t + float(start_s), dict(da.time.attrs)))
     missing = [d for d in ("y", "x", "energy") if d not in da.dims]
     if missing:
         raise ShapeMismatchError(f"{path}: series lacks dimension(s) {missing}; it has {da.dims}")
@@ -172,6 +180,62 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
                                   frame_index=("time", np.asarray(kept, int)))
     series.attrs = dict(frames[0].attrs)
     series.attrs["source_file"] = str(folder)
+    series.attrs["frame_files"] = [p.name for k, p in zip(numbers, files) if k in set(kept)]
     series = series.transpose("time", "y", "x", "energy").chunk({"time": chunks_time})
     bad.sort(key=lambda b: b["frame"])
     return series, bad
+
+
+def screen_frames(series, *, batch: int = 4, bar=lambda items: items) -> list[dict]:
+    """Read every frame once; list those whose data cannot be decoded or hold NaN/Inf.
+
+    Headers can be fine while a frame's data are not (a damaged chunk, a
+    detector dropout written as NaN). Frames are read ``batch`` at a time
+    (bounded memory); a batch that fails to read is retried frame by frame so
+    one bad frame does not take its neighbours with it.
+
+    Parameters
+    ----------
+    series : xarray.DataArray (time, y, x, energy)
+        Lazy (dask) is expected; every chunk is read once.
+
+    Returns
+    -------
+    list of dict
+        ``{"index": i (position along time), "reason": text}`` per bad frame.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = np.ones((3, 2, 2, 4)); a[1, 0, 0, 0] = np.nan
+    >>> screen_frames(xr.DataArray(a, dims=("time", "y", "x", "energy")).chunk({"time": 1}))
+    [{'index': 1, 'reason': 'data hold 1 NaN/Inf value(s)'}]
+    """
+    float_data = np.issubdtype(series.dtype, np.inexact)
+
+    def check(part) -> np.ndarray:
+        # a reduction reads (decodes) every chunk once without holding the part in memory
+        if float_data:
+            return np.asarray((~np.isfinite(part)).sum(("y", "x", "energy")).values)
+        return np.asarray(part.sum(("y", "x", "energy")).values) * 0  # integer counts are always finite
+
+    n = series.sizes["time"]
+    bad = []
+    for start in bar(list(range(0, n, batch))):
+        stop = min(start + batch, n)
+        try:
+            counts = check(series.isel(time=slice(start, stop)))
+        except Exception:  # noqa: BLE001 - decoders raise many types; retried frame by frame below
+            counts = []
+            for i in range(start, stop):
+                try:
+                    counts.append(int(check(series.isel(time=slice(i, i + 1)))[0]))
+                except Exception as exc:  # noqa: BLE001
+                    bad.append({"index": i, "reason": f"data unreadable ({type(exc).__name__}: "
+                                                      f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"})
+                    counts.append(0)
+        for i, c in zip(range(start, stop), counts):
+            if c:
+                bad.append({"index": i, "reason": f"data hold {int(c)} NaN/Inf value(s)"})
+    bad.sort(key=lambda b: b["index"])
+    return bad

@@ -16,6 +16,14 @@ unfinished batch. When every batch is written the partial group is renamed
 into place in one ``os.replace``. (``ionscope._atomic.atomic_path`` is not used
 for these because it deletes its temporary on error, which would throw away
 the resumable work; small stages do use it.)
+
+A stage counts as stored only when its *completion marker*
+``.<name>.complete.json`` exists: it is removed before a stage's group is
+replaced and written last, after the group is in place, and records the key,
+every variable's shape and every file's size (and, for stages up to
+``_HASH_LIMIT`` bytes, its SHA-256). :meth:`StageCache.has` checks all of it
+and that the group opens; an entry that fails is discarded with a warning and
+recomputed, so a damaged or half-written cache never poisons a later run.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +42,7 @@ from .._atomic import atomic_path
 from ..errors import FileFormatError
 
 _KEY_ATTR = "ionscope_stage_key"
+_HASH_LIMIT = 256 * 2**20  # stages up to this size are checksummed; larger ones checked by file sizes
 _SCHEMA = 1  # bump when the layout of a stage result changes, to invalidate old caches
 
 
@@ -83,12 +93,15 @@ class StageCache:
     def __init__(self, path):
         import zarr
 
+        from .._atomic import os_errors
+
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise FileFormatError(f"{self.path}: the stage cache must be a directory (a Zarr group)")
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not (self.path / "zarr.json").exists() and not (self.path / ".zgroup").exists():
-            zarr.open_group(str(self.path), mode="a")
+        with os_errors(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not (self.path / "zarr.json").exists() and not (self.path / ".zgroup").exists():
+                zarr.open_group(str(self.path), mode="a")
 
     # -- lookup -------------------------------------------------------------
     def _group(self, name: str) -> Path:
@@ -104,8 +117,79 @@ class StageCache:
             return None
         return attrs.get(_KEY_ATTR)
 
+    def _marker(self, name: str) -> Path:
+        return self.path / f".{name}.complete.json"
+
     def has(self, name: str, key: str) -> bool:
-        return self.stored_key(name) == key
+        """Whether ``name`` is stored under ``key``, complete and intact.
+
+        An entry stored under this key that fails verification is discarded
+        (with a warning) so that the caller recomputes it.
+        """
+        if self.stored_key(name) != key and self._marker_key(name) != key:
+            return False
+        problem = self._verify(name, key)
+        if problem is None and self.stored_key(name) != key:
+            problem = "damaged (its stored key is unreadable)"
+        if problem is None:
+            return True
+        warnings.warn(f"{self._group(name)}: cached stage {name!r} is {problem}; discarding it and recomputing",
+                      stacklevel=2)
+        self.discard(name)
+        return False
+
+    def _marker_key(self, name: str) -> str | None:
+        try:
+            return json.loads(self._marker(name).read_text()).get("key")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _verify(self, name: str, key: str) -> str | None:
+        try:
+            marker = json.loads(self._marker(name).read_text())
+        except (OSError, ValueError):
+            return "incomplete (no completion marker: the writing run was interrupted)"
+        if marker.get("key") != key:
+            return "incomplete (its completion marker belongs to another result)"
+        group = self._group(name)
+        for rel, (size, digest) in marker.get("files", {}).items():
+            f = group / rel
+            try:
+                if f.stat().st_size != size:
+                    return f"damaged ({rel}: {f.stat().st_size} bytes, {size} written)"
+                if digest and _sha256(f) != digest:
+                    return f"damaged ({rel}: checksum differs from the one written)"
+            except OSError:
+                return f"damaged ({rel} is missing)"
+        try:
+            import xarray as xr
+
+            with xr.open_zarr(group, consolidated=False) as ds:
+                shapes = {v: list(ds[v].shape) for v in ds.variables}
+        except Exception as exc:  # zarr raises many types for a damaged store
+            return f"unreadable ({type(exc).__name__}: {exc})"
+        if shapes != marker.get("shapes", shapes):
+            return "damaged (variables or shapes differ from those written)"
+        return None
+
+    def _complete(self, name: str, key: str) -> None:
+        """Write the completion marker of a stage whose group is in place (the last write of a stage)."""
+        import xarray as xr
+
+        group = self._group(name)
+        files = sorted(p for p in group.rglob("*") if p.is_file())
+        total = sum(p.stat().st_size for p in files)
+        listing = {p.relative_to(group).as_posix(): [p.stat().st_size, _sha256(p) if total <= _HASH_LIMIT else ""]
+                   for p in files}
+        with xr.open_zarr(group, consolidated=False) as ds:
+            shapes = {v: list(ds[v].shape) for v in ds.variables}
+        with atomic_path(self._marker(name)) as tmp:
+            tmp.write_text(json.dumps({"key": key, "shapes": shapes, "files": listing}))
+
+    def discard(self, name: str) -> None:
+        """Remove a stage's result (marker first, so a half-removed entry is never trusted)."""
+        self._marker(name).unlink(missing_ok=True)
+        shutil.rmtree(self._group(name), ignore_errors=True)
 
     def load(self, name: str):
         """The stored Dataset of a stage (dask-backed, nothing read yet)."""
@@ -122,8 +206,10 @@ class StageCache:
     def save(self, name: str, key: str, ds) -> None:
         """Write a whole (small) Dataset atomically as the stage's result."""
         ds = _clean(ds, key)
+        self._marker(name).unlink(missing_ok=True)
         with atomic_path(self._group(name)) as tmp:
             ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
+        self._complete(name, key)
 
     def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int,
                      progress: Callable[[Iterable], Iterable] | None = None,
@@ -170,15 +256,23 @@ class StageCache:
                 on_batch(s)
         done_file.unlink()
         final = self._group(name)
+        self._marker(name).unlink(missing_ok=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
+        self._complete(name, key)
         return resumed
 
     def clear_stale(self) -> None:
-        """Remove temporaries of ``atomic_path`` left behind by a killed process."""
-        for tmp in self.path.glob(".*.tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        """Remove temporaries of ``atomic_path`` left behind by a killed process.
+
+        Call only while holding the cache exclusively (see ``operando._lock``).
+        """
+        from .._atomic import clean_temporaries
+
+        clean_temporaries(self.path)
+        for tmp in self.path.glob(".*.done.json.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _clean(ds, key: str):
@@ -195,6 +289,14 @@ def _clean(ds, key: str):
             # fixed-width unicode has no Zarr v3 specification; variable-length strings do
             ds[name] = var.astype(object)
     return ds
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _write_json(path: Path, obj) -> None:

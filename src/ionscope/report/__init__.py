@@ -15,6 +15,7 @@ _EXPORTS = {
     "write_viewer": "_viewer",
     "write_html_report": "_html",
     "write_run_report": "_run",
+    "operando_report_stage": "_run",
     "save_figure": "_figures",
     "charge_curve": "_figures",
     "mean_li": "_figures",

@@ -103,3 +103,79 @@ def _map_label(config) -> str:
     if lc.method == "mlls":
         return f"{lc.component} weight (MLLS, × reference)"
     return f"{lc.component} ({lc.method.upper()})"
+
+
+# --------------------------------------------------------------------------- the report as a pipeline stage
+
+_SET = "report"  # the manifest is OUT/report.json
+
+
+class _ReportStore:
+    """Where the report stage's result lives: a set of files in the output folder.
+
+    ``has``: the manifest ``report.json`` carries the key and every listed file
+    exists. ``save``: the set, written in a staging folder, is published as one
+    unit (:func:`ionscope._atomic.publish_set`).
+    """
+
+    def __init__(self, out_dir):
+        from .._atomic import recover_sets
+
+        self.out = Path(out_dir)
+        recover_sets(self.out, _SET)  # finish a publication a kill cut short; drop unfinished staging
+
+    def _manifest(self) -> dict:
+        path = self.out / f"{_SET}.json"
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def has(self, name: str, key: str) -> bool:
+        old = self._manifest()
+        return old.get("key") == key and all((self.out / f).is_file() for f in old.get("files", {}).values())
+
+    def save(self, name: str, key: str, staged) -> None:
+        from .._atomic import publish_set
+
+        staging, files = staged
+        rel = {k: Path(v).relative_to(staging).as_posix() for k, v in files.items()}
+        previous = list(self._manifest().get("files", {}).values())
+        publish_set(staging, self.out, list(rel.values()), name=_SET, manifest={"key": key, "files": rel},
+                    previous=previous)
+
+    def load(self, name: str) -> dict[str, str]:
+        return {k: str(self.out / v) for k, v in self._manifest().get("files", {}).items()}
+
+
+def _report_compute(ctx):
+    from .._atomic import staging_dir
+
+    staging = staging_dir(ctx.config.out_dir, _SET)
+    return staging, write_run_report(ctx.result, staging, show_progress=ctx.show_progress)
+
+
+def _report_after(ctx, files) -> None:
+    ctx.result.files = dict(files)
+
+
+def operando_report_stage():
+    """The report as a stage of :func:`ionscope.operando.run` (``ionscope run`` adds it).
+
+    Movies, figures, viewer, ``summary.json`` and ``report.html`` are written
+    into a staging folder and published into ``[output] dir`` as one set; the
+    stage is skipped when its key (report settings, bad frames, upstream
+    results) and files are unchanged.
+
+    Examples
+    --------
+    >>> from ionscope.report import operando_report_stage
+    >>> operando_report_stage().name
+    'report'
+    >>> # run(config, extra_stages=(operando_report_stage(),))
+    """
+    from ..operando._graph import Stage
+
+    return Stage("report", _report_compute, inputs=("analysis", "limap"),
+                 params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)],
+                 after=_report_after, store=lambda ctx: _ReportStore(ctx.config.out_dir))
