@@ -98,12 +98,9 @@ def run(args) -> int:
             print(f"dashboard still at {result.url} — Ctrl-C to quit", flush=True)
 
     hold = not (args.exit_when_done or args.no_serve)
-    try:  # the final run is ionscope run's: with its report stage where the pipeline takes it as an extra stage
-        from ..report import operando_report_stage
+    from ..report import operando_report_stage
 
-        final_stages = (operando_report_stage(),)
-    except ImportError:
-        final_stages = ()
+    final_stages = (operando_report_stage(),)  # the final run is ionscope run's, report stage included
     try:
         watch(cfg, serve=not args.no_serve, host=args.host, port=args.port, token=args.token, window=args.window,
               idle_timeout_s=args.timeout, settle_s=args.settle, stop_file=args.stop_file, sidecar=args.sidecar,

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``watch``: the operando pipeline run frame by frame while the microscope acquires.
 
-Each complete frame goes through the same science as ``ionscope run`` — the
-pipeline's own adapters for energy drift, registration and Li maps, with the
-same block shapes and one BLAS thread, so a frame's live Li map is the one the
-batch run computes whenever the computation is the same — then:
+Each complete frame goes through the same science as ``ionscope run``: a
+per-frame stage table (:func:`live_table`) walked by the pipeline's one runner
+(:func:`ionscope.operando._graph.run_stages`) — the batch table's own
+``energy_drift`` and ``limap`` stages, with the same block shapes and one BLAS
+thread, so a frame's live Li map is the one the batch run computes whenever
+the computation is the same — then:
 
 * registration uses a *running* reference (``[register] reference``:
   ``"first"`` is causal already; ``"previous"`` chains to the last frame;
@@ -172,11 +174,9 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     ((8, 12), ['chi2_mean', 'dx', 'dy'])
     """
     import xarray as xr
-    from threadpoolctl import threadpool_limits
 
-    from ..operando import apply_shifts
-    from ..operando._pipeline import _canonical_chunks, _estimate_energy_drift, _fit_window, _li_maps, \
-        _undo_energy_drift
+    from ..operando._graph import run_stages
+    from ..operando._pipeline import _canonical_chunks, _reference_source
 
     cfg = config
     if not isinstance(frame, xr.DataArray) or set(frame.dims) != {"y", "x", "energy"}:
@@ -184,28 +184,24 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     frame = frame.transpose("y", "x", "energy")
     reference = Reference(cfg.register.reference) if reference is None else reference
     hooks = FRAME_HOOKS if hooks is None else hooks
-    series = frame.expand_dims(time=[float(time_s)]).chunk()
-    full = _canonical_chunks(series)  # the batch run's block shapes: same arithmetic, same bits
-    series = _fit_window(full, cfg)
-    # One BLAS thread, as the batch run's 4-D stages: float sums then do not depend on the thread count.
-    with threadpool_limits(limits=1):
-        refs = _reference_spectra(cfg, series.energy.values, references)
-        if cfg.energy_drift.enabled:
-            opts = dict(cfg.energy_drift.options)
-            if opts.get("method") == "edge" and "reference" not in opts and reference.spectrum is not None:
-                opts["reference"] = reference.spectrum  # causal: the first frame's spectrum, not the series mean
-            e_shift = _estimate_energy_drift(series, opts, refs, cfg.limap.fit_range, batch=1)
-            si_e = _undo_energy_drift(series, e_shift)
-        else:
-            e_shift = np.zeros(1)
-            si_e = series
-        rc = cfg.register
-        window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
-        image = np.asarray(window.sum("energy").compute().values)[0]
-        shift = _register_shift(image, reference, rc)
-        si_r = apply_shifts(si_e, shift[None, :]) if rc.enabled else si_e
-        fit = _li_maps(si_r, refs, cfg).compute()
-    spectrum = np.asarray(series.sum(("y", "x")).compute().values)[0]
+    # the batch run's block shapes (one whole frame per chunk): same arithmetic, same bits
+    series = _canonical_chunks(frame.expand_dims(time=[float(time_s)]).chunk())
+    opts = dict(cfg.energy_drift.options)
+    if opts.get("method") == "edge" and "reference" not in opts and reference.spectrum is not None:
+        # causal: align to the first frame's spectrum (the batch default, the series mean, is the future too)
+        cfg = cfg.replace(energy_drift={"options": {**opts, "reference": reference.spectrum.tolist()}})
+    ref_model, ref_key = _reference_source(cfg, references)
+    store = MemoryStore()
+    ctx = run_stages(live_table(), cache=store, config=cfg, batch=cfg.compute.frames_per_batch,
+                     sources={"screen": (series, f"frame-{index}-{time_s}"), "references": (ref_model, ref_key),
+                              "reference_state": (reference, f"{reference.mode}-{reference.count}")},
+                     targets=("limap",))
+    fit = ctx["limap"].compute()
+    e_shift = np.asarray(store.load("energy_drift").energy_shift.values, float)
+    reg = store.load("register")
+    shift = np.asarray(reg.drift.values, float)[0]
+    image = np.asarray(reg.image.values)[0]
+    spectrum = np.asarray(_fit_window_of(series, cfg).sum(("y", "x")).compute().values)[0]
     reference.update(image, shift, spectrum)
     # native dtype (the batch run's): a live map can be compared with the batch one bit for bit
     maps = {name: np.asarray(fit[name].values).reshape(frame.shape[:2])
@@ -215,10 +211,11 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
                "li_mean": float(np.nanmean(li))}
     if "chi2" in maps:
         scalars["chi2_mean"] = float(np.nanmean(maps["chi2"]))
-    ctx = FrameContext(index=index, frame=frame, corrected=si_r, fit=fit, config=cfg, references=refs)
+    fctx = FrameContext(index=index, frame=frame, corrected=ctx["register"], fit=fit, config=cfg,
+                        references=ref_model(ctx["register"].energy.values))
     for name, hook in hooks.items():
         try:
-            got = hook(ctx) or {}
+            got = hook(fctx) or {}
         except IonscopeError as exc:  # a hook that cannot run on this frame: record why, go on
             scalars[f"{name}_error"] = str(exc)
             continue
@@ -227,15 +224,82 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     return {"maps": maps, "scalars": scalars, "image": image.astype(np.float32)}
 
 
-def _reference_spectra(cfg, energy, references=None):
-    """The batch run's reference spectra on this energy axis (either pipeline layout: before or after
-    the stage-graph rebuild, which turned ``_references`` into ``_reference_source``)."""
-    from ..operando import _pipeline as pl
+def _fit_window_of(series, cfg):
+    from ..operando._pipeline import _fit_window
 
-    if hasattr(pl, "_references"):
-        return pl._references(cfg, energy, references)
-    model, _key = pl._reference_source(cfg, references)
-    return model(energy)
+    return _fit_window(series, cfg)
+
+
+# --------------------------------------------------------------------------- the per-frame stage table
+
+
+class MemoryStore:
+    """A store for :func:`~ionscope.operando._graph.run_stages` that keeps one frame's results in memory.
+
+    The live cache is the per-frame ``.npz`` of the watcher, so the per-frame
+    stages need no Zarr round trip; results are materialised (as the batch
+    run's Zarr store materialises them, float32 stays float32) and re-chunked
+    one frame per chunk along the batched dimension, as reading them back
+    from the batch cache would give.
+    """
+
+    def __init__(self):
+        self._results: dict[str, tuple[str, Any]] = {}
+
+    def has(self, name: str, key: str) -> bool:
+        return name in self._results and self._results[name][0] == key
+
+    def save(self, name: str, key: str, value) -> None:
+        self._results[name] = (key, value.compute() if hasattr(value, "compute") else value)
+
+    def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int, progress=None, on_batch=None) -> int:
+        self._results[name] = (key, ds.compute().chunk({dim: 1}))
+        return 0
+
+    def load(self, name: str):
+        return self._results[name][1]
+
+
+def _live_register(ctx):
+    """Registration onto the running reference (``ctx["reference_state"]``), not onto the whole series."""
+    import xarray as xr
+
+    from ..operando import apply_shifts
+    from ..operando._pipeline import _keep
+
+    cfg, full, si_e, ref = ctx.config, ctx["screen"], ctx["energy_drift"], ctx["reference_state"]
+    rc = cfg.register
+    window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
+    image = window.sum("energy").compute()
+    shift = _register_shift(np.asarray(image.values)[0], ref, rc)[None, :]
+    ds = xr.Dataset({"drift": (("time", "component"), shift, {"units": "px"}), "image": image},
+                    coords={"component": ["dy", "dx"], "time": si_e.time})
+    if _keep(ctx):
+        ds["si"] = apply_shifts(si_e, shift) if rc.enabled else si_e
+    return ds
+
+
+def _live_register_view(ctx, ds):
+    from ..operando import apply_shifts
+    from ..operando._pipeline import _keep
+
+    if _keep(ctx):
+        return ds["si"]
+    return apply_shifts(ctx["energy_drift"], ds.drift.values) if ctx.config.register.enabled else ctx["energy_drift"]
+
+
+def live_table() -> tuple:
+    """The per-frame stage table: the batch table's own ``energy_drift`` and ``limap`` stages, with
+    ``register`` replaced by registration onto the running reference; ``screen`` (the frame, already
+    read and checked by the watcher) and ``reference_state`` are sources."""
+    from ..operando._graph import Stage
+    from ..operando._pipeline import TABLE, _keep, _spectra_dim
+
+    by_name = {st.name: st for st in TABLE}
+    register = Stage("register", _live_register, inputs=("screen", "energy_drift", "reference_state"),
+                     params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
+                     view=_live_register_view)
+    return (by_name["energy_drift"], register, by_name["limap"])
 
 
 def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config) -> np.ndarray:
@@ -673,13 +737,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
             state.set_phase("final batch run")
             from ..operando import run as run_pipeline
 
-            kw = {}
-            if final_stages:
-                import inspect
-
-                if "extra_stages" in inspect.signature(run_pipeline).parameters:
-                    kw["extra_stages"] = tuple(final_stages)
-            result.run = run_pipeline(cfg, references=references, show_progress=show_progress, **kw)
+            result.run = run_pipeline(cfg, references=references, show_progress=show_progress,
+                                      extra_stages=tuple(final_stages))
             result.psnr_causal_vs_batch = _psnr_vs_batch(sess, result.run)
             state.set_final(psnr_causal_vs_batch=result.psnr_causal_vs_batch, out_dir=str(cfg.out_dir),
                             files=sorted(result.run.files))
