@@ -149,6 +149,14 @@ def test_page_updates_as_frames_arrive(tmp_path):
             page.wait_for_function("document.body.dataset.shown === '4'", timeout=10000)
             assert "5 frames" in page.inner_text("#status")
             assert page.locator("#plot-li circle:not(.marker)").count() == 5  # one raw mean-Li point per frame
+            # any other per-frame map (here the fit's χ²) can replace the raw Li map
+            before = page.evaluate("Array.from(document.getElementById('map-raw').getContext('2d')"
+                                   ".getImageData(0, 0, 60, 60).data).join(',')")
+            page.select_option("#layer", "chi2")
+            page.wait_for_function("document.getElementById('cb-raw-label').textContent === 'χ² per pixel'")
+            after = page.evaluate("Array.from(document.getElementById('map-raw').getContext('2d')"
+                                  ".getImageData(0, 0, 60, 60).data).join(',')")
+            assert after != before
         finally:
             browser.close()
             stop.set()

@@ -23,7 +23,7 @@ main{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.9em;padding
 .wide{grid-column:span 2}
 canvas.map{image-rendering:pixelated;display:block;max-width:100%;border:1px solid var(--line)}
 .cbar{display:flex;align-items:center;gap:.4em;font-size:12px;margin-top:.35em;font-variant-numeric:tabular-nums}
-.cbar canvas{width:180px;height:10px;border:1px solid var(--line)}
+.cbar canvas{width:150px;height:10px;border:1px solid var(--line)}
 #controls{display:flex;align-items:center;gap:.8em;flex-wrap:wrap}
 #slider{flex:1;min-width:10em}
 #framelabel{font-variant-numeric:tabular-nums;min-width:18em}
@@ -34,16 +34,17 @@ table{border-collapse:collapse;font-size:12px;width:100%}
 td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;vertical-align:top}
 .muted{color:var(--muted);font-size:12px}
 .cap{margin-top:.2em;min-height:1.2em}
+.card h2 select{font-size:11px;margin-left:.5em;text-transform:none}
 #empty{padding:2em;color:var(--muted)}
 </style></head>
 <body>
 <header><h1 id="title">ionscope live</h1><span id="phase">starting</span><span id="status">waiting for the first frame…</span></header>
 <div id="warnings"></div>
 <main>
-  <div class="card"><h2>Li map · raw (newest frame)</h2><canvas id="map-raw" class="map"></canvas>
-    <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted">MLLS Li weight</span></div><div class="muted cap" id="cap-raw"></div></div>
+  <div class="card"><h2><span id="raw-title">Li map · raw</span> <select id="layer" aria-label="map shown"><option value="li">Li (raw)</option></select></h2><canvas id="map-raw" class="map"></canvas>
+    <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted" id="cb-raw-label">Li weight (MLLS)</span></div><div class="muted cap" id="cap-raw"></div></div>
   <div class="card"><h2>Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
-    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted">same scale</span></div><div class="muted cap" id="cap-den"></div></div>
+    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted">Li weight, same scale</span></div><div class="muted cap" id="cap-den"></div></div>
   <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
   <div class="card wide"><h2>Movie so far</h2>
     <div id="controls"><button id="play" type="button">&#9654; play</button>
@@ -223,7 +224,16 @@ async function showFrame(k) {
   if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
   else if (!scale) scale = [pct(raw, 0.01), pct(raw, 0.99)];
   const [lo, hi] = scale;
-  drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi);
+  // the left panel can show any per-frame map (χ², and quantities added by frame hooks, e.g. x)
+  const sel = document.getElementById("layer");
+  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && !Array.from(sel.options).some(o => o.value === n)) {
+    const o = document.createElement("option"); o.value = n; o.textContent = n === "chi2" ? "χ² of the fit" : n; sel.appendChild(o);
+  }
+  const layer = f.maps[sel.value] ? sel.value : "li";
+  if (layer === "li") { drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi); }
+  else { const a = f.maps[layer], l2 = pct(a, 0.01), h2 = pct(a, 0.99); drawMap("map-raw", a, f.ny, f.nx, l2, h2); drawCbar("cb-raw", l2, h2); }
+  document.getElementById("raw-title").textContent = layer === "li" ? "Li map · raw" : "map";
+  document.getElementById("cb-raw-label").textContent = layer === "li" ? "Li weight (MLLS)" : (layer === "chi2" ? "χ² per pixel" : layer);
   document.getElementById("cap-raw").textContent = "frame " + k;
   if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi); }
   document.getElementById("cap-den").textContent = den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"
@@ -282,6 +292,7 @@ async function refresh() {
   } catch (e) { document.getElementById("status").textContent = "dashboard server not reachable (" + e.message + ")"; }
   setTimeout(refresh, 1000);
 }
+document.getElementById("layer").addEventListener("change", () => { if (shown !== null) showFrame(shown); });
 document.getElementById("slider").addEventListener("input", ev => {
   document.getElementById("follow").checked = false;
   const r = series.frames[parseInt(ev.target.value, 10)]; if (r) showFrame(r.frame);
