@@ -126,3 +126,21 @@ def test_watch_refuses_a_store(tmp_path):
         watch(_cfg(acq).replace(input={"series": str(tmp_path / "s.zarr")}), **FAST)
     with pytest.raises(DataValidationError, match="window must be >= 1"):
         watch(_cfg(acq), window=0, **FAST)
+
+
+def test_frame_hooks_add_maps_trends_and_the_thinning_warning(tmp_path):
+    from ionscope.live import FRAME_HOOKS
+
+    def fake_physics(ctx):
+        # stands in for eels.li_fraction / eels.thickness: a map and a falling t/λ
+        li = np.asarray(ctx.fit.li.values).reshape(ctx.frame.shape[:2])
+        return {"maps": {"x": li / 20.0}, "scalars": {"x_mean": float(li.mean() / 20.0),
+                                                     "t_over_lambda_mean": 0.5 - 0.1 * ctx.index}}
+
+    acq = acquire(tmp_path / "acq", speed=300.0, **{**SIM, "n_frames": 3, "energy_step": 0.5})
+    res = watch(_cfg(acq, tmp_path / "out"), hooks={**FRAME_HOOKS, "physics": fake_physics}, final=False, **FAST)
+    assert [round(r["t_over_lambda_mean"], 6) for r in res.frames] == [0.5, 0.4, 0.3]
+    assert "pre_edge_counts" in res.frames[0]  # the default hook still runs
+    assert res.warnings["thinning"].startswith("mean t/λ down 25 %")  # vs the median of the first frames
+    causal = xr.open_dataset(res.live_dir / "causal.nc").load()
+    np.testing.assert_allclose(causal.x.values, causal.li.values / 20.0, rtol=1e-6)

@@ -202,12 +202,23 @@ function drawPlots() {
   const q = col("charge_c"), [qsc, qun] = prefix(Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), "C");
   plot("plot-q", [{x: tmin(), y: q.map(v => v * qsc), color: "#9467bd", dots: true}],
       {title: "charge passed (" + qun + "), per frame", cursor: cur, xmax: xmax, cursorY: rec && rec.charge_c !== undefined && rec.charge_c !== null ? rec.charge_c * qsc : undefined});
-  const lines = [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
-                 {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}];
-  plot("plot-li", lines, {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
+  // x (Li fraction) when a frame hook provides it (x_mean), else the MLLS Li weight
+  const xm = col("x_mean");
+  if (xm.some(Number.isFinite)) plot("plot-li", [{x: tmin(), y: xm, color: "#1a7f37", dots: true, r: 3, label: "x"}],
+      {title: "mean x in LixCoO2 per frame", cursor: cur, cursorY: rec ? rec.x_mean : undefined});
+  else plot("plot-li", [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
+                        {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
+      {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
   plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
        {title: "mean χ² of the fit", cursor: cur, hlines: med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : []});
+  const tl = col("t_over_lambda_mean");
+  if (tl.some(Number.isFinite)) {
+    const t0 = tl.filter(Number.isFinite)[0];
+    plot("plot-pe", [{x: tmin(), y: tl, color: "#8c564b", dots: true}], {title: "mean t/λ per frame", cursor: cur,
+         hlines: [{y: 0.9 * t0, color: "#b8860b", label: "−10 %"}]});
+    return;
+  }
   const pe = col("pre_edge_counts"), base = pe.filter(Number.isFinite).slice(0, 3).sort((a, b) => a - b);
   const b0 = base.length ? base[Math.floor(base.length / 2)] : NaN;
   plot("plot-pe", [{x: tmin(), y: pe.map(v => v / b0), color: "#8c564b", dots: true}],

@@ -88,9 +88,13 @@ def pre_edge_intensity(ctx: FrameContext) -> dict:
 
 
 #: name → hook(FrameContext) → {"maps": {name: (y, x)}, "scalars": {name: float}}.
-#: Every returned map is cached, shown on the dashboard and written to the causal
-#: movie file; every scalar becomes a trend. The EELS-physics issue's x and t/λ
-#: slot in here, e.g. ``FRAME_HOOKS["x"] = lambda ctx: {"maps": {"x": li_fraction(...)}}``.
+#: Every returned map is cached, selectable on the dashboard and written to the
+#: causal movie file; every scalar is stored per frame. The EELS-physics issue's
+#: x and t/λ slot in here: a hook returning ``maps={"x": ...}``,
+#: ``scalars={"x_mean": ...}`` and ``maps={"t_over_lambda": ...}``,
+#: ``scalars={"t_over_lambda_mean": ...}`` makes the page plot the x and t/λ
+#: trends (instead of the Li weight and the pre-edge proxy) and the thinning
+#: warning use t/λ.
 FRAME_HOOKS: dict[str, Callable[[FrameContext], dict]] = {"pre_edge": pre_edge_intensity}
 
 
@@ -331,8 +335,8 @@ class WatchResult:
     resumed_frames: int = 0
 
 
-def _cache_key(cfg, window: int) -> str:
-    blob = json.dumps({"schema": _CACHE_SCHEMA, "window": window, "hooks": sorted(FRAME_HOOKS),
+def _cache_key(cfg, window: int, hooks: dict) -> str:
+    blob = json.dumps({"schema": _CACHE_SCHEMA, "window": window, "hooks": sorted(hooks),
                        **{s: cfg.section(s) for s in ("input", "energy_drift", "register", "limap", "denoise")}},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -346,8 +350,9 @@ class _Session:
     """The watch loop's state (one per call)."""
 
     def __init__(self, cfg, *, references, window, state: LiveState, expected_frames, poll_s, settle_s, late_s,
-                 stop_file, sidecar):
+                 stop_file, sidecar, hooks):
         self.cfg = cfg
+        self.hooks = FRAME_HOOKS if hooks is None else dict(hooks)
         self.references = references
         self.window = int(window)
         self.state = state
@@ -389,7 +394,7 @@ class _Session:
 
     def load_cache(self) -> None:
         """Resume: reuse cached frames whose file is unchanged, in order, until the first gap."""
-        key = _cache_key(self.cfg, self.window)
+        key = _cache_key(self.cfg, self.window, self.hooks)
         key_file = self.live / "key.json"
         if key_file.exists() and json.loads(key_file.read_text()).get("key") != key:
             shutil.rmtree(self.cache_dir, ignore_errors=True)  # another configuration: start afresh
@@ -478,7 +483,7 @@ class _Session:
         t0 = time.perf_counter()
         try:
             out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references,
-                                index=k, time_s=t)
+                                index=k, time_s=t, hooks=self.hooks)
         except IonscopeError as exc:
             if not self.records:
                 raise  # the very first frame: a configuration problem, not a bad frame
@@ -591,13 +596,16 @@ class _Session:
                             f"contamination, energy calibration)")
         else:
             st.warn("chi2", None)
-        pe = [r["pre_edge_counts"] for r in recs if r.get("pre_edge_counts") is not None]
+        # thinning: t/λ when a frame hook measures it, else the pre-edge intensity (a proxy)
+        tl = [r["t_over_lambda_mean"] for r in recs if r.get("t_over_lambda_mean") is not None]
+        pe = tl or [r["pre_edge_counts"] for r in recs if r.get("pre_edge_counts") is not None]
         if len(pe) >= 2:
             base = float(np.median(pe[:3]))
             drop = 1.0 - pe[-1] / base if base > 0 else 0.0
+            what = ("mean t/λ" if tl else "pre-edge signal")
             st.warn("thinning", None if drop < 0.1 else
-                    f"pre-edge signal down {100 * drop:.0f} % since the first frames: the region may be thinning "
-                    f"under the beam (or the probe current dropped); a proxy, not t/λ")
+                    f"{what} down {100 * drop:.0f} % since the first frames: the region may be thinning under the "
+                    f"beam" + ("" if tl else " (or the probe current dropped); a proxy, not t/λ"))
         self.check_disk()
 
     def check_disk(self) -> None:
@@ -633,7 +641,7 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
           token: str | None = None, window: int = 6, poll_s: float = 0.25, settle_s: float = 1.0,
           late_s: float | None = None, idle_timeout_s: float | None = None, stop_file: str = "STOP",
           sidecar: str | None = None, expected_frames: int | None = None, final: bool = True,
-          final_stages: tuple = (), hold: bool = False,
+          final_stages: tuple = (), hooks: dict | None = None, hold: bool = False,
           stop_event: threading.Event | None = None, on_ready: Callable[[str], None] | None = None,
           on_frame: Callable[[dict], None] | None = None, on_end: Callable[[WatchResult], None] | None = None,
           show_progress: bool | None = None) -> WatchResult:
@@ -668,6 +676,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
         Frames the acquisition will write (for the disk-space warning).
     final : bool
         Run the batch pipeline when the acquisition ends.
+    hooks : dict, optional
+        Frame hooks (default :data:`FRAME_HOOKS`): name → ``hook(FrameContext)``.
     final_stages : tuple of Stage
         Extra stages for that run, as ``ionscope run`` adds them (the report
         stage, where the pipeline takes ``extra_stages``; the CLI passes it).
@@ -713,7 +723,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     where = cfg.path(cfg.input.series) if cfg.input.series else Path(".")
     state = LiveState(title=f"ionscope live · {where.parent.name}/{where.name}")
     sess = _Session(cfg, references=references, window=window, state=state, expected_frames=expected_frames,
-                    poll_s=poll_s, settle_s=settle_s, late_s=late_s, stop_file=stop_file, sidecar=sidecar)
+                    poll_s=poll_s, settle_s=settle_s, late_s=late_s, stop_file=stop_file, sidecar=sidecar,
+                    hooks=hooks)
     state._loader = sess.loader
     result = WatchResult(live_dir=sess.live)
     server = None
