@@ -52,7 +52,7 @@ td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;ver
       <label><input id="follow" type="checkbox" checked> follow newest</label>
       <span id="framelabel"></span></div>
     <div class="muted" id="frameinfo"></div>
-    <svg id="plot-li" viewBox="0 0 900 230"></svg></div>
+    <svg id="plot-li" viewBox="0 0 900 170"></svg><svg id="plot-flux" viewBox="0 0 900 120"></svg></div>
   <div class="card"><h2>Per-frame checks</h2><svg id="plot-chi" viewBox="0 0 440 150"></svg><svg id="plot-pe" viewBox="0 0 440 150"></svg></div>
   <div class="card wide"><h2>Acquisition</h2><table id="stats"></table></div>
   <div class="card"><h2>Bad frames</h2><div id="bad" class="muted">none</div></div>
@@ -209,6 +209,9 @@ function drawPlots() {
   else plot("plot-li", [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
                         {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
       {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
+  plot("plot-flux", [{x: tmin(), y: col("flux_toward_electrolyte"), color: "#d62728", dots: true, r: 3}],
+       {title: "Li flux toward the electrolyte, Li weight·nm/s (from the causal window: lags a change of cell state by a frame)",
+        cursor: cur, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
   plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
        {title: "mean χ² of the fit", cursor: cur, hlines: med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : []});

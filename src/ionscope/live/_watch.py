@@ -306,15 +306,42 @@ def live_table() -> tuple:
     return (by_name["energy_drift"], register, by_name["limap"])
 
 
-def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config) -> np.ndarray:
-    """The newest frame of the configured denoiser run on the last frames only (causal)."""
+def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config, *, whole: bool = False):
+    """The newest frame of the configured denoiser run on the last frames only (causal).
+
+    ``whole=True`` returns the denoised window (time, y, x) instead of its newest frame.
+    """
     import xarray as xr
 
     from ..operando._pipeline import _denoise
 
     da = xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x"))
-    out = _denoise(da, config, std_window, show_progress=False)
-    return np.asarray(out.values[-1], np.float32)
+    out = np.asarray(_denoise(da, config, std_window, show_progress=False).values, np.float32)
+    return out if whole else out[-1]
+
+
+def window_flux(movie: np.ndarray, times, states, *, pixel_nm: float, config) -> dict:
+    """Li flux at the newest frame, from the causally denoised window (the past only).
+
+    :func:`ionscope.operando.analyse` (``[analysis]`` options) on the window;
+    returns the newest frame's ``toward_electrolyte`` (mean through-film flux,
+    + toward the electrolyte; Li-map units × nm/s) and ``through_fraction``.
+    """
+    import xarray as xr
+
+    from ..operando import analyse
+
+    ny, nx = movie.shape[1:]
+    li = xr.DataArray(movie, dims=("time", "y", "x"),
+                      coords={"time": np.asarray(times, float), "y": np.arange(ny) * pixel_nm,
+                              "x": np.arange(nx) * pixel_nm})
+    ac = config.analysis
+    known = states is not None and all(s not in (None, "", "uncovered") for s in states)
+    an = analyse(li, states=np.asarray(states, str) if known else None, method=ac.method, interface=ac.interface,
+                 open_edges=ac.open_edges, x_boundary=ac.x_boundary, profile_bins=ac.profile_bins,
+                 rest_states=ac.rest_states)
+    return {"flux_toward_electrolyte": float(an.toward_electrolyte.values[-1]),
+            "flux_through_fraction": float(an.through_fraction.values[-1])}
 
 
 # --------------------------------------------------------------------------- the watcher
@@ -530,8 +557,17 @@ class _Session:
             raws.append(self.hist[j][0])
             stds.append(self.hist[j][1])
         t1 = time.perf_counter()
-        causal = causal_denoise(np.stack(raws), None if any(s is None for s in stds) else np.stack(stds), self.cfg)
+        movie = causal_denoise(np.stack(raws), None if any(s is None for s in stds) else np.stack(stds), self.cfg,
+                               whole=True)
+        causal = movie[-1]
         rec["denoise_s"] = time.perf_counter() - t1
+        if len(done) >= 2:  # flux so far: the transport analysis on the causally denoised window
+            recs = [self._record(j) for j in done]
+            try:
+                rec.update(window_flux(movie, [r["time_s"] for r in recs], [r.get("state") for r in recs],
+                                       pixel_nm=float(self.state.meta.get("pixel_nm", 1.0)), config=self.cfg))
+            except IonscopeError as exc:
+                rec["flux_error"] = str(exc)
         rec["li_causal_mean"] = float(np.nanmean(causal))
         rec["latency_denoised_s"] = time.time() - rec["mtime"]
         p = self._cache_path(k)
