@@ -149,6 +149,7 @@ function plot(id, lines, o) {
   if (!xs.length) { el(svg, "text", {x: M.l, y: H / 2}, "no data yet"); return; }
   let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
   if (o.xmax !== undefined && o.xmax > x1) x1 = o.xmax;
+  if (o.xmin !== undefined && o.xmin < x0) x0 = o.xmin;
   if (x1 === x0) x1 = x0 + 1;
   if (y1 === y0) { y1 += Math.abs(y1) * 0.05 || 1; y0 -= Math.abs(y0) * 0.05 || 1; }
   const pad = (y1 - y0) * 0.08; y0 -= pad; y1 += pad;
@@ -211,7 +212,7 @@ function drawPlots() {
       {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
   plot("plot-flux", [{x: tmin(), y: col("flux_toward_electrolyte"), color: "#d62728", dots: true, r: 3}],
        {title: "Li flux toward the electrolyte, Li weight·nm/s (from the causal window: lags a change of cell state by a frame)",
-        cursor: cur, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
+        cursor: cur, xmin: fr.length ? fr[0].time_s / 60 : undefined, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
   plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
        {title: "mean χ² of the fit", cursor: cur, hlines: med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : []});

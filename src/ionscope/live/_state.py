@@ -30,6 +30,13 @@ class LiveState:
         Shown at the top of the page.
     map_loader : callable(k) → dict of (y, x) arrays, optional
         Reads a frame's maps back from the cache when they left memory.
+
+    Examples
+    --------
+    >>> st = LiveState("night 3")
+    >>> st.put_frame({"frame": 0, "time_s": 30.0, "li_mean": 1.0}, {"li": np.ones((2, 3))})
+    >>> st.status()["frames"], st.maps(0)["li"].shape
+    (1, (2, 3))
     """
 
     def __init__(self, title: str = "ionscope live", *, map_loader=None):
