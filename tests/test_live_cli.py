@@ -26,6 +26,10 @@ def test_watch_config_ends_on_timeout_without_a_stop_file(tmp_path, capsys):
     code = main(["watch", str(acq.config_path), "--no-serve", "--no-final", "--timeout", "1", "--settle", "0.1"])
     assert code == 0
     assert "acquisition ended (timeout): 2 frames live" in capsys.readouterr().out
+    # --quiet: nothing on stdout but errors (here none)
+    code = main(["watch", str(acq.config_path), "--no-serve", "--no-final", "--timeout", "1", "--settle", "0.1",
+                 "--quiet", "--out", str(tmp_path / "q")])
+    assert code == 0 and capsys.readouterr().out == ""
 
 
 def test_watch_needs_config_or_demo(capsys):

@@ -35,6 +35,9 @@ def register(sub) -> None:
                                                              "a 1-min frame every 2 s)")
     p.add_argument("--frames", type=int, default=24, help="--demo: number of frames (default 24)")
     p.add_argument("--quick", action="store_true", help="--demo: a small, fast series with Gaussian denoising")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (of the final run)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the dashboard address "
+                                                             "(implies --no-progress)")
     p.set_defaults(handler=run)
 
 
@@ -48,7 +51,8 @@ def _demo(args):
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ionscope-watch-demo-"))
     size = dict(shape=(16, 24), energy_step=0.25) if args.quick else dict(shape=(32, 48), energy_step=0.2)
-    print(f"fake microscope: writing {args.frames} frames into {root}/frames at {args.speed:g}x real time")
+    if not args.quiet:
+        print(f"fake microscope: writing {args.frames} frames into {root}/frames at {args.speed:g}x real time")
     acq = acquire(root, n_frames=args.frames, speed=args.speed, block=False, seed=0, **size)
     cfg = load_config(acq.config_path)
     cfg = cfg.replace(report={"movies": ["gif"]}, denoise={"method": "gaussian" if args.quick else "sparse_coding"})
@@ -79,10 +83,14 @@ def run(args) -> int:
         print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
 
     def frame(rec):
+        if args.quiet:
+            return
         v = f" {rec['voltage']:.3f} V" if rec.get("voltage") is not None else ""
         print(f"frame {rec['frame']:>4}: Li {rec['li_mean']:.4g}  latency {rec['latency_s']:.1f} s{v}", flush=True)
 
     def end(result):
+        if args.quiet:
+            return
         print(f"acquisition ended ({result.ended_by}): {len(result.frames)} frames live, "
               f"{len(result.bad_frames)} bad")
         for bad in result.bad_frames:
@@ -105,7 +113,7 @@ def run(args) -> int:
         watch(cfg, serve=not args.no_serve, host=args.host, port=args.port, token=args.token, window=args.window,
               idle_timeout_s=args.timeout, settle_s=args.settle, stop_file=args.stop_file, sidecar=args.sidecar,
               expected_frames=expected, final=not args.no_final, final_stages=final_stages, hold=hold, on_ready=ready, on_frame=frame,
-              on_end=end)
+              on_end=end, show_progress=False if (args.quiet or args.no_progress) else None)
     finally:
         if acq is not None:
             acq.stop()

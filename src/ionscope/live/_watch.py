@@ -180,7 +180,7 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     import xarray as xr
 
     from ..operando._graph import run_stages
-    from ..operando._pipeline import _canonical_chunks, _reference_source
+    from ..operando._pipeline import _canonical_chunks
 
     cfg = config
     if not isinstance(frame, xr.DataArray) or set(frame.dims) != {"y", "x", "energy"}:
@@ -194,7 +194,7 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     if opts.get("method") == "edge" and "reference" not in opts and reference.spectrum is not None:
         # causal: align to the first frame's spectrum (the batch default, the series mean, is the future too)
         cfg = cfg.replace(energy_drift={"options": {**opts, "reference": reference.spectrum.tolist()}})
-    ref_model, ref_key = _reference_source(cfg, references)
+    ref_model, ref_key = _references_for(cfg, references, series)
     store = MemoryStore()
     ctx = run_stages(live_table(), cache=store, config=cfg, batch=cfg.compute.frames_per_batch,
                      sources={"screen": (series, f"frame-{index}-{time_s}"), "references": (ref_model, ref_key),
@@ -226,6 +226,18 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
         maps.update({k: np.asarray(v) for k, v in got.get("maps", {}).items()})
         scalars.update({k: float(v) for k, v in got.get("scalars", {}).items()})
     return {"maps": maps, "scalars": scalars, "image": image.astype(np.float32)}
+
+
+def _references_for(cfg, references, series):
+    """``(energy -> references, key)`` as the batch run gets them (the pipeline's own helper; newer
+    layouts also look at the series, to refuse simulator references for real data)."""
+    import inspect
+
+    from ..operando._pipeline import _reference_source
+
+    if len(inspect.signature(_reference_source).parameters) >= 3:
+        return _reference_source(cfg, references, series)
+    return _reference_source(cfg, references)
 
 
 def _fit_window_of(series, cfg):
