@@ -196,9 +196,14 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
         cfg = cfg.replace(energy_drift={"options": {**opts, "reference": reference.spectrum.tolist()}})
     ref_model, ref_key = _references_for(cfg, references, series)
     store = MemoryStore()
-    ctx = run_stages(live_table(), cache=store, config=cfg, batch=cfg.compute.frames_per_batch,
-                     sources={"screen": (series, f"frame-{index}-{time_s}"), "references": (ref_model, ref_key),
-                              "reference_state": (reference, f"{reference.mode}-{reference.count}")},
+    table = live_table()
+    sources = {"screen": (series, f"frame-{index}-{time_s}"), "references": (ref_model, ref_key),
+               "reference_state": (reference, f"{reference.mode}-{reference.count}")}
+    # other inputs the batch stages may read (e.g. a dual-EELS "low_loss" series): not followed live
+    stages = {st.name for st in table}
+    for name in {i for st in table for i in st.inputs} - stages - set(sources):
+        sources[name] = (None, f"no-{name}")
+    ctx = run_stages(table, cache=store, config=cfg, batch=cfg.compute.frames_per_batch, sources=sources,
                      targets=("limap",))
     fit = ctx["limap"].compute()
     e_shift = np.asarray(store.load("energy_drift").energy_shift.values, float)
@@ -426,6 +431,9 @@ class _Session:
                        denoise=cfg.denoise.method, register_reference=cfg.register.reference)
         if self.log is not None:
             state.set_log(self.log)
+        if getattr(ic, "low_loss", ""):
+            state.warn("low_loss", "[input] low_loss (dual EELS) is not followed live: live maps are made without "
+                                   "the plural-scattering correction; the final run uses it")
 
     # -- cache ---------------------------------------------------------------------
     def _cache_path(self, k: int) -> Path:
