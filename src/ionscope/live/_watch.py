@@ -879,6 +879,8 @@ def _psnr_vs_batch(sess: _Session, run) -> float | None:
     from ..denoise import psnr
 
     batch = run.li_denoised.load()
+    if batch.attrs.get("quantity") == "x":
+        return None  # the batch movie is x in LixCoO2 (a calibration), the live one the Li weight: not comparable
     idx = batch.frame_index.values if "frame_index" in batch.coords else np.arange(batch.sizes["time"])
     pos = {int(k): i for i, k in enumerate(idx)}
     live, ref = [], []
