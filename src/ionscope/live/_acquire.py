@@ -86,7 +86,7 @@ class Acquisition:
 
 
 def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shape=(32, 48),
-            energy_range=(30.0, 132.0), energy_step: float = 0.1, dose: float = 200.0,
+            energy_range=None, energy_step: float = 0.1, dose: float = 200.0,
             energy_drift_ev: float = 0.3, specimen_drift_px: float = 1.0, seed: int = 0, speed: float = 1.0,
             pieces: int = 8, write_fraction: float = 0.05, missing=(), corrupt=(), late=None,
             block: bool = True, **simulate_kw) -> Acquisition:
@@ -100,7 +100,7 @@ def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shap
         Frame time on the experiment clock (s); frame ``k`` spans
         ``[k, k+1)·frame_interval_s`` and its file is written at its end.
     n_frames, shape, energy_range, energy_step, dose, energy_drift_ev, specimen_drift_px, seed
-        The series, as in :func:`ionscope.simulate.operando_eels`.
+        The series, as in :func:`ionscope.simulate.operando_eels` (``energy_range=None``: its default).
     speed : float
         Experiment seconds per wall-clock second (``speed=60``: a 1-min frame
         every second).
@@ -163,8 +163,9 @@ def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shap
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    si, truth, log = operando_eels(shape=shape, n_frames=n_frames, energy_range=energy_range,
-                                   energy_step=energy_step, dose=dose, energy_drift_ev=energy_drift_ev,
+    if energy_range is not None:
+        simulate_kw["energy_range"] = energy_range
+    si, truth, log = operando_eels(shape=shape, n_frames=n_frames, energy_step=energy_step, dose=dose, energy_drift_ev=energy_drift_ev,
                                    specimen_drift_px=specimen_drift_px, seed=seed, frame_time_s=interval,
                                    out=staging / "series.zarr", **simulate_kw)
     config_path = out / "watch.toml"

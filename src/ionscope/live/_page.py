@@ -43,8 +43,8 @@ td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;ver
 <main>
   <div class="card"><h2><span id="raw-title">Li map · raw</span> <select id="layer" aria-label="map shown"><option value="li">Li (raw)</option></select></h2><canvas id="map-raw" class="map"></canvas>
     <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted" id="cb-raw-label">Li weight (MLLS)</span></div><div class="muted cap" id="cap-raw"></div></div>
-  <div class="card"><h2>Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
-    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted">Li weight, same scale</span></div><div class="muted cap" id="cap-den"></div></div>
+  <div class="card"><h2 id="den-title">Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
+    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted" id="cb-den-label">Li weight (MLLS), same scale</span></div><div class="muted cap" id="cap-den"></div></div>
   <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
   <div class="card wide"><h2>Movie so far</h2>
     <div id="controls"><button id="play" type="button">&#9654; play</button>
@@ -205,13 +205,15 @@ function drawPlots() {
       {title: "charge passed (" + qun + "), per frame", cursor: cur, xmax: xmax, cursorY: rec && rec.charge_c !== undefined && rec.charge_c !== null ? rec.charge_c * qsc : undefined});
   // x (Li fraction) when a frame hook provides it (x_mean), else the MLLS Li weight
   const xm = col("x_mean");
-  if (xm.some(Number.isFinite)) plot("plot-li", [{x: tmin(), y: xm, color: "#1a7f37", dots: true, r: 3, label: "x"}],
-      {title: "mean x in LixCoO2 per frame", cursor: cur, cursorY: rec ? rec.x_mean : undefined});
+  const isx = xm.some(Number.isFinite);
+  if (isx) plot("plot-li", [{x: tmin(), y: xm, color: "#7f8796", dots: true, r: 3, label: "raw"},
+                            {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
+      {title: "mean x in LixCoO2 per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
   else plot("plot-li", [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
                         {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
       {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
   plot("plot-flux", [{x: tmin(), y: col("flux_toward_electrolyte"), color: "#d62728", dots: true, r: 3}],
-       {title: "Li flux toward the electrolyte, Li weight·nm/s (from the causal window: lags a change of cell state by a frame)",
+       {title: "Li flux toward the electrolyte, " + (isx ? "x" : "Li weight") + "·nm/s (from the causal window: lags a change of cell state by a frame)",
         cursor: cur, xmin: fr.length ? fr[0].time_s / 60 : undefined, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
   plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
@@ -233,7 +235,9 @@ async function showFrame(k) {
   const f = await frameMaps(k);
   if (!f) return;
   shown = k;
-  const raw = f.maps.li, den = f.maps.li_causal || null;
+  // x in LixCoO2 where a calibration gives it (the movie is then made of x), else the MLLS Li weight
+  const isx = !!f.maps.x, raw = isx ? f.maps.x : f.maps.li, den = f.maps.li_causal || null;
+  const qname = isx ? "x in LixCoO2" : "Li weight (MLLS)";
   // one colour scale for both maps, from the newest denoised map (raw noise would wash it out);
   // while a frame waits for denoising, the last denoised frame stays up, labelled as such
   if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
@@ -241,14 +245,17 @@ async function showFrame(k) {
   const [lo, hi] = scale;
   // the left panel can show any per-frame map (χ², and quantities added by frame hooks, e.g. x)
   const sel = document.getElementById("layer");
-  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && !Array.from(sel.options).some(o => o.value === n)) {
+  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && n !== (isx ? "x" : "li") && !Array.from(sel.options).some(o => o.value === n)) {
     const o = document.createElement("option"); o.value = n; o.textContent = n === "chi2" ? "χ² of the fit" : n; sel.appendChild(o);
   }
   const layer = f.maps[sel.value] ? sel.value : "li";
+  sel.options[0].textContent = isx ? "x (raw)" : "Li (raw)";
   if (layer === "li") { drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi); }
   else { const a = f.maps[layer], l2 = pct(a, 0.01), h2 = pct(a, 0.99); drawMap("map-raw", a, f.ny, f.nx, l2, h2); drawCbar("cb-raw", l2, h2); }
-  document.getElementById("raw-title").textContent = layer === "li" ? "Li map · raw" : "map";
-  document.getElementById("cb-raw-label").textContent = layer === "li" ? "Li weight (MLLS)" : (layer === "chi2" ? "χ² per pixel" : layer);
+  document.getElementById("raw-title").textContent = layer === "li" ? (isx ? "x map · raw" : "Li map · raw") : "map";
+  document.getElementById("cb-raw-label").textContent = layer === "li" ? qname : (layer === "chi2" ? "χ² per pixel" : layer);
+  document.getElementById("cb-den-label").textContent = qname + ", same scale";
+  document.getElementById("den-title").textContent = (isx ? "x" : "Li") + " map · causal denoised";
   document.getElementById("cap-raw").textContent = "frame " + k;
   if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi); }
   document.getElementById("cap-den").textContent = den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"

@@ -109,6 +109,7 @@ class Reference:
     total: np.ndarray | None = None      # sum of the images so far ("mean")
     count: int = 0
     spectrum: np.ndarray | None = None   # first frame's summed spectrum (energy drift "edge")
+    fraction_k: dict | None = None       # x calibration {"k", "k_std"} once known (from a region form)
 
     def update(self, image: np.ndarray, shift: np.ndarray, spectrum: np.ndarray | None = None) -> None:
         image = np.asarray(image)
@@ -195,8 +196,9 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
         # causal: align to the first frame's spectrum (the batch default, the series mean, is the future too)
         cfg = cfg.replace(energy_drift={"options": {**opts, "reference": reference.spectrum.tolist()}})
     ref_model, ref_key = _references_for(cfg, references, series)
+    cfg, fraction = _fraction_plan(cfg, reference, index)
     store = MemoryStore()
-    table = live_table()
+    table = live_table(fraction=fraction)
     sources = {"screen": (series, f"frame-{index}-{time_s}"), "references": (ref_model, ref_key),
                "reference_state": (reference, f"{reference.mode}-{reference.count}")}
     # other inputs the batch stages may read (e.g. a dual-EELS "low_loss" series): not followed live
@@ -204,7 +206,7 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     for name in {i for st in table for i in st.inputs} - stages - set(sources):
         sources[name] = (None, f"no-{name}")
     ctx = run_stages(table, cache=store, config=cfg, batch=cfg.compute.frames_per_batch, sources=sources,
-                     targets=("limap",))
+                     targets=("fraction",) if fraction else ("limap",))
     fit = ctx["limap"].compute()
     e_shift = np.asarray(store.load("energy_drift").energy_shift.values, float)
     reg = store.load("register")
@@ -220,6 +222,19 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
                "li_mean": float(np.nanmean(li))}
     if "chi2" in maps:
         scalars["chi2_mean"] = float(np.nanmean(maps["chi2"]))
+    if "thickness" in fit:  # t/λ from the mapping's plural-scattering deconvolution (the batch limap stage)
+        maps["t_over_lambda"] = np.asarray(fit["thickness"].values).reshape(frame.shape[:2])
+        scalars["t_over_lambda_mean"] = float(np.nanmean(maps["t_over_lambda"]))
+    if fraction:  # the batch fraction stage: x in LixCoO2 with [limap] calibration
+        frac = ctx["fraction"].compute()
+        if frac["li"].attrs.get("quantity") == "x":
+            maps["x"] = np.asarray(frac["li"].values).reshape(frame.shape[:2])
+            if "li_std" in frac:
+                maps["x_std"] = np.asarray(frac["li_std"].values).reshape(frame.shape[:2])
+            scalars["x_mean"] = float(np.nanmean(maps["x"]))
+            if reference.fraction_k is None and "k" in frac.attrs:
+                reference.fraction_k = {"k": float(frac.attrs["k"]), "k_std": float(frac.attrs.get("k_std", 0.0))}
+            scalars["x_k"] = reference.fraction_k["k"] if reference.fraction_k else float("nan")
     fctx = FrameContext(index=index, frame=frame, corrected=ctx["register"], fit=fit, config=cfg,
                         references=ref_model(ctx["register"].energy.values))
     for name, hook in hooks.items():
@@ -309,10 +324,31 @@ def _live_register_view(ctx, ds):
     return apply_shifts(ctx["energy_drift"], ds.drift.values) if ctx.config.register.enabled else ctx["energy_drift"]
 
 
-def live_table() -> tuple:
-    """The per-frame stage table: the batch table's own ``energy_drift`` and ``limap`` stages, with
-    ``register`` replaced by registration onto the running reference; ``screen`` (the frame, already
-    read and checked by the watcher) and ``reference_state`` are sources."""
+def _fraction_plan(cfg, reference: Reference, index: int):
+    """Whether this frame gets x (the batch ``fraction`` stage, where the pipeline has one), and with
+    which calibration: ``{"k": ...}`` as given; a region form calibrates k once, on its frame, and
+    later frames use that k (as the batch run does); the charge form needs the whole series (the
+    final run computes it) — live maps then stay Li weights."""
+    from ..operando._pipeline import TABLE
+
+    if "fraction" not in {st.name for st in TABLE}:
+        return cfg, False
+    cal = dict(getattr(cfg.limap, "calibration", {}) or {})
+    if not cal or "k" in cal:
+        return cfg, bool(cal)
+    if "region" in cal:
+        if reference.fraction_k is not None:
+            return cfg.replace(limap={"calibration": dict(reference.fraction_k)}), True
+        if index == int(cal.get("frame", 0)):
+            region = dict(cal, frame=0)  # the live series holds this one frame
+            return cfg.replace(limap={"calibration": region}), True
+    return cfg, False
+
+
+def live_table(*, fraction: bool = False) -> tuple:
+    """The per-frame stage table: the batch table's own ``energy_drift`` and ``limap`` (and, for x,
+    ``fraction``) stages, with ``register`` replaced by registration onto the running reference;
+    ``screen`` (the frame, already read and checked by the watcher) and ``reference_state`` are sources."""
     from ..operando._graph import Stage
     from ..operando._pipeline import TABLE, _keep, _spectra_dim
 
@@ -320,7 +356,8 @@ def live_table() -> tuple:
     register = Stage("register", _live_register, inputs=("screen", "energy_drift", "reference_state"),
                      params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
                      view=_live_register_view)
-    return (by_name["energy_drift"], register, by_name["limap"])
+    table = (by_name["energy_drift"], register, by_name["limap"])
+    return table + (by_name["fraction"],) if fraction else table
 
 
 def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config, *, whole: bool = False):
@@ -464,7 +501,9 @@ class _Session:
             if f is None or rec.get("fingerprint") != _fingerprint(f):
                 break
             self.reference.update(image, np.array([rec["dy"], rec["dx"]]))
-            self._remember(k, raw, std)
+            if np.isfinite(rec.get("x_k", np.nan)) and self.reference.fraction_k is None:
+                self.reference.fraction_k = {"k": rec["x_k"], "k_std": 0.0}
+            self._remember(k, *_mapped(load_npz_maps(p) or {"li": raw, "li_std": std}))
             rec.pop("published_at", None)
             self.records.append(rec)
             if "li_causal_mean" not in rec:
@@ -546,7 +585,7 @@ class _Session:
         self._sync(rec)
         self._save(rec, maps, out["image"])
         self.state.put_frame(rec, {n: v for n, v in maps.items() if n != "li_std"})
-        self._remember(k, maps["li"], maps.get("li_std"))
+        self._remember(k, *_mapped(maps))
         self.records.append(rec)
         self.pending_denoise.append(k)
         self.last_new = time.monotonic()
@@ -568,12 +607,13 @@ class _Session:
         k = max(self.pending_denoise)
         self.pending_denoise.remove(k)
         rec = self._record(k)
-        done = [r["frame"] for r in self.records if r["frame"] <= k][-self.window:]
+        # the window: the last frames up to k that map the same quantity (x, or the Li weight)
+        is_x = "x_mean" in rec
+        done = [r["frame"] for r in self.records if r["frame"] <= k and ("x_mean" in r) == is_x][-self.window:]
         raws, stds = [], []
         for j in done:
             if j not in self.hist:
-                m = self.loader(j) or {}
-                self.hist[j] = (m.get("li"), m.get("li_std"))
+                self.hist[j] = _mapped(self.loader(j) or {})
             raws.append(self.hist[j][0])
             stds.append(self.hist[j][1])
         t1 = time.perf_counter()
@@ -686,6 +726,13 @@ class _Session:
         self.state.warn("disk", None if free >= need else
                         f"disk space: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed for {horizon} "
                         f"and the final run's cache")
+
+
+def _mapped(maps: dict) -> tuple:
+    """(map, σ) of the quantity the movie is made of: x where the frame has it, else the Li weight."""
+    if "x" in maps:
+        return maps["x"], maps.get("x_std")
+    return maps.get("li"), maps.get("li_std")
 
 
 def _fingerprint(path: Path) -> str:
@@ -879,8 +926,9 @@ def _psnr_vs_batch(sess: _Session, run) -> float | None:
     from ..denoise import psnr
 
     batch = run.li_denoised.load()
-    if batch.attrs.get("quantity") == "x":
-        return None  # the batch movie is x in LixCoO2 (a calibration), the live one the Li weight: not comparable
+    live_x = any("x_mean" in r for r in sess.records)
+    if (batch.attrs.get("quantity") == "x") != live_x:
+        return None  # one movie is x in LixCoO2, the other the Li weight (charge calibration): not comparable
     idx = batch.frame_index.values if "frame_index" in batch.coords else np.arange(batch.sizes["time"])
     pos = {int(k): i for i, k in enumerate(idx)}
     live, ref = [], []
