@@ -107,7 +107,8 @@ class Dashboard:
         try:
             self._httpd = ThreadingHTTPServer((host, int(port)), handler)
         except (OSError, OverflowError) as exc:  # address in use / not ours / port out of range
-            raise DataValidationError(f"dashboard: cannot listen on {host}:{port} ({exc})") from None
+            raise DataValidationError(f"dashboard: cannot listen on {host}:{port} ({exc}); another port "
+                                      f"(--port), or 0 for any free one") from None
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
