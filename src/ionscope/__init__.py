@@ -25,7 +25,7 @@ from .errors import (  # errors are tiny and needed everywhere
 __version__ = "0.1.0"
 
 _SUBPACKAGES = {
-    "io", "eels", "denoise", "holography", "operando", "simulate", "report", "data", "cli",
+    "io", "eels", "denoise", "holography", "operando", "simulate", "report", "data", "cli", "live",
 }
 
 __all__ = [

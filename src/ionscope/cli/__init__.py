@@ -22,7 +22,8 @@ from .. import __version__
 from ..errors import IonscopeError
 
 # Order of appearance in ``ionscope --help``.
-COMMANDS = ("demo", "run", "info", "convert", "simulate", "refs", "limap", "denoise", "holo", "linescan", "mva")
+COMMANDS = ("demo", "run", "watch", "info", "convert", "simulate", "refs", "limap", "denoise", "holo", "linescan",
+            "mva")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ionscope watch``: live Li maps while the microscope acquires, then the batch run."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("watch", help="follow an acquisition live: Li maps + charge curve in the browser",
+                       description="Follow the series folder and log named in CONFIG.toml while they are written; "
+                                   "process each complete frame (energy drift, registration, Li map, causal "
+                                   "denoising, sync with the log) and show it on a live dashboard; when the "
+                                   "acquisition ends (a STOP file in the series folder, --timeout, or Ctrl-C) "
+                                   "run the batch pipeline on the same frames (= ionscope run).")
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
+    p.add_argument("--demo", action="store_true",
+                   help="start a fake microscope writing a simulated acquisition in a temporary folder and watch it")
+    p.add_argument("--out", metavar="DIR", help="output directory (overrides [output] dir; --demo: the acquisition "
+                                                "folder, default a new temporary one)")
+    p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; any other "
+                                                       "address requires a token)")
+    p.add_argument("--port", type=int, default=8765, help="dashboard port (0: any free port; default 8765)")
+    p.add_argument("--token", help="access token for the dashboard (generated when --host is not local)")
+    p.add_argument("--no-serve", action="store_true", help="no dashboard (process and cache only)")
+    p.add_argument("--window", type=int, default=6, help="frames in the causal denoising window (default 6)")
+    p.add_argument("--timeout", type=float, metavar="S", help="end when no new frame came for S seconds")
+    p.add_argument("--settle", type=float, default=1.0, metavar="S",
+                   help="a frame file is complete when its size did not change for S seconds (default 1)")
+    p.add_argument("--stop-file", default="STOP", help="file (in the series folder) that ends the acquisition")
+    p.add_argument("--sidecar", metavar="SUFFIX", help="frame-done sidecar suffix written by the acquisition, "
+                                                       "e.g. .done")
+    p.add_argument("--expected-frames", type=int, metavar="N", help="frames to come (for the disk-space warning)")
+    p.add_argument("--no-final", action="store_true", help="skip the batch run at the end")
+    p.add_argument("--exit-when-done", action="store_true",
+                   help="stop serving as soon as the final run is done (default: keep serving until Ctrl-C)")
+    p.add_argument("--speed", type=float, default=30.0, help="--demo: experiment seconds per second (default 30: "
+                                                             "a 1-min frame every 2 s)")
+    p.add_argument("--frames", type=int, default=24, help="--demo: number of frames (default 24)")
+    p.add_argument("--quick", action="store_true", help="--demo: a small, fast series with Gaussian denoising")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (of the final run)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the dashboard address "
+                                                             "(implies --no-progress)")
+    p.set_defaults(handler=run)
+
+
+def _demo(args):
+    """Start the fake microscope in the background; return (config, acquisition)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..operando import load_config
+    from ..simulate import acquire
+
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ionscope-watch-demo-"))
+    size = dict(shape=(16, 24), energy_step=0.25) if args.quick else dict(shape=(32, 48), energy_step=0.2)
+    if not args.quiet:
+        print(f"fake microscope: writing {args.frames} frames into {root}/frames at {args.speed:g}x real time")
+    acq = acquire(root, n_frames=args.frames, speed=args.speed, block=False, seed=0, **size)
+    cfg = load_config(acq.config_path)
+    cfg = cfg.replace(report={"movies": ["gif"]}, denoise={"method": "gaussian" if args.quick else "sparse_coding"})
+    return cfg, acq
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..errors import DataValidationError
+    from ..live import watch
+
+    if args.demo == bool(args.config):
+        raise DataValidationError("give either CONFIG.toml or --demo")
+    acq = None
+    if args.demo:
+        cfg, acq = _demo(args)
+        expected = args.frames
+    else:
+        from ..operando import load_config
+
+        cfg = load_config(args.config)
+        if args.out:
+            cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
+        expected = args.expected_frames
+
+    def ready(url):
+        print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
+
+    def frame(rec):
+        if args.quiet:
+            return
+        v = f" {rec['voltage']:.3f} V" if rec.get("voltage") is not None else ""
+        print(f"frame {rec['frame']:>4}: Li {rec['li_mean']:.4g}  latency {rec['latency_s']:.1f} s{v}", flush=True)
+
+    def end(result):
+        if args.quiet:
+            return
+        print(f"acquisition ended ({result.ended_by}): {len(result.frames)} frames live, "
+              f"{len(result.bad_frames)} bad")
+        for bad in result.bad_frames:
+            print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
+        for msg in result.warnings.values():
+            print(f"warning: {msg}")
+        if result.run is not None:
+            psnr = result.psnr_causal_vs_batch
+            print(f"final batch run: outputs in {cfg.out_dir}/ ({', '.join(sorted(result.run.files))})"
+                  + (f"; causal live movie vs batch-denoised PSNR {psnr:.1f} dB" if psnr is not None else ""))
+        print(f"live cache and causal movie in {result.live_dir}/")
+        if result.url and hold:
+            print(f"dashboard still at {result.url} — Ctrl-C to quit", flush=True)
+
+    hold = not (args.exit_when_done or args.no_serve)
+    from ..report import operando_report_stage
+
+    final_stages = (operando_report_stage(),)  # the final run is ionscope run's, report stage included
+    try:
+        watch(cfg, serve=not args.no_serve, host=args.host, port=args.port, token=args.token, window=args.window,
+              idle_timeout_s=args.timeout, settle_s=args.settle, stop_file=args.stop_file, sidecar=args.sidecar,
+              expected_frames=expected, final=not args.no_final, final_stages=final_stages, hold=hold, on_ready=ready, on_frame=frame,
+              on_end=end, show_progress=False if (args.quiet or args.no_progress) else None)
+    finally:
+        if acq is not None:
+            acq.stop()
+    return 0

@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Live operando: follow an acquisition while the microscope writes it.
+
+* :func:`acquire` — a fake microscope writing an operando series frame by
+  frame in real time (partial files, a growing CSV log, a stop file);
+* :class:`FrameFollower` / :class:`LogFollower` — which frames are complete,
+  which are corrupt or late, and the log rows written so far;
+* :func:`watch` — per-frame energy drift, registration, Li map, causal
+  denoising and sync with the log, cached per frame, then the batch pipeline;
+* :class:`Dashboard` — the live page served on 127.0.0.1.
+
+Names are resolved lazily so importing this package is cheap.
+"""
+from __future__ import annotations
+
+from .._lazy import attach
+
+_EXPORTS = {
+    "acquire": "_acquire",
+    "Acquisition": "_acquire",
+    "FrameFollower": "_follow",
+    "LogFollower": "_follow",
+    "watch": "_watch",
+    "process_frame": "_watch",
+    "FRAME_HOOKS": "_watch",
+    "WatchResult": "_watch",
+    "LiveState": "_state",
+    "Dashboard": "_server",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

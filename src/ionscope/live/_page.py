@@ -1,0 +1,333 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The live dashboard page: one HTML document, inline CSS and JS, nothing fetched from elsewhere."""
+from __future__ import annotations
+
+PAGE = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ionscope live</title>
+<style>
+:root{--fg:#1d2330;--muted:#5b6478;--line:#d5d9e2;--bg:#f6f7fa;--card:#fff;--warn:#8a5a00;--warnbg:#fff4d6;--bad:#b42318}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:var(--fg);background:var(--bg);font-size:14px}
+header{display:flex;align-items:baseline;gap:1.2em;padding:.7em 1.2em;background:#1d2330;color:#fff;flex-wrap:wrap}
+header h1{font-size:17px;margin:0;font-weight:600}
+#phase{padding:.1em .6em;border-radius:1em;background:#3b4a6b;font-size:12px}
+#phase.watching{background:#1a7f37}#phase.done{background:#57606a}
+#status{font-variant-numeric:tabular-nums;color:#d6dae3}
+#warnings{margin:.6em 1.2em 0}
+.warning{background:var(--warnbg);color:var(--warn);border:1px solid #f0d48a;border-radius:6px;padding:.45em .8em;margin-bottom:.4em}
+main{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.9em;padding:.9em 1.2em}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.7em .8em;min-width:0}
+.card h2{font-size:13px;margin:0 0 .5em;color:var(--muted);font-weight:600;text-transform:uppercase;letter-spacing:.03em}
+.wide{grid-column:span 2}
+canvas.map{image-rendering:pixelated;display:block;max-width:100%;border:1px solid var(--line)}
+.cbar{display:flex;align-items:center;gap:.4em;font-size:12px;margin-top:.35em;font-variant-numeric:tabular-nums}
+.cbar canvas{width:150px;height:10px;border:1px solid var(--line)}
+#controls{display:flex;align-items:center;gap:.8em;flex-wrap:wrap}
+#slider{flex:1;min-width:10em}
+#framelabel{font-variant-numeric:tabular-nums;min-width:18em}
+svg{display:block;width:100%;height:auto}
+svg text{font-size:11px;fill:var(--muted)}
+svg .title{fill:var(--fg);font-size:12px}
+table{border-collapse:collapse;font-size:12px;width:100%}
+td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;vertical-align:top}
+.muted{color:var(--muted);font-size:12px}
+.cap{margin-top:.2em;min-height:1.2em}
+.card h2 select{font-size:11px;margin-left:.5em;text-transform:none}
+#empty{padding:2em;color:var(--muted)}
+</style></head>
+<body>
+<header><h1 id="title">ionscope live</h1><span id="phase">starting</span><span id="status">waiting for the first frame…</span></header>
+<div id="warnings"></div>
+<main>
+  <div class="card"><h2><span id="raw-title">Li map · raw</span> <select id="layer" aria-label="map shown"><option value="li">Li (raw)</option></select></h2><canvas id="map-raw" class="map"></canvas>
+    <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted" id="cb-raw-label">Li weight (MLLS)</span></div><div class="muted cap" id="cap-raw"></div></div>
+  <div class="card"><h2 id="den-title">Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
+    <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted" id="cb-den-label">Li weight (MLLS), same scale</span></div><div class="muted cap" id="cap-den"></div></div>
+  <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
+  <div class="card wide"><h2>Movie so far</h2>
+    <div id="controls"><button id="play" type="button">&#9654; play</button>
+      <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="frame">
+      <label><input id="follow" type="checkbox" checked> follow newest</label>
+      <span id="framelabel"></span></div>
+    <div class="muted" id="frameinfo"></div>
+    <svg id="plot-li" viewBox="0 0 900 170"></svg><svg id="plot-flux" viewBox="0 0 900 120"></svg></div>
+  <div class="card"><h2>Per-frame checks</h2><svg id="plot-chi" viewBox="0 0 440 150"></svg><svg id="plot-pe" viewBox="0 0 440 150"></svg></div>
+  <div class="card wide"><h2>Acquisition</h2><table id="stats"></table></div>
+  <div class="card"><h2>Bad frames</h2><div id="bad" class="muted">none</div></div>
+</main>
+<script>
+"use strict";
+const TOKEN = new URLSearchParams(location.search).get("token");
+const api = p => p + (TOKEN ? (p.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : "");
+const SVGNS = "http://www.w3.org/2000/svg";
+// viridis, 16 stops, interpolated
+const VIR = [[68,1,84],[72,26,108],[71,47,125],[65,68,135],[57,86,140],[49,104,142],[42,120,142],[35,137,142],
+  [31,154,138],[34,168,132],[53,183,121],[84,197,104],[122,209,81],[165,219,54],[210,226,27],[253,231,37]];
+const LUT = new Uint8Array(256 * 3);
+for (let k = 0; k < 256; k++) {
+  const f = k / 255 * 15, i = Math.min(14, Math.floor(f)), w = f - i;
+  for (let c = 0; c < 3; c++) LUT[3 * k + c] = Math.round(VIR[i][c] * (1 - w) + VIR[i + 1][c] * w);
+}
+let version = -1, series = {frames: [], log: null}, meta = {}, shown = null, playing = null, lastDen = null, scale = null;
+const cache = new Map();
+function decode(L) {
+  const bin = atob(L.b64), n = bin.length / 2, out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const q = bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8);
+    out[i] = q === 0 ? NaN : L.lo + (q - 1) / 65534 * (L.hi - L.lo);
+  }
+  return out;
+}
+async function frameMaps(k) {
+  if (cache.has(k)) return cache.get(k);
+  const r = await fetch(api("/api/frame/" + k));
+  if (!r.ok) return null;
+  const j = await r.json(), maps = {};
+  for (const [n, L] of Object.entries(j.maps)) maps[n] = decode(L);
+  const v = {ny: j.ny, nx: j.nx, maps: maps};
+  if (maps.li_causal) cache.set(k, v);  // complete frames only: the raw-only version is replaced later
+  return v;
+}
+function pct(a, p) {
+  const s = Array.from(a).filter(Number.isFinite).sort((x, y) => x - y);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] : 0;
+}
+function niceStep(span, n) {
+  const raw = span / n, m = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / m;
+  return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * m;
+}
+function fmt(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toPrecision(3);
+}
+function drawMap(id, arr, ny, nx, lo, hi) {
+  const cv = document.getElementById(id), zoom = Math.max(1, Math.floor(400 / Math.max(nx, ny)));
+  cv.width = nx * zoom; cv.height = ny * zoom;
+  const ctx = cv.getContext("2d"), img = ctx.createImageData(nx, ny), span = (hi - lo) || 1;
+  for (let i = 0; i < nx * ny; i++) {
+    const v = arr[i], o = 4 * i;
+    if (!Number.isFinite(v)) { img.data[o] = img.data[o + 1] = img.data[o + 2] = 255; img.data[o + 3] = 255; continue; }
+    const k = Math.max(0, Math.min(255, Math.round((v - lo) / span * 255)));
+    img.data[o] = LUT[3 * k]; img.data[o + 1] = LUT[3 * k + 1]; img.data[o + 2] = LUT[3 * k + 2]; img.data[o + 3] = 255;
+  }
+  const off = document.createElement("canvas"); off.width = nx; off.height = ny;
+  off.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, 0, 0, cv.width, cv.height);
+  // scale bar: a round length near a fifth of the field of view
+  const px = meta.pixel_nm || 1, unit = meta.pixel_units === "nm" ? "nm" : "px";
+  const fov = nx * px, step = niceStep(fov / 5, 1), barPx = step / px * zoom;
+  const x0 = 10, y0 = cv.height - 12;
+  ctx.fillStyle = "rgba(0,0,0,0.45)"; ctx.fillRect(x0 - 5, y0 - 17, barPx + 10, 24);
+  ctx.fillStyle = "#fff"; ctx.fillRect(x0, y0, barPx, 4);
+  ctx.font = "12px system-ui,sans-serif"; ctx.fillText(step + " " + unit, x0, y0 - 4);
+}
+function drawCbar(id, lo, hi) {
+  const c = document.getElementById(id).getContext("2d");
+  for (let k = 0; k < 256; k++) { c.fillStyle = "rgb(" + LUT[3*k] + "," + LUT[3*k+1] + "," + LUT[3*k+2] + ")"; c.fillRect(k, 0, 1, 10); }
+  document.getElementById(id + "-lo").textContent = fmt(lo);
+  document.getElementById(id + "-hi").textContent = fmt(hi);
+}
+function el(svg, tag, attrs, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  svg.appendChild(e); return e;
+}
+// A small line/dot plot with axes; x in minutes. lines: [{x, y, color, dots, label, dash}]
+function plot(id, lines, o) {
+  const svg = document.getElementById(id), vb = svg.viewBox.baseVal, W = vb.width, H = vb.height;
+  while (svg.firstChild) svg.removeChild(svg.firstChild);
+  const M = {l: 54, r: 10, t: 18, b: 24};
+  el(svg, "text", {x: M.l, y: 12, class: "title"}, o.title);
+  const xs = [], ys = [];
+  for (const L of lines) L.x.forEach((x, i) => { if (Number.isFinite(x) && Number.isFinite(L.y[i])) { xs.push(x); ys.push(L.y[i]); } });
+  if (o.hlines) for (const h of o.hlines) if (Number.isFinite(h.y)) ys.push(h.y);
+  if (!xs.length) { el(svg, "text", {x: M.l, y: H / 2}, "no data yet"); return; }
+  let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (o.xmax !== undefined && o.xmax > x1) x1 = o.xmax;
+  if (o.xmin !== undefined && o.xmin < x0) x0 = o.xmin;
+  if (x1 === x0) x1 = x0 + 1;
+  if (y1 === y0) { y1 += Math.abs(y1) * 0.05 || 1; y0 -= Math.abs(y0) * 0.05 || 1; }
+  const pad = (y1 - y0) * 0.08; y0 -= pad; y1 += pad;
+  const X = v => M.l + (v - x0) / (x1 - x0) * (W - M.l - M.r), Y = v => H - M.b - (v - y0) / (y1 - y0) * (H - M.t - M.b);
+  el(svg, "rect", {x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, fill: "none", stroke: "#d5d9e2"});
+  const ys_ = niceStep(y1 - y0, 3), xs_ = niceStep(x1 - x0, 6);
+  for (let v = Math.ceil(y0 / ys_) * ys_; v <= y1; v += ys_) {
+    el(svg, "line", {x1: M.l, x2: W - M.r, y1: Y(v), y2: Y(v), stroke: "#eef0f4"});
+    el(svg, "text", {x: M.l - 4, y: Y(v) + 4, "text-anchor": "end"}, fmt(v * (o.yscale || 1)));
+  }
+  for (let v = Math.ceil(x0 / xs_) * xs_; v <= x1; v += xs_)
+    el(svg, "text", {x: X(v), y: H - 8, "text-anchor": "middle"}, +v.toFixed(6));
+  el(svg, "text", {x: 4, y: H - 8}, "t (min)");
+  if (o.hlines) for (const h of o.hlines) if (Number.isFinite(h.y)) {
+    el(svg, "line", {x1: M.l, x2: W - M.r, y1: Y(h.y), y2: Y(h.y), stroke: h.color, "stroke-dasharray": "4,3"});
+    el(svg, "text", {x: W - M.r - 4, y: Y(h.y) - 3, "text-anchor": "end", style: "fill:" + h.color}, h.label);
+  }
+  let lx = W - M.r;
+  for (const L of lines.slice().reverse()) if (L.label) {
+    const t = el(svg, "text", {x: lx, y: 12, "text-anchor": "end", style: "fill:" + L.color}, L.label);
+    lx -= t.getComputedTextLength ? t.getComputedTextLength() + 12 : 80;
+  }
+  for (const L of lines) {
+    const pts = L.x.map((x, i) => Number.isFinite(L.y[i]) ? X(x).toFixed(1) + "," + Y(L.y[i]).toFixed(1) : null).filter(p => p);
+    if (!L.dots && pts.length > 1) el(svg, "polyline", {points: pts.join(" "), fill: "none", stroke: L.color, "stroke-width": 1.6, "stroke-dasharray": L.dash || ""});
+    if (L.dots) L.x.forEach((x, i) => { if (Number.isFinite(L.y[i])) el(svg, "circle", {cx: X(x), cy: Y(L.y[i]), r: L.r || 2.5, fill: (L.colors && L.colors[i]) || L.color}); });
+  }
+  if (o.cursor !== undefined && o.cursor !== null) {
+    el(svg, "line", {x1: X(o.cursor), x2: X(o.cursor), y1: M.t, y2: H - M.b, stroke: "#d62728", "stroke-dasharray": "3,3", class: "cursor"});
+    if (o.cursorY !== undefined && Number.isFinite(o.cursorY)) el(svg, "circle", {cx: X(o.cursor), cy: Y(o.cursorY), r: 5, fill: "#d62728", class: "marker"});
+  }
+}
+const col = (name) => series.frames.map(r => (r[name] === null || r[name] === undefined) ? NaN : r[name]);
+const tmin = () => series.frames.map(r => r.time_s / 60);
+function prefix(vmax, unit) {
+  for (const [f, p] of [[1, ""], [1e3, "m"], [1e6, "µ"], [1e9, "n"], [1e12, "p"], [1e15, "f"]]) if (vmax * f >= 1) return [f, p + unit];
+  return [1e15, "f" + unit];
+}
+function shownRecord() { return series.frames.find(r => r.frame === shown); }
+function drawPlots() {
+  const rec = shownRecord(), cur = rec ? rec.time_s / 60 : null, fr = series.frames;
+  const lg = series.log, xmax = lg ? lg.time[lg.time.length - 1] / 60 : undefined;
+  if (lg && lg.voltage) plot("plot-v", [{x: lg.time.map(t => t / 60), y: lg.voltage, color: "#1f77b4", label: "log"},
+      {x: tmin(), y: col("voltage"), color: "#0b3d66", dots: true, label: "frames"}],
+      {title: "voltage (V)", cursor: cur, cursorY: rec ? rec.voltage : undefined, xmax: xmax});
+  else plot("plot-v", [{x: tmin(), y: col("voltage"), color: "#1f77b4", dots: true}], {title: "voltage (V)", cursor: cur});
+  const iv = lg && lg.current ? lg.current.filter(Number.isFinite).map(Math.abs) : [];
+  const [isc, iun] = prefix(iv.length ? Math.max(...iv) : 0, "A");
+  plot("plot-i", [{x: lg ? lg.time.map(t => t / 60) : [], y: lg && lg.current ? lg.current.map(v => v * isc) : [], color: "#2ca02c"}],
+      {title: "current (" + iun + ", + charge)", cursor: cur, xmax: xmax, cursorY: rec && rec.current !== undefined && rec.current !== null ? rec.current * isc : undefined});
+  const q = col("charge_c"), [qsc, qun] = prefix(Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), "C");
+  plot("plot-q", [{x: tmin(), y: q.map(v => v * qsc), color: "#9467bd", dots: true}],
+      {title: "charge passed (" + qun + "), per frame", cursor: cur, xmax: xmax, cursorY: rec && rec.charge_c !== undefined && rec.charge_c !== null ? rec.charge_c * qsc : undefined});
+  // x (Li fraction) when a frame hook provides it (x_mean), else the MLLS Li weight
+  const xm = col("x_mean");
+  const isx = xm.some(Number.isFinite);
+  if (isx) plot("plot-li", [{x: tmin(), y: xm, color: "#7f8796", dots: true, r: 3, label: "raw"},
+                            {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
+      {title: "mean x in LixCoO2 per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
+  else plot("plot-li", [{x: tmin(), y: col("li_mean"), color: "#7f8796", dots: true, r: 3, label: "raw"},
+                        {x: tmin(), y: col("li_causal_mean"), color: "#1a7f37", label: "causal denoised"}],
+      {title: "mean Li weight per frame", cursor: cur, cursorY: rec ? rec.li_causal_mean : undefined});
+  plot("plot-flux", [{x: tmin(), y: col("flux_toward_electrolyte"), color: "#d62728", dots: true, r: 3}],
+       {title: "Li flux toward the electrolyte, " + (isx ? "x" : "Li weight") + "·nm/s (from the causal window: lags a change of cell state by a frame)",
+        cursor: cur, xmin: fr.length ? fr[0].time_s / 60 : undefined, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
+  const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
+  plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
+       {title: "mean χ² of the fit", cursor: cur, hlines: med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : []});
+  const tl = col("t_over_lambda_mean");
+  if (tl.some(Number.isFinite)) {
+    const t0 = tl.filter(Number.isFinite)[0];
+    plot("plot-pe", [{x: tmin(), y: tl, color: "#8c564b", dots: true}], {title: "mean t/λ per frame", cursor: cur,
+         hlines: [{y: 0.9 * t0, color: "#b8860b", label: "−10 %"}]});
+    return;
+  }
+  const pe = col("pre_edge_counts"), base = pe.filter(Number.isFinite).slice(0, 3).sort((a, b) => a - b);
+  const b0 = base.length ? base[Math.floor(base.length / 2)] : NaN;
+  plot("plot-pe", [{x: tmin(), y: pe.map(v => v / b0), color: "#8c564b", dots: true}],
+       {title: "pre-edge counts ÷ first frames (thickness·dose proxy, not t/λ)", cursor: cur,
+        hlines: [{y: 0.9, color: "#b8860b", label: "−10 %"}]});
+}
+async function showFrame(k) {
+  const f = await frameMaps(k);
+  if (!f) return;
+  shown = k;
+  // x in LixCoO2 where a calibration gives it (the movie is then made of x), else the MLLS Li weight
+  const isx = !!f.maps.x, raw = isx ? f.maps.x : f.maps.li, den = f.maps.li_causal || null;
+  const qname = isx ? "x in LixCoO2" : "Li weight (MLLS)";
+  // one colour scale for both maps, from the newest denoised map (raw noise would wash it out);
+  // while a frame waits for denoising, the last denoised frame stays up, labelled as such
+  if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
+  else if (!scale) scale = [pct(raw, 0.01), pct(raw, 0.99)];
+  const [lo, hi] = scale;
+  // the left panel can show any per-frame map (χ², and quantities added by frame hooks, e.g. x)
+  const sel = document.getElementById("layer");
+  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && n !== (isx ? "x" : "li") && !Array.from(sel.options).some(o => o.value === n)) {
+    const o = document.createElement("option"); o.value = n; o.textContent = n === "chi2" ? "χ² of the fit" : n; sel.appendChild(o);
+  }
+  const layer = f.maps[sel.value] ? sel.value : "li";
+  sel.options[0].textContent = isx ? "x (raw)" : "Li (raw)";
+  if (layer === "li") { drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi); }
+  else { const a = f.maps[layer], l2 = pct(a, 0.01), h2 = pct(a, 0.99); drawMap("map-raw", a, f.ny, f.nx, l2, h2); drawCbar("cb-raw", l2, h2); }
+  document.getElementById("raw-title").textContent = layer === "li" ? (isx ? "x map · raw" : "Li map · raw") : "map";
+  document.getElementById("cb-raw-label").textContent = layer === "li" ? qname : (layer === "chi2" ? "χ² per pixel" : layer);
+  document.getElementById("cb-den-label").textContent = qname + ", same scale";
+  document.getElementById("den-title").textContent = (isx ? "x" : "Li") + " map · causal denoised";
+  document.getElementById("cap-raw").textContent = "frame " + k;
+  if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi); }
+  document.getElementById("cap-den").textContent = den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"
+      : (lastDen ? "frame " + lastDen.k + " · frame " + k + " is being denoised" : "frame " + k + " is being denoised");
+  const rec = shownRecord(), i = series.frames.findIndex(r => r.frame === k);
+  document.getElementById("slider").value = i;
+  document.getElementById("framelabel").textContent = rec ? ("frame " + k + " · t = " + (rec.time_s / 60).toFixed(1) + " min" +
+      (rec.voltage !== undefined && rec.voltage !== null ? " · " + rec.voltage.toFixed(3) + " V" : "") + (rec.state ? " · " + rec.state : "")) : "";
+  document.getElementById("frameinfo").textContent = rec ? ("energy shift " + fmt(rec.energy_shift) + " eV · drift (" +
+      fmt(rec.dy) + ", " + fmt(rec.dx) + ") px · mean χ² " + fmt(rec.chi2_mean) + (den ? "" : " · denoising…")) : "";
+  document.body.dataset.shown = String(k);
+  drawPlots();
+}
+function setStatus(s) {
+  document.getElementById("title").textContent = s.title;
+  const ph = document.getElementById("phase"); ph.textContent = s.phase; ph.className = s.phase.split(" ")[0];
+  document.getElementById("status").textContent = s.frames ? (s.frames + " frames · newest #" + s.newest +
+      " · " + (s.rate_per_min ? s.rate_per_min.toFixed(2) + " frames/min" : "rate –") +
+      " · latency " + fmt(s.latency_s) + " s (median " + fmt(s.latency_median_s) + " s)" +
+      " · bad frames " + s.bad.length) : "waiting for the first frame…";
+  const w = document.getElementById("warnings"); w.innerHTML = "";
+  for (const m of Object.values(s.warnings)) { const d = document.createElement("div"); d.className = "warning"; d.textContent = "⚠ " + m; w.appendChild(d); }
+  const b = document.getElementById("bad");
+  if (s.bad.length) {
+    b.innerHTML = ""; const t = document.createElement("table"); b.appendChild(t);
+    t.innerHTML = "<tr><th>frame</th><th>file</th><th>reason</th></tr>";
+    for (const x of s.bad) { const r = t.insertRow(); r.insertCell().textContent = x.frame; r.insertCell().textContent = x.file || "–"; r.insertCell().textContent = x.reason; }
+  } else b.textContent = "none";
+  meta = s.meta;
+  const rows = [["series", meta.series], ["log", meta.log || "–"], ["frame interval", fmt(meta.frame_interval_s) + " s"],
+    ["frame size", meta.ny ? meta.ny + " × " + meta.nx + " px × " + meta.n_energy + " channels, " + fmt(meta.pixel_nm) + " " + (meta.pixel_units || "") + "/px" : "–"],
+    ["denoising", (meta.denoise || "") + ", causal window " + (meta.window || "") + " frames"],
+    ["registration reference", meta.register_reference || ""], ["disk free", meta.disk_free_gb ? meta.disk_free_gb.toFixed(1) + " GB" : "–"],
+    ["outputs", meta.out_dir || ""]];
+  if (meta.resumed_frames) rows.push(["resumed from cache", meta.resumed_frames + " frames"]);
+  if (s.final && s.final.psnr_causal_vs_batch !== undefined) rows.push(["final batch run", "done · causal vs batch PSNR " + fmt(s.final.psnr_causal_vs_batch) + " dB"]);
+  const t = document.getElementById("stats"); t.innerHTML = "";
+  for (const [k, v] of rows) { const r = t.insertRow(); r.insertCell().textContent = k; r.insertCell().textContent = v; }
+}
+async function refresh() {
+  try {
+    const s = await (await fetch(api("/api/status"))).json();
+    if (s.version !== version) {
+      version = s.version;
+      setStatus(s);
+      series = await (await fetch(api("/api/series"))).json();
+      const n = series.frames.length, sl = document.getElementById("slider");
+      sl.max = Math.max(0, n - 1);
+      if (n) {
+        const newest = series.frames[n - 1].frame;
+        if (document.getElementById("follow").checked && !playing) { cache.delete(newest); await showFrame(newest); }
+        else drawPlots();
+      }
+      document.body.dataset.version = String(version);
+    }
+  } catch (e) { document.getElementById("status").textContent = "dashboard server not reachable (" + e.message + ")"; }
+  setTimeout(refresh, 1000);
+}
+document.getElementById("layer").addEventListener("change", () => { if (shown !== null) showFrame(shown); });
+document.getElementById("slider").addEventListener("input", ev => {
+  document.getElementById("follow").checked = false;
+  const r = series.frames[parseInt(ev.target.value, 10)]; if (r) showFrame(r.frame);
+});
+document.getElementById("play").addEventListener("click", () => {
+  const b = document.getElementById("play");
+  if (playing) { clearInterval(playing); playing = null; b.innerHTML = "&#9654; play"; return; }
+  document.getElementById("follow").checked = false;
+  b.innerHTML = "&#10074;&#10074; pause";
+  let i = 0;
+  playing = setInterval(() => { const n = series.frames.length; if (!n) return; showFrame(series.frames[i % n].frame); i++; }, 300);
+});
+refresh();
+</script>
+</body></html>
+"""
