@@ -45,7 +45,7 @@ _EXPORTS = {
     # the stage graph (operando/_graph.py)
     "Stage": "_graph",
     "run_stages": "_graph",
-    "watch": ".live._watch",  # live mode (live/_watch.py)
+    "watch": "_watch",  # live mode (re-exported from live/_watch.py)
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
