@@ -316,12 +316,10 @@ def _live_register(ctx):
 
 
 def _live_register_view(ctx, ds):
-    from ..operando import apply_shifts
-    from ..operando._pipeline import _keep
+    # the batch stage's view: what downstream stages see of a registered frame is the same live and batch
+    from ..operando._pipeline import _register_view
 
-    if _keep(ctx):
-        return ds["si"]
-    return apply_shifts(ctx["energy_drift"], ds.drift.values) if ctx.config.register.enabled else ctx["energy_drift"]
+    return _register_view(ctx, ds)
 
 
 def _fraction_plan(cfg, reference: Reference, index: int):

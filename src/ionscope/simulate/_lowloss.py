@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError
+from ._spectra import _positive
 
 __all__ = ["zero_loss_peak", "valence_loss", "plural_scattering"]
 
@@ -151,16 +152,6 @@ def _valence_raw(e, ep, gamma, gap, kv, beta_mrad):
     theta_e = ee / mv2_ev * 1e3  # mrad
     angular = np.log1p((beta_mrad / theta_e) ** 2)
     return np.where(e > 0, elf * onset * angular, 0.0)
-
-
-def _positive(value, name):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise DataValidationError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise DataValidationError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
 
 
 class LossGrid:
