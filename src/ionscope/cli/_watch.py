@@ -13,7 +13,7 @@ def register(sub) -> None:
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true",
                    help="start a fake microscope writing a simulated acquisition in a temporary folder and watch it")
-    p.add_argument("--out", metavar="DIR", help="output directory (overrides [output] dir; --demo: the acquisition "
+    p.add_argument("-o", "--out", metavar="DIR", help="output directory (overrides [output] dir; --demo: the acquisition "
                                                 "folder, default a new temporary one)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; any other "
                                                        "address requires a token)")
