@@ -50,12 +50,22 @@ def _demo(args):
     from ..simulate import acquire
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ionscope-watch-demo-"))
-    size = dict(shape=(16, 24), energy_step=0.25) if args.quick else dict(shape=(32, 48), energy_step=0.2)
+    size = dict(shape=(16, 24), energy_step=0.2) if args.quick else dict(shape=(32, 48), energy_step=0.2)
     if not args.quiet:
         print(f"fake microscope: writing {args.frames} frames into {root}/frames at {args.speed:g}x real time")
-    acq = acquire(root, n_frames=args.frames, speed=args.speed, block=False, seed=0, **size)
+    # what a microscope records: spectra from −5 eV with their zero-loss peak and plural scattering
+    acq = acquire(root, n_frames=args.frames, speed=args.speed, block=False, seed=0, physics="realistic",
+                  dose=1000.0, **size)
     cfg = load_config(acq.config_path)
-    cfg = cfg.replace(report={"movies": ["gif"]}, denoise={"method": "gaussian" if args.quick else "sparse_coding"})
+    # x = (w_Li/w_Co)/k with k from the first frame's film beyond the Li-poor interface layer (x known here)
+    truth = acq.truth
+    ny, nx = truth.sizes["y"], truth.sizes["x"]
+    y0 = int(-(-float(truth.attrs["layer_nm"]) // float(truth.attrs["pixel_nm"]))) + 1
+    x0 = float(truth.x_li.isel(time=0, y=slice(y0, ny)).mean())
+    cfg = cfg.replace(report={"movies": ["gif"]}, denoise={"method": "gaussian" if args.quick else "sparse_coding"},
+                      register={"window_ev": [30.0, 50.0]},
+                      limap={"references": "simulated-realistic", "fit_range": [45.0, 85.0],
+                             "calibration": {"region": [y0, ny, 0, nx], "x": x0, "frame": 0}})
     return cfg, acq
 
 
