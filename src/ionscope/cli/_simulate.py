@@ -19,6 +19,10 @@ def register(sub) -> None:
     p.add_argument("--refs-out", metavar="REFS",
                    help="also write the simulation's references: (component, energy) spectra for operando/"
                         "linescan/co-l, the vacuum reference hologram for hologram (.nc/.zarr)")
+    p.add_argument("--physics", choices=("ideal", "realistic"), default="ideal",
+                   help="operando/linescan/co-l spectra: ideal (power law + edges; default) or realistic "
+                        "(zero-loss peak, plasmons, plural scattering, t/λ 0.3-1.2: what a microscope records; "
+                        "map it with `limap --plural-scattering fourier-log`, the default for such spectra)")
     p.add_argument("--quick", action="store_true", help="small data (for tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data; default 0)")
     add_progress(p)
@@ -37,7 +41,8 @@ def run(args) -> int:
     extra = []
     if args.kind == "operando":
         shape, n = ((16, 24), 6) if args.quick else ((32, 48), 24)
-        data, truth, log = sim.operando_eels(shape=shape, n_frames=n, seed=args.seed)
+        data, truth, log = sim.operando_eels(shape=shape, n_frames=n, seed=args.seed, physics=args.physics,
+                                             **({"dose": 1000.0} if args.physics == "realistic" else {}))
         refs = truth.references
         log_path = out.with_name(f"{out.stem}_log.csv")
         with atomic_path(log_path) as tmp:
@@ -47,10 +52,11 @@ def run(args) -> int:
         shape, n = ((48, 48), 8) if args.quick else ((128, 128), 32)
         data, _ = sim.limap_movie(shape=shape, n_frames=n, seed=args.seed)
     elif args.kind == "linescan":
-        data, truth = sim.tem_eels_linescan(seed=args.seed)
+        data, truth = sim.tem_eels_linescan(seed=args.seed, physics=args.physics)
         refs = truth["references"]
     elif args.kind == "co-l":
-        data, truth = sim.co_l_spectrum_image(shape=(24, 32) if args.quick else (48, 64), seed=args.seed)
+        data, truth = sim.co_l_spectrum_image(shape=(24, 32) if args.quick else (48, 64), seed=args.seed,
+                                              physics=args.physics)
         refs = sim.co_l_references(data.energy)
     else:
         data, refs, _ = sim.hologram(shape=(128, 128) if args.quick else (512, 512), seed=args.seed)
