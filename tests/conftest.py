@@ -35,3 +35,19 @@ def real_file(real_data):
         return path
 
     return get
+
+
+@pytest.fixture
+def chromium():
+    """``(playwright.sync_api, chromium executable)`` for page tests, or a skip that says what is missing."""
+    import os
+    import shutil
+
+    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return pw, path
+    if os.path.exists("/usr/bin/chromium"):
+        return pw, "/usr/bin/chromium"
+    pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -85,20 +83,9 @@ def test_token_is_required_when_given_or_off_loopback():
         Dashboard(st, port=-5)
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-
-
 @pytest.mark.browser
-def test_page_updates_as_frames_arrive(tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+def test_page_updates_as_frames_arrive(tmp_path, chromium):
+    pw, exe = chromium
     from ionscope.operando import load_config, watch
     from ionscope.simulate import acquire
 

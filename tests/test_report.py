@@ -2,8 +2,6 @@
 """Movies, figures, the HTML report and the offline viewer (in headless Chromium)."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,20 +69,9 @@ def test_viewer_and_report_files(tmp_path):
     assert "missing" in html
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-
-
 @pytest.mark.browser
-def test_viewer_in_headless_chromium(tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+def test_viewer_in_headless_chromium(tmp_path, chromium):
+    pw, exe = chromium
     raw, den = _maps(nt=8)
     path = write_viewer(tmp_path / "viewer.html", raw=raw, denoised=den, times=np.arange(8) * 60.0,
                         voltage=np.linspace(3.9, 4.2, 8), soc=np.linspace(0, 1, 8),
@@ -167,11 +154,8 @@ def test_viewer_escapes_script_end_and_draws_every_curve(tmp_path):
     assert '"label": "current (\\u00b5A)"' in text and '"label": "charge passed (\\u00b5C)"' in text
 
 
-def test_viewer_screenshot_has_axes_and_curves(tmp_path):
-    pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+def test_viewer_screenshot_has_axes_and_curves(tmp_path, chromium):
+    pw, exe = chromium
     raw, den = _maps(nt=6)
     path = write_viewer(tmp_path / "v.html", raw=raw, denoised=den, times=np.arange(6) * 60.0,
                         voltage=np.linspace(3.9, 4.2, 6), current=np.full(6, 2e-6), charge=np.linspace(0, 6e-4, 6),
