@@ -17,7 +17,6 @@ has to fit in memory; the maps are written frame by frame to ``out`` (Zarr).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -134,13 +133,9 @@ def _bias_per_frame(da, bias_v, log, times):
         if b.shape != (n,):
             raise ShapeMismatchError(f"bias_v: expected {n} values (one per time point), got shape {b.shape}")
     elif log is not None:
-        if isinstance(log, (str, Path)):
-            from ..io import read_log
+        from ..io._logs import voltage_log
 
-            log = read_log(log)
-        if not (hasattr(log, "data_vars") and "voltage" in log.data_vars and "time" in log.coords):
-            raise DataValidationError("log: expected a Dataset with 'voltage' (V) on 'time' (s) "
-                                      "(ionscope.io.read_log) or the path of a CSV log")
+        log = voltage_log(log)
         lt = np.asarray(log["time"].values, float)
         if np.any(times < lt[0] - 1e-9) or np.any(times > lt[-1] + 1e-9):
             raise DataValidationError(f"log: covers {lt[0]:g}–{lt[-1]:g} s, the holograms "

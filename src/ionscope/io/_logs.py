@@ -158,6 +158,24 @@ def read_log(path, *, channel: str | None = None, missing: str = "error"):
     return ds
 
 
+def voltage_log(log):
+    """A bias/voltage log as a Dataset: a path is read with :func:`read_log`, a Dataset is checked.
+
+    The one place the holography analysis and the biased-hologram simulator accept a log from.
+    Raises :class:`~ionscope.errors.DataValidationError` unless it has ``voltage`` (V) on ``time`` (s).
+    """
+    from pathlib import Path
+
+    from ..errors import DataValidationError
+
+    if isinstance(log, (str, Path)):
+        log = read_log(log)
+    if not (hasattr(log, "data_vars") and "voltage" in log.data_vars and "time" in log.coords):
+        raise DataValidationError("log: expected a Dataset with a 'voltage' variable (V) on a 'time' axis (s), "
+                                  "e.g. from ionscope.io.read_log, or the path of a CSV log")
+    return log
+
+
 def _listed(table, col: str, bad, lines) -> str:
     """'line 7 ('abc'), line 9 ('')' for the first few bad cells of a column."""
     idx = np.flatnonzero(bad)

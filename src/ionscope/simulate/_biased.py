@@ -42,7 +42,6 @@ reference (or reference group) is recorded every ``reference_every`` frames.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -90,13 +89,9 @@ def _programme_curve(programme):
 
 def _log_curve(log):
     """Break points (t, V) from a bias log: a Dataset with ``time`` (s) and ``voltage`` (V), or a CSV path."""
-    if isinstance(log, (str, Path)):
-        from ..io import read_log
+    from ..io._logs import voltage_log
 
-        log = read_log(log)
-    if not (hasattr(log, "data_vars") and "voltage" in log.data_vars and "time" in log.coords):
-        raise DataValidationError("log: expected a Dataset with a 'voltage' variable (V) on a 'time' axis (s), "
-                                  "e.g. from ionscope.io.read_log, or the path of a CSV log")
+    log = voltage_log(log)
     t = np.asarray(log["time"].values, float)
     v = np.asarray(log["voltage"].values, float)
     if t.size < 2 or not (np.all(np.isfinite(t)) and np.all(np.isfinite(v))) or np.any(np.diff(t) <= 0):
