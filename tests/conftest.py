@@ -37,17 +37,21 @@ def real_file(real_data):
     return get
 
 
+#: headless, offline: no background traffic from the browser during page tests
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
 @pytest.fixture
 def chromium():
-    """``(playwright.sync_api, chromium executable)`` for page tests, or a skip that says what is missing."""
+    """``(playwright.sync_api, launch)`` for page tests — ``launch(p)`` starts headless Chromium from a
+    ``sync_playwright()`` context — or a skip that says what is missing."""
     import os
     import shutil
 
     pw = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return pw, path
-    if os.path.exists("/usr/bin/chromium"):
-        return pw, "/usr/bin/chromium"
-    pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+               "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if exe is None:
+        pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
+    return pw, lambda p: p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)

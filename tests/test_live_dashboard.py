@@ -85,7 +85,7 @@ def test_token_is_required_when_given_or_off_loopback():
 
 @pytest.mark.browser
 def test_page_updates_as_frames_arrive(tmp_path, chromium):
-    pw, exe = chromium
+    pw, launch = chromium
     from ionscope.operando import load_config, watch
     from ionscope.simulate import acquire
 
@@ -108,9 +108,7 @@ def test_page_updates_as_frames_arrive(tmp_path, chromium):
     assert ready.wait(30) and "url" in box, box.get("error")
     errors: list[str] = []
     with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

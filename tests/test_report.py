@@ -71,16 +71,14 @@ def test_viewer_and_report_files(tmp_path):
 
 @pytest.mark.browser
 def test_viewer_in_headless_chromium(tmp_path, chromium):
-    pw, exe = chromium
+    pw, launch = chromium
     raw, den = _maps(nt=8)
     path = write_viewer(tmp_path / "viewer.html", raw=raw, denoised=den, times=np.arange(8) * 60.0,
                         voltage=np.linspace(3.9, 4.2, 8), soc=np.linspace(0, 1, 8),
                         states=["charge"] * 4 + ["rest"] * 4, pixel_nm=5.0)
     errors: list[str] = []
     with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -155,13 +153,13 @@ def test_viewer_escapes_script_end_and_draws_every_curve(tmp_path):
 
 
 def test_viewer_screenshot_has_axes_and_curves(tmp_path, chromium):
-    pw, exe = chromium
+    pw, launch = chromium
     raw, den = _maps(nt=6)
     path = write_viewer(tmp_path / "v.html", raw=raw, denoised=den, times=np.arange(6) * 60.0,
                         voltage=np.linspace(3.9, 4.2, 6), current=np.full(6, 2e-6), charge=np.linspace(0, 6e-4, 6),
                         pixel_nm=5.0, label="Li weight (× reference)")
     with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(Path(path).as_uri())
