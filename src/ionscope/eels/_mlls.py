@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..data import apply_kernel, check_finite
-from ..errors import DataValidationError
+from ..errors import CalibrationError, DataValidationError
 from . import _common
 from ._kernels import fit_kernel, layout, powerlaw_basis
 from ._solve import check_design
@@ -239,14 +239,7 @@ def mlls(
     if design.shape[1]:
         check_design(design, names=names + (["background"] * (design.shape[1] - len(names))))
     out_names = layout(S.shape[1], background, 0 if basis is None else basis.shape[1])
-    if isinstance(nonnegative, (bool, np.bool_)):
-        constrained = np.full(len(names), bool(nonnegative))
-    else:
-        unknown = [str(c) for c in nonnegative if str(c) not in names]
-        if unknown:
-            raise DataValidationError(
-                f"nonnegative: components {unknown} are not among the references' components {names}")
-        constrained = np.array([n in {str(c) for c in nonnegative} for n in names])
+    constrained = _constrained(nonnegative, names)
     kwargs = dict(channels=ch, lnx=lnx, refs=S, background=background, basis=basis,
                   nonnegative=constrained, weights=weights, n_iter=int(max_iter), tol=float(tol),
                   check_finite=in_memory)
@@ -294,8 +287,6 @@ def _constrained(nonnegative, names):
 def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegative, exponents,
                  resolution_fwhm, background, max_iter, tol, shift_components=()):
     """MLLS with plural scattering (see ``mlls``'s ``plural_scattering``)."""
-    import xarray as xr
-
     from . import _lowloss, _plural
 
     var_scale = None
@@ -343,7 +334,7 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
         ext = np.arange(lo, hi)
         try:
             _, refs_ext = _common.references(references, e[ext])
-        except Exception:
+        except CalibrationError:  # references measured on the fit window only
             ext = ch
             _, refs_ext = _common.references(references, e_fit)
         inner = np.searchsorted(ext, ch)
@@ -356,15 +347,7 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
                       resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0, var_scale=var_scale,
                       shift_idx=shift_idx)
     else:
-        pos = np.flatnonzero(e > 0)
-        try:
-            _, refs_pos = _common.references(references, e[pos])
-        except Exception:
-            _, refs_fit = _common.references(references, e_fit)
-            refs_pos = np.zeros((pos.size, len(names)))
-            refs_pos[np.searchsorted(e[pos], e_fit)] = refs_fit
-        refs_full = np.zeros((e.size, len(names)))
-        refs_full[pos] = refs_pos
+        _, refs_full = _refs_on_axis(references, e, ch, positive=True)
         kernel = _plural.convolve_kernel
         kwargs = dict(energy=e, channels=ch, refs_full=refs_full, basis=basis, constrained=constrained,
                       low_end=float(e_fit[0]), n_iter=int(max_iter), tol=float(tol))
@@ -394,11 +377,7 @@ def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponen
         raise DataValidationError(
             f"low_loss: leading shape {tuple(ll.shape[:-1])} differs from si's {tuple(da.shape[:-1])}")
     e_fit = e[ch]
-    names, refs_core = _common.references(references, e) if _covers(references, e) else (None, None)
-    if refs_core is None:
-        names, refs_fit = _common.references(references, e_fit)
-        refs_core = np.zeros((e.size, len(names)))
-        refs_core[ch] = refs_fit
+    names, refs_core = _refs_on_axis(references, e, ch)
     constrained = _constrained(nonnegative, names)
     basis = powerlaw_basis(e_fit / e_fit[0], exponents) if len(exponents) else None
     llx = xr.DataArray(ll.data, dims=tuple(da.dims[:-1]) + ("energy_low",),
@@ -413,12 +392,20 @@ def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponen
     return _plural_dataset(stacked, out_names, names, [], "convolve", e_fit, exponents, None, constrained)
 
 
-def _covers(references, e):
+def _refs_on_axis(references, e, ch, *, positive=False):
+    """References on the whole axis ``e`` (names, (n_e, M)); where they cover only the fit window
+    ``ch`` (e.g. measured by references_from_regions), zero outside it. ``positive``: zero at E ≤ 0 too."""
+    sel = np.flatnonzero(e > 0) if positive else np.arange(e.size)
+    out_names, out = None, np.zeros((e.size, 0))
     try:
-        _common.references(references, e)
-        return True
-    except Exception:
-        return False
+        out_names, values = _common.references(references, e[sel])
+        out = np.zeros((e.size, len(out_names)))
+        out[sel] = values
+    except CalibrationError:
+        out_names, values = _common.references(references, e[ch])
+        out = np.zeros((e.size, len(out_names)))
+        out[ch] = values
+    return out_names, out
 
 
 def _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw, constrained):
