@@ -287,7 +287,6 @@ def fourier_ratio_block(C, e_core, L, e_low, *, resolution_fwhm, tail_fit_ev=20.
     C = np.asarray(C, float)
     L = np.asarray(L, float)
     step = float(e_low[1] - e_low[0])
-    n = max(C.shape[1], L.shape[1])
     n_fft = _next_pow2(pad_factor * (C.shape[1] + L.shape[1]))
     i0, _, _, _, _ = zero_loss_and_total(L, e_low, extrapolate=False, threshold=zlp_threshold)
     Lx = extend(L, e_low, n_fft=n_fft, tail_fit_ev=tail_fit_ev)
@@ -308,7 +307,6 @@ def fourier_ratio_block(C, e_core, L, e_low, *, resolution_fwhm, tail_fit_ev=20.
     var_c[:, :C.shape[1]] = np.clip(C, 0.0, None)
     k2 = np.fft.irfft(h, n=n_fft, axis=1) ** 2
     var = np.fft.irfft(np.fft.rfft(k2, axis=1) * np.fft.rfft(var_c, axis=1), n=n_fft, axis=1)
-    del n
     return ssd_full[:, grid], i0, np.clip(var[:, grid], 0.0, None)
 
 
