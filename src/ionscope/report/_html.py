@@ -62,6 +62,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "thinning_warning": ("film thins > 5 % (beam damage?)", ""),
     "undefined_pixels": ("pixels where x is undefined (no Co)", ""),
     "thickness_per_frame": ("mean t/λ per frame", "1"),
+    "bias_percent": ("bias of the mean", "%"),
+    "thickness_leak_percent_per_t": ("thickness leak (slope of the error against t/λ)", "% per unit t/λ"),
+    "li_pull_std": ("spread of (estimate − truth)/σ", "1"),
+    "mean_chi2": ("mean reduced χ²", "1"),
+    "thickness_bias": ("t/λ bias", "1"),
+    "thickness_pull_std": ("t/λ spread of (estimate − truth)/σ", "1"),
+    "k_calibrated": ("k calibrated on a region of known x", "1"),
+    "k_true": ("k of the simulation", "1"),
+    "mean_x_error_per_frame_max": ("largest error of a frame's mean x", "1"),
     "rest_to_active_ratio": ("activity at rest / during (dis)charge", "1"),
     "truth_through_fraction_estimate": ("through-film share, estimated", "1"),
     "truth_through_fraction_truth": ("through-film share, simulator truth", "1"),
@@ -93,6 +102,10 @@ def human(key: str) -> tuple[str, str]:
     """
     if key in LABELS:
         return LABELS[key]
+    head, dot, last = key.rpartition(".")
+    if dot and last in LABELS:  # a nested key ("route.bias_percent"): the group, then the label
+        name, unit = LABELS[last]
+        return f"{head.replace('_', ' ')}: {name}", unit
     low = key.lower()
     if low.endswith("_per_s"):  # a rate: "spectra_per_s" is spectra per second, not a time
         return key[:-6].replace("_", " ") + " per second", "1/s"
