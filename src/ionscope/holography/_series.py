@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
-from . import _fourier
+from . import _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
 from ._profiles import fit_step, interface_asymmetry
@@ -272,6 +272,24 @@ def _zero_state(waves, idx, vac):
     return (acc / len(idx)).astype(np.complex64)
 
 
+def _drift_setup(drift, waves, zero_idx, vac, method, y_w, x_w):
+    """The drift tracker, the zero-bias state aligned with it, and given positions relative to it (or None)."""
+    spacing = (y_w[1] - y_w[0] if y_w.size > 1 else 1.0, x_w[1] - x_w[0] if x_w.size > 1 else 1.0)
+    tracker = _drift.SpecimenDrift(spacing=spacing, shape=(y_w.size, x_w.size), method=method)
+    given = None if isinstance(drift, str) else drift - drift[int(zero_idx[0])]
+    try:
+        psi0, _ = _drift.aligned_zero_state(waves, zero_idx, vac, tracker, given)
+    except DataValidationError as exc:
+        if given is not None:
+            raise
+        # "auto" on a specimen without edges to register on: carry on as without drift correction
+        import warnings
+
+        warnings.warn(f"{exc}; not corrected", RuntimeWarning, stacklevel=3)
+        return None, _zero_state(waves, zero_idx, vac), None
+    return tracker, psi0, given
+
+
 # --------------------------------------------------------------------------- per-frame kernel
 #: Side (px) of the coarse grid on which large difference waves are unwrapped.
 _COARSE_SIDE = 64
@@ -370,7 +388,7 @@ def _ar1_inflation(profile_resid):
 # --------------------------------------------------------------------------- public
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
-                model="erf", order=1, sideband=None, aperture=None, workers=1, out=None):
+                model="erf", order=1, sideband=None, aperture=None, workers=1, out=None, drift=None):
     """Reconstruct a hologram series recorded under changing bias: ΔV maps and interface steps per frame.
 
     Parameters
@@ -423,6 +441,19 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         frame (atomic) and return them lazily from it. Without it, maps of
         numpy input are returned in memory; of dask input, lazily (each access
         recomputes them).
+    drift : {None, "auto"} or array_like (time, 2), optional
+        Specimen drift relative to the field of view (see
+        :mod:`ionscope.holography._drift`). ``None`` (default): the specimen is
+        taken not to move. ``"auto"``: its displacement from the zero-bias
+        state is measured in every time point (sub-pixel registration of the
+        phase-gradient magnitude, which shows the mean-inner-potential edges)
+        and the zero-bias wave ψ₀, the vacuum mask, the profile rows, the
+        thickness map and the interface windows are moved onto it; the
+        zero-bias frames are aligned before they are averaged. An array gives
+        the specimen position (y, x) in nm per time point instead (only
+        differences from the first zero-bias frame matter). Masks and maps
+        passed in (``vacuum``, ``region``, ``thickness_nm``) describe the
+        specimen at the first zero-bias frame.
 
     Returns
     -------
@@ -440,7 +471,12 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         (1 − leakage left in the vacuum after removal, noise subtracted using
         the zero-bias frames), ``vacuum_rms_rad``; coords ``time``, ``y``, ``x``
         (the wave grid), ``interface``, ``interface_nm``; ``vacuum`` and
-        ``region`` masks.
+        ``region`` masks (zero-bias specimen position); ``drift_nm`` and
+        ``drift_nm_std`` (time, axis ``y``, ``x``): the specimen's displacement
+        from the first zero-bias frame and its 1σ (NaN where not measured;
+        σ 0 for a given drift); ``position_nm`` is then where the interface is
+        in the field of view (it follows the specimen), and the maps stay in
+        the field-of-view frame (the specimen moves across them).
 
     Raises
     ------
@@ -473,6 +509,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         raise DataValidationError(f"workers: expected an integer ≥ 1, got {workers!r}")
     holo = _series_da(holograms, method)
     n_t = holo.sizes["time"]
+    drift = _drift.parse_drift(drift, n_t)
     ny, nx = holo.sizes["y"], holo.sizes["x"]
     times = np.asarray(holo["time"].values, float) if "time" in holo.coords else np.arange(n_t, dtype=float)
     bias = _bias_per_frame(holo, bias_v, log, times)
@@ -522,7 +559,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         vac = vacuum_mask(w_first, **mask_kw)
     if np.count_nonzero(vac) < 6 * order * 4:
         raise DataValidationError(f"vacuum: {np.count_nonzero(vac)} pixels on the wave grid; too few for a ramp fit")
-    psi0 = _zero_state(waves, zero_idx, vac)
+    tracker = None
+    if drift is None:
+        psi0 = _zero_state(waves, zero_idx, vac)
+    else:
+        tracker, psi0, given = _drift_setup(drift, waves, zero_idx, vac, method, y_w, x_w)
     if vacuum is None and zero_idx.size > 1:
         # the mean of the zero-bias frames is less noisy than one frame: a cleaner mask
         vac = vacuum_mask(psi0, **mask_kw)
@@ -599,7 +640,23 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
 
     def one(item):
         k, frame = item
-        return _frame_kernel(waves(k, frame), psi0, **kern_kw)
+        if tracker is None:
+            return _frame_kernel(waves(k, frame), psi0, **kern_kw)
+        # the specimen drifts: ψ₀ and the masks follow it into this frame (_drift.py says why not the reverse)
+        wave = waves(k, frame)
+        if given is not None:
+            d, sd = given[k], np.zeros(2)
+        else:
+            try:
+                d, sd = tracker.measure(wave)
+            except DataValidationError:
+                d, sd = np.full(2, np.nan), np.full(2, np.nan)
+        psi_k, vac_k, rows_k, t_k, ifs_k = tracker.follow(psi0, np.nan_to_num(d), vac=vac, region_rows=region_rows,
+                                                          t_map=t_map, interfaces=interfaces)
+        r = _frame_kernel(wave, psi_k, **{**kern_kw, "vac": vac_k, "region_rows": rows_k, "t_map": t_k,
+                                          "interfaces": ifs_k})
+        r["drift"] = (d, sd)
+        return r
 
     # Frames are read, and maps written, a few time points at a time: one
     # dask/Zarr round trip costs ~10–30 ms, as much as a 1k² reconstruction.
@@ -624,12 +681,15 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                                                      "position_nm", "position_nm_std", "slope_v_per_nm")}
     per_t = {k: np.full(n_t, np.nan) for k in ("leak_rms", "resid_rms", "leak_pv", "leak_inside", "vac_rms")}
     coefs = np.full((n_t, design.shape[-1]), np.nan)
+    drift_nm, drift_sd = np.full((n_t, 2), np.nan), np.full((n_t, 2), np.nan)
     fit_objs = [None] * n_t
     keep_maps = out is None and not lazy_input
     maps = {"phase": [], "potential": []}
 
     def collect(k, r):
         coefs[k] = r["coef"]
+        if "drift" in r:
+            drift_nm[k], drift_sd[k] = r["drift"]
         for key in per_t:
             per_t[key][k] = r[key]
         fit_objs[k] = [f for f, _ in r["fits"]]
@@ -679,6 +739,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         raise
     if writer is not None:
         writer.__exit__(None, None, None)
+    if tracker is not None and given is None:
+        _drift.warn_failed(int(np.count_nonzero(np.isnan(drift_nm[:, 0]))), n_t)
 
     # maps
     if out is not None:
@@ -754,13 +816,17 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
          "leakage_inside_rad": ("time", per_t["leak_inside"], {"units": "rad"}),
          "leakage_removed_fraction": ("time", removed),
          "vacuum_rms_rad": ("time", per_t["vac_rms"], {"units": "rad"}),
+         "drift_nm": (("time", "axis"), drift_nm, {"units": "nm", "long_name": "specimen drift from zero bias"}),
+         "drift_nm_std": (("time", "axis"), drift_sd, {"units": "nm"}),
          "vacuum": (("y", "x"), vac), "region": (("y", "x"), np.broadcast_to(region_rows[:, None], (oy, ox)).copy())},
         coords={"time": ("time", times, {"units": "s"}), "y": ("y", y_w, {"units": "nm"}),
                 "x": ("x", x_w, {"units": "nm"}), "interface": ("interface", iface),
-                "interface_nm": ("interface", interfaces, {"units": "nm"}), "term": _RAMP_TERMS[order]})
+                "interface_nm": ("interface", interfaces, {"units": "nm"}), "term": _RAMP_TERMS[order],
+                "axis": ["y", "x"]})
     ds.attrs = {"method": method, "voltage_kv": float(voltage_kv), "interaction_constant_rad_per_v_nm": c_e,
                 "carrier_cycles_per_px": [float(q[0]), float(q[1])], "zero_bias_frames": [int(i) for i in zero_idx],
                 "window_nm": window, "model": model, "ramp_order": order,
+                "drift": "none" if tracker is None else ("given" if given is not None else "auto"),
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
 

@@ -38,6 +38,18 @@ total ``dose`` per time point split over the group; the fringe phase drifts
 (``fringe_drift_rad_per_s`` plus a random walk), the carrier frequency drifts
 slowly, the fringe contrast decays (``contrast_loss_per_h``); a vacuum
 reference (or reference group) is recorded every ``reference_every`` frames.
+
+Specimen drift (optional, off by default): the specimen moves relative to the
+field of view by ``specimen_drift_nm_per_s``·t plus a random walk of
+``specimen_jitter_nm`` per frame. Each time point's scene (mean inner potential,
+thickness, amplitude, the space-charge layers and the interfaces) is the
+analytic scene evaluated at coordinates shifted by the drift — exact at any
+sub-pixel shift, no interpolation — while everything fixed to the microscope
+stays put: the fringes (carrier, biprism), the distortion phase and the
+leakage-field shape (a smooth field of the electrodes' far surroundings; over
+a few nm of drift its change is negligible). References are vacuum and so
+unaffected. One position per time point: a phase-shifting group (a few
+seconds) is taken as recorded at one position.
 """
 from __future__ import annotations
 
@@ -46,7 +58,7 @@ import math
 import numpy as np
 
 from ..errors import DataValidationError
-from ._holography import _check_positive, _common, _intensity
+from ._holography import _check_positive, _common, _intensity, _scene
 
 #: 10–90 % width of an erf step in units of its σ.
 _ERF_WIDTH = 2 * 1.2815515655446004
@@ -140,8 +152,8 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
                      leakage_rad_per_v=2.0, thickness_nm=60.0, edge_nm=30.0, mip_v=(20.0, 14.0),
                      mfp_nm=(110.0, 160.0), roughness_nm=0.5, distortion_rad=1.0, method="fourier", n_shifts=4,
                      dose=100.0, carrier=(0.1, 0.22), contrast=0.3, contrast_loss_per_h=0.2,
-                     fringe_drift_rad_per_s=0.01, carrier_drift=(0.0, 1e-4), reference_every=10, seed=0,
-                     out=None):
+                     fringe_drift_rad_per_s=0.01, carrier_drift=(0.0, 1e-4), reference_every=10,
+                     specimen_drift_nm_per_s=(0.0, 0.0), specimen_jitter_nm=0.0, seed=0, out=None):
     """Simulate holograms of a biased Cu | electrolyte | Cu cross-section over time, with truth.
 
     Parameters
@@ -183,6 +195,13 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
         Change of the carrier (qy, qx), cycles/px, over the whole series.
     reference_every : int
         A vacuum reference before every ``reference_every``-th time point (≥ 1).
+    specimen_drift_nm_per_s : (float, float)
+        Specimen drift (vy, vx) in nm/s relative to the field of view (fringes,
+        distortion and leakage shape stay fixed); default (0, 0), no drift.
+        A positive value moves the specimen towards larger y / x.
+    specimen_jitter_nm : float
+        Standard deviation (nm, each axis) of a random-walk step per frame added
+        to the linear drift (0: none). Frame 0 is always at the undrifted position.
     seed : int
         Random seed (frame k draws from its own stream, so a store written
         frame by frame equals the in-memory result).
@@ -203,11 +222,14 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
     truth : Dataset
         Per time point and interface (``left``, ``right``): ``step_v`` (the
         bias-induced change of the drop, V, left → right), ``width_nm``,
-        ``position_nm``; per time point ``bias_v``, ``asymmetry`` (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|),
-        ``positive_interface`` (index), ``leakage_scale_rad``, ``contrast``,
+        ``position_nm`` (where the interface is in the field of view: it
+        follows the specimen drift); per (time, axis) ``drift_nm`` (the
+        specimen's displacement (y, x) from frame 0); per time point
+        ``bias_v``, ``asymmetry`` (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|), ``positive_interface`` (index), ``leakage_scale_rad``, ``contrast``,
         ``fringe_phase_rad``; ``delta_potential`` (time, x), V, the change of
-        potential inside the specimen; maps ``potential0`` (V, zero bias),
-        ``thickness_nm``, ``vacuum``, ``leakage_shape`` (the leakage phase of
+        potential inside the specimen (at each frame's specimen position); maps
+        ``potential0`` (V, zero bias), ``thickness_nm``, ``vacuum`` (frame 0's
+        specimen position), ``leakage_shape`` (the leakage phase of
         frame k is ``leakage_scale_rad[k]·leakage_shape``).
 
     References
@@ -239,6 +261,17 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
         raise DataValidationError(f"n_shifts: expected an integer ≥ 3, got {n_shifts!r}")
     if width_per_v_nm < 0:
         raise DataValidationError(f"width_per_v_nm: expected ≥ 0, got {width_per_v_nm!r}")
+    try:
+        v_drift = np.asarray(specimen_drift_nm_per_s, float)
+    except (TypeError, ValueError):
+        v_drift = np.empty(0)
+    if v_drift.shape != (2,) or not np.all(np.isfinite(v_drift)):
+        raise DataValidationError(f"specimen_drift_nm_per_s: expected a finite (vy, vx) pair in nm/s, "
+                                  f"got {specimen_drift_nm_per_s!r}")
+    if not (isinstance(specimen_jitter_nm, (int, float, np.integer, np.floating))
+            and math.isfinite(specimen_jitter_nm) and specimen_jitter_nm >= 0):
+        raise DataValidationError(f"specimen_jitter_nm: expected a standard deviation ≥ 0 in nm, "
+                                  f"got {specimen_jitter_nm!r}")
 
     bt, bv = _log_curve(log) if log is not None else _programme_curve(programme)
     total = float(bt[-1])
@@ -261,14 +294,23 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
                         (0.0, 0.0), edge_nm, roughness_nm, distortion_rad, carrier, contrast)
     y, x = scene["y"], scene["x"]
     x_if = np.asarray(scene["attrs"]["interface_x_nm"], float)
-    specimen = ~scene["vacuum"]
     c_e = scene["c_e"]
     widths = float(width_nm) + float(width_per_v_nm) * np.abs(drops)         # (time, 2)
     from scipy.special import erf
 
+    # specimen drift (y, x) in nm per time point: linear plus a random walk from its own
+    # stream (so the photon noise and the fringe walk are those of the drift-free night)
+    drift = times[:, None] * v_drift[None, :]
+    if specimen_jitter_nm > 0:
+        walk = np.cumsum(np.random.default_rng([int(seed), 4]).normal(0, float(specimen_jitter_nm), (n_t, 2)),
+                         axis=0)
+        drift = drift + (walk - walk[0])
+    moving = bool(np.any(drift != 0))
+
     def layers(k):
         sig = widths[k] / _ERF_WIDTH
-        return sum(drops[k, i] * 0.5 * (1 + erf((x - x_if[i]) / (math.sqrt(2) * sig[i]))) for i in range(2))
+        return sum(drops[k, i] * 0.5 * (1 + erf((x - (x_if[i] + drift[k, 1])) / (math.sqrt(2) * sig[i])))
+                   for i in range(2))
 
     delta_potential = np.stack([layers(k) for k in range(n_t)])             # (time, x)
     shape_leak = _leakage_shape(y, x, scene["attrs"]["vacuum_edge_y_nm"], bool(shield))
@@ -291,8 +333,13 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
         """One time point: the hologram (or group) of the biased specimen, or the vacuum reference."""
         sc = scene
         if not vacuum:
-            phase = scene["phase"] + np.where(specimen, c_e * scene["thickness_nm"] * delta_potential[k][None, :], 0)
-            sc = {**scene, "phase": phase + leak_scale[k] * shape_leak}
+            here = scene
+            if moving and np.any(drift[k] != 0):
+                # the analytic scene at the drifted specimen position (exact sub-pixel shift)
+                here = _scene(**scene["kw"], shift_px=(drift[k, 0] / pixel_nm, drift[k, 1] / pixel_nm))
+            phase = here["phase"] + np.where(~here["vacuum"], c_e * here["thickness_nm"] * delta_potential[k][None, :],
+                                             0)
+            sc = {**here, "phase": phase + leak_scale[k] * shape_leak}
         frames = []
         for j in range(n_shift):
             theta = fringe[k] + 2 * np.pi * j / n_shift + (rng.normal(0, 0.2) if n_shift > 1 else 0.0)
@@ -348,7 +395,9 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
     truth = xr.Dataset(
         {"step_v": (("time", "interface"), drops, {"units": "V"}),
          "width_nm": (("time", "interface"), widths, {"units": "nm"}),
-         "position_nm": (("time", "interface"), np.broadcast_to(x_if, (n_t, 2)).copy(), {"units": "nm"}),
+         "position_nm": (("time", "interface"), x_if[None, :] + drift[:, 1:2], {"units": "nm"}),
+         "drift_nm": (("time", "axis"), drift, {"units": "nm",
+                                                "long_name": "specimen displacement from frame 0 (y, x)"}),
          "bias_v": ("time", bias, {"units": "V"}),
          "asymmetry": ("time", asym_t),
          "positive_interface": ("time", pos),
@@ -361,7 +410,7 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
          "vacuum": (("y", "x"), scene["vacuum"]),
          "leakage_shape": (("y", "x"), shape_leak)},
         coords={"time": ("time", times, {"units": "s"}), "interface": ["left", "right"],
-                "y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}),
+                "y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}), "axis": ["y", "x"],
                 "reference_time": ("reference", times[ref_idx], {"units": "s"})})
     truth.attrs = {"builtin_v": float(builtin_v), "relaxation_s": float(relaxation_s), "asymmetry": float(asymmetry),
                    "shield": bool(shield), "shield_efficiency": float(shield_efficiency),
@@ -370,7 +419,8 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
                    "method": method, "dose_counts_per_px": float(dose), "n_shifts": n_shift,
                    "carrier_cycles_per_px": list(q0), "vacuum_edge_y_nm": scene["attrs"]["vacuum_edge_y_nm"],
                    "interface_x_nm": [float(v) for v in x_if], "width0_nm": float(width_nm),
-                   "width_per_v_nm": float(width_per_v_nm)}
+                   "width_per_v_nm": float(width_per_v_nm),
+                   "specimen_drift_nm_per_s": [float(v) for v in v_drift], "specimen_jitter_nm": float(specimen_jitter_nm)}
     return holos, refs, log_ds, truth
 
 
