@@ -55,6 +55,17 @@ from ._register import border_taper
 #: Fourier-method wave grids with a side below this are upsampled 2× for the registration.
 UPSAMPLE_BELOW = 128
 
+#: Smallest structure-to-noise ratio of ψ₀'s feature image (gradient energy of its
+#: smoothed self over that of what the smoothing removes) to register on. Measured on
+#: simulated nights (50–1000 counts/px, 256²–1024²): 2.2–6.8 with mean-inner-potential
+#: edges, 0.3–0.9 for a specimen without any (MIP and built-in steps set to 0).
+MIN_STRUCTURE = 1.5
+
+#: Largest 1σ (wave samples) of a per-frame drift that is applied; beyond it the frame is
+#: left uncorrected and its drift reported as NaN. Measured: ≤ 0.05 with edges at 50–1000
+#: counts/px, ≥ 0.27 without (noise registered onto noise).
+MAX_SIGMA_SAMPLES = 0.2
+
 #: Fraction of each side left out of the registration at every border (plus the drift),
 #: as in :data:`ionscope.holography._register.BORDER_FRACTION`.
 BORDER_FRACTION = 0.1
@@ -173,12 +184,23 @@ class SpecimenDrift:
     # ------------------------------------------------------------------ measuring
     def set_reference(self, wave):
         """Register every later wave on this one (the zero-bias state ψ₀)."""
+        from scipy import ndimage
+
         f = self.features(wave)
         ny, nx = f.shape
         self.ref = f
         self.margin = max(3, int(round(BORDER_FRACTION * min(ny, nx))))
         self.taper = border_taper((ny, nx), 0.5 * BORDER_FRACTION)
         self._designs = {}
+        inner = (slice(self.margin, ny - self.margin), slice(self.margin, nx - self.margin))
+        sm = ndimage.gaussian_filter(f, 1.0)
+        signal = sum(float(np.sum(g[inner] ** 2)) for g in np.gradient(sm))
+        noise = sum(float(np.sum(g[inner] ** 2)) for g in np.gradient(f - sm))
+        self.structure = signal / max(noise, 1e-300)
+        if not self.structure >= MIN_STRUCTURE:
+            raise DataValidationError(f"drift: the zero-bias wave has no edges to register on (structure-to-noise "
+                                      f"{self.structure:.2f} < {MIN_STRUCTURE}: no mean-inner-potential contrast); "
+                                      "pass drift=None or the drift itself")
         self._design(self.margin)
 
     def _design(self, m):
@@ -192,7 +214,7 @@ class SpecimenDrift:
             ata = a.T @ a
             if not np.linalg.cond(ata[2:, 2:]) < 1e8:
                 raise DataValidationError("drift: the zero-bias wave has no edges along y or x to register on "
-                                          "(no mean-inner-potential structure); pass drift=None or drift=[...]")
+                                          "(no mean-inner-potential structure); pass drift=None or the drift itself")
             got = (inner, a, np.linalg.inv(ata))
             self._designs[m] = got
         return got
@@ -241,6 +263,8 @@ class SpecimenDrift:
         resid = (g - a @ c).reshape(inner[0].stop - inner[0].start, inner[1].stop - inner[1].start)
         noise = float(np.sum(resid ** 2)) / max(resid.size - 4, 1)
         sigma = np.sqrt(noise * np.clip(np.diag(inv)[2:], 0, None)) / abs(c[1]) * _correlation_factor(resid, self.lags)
+        if not np.all(sigma * self.step <= MAX_SIGMA_SAMPLES):
+            raise DataValidationError(f"drift: too uncertain ({np.max(sigma) * self.step:.2f} wave samples 1σ)")
         to_nm = self.spacing * self.step
         return d * to_nm, sigma * to_nm
 
