@@ -156,6 +156,9 @@ def _run_holography(args) -> int:
     if a:
         print(f"asymmetry (positive vs negative side) {a['asymmetry']:.3g} ± {a['asymmetry_std']:.2g}, "
               f"sign right in {100 * a['sign_fraction']:.0f} % of {a['n_frames']} biased frames")
+    d = summary.get("drift") or {}
+    if d.get("mode") in ("auto", "given") and d.get("max_nm") is not None:
+        print(f"specimen drift ({d['mode']}): up to {d['max_nm']:.2g} nm from zero bias, followed")
     for r in summary.get("relaxation", []):
         if r.get("tau_s") is not None:
             print(f"bias step {r['bias_step']} (interface {r['interface']}): τ = {r['tau_s']:.3g} ± "
