@@ -293,6 +293,24 @@ class SpecimenDrift:
         return d * to_nm, sigma * to_nm
 
     # ------------------------------------------------------------------ following
+    def frame(self, wave, psi0, kern_kw, given=None):
+        """ψ₀ and the per-frame kernel options of one time point, and its drift (nm) with 1σ.
+
+        ``given``: the known displacement (nm) instead of a measured one. A
+        drift that cannot be measured is NaN and the frame is left uncorrected.
+        """
+        if given is not None:
+            d, sd = np.asarray(given, float), np.zeros(2)
+        else:
+            try:
+                d, sd = self.measure(wave)
+            except DataValidationError:
+                d, sd = np.full(2, np.nan), np.full(2, np.nan)
+        psi_k, vac, rows, t_map, ifs = self.follow(psi0, np.nan_to_num(d), vac=kern_kw["vac"],
+                                                   region_rows=kern_kw["region_rows"], t_map=kern_kw["t_map"],
+                                                   interfaces=kern_kw["interfaces"])
+        return psi_k, {**kern_kw, "vac": vac, "region_rows": rows, "t_map": t_map, "interfaces": ifs}, (d, sd)
+
     def samples(self, d_nm):
         """A displacement in nm as wave samples (y, x)."""
         return np.asarray(d_nm, float) / self.spacing

@@ -575,7 +575,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         vac = vacuum_mask(w_first, **mask_kw)
     if np.count_nonzero(vac) < 6 * order * 4:
         raise DataValidationError(f"vacuum: {np.count_nonzero(vac)} pixels on the wave grid; too few for a ramp fit")
-    tracker = None
+    tracker = given = None
     if drift is None:
         psi0 = _zero_state(waves, zero_idx, vac)
     else:
@@ -660,19 +660,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             return _frame_kernel(waves(k, frame), psi0, **kern_kw)
         # the specimen drifts: ψ₀ and the masks follow it into this frame (_drift.py says why not the reverse)
         wave = waves(k, frame)
-        if given is not None:
-            d, sd = given[k], np.zeros(2)
-        else:
-            try:
-                d, sd = tracker.measure(wave)
-            except DataValidationError:
-                d, sd = np.full(2, np.nan), np.full(2, np.nan)
-        psi_k, vac_k, rows_k, t_k, ifs_k = tracker.follow(psi0, np.nan_to_num(d), vac=vac, region_rows=region_rows,
-                                                          t_map=t_map, interfaces=interfaces)
-        r = _frame_kernel(wave, psi_k, **{**kern_kw, "vac": vac_k, "region_rows": rows_k, "t_map": t_k,
-                                          "interfaces": ifs_k})
-        r["drift"] = (d, sd)
-        return r
+        psi_k, kw_k, d = tracker.frame(wave, psi0, kern_kw, None if given is None else given[k])
+        return {**_frame_kernel(wave, psi_k, **kw_k), "drift": d}
 
     # Frames are read, and maps written, a few time points at a time: one
     # dask/Zarr round trip costs ~10–30 ms, as much as a 1k² reconstruction.
