@@ -65,16 +65,16 @@ from ._register import border_taper
 #: Fourier-method wave grids with a side below this are upsampled 2× for the registration.
 UPSAMPLE_BELOW = 128
 
-#: Smallest structure-to-noise ratio of ψ₀'s feature image (gradient energy of its
-#: smoothed self over that of what the smoothing removes) to register on. Measured on
-#: simulated nights (50–1000 counts/px, 256²–1024²): 2.2–6.8 with mean-inner-potential
-#: edges, 0.3–0.9 for a specimen without any (MIP and built-in steps set to 0).
-MIN_STRUCTURE = 1.5
-
-#: Largest 1σ (wave samples) of a per-frame drift that is applied; beyond it the frame is
-#: left uncorrected and its drift reported as NaN. Measured: ≤ 0.05 with edges at 50–1000
-#: counts/px, ≥ 0.27 without (noise registered onto noise).
+#: Largest 1σ (samples of the registration grid) of a drift that is applied; beyond it the
+#: frame is left uncorrected and its drift reported as NaN (and a specimen whose zero-bias
+#: frames cannot be registered is not corrected at all). Measured on simulated nights at
+#: 50–1000 counts/px, 256²–1024²: ≤ 0.05 with mean-inner-potential edges, 0.27–1.3 for a
+#: specimen without any (MIP and built-in steps 0: noise registered onto noise).
 MAX_SIGMA_SAMPLES = 0.2
+
+#: Largest side (feature samples) of the registration grid: larger waves are smoothed and
+#: block-averaged down to it (a 1024² phase-shifting wave: 4×; measured as precise, 10× cheaper).
+REG_SIDE = 256
 
 #: Fraction of each side left out of the registration at every border (plus the drift),
 #: as in :data:`ionscope.holography._register.BORDER_FRACTION`.
@@ -93,12 +93,17 @@ def _shift_complex(w, d, *, order=3):
 
 
 def _shift_mask(mask, d):
-    """A boolean mask moved by +d samples; only pixels wholly inside the moved mask stay True."""
-    from scipy import ndimage
-
-    if not np.any(d):
-        return mask.copy()
-    return ndimage.shift(mask.astype(np.float32), d, order=1, mode="constant", cval=0.0) > 0.999
+    """A boolean mask moved by +d samples, conservatively: True where both neighbouring whole shifts are."""
+    out = np.ones(mask.shape, bool)
+    for dy in {math.floor(d[0]), math.ceil(d[0])}:
+        for dx in {math.floor(d[1]), math.ceil(d[1])}:
+            moved = np.zeros(mask.shape, bool)
+            ny, nx = mask.shape
+            ys, yd = (slice(0, ny - dy), slice(dy, ny)) if dy >= 0 else (slice(-dy, ny), slice(0, ny + dy))
+            xs, xd = (slice(0, nx - dx), slice(dx, nx)) if dx >= 0 else (slice(-dx, nx), slice(0, nx + dx))
+            moved[yd, xd] = mask[ys, xs]
+            out &= moved
+    return out
 
 
 #: Most Gauss–Newton iterations per registration (it converges in 2–5 from a whole-sample start).
@@ -127,15 +132,16 @@ def _correlation_factor(resid, lags):
     return math.sqrt(max(total, 1.0))
 
 
-def gradient_features(wave, *, upsample_factor=1, smooth=0.0):
+def gradient_features(wave, *, upsample_factor=1, smooth=0.0, decimate=1):
     """Feature image for registration: |∇φ| of a complex wave (rad per sample), median-subtracted.
 
-    The wave is upsampled ``upsample_factor``× (zero-padding its spectrum),
-    Gaussian-smoothed by ``smooth`` samples of that grid (the complex wave:
-    its noise would otherwise put a floor under |∇φ| that differs between a
-    single frame and the averaged ψ₀, and steps with the amplitude at the
-    vacuum edge) and differentiated by wrap-free central differences
-    arg(ψ(r + e)·ψ(r − e)*)/2.
+    The wave is upsampled ``upsample_factor``× (zero-padding its spectrum) or
+    averaged over ``decimate``² blocks, Gaussian-smoothed by ``smooth``
+    samples of the original grid (the complex wave: its noise would otherwise
+    put a floor under |∇φ| that differs between a single frame and the
+    averaged ψ₀, and steps with the amplitude at the vacuum edge; give
+    ``smooth`` ≥ ``decimate`` so that the coarse grid is well sampled), and
+    differentiated by wrap-free central differences arg(ψ(r + e)·ψ(r − e)*)/2.
     """
     from scipy import ndimage
 
@@ -144,8 +150,13 @@ def gradient_features(wave, *, upsample_factor=1, smooth=0.0):
     w = np.asarray(wave, np.complex128)
     if upsample_factor > 1:
         w = upsample(w, upsample_factor)
-    if smooth > 0:
-        w = ndimage.gaussian_filter(w.real, smooth) + 1j * ndimage.gaussian_filter(w.imag, smooth)
+    if decimate > 1:
+        # the complex mean over blocks first: smoothing on the coarse grid is decimate² cheaper
+        ny, nx = (w.shape[0] // decimate) * decimate, (w.shape[1] // decimate) * decimate
+        w = w[:ny, :nx].reshape(ny // decimate, decimate, nx // decimate, decimate).mean(axis=(1, 3))
+    s = smooth * upsample_factor / decimate
+    if s > 0:
+        w = ndimage.gaussian_filter(w.real, s) + 1j * ndimage.gaussian_filter(w.imag, s)
     gy = np.angle(w[2:, 1:-1] * np.conj(w[:-2, 1:-1])) / 2
     gx = np.angle(w[1:-1, 2:] * np.conj(w[1:-1, :-2])) / 2
     m = np.pad(np.hypot(gy, gx), 1, mode="edge")
@@ -190,41 +201,36 @@ class SpecimenDrift:
             # border); a larger one is only smoothed, by 1.5 samples, which takes the band
             # above a quarter cycle/sample away (as precise at 210² as upsampling, 4× cheaper).
             if min(self.shape) < UPSAMPLE_BELOW:
-                self.up, self.smooth = 2, 1.0
+                self.up, self.smooth = 2, 0.5
             else:
                 self.up, self.smooth = 1, 1.5
         else:
             # full-bandwidth, noisy phase-shifting waves: without smoothing the noise floor of
             # |∇φ| steps with the amplitude at the vacuum edge (measured y errors 0.3 nm → 0.03)
             self.up, self.smooth = 1, 2.0
+        # a large grid is smoothed at least as much as it is then decimated, to ≤ REG_SIDE
+        # samples a side (cost; the edges stay several samples wide)
+        self.dec = max(1, int(min(self.shape) * self.up // REG_SIDE))
+        if self.dec > 1:
+            self.smooth = max(self.smooth, float(self.dec))
         # feature sample in wave samples; lags over which feature noise is correlated
-        self.step = 1.0 / self.up
-        self.lags = int(math.ceil(3 * self.smooth)) + self.up
+        self.step = self.dec / self.up
+        self.lags = int(math.ceil(3 * self.smooth * self.up / self.dec)) + self.up
+        self._coef = None
         self.ref = None
 
     def features(self, wave):
-        return gradient_features(wave, upsample_factor=self.up, smooth=self.smooth)
+        return gradient_features(wave, upsample_factor=self.up, smooth=self.smooth, decimate=self.dec)
 
     # ------------------------------------------------------------------ measuring
     def set_reference(self, wave):
         """Register every later wave on this one (the zero-bias state ψ₀)."""
-        from scipy import ndimage
-
         f = self.features(wave)
         ny, nx = f.shape
         self.ref = f
         self.margin = max(3, int(round(BORDER_FRACTION * min(ny, nx))))
         self.taper = border_taper((ny, nx), 0.5 * BORDER_FRACTION)
         self._designs = {}
-        inner = (slice(self.margin, ny - self.margin), slice(self.margin, nx - self.margin))
-        sm = ndimage.gaussian_filter(f, 1.0)
-        signal = sum(float(np.sum(g[inner] ** 2)) for g in np.gradient(sm))
-        noise = sum(float(np.sum(g[inner] ** 2)) for g in np.gradient(f - sm))
-        self.structure = signal / max(noise, 1e-300)
-        if not self.structure >= MIN_STRUCTURE:
-            raise DataValidationError(f"drift: the zero-bias wave has no edges to register on (structure-to-noise "
-                                      f"{self.structure:.2f} < {MIN_STRUCTURE}: no mean-inner-potential contrast); "
-                                      "pass drift=None or the drift itself")
         self._design(self.margin)
 
     def _design(self, m):
@@ -261,7 +267,9 @@ class SpecimenDrift:
         f = self.features(wave)
         ny, nx = f.shape
         base = (slice(self.margin, ny - self.margin), slice(self.margin, nx - self.margin))
-        d = -np.asarray(phase_cross_correlation(self.ref[base], f[base], normalization=None)[0], float)
+        # start within ~0.05 sample (upsampled correlation peak): two or three iterations then
+        d = -np.asarray(phase_cross_correlation(self.ref[base], f[base], normalization=None,
+                                                upsample_factor=10)[0], float)
         m = self.margin + int(math.ceil(np.max(np.abs(d)))) + 2
         if 2 * m + 8 > min(ny, nx):
             raise DataValidationError(f"drift: a displacement of ~{np.max(np.abs(d)) * self.step:.0f} wave "
@@ -280,15 +288,16 @@ class SpecimenDrift:
                 raise DataValidationError("drift: the frame's features do not match the zero-bias state's")
             step = -c[2:] / c[1]
             d = d + step
-            if np.max(np.abs(step)) < 1e-3:
+            if np.max(np.abs(step)) < 2e-3:
                 break
             if np.max(np.abs(d)) > m - 2:
                 raise DataValidationError("drift: the registration ran off the field (no consistent displacement)")
         resid = (g - a @ c).reshape(inner[0].stop - inner[0].start, inner[1].stop - inner[1].start)
         noise = float(np.sum(resid ** 2)) / max(resid.size - 4, 1)
         sigma = np.sqrt(noise * np.clip(np.diag(inv)[2:], 0, None)) / abs(c[1]) * _correlation_factor(resid, self.lags)
-        if not np.all(sigma * self.step <= MAX_SIGMA_SAMPLES):
-            raise DataValidationError(f"drift: too uncertain ({np.max(sigma) * self.step:.2f} wave samples 1σ)")
+        if not np.all(sigma <= MAX_SIGMA_SAMPLES):
+            raise DataValidationError(f"drift: too uncertain to apply ({np.max(sigma):.2f} samples 1σ > "
+                                      f"{MAX_SIGMA_SAMPLES}: too little mean-inner-potential contrast to register on)")
         to_nm = self.spacing * self.step
         return d * to_nm, sigma * to_nm
 
@@ -328,19 +337,27 @@ class SpecimenDrift:
         d = self.samples(d_nm)
         if not np.any(d):
             return psi0, vac, region_rows, t_map, interfaces
-        moved = _shift_complex(psi0, d)
+        if self._coef is None or self._coef[0] is not psi0:
+            # ψ₀ is the same for every frame: its spline coefficients once
+            self._coef = (psi0, ndimage.spline_filter(psi0.real.astype(np.float64), order=3, mode="nearest"),
+                          ndimage.spline_filter(psi0.imag.astype(np.float64), order=3, mode="nearest"))
+        _, cre, cim = self._coef
+        moved = (ndimage.shift(cre, d, order=3, mode="nearest", prefilter=False)
+                 + 1j * ndimage.shift(cim, d, order=3, mode="nearest", prefilter=False)).astype(psi0.dtype)
         b = int(math.ceil(np.max(np.abs(d)))) + 1
         v = vac & _shift_mask(vac, d)
         v[:b], v[-b:], v[:, :b], v[:, -b:] = False, False, False, False
-        rows = region_rows & (ndimage.shift(region_rows.astype(np.float32), d[0], order=1, mode="constant") > 0.999)
+        rows = region_rows & _shift_mask(region_rows[:, None], (d[0], 0.0))[:, 0]
         rows[:b], rows[-b:] = False, False
         if np.all(np.isfinite(t_map)) and np.ptp(t_map) == 0:
             t = t_map
         else:
             finite = np.isfinite(t_map)
             t = ndimage.shift(np.where(finite, t_map, 0.0), d, order=1, mode="nearest")
-            ok = ndimage.shift(finite.astype(np.float32), d, order=1, mode="nearest") > 0.999
-            t = np.where(ok, t, np.nan)
+            # where the move brings in pixels from outside the field, keep them as they were
+            # (the maps there are invalid anyway; NaN would only leave empty profile columns)
+            inside = _shift_mask(np.ones(finite.shape, bool), d)
+            t = np.where(_shift_mask(finite, d) | (~inside & finite), t, np.nan)
         return moved, v, rows, t, np.asarray(interfaces, float) + float(d_nm[1])
 
 

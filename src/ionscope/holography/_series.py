@@ -285,7 +285,7 @@ def _drift_setup(drift, waves, zero_idx, vac, method, y_w, x_w):
         # "auto" on a specimen without edges to register on: carry on as without drift correction
         import warnings
 
-        warnings.warn(f"{exc}; not corrected", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"{exc}; the drift is not corrected", RuntimeWarning, stacklevel=3)
         return None, _zero_state(waves, zero_idx, vac), None
     return tracker, psi0, given
 

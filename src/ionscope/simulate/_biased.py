@@ -225,7 +225,8 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
         ``position_nm`` (where the interface is in the field of view: it
         follows the specimen drift); per (time, axis) ``drift_nm`` (the
         specimen's displacement (y, x) from frame 0); per time point
-        ``bias_v``, ``asymmetry`` (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|), ``positive_interface`` (index), ``leakage_scale_rad``, ``contrast``,
+        ``bias_v``, ``asymmetry`` (|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|), ``positive_interface``
+        (index), ``leakage_scale_rad``, ``contrast``,
         ``fringe_phase_rad``; ``delta_potential`` (time, x), V, the change of
         potential inside the specimen (at each frame's specimen position); maps
         ``potential0`` (V, zero bias), ``thickness_nm``, ``vacuum`` (frame 0's
@@ -243,6 +244,9 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
     ...                                             shape=(64, 64), seed=0)
     >>> holos.dims, holos.sizes["time"], truth["step_v"].dims
     (('time', 'y', 'x'), 6, ('time', 'interface'))
+    >>> _, _, _, truth = biased_holograms(programme=[("rest", 20)], shape=(64, 64), specimen_drift_nm_per_s=(0, 0.1))
+    >>> truth.drift_nm.values[-1].tolist(), truth.position_nm.values[-1] - truth.position_nm.values[0]
+    ([0.0, 2.0], array([2., 2.]))
     """
     import xarray as xr
 
@@ -420,7 +424,8 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
                    "carrier_cycles_per_px": list(q0), "vacuum_edge_y_nm": scene["attrs"]["vacuum_edge_y_nm"],
                    "interface_x_nm": [float(v) for v in x_if], "width0_nm": float(width_nm),
                    "width_per_v_nm": float(width_per_v_nm),
-                   "specimen_drift_nm_per_s": [float(v) for v in v_drift], "specimen_jitter_nm": float(specimen_jitter_nm)}
+                   "specimen_drift_nm_per_s": [float(v) for v in v_drift],
+                   "specimen_jitter_nm": float(specimen_jitter_nm)}
     return holos, refs, log_ds, truth
 
 
