@@ -454,10 +454,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         differences from the first zero-bias frame matter). Masks and maps
         passed in (``vacuum``, ``region``, ``thickness_nm``) describe the
         specimen at the first zero-bias frame. ``None`` is the default because
-        the measurement is not free (measured +20–30 ms per frame at 1024²,
-        up to twice the Fourier path's time; +50 % for phase shifting at
-        256²) and a call without it stays as it was, bit for bit; the
-        pipeline (``[holography] drift``) defaults to ``"auto"``. A frame
+        the measurement is not free (measured at 1024² on a shared 2-core
+        machine: +11–16 ms per frame, +50–65 %, for the Fourier method; about
+        +35 % for phase shifting) and a call without it stays as it was, bit
+        for bit; the pipeline (``[holography] drift``) defaults to ``"auto"``. A frame
         whose drift cannot be measured (1σ above 0.2 wave samples) is left
         uncorrected with NaN and a warning; a specimen without edges to
         register on falls back to ``None`` with a warning.

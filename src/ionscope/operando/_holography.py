@@ -33,8 +33,9 @@ Configuration (TOML or dict), section ``[holography]``::
 
 The specimen drifts over a night (a few nm), so the pipeline measures and
 follows it by default (``drift = "auto"``, see :mod:`ionscope.holography._drift`):
-it costs ~20–60 % more time per frame, and without it a 6 nm drift turned the
-ΔV per interface from 0.06 V into 1.8 V RMS error (simulated). ``bias_series``
+it costs ~35–65 % more time per frame (measured at 1024²), and without it a
+6–7 nm drift turned the ΔV per interface from 0.03–0.06 V into 1.6–1.8 V RMS
+error (simulated, BENCHMARKS.md). ``bias_series``
 itself keeps ``drift=None`` as its default (an explicit library call, its speed
 benchmark and earlier results unchanged).
 """
