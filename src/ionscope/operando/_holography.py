@@ -27,7 +27,8 @@ Configuration (TOML or dict), section ``[holography]``::
     output = "holography_run"     # folder (relative to the config file)
     method = "fourier"            # or "phase-shifting"
     thickness_nm = 60.0           # or the path of a (y, x) map in nm
-    # optional: voltage_kv, interfaces_nm, window_nm, model, order, workers, zero_bias,
+    # optional: voltage_kv, interfaces_nm, window_nm, model, background ("piecewise", "linear",
+    #           "constant"), order, workers, zero_bias,
     #           min_bias_v (asymmetry), min_jump_v (relaxation)
 """
 from __future__ import annotations
@@ -47,10 +48,10 @@ from ._graph import Stage, run_stages
 OPTIONS = {
     "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
     "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
-    "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
+    "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
 }
-_SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "order",
-                "zero_bias")
+_SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background",
+                "order", "zero_bias")
 
 
 @dataclass
@@ -95,6 +96,9 @@ def holography_config(config) -> tuple[dict, Path]:
     out = {**OPTIONS, **sec}
     if out["method"] not in ("fourier", "phase-shifting"):
         raise ConfigError(f"config [holography] method = {out['method']!r}: expected 'fourier' or 'phase-shifting'")
+    if out["background"] not in ("piecewise", "linear", "constant"):
+        raise ConfigError(f"config [holography] background = {out['background']!r}: expected 'piecewise', "
+                          "'linear' or 'constant'")
     if out["thickness_nm"] is None:
         raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
     if not (isinstance(out["workers"], int) and out["workers"] >= 1):
@@ -115,7 +119,8 @@ def _series(ctx):
     kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
     maps = ctx.info["output"] / ".holo_maps.zarr"
     ds = bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"], thickness_nm=thickness,
-                     method=opt["method"], model=opt["model"], order=opt["order"], workers=opt["workers"],
+                     method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
+                     workers=opt["workers"],
                      out=maps, **kw)
     ds["potential"] = ds["potential"].astype(np.float32)
     ds["phase"] = ds["phase"].astype(np.float32)
