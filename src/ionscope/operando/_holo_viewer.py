@@ -297,9 +297,13 @@ const off = document.createElement("canvas");
 off.width = D.nx; off.height = D.ny;
 const octx = off.getContext("2d");
 const img = octx.createImageData(D.nx, D.ny);
-""" + _kit.JS_MAP_AXES + """// the interfaces: dashed lines over the map
+""" + _kit.JS_MAP_AXES + """// the interfaces: dashed lines over the map; the scale bar in black (white is ΔV = 0 here)
 (function () {
   const ax = document.getElementById("axes"), wx = D.nx * D.pixel_nm;
+  const bar = ax.querySelector("rect");
+  bar.setAttribute("fill", "black"); bar.setAttribute("stroke", "white");
+  document.getElementById("scalebar").setAttribute("style",
+    "fill:black;stroke:white;stroke-width:3px;paint-order:stroke;font-weight:600");
   D.interfaces_nm.forEach((xi, i) => {
     if (xi === null) return;
     const X = (xi - D.x0) / wx * canvas.width;
