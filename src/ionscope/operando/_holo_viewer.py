@@ -193,7 +193,7 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
     q = _kit.quantise(maps, lo=-qlim, hi=qlim, what="potential-map")
 
     n_if = int(ds.sizes.get("interface", np.shape(ds["step_v"])[1]))
-    if "interface_nm" in ds.coords or "interface_nm" in ds:
+    if "interface_nm" in ds:
         where = [float(v) for v in np.asarray(ds["interface_nm"].values, float)]
     else:
         where = [None] * n_if
