@@ -12,8 +12,10 @@ one :class:`~ionscope.operando._stages.StageCache`), a second table:
   polarity, the leakage per volt;
 * ``holo_report`` — figures (ΔV(t) and width(t) per interface with error bars
   under the bias and current curves; potential maps at the extreme biases; an
-  animated GIF of the potential beside the bias curve) and ``summary.json``,
-  published into the output folder as one set.
+  animated GIF of the potential beside the bias curve), ``viewer.html`` (the
+  offline viewer: the potential movie beside the bias, current, ΔV and width
+  curves with a cursor, :mod:`ionscope.operando._holo_viewer`), ``curves.csv``
+  and ``summary.json``, published into the output folder as one set.
 
 Each stage is cached under a key of its parameters and inputs: a rerun loads
 everything; changing e.g. ``window_nm`` redoes the series and what follows.
@@ -233,14 +235,23 @@ def _summary(ctx, ds, an):
     return s
 
 
+#: What ``holo_report`` writes besides ``summary.json``; part of its key, so that a run made before a file
+#: was added here gets it on the next resume instead of being reported complete.
+REPORT_FILES = ("figures/holo_steps.png", "figures/holo_potential.png", "potential_movie.gif", "viewer.html",
+                "curves.csv")
+
+
 def _report(ctx):
+    from ._holo_viewer import write_holo_viewer
+
     ds, an = ctx["holo_series"], ctx["holo_analysis"]
     scal = ds.drop_vars(["phase", "potential"]).load()
-    files = {"figures/holo_steps.png": lambda p: _fig_steps(scal, ctx["log"], p),
-             "figures/holo_potential.png": lambda p: _fig_maps(ds, p),
-             "potential_movie.gif": lambda p: _movie(ds, p),
-             "curves.csv": lambda p: _curves_csv(scal, p)}
-    return _summary(ctx, scal, an), files
+    writers = {"figures/holo_steps.png": lambda p: _fig_steps(scal, ctx["log"], p),
+               "figures/holo_potential.png": lambda p: _fig_maps(ds, p),
+               "potential_movie.gif": lambda p: _movie(ds, p),
+               "viewer.html": lambda p: write_holo_viewer(p, ds, log=ctx["log"]),
+               "curves.csv": lambda p: _curves_csv(scal, p)}
+    return _summary(ctx, scal, an), {name: writers[name] for name in REPORT_FILES}
 
 
 def _curves_csv(ds, path):
@@ -407,7 +418,7 @@ TABLE = (
           params=lambda ctx: {k: ctx.info["holography"][k] for k in _SERIES_KEYS}, after=_series_after),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
-          store=lambda ctx: _FolderStore(ctx.info["output"])),
+          params=lambda ctx: {"files": list(REPORT_FILES)}, store=lambda ctx: _FolderStore(ctx.info["output"])),
 )
 
 #: Names of the holography stages in execution order.
