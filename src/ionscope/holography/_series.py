@@ -19,6 +19,7 @@ has to fit in memory; the maps are written frame by frame to ``out`` (Zarr).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -355,6 +356,74 @@ def _unwrap_difference(z):
     return est + np.angle(z * np.exp(-1j * est).astype(np.complex64))
 
 
+def _interface_tilt(ph0, region_rows, interfaces_px, half_px):
+    """Common slope dx/dy (px/px) of the interfaces, from the zero-bias phase, and its σ.
+
+    The mean-inner-potential step of each interface (a large phase step in
+    ψ₀) is located in ~8 blocks of rows (the peak of the phase gradient,
+    sub-pixel by a parabola), and one line per interface with a shared slope
+    is fitted through the positions. Returns (0, inf) when there is too little
+    to go on.
+    """
+    from scipy import ndimage
+
+    rows = np.flatnonzero(region_rows)
+    nb = min(8, rows.size // 8)
+    if nb < 3:
+        return 0.0, math.inf
+    ys, xs, which = [], [], []
+    for i, c in enumerate(interfaces_px):
+        c = int(round(c))
+        lo, hi = c - half_px, c + half_px + 1
+        if lo < 1 or hi > ph0.shape[1] - 1:
+            continue
+        for b in range(nb):
+            blk = rows[b * rows.size // nb:(b + 1) * rows.size // nb]
+            g = np.abs(np.gradient(ndimage.gaussian_filter1d(np.mean(ph0[blk], axis=0), 1.0)))[lo:hi]
+            j = int(np.argmax(g))
+            if j == 0 or j == g.size - 1:
+                continue
+            den = g[j - 1] - 2 * g[j] + g[j + 1]
+            d = 0.5 * (g[j - 1] - g[j + 1]) / den if den < 0 else 0.0
+            ys.append(float(np.mean(blk)))
+            xs.append(lo + j + float(np.clip(d, -0.5, 0.5)))
+            which.append(i)
+    ys, xs, which = np.asarray(ys), np.asarray(xs), np.asarray(which)
+    n_if = len(set(which.tolist()))
+    if ys.size < n_if + 3:
+        return 0.0, math.inf
+    a = np.zeros((ys.size, n_if + 1))
+    for k, i in enumerate(sorted(set(which.tolist()))):
+        a[which == i, k] = 1.0
+    a[:, -1] = ys - ys.mean()
+    coef, *_ = np.linalg.lstsq(a, xs, rcond=None)
+    resid = xs - a @ coef
+    dof = max(ys.size - a.shape[1], 1)
+    cov = np.linalg.pinv(a.T @ a) * max(float(np.sum(resid ** 2)) / dof, 1e-4)
+    return float(coef[-1]), float(math.sqrt(cov[-1, -1]))
+
+
+def _shear_plan(region_rows, nx, slope):
+    """Gather indices that average each region row along a line of slope dx/dy through its centre row."""
+    rows = np.flatnonzero(region_rows)
+    d = slope * (rows - rows.mean())
+    fl = np.floor(d)
+    frac = (d - fl).astype(np.float32)[:, None]
+    j0 = np.arange(nx)[None, :] + fl.astype(int)[:, None]
+    valid = (j0 >= 0) & (j0 + 1 < nx)
+    return rows, np.clip(j0, 0, nx - 2), frac, valid
+
+
+def _region_rows(pot, region_rows, shear):
+    """The profile region's rows, sheared along the interfaces when they are tilted."""
+    if shear is None:
+        return pot[region_rows]
+    rows, j0, frac, valid = shear
+    r = rows[:, None]
+    out = (1 - frac) * pot[r, j0] + frac * pot[r, j0 + 1]
+    return np.where(valid, out, np.nan)
+
+
 def _row_noise(rows, block=None):
     """A signal-free realisation of the noise of the row mean: alternating blocks of rows, differenced.
 
@@ -379,7 +448,7 @@ def _row_noise(rows, block=None):
 
 
 def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, interfaces, window, model, background,
-                  max_width, margin, coarse_f=1):
+                  max_width, margin, shear=None, coarse_f=1):
     """Δφ, ΔV, leakage and the joint step fit of one time point (numpy in, numpy/objects out)."""
     z = _align_constant(wave * np.conj(psi0), vac)
     dphi = _unwrap_difference(z)
@@ -395,14 +464,18 @@ def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, int
     after = _block_mean(dphi, f)[cvac]
     with np.errstate(invalid="ignore", divide="ignore"):
         pot = dphi / (c_e * t_map)
-    rows = pot[region_rows]
+    rows = _region_rows(pot, region_rows, shear)
     n_rows = rows.shape[0]
-    prof = np.nanmean(rows, axis=0)
-    sem = np.nanstd(rows, axis=0, ddof=1) / math.sqrt(n_rows)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)    # sheared columns at the edges are all-NaN
+        prof = np.nanmean(rows, axis=0)
+        sem = np.nanstd(rows, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(rows), axis=0))
     import xarray as xr
 
     profile = xr.DataArray(prof, dims=("position",), coords={"position": x_nm, "sem": ("position", sem)})
-    noise = _row_noise(rows) if n_rows >= 4 else None
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        noise = _row_noise(rows) if n_rows >= 4 else None
     try:
         steps = fit_steps(profile, centers=interfaces, model=model, background=background, window=window,
                           max_width=max_width, margin=margin, noise=noise)
@@ -425,7 +498,8 @@ def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, int
 # --------------------------------------------------------------------------- public
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
-                model="erf", background="piecewise", order=1, sideband=None, aperture=None, workers=1, out=None):
+                model="erf", background="piecewise", interface_tilt_deg=None, order=1, sideband=None, aperture=None,
+                workers=1, out=None):
     """Reconstruct a hologram series recorded under changing bias: ΔV maps and interface steps per frame.
 
     Parameters
@@ -474,6 +548,13 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         (default) is continuous with its own slope in each region between
         interfaces (the residue of the leakage field, a field in the bulk
         electrolyte); ``"linear"`` one slope; ``"constant"`` none.
+    interface_tilt_deg : float, optional
+        Angle of the interfaces from the y axis (degrees, positive: x grows with
+        y); the profile then averages along the interfaces. Default: measured
+        on the zero-bias phase (the position of each interface's mean inner
+        potential step in blocks of rows, one common slope) and used when it
+        moves an interface by ≥ ½ px across the rows averaged and is ≥ 3σ;
+        ``0`` averages straight along y.
     order : {1, 2}
         Order of the leakage ramp fitted over the vacuum.
     sideband, aperture : optional
@@ -653,6 +734,30 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     # its level); window_nm restricts the points to ±window around the interfaces
     stops = np.concatenate([[x_w[0]], interfaces, [x_w[-1]]])
     gaps = np.minimum(np.diff(stops)[:-1], np.diff(stops)[1:])
+    pitch = abs(float(x_w[1] - x_w[0])) if x_w.size > 1 else 1.0
+
+    # interfaces that do not run exactly along y: average along them, not along y
+    # (a 1° tilt over 400 nm of rows would widen every step by 7 nm)
+    tilt_sd = 0.0
+    if interface_tilt_deg is None:
+        ph0 = _unwrap_kernel(psi0[None])[0]
+        half = max(3, int(0.25 * float(np.min(gaps)) / pitch))
+        slope, slope_sd = _interface_tilt(ph0, region_rows, (interfaces - x_w[0]) / pitch, half)
+        rows_span = float(np.ptp(np.flatnonzero(region_rows)))
+        # only when it matters (≥ ½ px across the region) and is measured (≥ 3σ)
+        if not (abs(slope) * rows_span >= 0.5 and abs(slope) >= 3 * slope_sd):
+            slope, slope_sd = 0.0, slope_sd
+        tilt_sd = math.degrees(slope_sd) if math.isfinite(slope_sd) else float("nan")
+    else:
+        try:
+            slope = math.tan(math.radians(float(interface_tilt_deg)))
+        except (TypeError, ValueError):
+            raise DataValidationError(f"interface_tilt_deg: expected an angle in degrees or None, "
+                                      f"got {interface_tilt_deg!r}") from None
+        if not (math.isfinite(slope) and abs(slope) < 1):
+            raise DataValidationError(f"interface_tilt_deg: expected an angle within ±45°, got {interface_tilt_deg!r}")
+    shear = _shear_plan(region_rows, ox, slope) if slope != 0 else None
+    tilt_deg = math.degrees(math.atan(slope))
     window = None if window_nm is None else float(window_nm)
     if window is not None and not (math.isfinite(window) and window > 0):
         raise DataValidationError(f"window_nm: expected a positive half-width in nm, got {window_nm!r}")
@@ -660,7 +765,6 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     max_width = float(min(0.45 * np.min(gaps), 40.0))
     if window is not None:
         max_width = min(max_width, window)
-    pitch = abs(float(x_w[1] - x_w[0])) if x_w.size > 1 else 1.0
     # the ringing edge of a Fourier reconstruction (and any drift margin) is not specimen
     margin = max(3 * pitch, 0.02 * abs(float(x_w[-1] - x_w[0])))
     if background not in ("piecewise", "linear", "constant"):
@@ -669,7 +773,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     design = _plane_design(oy, ox, order)
     kern_kw = dict(vac=vac, region_rows=region_rows, design=design, t_map=t_map, c_e=c_e, x_nm=x_w,
                    interfaces=interfaces, window=window, model=model, background=background, max_width=max_width,
-                   margin=margin, coarse_f=coarse_f)
+                   margin=margin, shear=shear, coarse_f=coarse_f)
 
     def one(item):
         k, frame = item
@@ -849,6 +953,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 "carrier_cycles_per_px": [float(q[0]), float(q[1])], "zero_bias_frames": [int(i) for i in zero_idx],
                 "window_nm": "all" if window is None else window, "background": background, "model": model,
                 "max_width_nm": max_width, "margin_nm": margin, "ramp_order": order,
+                "interface_tilt_deg": tilt_deg, "interface_tilt_deg_std": tilt_sd,
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
 
