@@ -495,6 +495,10 @@ def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, int
             "gamma": gamma}
 
 
+#: A step smaller than this many σ gets no width or position (NaN).
+_MIN_STEP_SIGMAS = 3.0
+
+
 # --------------------------------------------------------------------------- public
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
@@ -573,7 +577,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         ``phase`` (time, y, x), rad, Δφ relative to zero bias with the ramp
         removed; ``potential`` (time, y, x), V; per (time, interface)
         ``step_v``, ``step_v_std``, ``width_nm``, ``width_nm_std``,
-        ``position_nm``, ``position_nm_std``, ``slope_v_per_nm``; per time
+        ``position_nm``, ``position_nm_std`` (NaN where |ΔV| < 3σ: no step, no
+        width), ``slope_v_per_nm`` (the background's slope at the interface); per time
         ``bias_v``, ``asymmetry``, ``asymmetry_std`` ((|ΔV₊| − |ΔV₋|)/(|ΔV₊| + |ΔV₋|),
         positive = interface at the higher-potential electrode),
         ``positive_interface``, ``reference_index``, ``leakage_ramp``
@@ -887,9 +892,12 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             continue
         for i, f in enumerate(st.fits):
             scal["step_v"][k, i], scal["step_v_std"][k, i] = f.step, f.step_err
-            scal["width_nm"][k, i], scal["width_nm_std"][k, i] = f.width, f.width_err
-            scal["position_nm"][k, i], scal["position_nm_std"][k, i] = f.center, f.center_err
             scal["slope_v_per_nm"][k, i] = f.slope
+            # a step that is not there has no width or position (the fit leaves them
+            # free and their σ meaningless): NaN, not a number that looks measured
+            if abs(f.step) >= _MIN_STEP_SIGMAS * f.step_err:
+                scal["width_nm"][k, i], scal["width_nm_std"][k, i] = f.width, f.width_err
+                scal["position_nm"][k, i], scal["position_nm_std"][k, i] = f.center, f.center_err
 
     # asymmetry (two interfaces): positive = the interface at the higher-potential electrode
     asym = np.full(n_t, np.nan)
