@@ -107,6 +107,10 @@ def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
         assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) != 0
     err = capsys.readouterr().err
     assert "in use by" in err and "Traceback" not in err
+    # the live mode follows EELS series only: a clear pointer to `ionscope run`, not a config error
+    assert main(["watch", str(d / "run.toml"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "not followed live yet" in err and "ionscope run" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- the offline viewer (viewer.html)
