@@ -5,7 +5,8 @@ The page (``viewer.html`` of the ``holo_report`` stage) shows the map of the
 potential change from the zero-bias state (ΔV, V) frame by frame, with nm
 axes, a scale bar, the interfaces marked and a colour bar in V that stays the
 same for every frame (symmetric about 0, ± the 99.5th percentile of |ΔV| over
-the frames shown, so a few unwrapping outliers do not wash it out). Beside it,
+the frames shown, within the profile region when the series has one, so a few
+unwrapping outliers or the thin edge of a wedge do not wash it out). Beside it,
 on one time axis (s, or min for series of 20 min and more): the bias and the
 current from the bias log, ΔV(t) and the 10–90 % width(t) per interface with
 ± 1σ error bars; a cursor follows the frame, and the frame's numbers (ΔV ± σ,
@@ -187,7 +188,14 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
     finite = np.abs(maps[np.isfinite(maps)])
     if not finite.size:
         raise DataValidationError("holography viewer: the potential maps shown hold no finite value")
-    lim = float(np.percentile(finite, 99.5))
+    # the colour scale from the profile region when there is one: ΔV = Δφ/(C_E·t) is noisy
+    # where the wedge thins to nothing, and those pixels would set it
+    scale_from = finite
+    if "region" in ds and ds["region"].dims == ("y", "x"):
+        reg = _block_mean(np.asarray(ds["region"].values, float), f) > 0.5
+        inside = np.abs(maps[:, reg][np.isfinite(maps[:, reg])])
+        scale_from = inside if inside.size else finite
+    lim = float(np.percentile(scale_from, 99.5))
     lim = lim if lim > 0 else 1.0
     qlim = min(float(finite.max()), 10 * lim) if finite.max() > lim else lim
     q = _kit.quantise(maps, lo=-qlim, hi=qlim, what="potential-map")
