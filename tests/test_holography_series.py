@@ -39,27 +39,32 @@ def _errors(ds, truth, var):
     return ds[var].values - truth[var].values
 
 
-@pytest.mark.parametrize("which, tol", [("fourier", 0.1), ("shifting", 0.07)])
+@pytest.mark.parametrize("which, tol", [("fourier", 0.035), ("shifting", 0.03)])
 def test_steps_recovered_with_honest_error_bars(which, tol, request):
     ds, truth = request.getfixturevalue(which)
     assert ds["step_v"].dims == ("time", "interface") and ds["potential"].dims == ("time", "y", "x")
     np.testing.assert_allclose(ds["interface_nm"].values, truth.attrs["interface_x_nm"], atol=3.0)
     b = _biased(truth)
     err = _errors(ds, truth, "step_v")
-    # ΔV per frame and interface at 1000 counts/px on this small 256² field (1 nm px), measured RMS:
-    # phase shifting 0.03–0.04 V, Fourier 0.04–0.08 V (its 54² wave grid samples a 6 nm step by ~1.3 px).
-    # All frames share the zero-bias state's noise, so their errors are correlated.
+    # ΔV per frame and interface at 1000 counts/px on this small 256² field (1 nm px), measured RMS over
+    # seeds 0–5 with the joint step fit: phase shifting 0.014–0.017 V, Fourier 0.015–0.021 V (with ±40 nm
+    # windows per interface it was 0.02–0.04 and 0.05–0.065 V). All frames share the zero-bias state's
+    # noise, so their errors are correlated.
     assert np.sqrt(np.mean(err[b] ** 2)) < tol
     assert np.sqrt(np.mean(err ** 2)) < tol + 0.01     # zero-bias frames too (no step: ΔV ≈ 0)
-    # pulls: unit spread where σ is claimed (measured over seeds: Fourier 0.68–0.91, phase shifting 0.82–0.93)
+    # pulls: unit spread where σ is claimed (measured over seeds 0–5: Fourier 1.1–1.4, phase shifting
+    # 1.0–1.2; the zero-bias frames, with no step to fit, are the widest)
     pull = (err / ds["step_v_std"].values).ravel()
-    assert 0.6 < np.std(pull) < 1.6 and abs(np.mean(pull)) < 0.6
+    assert 0.7 < np.std(pull) < 1.5 and abs(np.mean(pull)) < 0.6
+    assert 0.7 < np.std(pull[b.repeat(2)]) < 1.4
     # position of each step within ~1 nm
     assert np.sqrt(np.mean(_errors(ds, truth, "position_nm")[b] ** 2)) < 1.5
     # asymmetry: sign right in every biased frame, value close to the simulator's 0.3
     assert np.all(np.sign(ds["asymmetry"].values[b]) == np.sign(truth["asymmetry"].values[b]))
-    # (frames share the zero-bias state's noise: the per-frame σ, not σ/√N, bounds the mean)
-    assert abs(np.mean(ds["asymmetry"].values[b]) - 0.3) < 2 * np.median(ds["asymmetry_std"].values[b])
+    # (frames share the zero-bias state's noise: the per-frame σ, not σ/√N, bounds the mean; the truth
+    # is 0.3 once relaxed but swings while the drops cross zero after the reversal)
+    mean_err = np.mean(ds["asymmetry"].values[b] - truth["asymmetry"].values[b])
+    assert abs(mean_err) < 2 * np.median(ds["asymmetry_std"].values[b])
     apull = (ds["asymmetry"].values[b] - truth["asymmetry"].values[b]) / ds["asymmetry_std"].values[b]
     assert np.std(apull) < 1.6
     assert np.all(ds["positive_interface"].values[b] == truth["positive_interface"].values[b])
@@ -78,9 +83,11 @@ def test_widths_fourier_broadened_by_the_aperture(fourier):
     b = _biased(truth, 0.4)
     err = _errors(ds, truth, "width_nm")[b]
     # the sideband aperture (|q|/3 = 0.08 cycles/px: ~6 nm resolution at 1 nm/px) blurs the step:
-    # measured 2–3 nm wider (σ per frame ~4 nm) for 6–9 nm true widths
-    assert -1.0 < np.mean(err) < 5.0
-    assert np.mean(err) < 2 * np.median(ds["width_nm_std"].values[b])
+    # measured 1–2 nm wider (σ per frame ~0.6 nm; noise-free +2.1 nm) for 6–9 nm true widths. Not a
+    # linear blur of ΔV (it rides on the interface's 2.6 rad mean-inner-potential step), so not
+    # deconvolved: the test pins the size of the bias, which BENCHMARKS.md and the docstring state.
+    assert 0.3 < np.mean(err) < 3.0
+    assert np.sqrt(np.mean(err ** 2)) < 3.5
 
 
 def test_shielded_and_unshielded_agree_after_correction(shifting):
@@ -146,12 +153,42 @@ def test_vacuum_mask_on_simulated_wave():
         vacuum_mask(np.ones((64, 64), complex))
 
 
+def test_tilted_interfaces_averaged_along_their_direction():
+    """A specimen turned by 2° in the field: the tilt is measured on ψ₀ and the widths stay right."""
+    from scipy import ndimage
+
+    holos, refs, log, truth = biased_holograms(programme=[("rest", 30), ("hold", 1.5, 120)], shape=(256, 256),
+                                               pixel_nm=1.0, dose=10000.0, method="phase-shifting", seed=0)
+
+    def turn(a):
+        return ndimage.rotate(np.asarray(a), 2.0, axes=(-2, -1), reshape=False, order=3, mode="reflect")
+
+    holos, refs = holos.copy(data=turn(holos.values)), refs.copy(data=turn(refs.values))
+    t = ndimage.rotate(truth.thickness_nm.values, 2.0, reshape=False, order=1, mode="nearest")
+    b = np.all(np.abs(truth["step_v"].values) > 0.3, axis=1)
+    ds = bias_series(holos, references=refs, log=log, thickness_nm=t, method="phase-shifting")
+    straight = bias_series(holos, references=refs, log=log, thickness_nm=t, method="phase-shifting",
+                           interface_tilt_deg=0)
+    assert abs(abs(ds.attrs["interface_tilt_deg"]) - 2.0) < max(0.1, 3 * ds.attrs["interface_tilt_deg_std"])
+    # measured: +0.2 nm with the tilt, +1.5 nm averaging straight down y (rows span ~190 nm: 6.6 nm of shift)
+    w_err = (ds["width_nm"].values - truth["width_nm"].values)[b]
+    w_straight = (straight["width_nm"].values - truth["width_nm"].values)[b]
+    assert abs(np.mean(w_err)) < 0.6 and np.mean(w_straight) > 1.0
+    np.testing.assert_allclose(ds["step_v"].values[b], truth["step_v"].values[b], atol=0.015)
+
+
 def test_bad_input():
     holos, refs, log, truth = biased_holograms(programme=[("rest", 20), ("hold", 1.0, 20)], shape=(128, 128),
                                                pixel_nm=1.0, dose=500.0)
     t = truth.thickness_nm.values
     with pytest.raises(DataValidationError, match="method"):
         bias_series(holos, log=log, thickness_nm=t, method="holospy")
+    with pytest.raises(DataValidationError, match="background"):
+        bias_series(holos, log=log, thickness_nm=t, background="spline")
+    with pytest.raises(DataValidationError, match="interface_tilt_deg"):
+        bias_series(holos, log=log, thickness_nm=t, interface_tilt_deg=60.0)
+    with pytest.raises(DataValidationError, match="window_nm"):
+        bias_series(holos, log=log, thickness_nm=t, window_nm=-5.0)
     with pytest.raises(ShapeMismatchError, match="bias_v"):
         bias_series(holos, bias_v=[0.0, 1.0], thickness_nm=t)
     with pytest.raises(DataValidationError, match="starts biased"):

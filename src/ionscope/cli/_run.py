@@ -164,4 +164,7 @@ def _run_holography(args) -> int:
             print(f"bias step {r['bias_step']} (interface {r['interface']}): τ = {r['tau_s']:.3g} ± "
                   f"{r['tau_s_std']:.2g} s → {r['final_v']:.3g} V")
     print(f"outputs in {res.output}/")
+    if (res.output / "viewer.html").exists():
+        print(f"viewer: {res.output / 'viewer.html'} (offline page: potential movie beside the bias, current, "
+              "ΔV and width curves)")
     return 0

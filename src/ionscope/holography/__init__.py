@@ -24,6 +24,8 @@ _EXPORTS = {
     "bias_difference": "_potential",
     "line_profile": "_profiles",
     "fit_step": "_profiles",
+    "fit_steps": "_steps",
+    "StepsFit": "_steps",
     "interface_asymmetry": "_profiles",
     "StepFit": "_profiles",
     "bias_series": "_series",

@@ -21,5 +21,7 @@ from ._series import bias_series as bias_series
 from ._series import leakage_summary as leakage_summary
 from ._series import relaxation_times as relaxation_times
 from ._series import vacuum_mask as vacuum_mask
+from ._steps import StepsFit as StepsFit
+from ._steps import fit_steps as fit_steps
 
-__all__ = ["StepFit", "asymmetry_summary", "bias_difference", "bias_series", "canonical_carrier", "estimate_sideband", "fit_step", "fringe_statistics", "interaction_constant", "interface_asymmetry", "leakage_summary", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "relaxation_times", "remove_ramp", "to_potential", "unwrap_phase", "vacuum_mask"]
+__all__ = ["StepFit", "StepsFit", "asymmetry_summary", "bias_difference", "bias_series", "canonical_carrier", "estimate_sideband", "fit_step", "fit_steps", "fringe_statistics", "interaction_constant", "interface_asymmetry", "leakage_summary", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "relaxation_times", "remove_ramp", "to_potential", "unwrap_phase", "vacuum_mask"]

@@ -12,8 +12,10 @@ one :class:`~ionscope.operando._stages.StageCache`), a second table:
   polarity, the leakage per volt;
 * ``holo_report`` — figures (ΔV(t) and width(t) per interface with error bars
   under the bias and current curves; potential maps at the extreme biases; an
-  animated GIF of the potential beside the bias curve) and ``summary.json``,
-  published into the output folder as one set.
+  animated GIF of the potential beside the bias curve), ``viewer.html`` (the
+  offline viewer: the potential movie beside the bias, current, ΔV and width
+  curves with a cursor, :mod:`ionscope.operando._holo_viewer`), ``curves.csv``
+  and ``summary.json``, published into the output folder as one set.
 
 Each stage is cached under a key of its parameters and inputs: a rerun loads
 everything; changing e.g. ``window_nm`` redoes the series and what follows.
@@ -28,7 +30,8 @@ Configuration (TOML or dict), section ``[holography]``::
     method = "fourier"            # or "phase-shifting"
     thickness_nm = 60.0           # or the path of a (y, x) map in nm
     drift = "auto"                # specimen drift: measured per frame (default), "none", or [[y, x], ...] nm
-    # optional: voltage_kv, interfaces_nm, window_nm, model, order, workers, zero_bias,
+    # optional: voltage_kv, interfaces_nm, window_nm, model, background ("piecewise", "linear",
+    #           "constant"), order, workers, zero_bias,
     #           min_bias_v (asymmetry), min_jump_v (relaxation)
 
 The specimen drifts over a night (a few nm), so the pipeline measures and
@@ -56,10 +59,11 @@ from ._graph import Stage, run_stages
 OPTIONS = {
     "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
     "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
-    "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None, "drift": "auto",
+    "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
+    "drift": "auto",
 }
-_SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "order",
-                "zero_bias", "drift")
+_SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background",
+                "order", "zero_bias", "drift")
 
 
 @dataclass
@@ -104,6 +108,9 @@ def holography_config(config) -> tuple[dict, Path]:
     out = {**OPTIONS, **sec}
     if out["method"] not in ("fourier", "phase-shifting"):
         raise ConfigError(f"config [holography] method = {out['method']!r}: expected 'fourier' or 'phase-shifting'")
+    if out["background"] not in ("piecewise", "linear", "constant"):
+        raise ConfigError(f"config [holography] background = {out['background']!r}: expected 'piecewise', "
+                          "'linear' or 'constant'")
     if out["thickness_nm"] is None:
         raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
     if not (isinstance(out["workers"], int) and out["workers"] >= 1):
@@ -140,8 +147,8 @@ def _series(ctx):
     kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
     maps = ctx.info["output"] / ".holo_maps.zarr"
     ds = bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"], thickness_nm=thickness,
-                     method=opt["method"], model=opt["model"], order=opt["order"], workers=opt["workers"],
-                     out=maps, drift=opt["drift"], **kw)
+                     method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
+                     workers=opt["workers"], out=maps, drift=opt["drift"], **kw)
     ds["potential"] = ds["potential"].astype(np.float32)
     ds["phase"] = ds["phase"].astype(np.float32)
     return ds
@@ -259,14 +266,23 @@ def _summary(ctx, ds, an):
     return s
 
 
+#: What ``holo_report`` writes besides ``summary.json``; part of its key, so that a run made before a file
+#: was added here gets it on the next resume instead of being reported complete.
+REPORT_FILES = ("figures/holo_steps.png", "figures/holo_potential.png", "potential_movie.gif", "viewer.html",
+                "curves.csv")
+
+
 def _report(ctx):
+    from ._holo_viewer import write_holo_viewer
+
     ds, an = ctx["holo_series"], ctx["holo_analysis"]
     scal = ds.drop_vars(["phase", "potential"]).load()
-    files = {"figures/holo_steps.png": lambda p: _fig_steps(scal, ctx["log"], p),
-             "figures/holo_potential.png": lambda p: _fig_maps(ds, p),
-             "potential_movie.gif": lambda p: _movie(ds, p),
-             "curves.csv": lambda p: _curves_csv(scal, p)}
-    return _summary(ctx, scal, an), files
+    writers = {"figures/holo_steps.png": lambda p: _fig_steps(scal, ctx["log"], p),
+               "figures/holo_potential.png": lambda p: _fig_maps(ds, p),
+               "potential_movie.gif": lambda p: _movie(ds, p),
+               "viewer.html": lambda p: write_holo_viewer(p, ds, log=ctx["log"]),
+               "curves.csv": lambda p: _curves_csv(scal, p)}
+    return _summary(ctx, scal, an), {name: writers[name] for name in REPORT_FILES}
 
 
 def _curves_csv(ds, path):
@@ -437,7 +453,7 @@ TABLE = (
           params=lambda ctx: {k: ctx.info["holography"][k] for k in _SERIES_KEYS}, after=_series_after),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
-          store=lambda ctx: _FolderStore(ctx.info["output"])),
+          params=lambda ctx: {"files": list(REPORT_FILES)}, store=lambda ctx: _FolderStore(ctx.info["output"])),
 )
 
 #: Names of the holography stages in execution order.

@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _viewer_kit
+
+#: (factor, prefixed unit) for A, C ...: shared with the offline viewers, which must not import this package.
+si_prefix = _viewer_kit.si_prefix
+
 #: Font sizes and line widths for figures that go into a paper at ~8 cm width.
 RC = {
     "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
@@ -39,22 +44,6 @@ def plt():
 def minutes(t_s) -> str:
     """'12.5 min' for a time in s (the label every frame gets instead of its index)."""
     return f"{float(t_s) / 60.0:.1f} min"
-
-
-def si_prefix(values, unit: str) -> tuple[float, str]:
-    """(factor, prefixed unit) so that ``values × factor`` reads between 1 and 1000: A → µA, fA ...
-
-    Examples
-    --------
-    >>> si_prefix([7e-15, -7e-15], "A")
-    (1000000000000000.0, 'fA')
-    """
-    v = np.asarray(values, float)
-    peak = float(np.nanmax(np.abs(v))) if v.size and np.isfinite(v).any() else 0.0
-    for factor, prefix in ((1e-3, "k"), (1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p"), (1e15, "f")):
-        if peak * factor >= 1.0:
-            return factor, prefix + unit
-    return 1.0, unit
 
 
 def quantity_label(da, name: str | None = None, default_unit: str | None = None) -> str:

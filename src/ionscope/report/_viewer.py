@@ -14,46 +14,14 @@ position under the cursor.
 """
 from __future__ import annotations
 
-import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
+from .. import _viewer_kit as _kit
 from .._atomic import atomic_path
-from ..errors import DataValidationError, ShapeMismatchError
-
-
-def _quantise(stack: np.ndarray) -> dict:
-    a = np.asarray(stack, float)
-    finite = np.isfinite(a)
-    if not finite.any():
-        raise DataValidationError("viewer: a Li-map stack holds no finite value")
-    lo, hi = float(a[finite].min()), float(a[finite].max())
-    span = hi - lo if hi > lo else 1.0
-    q = np.where(finite, np.round((a - lo) / span * 65534.0) + 1, 0).astype("<u2")  # 0 = no data
-    return {"lo": lo, "hi": hi, "b64": base64.b64encode(q.tobytes()).decode("ascii")}
-
-
-def _lut(cmap: str) -> list[int]:
-    import matplotlib
-
-    rgba = matplotlib.colormaps[cmap](np.linspace(0, 1, 256))
-    return (rgba[:, :3] * 255).round().astype(int).ravel().tolist()
-
-
-def _si_scale(values, unit: str) -> tuple[float, str]:
-    """(factor, unit) so that the series reads in A/mA/µA/nA/pA/fA (or C/mC/...)."""
-    from ._style import si_prefix
-
-    return si_prefix(values, unit)
-
-
-def _json_for_script(payload) -> str:
-    """JSON safe inside <script>: '</' cannot close the element, and U+2028/9 are escaped too."""
-    return (json.dumps(payload).replace("</", "<\\/").replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029"))
+from ..errors import ShapeMismatchError
 
 
 def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, states=None,
@@ -102,12 +70,12 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
     times = np.asarray(times, float)
     if times.shape != (nt,):
         raise ShapeMismatchError(f"viewer: times has shape {times.shape}, expected ({nt},)")
-    layers = {"raw": _quantise(raw)}
+    layers = {"raw": _kit.quantise(raw, what="Li-map")}
     if denoised is not None:
         denoised = np.asarray(denoised, float)
         if denoised.shape != raw.shape:
             raise ShapeMismatchError(f"viewer: denoised has shape {denoised.shape}, expected {raw.shape}")
-        layers["denoised"] = _quantise(denoised)
+        layers["denoised"] = _kit.quantise(denoised, what="Li-map")
     # Both layers on one colour scale, so toggling compares like with like; the
     # scale follows the cleanest layer's 0.5-99.5 percentiles (raw noise would
     # otherwise stretch it and wash the denoised map out; raw then saturates).
@@ -123,17 +91,17 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         v = np.asarray(values, float)
         if v.shape != (nt,):
             raise ShapeMismatchError(f"viewer: {name} has shape {v.shape}, expected ({nt},)")
-        factor, unit = _si_scale(v, unit) if unit in ("A", "C") else (1.0, unit)
+        factor, unit = _kit.si_prefix(v, unit) if unit in ("A", "C") else (1.0, unit)
         series.append({"name": name, "label": f"{lab} ({unit})" if unit else lab, "unit": unit,
                        "values": [None if not np.isfinite(x) else round(float(x) * factor, 6) for x in v]})
     payload = {
         "nt": nt, "ny": ny, "nx": nx, "pixel_nm": float(pixel_nm), "x0": float(x0_nm), "y0": float(y0_nm),
         "layers": layers, "lo": lo, "hi": hi,
         "times": [round(float(t), 6) for t in times], "series": series,
-        "states": [str(s) for s in states] if states is not None else None, "lut": _lut(cmap),
+        "states": [str(s) for s in states] if states is not None else None, "lut": _kit.colour_lut(cmap),
         "label": str(label),
     }
-    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _json_for_script(payload))
+    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _kit.json_for_script(payload))
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -145,17 +113,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>__TITLE__</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:1em;color:#222}
-#wrap{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}
-#mapbox{position:relative;margin:0 0 0 3.6em}
-canvas#map{image-rendering:pixelated;border:1px solid #999;cursor:crosshair;display:block}
-#axes{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
-#controls{margin:0.8em 0;display:flex;gap:1em;align-items:center;flex-wrap:wrap}
-#frame{width:22em}
-#readout{font-family:monospace;min-height:1.3em;margin-top:0.4em}
-svg text{font-size:11px;fill:#222}
-#colorbar{display:flex;align-items:center;gap:0.4em;font-size:12px;margin-top:3.2em}
-</style></head>
+""" + _kit.VIEWER_CSS + """</style></head>
 <body>
 <h2>__TITLE__</h2>
 <div id="controls">
@@ -174,27 +132,7 @@ svg text{font-size:11px;fill:#222}
 <script>
 "use strict";
 const D = __DATA__;
-const SVGNS = "http://www.w3.org/2000/svg";
-function decode(b64) {
-  const bin = atob(b64), bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Uint16Array(bytes.buffer);
-}
-function el(tag, attrs, parent) {
-  const e = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  parent.appendChild(e); return e;
-}
-function niceStep(span, n) {
-  const raw = span / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
-  return 10 * p;
-}
-function fmt(v, step) {  // as many decimals as the tick step needs: 3.90, 4.00, 4.10
-  const d = step ? Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) : (Number.isInteger(v) ? 0 : 2);
-  return (Math.abs(v) < 1e-12 ? 0 : v).toFixed(Math.min(d, 6));
-}
-const layers = {};
+""" + _kit.JS_HELPERS + """const layers = {};
 for (const [name, L] of Object.entries(D.layers)) layers[name] = {lo: L.lo, hi: L.hi, q: decode(L.b64)};
 let mode = layers.denoised ? "denoised" : "raw";
 let frame = 0, timer = null;
@@ -212,32 +150,7 @@ const octx = off.getContext("2d");
 const img = octx.createImageData(D.nx, D.ny);
 if (!layers.denoised) document.getElementById("modes").style.display = "none";
 document.getElementById("mode-" + mode).checked = true;
-// ---- map axes (nm, y downward) and scale bar, drawn over the canvas
-(function () {
-  const ax = document.getElementById("axes"), W = canvas.width, H = canvas.height;
-  ax.setAttribute("width", W); ax.setAttribute("height", H);
-  const wx = D.nx * D.pixel_nm, wy = D.ny * D.pixel_nm, step = niceStep(Math.max(wx, wy), 5);
-  for (let v = Math.ceil(D.x0 / step) * step; v <= D.x0 + wx + 1e-9; v += step) {
-    const x = (v - D.x0) / wx * W;
-    el("line", {x1: x, x2: x, y1: H, y2: H + 5, stroke: "#444"}, ax);
-    el("text", {x: x, y: H + 17, "text-anchor": "middle"}, ax).textContent = fmt(v, step);
-  }
-  for (let v = Math.ceil(D.y0 / step) * step; v <= D.y0 + wy + 1e-9; v += step) {
-    const y = (v - D.y0) / wy * H;
-    el("line", {x1: -5, x2: 0, y1: y, y2: y, stroke: "#444"}, ax);
-    el("text", {x: -8, y: y + 4, "text-anchor": "end"}, ax).textContent = fmt(v, step);
-  }
-  el("text", {x: W / 2, y: H + 32, "text-anchor": "middle"}, ax).textContent = "x (nm)";
-  el("text", {x: -44, y: H / 2, "text-anchor": "middle", transform: "rotate(-90 -44 " + H / 2 + ")"}, ax)
-    .textContent = "y (nm)";
-  // scale bar: the largest 1, 2 or 5 × 10^n not longer than a quarter of the width
-  const q = wx / 4, pw = Math.pow(10, Math.floor(Math.log10(q)));
-  const bar = [5, 2, 1].map(m => m * pw).find(b => b <= q) || pw, bl = bar / wx * W;
-  el("rect", {x: 10, y: H - 18, width: bl, height: 5, fill: "white", stroke: "black", "stroke-width": 0.8}, ax);
-  const t = el("text", {x: 10 + bl / 2, y: H - 23, "text-anchor": "middle", id: "scalebar"}, ax);
-  t.textContent = fmt(bar, bar) + " nm"; t.setAttribute("style", "fill:white;stroke:black;stroke-width:2.5px;paint-order:stroke");
-})();
-function value(name, t, i) {
+""" + _kit.JS_MAP_AXES + """function value(name, t, i) {
   const L = layers[name], q = L.q[t * npx + i];
   return q === 0 ? NaN : L.lo + (q - 1) / 65534 * (L.hi - L.lo);
 }
@@ -303,15 +216,7 @@ function moveMarker() {
     P.cur.setAttribute("x1", x); P.cur.setAttribute("x2", x);
   }
 }
-// ---- colour bar
-(function () {
-  const cb = document.getElementById("cb").getContext("2d");
-  for (let k = 0; k < 256; k++) { cb.fillStyle = "rgb(" + D.lut[3*k] + "," + D.lut[3*k+1] + "," + D.lut[3*k+2] + ")"; cb.fillRect(k, 0, 1, 12); }
-  document.getElementById("cb-lo").textContent = D.lo.toPrecision(3);
-  document.getElementById("cb-hi").textContent = D.hi.toPrecision(3);
-  document.getElementById("cb-label").textContent = D.label;
-})();
-// ---- interaction
+""" + _kit.JS_COLOUR_BAR + """// ---- interaction
 function setFrame(f) { frame = Math.max(0, Math.min(D.nt - 1, f)); slider.value = frame; draw(); }
 slider.addEventListener("input", () => setFrame(parseInt(slider.value, 10)));
 for (const r of document.querySelectorAll("input[name=mode]"))
