@@ -602,8 +602,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         passed in (``vacuum``, ``region``, ``thickness_nm``) describe the
         specimen at the first zero-bias frame. ``None`` is the default because
         the measurement is not free (measured at 1024² on a shared 2-core
-        machine: +11–16 ms per frame, +50–65 %, for the Fourier method;
-        +25–35 % for phase shifting) and a call without it stays as it was, bit
+        machine: +15–20 ms per frame, +30–55 %, for the Fourier method; up to
+        +50 % for phase shifting) and a call without it stays as it was, bit
         for bit; the pipeline (``[holography] drift``) defaults to ``"auto"``. A frame
         whose drift cannot be measured (1σ above 0.2 wave samples) is left
         uncorrected with NaN and a warning; a specimen without edges to

@@ -36,8 +36,8 @@ Configuration (TOML or dict), section ``[holography]``::
 
 The specimen drifts over a night (a few nm), so the pipeline measures and
 follows it by default (``drift = "auto"``, see :mod:`ionscope.holography._drift`):
-it costs ~35–65 % more time per frame (measured at 1024²), and without it a
-6–7 nm drift turned the ΔV per interface from 0.03–0.06 V into 1.6–1.8 V RMS
+it costs ~30–55 % more time per frame (Fourier, 1024²), and without it a
+7 nm drift turned the ΔV per interface from 0.004–0.010 V into 0.3–0.5 V RMS
 error (simulated, BENCHMARKS.md). ``bias_series``
 itself keeps ``drift=None`` as its default (an explicit library call, its speed
 benchmark and earlier results unchanged).
