@@ -23,6 +23,20 @@ import numpy as np
 from .errors import DataValidationError
 
 
+def write_page(path, template: str, *, title: str, payload: dict):
+    """Fill ``__TITLE__`` (escaped) and ``__DATA__`` (the payload as script-safe JSON) and write atomically."""
+    import html
+    from pathlib import Path
+
+    from ._atomic import atomic_path
+
+    page = template.replace("__TITLE__", html.escape(title)).replace("__DATA__", json_for_script(payload))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
 def quantise(stack, *, lo: float | None = None, hi: float | None = None, what: str = "map") -> dict:
     """A map stack as base64 little-endian uint16: 0 = no data, 1..65535 = ``lo``..``hi``.
 

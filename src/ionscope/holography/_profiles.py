@@ -184,6 +184,29 @@ def _jacobian(kind, linear=False, pivot=0.0):
     return jac
 
 
+def _profile_arrays(profile, position):
+    """(position, values, sem or None) of a 1-D profile: a DataArray (its coordinate and ``sem``) or an array."""
+    import xarray as xr
+
+    sem = None
+    if isinstance(profile, xr.DataArray):
+        if profile.ndim != 1:
+            raise DataValidationError(f"profile: expected a 1-D profile, got dims {profile.dims}")
+        y = np.asarray(profile.values, float)
+        dim = profile.dims[0]
+        x = np.asarray(profile.coords[dim].values, float) if dim in profile.coords else np.arange(y.size, dtype=float)
+        if "sem" in profile.coords:
+            sem = np.asarray(profile.coords["sem"].values, float)
+    else:
+        y = np.asarray(profile, float)
+        if y.ndim != 1:
+            raise DataValidationError(f"profile: expected a 1-D profile, got shape {y.shape}")
+        x = np.arange(y.size, dtype=float) if position is None else np.asarray(position, float)
+    if x.shape != y.shape:
+        raise DataValidationError(f"position: {x.shape} values for a profile of {y.shape}")
+    return x, y, sem
+
+
 def fit_step(profile, *, position=None, model="erf", center=None, window=None, background="constant",
              max_width=None):
     """Fit a step (error function or tanh) to a profile: ΔV, width and centre with uncertainties.
@@ -237,24 +260,7 @@ def fit_step(profile, *, position=None, model="erf", center=None, window=None, b
         raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
     if background not in ("constant", "linear"):
         raise DataValidationError(f"background: expected 'constant' or 'linear', got {background!r}")
-    import xarray as xr
-
-    sem = None
-    if isinstance(profile, xr.DataArray):
-        if profile.ndim != 1:
-            raise DataValidationError(f"profile: expected a 1-D profile, got dims {profile.dims}")
-        y = np.asarray(profile.values, float)
-        dim = profile.dims[0]
-        x = np.asarray(profile.coords[dim].values, float) if dim in profile.coords else np.arange(y.size, dtype=float)
-        if "sem" in profile.coords:
-            sem = np.asarray(profile.coords["sem"].values, float)
-    else:
-        y = np.asarray(profile, float)
-        if y.ndim != 1:
-            raise DataValidationError(f"profile: expected a 1-D profile, got shape {y.shape}")
-        x = np.arange(y.size, dtype=float) if position is None else np.asarray(position, float)
-    if x.shape != y.shape:
-        raise DataValidationError(f"position: {x.shape} values for a profile of {y.shape}")
+    x, y, sem = _profile_arrays(profile, position)
     keep = np.isfinite(y) & np.isfinite(x)
     if center is not None and window is not None:
         keep &= np.abs(x - center) <= window

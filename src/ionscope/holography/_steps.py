@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataValidationError
-from ._profiles import _WIDTH_FACTOR, StepFit
+from ._profiles import _WIDTH_FACTOR, StepFit, _profile_arrays
 
 _SQRT2 = math.sqrt(2.0)
 _BACKGROUNDS = ("constant", "linear", "piecewise")
@@ -191,31 +191,14 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
     >>> [round(f.step, 3) for f in r.fits], [round(f.center, 1) for f in r.fits]
     ([0.8, -0.4], [60.0, 140.0])
     """
-    import xarray as xr
     from scipy.optimize import least_squares
 
     if model not in _WIDTH_FACTOR:
         raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
     if background not in _BACKGROUNDS:
         raise DataValidationError(f"background: expected one of {_BACKGROUNDS}, got {background!r}")
-    sem = None
-    if isinstance(profile, xr.DataArray):
-        if profile.ndim != 1:
-            raise DataValidationError(f"profile: expected a 1-D profile, got dims {profile.dims}")
-        y_all = np.asarray(profile.values, float)
-        dim = profile.dims[0]
-        x_all = np.asarray(profile.coords[dim].values, float) if dim in profile.coords \
-            else np.arange(y_all.size, dtype=float)
-        if "sem" in profile.coords:
-            sem = np.asarray(profile.coords["sem"].values, float)
-    else:
-        y_all = np.asarray(profile, float)
-        if y_all.ndim != 1:
-            raise DataValidationError(f"profile: expected a 1-D profile, got shape {y_all.shape}")
-        x_all = np.arange(y_all.size, dtype=float) if position is None else np.asarray(position, float)
+    x_all, y_all, sem = _profile_arrays(profile, position)
     n_all = y_all.size
-    if x_all.shape != y_all.shape:
-        raise DataValidationError(f"position: {x_all.shape} values for a profile of {y_all.shape}")
     if n_all > 1 and not np.all(np.diff(x_all) > 0):
         raise DataValidationError("position: expected strictly increasing positions")
     try:

@@ -34,7 +34,6 @@ Size limits, so that a long 2048² night gives a page a browser opens:
 """
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from pathlib import Path
@@ -42,7 +41,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import _viewer_kit as _kit
-from .._atomic import atomic_path
 from ..errors import DataValidationError
 
 #: Most maps embedded in the page (evenly subsampled beyond that).
@@ -248,12 +246,7 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
                    "width": [0.0, 1.3 * float(np.nanpercentile(width, 98)) if np.isfinite(width).any() else 1.0]},
         "tunit": "min" if minutes else "s", "tdiv": 60.0 if minutes else 1.0,
     }
-    page = (_TEMPLATE.replace("__TITLE__", html.escape(title))
-            .replace("__DATA__", _kit.json_for_script(payload)))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return path
+    return _kit.write_page(path, _TEMPLATE, title=title, payload=payload)
 
 
 _TEMPLATE = """<!DOCTYPE html>

@@ -14,13 +14,11 @@ position under the cursor.
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 
 from .. import _viewer_kit as _kit
-from .._atomic import atomic_path
 from ..errors import ShapeMismatchError
 
 
@@ -101,11 +99,7 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         "states": [str(s) for s in states] if states is not None else None, "lut": _kit.colour_lut(cmap),
         "label": str(label),
     }
-    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", _kit.json_for_script(payload))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return path
+    return _kit.write_page(path, _TEMPLATE, title=title, payload=payload)
 
 
 _TEMPLATE = """<!DOCTYPE html>
