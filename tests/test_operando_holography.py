@@ -2,10 +2,8 @@
 """The holography-under-bias stage table: files in, movie + curves + summary out, cached and resumable."""
 from __future__ import annotations
 
-import base64
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,15 +112,7 @@ def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the offline viewer (viewer.html)
-def _payload(path) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    return json.loads(re.search(r"^const D = (.*);$", text, re.M).group(1))
-
-
-def _maps(D) -> np.ndarray:
-    q = np.frombuffer(base64.b64decode(D["b64"]), "<u2").astype(float)
-    v = np.where(q == 0, np.nan, D["qlo"] + (q - 1) / 65534 * (D["qhi"] - D["qlo"]))
-    return v.reshape(D["nt"], D["ny"], D["nx"])
+from test_holography_viewer import _maps, _payload  # noqa: E402  (the page decoders, one copy)
 
 
 def test_viewer_embeds_every_frame_and_the_curves(night):

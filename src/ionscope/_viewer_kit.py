@@ -6,7 +6,7 @@ drawn onto a canvas through a 256-colour look-up table, curves as inline SVG,
 no network and no external script. What is common lives here, below both
 :mod:`ionscope.report` and :mod:`ionscope.operando` (which must not import the
 report package): the quantisation, the look-up table, JSON that is safe inside
-``<script>``, SI prefixes, the base style sheet and three JavaScript snippets.
+``<script>``, SI prefixes, the base style sheet and four JavaScript snippets.
 
 The snippets expect, in the page's script: ``D`` (the payload, with ``nx``,
 ``ny``, ``pixel_nm``, ``x0``, ``y0``, ``lut``, ``lo``, ``hi``, ``label``),
@@ -156,6 +156,17 @@ JS_MAP_AXES = """// ---- map axes (nm, y downward) and scale bar, drawn over the
 """
 
 #: The colour bar: the look-up table between ``D.lo`` and ``D.hi``, labelled ``D.label``.
+JS_PLAYER = """// ---- frame slider and play button (the page defines frame, timer, slider and draw())
+function setFrame(f) { frame = Math.max(0, Math.min(D.nt - 1, f)); slider.value = frame; draw(); }
+slider.addEventListener("input", () => setFrame(parseInt(slider.value, 10)));
+document.getElementById("play").addEventListener("click", () => {
+  const b = document.getElementById("play");
+  if (timer) { clearInterval(timer); timer = null; b.innerHTML = "&#9654; play"; return; }
+  b.innerHTML = "&#10074;&#10074; pause";
+  timer = setInterval(() => setFrame(frame + 1 < D.nt ? frame + 1 : 0), 250);
+});
+"""
+
 JS_COLOUR_BAR = """// ---- colour bar
 (function () {
   const cb = document.getElementById("cb").getContext("2d");

@@ -211,16 +211,8 @@ function moveMarker() {
   }
 }
 """ + _kit.JS_COLOUR_BAR + """// ---- interaction
-function setFrame(f) { frame = Math.max(0, Math.min(D.nt - 1, f)); slider.value = frame; draw(); }
-slider.addEventListener("input", () => setFrame(parseInt(slider.value, 10)));
-for (const r of document.querySelectorAll("input[name=mode]"))
+""" + _kit.JS_PLAYER + """for (const r of document.querySelectorAll("input[name=mode]"))
   r.addEventListener("change", () => { mode = r.value; draw(); });
-document.getElementById("play").addEventListener("click", () => {
-  const b = document.getElementById("play");
-  if (timer) { clearInterval(timer); timer = null; b.innerHTML = "&#9654; play"; return; }
-  b.innerHTML = "&#10074;&#10074; pause";
-  timer = setInterval(() => setFrame(frame + 1 < D.nt ? frame + 1 : 0), 250);
-});
 canvas.addEventListener("mousemove", ev => {
   const r = canvas.getBoundingClientRect();
   const ix = Math.floor((ev.clientX - r.left) / r.width * D.nx), iy = Math.floor((ev.clientY - r.top) / r.height * D.ny);
