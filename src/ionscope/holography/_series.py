@@ -898,7 +898,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
 
         from ..io import ZarrSeriesWriter
 
-        tmpl = xr.DataArray(dsa.zeros((n_t, 2, oy, ox), np.float32, chunks=-1), dims=("time", "component", "y", "x"),
+        tmpl = xr.DataArray(dsa.zeros((n_t, 2, oy, ox), dtype=np.float32, chunks=-1), dims=("time", "component", "y", "x"),
                             coords={"time": times, "component": ["phase", "potential"], "y": y_w, "x": x_w},
                             name="maps")
         writer = ZarrSeriesWriter(out, tmpl, chunks={"time": 1})
