@@ -369,9 +369,14 @@ def _unwrap_difference(z):
     if f < 2:
         return _unwrap_kernel(z[None])[0]
     coarse = _unwrap_kernel(_block_mean(z, f)[None])[0]
-    est = np.repeat(np.repeat(coarse, f, axis=0), f, axis=1)
-    est = np.pad(est, ((0, ny - est.shape[0]), (0, nx - est.shape[1])), mode="edge")
-    return est + np.angle(z * np.exp(-1j * est).astype(np.complex64))
+
+    def full(a):
+        a = np.repeat(np.repeat(a, f, axis=0), f, axis=1)
+        return np.pad(a, ((0, ny - a.shape[0]), (0, nx - a.shape[1])), mode="edge")
+
+    # e^{−i·estimate} on the coarse grid, then enlarged: the same numbers as on the
+    # full grid, where the complex exponential cost most of this function (5 of 7 ms at 400²)
+    return full(coarse) + np.angle(z * full(np.exp(-1j * coarse).astype(np.complex64)))
 
 
 def _interface_tilt(ph0, region_rows, interfaces_px, half_px):
@@ -859,14 +864,18 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     frame_bytes = int(np.prod([holo.sizes[d] for d in holo.dims if d != "time"])) * holo.dtype.itemsize
     batch = int(max(1, min(8, (16 << 20) // max(frame_bytes, 1))))
 
-    def frames():
+    def blocks():
         for start in range(0, n_t, batch):
             block = holo.isel(time=slice(start, min(start + batch, n_t))).data
             if hasattr(block, "compute"):
-                # in this thread: the frames are already the unit of parallel work here,
+                # synchronous: the frames are already the unit of parallel work here,
                 # and dask's thread pool adds ~4× the read time of a 1k² frame (measured)
                 block = block.compute(scheduler="synchronous")
-            block = np.asarray(block)
+            yield start, np.asarray(block)
+
+    def frames():
+        # a lazy store's next block is read while this one is processed (see _read_ahead)
+        for start, block in (_read_ahead(blocks()) if holo.chunks is not None else blocks()):
             for j in range(block.shape[0]):
                 yield start + j, block[j]
 
@@ -901,7 +910,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         tmpl = xr.DataArray(dsa.zeros((n_t, 2, oy, ox), dtype=np.float32, chunks=-1), dims=("time", "component", "y", "x"),
                             coords={"time": times, "component": ["phase", "potential"], "y": y_w, "x": x_w},
                             name="maps")
-        writer = ZarrSeriesWriter(out, tmpl, chunks={"time": 1})
+        writer = _WriteBehind(ZarrSeriesWriter(out, tmpl, chunks={"time": 1}))
         writer.__enter__()
     try:
         if workers == 1:
@@ -1042,6 +1051,68 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 "drift": "none" if tracker is None else ("given" if given is not None else "auto"),
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
+
+
+class _WriteBehind:
+    """A :class:`~ionscope.io.ZarrSeriesWriter` that writes each block in a thread while the caller goes on.
+
+    Compressing and storing a frame's maps (~5 ms at 2 × 400²) overlaps the
+    next frame's reconstruction. Blocks are written in order, one in flight; a
+    failed write raises at the next :meth:`write` or on exit (which then
+    removes the half-written store, as the plain writer does).
+    """
+
+    def __init__(self, writer):
+        self._writer, self._pool, self._last = writer, None, None
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._writer.__enter__()
+        self._pool = ThreadPoolExecutor(1)
+        return self
+
+    def write(self, region, block):
+        if self._last is not None:
+            self._last.result()
+        self._last = self._pool.submit(self._writer.write, region, block)
+
+    def __exit__(self, *exc):
+        failed = None
+        try:
+            if self._last is not None:
+                self._last.result()
+        except BaseException as err:
+            failed = err
+        finally:
+            self._last = None
+            self._pool.shutdown()
+        if exc[0] is None and failed is not None:
+            self._writer.__exit__(type(failed), failed, failed.__traceback__)
+            raise failed
+        return self._writer.__exit__(*exc)
+
+
+def _read_ahead(items):
+    """Yield from the iterator ``items``, producing the next item in a thread while the caller works.
+
+    Reading a 2048² float32 frame from a compressed Zarr store costs ~15 ms,
+    mostly in Zarr's and Blosc's own threads (I/O, decompression) that release
+    the GIL: overlapped with the reconstruction it is mostly hidden (measured
+    cycle per frame, 2 cores: see BENCHMARKS.md, issue 12). One item ahead:
+    at most one extra block (≤ 16 MiB) in memory.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, items, done)
+        while True:
+            item = ahead.result()
+            if item is done:
+                return
+            ahead = pool.submit(next, items, done)
+            yield item
 
 
 def _bounded_map(pool, fn, items, depth):
