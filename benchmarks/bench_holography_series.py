@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -180,36 +181,41 @@ def throughput(size, frames, peer_frames, workers, seed=0):
               f"simulated + written in {t_sim:.1f} s), {refs.sizes['time']} references, 100 counts/px")
         thick = truth.thickness_nm.values
         results = {}
-        # set-up (carrier, references, zero-bias state, masks) vs per-frame cost: a 4-frame run
-        shutil.rmtree(tmp / "maps0.zarr", ignore_errors=True)
-        t0 = time.perf_counter()
-        bias_series(holos.isel(time=slice(0, 4)), references=refs, log=log, thickness_nm=thick,
-                    out=tmp / "maps0.zarr")
-        t_four = time.perf_counter() - t0
+        print(f"  load average at start: {' / '.join(f'{v:.2f}' for v in os.getloadavg())} (1/5/15 min), "
+              f"{os.cpu_count()} cores")
         for w in sorted({1, workers}):
+            # set-up (carrier, references, zero-bias state, masks) vs per-frame cost: a 4-frame run first
+            shutil.rmtree(tmp / "maps0.zarr", ignore_errors=True)
+            t0 = time.perf_counter()
+            bias_series(holos.isel(time=slice(0, 4)), references=refs, log=log, thickness_nm=thick, workers=w,
+                        out=tmp / "maps0.zarr")
+            t_four = time.perf_counter() - t0
             shutil.rmtree(tmp / "maps.zarr", ignore_errors=True)
             gc.collect()
             t0 = time.perf_counter()
             ds = bias_series(holos, references=refs, log=log, thickness_nm=thick, workers=w, out=tmp / "maps.zarr")
             secs = time.perf_counter() - t0
             n = holos.sizes["time"]
-            marginal = (secs - t_four) / (n - 4) if w == 1 else secs / n
-            setup = max(secs - marginal * n, 0.0) if w == 1 else 0.0
-            results[w] = marginal if w == 1 else secs / n
-            print(f"  ionscope bias_series, workers={w}: {secs:7.2f} s for {n} frames"
-                  + (f" = set-up {setup:.2f} s + {marginal * 1e3:.1f} ms/frame → 200 frames ≈ "
-                     f"{setup + 200 * marginal:.1f} s" if w == 1 else f" = {secs / n * 1e3:.1f} ms/frame overall"))
+            marginal = (secs - t_four) / (n - 4)
+            setup = max(secs - marginal * n, 0.0)
+            results[w] = marginal
+            print(f"  ionscope bias_series, workers={w}: {secs:7.2f} s for {n} frames = set-up {setup:.2f} s + "
+                  f"{marginal * 1e3:.1f} ms/frame → 200 frames ≈ {setup + 200 * marginal:.1f} s")
         # peak memory on a short run (tracemalloc: numpy buffers)
         short = holos.isel(time=slice(0, 6))
-        shutil.rmtree(tmp / "maps2.zarr", ignore_errors=True)
-        gc.collect()
-        tracemalloc.start()
-        bias_series(short, references=refs, log=log, thickness_nm=thick, out=tmp / "maps2.zarr")
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
         wave_mib = size * size * 8 / 2 ** 20
-        print(f"  peak memory (tracemalloc, workers=1): {peak / 2 ** 20:.1f} MiB = {peak / 2 ** 20 / wave_mib:.2f}× one "
-              f"{size}² complex64 wave ({wave_mib:.0f} MiB); the series itself stays on disk")
+        peaks = {}
+        for w in sorted({1, workers}):
+            shutil.rmtree(tmp / "maps2.zarr", ignore_errors=True)
+            gc.collect()
+            tracemalloc.start()
+            bias_series(short, references=refs, log=log, thickness_nm=thick, workers=w, out=tmp / "maps2.zarr")
+            _, peak_w = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            peaks[w] = peak_w / 2 ** 20
+            print(f"  peak memory (tracemalloc, workers={w}): {peak_w / 2 ** 20:.1f} MiB = "
+                  f"{peak_w / 2 ** 20 / wave_mib:.2f}× one {size}² complex64 wave ({wave_mib:.0f} MiB) "
+                  f"= {peak_w / 2 ** 20 / wave_mib / w:.2f}× per worker; the series itself stays on disk")
         # peer
         q = tuple(ds.attrs["carrier_cycles_per_px"])
         radius, edge = _resolve_aperture(q, None, None)
@@ -233,7 +239,8 @@ def throughput(size, frames, peer_frames, workers, seed=0):
             est = ds["step_v"].values[biased]
             print(f"    same ΔV? peer − ionscope: {np.abs(peer - est).max():.4f} V max over {len(biased)} frames × 2 "
                   f"interfaces (truth − ionscope: {np.abs(truth['step_v'].values[biased] - est).max():.4f} V)")
-        return {"ours_s_per_frame": results, "peer_s_per_frame": per_frame, "peak_mib": peak / 2 ** 20}
+        print(f"  load average at end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return {"ours_s_per_frame": results, "peer_s_per_frame": per_frame, "peak_mib": peaks}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -345,9 +345,15 @@ class ZarrSeriesWriter:
     def write(self, region: dict[str, slice], block) -> None:
         dims = self.template.dims
         unknown = set(region) - set(dims)
-        if unknown:
-            raise ShapeMismatchError(f"region: dims {sorted(unknown)} are not among the template's {dims}")
-        self._array[tuple(region.get(d, slice(None)) for d in dims)] = np.asarray(block, dtype=self.template.dtype)
+        if unknown or not all(isinstance(v, slice) for v in region.values()):
+            raise ShapeMismatchError(f"region: expected slices along the template's dims {dims}, got {region!r}")
+        index = tuple(region.get(d, slice(None)) for d in dims)
+        block = np.asarray(block, dtype=self.template.dtype)
+        want = tuple(len(range(*ix.indices(self.template.sizes[d]))) for ix, d in zip(index, dims))
+        if block.shape != want:
+            # Zarr itself would store a block of the wrong shape without complaint
+            raise ShapeMismatchError(f"block: shape {block.shape} does not fill the region {region!r} of shape {want}")
+        self._array[index] = block
 
     def __exit__(self, *exc):
         if exc[0] is None and self._tmp is not None:
