@@ -27,7 +27,7 @@ def _frames(n=11, ny=6, nx=5):
 def test_time_blocks_give_every_frame_once_in_order(chunks, batch):
     arr = _frames()
     data = arr if chunks is None else dsa.from_array(arr, chunks=chunks)
-    got = list(_series._time_blocks(data, batch))
+    got = list(_series._time_blocks(xr.DataArray(data, dims=("time", "y", "x")), batch))
     starts = [s for s, _ in got]
     assert starts == sorted(starts) and all(1 <= b.shape[0] <= batch for _, b in got)
     assert all(isinstance(b, np.ndarray) for _, b in got)
@@ -41,8 +41,14 @@ def test_time_blocks_of_a_transposed_zarr_store(tmp_path):
     xr.Dataset({"h": (("y", "time", "x"), arr.transpose(1, 0, 2))}).to_zarr(tmp_path / "s.zarr",
                                                                              encoding={"h": {"chunks": (6, 1, 5)}})
     da = xr.open_zarr(tmp_path / "s.zarr")["h"].transpose("time", "y", "x")
-    got = np.concatenate([b for _, b in _series._time_blocks(da.data, 3)])
+    got = np.concatenate([b for _, b in _series._time_blocks(da, 3)])
     np.testing.assert_array_equal(got, arr)
+    # opened without dask (lazily indexed backend array): read by slices
+    lazy = xr.open_zarr(tmp_path / "s.zarr", chunks=None)["h"].transpose("time", "y", "x")
+    assert lazy.chunks is None
+    got = list(_series._time_blocks(lazy, 4))
+    assert [b.shape[0] for _, b in got] == [4, 4, 3]
+    np.testing.assert_array_equal(np.concatenate([b for _, b in got]), arr)
 
 
 def test_read_ahead_keeps_order_and_raises_read_errors():
