@@ -8,7 +8,7 @@ import pytest
 import ionscope
 import ionscope.io as iio
 from ionscope.data import axis_scale, axis_values, calibrated
-from ionscope.errors import CalibrationError, DataValidationError, FileFormatError, IonscopeError
+from ionscope.errors import CalibrationError, DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
 
 
 # --- real files ------------------------------------------------------------------------------
@@ -362,3 +362,14 @@ def test_multi_variable_stores_round_trip(tmp_path):
         iio.load(tmp_path / "v2.zarr", var="Mn")
     with pytest.raises(FileFormatError, match=".hspy holds one signal"):
         iio.save(back, tmp_path / "x.hspy")
+
+
+def test_series_writer_rejects_a_block_of_the_wrong_shape(tmp_path):
+    template = calibrated(np.zeros((4, 8, 8), "f4"), ("time", "y", "x"))
+    with pytest.raises(ShapeMismatchError):
+        with iio.ZarrSeriesWriter(tmp_path / "w.zarr", template, chunks={"time": 1}) as w:
+            w.write({"time": slice(0, 1)}, np.ones((1, 8, 9)))
+    with pytest.raises(ShapeMismatchError):
+        with iio.ZarrSeriesWriter(tmp_path / "w.zarr", template, chunks={"time": 1}) as w:
+            w.write({"energy": slice(0, 1)}, np.ones((1, 8, 8)))
+    assert not list(tmp_path.iterdir())

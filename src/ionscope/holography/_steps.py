@@ -264,9 +264,16 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
         raise DataValidationError(f"profile: {x.size} usable points; too few for {n_if} step(s) and the background")
     w_sd = np.sqrt(var_all[keep]) if var_all is not None else np.ones_like(x)
 
+    last = {}
+
     def design(cen, wid):
-        sc, dc, dw = _step_cols(x_all, cen, wid, model, psf)
-        return np.concatenate([bg, sc[keep]], axis=1), dc[keep], dw[keep]
+        # the solver asks for the residuals and then the Jacobian at the same point:
+        # the step columns are computed once for both (bitwise the same; ~1 ms of 5 per fit)
+        key = (cen.tobytes(), wid.tobytes())
+        if last.get("key") != key:
+            sc, dc, dw = _step_cols(x_all, cen, wid, model, psf)
+            last["key"], last["value"] = key, (np.concatenate([bg, sc[keep]], axis=1), dc[keep], dw[keep])
+        return last["value"]
 
     def linear_solve(cen, wid):
         a = design(cen, wid)[0]
