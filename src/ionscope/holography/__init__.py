@@ -30,9 +30,9 @@ _EXPORTS = {
     "StepFit": "_profiles",
     "bias_series": "_series",
     "vacuum_mask": "_series",
-    "asymmetry_summary": "_series",
-    "relaxation_times": "_series",
-    "leakage_summary": "_series",
+    "asymmetry_summary": "_bias_analysis",
+    "relaxation_times": "_bias_analysis",
+    "leakage_summary": "_bias_analysis",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
