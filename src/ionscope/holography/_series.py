@@ -426,6 +426,32 @@ def _interface_tilt(ph0, region_rows, interfaces_px, half_px):
     return float(coef[-1]), float(math.sqrt(cov[-1, -1]))
 
 
+class _Boundaries(np.ndarray):
+    """Boundary positions (nm) with a ``reported`` flag each (False: fitted as a nuisance step only)."""
+
+
+def _with_other_boundaries(g, x_nm, interfaces, *, min_gap_px):
+    """The interfaces plus any other clear mean-inner-potential boundary of the zero-bias profile.
+
+    ``g`` is |d/dx| of the smoothed zero-bias phase profile (its ends zeroed).
+    """
+    from scipy.signal import find_peaks
+
+    pitch = float(x_nm[1] - x_nm[0]) if x_nm.size > 1 else 1.0
+    at = np.clip(np.round((interfaces - x_nm[0]) / pitch).astype(int), 0, g.size - 1)
+    weakest = min(float(np.max(g[max(0, i - 2):i + 3])) for i in at)
+    noise = 1.4826 * float(np.median(np.abs(g[g > 0] - np.median(g[g > 0])))) if np.any(g > 0) else 0.0
+    peaks, _ = find_peaks(g, height=max(0.3 * weakest, 5 * noise), distance=max(1, min_gap_px // 2))
+    extra = [p for p in peaks if np.min(np.abs(p - at)) >= min_gap_px]
+    extra = sorted(extra, key=lambda p: -g[p])[:4]
+    pos = np.concatenate([interfaces, x_nm[extra]])
+    flag = np.concatenate([np.ones(interfaces.size, bool), np.zeros(len(extra), bool)])
+    order = np.argsort(pos)
+    out = pos[order].view(_Boundaries)
+    out.reported = flag[order]
+    return out
+
+
 def _shear_plan(region_rows, nx, slope):
     """Gather indices that average each region row along a line of slope dx/dy through its centre row."""
     rows = np.flatnonzero(region_rows)
@@ -576,7 +602,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         leakage ramp is fitted; default :func:`vacuum_mask` of the zero-bias wave.
     interfaces_nm : sequence of float, optional
         x positions (nm) of the interfaces (they run along y); default the two
-        strongest mean-inner-potential steps of the zero-bias phase.
+        strongest mean-inner-potential steps of the zero-bias phase. Any
+        other clear boundary of the zero-bias phase (a gradient peak ≥ 30 % of
+        the weakest interface's) gets a step of its own in the fit, so that a
+        bias-induced change there is not read as background; it is not reported.
     method : {"fourier", "phase-shifting"}
     zero_bias : array_like of int, optional
         Time indices forming the zero-bias state; default the leading frames
@@ -802,15 +831,14 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         raise DataValidationError("region: fewer than 2 specimen rows of full thickness to average; pass region")
     t_map = np.where(t_map > 0.05 * np.max(t_map), t_map, np.nan)
 
-    # interfaces
-    if interfaces_nm is None:
-        ph0 = _unwrap_kernel(psi0[None])[0]
-        prof0 = np.mean(ph0[region_rows], axis=0)
-        from scipy import ndimage
+    # interfaces: where the zero-bias phase (mean inner potential) steps
+    from scipy import ndimage
 
-        g = np.abs(np.gradient(ndimage.gaussian_filter1d(prof0, 1.0)))
-        edge = max(3, ox // 20)
-        g[:edge], g[-edge:] = 0, 0
+    ph0 = _unwrap_kernel(psi0[None])[0]
+    g = np.abs(np.gradient(ndimage.gaussian_filter1d(np.mean(ph0[region_rows], axis=0), 1.0)))
+    edge = max(3, ox // 20)
+    g[:edge], g[-edge:] = 0, 0
+    if interfaces_nm is None:
         i1 = int(np.argmax(g))
         g2 = g.copy()
         g2[max(0, i1 - ox // 10):i1 + ox // 10 + 1] = 0
@@ -821,6 +849,13 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         if interfaces.size == 0 or np.any(interfaces < x_w[0]) or np.any(interfaces > x_w[-1]):
             raise DataValidationError(f"interfaces_nm: expected x positions inside {x_w[0]:g}–{x_w[-1]:g} nm, "
                                       f"got {interfaces_nm!r}")
+    # Other material boundaries in the field (a third layer, an interface not asked for) may
+    # carry a bias-induced step too; the whole-profile fit would read it as background and
+    # bias the steps asked for. Each clear one (a phase-gradient peak ≥ 30 % of the weakest
+    # interface's and ≥ 5× the gradient's noise) gets a step of its own, fitted, not reported.
+    interfaces = _with_other_boundaries(g, x_w, interfaces, min_gap_px=max(8, ox // 20))
+    report = np.flatnonzero(interfaces.reported)
+    interfaces = np.asarray(interfaces, float)
     # the steps are fitted jointly over the whole profile (all of each bulk region sets
     # its level); window_nm restricts the points to ±window around the interfaces
     stops = np.concatenate([[x_w[0]], interfaces, [x_w[-1]]])
@@ -831,7 +866,6 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     # (a 1° tilt over 400 nm of rows would widen every step by 7 nm)
     tilt_sd = 0.0
     if interface_tilt_deg is None:
-        ph0 = _unwrap_kernel(psi0[None])[0]
         half = max(3, int(0.25 * float(np.min(gaps)) / pitch))
         slope, slope_sd = _interface_tilt(ph0, region_rows, (interfaces - x_w[0]) / pitch, half)
         rows_span = float(np.ptp(np.flatnonzero(region_rows)))
@@ -896,7 +930,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 yield start + j, block[j]
 
     lazy_input = holo.chunks is not None
-    n_if = interfaces.size
+    n_if = report.size
     scal = {k: np.full((n_t, n_if), np.nan) for k in ("step_v", "step_v_std", "width_nm", "width_nm_std",
                                                      "position_nm", "position_nm_std", "slope_v_per_nm")}
     per_t = {k: np.full(n_t, np.nan) for k in ("leak_rms", "resid_rms", "leak_pv", "leak_inside", "vac_rms")}
@@ -990,6 +1024,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     for k, st in enumerate(step_fits):
         if st is None:
             continue
+        if st.fits and len(st.fits) != n_if:
+            # nuisance steps at other boundaries were fitted too: keep the interfaces asked for
+            st.fits = [st.fits[i] for i in report]
+            st.step_cov = st.step_cov[np.ix_(report, report)]
         for i, f in enumerate(st.fits):
             scal["step_v"][k, i], scal["step_v_std"][k, i] = f.step, f.step_err
             scal["slope_v_per_nm"][k, i] = f.slope
@@ -1058,7 +1096,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
          "vacuum": (("y", "x"), vac), "region": (("y", "x"), np.broadcast_to(region_rows[:, None], (oy, ox)).copy())},
         coords={"time": ("time", times, {"units": "s"}), "y": ("y", y_w, {"units": "nm"}),
                 "x": ("x", x_w, {"units": "nm"}), "interface": ("interface", iface),
-                "interface_nm": ("interface", interfaces, {"units": "nm"}), "term": _RAMP_TERMS[order],
+                "interface_nm": ("interface", interfaces[report], {"units": "nm"}), "term": _RAMP_TERMS[order],
                 "axis": ["y", "x"]})
     ds.attrs = {"method": method, "voltage_kv": float(voltage_kv), "interaction_constant_rad_per_v_nm": c_e,
                 "carrier_cycles_per_px": [float(q[0]), float(q[1])], "zero_bias_frames": [int(i) for i in zero_idx],
