@@ -42,10 +42,12 @@ class StepsFit:
     background: str
     chi2_reduced: float
     correlation_length: float = float("nan")
+    #: the standardised noise autocovariance γ(k) used (None without ``noise``): pool it over
+    #: profiles and put it back with :func:`recompute_errors` / :func:`apply_errors`
+    noise_gamma: np.ndarray = None
     # for recomputing the covariance with a better noise model (bias_series pools it over frames)
     _g: np.ndarray = field(default=None, repr=False)
     _m: np.ndarray = field(default=None, repr=False)
-    _scale: np.ndarray = field(default=None, repr=False)
     _n_lin: int = field(default=0, repr=False)
 
 
@@ -324,9 +326,7 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
     # scaled Jacobian on the full grid (zeros where a point is not used) so lags are in points
     g = np.zeros((n_all, p.size))
     g[keep] = j
-    scale = np.zeros(n_all)
-    scale[keep] = w_sd
-    corr_len = float("nan")
+    corr_len, gamma = float("nan"), None
     if noise is not None and var_all is not None:
         lag = int(min(64, max(2, n_all // 8))) if max_lag is None else int(max_lag)
         gamma = np.mean([noise_correlation(np.where(keep, e, np.nan), np.where(keep, var_all, np.nan), max_lag=lag)
@@ -351,7 +351,7 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
                             slope_err=float("nan")))
     idx = np.arange(n_bg, n_lin)
     return StepsFit(fits=fits, step_cov=cov[np.ix_(idx, idx)], background=background, chi2_reduced=chi2,
-                    correlation_length=corr_len, _g=g, _m=m, _scale=scale, _n_lin=n_lin)
+                    correlation_length=corr_len, noise_gamma=gamma, _g=g, _m=m, _n_lin=n_lin)
 
 
 def _kinks(x_used, c0):
