@@ -28,7 +28,7 @@ from ..errors import DataValidationError, ShapeMismatchError
 from . import _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
-from ._steps import apply_errors, fit_steps, noise_correlation, recompute_errors
+from ._steps import apply_errors, fit_steps, recompute_errors
 
 _RAMP_TERMS = {1: ["offset", "x", "y"], 2: ["offset", "x", "y", "xx", "xy", "yy"]}
 
@@ -334,8 +334,6 @@ def _drift_setup(drift, waves, zero_idx, vac, method, y_w, x_w):
         if given is not None:
             raise
         # "auto" on a specimen without edges to register on: carry on as without drift correction
-        import warnings
-
         warnings.warn(f"{exc}; the drift is not corrected", RuntimeWarning, stacklevel=3)
         return None, _zero_state(waves, zero_idx, vac), None
     return tracker, psi0, given
@@ -426,14 +424,12 @@ def _interface_tilt(ph0, region_rows, interfaces_px, half_px):
     return float(coef[-1]), float(math.sqrt(cov[-1, -1]))
 
 
-class _Boundaries(np.ndarray):
-    """Boundary positions (nm) with a ``reported`` flag each (False: fitted as a nuisance step only)."""
-
-
 def _with_other_boundaries(g, x_nm, interfaces, *, min_gap_px):
     """The interfaces plus any other clear mean-inner-potential boundary of the zero-bias profile.
 
     ``g`` is |d/dx| of the smoothed zero-bias phase profile (its ends zeroed).
+    Returns the sorted positions (nm) and, for each, whether it is one of
+    ``interfaces`` (reported) or another boundary (a nuisance step).
     """
     from scipy.signal import find_peaks
 
@@ -447,9 +443,7 @@ def _with_other_boundaries(g, x_nm, interfaces, *, min_gap_px):
     pos = np.concatenate([interfaces, x_nm[extra]])
     flag = np.concatenate([np.ones(interfaces.size, bool), np.zeros(len(extra), bool)])
     order = np.argsort(pos)
-    out = pos[order].view(_Boundaries)
-    out.reported = flag[order]
-    return out
+    return pos[order], flag[order]
 
 
 def _shear_plan(region_rows, nx, slope):
@@ -548,13 +542,11 @@ def _frame_kernel(wave, psi0, *, vac, region_rows, design, t_map, c_e, x_nm, int
         warnings.simplefilter("ignore", RuntimeWarning)
         noise = _row_noise(rows) if n_rows >= 4 else None
     try:
+        # the fit measures the noise's correlation on the points it uses, standardised
+        # as in its covariance; bias_series pools it over frames
         steps = fit_steps(profile, centers=interfaces, model=model, background=background, window=window,
                           max_width=max_width, margin=margin, noise=noise)
-        gamma = None
-        if noise is not None:
-            lag = int(min(64, max(2, x_nm.size // 8)))
-            ok = np.isfinite(prof) & np.isfinite(noise) & (sem > 0)
-            gamma = noise_correlation(np.where(ok, noise, np.nan), np.where(ok, sem ** 2, np.nan), max_lag=lag)
+        gamma = steps.noise_gamma
     except DataValidationError:
         steps, gamma = None, None
     in_region = ramp[region_rows]
@@ -729,6 +721,23 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         raise DataValidationError(f"order: expected 1 or 2, got {order!r}")
     if not (isinstance(workers, (int, np.integer)) and workers >= 1):
         raise DataValidationError(f"workers: expected an integer ≥ 1, got {workers!r}")
+    if background not in ("piecewise", "linear", "constant"):
+        raise DataValidationError(f"background: expected 'piecewise', 'linear' or 'constant', got {background!r}")
+    try:
+        window = None if window_nm is None else float(window_nm)
+    except (TypeError, ValueError):
+        window = math.nan
+    if window is not None and not (math.isfinite(window) and window > 0):
+        raise DataValidationError(f"window_nm: expected a positive half-width in nm, got {window_nm!r}")
+    given_slope = None
+    if interface_tilt_deg is not None:
+        try:
+            given_slope = math.tan(math.radians(float(interface_tilt_deg)))
+        except (TypeError, ValueError):
+            raise DataValidationError(f"interface_tilt_deg: expected an angle in degrees or None, "
+                                      f"got {interface_tilt_deg!r}") from None
+        if not (math.isfinite(given_slope) and abs(given_slope) < 1):
+            raise DataValidationError(f"interface_tilt_deg: expected an angle within ±45°, got {interface_tilt_deg!r}")
     holo = _series_da(holograms, method)
     n_t = holo.sizes["time"]
     drift = _drift.parse_drift(drift, n_t)
@@ -853,9 +862,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     # carry a bias-induced step too; the whole-profile fit would read it as background and
     # bias the steps asked for. Each clear one (a phase-gradient peak ≥ 30 % of the weakest
     # interface's and ≥ 5× the gradient's noise) gets a step of its own, fitted, not reported.
-    interfaces = _with_other_boundaries(g, x_w, interfaces, min_gap_px=max(8, ox // 20))
-    report = np.flatnonzero(interfaces.reported)
-    interfaces = np.asarray(interfaces, float)
+    interfaces, reported = _with_other_boundaries(g, x_w, interfaces, min_gap_px=max(8, ox // 20))
+    report = np.flatnonzero(reported)
     # the steps are fitted jointly over the whole profile (all of each bulk region sets
     # its level); window_nm restricts the points to ±window around the interfaces
     stops = np.concatenate([[x_w[0]], interfaces, [x_w[-1]]])
@@ -874,26 +882,15 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             slope, slope_sd = 0.0, slope_sd
         tilt_sd = math.degrees(slope_sd) if math.isfinite(slope_sd) else float("nan")
     else:
-        try:
-            slope = math.tan(math.radians(float(interface_tilt_deg)))
-        except (TypeError, ValueError):
-            raise DataValidationError(f"interface_tilt_deg: expected an angle in degrees or None, "
-                                      f"got {interface_tilt_deg!r}") from None
-        if not (math.isfinite(slope) and abs(slope) < 1):
-            raise DataValidationError(f"interface_tilt_deg: expected an angle within ±45°, got {interface_tilt_deg!r}")
+        slope = given_slope
     shear = _shear_plan(region_rows, ox, slope) if slope != 0 else None
     tilt_deg = math.degrees(math.atan(slope))
-    window = None if window_nm is None else float(window_nm)
-    if window is not None and not (math.isfinite(window) and window > 0):
-        raise DataValidationError(f"window_nm: expected a positive half-width in nm, got {window_nm!r}")
     # a step much wider than a space-charge layer is a slope; the bound keeps the fit local
     max_width = float(min(0.45 * np.min(gaps), 40.0))
     if window is not None:
         max_width = min(max_width, window)
     # the ringing edge of a Fourier reconstruction (and any drift margin) is not specimen
     margin = max(3 * pitch, 0.02 * abs(float(x_w[-1] - x_w[0])))
-    if background not in ("piecewise", "linear", "constant"):
-        raise DataValidationError(f"background: expected 'piecewise', 'linear' or 'constant', got {background!r}")
 
     design = _plane_design(oy, ox, order)
     kern_kw = dict(vac=vac, region_rows=region_rows, design=design, t_map=t_map, c_e=c_e, x_nm=x_w,
