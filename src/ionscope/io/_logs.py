@@ -135,7 +135,7 @@ class _Layout:
         self.n_fields = len(self.header)
         self.time_col = next((i for i, n in enumerate(lower) if n in _TIME_NAMES), None)
         if self.time_col is None:
-            raise FileFormatError(f"{path}: no 'time' column; found columns {self.header}")
+            raise FileFormatError(f"{path}: no 'time' column in the header (line {line}); found columns {self.header}")
         self.notes_col = next((i for i, h in enumerate(self.header) if h.lower() == "notes"), None)
         unit = names[self.time_col][1]
         self.time_factor = time_factor(unit)
@@ -157,7 +157,8 @@ class _Layout:
             if found:
                 self.candidates[name] = found
         if not self.candidates:
-            raise FileFormatError(f"{path}: no voltage or current column; found columns {self.header}")
+            raise FileFormatError(f"{path}: no voltage or current column in the header (line {line}); found columns "
+                                  f"{self.header}")
         self.state_col = next((i for i, n in enumerate(lower) if n == "state"), None)
         self.numeric = [self.time_col] + [i for c in self.candidates.values() for i, _ in c]
 

@@ -36,7 +36,7 @@ class ChunkReader:
         The store's chunk shape of that array.
     """
 
-    def __init__(self, variable, path, name: str, chunks):
+    def __init__(self, variable, path, name: str, chunks, *, blosc_files: bool = False):
         self.variable = variable
         self.path = Path(path)
         self.name = name
@@ -44,14 +44,45 @@ class ChunkReader:
         self.shape = tuple(variable.shape)
         self.dtype = variable.dtype
         self.ndim = len(self.shape)
+        self.blosc_files = blosc_files
 
     def __getitem__(self, key):
         try:
+            if self.blosc_files:
+                self._check_blosc_sizes(key)
             return np.asarray(self.variable[key].values)
         except FileFormatError:
             raise
         except Exception as exc:  # noqa: BLE001 - codecs and stores raise many types for a damaged chunk
             raise FileFormatError(self._message(key, exc)) from None
+
+    def _check_blosc_sizes(self, key) -> None:
+        """Each chunk file holds the bytes its Blosc header announces.
+
+        Blosc decompresses from the announced size without knowing the
+        buffer's: a chunk file cut short can decode from whatever memory
+        follows it (measured: a truncated small chunk read back "plausible"
+        values). 16 bytes read per chunk, against one decompression.
+        """
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        for coords in self._chunk_coords(key):
+            rel = self._chunk_file(coords)
+            try:
+                with open(self.path / rel, "rb") as f:
+                    head = f.read(16)
+                    size = f.seek(0, 2)
+            except FileNotFoundError:
+                continue  # a chunk never written reads as the fill value (Zarr's rule)
+            if len(head) < 16:
+                raise FileFormatError(f"{self.path}: chunk {rel} of array {self.name!r} holds {size} bytes, fewer "
+                                      f"than a Blosc header: the store is damaged (a truncated chunk file); restore "
+                                      f"it from a copy")
+            announced = int.from_bytes(head[12:16], "little")
+            if announced != size:
+                raise FileFormatError(f"{self.path}: chunk {rel} of array {self.name!r} holds {size} bytes where its "
+                                      f"header announces {announced}: the store is damaged (a truncated or altered "
+                                      f"chunk file); restore it from a copy")
 
     def _chunk_coords(self, key) -> list[tuple[int, ...]]:
         """Store chunks a block selection (a tuple of slices) touches."""
@@ -112,13 +143,17 @@ def checked_dataset(ds, path, *, chunks=None, group: str | None = None):
         stamp = 0
     out = ds.copy()
     for name, var in ds.variables.items():
-        if name in ds.indexes:  # index coordinates are read (and checked) when the store is opened
-            continue
         zchunks = var.encoding.get("chunks") or var.shape
+        if name in ds.indexes:
+            # index coordinates were read when the store was opened: a chunk file cut short may have decoded
+            if _blosc_only(var, path) and var.ndim:
+                array_name = f"{group.strip('/')}/{name}" if group else str(name)
+                ChunkReader(var, path, array_name, zchunks, blosc_files=True)._check_blosc_sizes((slice(None),))
+            continue
         spec = tuple((chunks or {}).get(d, c) if isinstance(chunks, dict) else c for d, c in zip(var.dims, zchunks))
         blocks = dsa.core.normalize_chunks(spec, var.shape, dtype=var.dtype, previous_chunks=zchunks)
         array_name = f"{group.strip('/')}/{name}" if group else str(name)
-        reader = ChunkReader(var, path, array_name, zchunks)
+        reader = ChunkReader(var, path, array_name, zchunks, blosc_files=_blosc_only(var, path))
         token = tokenize(str(Path(path).resolve()), array_name, blocks, stamp)
         data = dsa.from_array(reader, chunks=blocks, name=f"ionscope-zarr-{name}-{token}",
                               meta=np.empty((0,) * var.ndim, dtype=var.dtype))
@@ -127,6 +162,13 @@ def checked_dataset(ds, path, *, chunks=None, group: str | None = None):
         else:
             out = out.assign_coords({name: var.copy(data=data)})
     return out
+
+
+def _blosc_only(var, path) -> bool:
+    """Whether the variable's chunk files are plain Blosc buffers in a local directory store (Zarr 2)."""
+    comps = var.encoding.get("compressors") or ()
+    return (Path(path).is_dir() and not var.encoding.get("filters") and len(comps) == 1
+            and type(comps[0]).__name__ == "Blosc" and (Path(path) / ".zgroup").exists())
 
 
 def locate_damage(path, group: str | None = None) -> str | None:
@@ -142,6 +184,13 @@ def locate_damage(path, group: str | None = None) -> str | None:
         name = f"{group.strip('/')}/{n}" if group else n
         for coords in np.ndindex(*a.cdata_shape) if a.shape else [()]:
             try:
+                rel = chunk_file(path, name, coords)
+                chunk = Path(path) / rel
+                if chunk.is_file() and a.metadata.zarr_format == 2 and type(a.metadata.compressor).__name__ == "Blosc":
+                    with open(chunk, "rb") as f:
+                        head, size = f.read(16), f.seek(0, 2)
+                    if len(head) < 16 or int.from_bytes(head[12:16], "little") != size:
+                        raise ValueError(f"{size} bytes, not the size its Blosc header announces")
                 a.get_block_selection(coords)
             except Exception as exc:  # noqa: BLE001
                 detail = str(exc).splitlines()[0][:160] if str(exc) else ""
