@@ -39,7 +39,7 @@ def register(sub) -> None:
                    help="output directory (overrides [output] dir; --demo: ionscope-run-demo)")
     p.add_argument("--scheduler", metavar="S", help="'threads', 'synchronous', 'local' (dask LocalCluster) "
                                                      "or 'tcp://HOST:PORT' (overrides [compute] scheduler)")
-    p.add_argument("--frame-pattern", metavar="REGEX",
+    p.add_argument("--frame-pattern", metavar="RE",
                    help="regular expression with one group (the frame number) that a frame file's name, without "
                         "extension, must match (overrides [input] frame_pattern; default: the last run of digits)")
     p.add_argument("--quick", action="store_true", help="with --demo: a smaller series")

@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--settle", type=float, default=1.0, metavar="S",
                    help="a frame file is complete when its size did not change for S seconds (default 1)")
     p.add_argument("--stop-file", default="STOP", help="file (in the series folder) that ends the acquisition")
-    p.add_argument("--frame-pattern", metavar="REGEX",
+    p.add_argument("--frame-pattern", metavar="RE",
                    help="regular expression with one group (the frame number) that a frame file's name, without "
                         "extension, must match (overrides [input] frame_pattern; default: the last run of digits)")
     p.add_argument("--sidecar", metavar="SUFFIX", help="frame-done sidecar suffix written by the acquisition, "

@@ -15,7 +15,8 @@
 """
 from ._api import ZarrSeriesWriter, from_hyperspy, info, load, save, to_hyperspy
 from ._frames import FRAME_PATTERN, frame_number, frame_time, number_frames
-from ._logs import LogTail, read_log
+from ._logs import read_log
+from ._logtail import LogTail
 
 __all__ = ["load", "save", "read_log", "LogTail", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter",
            "FRAME_PATTERN", "frame_number", "number_frames", "frame_time"]

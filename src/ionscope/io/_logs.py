@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Electrochemistry / bias logs (CSV) → an xarray Dataset on a ``time`` axis in s.
 
-One parser, two modes: :func:`read_log` reads a whole file; :class:`LogTail`
-follows a file another program is still appending to (the live watcher's
+One parser, two modes: :func:`read_log` reads a whole file;
+:class:`~ionscope.io.LogTail` (in ``_logtail``) follows a file another program is still appending to (the live watcher's
 :class:`ionscope.live.LogFollower` is one), and gives, for the bytes written
 so far, exactly the Dataset :func:`read_log` gives for them.
 
@@ -52,6 +52,7 @@ for _names, _f in ((("s", "sec", "secs", "second", "seconds"), 1.0),
                    (("h", "hr", "hrs", "hour", "hours"), 3600.0),
                    (("d", "day", "days"), 86400.0)):
     _TIME_UNITS.update(dict.fromkeys(_names, _f))
+del _names, _f
 #: SI prefixes of the electrical symbols (case matters: M would be mega, refused)
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9, "p": 1e-12}
 _WORD_PREFIX = {"": 1.0, "kilo": 1e3, "milli": 1e-3, "micro": 1e-6, "nano": 1e-9, "pico": 1e-12}
@@ -480,8 +481,8 @@ def read_log(path, *, channel: str | None = None, missing: str = "error", duplic
     ``current (uA)`` or ``Voltage/mV`` are converted to s, V and A (a unit not
     understood is refused naming the header). The rules a log must follow
     (text only, whole rows, time never going back, no conflicting duplicate
-    times) are listed in :mod:`ionscope.io._logs`; :class:`LogTail` reads a
-    growing file the same way.
+    times) are listed in :mod:`ionscope.io._logs`; :class:`~ionscope.io.LogTail`
+    reads a growing file the same way.
 
     Parameters
     ----------
@@ -539,105 +540,6 @@ def read_log(path, *, channel: str | None = None, missing: str = "error", duplic
         raise FileFormatError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     parser.feed(data, final=True)
     return parser.build(final=True)
-
-
-class LogTail:
-    """Follow a CSV log that is still being written (the tail mode of :func:`read_log`).
-
-    Each :meth:`poll` reads only the bytes appended since the last one; a last
-    line without its newline is "not yet written" and kept back, a finished
-    line that is malformed is an error. :meth:`dataset` is what
-    :func:`read_log` returns for the finished lines so far (same parser, same
-    rules, same options), or None before two rows.
-
-    Parameters
-    ----------
-    path : str or Path
-    channel, missing, duplicates : optional
-        As for :func:`read_log`.
-    resets : {"error", "first", "last"}
-        As for :func:`read_log` (no ``"split"``: one Dataset is followed).
-
-    Raises
-    ------
-    FileFormatError, DataValidationError
-        From :meth:`poll`, with the line, as :func:`read_log` would; also when
-        the file shrinks (rewritten under the follower).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
-    >>> _ = p.write_text("time (min),voltage (V)\\n0,3.9\\n1,3.95\\n2,4.")
-    >>> f = LogTail(p); f.poll()
-    2
-    >>> f.dataset().time.values.tolist()
-    [0.0, 60.0]
-    """
-
-    def __init__(self, path, *, channel: str | None = None, missing: str = "error", duplicates: str = "error",
-                 resets: str = "error"):
-        if resets == "split":
-            raise DataValidationError("resets: 'split' is for read_log; a followed log is one Dataset "
-                                      "(expected 'error', 'first' or 'last')")
-        self.path = Path(path)
-        self._parser = _LogParser(self.path, channel=channel, missing=missing, duplicates=duplicates, resets=resets)
-        self._offset = 0
-        self._ds = None
-        self._snapshot: tuple[list, dict] = ([], {})
-
-    def poll(self) -> int:
-        """Read what was appended; return the number of new rows (raises on a malformed finished line)."""
-        try:
-            with open(self.path, "rb") as f:
-                size = f.seek(0, 2)
-                if size < self._offset:
-                    raise FileFormatError(f"{self.path}: the log shrank from {self._offset} to {size} bytes while "
-                                          f"followed (rewritten?); restart the watch on the new file")
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return 0
-        if not chunk:
-            return 0
-        self._offset += len(chunk)
-        new = self._parser.feed(chunk, final=False)
-        if new or (self._ds is None and self._parser.layout is not None):
-            self._ds = self._parser.build(final=False)
-            self._snap()
-        return new
-
-    def _snap(self) -> None:
-        ds = self._ds
-        if ds is None:
-            self._snapshot = ([], {})
-            return
-        values = {n: (ds[n].values.tolist()) for n in ds.data_vars}
-        self._snapshot = (ds.time.values.tolist(), values)  # one rebinding: readers see a consistent pair
-
-    def dataset(self):
-        """The rows so far as :func:`read_log` returns them (None before 2 rows)."""
-        return self._ds
-
-    def snapshot(self) -> tuple[list, dict]:
-        """``(time, {name: values})`` of the rows so far, as lists (a consistent pair for another thread)."""
-        return self._snapshot
-
-    @property
-    def time(self) -> list:
-        """Times (s) of the rows so far."""
-        return self._snapshot[0]
-
-    @property
-    def values(self) -> dict:
-        """``{name: list}`` of the rows so far (V, A, state)."""
-        return self._snapshot[1]
-
-    @property
-    def t_end(self) -> float:
-        """Time (s) of the last complete row, -inf before any."""
-        t = self._snapshot[0]
-        return t[-1] if t else float("-inf")
 
 
 def voltage_log(log):
