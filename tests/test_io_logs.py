@@ -219,6 +219,8 @@ def test_tail_mode_waits_for_an_unfinished_last_line_and_refuses_a_finished_malf
         fh.write("50\n4,4100,1\n")               # line 5 finished with 2 fields, then more lines
     with pytest.raises(FileFormatError, match=r"line 5 has 2 fields where the header \(line 1\) has 3"):
         f.poll()
+    with pytest.raises(FileFormatError, match=r"line 5 has 2 fields"):  # stays refused: nothing after it is read
+        f.poll()
 
 
 def test_tail_and_batch_agree_on_a_missing_value(tmp_path):

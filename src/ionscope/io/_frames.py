@@ -204,7 +204,8 @@ def _absurd(numbers, found, n_missing, pattern, ratio, where) -> str:
     names = ", ".join(found[k].name for k in odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
     place = f"{Path(where) / found[odd[0]].name}" if where is not None else found[odd[0]].name
     what = f"frame number{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd[:3]))}"
-    return (f"{place}: {what} ({names}, by the frame pattern {pattern!r}) lie far from the other "
+    verb = "lie" if len(odd) > 1 else "lies"
+    return (f"{place}: {what} ({names}, by the frame pattern {pattern!r}) {verb} far from the other "
             f"{len(rest)} frame file(s), numbered {rest[0]}..{rest[-1]}: the series would miss {n_missing} frames "
             f"(more than [input] max_missing_ratio = {ratio:g} per frame file); move the file out of the folder or "
             f"set [input] frame_pattern so that only frames match")

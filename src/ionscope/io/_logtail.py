@@ -50,11 +50,21 @@ class LogTail:
         self.path = Path(path)
         self._parser = _LogParser(self.path, channel=channel, missing=missing, duplicates=duplicates, resets=resets)
         self._offset = 0
+        self._error: Exception | None = None  # a refused line stays refused (the bytes after it are not read)
         self._ds = None
         self._snapshot: tuple[list, dict] = ([], {})
 
     def poll(self) -> int:
         """Read what was appended; return the number of new rows (raises on a malformed finished line)."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._poll()
+        except (FileFormatError, DataValidationError) as exc:
+            self._error = exc
+            raise
+
+    def _poll(self) -> int:
         try:
             with open(self.path, "rb") as f:
                 size = f.seek(0, 2)

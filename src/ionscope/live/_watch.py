@@ -968,7 +968,7 @@ def _psnr_vs_batch(sess: _Session, run) -> float | None:
 def _write_summary(sess: _Session, result: WatchResult) -> None:
     lat = [r["latency_s"] for r in result.frames if r.get("latency_s") is not None]
     summary = {"frames": len(result.frames), "resumed_frames": result.resumed_frames, "ended_by": result.ended_by,
-               "bad_frames": result.bad_frames, "warnings": result.warnings,
+               "bad_frames": result.bad_frames, "ignored_files": result.ignored_files, "warnings": result.warnings,
                "latency_median_s": float(np.median(lat)) if lat else None,
                "psnr_causal_vs_batch_db": result.psnr_causal_vs_batch}
     sess.live.mkdir(parents=True, exist_ok=True)
