@@ -21,6 +21,13 @@ from ionscope.live import LogFollower
 PROTOCHIPS = "protochips_electrical.csv"
 
 
+def PROTOCHIPS_PATH():  # noqa: N802 - the real file where present (the test still runs without it)
+    from conftest import REAL_DATA
+
+    p = REAL_DATA / PROTOCHIPS
+    return p if p.is_file() else None
+
+
 def _write(tmp_path, text, name="log.csv"):
     p = tmp_path / name
     p.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
@@ -134,6 +141,21 @@ def test_two_sessions_in_one_file_are_refused_or_split_on_request(tmp_path):
     assert last.time.values.tolist() == [0, 1, 2, 3] and last.state.values.tolist() == ["discharge"] * 4
     sessions = read_log(p, resets="split")
     assert [s.sizes["time"] for s in sessions] == [6, 4]
+    # a second log appended with its own header (and the real export concatenated with itself)
+    header = PLAIN.splitlines(True)[0]
+    p = _write(tmp_path, PLAIN + header + "6,3.5,-1e-06,discharge\n7,3.4,-1e-06,discharge\n")
+    with pytest.raises(DataValidationError, match=r"line 8 repeats the header \(line 1\) — two logs in one file"):
+        read_log(p)
+    assert read_log(p, resets="last").time.values.tolist() == [6, 7]
+    assert LogTail(p, resets="first").poll() == 8  # rows read; the first session is kept
+    tail = LogTail(p, resets="first")
+    tail.poll()
+    assert tail.dataset().identical(read_log(p, resets="first"))
+    if (real := PROTOCHIPS_PATH()) is not None:
+        twice = _write(tmp_path, real.read_bytes() * 2, name="twice.csv")
+        with pytest.raises(DataValidationError, match=r"line 164 repeats the header"):
+            read_log(twice)
+        assert read_log(twice, resets="first").identical(read_log(real).assign_attrs(source_file=str(twice)))
     # rows out of order are a time going back too: never sorted silently
     lines = PLAIN.splitlines()
     swapped = lines[:3] + [lines[4], lines[3]] + lines[5:]

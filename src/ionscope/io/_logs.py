@@ -29,6 +29,7 @@ A log is read as written, or refused with the line:
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as _dt
 import re
@@ -184,6 +185,7 @@ class _LogParser:
         self._cols: dict[int, list[np.ndarray]] = {}
         self._state: list[np.ndarray] = []
         self.n_rows = 0
+        self.header_breaks: list[tuple[int, int]] = []  # (measurement row index, line) of a repeated header
         self.raw: dict[tuple[int, int], str] = {}  # (line, column) → text of a cell that is not a number
         self.prev_fields: list[str] | None = None
 
@@ -227,6 +229,7 @@ class _LogParser:
             self._check_last(rows[-2] if len(rows) > 1 else self.prev_fields, rows[-1], nums[-1])
         self.prev_fields = rows[-1]
         lay = self.layout
+        rows, nums, repeats = self._header_repeats(rows, nums)
         if lay.notes_col is not None:
             meas = []
             for n, r in zip(nums, rows):
@@ -236,9 +239,11 @@ class _LogParser:
                     self.notes[key.strip().lower()] = (value.strip(), n)
                 else:
                     meas.append((n, r))
-            if not meas:
-                return 0
             nums, rows = [n for n, _ in meas], [r for _, r in meas]
+        for line in repeats:  # a new session starts at the first measurement row after the repeated header
+            self.header_breaks.append((self.n_rows + bisect.bisect_left(nums, line), line))
+        if not rows:
+            return 0
         lines_arr = np.asarray(nums, int)
         self._lines.append(lines_arr)
         self._time.append(self._numbers(rows, lay.time_col, lines_arr))
@@ -248,6 +253,18 @@ class _LogParser:
             self._state.append(np.asarray([r[lay.state_col].strip() for r in rows], dtype=object))
         self.n_rows += len(rows)
         return len(rows)
+
+    def _header_repeats(self, rows, nums):
+        """Rows that repeat the header (a second log appended with its own header) mark a new session."""
+        lay = self.layout
+        head = lay.header[lay.time_col]
+        hits = [j for j, r in enumerate(rows) if r[lay.time_col].strip() == head
+                and [f.strip() for f in r[:lay.n_fields]] == lay.header]
+        if not hits:
+            return rows, nums, []
+        drop = set(hits)
+        return ([r for j, r in enumerate(rows) if j not in drop], [n for j, n in enumerate(nums) if j not in drop],
+                [nums[j] for j in hits])
 
     def _decode(self, body: bytes, first: int) -> list[str]:
         """The lines of ``body`` as text; NUL and other control bytes are refused with their line."""
@@ -372,6 +389,15 @@ class _LogParser:
         """Row indices of each run of non-decreasing time; the time going back is refused unless asked."""
         idx = np.flatnonzero(keep)
         back = np.flatnonzero(np.diff(t[idx]) < 0) + 1
+        if self.header_breaks:
+            row, line = self.header_breaks[0]
+            if self.resets == "error":
+                raise DataValidationError(
+                    f"{self.path}: line {line} repeats the header (line {self.layout.line}) — two logs in one file"
+                    + (f", {len(self.header_breaks)} such repeats in all" if len(self.header_breaks) > 1 else "")
+                    + "; split the file, or keep one session: [input] log_resets = \"first\" or \"last\"")
+            at = np.searchsorted(idx, [r for r, _ in self.header_breaks])
+            back = np.union1d(back, at[(at > 0) & (at < idx.size)]).astype(int)
         if back.size and self.resets == "error":
             i, j = idx[back[0] - 1], idx[back[0]]
             raise DataValidationError(
