@@ -124,6 +124,14 @@ def test_a_file_that_ends_mid_row_is_refused(tmp_path):
     bad = lines[:3] + [lines[3] + ",extra"] + lines[4:]
     with pytest.raises(FileFormatError, match=r"line 4 has 5 fields"):
         read_log(_write(tmp_path, "\n".join(bad) + "\n"))
+    # a quote left open would swallow the rows after it into one field
+    bad = lines[:3] + ['2,"3.92,3e-06,charge'] + lines[4:]
+    with pytest.raises(FileFormatError, match=r"line 4 opens a quote it does not close"):
+        read_log(_write(tmp_path, "\n".join(bad) + "\n"))
+    # Windows and old Mac line ends are line ends
+    ref = read_log(_write(tmp_path, PLAIN, name="ref.csv")).drop_attrs()
+    for end in ("\r\n", "\r"):
+        assert read_log(_write(tmp_path, end.join(lines) + end)).drop_attrs().identical(ref)
 
 
 # --------------------------------------------------------------------------- time restarts and duplicates

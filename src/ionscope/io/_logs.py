@@ -218,12 +218,12 @@ class _LogParser:
         if not lines:
             return 0
         if self.layout is None:
-            self.layout = _Layout(self.path, next(csv.reader([lines[0].lstrip("\ufeff")], skipinitialspace=True)),
-                                  nums[0], self.channel)
+            self.layout = _Layout(self.path, self._rows([lines[0].lstrip("\ufeff")], nums[:1])[0], nums[0],
+                                  self.channel)
             nums, lines = nums[1:], lines[1:]
             if not lines:
                 return 0
-        rows = list(csv.reader(lines, skipinitialspace=True))
+        rows = self._rows(lines, nums)
         self._check_rows(rows, nums, end=unterminated)
         if unterminated and (len(rows) > 1 or self.prev_fields is not None):
             self._check_last(rows[-2] if len(rows) > 1 else self.prev_fields, rows[-1], nums[-1])
@@ -279,9 +279,31 @@ class _LogParser:
             what = "NUL bytes" if m.group() == "\x00" else f"the binary byte 0x{ord(m.group()):02x}"
             raise FileFormatError(f"{self.path}: line {n} holds {what}, not text: the file is damaged, truncated or "
                                   f"NUL-filled (e.g. written through a crash); restore the log from its source")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").rstrip("\r")
+        if "\r" in text:  # Windows line ends; a lone carriage return (old Mac files) ends a line too
+            text = text.replace("\r\n", "\n").rstrip("\r").replace("\r", "\n")
         return text.split("\n")
+
+    def _rows(self, lines: list[str], nums: list[int]) -> list[list[str]]:
+        """One row of fields per line (a quote left open would swallow the lines after it: refused)."""
+        try:
+            rows = list(csv.reader(lines, skipinitialspace=True))
+        except csv.Error as exc:
+            rows, bad = [], str(exc)
+        else:
+            bad = ""
+        if len(rows) == len(lines):
+            return rows
+        for line, n in zip(lines, nums):
+            try:
+                one = list(csv.reader([line], skipinitialspace=True))
+            except csv.Error as exc:
+                raise FileFormatError(f"{self.path}: line {n} is not a CSV row ({exc})") from None
+            if line.count('"') % 2:
+                raise FileFormatError(f"{self.path}: line {n} opens a quote it does not close (a damaged or "
+                                      f"truncated row)")
+            if len(one) != 1:
+                break
+        raise FileFormatError(f"{self.path}: lines {nums[0]}..{nums[-1]} are not CSV rows ({bad or 'quoting'})")
 
     def _check_rows(self, rows, nums, *, end: bool) -> None:
         want = self.layout.n_fields
