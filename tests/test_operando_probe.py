@@ -108,7 +108,7 @@ def test_an_http_server_is_not_a_scheduler():
 
 def test_nothing_listening_and_a_malformed_address():
     msg, _ = _timed(f"tcp://127.0.0.1:{_free_port()}")
-    assert "nothing listens there (connection refused)" in msg
+    assert "nothing listens there (connection refused for 2 s)" in msg
     with pytest.raises(ConfigError, match="is not an address tcp://HOST:PORT"):
         probe_scheduler("tcp://127.0.0.1")
 

@@ -275,8 +275,9 @@ def _scheduler(cfg: Config):
             # seconds, instead of hanging in (or overflowing) distributed's own connect
             from ._probe import probe_scheduler
 
-            probe_scheduler(name, timeout_s=min(5.0, timeout))
-            client = Client(name, timeout=f"{max(5.0, min(timeout, 20.0))}s")
+            connect_s = max(5.0, min(timeout, 20.0))  # as long as distributed would retry (a scheduler starting)
+            probe_scheduler(name, timeout_s=min(5.0, timeout), connect_s=connect_s)
+            client = Client(name, timeout=f"{connect_s}s")
     except (OSError, TimeoutError) as exc:
         raise StageFailedError(f"config [compute] scheduler: cannot reach {name!r} ({exc}); start the scheduler "
                                f"or use scheduler = 'threads'") from None

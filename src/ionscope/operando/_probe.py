@@ -42,7 +42,7 @@ def parse_address(address: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def probe_scheduler(address: str, *, timeout_s: float = 5.0) -> None:
+def probe_scheduler(address: str, *, timeout_s: float = 5.0, connect_s: float | None = None) -> None:
     """Raise :class:`~ionscope.errors.StageFailedError` (one line) unless a dask scheduler answers at ``address``.
 
     Parameters
@@ -50,30 +50,25 @@ def probe_scheduler(address: str, *, timeout_s: float = 5.0) -> None:
     address : str
         ``tcp://HOST:PORT``.
     timeout_s : float
-        Deadline for connecting and for the scheduler's handshake together.
+        Deadline for the scheduler's handshake once connected (a scheduler
+        speaks at once; a server that does not within it is not one).
+    connect_s : float, optional
+        How long a refused connection is retried (a scheduler still
+        starting); default ``timeout_s``.
 
     Examples
     --------
     >>> probe_scheduler("tcp://127.0.0.1:1", timeout_s=1.0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ionscope.errors.StageFailedError: config [compute] scheduler 'tcp://127.0.0.1:1': nothing listens ...
+    ionscope.errors.StageFailedError: config [compute] scheduler 'tcp://127.0.0.1:1': nothing listens there ...
     """
     host, port = parse_address(address)
     where = f"config [compute] scheduler {address!r}"
     hint = "start the scheduler (dask scheduler --port PORT) or use scheduler = 'threads'"
+    connect_s = float(timeout_s if connect_s is None else connect_s)
+    sock = _connect(host, port, connect_s, where, hint)
     deadline = time.monotonic() + float(timeout_s)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout_s)
-    except socket.gaierror as exc:
-        raise StageFailedError(f"{where}: unknown host {host!r} ({exc.strerror or exc}); {hint}") from None
-    except ConnectionRefusedError:
-        raise StageFailedError(f"{where}: nothing listens there (connection refused); {hint}") from None
-    except (TimeoutError, socket.timeout):
-        raise StageFailedError(f"{where}: no answer within {timeout_s:g} s (host unreachable or filtered); "
-                               f"{hint}") from None
-    except OSError as exc:
-        raise StageFailedError(f"{where}: cannot connect ({exc.strerror or exc}); {hint}") from None
     with sock:
         try:
             head = _read(sock, 8, deadline)
@@ -103,6 +98,29 @@ def probe_scheduler(address: str, *, timeout_s: float = 5.0) -> None:
 
 class _NotDask(Exception):
     pass
+
+
+def _connect(host: str, port: int, connect_s: float, where: str, hint: str) -> socket.socket:
+    """A connected socket; a refused connection is retried until ``connect_s`` (a scheduler still starting)."""
+    deadline = time.monotonic() + connect_s
+    pause = 0.05
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return socket.create_connection((host, port), timeout=max(left, 0.1))
+        except socket.gaierror as exc:
+            raise StageFailedError(f"{where}: unknown host {host!r} ({exc.strerror or exc}); {hint}") from None
+        except ConnectionRefusedError:
+            if left <= pause:
+                raise StageFailedError(f"{where}: nothing listens there (connection refused for {connect_s:g} s); "
+                                       f"{hint}") from None
+            time.sleep(pause)
+            pause = min(2 * pause, 0.5)
+        except (TimeoutError, socket.timeout):
+            raise StageFailedError(f"{where}: no answer within {connect_s:g} s (host unreachable or filtered); "
+                                   f"{hint}") from None
+        except OSError as exc:
+            raise StageFailedError(f"{where}: cannot connect ({exc.strerror or exc}); {hint}") from None
 
 
 def _read(sock: socket.socket, n: int, deadline: float) -> bytes:
