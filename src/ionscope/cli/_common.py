@@ -73,7 +73,7 @@ def check_out(args, path=None) -> Path:
     return out
 
 
-def load_input(path, *, var=None, prefer=(), reader=None, lazy=False, what="INPUT"):
+def load_input(path, *, var=None, prefer=(), reader=None, lazy=None, what="INPUT"):
     """Load one DataArray: ``var`` if given, else the only variable, else the first of ``prefer``
     present (case-insensitive); otherwise a clear error listing the variables."""
     import xarray as xr

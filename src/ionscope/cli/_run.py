@@ -39,6 +39,9 @@ def register(sub) -> None:
                    help="output directory (overrides [output] dir; --demo: ionscope-run-demo)")
     p.add_argument("--scheduler", metavar="S", help="'threads', 'synchronous', 'local' (dask LocalCluster) "
                                                      "or 'tcp://HOST:PORT' (overrides [compute] scheduler)")
+    p.add_argument("--frame-pattern", metavar="RE",
+                   help="regular expression with one group (the frame number) that a frame file's name, without "
+                        "extension, must match (overrides [input] frame_pattern; default: the last run of digits)")
     p.add_argument("--quick", action="store_true", help="with --demo: a smaller series")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors (implies --no-progress)")
@@ -96,6 +99,8 @@ def run(args) -> int:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
     if args.scheduler:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
+    if getattr(args, "frame_pattern", None):
+        cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
     from ..report import operando_report_stage
 
     result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
@@ -108,6 +113,9 @@ def run(args) -> int:
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")
     for bad in result.bad_frames:
         print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
+    if result.ignored_files:
+        print(f"ignored {len(result.ignored_files)} file(s) not named like frames ([input] frame_pattern): "
+              + ", ".join(result.ignored_files[:10]) + (" ..." if len(result.ignored_files) > 10 else ""))
     an = result.analysis.attrs
     unit = result.analysis.flux_y.attrs.get("units", "nm/s") if "flux_y" in result.analysis else "nm/s"
     print(f"through-film fraction {an.get('through_fraction', float('nan')):.3f}, "

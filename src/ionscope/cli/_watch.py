@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--settle", type=float, default=1.0, metavar="S",
                    help="a frame file is complete when its size did not change for S seconds (default 1)")
     p.add_argument("--stop-file", default="STOP", help="file (in the series folder) that ends the acquisition")
+    p.add_argument("--frame-pattern", metavar="RE",
+                   help="regular expression with one group (the frame number) that a frame file's name, without "
+                        "extension, must match (overrides [input] frame_pattern; default: the last run of digits)")
     p.add_argument("--sidecar", metavar="SUFFIX", help="frame-done sidecar suffix written by the acquisition, "
                                                        "e.g. .done")
     p.add_argument("--expected-frames", type=int, metavar="N", help="frames to come (for the disk-space warning)")
@@ -95,6 +98,8 @@ def run(args) -> int:
         if args.out:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
         expected = args.expected_frames
+    if args.frame_pattern:
+        cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
 
     def ready(url):
         print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
@@ -112,8 +117,12 @@ def run(args) -> int:
               f"{len(result.bad_frames)} bad")
         for bad in result.bad_frames:
             print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
-        for msg in result.warnings.values():
-            print(f"warning: {msg}")
+        if result.ignored_files:
+            print(f"ignored {len(result.ignored_files)} file(s) not named like frames ([input] frame_pattern): "
+                  + ", ".join(result.ignored_files[:10]) + (" ..." if len(result.ignored_files) > 10 else ""))
+        for name, msg in result.warnings.items():
+            if name != "ignored":
+                print(f"warning: {msg}")
         if result.run is not None:
             psnr = result.psnr_causal_vs_batch
             print(f"final batch run: outputs in {cfg.out_dir}/ ({', '.join(sorted(result.run.files))})"

@@ -5,12 +5,18 @@
   (all through rosettasciio), ionscope's Zarr stores and NetCDF files.
 - :func:`save` — Zarr (native, chunked, for large series), NetCDF, .hspy;
   always atomic (temporary path, then rename).
-- :func:`read_log` — electrochemistry/bias logs (CSV) on a time axis.
+- :func:`read_log` — electrochemistry/bias logs (CSV) on a time axis;
+  :class:`LogTail` — the same parser following a log still being written.
+- :func:`frame_number`, :func:`number_frames`, :func:`frame_time` — the one
+  rule that numbers the frames of a folder and times them (batch and live).
 - :func:`from_hyperspy`, :func:`to_hyperspy` — HyperSpy interop (optional).
 - :func:`info` — a human-readable summary of any supported file.
 - :class:`ZarrSeriesWriter` — write a large array block by block to Zarr.
 """
 from ._api import ZarrSeriesWriter, from_hyperspy, info, load, save, to_hyperspy
+from ._frames import FRAME_PATTERN, frame_number, frame_time, number_frames
 from ._logs import read_log
+from ._logtail import LogTail
 
-__all__ = ["load", "save", "read_log", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter"]
+__all__ = ["load", "save", "read_log", "LogTail", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter",
+           "FRAME_PATTERN", "frame_number", "number_frames", "frame_time"]

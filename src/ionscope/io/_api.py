@@ -34,7 +34,7 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reader: str | None = None,
+def load(path, *, signal: int = 0, lazy: bool | None = None, chunks: Any = None, reader: str | None = None,
          allow_nonfinite: bool = False, var: str | None = None, group: str | None = None):
     """Load a file as a calibrated :class:`xarray.DataArray`.
 
@@ -48,8 +48,10 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
         .dm3, .dm4, .emd, .hspy, .hdf5/.h5, .msa, .zarr (directory) or .nc.
     signal : int
         Which signal of a file that holds several (e.g. a Velox .emd).
-    lazy : bool
-        Return a dask-backed array (Zarr/NetCDF are always lazy unless small).
+    lazy : bool, optional
+        True: a dask-backed array. False: the values read into memory now
+        (a damaged Zarr chunk is then refused here). Default: Zarr stores
+        dask-backed, every other format in memory.
     chunks : optional
         Dask chunks for lazy arrays.
     reader : str, optional
@@ -87,7 +89,8 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
         raise FileFormatError(f"{path}: no such file")
     ext = _suffix(path)
     if _is_zarr(path):
-        return _load_zarr(path, chunks=chunks, var=var, group=group)
+        obj = _load_zarr(path, chunks=chunks, var=var, group=group)
+        return obj.load() if lazy is False else obj  # a damaged chunk: FileFormatError naming it (ChunkReader)
     if ext in _NETCDF:
         return _load_netcdf(path, chunks=chunks if lazy else None, var=var, group=group)
     if reader is not None:
@@ -103,7 +106,7 @@ def load(path, *, signal: int = 0, lazy: bool = False, chunks: Any = None, reade
     errors = []
     for module in modules:
         try:
-            signals = _read_rsciio(module, path, lazy=lazy)
+            signals = _read_rsciio(module, path, lazy=bool(lazy))
         except IonscopeError:
             raise
         except Exception as exc:  # rosettasciio raises anything for a corrupt file
@@ -195,13 +198,22 @@ def _load_zarr(path: Path, *, chunks=None, var=None, group=None):
 
     import xarray as xr
 
+    from ._zarr_chunks import checked_dataset, locate_damage
+
     try:
         with warnings.catch_warnings():
             # stores written with and without consolidated metadata both open; no need to say which
             warnings.filterwarnings("ignore", message=".*consolidated metadata.*")
-            ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None, group=group)
+            # lazily indexed (not dask): every variable is then read through ChunkReader, which names
+            # a damaged chunk instead of passing on the codec's error
+            ds = xr.open_zarr(path, chunks=None, consolidated=None, group=group)
     except Exception as exc:
+        where = locate_damage(path, group)  # an index coordinate's chunk is read at open
+        if where:
+            raise FileFormatError(f"{path}: {where}: the store is damaged (a truncated or altered chunk file); "
+                                  f"restore it from a copy") from None
         raise FileFormatError(f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc})") from None
+    ds = checked_dataset(ds, path, chunks=chunks, group=group)
     if not ds.data_vars and group is None:
         groups = zarr_groups(path)
         if groups:

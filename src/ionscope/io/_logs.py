@@ -1,7 +1,36 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Electrochemistry / bias logs (CSV) → an xarray Dataset on a ``time`` axis in s."""
+"""Electrochemistry / bias logs (CSV) → an xarray Dataset on a ``time`` axis in s.
+
+One parser, two modes: :func:`read_log` reads a whole file;
+:class:`~ionscope.io.LogTail` (in ``_logtail``) follows a file another program is still appending to (the live watcher's
+:class:`ionscope.live.LogFollower` is one), and gives, for the bytes written
+so far, exactly the Dataset :func:`read_log` gives for them.
+
+A log is read as written, or refused with the line:
+
+* every line must be text: a NUL or other control byte (a damaged, truncated
+  or NUL-filled file) is refused with its line number;
+* every row has the header's number of fields; a file that ends mid-row is
+  refused (in tail mode an unfinished last line is "not yet written" and
+  waits; a finished malformed line is an error);
+* the time never goes back: two sessions concatenated in one file (the time
+  restarting) are refused with the line, or — only when asked — one session
+  is kept (``resets="first"`` / ``"last"``; ``read_log`` also ``"split"``);
+* rows with one time and different values are refused with both lines, or
+  merged when asked (``duplicates="first"`` / ``"last"`` / ``"mean"``); rows
+  repeated exactly are merged silently;
+* an empty or non-numeric time, voltage or current is refused with its line
+  (or interpolated when asked: ``missing="interpolate"``);
+* every unit in the header of a column that is read (time, voltage, current)
+  is understood — time ``d``/``days``, ``h``, ``min``, ``s``, ``ms``,
+  ``us``/``µs``, ``ns``; ``V``, ``mV``, ``µV``, ``kV``; ``A``, ``mA``,
+  ``µA``, ``nA``, ``pA`` and their names (``Milliseconds``, ``Amps`` ...) —
+  or refused naming the header. A header without a unit means s, V and A.
+"""
 from __future__ import annotations
 
+import bisect
+import csv
 import datetime as _dt
 import re
 from pathlib import Path
@@ -10,28 +39,498 @@ import numpy as np
 
 from ..errors import DataValidationError, FileFormatError
 
-_TIME_UNITS = {"milliseconds": 1e-3, "ms": 1e-3, "seconds": 1.0, "s": 1.0, "minutes": 60.0, "min": 60.0,
-               "hours": 3600.0, "h": 3600.0}
-_SCALE = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12, "k": 1e3}
-
-
-def _unit_in_header(header: str, base: str) -> float:
-    """Factor from a header such as 'current (uA)' or 'Voltage [mV]' to SI."""
-    m = re.search(r"[\(\[]\s*([munpkµ]?)" + base + r"\s*[\)\]]", header)
-    return _SCALE.get(m.group(1), 1.0) if m else 1.0
-
-
 _MISSING = ("error", "interpolate")
+_DUPLICATES = ("error", "first", "last", "mean")
+_RESETS = ("error", "first", "last", "split")
+
+#: time units (lower case; µ/μ written u) → seconds
+_TIME_UNITS = {}
+for _names, _f in ((("s", "sec", "secs", "second", "seconds"), 1.0),
+                   (("ms", "msec", "msecs", "millisecond", "milliseconds"), 1e-3),
+                   (("us", "usec", "usecs", "microsecond", "microseconds"), 1e-6),
+                   (("ns", "nsec", "nanosecond", "nanoseconds"), 1e-9),
+                   (("min", "mins", "minute", "minutes"), 60.0),
+                   (("h", "hr", "hrs", "hour", "hours"), 3600.0),
+                   (("d", "day", "days"), 86400.0)):
+    _TIME_UNITS.update(dict.fromkeys(_names, _f))
+del _names, _f
+#: SI prefixes of the electrical symbols (case matters: M would be mega, refused)
+_SCALE = {"": 1.0, "k": 1e3, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9, "p": 1e-12}
+_WORD_PREFIX = {"": 1.0, "kilo": 1e3, "milli": 1e-3, "micro": 1e-6, "nano": 1e-9, "pico": 1e-12}
+_WORDS = {"V": ("volt", "volts"), "A": ("amp", "amps", "ampere", "amperes")}
+_TIME_NAMES = ("time", "t", "elapsed time")
+_UNIT = re.compile(r"^(?P<name>.*?)\s*(?:[\(\[]\s*(?P<u1>[^\)\]]*?)\s*[\)\]]|/\s*(?P<u2>[^/\s]+))\s*$")
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def read_log(path, *, channel: str | None = None, missing: str = "error"):
+def _line_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_unit(header: str) -> tuple[str, str | None]:
+    """``'current (uA)'`` → ``('current', 'uA')``; ``'time/s'`` → ``('time', 's')``; no unit → None."""
+    m = _UNIT.match(header.strip())
+    if m is None or (m.group("u1") is None and m.group("u2") is None):
+        return header.strip(), None
+    return m.group("name").strip(), (m.group("u1") if m.group("u1") is not None else m.group("u2")).strip()
+
+
+def time_factor(unit: str | None) -> float | None:
+    """Seconds per unit of a time unit (``"min"`` → 60), 1 for no unit, None when not understood.
+
+    Examples
+    --------
+    >>> time_factor("days"), time_factor("µs"), time_factor("Milliseconds"), time_factor("fortnights")
+    (86400.0, 1e-06, 0.001, None)
+    """
+    if unit is None or unit == "":
+        return 1.0
+    return _TIME_UNITS.get(unit.strip().lower().replace("µ", "u").replace("μ", "u"))
+
+
+def unit_factor(unit: str | None, base: str) -> float | None:
+    """SI factor of an electrical unit with base ``"V"`` or ``"A"`` (``"mV"`` → 1e-3), None when not understood.
+
+    Examples
+    --------
+    >>> unit_factor("uA", "A"), unit_factor("mV", "V"), unit_factor("Amps", "A"), unit_factor("MV", "V")
+    (1e-06, 0.001, 1.0, None)
+    """
+    if unit is None or unit == "":
+        return 1.0
+    u = unit.strip()
+    if u and u[-1] in (base, base.lower()) and u[:-1] in _SCALE:
+        return _SCALE[u[:-1]]
+    low = u.lower()
+    for prefix, f in _WORD_PREFIX.items():
+        if low.startswith(prefix) and low[len(prefix):] in _WORDS[base]:
+            return f
+    return None
+
+
+def _understood(path, where: str, unit: str, kind: str) -> None:
+    expected = {"time": "d, h, min, s, ms, us/µs, ns (or days, hours, ..., milliseconds)",
+                "V": "V, mV, µV/uV, kV (or volts, millivolts)",
+                "A": "A, mA, µA/uA, nA, pA (or amps, milliamps, ...)"}[kind]
+    raise FileFormatError(f"{path}: {where}: unit {unit!r} is not understood; expected {expected}")
+
+
+class _Layout:
+    """Which columns hold what, from the header line."""
+
+    def __init__(self, path, header: list[str], line: int, channel: str | None):
+        self.header = [h.strip() for h in header]
+        self.line = line
+        names = [_split_unit(h) for h in self.header]
+        lower = [n.lower() for n, _ in names]
+        self.n_fields = len(self.header)
+        self.time_col = next((i for i, n in enumerate(lower) if n in _TIME_NAMES), None)
+        if self.time_col is None:
+            raise FileFormatError(f"{path}: no 'time' column in the header (line {line}); found columns {self.header}")
+        self.notes_col = next((i for i, h in enumerate(self.header) if h.lower() == "notes"), None)
+        unit = names[self.time_col][1]
+        self.time_factor = time_factor(unit)
+        if self.time_factor is None:
+            _understood(path, f"line {line}, column {self.header[self.time_col]!r}", unit, "time")
+        self.time_unit_given = unit is not None
+        self.candidates: dict[str, list[tuple[int, float | None]]] = {}
+        for name, key, base in (("voltage", "volt", "V"), ("current", "current", "A")):
+            cols = [i for i, n in enumerate(lower) if key in n and i != self.time_col]
+            if channel is not None:
+                cols = [i for i in cols if f"channel {channel.lower()}" in lower[i]] or cols
+            found = []
+            for i in cols:
+                u = names[i][1]
+                f = unit_factor(u, base)
+                if f is None:
+                    _understood(path, f"line {line}, column {self.header[i]!r}", u, base)
+                found.append((i, f if u is not None else None))  # None: the notes (Protochips) may name the unit
+            if found:
+                self.candidates[name] = found
+        if not self.candidates:
+            raise FileFormatError(f"{path}: no voltage or current column in the header (line {line}); found columns "
+                                  f"{self.header}")
+        self.state_col = next((i for i, n in enumerate(lower) if n == "state"), None)
+        self.numeric = [self.time_col] + [i for c in self.candidates.values() for i, _ in c]
+
+
+class _LogParser:
+    """Line-by-line CSV log parser: ``feed`` bytes, then ``build`` the Dataset (both modes share it)."""
+
+    def __init__(self, path, *, channel=None, missing="error", duplicates="error", resets="error"):
+        for name, value, allowed in (("missing", missing, _MISSING), ("duplicates", duplicates, _DUPLICATES),
+                                     ("resets", resets, _RESETS)):
+            if value not in allowed:
+                raise DataValidationError(f"{name}: expected one of {list(allowed)}, got {value!r}")
+        self.path, self.channel = Path(path), channel
+        self.missing, self.duplicates, self.resets = missing, duplicates, resets
+        self.layout: _Layout | None = None
+        self.line = 0                 # physical lines consumed so far
+        self.rest = b""               # an unfinished last line (no newline yet)
+        self.notes: dict[str, tuple[str, int]] = {}
+        # measurement rows, in chunks of numpy arrays (joined by ``_joined``)
+        self._lines: list[np.ndarray] = []
+        self._time: list[np.ndarray] = []
+        self._cols: dict[int, list[np.ndarray]] = {}
+        self._state: list[np.ndarray] = []
+        self.n_rows = 0
+        self.header_breaks: list[tuple[int, int]] = []  # (measurement row index, line) of a repeated header
+        self.raw: dict[tuple[int, int], str] = {}  # (line, column) → text of a cell that is not a number
+        self.prev_fields: list[str] | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+    def feed(self, data: bytes, *, final: bool) -> int:
+        """Parse the complete lines of ``data`` (what follows the bytes fed before); return new rows.
+
+        ``final``: the end of the file — a last line without a newline is
+        parsed too (and refused when it ends mid-row); otherwise it is kept
+        back until its newline arrives.
+        """
+        data = self.rest + data
+        if final:
+            body, self.rest = data, b""
+        else:
+            cut = data.rfind(b"\n")
+            body, self.rest = data[: cut + 1], data[cut + 1:]
+        if not body:
+            return 0
+        unterminated = final and not body.endswith(b"\n")
+        lines = self._decode(body[:-1] if body.endswith(b"\n") else body, self.line + 1)
+        first = self.line + 1
+        self.line += len(lines)
+        nums = list(range(first, first + len(lines)))
+        blank = [j for j, t in enumerate(lines) if not t or t.isspace()]
+        if blank:  # skipped, their numbers kept for the messages
+            drop = set(blank)
+            nums = [n for j, n in enumerate(nums) if j not in drop]
+            lines = [t for j, t in enumerate(lines) if j not in drop]
+        if not lines:
+            return 0
+        if self.layout is None:
+            self.layout = _Layout(self.path, self._rows([lines[0].lstrip("\ufeff")], nums[:1])[0], nums[0],
+                                  self.channel)
+            nums, lines = nums[1:], lines[1:]
+            if not lines:
+                return 0
+        rows = self._rows(lines, nums)
+        self._check_rows(rows, nums, end=unterminated)
+        if unterminated and (len(rows) > 1 or self.prev_fields is not None):
+            self._check_last(rows[-2] if len(rows) > 1 else self.prev_fields, rows[-1], nums[-1])
+        self.prev_fields = rows[-1]
+        lay = self.layout
+        rows, nums, repeats = self._header_repeats(rows, nums)
+        if lay.notes_col is not None:
+            meas = []
+            for n, r in zip(nums, rows):
+                note = r[lay.notes_col]
+                if "=" in note:
+                    key, _, value = note.partition("=")
+                    self.notes[key.strip().lower()] = (value.strip(), n)
+                else:
+                    meas.append((n, r))
+            nums, rows = [n for n, _ in meas], [r for _, r in meas]
+        for line in repeats:  # a new session starts at the first measurement row after the repeated header
+            self.header_breaks.append((self.n_rows + bisect.bisect_left(nums, line), line))
+        if not rows:
+            return 0
+        lines_arr = np.asarray(nums, int)
+        self._lines.append(lines_arr)
+        self._time.append(self._numbers(rows, lay.time_col, lines_arr))
+        for i in lay.numeric[1:]:
+            self._cols.setdefault(i, []).append(self._numbers(rows, i, lines_arr))
+        if lay.state_col is not None:
+            self._state.append(np.asarray([r[lay.state_col].strip() for r in rows], dtype=object))
+        self.n_rows += len(rows)
+        return len(rows)
+
+    def _header_repeats(self, rows, nums):
+        """Rows that repeat the header (a second log appended with its own header) mark a new session."""
+        lay = self.layout
+        head = lay.header[lay.time_col]
+        hits = [j for j, r in enumerate(rows) if r[lay.time_col].strip() == head
+                and [f.strip() for f in r[:lay.n_fields]] == lay.header]
+        if not hits:
+            return rows, nums, []
+        drop = set(hits)
+        return ([r for j, r in enumerate(rows) if j not in drop], [n for j, n in enumerate(nums) if j not in drop],
+                [nums[j] for j in hits])
+
+    def _decode(self, body: bytes, first: int) -> list[str]:
+        """The lines of ``body`` as text; NUL and other control bytes are refused with their line."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            # legacy text (a 'µ' written by Windows software) is still text: such lines are read as Latin-1
+            text = "\n".join(_line_text(b) for b in body.split(b"\n"))
+        m = _BINARY.search(text)
+        if m is not None:
+            n = first + text.count("\n", 0, m.start())
+            what = "NUL bytes" if m.group() == "\x00" else f"the binary byte 0x{ord(m.group()):02x}"
+            raise FileFormatError(f"{self.path}: line {n} holds {what}, not text: the file is damaged, truncated or "
+                                  f"NUL-filled (e.g. written through a crash); restore the log from its source")
+        if "\r" in text:  # Windows line ends; a lone carriage return (old Mac files) ends a line too
+            text = text.replace("\r\n", "\n").rstrip("\r").replace("\r", "\n")
+        return text.split("\n")
+
+    def _rows(self, lines: list[str], nums: list[int]) -> list[list[str]]:
+        """One row of fields per line (a quote left open would swallow the lines after it: refused)."""
+        try:
+            rows = list(csv.reader(lines, skipinitialspace=True))
+        except csv.Error as exc:
+            rows, bad = [], str(exc)
+        else:
+            bad = ""
+        if len(rows) == len(lines):
+            return rows
+        for line, n in zip(lines, nums):
+            try:
+                one = list(csv.reader([line], skipinitialspace=True))
+            except csv.Error as exc:
+                raise FileFormatError(f"{self.path}: line {n} is not a CSV row ({exc})") from None
+            if line.count('"') % 2:
+                raise FileFormatError(f"{self.path}: line {n} opens a quote it does not close (a damaged or "
+                                      f"truncated row)")
+            if len(one) != 1:
+                break
+        raise FileFormatError(f"{self.path}: lines {nums[0]}..{nums[-1]} are not CSV rows ({bad or 'quoting'})")
+
+    def _check_rows(self, rows, nums, *, end: bool) -> None:
+        want = self.layout.n_fields
+        for r, n in zip(rows, nums):
+            if len(r) != want and (len(r) < want or any(f.strip() for f in r[want:])):
+                tail = " (the file ends mid-row: truncated?)" if end and n == nums[-1] else ""
+                raise FileFormatError(f"{self.path}: line {n} has {len(r)} fields where the header (line "
+                                      f"{self.layout.line}) has {want}{tail}")
+
+    def _numbers(self, rows, i: int, lines) -> np.ndarray:
+        cells = [r[i] for r in rows]
+        try:
+            v = np.asarray(cells).astype(float)  # numpy's parser: as float(), and in C
+        except ValueError:
+            v = np.empty(len(cells))
+            for j, c in enumerate(cells):
+                try:
+                    v[j] = float(c)
+                except ValueError:
+                    v[j] = np.nan
+                    self.raw[(int(lines[j]), i)] = c.strip()
+            return v
+        for j in np.flatnonzero(~np.isfinite(v)):
+            self.raw[(int(lines[j]), i)] = cells[j].strip()
+        return v
+
+    def _check_last(self, prev, fields, n: int) -> None:
+        """A last line without a newline whose cells stop where the row before had a value: cut short."""
+        for i, (a, b) in enumerate(zip(prev, fields)):
+            a, b = a.strip(), b.strip()
+            if i == self.layout.notes_col:
+                continue
+            if a and (not b or (_is_number(a) and not _is_number(b))):
+                raise FileFormatError(f"{self.path}: line {n} ends without a line break and its column "
+                                      f"{self.layout.header[i]!r} holds {b!r} where the row before holds {a!r}: the "
+                                      f"file ends mid-row (truncated?)")
+
+    def _joined(self, chunks: list) -> np.ndarray:
+        """One array of a column's chunks (kept joined, so following a log stays linear)."""
+        if len(chunks) > 1:
+            chunks[:] = [np.concatenate(chunks)]
+        return chunks[0] if chunks else np.zeros(0)
+
+    # -- building ------------------------------------------------------------------------------
+    def _factors(self) -> tuple[float, dict]:
+        """Time factor and per-column factors (Protochips notes name units the header does not)."""
+        lay = self.layout
+        tf = lay.time_factor
+        if not lay.time_unit_given and "time units" in self.notes:
+            unit, n = self.notes["time units"]
+            tf = time_factor(unit)
+            if tf is None:
+                _understood(self.path, f"line {n} ('Time units = {unit}')", unit, "time")
+        facs = {}
+        for name, base in (("voltage", "V"), ("current", "A")):
+            for i, f in lay.candidates.get(name, []):
+                if f is None:
+                    f = 1.0
+                    if f"{name} units" in self.notes:
+                        unit, n = self.notes[f"{name} units"]
+                        f = unit_factor(unit, base)
+                        if f is None:
+                            _understood(self.path, f"line {n} ('{name.capitalize()} units = {unit}')", unit, base)
+                facs[i] = f
+        return tf, facs
+
+    def _listed(self, idx, col: int, lines) -> str:
+        """'line 7 ('abc' in 'current'), ...' for the first few bad cells of a column."""
+        head = self.layout.header[col]
+        shown = ", ".join(f"line {lines[i]} ({self.raw.get((int(lines[i]), col), '')!r} in {head!r})"
+                          for i in idx[:3])
+        return shown + (f" and {len(idx) - 3} more" if len(idx) > 3 else "")
+
+    def build(self, *, final: bool):
+        """The Dataset of the rows so far (or a list of them, one per session, with ``resets="split"``).
+
+        Raises what :func:`read_log` raises; returns None before two rows when not ``final``.
+        """
+        if self.layout is None:
+            if final:
+                raise FileFormatError(f"{self.path}: empty log (no header line)")
+            return None
+        lay = self.layout
+        tf, facs = self._factors()
+        t = self._joined(self._time) * tf
+        lines = self._joined(self._lines).astype(int)
+        keep = np.ones(t.size, bool)
+        bad_time = ~np.isfinite(t)
+        if bad_time.any():
+            if self.missing == "error":
+                raise DataValidationError(
+                    f"{self.path}: {self._listed(np.flatnonzero(bad_time), lay.time_col, lines)}: the time is empty "
+                    f"or not a number (fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+            keep &= ~bad_time
+        sessions = self._sessions(t, lines, keep)
+        if self.resets == "split" and final:
+            return [self._dataset(s, t, lines, tf, facs, final=True) for s in sessions]
+        if len(sessions) > 1:
+            chosen = sessions[0] if self.resets == "first" else sessions[-1]
+            keep = np.zeros_like(keep)
+            keep[chosen] = True
+        return self._dataset(np.flatnonzero(keep), t, lines, tf, facs, final=final)
+
+    def _sessions(self, t, lines, keep) -> list[np.ndarray]:
+        """Row indices of each run of non-decreasing time; the time going back is refused unless asked."""
+        idx = np.flatnonzero(keep)
+        back = np.flatnonzero(np.diff(t[idx]) < 0) + 1
+        if self.header_breaks:
+            row, line = self.header_breaks[0]
+            if self.resets == "error":
+                raise DataValidationError(
+                    f"{self.path}: line {line} repeats the header (line {self.layout.line}) — two logs in one file"
+                    + (f", {len(self.header_breaks)} such repeats in all" if len(self.header_breaks) > 1 else "")
+                    + "; split the file, or keep one session: [input] log_resets = \"first\" or \"last\"")
+            at = np.searchsorted(idx, [r for r, _ in self.header_breaks])
+            back = np.union1d(back, at[(at > 0) & (at < idx.size)]).astype(int)
+        if back.size and self.resets == "error":
+            i, j = idx[back[0] - 1], idx[back[0]]
+            raise DataValidationError(
+                f"{self.path}: line {lines[j]}: the time goes back from {t[i]:.6g} s (line {lines[i]}) to "
+                f"{t[j]:.6g} s — two sessions (or rows out of order) in one log"
+                + (f", {back.size} such restarts in all" if back.size > 1 else "")
+                + "; split the file, or keep one session: [input] log_resets = \"first\" or \"last\"")
+        return np.split(idx, back)
+
+    def _choose(self, name: str, rows) -> int | None:
+        """The column of ``name`` to use: the channel asked for, else the first that varies."""
+        cands = [i for i, _ in self.layout.candidates.get(name, [])]
+        if len(cands) > 1 and self.channel is None:
+            varying = [i for i in cands if np.unique(self._joined(self._cols[i])[rows]).size > 1]
+            cands = varying or cands
+        return cands[0] if cands else None
+
+    def _dataset(self, rows, t, lines, tf, facs, *, final: bool):
+        import xarray as xr
+
+        rows = np.asarray(rows, int)
+        if rows.size < 2:
+            if not final:
+                return None
+            raise DataValidationError(f"{self.path}: fewer than 2 rows with a numeric time in column "
+                                      f"{self.layout.header[self.layout.time_col]!r}")
+        lay = self.layout
+        time = t[rows]
+        attrs: dict = {"source_file": str(self.path)}
+        data: dict = {}
+        filled: set[int] = set()
+        for name, unit in (("voltage", "V"), ("current", "A")):
+            col = self._choose(name, rows)
+            if col is None:
+                continue
+            values = self._joined(self._cols[col])[rows]
+            bad = ~np.isfinite(values)
+            if bad.any():
+                if self.missing != "error" and bad.sum() > values.size - 2 and not final:
+                    return None  # following: too few values yet to interpolate between
+                if self.missing == "error" or bad.sum() > values.size - 2:
+                    raise DataValidationError(
+                        f"{self.path}: {self._listed(np.flatnonzero(bad), col, lines[rows])}: the {name} is empty or "
+                        f"not a number (fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+                values = values.copy()
+                values[bad] = np.interp(time[bad], time[~bad], values[~bad])
+                filled.update(int(n) for n in lines[rows][bad])
+            data[name] = (values * facs[col], {"units": unit, "column": lay.header[col]})
+        if lay.state_col is not None:
+            data["state"] = (self._joined(self._state)[rows].astype(str), {})
+        time, data, merged = self._merge_duplicates(time, data, lines[rows])
+        if filled:
+            attrs["interpolated_lines"] = sorted(filled)
+        if merged:
+            attrs["merged_lines"] = merged
+        self._timestamp(attrs)
+        return xr.Dataset({k: ("time", v, a) for k, (v, a) in data.items()},
+                          coords={"time": ("time", time, {"units": "s"})}, attrs=attrs)
+
+    def _merge_duplicates(self, time, data, lines):
+        """Rows sharing a time: one row when their values agree; else refused, or merged as asked."""
+        same = np.flatnonzero(np.diff(time) == 0)
+        if not same.size:
+            return time, data, []
+        group = np.concatenate([[0], np.cumsum(np.diff(time) != 0)])
+        starts = np.flatnonzero(np.concatenate([[True], np.diff(group) != 0]))
+        merged = [int(lines[i + 1]) for i in same]
+        for i in same:
+            differs = [name for name, (v, _) in data.items() if v[i] != v[i + 1]]
+            if differs and self.duplicates == "error":
+                name = differs[0]
+                a, b = data[name][0][i], data[name][0][i + 1]
+                raise DataValidationError(
+                    f"{self.path}: lines {lines[i]} and {lines[i + 1]} share the time {time[i]:.6g} s but differ "
+                    f"({name} {a!s} vs {b!s}{' ' + data[name][1]['units'] if 'units' in data[name][1] else ''}); "
+                    f"fix the log, or merge such rows: [input] log_duplicates = \"first\", \"last\" or \"mean\"")
+        out = {}
+        for name, (v, a) in data.items():
+            if self.duplicates == "mean" and v.dtype.kind == "f":
+                sums = np.bincount(group, weights=v)
+                out[name] = (sums / np.bincount(group), a)
+            elif self.duplicates == "last":
+                ends = np.concatenate([starts[1:] - 1, [v.size - 1]])
+                out[name] = (v[ends], a)
+            else:  # "first", or rows repeated exactly
+                out[name] = (v[starts], a)
+        return time[starts], out, merged
+
+    def _timestamp(self, attrs: dict) -> None:
+        date = next((v for k, (v, _) in self.notes.items() if k.startswith("date")), None)
+        clock = next((v for k, (v, _) in self.notes.items() if k.startswith("time (")), None)
+        if date and clock:
+            try:
+                attrs["timestamp"] = _dt.datetime.strptime(f"{date} {clock}", "%Y.%m.%d %H:%M:%S.%f").isoformat()
+            except ValueError:
+                pass
+
+
+def read_log(path, *, channel: str | None = None, missing: str = "error", duplicates: str = "error",
+             resets: str = "error"):
     """Read an electrochemistry/bias log into a Dataset with ``voltage``, ``current``.
 
     Understands Protochips-style CSV exports (a ``Notes`` column carrying the
-    start date/time and the time unit; ``Channel A Voltage`` ...) and plain CSV
+    start date/time and the units; ``Channel A Voltage`` ...) and plain CSV
     files with ``time``, ``voltage``, ``current`` (and optional ``state``)
-    columns; units in brackets such as ``time (min)`` or ``current (uA)`` are
-    converted to s, V and A.
+    columns; units in the header such as ``time (min)``, ``time [days]``,
+    ``current (uA)`` or ``Voltage/mV`` are converted to s, V and A (a unit not
+    understood is refused naming the header). The rules a log must follow
+    (text only, whole rows, time never going back, no conflicting duplicate
+    times) are listed in :mod:`ionscope.io._logs`; :class:`~ionscope.io.LogTail`
+    reads a growing file the same way.
 
     Parameters
     ----------
@@ -46,6 +545,14 @@ def read_log(path, *, channel: str | None = None, missing: str = "error"):
         into NaN), or — only when asked — filled by linear interpolation in
         time (rows without a time are dropped); ``attrs["interpolated_lines"]``
         then lists the lines filled.
+    duplicates : {"error", "first", "last", "mean"}
+        Rows with one time and different values: refused with both lines, or
+        merged into one row (the first, the last, or the mean of the numbers).
+        Rows repeated exactly are merged in every mode (``attrs["merged_lines"]``).
+    resets : {"error", "first", "last", "split"}
+        The time going back (two sessions in one file): refused with the line,
+        or keep the first or the last session, or return one Dataset per
+        session (a list).
 
     Returns
     -------
@@ -54,108 +561,33 @@ def read_log(path, *, channel: str | None = None, missing: str = "error"):
         (V), ``current`` (A) and, when present, ``state``; attrs ``timestamp``
         (ISO start time when the log gives it) and ``source_file``.
 
+    Raises
+    ------
+    FileFormatError
+        No such file; binary/NUL bytes, a row with the wrong number of fields,
+        a file ending mid-row, a unit not understood (each with its line).
+    DataValidationError
+        Missing values, the time going back, conflicting duplicate times (with their lines).
+
     Examples
     --------
-    >>> log = read_log("../shared/data/real/protochips_electrical.csv")  # doctest: +SKIP
-    >>> log.voltage.attrs["units"]  # doctest: +SKIP
-    'V'
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = p.write_text("time (days),voltage (mV)\\n0,3900\\n0.5,3950\\n")
+    >>> log = read_log(p)
+    >>> log.time.values.tolist(), log.voltage.values.tolist()
+    ([0.0, 43200.0], [3.9, 3.95])
     """
-    import pandas as pd
-    import xarray as xr
-
     path = Path(path)
-    if missing not in _MISSING:
-        raise DataValidationError(f"missing: expected one of {list(_MISSING)}, got {missing!r}")
+    parser = _LogParser(path, channel=channel, missing=missing, duplicates=duplicates, resets=resets)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such log file")
     try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except Exception as exc:  # pandas raises many types for bad CSV
-        raise FileFormatError(f"{path}: not a readable CSV log ({exc})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    lower = {c.lower(): c for c in table.columns}
-
-    time_col = next((lower[c] for c in lower if c.split("(")[0].split("[")[0].strip() in ("time", "t", "elapsed time")), None)
-    if time_col is None:
-        raise FileFormatError(f"{path}: no 'time' column; found columns {list(table.columns)}")
-    attrs: dict = {"source_file": str(path)}
-    time_factor = 1.0
-    if "Notes" in table.columns:  # Protochips: notes carry date, time and time unit
-        notes = table["Notes"].dropna().astype(str)
-        info = dict(n.split("=", 1) for n in notes if "=" in n)
-        info = {k.strip().lower(): v.strip() for k, v in info.items()}
-        unit = info.get("time units", "").lower()
-        time_factor = _TIME_UNITS.get(unit, 1.0)
-        date = next((v for k, v in info.items() if k.startswith("date")), None)
-        clock = next((v for k, v in info.items() if k.startswith("time (")), None)
-        if date and clock:
-            try:
-                attrs["timestamp"] = _dt.datetime.strptime(f"{date} {clock}", "%Y.%m.%d %H:%M:%S.%f").isoformat()
-            except ValueError:
-                pass
-    else:
-        m = re.search(r"[\(\[]\s*(\w+)\s*[\)\]]", time_col)
-        if m:
-            time_factor = _TIME_UNITS.get(m.group(1).lower(), 1.0)
-
-    def find(kind: str):
-        cols = [c for c in table.columns if kind in c.lower()]
-        if channel is not None:
-            cols = [c for c in cols if f"channel {channel.lower()}" in c.lower()] or cols
-        elif len(cols) > 1:  # prefer a channel that actually varies
-            varying = [c for c in cols if pd.to_numeric(table[c], errors="coerce").nunique() > 1]
-            cols = varying or cols
-        return cols[0] if cols else None
-
-    v_col, i_col = find("volt"), find("current")
-    if v_col is None and i_col is None:
-        raise FileFormatError(f"{path}: no voltage or current column; found columns {list(table.columns)}")
-    time = pd.to_numeric(table[time_col], errors="coerce").to_numpy(float) * time_factor
-    if "Notes" in table.columns:
-        # Protochips repeats t = 0 on its header rows: keep the measurement rows.
-        keep = ~table["Notes"].astype(str).str.contains("=").to_numpy()
-    else:
-        keep = np.ones(len(table), bool)
-    # line in the file of each table row (header on line 1; blank lines are not counted by pandas)
-    lines = np.arange(len(table)) + 2
-    bad_time = keep & ~np.isfinite(time)
-    if bad_time.any() and missing == "error":
-        raise DataValidationError(f"{path}: {_listed(table, time_col, bad_time, lines)}: the time is empty or not "
-                                  f"a number (fix the log, or ask to interpolate: [input] log_missing = "
-                                  f"\"interpolate\")")
-    keep &= np.isfinite(time)
-    if keep.sum() < 2:
-        raise DataValidationError(f"{path}: fewer than 2 rows with a numeric time in column {time_col!r}")
-    data_vars = {}
-    filled: set[int] = set()
-    for name, col, unit in (("voltage", v_col, "V"), ("current", i_col, "A")):
-        if col is None:
-            continue
-        values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
-        bad = keep & ~np.isfinite(values)
-        if bad.any():
-            if missing == "error" or bad.sum() > keep.sum() - 2:
-                raise DataValidationError(
-                    f"{path}: {_listed(table, col, bad, lines)}: the {name} is empty or not a number (fix the "
-                    f"log, or ask to interpolate: [input] log_missing = \"interpolate\")")
-            good = keep & np.isfinite(values)
-            values = values.copy()
-            values[bad] = np.interp(time[bad], time[good], values[good])
-            filled.update(int(n) for n in lines[bad])
-        values = values[keep] * _unit_in_header(col, unit)
-        data_vars[name] = ("time", values, {"units": unit, "column": col})
-    if filled:
-        attrs["interpolated_lines"] = sorted(filled)
-    state_col = lower.get("state")
-    if state_col:
-        data_vars["state"] = ("time", table[state_col].astype(str).to_numpy()[keep])
-    t = time[keep]
-    order = np.argsort(t, kind="stable")
-    ds = xr.Dataset(data_vars, coords={"time": ("time", t, {"units": "s"})}, attrs=attrs).isel(time=order)
-    if np.any(np.diff(ds.time.values) <= 0):
-        _, unique = np.unique(ds.time.values, return_index=True)
-        ds = ds.isel(time=unique)
-    return ds
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
+    parser.feed(data, final=True)
+    return parser.build(final=True)
 
 
 def voltage_log(log):
@@ -164,20 +596,9 @@ def voltage_log(log):
     The one place the holography analysis and the biased-hologram simulator accept a log from.
     Raises :class:`~ionscope.errors.DataValidationError` unless it has ``voltage`` (V) on ``time`` (s).
     """
-    from pathlib import Path
-
-    from ..errors import DataValidationError
-
     if isinstance(log, (str, Path)):
         log = read_log(log)
     if not (hasattr(log, "data_vars") and "voltage" in log.data_vars and "time" in log.coords):
         raise DataValidationError("log: expected a Dataset with a 'voltage' variable (V) on a 'time' axis (s), "
                                   "e.g. from ionscope.io.read_log, or the path of a CSV log")
     return log
-
-
-def _listed(table, col: str, bad, lines) -> str:
-    """'line 7 ('abc'), line 9 ('')' for the first few bad cells of a column."""
-    idx = np.flatnonzero(bad)
-    shown = ", ".join(f"line {lines[i]} ({str(table[col].iloc[i]).strip()!r} in {col!r})" for i in idx[:3])
-    return shown + (f" and {idx.size - 3} more" if idx.size > 3 else "")

@@ -1,6 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Following files that another program is still writing.
 
+Frames are numbered from their file names by the one rule of
+:mod:`ionscope.io._frames` (the batch reader's): a configurable pattern
+(default: the last run of digits of the name), files that do not match
+ignored and listed once (:attr:`FrameFollower.ignored`), two files with one
+number or a number far beyond the others refused with the files' names.
+Frame *k* is released as index *k* (its number, not its rank), so its time
+is ``start_s + k · interval`` as in the batch run, and the series may start
+at any number.
+
 A frame file is *complete* when one of these holds (first match wins):
 
 1. a sidecar ``<name><sidecar>`` exists (software that writes one when done);
@@ -14,38 +23,41 @@ released as *missing* (listed, skipped); if it shows up afterwards it is
 listed again as *late*. A complete file that cannot be read is retried a few
 times (the writer may have paused) and then listed as *corrupt*.
 
-The electrochemistry log is read incrementally: only bytes added since the
-last poll are read, and a last line without its newline is kept back until it
-is finished.
+The electrochemistry log is read incrementally by the tail mode of
+:func:`ionscope.io.read_log` (one parser): only bytes added since the last
+poll are read, and a last line without its newline is kept back until it is
+finished.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FileFormatError
+from ..io._frames import MAX_MISSING_RATIO, frame_number as _io_frame_number, number_frames
+from ..io._logtail import LogTail
 
-#: frame file extensions followed (those read_series reads, minus stores)
+#: frame file extensions followed (those read_series reads, minus stores: a store's completeness cannot be seen)
 FRAME_EXT = (".dm3", ".dm4", ".emd", ".hspy", ".hdf5", ".h5", ".nc", ".msa")
-_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
-def frame_number(name: str) -> int | None:
-    """The last run of digits in a file's stem (``frame_0012.nc`` → 12), as read_series numbers frames."""
-    m = _NUMBER.search(Path(name).stem)
-    return int(m.group(1)) if m else None
+def frame_number(name: str, *, pattern: str | None = None) -> int | None:
+    """A file's frame number by the frame pattern (:func:`ionscope.io._frames.frame_number`), as read_series.
+
+    Examples
+    --------
+    >>> frame_number("frame_0012.nc"), frame_number("refs.nc")
+    (12, None)
+    """
+    return _io_frame_number(name, pattern=pattern)
 
 
 @dataclass
 class FrameFile:
     """A frame released by :meth:`FrameFollower.poll`."""
 
-    index: int            # frame number relative to the first frame
+    index: int            # the frame number (from the file name)
     path: Path
     size: int
     mtime: float          # st_mtime: when the writer last touched it (s since the epoch)
@@ -81,7 +93,13 @@ class FrameFollower:
     sidecar : str, optional
         Suffix of a "done" sidecar file (e.g. ``".done"``), if the acquisition writes one.
     start : int
-        First frame index to release (frames before it are already processed).
+        First frame number to release (frames before it are already
+        processed); the release starts at the folder's first frame number when
+        that is higher.
+    pattern : str, optional
+        The frame pattern (``[input] frame_pattern``; default the last run of digits of the name).
+    max_missing_ratio : float
+        Most missing numbers per frame file present (``[input] max_missing_ratio``).
 
     Examples
     --------
@@ -100,12 +118,16 @@ class FrameFollower:
     start: int = 0
     first_number: int | None = None
     bad: list = field(default_factory=list)
+    pattern: str | None = None
+    max_missing_ratio: float = MAX_MISSING_RATIO
+    ignored: list = field(default_factory=list)  # names with a frame extension that are not frames (listed once)
     _seen: dict = field(default_factory=dict)
     _next: int = 0
     _waiting_since: float | None = None
     _skipped: set = field(default_factory=set)
     _attempts: dict = field(default_factory=dict)
     _released: dict = field(default_factory=dict)
+    _early: set = field(default_factory=set)
 
     def __post_init__(self):
         self.folder = Path(self.folder)
@@ -117,21 +139,30 @@ class FrameFollower:
         return self._next
 
     def _scan(self) -> dict[int, Path]:
+        """``{frame number: path}`` of the frame files present (numbers from the file names)."""
         try:
-            entries = list(os.scandir(self.folder))
+            entries = [e for e in os.scandir(self.folder) if e.name.lower().endswith(FRAME_EXT) and e.is_file()]
         except FileNotFoundError:
             return {}
-        files = {}
-        for e in entries:
-            if e.name.startswith(".") or not e.name.lower().endswith(FRAME_EXT) or not e.is_file():
-                continue
-            n = frame_number(e.name)
-            if n is not None:
-                files[n] = Path(e.path)
+        # the batch reader's rule: duplicates and absurd numbers raise FileFormatError naming the files
+        numbered = number_frames([e.path for e in entries], pattern=self.pattern,
+                                 max_missing_ratio=self.max_missing_ratio, where=self.folder)
+        for name in numbered.ignored:
+            if name not in self.ignored:
+                self.ignored.append(name)
+        files = numbered.frames
         if files and self.first_number is None:
             self.first_number = min(files)
-        first = self.first_number or 0
-        return {n - first: p for n, p in files.items() if n >= first}
+            if not self._released and self._next < self.first_number:
+                self._next = self.first_number  # the series starts at its first number, not at 0
+        first = self.first_number if self.first_number is not None else 0
+        for n in sorted(set(files) - self._early):
+            if n < first:  # written after a later frame started the series: left to the final batch run
+                self._early.add(n)
+                self.bad.append({"frame": n, "file": files[n].name,
+                                 "reason": f"late: arrived after frame {first} started the series; "
+                                           f"left to the final batch run"})
+        return {n: p for n, p in files.items() if n >= first}
 
     def poll(self, now: float | None = None) -> list[FrameFile]:
         """Frames that became complete since the last poll (in order); updates :attr:`bad`."""
@@ -233,13 +264,22 @@ class FrameFollower:
         return out
 
 
-class LogFollower:
+class LogFollower(LogTail):
     """Read a growing CSV electrochemistry log incrementally.
 
-    Understands the plain layout of :func:`ionscope.io.read_log` (``time``,
-    ``voltage``, ``current`` columns with units in brackets, optional
-    ``state``); only new bytes are read at each :meth:`poll`, and a last line
-    still being written is kept back.
+    The tail mode of :func:`ionscope.io.read_log` (:class:`ionscope.io.LogTail`):
+    the same parser, rules and options, so the rows followed live are the rows
+    the batch run reads. Only new bytes are read at each :meth:`poll`; a last
+    line still being written is kept back; a finished line that is malformed,
+    a time going back or a missing value raise with the line number (as
+    :func:`~ionscope.io.read_log` does).
+
+    Parameters
+    ----------
+    path : str or Path
+    channel, missing, duplicates, resets : optional
+        As for :func:`ionscope.io.read_log` (``[input] log_missing``,
+        ``log_duplicates``, ``log_resets``).
 
     Examples
     --------
@@ -251,107 +291,3 @@ class LogFollower:
     >>> f.dataset().time.values.tolist()
     [0.0, 60.0]
     """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._offset = 0
-        self._rest = b""
-        self._header: list[str] | None = None
-        self._cols: dict | None = None
-        self.time: list[float] = []
-        self.values: dict[str, list] = {}
-
-    def poll(self) -> int:
-        """Read what was appended; return the number of new rows."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return 0
-        if not chunk:
-            return 0
-        self._offset += len(chunk)
-        data = self._rest + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._rest = data
-            return 0
-        self._rest = data[cut + 1:]
-        lines = data[:cut].decode("utf-8", errors="replace").splitlines()
-        if self._header is None:
-            if not lines:
-                return 0
-            self._set_header(next(csv.reader([lines[0]])))
-            lines = lines[1:]
-        return self._parse(lines)
-
-    def _set_header(self, header: list[str]) -> None:
-        from ..io._logs import _TIME_UNITS, _unit_in_header
-
-        header = [h.strip() for h in header]
-        self._header = header
-        lower = [h.lower() for h in header]
-        t_col = next((i for i, h in enumerate(lower)
-                      if h.split("(")[0].split("[")[0].strip() in ("time", "t", "elapsed time")), None)
-        if t_col is None:
-            raise FileFormatError(f"{self.path}: no 'time' column; found columns {header}")
-        m = re.search(r"[\(\[]\s*(\w+)\s*[\)\]]", header[t_col])
-        cols = {"time": (t_col, _TIME_UNITS.get(m.group(1).lower(), 1.0) if m else 1.0)}
-        for name, key, unit in (("voltage", "volt", "V"), ("current", "current", "A")):
-            i = next((i for i, h in enumerate(lower) if key in h), None)
-            if i is not None:
-                cols[name] = (i, _unit_in_header(header[i], unit))
-        if "state" in lower:
-            cols["state"] = (lower.index("state"), None)
-        if "voltage" not in cols and "current" not in cols:
-            raise FileFormatError(f"{self.path}: no voltage or current column; found columns {header}")
-        self._cols = cols
-        self.values = {k: [] for k in cols if k != "time"}
-
-    def _parse(self, lines: list[str]) -> int:
-        n = 0
-        for row in csv.reader(io.StringIO("\n".join(lines))):
-            try:
-                i, f = self._cols["time"]
-                t = float(row[i]) * f
-            except (ValueError, IndexError):
-                continue  # a header repeat or a malformed row: skipped, as read_log skips non-numeric times
-            if self.time and t <= self.time[-1]:
-                continue
-            self.time.append(t)
-            for name, (i, f) in self._cols.items():
-                if name == "time":
-                    continue
-                v = row[i] if i < len(row) else ""
-                if f is None:
-                    self.values[name].append(v.strip())
-                else:
-                    try:
-                        self.values[name].append(float(v) * f)
-                    except ValueError:
-                        self.values[name].append(float("nan"))
-            n += 1
-        return n
-
-    @property
-    def t_end(self) -> float:
-        """Time (s) of the last complete row, -inf before any."""
-        return self.time[-1] if self.time else float("-inf")
-
-    def dataset(self):
-        """The rows so far as a Dataset like :func:`ionscope.io.read_log` returns (or None before 2 rows)."""
-        import numpy as np
-        import xarray as xr
-
-        if len(self.time) < 2:
-            return None
-        units = {"voltage": "V", "current": "A"}
-        data = {}
-        for name, vals in self.values.items():
-            if name == "state":
-                data[name] = ("time", np.asarray(vals, dtype=object))
-            else:
-                data[name] = ("time", np.asarray(vals, float), {"units": units[name]})
-        return xr.Dataset(data, coords={"time": ("time", np.asarray(self.time, float), {"units": "s"})},
-                          attrs={"source_file": str(self.path)})

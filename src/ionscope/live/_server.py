@@ -105,11 +105,10 @@ class Dashboard:
         self._lut = None
         handler = type("Handler", (_Handler,), {"dashboard": self})
         try:
-            self._httpd = ThreadingHTTPServer((host, int(port)), handler)
+            self._httpd = _Server((host, int(port)), handler)
         except (OSError, OverflowError) as exc:  # address in use / not ours / port out of range
             raise DataValidationError(f"dashboard: cannot listen on {host}:{port} ({exc}); another port "
                                       f"(--port), or 0 for any free one") from None
-        self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -139,8 +138,27 @@ class Dashboard:
         return self._lut
 
 
-_FRAME = re.compile(r"^/api/frame/(\d+)$")
-_PNG = re.compile(r"^/frame/(\d+)/([A-Za-z0-9_]+)\.png$")
+# frame numbers of at most 9 digits: a longer one is no frame (and int() of 5000 digits raises)
+_FRAME = re.compile(r"^/api/frame/([0-9]{1,9})$")
+_PNG = re.compile(r"^/frame/([0-9]{1,9})/([A-Za-z0-9_]{1,64})\.png$")
+#: a client that went away mid-request or mid-response: nothing to answer, nothing to report
+_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class _Server(ThreadingHTTPServer):
+    """The stdlib server, without a traceback on stderr for a client that disconnected."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # noqa: D401 (socketserver's name)
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _GONE) or isinstance(exc, OSError) and exc.errno in (32, 104, 103):
+            return  # the browser closed the tab, a curl was interrupted: quietly
+        # anything else is a bug of ours: one line, never a traceback in the dashboard thread
+        print(f"ionscope dashboard: {type(exc).__name__}: {exc} (request from {client_address[0]})",
+              file=sys.stderr)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -173,7 +191,27 @@ class _Handler(BaseHTTPRequestHandler):
             return hmac.compare_digest(given.encode(), d.token.encode())
         return True
 
+    def handle(self):
+        try:
+            super().handle()
+        except _GONE:
+            self.close_connection = True  # the client is gone: quietly
+
     def do_GET(self):  # noqa: N802 (http.server's name)
+        try:
+            self._get()
+        except _GONE:
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - a malformed request must not end in a traceback
+            try:
+                self._json({"error": f"internal error: {type(exc).__name__}"}, 500)
+            except Exception:  # noqa: BLE001 - the answer itself failed (client gone): nothing more to do
+                self.close_connection = True
+
+    def _not_found(self, what: str = "not found") -> None:
+        self._json({"error": what}, 404)
+
+    def _get(self) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not self._allowed(query):
@@ -190,15 +228,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif (m := _FRAME.match(path)):
             k = int(m.group(1))
             maps = st.maps(k)
-            if maps is None:
-                self._json({"error": f"no frame {k}"}, 404)
+            if not maps:
+                self._not_found(f"no frame {k}")
                 return
             ny, nx = next(iter(maps.values())).shape
             self._json({"frame": k, "ny": ny, "nx": nx, "maps": {n: _quantise(v) for n, v in maps.items()}})
         elif (m := _PNG.match(path)):
             maps = st.maps(int(m.group(1)))
             if not maps or m.group(2) not in maps:
-                self._send(404, b"no such map", "text/plain")
+                self._not_found("no such map")
                 return
             a = np.asarray(maps[m.group(2)], float)
             fin = a[np.isfinite(a)]
@@ -208,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/favicon.ico":
             self._send(204, b"", "image/x-icon")
         else:
-            self._send(404, b"not found", "text/plain")
+            self._not_found()
 
 
 def _jsonable(v):

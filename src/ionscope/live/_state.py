@@ -143,16 +143,18 @@ class LiveState:
             frames = [dict(r) for r in self.frames]
             log = self._log
         out = {"frames": frames, "log": None}
-        if log is not None and len(log.time) >= 2:
-            n = len(log.time)
+        # one consistent (time, values) pair while the watcher's thread may be reading more rows
+        times, values = log.snapshot() if hasattr(log, "snapshot") else (log.time, log.values) if log else ([], {})
+        if log is not None and len(times) >= 2:
+            n = len(times)
             step = max(1, -(-n // MAX_LOG_POINTS))
             idx = list(range(0, n, step))
             if idx[-1] != n - 1:
                 idx.append(n - 1)
-            out["log"] = {"time": [log.time[i] for i in idx]}
+            out["log"] = {"time": [times[i] for i in idx]}
             for name in ("voltage", "current"):
-                if name in log.values:
-                    vals = log.values[name]
+                if name in values:
+                    vals = values[name]
                     out["log"][name] = [None if not np.isfinite(vals[i]) else vals[i] for i in idx]
         return out
 

@@ -43,10 +43,11 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..errors import DataValidationError, FileFormatError, IonscopeError
+from ..io._frames import frame_time
 from ._follow import FrameFile, FrameFollower, LogFollower
 from ._state import LiveState, load_npz_maps
 
-_CACHE_SCHEMA = 1
+_CACHE_SCHEMA = 2  # 2: frames cached under their number from the file name (was: rank from the first)
 
 
 # --------------------------------------------------------------------------- per-frame science
@@ -412,6 +413,7 @@ class WatchResult:
     live_dir: Path | None = None
     psnr_causal_vs_batch: float | None = None
     resumed_frames: int = 0
+    ignored_files: list = field(default_factory=list)  # files in the series folder that are not frames
 
 
 def _cache_key(cfg, window: int, hooks: dict) -> str:
@@ -446,8 +448,14 @@ class _Session:
                                       f"for a finished store use ionscope run")
         self.stop_path = Path(stop_file) if stop_file and Path(stop_file).is_absolute() else \
             self.folder / (stop_file or "STOP")
-        self.frames = FrameFollower(self.folder, settle_s=settle_s, late_s=late_s, sidecar=sidecar)
-        self.log = LogFollower(cfg.path(ic.log)) if ic.log else None
+        # the batch run's frame-numbering rule and log parser (ionscope.io): live and final runs read alike
+        self.frames = FrameFollower(self.folder, settle_s=settle_s, late_s=late_s, sidecar=sidecar,
+                                    pattern=getattr(ic, "frame_pattern", "") or None,
+                                    max_missing_ratio=getattr(ic, "max_missing_ratio", 10.0))
+        self.log = LogFollower(cfg.path(ic.log), missing=ic.log_missing,
+                               duplicates=getattr(ic, "log_duplicates", "error"),
+                               resets=getattr(ic, "log_resets", "error")) if ic.log else None
+        self.ignored_seen = 0
         self.live = cfg.out_dir / "live"
         self.cache_dir = self.live / "frames"
         self.reference = Reference(cfg.register.reference)
@@ -470,6 +478,16 @@ class _Session:
             state.warn("low_loss", "[input] low_loss (dual EELS) is not followed live: live maps are made without "
                                    "the plural-scattering correction; the final run uses it")
 
+    def list_ignored(self) -> None:
+        """Files in the series folder that are not frames: listed once on the dashboard (never analysed)."""
+        ignored = self.frames.ignored
+        if len(ignored) > self.ignored_seen:
+            self.ignored_seen = len(ignored)
+            pattern = getattr(self.cfg.input, "frame_pattern", "") or "the last run of digits"
+            self.state.warn("ignored", f"{len(ignored)} file(s) in the series folder are not named like frames "
+                                       f"([input] frame_pattern: {pattern}) and are ignored: "
+                                       + ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else ""))
+
     # -- cache ---------------------------------------------------------------------
     def _cache_path(self, k: int) -> Path:
         return self.cache_dir / f"frame_{k:06d}.npz"
@@ -485,7 +503,8 @@ class _Session:
             tmp.write_text(json.dumps({"key": key}))
         self.frames.poll()  # learn the first frame number
         files = self.frames._scan()
-        k = 0
+        first = self.frames.first_number if self.frames.first_number is not None else 0
+        k = first
         while self._cache_path(k).exists():
             p = self._cache_path(k)
             try:
@@ -511,7 +530,8 @@ class _Session:
             self.state.put_frame(rec, {})
             k += 1
         for stale in self.cache_dir.glob("frame_*.npz"):
-            if int(stale.stem.split("_")[1]) >= k:
+            n = stale.stem.split("_")[1]
+            if n.isdigit() and (int(n) >= k or int(n) < first):
                 stale.unlink()
         self.frames.start = self.frames._next = k
         self.resumed = len(self.records)
@@ -563,7 +583,8 @@ class _Session:
         self.frame_bytes = max(self.frame_bytes, ff.size)
         ic = self.cfg.input
         k = ff.index
-        t = ic.start_s + (k + (0.5 if ic.time_anchor == "mid" else 0.0)) * ic.frame_interval_s
+        # frame number k (from its name) at start_s + k · interval: the batch reader's rule (ionscope.io)
+        t = float(frame_time(k, start_s=ic.start_s, interval_s=ic.frame_interval_s, anchor=ic.time_anchor))
         t0 = time.perf_counter()
         try:
             out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references,
@@ -843,6 +864,7 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
         result.ended_by = _loop(sess, stop_event, idle_timeout_s=idle_timeout_s, on_frame=on_frame)
         result.frames = [dict(r) for r in sess.records]
         result.bad_frames = [dict(b) for b in sess.frames.bad]
+        result.ignored_files = list(sess.frames.ignored)
         result.warnings = dict(state.warnings)
         _write_causal(sess)
         if final and sess.records:
@@ -888,6 +910,7 @@ def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_fra
                 if on_frame is not None and sess.records and sess.records[-1]["frame"] == ff.index:
                     on_frame(dict(sess.records[-1]))
             sess.state.set_bad(sess.frames.bad)
+            sess.list_ignored()
             if ended is None and not batch and not sess.denoise_next():
                 time.sleep(sess.poll_s)
     except KeyboardInterrupt:
@@ -945,7 +968,7 @@ def _psnr_vs_batch(sess: _Session, run) -> float | None:
 def _write_summary(sess: _Session, result: WatchResult) -> None:
     lat = [r["latency_s"] for r in result.frames if r.get("latency_s") is not None]
     summary = {"frames": len(result.frames), "resumed_frames": result.resumed_frames, "ended_by": result.ended_by,
-               "bad_frames": result.bad_frames, "warnings": result.warnings,
+               "bad_frames": result.bad_frames, "ignored_files": result.ignored_files, "warnings": result.warnings,
                "latency_median_s": float(np.median(lat)) if lat else None,
                "psnr_causal_vs_batch_db": result.psnr_causal_vs_batch}
     sess.live.mkdir(parents=True, exist_ok=True)

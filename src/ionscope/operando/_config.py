@@ -12,6 +12,7 @@ Example ``run.toml``::
     series = "frames/"        # folder of .dm3/.dm4 frames, one multi-frame file, or a .zarr store
     log = "holder_log.csv"    # electrochemistry log (CSV, .nc or .zarr Dataset)
     frame_interval_s = 60.0   # frame duration when the files carry no times
+    # frame_pattern = 'frame_(\\d+)'   # which files of a folder are frames (default: the last run of digits)
 
     [limap]
     method = "mlls"
@@ -43,6 +44,12 @@ class InputConfig:
     log_missing: str = "error"  # a log value that is empty / not a number: "error" (with its line) | "interpolate"
     min_good_fraction: float = 0.5  # fail when fewer frames than this fraction are usable
     low_loss: str = ""  # dual EELS: the low-loss series of the same frames (folder, file or .zarr)
+    # a folder of frames: the regular expression (one group: the frame number) a frame file's name (without
+    # extension) must match; "" = the last run of digits of the name (ionscope.io._frames)
+    frame_pattern: str = ""
+    max_missing_ratio: float = 10.0  # most missing frame numbers per frame file present (a date in a name: refused)
+    log_duplicates: str = "error"  # rows with one time and other values: "error" | "first" | "last" | "mean"
+    log_resets: str = "error"  # the log's time going back (two sessions): "error" | "first" | "last" session
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,8 @@ _CHOICES = {
     ("input", "on_bad_frame"): ("skip", "error"),
     ("input", "time_anchor"): ("mid", "start"),
     ("input", "log_missing"): ("error", "interpolate"),
+    ("input", "log_duplicates"): ("error", "first", "last", "mean"),
+    ("input", "log_resets"): ("error", "first", "last"),
     ("analysis", "open_edges"): ("auto", "electrolyte", "collector", "both", "none"),
     ("register", "reference"): ("first", "mean", "previous"),
     ("limap", "method"): ("mlls", "sasb", "nmf"),
@@ -365,6 +374,15 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"config [report] movies: expected formats from {list(_MOVIE_FORMATS)}, got {bad}")
     if cfg.input.frame_interval_s <= 0:
         raise ConfigError(f"config [input] frame_interval_s: expected > 0 s, got {cfg.input.frame_interval_s}")
+    if cfg.input.max_missing_ratio < 0:
+        raise ConfigError(f"config [input] max_missing_ratio: expected >= 0, got {cfg.input.max_missing_ratio}")
+    if cfg.input.frame_pattern:
+        from ..io._frames import frame_pattern
+
+        try:
+            frame_pattern(cfg.input.frame_pattern, where="config [input] frame_pattern")
+        except DataValidationError as exc:
+            raise ConfigError(str(exc)) from None
     if not 0.0 <= cfg.input.min_good_fraction <= 1.0:
         raise ConfigError(f"config [input] min_good_fraction: expected a fraction in [0, 1], "
                                   f"got {cfg.input.min_good_fraction}")

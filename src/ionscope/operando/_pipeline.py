@@ -50,6 +50,7 @@ class RunResult:
     cache: StageCache
     stages: dict[str, StageRecord] = field(default_factory=dict)
     bad_frames: list[dict] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)  # files in the frame folder that are not frames
     files: dict[str, str] = field(default_factory=dict)
     context: Any = None  # the stage graph's Context after the run
 
@@ -84,6 +85,9 @@ class RunResult:
         out = {k: v for k, v in an.attrs.items() if isinstance(v, (int, float, str)) and not k.startswith("ionscope")}
         out["n_frames"] = int(an.sizes["time"])
         out["bad_frames"] = len(self.bad_frames)
+        out["missing_frames"] = [int(b["frame"]) for b in self.bad_frames
+                                 if str(b.get("reason", "")).startswith("missing")]
+        out["ignored_files"] = list(self.ignored_files)
         out["stages_cached"] = [n for n, r in self.stages.items() if r.cached]
         out["stage_seconds"] = {n: round(r.seconds, 3) for n, r in self.stages.items()}
         return out
@@ -215,14 +219,14 @@ def _denoise(li, cfg, li_std=None, show_progress=None):
     return denoise.sparse_coding(li, **options)
 
 
-def _read_log(path: Path, *, missing: str = "error"):
+def _read_log(path: Path, *, missing: str = "error", duplicates: str = "error", resets: str = "error"):
     """A CSV log through :func:`ionscope.io.read_log`; a NetCDF/Zarr Dataset as stored."""
     import xarray as xr
 
     from .. import io as iio
 
     if path.suffix.lower() == ".csv":
-        return iio.read_log(path, missing=missing)
+        return iio.read_log(path, missing=missing, duplicates=duplicates, resets=resets)
     try:
         log = xr.open_dataset(path, engine="zarr" if path.suffix.lower() == ".zarr" else "h5netcdf").load()
     except Exception as exc:  # the backends raise many types for an unreadable file
@@ -267,10 +271,19 @@ def _scheduler(cfg: Config):
                                    dashboard_address=None)
             client = Client(cluster)
         else:
-            client = Client(name, timeout=f"{max(5.0, min(timeout, 20.0))}s")
+            # a bounded handshake first: a non-dask server or a dead address fails here in one line, within
+            # seconds, instead of hanging in (or overflowing) distributed's own connect
+            from ._probe import probe_scheduler
+
+            connect_s = max(5.0, min(timeout, 20.0))  # as long as distributed would retry (a scheduler starting)
+            probe_scheduler(name, timeout_s=min(5.0, timeout), connect_s=connect_s)
+            client = Client(name, timeout=f"{connect_s}s")
     except (OSError, TimeoutError) as exc:
         raise StageFailedError(f"config [compute] scheduler: cannot reach {name!r} ({exc}); start the scheduler "
                                f"or use scheduler = 'threads'") from None
+    except (MemoryError, ValueError, TypeError) as exc:  # what distributed raises for a server that is not dask
+        raise StageFailedError(f"config [compute] scheduler: {name!r} does not answer like a dask scheduler "
+                               f"({type(exc).__name__}); start the scheduler or use scheduler = 'threads'") from None
     watchdog = _Watchdog(client, timeout)
     try:
         try:
@@ -858,7 +871,8 @@ def _check_log(log, cfg: Config):
     return log
 
 
-def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list) -> dict:
+def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
+             ignored: list | None = None) -> dict:
     """Open every input before the first stage runs: ``{name: (value, key)}``."""
     import xarray as xr
 
@@ -870,7 +884,8 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
             raise DataValidationError("config [input] series: no series given (a folder, file or .zarr store)")
         spath = cfg.path(ic.series)
         series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
-                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame)
+                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
+                                  frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio)
         input_key = fingerprint([spath]) + json.dumps(bad)
     else:
         if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
@@ -882,17 +897,19 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         input_key = _token(series)
     bad_frames.extend(bad)
     frame_files = series.attrs.get("frame_files")
-    if frame_files is not None:  # kept beside the series, not in what the stages store
+    if ignored is not None:
+        ignored.extend(series.attrs.get("ignored_files", []))
+    if frame_files is not None or "ignored_files" in series.attrs:  # kept beside the series, not in the stages
         series = series.copy()
-        series.attrs = {k: v for k, v in series.attrs.items() if k != "frame_files"}
+        series.attrs = {k: v for k, v in series.attrs.items() if k not in ("frame_files", "ignored_files")}
     full = _canonical_chunks(series)
 
     if log is None and ic.log:
         lpath = cfg.path(ic.log)
         if not lpath.exists():
             raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
-        log_key = fingerprint([lpath]) + ic.log_missing
-        log = _read_log(lpath, missing=ic.log_missing)
+        log_key = fingerprint([lpath]) + ic.log_missing + ic.log_duplicates + ic.log_resets
+        log = _read_log(lpath, missing=ic.log_missing, duplicates=ic.log_duplicates, resets=ic.log_resets)
     elif log is not None:
         log_key = _token(log)
     else:
@@ -916,14 +933,16 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
     if ic.low_loss:
         lpath_ll = cfg.path(ic.low_loss)
         low_loss, bad_ll = read_series(lpath_ll, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
-                                       time_anchor=ic.time_anchor, on_bad_frame="error")
+                                       time_anchor=ic.time_anchor, on_bad_frame="error",
+                                       frame_pattern=ic.frame_pattern or None,
+                                       max_missing_ratio=ic.max_missing_ratio)
         if low_loss.sizes["time"] != full.sizes["time"] or low_loss.sizes["y"] != full.sizes["y"] \
                 or low_loss.sizes["x"] != full.sizes["x"]:
             raise DataValidationError(
                 f"config [input] low_loss: {lpath_ll} holds {dict(low_loss.sizes)}; expected the same frames and "
                 f"pixels as the series {dict(full.sizes)}")
         low_loss = low_loss.assign_coords(time=full.time.values)
-        low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k != "frame_files"}
+        low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k not in ("frame_files", "ignored_files")}
         low_key = fingerprint([lpath_ll])
     return frame_files, {
         "series": (full, input_key),
@@ -1021,7 +1040,8 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
         res = RunResult(config=cfg, cache=cache)
         # every input is opened and checked before the scheduler starts or a stage runs
         frame_files, sources = _sources(cfg, series=series, log=log, references=references,
-                                        segmentation=segmentation, truth=truth, bad_frames=res.bad_frames)
+                                        segmentation=segmentation, truth=truth, bad_frames=res.bad_frames,
+                                        ignored=res.ignored_files)
         ctx = Context(cache=cache, config=cfg, show_progress=show_progress, batch=cfg.compute.frames_per_batch,
                       result=res)
         ctx.info["frame_files"] = frame_files

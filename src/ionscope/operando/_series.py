@@ -10,30 +10,29 @@ leaves a gap in time rather than shifting every later frame.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CalibrationError, DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
+from ..io._frames import FRAME_EXTENSIONS, MAX_MISSING_RATIO, frame_number, frame_time, number_frames
 
-_FRAME_EXT = {".dm3", ".dm4", ".emd", ".hspy", ".hdf5", ".h5", ".nc", ".zarr", ".msa"}
-_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+_FRAME_EXT = set(FRAME_EXTENSIONS)
 
 
-def _frame_number(path: Path) -> int | None:
-    m = _NUMBER.search(path.stem)
-    return int(m.group(1)) if m else None
+def _frame_number(path: Path, pattern: str | None = None) -> int | None:
+    """The frame number of a file by the frame pattern (:func:`ionscope.io.frame_number`)."""
+    return frame_number(Path(path).name, pattern=pattern)
 
 
 def _time_coord(n: int, *, numbers=None, start_s: float, interval_s: float, anchor: str) -> np.ndarray:
     k = np.arange(n, dtype=float) if numbers is None else np.asarray(numbers, float)
-    offset = 0.5 * interval_s if anchor == "mid" else 0.0
-    return start_s + k * interval_s + offset
+    return np.asarray(frame_time(k, start_s=start_s, interval_s=interval_s, anchor=anchor), float)
 
 
 def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, time_anchor: str = "mid",
-                on_bad_frame: str = "skip", chunks_time: int = 1):
+                on_bad_frame: str = "skip", chunks_time: int = 1, frame_pattern: str | None = None,
+                max_missing_ratio: float = MAX_MISSING_RATIO):
     """Open an operando STEM-EELS series lazily as one (time, y, x, energy) DataArray.
 
     Parameters
@@ -46,7 +45,11 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         Frame period, used when the data carry no time coordinate.
     start_s : float
         Start of frame 0 on the log's clock (s); added to the times a store
-        carries (they count from the start of the acquisition).
+        carries (they count from the start of the acquisition). In a folder,
+        frame number *k* (from its file name) starts at
+        ``start_s + k · frame_interval_s`` whatever number the series starts
+        at; a series numbered from 1 whose first frame starts at the log's
+        t = 0 needs ``start_s = -frame_interval_s``.
     time_anchor : {"mid", "start"}
         Whether the ``time`` coordinate is each frame's middle (default, the
         moment a frame best represents) or its start.
@@ -54,13 +57,25 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         Drop an unreadable / inconsistent frame and record it, or raise.
     chunks_time : int
         Frames per dask chunk.
+    frame_pattern : str, optional
+        Folder: the regular expression (one group: the number) that names
+        frame files (default: the last run of digits of the name; see
+        :mod:`ionscope.io._frames`). Files with a frame extension that do not
+        match are ignored and listed in ``series.attrs["ignored_files"]``; two
+        files with one number are refused with both names.
+    max_missing_ratio : float
+        Folder: most missing frame numbers per frame file present (default
+        10); a number beyond (a date in a backup's name) is refused naming
+        the file.
 
     Returns
     -------
     (series, bad) : (xarray.DataArray, list of dict)
-        ``bad`` lists ``{"frame": k, "file": name, "reason": text}``. For a
+        ``bad`` lists ``{"frame": k, "file": name, "reason": text}`` (a frame
+        number with no file: ``"missing (no file numbered k)"``). For a
         folder, ``series.attrs["frame_files"]`` names the file of each kept
-        frame. Only headers are read here; a frame whose *data* cannot be
+        frame, ``series.attrs["ignored_files"]`` the files that are not frames
+        and the ``frame_index`` coordinate holds the frame numbers. Only headers are read here; a frame whose *data* cannot be
         decoded or holds NaN/Inf is found by :func:`screen_frames`.
 
     Raises
@@ -86,7 +101,8 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     is_store = path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()
     if path.is_dir() and not is_store:
         return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
-                            on_bad_frame=on_bad_frame, chunks_time=chunks_time)
+                            on_bad_frame=on_bad_frame, chunks_time=chunks_time, pattern=frame_pattern,
+                            max_missing_ratio=max_missing_ratio)
     da = iio.load(path, lazy=True)
     if "frame" in da.dims and "time" not in da.dims:
         da = da.rename({"frame": "time"})
@@ -111,20 +127,20 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     return da, []
 
 
-def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time):
+def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time, pattern=None,
+                 max_missing_ratio=MAX_MISSING_RATIO):
     import xarray as xr
 
     from .. import io as iio
 
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in _FRAME_EXT and not p.name.startswith(".")),
-                   key=lambda p: (_frame_number(p) is None, _frame_number(p) or 0, p.name))
-    if not files:
-        raise FileFormatError(f"{folder}: no frame files ({', '.join(sorted(_FRAME_EXT))}) in the folder")
-    numbers = [_frame_number(p) for p in files]
-    if any(n is None for n in numbers) or len(set(numbers)) != len(numbers):
-        numbers = list(range(len(files)))  # names without (unique) numbers: use the sorted order
-    first = numbers[0]
-    numbers = [n - first for n in numbers]
+    # one numbering rule for the batch reader and the live follower (ionscope.io._frames)
+    numbered = number_frames(folder.iterdir(), pattern=pattern, max_missing_ratio=max_missing_ratio, where=folder)
+    if not numbered.frames:
+        extra = (f"; {len(numbered.ignored)} file(s) do not match the frame pattern {numbered.pattern!r}: "
+                 + ", ".join(numbered.ignored[:5])) if numbered.ignored else ""
+        raise FileFormatError(f"{folder}: no frame files ({', '.join(sorted(_FRAME_EXT))}) in the folder{extra}")
+    numbers = numbered.numbers
+    files = list(numbered.frames.values())
     bad: list[dict] = []
 
     def refuse(k, name, reason, exc_type=DataValidationError):
@@ -132,10 +148,8 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
             raise exc_type(f"{folder / name if name else folder}: frame {k}: {reason}")
         bad.append({"frame": int(k), "file": name, "reason": reason})
 
-    present = set(numbers)
-    for k in range(numbers[-1] + 1):
-        if k not in present:
-            refuse(k, "", f"missing (no file numbered {k + first})", FileFormatError)
+    for k in numbered.missing():
+        refuse(k, "", f"missing (no file numbered {k})", FileFormatError)
 
     frames, kept = [], []
     ref_energy = None
@@ -180,7 +194,9 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
                                   frame_index=("time", np.asarray(kept, int)))
     series.attrs = dict(frames[0].attrs)
     series.attrs["source_file"] = str(folder)
-    series.attrs["frame_files"] = [p.name for k, p in zip(numbers, files) if k in set(kept)]
+    kept_set = set(kept)
+    series.attrs["frame_files"] = [p.name for k, p in zip(numbers, files) if k in kept_set]
+    series.attrs["ignored_files"] = list(numbered.ignored)
     series = series.transpose("time", "y", "x", "energy").chunk({"time": chunks_time})
     bad.sort(key=lambda b: b["frame"])
     return series, bad
@@ -230,6 +246,10 @@ def screen_frames(series, *, batch: int = 4, bar=lambda items: items) -> list[di
             for i in range(start, stop):
                 try:
                     counts.append(int(check(series.isel(time=slice(i, i + 1)))[0]))
+                except IonscopeError as exc:  # e.g. a damaged Zarr chunk: the message names the store and chunk
+                    bad.append({"index": i, "reason": f"data unreadable: {exc}"})
+                    counts.append(0)
+                    continue
                 except Exception as exc:  # noqa: BLE001
                     bad.append({"index": i, "reason": f"data unreadable ({type(exc).__name__}: "
                                                       f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"})
