@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 LI_WINDOW = (54.0, 70.0)
 PRE_EDGE = (40.0, 52.0)
 
 
+@accepts_data("linescan")
 def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", fit_range=None,
                window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = None):
     """Li-K intensity along the line, with standard errors.
@@ -110,6 +112,7 @@ def _edge(x, centre, sigma):
     return 0.5 * (1.0 + erf((x - centre) / (np.sqrt(2.0) * np.maximum(np.abs(sigma), 1e-6))))
 
 
+@accepts_data("profile", keep_dataset=("profile",))
 def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", position: Any = None,
                 interface: float | None = None):
     """Width of a layer in a profile, with its standard error.

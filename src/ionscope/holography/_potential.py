@@ -8,6 +8,7 @@ import numpy as np
 
 from ..data import apply_kernel, as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 # CODATA 2018
 _H = 6.62607015e-34      # J s
@@ -83,6 +84,7 @@ def _unwrap_kernel(block):
     return out.reshape(lead + block.shape[-2:])
 
 
+@accepts_data("wave_or_phase")
 def unwrap_phase(wave_or_phase):
     """Unwrap the phase of a wave (complex) or a wrapped phase (real), frame by frame.
 
@@ -132,6 +134,7 @@ def _real_phase(obj, name="phase"):
     return da
 
 
+@accepts_data("phase")
 def to_potential(phase, *, voltage_kv, thickness_nm=None):
     """Projected-mean electrostatic potential V = φ / (C_E·t) in volts.
 
@@ -183,6 +186,7 @@ def to_potential(phase, *, voltage_kv, thickness_nm=None):
     return like_input(out, phase)
 
 
+@accepts_data("wave_or_amplitude")
 def relative_thickness(wave_or_amplitude, *, vacuum=None):
     """Thickness in units of the inelastic mean free path, t/λᵢ = −2·ln(A/A_vac).
 
@@ -254,6 +258,7 @@ def _ramp_kernel(block, *, mask, order):
     return out.reshape(lead + (ny, nx))
 
 
+@accepts_data("phase")
 def remove_ramp(phase, *, mask, order=1):
     """Subtract a polynomial (plane by default) fitted over a mask: leakage fields, ramps, offset.
 
@@ -295,6 +300,7 @@ def remove_ramp(phase, *, mask, order=1):
     return like_input(out, phase)
 
 
+@accepts_data("wave_a", "wave_b")
 def phase_difference(wave_a, wave_b, *, unwrap=True):
     """Difference map between two states, Δφ = φ_a − φ_b (e.g. biased minus unbiased).
 
@@ -399,6 +405,7 @@ def _refine_by_smoothness(moving, fixed, d0, rounds=4):
     return d
 
 
+@accepts_data("wave_biased", "wave_unbiased")
 def bias_difference(wave_biased, wave_unbiased, *, mask=None, align=True, order=1, voltage_kv=None,
                     thickness_nm=None):
     """Bias-series workflow: align two states, Δφ = φ(V) − φ(0), remove the leakage ramp, ΔV.

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 from . import _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
@@ -34,6 +35,7 @@ _RAMP_TERMS = {1: ["offset", "x", "y"], 2: ["offset", "x", "y", "xx", "xy", "yy"
 
 
 # --------------------------------------------------------------------------- masks
+@accepts_data("wave")
 def vacuum_mask(wave, *, smooth_px=2.0, border_px=3, erode_px=None):
     """Vacuum pixels of a reconstructed wave, from its amplitude.
 
@@ -563,6 +565,7 @@ _MIN_STEP_SIGMAS = 3.0
 
 
 # --------------------------------------------------------------------------- public
+@accepts_data("holograms", "references")
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
                 model="erf", background="piecewise", interface_tilt_deg=None, order=1, sideband=None, aperture=None,

@@ -11,6 +11,7 @@ from .._atomic import atomic_path
 from ..data import check_dims, check_finite, decode_attrs, encodable_attrs
 from ..errors import DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
 from ._convert import dataarray_to_signal_dict, signal_dict_to_dataarray
+from ._inputs import accepts_data
 
 # extension → rosettasciio plugin module, tried in order
 _RSCIIO = {
@@ -249,6 +250,7 @@ def _as_dataset(da):
     return ds
 
 
+@accepts_data("da", keep_dataset=("da",))
 def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     """Save a DataArray atomically; the format follows the extension.
 
@@ -397,6 +399,7 @@ def from_hyperspy(signal):
     return signal_dict_to_dataarray(sig, source=signal.metadata.get_item("General.original_filename"))
 
 
+@accepts_data("da")
 def to_hyperspy(da):
     """Convert a DataArray to a HyperSpy signal (needs the optional ``hyperspy`` extra).
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..errors import DataValidationError, FileFormatError, IonscopeError
+from ..io._inputs import accepts_data
 from ._follow import FrameFile, FrameFollower, LogFollower
 from ._state import LiveState, load_npz_maps
 
@@ -138,6 +139,7 @@ def _register_shift(image: np.ndarray, ref: Reference, rc) -> np.ndarray:
     return s[2] - s[1]
 
 
+@accepts_data("frame")
 def process_frame(frame, *, config, reference: Reference | None = None, references=None, index: int = 0,
                   time_s: float = 0.0, hooks: dict | None = None) -> dict:
     """One frame through energy drift → registration → Li map → hooks.
