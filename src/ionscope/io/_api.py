@@ -250,6 +250,37 @@ def _as_dataset(da):
     return ds
 
 
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def warn_if_large(nbytes: float, path, *, what: str = "", stacklevel: int = 3) -> bool:
+    """Warn (:class:`~ionscope.errors.LargeOutputWarning`) before writing more than
+    ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``; True if it warned.
+
+    A notebook cell that writes gigabytes should say so before the disk fills, not after.
+    """
+    import warnings
+
+    from ..errors import LargeOutputWarning
+
+    try:
+        limit = float(os.environ.get("IONSCOPE_LARGE_OUTPUT_GB", "1")) * 1e9
+    except ValueError:
+        limit = 1e9
+    if nbytes <= limit:
+        return False
+    detail = f" ({what})" if what else ""
+    warnings.warn(f"writing {_human_bytes(nbytes)} (uncompressed) to {path}{detail}; stopping it (Ctrl-C) leaves "
+                  "no partial output under that name; IONSCOPE_LARGE_OUTPUT_GB sets this threshold", LargeOutputWarning,
+                  stacklevel=stacklevel)
+    return True
+
+
 @accepts_data("da", keep_dataset=("da",))
 def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     """Save a DataArray atomically; the format follows the extension.
@@ -272,6 +303,8 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     if path.exists() and not overwrite:
         raise FileFormatError(f"{path}: exists and overwrite=False")
     ext = _suffix(path)
+    # stacklevel 4: the caller of save, past the input adapter's wrapper
+    warn_if_large(float(da.nbytes), path, what=", ".join(f"{d} {n}" for d, n in da.sizes.items()), stacklevel=4)
     if ext == ".zarr":
         ds = _as_dataset(da)
         if chunks is not None:

@@ -88,9 +88,10 @@ def acquisition_value(data: Any, key: str, value: Any = None, *, argument: str |
         if not (math.isfinite(given) and given > 0):
             raise DataValidationError(f"{argument}: expected a positive number{unit_text}, got {value!r}")
         if stored is not None and abs(given - stored) > rtol * abs(stored):
-            where_text = "the data" if where == "the data" else f"{where}"
+            where_text = where
+            sep = " " if argument.startswith("--") else "="  # `--voltage-kv 200` on the shell, voltage_kv=200 in Python
             raise DataValidationError(
-                f"{argument}={given:g}{unit_text} contradicts {where_text} ({key} = {stored:g}{unit_text}); "
+                f"{argument}{sep}{given:g}{unit_text} contradicts {where_text} ({key} = {stored:g}{unit_text}); "
                 "leave it out to use the data's value, or correct the metadata")
         return given
     if stored is None and required:

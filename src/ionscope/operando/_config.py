@@ -43,6 +43,7 @@ class InputConfig:
     log_missing: str = "error"  # a log value that is empty / not a number: "error" (with its line) | "interpolate"
     min_good_fraction: float = 0.5  # fail when fewer frames than this fraction are usable
     low_loss: str = ""  # dual EELS: the low-loss series of the same frames (folder, file or .zarr)
+    var: str = ""  # the variable of multi-variable frame files or store ("": the only / the store's main one)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def _time_coord(n: int, *, numbers=None, start_s: float, interval_s: float, anch
 
 
 def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, time_anchor: str = "mid",
-                on_bad_frame: str = "skip", chunks_time: int = 1):
+                on_bad_frame: str = "skip", chunks_time: int = 1, var: str | None = None):
     """Open an operando STEM-EELS series lazily as one (time, y, x, energy) DataArray.
 
     Parameters
@@ -54,6 +54,9 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         Drop an unreadable / inconsistent frame and record it, or raise.
     chunks_time : int
         Frames per dask chunk.
+    var : str, optional
+        The variable of multi-variable frame files or store (``[input] var``;
+        default: the only one, or the store's main one).
 
     Returns
     -------
@@ -86,8 +89,8 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     is_store = path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()
     if path.is_dir() and not is_store:
         return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
-                            on_bad_frame=on_bad_frame, chunks_time=chunks_time)
-    da = iio.load(path, lazy=True)
+                            on_bad_frame=on_bad_frame, chunks_time=chunks_time, var=var)
+    da = iio.load(path, lazy=True, var=var)
     if "frame" in da.dims and "time" not in da.dims:
         da = da.rename({"frame": "time"})
     if "time" not in da.dims:
@@ -111,7 +114,7 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     return da, []
 
 
-def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time):
+def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time, var=None):
     import xarray as xr
 
     from .. import io as iio
@@ -142,7 +145,7 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
     ref_shape = None
     for k, p in zip(numbers, files):
         try:
-            da = iio.load(p, lazy=True)
+            da = iio.load(p, lazy=True, var=var)
         except IonscopeError as exc:
             refuse(k, p.name, "unreadable: " + str(exc).replace(f"{p}: ", ""), FileFormatError)
             continue
