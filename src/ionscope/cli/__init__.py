@@ -52,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     name = " ".join(str(v) for v in (args.command, getattr(args, "holo_command", None)) if v)
     previous = _terminate_as_exit()
+    import warnings
+
+    default_format = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):
+        # ionscope's own warnings (e.g. the size of a large output) read like its errors: one line
+        from ..errors import LargeOutputWarning
+
+        if issubclass(category, LargeOutputWarning):
+            return f"ionscope {name}: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
     try:
         result = args.handler(args)
         sys.stdout.flush()
@@ -82,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        warnings.formatwarning = default_format
         if previous is not None:
             import signal
 

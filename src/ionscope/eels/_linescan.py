@@ -52,7 +52,9 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     Returns
     -------
     xarray.Dataset
-        ``li`` and ``li_std`` over ``position`` (and any other leading dims).
+        ``Li`` and ``Li_std`` over ``position`` (and any other leading dims),
+        the names ``mlls``/``limap`` give the Li map; also under the older
+        names ``li`` and ``li_std`` (the same arrays), which scripts read.
 
     References
     ----------
@@ -85,7 +87,7 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
             raise DataValidationError(f"component={component!r} is not among the references {res.attrs['components']}")
         out = xr.Dataset({"li": res[component], "li_std": res[f"{component}_std"], "chi2": res["chi2"]})
         out.attrs = {"method": "mlls", "component": component, "plural_scattering": str(plural_scattering)}
-        return out
+        return _with_li_names(out)
     from ._background import fit_background
 
     ia = _common.window(e, window, name="window")
@@ -103,6 +105,15 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     var = counts.sum("energy").clip(min=0) + var_bg
     out = xr.Dataset({"li": s, "li_std": np.sqrt(var)})
     out.attrs = {"method": "window", "window_ev": list(map(float, window))}
+    return _with_li_names(out)
+
+
+def _with_li_names(out):
+    """``Li``/``Li_std`` (the Li map's name everywhere else) beside ``li``/``li_std`` (kept: scripts read them)."""
+    out["Li"] = out["li"].copy(deep=False)
+    out["Li_std"] = out["li_std"].copy(deep=False)
+    for old, new in (("li", "Li"), ("li_std", "Li_std")):
+        out[old].attrs = {**out[old].attrs, "alias_of": new}
     return out
 
 
@@ -156,9 +167,10 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     from scipy.optimize import curve_fit
 
     if isinstance(profile, xr.Dataset):
-        if std is None and "li_std" in profile:
-            std = profile["li_std"]
-        profile = profile["li"]
+        main = "Li" if "Li" in profile else "li"
+        if std is None and f"{main}_std" in profile:
+            std = profile[f"{main}_std"]
+        profile = profile[main]
     if isinstance(profile, xr.DataArray):
         if profile.ndim != 1:
             raise DataValidationError(f"profile: expected 1-D, got dims {profile.dims}")

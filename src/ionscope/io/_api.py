@@ -146,9 +146,12 @@ def _pick(ds, path, var):
     """
     names = [str(n) for n in ds.data_vars]
     if var is not None:
-        if var not in ds.data_vars:
-            raise FileFormatError(f"{path}: has no variable {var!r}; it holds {names}")
-        return ds[var]
+        from ._inputs import _aliases
+
+        for candidate in _aliases(str(var)):  # `--var Li` also finds an older file's `li`, and back
+            if candidate in ds.data_vars:
+                return ds[candidate]
+        raise FileFormatError(f"{path}: has no variable {var!r}; it holds {names}")
     if len(names) == 1:
         return ds[names[0]]
     preferred = ds.attrs.get("ionscope_variable")
@@ -450,6 +453,9 @@ def to_hyperspy(da):
         raise IonscopeError("to_hyperspy needs HyperSpy: pip install 'ionscope[hyperspy]'") from None
     from ._convert import hyperspy_order, signal_dims
 
+    if not hasattr(da, "dims"):
+        raise DataValidationError(f"to_hyperspy: a {type(da).__name__} has no axes to name; pass a DataArray "
+                                  "(e.g. ionscope.data.calibrated(array, dims, scale=...))")
     da = hyperspy_order(da)
     d = dataarray_to_signal_dict(da)
     n_sig = len(signal_dims(da.dims))

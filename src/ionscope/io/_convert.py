@@ -31,6 +31,8 @@ def _classify(name: str | None, units: str | None, used: set[str]) -> str:
         return "time"
     if n in ("x", "y") and n not in used:
         return n
+    if n == "component":  # reference spectra, factor loadings: labelled, not a length
+        return "component"
     if n in _STACK_NAMES:
         return "frame"
     return ""
@@ -310,6 +312,14 @@ def signal_dict_to_dataarray(sig: dict[str, Any], *, source: str | None = None):
             factor = unit_factor(ax.get("units"), dim) if dim in UNITS else None
             coords[dim] = np.asarray(ax["axis"], float) * (factor or 1.0)
     md = apply_mapping(sig)
+    labels = _get(md, "ionscope.labels_json")
+    if labels:  # label coordinates (component names) written by dataarray_to_signal_dict
+        try:
+            for dim, values in json.loads(labels).items():
+                if dim in dims and len(values) == np.shape(data)[dims.index(dim)]:
+                    coords[dim] = np.asarray(values)
+        except (TypeError, ValueError):
+            pass
     attrs = metadata_to_attrs(md, source)
     name = _get(md, "ionscope.name")
     if name and _get(md, "ionscope.title_is_name") and attrs.get("title") == name:
@@ -365,6 +375,10 @@ def dataarray_to_signal_dict(da) -> dict[str, Any]:
         axes.append(ax)
     attrs = {k: v for k, v in da.attrs.items()}
     md = attrs_to_metadata(attrs, has_energy="energy" in da.dims)
+    labels = {dim: [str(v) for v in np.asarray(da.coords[dim].values).tolist()] for dim in da.dims
+              if dim in da.coords and not np.issubdtype(da.coords[dim].dtype, np.number)}
+    if labels:  # HyperSpy axes hold numbers only: component names travel in the ionscope node
+        md.setdefault("ionscope", {})["labels_json"] = json.dumps(labels)
     if da.name is not None:
         md.setdefault("ionscope", {})["name"] = str(da.name)
         if "title" not in attrs:  # HyperSpy shows the title: let it be the array's name

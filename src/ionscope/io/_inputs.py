@@ -34,15 +34,14 @@ INPUT_KINDS = ("a DataArray, a Dataset (pick a variable with var=NAME), a HyperS
                "or a numpy/dask array")
 
 #: Variables tried, in order, when a multi-variable Dataset is passed without ``var`` and the
-#: function states no preference of its own: the Li map, the Li fraction, a spectrum image.
-DEFAULT_PREFER = ("Li", "x", "li", "li_fraction", "si", "data")
+#: function states no preference of its own: the Li map, the Li fraction x (stored as
+#: ``li_fraction``: a variable cannot be called ``x``, the name of the horizontal axis), a
+#: spectrum image.
+DEFAULT_PREFER = ("Li", "li", "li_fraction", "si", "data")
 
 #: Names the same quantity has had in different outputs; ``var=`` accepts either spelling
 #: (the user-facing names are the first of each pair; see ``docs/data_model.md``).
-VARIABLE_ALIASES = {
-    "Li": ("li",), "Li_std": ("li_std",), "Co": ("co",), "Co_std": ("co_std",),
-    "x": ("li_fraction",), "x_std": ("li_fraction_std",),
-}
+VARIABLE_ALIASES = {"Li": ("li",), "Li_std": ("li_std",), "Co": ("co",), "Co_std": ("co_std",)}
 
 
 def is_hyperspy_signal(obj: Any) -> bool:
@@ -110,7 +109,7 @@ def pick_variable(ds, *, var: str | None = None, prefer: Sequence[str] = (), nam
 
 
 def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Sequence[str] = DEFAULT_PREFER,
-            keep_dataset: bool = False, allow_none: bool = False):
+            keep_dataset: bool = False, allow_none: bool = False, array_kind: str | None = None):
     """Normalise one data argument: a DataArray (kinds 1–4 of the module docstring) or an array (kind 5).
 
     Parameters
@@ -128,6 +127,9 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
         ``Co``): a Dataset is returned as it is (``var`` still picks one variable if given).
     allow_none : bool
         Pass ``None`` through (optional data arguments such as a reference).
+    array_kind : {"image", "spectrum"}, optional
+        For functions that need labelled data: a plain array becomes a DataArray with the
+        default dims of that kind (:func:`ionscope.data.as_dataarray`) instead of staying an array.
 
     Returns
     -------
@@ -163,10 +165,8 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
         from ._api import from_hyperspy
 
         return from_hyperspy(obj)
-    if hasattr(obj, "chunks") and hasattr(obj, "dtype") and hasattr(obj, "ndim"):
-        return obj  # a dask (or other chunked) array: stays lazy
-    if isinstance(obj, np.ndarray):
-        return obj
+    if (hasattr(obj, "chunks") and hasattr(obj, "dtype") and hasattr(obj, "ndim")) or isinstance(obj, np.ndarray):
+        return _labelled(obj, array_kind, name)  # a dask array stays lazy
     kind = type(obj).__name__
     if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
         raise FileFormatError(f"{name} is a path ({obj!s}); load it first: ionscope.io.load({str(obj)!r})")
@@ -176,9 +176,17 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
         except (TypeError, ValueError):
             arr = None
         if arr is not None and arr.dtype.kind in "biufc":
-            return arr
+            return _labelled(arr, array_kind, name)
         kind = f"{kind} of non-numbers"
     raise DataValidationError(f"{name} is a {kind}; expected {INPUT_KINDS}")
+
+
+def _labelled(arr, array_kind, name):
+    if array_kind is None:
+        return arr
+    from ..data import as_dataarray
+
+    return as_dataarray(arr, kind=array_kind, name=name)
 
 
 _VAR_DOC = ("The variable of a multi-variable Dataset (default: the store's main variable, else {prefer}). "
@@ -215,12 +223,13 @@ def _document_var(doc: str | None, prefer: Sequence[str]) -> str | None:
 
 
 def accepts_data(*names: str, prefer: Sequence[str] = DEFAULT_PREFER, keep_dataset: Sequence[str] = (),
-                 optional: Sequence[str] = ()) -> Callable:
+                 optional: Sequence[str] = (), array_kind: str | None = None) -> Callable:
     """Decorator: the arguments ``names`` of a public function go through :func:`as_data`.
 
     The first name is the main data: ``var=`` (added as a keyword-only argument, documented in
     the docstring) picks its variable from a multi-variable Dataset. Names in ``keep_dataset``
-    accept a Dataset of named variables as it is; names in ``optional`` may be None. The wrapped
+    accept a Dataset of named variables as it is; names in ``optional`` may be None; with
+    ``array_kind`` plain arrays become DataArrays of that kind's default dims. The wrapped
     function records its data arguments in ``__ionscope_inputs__`` (a test walks the public API
     with it).
     """
@@ -247,7 +256,7 @@ def accepts_data(*names: str, prefer: Sequence[str] = DEFAULT_PREFER, keep_datas
                     bound.arguments[n] = as_data(
                         bound.arguments[n], var=var if i == 0 else None, name=f"{label}: {n}",
                         prefer=prefer, keep_dataset=n in keep_dataset, allow_none=n in optional or i > 0
-                        and sig.parameters[n].default is None)
+                        and sig.parameters[n].default is None, array_kind=array_kind)
             return fn(*bound.args, **bound.kwargs)
 
         if not own_var:
