@@ -307,8 +307,8 @@ def apply_kernel(
 def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes that Zarr and NetCDF store natively; the rest go into one JSON string.
 
-    Scalars (str, int, float, bool, numpy scalars) are kept as they are; lists,
-    dicts and arrays are gathered under ``ionscope_json`` (read back by
+    Scalars (str, int, float, numpy numbers) are kept as they are; booleans (which
+    NetCDF cannot store), lists, dicts and arrays are gathered under ``ionscope_json`` (read back by
     :func:`decode_attrs`), so every store ionscope writes opens in any Zarr or
     NetCDF reader.
 
@@ -326,7 +326,9 @@ def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     plain: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for k, v in attrs.items():
-        if isinstance(v, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+        if isinstance(v, (bool, np.bool_)):
+            extra[k] = bool(v)  # NetCDF has no boolean attribute: JSON keeps True as True (not 1)
+        elif isinstance(v, (str, int, float, np.integer, np.floating)):
             plain[k] = v.item() if isinstance(v, np.generic) else v
         else:
             try:
