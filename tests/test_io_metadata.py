@@ -192,3 +192,21 @@ def test_holo_profile_refuses_a_voltage_that_contradicts_the_file(real_file, tmp
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["voltage_kv"] == 300.0 and result["quantity"] == "potential"
+
+
+def test_maps_keep_the_acquisition_of_their_spectrum_image(real_file, tmp_path):
+    assert main(["mva", str(real_file("EELS_SI.dm4")), "-o", str(tmp_path / "pca.zarr"), "-q"]) == 0
+    attrs = iio.load(tmp_path / "pca.zarr").attrs
+    assert attrs["beam_energy_kv"] == 200.0 and attrs["microscope"] == "FEI Titan"
+    assert attrs["timestamp"] == "2019-05-14T20:50:13" and attrs["collection_angle_mrad"] == 62.0
+
+
+def test_the_data_model_page_is_current():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "make_data_model.py"
+    spec = importlib.util.spec_from_file_location("make_data_model", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.PAGE.read_text() == mod.render(), "run: PYTHONPATH=src python docs/make_data_model.py"

@@ -130,6 +130,16 @@ def load_input(path, *, var=None, prefer=(), reader=None, lazy=False, what="INPU
     raise FileFormatError(f"{path}: holds variables {names}; choose the {what} with --var NAME")
 
 
+def keep_acquisition(out, source) -> None:
+    """Copy the acquisition metadata (beam energy, angles, microscope, date, title, source file ...) of
+    ``source`` into ``out.attrs``, so maps made from a .dm4 still say how it was recorded."""
+    from ..data import METADATA_SCHEMA
+
+    for key in METADATA_SCHEMA:
+        if key not in ("signal_type", "dispersion_ev") and key in source.attrs and key not in out.attrs:
+            out.attrs[key] = source.attrs[key]
+
+
 @contextlib.contextmanager
 def dask_progress(desc: str, enable: bool | None):
     """A tqdm bar over the dask tasks computed inside the block (limap/mva on lazy series)."""

@@ -5,7 +5,8 @@ INPUT is a position-resolved TEM-EELS image with dims (position, energy).
 """
 from __future__ import annotations
 
-from ._common import add_alias, add_out, add_progress, add_reader, add_refs, add_var, check_out, load_input, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_refs, add_var, check_out, keep_acquisition, \
+    load_input, say
 
 SUFFIXES = (".nc", ".zarr")
 
@@ -49,6 +50,7 @@ def run(args) -> int:
         prof.attrs[k] = width[k]
     from ..io import save
 
+    keep_acquisition(prof, data)
     save(prof, out)
     dim = prof.li.dims[0]
     x = prof[dim].values if dim in prof.coords else range(prof.li.size)

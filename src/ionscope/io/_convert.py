@@ -230,6 +230,8 @@ def attrs_to_metadata(attrs: dict[str, Any], *, has_energy: bool) -> dict[str, A
             used.add(key)
     st = str(attrs.get("signal_type", "EELS" if has_energy else ""))
     md["Signal"]["signal_type"] = _HS_SIGNAL_TYPES.get(st, "")
+    if attrs.get("source_file"):
+        md["General"]["original_filename"] = str(attrs["source_file"]).replace("\\", "/").rsplit("/", 1)[-1]
     if "timestamp" in attrs:
         try:
             stamp = _dt.datetime.fromisoformat(str(attrs["timestamp"]))
