@@ -51,7 +51,7 @@ def register(sub) -> None:
 
     f = hs.add_parser("profile", help="line profile across an interface and a step fit",
                       description="Average a line profile across an interface and fit a step (erf/tanh): the "
-                                  "step height (rad, or V with --thickness-nm), its 10-90 %% width and "
+                                  "step height (rad, or V with --thickness-nm), its 10-90 % width and "
                                   "centre (nm), with 1σ. Points and lengths are given in nm (-nm options: the "
                                   "image's own coordinates, offset included, as `ionscope info` prints the y/x "
                                   "axes; --origin corner counts from the top-left pixel instead) or in pixels "
