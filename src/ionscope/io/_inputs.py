@@ -243,24 +243,34 @@ def accepts_data(*names: str, prefer: Sequence[str] = DEFAULT_PREFER, keep_datas
             raise TypeError(f"accepts_data: {fn.__qualname__} has no argument(s) {missing}")
         own_var = "var" in sig.parameters
         label = fn.__name__
+        params = list(sig.parameters.values())
+        # where each data argument sits: its position (if it can be passed positionally) and options
+        slots = []
+        for i, n in enumerate(names):
+            par = sig.parameters[n]
+            pos = params.index(par) if par.kind in (par.POSITIONAL_ONLY, par.POSITIONAL_OR_KEYWORD) else None
+            slots.append((n, pos, dict(name=f"{label}: {n}", prefer=prefer, keep_dataset=n in keep_dataset,
+                                       allow_none=n in optional or (i > 0 and par.default is None),
+                                       array_kind=array_kind)))
+        plain = (np.ndarray,) if array_kind is None else ()
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            # no inspect.Signature.bind here: this runs on every call, also inside loops
             var = kwargs.get("var") if own_var else kwargs.pop("var", None)
-            try:
-                bound = sig.bind(*args, **kwargs)
-            except TypeError:
-                return fn(*args, **kwargs)  # let Python word the wrong call
-            for i, n in enumerate(names):
-                if n in bound.arguments:
-                    bound.arguments[n] = as_data(
-                        bound.arguments[n], var=var if i == 0 else None, name=f"{label}: {n}",
-                        prefer=prefer, keep_dataset=n in keep_dataset, allow_none=n in optional or i > 0
-                        and sig.parameters[n].default is None, array_kind=array_kind)
-            return fn(*bound.args, **bound.kwargs)
+            args = list(args)
+            for i, (n, pos, opts) in enumerate(slots):
+                if pos is not None and pos < len(args):
+                    value = args[pos]
+                    if not isinstance(value, plain) or var is not None:
+                        args[pos] = as_data(value, var=var if i == 0 else None, **opts)
+                elif n in kwargs:
+                    value = kwargs[n]
+                    if not isinstance(value, plain) or var is not None:
+                        kwargs[n] = as_data(value, var=var if i == 0 else None, **opts)
+            return fn(*args, **kwargs)
 
         if not own_var:
-            params = list(sig.parameters.values())
             var_param = inspect.Parameter("var", inspect.Parameter.KEYWORD_ONLY, default=None)
             at = next((i for i, p in enumerate(params) if p.kind == inspect.Parameter.VAR_KEYWORD), len(params))
             params.insert(at, var_param)
