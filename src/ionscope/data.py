@@ -6,6 +6,9 @@ dimension names come from one fixed vocabulary (:data:`DIMS`) and whose
 coordinates carry physical units in a ``units`` attribute (eV, nm, s).
 Acquisition metadata live in ``attrs`` under the keys of :data:`METADATA_KEYS`.
 
+Every public function takes its data through one adapter, :func:`as_data` (owned by
+:mod:`ionscope.io`): a DataArray, a Dataset, a HyperSpy signal or a numpy array.
+
 Algorithms are written as plain array kernels (``f(ndarray, *, axis=...)``);
 :func:`apply_kernel` is the one place where a kernel is mapped over the chunks
 of a labelled array, so that the same call runs in memory, on threads, or on a
@@ -201,6 +204,17 @@ def as_dataarray(obj: Any, *, kind: str = "spectrum", dims: Sequence[str] | None
             )
         dims = table[arr.ndim]
     return calibrated(arr, dims, name=None)
+
+
+def as_data(obj: Any, **kwargs):
+    """The one input adapter, :func:`ionscope.io.as_data` (re-exported here beside :func:`as_dataarray`).
+
+    A DataArray, a Dataset (``var=``), a HyperSpy signal or a numpy/dask array in; one
+    :class:`~ionscope.errors.DataValidationError` that says what to pass otherwise.
+    """
+    from .io._inputs import as_data as _as_data
+
+    return _as_data(obj, **kwargs)
 
 
 def like_input(result, template: Any):

@@ -12,6 +12,7 @@ Example ``run.toml``::
     series = "frames/"        # folder of .dm3/.dm4 frames, one multi-frame file, or a .zarr store
     log = "holder_log.csv"    # electrochemistry log (CSV, .nc or .zarr Dataset)
     frame_interval_s = 60.0   # frame duration when the files carry no times
+    # var = "si"              # the variable of multi-variable frame files / store (--var overrides)
 
     [limap]
     method = "mlls"
