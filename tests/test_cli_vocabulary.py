@@ -133,3 +133,23 @@ def test_variable_names_li_and_x_documented_in_help(capsys):
     out = capsys.readouterr().out
     assert "Li, Li_std" in " ".join(out.split())
     np.testing.assert_equal(True, True)
+
+
+def test_run_and_watch_read_the_variable_named_by_var(tmp_path):
+    import xarray as xr
+
+    from ionscope.errors import FileFormatError
+    from ionscope.io import save
+    from ionscope.operando import from_dict, read_series
+    from ionscope.simulate import operando_eels
+
+    si, _, _ = operando_eels(shape=(8, 8), n_frames=2, energy_step=0.5)
+    save(xr.Dataset({"counts": si, "other": si * 0}), tmp_path / "two.zarr")
+    assert read_series(tmp_path / "two.zarr", var="counts")[0].name == "counts"
+    with pytest.raises(FileFormatError, match=r"name the spectra with \[input\] var \(or --var NAME\)"):
+        read_series(tmp_path / "two.zarr")
+    assert from_dict({"input": {"var": "counts"}}).input.var == "counts"
+    args = build_parser().parse_args(["run", "c.toml", "--var", "counts"])
+    assert args.var == "counts"
+    args = build_parser().parse_args(["watch", "c.toml", "--var", "counts"])
+    assert args.var == "counts"

@@ -91,6 +91,13 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
                             on_bad_frame=on_bad_frame, chunks_time=chunks_time, var=var)
     da = iio.load(path, lazy=True, var=var)
+    if not hasattr(da, "name"):  # a store of several variables: the spectra, or say how to choose
+        names = [str(n) for n in da.data_vars]
+        picked = next((n for n in ("si", "data", "series", "spectra") if n in names), None)
+        if picked is None:
+            raise FileFormatError(f"{path}: a store of variables {names}; name the spectra with [input] var "
+                                  "(or --var NAME)")
+        da = da[picked]
     if "frame" in da.dims and "time" not in da.dims:
         da = da.rename({"frame": "time"})
     if "time" not in da.dims:
