@@ -883,12 +883,12 @@ def waiting_text(sess: _Session, waited_s: float | None = None) -> str:
     pattern = "*{" + ",".join(FRAME_EXT) + "}" + (f" with a {sess.frames.sidecar} sidecar" if sess.frames.sidecar else "")
     log = f"log {sess.log.path}" + ("" if sess.log.path.exists() else " (not there yet)") if sess.log is not None \
         else "no log"
-    since = f" for {waited_s:.0f} s" if waited_s is not None else ""
+    since = f" after {waited_s:.0f} s" if waited_s is not None else ""
     if sess.frames.bad:
         since += f" ({len(sess.frames.bad)} bad, see the bad-frame list)"
     folder = sess.folder if sess.folder.exists() else f"{sess.folder} (not there yet)"
-    return (f"no usable frame yet{since}: waiting for frame files {pattern} in {folder}; {log}; "
-            f"stop with a file {sess.stop_path} or Ctrl-C")
+    text = f"waiting for frame files {pattern} in {folder}; {log}; stop with a file {sess.stop_path} or Ctrl-C"
+    return f"no usable frame yet{since}: {text}" if since or sess.frames.bad else text
 
 
 def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_frame, on_wait=None,
@@ -901,7 +901,7 @@ def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_fra
                 now = time.monotonic()
                 if last_wait is None or now - last_wait >= wait_every_s:
                     last_wait = now
-                    text = waiting_text(sess, now - started)
+                    text = waiting_text(sess, now - started if now - started >= 1.0 else None)
                     sess.state.warn("waiting", text)
                     if on_wait is not None:
                         on_wait(text)
@@ -928,6 +928,8 @@ def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_fra
                 time.sleep(sess.poll_s)
     except KeyboardInterrupt:
         ended = "interrupted"
+    if sess.records:
+        sess.state.warn("waiting", None)  # frames came in the last round
     if sess.log is not None:
         sess.log.poll()
         sess.resync()
