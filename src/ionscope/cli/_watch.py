@@ -159,7 +159,7 @@ def run(args) -> int:
             print(f"final batch run: outputs in {cfg.out_dir}/ ({', '.join(sorted(result.run.files))})"
                   + (f"; causal live movie vs batch-denoised PSNR {psnr:.1f} dB" if psnr is not None else ""))
         print(f"live cache and causal movie in {result.live_dir}/")
-        if result.url and hold:
+        if result.url and hold and not stop.is_set():
             print(f"dashboard still at {result.url} — Ctrl-C to quit", flush=True)
 
     hold = not (args.exit_when_done or args.no_serve)
