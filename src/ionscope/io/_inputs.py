@@ -137,6 +137,8 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
 
     Raises
     ------
+    FileFormatError
+        A path: load it first (the message says how).
     DataValidationError
         Anything else, with one line that says what to pass.
 
