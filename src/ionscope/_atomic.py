@@ -57,6 +57,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             _replace(tmp, final)
     except BaseException:
         _remove(tmp)
+        # after Ctrl-C or SIGTERM, dask threads may still finish a chunk into the temporary (recreating
+        # it); the pool is joined before atexit hooks run, so remove it once more then
+        import atexit
+
+        atexit.register(_remove, tmp)
         raise
 
 

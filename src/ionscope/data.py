@@ -6,6 +6,9 @@ dimension names come from one fixed vocabulary (:data:`DIMS`) and whose
 coordinates carry physical units in a ``units`` attribute (eV, nm, s).
 Acquisition metadata live in ``attrs`` under the keys of :data:`METADATA_KEYS`.
 
+Every public function takes its data through one adapter, :func:`as_data` (owned by
+:mod:`ionscope.io`): a DataArray, a Dataset, a HyperSpy signal or a numpy array.
+
 Algorithms are written as plain array kernels (``f(ndarray, *, axis=...)``);
 :func:`apply_kernel` is the one place where a kernel is mapped over the chunks
 of a labelled array, so that the same call runs in memory, on threads, or on a
@@ -26,18 +29,46 @@ DIMS = ("time", "frame", "y", "x", "energy", "position", "component")
 #: Physical unit of each calibrated dimension (``frame``/``component`` are indices/labels).
 UNITS = {"time": "s", "y": "nm", "x": "nm", "energy": "eV", "position": "nm"}
 
-#: Acquisition metadata keys understood across ionscope (all optional).
-METADATA_KEYS = {
-    "beam_energy_kv": "accelerating voltage in kV",
-    "dispersion_ev": "energy per channel in eV",
-    "convergence_angle_mrad": "probe convergence semi-angle in mrad",
-    "collection_angle_mrad": "spectrometer collection semi-angle in mrad",
-    "exposure_s": "exposure (dwell) time in s",
-    "timestamp": "acquisition start, ISO 8601",
-    "signal_type": "EELS, hologram, image, limap, ...",
-    "source_file": "path of the file the data came from",
-    "title": "free-text title",
+#: The acquisition-metadata schema: one table, shared by every reader, writer and the HyperSpy
+#: bridge. Each ``attrs`` key maps to ``(type, unit, meaning, HyperSpy metadata paths)``; readers
+#: take the first path present, writers use the first (``exposure_s`` of an image goes to the
+#: camera). Units are fixed by the key's suffix (``_kv``, ``_mrad``, ``_s``, ``_v``, ``_mm``).
+#: Documented for users in ``docs/data_model.md``.
+METADATA_SCHEMA: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "title": ("text", "", "the file's own title (as the microscope software or HyperSpy wrote it)",
+              ("General.title",)),
+    "beam_energy_kv": ("float", "kV", "accelerating voltage", ("Acquisition_instrument.TEM.beam_energy",)),
+    "convergence_angle_mrad": ("float", "mrad", "probe convergence semi-angle",
+                               ("Acquisition_instrument.TEM.convergence_angle",)),
+    "collection_angle_mrad": ("float", "mrad", "spectrometer collection semi-angle",
+                              ("Acquisition_instrument.TEM.Detector.EELS.collection_angle",)),
+    "exposure_s": ("float", "s", "exposure per spectrum or image (the dwell time of a spectrum image)",
+                   ("Acquisition_instrument.TEM.Detector.EELS.exposure",
+                    "Acquisition_instrument.TEM.Detector.Camera.exposure",
+                    "Acquisition_instrument.TEM.Detector.EELS.dwell_time",
+                    "Acquisition_instrument.TEM.dwell_time")),
+    "frames_summed": ("int", "", "number of read-outs summed into each spectrum",
+                      ("Acquisition_instrument.TEM.Detector.EELS.frame_number",)),
+    "acquisition_mode": ("text", "", "TEM or STEM", ("Acquisition_instrument.TEM.acquisition_mode",)),
+    "camera_length_mm": ("float", "mm", "camera length", ("Acquisition_instrument.TEM.camera_length",)),
+    "magnification": ("float", "", "indicated magnification", ("Acquisition_instrument.TEM.magnification",)),
+    "biprism_voltage_v": ("float", "V", "biprism voltage (holography)",
+                          ("Acquisition_instrument.TEM.Biprism.voltage",)),
+    "microscope": ("text", "", "microscope name", ("Acquisition_instrument.TEM.microscope",)),
+    "spectrometer": ("text", "", "spectrometer name",
+                     ("Acquisition_instrument.TEM.Detector.EELS.spectrometer",)),
+    "timestamp": ("text", "", "acquisition start, ISO 8601 (HyperSpy: General.date + General.time)", ()),
+    "doi": ("text", "", "DOI of the data or its paper", ("General.doi",)),
+    "authors": ("text", "", "who acquired the data", ("General.authors",)),
+    "notes": ("text", "", "free-text notes", ("General.notes",)),
+    "sample": ("text", "", "specimen description", ("Sample.description",)),
+    "signal_type": ("text", "", "EELS, hologram, image, limap, ...", ("Signal.signal_type",)),
+    "dispersion_ev": ("float", "eV", "energy per channel (the file's own number)", ()),
+    "source_file": ("text", "", "path of the file the data came from", ()),
 }
+
+#: Acquisition metadata keys understood across ionscope (all optional): key → meaning with unit.
+METADATA_KEYS = {k: (f"{v[2]} in {v[1]}" if v[1] else v[2]) for k, v in METADATA_SCHEMA.items()}
 
 # Length units we convert to nm so that every spatial axis is in nm.
 _LENGTH_TO_NM = {
@@ -128,7 +159,12 @@ def calibrated(
     for key, value in (coords or {}).items():
         if key not in dims:  # non-dimension coordinates (e.g. per-frame voltage)
             out_coords[key] = value
-    return xr.DataArray(data, dims=dims, coords=out_coords, attrs=dict(attrs or {}), name=name)
+    da = xr.DataArray(data, dims=dims, coords=out_coords, attrs=dict(attrs or {}), name=name)
+    if name is None:
+        # xarray names an unnamed DataArray after a dask array's graph key ('array-e16888…'); that
+        # key is no name of the data and would become the title of a converted file
+        da.name = None
+    return da
 
 
 def check_dims(dims: Iterable[Hashable]) -> None:
@@ -144,9 +180,15 @@ def as_dataarray(obj: Any, *, kind: str = "spectrum", dims: Sequence[str] | None
     """Return ``obj`` as a DataArray; plain arrays get default dims for ``kind``.
 
     ``kind`` is ``"spectrum"`` (last axis ``energy``) or ``"image"`` (last two
-    axes ``y, x``). A DataArray is returned unchanged (after checking its dims).
+    axes ``y, x``). A DataArray is returned unchanged (after checking its dims);
+    a Dataset (its one variable, or its main one), a HyperSpy signal and anything
+    else go through the one input adapter :func:`ionscope.io.as_data`.
     """
     xr = _xr()
+    if not isinstance(obj, xr.DataArray) and not (hasattr(obj, "chunks") and hasattr(obj, "dtype")):
+        from .io._inputs import as_data
+
+        obj = as_data(obj, name=name)
     if isinstance(obj, xr.DataArray):
         if dims is not None and tuple(obj.dims) != tuple(dims):
             raise ShapeMismatchError(f"{name}: expected dims {tuple(dims)}, got {obj.dims}")
@@ -164,10 +206,25 @@ def as_dataarray(obj: Any, *, kind: str = "spectrum", dims: Sequence[str] | None
     return calibrated(arr, dims, name=None)
 
 
+def as_data(obj: Any, **kwargs):
+    """The one input adapter, :func:`ionscope.io.as_data` (re-exported here beside :func:`as_dataarray`).
+
+    A DataArray, a Dataset (``var=``), a HyperSpy signal or a numpy/dask array in; one
+    :class:`~ionscope.errors.DataValidationError` that says what to pass otherwise.
+    """
+    from .io._inputs import as_data as _as_data
+
+    return _as_data(obj, **kwargs)
+
+
 def like_input(result, template: Any):
-    """Return ``result`` (a DataArray) as the same type as ``template`` (ndarray in, ndarray out)."""
+    """Return ``result`` (a DataArray) as the same type as ``template`` (ndarray in, ndarray out).
+
+    Labelled inputs (a DataArray, a Dataset, a HyperSpy signal) give a DataArray.
+    """
     xr = _xr()
-    if isinstance(template, xr.DataArray):
+    if isinstance(template, (xr.DataArray, xr.Dataset)) or (hasattr(template, "axes_manager")
+                                                           and hasattr(template, "metadata")):
         return result
     if isinstance(result, xr.DataArray):
         return result.data
@@ -264,8 +321,8 @@ def apply_kernel(
 def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes that Zarr and NetCDF store natively; the rest go into one JSON string.
 
-    Scalars (str, int, float, bool, numpy scalars) are kept as they are; lists,
-    dicts and arrays are gathered under ``ionscope_json`` (read back by
+    Scalars (str, int, float, numpy numbers) are kept as they are; booleans (which
+    NetCDF cannot store), lists, dicts and arrays are gathered under ``ionscope_json`` (read back by
     :func:`decode_attrs`), so every store ionscope writes opens in any Zarr or
     NetCDF reader.
 
@@ -283,7 +340,9 @@ def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     plain: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for k, v in attrs.items():
-        if isinstance(v, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+        if isinstance(v, (bool, np.bool_)):
+            extra[k] = bool(v)  # NetCDF has no boolean attribute: JSON keeps True as True (not 1)
+        elif isinstance(v, (str, int, float, np.integer, np.floating)):
             plain[k] = v.item() if isinstance(v, np.generic) else v
         else:
             try:

@@ -41,3 +41,7 @@ class StageFailedError(IonscopeError):
 
 class ConfigError(DataValidationError):
     """A run configuration value is unknown, of the wrong type or out of range (names ``[section] key``)."""
+
+
+class LargeOutputWarning(UserWarning):
+    """An output larger than ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1 GB) is about to be written; says how large."""

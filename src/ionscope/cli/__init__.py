@@ -6,7 +6,7 @@ Each sub-command lives in its own module ``ionscope.cli._<name>`` exposing
 each handler imports the science it needs when it runs, so ``ionscope --help``
 stays fast. Every :class:`ionscope.IonscopeError` is printed as one line and
 gives exit status 2; any other exception is printed as one line too (exit
-status 1) unless ``--debug`` asks for the traceback. Options shared by the
+status 1). ``--debug`` prints the traceback as well, with the same exit status. Options shared by the
 commands (``-o/--out``, ``--refs``, ``--var``, ``--no-progress``) are built in
 :mod:`ionscope.cli._common`.
 """
@@ -51,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     name = " ".join(str(v) for v in (args.command, getattr(args, "holo_command", None)) if v)
+    previous = _terminate_as_exit()
+    import warnings
+
+    default_format = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):
+        # ionscope's own warnings (e.g. the size of a large output) read like its errors: one line
+        from ..errors import LargeOutputWarning
+
+        if issubclass(category, LargeOutputWarning):
+            return f"ionscope {name}: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
     try:
         result = args.handler(args)
         sys.stdout.flush()
@@ -62,17 +76,65 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except IonscopeError as exc:
         if debug:
-            raise
+            # the traceback on request, but the same exit status as without --debug (scripts test it)
+            import traceback
+
+            traceback.print_exc()
         print(f"ionscope {name}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ionscope {name}: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Terminated) as exc:
+        _quiet_shutdown()
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped (SIGTERM)"
+        print(f"ionscope {name}: {how}; temporary outputs removed", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else exc.code
     except Exception as exc:  # a bug or an unforeseen input: one line, the traceback on request
         if debug:
-            raise
+            raise  # Python prints the traceback and exits 1, the status of this branch
         msg = " ".join(str(exc).split()) or "(no message)"
         print(f"ionscope {name}: error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = default_format
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
+
+
+class _Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that ``with`` blocks (temporaries) unwind."""
+
+
+def _quiet_shutdown() -> None:
+    """After an interruption, Zarr's writer tasks still pending in its event loop are reported one by one
+    at exit ("Task was destroyed but it is pending!"): noise, not news, once the user stopped the run."""
+    import logging
+    import warnings
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+    sys.unraisablehook = lambda unraisable: None  # "Exception ignored in <coroutine ...>" of those tasks
+
+
+def _terminate_as_exit():
+    """SIGTERM (``kill``, a job scheduler's stop) unwinds like Ctrl-C, so every temporary is removed.
+
+    Python's default for SIGTERM ends the process on the spot, skipping the clean-up of
+    ``atomic_path`` (a stopped ``simulate`` left a partial store behind). Returns the previous
+    handler (None when not on the main thread, where handlers cannot be set).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise _Terminated(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):
+        return None

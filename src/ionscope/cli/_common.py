@@ -2,10 +2,15 @@
 """The options every command shares, so that the vocabulary is one across commands.
 
 - ``-o/--out`` for the output, checked against the suffixes the command writes;
-- ``--refs`` for reference files (the older ``--reference``/``--references``
-  still work but are hidden from ``--help``);
-- ``--var NAME`` to pick one variable of a multi-variable store;
-- ``--no-progress`` and ``-q/--quiet`` everywhere.
+- ``--refs`` for reference *spectra* (the older ``--reference``/``--references``
+  still work but are hidden from ``--help``); ``--vacuum`` for vacuum reference
+  *holograms* (``holo``; ``--refs`` there still works, with a deprecation warning);
+- ``--var NAME`` to pick one variable of a multi-variable store, wherever a store is read;
+- ``--no-progress`` and ``-q/--quiet`` everywhere;
+- units in the option name where a quantity could be read in more than one:
+  ``--window-ev`` (energy window), ``--window-frames`` (frames), ``-nm``/``-px`` for
+  lengths and regions. Renamed options keep their old spelling as a hidden alias that
+  prints a deprecation warning (:func:`add_alias`). ``docs/data_model.md`` lists them.
 """
 from __future__ import annotations
 
@@ -29,6 +34,35 @@ def add_refs(p, *, what: str, aliases=("--reference", "--references"), required:
     p.add_argument("--refs", metavar="REFS", required=required, help=what)
     for alias in aliases:  # older spellings keep working, hidden from --help
         p.add_argument(alias, dest="refs", metavar="REFS", help=argparse.SUPPRESS)
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old option spelling: stores into the new option's ``dest`` and says, once, what to write now."""
+
+    def __init__(self, option_strings, dest, *, new: str, append: bool = False, **kwargs):
+        self.new, self.append = new, append
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        if self.append:
+            setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def add_alias(p, old: str, *, new: str, dest: str, append: bool = False, **kwargs) -> None:
+    """Keep ``old`` working as a hidden, deprecated spelling of ``new`` (same ``dest``, ``nargs``, ``type``;
+    ``append`` for a repeatable option)."""
+    p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, append=append, help=argparse.SUPPRESS,
+                   **kwargs)
+
+
+def add_vacuum(p, *, what: str, old=("--refs", "--reference", "--references")) -> None:
+    """``--vacuum`` for vacuum reference holograms (``--refs`` means reference spectra elsewhere)."""
+    p.add_argument("--vacuum", metavar="VACUUM", help=what)
+    for alias in old:
+        add_alias(p, alias, new="--vacuum", dest="vacuum", metavar="VACUUM")
 
 
 def add_var(p, *, default_hint: str) -> None:
@@ -94,6 +128,16 @@ def load_input(path, *, var=None, prefer=(), reader=None, lazy=None, what="INPUT
             da.attrs = {**obj.attrs, **da.attrs}  # the store's provenance (method, fit range ...) travels along
             return da
     raise FileFormatError(f"{path}: holds variables {names}; choose the {what} with --var NAME")
+
+
+def keep_acquisition(out, source) -> None:
+    """Copy the acquisition metadata (beam energy, angles, microscope, date, title, source file ...) of
+    ``source`` into ``out.attrs``, so maps made from a .dm4 still say how it was recorded."""
+    from ..data import METADATA_SCHEMA
+
+    for key in METADATA_SCHEMA:
+        if key not in ("signal_type", "dispersion_ev") and key in source.attrs and key not in out.attrs:
+            out.attrs[key] = source.attrs[key]
 
 
 @contextlib.contextmanager

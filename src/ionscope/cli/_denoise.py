@@ -2,7 +2,7 @@
 """``ionscope denoise INPUT -o OUT``: denoise a Li-map movie (or map) by sparse coding."""
 from __future__ import annotations
 
-from ._common import add_out, add_progress, add_reader, add_var, check_out, load_input, say, show_progress
+from ._common import add_alias, add_out, add_progress, add_reader, add_var, check_out, load_input, say, show_progress
 
 SUFFIXES = (".zarr", ".nc", ".hspy")
 
@@ -29,7 +29,9 @@ def register(sub) -> None:
     p.add_argument("--patch", type=int, metavar="PX", help="spatial patch side in pixels (default 5)")
     p.add_argument("--patch-t", type=int, metavar="N", help="frames per patch (default 6, fewer for short movies)")
     p.add_argument("--passes", type=int, metavar="N", help="non-local passes (default: 3 below ~10 counts/px, else 2)")
-    p.add_argument("--window-t", type=int, metavar="N", help="frames per processing window (default: automatic)")
+    p.add_argument("--window-frames", type=int, metavar="N", dest="window_t",
+                   help="frames per processing window (default: automatic)")
+    add_alias(p, "--window-t", new="--window-frames", dest="window_t", type=int)
     p.add_argument("--tile", type=int, metavar="PX", help="pixels per processing tile side (default: automatic)")
     p.add_argument("--lazy", action="store_true",
                    help="keep a Zarr input out of core and write the result window by window (bounded memory)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import add_out, add_progress, add_reader, add_refs, check_out, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_vacuum, add_var, check_out, load_input, say
 
 WAVE_SUFFIXES = (".nc", ".zarr")
 
@@ -19,8 +19,9 @@ def register(sub) -> None:
                       description="Sideband (Fourier) reconstruction of an off-axis hologram (y, x) or a stack "
                                   "(frame|time, y, x). Writes the complex wave and phase/amplitude PNG previews.")
     r.add_argument("hologram", metavar="HOLOGRAM", help="hologram (y, x) or stack, counts (.hdf5/.dm4/.nc/.zarr ...)")
-    add_refs(r, what="vacuum reference hologram (same size), to remove the biprism and camera distortions",
-             aliases=("--reference",))
+    add_vacuum(r, what="vacuum reference hologram (same size), to remove the biprism and camera distortions "
+                        "(old spelling: --refs)", old=("--refs", "--reference"))
+    add_var(r, default_hint="the only variable, or 'hologram'")
     r.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"),
                    help="carrier frequency in cycles/px (default: found automatically)")
     r.add_argument("--aperture", type=float, metavar="R", help="aperture radius in cycles/px (default |q|/3)")
@@ -36,7 +37,8 @@ def register(sub) -> None:
                       description="Phase-shifting holography: the phase shift of each frame is estimated (with 1σ) "
                                   "and the wave solved at full resolution.")
     s.add_argument("holograms", metavar="SERIES", help="hologram series (frame|time, y, x), counts")
-    add_refs(s, what="vacuum reference series (same frames)", aliases=("--references",))
+    add_vacuum(s, what="vacuum reference series (same frames) (old spelling: --refs)", old=("--refs", "--references"))
+    add_var(s, default_hint="the only variable, or 'holograms'")
     s.add_argument("--sideband", nargs=2, type=float, metavar=("QY", "QX"),
                    help="carrier frequency in cycles/px (default: found automatically)")
     s.add_argument("--no-register", action="store_true",
@@ -49,29 +51,39 @@ def register(sub) -> None:
 
     f = hs.add_parser("profile", help="line profile across an interface and a step fit",
                       description="Average a line profile across an interface and fit a step (erf/tanh): the "
-                                  "step height (rad, or V with --voltage-kv/--thickness-nm), its 10-90 %% width and "
-                                  "centre (nm), with 1σ. Coordinates are in the image's own nm, offset included "
-                                  "(as `ionscope info` prints the y/x axes); --origin corner counts from the "
-                                  "top-left pixel instead. The fit goes to stdout as JSON (with units).")
+                                  "step height (rad, or V with --thickness-nm), its 10-90 % width and "
+                                  "centre (nm), with 1σ. Points and lengths are given in nm (-nm options: the "
+                                  "image's own coordinates, offset included, as `ionscope info` prints the y/x "
+                                  "axes; --origin corner counts from the top-left pixel instead) or in pixels "
+                                  "(-px options: indices from the top-left pixel). The fit goes to stdout as JSON "
+                                  "(with units).")
     f.add_argument("image", metavar="FILE", help="wave (complex: unwrapped here), phase (rad) or potential (V) map")
-    f.add_argument("--start", nargs=2, type=float, required=True, metavar=("Y", "X"),
-                   help="line start in nm (px if uncalibrated), see --origin")
-    f.add_argument("--end", nargs=2, type=float, required=True, metavar=("Y", "X"),
-                   help="line end in nm (px if uncalibrated), see --origin")
-    f.add_argument("--width", type=float, default=1.0, metavar="W",
-                   help="averaging width across the line, nm (px if uncalibrated) (default 1)")
+    for what in ("start", "end"):
+        f.add_argument(f"--{what}-nm", nargs=2, type=float, metavar=("Y", "X"), help=f"line {what} in nm, see --origin")
+        f.add_argument(f"--{what}-px", nargs=2, type=float, metavar=("Y", "X"),
+                       help=f"line {what} in pixels (row, column from the top-left pixel)")
+        # the old spelling: nm, or pixels on an uncalibrated image
+        add_alias(f, f"--{what}", new=f"--{what}-nm or --{what}-px", dest=what, nargs=2, type=float)
+    f.add_argument("--width-nm", type=float, metavar="W", help="averaging width across the line in nm (default 1 nm; "
+                                                              "1 px on an image without nm calibration)")
+    f.add_argument("--width-px", type=float, metavar="W", help="averaging width across the line in pixels")
+    add_alias(f, "--width", new="--width-nm or --width-px", dest="width", type=float)
     f.add_argument("--origin", choices=("image", "corner"), default="image",
                    help="image: coordinates as stored in the file, offset included (default); "
                         "corner: nm from the centre of the top-left pixel")
     f.add_argument("--model", choices=("erf", "tanh"), default="erf", help="step model (default erf)")
-    f.add_argument("--ramp-box", nargs=4, type=float, metavar=("Y0", "X0", "Y1", "X1"),
+    f.add_argument("--ramp-box-nm", nargs=4, type=float, metavar=("Y0", "X0", "Y1", "X1"), dest="ramp_box",
                    help="remove a phase ramp (plane) fitted over this box of vacuum, nm (same origin)")
+    add_alias(f, "--ramp-box", new="--ramp-box-nm", dest="ramp_box", nargs=4, type=float)
     f.add_argument("--ramp-mask", metavar="MASK",
                    help="remove a phase ramp fitted where this (y, x) boolean file is true (vacuum)")
     f.add_argument("--ramp-order", type=int, choices=(1, 2), default=1, help="ramp polynomial order (default 1)")
+    f.add_argument("--thickness-nm", type=float, metavar="T",
+                   help="specimen thickness in nm: convert phase to potential V = φ/(C_E·t)")
     f.add_argument("--voltage-kv", type=float, metavar="KV",
-                   help="accelerating voltage in kV: convert phase to potential (with --thickness-nm)")
-    f.add_argument("--thickness-nm", type=float, metavar="T", help="specimen thickness in nm (with --voltage-kv)")
+                   help="accelerating voltage in kV for --thickness-nm (default: the file's beam_energy_kv; a value "
+                        "that contradicts the file is refused)")
+    add_var(f, default_hint="the only variable, or phase/potential/wave")
     add_reader(f)
     f.add_argument("-o", "--out", metavar="OUT.json",
                    help="also write the fit as JSON, with OUT.png (profile and fit) beside it")
@@ -119,11 +131,12 @@ def run_reconstruct(args) -> int:
     import numpy as np
 
     from ..holography import reconstruct
-    from ..io import load
 
     out = check_out(args)
-    holo = load(args.hologram, reader=args.reader)
-    ref = load(args.refs, reader=args.reader) if args.refs else None
+    holo = load_input(args.hologram, var=args.var, prefer=("hologram", "holograms", "data"), reader=args.reader,
+                      what="hologram")
+    ref = load_input(args.vacuum, prefer=("hologram", "reference", "vacuum", "data"), reader=args.reader,
+                     what="vacuum hologram") if args.vacuum else None
     wave = reconstruct(holo, ref, sideband=args.sideband, aperture=args.aperture, full_size=args.full_size,
                        flip_sign=args.flip_sign)
     qy, qx = wave.attrs["carrier_cycles_per_px"]
@@ -137,11 +150,12 @@ def run_reconstruct(args) -> int:
 
 def run_phase_shift(args) -> int:
     from ..holography import phase_shifting
-    from ..io import load
 
     out = check_out(args)
-    holos = load(args.holograms, reader=args.reader)
-    refs = load(args.refs, reader=args.reader) if args.refs else None
+    holos = load_input(args.holograms, var=args.var, prefer=("holograms", "hologram", "data"), reader=args.reader,
+                       what="hologram series")
+    refs = load_input(args.vacuum, prefer=("holograms", "hologram", "references", "vacuum", "data"),
+                      reader=args.reader, what="vacuum series") if args.vacuum else None
     wave, est = phase_shifting(holos, references=refs, sideband=args.sideband, register=not args.no_register)
     for k in range(est.sizes[next(iter(est.dims))]):
         line = (f"frame {k:3d}: shift {float(est['shift'][k]):+.4f} ± {float(est['uncertainty'][k]):.4f} rad, "
@@ -168,6 +182,55 @@ def _extent(img) -> dict:
     return out
 
 
+def _pixel_to_coord(img, dim: str, index: float) -> float:
+    """A (fractional) pixel index along ``dim`` in the image's own coordinates (the index itself if uncalibrated)."""
+    import numpy as np
+
+    if dim not in img.coords or img.sizes[dim] < 2:
+        return float(index)
+    c = np.asarray(img[dim].values, float)
+    return float(c[0] + index * (c[-1] - c[0]) / (c.size - 1))
+
+
+def _point(args, what: str, img, ext, shift, given: dict):
+    """``--WHAT-nm`` / ``--WHAT-px`` (or the old ``--WHAT``) as a point in the image's own coordinates."""
+    from ..errors import DataValidationError
+
+    nm, px, old = getattr(args, f"{what}_nm"), getattr(args, f"{what}_px"), getattr(args, what)
+    chosen = [(n, v) for n, v in ((f"--{what}-nm", nm), (f"--{what}-px", px), (f"--{what}", old)) if v is not None]
+    if len(chosen) != 1:
+        raise DataValidationError(f"give the line {what} once: --{what}-nm Y X or --{what}-px Y X")
+    name, value = chosen[0]
+    given[what] = (name, f"{name} {value[0]:g} {value[1]:g}")
+    if name.endswith("-px"):
+        return (_pixel_to_coord(img, "y", value[0]), _pixel_to_coord(img, "x", value[1]))
+    if name.endswith("-nm") and ext["unit"] != "nm":
+        raise DataValidationError(f"{name}: {args.image} has no nm calibration; give --{what}-px (pixels)")
+    return shift(value)
+
+
+def _width(args, img, ext, given: dict) -> float:
+    """The averaging width in the image's own units (nm; pixels if uncalibrated)."""
+    import numpy as np
+
+    from ..errors import DataValidationError
+
+    chosen = [(n, v) for n, v in (("--width-nm", args.width_nm), ("--width-px", args.width_px), ("--width", args.width))
+              if v is not None]
+    if len(chosen) > 1:
+        raise DataValidationError("give the averaging width once: --width-nm W or --width-px W")
+    if not chosen:
+        return 1.0  # 1 nm (1 px on an uncalibrated image), as always
+    name, value = chosen[0]
+    given["width"] = (name, f"{name} {value:g}")
+    if name == "--width-px" and ext["unit"] == "nm":
+        step = abs(float(np.diff(np.asarray(img["x"].values, float)[:2])[0])) if img.sizes["x"] > 1 else 1.0
+        return float(value) * step
+    if name == "--width-nm" and ext["unit"] != "nm":
+        raise DataValidationError(f"--width-nm: {args.image} has no nm calibration; give --width-px (pixels)")
+    return float(value)
+
+
 def run_profile(args) -> int:
     import numpy as np
 
@@ -176,31 +239,40 @@ def run_profile(args) -> int:
     from ..io import load
 
     out = check_out(args) if args.out else None
-    img = load(args.image, reader=args.reader)
-    if not hasattr(img, "dims") or not {"y", "x"} <= set(img.dims) or img.ndim != 2:
+    img = load_input(args.image, var=args.var, prefer=("phase", "potential", "wave", "phase_difference",
+                                                       "potential_difference", "data"),
+                     reader=args.reader, what="map")
+    if not {"y", "x"} <= set(img.dims) or img.ndim != 2:
         raise DataValidationError(f"{args.image}: expected one (y, x) map (wave, phase or potential), got "
-                                  f"{getattr(img, 'dims', 'several variables')}")
-    if (args.voltage_kv is None) != (args.thickness_nm is None):
-        raise DataValidationError("--voltage-kv and --thickness-nm: give both to convert phase to potential")
+                                  f"{tuple(img.dims)}")
+    if args.voltage_kv is not None and args.thickness_nm is None:
+        raise DataValidationError("--voltage-kv: give --thickness-nm too to convert phase to potential")
+    voltage_kv = None
+    if args.thickness_nm is not None:
+        from ..io import acquisition_value
+
+        voltage_kv = acquisition_value(img, "beam_energy_kv", args.voltage_kv, argument="--voltage-kv",
+                                       source=args.image)
     if args.ramp_box and args.ramp_mask:
-        raise DataValidationError("--ramp-box and --ramp-mask: give one of them")
+        raise DataValidationError("--ramp-box-nm and --ramp-mask: give one of them")
     ext = _extent(img)
     origin = (ext["y"][0], ext["x"][0]) if args.origin == "corner" else (0.0, 0.0)
 
     def shift(pt):
         return (pt[0] + origin[0], pt[1] + origin[1])
 
-    start, end = shift(args.start), shift(args.end)
-    for name, (py, px) in (("--start", start), ("--end", end)):
+    given = {}
+    start, end = (_point(args, what, img, ext, shift, given) for what in ("start", "end"))
+    width = _width(args, img, ext, given)
+    for what, (py, px) in (("start", start), ("end", end)):
         lo_y, hi_y = sorted(ext["y"])
         lo_x, hi_x = sorted(ext["x"])
         if not (lo_y <= py <= hi_y and lo_x <= px <= hi_x):
             raise DataValidationError(
-                f"{name} ({py - origin[0]:g}, {px - origin[1]:g}) {ext['unit']} (--origin {args.origin}) lies "
-                f"outside {args.image}: y {ext['y'][0]:g}..{ext['y'][1]:g}, x {ext['x'][0]:g}..{ext['x'][1]:g} "
-                f"{ext['unit']} in the image's own coordinates" + (
-                    f" (or 0..{hi_y - lo_y:g}, 0..{hi_x - lo_x:g} with --origin corner)" if args.origin == "image"
-                    else ""))
+                f"{given[what][1]} (--origin {args.origin}) lies outside {args.image}: y {ext['y'][0]:g}..{ext['y'][1]:g}, "
+                f"x {ext['x'][0]:g}..{ext['x'][1]:g} {ext['unit']} in the image's own coordinates" + (
+                    f" (or 0..{hi_y - lo_y:g}, 0..{hi_x - lo_x:g} with --origin corner; pixels 0..{img.sizes['y'] - 1}, "
+                    f"0..{img.sizes['x'] - 1} with -px)" if args.origin == "image" else ""))
     quantity, unit = "value", img.attrs.get("units", "")
     if img.dtype.kind == "c":
         img = unwrap_phase(img)
@@ -218,10 +290,10 @@ def run_profile(args) -> int:
         else:
             mask = np.asarray(load(args.ramp_mask).values).astype(bool)
         img = remove_ramp(img.transpose("y", "x"), mask=mask, order=args.ramp_order)
-    if args.voltage_kv is not None:
-        img = to_potential(img, voltage_kv=args.voltage_kv, thickness_nm=args.thickness_nm)
+    if args.thickness_nm is not None:
+        img = to_potential(img, voltage_kv=voltage_kv, thickness_nm=args.thickness_nm)
         quantity, unit = "potential", "V"
-    prof = line_profile(img, start=start, end=end, width=args.width)
+    prof = line_profile(img, start=start, end=end, width=width)
     fit = fit_step(prof, model=args.model)
     pos_unit = ext["unit"]
     result = {"profile_points": int(prof.size), **fit.to_dict(),
@@ -229,7 +301,9 @@ def run_profile(args) -> int:
               "units": {"step": unit, "step_err": unit, "offset": unit, "offset_err": unit, "residual_rms": unit,
                         "width": pos_unit, "width_err": pos_unit, "center": pos_unit, "center_err": pos_unit},
               "center_meaning": "distance along the line from --start",
-              "start": list(args.start), "end": list(args.end), "width_across": args.width,
+              "start": list(start), "end": list(end), "width_across": width,
+              "given": {k: v[1] for k, v in given.items()},
+              "voltage_kv": voltage_kv, "thickness_nm": args.thickness_nm,
               "coordinates": (f"{pos_unit} in the image's own coordinates (offset included)" if args.origin == "image"
                               else f"{pos_unit} from the top-left pixel centre"),
               "image_extent": ext, "model": args.model,

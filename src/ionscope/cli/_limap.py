@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, load_input, say, \
-    show_progress
+from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, keep_acquisition, \
+    load_input, say, show_progress
 
 SUFFIXES = (".zarr", ".nc")
 
@@ -105,6 +105,7 @@ def run(args) -> int:
         ds["spectra"] = res.spectra
         ds.attrs["relative"] = 1  # NMF maps are in arbitrary, per-component units
         shown = [str(c) for c in res.component.values]
+    keep_acquisition(ds, si)
     with dask_progress("limap", show_progress(args)):
         out = save_maps(ds, out, shown)
     say(args, f"wrote {out} (variables {', '.join(map(str, ds.data_vars))}; read one with --var NAME)")

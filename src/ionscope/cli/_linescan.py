@@ -5,7 +5,8 @@ INPUT is a position-resolved TEM-EELS image with dims (position, energy).
 """
 from __future__ import annotations
 
-from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, load_input, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_refs, add_var, check_out, keep_acquisition, \
+    load_input, say
 
 SUFFIXES = (".nc", ".zarr")
 
@@ -17,11 +18,14 @@ def register(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="line scan (position, energy), position in nm, energy in eV")
     add_refs(p, what="edge references (component, energy) in eV; default: background-subtracted window integration")
     p.add_argument("--component", default="Li", help="Li component name in REFS (default Li)")
-    p.add_argument("--window", nargs=2, type=float, default=(54.0, 70.0), metavar=("LO", "HI"),
+    p.add_argument("--window-ev", nargs=2, type=float, default=(54.0, 70.0), metavar=("LO", "HI"), dest="window",
                    help="Li-K window in eV without references (default 54 70)")
-    p.add_argument("--pre-edge", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"),
+    add_alias(p, "--window", new="--window-ev", dest="window", nargs=2, type=float)
+    p.add_argument("--pre-edge-ev", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"), dest="pre_edge",
                    help="pre-edge background fit window in eV (default 40 52)")
-    add_out(p, suffixes=SUFFIXES, what="output profile (li, li_std over position); OUT.png beside it")
+    add_alias(p, "--pre-edge", new="--pre-edge-ev", dest="pre_edge", nargs=2, type=float)
+    add_out(p, suffixes=SUFFIXES, what="output profile (Li, Li_std over position; also under the older names li, "
+                                       "li_std); OUT.png beside it")
     add_var(p, default_hint="the only variable, or 'linescan'")
     add_reader(p)
     add_progress(p)
@@ -46,6 +50,7 @@ def run(args) -> int:
         prof.attrs[k] = width[k]
     from ..io import save
 
+    keep_acquisition(prof, data)
     save(prof, out)
     dim = prof.li.dims[0]
     x = prof[dim].values if dim in prof.coords else range(prof.li.size)

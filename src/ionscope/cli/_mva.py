@@ -2,8 +2,8 @@
 """``ionscope mva INPUT --method pca|nmf|phases -o OUT``: multivariate analysis of a spectrum image."""
 from __future__ import annotations
 
-from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, load_input, \
-    say, show_progress
+from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, keep_acquisition, \
+    load_input, say, show_progress
 
 SUFFIXES = (".zarr", ".nc")
 
@@ -60,6 +60,7 @@ def run(args) -> int:
         res = eels.phase_map(si, refs, background=True)
         ds = res.fraction.to_dataset("component")
         ds["total"] = res.total
+    keep_acquisition(ds, si)
     shown = [n for n in ds.data_vars if {"y", "x"} <= set(ds[n].dims)]
     with dask_progress("mva", show_progress(args)):
         out = save_maps(ds, out, shown)

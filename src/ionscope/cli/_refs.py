@@ -3,7 +3,7 @@
 
 Two sources:
 
-- ``ionscope refs regions SI --region NAME=Y0:Y1,X0:X1 --composition NAME:Li=1,Co=1 ... -o refs.nc``:
+- ``ionscope refs regions SI --region-px NAME=Y0:Y1,X0:X1 --composition NAME:Li=1,Co=1 ... -o refs.nc``:
   references measured on the data (regions of known composition; deconvolved
   from each spectrum's own zero-loss peak by default) — what real data need.
 - ``ionscope refs --kind li-co|li-co-realistic|co-l [--like FILE | --energy ...] -o refs.nc``: the
@@ -11,7 +11,7 @@ Two sources:
 """
 from __future__ import annotations
 
-from ._common import add_out, add_progress, add_reader, add_var, check_out, load_input, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_var, check_out, load_input, say
 
 SUFFIXES = (".nc", ".zarr")
 
@@ -45,8 +45,9 @@ def register(sub) -> None:
                                   "normalise per unit I0·t/λ, remove a power-law background and unmix the regions "
                                   "into per-component shapes (eels.references_from_regions).")
     r.add_argument("input", metavar="SI", help="spectrum image with its zero-loss peak (.dm4/.hspy/.zarr/.nc ...)")
-    r.add_argument("--region", action="append", required=True, metavar="NAME=Y0:Y1,X0:X1",
-                   help="a rectangular region in pixel indices (end excluded); repeat for each region")
+    r.add_argument("--region-px", action="append", dest="region", metavar="NAME=Y0:Y1,X0:X1",
+                   help="a rectangular region in pixel indices (end excluded); repeat for each region (required)")
+    add_alias(r, "--region", new="--region-px", dest="region", append=True, metavar="NAME=Y0:Y1,X0:X1")
     r.add_argument("--composition", action="append", required=True, metavar="NAME:COMP=AMOUNT,...",
                    help="amounts per formula unit in a region, e.g. pristine:Li=1,Co=1 (repeat per region); "
                         "name Li-K shapes differently (Li_rich, Li_poor) to measure several")
@@ -114,10 +115,10 @@ def _rectangle(spec: str, shape):
         y0, y1 = (int(v) for v in ys.split(":"))
         x0, x1 = (int(v) for v in xs.split(":"))
     except ValueError:
-        raise DataValidationError(f"--region {spec!r}: expected NAME=Y0:Y1,X0:X1 (pixel indices)") from None
+        raise DataValidationError(f"--region-px {spec!r}: expected NAME=Y0:Y1,X0:X1 (pixel indices)") from None
     ny, nx = shape
     if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
-        raise DataValidationError(f"--region {spec!r}: outside the image of {ny}×{nx} pixels")
+        raise DataValidationError(f"--region-px {spec!r}: outside the image of {ny}×{nx} pixels")
     mask = np.zeros(shape, bool)
     mask[y0:y1, x0:x1] = True
     return name.strip(), mask
@@ -146,6 +147,8 @@ def run_regions(args) -> int:
     from ..io import save
 
     out = check_out(args)
+    if not args.region:
+        raise DataValidationError("refs regions: give each region with --region-px NAME=Y0:Y1,X0:X1 (pixel indices)")
     si = load_input(args.input, var=args.var, prefer=("si", "data"), reader=args.reader, lazy=True,
                     what="spectrum image")
     if "energy" not in si.dims or not {"y", "x"} <= set(si.dims):

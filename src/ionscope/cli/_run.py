@@ -35,6 +35,8 @@ def register(sub) -> None:
                                    "and report; every stage is cached, so a re-run resumes.")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true", help="simulate a small experiment and run on it")
+    p.add_argument("--var", metavar="NAME", help="variable of multi-variable frame files or series store "
+                                                 "(overrides [input] var; default: the only or main one)")
     p.add_argument("-o", "--out", metavar="DIR",
                    help="output directory (overrides [output] dir; --demo: ionscope-run-demo)")
     p.add_argument("--scheduler", metavar="S", help="'threads', 'synchronous', 'local' (dask LocalCluster) "
@@ -101,6 +103,9 @@ def run(args) -> int:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
     if getattr(args, "frame_pattern", None):
         cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
+
+    if args.var:
+        cfg = cfg.replace(input={"var": args.var})
     from ..report import operando_report_stage
 
     result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,

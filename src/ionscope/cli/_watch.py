@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+from ._common import add_alias, add_var
+
+
 def register(sub) -> None:
     p = sub.add_parser("watch", help="follow an acquisition live: Li maps + charge curve in the browser",
                        description="Follow the series folder and log named in CONFIG.toml while they are written; "
@@ -20,8 +23,13 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8765, help="dashboard port (0: any free port; default 8765)")
     p.add_argument("--token", help="access token for the dashboard (generated when --host is not local)")
     p.add_argument("--no-serve", action="store_true", help="no dashboard (process and cache only)")
-    p.add_argument("--window", type=int, default=6, help="frames in the causal denoising window (default 6)")
-    p.add_argument("--timeout", type=float, metavar="S", help="end when no new frame came for S seconds")
+    add_var(p, default_hint="the only or main one; overrides [input] var")
+    p.add_argument("--window-frames", type=int, default=6, metavar="N", dest="window",
+                   help="frames in the causal denoising window (default 6)")
+    add_alias(p, "--window", new="--window-frames", dest="window", type=int)
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="end when no new frame came for S seconds (no frame at all: exit status 2, saying what "
+                        "was awaited)")
     p.add_argument("--settle", type=float, default=1.0, metavar="S",
                    help="a frame file is complete when its size did not change for S seconds (default 1)")
     p.add_argument("--stop-file", default="STOP", help="file (in the series folder) that ends the acquisition")
@@ -49,10 +57,28 @@ def _demo(args):
     import tempfile
     from pathlib import Path
 
+    from ..errors import DataValidationError
+
+    if args.frames < 1:  # refused before any folder is made
+        raise DataValidationError(f"--frames {args.frames}: the fake microscope needs at least 1 frame")
+    if args.speed <= 0:
+        raise DataValidationError(f"--speed {args.speed:g}: expected experiment seconds per second > 0")
+    made = not args.out
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ionscope-watch-demo-"))
+    try:
+        return _start_demo(args, root)
+    except BaseException:
+        if made:  # a demo that could not start leaves no temporary folder behind
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _start_demo(args, root):
     from ..operando import load_config
     from ..simulate import acquire
 
-    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ionscope-watch-demo-"))
     size = dict(shape=(16, 24), energy_step=0.2) if args.quick else dict(shape=(32, 48), energy_step=0.2)
     if not args.quiet:
         print(f"fake microscope: writing {args.frames} frames into {root}/frames at {args.speed:g}x real time")
@@ -101,6 +127,19 @@ def run(args) -> int:
     if args.frame_pattern:
         cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
 
+    if args.var:
+        cfg = cfg.replace(input={"var": args.var})
+    import threading
+
+    stop = threading.Event()
+    out_existed = Path(cfg.out_dir).exists()
+    waiting: list[str] = []
+
+    def wait(text):
+        waiting[:] = [text]
+        if not args.quiet:
+            print(text, flush=True)
+
     def ready(url):
         print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
 
@@ -111,6 +150,8 @@ def run(args) -> int:
         print(f"frame {rec['frame']:>4}: Li {rec['li_mean']:.4g}  latency {rec['latency_s']:.1f} s{v}", flush=True)
 
     def end(result):
+        if not result.frames and result.ended_by == "timeout":
+            stop.set()  # nothing came: do not hold the dashboard, the command fails (below)
         if args.quiet:
             return
         print(f"acquisition ended ({result.ended_by}): {len(result.frames)} frames live, "
@@ -128,7 +169,7 @@ def run(args) -> int:
             print(f"final batch run: outputs in {cfg.out_dir}/ ({', '.join(sorted(result.run.files))})"
                   + (f"; causal live movie vs batch-denoised PSNR {psnr:.1f} dB" if psnr is not None else ""))
         print(f"live cache and causal movie in {result.live_dir}/")
-        if result.url and hold:
+        if result.url and hold and not stop.is_set():
             print(f"dashboard still at {result.url} — Ctrl-C to quit", flush=True)
 
     hold = not (args.exit_when_done or args.no_serve)
@@ -139,8 +180,16 @@ def run(args) -> int:
         watch(cfg, serve=not args.no_serve, host=args.host, port=args.port, token=args.token, window=args.window,
               idle_timeout_s=args.timeout, settle_s=args.settle, stop_file=args.stop_file, sidecar=args.sidecar,
               expected_frames=expected, final=not args.no_final, final_stages=final_stages, hold=hold, on_ready=ready, on_frame=frame,
-              on_end=end, show_progress=False if (args.quiet or args.no_progress) else None)
+              on_end=end, show_progress=False if (args.quiet or args.no_progress) else None, on_wait=wait,
+              stop_event=stop)
     finally:
         if acq is not None:
             acq.stop()
+    if stop.is_set() and waiting:
+        if not out_existed:  # a session that saw no frame leaves no output folder of its own behind
+            import shutil
+
+            shutil.rmtree(cfg.out_dir, ignore_errors=True)
+        raise DataValidationError(f"--timeout {args.timeout:g} s passed with no usable frame: "
+                                  f"{waiting[-1].split(': ', 1)[-1]}")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 
 def _image_input(data, name: str):
@@ -50,6 +51,7 @@ def _map_core(da, kernel, name):
     return out.transpose(*da.dims), core
 
 
+@accepts_data("data")
 def gaussian(data, *, sigma: float = 1.0, sigma_t: float = 0.0):
     """Gaussian smoothing in (y, x), and along time if ``sigma_t > 0`` (3-D).
 
@@ -88,6 +90,7 @@ def gaussian(data, *, sigma: float = 1.0, sigma_t: float = 0.0):
     return like_input(out, data)
 
 
+@accepts_data("data")
 def total_variation(data, *, weight: float = 0.6, poisson: bool = True):
     """Total-variation denoising (Chambolle, scikit-image), 3-D for movies.
 
@@ -136,6 +139,7 @@ def total_variation(data, *, weight: float = 0.6, poisson: bool = True):
     return like_input(out, data)
 
 
+@accepts_data("data")
 def pca_spectrum(data, *, n_components: int | None = None, poisson: bool = True):
     """PCA denoising of a spectrum image before mapping (Poisson-weighted SVD).
 

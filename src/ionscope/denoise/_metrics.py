@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 
 def _pair(estimate, truth, name: str):
@@ -31,6 +32,7 @@ def _pair(estimate, truth, name: str):
     return est, ref
 
 
+@accepts_data("estimate", "truth")
 def psnr(estimate, truth, *, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``.
 
@@ -59,6 +61,7 @@ def psnr(estimate, truth, *, data_range: float | None = None) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(rng**2 / mse))
 
 
+@accepts_data("estimate", "truth")
 def ssim(estimate, truth, *, data_range: float | None = None) -> float:
     """Mean structural similarity (scikit-image), averaged over frames for stacks.
 
@@ -112,6 +115,7 @@ def noise_level_kernel(values: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2.0) * np.mean(np.abs(resp)) / 6.0)
 
 
+@accepts_data("data")
 def noise_level(data, *, poisson: bool = False) -> float:
     """Estimate the noise standard deviation of an image or movie from the data alone.
 

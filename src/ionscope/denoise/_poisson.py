@@ -21,11 +21,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..io._inputs import accepts_data
+
 # Above this mean the closed-form asymptotic inverse is exact to < 1e-6 counts,
 # so the table need not extend further.
 _TABLE_MAX = 200.0
 
 
+@accepts_data("counts")
 def anscombe(counts: np.ndarray) -> np.ndarray:
     """Anscombe transform ``2 sqrt(x + 3/8)``; negative inputs are clipped at 0.
 
@@ -75,6 +78,7 @@ def _closed_form_inverse(y: np.ndarray) -> np.ndarray:
     return 0.25 * y**2 + 0.25 * s / y - 1.375 / y**2 + 0.625 * s / y**3 - 0.125
 
 
+@accepts_data("values")
 def inverse_anscombe(values: np.ndarray, *, exact: bool = True) -> np.ndarray:
     """Invert the Anscombe transform of a *denoised* estimate.
 
@@ -118,6 +122,7 @@ def inverse_anscombe(values: np.ndarray, *, exact: bool = True) -> np.ndarray:
     return out.astype(dtype)
 
 
+@accepts_data("counts")
 def generalized_anscombe(counts: np.ndarray, *, gain: float = 1.0, read_noise: float = 0.0) -> np.ndarray:
     """Generalised Anscombe transform for Poisson-Gaussian data ``gain * Poisson + N(0, read_noise^2)``.
 
@@ -144,6 +149,7 @@ def generalized_anscombe(counts: np.ndarray, *, gain: float = 1.0, read_noise: f
     return 2.0 * np.sqrt(np.maximum(x + 0.375 + s * s, 0.0))
 
 
+@accepts_data("values")
 def inverse_generalized_anscombe(values: np.ndarray, *, gain: float = 1.0, read_noise: float = 0.0) -> np.ndarray:
     """Invert :func:`generalized_anscombe` for a denoised estimate (nearly unbiased).
 

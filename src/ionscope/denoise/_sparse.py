@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 _METHODS = ("nonlocal", "ksvd")
 _GROUP1 = 32
@@ -514,6 +515,7 @@ def _immerkaer_lazy(x):
     return np.sqrt(np.pi / 2.0) * abs(resp).mean() / 6.0
 
 
+@accepts_data("data")
 def sparse_coding(
     data,
     *,

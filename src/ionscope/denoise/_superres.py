@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 _FACTOR = 2
 
@@ -68,6 +69,7 @@ def _patch_rows(stack4: np.ndarray, p: int, step: int):
     return rows, gy, gx
 
 
+@accepts_data("data")
 def bicubic_upsample(data):
     """2x cubic-spline upsampling of a map (y, x) or movie (time, y, x): the reference to beat.
 
@@ -114,6 +116,7 @@ def _relabel(da, out):
     return xr.DataArray(out, dims=da.dims, coords=coords, attrs=dict(da.attrs), name=da.name)
 
 
+@accepts_data("data")
 def super_resolve(data, *, train=None, patch: int = 6, n_atoms: int = 256, sparsity: int = 4,
                   back_projection: int = 10, seed: int = 0):
     """Upsample Li maps 2x by sparse coding over coupled LR/HR dictionaries.

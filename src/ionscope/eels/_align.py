@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data import apply_kernel, check_finite, like_input
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 from . import _common
 
 
@@ -99,6 +100,7 @@ def _model_kernel(spectra, *, channels, lnx, refs_full, e_full, grid, weights):
     return (grid[k] + frac * (grid[1] - grid[0])).reshape(lead)
 
 
+@accepts_data("si")
 def estimate_shift(si: Any, *, method: str = "zlp", window=None, reference: Any = None,
                    references: Any = None, max_shift_ev: float = 5.0, grid_step_ev: float | None = None,
                    energy: Any = None):
@@ -237,6 +239,7 @@ def _shift_kernel(spectra, shift_channels):
     return out
 
 
+@accepts_data("si")
 def shift_energy(si: Any, shift: Any, *, energy: Any = None):
     """Move every spectrum by ``−shift`` eV (undo a measured drift), band-limited.
 
@@ -285,6 +288,7 @@ def shift_energy(si: Any, shift: Any, *, energy: Any = None):
     return like_input(out, si)
 
 
+@accepts_data("si")
 def align_energy(si: Any, *, method: str = "zlp", window=None, reference: Any = None, target: float = 0.0,
                  energy: Any = None):
     """Estimate and undo the energy drift; returns ``(aligned, shift)``.
@@ -305,6 +309,7 @@ def align_energy(si: Any, *, method: str = "zlp", window=None, reference: Any = 
     return shift_energy(si, move, energy=energy), shift
 
 
+@accepts_data("si")
 def crop(si: Any, *, energy_range, energy: Any = None):
     """Keep the channels inside ``energy_range`` (eV, inclusive)."""
     da = _common.spectra(si, energy=energy)
@@ -313,6 +318,7 @@ def crop(si: Any, *, energy_range, energy: Any = None):
     return like_input(da.isel(energy=slice(ch[0], ch[-1] + 1)), si)
 
 
+@accepts_data("si")
 def rebin(si: Any, *, factor: int, energy: Any = None):
     """Sum groups of ``factor`` energy channels (counts stay Poisson); the remainder is dropped."""
     if int(factor) != factor or factor < 1:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..data import apply_kernel, check_finite, like_input
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 from ._kernels import background_kernel, powerlaw_basis
 
@@ -15,6 +16,7 @@ _METHODS = ("poisson", "lsq", "loglinear", "two_area")
 _MODELS = ("powerlaw", "basis")
 
 
+@accepts_data("si")
 def fit_background(
     si: Any,
     *,
@@ -97,6 +99,7 @@ def powerlaw(energy: Any, fit) -> Any:
     return fit["amplitude"] * (e / fit.attrs["e0_ev"]) ** (-fit["exponent"])
 
 
+@accepts_data("si")
 def remove_background(
     si: Any,
     *,

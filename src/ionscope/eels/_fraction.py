@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 
 
 def _calibration_from_region(wl, wc, sl, sc, region, known_x):
@@ -45,6 +46,7 @@ def _calibration_from_region(wl, wc, sl, sc, region, known_x):
     return ratio / known_x, ratio_std / known_x, n
 
 
+@accepts_data("maps", keep_dataset=("maps",))
 def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = "Co", smooth_co: float = 0.0):
     """Li fraction ``x = (w_Li/w_Co)/k`` per pixel, with σ.
 
@@ -150,6 +152,7 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
 FARADAY = 96485.33212  # C/mol
 
 
+@accepts_data("maps", keep_dataset=("maps",))
 def calibration_from_charge(maps: Any, charge_c: Any, *, co_mol: float, li: str = "Li", co: str = "Co",
                             region: Any = None):
     """``k`` of :func:`li_fraction` from the electrochemistry: a cross-check independent of any standard.

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 LI_WINDOW = (54.0, 70.0)
 PRE_EDGE = (40.0, 52.0)
 
 
+@accepts_data("linescan")
 def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", fit_range=None,
                window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = None):
     """Li-K intensity along the line, with standard errors.
@@ -50,7 +52,9 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     Returns
     -------
     xarray.Dataset
-        ``li`` and ``li_std`` over ``position`` (and any other leading dims).
+        ``Li`` and ``Li_std`` over ``position`` (and any other leading dims),
+        the names ``mlls``/``limap`` give the Li map; also under the older
+        names ``li`` and ``li_std`` (the same arrays), which scripts read.
 
     References
     ----------
@@ -83,7 +87,7 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
             raise DataValidationError(f"component={component!r} is not among the references {res.attrs['components']}")
         out = xr.Dataset({"li": res[component], "li_std": res[f"{component}_std"], "chi2": res["chi2"]})
         out.attrs = {"method": "mlls", "component": component, "plural_scattering": str(plural_scattering)}
-        return out
+        return _with_li_names(out)
     from ._background import fit_background
 
     ia = _common.window(e, window, name="window")
@@ -101,6 +105,15 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     var = counts.sum("energy").clip(min=0) + var_bg
     out = xr.Dataset({"li": s, "li_std": np.sqrt(var)})
     out.attrs = {"method": "window", "window_ev": list(map(float, window))}
+    return _with_li_names(out)
+
+
+def _with_li_names(out):
+    """``Li``/``Li_std`` (the Li map's name everywhere else) beside ``li``/``li_std`` (kept: scripts read them)."""
+    out["Li"] = out["li"].copy(deep=False)
+    out["Li_std"] = out["li_std"].copy(deep=False)
+    for old, new in (("li", "Li"), ("li_std", "Li_std")):
+        out[old].attrs = {**out[old].attrs, "alias_of": new}
     return out
 
 
@@ -110,6 +123,7 @@ def _edge(x, centre, sigma):
     return 0.5 * (1.0 + erf((x - centre) / (np.sqrt(2.0) * np.maximum(np.abs(sigma), 1e-6))))
 
 
+@accepts_data("profile", keep_dataset=("profile",))
 def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", position: Any = None,
                 interface: float | None = None):
     """Width of a layer in a profile, with its standard error.
@@ -153,9 +167,10 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     from scipy.optimize import curve_fit
 
     if isinstance(profile, xr.Dataset):
-        if std is None and "li_std" in profile:
-            std = profile["li_std"]
-        profile = profile["li"]
+        main = "Li" if "Li" in profile else "li"
+        if std is None and f"{main}_std" in profile:
+            std = profile[f"{main}_std"]
+        profile = profile[main]
     if isinstance(profile, xr.DataArray):
         if profile.ndim != 1:
             raise DataValidationError(f"profile: expected 1-D, got dims {profile.dims}")

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..data import apply_kernel
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -353,6 +354,7 @@ def _thickness_kernel(spectra, *, energy, extrapolate, tail_fit_ev, zlp_threshol
     return out.reshape(lead + (2,))
 
 
+@accepts_data("si", "low_loss")
 def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate: bool = True,
               tail_fit_ev: float = 20.0, zlp_threshold: float | None = None, dark_offset: Any = "auto"):
     """Relative thickness t/λ by the log-ratio method, per spectrum, with its σ.
@@ -531,6 +533,7 @@ def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev, zlp
     return out.reshape(lead + (2 * m + 2,))
 
 
+@accepts_data("si", "low_loss")
 def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, energy: Any = None,
                resolution_fwhm: float | None = None, tail_fit_ev: float = 20.0, energy_range=None,
                zlp_threshold: float | None = None):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import check_finite
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 
@@ -66,6 +67,7 @@ def _poisson_scaling(X):
     return np.maximum(scale, 1e-12 * top)
 
 
+@accepts_data("si")
 def pca(si: Any, *, n_components: int | None = None, poisson: bool = True, max_components: int = 30,
         energy: Any = None, seed: int = 0):
     """Principal component analysis with noise-level component selection.
@@ -183,6 +185,7 @@ def pca(si: Any, *, n_components: int | None = None, poisson: bool = True, max_c
     return ds
 
 
+@accepts_data("si")
 def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int = 400, tol: float = 1e-5,
         energy: Any = None, seed: int = 0, fit_pixels: int | None = None):
     """Non-negative matrix factorisation (Poisson / KL loss) of a spectrum image.
@@ -332,6 +335,7 @@ def _nmf_fit(da, Xp, kwargs, init_spectra, names, NMF):
     return W, model.components_, names, model
 
 
+@accepts_data("si")
 def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool = False, max_iter: int = 400,
               low_loss: Any = None):
     """Per-pixel phase fractions from Co-L2,3 (or any) references, e.g. LiCoO2 vs Co3O4.

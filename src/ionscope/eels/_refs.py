@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 
@@ -53,6 +54,7 @@ def _mask_for(da, mask, name):
     return np.broadcast_to(arr, shape)
 
 
+@accepts_data("si")
 def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Mapping[str, Mapping[str, float]], *,
                             fit_range, background_range=None, plural_scattering: str | None = "fourier-log",
                             exponents=(2.0, 3.0), resolution_fwhm: float | None = None, energy: Any = None):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import apply_kernel, check_finite
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from . import _common
 
 #: Default windows (eV). A covers the Li-K main peak (62 eV) on the rising
@@ -53,6 +54,7 @@ class SasbCalibration:
         return asdict(self)
 
 
+@accepts_data("references", prefer=())
 def sasb_calibration(references: Any, *, window_a=WINDOW_A, window_b=WINDOW_B, li_co: float = 1.0,
                      li: str = "Li", co: str = "Co") -> SasbCalibration:
     """Calibrate SA/SB from background-free Li and Co references.
@@ -163,6 +165,7 @@ def _sasb_block(spectra, *, ia, ib, pre, lnx_all, method, cal):
     return out.reshape(*lead, 6)
 
 
+@accepts_data("si")
 def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any = None,
          pre_edge=PRE_EDGE, window_a=WINDOW_A, window_b=WINDOW_B, method: str = "linear",
          energy: Any = None):

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 
 
 def _check_series(series, need):
@@ -25,6 +26,7 @@ def _zero_floor(series, sd):
     return float(np.nanmedian(sd ** 2)) / (n0 + 1)
 
 
+@accepts_data("series", keep_dataset=("series",))
 def asymmetry_summary(series, *, min_bias_v=None):
     """Asymmetry between the positive and negative interface, per bias polarity and overall, with σ.
 
@@ -120,6 +122,7 @@ def asymmetry_summary(series, *, min_bias_v=None):
     return ds
 
 
+@accepts_data("series", keep_dataset=("series",))
 def relaxation_times(series, *, variable="step_v", min_jump_v=None, min_frames=5):
     """Relaxation time of each interface after every bias step: y(t) = y∞ + A·e^{−t/τ}.
 
@@ -230,6 +233,7 @@ def relaxation_times(series, *, variable="step_v", min_jump_v=None, min_frames=5
     return ds
 
 
+@accepts_data("series", keep_dataset=("series",))
 def leakage_summary(series, *, unshielded=None):
     """Leakage field per volt of bias, and the fraction a shield removes.
 

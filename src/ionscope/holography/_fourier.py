@@ -26,6 +26,7 @@ import numpy as np
 
 from ..data import as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 #: Text stored in the ``sign_convention`` attribute of every reconstruction.
 SIGN_CONVENTION = ("I = a0 + 2|c| cos(2*pi*q.r + phi), q in the half-plane qx>0 (qy>0 if |qx|<0.004); "
@@ -418,6 +419,7 @@ def _image_da(obj, name):
     return da
 
 
+@accepts_data("hologram", "reference")
 def reconstruct(hologram, reference=None, *, sideband=None, aperture=None, aperture_edge=None,
                 full_size=False, flip_sign=False, min_frequency=0.08, workers=None):
     """Reconstruct the complex electron wave of off-axis hologram(s) by the Fourier method.
@@ -560,6 +562,7 @@ def reconstruct(hologram, reference=None, *, sideband=None, aperture=None, apert
     return like_input(wave, hologram)
 
 
+@accepts_data("hologram")
 def estimate_sideband(hologram, *, min_frequency=0.08):
     """Carrier frequency ``(qy, qx)`` in cycles/px of a 2-D hologram (canonical half-plane).
 
@@ -597,6 +600,7 @@ def estimate_sideband(hologram, *, min_frequency=0.08):
     return qy, qx
 
 
+@accepts_data("hologram")
 def fringe_statistics(hologram, *, sideband=None, aperture=None, min_frequency=0.08):
     """Fringe carrier, spacing, direction and contrast of a hologram, or of each frame of a stack.
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..data import as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 from . import _fourier
 from ._fourier import SIGN_CONVENTION, canonical_carrier, estimate_carrier_array
 
@@ -219,6 +220,7 @@ def _given_shifts(shifts, n, name):
     return theta, np.zeros(n)
 
 
+@accepts_data("holograms", "references")
 def phase_shifting(holograms, *, references=None, shifts=None, reference_shifts=None, sideband=None,
                    mask=None, iterations=3, flip_sign=False, register=True):
     """Reconstruct the electron wave from a phase-shifting hologram series.

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..data import apply_kernel, as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
+from ..io._metadata import acquisition_value
 
 # CODATA 2018
 _H = 6.62607015e-34      # J s
@@ -83,6 +85,7 @@ def _unwrap_kernel(block):
     return out.reshape(lead + block.shape[-2:])
 
 
+@accepts_data("wave_or_phase")
 def unwrap_phase(wave_or_phase):
     """Unwrap the phase of a wave (complex) or a wrapped phase (real), frame by frame.
 
@@ -132,15 +135,17 @@ def _real_phase(obj, name="phase"):
     return da
 
 
-def to_potential(phase, *, voltage_kv, thickness_nm=None):
+@accepts_data("phase")
+def to_potential(phase, *, voltage_kv=None, thickness_nm=None):
     """Projected-mean electrostatic potential V = φ / (C_E·t) in volts.
 
     Parameters
     ----------
     phase : DataArray or ndarray
         Unwrapped phase in rad (e.g. a bias difference map).
-    voltage_kv : float
-        Accelerating voltage.
+    voltage_kv : float, optional
+        Accelerating voltage in kV (default: the data's ``beam_energy_kv``;
+        a value that contradicts it is refused).
     thickness_nm : float or array_like
         Specimen thickness in nm (scalar or a (y, x) map, > 0).
 
@@ -164,6 +169,7 @@ def to_potential(phase, *, voltage_kv, thickness_nm=None):
         raise DataValidationError("to_potential: thickness_nm is required (V = φ / (C_E·t)); give the specimen "
                                   "thickness in nm, a scalar or a (y, x) map, e.g. from relative_thickness")
     da = _real_phase(phase)
+    voltage_kv = acquisition_value(phase, "beam_energy_kv", voltage_kv, argument="voltage_kv")
     c_e = interaction_constant(voltage_kv)
     t = np.asarray(getattr(thickness_nm, "values", thickness_nm), float)
     if t.ndim == 0:
@@ -183,6 +189,7 @@ def to_potential(phase, *, voltage_kv, thickness_nm=None):
     return like_input(out, phase)
 
 
+@accepts_data("wave_or_amplitude")
 def relative_thickness(wave_or_amplitude, *, vacuum=None):
     """Thickness in units of the inelastic mean free path, t/λᵢ = −2·ln(A/A_vac).
 
@@ -254,6 +261,7 @@ def _ramp_kernel(block, *, mask, order):
     return out.reshape(lead + (ny, nx))
 
 
+@accepts_data("phase")
 def remove_ramp(phase, *, mask, order=1):
     """Subtract a polynomial (plane by default) fitted over a mask: leakage fields, ramps, offset.
 
@@ -295,6 +303,7 @@ def remove_ramp(phase, *, mask, order=1):
     return like_input(out, phase)
 
 
+@accepts_data("wave_a", "wave_b")
 def phase_difference(wave_a, wave_b, *, unwrap=True):
     """Difference map between two states, Δφ = φ_a − φ_b (e.g. biased minus unbiased).
 
@@ -399,6 +408,7 @@ def _refine_by_smoothness(moving, fixed, d0, rounds=4):
     return d
 
 
+@accepts_data("wave_biased", "wave_unbiased")
 def bias_difference(wave_biased, wave_unbiased, *, mask=None, align=True, order=1, voltage_kv=None,
                     thickness_nm=None):
     """Bias-series workflow: align two states, Δφ = φ(V) − φ(0), remove the leakage ramp, ΔV.
@@ -431,7 +441,9 @@ def bias_difference(wave_biased, wave_unbiased, *, mask=None, align=True, order=
     order : {1, 2}
         Ramp polynomial order.
     voltage_kv, thickness_nm : float, optional
-        Give both to get ΔV (thickness a scalar or a (y, x) map in nm).
+        Give ``thickness_nm`` (a scalar or a (y, x) map in nm) to get ΔV; the
+        accelerating voltage in kV is the waves' ``beam_energy_kv`` unless
+        given (a value that contradicts the data is refused).
 
     Returns
     -------
@@ -477,8 +489,12 @@ def bias_difference(wave_biased, wave_unbiased, *, mask=None, align=True, order=
         raise ShapeMismatchError(f"wave_unbiased: shape {b.shape} does not match wave_biased's {a.shape}")
     if not isinstance(align, (bool, np.bool_)):
         raise DataValidationError(f"align: expected True or False, got {align!r}")
-    if (voltage_kv is None) != (thickness_nm is None):
-        raise DataValidationError("voltage_kv/thickness_nm: give both to convert Δφ to ΔV, or neither")
+    if voltage_kv is not None and thickness_nm is None:
+        raise DataValidationError("voltage_kv: give thickness_nm too to convert Δφ to ΔV (or neither)")
+    if thickness_nm is not None:
+        voltage_kv = acquisition_value(b, "beam_energy_kv", voltage_kv, argument="voltage_kv")
+        acquisition_value(a, "beam_energy_kv", voltage_kv, argument="voltage_kv of wave_unbiased",
+                          source="wave_biased")
     m = None if mask is None else _mask_array(mask, a.shape)
     va, vb = np.asarray(a.values, np.complex128), np.asarray(b.values, np.complex128)
     shift = np.zeros(2)

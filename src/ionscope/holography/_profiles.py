@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 
 # 10–90 % width of each model in units of its width parameter:
 # erf: 2·Φ⁻¹(0.9)·σ; tanh: 2·atanh(0.8)·w = ln 9·w.
@@ -26,6 +27,7 @@ def _axis_to_px(da, dim, value, name):
     return (float(value) - c[0]) / step, abs(step)
 
 
+@accepts_data("image")
 def line_profile(image, *, start, end, width=1.0, order=1):
     """Line profile from ``start`` to ``end``, averaged over ``width`` across the line.
 
@@ -207,6 +209,7 @@ def _profile_arrays(profile, position):
     return x, y, sem
 
 
+@accepts_data("profile")
 def fit_step(profile, *, position=None, model="erf", center=None, window=None, background="constant",
              max_width=None):
     """Fit a step (error function or tanh) to a profile: ΔV, width and centre with uncertainties.

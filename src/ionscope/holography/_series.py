@@ -25,6 +25,8 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
+from ..io._metadata import acquisition_value
 from . import _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
@@ -34,6 +36,7 @@ _RAMP_TERMS = {1: ["offset", "x", "y"], 2: ["offset", "x", "y", "xx", "xy", "yy"
 
 
 # --------------------------------------------------------------------------- masks
+@accepts_data("wave")
 def vacuum_mask(wave, *, smooth_px=2.0, border_px=3, erode_px=None):
     """Vacuum pixels of a reconstructed wave, from its amplitude.
 
@@ -563,6 +566,7 @@ _MIN_STEP_SIGMAS = 3.0
 
 
 # --------------------------------------------------------------------------- public
+@accepts_data("holograms", "references")
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
                 model="erf", background="piecewise", interface_tilt_deg=None, order=1, sideband=None, aperture=None,
@@ -586,7 +590,8 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         Vacuum references ``([time,] y, x)`` (or ``([time,] frame, y, x)``
         groups); each time point uses the reference nearest in time.
     voltage_kv : float, optional
-        Accelerating voltage (default: the holograms' ``beam_energy_kv``).
+        Accelerating voltage in kV (default: the holograms' ``beam_energy_kv``; a
+        value that contradicts it is refused).
     thickness_nm : float or array_like
         Specimen thickness (nm): a scalar or a ``(y, x)`` map on the hologram grid.
     vacuum : ndarray of bool (y, x), optional
@@ -744,10 +749,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     ny, nx = holo.sizes["y"], holo.sizes["x"]
     times = np.asarray(holo["time"].values, float) if "time" in holo.coords else np.arange(n_t, dtype=float)
     bias = _bias_per_frame(holo, bias_v, log, times)
-    if voltage_kv is None:
-        voltage_kv = holo.attrs.get("beam_energy_kv")
-        if voltage_kv is None:
-            raise DataValidationError("voltage_kv: not given and the holograms have no 'beam_energy_kv' attribute")
+    voltage_kv = acquisition_value(holo, "beam_energy_kv", voltage_kv, argument="voltage_kv", source="the holograms")
     c_e = interaction_constant(float(voltage_kv))
     refs, ref_times = _references(references, method, (ny, nx))
     if sideband is not None:

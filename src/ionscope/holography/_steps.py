@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataValidationError
+from ..io._inputs import accepts_data
 from ._profiles import _WIDTH_FACTOR, StepFit, _profile_arrays
 
 _SQRT2 = math.sqrt(2.0)
@@ -113,6 +114,7 @@ def _sandwich(g, m, gamma):
     return m @ mid @ m
 
 
+@accepts_data("profile")
 def fit_steps(profile, *, centers, position=None, model="erf", background="piecewise", window=None,
               max_width=None, margin=0.0, noise=None, max_lag=None, psf=None):
     """Fit steps at several interfaces of one profile jointly: ΔV, width and centre of each, with σ.

@@ -12,11 +12,22 @@
 - :func:`from_hyperspy`, :func:`to_hyperspy` — HyperSpy interop (optional).
 - :func:`info` — a human-readable summary of any supported file.
 - :class:`ZarrSeriesWriter` — write a large array block by block to Zarr.
+- :func:`as_data` — the one input adapter every data function uses: a DataArray, a
+  Dataset (``var=``), a HyperSpy signal or a numpy array in; one clear error otherwise
+  (:func:`accepts_data` declares a function's data arguments).
+- :func:`acquisition_value` — a beam energy or angle from the data's metadata, or
+  the caller's value; a contradiction between the two is refused.
+
+The metadata schema (``attrs`` keys, units, HyperSpy paths) is
+:data:`ionscope.data.METADATA_SCHEMA`; ``docs/data_model.md`` explains it.
 """
 from ._api import ZarrSeriesWriter, from_hyperspy, info, load, save, to_hyperspy
 from ._frames import FRAME_PATTERN, frame_number, frame_time, number_frames
+from ._inputs import INPUT_KINDS, accepts_data, as_data, pick_variable
 from ._logs import read_log
 from ._logtail import LogTail
+from ._metadata import acquisition_value
 
 __all__ = ["load", "save", "read_log", "LogTail", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter",
-           "FRAME_PATTERN", "frame_number", "number_frames", "frame_time"]
+           "FRAME_PATTERN", "frame_number", "number_frames", "frame_time", "as_data", "accepts_data",
+           "pick_variable", "INPUT_KINDS", "acquisition_value"]

@@ -11,6 +11,7 @@ from .._atomic import atomic_path
 from ..data import check_dims, check_finite, decode_attrs, encodable_attrs
 from ..errors import DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
 from ._convert import dataarray_to_signal_dict, signal_dict_to_dataarray
+from ._inputs import accepts_data
 
 # extension → rosettasciio plugin module, tried in order
 _RSCIIO = {
@@ -148,9 +149,12 @@ def _pick(ds, path, var):
     """
     names = [str(n) for n in ds.data_vars]
     if var is not None:
-        if var not in ds.data_vars:
-            raise FileFormatError(f"{path}: has no variable {var!r}; it holds {names}")
-        return ds[var]
+        from ._inputs import _aliases
+
+        for candidate in _aliases(str(var)):  # `--var Li` also finds an older file's `li`, and back
+            if candidate in ds.data_vars:
+                return ds[candidate]
+        raise FileFormatError(f"{path}: has no variable {var!r}; it holds {names}")
     if len(names) == 1:
         return ds[names[0]]
     preferred = ds.attrs.get("ionscope_variable")
@@ -261,6 +265,38 @@ def _as_dataset(da):
     return ds
 
 
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def warn_if_large(nbytes: float, path, *, what: str = "", stacklevel: int = 3) -> bool:
+    """Warn (:class:`~ionscope.errors.LargeOutputWarning`) before writing more than
+    ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``; True if it warned.
+
+    A notebook cell that writes gigabytes should say so before the disk fills, not after.
+    """
+    import warnings
+
+    from ..errors import LargeOutputWarning
+
+    try:
+        limit = float(os.environ.get("IONSCOPE_LARGE_OUTPUT_GB", "1")) * 1e9
+    except ValueError:
+        limit = 1e9
+    if nbytes <= limit:
+        return False
+    detail = f" ({what})" if what else ""
+    warnings.warn(f"writing {_human_bytes(nbytes)} (uncompressed) to {path}{detail}; stopping it (Ctrl-C) leaves "
+                  "no partial output under that name; IONSCOPE_LARGE_OUTPUT_GB sets this threshold", LargeOutputWarning,
+                  stacklevel=stacklevel)
+    return True
+
+
+@accepts_data("da", keep_dataset=("da",))
 def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     """Save a DataArray atomically; the format follows the extension.
 
@@ -282,6 +318,8 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     if path.exists() and not overwrite:
         raise FileFormatError(f"{path}: exists and overwrite=False")
     ext = _suffix(path)
+    # stacklevel 4: the caller of save, past the input adapter's wrapper
+    warn_if_large(float(da.nbytes), path, what=", ".join(f"{d} {n}" for d, n in da.sizes.items()), stacklevel=4)
     if ext == ".zarr":
         ds = _as_dataset(da)
         if chunks is not None:
@@ -409,6 +447,7 @@ def from_hyperspy(signal):
     return signal_dict_to_dataarray(sig, source=signal.metadata.get_item("General.original_filename"))
 
 
+@accepts_data("da")
 def to_hyperspy(da):
     """Convert a DataArray to a HyperSpy signal (needs the optional ``hyperspy`` extra).
 
@@ -426,6 +465,9 @@ def to_hyperspy(da):
         raise IonscopeError("to_hyperspy needs HyperSpy: pip install 'ionscope[hyperspy]'") from None
     from ._convert import hyperspy_order, signal_dims
 
+    if not hasattr(da, "dims"):
+        raise DataValidationError(f"to_hyperspy: a {type(da).__name__} has no axes to name; pass a DataArray "
+                                  "(e.g. ionscope.data.calibrated(array, dims, scale=...))")
     da = hyperspy_order(da)
     d = dataarray_to_signal_dict(da)
     n_sig = len(signal_dims(da.dims))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import UNITS, calibrated, unit_factor
+from ..data import METADATA_SCHEMA, UNITS, calibrated, unit_factor
 from ..errors import CalibrationError
 
 _ENERGY_NAMES = {"energy loss", "energy", "e", "energy-loss"}
@@ -31,6 +31,8 @@ def _classify(name: str | None, units: str | None, used: set[str]) -> str:
         return "time"
     if n in ("x", "y") and n not in used:
         return n
+    if n == "component":  # reference spectra, factor loadings: labelled, not a length
+        return "component"
     if n in _STACK_NAMES:
         return "frame"
     return ""
@@ -66,25 +68,106 @@ def _get(tree: dict, path: str, default=None):
     return node
 
 
-#: ionscope attrs ↔ HyperSpy metadata paths (both directions; the first path is written).
-METADATA_MAP = {
-    "beam_energy_kv": ("Acquisition_instrument.TEM.beam_energy",),
-    "convergence_angle_mrad": ("Acquisition_instrument.TEM.convergence_angle",),
-    "collection_angle_mrad": ("Acquisition_instrument.TEM.Detector.EELS.collection_angle",),
-    "exposure_s": ("Acquisition_instrument.TEM.Detector.EELS.exposure",
-                   "Acquisition_instrument.TEM.Detector.Camera.exposure",
-                   "Acquisition_instrument.TEM.dwell_time"),
-    "biprism_voltage_v": ("Acquisition_instrument.TEM.Biprism.voltage",),
-    "microscope": ("Acquisition_instrument.TEM.microscope",),
-    "title": ("General.title",),
-    "doi": ("General.doi",),
-    "authors": ("General.authors",),
-    "notes": ("General.notes",),
-    "sample": ("Sample.description",),
-}
-_TEXT_KEYS = {"title", "doi", "authors", "notes", "sample", "microscope"}
+#: ionscope attrs ↔ HyperSpy metadata paths (both directions; the first path is written), derived
+#: from the one schema table :data:`ionscope.data.METADATA_SCHEMA` (signal_type, timestamp,
+#: dispersion and source file are handled on their own below).
+METADATA_MAP = {k: v[3] for k, v in METADATA_SCHEMA.items() if v[3] and k != "signal_type"}
+_TEXT_KEYS = {k for k, v in METADATA_SCHEMA.items() if v[0] == "text"}
+_INT_KEYS = {k for k, v in METADATA_SCHEMA.items() if v[0] == "int"}
 # signal types HyperSpy (with exspy/holospy) knows; others stay in ionscope's own node
 _HS_SIGNAL_TYPES = {"EELS": "EELS", "hologram": "hologram"}
+
+
+def _typed(key: str, value):
+    """``value`` as the schema's type for ``key`` (text, int or float)."""
+    if key in _TEXT_KEYS:
+        return str(value)
+    if key in _INT_KEYS:
+        return int(value)
+    return float(value)
+
+
+def _slug(key) -> str:
+    """A tag name as HyperSpy's metadata browser spells it: words joined by ``_``, punctuation dropped
+    ("Integration time (s)" → "Integration_time_s"); the readers' converters look tags up that way."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", str(key)).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[-\s]+", "_", re.sub(r"[^\w\s-]", "", text).strip())
+    return f"Number_{text}" if text[:1].isdigit() else text
+
+
+class _Tags(dict):
+    """A tag tree reachable both by the file's own names and by their :func:`_slug` spelling, with
+    dotted-path ``get`` (what the rosettasciio converters of a ``mapping`` expect of the tree they get)."""
+
+    @classmethod
+    def of(cls, tree):
+        if not isinstance(tree, dict):
+            return tree
+        out = cls()
+        for k, v in tree.items():
+            v = cls.of(v)
+            out[k] = v
+            out.setdefault(_slug(k), v)
+        return out
+
+    def get(self, path, default=None):
+        node = self
+        for part in str(path).split("."):
+            if not isinstance(node, dict):
+                return default
+            if part in node.keys():
+                node = dict.__getitem__(node, part)
+            elif _slug(part) in node.keys():
+                node = dict.__getitem__(node, _slug(part))
+            else:
+                return default
+        return node
+
+    get_item = get
+
+    def has_item(self, path):
+        return self.get(path) is not None
+
+
+def apply_mapping(sig: dict[str, Any]) -> dict[str, Any]:
+    """The signal's metadata tree completed from its ``original_metadata`` through the reader's ``mapping``.
+
+    rosettasciio readers (DM, EMD, ...) return only a minimal ``metadata`` plus a ``mapping`` of
+    ``original_metadata`` paths to HyperSpy metadata paths (with an optional conversion function);
+    HyperSpy applies it when it builds a signal. Applying it here is what makes ``io.load`` see the
+    same beam energy, angles, exposure, microscope and date as ``hs.load`` of the same file.
+    """
+    import copy
+
+    md = copy.deepcopy(sig.get("metadata") or {})
+    original = _Tags.of(sig.get("original_metadata") or {})
+    for o_path, target in (sig.get("mapping") or {}).items():
+        try:
+            m_path, function = target
+        except (TypeError, ValueError):
+            continue
+        value = _get(original, o_path)
+        if value is None:
+            continue
+        if function is not None:
+            try:
+                value = function(value)
+            except Exception:  # a reader's converter failing on an odd tag must not lose the data
+                continue
+        if value is None:
+            continue
+        node = md
+        *parents, leaf = m_path.split(".")
+        for k in parents:
+            nxt = node.get(k)
+            if not isinstance(nxt, dict):
+                nxt = node[k] = {}
+            node = nxt
+        node[leaf] = value
+    return md
 
 
 def metadata_to_attrs(md: dict[str, Any], source: str | None = None) -> dict[str, Any]:
@@ -96,7 +179,7 @@ def metadata_to_attrs(md: dict[str, Any], source: str | None = None) -> dict[str
             if value is None or value == "":
                 continue
             try:
-                attrs[key] = str(value) if key in _TEXT_KEYS else float(value)
+                attrs[key] = _typed(key, value)
             except (TypeError, ValueError):
                 continue
             break
@@ -140,10 +223,15 @@ def attrs_to_metadata(attrs: dict[str, Any], *, has_energy: bool) -> dict[str, A
             path = paths[0]
             if key == "exposure_s" and not has_energy:
                 path = paths[1]  # an image's exposure belongs to the camera
-            put(path, str(attrs[key]) if key in _TEXT_KEYS else float(attrs[key]))
+            try:
+                put(path, _typed(key, attrs[key]))
+            except (TypeError, ValueError):
+                continue  # not a number where the schema wants one: it travels in the ionscope node
             used.add(key)
     st = str(attrs.get("signal_type", "EELS" if has_energy else ""))
     md["Signal"]["signal_type"] = _HS_SIGNAL_TYPES.get(st, "")
+    if attrs.get("source_file"):
+        md["General"]["original_filename"] = str(attrs["source_file"]).replace("\\", "/").rsplit("/", 1)[-1]
     if "timestamp" in attrs:
         try:
             stamp = _dt.datetime.fromisoformat(str(attrs["timestamp"]))
@@ -225,7 +313,15 @@ def signal_dict_to_dataarray(sig: dict[str, Any], *, source: str | None = None):
         if ax.get("axis") is not None:
             factor = unit_factor(ax.get("units"), dim) if dim in UNITS else None
             coords[dim] = np.asarray(ax["axis"], float) * (factor or 1.0)
-    md = sig.get("metadata") or {}
+    md = apply_mapping(sig)
+    labels = _get(md, "ionscope.labels_json")
+    if labels:  # label coordinates (component names) written by dataarray_to_signal_dict
+        try:
+            for dim, values in json.loads(labels).items():
+                if dim in dims and len(values) == np.shape(data)[dims.index(dim)]:
+                    coords[dim] = np.asarray(values)
+        except (TypeError, ValueError):
+            pass
     attrs = metadata_to_attrs(md, source)
     name = _get(md, "ionscope.name")
     if name and _get(md, "ionscope.title_is_name") and attrs.get("title") == name:
@@ -281,6 +377,10 @@ def dataarray_to_signal_dict(da) -> dict[str, Any]:
         axes.append(ax)
     attrs = {k: v for k, v in da.attrs.items()}
     md = attrs_to_metadata(attrs, has_energy="energy" in da.dims)
+    labels = {dim: [str(v) for v in np.asarray(da.coords[dim].values).tolist()] for dim in da.dims
+              if dim in da.coords and not np.issubdtype(da.coords[dim].dtype, np.number)}
+    if labels:  # HyperSpy axes hold numbers only: component names travel in the ionscope node
+        md.setdefault("ionscope", {})["labels_json"] = json.dumps(labels)
     if da.name is not None:
         md.setdefault("ionscope", {})["name"] = str(da.name)
         if "title" not in attrs:  # HyperSpy shows the title: let it be the array's name

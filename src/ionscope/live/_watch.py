@@ -44,6 +44,8 @@ import numpy as np
 from .._atomic import atomic_path
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ..io._frames import frame_time
+
+from ..io._inputs import accepts_data
 from ._follow import FrameFile, FrameFollower, LogFollower
 from ._state import LiveState, load_npz_maps
 
@@ -139,6 +141,7 @@ def _register_shift(image: np.ndarray, ref: Reference, rc) -> np.ndarray:
     return s[2] - s[1]
 
 
+@accepts_data("frame")
 def process_frame(frame, *, config, reference: Reference | None = None, references=None, index: int = 0,
                   time_s: float = 0.0, hooks: dict | None = None) -> dict:
     """One frame through energy drift → registration → Li map → hooks.
@@ -561,7 +564,7 @@ class _Session:
         from .. import io as iio
 
         try:
-            da = iio.load(ff.path)
+            da = iio.load(ff.path, var=self.cfg.input.var or None)
             if "energy" not in da.dims or set(da.dims) != {"y", "x", "energy"}:
                 raise FileFormatError(f"{ff.path}: expected a (y, x, energy) spectrum image, got dims {da.dims}")
             if self.energy is not None:
@@ -766,7 +769,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
           final_stages: tuple = (), hooks: dict | None = None, hold: bool = False,
           stop_event: threading.Event | None = None, on_ready: Callable[[str], None] | None = None,
           on_frame: Callable[[dict], None] | None = None, on_end: Callable[[WatchResult], None] | None = None,
-          show_progress: bool | None = None) -> WatchResult:
+          show_progress: bool | None = None, on_wait: Callable[[str], None] | None = None,
+          wait_every_s: float = 5.0) -> WatchResult:
     """Follow an acquisition folder while it is written: live Li maps, then the batch run.
 
     Parameters
@@ -810,6 +814,10 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     on_ready, on_frame, on_end : callable, optional
         Called with the dashboard URL once serving / with each frame's record /
         with the result once the final run is done (before ``hold``).
+    on_wait : callable, optional
+        Called every ``wait_every_s`` seconds until the first frame arrives with a
+        line saying what is awaited (folder, file pattern, log, how to stop); the
+        dashboard shows the same line as a warning.
 
     Returns
     -------
@@ -861,7 +869,8 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
         sess.load_cache()
         result.resumed_frames = sess.resumed
         state.set_phase("watching")
-        result.ended_by = _loop(sess, stop_event, idle_timeout_s=idle_timeout_s, on_frame=on_frame)
+        result.ended_by = _loop(sess, stop_event, idle_timeout_s=idle_timeout_s, on_frame=on_frame, on_wait=on_wait,
+                                wait_every_s=wait_every_s)
         result.frames = [dict(r) for r in sess.records]
         result.bad_frames = [dict(b) for b in sess.frames.bad]
         result.ignored_files = list(sess.frames.ignored)
@@ -890,10 +899,38 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     return result
 
 
-def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_frame) -> str:
+def waiting_text(sess: _Session, waited_s: float | None = None) -> str:
+    """What the session waits for: the folder, the frame-file pattern, the log and how to stop."""
+    from ._follow import FRAME_EXT
+
+    pattern = "*{" + ",".join(FRAME_EXT) + "}" + (f" with a {sess.frames.sidecar} sidecar" if sess.frames.sidecar else "")
+    log = f"log {sess.log.path}" + ("" if sess.log.path.exists() else " (not there yet)") if sess.log is not None \
+        else "no log"
+    since = f" after {waited_s:.0f} s" if waited_s is not None else ""
+    if sess.frames.bad:
+        since += f" ({len(sess.frames.bad)} bad, see the bad-frame list)"
+    folder = sess.folder if sess.folder.exists() else f"{sess.folder} (not there yet)"
+    text = f"waiting for frame files {pattern} in {folder}; {log}; stop with a file {sess.stop_path} or Ctrl-C"
+    return f"no usable frame yet{since}: {text}" if since or sess.frames.bad else text
+
+
+def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_frame, on_wait=None,
+          wait_every_s: float = 5.0) -> str:
     ended = None
+    started, last_wait = time.monotonic(), None
     try:
         while ended is None:
+            if not sess.records:  # say what is awaited until the first frame arrives (an empty page says nothing)
+                now = time.monotonic()
+                if last_wait is None or now - last_wait >= wait_every_s:
+                    last_wait = now
+                    text = waiting_text(sess, now - started if now - started >= 1.0 else None)
+                    sess.state.warn("waiting", text)
+                    if on_wait is not None:
+                        on_wait(text)
+            elif last_wait is not None:
+                last_wait = None
+                sess.state.warn("waiting", None)
             if stop_event.is_set():
                 ended = "stopped"
             elif sess.stop_path.exists():
@@ -915,6 +952,8 @@ def _loop(sess: _Session, stop_event: threading.Event, *, idle_timeout_s, on_fra
                 time.sleep(sess.poll_s)
     except KeyboardInterrupt:
         ended = "interrupted"
+    if sess.records:
+        sess.state.warn("waiting", None)  # frames came in the last round
     if sess.log is not None:
         sess.log.poll()
         sess.resync()

@@ -14,6 +14,8 @@ Example ``run.toml``::
     frame_interval_s = 60.0   # frame duration when the files carry no times
     # frame_pattern = 'frame_(\\d+)'   # which files of a folder are frames (default: the last run of digits)
 
+    # var = "si"              # the variable of multi-variable frame files / store (--var overrides)
+
     [limap]
     method = "mlls"
     references = "refs.nc"    # (component, energy) reference spectra, or "simulated"
@@ -50,6 +52,8 @@ class InputConfig:
     max_missing_ratio: float = 10.0  # most missing frame numbers per frame file present (a date in a name: refused)
     log_duplicates: str = "error"  # rows with one time and other values: "error" | "first" | "last" | "mean"
     log_resets: str = "error"  # the log's time going back (two sessions): "error" | "first" | "last" session
+
+    var: str = ""  # the variable of multi-variable frame files or store ("": the only / the store's main one)
 
 
 @dataclass(frozen=True)

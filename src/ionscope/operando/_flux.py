@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import axis_scale, axis_values, like_input
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 # --------------------------------------------------------------------------- kernels
 
@@ -223,6 +224,7 @@ def binned_profiles(values: np.ndarray, distance: np.ndarray, edges: np.ndarray)
 # --------------------------------------------------------------------------- labelled layer
 
 
+@accepts_data("li")
 def change_maps(li, *, reference: str = "previous"):
     """Li change per frame: vs the previous frame (``"previous"``) or the first (``"first"``).
 
@@ -304,6 +306,7 @@ def _open_edge_per_frame(open_edges: str, side: str, states, n: int) -> list[str
     return [by_state.get(str(st), "both") for st in states]
 
 
+@accepts_data("li")
 def analyse(li, *, states=None, method: str = "continuity", interface="top", open_edges: str = "auto",
             x_boundary: str = "closed", segmentation=None, profile_bins: int = 16,
             rest_states=("rest",)):

@@ -800,7 +800,7 @@ def _reference_source(cfg: Config, references, series):
         if not _from_simulator(series):
             raise ConfigError(
                 "config [limap] references: required — a (component, energy) file of reference spectra measured "
-                "on your data (`ionscope refs regions SI --region ... --composition ... -o refs.nc`); the model "
+                "on your data (`ionscope refs regions SI --region-px ... --composition ... -o refs.nc`); the model "
                 "references describe only ionscope's simulator")
         ref = "simulated-realistic" if series.attrs.get("physics") == "realistic" else "simulated"
     elif ref in REFERENCE_MODELS and not _from_simulator(series):
@@ -885,8 +885,9 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         spath = cfg.path(ic.series)
         series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
                                   time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
-                                  frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio)
-        input_key = fingerprint([spath]) + json.dumps(bad)
+                                  frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio,
+                                  var=ic.var or None)
+        input_key = fingerprint([spath]) + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
     else:
         if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
             raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..data import apply_kernel, as_dataarray, like_input
 from ..errors import DataValidationError, ShapeMismatchError
+from ..io._inputs import accepts_data
 
 
 def _refine(ref: np.ndarray, moving: np.ndarray, shift: np.ndarray, *, iterations: int = 8,
@@ -47,6 +48,7 @@ def _refine(ref: np.ndarray, moving: np.ndarray, shift: np.ndarray, *, iteration
     return s
 
 
+@accepts_data("stack")
 def estimate_shifts(stack: np.ndarray, *, reference: str = "first", upsample_factor: int = 20,
                     refine: bool = True) -> np.ndarray:
     """Drift (dy, dx) in pixels of every image of a (time, y, x) stack.
@@ -166,6 +168,7 @@ def _shift_block(block: np.ndarray, shifts: np.ndarray, *, order: int) -> np.nda
     return out
 
 
+@accepts_data("data")
 def apply_shifts(data, shifts, *, order: int = 1):
     """Shift every frame of a (time, y, x[, energy]) series by its (dy, dx) pixels.
 

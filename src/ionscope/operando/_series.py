@@ -32,7 +32,7 @@ def _time_coord(n: int, *, numbers=None, start_s: float, interval_s: float, anch
 
 def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, time_anchor: str = "mid",
                 on_bad_frame: str = "skip", chunks_time: int = 1, frame_pattern: str | None = None,
-                max_missing_ratio: float = MAX_MISSING_RATIO):
+                max_missing_ratio: float = MAX_MISSING_RATIO, var: str | None = None):
     """Open an operando STEM-EELS series lazily as one (time, y, x, energy) DataArray.
 
     Parameters
@@ -67,6 +67,9 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         Folder: most missing frame numbers per frame file present (default
         10); a number beyond (a date in a backup's name) is refused naming
         the file.
+    var : str, optional
+        The variable of multi-variable frame files or store (``[input] var``;
+        default: the only one, or the store's main one).
 
     Returns
     -------
@@ -102,8 +105,15 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     if path.is_dir() and not is_store:
         return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
                             on_bad_frame=on_bad_frame, chunks_time=chunks_time, pattern=frame_pattern,
-                            max_missing_ratio=max_missing_ratio)
-    da = iio.load(path, lazy=True)
+                            max_missing_ratio=max_missing_ratio, var=var)
+    da = iio.load(path, lazy=True, var=var)
+    if not hasattr(da, "name"):  # a store of several variables: the spectra, or say how to choose
+        names = [str(n) for n in da.data_vars]
+        picked = next((n for n in ("si", "data", "series", "spectra") if n in names), None)
+        if picked is None:
+            raise FileFormatError(f"{path}: a store of variables {names}; name the spectra with [input] var "
+                                  "(or --var NAME)")
+        da = da[picked]
     if "frame" in da.dims and "time" not in da.dims:
         da = da.rename({"frame": "time"})
     if "time" not in da.dims:
@@ -128,7 +138,7 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
 
 
 def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time, pattern=None,
-                 max_missing_ratio=MAX_MISSING_RATIO):
+                 max_missing_ratio=MAX_MISSING_RATIO, var=None):
     import xarray as xr
 
     from .. import io as iio
@@ -156,7 +166,7 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
     ref_shape = None
     for k, p in zip(numbers, files):
         try:
-            da = iio.load(p, lazy=True)
+            da = iio.load(p, lazy=True, var=var)
         except IonscopeError as exc:
             refuse(k, p.name, "unreadable: " + str(exc).replace(f"{p}: ", ""), FileFormatError)
             continue

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _viewer_kit
+from ..io._inputs import accepts_data
 
 #: (factor, prefixed unit) for A, C ...: shared with the offline viewers, which must not import this package.
 si_prefix = _viewer_kit.si_prefix
@@ -120,6 +121,7 @@ def robust_limits(values, lo: float = 1.0, hi: float = 99.0) -> tuple[float, flo
     return float(a), float(b if b > a else a + 1.0)
 
 
+@accepts_data("da", array_kind="image")
 def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: bool = False, label: str | None = None,
              cmap: str = "viridis", ncols: int = 4):
     """A grid of maps of a (y, x), (time, y, x) or (component, y, x) DataArray.
@@ -183,6 +185,7 @@ def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: boo
     return fig
 
 
+@accepts_data("da", array_kind="image")
 def plot_map(da, ax=None, **kwargs):
     """Notebook helper: draw one (y, x) map the way ionscope's PNGs do (nm, y downward, labelled colour bar).
 

@@ -287,6 +287,11 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
             c = full_shape[i] if c in (-1, None) else _check_int(c, f"chunks[{d!r}]", 1)
             chunk_map[d] = min(c, full_shape[i])
         rows = min(rows, chunk_map["y"]) if out is not None else rows
+    if out is not None:  # say how much is coming before the minutes of writing start
+        from ..io._api import warn_if_large
+
+        warn_if_large(4.0 * n_frames * ny * nx * energy.size, out,
+                      what=f"{n_frames} frames × {ny}×{nx} px × {energy.size} channels, float32")
 
     transport, log = transport_with_log(shape=(ny, nx), n_frames=n_frames, seed=seed, **transport_kw)
     rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(1,)))
