@@ -317,6 +317,32 @@ def test_rerun_into_own_folder_resumes_and_caches(data, clean, tmp_path, capsys)
     record("re-run into a folder ionscope made (cached, report redone)")
 
 
+def test_folder_of_an_ionscope_without_ledger(data, clean, tmp_path, capsys):
+    """Outputs of a version that kept no ledger: the stage cache is recognised (its stage groups and
+    completion markers), the report files are not (a one-line refusal says to move them once)."""
+    from ionscope.operando._stages import cache_state
+
+    out = copy_of(clean, tmp_path / "out")
+    (out / ".ionscope.manifest.json").unlink()
+    meta = json.loads((out / "cache.zarr" / "zarr.json").read_text())
+    meta["attributes"] = {}  # no cache marker either
+    (out / "cache.zarr" / "zarr.json").write_text(json.dumps(meta))
+    assert cache_state(out / "cache.zarr") == "legacy"
+    toml = write_toml(cfg_path(tmp_path), data, out)
+    code, _, err = cli(capsys, "run", toml, "-q")
+    one_line(code, err, "summary.json", "no ionscope ledger", "move them away once")
+    old = tmp_path / "old-report"
+    old.mkdir()
+    for name in ("summary.json", "report.html", "report.json"):
+        (out / name).rename(old / name)
+    code, printed, err = cli(capsys, "run", toml)
+    assert code == 0, err
+    assert [l.split()[0] for l in printed.splitlines() if " done " in l] == ["report"], printed
+    assert cache_state(out / "cache.zarr") == "ours"
+    same_as_clean(out, clean)
+    record("a folder written by an ionscope without ledger (cache adopted, report refused once)")
+
+
 # --------------------------------------------------------------------------- the stage cache
 
 

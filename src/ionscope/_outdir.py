@@ -97,8 +97,8 @@ def safe_relpath(root, rel, *, what: str = "path") -> str:
     >>> try:
     ...     safe_relpath(d, "../x")
     ... except Exception as exc:
-    ...     print(str(exc).split(": ", 1)[1])
-    path '../x' leaves the folder ('..', '.' or empty parts); ionscope acts only on paths inside the output folder (nothing was changed)
+    ...     print(type(exc).__name__, "leaves the folder" in str(exc))
+    OutputPathError True
     """
     root = _abs(root)
     bad = None
@@ -233,15 +233,9 @@ class OutputFolder:
         return ({self.token} if self.token else set()) | set(data.get("tokens", {}))
 
     def _owned(self, data: dict, rel: str) -> bool:
-        parts = rel.split("/")
-        if any(_is_temp_of(p, self._tokens(data)) for p in parts):
-            return True  # inside one of our temporaries (a staging folder)
-        entries = data.get("entries", {})
-        for i in range(1, len(parts)):
-            e = entries.get("/".join(parts[:i]))
-            if isinstance(e, dict) and e.get("kind") == "dir":
-                return True  # inside a folder ionscope made (a stage cache, live/)
-        e = entries.get(rel)
+        if self._inside_owned(data, rel):
+            return True
+        e = data.get("entries", {}).get(rel)
         if not isinstance(e, dict):
             return False
         p = self.root / rel
@@ -297,6 +291,7 @@ class OutputFolder:
                     data["entries"][rel] = {"kind": kind}
 
     def _inside_owned(self, data: dict, rel: str) -> bool:
+        """Inside one of our temporaries (a staging folder) or a folder ionscope made (a cache, live/)."""
         parts = rel.split("/")
         if any(_is_temp_of(p, self._tokens(data)) for p in parts):
             return True
@@ -318,6 +313,13 @@ class OutputFolder:
                     st = p.stat()
                     data["entries"][rel] = {"kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                             "sha256": _sha256(p)}
+
+    def adopt(self, rel: str, *, kind: str = "dir") -> None:
+        """Record ``rel`` as ours without the clash check: for a folder whose own marker proves that
+        ionscope made it (a stage cache, :func:`ionscope.operando._stages.cache_state`)."""
+        rel = safe_relpath(self.root, rel)
+        with self._edit() as data:
+            data["entries"][rel] = {"kind": kind}
 
     def forget(self, rels: Iterable[str]) -> None:
         """Drop names from the ledger (a file ionscope removed itself, e.g. a finished journal)."""
@@ -433,6 +435,9 @@ class OutputFolder:
 
 def clash_message(root, names: list[str], *, hint: str = "") -> str:
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    if not (Path(root) / MANIFEST).exists():
+        hint += ("; this folder has no ionscope ledger (.ionscope.manifest.json), so outputs of an ionscope "
+                 "version that kept none count as not ionscope's: move them away once")
     return (f"{root}: {shown} already exist{'s' if len(names) == 1 else ''} and "
             f"{'was' if len(names) == 1 else 'were'} not written by ionscope; move "
             f"{'it' if len(names) == 1 else 'them'} away or choose another output folder "

@@ -550,12 +550,11 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     >>> res.series.step_v.dims
     ('time', 'interface')
     """
-    from ._stages import StageCache
-
     from .._atomic import os_errors
     from .._outdir import OutputFolder, check_inputs, session
     from ..errors import IonscopeError
     from ._graph import Context
+    from ._stages import StageCache, cache_state
 
     opt, base = holography_config(config)
     folder = Path(output) if output is not None else _resolve(base, opt["output"])
@@ -564,13 +563,18 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     planned = ["cache.zarr", ".holo_maps.zarr", "summary.json", *REPORT_FILES]
     with os_errors(folder):
         sources = _sources(opt, base, holograms=holograms, references=references, log=log)
-        check_inputs(folder, {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log")
+        check_inputs(folder, {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log",
+                                                                                   "thickness_nm")
                               if isinstance(opt[k], str)}, key="[holography] output")
+        if cache_state(folder / "cache.zarr") in ("ours", "legacy"):
+            planned.remove("cache.zarr")
         OutputFolder(folder).check_new(planned)
         with session(folder, wait=wait) as out:
             ctx = None
             try:
-                out.check_new(planned)
+                out.check_new([p for p in planned if p != "cache.zarr"])
+                if cache_state(folder / "cache.zarr") in ("ours", "legacy"):  # its own marker proves it ours
+                    out.adopt("cache.zarr")
                 out.claim(["cache.zarr"], kind="dir")
                 cache = StageCache(folder / "cache.zarr")
                 cache.clear_stale()

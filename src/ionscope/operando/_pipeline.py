@@ -39,7 +39,7 @@ from ._config import Config, from_dict, load_config
 from .._atomic import os_errors
 from .._outdir import OutputFolder, session, session_for
 from ._graph import Context, Stage, run_stages
-from ._stages import StageCache, StageRecord, fingerprint
+from ._stages import StageCache, StageRecord, cache_state, fingerprint
 
 
 
@@ -1029,6 +1029,8 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
             try:
                 folders[0].check_new(planned)  # what the stages will write in the output folder: new or ours
                 cache_folder = session_for(cfg.cache_path)
+                if cache_state(cfg.cache_path) in ("ours", "legacy"):  # its own marker proves it ionscope's
+                    cache_folder.adopt(cache_folder.rel(cfg.cache_path))
                 cache_folder.claim([cache_folder.rel(cfg.cache_path)], kind="dir", hint=" ([output] cache)")
                 cache = StageCache(cfg.cache_path)
                 cache.clear_stale()
