@@ -484,3 +484,24 @@ def test_ledger_of_tampered_temporaries_touches_nothing_outside(tmp_path, victim
         with pytest.raises(Exception, match="leaves the folder"):
             folder.remove("../victim/file")
     assert snapshot(tmp_path, skip=out) == before
+
+
+def test_journal_of_ours_naming_a_users_staging_folder(tmp_path):
+    """A pending journal of ours whose staging folder is a user's look-alike: nothing moved, nothing deleted."""
+    from ionscope._atomic import recover_sets
+    from ionscope._outdir import session
+
+    out = tmp_path / "out"
+    (out / ".report.staging-0123abcd").mkdir(parents=True)
+    (out / ".report.staging-0123abcd" / "summary.json").write_text("mine")
+    (out / ".report.publish.json").write_text(json.dumps(
+        {"staging": ".report.staging-0123abcd", "files": ["summary.json"], "remove": [], "manifest": {}}))
+    mark_pending(out, ".report.publish.json")
+    before = snapshot(out)
+    with pytest.warns(UserWarning, match="was not made by ionscope; ignored and removed"):
+        with session(out):
+            recover_sets(out, "report")
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if not k.startswith(".ionscope")} == \
+        {k: v for k, v in before.items() if not k.startswith(".ionscope") and k != ".report.publish.json"}
+    record("journal of ours naming a user's .report.staging-* folder")

@@ -316,6 +316,9 @@ def recover_sets(dest: str | os.PathLike, name: str) -> None:
             warnings.warn(f"{journal}: not written by ionscope; ignored (nothing it names is touched)", stacklevel=2)
         else:
             try:
+                staging = _plan(dest, journal)["staging"]
+                if (dest / staging).exists() and not folder.owns(staging):
+                    raise _BadJournal(f"its staging folder {staging!r} was not made by ionscope")
                 _roll_forward(dest, journal)
             except _BadJournal as exc:  # the set is not trusted
                 warnings.warn(f"{journal}: {exc}; ignored and removed (nothing it names was touched)",

@@ -372,6 +372,7 @@ class OutputFolder:
         data = self.read()
         gone = [t for t in data.get("tokens", {}) if t not in live]
         removed: list[Path] = []
+        kept: set[str] = set()  # tokens with a staging folder a pending journal names: proof kept for recovery
         if not gone:
             return removed
         for tok in gone:
@@ -384,7 +385,9 @@ class OutputFolder:
                 if not folder.is_dir():
                     continue
                 for p in folder.iterdir():
-                    if _is_temp_of(p.name, [tok]) and not _journalled(p):
+                    if _is_temp_of(p.name, [tok]) and _journalled(p):
+                        kept.add(tok)
+                    elif _is_temp_of(p.name, [tok]):
                         if p.is_dir() and not p.is_symlink():
                             shutil.rmtree(p, ignore_errors=True)
                         else:
@@ -392,7 +395,8 @@ class OutputFolder:
                         removed.append(p)
         with self._edit() as data:
             for tok in gone:
-                data["tokens"].pop(tok, None)
+                if tok not in kept:
+                    data["tokens"].pop(tok, None)
         return removed
 
     def prepare_write(self, final) -> str | None:
