@@ -107,3 +107,24 @@ def test_log_with_other_bytes_of_same_size_and_mtime_redoes_sync(frames, tmp_pat
     redone = [n for n, r in res.stages.items() if not r.cached]
     assert "sync" in redone and "analysis" in redone and "limap" not in redone, redone
     record("log replaced by other bytes, same size and mtime: sync and analysis redone")
+
+
+def test_reference_file_with_other_bytes_redoes_the_maps(frames, tmp_path):
+    import ionscope.io as iio
+    from ionscope.simulate import edge_references
+
+    energy = iio.load(frames / "frames" / "frame_0000.nc").energy
+    refs = edge_references(energy)
+    iio.save(refs, tmp_path / "refs.nc")
+    toml = write_toml(cfg_path(tmp_path), frames, tmp_path / "out",
+                      input={"series": str(frames / "frames")}, limap={"references": str(tmp_path / "refs.nc")})
+    _run(toml)
+    st = (tmp_path / "refs.nc").stat()
+    iio.save(refs * 1.01, tmp_path / "other.nc")
+    assert (tmp_path / "other.nc").stat().st_size == st.st_size
+    (tmp_path / "refs.nc").write_bytes((tmp_path / "other.nc").read_bytes())
+    os.utime(tmp_path / "refs.nc", ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = _run(toml)
+    redone = [n for n, r in res.stages.items() if not r.cached]
+    assert "limap" in redone and "screen" not in redone, redone
+    record("reference file replaced by other bytes, same size and mtime: maps redone")

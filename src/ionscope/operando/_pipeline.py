@@ -807,7 +807,7 @@ def _reference_source(cfg: Config, references, series):
         raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
                                   f"got dims {refs.dims}")
     refs = refs.load()
-    return (lambda energy: refs), ref
+    return (lambda energy: refs), f"{ref}:{fingerprint([path])}"  # by content: other bytes redo the maps
 
 
 #: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
