@@ -199,7 +199,8 @@ class OutputFolder:
         with os_errors(self.root):
             fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):  # (a file system without flock: the folder's own lock still holds)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             data = self.read()
             data.setdefault("ionscope", "output folder ledger")
             data.setdefault("version", _VERSION)

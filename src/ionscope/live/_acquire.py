@@ -171,12 +171,9 @@ def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shap
     held = session(out, fresh=True, what="acquisition folder")
     folder = held.__enter__()
     try:
-        folder.check_new(["frames", "log.csv"])
         for old in [*frames_dir.glob("frame_*.nc"), frames_dir / STOP_NAME, out / "log.csv"]:
-            if old.exists():
-                folder.remove(old.relative_to(out).as_posix())  # (ours: checked just above)
-        folder.claim(["frames"], kind="dir")
-        folder.claim(["log.csv"])
+            folder.remove(old.relative_to(out).as_posix())  # only files it wrote itself (the ledger's)
+        folder.claim(["log.csv", *(f"frames/frame_{k:04d}.nc" for k in range(int(n_frames)))])
         frames_dir.mkdir(parents=True, exist_ok=True)
         staging = staging_dir(out, "acquire")
         if energy_range is not None:
@@ -250,7 +247,8 @@ def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing
                     logf.flush()
                 if due[0][0] <= clock:
                     _, k = due.pop(0)
-                    _write_frame(acq, si, k, staging, pieces=pieces, write_s=write_s, truncate=k in corrupt)
+                    _write_frame(acq, si, k, staging, pieces=pieces, write_s=write_s, truncate=k in corrupt,
+                                 folder=folder)
                     continue
                 time.sleep(tick)
             if half:
@@ -274,7 +272,7 @@ def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing
 
 
 def _write_frame(acq: Acquisition, si, k: int, staging: Path, *, pieces: int, write_s: float,
-                 truncate: bool) -> None:
+                 truncate: bool, folder) -> None:
     """Serialise frame ``k`` off to the side, then write it under its final name piece by piece."""
     from .. import io as iio
 
@@ -295,3 +293,4 @@ def _write_frame(acq: Acquisition, si, k: int, staging: Path, *, pieces: int, wr
                 time.sleep(write_s / pieces)
     if not truncate:
         acq.written.append(k)
+    folder.record([f"frames/{path.name}"])
