@@ -103,30 +103,56 @@ def test_file_in_the_way_of_the_output_folder_is_one_clean_error(tmp_path):
             pass
 
 
-def test_set_is_published_whole_and_an_interrupted_publication_is_finished(tmp_path):
-    out = tmp_path / "out"
-    old = staging_dir(out, "report")
-    for name in ("a.txt", "fig/b.png", "only_old.txt"):
-        (old / name).parent.mkdir(parents=True, exist_ok=True)
-        (old / name).write_text("old")
-    publish_set(old, out, ["a.txt", "fig/b.png", "only_old.txt"], name="report", manifest={"key": "1"})
+# a run killed in the middle of publishing a set: the journal is written, one file moved, then SIGKILL
+_KILLED_PUBLISH = """
+import json, os
+from pathlib import Path
+from ionscope._atomic import atomic_path, publish_set, staging_dir
+import ionscope._atomic as at
+from ionscope._outdir import session
+out = Path({out!r})
+with session(out) as folder:
     new = staging_dir(out, "report")
     for name in ("a.txt", "fig/b.png"):
         (new / name).parent.mkdir(parents=True, exist_ok=True)
         (new / name).write_text("new")
-    # a kill after the journal and the first move: simulate by moving one file by hand
-    journal = {"staging": new.name, "files": ["a.txt", "fig/b.png"], "remove": ["only_old.txt"],
-               "manifest": {"key": "2"}}
-    (out / ".report.publish.json").write_text(json.dumps(journal))
-    os.replace(new / "a.txt", out / "a.txt")
-    unfinished = staging_dir(out, "report")  # a staging folder of a run killed while writing
-    (out / ".x.txt.tmp-0123abcd").write_text("leftover")
-    recover_sets(out, "report")
-    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
-        "a.txt", "fig/b.png", "report.json", LOCK_NAME} - {LOCK_NAME}
+    def cut(dest, journal):
+        plan = json.loads(journal.read_text())
+        os.replace(dest / plan["staging"] / "a.txt", dest / "a.txt")
+        staging_dir(out, "report")                      # a staging folder of another set being written
+        folder.temp_name(out / "x.txt").write_text("leftover")   # an atomic_path temporary
+        os._exit(0)                                     # killed: no clean-up of any kind
+    at._roll_forward = cut
+    publish_set(new, out, ["a.txt", "fig/b.png"], name="report", manifest={{"key": "2"}},
+                previous=["a.txt", "fig/b.png", "only_old.txt"])
+"""
+
+
+def test_set_is_published_whole_and_an_interrupted_publication_is_finished(tmp_path):
+    from ionscope._outdir import session
+
+    out = tmp_path / "out"
+    with session(out):
+        old = staging_dir(out, "report")
+        for name in ("a.txt", "fig/b.png", "only_old.txt"):
+            (old / name).parent.mkdir(parents=True, exist_ok=True)
+            (old / name).write_text("old")
+        publish_set(old, out, ["a.txt", "fig/b.png", "only_old.txt"], name="report", manifest={"key": "1"})
+    # a user's files that merely look like ionscope's temporaries
+    (out / ".notes.tmp-deadbeef").write_text("mine")
+    (out / ".report.staging-folder").mkdir()
+    (out / ".report.staging-folder" / "important.txt").write_text("mine")
+    subprocess.run([sys.executable, "-c", _KILLED_PUBLISH.format(out=str(out))], check=True,
+                   env={**os.environ, "PYTHONPATH": "src"})
+    assert (out / ".report.publish.json").is_file() and (out / "a.txt").read_text() == "new"
+    with session(out):  # the next run: finishes the set, drops the killed run's leftovers
+        recover_sets(out, "report")
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert files == {"a.txt", "fig/b.png", "report.json", LOCK_NAME, ".ionscope.manifest.json",
+                     ".notes.tmp-deadbeef", ".report.staging-folder/important.txt"}
     assert (out / "a.txt").read_text() == (out / "fig" / "b.png").read_text() == "new"
     assert json.loads((out / "report.json").read_text())["key"] == "2"
-    assert not unfinished.exists()
+    assert (out / ".notes.tmp-deadbeef").read_text() == "mine"
     assert clean_temporaries(out) == []
 
 
@@ -140,12 +166,24 @@ def test_report_never_replaces_a_folder_named_like_an_output(tmp_path):
     (tmp_path / "summary.json" / "notes.txt").write_text("mine")
     cfg = {"output": {"dir": str(tmp_path)}, "denoise": {"method": "none"}, "register": {"window_ev": [30.0, 50.0]},
            "report": {"movies": [], "viewer": False, "figures": False}}
-    with pytest.raises(OutputPathError, match=r"summary.json: a directory is in the way"):
+    # refused before any stage runs (the report's names are checked first), and nothing is left behind
+    with pytest.raises(OutputPathError, match=r": summary.json already exists and was not written by ionscope"):
         run(cfg, series=si, log=log, show_progress=False, extra_stages=(operando_report_stage(),))
     assert (tmp_path / "summary.json" / "notes.txt").read_text() == "mine"
-    assert not (tmp_path / "report.json").exists()
-    # the data stages are kept: moving the folder away is all it takes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    # moving the folder away is all it takes
     (tmp_path / "summary.json").rename(tmp_path / "moved")
     res = run(cfg, series=si, log=log, show_progress=False, extra_stages=(operando_report_stage(),))
-    assert [n for n, r in res.stages.items() if not r.cached] == ["report"]
+    assert not [n for n, r in res.stages.items() if r.cached]
+    assert (tmp_path / "moved" / "notes.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+    # the same for a re-run whose report is redone: refused, the folder kept
+    from ionscope.operando._stages import StageCache
+
+    StageCache(tmp_path / "cache.zarr").discard("analysis")
+    (tmp_path / "summary.json").unlink()
+    (tmp_path / "summary.json").mkdir()
+    (tmp_path / "summary.json" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputPathError, match=r"summary.json(: a directory is in the way| already exists)"):
+        run(cfg, series=si, log=log, show_progress=False, extra_stages=(operando_report_stage(),))
+    assert (tmp_path / "summary.json" / "notes.txt").read_text() == "mine"

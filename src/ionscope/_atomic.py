@@ -12,11 +12,13 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 
-_TMP_NAME = re.compile(r"\..+\.tmp-[0-9a-f]{8}")
+#: an atomic_path temporary (with a run's token inside an output folder held by a session)
+_TMP_NAME = re.compile(r"\..+\.tmp-(?:[0-9a-f]{12}-)?[0-9a-f]{8}")
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -36,6 +38,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     permission, a file where a folder must be) also become ``OutputPathError``
     with what to do.
 
+    Inside an output folder held by :func:`ionscope._outdir.session`, the
+    name must be new or written by ionscope before (a file ionscope did not
+    write is never replaced: ``OutputPathError`` names it), the temporary
+    carries the session's token (so that a later run can prove it is a
+    leftover of ours) and the written file is recorded in the folder's ledger.
+    The command line applies the same rule to single output files
+    (:func:`ionscope._outdir.file_writes`; ``--overwrite`` lifts it).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -45,16 +55,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     >>> (d / "a.txt").read_text()
     'done'
     """
+    from ._outdir import claim_file, file_mode, session_for
+
     final = Path(path)
+    sess = session_for(final)
+    rel = sess.prepare_write(final) if sess is not None else None
+    claimed = sess is None and file_mode() is not None
+    if claimed:  # a command's output file: new, ionscope's, or --overwrite
+        claim_file(final, overwrite=file_mode()["overwrite"])
     with os_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(final)
+    tmp = sess.temp_name(final) if sess is not None else _tmp_sibling(final)
     try:
         with os_errors(final):
             yield tmp
             if not tmp.exists():
                 raise FileNotFoundError(f"nothing was written to the temporary path for {final}")
-            _replace(tmp, final)
+            _replace(tmp, final, sess)
     except BaseException:
         _remove(tmp)
         # after Ctrl-C or SIGTERM, dask threads may still finish a chunk into the temporary (recreating
@@ -63,12 +80,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
         atexit.register(_remove, tmp)
         raise
+    if rel is not None:
+        with os_errors(final):
+            sess.record([rel])
+    elif claimed:
+        from ._outdir import record_claimed
+
+        record_claimed()
 
 
 _STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
 
-def _replace(tmp: Path, final: Path) -> None:
+def _replace(tmp: Path, final: Path, sess=None) -> None:
     from .errors import OutputPathError
 
     if final.is_dir() and not final.is_symlink():
@@ -80,7 +104,7 @@ def _replace(tmp: Path, final: Path) -> None:
                                   f"move or rename it (ionscope deletes only what it wrote)")
         # Directories cannot be replaced atomically in one call: move the old
         # one aside first, then swap, then delete the old one.
-        old = _tmp_sibling(final)
+        old = sess.temp_name(final) if sess is not None else _tmp_sibling(final)
         os.replace(final, old)
         os.replace(tmp, final)
         _remove(old)
@@ -144,12 +168,31 @@ def _remove(path: Path) -> None:
 _JOURNAL = ".{name}.publish.json"
 
 
+def _folder(dest: Path):
+    """The ownership ledger of ``dest``: the active session's when it holds exactly ``dest``."""
+    from ._outdir import OutputFolder, session_for
+
+    sess = session_for(Path(dest) / "x")
+    return sess if sess is not None and sess.root == Path(os.path.abspath(dest)) else OutputFolder(dest)
+
+
 def staging_dir(dest: str | os.PathLike, name: str) -> Path:
-    """A fresh hidden folder inside ``dest`` to write a set of outputs into before :func:`publish_set`."""
+    """A fresh hidden folder inside ``dest`` to write a set of outputs into before :func:`publish_set`.
+
+    In a folder held by :func:`ionscope._outdir.session` its name carries the
+    session's token, recorded before the folder is made, so that a later run
+    removes it as a leftover of ours (and nothing else of that look).
+    """
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / f".{name}.staging-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
+    with os_errors(dest):
+        dest.mkdir(parents=True, exist_ok=True)
+    folder = _folder(dest)
+    if getattr(folder, "token", None):
+        path = folder.temp_name(dest / name, kind="staging")
+    else:
+        path = dest / f".{name}.staging-{uuid.uuid4().hex[:8]}"
+    with os_errors(path):
+        path.mkdir()
     return path
 
 
@@ -163,69 +206,140 @@ def publish_set(staging: Path, dest: Path, files: list[str], *, name: str, manif
     old set, or — after the next start at the latest — the whole new set,
     never a lasting mix. Files of ``previous`` (the old set) missing from the
     new one are removed; ``manifest`` is written last as ``dest/<name>.json``.
-    Nothing that is not in one of the two sets is touched, and a directory
-    standing where a file must go is refused, not deleted.
+
+    Only what ionscope wrote is touched: every name is checked to be a path
+    inside ``dest`` (:func:`ionscope._outdir.safe_relpath`), a name of the new
+    set that exists and was not written by ionscope refuses the whole set
+    (``OutputPathError`` naming the files, before anything moves), a file of
+    ``previous`` is removed only if the folder's ledger lists it as ours, and
+    a directory standing where a file must go is refused, not deleted.
     """
+    from ._outdir import safe_relpath
     from .errors import OutputPathError
 
+    dest = Path(dest)
+    folder = _folder(dest)
+    files = [safe_relpath(dest, rel, what="output") for rel in files]
     for rel in files:
         target = dest / rel
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():
             raise OutputPathError(f"{target}: a directory is in the way of an output file; move or rename it "
                                   f"(ionscope deletes only what it wrote)")
+    old = []
+    for rel in previous:
+        try:
+            rel = safe_relpath(dest, rel, what=f"{name}.json entry")
+        except OutputPathError as exc:
+            warnings.warn(f"{exc}: ignored", stacklevel=2)
+            continue
+        if folder.owns(rel):
+            old.append(rel)
     journal = dest / _JOURNAL.format(name=name)
+    folder.claim([*files, journal.name, f"{name}.json"])  # refuses names ionscope did not write
     with atomic_path(journal) as tmp:
         tmp.write_text(json.dumps({"staging": staging.name, "files": list(files),
-                                   "remove": sorted(set(previous) - set(files)), "manifest": manifest}))
+                                   "remove": sorted(set(old) - set(files)), "manifest": manifest}))
+    folder.record([journal.name])
     _roll_forward(dest, journal)
 
 
+class _BadJournal(ValueError):
+    """A publication journal that names something it must not (it is then ignored)."""
+
+
+def _plan(dest: Path, journal: Path) -> dict:
+    """The journal's plan, every path in it checked (``_BadJournal`` otherwise)."""
+    from ._outdir import safe_relpath
+    from .errors import OutputPathError
+
+    name = journal.name[1:-len(".publish.json")]
+    try:
+        plan = json.loads(journal.read_text())
+    except (OSError, ValueError) as exc:
+        raise _BadJournal(f"unreadable ({exc})") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("manifest"), dict):
+        raise _BadJournal("not a publication journal")
+    staging = plan.get("staging")
+    if not isinstance(staging, str) or not re.fullmatch(rf"\.{re.escape(name)}\.staging-[0-9a-f-]+", staging):
+        raise _BadJournal(f"its staging folder {staging!r} is not one of ionscope's")
+    for key in ("files", "remove"):
+        if not isinstance(plan.get(key), list):
+            raise _BadJournal(f"{key!r} is not a list")
+        try:
+            plan[key] = [safe_relpath(dest, rel, what=f"journal entry") for rel in plan[key]]
+        except OutputPathError as exc:
+            raise _BadJournal(str(exc).split(": ", 1)[-1]) from None
+    return plan
+
+
 def _roll_forward(dest: Path, journal: Path) -> None:
-    plan = json.loads(journal.read_text())
+    from .errors import OutputPathError
+
+    folder = _folder(dest)
+    plan = _plan(dest, journal)
     staging = dest / plan["staging"]
+    if staging.is_symlink():
+        raise _BadJournal(f"its staging folder {plan['staging']!r} is a symbolic link")
+    clash = folder.clashes(plan["files"])
+    if clash:  # e.g. a file put there after a kill cut the publication short
+        from ._outdir import clash_message
+
+        raise OutputPathError(clash_message(dest, clash))
     for rel in plan["files"]:
         src = staging / rel
-        if src.exists():  # else: moved before an interruption
+        if src.is_file() and not src.is_symlink():  # else: moved before an interruption
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest / rel)
+    folder.record(plan["files"])
     for rel in plan["remove"]:
-        target = dest / rel
-        if target.is_file() or target.is_symlink():
-            target.unlink()
+        folder.remove(rel)  # only if ours (listed in the ledger, bytes unchanged)
     name = journal.name[1:-len(".publish.json")]
     with atomic_path(dest / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(plan["manifest"], indent=1))
-    shutil.rmtree(staging, ignore_errors=True)
+    folder.record([f"{name}.json"])
+    if staging.is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
     journal.unlink()
+    folder.forget([journal.name])  # a journal found there later is not ours
 
 
 def recover_sets(dest: str | os.PathLike, name: str) -> None:
-    """Finish a journalled publication of ``name`` cut short, and drop unfinished staging folders."""
+    """Finish a journalled publication of ``name`` cut short, and drop leftovers of killed runs.
+
+    A journal that ionscope did not write is ignored with a warning (the next
+    publication then refuses the name); one of ours that names a path outside
+    ``dest`` (or anything it must not) is ignored with a warning and dropped,
+    and nothing it names is touched.
+    """
     dest = Path(dest)
     if not dest.is_dir():
         return
+    folder = _folder(dest)
     journal = dest / _JOURNAL.format(name=name)
-    if journal.is_file():
-        try:
-            _roll_forward(dest, journal)
-        except (OSError, ValueError, KeyError):  # an unreadable journal: the set is not trusted
-            journal.unlink(missing_ok=True)
-            (dest / f"{name}.json").unlink(missing_ok=True)
-    for stale in dest.glob(f".{name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    if journal.exists() or journal.is_symlink():
+        if not folder.owns(journal.name):
+            warnings.warn(f"{journal}: not written by ionscope; ignored (nothing it names is touched)", stacklevel=2)
+        else:
+            try:
+                staging = _plan(dest, journal)["staging"]
+                if (dest / staging).exists() and not folder.owns(staging):
+                    raise _BadJournal(f"its staging folder {staging!r} was not made by ionscope")
+                _roll_forward(dest, journal)
+            except _BadJournal as exc:  # the set is not trusted
+                warnings.warn(f"{journal}: {exc}; ignored and removed (nothing it names was touched)",
+                              stacklevel=2)
+                folder.remove(journal.name)
+                folder.remove(f"{name}.json")
     clean_temporaries(dest)
 
 
 def clean_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove ``.NAME.tmp-XXXXXXXX`` leftovers of :func:`atomic_path` from a killed process.
+    """Remove the leftovers of :func:`atomic_path` and :func:`staging_dir` of killed ionscope runs.
 
-    Only call this on a folder the caller holds exclusively (a lock), or a
-    live writer's temporary could be removed.
+    Only temporaries that the folder's ledger proves ours are removed: their
+    name carries the token of a run recorded there (see :mod:`ionscope._outdir`),
+    so a user's ``.notes.tmp-deadbeef`` stays. Only call this on a folder the
+    caller holds exclusively (a lock), or a live writer's temporary could be
+    removed.
     """
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp-*"):
-        if not _TMP_NAME.fullmatch(tmp.name):
-            continue
-        _remove(tmp)
-        removed.append(tmp)
-    return removed
+    return _folder(Path(folder)).clean()

@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.formatwarning = one_line
     try:
-        result = args.handler(args)
+        from .._outdir import file_writes
+
+        # output files: new, written by ionscope before, or --overwrite (never a user's file silently)
+        with file_writes(overwrite=getattr(args, "overwrite", False)):
+            result = args.handler(args)
         sys.stdout.flush()
     except BrokenPipeError:
         # `ionscope info X | head`: the reader left; say nothing more (and keep Python's

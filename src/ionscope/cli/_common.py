@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The options every command shares, so that the vocabulary is one across commands.
 
-- ``-o/--out`` for the output, checked against the suffixes the command writes;
+- ``-o/--out`` for the output, checked against the suffixes the command writes and
+  refused when it exists and ionscope did not write it (``--overwrite`` replaces it;
+  what ionscope wrote is recorded in ``.ionscope.manifest.json`` beside it);
 - ``--refs`` for reference *spectra* (the older ``--reference``/``--references``
   still work but are hidden from ``--help``); ``--vacuum`` for vacuum reference
   *holograms* (``holo``; ``--refs`` there still works, with a deprecation warning);
@@ -27,7 +29,14 @@ def add_out(p, *, suffixes, what: str, required: bool = True, metavar: str = "OU
     allowed = f" ({', '.join(suffixes)})" if suffixes else ""
     p.add_argument("-o", "--out", required=required and default is None, default=default, metavar=metavar,
                    help=f"{what}{allowed}, written atomically" + (f" (default: {default})" if default else ""))
+    if suffixes:
+        add_overwrite(p)
     p.set_defaults(out_suffixes=tuple(suffixes) if suffixes else None)
+
+
+def add_overwrite(p) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing OUT that ionscope did not write (one it wrote is replaced anyway)")
 
 
 def add_refs(p, *, what: str, aliases=("--reference", "--references"), required: bool = False) -> None:
@@ -104,6 +113,10 @@ def check_out(args, path=None) -> Path:
     if allowed and out.suffix.lower() not in allowed:
         names = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
         raise FileFormatError(f"--out {out}: expected a {names} path (the formats this command writes)")
+    if allowed:  # before any work: a file ionscope did not write is never replaced without --overwrite
+        from .._outdir import claim_file
+
+        claim_file(out, overwrite=getattr(args, "overwrite", False))
     return out
 
 

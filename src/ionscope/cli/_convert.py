@@ -2,7 +2,7 @@
 """``ionscope convert IN -o OUT``: between microscope files, Zarr, NetCDF and HyperSpy."""
 from __future__ import annotations
 
-from ._common import add_progress, add_reader, check_out, say
+from ._common import add_overwrite, add_progress, add_reader, check_out, say
 
 SUFFIXES = (".zarr", ".nc", ".hspy")
 
@@ -19,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--signal", type=int, default=0, metavar="N",
                    help="which signal of a file holding several, e.g. a Velox .emd (default 0)")
     add_reader(p)
+    add_overwrite(p)
     add_progress(p)
     p.set_defaults(handler=run, out_suffixes=SUFFIXES)
 

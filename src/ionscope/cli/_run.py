@@ -85,20 +85,29 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import DataValidationError
-    from ..operando import load_config, run as run_pipeline
+    from ..operando import load_config
 
     if args.demo == bool(args.config):
         raise DataValidationError("give either CONFIG.toml or --demo")
     if args.config and _has_section(args.config, "holography"):
         return _run_holography(args)
     if args.demo:
-        cfg_path = _demo_config(args.out or "ionscope-run-demo", quick=args.quick,
-                                scheduler=args.scheduler or "threads")
-        cfg = load_config(cfg_path)
-    else:
-        cfg = load_config(args.config)
-        if args.out:
-            cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
+        from .._outdir import session
+
+        # the demo's folder is its own: new or empty, or made by an earlier `run --demo` (then reused)
+        with session(args.out or "ionscope-run-demo", fresh=True, what="demo folder"):
+            cfg_path = _demo_config(args.out or "ionscope-run-demo", quick=args.quick,
+                                    scheduler=args.scheduler or "threads")
+            return _run_config(args, load_config(cfg_path))
+    cfg = load_config(args.config)
+    if args.out:
+        cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
+    return _run_config(args, cfg)
+
+
+def _run_config(args, cfg) -> int:
+    from ..operando import run as run_pipeline
+
     if args.scheduler:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
     if getattr(args, "frame_pattern", None):

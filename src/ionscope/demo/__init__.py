@@ -64,8 +64,13 @@ def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_p
     matplotlib.use("Agg")
     from .._progress import progress
 
-    ctx = DemoContext(out=Path(out), quick=quick)
-    ctx.out.mkdir(parents=True, exist_ok=True)
+    from .._outdir import session
+
+    with session(out, what="demo folder"):  # writes only new names or its own, one demo per folder at a time
+        return _run_steps(DemoContext(out=Path(out), quick=quick), steps, show_progress, progress)
+
+
+def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
     chosen = [s for s in available_steps() if steps is None or s in steps]
     summary: dict[str, Any] = {"steps": {}, "ok": True}
     bar = progress(chosen, desc="ionscope demo", enable=show_progress, unit="step")

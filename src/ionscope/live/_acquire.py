@@ -12,6 +12,10 @@ tests meet the same partial files a real night produces:
 ``out_dir/frames/STOP``                written when the acquisition ends
 ``out_dir/watch.toml``                 a run configuration pointing at both
 
+``out_dir`` must be new or empty, or a folder an earlier acquisition made (its
+own frames and log are then replaced); it is held (locked) until the
+acquisition ends.
+
 The physics is :func:`ionscope.simulate.operando_eels` (seeded): the series is
 simulated first into a hidden staging store (bounded memory), then frame ``k``
 is copied out at the experiment time ``(k + 1)·frame_interval_s`` (its end),
@@ -27,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, staging_dir
+from .._outdir import session
 from ..errors import DataValidationError
 
 #: name of the file that marks the end of an acquisition (in the frames folder)
@@ -129,6 +134,11 @@ def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shap
     ------
     DataValidationError
         Bad timing options, or anything :func:`~ionscope.simulate.operando_eels` refuses.
+    OutputPathError
+        ``out_dir`` holds files and was not made by an earlier acquisition (a
+        fake microscope never writes over files it did not make).
+    OutputLockedError
+        Another acquisition or run is writing into ``out_dir``.
 
     References
     ----------
@@ -157,25 +167,32 @@ def acquire(out_dir, *, frame_interval_s: float = 60.0, n_frames: int = 24, shap
     late = {int(k): float(v) for k, v in dict(late or {}).items()}
     out = Path(out_dir)
     frames_dir = out / "frames"
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*frames_dir.glob("frame_*.nc"), frames_dir / STOP_NAME, out / "log.csv"]:
-        old.unlink(missing_ok=True)
-    staging = out / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    if energy_range is not None:
-        simulate_kw["energy_range"] = energy_range
-    si, truth, log = operando_eels(shape=shape, n_frames=n_frames, energy_step=energy_step, dose=dose, energy_drift_ev=energy_drift_ev,
-                                   specimen_drift_px=specimen_drift_px, seed=seed, frame_time_s=interval,
-                                   out=staging / "series.zarr", **simulate_kw)
-    config_path = out / "watch.toml"
-    with atomic_path(config_path) as tmp:
-        tmp.write_text(_CONFIG.format(interval=interval))
+    # a folder of its own: new or empty, or one an earlier acquisition made (then its own files are replaced)
+    held = session(out, fresh=True, what="acquisition folder")
+    folder = held.__enter__()
+    try:
+        for old in [*frames_dir.glob("frame_*.nc"), frames_dir / STOP_NAME, out / "log.csv"]:
+            folder.remove(old.relative_to(out).as_posix())  # only files it wrote itself (the ledger's)
+        folder.claim(["log.csv", *(f"frames/frame_{k:04d}.nc" for k in range(int(n_frames)))])
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        staging = staging_dir(out, "acquire")
+        if energy_range is not None:
+            simulate_kw["energy_range"] = energy_range
+        si, truth, log = operando_eels(shape=shape, n_frames=n_frames, energy_step=energy_step, dose=dose,
+                                       energy_drift_ev=energy_drift_ev, specimen_drift_px=specimen_drift_px,
+                                       seed=seed, frame_time_s=interval, out=staging / "series.zarr", **simulate_kw)
+        config_path = out / "watch.toml"
+        with atomic_path(config_path) as tmp:
+            tmp.write_text(_CONFIG.format(interval=interval))
+    except BaseException as exc:
+        held.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     acq = Acquisition(out_dir=out, frames_dir=frames_dir, log_path=out / "log.csv", config_path=config_path,
                       frame_interval_s=interval, n_frames=int(n_frames), truth=truth, log=log)
     args = dict(si=si, staging=staging, speed=float(speed), pieces=int(pieces),
                 write_s=min(2.0, float(write_fraction) * interval / float(speed)),
-                missing={int(k) for k in missing}, corrupt={int(k) for k in corrupt}, late=late)
+                missing={int(k) for k in missing}, corrupt={int(k) for k in corrupt}, late=late, held=held,
+                folder=folder)
     if block:
         _run(acq, **args)
         if acq.error is not None:
@@ -198,7 +215,8 @@ def _log_rows(log) -> tuple[list[float], list[str]]:
     return t.tolist(), [f"{a:.9g},{b:.9g},{c:.9g},{d},{e:.9g}" for a, b, c, d, e in zip(t, v, i, s, q)]
 
 
-def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing, corrupt, late) -> None:
+def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing, corrupt, late, held,
+         folder) -> None:
     try:
         times, rows = _log_rows(acq.log)
         # (experiment time at which the frame is written, frame number)
@@ -229,7 +247,8 @@ def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing
                     logf.flush()
                 if due[0][0] <= clock:
                     _, k = due.pop(0)
-                    _write_frame(acq, si, k, staging, pieces=pieces, write_s=write_s, truncate=k in corrupt)
+                    _write_frame(acq, si, k, staging, pieces=pieces, write_s=write_s, truncate=k in corrupt,
+                                 folder=folder)
                     continue
                 time.sleep(tick)
             if half:
@@ -244,12 +263,16 @@ def _run(acq: Acquisition, *, si, staging: Path, speed, pieces, write_s, missing
             with atomic_path(acq.stop_path) as tmp:
                 tmp.write_text(json.dumps({"frames_written": acq.written, "stopped_early": acq._stop.is_set()}))
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            acq._done.set()
+            shutil.rmtree(staging, ignore_errors=True)  # (a staging folder this acquisition made)
+            try:
+                folder.record(["log.csv"])
+                held.__exit__(None, None, None)  # the folder's lock goes with the end of the acquisition
+            finally:
+                acq._done.set()
 
 
 def _write_frame(acq: Acquisition, si, k: int, staging: Path, *, pieces: int, write_s: float,
-                 truncate: bool) -> None:
+                 truncate: bool, folder) -> None:
     """Serialise frame ``k`` off to the side, then write it under its final name piece by piece."""
     from .. import io as iio
 
@@ -270,3 +293,4 @@ def _write_frame(acq: Acquisition, si, k: int, staging: Path, *, pieces: int, wr
                 time.sleep(write_s / pieces)
     if not truncate:
         acq.written.append(k)
+    folder.record([f"frames/{path.name}"])

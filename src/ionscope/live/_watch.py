@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
+from .._outdir import session
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ..io._frames import frame_time
 
@@ -500,7 +501,8 @@ class _Session:
         key = _cache_key(self.cfg, self.window, self.hooks)
         key_file = self.live / "key.json"
         if key_file.exists() and json.loads(key_file.read_text()).get("key") != key:
-            shutil.rmtree(self.cache_dir, ignore_errors=True)  # another configuration: start afresh
+            for old in self.cache_dir.glob("frame_*.npz"):  # another configuration: start afresh
+                old.unlink()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(key_file) as tmp:
             tmp.write_text(json.dumps({"key": key}))
@@ -533,8 +535,9 @@ class _Session:
             self.state.put_frame(rec, {})
             k += 1
         for stale in self.cache_dir.glob("frame_*.npz"):
-            n = stale.stem.split("_")[1]
-            if n.isdigit() and (int(n) >= k or int(n) < first):
+            number = stale.stem.split("_")[1]
+            # (only names _cache_path makes)
+            if number.isdigit() and len(number) == 6 and (int(number) >= k or int(number) < first):
                 stale.unlink()
         self.frames.start = self.frames._next = k
         self.resumed = len(self.records)
@@ -758,8 +761,12 @@ def _mapped(maps: dict) -> tuple:
 
 
 def _fingerprint(path: Path) -> str:
-    st = Path(path).stat()
-    return f"{Path(path).name}|{st.st_size}|{st.st_mtime_ns}"
+    """A frame file's identity by content (name, size, SHA-256): other bytes of the same size and
+    modification time are processed again, never taken from the live cache."""
+    from ..operando._stages import _sha256
+
+    path = Path(path)
+    return f"{path.name}|{path.stat().st_size}|{_sha256(path)}"
 
 
 def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1", port: int = 0,
@@ -857,6 +864,19 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
                     hooks=hooks)
     state._loader = sess.loader
     result = WatchResult(live_dir=sess.live)
+    # the output folder is held for the whole session (the final run shares it): only names ionscope owns
+    with session(cfg.out_dir) as out:
+        out.claim([sess.live.name], kind="dir", hint=" (the live cache)")
+        return _watch_session(sess, state, result, cfg, stop_event, references=references, serve=serve, host=host,
+                              port=port, token=token, idle_timeout_s=idle_timeout_s, final=final,
+                              final_stages=final_stages, hold=hold, on_ready=on_ready, on_frame=on_frame,
+                              on_end=on_end, on_wait=on_wait, wait_every_s=wait_every_s,
+                              show_progress=show_progress)
+
+
+def _watch_session(sess, state, result, cfg, stop_event, *, references, serve, host, port, token, idle_timeout_s,
+                   final, final_stages, hold, on_ready, on_frame, on_end, on_wait, wait_every_s,
+                   show_progress) -> WatchResult:
     server = None
     try:
         if serve:

@@ -73,6 +73,10 @@ class Stage:
         Runs after the stage is available, computed or loaded.
     store : object or callable(ctx) -> object, optional
         Where the result lives (default: the run's cache).
+    outputs : callable(ctx) -> iterable of str, optional
+        Names (relative to the output folder) the stage writes there; a run
+        checks them before any stage runs, and refuses names that exist and
+        were not written by ionscope (:mod:`ionscope._outdir`).
     """
 
     name: str
@@ -83,6 +87,7 @@ class Stage:
     view: Callable[["Context", Any], Any] | None = None
     after: Callable[["Context", Any], None] | None = None
     store: Any = None
+    outputs: Callable[["Context"], Any] | None = None
 
 
 @dataclass

@@ -155,10 +155,12 @@ def _series(ctx):
 
 
 def _series_after(ctx, ds):
-    # the frame-by-frame store was copied into the cache: drop the temporary
-    import shutil
+    # the frame-by-frame store was copied into the cache: drop the temporary (only if ionscope wrote it)
+    from .._atomic import _folder
 
-    shutil.rmtree(ctx.info["output"] / ".holo_maps.zarr", ignore_errors=True)
+    maps = ctx.info["output"] / ".holo_maps.zarr"
+    if maps.exists():
+        _folder(ctx.info["output"]).remove(maps.name)
 
 
 def _analysis(ctx):
@@ -195,11 +197,17 @@ class _FolderStore:
         self.folder = Path(folder)
 
     def has(self, name, key):
+        from .._atomic import _folder
+        from .._outdir import safe_relpath
+        from ..errors import OutputPathError
+
+        if not _folder(self.folder).owns("summary.json"):  # absent, or not ionscope's: not a stored report
+            return False
         try:
             summary = json.loads((self.folder / "summary.json").read_text())
-        except (OSError, ValueError):
+            files = [safe_relpath(self.folder, f, what="summary.json file") for f in summary.get("files", [])]
+        except (OSError, ValueError, TypeError, AttributeError, OutputPathError):
             return False
-        files = summary.get("files", [])
         return summary.get("key") == key and all((self.folder / f).exists() for f in files)
 
     def save(self, name, key, value):
@@ -542,26 +550,42 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     >>> res.series.step_v.dims
     ('time', 'interface')
     """
-    from ._stages import StageCache
-
-    from .._atomic import clean_temporaries, os_errors
+    from .._atomic import os_errors
+    from .._outdir import OutputFolder, check_inputs, session
+    from ..errors import IonscopeError
     from ._graph import Context
-    from ._lock import folder_lock
+    from ._stages import StageCache, cache_state
 
     opt, base = holography_config(config)
     folder = Path(output) if output is not None else _resolve(base, opt["output"])
-    # the same guarantees as the EELS run: one run per folder, OS faults in one line, no stale temporaries
+    # the same guarantees as the EELS run: one run per folder, OS faults in one line, no stale temporaries,
+    # only names ionscope owns written (a clash is refused before any work), nothing left by a refused start
+    planned = ["cache.zarr", ".holo_maps.zarr", "summary.json", *REPORT_FILES]
     with os_errors(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        with folder_lock(folder, wait=wait):
-            clean_temporaries(folder)
-            sources = _sources(opt, base, holograms=holograms, references=references, log=log)
-            cache = StageCache(folder / "cache.zarr")
-            cache.clear_stale()
-            ctx = Context(cache=cache, show_progress=show_progress)
-            ctx.info["holography"] = opt
-            ctx.info["output"] = folder
-            ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
+        sources = _sources(opt, base, holograms=holograms, references=references, log=log)
+        check_inputs(folder, {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log",
+                                                                                   "thickness_nm")
+                              if isinstance(opt[k], str)}, key="[holography] output")
+        if cache_state(folder / "cache.zarr") in ("ours", "legacy"):
+            planned.remove("cache.zarr")
+        OutputFolder(folder).check_new(planned)
+        with session(folder, wait=wait) as out:
+            ctx = None
+            try:
+                out.check_new([p for p in planned if p != "cache.zarr"])
+                if cache_state(folder / "cache.zarr") in ("ours", "legacy"):  # its own marker proves it ours
+                    out.adopt("cache.zarr")
+                out.claim(["cache.zarr"], kind="dir")
+                cache = StageCache(folder / "cache.zarr")
+                cache.clear_stale()
+                ctx = Context(cache=cache, show_progress=show_progress)
+                ctx.info["holography"] = opt
+                ctx.info["output"] = folder
+                ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
+            except IonscopeError:
+                if ctx is None or not ctx.records:  # refused before any stage finished
+                    out.discard_new()
+                raise
     res = HolographyResult(output=folder, records=dict(ctx.records))
     if "holo_series" in ctx:
         res.series = ctx["holo_series"]

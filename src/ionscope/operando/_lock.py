@@ -2,7 +2,9 @@
 """Exclusive output folders: one run at a time per folder.
 
 A run takes ``FOLDER/.ionscope.lock`` with an exclusive ``flock`` and writes
-its pid, host and start time into it. The kernel drops the lock when the
+its pid, host, start time and command (option names only, never their values:
+no token or password reaches the disk) into it; the file is readable by its
+owner only (mode 0600). The kernel drops the lock when the
 holder exits in any way (including SIGKILL or a power cut), so a lock file
 left by a dead run is *stale* by construction: the next run takes it over and
 says so. A second run while the first is alive refuses with one line naming
@@ -15,6 +17,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -40,6 +43,29 @@ def _describe(info: dict) -> str:
         return "another ionscope run"
     return (f"run pid {info.get('pid', '?')} on host {info.get('host', '?')} "
             f"(started {info.get('started', '?')})")
+
+
+def command_line(argv) -> str:
+    """The command that holds a folder, without any option value (``--token SECRET`` → ``--token``).
+
+    Only the program's name, the sub-command words before the first option
+    and the option names are kept: a value (a token, a password in a
+    scheduler address) never reaches the disk.
+
+    Examples
+    --------
+    >>> command_line(["/usr/bin/ionscope", "watch", "run.toml", "--token", "s3cret", "--port=9000"])
+    'ionscope watch --token --port'
+    """
+    argv = [str(a) for a in argv]
+    if not argv:
+        return ""
+    words = [os.path.basename(argv[0])]
+    rest = argv[1:]
+    while rest and len(words) < 3 and re.fullmatch(r"[a-z][a-z0-9-]*", rest[0]):
+        words.append(rest.pop(0))  # sub-commands (`run`, `holo phase-shift`): plain words
+    words += [a.split("=", 1)[0] for a in rest if a.startswith("-") and len(a) > 1]
+    return " ".join(words)
 
 
 @contextlib.contextmanager
@@ -76,7 +102,7 @@ def folder_lock(folder, *, wait: bool | float = False, poll_s: float = 0.5) -> I
     path = folder / LOCK_NAME
     with os_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = None if wait is True else time.monotonic() + (float(wait) if wait else 0.0)
         while True:
@@ -95,8 +121,9 @@ def folder_lock(folder, *, wait: bool | float = False, poll_s: float = 0.5) -> I
                           f"running (it was killed or crashed; its finished stages are reused)", stacklevel=3)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "argv": sys.argv[:6], "state": "running"}
+                "command": command_line(sys.argv), "state": "running"}
         with os_errors(path):
+            os.fchmod(fd, 0o600)  # (a lock written by an older version may be world-readable)
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
         try:

@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataValidationError, FileFormatError, StageFailedError
+from ..errors import (ConfigError, DataValidationError, FileFormatError, IonscopeError, OutputPathError,
+                      StageFailedError)
 from ._config import Config, from_dict, load_config
-from .._atomic import clean_temporaries, os_errors
+from .._atomic import os_errors
+from .._outdir import OutputFolder, session, session_for
 from ._graph import Context, Stage, run_stages
-from ._lock import folder_lock
-from ._stages import StageCache, StageRecord, fingerprint
+from ._stages import StageCache, StageRecord, cache_state, fingerprint
 
 
 
@@ -819,7 +820,7 @@ def _reference_source(cfg: Config, references, series):
         raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
                                   f"got dims {refs.dims}")
     refs = refs.load()
-    return (lambda energy: refs), ref
+    return (lambda energy: refs), f"{ref}:{fingerprint([path])}"  # by content: other bytes redo the maps
 
 
 #: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
@@ -1008,7 +1009,8 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
     OutputLockedError
         Another run holds the output folder.
     OutputPathError
-        The output cannot be written (disk full, read-only, no permission, in the way).
+        The output cannot be written (disk full, read-only, no permission, in the way), or would
+        replace a file ionscope did not write (the message names it; see :mod:`ionscope._outdir`).
 
     References
     ----------
@@ -1032,25 +1034,48 @@ def run(config, *, series=None, log=None, references=None, segmentation=None, tr
                 if "report" in unknown else ""
             raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
     # disk full, read-only file system, no permission, a file in the way: one line with what to do
-    with os_errors(cfg.out_dir), contextlib.ExitStack() as held:
-        for folder in _lock_folders(cfg):
-            held.enter_context(folder_lock(folder, wait=wait))
-        clean_temporaries(cfg.out_dir)
-        cache = StageCache(cfg.cache_path)
-        cache.clear_stale()
-        res = RunResult(config=cfg, cache=cache)
-        # every input is opened and checked before the scheduler starts or a stage runs
+    with os_errors(cfg.out_dir):
+        # every input is opened and checked before anything is created: a run that fails validation
+        # leaves no folder, cache or lock behind
+        bad_frames: list = []
+        ignored_files: list = []
         frame_files, sources = _sources(cfg, series=series, log=log, references=references,
-                                        segmentation=segmentation, truth=truth, bad_frames=res.bad_frames,
-                                        ignored=res.ignored_files)
-        ctx = Context(cache=cache, config=cfg, show_progress=show_progress, batch=cfg.compute.frames_per_batch,
-                      result=res)
-        ctx.info["frame_files"] = frame_files
-        with _scheduler(cfg):
-            ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
-                             on_stage=lambda name, rec: _record(res, on_stage, name, rec))
+                                        segmentation=segmentation, truth=truth, bad_frames=bad_frames,
+                                        ignored=ignored_files)
+        _check_output_paths(cfg)
+        planned = _planned_outputs(table, cfg)
+        OutputFolder(cfg.out_dir).check_new(planned)  # (again below, under the lock)
+        with contextlib.ExitStack() as held:
+            folders = [held.enter_context(session(folder, wait=wait)) for folder in _lock_folders(cfg)]
+            res = None
+            try:
+                folders[0].check_new(planned)  # what the stages will write in the output folder: new or ours
+                cache_folder = session_for(cfg.cache_path)
+                if cache_state(cfg.cache_path) in ("ours", "legacy"):  # its own marker proves it ionscope's
+                    cache_folder.adopt(cache_folder.rel(cfg.cache_path))
+                cache_folder.claim([cache_folder.rel(cfg.cache_path)], kind="dir", hint=" ([output] cache)")
+                cache = StageCache(cfg.cache_path)
+                cache.clear_stale()
+                res = RunResult(config=cfg, cache=cache, bad_frames=bad_frames, ignored_files=ignored_files)
+                ctx = Context(cache=cache, config=cfg, show_progress=show_progress,
+                              batch=cfg.compute.frames_per_batch, result=res)
+                ctx.info["frame_files"] = frame_files
+                with _scheduler(cfg):
+                    ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
+                                     on_stage=lambda name, rec: _record(res, on_stage, name, rec))
+            except IonscopeError:
+                if res is None or not res.stages:  # refused before any stage finished (too few good frames)
+                    for folder in folders:
+                        folder.discard_new()
+                raise
         res.context = ctx
         return res
+
+
+def _planned_outputs(table, cfg: Config) -> list[str]:
+    """Names the stages will write in the output folder (``Stage.outputs``), known before they run."""
+    ctx = Context(cache=None, config=cfg)
+    return [name for st in table if getattr(st, "outputs", None) is not None for name in st.outputs(ctx)]
 
 
 def _lock_folders(cfg: Config) -> list[Path]:
@@ -1065,6 +1090,35 @@ def _lock_folders(cfg: Config) -> list[Path]:
     if not inside:
         folders.append(cache_parent)
     return folders
+
+
+def _input_paths(cfg: Config) -> dict[str, Path]:
+    """The files and folders a config reads: ``{config key: path}``."""
+    ic = cfg.input
+    named = {"[input] series": ic.series, "[input] log": ic.log, "[input] low_loss": ic.low_loss,
+             "[analysis] segmentation": cfg.analysis.segmentation}
+    if cfg.limap.references and cfg.limap.references not in REFERENCE_MODELS:
+        named["[limap] references"] = cfg.limap.references
+    return {k: cfg.path(v) for k, v in named.items() if v}
+
+
+def _check_output_paths(cfg: Config) -> None:
+    """Before anything is written: the cache is a new path or a cache ionscope made, and neither the
+    cache nor the output folder is (inside) an input."""
+    from .._outdir import check_inputs
+    from ._stages import cache_state
+
+    cache, out = cfg.cache_path.resolve(), cfg.out_dir.resolve()
+    if cache == out or cache in out.parents:
+        raise ConfigError(f"config [output] cache = {str(cfg.cache_path)!r} is or holds the output folder {out}; "
+                          f"the stage cache must be a path of its own (default: <dir>/cache.zarr)")
+    inputs = _input_paths(cfg)
+    check_inputs(cfg.out_dir, inputs, key="[output] dir")
+    check_inputs(cfg.cache_path, inputs, key="[output] cache", any_input=True)
+    state = cache_state(cfg.cache_path)
+    if state.startswith("foreign"):
+        raise OutputPathError(f"{cfg.cache_path}: {state.split(':', 1)[1].strip()}; [output] cache must be a new "
+                              f"path or a cache ionscope made: choose another path (nothing was changed)")
 
 
 def _record(res: RunResult, on_stage, name: str, rec: StageRecord) -> None:

@@ -138,7 +138,9 @@ class _ReportStore:
 
     ``has``: the manifest ``report.json`` carries the key and every listed file
     exists. ``save``: the set, written in a staging folder, is published as one
-    unit (:func:`ionscope._atomic.publish_set`).
+    unit (:func:`ionscope._atomic.publish_set`). A ``report.json`` that ionscope
+    did not write, or one naming a path outside the folder, is not trusted:
+    the stage is redone and its publication refuses to replace what is not ours.
     """
 
     def __init__(self, out_dir):
@@ -148,11 +150,25 @@ class _ReportStore:
         recover_sets(self.out, _SET)  # finish a publication a kill cut short; drop unfinished staging
 
     def _manifest(self) -> dict:
+        import warnings
+
+        from .._atomic import _folder
+        from .._outdir import safe_relpath
+        from ..errors import OutputPathError
+
         path = self.out / f"{_SET}.json"
-        try:
-            return json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError):
+        if not path.is_file() or not _folder(self.out).owns(path.name):
             return {}
+        try:
+            data = json.loads(path.read_text())
+            files = data.get("files", {})
+            if not isinstance(files, dict):
+                raise ValueError("'files' is not a table")
+            data["files"] = {str(k): safe_relpath(self.out, v, what=f"{_SET}.json entry") for k, v in files.items()}
+        except (OSError, ValueError, AttributeError, OutputPathError) as exc:
+            warnings.warn(f"{path}: not trusted ({exc}); the report is written anew", stacklevel=2)
+            return {}
+        return data
 
     def has(self, name: str, key: str) -> bool:
         old = self._manifest()
@@ -201,4 +217,16 @@ def operando_report_stage():
 
     return Stage("report", _report_compute, inputs=("analysis", "limap"),
                  params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)],
-                 after=_report_after, store=lambda ctx: _ReportStore(ctx.config.out_dir))
+                 after=_report_after, store=lambda ctx: _ReportStore(ctx.config.out_dir), outputs=_planned)
+
+
+#: figures every report has (others depend on the data: rest activity, thickness)
+_FIGURES = ("charge_curve", "mean_li", "flux_components", "profiles", "flux_map")
+
+
+def _planned(ctx) -> list[str]:
+    """The names the report will publish (checked before the run starts: new, or written by ionscope)."""
+    cfg = ctx.config.report
+    names = [f"movie.{ext}" for ext in cfg.movies] + (["viewer.html"] if cfg.viewer else [])
+    names += [f"figures/{f}.png" for f in _FIGURES] if cfg.figures else []
+    return names + ["summary.json", "report.html", f"{_SET}.json", f".{_SET}.publish.json"]
