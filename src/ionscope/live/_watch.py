@@ -418,7 +418,8 @@ class WatchResult:
 
 def _cache_key(cfg, window: int, hooks: dict) -> str:
     blob = json.dumps({"schema": _CACHE_SCHEMA, "window": window, "hooks": sorted(hooks),
-                       **{s: cfg.section(s) for s in ("input", "screen", "energy_drift", "register", "limap", "denoise")}},
+                       **{s: cfg.section(s)
+                          for s in ("input", "screen", "energy_drift", "register", "limap", "denoise")}},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
