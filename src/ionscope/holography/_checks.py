@@ -20,10 +20,12 @@ says why), as EELS frames are:
   drift correction): a frame whose wave does not match the others'
   (incoherence > 10 × their median and > 2 %: shifted, rolled or from another
   specimen position) is left out of the zero-bias state it would spoil;
-* after the step fit (:func:`fit_outlier`): a reduced χ² of the profile fit more
-  than 10 × above or below the median of the frames accepted so far (at least
-  3 of them) — a frame shifted across the interfaces (χ² 45–430 × the median,
-  measured) or one whose profile is mostly noise;
+* after the step fit (:func:`fit_outlier`): a reduced χ² of the profile fit that
+  is a spike — more than 10 × above or below the median of the last 8 frames
+  accepted (at least 3 of them) and the next frame's — a frame shifted across
+  the interfaces (χ² 45–430 × the median, measured) or one whose profile is
+  mostly noise; a change that carries on into the next frame (the bias
+  switched on, an uncorrected drift) is the night itself and passes;
 * any error that reconstructing one frame raises (it is named in the reason).
 
 A step whose fitted σ is 0 or not finite is reported as NaN with a warning,
@@ -211,26 +213,39 @@ def zero_bias_outliers(waves: list, *, max_ratio: float = 10.0, floor: float = 0
     return out
 
 
-def fit_outlier(chi2: float, accepted, *, max_ratio: float = 10.0, min_frames: int = 3) -> str | None:
-    """Why a frame's step fit (reduced χ²) is far from the frames accepted so far, or None.
+def fit_outlier(chi2: float, accepted, *, next_chi2: float | None = None, max_ratio: float = 10.0,
+                min_frames: int = 3, recent: int = 8) -> str | None:
+    """Why a frame's step fit (reduced χ²) is a spike among its neighbours, or None.
+
+    A spike is ``max_ratio`` × off the median of the last ``recent`` accepted
+    frames (at least ``min_frames``) *and* off the next frame's χ² (when
+    known): a broken frame stands alone, while a change of regime (the bias
+    switched on with an uncorrected specimen drift raised χ² 10× from one
+    frame to the next, measured) carries on into the next frame.
 
     Examples
     --------
-    >>> fit_outlier(430.0, [1.4, 1.6, 1.5]) is not None, fit_outlier(1.7, [1.4, 1.6, 1.5])
+    >>> fit_outlier(430.0, [1.4, 1.6, 1.5], next_chi2=1.5) is not None, fit_outlier(1.7, [1.4, 1.6, 1.5])
     (True, None)
+    >>> fit_outlier(66.0, [6.3, 6.4, 6.3], next_chi2=68.0) is None  # the next frame carries on: a new regime
+    True
     """
-    ref = np.asarray([c for c in accepted if c is not None and np.isfinite(c)], float)
+    ref = np.asarray([c for c in accepted if c is not None and np.isfinite(c)], float)[-recent:]
     if chi2 is None or not np.isfinite(chi2) or ref.size < min_frames:
         return None
     med = float(np.median(ref))
     if not med > 0:
         return None
     r = chi2 / med
+    if next_chi2 is not None and np.isfinite(next_chi2) and next_chi2 > 0:
+        nr = chi2 / next_chi2
+        if not (nr > max_ratio or nr < 1 / max_ratio) or (nr > 1) != (r > 1):
+            return None  # the next frame is like this one: a new regime, not a broken frame
     if r > max_ratio:
-        return (f"the step fit's χ² {chi2:.3g} is {r:.3g} × the median of the frames so far ({med:.3g}, limit "
+        return (f"the step fit's χ² {chi2:.3g} is {r:.3g} × the median of the last frames ({med:.3g}, limit "
                 f"{max_ratio:g} ×): the profile does not match the zero-bias state (frame shifted or corrupt)")
     if r < 1 / max_ratio:
-        return (f"the step fit's χ² {chi2:.3g} is 1/{1 / r:.3g} of the median of the frames so far ({med:.3g}): "
+        return (f"the step fit's χ² {chi2:.3g} is 1/{1 / r:.3g} of the median of the last frames ({med:.3g}): "
                 f"the profile's scatter is far above the noise of the other frames (frame shifted along the "
                 f"interfaces or corrupt)")
     return None

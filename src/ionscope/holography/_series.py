@@ -1001,13 +1001,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             pool = ThreadPoolExecutor(workers)
             results = _bounded_map(pool, one, frames(), 2 * workers)
         pending, first = [], 0
-        accepted_chi2 = []
-        for k, r in enumerate(results):
-            if frame_checks:
-                r = _judge_fit(r, accepted_chi2, (oy, ox), design.shape[-1])
-                if "bad" in r:
-                    skipped[k] = r["bad"]
-                    _enough_good(skipped, n_t, min_good_fraction, times)
+        judge = _FitJudge((oy, ox), design.shape[-1]) if frame_checks else None
+        for k, r in _judged(results, judge):
+            if "bad" in r:
+                skipped[k] = r["bad"]
+                _enough_good(skipped, n_t, min_good_fraction, times)
             collect(k, r)
             if writer is not None:
                 pending.append(np.stack([r["phase"], r["potential"]]))
@@ -1175,16 +1173,52 @@ def _skipped_result(reason: str, shape, n_terms: int) -> dict:
             "gamma": None, "drift": (np.full(2, np.nan), np.full(2, np.nan)), "bad": reason}
 
 
-def _judge_fit(r: dict, accepted: list, shape, n_terms: int) -> dict:
-    """A frame's result, or the skipped result when its step fit is far off the frames accepted so far."""
-    if "bad" in r or r["steps"] is None:
-        return r
-    chi2 = r["steps"].chi2_reduced
-    why = _checks.fit_outlier(chi2, accepted)
-    if why is not None:
-        return _skipped_result(why, shape, n_terms)
-    accepted.append(chi2)
-    return r
+class _FitJudge:
+    """The step-fit χ² check of each result, one frame behind (it compares with the next frame too).
+
+    A broken frame is a spike: far off the last accepted frames *and* off the
+    next one. A change of regime (the bias switched on, a drift that is not
+    corrected) moves every following frame alike and is not refused.
+    """
+
+    def __init__(self, shape, n_terms):
+        self.shape, self.n_terms = shape, n_terms
+        self.accepted: list = []
+        self.held = None
+
+    @staticmethod
+    def _chi2(r):
+        return None if "bad" in r or r["steps"] is None else r["steps"].chi2_reduced
+
+    def _decide(self, k, r, nxt):
+        chi2 = self._chi2(r)
+        if chi2 is None:
+            return k, r
+        why = _checks.fit_outlier(chi2, self.accepted, next_chi2=None if nxt is None else self._chi2(nxt))
+        if why is not None:
+            return k, _skipped_result(why, self.shape, self.n_terms)
+        self.accepted.append(chi2)
+        return k, r
+
+    def push(self, k, r):
+        """The results ready now (the one held back, judged against this one)."""
+        held, self.held = self.held, (k, r)
+        return [] if held is None else [self._decide(*held, r)]
+
+    def flush(self):
+        held, self.held = self.held, None
+        return [] if held is None else [self._decide(*held, None)]
+
+
+def _judged(results, judge):
+    """``(k, result)`` in order, through the χ² check when ``judge`` is given."""
+    for k, r in enumerate(results):
+        if judge is None:
+            yield k, r
+        else:
+            yield from judge.push(k, r)
+    if judge is not None:
+        yield from judge.flush()
 
 
 def _enough_good(skipped: dict, n_t: int, min_good_fraction: float, times) -> None:
