@@ -1061,17 +1061,20 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         for st in step_fits:
             if st is not None:
                 apply_errors(st, recompute_errors(st, gamma))
+    for st in step_fits:
+        if st is not None and st.fits and len(st.fits) != n_if:
+            # nuisance steps at other boundaries were fitted too: keep the interfaces asked for
+            st.fits = [st.fits[i] for i in report]
+            st.step_cov = st.step_cov[np.ix_(report, report)]
+    floor = _sigma_floor(step_fits, n_if)
     degenerate: dict[int, list] = {}
     for k, st in enumerate(step_fits):
         if st is None:
             continue
-        if st.fits and len(st.fits) != n_if:
-            # nuisance steps at other boundaries were fitted too: keep the interfaces asked for
-            st.fits = [st.fits[i] for i in report]
-            st.step_cov = st.step_cov[np.ix_(report, report)]
         for i, f in enumerate(st.fits):
-            if not (np.isfinite(f.step_err) and f.step_err > 0):
-                # σ = 0 (or NaN): nothing measured there (e.g. a profile without signal); never "0 ± 0 V"
+            if not (np.isfinite(f.step_err) and f.step_err > floor[i]):
+                # σ = 0, NaN or ~0 (a profile without noise: the zero-bias reference itself, no signal):
+                # nothing measured there; never "0 ± 0 V"
                 degenerate.setdefault(k, []).append(i)
                 continue
             scal["step_v"][k, i], scal["step_v_std"][k, i] = f.step, f.step_err
@@ -1087,9 +1090,12 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         for k, which in degenerate.items():
             step_fits[k] = None  # no asymmetry from a step that was not measured
             reasons[k] = "; ".join(r for r in (reasons[k], f"step at interface(s) {which} not measured: the fit's σ "
-                                                            f"is 0 or not finite (no signal); reported as NaN") if r)
-        warnings.warn(f"bias_series: {len(degenerate)} time point(s) have a step fit with σ = 0 or NaN (no signal), "
-                      f"reported as NaN: time indices {sorted(degenerate)[:10]}", RuntimeWarning, stacklevel=2)
+                                                            f"is 0, not finite or < 1e-3 × the series' median (no "
+                                                            f"signal, or the zero-bias reference itself); reported "
+                                                            f"as NaN") if r)
+        warnings.warn(f"bias_series: {len(degenerate)} time point(s) have a step fit with σ = 0, NaN or ~0 (no "
+                      f"signal), reported as NaN (frame_reason says which): time indices {sorted(degenerate)[:10]}",
+                      RuntimeWarning, stacklevel=2)
 
     # asymmetry (two interfaces): positive = the interface at the higher-potential electrode
     asym = np.full(n_t, np.nan)
@@ -1163,6 +1169,19 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 "drift": "none" if tracker is None else ("given" if given is not None else "auto"),
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
+
+
+def _sigma_floor(step_fits, n_if: int) -> np.ndarray:
+    """Per interface, the σ below which a step counts as not measured: 1e-3 × the series' median σ (0 when
+    fewer than 3 frames have one). Real noise never sits 1000× below the other frames'; a profile that
+    is the zero-bias state itself (one zero-bias frame, a duplicate) has none."""
+    out = np.zeros(n_if)
+    for i in range(n_if):
+        sd = np.array([st.fits[i].step_err for st in step_fits if st is not None and len(st.fits) > i], float)
+        sd = sd[np.isfinite(sd) & (sd > 0)]
+        if sd.size >= 3:
+            out[i] = 1e-3 * float(np.median(sd))
+    return out
 
 
 def _skipped_result(reason: str, shape, n_terms: int) -> dict:
