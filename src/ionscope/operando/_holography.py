@@ -361,6 +361,12 @@ def _fig_steps(ds, log, path):
                          color=colors[i % 4], label=lab)
         axes[2].errorbar(t, ds["width_nm"].values[:, i], yerr=ds["width_nm_std"].values[:, i], fmt="o", ms=3,
                          color=colors[i % 4], label=lab)
+    if "frame_good" in ds and not bool(ds["frame_good"].all()):
+        # skipped time points are gaps in every curve: mark them, so a gap is never read as "no change"
+        for j, tk in enumerate(t[~ds["frame_good"].values.astype(bool)]):
+            for ax in axes[1:]:
+                ax.axvline(tk, color="0.55", lw=0.9, ls=":", label="skipped frame (summary.json)"
+                           if ax is axes[1] and j == 0 else None)
     finite = ds["step_v"].values[np.isfinite(ds["step_v"].values)]
     if finite.size:
         # degenerate fits (no step: width and height trade off) carry huge σ; keep the scale on the data
@@ -382,14 +388,18 @@ def _fig_steps(ds, log, path):
 
 
 def _extremes(ds):
-    """The last (most relaxed) frame at the most positive and at the most negative bias, and the last frame."""
+    """The last (most relaxed) frame at the most positive and at the most negative bias, and the last frame
+    (of the frames used: a skipped one has no map)."""
     b = ds["bias_v"].values
+    good = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(b.size, bool)
+    if not good.any():
+        good = np.ones(b.size, bool)
     picks = []
-    for label, level in (("most positive", np.max(b)), ("most negative", np.min(b))):
+    for label, level in (("most positive", np.max(b[good])), ("most negative", np.min(b[good]))):
         if label == "most positive" and level <= 0 or label == "most negative" and level >= 0:
             continue
-        picks.append((label, int(np.flatnonzero(np.isclose(b, level))[-1])))
-    picks.append(("last frame", b.size - 1))
+        picks.append((label, int(np.flatnonzero(np.isclose(b, level) & good)[-1])))
+    picks.append(("last frame", int(np.flatnonzero(good)[-1])))
     return picks
 
 
@@ -448,7 +458,9 @@ def _movie(ds, path):
 
     n = ds.sizes["time"]
     idx = np.unique(np.linspace(0, n - 1, min(n, _MOVIE_FRAMES)).round().astype(int))
-    first = np.asarray(ds["potential"].isel(time=int(np.argmax(np.abs(ds["bias_v"].values)))).values, float)
+    used = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(n, bool)
+    first = np.asarray(ds["potential"].isel(time=int(np.argmax(np.where(used, np.abs(ds["bias_v"].values), -1.0))))
+                       .values, float)
     lim = float(np.nanpercentile(np.abs(first), 99)) if np.isfinite(first).any() else 1.0
     ext = _extent(ds)
     t, b = ds["time"].values, ds["bias_v"].values
