@@ -80,10 +80,11 @@ def without_bad(night, tmp_path_factory):
 
 def test_kernel_reasons_for_each_absolute_gate():
     n = 6
-    stats = dict(nonfinite=np.zeros(n, int), total=np.full(n, 1e6), nonzero=np.full(n, 100), negative=np.zeros(n, int),
+    stats = dict(nonfinite=np.zeros(n, int), total=np.full(n, 1e6), minimum=np.full(n, 3.0), negative=np.zeros(n, int),
                  size=np.full(n, 100))
     stats["nonfinite"][0] = 2
-    stats["nonzero"][1], stats["total"][1] = 0, 0.0
+    stats["minimum"][1], stats["total"][1] = 0.0, 0.0
+    stats["minimum"][2] = -40.0
     stats["total"][2] = -3e5
     r = frame_reasons(**stats)
     assert r[0] == "data hold 2 NaN/Inf value(s)"
@@ -96,7 +97,7 @@ def test_kernel_reasons_for_each_absolute_gate():
 
 def test_kernel_series_relative_gates_need_enough_frames_and_use_a_robust_median():
     total = np.array([1e6, 1.05e6, 1e36, 0.97e6, 5e4])
-    stats = dict(nonfinite=np.zeros(5), total=total, nonzero=np.ones(5), negative=np.zeros(5), size=np.ones(5))
+    stats = dict(nonfinite=np.zeros(5), total=total, minimum=np.ones(5), negative=np.zeros(5), size=np.ones(5))
     r = frame_reasons(**stats)
     assert "1e+30 ×" in r[2] and "limit 10 ×" in r[2]
     assert "1/20 of the series' median" in r[4]
@@ -107,7 +108,7 @@ def test_kernel_series_relative_gates_need_enough_frames_and_use_a_robust_median
     assert frame_reasons(**{k: v[2:3] for k, v in stats.items()}, reference={"total": total[[0, 1, 3]]})[0]
     assert frame_reasons(**stats, count_ratio=0) == [""] * 5
     # negative values: a floor, and far above what the series holds anyway (dark-subtracted data)
-    neg = dict(nonfinite=np.zeros(4), total=np.ones(4), nonzero=np.ones(4), size=np.full(4, 1000),
+    neg = dict(nonfinite=np.zeros(4), total=np.ones(4), minimum=-np.ones(4), size=np.full(4, 1000),
                negative=np.array([5, 30, 6, 4]))
     assert frame_reasons(**neg) == [""] * 4  # 3 % in one frame, 0.5 % in the others: 6× the median < 10×
     neg["negative"] = np.array([0, 162, 0, 0])

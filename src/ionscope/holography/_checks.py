@@ -125,9 +125,26 @@ def check_options(*, thickness_nm=None, voltage_kv=None, interfaces_nm=None, win
 # --------------------------------------------------------------------------- frames
 
 
+def _summary(frame) -> tuple[int, float, float, float]:
+    """(NaN/Inf pixels, mean, min, max) of a frame in three passes without temporaries: the sum in the
+    data's precision (NaN/Inf propagate into it; the pixels are counted only then), the min, the max."""
+    a = np.asarray(frame)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(a.sum())
+    bad = 0
+    if not math.isfinite(total):
+        if a.dtype.kind == "f":
+            finite = np.isfinite(a)
+            bad = int(a.size - np.count_nonzero(finite))
+            if bad:
+                return bad, math.nan, math.nan, math.nan
+        total = float(a.sum(dtype=np.float64))  # a float32 sum that overflowed (a frame ×10³⁰)
+    return 0, total / max(a.size, 1), float(a.min()), float(a.max())
+
+
 def frame_level(frame) -> float:
     """Mean intensity of a hologram (or a phase-shifting group); NaN when it holds NaN/Inf."""
-    return float(np.mean(np.asarray(frame, dtype=np.float64)))
+    return _summary(frame)[1]
 
 
 def check_hologram(frame, *, level: float | None = None, max_ratio: float = 10.0) -> str | None:
@@ -152,15 +169,11 @@ def check_hologram(frame, *, level: float | None = None, max_ratio: float = 10.0
     >>> check_hologram(f)
     'holds 1 NaN/Inf pixel(s)'
     """
-    a = np.asarray(frame)
-    if a.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        if bad:
-            return f"holds {bad} NaN/Inf pixel(s)"
-    lo, hi = float(np.min(a)), float(np.max(a))
+    bad, mean, lo, hi = _summary(frame)
+    if bad:
+        return f"holds {bad} NaN/Inf pixel(s)"
     if lo == hi:
         return "all pixels are zero (no signal)" if hi == 0 else f"every pixel is {hi:g} (no fringes)"
-    mean = frame_level(a)
     if not mean > 0:
         return f"mean intensity {mean:.3g} ≤ 0 (inverted or offset data)"
     return level_outlier(mean, level, max_ratio=max_ratio)

@@ -96,7 +96,7 @@ class LiveGates:
         acc = self.accepted
         stats = {"total": np.array([a["total_counts"] for a in acc], float),
                  "negative": np.array([a["negative_fraction"] for a in acc], float), "size": np.ones(len(acc)),
-                 "nonfinite": np.zeros(len(acc)), "nonzero": np.ones(len(acc))}
+                 "nonfinite": np.zeros(len(acc)), "minimum": np.ones(len(acc))}
         why = frame_reasons(**stats, **self._options())
         chi = [a["chi2_mean"] if a.get("chi2_mean") is not None else np.nan for a in acc]
         if self.screen.enabled:

@@ -212,13 +212,13 @@ def screen_statistics(series, *, batch: int = 4, bar=lambda items: items, negati
     >>> import numpy as np, xarray as xr
     >>> a = np.ones((3, 2, 2, 4)); a[1] = 0
     >>> stats, unreadable = screen_statistics(xr.DataArray(a, dims=("time", "y", "x", "energy")))
-    >>> stats["nonzero"].tolist(), unreadable
-    ([16, 0, 16], {})
+    >>> stats["total"].tolist(), unreadable
+    ([16.0, 0.0, 16.0], {})
     """
     from ._gates import STATISTICS, frame_statistics
 
     n = series.sizes["time"]
-    stats = {k: np.zeros(n, float if k == "total" else np.int64) for k in STATISTICS}
+    stats = {k: np.zeros(n, float if k in ("total", "minimum") else np.int64) for k in STATISTICS}
     unreadable: dict[int, str] = {}
 
     def put(start, got):
@@ -234,7 +234,7 @@ def screen_statistics(series, *, batch: int = 4, bar=lambda items: items, negati
                 try:
                     put(i, frame_statistics(series.isel(time=slice(i, i + 1)), negative_below=negative_below))
                 except Exception as exc:  # noqa: BLE001
-                    stats["total"][i] = np.nan
+                    stats["total"][i] = stats["minimum"][i] = np.nan
                     unreadable[i] = (f"data unreadable ({type(exc).__name__}: "
                                      f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
     return stats, unreadable
