@@ -92,6 +92,31 @@ def holography(size, frames, repeats):
         off, on = np.median(times[False]), np.median(times[True])
         print(f"B. bias_series, {holos.sizes['time']} holograms {size}², drift={drift!r}: checks off {off:.2f} s, "
               f"on {on:.2f} s, ratio {on / off:.3f} (median of {repeats}; load {os.getloadavg()[0]:.1f})")
+        # wall-clock A/B on a loaded machine is noisy; the checks' own time inside one run is not
+        share, total = _profiled_share(lambda: bias_series(holos, references=refs, log=log, thickness_nm=60.0,
+                                                           drift=drift))
+        print(f"   the checks' own time inside one run (cProfile): {share:.2f} s of {total:.2f} s "
+              f"({100 * share / total:.1f} %)")
+
+
+def _profiled_share(fn):
+    """(seconds in the frame checks, seconds of the whole call) from one profiled call."""
+    import cProfile
+    import pstats
+
+    names = {("_series.py", "_screen_zero_bias"), ("_series.py", "_coherent_zero_bias"),
+             ("_checks.py", "check_hologram"), ("_series.py", "push"), ("_series.py", "flush")}
+    pr = cProfile.Profile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        pr.enable()
+        fn()
+        pr.disable()
+        total = time.perf_counter() - t0
+    stats = pstats.Stats(pr).stats
+    share = sum(v[3] for (file, _, func), v in stats.items() if (Path(file).name, func) in names)
+    return share, total
 
 
 def main(argv=None):
