@@ -24,6 +24,11 @@ runs on the same frames, so the final outputs are exactly those of
 
 The per-frame step is :func:`process_frame`; quantities beyond the Li map
 (x, t/λ, ...) plug in as *frame hooks* (:data:`FRAME_HOOKS`).
+
+Each frame passes the batch run's plausibility gates (``[screen]``,
+:mod:`ionscope.live._gates`) before and after its fit, against the medians of
+the frames accepted so far; a refused frame is listed with its reason on the
+dashboard and in ``live/summary.json``, and kept out of the live movie and flux.
 """
 from __future__ import annotations
 

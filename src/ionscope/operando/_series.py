@@ -7,6 +7,11 @@ frames are *dropped and recorded* (index, file, reason) instead of stopping
 the run (``on_bad_frame="skip"``), or refused (``"error"``). Frame times come
 from the frame number (``start_s + k · frame_interval_s``), so a missing frame
 leaves a gap in time rather than shifting every later frame.
+
+:func:`screen_frames` reads every frame once more: a frame whose data cannot be
+decoded, holds NaN/Inf, or fails a physical plausibility gate (all zero,
+negative signal, negative values beyond read noise, total counts far outside
+the series' own range: :mod:`ionscope.operando._gates`, ``[screen]``) is bad.
 """
 from __future__ import annotations
 
