@@ -775,7 +775,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     skipped: dict[int, str] = {}  # time index -> why it is not used (frame_checks)
     level = None
     if frame_checks:
-        zero_idx, level = _screen_zero_bias(holo, zero_idx, skipped)
+        zero_idx, level = _checks.screen_zero_bias(holo, zero_idx, skipped)
     if sideband is not None:
         q = canonical_carrier(sideband)
     else:
@@ -787,7 +787,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                    base_time=float(times[zero_idx[0]]))
     if frame_checks and drift is None and zero_idx.size >= 3:
         # (with drift correction the zero-bias frames are registered onto each other instead)
-        zero_idx = _coherent_zero_bias(waves, zero_idx, skipped)
+        zero_idx = _checks.coherent_zero_bias(waves, zero_idx, skipped)
     oy, ox = waves.out_shape
     y_holo = np.asarray(holo["y"].values, float) if "y" in holo.coords else np.arange(ny, dtype=float)
     x_holo = np.asarray(holo["x"].values, float) if "x" in holo.coords else np.arange(nx, dtype=float)
@@ -916,7 +916,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     def one(item):
         k, frame = item
         if k in skipped:
-            return _skipped_result(skipped[k], (oy, ox), design.shape[-1])
+            return _checks.skipped_result(skipped[k], (oy, ox), design.shape[-1])
         if not frame_checks:
             return _one(k, frame)
         frame = np.asarray(holo.isel(time=k).values) if frame is None else frame
@@ -928,7 +928,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 # one frame's failure (e.g. "zero-size array" of a frame moved off the field) skips that frame
                 text = str(exc).splitlines()[0][:160] if str(exc) else ""
                 why = f"reconstruction failed ({type(exc).__name__}: {text})"
-        return _skipped_result(why, (oy, ox), design.shape[-1])
+        return _checks.skipped_result(why, (oy, ox), design.shape[-1])
 
     def _one(k, frame):
         if tracker is None:
@@ -1001,11 +1001,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             pool = ThreadPoolExecutor(workers)
             results = _bounded_map(pool, one, frames(), 2 * workers)
         pending, first = [], 0
-        judge = _FitJudge((oy, ox), design.shape[-1]) if frame_checks else None
-        for k, r in _judged(results, judge):
+        judge = _checks.FitJudge((oy, ox), design.shape[-1]) if frame_checks else None
+        for k, r in _checks.judged(results, judge):
             if "bad" in r:
                 skipped[k] = r["bad"]
-                _enough_good(skipped, n_t, min_good_fraction, times)
+                _checks.enough_good(skipped, n_t, min_good_fraction, times)
             collect(k, r)
             if writer is not None:
                 pending.append(np.stack([r["phase"], r["potential"]]))
@@ -1046,8 +1046,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         import dask
         import dask.array as dsa
 
-        delayed = [dask.delayed(lambda k: _skipped_result(skipped[k], (oy, ox), design.shape[-1]) if k in skipped
-                                else one((k, None)))(k) for k in range(n_t)]
+        def lazy_one(k):
+            return _checks.skipped_result(skipped[k], (oy, ox), design.shape[-1]) if k in skipped else one((k, None))
+
+        delayed = [dask.delayed(lazy_one)(k) for k in range(n_t)]
         phase_map = dsa.stack([dsa.from_delayed(dask.delayed(lambda r: r["phase"])(d), (oy, ox), np.float32)
                                for d in delayed])
         pot_map = dsa.stack([dsa.from_delayed(dask.delayed(lambda r: r["potential"])(d), (oy, ox), np.float32)
@@ -1066,7 +1068,7 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             # nuisance steps at other boundaries were fitted too: keep the interfaces asked for
             st.fits = [st.fits[i] for i in report]
             st.step_cov = st.step_cov[np.ix_(report, report)]
-    floor = _sigma_floor(step_fits, n_if)
+    floor = _checks.sigma_floor(step_fits, n_if)
     degenerate: dict[int, list] = {}
     for k, st in enumerate(step_fits):
         if st is None:
@@ -1169,122 +1171,6 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
                 "drift": "none" if tracker is None else ("given" if given is not None else "auto"),
                 "bias_convention": "bias_v = potential of the right (larger-x) electrode, left grounded"}
     return ds
-
-
-def _sigma_floor(step_fits, n_if: int) -> np.ndarray:
-    """Per interface, the σ below which a step counts as not measured: 1e-3 × the series' median σ (0 when
-    fewer than 3 frames have one). Real noise never sits 1000× below the other frames'; a profile that
-    is the zero-bias state itself (one zero-bias frame, a duplicate) has none."""
-    out = np.zeros(n_if)
-    for i in range(n_if):
-        sd = np.array([st.fits[i].step_err for st in step_fits if st is not None and len(st.fits) > i], float)
-        sd = sd[np.isfinite(sd) & (sd > 0)]
-        if sd.size >= 3:
-            out[i] = 1e-3 * float(np.median(sd))
-    return out
-
-
-def _skipped_result(reason: str, shape, n_terms: int) -> dict:
-    """The per-frame result of a time point that is not used: NaN everywhere, and why."""
-    nan = np.full(shape, np.nan, np.float32)
-    return {"phase": nan, "potential": nan, "coef": np.full(n_terms, np.nan), "leak_rms": np.nan,
-            "resid_rms": np.nan, "vac_rms": np.nan, "leak_pv": np.nan, "leak_inside": np.nan, "steps": None,
-            "gamma": None, "drift": (np.full(2, np.nan), np.full(2, np.nan)), "bad": reason}
-
-
-class _FitJudge:
-    """The step-fit χ² check of each result, one frame behind (it compares with the next frame too).
-
-    A broken frame is a spike: far off the last accepted frames *and* off the
-    next one. A change of regime (the bias switched on, a drift that is not
-    corrected) moves every following frame alike and is not refused.
-    """
-
-    def __init__(self, shape, n_terms):
-        self.shape, self.n_terms = shape, n_terms
-        self.accepted: list = []
-        self.held = None
-
-    @staticmethod
-    def _chi2(r):
-        return None if "bad" in r or r["steps"] is None else r["steps"].chi2_reduced
-
-    def _decide(self, k, r, nxt):
-        chi2 = self._chi2(r)
-        if chi2 is None:
-            return k, r
-        why = _checks.fit_outlier(chi2, self.accepted, next_chi2=None if nxt is None else self._chi2(nxt))
-        if why is not None:
-            return k, _skipped_result(why, self.shape, self.n_terms)
-        self.accepted.append(chi2)
-        return k, r
-
-    def push(self, k, r):
-        """The results ready now (the one held back, judged against this one)."""
-        held, self.held = self.held, (k, r)
-        return [] if held is None else [self._decide(*held, r)]
-
-    def flush(self):
-        held, self.held = self.held, None
-        return [] if held is None else [self._decide(*held, None)]
-
-
-def _judged(results, judge):
-    """``(k, result)`` in order, through the χ² check when ``judge`` is given."""
-    for k, r in enumerate(results):
-        if judge is None:
-            yield k, r
-        else:
-            yield from judge.push(k, r)
-    if judge is not None:
-        yield from judge.flush()
-
-
-def _enough_good(skipped: dict, n_t: int, min_good_fraction: float, times) -> None:
-    """Stop as soon as fewer than ``min_good_fraction`` of the time points can still be usable."""
-    n_good_max = n_t - len(skipped)
-    if n_good_max == 0 or n_good_max < min_good_fraction * n_t:
-        listed = "; ".join(f"{k} (t = {times[k]:g} s): {why}" for k, why in sorted(skipped.items())[:3])
-        raise DataValidationError(f"holograms: {len(skipped)} of {n_t} time points are unusable, fewer than "
-                                  f"min_good_fraction = {min_good_fraction:g} remain: {listed}"
-                                  + (" ..." if len(skipped) > 3 else ""))
-
-
-def _screen_zero_bias(holo, zero_idx, skipped: dict):
-    """Check the zero-bias frames (read once each); the usable ones and their median mean intensity.
-
-    The other frames are checked against that level as they are reconstructed.
-    """
-    levels = {}
-    for k in (int(i) for i in zero_idx):
-        frame = np.asarray(holo.isel(time=k).values)
-        why = _checks.check_hologram(frame)
-        if why is None:
-            levels[k] = _checks.frame_level(frame)
-        else:
-            skipped[k] = why
-    level = float(np.median(list(levels.values()))) if levels else None
-    if len(levels) >= 3:  # one frame far off the others' level (at least 3 to tell which)
-        for k, v in levels.items():
-            why = _checks.level_outlier(v, level)
-            if why is not None:
-                skipped[k] = why
-    keep = np.array([k for k in zero_idx if int(k) not in skipped], int)
-    if keep.size == 0:
-        listed = "; ".join(f"{k}: {skipped[int(k)]}" for k in zero_idx[:3])
-        raise DataValidationError(f"zero_bias: none of the zero-bias frames {[int(k) for k in zero_idx]} is usable "
-                                  f"({listed}); pass zero_bias=[indices] of good ones")
-    return keep, level
-
-
-def _coherent_zero_bias(waves, zero_idx, skipped: dict):
-    """The zero-bias frames without those whose wave does not match the others' (see ``_checks``)."""
-    oy, ox = waves.out_shape
-    f = max(1, min(oy, ox) // 32)
-    small = [_block_mean(waves(int(k)), f) for k in zero_idx]
-    for j, why in _checks.zero_bias_outliers(small).items():
-        skipped[int(zero_idx[j])] = why
-    return np.array([k for k in zero_idx if int(k) not in skipped], int)
 
 
 def _time_blocks(holo, batch):
