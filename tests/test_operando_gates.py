@@ -129,7 +129,7 @@ def test_chi2_kernel():
 
 @pytest.mark.parametrize("physics", ["ideal", "realistic"])
 def test_honest_simulated_frames_are_never_flagged(physics):
-    """Counts gates over doses 5–200 and 3 seeds (at dose 5 most values are Poisson zeros)."""
+    """Counts gates over doses 5–200 and 3 seeds (at dose 5, 13–23 % of the values are Poisson zeros)."""
     from ionscope.simulate import operando_eels
 
     gates = from_dict({}).screen
@@ -138,7 +138,7 @@ def test_honest_simulated_frames_are_never_flagged(physics):
             si, _, _ = operando_eels(shape=(10, 14), n_frames=8, energy_step=0.5 if physics == "ideal" else 0.2,
                                      dose=dose, seed=seed, physics=physics, energy_drift_ev=0.3, specimen_drift_px=0.5)
             if dose == 5.0:
-                assert float((si.values == 0).mean()) > 0.1  # many zeros (13–60 %): the low-dose case is real
+                assert float((si.values == 0).mean()) > 0.1  # many zeros (13–23 %): the low-dose case is real
             assert screen_frames(si.chunk({"time": 1}), gates=gates) == [], (physics, dose, seed)
 
 
