@@ -64,14 +64,15 @@ def test_denoise_target_does_not_run_sync(tmp_path):
     cfg = {"output": {"dir": str(tmp_path)}, "denoise": {"method": "none"}, "energy_drift": {"enabled": False},
            "register": {"enabled": False}, "compute": {"frames_per_batch": 2}}
     res = run(cfg, series=si, log=log, stages=("denoise",), show_progress=False)
-    assert list(res.stages) == ["screen", "energy_drift", "register", "limap", "fraction", "denoise"]
+    assert list(res.stages) == ["screen", "energy_drift", "register", "limap", "fit_check", "fraction", "denoise"]
     with pytest.raises(DataValidationError, match="added by ionscope.report"):
         run(cfg, series=si, stages=("report",), show_progress=False)
 
 
 def test_table_is_the_single_source_of_stage_names():
     assert STAGES == tuple(st.name for st in TABLE)
-    assert STAGES == ("screen", "energy_drift", "register", "limap", "fraction", "denoise", "sync", "analysis")
+    assert STAGES == ("screen", "energy_drift", "register", "limap", "fit_check", "fraction", "denoise", "sync",
+                      "analysis")
 
 
 def test_operando_imports_neither_report_nor_simulate():

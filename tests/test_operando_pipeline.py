@@ -83,8 +83,8 @@ def test_interrupted_run_resumes_to_identical_results(sim, baseline, tmp_path):
     assert StageCache(tmp_path / "cache.zarr").stored_key("denoise") is None
     res = run(cfg, log=sim["log"], truth=sim["truth"], show_progress=False, extra_stages=REPORT)
     cached = {n: r.cached for n, r in res.stages.items()}
-    assert cached == {"screen": True, "energy_drift": True, "register": True, "limap": True, "fraction": False,
-                      "denoise": False, "sync": False, "analysis": False, "report": False}
+    assert cached == {"screen": True, "energy_drift": True, "register": True, "limap": True, "fit_check": False,
+                      "fraction": False, "denoise": False, "sync": False, "analysis": False, "report": False}
     for name in ("li_raw", "li_denoised"):
         np.testing.assert_array_equal(getattr(res, name).values, getattr(baseline, name).values)
     for var in ("flux_y", "flux_x", "through_fraction"):

@@ -174,6 +174,8 @@ def _run_holography(args) -> int:
     summary = res.summary or {}
     print(f"{summary.get('n_time_points', '?')} time points, method {summary.get('method', '?')}, "
           f"interfaces at {summary.get('interfaces_nm', [])} nm")
+    for bad in summary.get("bad_frames", []):  # skipped time points (NaN in the outputs) and steps not measured
+        print(f"bad time point {bad['time_index']} (t = {bad['time_s']:g} s): {bad['reason']}")
     a = (summary.get("asymmetry") or {}).get("all")
     if a:
         print(f"asymmetry (positive vs negative side) {a['asymmetry']:.3g} ± {a['asymmetry_std']:.2g}, "

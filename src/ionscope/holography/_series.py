@@ -27,7 +27,7 @@ from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
 from ..io._inputs import accepts_data
 from ..io._metadata import acquisition_value
-from . import _drift, _fourier
+from . import _checks, _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
 from ._steps import apply_errors, fit_steps, recompute_errors
@@ -570,7 +570,7 @@ _MIN_STEP_SIGMAS = 3.0
 def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv=None, thickness_nm,
                 vacuum=None, interfaces_nm=None, method="fourier", zero_bias=None, region=None, window_nm=None,
                 model="erf", background="piecewise", interface_tilt_deg=None, order=1, sideband=None, aperture=None,
-                workers=1, out=None, drift=None):
+                workers=1, out=None, drift=None, min_good_fraction=0.5, frame_checks=True):
     """Reconstruct a hologram series recorded under changing bias: ΔV maps and interface steps per frame.
 
     Parameters
@@ -663,6 +663,17 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         whose drift cannot be measured (1σ above 0.2 wave samples) is left
         uncorrected with NaN and a warning; a specimen without edges to
         register on falls back to ``None`` with a warning.
+    min_good_fraction : float
+        Stop with an error when fewer than this fraction of the time points
+        are usable (see ``frame_checks``).
+    frame_checks : bool
+        Check every time point (:mod:`ionscope.holography._checks`): a frame
+        with NaN/Inf pixels, all zero, a mean intensity ≤ 0 or 10× off the
+        zero-bias frames', a zero-bias frame that does not match the others
+        (without drift correction), a step fit whose χ² is 10× off the frames
+        so far, or one whose reconstruction fails is skipped — NaN maps and
+        steps, ``frame_reason`` says why, a warning lists them. False: every
+        frame is used (a bad one then raises or spoils the fits, as before).
 
     Returns
     -------
@@ -686,7 +697,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         from the first zero-bias frame and its 1σ (NaN where not measured;
         σ 0 for a given drift); ``position_nm`` is then where the interface is
         in the field of view (it follows the specimen), and the maps stay in
-        the field-of-view frame (the specimen moves across them).
+        the field-of-view frame (the specimen moves across them);
+        ``frame_good`` and ``frame_reason`` (time): whether the time point was
+        used, and why not ("" where it was); a step reported as NaN because
+        its fitted σ was 0 or not finite is named there too.
 
     Raises
     ------
@@ -720,20 +734,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     """
     import xarray as xr
 
-    if method not in ("fourier", "phase-shifting"):
-        raise DataValidationError(f"method: expected 'fourier' or 'phase-shifting', got {method!r}")
-    if order not in (1, 2):
-        raise DataValidationError(f"order: expected 1 or 2, got {order!r}")
-    if not (isinstance(workers, (int, np.integer)) and workers >= 1):
-        raise DataValidationError(f"workers: expected an integer ≥ 1, got {workers!r}")
-    if background not in ("piecewise", "linear", "constant"):
-        raise DataValidationError(f"background: expected 'piecewise', 'linear' or 'constant', got {background!r}")
-    try:
-        window = None if window_nm is None else float(window_nm)
-    except (TypeError, ValueError):
-        window = math.nan
-    if window is not None and not (math.isfinite(window) and window > 0):
-        raise DataValidationError(f"window_nm: expected a positive half-width in nm, got {window_nm!r}")
+    # every option's type and range before anything is read (one line naming it)
+    _checks.check_options(thickness_nm=thickness_nm, voltage_kv=voltage_kv, interfaces_nm=interfaces_nm,
+                          window_nm=window_nm, model=model, background=background, order=order, workers=workers,
+                          zero_bias=zero_bias, method=method, min_good_fraction=min_good_fraction)
+    window = None if window_nm is None else float(window_nm)
     given_slope = None
     if interface_tilt_deg is not None:
         try:
@@ -750,15 +755,12 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     times = np.asarray(holo["time"].values, float) if "time" in holo.coords else np.arange(n_t, dtype=float)
     bias = _bias_per_frame(holo, bias_v, log, times)
     voltage_kv = acquisition_value(holo, "beam_energy_kv", voltage_kv, argument="voltage_kv", source="the holograms")
+    try:
+        _checks.check_options(thickness_nm=1.0, voltage_kv=voltage_kv)
+    except DataValidationError as exc:
+        raise DataValidationError(f"{exc} (the holograms' beam_energy_kv attribute)") from None
     c_e = interaction_constant(float(voltage_kv))
     refs, ref_times = _references(references, method, (ny, nx))
-    if sideband is not None:
-        q = canonical_carrier(sideband)
-    else:
-        src = refs.isel(time=0) if refs is not None else holo.isel(time=0)
-        if method != "fourier":
-            src = src.isel(frame=0)
-        q = estimate_carrier_array(np.asarray(src.values), name="references" if refs is not None else "holograms")[:2]
     fft_workers = None if workers == 1 else 1
     # zero-bias state
     if zero_bias is None:
@@ -772,8 +774,22 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         zero_idx = np.atleast_1d(np.asarray(zero_bias, int))
         if zero_idx.size == 0 or zero_idx.min() < 0 or zero_idx.max() >= n_t:
             raise DataValidationError(f"zero_bias: expected time indices in [0, {n_t}), got {zero_bias!r}")
+    skipped: dict[int, str] = {}  # time index -> why it is not used (frame_checks)
+    level = None
+    if frame_checks:
+        zero_idx, level = _checks.screen_zero_bias(holo, zero_idx, skipped)
+    if sideband is not None:
+        q = canonical_carrier(sideband)
+    else:
+        src = refs.isel(time=0) if refs is not None else holo.isel(time=int(zero_idx[0]))
+        if method != "fourier":
+            src = src.isel(frame=0)
+        q = estimate_carrier_array(np.asarray(src.values), name="references" if refs is not None else "holograms")[:2]
     waves = _Waves(holo, refs, ref_times, times, method, q, aperture, fft_workers,
                    base_time=float(times[zero_idx[0]]))
+    if frame_checks and drift is None and zero_idx.size >= 3:
+        # (with drift correction the zero-bias frames are registered onto each other instead)
+        zero_idx = _checks.coherent_zero_bias(waves, zero_idx, skipped)
     oy, ox = waves.out_shape
     y_holo = np.asarray(holo["y"].values, float) if "y" in holo.coords else np.arange(ny, dtype=float)
     x_holo = np.asarray(holo["x"].values, float) if "x" in holo.coords else np.arange(nx, dtype=float)
@@ -901,6 +917,22 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
 
     def one(item):
         k, frame = item
+        if k in skipped:
+            return _checks.skipped_result(skipped[k], (oy, ox), design.shape[-1])
+        if not frame_checks:
+            return _one(k, frame)
+        frame = np.asarray(holo.isel(time=k).values) if frame is None else frame
+        why = _checks.check_hologram(frame, level=level)
+        if why is None:
+            try:
+                return _one(k, frame)
+            except (ValueError, ArithmeticError, IndexError, np.linalg.LinAlgError) as exc:
+                # one frame's failure (e.g. "zero-size array" of a frame moved off the field) skips that frame
+                text = str(exc).splitlines()[0][:160] if str(exc) else ""
+                why = f"reconstruction failed ({type(exc).__name__}: {text})"
+        return _checks.skipped_result(why, (oy, ox), design.shape[-1])
+
+    def _one(k, frame):
         if tracker is None:
             return _frame_kernel(waves(k, frame), psi0, **kern_kw)
         # the specimen drifts: ψ₀ and the masks follow it into this frame (_drift.py says why not the reverse)
@@ -971,7 +1003,11 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             pool = ThreadPoolExecutor(workers)
             results = _bounded_map(pool, one, frames(), 2 * workers)
         pending, first = [], 0
-        for k, r in enumerate(results):
+        judge = _checks.FitJudge((oy, ox), design.shape[-1]) if frame_checks else None
+        for k, r in _checks.judged(results, judge):
+            if "bad" in r:
+                skipped[k] = r["bad"]
+                _checks.enough_good(skipped, n_t, min_good_fraction, times)
             collect(k, r)
             if writer is not None:
                 pending.append(np.stack([r["phase"], r["potential"]]))
@@ -990,7 +1026,13 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
     if writer is not None:
         writer.__exit__(None, None, None)
     if tracker is not None and given is None:
-        _drift.warn_failed(int(np.count_nonzero(np.isnan(drift_nm[:, 0]))), n_t)
+        _drift.warn_failed(int(np.count_nonzero(np.isnan(drift_nm[:, 0] if not skipped else np.delete(
+            drift_nm[:, 0], sorted(skipped))))), n_t)
+    if skipped:
+        listed = "; ".join(f"{k} (t = {times[k]:g} s): {why}" for k, why in sorted(skipped.items())[:3])
+        warnings.warn(f"bias_series: {len(skipped)} of {n_t} time points skipped (NaN maps and steps; "
+                      f"frame_reason says why): {listed}" + (" ..." if len(skipped) > 3 else ""),
+                      RuntimeWarning, stacklevel=2)
 
     # maps
     if out is not None:
@@ -1006,7 +1048,10 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         import dask
         import dask.array as dsa
 
-        delayed = [dask.delayed(lambda k: one((k, None)))(k) for k in range(n_t)]
+        def lazy_one(k):
+            return _checks.skipped_result(skipped[k], (oy, ox), design.shape[-1]) if k in skipped else one((k, None))
+
+        delayed = [dask.delayed(lazy_one)(k) for k in range(n_t)]
         phase_map = dsa.stack([dsa.from_delayed(dask.delayed(lambda r: r["phase"])(d), (oy, ox), np.float32)
                                for d in delayed])
         pot_map = dsa.stack([dsa.from_delayed(dask.delayed(lambda r: r["potential"])(d), (oy, ox), np.float32)
@@ -1020,14 +1065,22 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
         for st in step_fits:
             if st is not None:
                 apply_errors(st, recompute_errors(st, gamma))
-    for k, st in enumerate(step_fits):
-        if st is None:
-            continue
-        if st.fits and len(st.fits) != n_if:
+    for st in step_fits:
+        if st is not None and st.fits and len(st.fits) != n_if:
             # nuisance steps at other boundaries were fitted too: keep the interfaces asked for
             st.fits = [st.fits[i] for i in report]
             st.step_cov = st.step_cov[np.ix_(report, report)]
+    floor = _checks.sigma_floor(step_fits, n_if)
+    degenerate: dict[int, list] = {}
+    for k, st in enumerate(step_fits):
+        if st is None:
+            continue
         for i, f in enumerate(st.fits):
+            if not (np.isfinite(f.step_err) and f.step_err > floor[i]):
+                # σ = 0, NaN or ~0 (a profile without noise: the zero-bias reference itself, no signal):
+                # nothing measured there; never "0 ± 0 V"
+                degenerate.setdefault(k, []).append(i)
+                continue
             scal["step_v"][k, i], scal["step_v_std"][k, i] = f.step, f.step_err
             scal["slope_v_per_nm"][k, i] = f.slope
             # a step that is not there has no width or position (the fit leaves them
@@ -1035,6 +1088,18 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
             if abs(f.step) >= _MIN_STEP_SIGMAS * f.step_err:
                 scal["width_nm"][k, i], scal["width_nm_std"][k, i] = f.width, f.width_err
                 scal["position_nm"][k, i], scal["position_nm_std"][k, i] = f.center, f.center_err
+
+    reasons = np.array([skipped.get(k, "") for k in range(n_t)], dtype=object)
+    if degenerate:
+        for k, which in degenerate.items():
+            step_fits[k] = None  # no asymmetry from a step that was not measured
+            reasons[k] = "; ".join(r for r in (reasons[k], f"step at interface(s) {which} not measured: the fit's σ "
+                                                            f"is 0, not finite or < 1e-3 × the series' median (no "
+                                                            f"signal, or the zero-bias reference itself); reported "
+                                                            f"as NaN") if r)
+        warnings.warn(f"bias_series: {len(degenerate)} time point(s) have a step fit with σ = 0, NaN or ~0 (no "
+                      f"signal), reported as NaN (frame_reason says which): time indices {sorted(degenerate)[:10]}",
+                      RuntimeWarning, stacklevel=2)
 
     # asymmetry (two interfaces): positive = the interface at the higher-potential electrode
     asym = np.full(n_t, np.nan)
@@ -1092,6 +1157,9 @@ def bias_series(holograms, *, bias_v=None, log=None, references=None, voltage_kv
          "vacuum_rms_rad": ("time", per_t["vac_rms"], {"units": "rad"}),
          "drift_nm": (("time", "axis"), drift_nm, {"units": "nm", "long_name": "specimen drift from zero bias"}),
          "drift_nm_std": (("time", "axis"), drift_sd, {"units": "nm"}),
+         "frame_good": ("time", np.array([k not in skipped for k in range(n_t)], bool),
+                        {"long_name": "time point used (frame checks passed)"}),
+         "frame_reason": ("time", reasons.astype(str), {"long_name": "why the time point (or a step) is NaN"}),
          "vacuum": (("y", "x"), vac), "region": (("y", "x"), np.broadcast_to(region_rows[:, None], (oy, ox)).copy())},
         coords={"time": ("time", times, {"units": "s"}), "y": ("y", y_w, {"units": "nm"}),
                 "x": ("x", x_w, {"units": "nm"}), "interface": ("interface", iface),

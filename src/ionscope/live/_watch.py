@@ -24,10 +24,16 @@ runs on the same frames, so the final outputs are exactly those of
 
 The per-frame step is :func:`process_frame`; quantities beyond the Li map
 (x, t/λ, ...) plug in as *frame hooks* (:data:`FRAME_HOOKS`).
+
+Each frame passes the batch run's plausibility gates (``[screen]``,
+:mod:`ionscope.live._gates`) before and after its fit, against the medians of
+the frames accepted so far; a refused frame is listed with its reason on the
+dashboard and in ``live/summary.json``, and kept out of the live movie and flux.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -48,6 +54,7 @@ from ..io._frames import frame_time
 
 from ..io._inputs import accepts_data
 from ._follow import FrameFile, FrameFollower, LogFollower
+from ._gates import LiveGates
 from ._state import LiveState, load_npz_maps
 
 _CACHE_SCHEMA = 2  # 2: frames cached under their number from the file name (was: rank from the first)
@@ -422,7 +429,8 @@ class WatchResult:
 
 def _cache_key(cfg, window: int, hooks: dict) -> str:
     blob = json.dumps({"schema": _CACHE_SCHEMA, "window": window, "hooks": sorted(hooks),
-                       **{s: cfg.section(s) for s in ("input", "energy_drift", "register", "limap", "denoise")}},
+                       **{s: cfg.section(s)
+                          for s in ("input", "screen", "energy_drift", "register", "limap", "denoise")}},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -463,6 +471,7 @@ class _Session:
         self.live = cfg.out_dir / "live"
         self.cache_dir = self.live / "frames"
         self.reference = Reference(cfg.register.reference)
+        self.gates = LiveGates(cfg.screen)  # the [screen] plausibility gates, medians of the frames so far
         # raw maps (and their standard errors) of the newest frames, for the causal window;
         # bounded: older ones are read back from the cache when a late denoising needs them
         self.hist: OrderedDict[int, tuple] = OrderedDict()
@@ -515,13 +524,23 @@ class _Session:
             try:
                 with np.load(p) as z:
                     rec = json.loads(str(z["record"]))
-                    image, raw = z["image"], z["map_li"]
-                    std = z["map_li_std"] if "map_li_std" in z.files else None
+                    if rec.get("bad"):  # refused by a plausibility gate: listed again, not reprocessed
+                        image = z["image"] if rec.get("bad_after_use") and "image" in z.files else None
+                    else:
+                        image, raw = z["image"], z["map_li"]
+                        std = z["map_li_std"] if "map_li_std" in z.files else None
             except (OSError, ValueError, KeyError):
                 break
             f = files.get(k)
             if f is None or rec.get("fingerprint") != _fingerprint(f):
                 break
+            if rec.get("bad"):
+                self.frames.bad.append({"frame": k, "file": rec.get("file", ""), "reason": rec["bad"]})
+                if image is not None:  # refused after it had become the registration reference: as then
+                    self.reference.update(image, np.array([rec["dy"], rec["dx"]]))
+                k += 1
+                continue
+            self.gates.accept(rec, judged=rec.get("gate_judged", True))
             self.reference.update(image, np.array([rec["dy"], rec["dx"]]))
             if np.isfinite(rec.get("x_k", np.nan)) and self.reference.fraction_k is None:
                 self.reference.fraction_k = {"k": rec["x_k"], "k_std": 0.0}
@@ -592,6 +611,10 @@ class _Session:
         # frame number k (from its name) at start_s + k · interval: the batch reader's rule (ionscope.io)
         t = float(frame_time(k, start_s=ic.start_s, interval_s=ic.frame_interval_s, anchor=ic.time_anchor))
         t0 = time.perf_counter()
+        gate_stats, reason = self.gates.counts(da.transpose("y", "x", "energy").values)
+        if reason:
+            return self._refuse(ff, reason)
+        before = dataclasses.replace(self.reference)  # process_frame moves the reference on; a refused fit must not
         try:
             out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references,
                                 index=k, time_s=t, hooks=self.hooks)
@@ -601,9 +624,14 @@ class _Session:
             self.frames.bad.append({"frame": k, "file": ff.path.name, "reason": f"not processed: {exc}"})
             self.state.set_bad(self.frames.bad)
             return True
+        reason = self.gates.fit(out["scalars"].get("chi2_mean"))
+        if reason:
+            self.reference = before
+            return self._refuse(ff, reason)
         maps, sc = out["maps"], out["scalars"]
         rec = {"frame": k, "file": ff.path.name, "time_s": t, "fingerprint": _fingerprint(ff.path),
-               "complete_how": ff.how, "mtime": ff.mtime, **sc, "process_s": time.perf_counter() - t0}
+               "complete_how": ff.how, "mtime": ff.mtime, **sc, **gate_stats, "gate_judged": self.gates.judging,
+               "process_s": time.perf_counter() - t0}
         now = time.time()
         rec["published_at"] = now
         rec["latency_s"] = now - ff.mtime
@@ -614,8 +642,43 @@ class _Session:
         self.records.append(rec)
         self.pending_denoise.append(k)
         self.last_new = time.monotonic()
+        self.gates.accept(rec, judged=rec["gate_judged"])
+        for j, why in self.gates.review():
+            self._refuse_late(j, why)
         self._warnings(rec)
         return True
+
+    def _refuse(self, ff: FrameFile, reason: str) -> bool:
+        """A frame a plausibility gate refuses: listed with its reason, cached as such (a resume skips it)."""
+        k = ff.index
+        self.frames.bad.append({"frame": k, "file": ff.path.name, "reason": reason})
+        self.state.set_bad(self.frames.bad)
+        rec = {"frame": k, "file": ff.path.name, "fingerprint": _fingerprint(ff.path), "bad": reason}
+        with atomic_path(self._cache_path(k)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, record=np.array(json.dumps(rec)))
+        self.last_new = time.monotonic()
+        return True
+
+    def _refuse_late(self, k: int, reason: str) -> None:
+        """A frame accepted before a median could judge it, found implausible once there were enough frames."""
+        rec = self._record(k)
+        if rec is None:
+            return
+        self.records.remove(rec)
+        self.pending_sync = [r for r in self.pending_sync if r["frame"] != k]
+        if k in self.pending_denoise:
+            self.pending_denoise.remove(k)
+        self.hist.pop(k, None)
+        rec.update(bad=reason, bad_after_use=True)
+        self.frames.bad.append({"frame": k, "file": rec.get("file", ""), "reason": reason})
+        self.frames.bad.sort(key=lambda b: b["frame"])
+        self.state.set_bad(self.frames.bad)
+        p = self._cache_path(k)
+        maps = load_npz_maps(p) or {}
+        with np.load(p) as z:
+            image = z["image"]
+        self._save(rec, maps, image)
 
     def denoise_next(self) -> bool:
         """Causally denoise one waiting frame (the newest first); False when none waits.

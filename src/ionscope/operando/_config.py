@@ -20,6 +20,13 @@ Example ``run.toml``::
     method = "mlls"
     references = "refs.nc"    # (component, energy) reference spectra, or "simulated"
 
+    [screen]                  # physical plausibility gates (ionscope.operando._gates); defaults shown
+    enabled = true            # false: only undecodable and NaN/Inf frames are dropped
+    read_noise_counts = 0.0   # detector read noise; values below -negative_sigmas x this are "negative"
+    max_negative_fraction = 0.01
+    count_ratio = 10.0        # total counts outside [median/10, 10 x median] of the series: bad frame
+    chi2_ratio = 10.0         # mean chi2 of the fit > 10 x the series' median: bad frame
+
     [compute]
     scheduler = "threads"     # or "local" (dask LocalCluster) or "tcp://host:8786"
 """
@@ -54,6 +61,24 @@ class InputConfig:
     log_resets: str = "error"  # the log's time going back (two sessions): "error" | "first" | "last" session
 
     var: str = ""  # the variable of multi-variable frame files or store ("": the only / the store's main one)
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """``[screen]``: the physical plausibility gates (see :mod:`ionscope.operando._gates`)."""
+
+    enabled: bool = True  # false: only undecodable and NaN/Inf frames are dropped
+    read_noise_counts: float = 0.0  # detector read noise σ (counts); 0: any value < 0 counts as negative
+    negative_sigmas: float = 5.0  # values below −negative_sigmas·read_noise_counts are negative
+    max_negative_fraction: float = 0.01  # more negative values than this (and > count_ratio × the median): bad
+    count_ratio: float = 10.0  # total counts outside [median/r, r·median] of the series: bad (0: off)
+    chi2_ratio: float = 10.0  # mean χ² of the fit > r × the series' median: bad (0: off)
+    min_frames: int = 3  # fewest frames for the series-relative gates (a median)
+
+    @property
+    def negative_below(self) -> float:
+        """Values below minus this count as negative (counts)."""
+        return self.negative_sigmas * self.read_noise_counts
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,7 @@ class Config:
     """
 
     input: InputConfig = field(default_factory=InputConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     energy_drift: EnergyDriftConfig = field(default_factory=EnergyDriftConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
@@ -185,7 +211,7 @@ class Config:
 
 
 _SECTIONS = {
-    "input": InputConfig, "output": OutputConfig, "energy_drift": EnergyDriftConfig,
+    "input": InputConfig, "screen": ScreenConfig, "output": OutputConfig, "energy_drift": EnergyDriftConfig,
     "register": RegisterConfig, "limap": LimapConfig, "denoise": DenoiseConfig, "sync": SyncConfig,
     "analysis": AnalysisConfig, "report": ReportConfig, "compute": ComputeConfig,
 }
@@ -390,6 +416,7 @@ def _check(cfg: Config) -> None:
     if not 0.0 <= cfg.input.min_good_fraction <= 1.0:
         raise ConfigError(f"config [input] min_good_fraction: expected a fraction in [0, 1], "
                                   f"got {cfg.input.min_good_fraction}")
+    _check_screen(cfg.screen)
     if cfg.compute.worker_timeout_s <= 0:
         raise ConfigError(f"config [compute] worker_timeout_s: expected > 0 s, got {cfg.compute.worker_timeout_s}")
     if cfg.report.fps <= 0:
@@ -398,6 +425,25 @@ def _check(cfg: Config) -> None:
     if s not in ("threads", "synchronous", "local") and not s.startswith("tcp://"):
         raise ConfigError(
             f"config [compute] scheduler: expected 'threads', 'synchronous', 'local' or 'tcp://HOST:PORT', got {s!r}")
+
+
+def _check_screen(sc: ScreenConfig) -> None:
+    """``[screen]``: the gates' thresholds in their ranges (a ratio of 1 would flag ordinary noise)."""
+    where = "config [screen]"
+    if sc.read_noise_counts < 0:
+        raise ConfigError(f"{where} read_noise_counts: expected a read noise ≥ 0 counts, got {sc.read_noise_counts}")
+    if sc.negative_sigmas <= 0:
+        raise ConfigError(f"{where} negative_sigmas: expected > 0, got {sc.negative_sigmas}")
+    if not 0 < sc.max_negative_fraction <= 1:
+        raise ConfigError(f"{where} max_negative_fraction: expected a fraction in (0, 1], "
+                          f"got {sc.max_negative_fraction}")
+    for key in ("count_ratio", "chi2_ratio"):
+        v = getattr(sc, key)
+        if v != 0 and not v > 1:
+            raise ConfigError(f"{where} {key}: expected a ratio > 1 (or 0 to turn the gate off), got {v}")
+    if sc.min_frames < 3:
+        raise ConfigError(f"{where} min_frames: expected an integer ≥ 3 (a median of fewer frames cannot tell "
+                          f"which one is wrong), got {sc.min_frames}")
 
 
 def _check_calibration(cal: dict) -> None:

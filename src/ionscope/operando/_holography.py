@@ -32,7 +32,18 @@ Configuration (TOML or dict), section ``[holography]``::
     drift = "auto"                # specimen drift: measured per frame (default), "none", or [[y, x], ...] nm
     # optional: voltage_kv, interfaces_nm, window_nm, model, background ("piecewise", "linear",
     #           "constant"), order, workers, zero_bias,
-    #           min_bias_v (asymmetry), min_jump_v (relaxation)
+    #           min_bias_v (asymmetry), min_jump_v (relaxation),
+    #           frame_checks (true), min_good_fraction (0.5)
+
+Every option is type-checked before anything is read, with one line naming
+it and what was expected (``thickness_nm = true`` is not 1 nm). Every time
+point is checked (:mod:`ionscope.holography._checks`: NaN/Inf pixels, all
+zero, a mean intensity ≤ 0 or 10× off the zero-bias frames', a step fit whose
+χ² is 10× off the frames so far, a reconstruction that fails): a bad one is
+skipped — NaN in ``curves.csv`` and the maps — and listed with its reason in
+``summary.json`` (``bad_frames``) and on the console; the night still
+finishes while at least ``min_good_fraction`` of the time points are usable.
+``frame_checks = false`` turns the checks off.
 
 The specimen drifts over a night (a few nm), so the pipeline measures and
 follows it by default (``drift = "auto"``, see :mod:`ionscope.holography._drift`):
@@ -60,10 +71,10 @@ OPTIONS = {
     "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
     "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
     "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
-    "drift": "auto",
+    "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5,
 }
 _SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background",
-                "order", "zero_bias", "drift")
+                "order", "zero_bias", "drift", "frame_checks", "min_good_fraction")
 
 
 @dataclass
@@ -106,17 +117,30 @@ def holography_config(config) -> tuple[dict, Path]:
     if unknown:
         raise ConfigError(f"config [holography]: unknown option(s) {unknown}; expected {sorted(OPTIONS)}")
     out = {**OPTIONS, **sec}
-    if out["method"] not in ("fourier", "phase-shifting"):
-        raise ConfigError(f"config [holography] method = {out['method']!r}: expected 'fourier' or 'phase-shifting'")
-    if out["background"] not in ("piecewise", "linear", "constant"):
-        raise ConfigError(f"config [holography] background = {out['background']!r}: expected 'piecewise', "
-                          "'linear' or 'constant'")
-    if out["thickness_nm"] is None:
-        raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
-    if not (isinstance(out["workers"], int) and out["workers"] >= 1):
-        raise ConfigError(f"config [holography] workers = {out['workers']!r}: expected an integer ≥ 1")
+    _check_section(out)
     out["drift"] = _drift_option(out["drift"])
     return out, base
+
+
+def _check_section(opt: dict) -> None:
+    """Every ``[holography]`` value's type and range, before anything is read: one line naming the key."""
+    from ..holography._checks import check_options
+
+    if opt["thickness_nm"] is None:
+        raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
+    for key in ("holograms", "references", "log", "output"):
+        v = opt[key]
+        if v is not None and not (isinstance(v, str) and v.strip()):
+            raise ConfigError(f"config [holography] {key}: expected a path (a string), got {v!r}")
+    if not isinstance(opt["frame_checks"], bool):
+        raise ConfigError(f"config [holography] frame_checks: expected true or false, got {opt['frame_checks']!r}")
+    try:
+        check_options(allow_path=True, **{k: opt[k] for k in (
+            "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background", "order", "workers",
+            "zero_bias", "method", "min_good_fraction", "min_bias_v", "min_jump_v")})
+    except DataValidationError as exc:
+        key, _, rest = str(exc).partition(": ")
+        raise ConfigError(f"config [holography] {key}: {rest}") from None
 
 
 def _drift_option(value):
@@ -148,7 +172,8 @@ def _series(ctx):
     maps = ctx.info["output"] / ".holo_maps.zarr"
     ds = bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"], thickness_nm=thickness,
                      method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
-                     workers=opt["workers"], out=maps, drift=opt["drift"], **kw)
+                     workers=opt["workers"], out=maps, drift=opt["drift"], frame_checks=opt["frame_checks"],
+                     min_good_fraction=opt["min_good_fraction"], **kw)
     ds["potential"] = ds["potential"].astype(np.float32)
     ds["phase"] = ds["phase"].astype(np.float32)
     return ds
@@ -256,6 +281,11 @@ def _summary(ctx, ds, an):
                         "tau_s": _num(an["relax_tau_s"][i, j]), "tau_s_std": _num(an["relax_tau_s_std"][i, j]),
                         "final_v": _num(an["relax_final"][i, j]), "final_v_std": _num(an["relax_final_std"][i, j])})
     s["relaxation"] = rel
+    if "frame_reason" in ds:  # time points skipped, or with a step not measured: listed, never silent
+        t = ds["time"].values
+        s["bad_frames"] = [{"time_index": int(k), "time_s": float(t[k]), "reason": str(r),
+                            "skipped": not bool(ds["frame_good"].values[k])}
+                           for k, r in enumerate(ds["frame_reason"].values) if str(r)]
     if "asym_asymmetry" in an:
         s["asymmetry"] = {str(p): {"asymmetry": _num(an["asym_asymmetry"].sel(polarity=p)),
                                    "asymmetry_std": _num(an["asym_asymmetry_std"].sel(polarity=p)),
@@ -339,6 +369,12 @@ def _fig_steps(ds, log, path):
                          color=colors[i % 4], label=lab)
         axes[2].errorbar(t, ds["width_nm"].values[:, i], yerr=ds["width_nm_std"].values[:, i], fmt="o", ms=3,
                          color=colors[i % 4], label=lab)
+    if "frame_good" in ds and not bool(ds["frame_good"].all()):
+        # skipped time points are gaps in every curve: mark them, so a gap is never read as "no change"
+        for j, tk in enumerate(t[~ds["frame_good"].values.astype(bool)]):
+            for ax in axes[1:]:
+                ax.axvline(tk, color="0.55", lw=0.9, ls=":", label="skipped frame (summary.json)"
+                           if ax is axes[1] and j == 0 else None)
     finite = ds["step_v"].values[np.isfinite(ds["step_v"].values)]
     if finite.size:
         # degenerate fits (no step: width and height trade off) carry huge σ; keep the scale on the data
@@ -360,14 +396,18 @@ def _fig_steps(ds, log, path):
 
 
 def _extremes(ds):
-    """The last (most relaxed) frame at the most positive and at the most negative bias, and the last frame."""
+    """The last (most relaxed) frame at the most positive and at the most negative bias, and the last frame
+    (of the frames used: a skipped one has no map)."""
     b = ds["bias_v"].values
+    good = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(b.size, bool)
+    if not good.any():
+        good = np.ones(b.size, bool)
     picks = []
-    for label, level in (("most positive", np.max(b)), ("most negative", np.min(b))):
+    for label, level in (("most positive", np.max(b[good])), ("most negative", np.min(b[good]))):
         if label == "most positive" and level <= 0 or label == "most negative" and level >= 0:
             continue
-        picks.append((label, int(np.flatnonzero(np.isclose(b, level))[-1])))
-    picks.append(("last frame", b.size - 1))
+        picks.append((label, int(np.flatnonzero(np.isclose(b, level) & good)[-1])))
+    picks.append(("last frame", int(np.flatnonzero(good)[-1])))
     return picks
 
 
@@ -426,7 +466,9 @@ def _movie(ds, path):
 
     n = ds.sizes["time"]
     idx = np.unique(np.linspace(0, n - 1, min(n, _MOVIE_FRAMES)).round().astype(int))
-    first = np.asarray(ds["potential"].isel(time=int(np.argmax(np.abs(ds["bias_v"].values)))).values, float)
+    used = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(n, bool)
+    first = np.asarray(ds["potential"].isel(time=int(np.argmax(np.where(used, np.abs(ds["bias_v"].values), -1.0))))
+                       .values, float)
     lim = float(np.nanpercentile(np.abs(first), 99)) if np.isfinite(first).any() else 1.0
     ext = _extent(ds)
     t, b = ds["time"].values, ds["bias_v"].values

@@ -1,8 +1,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``run``: the operando pipeline, stage by stage, cached and resumable.
 
-screen → energy_drift → register → limap → fraction → denoise → sync → analysis
+screen → energy_drift → register → limap → fit_check → fraction → denoise → sync → analysis
 (→ report, added by the CLI from :mod:`ionscope.report`)
+
+Frames are checked twice for physical plausibility (:mod:`ionscope.operando._gates`,
+``[screen]``): ``screen`` drops frames that cannot be decoded, hold NaN/Inf,
+are all zero, have a negative signal, negative values beyond read noise or
+total counts far outside the series' own range, before anything reads them;
+``fit_check`` drops frames whose mean χ² of the Li-map fit is far above the
+series' median. ``fraction``, ``sync`` (and so ``denoise`` and ``analysis``)
+see only the frames both kept; a flagged frame is listed with its file and
+reason (``RunResult.bad_frames``, the console, ``summary.json``, ``report.html``).
+When no frame is flagged every stage sees exactly what it saw without the gates.
 
 Spectra that hold their zero-loss peak (or come with a dual-EELS low loss) are
 mapped through it (``[limap] plural_scattering``, default ``"auto"``): each
@@ -61,7 +71,12 @@ class RunResult:
 
     @property
     def li_raw(self):
-        return self.dataset("limap")["li"]
+        """The Li maps as fitted, without the frames the χ² gate (``fit_check``) dropped."""
+        li = self.dataset("limap")["li"]
+        if "fit_check" not in self.stages:
+            return li
+        good = np.asarray(self.dataset("fit_check").good.values, bool)
+        return li if good.all() else li.isel(time=np.flatnonzero(good))
 
     @property
     def li_fraction(self):
@@ -442,21 +457,29 @@ def _spectra_dim(ctx):
 
 
 def _screen(ctx):
-    """Read every frame once: which ones decode and hold finite values."""
+    """Read every frame once: which ones decode, hold finite values and pass the plausibility gates."""
     import xarray as xr
 
-    from ._series import screen_frames
+    from ._series import screen_reasons, screen_statistics
 
-    series = ctx["series"]
-    bad = screen_frames(series, batch=ctx.config.compute.frames_per_batch,
-                        bar=lambda items: ctx.bar(items, "screen: read frames"))
-    good = np.ones(series.sizes["time"], bool)
-    reasons = np.full(series.sizes["time"], "", dtype=object)
-    for b in bad:
-        good[b["index"]] = False
-        reasons[b["index"]] = b["reason"]
-    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str))},
+    series, sc = ctx["series"], ctx.config.screen
+    stats, unreadable = screen_statistics(series, batch=ctx.config.compute.frames_per_batch,
+                                          bar=lambda items: ctx.bar(items, "screen: read frames"),
+                                          negative_below=sc.negative_below)
+    reasons = np.array(screen_reasons(stats, unreadable, sc), dtype=object)
+    good = reasons == ""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        negative = stats["negative"] / np.maximum(stats["size"], 1)
+    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
+                       "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
+                       "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"})},
                       coords={"time": series.time})
+
+
+def _screen_params(ctx):
+    """The ``[screen]`` keys the screen uses (the χ² gate's belong to ``fit_check``)."""
+    sc = ctx.config.section("screen")
+    return {k: v for k, v in sc.items() if k != "chi2_ratio"}
 
 
 def _screen_view(ctx, ds):
@@ -485,8 +508,14 @@ def _screen_after(ctx, _series) -> None:
                                       f"skip such frames)")
         bad_frames.append({"frame": frame, "file": file, "reason": reasons[i]})
     bad_frames.sort(key=lambda b: b["frame"])
-    total = series.sizes["time"] + reader_bad
-    n_good = int(good.sum())
+    _enough_frames(ctx, int(good.sum()), series.sizes["time"] + reader_bad - int(good.sum()))
+
+
+def _enough_frames(ctx, n_good: int, n_bad: int) -> None:
+    """Stop when fewer than ``[input] min_good_fraction`` of the frames are usable."""
+    ic = ctx.config.input
+    bad_frames = ctx.result.bad_frames
+    total = n_good + n_bad
     if n_good == 0 or n_good < ic.min_good_fraction * total:
         listed = "; ".join(f"frame {b['frame']} {b['file']}: {b['reason']}".replace("  ", " ")
                            for b in bad_frames[:3])
@@ -602,13 +631,75 @@ def _limap(ctx):
     return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config, plural=plural, low_loss=low)
 
 
+def _fit_check(ctx):
+    """The χ² gate: frames whose fit is far worse than the series' (``[screen] chi2_ratio``)."""
+    import xarray as xr
+
+    from ._gates import chi2_reasons
+
+    ds_l, sc = ctx["limap"], ctx.config.screen
+    times = ds_l.time
+    if "chi2" in ds_l:
+        chi2 = ds_l["chi2"]
+        # a reduction per frame: the (time, y, x) map is read once, not held
+        mean = np.asarray(chi2.mean([d for d in chi2.dims if d != "time"]).values, float)
+    else:  # methods without a fit (SA/SB, NMF): nothing to gate on
+        mean = np.full(times.size, np.nan)
+    reasons = chi2_reasons(mean, ratio=sc.chi2_ratio if sc.enabled else 0.0, min_frames=sc.min_frames)
+    reasons = np.array(reasons, dtype=object).astype(str)
+    return xr.Dataset({"good": ("time", reasons == ""), "reason": ("time", reasons),
+                       "chi2_mean": ("time", mean, {"long_name": "mean reduced χ² of the frame's fit"})},
+                      coords={"time": times})
+
+
+def _fit_check_after(ctx, ds) -> None:
+    """List the frames the χ² gate drops (file and reason); stop when too few good frames remain."""
+    good = np.asarray(ds.good.values, bool)
+    if good.all():
+        return
+    ic = ctx.config.input
+    series = ctx["screen"]
+    files = _kept_files(ctx)
+    bad_frames = ctx.result.bad_frames
+    for i in np.flatnonzero(~good):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        file = files[i] if files else ""
+        reason = str(ds.reason.values[i])
+        if ic.on_bad_frame == "error":
+            raise DataValidationError(f"{ctx.config.path(ic.series) / file if file else ic.series or 'series'}: "
+                                      f"frame {frame}: {reason} (set [input] on_bad_frame = \"skip\" to skip such "
+                                      f"frames, or [screen] chi2_ratio = 0 to turn this check off)")
+        bad_frames.append({"frame": frame, "file": file, "reason": reason})
+    bad_frames.sort(key=lambda b: b["frame"])
+    _enough_frames(ctx, int(good.sum()), len(bad_frames))
+
+
+def _kept_files(ctx):
+    """The file of each frame the screen kept (None for a store)."""
+    files = ctx.info.get("frame_files")
+    if not files:
+        return None
+    good = np.asarray(ctx.cache.load("screen").good.values, bool)
+    return [f for f, g in zip(files, good) if g]
+
+
+def _gated(ctx, ds):
+    """``ds`` (along the screened frames' ``time``) without the frames the χ² gate dropped (unchanged when
+    none is dropped, or when the table has no ``fit_check``, as live)."""
+    check = ctx.values.get("fit_check")
+    if check is None:
+        return ds
+    good = np.asarray(check.good.values, bool)
+    return ds if good.all() else ds.isel(time=np.flatnonzero(good))
+
+
 def _fraction(ctx):
     """x = (w_Li/w_Co)/k per pixel with ``[limap] calibration`` (else the Li weight), t/λ per frame."""
     import xarray as xr
 
     from .. import eels
 
-    ds_l = ctx["limap"].load()
+    ds_l = _gated(ctx, ctx["limap"]).load()
     cal = dict(ctx.config.limap.calibration)
     li, li_std = ds_l["li"], ds_l.get("li_std")
     out = {}
@@ -681,7 +772,7 @@ def _denoise_stage(ctx):
 def _frame_times(ctx):
     """Frame times (s, as stored) and their acquisition starts."""
     ic = ctx.config.input
-    times = np.asarray(ctx["screen"].time.values, float)
+    times = np.asarray(_gated(ctx, ctx["screen"]).time.values, float)
     return times, times - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
 
 
@@ -702,7 +793,7 @@ def _sync(ctx):
 
 def _sync_after(ctx, ds_s):
     """Frames the log does not cover join the run's bad frames."""
-    series = ctx["screen"]
+    series = _gated(ctx, ctx["screen"])
     covered = np.asarray(ds_s.covered.values, bool)
     for i in np.flatnonzero(~covered):
         frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
@@ -746,7 +837,7 @@ def _section(name):
 
 #: The operando stage table (the report stage is added by :mod:`ionscope.report`).
 TABLE = (
-    Stage("screen", _screen, inputs=("series",), view=_screen_view, after=_screen_after),
+    Stage("screen", _screen, inputs=("series",), params=_screen_params, view=_screen_view, after=_screen_after),
     Stage("energy_drift", _energy_drift, inputs=("screen", "references", "low_loss"), params=_energy_drift_params,
           batched=_spectra_dim, view=_energy_drift_view),
     Stage("register", _register, inputs=("screen", "energy_drift"),
@@ -755,10 +846,13 @@ TABLE = (
     Stage("limap", _limap, inputs=("register", "references", "low_loss"),
           params=lambda ctx: {k: v for k, v in ctx.config.section("limap").items() if k != "calibration"},
           batched="time"),
-    Stage("fraction", _fraction, inputs=("screen", "limap", "log"),
+    Stage("fit_check", _fit_check, inputs=("limap",),
+          params=lambda ctx: [ctx.config.screen.enabled, ctx.config.screen.chi2_ratio, ctx.config.screen.min_frames],
+          after=_fit_check_after),
+    Stage("fraction", _fraction, inputs=("screen", "limap", "fit_check", "log"),
           params=lambda ctx: ctx.config.limap.calibration),
     Stage("denoise", _denoise_stage, inputs=("fraction",), params=_section("denoise")),
-    Stage("sync", _sync, inputs=("screen", "log"),
+    Stage("sync", _sync, inputs=("screen", "fit_check", "log"),
           params=lambda ctx: [ctx.config.section("sync"), ctx.config.input.frame_interval_s,
                               ctx.config.input.time_anchor], after=_sync_after),
     Stage("analysis", _analysis, inputs=("denoise", "sync", "segmentation", "truth"), params=_section("analysis")),

@@ -7,6 +7,11 @@ frames are *dropped and recorded* (index, file, reason) instead of stopping
 the run (``on_bad_frame="skip"``), or refused (``"error"``). Frame times come
 from the frame number (``start_s + k · frame_interval_s``), so a missing frame
 leaves a gap in time rather than shifting every later frame.
+
+:func:`screen_frames` reads every frame once more: a frame whose data cannot be
+decoded, holds NaN/Inf, or fails a physical plausibility gate (all zero,
+negative signal, negative values beyond read noise, total counts far outside
+the series' own range: :mod:`ionscope.operando._gates`, ``[screen]``) is bad.
 """
 from __future__ import annotations
 
@@ -212,18 +217,81 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
     return series, bad
 
 
-def screen_frames(series, *, batch: int = 4, bar=lambda items: items) -> list[dict]:
-    """Read every frame once; list those whose data cannot be decoded or hold NaN/Inf.
+def screen_statistics(series, *, batch: int = 4, bar=lambda items: items, negative_below: float = 0.0):
+    """Read every frame once: per-frame statistics, and the frames whose data cannot be decoded.
+
+    Frames are read ``batch`` at a time (bounded memory; every statistic of a
+    batch comes from one read); a batch that fails to read is retried frame by
+    frame so one bad frame does not take its neighbours with it.
+
+    Parameters
+    ----------
+    series : xarray.DataArray (time, ...)
+        Lazy (dask) is expected; every chunk is read once.
+    negative_below : float
+        Values below minus this count as negative.
+
+    Returns
+    -------
+    (stats, unreadable) : (dict of ndarray (time,), dict)
+        ``stats`` as :func:`ionscope.operando._gates.frame_statistics` (NaN /
+        0 for an unreadable frame); ``unreadable`` maps a frame's position to
+        its reason.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = np.ones((3, 2, 2, 4)); a[1] = 0
+    >>> stats, unreadable = screen_statistics(xr.DataArray(a, dims=("time", "y", "x", "energy")))
+    >>> stats["total"].tolist(), unreadable
+    ([16.0, 0.0, 16.0], {})
+    """
+    from ._gates import STATISTICS, frame_statistics
+
+    n = series.sizes["time"]
+    stats = {k: np.zeros(n, float if k in ("total", "minimum") else np.int64) for k in STATISTICS}
+    unreadable: dict[int, str] = {}
+
+    def put(start, got):
+        for k in STATISTICS:
+            stats[k][start:start + got[k].size] = got[k]
+
+    for start in bar(list(range(0, n, batch))):
+        stop = min(start + batch, n)
+        try:
+            put(start, frame_statistics(series.isel(time=slice(start, stop)), negative_below=negative_below))
+        except Exception:  # noqa: BLE001 - decoders raise many types; retried frame by frame below
+            for i in range(start, stop):
+                try:
+                    put(i, frame_statistics(series.isel(time=slice(i, i + 1)), negative_below=negative_below))
+                except IonscopeError as exc:  # e.g. a damaged Zarr chunk: the message names the store and chunk
+                    stats["total"][i] = stats["minimum"][i] = np.nan
+                    unreadable[i] = f"data unreadable: {exc}"
+                except Exception as exc:  # noqa: BLE001
+                    stats["total"][i] = stats["minimum"][i] = np.nan
+                    unreadable[i] = (f"data unreadable ({type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
+    return stats, unreadable
+
+
+def screen_frames(series, *, batch: int = 4, bar=lambda items: items, gates=None) -> list[dict]:
+    """Read every frame once; list those whose data cannot be decoded, hold NaN/Inf, or are implausible.
 
     Headers can be fine while a frame's data are not (a damaged chunk, a
-    detector dropout written as NaN). Frames are read ``batch`` at a time
-    (bounded memory); a batch that fails to read is retried frame by frame so
-    one bad frame does not take its neighbours with it.
+    detector dropout written as NaN). With ``gates`` the physical plausibility
+    gates of :mod:`ionscope.operando._gates` run too (all zero, negative
+    signal, negative values beyond read noise, total counts far outside the
+    series' own range).
 
     Parameters
     ----------
     series : xarray.DataArray (time, y, x, energy)
         Lazy (dask) is expected; every chunk is read once.
+    batch : int
+        Frames read at once.
+    gates : ScreenConfig, optional
+        ``[screen]`` of the run configuration (:class:`ionscope.operando.Config`);
+        default: only undecodable and NaN/Inf frames are listed.
 
     Returns
     -------
@@ -237,35 +305,25 @@ def screen_frames(series, *, batch: int = 4, bar=lambda items: items) -> list[di
     >>> screen_frames(xr.DataArray(a, dims=("time", "y", "x", "energy")).chunk({"time": 1}))
     [{'index': 1, 'reason': 'data hold 1 NaN/Inf value(s)'}]
     """
-    float_data = np.issubdtype(series.dtype, np.inexact)
+    below = float(getattr(gates, "negative_below", 0.0)) if gates is not None else 0.0
+    stats, unreadable = screen_statistics(series, batch=batch, bar=bar, negative_below=below)
+    reasons = screen_reasons(stats, unreadable, gates)
+    return [{"index": i, "reason": r} for i, r in enumerate(reasons) if r]
 
-    def check(part) -> np.ndarray:
-        # a reduction reads (decodes) every chunk once without holding the part in memory
-        if float_data:
-            return np.asarray((~np.isfinite(part)).sum(("y", "x", "energy")).values)
-        return np.asarray(part.sum(("y", "x", "energy")).values) * 0  # integer counts are always finite
 
-    n = series.sizes["time"]
-    bad = []
-    for start in bar(list(range(0, n, batch))):
-        stop = min(start + batch, n)
-        try:
-            counts = check(series.isel(time=slice(start, stop)))
-        except Exception:  # noqa: BLE001 - decoders raise many types; retried frame by frame below
-            counts = []
-            for i in range(start, stop):
-                try:
-                    counts.append(int(check(series.isel(time=slice(i, i + 1)))[0]))
-                except IonscopeError as exc:  # e.g. a damaged Zarr chunk: the message names the store and chunk
-                    bad.append({"index": i, "reason": f"data unreadable: {exc}"})
-                    counts.append(0)
-                    continue
-                except Exception as exc:  # noqa: BLE001
-                    bad.append({"index": i, "reason": f"data unreadable ({type(exc).__name__}: "
-                                                      f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"})
-                    counts.append(0)
-        for i, c in zip(range(start, stop), counts):
-            if c:
-                bad.append({"index": i, "reason": f"data hold {int(c)} NaN/Inf value(s)"})
-    bad.sort(key=lambda b: b["index"])
-    return bad
+def screen_reasons(stats: dict, unreadable: dict, gates=None) -> list[str]:
+    """One reason per frame ("" where fine) from :func:`screen_statistics` and ``[screen]`` (None: no gates)."""
+    from ._gates import frame_reasons
+
+    n = stats["total"].size
+    readable = np.array([i not in unreadable for i in range(n)], bool)
+    options = {"enabled": False} if gates is None else {
+        "enabled": gates.enabled, "count_ratio": gates.count_ratio, "min_frames": gates.min_frames,
+        "max_negative_fraction": gates.max_negative_fraction, "negative_below": gates.negative_below}
+    got = frame_reasons(**{k: v[readable] for k, v in stats.items()}, **options)
+    reasons = [""] * n
+    for i, r in zip(np.flatnonzero(readable), got):
+        reasons[i] = r
+    for i, r in unreadable.items():
+        reasons[i] = r
+    return reasons
