@@ -42,14 +42,15 @@ class DemoContext:
         return p
 
     def save_figure(self, fig, name: str, **kwargs) -> Path:
-        """Save a matplotlib figure atomically as ``out/name`` and close it."""
-        import matplotlib.pyplot as plt
+        """Save a matplotlib figure atomically as ``out/name`` and release it (closed if pyplot holds it)."""
+        from ..report._figures import _release
+        from ..report._style import style
 
         final = self.path(name)
-        with atomic_path(final) as tmp:
+        with style(), atomic_path(final) as tmp:
             fig.savefig(tmp, format=final.suffix.lstrip(".") or "png", dpi=kwargs.pop("dpi", 110),
                         bbox_inches="tight", **kwargs)
-        plt.close(fig)
+        _release(fig)
         return final
 
 
@@ -58,11 +59,13 @@ def available_steps() -> list[str]:
 
 
 def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_progress: bool | None = None) -> dict:
-    """Run the demo into directory ``out``; return the summary dictionary."""
-    import matplotlib
+    """Run the demo into directory ``out``; return the summary dictionary.
 
-    matplotlib.use("Agg")
+    Figures are drawn without pyplot in the house style (``matplotlib.rc_context``
+    around each step): the caller's matplotlib backend and rcParams are left as they were.
+    """
     from .._progress import progress
+    from ..report._style import style
 
     ctx = DemoContext(out=Path(out), quick=quick)
     ctx.out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +77,8 @@ def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_p
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         try:
-            importlib.import_module(f"{__name__}._{name}").run(ctx)
+            with style():
+                importlib.import_module(f"{__name__}._{name}").run(ctx)
             status = "ok"
             error = None
         except Exception as exc:  # one failing step must not hide the others

@@ -62,7 +62,7 @@ def run(ctx) -> None:
 
 
 def _figure(raw, den, truth, results):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
     n_t = raw.sizes["time"]
     frames = sorted({0, n_t // 2, n_t - 1})
@@ -70,7 +70,7 @@ def _figure(raw, den, truth, results):
     lo, hi = np.percentile(np.asarray(den), [1, 99])
     ny, nx = raw.sizes["y"], raw.sizes["x"]
     aspect = nx / max(ny, 1)
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.4 * aspect * len(frames) + 1.6, 2.4 * len(rows) + 0.6),
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.4 * aspect * len(frames) + 1.6, 2.4 * len(rows) + 0.6),
                              layout="constrained", squeeze=False)
     has_nm = "x" in raw.coords and "y" in raw.coords and raw.sizes["x"] > 1 and raw.sizes["y"] > 1
     if has_nm:

@@ -106,10 +106,10 @@ def run(ctx) -> None:
 
 
 def _figure(true_x, li_mlls, li_sasb, li_nmf, frames, truth):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
     rows = [("truth", true_x), ("MLLS", li_mlls), ("SA/SB", li_sasb), ("NMF (rel.)", None)]
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.8 * len(frames), 2.1 * len(rows)),
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.8 * len(frames), 2.1 * len(rows)),
                              layout="constrained", squeeze=False)
     shared = None
     for j, t in enumerate(frames):
@@ -210,11 +210,11 @@ def _run_realistic(ctx) -> None:
 
 
 def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
     rows = [("truth x (4×4 mean)", true_x, (0.2, 1.1)), ("Fourier-log MLLS x (4×4)", est_x, (0.2, 1.1)),
             ("raw-count MLLS x (4×4)", raw_x, (0.2, 1.1)), ("t/λ (log-ratio)", thick, (0.2, 1.3))]
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.9 * len(frames), 2.2 * len(rows)),
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.9 * len(frames), 2.2 * len(rows)),
                              layout="constrained", squeeze=False)
     extent = [0, float(truth.x[-1] + truth.x[0]), float(truth.y[-1] + truth.y[0]), 0]
     for i, (label, da, (lo, hi)) in enumerate(rows):

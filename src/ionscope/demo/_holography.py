@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 def run(ctx) -> None:
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
     import numpy as np
 
     from ..holography import bias_difference, fit_step, line_profile, phase_shifting, reconstruct
@@ -56,7 +56,7 @@ def run(ctx) -> None:
     results["shift_uncertainty_rms_rad"] = float(np.sqrt(np.mean(est1["uncertainty"].values ** 2)))
     ctx.results["holography"] = results
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained",
+    fig, axes = subplots(1, 3, figsize=(15, 4.4), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1.35]})
     extent = [0, y_nm[-1], y_nm[-1], 0]
     im0 = axes[0].imshow(np.angle(np.asarray(w0f)), cmap="twilight", extent=extent, vmin=-np.pi, vmax=np.pi)

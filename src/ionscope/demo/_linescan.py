@@ -36,10 +36,10 @@ def run(ctx) -> None:
 
 
 def _figure(prof, width, truth):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
     x = prof.position.values
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(6.4, 3.4), layout="constrained")
     ax.errorbar(x, prof.li.values, yerr=prof.li_std.values, fmt=".", ms=3, lw=0.5, color="0.4",
                 label="Li-K weight (MLLS) ± 1σ")
     ax.plot(x, truth.li.values, "g-", lw=1, label="truth")

@@ -35,9 +35,9 @@ def run(ctx) -> None:
 
 
 def _figure(c34, truth, profile, layer, pc):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    fig, axes = subplots(1, 4, figsize=(15, 3.6), layout="constrained")
     x, y = truth.x.values, truth.y.values
     dx, dy = (x[1] - x[0]) if x.size > 1 else 1.0, (y[1] - y[0]) if y.size > 1 else 1.0
     # y downward from the electrolyte interface (row 0), as in every ionscope map

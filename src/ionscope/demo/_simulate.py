@@ -69,7 +69,7 @@ def run(ctx) -> None:
 
 
 def _figure(truth, log):
-    import matplotlib.pyplot as plt
+    from ..report._style import subplots
 
     states = truth.state.values
     picks = [0]
@@ -78,7 +78,7 @@ def _figure(truth, log):
         if idx.size:
             picks.append(int(idx[-1]))
     picks = sorted(set(picks))
-    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.0 * (len(picks) + 1), 2.8), layout="constrained",
+    fig, axes = subplots(1, len(picks) + 1, figsize=(3.0 * (len(picks) + 1), 2.8), layout="constrained",
                              gridspec_kw={"width_ratios": [1] * len(picks) + [1.3]})
     extent = [0, float(truth.x[-1] + truth.x[0]), float(truth.y[-1] + truth.y[0]), 0]
     for ax, k in zip(axes, picks):
