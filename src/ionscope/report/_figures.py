@@ -43,7 +43,7 @@ def _x_bounds(ax, analysis) -> None:
     for b, what in ((1.0, "x = 1 (LiCoO2)"), (0.0, "x = 0 (CoO2)")):
         if lo <= b <= hi:
             ax.axhline(b, color="0.35", lw=0.7, ls="--", zorder=1)
-            ax.text(0.995, b, what, transform=ax.get_yaxis_transform(), ha="right",
+            ax.text(0.01, b, what, transform=ax.get_yaxis_transform(), ha="left",
                     va="bottom" if b == 1.0 else "top", fontsize=7, color="0.35")
     ax.set_ylim(lo, hi)
 
@@ -163,7 +163,7 @@ def profiles(analysis, *, n_curves: int = 6):
 def _profiles(fig, a1, a2, analysis, d, idx, cmap):
     for k, i in enumerate(idx):
         c = cmap(k / max(len(idx) - 1, 1))
-        lab = f"{float(analysis.time[i]) / 60:.0f} min"
+        lab = _style.minutes(float(analysis.time[i]))
         a1.plot(d, analysis.profile_li.values[i], color=c, label=lab)
         a2.plot(d, analysis.profile_flux_y.values[i], color=c)
     a1.set_xlabel("distance from the interface (nm)")
@@ -189,7 +189,7 @@ def flux_map(analysis, *, frame: int | None = None, step: int = 3):
         frame = int(np.argmax(analysis.through_film.values + analysis.in_plane.values))
     one = analysis.isel(time=frame)
     ny, nx = one.flux_y.shape
-    fig, ax = _style.subplots(figsize=(6.4, 6.4 * ny / nx + 1.1), layout="constrained")
+    fig, ax = _style.subplots(figsize=(6.4, 5.8 * ny / nx + 1.9), layout="constrained")
     with _style.style():
         _flux_map(fig, ax, analysis, one, frame, step)
     return fig
@@ -217,14 +217,15 @@ def _flux_map(fig, ax, analysis, one, frame, step):
     speed = speed[np.isfinite(speed)]
     if speed.size and speed.max() > 0:
         key = _style.nice_length(4.0 * float(np.percentile(speed, 90)))  # a round value near a typical arrow
-        # above the map, outside it: the key never hides an arrow
-        ax.quiverkey(q, 0.86, 1.015, key, f"|J| = {key:g} {unit}", labelpos="W", coordinates="axes",
+        # above the map at the right, clear of the arrows of the first row: the key never hides an arrow
+        ax.quiverkey(q, 0.97, 1.07, key, f"arrow key: |J| = {key:g} {unit}", labelpos="W", coordinates="axes",
                      fontproperties={"size": 8})
-    _style.colour_bar(fig, im, sc, ax=ax, shrink=0.8, label=f"dLi/dt ({_unit(analysis.dcdt, '1/s')})")
+    _style.colour_bar(fig, im, sc, ax=ax, location="bottom", shrink=0.7, aspect=35,
+                      label=f"dLi/dt ({_unit(analysis.dcdt, '1/s')})")
     t = float(analysis.time.values[frame]) if "time" in analysis.coords else None
     when = _style.minutes(t) if t is not None else f"frame {frame}"
-    ax.set_title(f"Li flux J (arrows) over the Li change dLi/dt (colour) at {when}; electrolyte at the top",
-                 pad=22)
+    ax.set_title(f"Li flux J (arrows) over dLi/dt (colour) at {when}\nelectrolyte at the top", loc="left",
+                 pad=10)
 
 
 def rest_activity(analysis):

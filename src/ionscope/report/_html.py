@@ -27,6 +27,7 @@ figcaption{font-size:.85em;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
 tr.group th{background:#f3f4f7;text-align:left;font-style:italic}table.numbers th{font-weight:normal}
+th.in-group{padding-left:1.6em}
 iframe{width:100%;height:560px;border:1px solid #ccc}
 video,img.movie{max-width:100%}"""
 
@@ -264,20 +265,22 @@ def _rows(numbers: Mapping[str, Any], map_unit: str, prefix: str = "") -> list[s
         if isinstance(v, Mapping) and _shape_text(v) is None:
             head, unit, named = GROUPS.get(key, (key.replace("_", " "), None, False))
             known = key in GROUPS
-            rows.append(f"<tr class='group'><th colspan='3'{'' if known else ' class=raw'}>{html.escape(head)}"
-                        "</th></tr>")
+            mark = "" if known else " class='raw'"
+            rows.append(f"<tr class='group'><th colspan='3'{mark}>{html.escape(head)}</th></tr>")
             rows.extend(_rows(v, map_unit, prefix=f"{full}."))
             continue
-        name, unit, known = _human(full)
-        if not known and prefix:
-            name, unit, known = _human(key)
-            if known:
-                name = "  " + name
+        # inside a group (under its heading row) a row needs only its own name
+        name, unit, known = _human(key if prefix else full)
+        if prefix and not known:
+            by_group = _human(full)  # a group of named rows (the pipeline's stages) labels them itself
+            if by_group[2]:
+                name, unit, known = by_group[0].split(": ", 1)[-1], by_group[1], True
         shape = _shape_text(v) if isinstance(v, Mapping) else None
         sk = _sigma_key(key, numbers)
         text, unit = _value_cell(key, shape if shape else v, numbers.get(sk) if sk else None,
                                  unit.replace("{map_unit}", map_unit))
-        rows.append(f"<tr><th{'' if known else ' class=raw'}>{html.escape(name.strip())}</th>"
+        cls = ("raw " if not known else "") + ("in-group" if prefix else "")
+        rows.append(f"<tr><th{f' class={cls.strip()!r}' if cls.strip() else ''}>{html.escape(name.strip())}</th>"
                     f"<td class='num'>{html.escape(text)}</td><td class='unit'>{html.escape(unit)}</td></tr>")
     return rows
 
