@@ -39,16 +39,9 @@ def run(ctx) -> None:
 
 
 def layer_found(width: dict) -> tuple[bool, str]:
-    """Did the layer fit find a Li-rich layer? (False, why) when the enhancement is not > 2σ above zero or
-    the width has no finite, non-zero σ (a parameter on its bound): the width then means nothing."""
-    a, sa, sw = width["amplitude"], width.get("amplitude_std", float("nan")), width.get("width_std_nm", float("nan"))
-    if not a > 0:
-        return False, f"no Li-rich layer found: the fitted enhancement is {a:+.2f} (a Li-poor layer); width undefined"
-    if not (np.isfinite(sa) and a > 2 * sa):
-        return False, f"no significant layer: enhancement {a:.2f} ± {sa:.2g} (< 2σ); width undefined"
-    if not (np.isfinite(sw) and sw > 0):
-        return False, "the layer width sits on a bound of the fit (no σ); width undefined"
-    return True, ""
+    """(found, why not): the layer fit's own verdict (:func:`ionscope.eels.layer_width` ``problems``)."""
+    problems = width.get("problems", [])
+    return not problems, "; ".join(problems)
 
 
 def _figure(prof, width, truth, why=""):
