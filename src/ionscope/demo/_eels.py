@@ -230,7 +230,7 @@ def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):
         if i < 3:
             sc = colour_scale(values, bounds=(0.0, 1.0), vmin=xs.vmin, vmax=xs.vmax)
             if sc.note():
-                notes.append(f"{label.split(' x')[0]}: " + sc.note().split(": ", 1)[1].split(" (drawn")[0])
+                notes.append(f"{label.split(' x')[0]}: {sc.outside()}")
         else:
             sc = colour_scale(values)
         for j, t in enumerate(frames):

@@ -39,7 +39,7 @@ def _figure(c34, truth, profile, layer, pc):
 
     fig, axes = subplots(1, 4, figsize=(15, 3.6), layout="constrained")
     # the colour bar of the maps must not read as a label of the profile beside it
-    fig.get_layout_engine().set(wspace=0.06)
+    fig.get_layout_engine().set(w_pad=0.3)
     x, y = truth.x.values, truth.y.values
     dx, dy = (x[1] - x[0]) if x.size > 1 else 1.0, (y[1] - y[0]) if y.size > 1 else 1.0
     # y downward from the electrolyte interface (row 0), as in every ionscope map

@@ -80,6 +80,8 @@ def _figure(truth, log):
     picks = sorted(set(picks))
     fig, axes = subplots(1, len(picks) + 1, figsize=(3.0 * (len(picks) + 1), 2.8), layout="constrained",
                              gridspec_kw={"width_ratios": [1] * len(picks) + [1.3]})
+    # room between the maps' colour bar and the voltage axis: its label must not read as the bar's second label
+    fig.get_layout_engine().set(w_pad=0.3)
     extent = [0, float(truth.x[-1] + truth.x[0]), float(truth.y[-1] + truth.y[0]), 0]
     # the Li-poor interface layer saturates the low end (arrow on the colour bar); the film's contrast matters
     sc = colour_scale(truth.li.values[picks], bounds=(0.0, 1.0), vmin=0.3)

@@ -131,17 +131,20 @@ class ColourScale:
                 (True, True): "both"}[(self.below > 0, self.above > 0)]
 
     def note(self, name: str = "x") -> str:
-        """'2.1 % of pixels have x > 1 (drawn at 1)' for values outside the physical bounds, else ''."""
+        """'pixels with x > 1: 2.1 % (drawn in the end colours)' for values outside the physical bounds, else ''."""
+        text = self.outside(name)
+        return f"pixels with {text} (drawn in the end colours)" if text else ""
+
+    def outside(self, name: str = "x") -> str:
+        """'x < 0: 2.8 %, x > 1: 28 %': the shares outside the physical bounds ('' when none)."""
         if self.bounds is None:
             return ""
         parts = []
         if self.below_bound > 0:
-            parts.append(f"{_percent(self.below_bound)} have {name} < {self.bounds[0]:g}")
+            parts.append(f"{name} < {self.bounds[0]:g}: {_percent(self.below_bound)}")
         if self.above_bound > 0:
-            parts.append(f"{_percent(self.above_bound)} have {name} > {self.bounds[1]:g}")
-        if not parts:
-            return ""
-        return "pixels outside the physical range: " + ", ".join(parts) + " (drawn in the end colours)"
+            parts.append(f"{name} > {self.bounds[1]:g}: {_percent(self.above_bound)}")
+        return ", ".join(parts)
 
     def as_dict(self) -> dict:
         """JSON-able numbers (for viewers and summaries)."""
@@ -450,7 +453,7 @@ def plot_map(da, ax=None, **kwargs):
         if ax is None:
             import matplotlib.pyplot as pyplot  # a notebook figure: shown by the user's own backend
 
-            _, ax = pyplot.subplots(figsize=(4.5, 4.5 * da.sizes["y"] / da.sizes["x"] + 0.5))
+            _, ax = pyplot.subplots(figsize=(4.5, 4.5 * da.sizes["y"] / da.sizes["x"] + 0.8), layout="constrained")
         im = image(ax, da, vmin=sc.vmin, vmax=sc.vmax, **kwargs)
         colour_bar(ax.figure, im, sc, ax=ax, shrink=0.85, label=label)
         if sc.note():
