@@ -222,8 +222,10 @@ function colourBarExtend(below, above, belowBound, aboveBound) {
   let lo = document.getElementById("cb-under"), hi = document.getElementById("cb-over");
   let note = document.getElementById("cb-note");
   const rgb = k => "rgb(" + D.lut[3 * k] + "," + D.lut[3 * k + 1] + "," + D.lut[3 * k + 2] + ")";
-  if (!lo) { lo = document.createElement("span"); lo.id = "cb-under"; lo.style.color = rgb(0); cb.parentNode.insertBefore(lo, cb); }
-  if (!hi) { hi = document.createElement("span"); hi.id = "cb-over"; hi.style.color = rgb(255); cb.parentNode.insertBefore(hi, cb.nextSibling); }
+  const mark = (id, k) => { const e = document.createElement("span"); e.id = id; e.style.color = rgb(k);
+    e.style.textShadow = "0 0 1px #000, 0 0 1px #000"; return e; };  // a light end colour stays visible on white
+  if (!lo) { lo = mark("cb-under", 0); cb.parentNode.insertBefore(lo, cb); }
+  if (!hi) { hi = mark("cb-over", 255); cb.parentNode.insertBefore(hi, cb.nextSibling); }
   if (!note) { note = document.createElement("div"); note.id = "cb-note"; note.style.fontSize = "12px";
                document.getElementById("colorbar").insertAdjacentElement("afterend", note); }
   const pc = f => (100 * f < 10 ? (100 * f).toPrecision(2) : (100 * f).toFixed(0)) + " %";

@@ -96,21 +96,21 @@ def _previews(wave, out: Path) -> list[Path]:
 
     from ..holography import unwrap_phase
     from ..report import save_figure
-    from ..report._style import image, plt, robust_limits
+    from ..report._style import colour_bar, colour_scale, image, style, subplots
 
     w = wave
     while w.ndim > 2:
         w = w.isel({w.dims[0]: 0})
     files = []
-    pyplot = plt()
     for kind, values, label, cmap in (
             ("phase", unwrap_phase(w), "phase (rad, unwrapped)", "twilight_shifted"),
             ("amplitude", np.abs(w), "amplitude (relative to the reference)", "gray")):
-        fig, ax = pyplot.subplots(figsize=(5, 5 * w.sizes["y"] / w.sizes["x"] + 0.4))
-        vmin, vmax = robust_limits(getattr(values, "values", values), 0.5, 99.5)
-        im = image(ax, values, cmap=cmap if kind == "amplitude" else "viridis", vmin=vmin, vmax=vmax)
-        fig.colorbar(im, ax=ax, shrink=0.85, label=label)
-        ax.set_title(f"{out.stem}: {kind}")
+        fig, ax = subplots(figsize=(5, 5 * w.sizes["y"] / w.sizes["x"] + 0.6), layout="constrained")
+        sc = colour_scale(getattr(values, "values", values), percentiles=(0.5, 99.5))
+        with style():
+            im = image(ax, values, cmap=cmap if kind == "amplitude" else "viridis", vmin=sc.vmin, vmax=sc.vmax)
+            colour_bar(fig, im, sc, ax=ax, shrink=0.85, label=label)
+            ax.set_title(f"{out.stem}: {kind}")
         files.append(save_figure(fig, out.with_name(f"{out.stem}_{kind}.png")))
     return files
 

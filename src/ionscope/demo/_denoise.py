@@ -107,6 +107,9 @@ def _figure(raw, den, truth, results):
                 ax.set_title(f"t = {float(times[t]) / 60:.1f} min" if "time" in raw.coords else f"frame {t}",
                              fontsize=10)
     colour_bar(fig, im, sc, ax=axes.ravel().tolist(), shrink=0.7, label=quantity_label(raw, "Li map"))
-    if sc.note():
-        fig.suptitle(sc.note("x"), fontsize=9)
+    if bounds is not None:  # the share of each row's pixels outside 0 ≤ x ≤ 1, in the frames shown
+        parts = [f"{label}: {out}" for label, movie in rows
+                 if (out := colour_scale(np.asarray(movie.isel(time=frames)), bounds=bounds).outside("x"))]
+        if parts:
+            fig.suptitle("pixels outside 0 ≤ x ≤ 1 (drawn in the end colours) — " + "; ".join(parts), fontsize=9)
     return fig

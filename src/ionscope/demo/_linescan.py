@@ -62,7 +62,9 @@ def _figure(prof, width, truth, why=""):
                   else "Li-K weight (counts)")
     ax.legend(fontsize=8)
     ax.set_title("Position-resolved TEM-EELS across Cu | electrolyte")
-    if why:  # the fit found no layer: say so on the figure, not only in the numbers
+    if why:  # the fit found no layer: say so on the figure, not only in the numbers (in room above the data)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.2 * (hi - lo))
         ax.text(0.5, 0.97, why, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#b00",
                 bbox={"facecolor": "white", "edgecolor": "#b00", "alpha": 0.9})
     return fig

@@ -6,10 +6,13 @@ potential change from the zero-bias state (ΔV, V) frame by frame, with nm
 axes, a scale bar, the interfaces marked and a colour bar in V that stays the
 same for every frame (symmetric about 0, ± the 99.5th percentile of |ΔV| over
 the frames shown, within the profile region when the series has one, so a few
-unwrapping outliers or the thin edge of a wedge do not wash it out). Beside it,
+unwrapping outliers or the thin edge of a wedge do not wash it out; arrows at the
+colour bar's ends where the maps go beyond it). Beside it,
 on one time axis (s, or min for series of 20 min and more): the bias and the
 current from the bias log, ΔV(t) and the 10–90 % width(t) per interface with
-± 1σ error bars; a cursor follows the frame, and the frame's numbers (ΔV ± σ,
+± 1σ error bars (a width where the fit found no step — |ΔV| < 3σ, a width
+known worse than its size or narrower than a pixel — is not drawn and reads
+"—"); a cursor follows the frame, and the frame's numbers (ΔV ± σ,
 width ± σ, position per interface, asymmetry ± σ) are written out under the
 map. Controls: frame slider, play/pause, and a hover readout of ΔV and the
 position under the mouse pointer. One static file, no network, no external
@@ -198,6 +201,8 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
     lim = lim if lim > 0 else 1.0
     qlim = min(float(finite.max()), 10 * lim) if finite.max() > lim else lim
     q = _kit.quantise(maps, lo=-qlim, hi=qlim, what="potential-map")
+    shown = maps[np.isfinite(maps)]
+    below, above = float(np.mean(shown < -lim)), float(np.mean(shown > lim))  # drawn in the end colours
 
     n_if = int(ds.sizes.get("interface", np.shape(ds["step_v"])[1]))
     if "interface_nm" in ds:
@@ -212,6 +217,13 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
     step, step_s = var("step_v", (n, n_if)), var("step_v_std", (n, n_if))
     width, width_s = var("width_nm", (n, n_if)), var("width_nm_std", (n, n_if))
     pos, pos_s = var("position_nm", (n, n_if)), var("position_nm_std", (n, n_if))
+    # where a fit found no step (|ΔV| < 3σ, or a width known worse than its size) width and position mean
+    # nothing: not drawn, "—" in the table (as the report's figure draws them hollow)
+    from ._holography import _found
+
+    none = ~_found(step, step_s, width, width_s, abs(dx))
+    for a in (width, width_s, pos, pos_s):
+        a[none] = np.nan
     asym, asym_s = var("asymmetry", (n,)), var("asymmetry_std", (n,))
     posif = np.asarray(ds["positive_interface"].values, float) if "positive_interface" in ds else np.full(n, np.nan)
 
@@ -237,6 +249,7 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
         "x0": float(x[0] - dx / 2), "y0": float(y[0] - dy / 2), "block": f, "frames": [int(k) for k in idx],
         "lo": -lim, "hi": lim, "qlo": q["lo"], "qhi": q["hi"], "clipped": bool(qlim < finite.max()),
         "b64": q["b64"], "lut": _kit.colour_lut(cmap), "label": "ΔV from zero bias (V)",
+        "below": below, "above": above, "bounds": None,
         "t": _values(times), "bias": _values(bias), "bias_curve": bias_curve,
         "current": cur_curve, "current_frame": cur_frame,
         "step": _values(step.T), "step_std": _values(step_s.T), "width": _values(width.T),
@@ -315,6 +328,7 @@ const img = octx.createImageData(D.nx, D.ny);
 })();
 """ + _kit.JS_COLOUR_BAR + """// a 0 tick in the middle of the symmetric colour bar
 (function () {
+  colourBarExtend(D.below, D.above, 0, 0);  // arrows where the maps go beyond the scale (before the 0 is placed)
   const cb = document.getElementById("cb"), z = document.createElement("span");
   cb.parentNode.style.position = "relative";  // first, so that offsetLeft/Top are relative to the bar's row
   z.id = "cb-zero"; z.textContent = "0";

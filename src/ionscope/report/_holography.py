@@ -91,7 +91,7 @@ def _steps(fig, axes, ds, log):
     ax.legend(loc="best", fontsize=8)
     step, step_s = np.asarray(ds["step_v"].values, float), np.asarray(ds["step_v_std"].values, float)
     width, width_s = np.asarray(ds["width_nm"].values, float), np.asarray(ds["width_nm_std"].values, float)
-    found = _found(step, step_s, width, width_s)
+    found = _found(step, step_s, width, width_s, _pixel_nm(ds))
     for i in range(step.shape[1]):
         c, lab = _COLOURS[i % 4], _interface_label(ds, i)
         axes[1].errorbar(t, step[:, i], yerr=step_s[:, i], fmt="o", ms=3, color=c, label=lab)
@@ -112,7 +112,8 @@ def _steps(fig, axes, ds, log):
     axes[2].set_ylim(0, 1.3 * lim)
     if (~found).any():
         axes[2].plot([], [], "o", ms=4, mfc="none", color="0.4",
-                     label=f"no step found (|ΔV| < {NO_STEP_SIGMA:g}σ or σ > width): width undefined")
+                     label=f"no step found (|ΔV| < {NO_STEP_SIGMA:g}σ, σ > width or width < 1 px): "
+                           "width undefined")
         axes[2].legend(fontsize=8, loc="best")
     axes[3].errorbar(t, ds["asymmetry"].values, yerr=ds["asymmetry_std"].values, fmt="o", ms=3, color="k")
     axes[3].axhline(0, color="k", lw=0.5)
@@ -121,11 +122,17 @@ def _steps(fig, axes, ds, log):
     axes[3].set_xlabel("time (s)")
 
 
-def _found(step, step_s, width, width_s):
+def _found(step, step_s, width, width_s, min_width: float = 0.0):
     """Fits that found a step: |ΔV| ≥ 3σ and a width known to better than its own size (a step of a few σ
-    can still be fitted by any width, down to the bound: such a width means nothing)."""
+    can still be fitted by any width, down to the bound: such a width means nothing), and not below
+    ``min_width`` (a pixel: narrower than the sampling is unresolved, not measured)."""
     with np.errstate(invalid="ignore"):
-        return (np.abs(step) >= NO_STEP_SIGMA * step_s) & (width_s < width)
+        return (np.abs(step) >= NO_STEP_SIGMA * step_s) & (width_s < width) & (width >= min_width)
+
+
+def _pixel_nm(ds) -> float:
+    x = np.asarray(ds["x"].values, float) if "x" in ds.coords else np.array([])
+    return float(abs(x[1] - x[0])) if x.size > 1 else 0.0
 
 
 def _extremes(ds):

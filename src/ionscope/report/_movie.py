@@ -79,7 +79,13 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
     ny, nx = shape[1:]
     zoom = max(scale_px, 240.0 / ny)
     dpi = 100
-    note = sc.note("x" if bounds is not None and tuple(bounds) == (0.0, 1.0) else "value")
+    # the share of each panel's pixels (over the whole movie) outside the physical bounds
+    from ._style import colour_scale
+
+    name = "x" if bounds is not None and tuple(bounds) == (0.0, 1.0) else "value"
+    parts = [f"{title}: {colour_scale(st, bounds=bounds).outside(name)}" for title, st in zip(panels, stacks)
+             if bounds is not None and colour_scale(st, bounds=bounds).outside(name)]
+    note = ("pixels outside the physical range (drawn in the end colours) — " + "; ".join(parts)) if parts else ""
     w_in = len(stacks) * nx * zoom / dpi + 1.2
     h_in = ny * zoom / dpi + 0.9 + (0.25 if note else 0.0)
     fig, axes = subplots(1, len(stacks), figsize=(w_in, h_in), dpi=dpi, squeeze=False)
