@@ -10,12 +10,13 @@ one :class:`~ionscope.operando._stages.StageCache`), a second table:
   asymmetry, leakage; the maps are written frame by frame;
 * ``holo_analysis`` — relaxation times after each bias step, the asymmetry per
   polarity, the leakage per volt;
-* ``holo_report`` — figures (ΔV(t) and width(t) per interface with error bars
-  under the bias and current curves; potential maps at the extreme biases; an
-  animated GIF of the potential beside the bias curve), ``viewer.html`` (the
-  offline viewer: the potential movie beside the bias, current, ΔV and width
-  curves with a cursor, :mod:`ionscope.report._holo_viewer`), ``curves.csv``
-  and ``summary.json``, published into the output folder as one set.
+* ``holo_report`` — ``curves.csv`` and ``summary.json``, and the files of the
+  writers ``run_holography`` is given (``ionscope run`` gives
+  :func:`ionscope.report.holography_writers`: figures of ΔV(t) and width(t)
+  per interface with error bars under the bias and current curves, potential
+  maps at the extreme biases, an animated GIF of the potential beside the bias
+  curve, and ``viewer.html``, the offline viewer), published into the output
+  folder as one set. The runner never imports the report package.
 
 Each stage is cached under a key of its parameters and inputs: a rerun loads
 everything; changing e.g. ``window_nm`` redoes the series and what follows.
@@ -278,10 +279,15 @@ def _report(ctx):
     ds, an = ctx["holo_series"], ctx["holo_analysis"]
     scal = ds.drop_vars(["phase", "potential"]).load()
     # figures, movie and viewer come from the report package, handed in by run_holography (writers=)
-    given = ctx.info["holo_writers"]
+    given = _writers(ctx)
     writers = {name: partial(w, series=ds, scalars=scal, log=ctx["log"]) for name, w in given.items()}
     writers["curves.csv"] = lambda p: _curves_csv(scal, p)
     return _summary(ctx, scal, an), {name: writers[name] for name in _report_files(given)}
+
+
+def _writers(ctx) -> dict:
+    """The figure/movie/viewer writers run_holography was given (none: the runner draws nothing itself)."""
+    return ctx.info.get("holo_writers") or {}
 
 
 def _report_files(writers) -> tuple:
@@ -312,20 +318,12 @@ TABLE = (
           params=lambda ctx: {k: ctx.info["holography"][k] for k in _SERIES_KEYS}, after=_series_after),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
-          params=lambda ctx: {"files": list(_report_files(ctx.info["holo_writers"]))},
+          params=lambda ctx: {"files": list(_report_files(_writers(ctx)))},
           store=lambda ctx: _FolderStore(ctx.info["output"])),
 )
 
 #: Names of the holography stages in execution order.
 STAGES = tuple(st.name for st in TABLE)
-
-
-def _default_writers() -> dict:
-    """The report package's writers, imported only when a run reaches this point (never at module level:
-    the runner does not depend on report)."""
-    from ..report._holography import holography_writers
-
-    return holography_writers()
 
 
 # --------------------------------------------------------------------------- sources and the run
@@ -384,10 +382,12 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     wait : bool or float
         Another live run holding the output folder: refuse (False), wait (True) or wait at most this many s.
     writers : dict, optional
-        The report's files: relative name → ``writer(path, *, series, scalars, log)``
-        (default :func:`ionscope.report.holography_writers`: the two figures,
-        the GIF movie and the viewer; ``{}``: only ``curves.csv`` and
-        ``summary.json``). The runner itself draws nothing.
+        Files the ``holo_report`` stage writes besides ``curves.csv`` and
+        ``summary.json``: relative name → ``writer(path, *, series, scalars, log)``.
+        :func:`ionscope.report.holography_writers` gives the two figures, the
+        GIF movie and ``viewer.html`` (``ionscope run`` passes them, as it adds
+        the EELS table's report stage); without it the runner draws nothing
+        (it never imports the report package).
 
     Returns
     -------
@@ -412,6 +412,7 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> res = run_holography({"holography": {"thickness_nm": 60.0}}, holograms=holos, references=refs, log=log,
     ...                      output=out / "run", stages=("holo_series",))
+    >>> # with the figures, movie and viewer: writers=ionscope.report.holography_writers()
     >>> res.series.step_v.dims
     ('time', 'interface')
     """
@@ -434,7 +435,7 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
             ctx = Context(cache=cache, show_progress=show_progress)
             ctx.info["holography"] = opt
             ctx.info["output"] = folder
-            ctx.info["holo_writers"] = dict(_default_writers() if writers is None else writers)
+            ctx.info["holo_writers"] = dict(writers or {})
             ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
     res = HolographyResult(output=folder, records=dict(ctx.records))
     if "holo_series" in ctx:
