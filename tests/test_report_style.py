@@ -57,7 +57,14 @@ def figure_problems(fig, *, min_gap_px: float = 30.0) -> list[str]:
         if len(labels) != 1:
             problems.append(f"colour bar with {len(labels)} labels: {labels}")
         m = cb.mappable
-        data = np.asarray(m.get_array(), float) if m.get_array() is not None else np.array([])
+        # a shared colour bar serves every image drawn with the same limits and colour map: all their data count
+        from matplotlib.image import AxesImage
+
+        parents = getattr(ax, "_colorbar_info", {}).get("parents") or fig.axes  # the axes the bar was made for
+        same = [im for a in parents for im in a.get_images() if isinstance(im, AxesImage)
+                and im.norm.vmin == m.norm.vmin and im.norm.vmax == m.norm.vmax and im.cmap.name == m.cmap.name]
+        arrays = [np.asarray(im.get_array(), float).ravel() for im in same + [m] if im.get_array() is not None]
+        data = np.concatenate(arrays) if arrays else np.array([])
         data = data[np.isfinite(data)]
         if data.size and m.norm.vmin is not None:
             tol = 1e-9 * max(abs(m.norm.vmin), abs(m.norm.vmax), 1e-300)
@@ -225,6 +232,12 @@ def test_the_referee_catches_what_it_should():
     found = figure_problems(fig)
     assert any("extend='neither'" in p for p in found)
     assert any("beside the colour bar label" in p for p in found)
+    # a bar shared by two panels: the other panel's data count too
+    fig, axes = _style.subplots(1, 2, figsize=(5, 2.5), layout="constrained")
+    axes[0].imshow(np.linspace(0, 2, 100).reshape(10, 10), vmin=0, vmax=1)
+    im = axes[1].imshow(np.linspace(0, 1, 100).reshape(10, 10), vmin=0, vmax=1)
+    fig.colorbar(im, ax=list(axes), label="x in LixCoO2")
+    assert any("data above the limits" in p for p in figure_problems(fig))
 
 
 # --------------------------------------------------------------------------- units
