@@ -20,6 +20,7 @@ def main(out=HERE / "holography_bias.png"):
 
     from ionscope.io import save
     from ionscope.operando import run_holography
+    from ionscope.report import holography_writers
     from ionscope.simulate import biased_holograms
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,7 +34,7 @@ def main(out=HERE / "holography_bias.png"):
         (d / "night.toml").write_text(
             '[holography]\nholograms = "night.zarr"\nreferences = "refs.zarr"\nlog = "bias.csv"\n'
             'thickness_nm = "thickness.nc"\nmethod = "phase-shifting"\noutput = "run"\n')
-        res = run_holography(d / "night.toml", show_progress=False)
+        res = run_holography(d / "night.toml", show_progress=False, writers=holography_writers())
         page = res.output / "viewer.html"
         exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
                    "/usr/bin/chromium")

@@ -36,7 +36,9 @@ def night(tmp_path_factory):
 
 def test_run_produces_movie_curves_and_summary(night):
     d, truth = night
-    res = run_holography(d / "run.toml")
+    from ionscope.report import holography_writers
+
+    res = run_holography(d / "run.toml", writers=holography_writers())  # figures, GIF, viewer: from report
     out = d / "out"
     assert res.output == out and set(res.records) == set(STAGES)
     for f in ("summary.json", "figures/holo_steps.png", "figures/holo_potential.png", "potential_movie.gif",
@@ -64,7 +66,9 @@ def test_run_produces_movie_curves_and_summary(night):
 
 def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night):
     d, _ = night
-    again = run_holography(d / "run.toml")
+    from ionscope.report import holography_writers
+
+    again = run_holography(d / "run.toml", writers=holography_writers())
     assert all(r.cached for r in again.records.values())
     import tomllib
 
@@ -72,7 +76,7 @@ def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night):
     cfg["holography"]["window_nm"] = 20.0
     cfg["holography"] = {k: (str(d / v) if k in ("holograms", "references", "log", "thickness_nm") else v)
                          for k, v in cfg["holography"].items()}
-    changed = run_holography(cfg, output=d / "out")
+    changed = run_holography(cfg, output=d / "out", writers=holography_writers())
     assert not changed.records["holo_series"].cached and not changed.records["holo_report"].cached
     assert changed.series.attrs["window_nm"] == 20.0
 
@@ -117,7 +121,9 @@ from test_holography_viewer import _maps, _payload  # noqa: E402  (the page deco
 
 def test_viewer_embeds_every_frame_and_the_curves(night):
     d, _ = night
-    res = run_holography(d / "run.toml")  # cached after the first test
+    from ionscope.report import holography_writers
+
+    res = run_holography(d / "run.toml", writers=holography_writers())  # cached after the first test
     log = read_log(d / "bias.csv")
     ds = res.series
     path = res.output / "viewer.html"
@@ -156,7 +162,9 @@ def test_viewer_embeds_every_frame_and_the_curves(night):
 def test_viewer_in_headless_chromium(night, chromium, tmp_path):
     pw, launch = chromium
     d, _ = night
-    res = run_holography(d / "run.toml")
+    from ionscope.report import holography_writers
+
+    res = run_holography(d / "run.toml", writers=holography_writers())
     ds = res.series
     path = res.output / "viewer.html"
     bias = ds["bias_v"].values

@@ -135,7 +135,7 @@ def test_demo_report_step_collects_every_step(tmp_path):
     report_step(ctx)
     html = (tmp_path / "report.html").read_text()
     for text in ("Li maps from STEM-EELS", "Simulated operando experiment", "Operando pipeline",
-                 "timing.mlls", "0.91", "src='operando/viewer.html'"):
+                 "timing", ">1.5<", "0.91", "src='operando/viewer.html'"):
         assert text in html, text
     assert html.count("data:image/png;base64,") == 3
     assert ctx.results["report"]["figures"] == 3

@@ -37,12 +37,16 @@ def write_page(path, template: str, *, title: str, payload: dict):
     return path
 
 
-def quantise(stack, *, lo: float | None = None, hi: float | None = None, what: str = "map") -> dict:
+def quantise(stack, *, lo: float | None = None, hi: float | None = None, what: str = "map",
+             empty_ok: bool = False) -> dict:
     """A map stack as base64 little-endian uint16: 0 = no data, 1..65535 = ``lo``..``hi``.
 
     ``lo``/``hi`` default to the finite min and max (the step is then 1/65534
     of the range); values outside given bounds are clipped to them. ``what``
-    names the stack in the error raised when it holds no finite value.
+    names the stack in the error raised when it holds no finite value; with
+    ``empty_ok`` such a stack is encoded as all "no data" (range 0..1) instead
+    (the live dashboard shows a frame whose map is not computed yet).
+    This is the one map encoder of the offline viewers and the live dashboard.
 
     Examples
     --------
@@ -53,6 +57,8 @@ def quantise(stack, *, lo: float | None = None, hi: float | None = None, what: s
     a = np.asarray(stack, float)
     finite = np.isfinite(a)
     if not finite.any():
+        if empty_ok:
+            return {"lo": 0.0, "hi": 1.0, "b64": base64.b64encode(np.zeros(a.size, "<u2").tobytes()).decode("ascii")}
         raise DataValidationError(f"viewer: a {what} stack holds no finite value")
     lo = float(a[finite].min()) if lo is None else float(lo)
     hi = float(a[finite].max()) if hi is None else float(hi)
@@ -61,12 +67,17 @@ def quantise(stack, *, lo: float | None = None, hi: float | None = None, what: s
     return {"lo": lo, "hi": hi, "b64": base64.b64encode(q.tobytes()).decode("ascii")}
 
 
-def colour_lut(cmap: str) -> list[int]:
-    """256 RGB triplets (0-255), flattened, of a matplotlib colour map."""
+def colour_lut_array(cmap: str) -> np.ndarray:
+    """(256, 3) uint8 RGB of a matplotlib colour map (matplotlib imported only here)."""
     import matplotlib
 
     rgba = matplotlib.colormaps[cmap](np.linspace(0, 1, 256))
-    return (rgba[:, :3] * 255).round().astype(int).ravel().tolist()
+    return (rgba[:, :3] * 255).round().astype(np.uint8)
+
+
+def colour_lut(cmap: str) -> list[int]:
+    """256 RGB triplets (0-255), flattened, of a matplotlib colour map (for a page's script)."""
+    return colour_lut_array(cmap).astype(int).ravel().tolist()
 
 
 def json_for_script(payload) -> str:
@@ -85,10 +96,39 @@ def si_prefix(values, unit: str) -> tuple[float, str]:
     """
     v = np.asarray(values, float)
     peak = float(np.nanmax(np.abs(v))) if v.size and np.isfinite(v).any() else 0.0
-    for factor, prefix in ((1e-3, "k"), (1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p"), (1e15, "f")):
+    if peak == 0.0:
+        return 1.0, unit
+    for factor, prefix in _PREFIXES:
         if peak * factor >= 1.0:
             return factor, prefix + unit
-    return 1.0, unit
+    return _PREFIXES[-1][0], _PREFIXES[-1][1] + unit
+
+
+#: SI prefixes from large to small, (factor, prefix): a value × factor is in the prefixed unit.
+_PREFIXES = ((1e-3, "k"), (1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p"), (1e15, "f"), (1e18, "a"))
+
+
+def charge_prefix(charge, current=None) -> tuple[float, str]:
+    """(factor, prefixed unit) of a charge passed: the prefix of the current it was integrated from.
+
+    Q = ∫ I dt: with the current in pA the charge is in pC (pA × s), so a
+    charge axis never changes unit while a live run accumulates it (fC → pC)
+    and a page never shows the current in one prefix and its charge in
+    another. Without a finite, non-zero current: :func:`si_prefix` of the charge.
+
+    Examples
+    --------
+    >>> charge_prefix([0.0, 4e-12], current=[7e-15, -7e-15])
+    (1000000000000000.0, 'fC')
+    >>> charge_prefix([0.0, 4e-12])
+    (1000000000000.0, 'pC')
+    """
+    if current is not None:
+        c = np.asarray(current, float)
+        if c.size and np.isfinite(c).any() and np.nanmax(np.abs(c)) > 0:
+            factor, unit = si_prefix(c, "A")
+            return factor, unit[:-1] + "C"
+    return si_prefix(charge, "C")
 
 
 #: The style sheet both viewers start from.
@@ -175,4 +215,26 @@ JS_COLOUR_BAR = """// ---- colour bar
   document.getElementById("cb-hi").textContent = D.hi.toPrecision(3);
   document.getElementById("cb-label").textContent = D.label;
 })();
+// arrows at the colour bar's ends where the map has values beyond them (drawn in the end colours), and
+// the share of pixels outside the quantity's physical bounds (D.bounds) written under the bar
+function colourBarExtend(below, above, belowBound, aboveBound) {
+  const cb = document.getElementById("cb");
+  let lo = document.getElementById("cb-under"), hi = document.getElementById("cb-over");
+  let note = document.getElementById("cb-note");
+  const rgb = k => "rgb(" + D.lut[3 * k] + "," + D.lut[3 * k + 1] + "," + D.lut[3 * k + 2] + ")";
+  const mark = (id, k) => { const e = document.createElement("span"); e.id = id; e.style.color = rgb(k);
+    e.style.textShadow = "0 0 1px #000, 0 0 1px #000"; return e; };  // a light end colour stays visible on white
+  if (!lo) { lo = mark("cb-under", 0); cb.parentNode.insertBefore(lo, cb); }
+  if (!hi) { hi = mark("cb-over", 255); cb.parentNode.insertBefore(hi, cb.nextSibling); }
+  if (!note) { note = document.createElement("div"); note.id = "cb-note"; note.style.fontSize = "12px";
+               document.getElementById("colorbar").insertAdjacentElement("afterend", note); }
+  const pc = f => (100 * f < 10 ? (100 * f).toPrecision(2) : (100 * f).toFixed(0)) + " %";
+  lo.textContent = below > 0 ? "\u25C0" : ""; lo.title = below > 0 ? pc(below) + " of the pixels below the scale" : "";
+  hi.textContent = above > 0 ? "\u25B6" : ""; hi.title = above > 0 ? pc(above) + " of the pixels above the scale" : "";
+  const parts = [];
+  if (D.bounds && belowBound > 0) parts.push(pc(belowBound) + " < " + D.bounds[0]);
+  if (D.bounds && aboveBound > 0) parts.push(pc(aboveBound) + " > " + D.bounds[1]);
+  note.textContent = parts.length ? "pixels outside the physical range " + D.bounds[0] + "–" + D.bounds[1] + ": " +
+    parts.join(", ") + " (drawn in the end colours)" : "";
+}
 """

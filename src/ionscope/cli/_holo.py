@@ -108,21 +108,21 @@ def _previews(wave, out: Path) -> list[Path]:
 
     from ..holography import unwrap_phase
     from ..report import save_figure
-    from ..report._style import image, plt, robust_limits
+    from ..report._style import colour_bar, colour_scale, image, style, subplots
 
     w = wave
     while w.ndim > 2:
         w = w.isel({w.dims[0]: 0})
     files = []
-    pyplot = plt()
     for kind, values, label, cmap in (
             ("phase", unwrap_phase(w), "phase (rad, unwrapped)", "twilight_shifted"),
             ("amplitude", np.abs(w), "amplitude (relative to the reference)", "gray")):
-        fig, ax = pyplot.subplots(figsize=(5, 5 * w.sizes["y"] / w.sizes["x"] + 0.4))
-        vmin, vmax = robust_limits(getattr(values, "values", values), 0.5, 99.5)
-        im = image(ax, values, cmap=cmap if kind == "amplitude" else "viridis", vmin=vmin, vmax=vmax)
-        fig.colorbar(im, ax=ax, shrink=0.85, label=label)
-        ax.set_title(f"{out.stem}: {kind}")
+        fig, ax = subplots(figsize=(5, 5 * w.sizes["y"] / w.sizes["x"] + 0.6), layout="constrained")
+        sc = colour_scale(getattr(values, "values", values), percentiles=(0.5, 99.5))
+        with style():
+            im = image(ax, values, cmap=cmap if kind == "amplitude" else "viridis", vmin=sc.vmin, vmax=sc.vmax)
+            colour_bar(fig, im, sc, ax=ax, shrink=0.85, label=label)
+            ax.set_title(f"{out.stem}: {kind}")
         files.append(save_figure(fig, out.with_name(f"{out.stem}_{kind}.png")))
     return files
 
@@ -311,14 +311,16 @@ def run_profile(args) -> int:
     text = json.dumps(result, indent=2)
     if not args.quiet:
         print(text)
+    import sys
+
+    for problem in result["warnings"]:  # a fit that found no step must not read as a measurement
+        print(f"warning: {args.image}: {problem}", file=sys.stderr)
     if out is not None:
         from .._atomic import atomic_path
 
         with atomic_path(out) as tmp:
             tmp.write_text(text + "\n")
         png = _profile_png(prof, fit, out.with_suffix(".png"), quantity=quantity, unit=unit, pos_unit=pos_unit)
-        import sys
-
         print(f"wrote {out} and {png}", file=sys.stderr)
     return 0
 
@@ -327,19 +329,22 @@ def _profile_png(prof, fit, path: Path, *, quantity, unit, pos_unit) -> Path:
     import numpy as np
 
     from ..report import save_figure
-    from ..report._style import plt
+    from ..report._style import style, subplots, with_sigma
 
-    pyplot = plt()
     x = np.asarray(prof["position"].values, float) if "position" in prof.coords else np.arange(prof.size)
     sem = np.asarray(prof["sem"].values, float) if "sem" in prof.coords else None
-    fig, ax = pyplot.subplots(figsize=(6, 3.4))
-    ax.errorbar(x, prof.values, yerr=sem, fmt=".", ms=3, lw=0.6, color="0.3", label="profile ± s.e.m.")
-    ax.plot(fit.position, fit.fitted, "r-", lw=1.4,
-            label=f"{fit.model} fit: step {fit.step:.3g} ± {fit.step_err:.2g} {unit}, "
-                  f"10–90 % width {fit.width:.3g} ± {fit.width_err:.2g} {pos_unit}")
-    ax.axvline(fit.center, color="r", lw=0.6, ls="--")
-    ax.set_xlabel(f"distance along the line ({pos_unit})")
-    ax.set_ylabel(f"{quantity} ({unit})" if unit else quantity)
-    ax.legend(loc="best")
-    fig.tight_layout()
+    problems = fit.problems()
+    fig, ax = subplots(figsize=(6, 3.4 + 0.25 * len(problems)), layout="constrained")
+    with style():
+        ax.errorbar(x, prof.values, yerr=sem, fmt=".", ms=3, lw=0.6, color="0.3", label="profile ± s.e.m.")
+        label = (f"{fit.model} fit: step {with_sigma(fit.step, fit.step_err, unit=unit)}, "
+                 f"10–90 % width {with_sigma(fit.width, fit.width_err, unit=pos_unit)}")
+        ax.plot(fit.position, fit.fitted, "r-", lw=1.4, label=label if not problems else f"{fit.model} fit")
+        if not problems:
+            ax.axvline(fit.center, color="r", lw=0.6, ls="--")
+        ax.set_xlabel(f"distance along the line ({pos_unit})")
+        ax.set_ylabel(f"{quantity} ({unit})" if unit else quantity)
+        ax.legend(loc="best")
+        if problems:  # the figure says it too, not only the JSON and the terminal
+            ax.set_title("\n".join(problems), fontsize=7, color="#b00", loc="left")
     return save_figure(fig, path)

@@ -34,11 +34,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from .. import eels
-    from .._atomic import atomic_path
     from ..io import load
-    from ..report._style import plt as _plt
-
-    plt = _plt()
+    from ..report._figures import save_figure
+    from ..report._style import style, subplots, with_sigma
 
     out = check_out(args)
     data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")
@@ -48,24 +46,31 @@ def run(args) -> int:
     width = eels.layer_width(prof)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
+    prof.attrs["fit_warnings"] = "; ".join(width["problems"])
     from ..io import save
 
     keep_acquisition(prof, data)
     save(prof, out)
     dim = prof.li.dims[0]
     x = prof[dim].values if dim in prof.coords else range(prof.li.size)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.errorbar(x, prof.li.values, yerr=prof.li_std.values, fmt=".", ms=3, lw=0.6, label="Li-K")
-    ax.plot(x, width["fit"], "r-", lw=1.2,
-            label=f"layer {width['width_nm']:.1f} ± {width['width_std_nm']:.1f} nm")
-    ax.set_xlabel(f"{dim} (nm)")
-    ax.set_ylabel("Li-K intensity (counts, ± 1σ)" if refs is None else f"{args.component} weight (× reference, ± 1σ)")
-    ax.legend(fontsize=8)
-    png = out.with_suffix(".png")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    problems = width["problems"]
+    fig, ax = subplots(figsize=(6, 3.2 + 0.25 * len(problems)), layout="constrained")
+    with style():
+        ax.errorbar(x, prof.li.values, yerr=prof.li_std.values, fmt=".", ms=3, lw=0.6, label="Li-K")
+        ax.plot(x, width["fit"], "r-", lw=1.2, label="layer fit" if problems else
+                f"layer {with_sigma(width['width_nm'], width['width_std_nm'], unit='nm')}")
+        ax.set_xlabel(f"{dim} (nm)")
+        ax.set_ylabel("Li-K intensity (counts, ± 1σ)" if refs is None else
+                      f"{args.component} weight (× reference, ± 1σ)")
+        ax.legend(fontsize=8)
+        if problems:  # the figure says it too
+            ax.set_title("\n".join(problems), fontsize=7, color="#b00", loc="left")
+    png = save_figure(fig, out.with_suffix(".png"))
     say(args, f"layer width {width['width_nm']:.2f} ± {width['width_std_nm']:.2f} nm, "
               f"interface at {width['interface_nm']:.2f} ± {width['interface_std_nm']:.2f} nm",
         f"wrote {out} and {png}")
+    import sys
+
+    for problem in problems:  # a fit that found no layer must not read as a measurement
+        print(f"warning: {args.input}: {problem}", file=sys.stderr)
     return 0

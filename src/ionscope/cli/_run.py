@@ -164,9 +164,12 @@ def _has_section(path, name: str) -> bool:
 def _run_holography(args) -> int:
     """A ``[holography]`` config: the holography-under-bias table on the same runner."""
     from ..operando import run_holography
+    from ..report import holography_writers
 
+    # the figures, GIF and viewer come from the report package, handed to the runner (as the EELS report stage)
     res = run_holography(args.config, output=args.out, show_progress=False if (args.no_progress or args.quiet)
-                         else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+                         else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
+                         writers=holography_writers())
     if args.quiet:
         return 0
     for name, rec in res.records.items():

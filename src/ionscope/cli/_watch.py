@@ -147,7 +147,9 @@ def run(args) -> int:
         if args.quiet:
             return
         v = f" {rec['voltage']:.3f} V" if rec.get("voltage") is not None else ""
-        print(f"frame {rec['frame']:>4}: Li {rec['li_mean']:.4g}  latency {rec['latency_s']:.1f} s{v}", flush=True)
+        # the quantity the dashboard shows: x in LixCoO2 once calibrated, else the Li weight
+        what = f"x {rec['x_mean']:.3f}" if rec.get("x_mean") is not None else f"Li weight {rec['li_mean']:.4g}"
+        print(f"frame {rec['frame']:>4}: {what}  latency {rec['latency_s']:.1f} s{v}", flush=True)
 
     def end(result):
         if not result.frames and result.ended_by == "timeout":

@@ -42,14 +42,15 @@ class DemoContext:
         return p
 
     def save_figure(self, fig, name: str, **kwargs) -> Path:
-        """Save a matplotlib figure atomically as ``out/name`` and close it."""
-        import matplotlib.pyplot as plt
+        """Save a matplotlib figure atomically as ``out/name`` and release it (closed if pyplot holds it)."""
+        from ..report._figures import _release
+        from ..report._style import style
 
         final = self.path(name)
-        with atomic_path(final) as tmp:
+        with style(), atomic_path(final) as tmp:
             fig.savefig(tmp, format=final.suffix.lstrip(".") or "png", dpi=kwargs.pop("dpi", 110),
                         bbox_inches="tight", **kwargs)
-        plt.close(fig)
+        _release(fig)
         return final
 
 
@@ -58,19 +59,21 @@ def available_steps() -> list[str]:
 
 
 def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_progress: bool | None = None) -> dict:
-    """Run the demo into directory ``out``; return the summary dictionary."""
-    import matplotlib
+    """Run the demo into directory ``out``; return the summary dictionary.
 
-    matplotlib.use("Agg")
-    from .._progress import progress
-
+    Figures are drawn without pyplot in the house style (``matplotlib.rc_context``
+    around each step): the caller's matplotlib backend and rcParams are left as they were.
+    """
     from .._outdir import session
+    from .._progress import progress
 
     with session(out, what="demo folder"):  # writes only new names or its own, one demo per folder at a time
         return _run_steps(DemoContext(out=Path(out), quick=quick), steps, show_progress, progress)
 
 
 def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
+    from ..report._style import style
+
     chosen = [s for s in available_steps() if steps is None or s in steps]
     summary: dict[str, Any] = {"steps": {}, "ok": True}
     bar = progress(chosen, desc="ionscope demo", enable=show_progress, unit="step")
@@ -79,7 +82,8 @@ def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         try:
-            importlib.import_module(f"{__name__}._{name}").run(ctx)
+            with style():
+                importlib.import_module(f"{__name__}._{name}").run(ctx)
             status = "ok"
             error = None
         except Exception as exc:  # one failing step must not hide the others

@@ -62,15 +62,22 @@ def run(ctx) -> None:
 
 
 def _figure(raw, den, truth, results):
-    import matplotlib.pyplot as plt
+    from ..report._style import bounds_of, colour_bar, colour_scale, quantity_label, subplots
 
     n_t = raw.sizes["time"]
     frames = sorted({0, n_t // 2, n_t - 1})
     rows = [("raw", raw), ("sparse coding", den)] + ([("truth", truth)] if truth is not None else [])
-    lo, hi = np.percentile(np.asarray(den), [1, 99])
+    # the denoised maps' robust range (raw noise would wash it out), within x's bounds when the maps are x;
+    # arrows on the colour bar: the raw maps go beyond it
+    is_x = "LixCoO2" in str(raw.attrs.get("long_name", "")) or raw.attrs.get("quantity") == "x"
+    bounds = (0.0, 1.0) if is_x else bounds_of(raw)
+    base = colour_scale(np.asarray(den), bounds=bounds)
+    sc = colour_scale(np.concatenate([np.ravel(np.asarray(m.isel(time=frames))) for _, m in rows]), bounds=bounds,
+                      vmin=base.vmin, vmax=base.vmax)
+    lo, hi = sc.vmin, sc.vmax
     ny, nx = raw.sizes["y"], raw.sizes["x"]
     aspect = nx / max(ny, 1)
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.4 * aspect * len(frames) + 1.6, 2.4 * len(rows) + 0.6),
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.4 * aspect * len(frames) + 1.6, 2.4 * len(rows) + 0.6),
                              layout="constrained", squeeze=False)
     has_nm = "x" in raw.coords and "y" in raw.coords and raw.sizes["x"] > 1 and raw.sizes["y"] > 1
     if has_nm:
@@ -99,8 +106,10 @@ def _figure(raw, den, truth, results):
             if r == 0:
                 ax.set_title(f"t = {float(times[t]) / 60:.1f} min" if "time" in raw.coords else f"frame {t}",
                              fontsize=10)
-    name = raw.attrs.get("long_name", "Li map")
-    unit = raw.attrs.get("units", "")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7,
-                 label=f"{name}" + (f" ({unit})" if unit and unit != "1" else ""))
+    colour_bar(fig, im, sc, ax=axes.ravel().tolist(), shrink=0.7, label=quantity_label(raw, "Li map"))
+    if bounds is not None:  # the share of each row's pixels outside 0 ≤ x ≤ 1, in the frames shown
+        parts = [f"{label}: {out}" for label, movie in rows
+                 if (out := colour_scale(np.asarray(movie.isel(time=frames)), bounds=bounds).outside("x"))]
+        if parts:
+            fig.suptitle("pixels outside 0 ≤ x ≤ 1 (drawn in the end colours) — " + "; ".join(parts), fontsize=9)
     return fig

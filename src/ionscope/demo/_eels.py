@@ -106,11 +106,15 @@ def run(ctx) -> None:
 
 
 def _figure(true_x, li_mlls, li_sasb, li_nmf, frames, truth):
-    import matplotlib.pyplot as plt
+    from ..report._style import colour_bar, colour_scale, subplots
 
     rows = [("truth", true_x), ("MLLS", li_mlls), ("SA/SB", li_sasb), ("NMF (rel.)", None)]
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.8 * len(frames), 2.1 * len(rows)),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.8 * len(frames), 2.1 * len(rows) + 0.3),
+                         layout="constrained", squeeze=False)
+    # x in LixCoO2 lies in [0, 1]: one scale for the three x rows, from the truth's range, within the bounds
+    sc = colour_scale(true_x.isel(time=frames).values, bounds=(0.0, 1.0), percentiles=(0, 100))
+    est = colour_scale(np.concatenate([np.ravel(d.isel(time=frames).values) for _, d in rows[:3]]),
+                       bounds=(0.0, 1.0), vmin=sc.vmin, vmax=sc.vmax)
     shared = None
     for j, t in enumerate(frames):
         for i, (label, da) in enumerate(rows):
@@ -118,15 +122,15 @@ def _figure(true_x, li_mlls, li_sasb, li_nmf, frames, truth):
             if da is None:  # NMF maps are relative (no calibration): own colour scale
                 ax.imshow(li_nmf.isel(time=j).values, cmap="viridis")
             else:
-                shared = ax.imshow(da.isel(time=t).values, vmin=0.2, vmax=1.1, cmap="viridis")
+                shared = ax.imshow(da.isel(time=t).values, vmin=sc.vmin, vmax=sc.vmax, cmap="viridis")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(label)
             if i == 0:
                 ax.set_title(f"t = {float(truth.time[t]) / 60:.0f} min ({truth.state.values[t]})", fontsize=9)
-    fig.colorbar(shared, ax=axes[:3, :].ravel().tolist(), shrink=0.6, label="x")
-    fig.suptitle("Li fraction x: ground truth vs ionscope.eels")
+    colour_bar(fig, shared, est, ax=axes[:3, :].ravel().tolist(), shrink=0.6, label="x in LixCoO2")
+    fig.suptitle("Li fraction x: ground truth vs ionscope.eels" + (f"\n{est.note()}" if est.note() else ""))
     return fig
 
 
@@ -210,17 +214,28 @@ def _run_realistic(ctx) -> None:
 
 
 def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):
-    import matplotlib.pyplot as plt
+    from ..report._style import colour_bar, colour_scale, subplots
 
-    rows = [("truth x (4×4 mean)", true_x, (0.2, 1.1)), ("Fourier-log MLLS x (4×4)", est_x, (0.2, 1.1)),
-            ("raw-count MLLS x (4×4)", raw_x, (0.2, 1.1)), ("t/λ (log-ratio)", thick, (0.2, 1.3))]
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.9 * len(frames), 2.2 * len(rows)),
-                             layout="constrained", squeeze=False)
+    rows = [("truth x (4×4 mean)", true_x), ("Fourier-log MLLS x (4×4)", est_x), ("raw-count MLLS x (4×4)", raw_x),
+            ("t/λ (log-ratio)", thick)]
+    fig, axes = subplots(len(rows), len(frames), figsize=(2.9 * len(frames), 2.2 * len(rows) + 0.5),
+                         layout="constrained", squeeze=False)
     extent = [0, float(truth.x[-1] + truth.x[0]), float(truth.y[-1] + truth.y[0]), 0]
-    for i, (label, da, (lo, hi)) in enumerate(rows):
+    # x in LixCoO2 lies in [0, 1]: the three x rows share the truth's robust range, clipped to the bounds;
+    # each row's colour bar shows (arrows) where its own values go beyond, and the share beyond 0–1 is written
+    xs = colour_scale(true_x.isel(time=frames).values, bounds=(0.0, 1.0), percentiles=(0, 100))
+    notes = []
+    for i, (label, da) in enumerate(rows):
+        values = da.isel(time=frames).values
+        if i < 3:
+            sc = colour_scale(values, bounds=(0.0, 1.0), vmin=xs.vmin, vmax=xs.vmax)
+            if sc.note():
+                notes.append(f"{label.split(' x')[0]}: {sc.outside()}")
+        else:
+            sc = colour_scale(values)
         for j, t in enumerate(frames):
             ax = axes[i, j]
-            im = ax.imshow(da.isel(time=t).values, vmin=lo, vmax=hi, cmap="viridis" if i < 3 else "magma",
+            im = ax.imshow(da.isel(time=t).values, vmin=sc.vmin, vmax=sc.vmax, cmap="viridis" if i < 3 else "magma",
                            extent=extent)
             if i == len(rows) - 1:
                 ax.set_xlabel("x (nm)")
@@ -232,6 +247,9 @@ def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):
                 ax.set_yticklabels([])
             if i == 0:
                 ax.set_title(f"t = {float(truth.time[t]) / 60:.0f} min ({truth.state.values[t]})", fontsize=9)
-        fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.9, label="x in LixCoO2" if i < 3 else "t/λ")
-    fig.suptitle("Li fraction x on realistic spectra: through the zero-loss peak vs raw counts")
+        colour_bar(fig, im, sc, ax=axes[i, :].tolist(), shrink=0.9, label="x in LixCoO2" if i < 3 else "t/λ")
+    title = "Li fraction x on realistic spectra: through the zero-loss peak vs raw counts"
+    if notes:
+        title += "\nblocks outside 0 ≤ x ≤ 1 (drawn in the end colours):\n" + "; ".join(notes)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 
 def run(ctx) -> None:
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from ..holography import bias_difference, fit_step, line_profile, phase_shifting, reconstruct
+    from ..report._style import colour_bar, colour_scale, subplots
     from ..simulate import hologram, phase_shifting_series
 
     size = 192 if ctx.quick else 384
@@ -56,18 +56,18 @@ def run(ctx) -> None:
     results["shift_uncertainty_rms_rad"] = float(np.sqrt(np.mean(est1["uncertainty"].values ** 2)))
     ctx.results["holography"] = results
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained",
+    fig, axes = subplots(1, 3, figsize=(15, 4.4), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1.35]})
     extent = [0, y_nm[-1], y_nm[-1], 0]
     im0 = axes[0].imshow(np.angle(np.asarray(w0f)), cmap="twilight", extent=extent, vmin=-np.pi, vmax=np.pi)
     axes[0].set_title("Fourier phase, 0 V (wrapped)", fontsize=10)
-    fig.colorbar(im0, ax=axes[0], shrink=0.85, label="phase (rad)")
+    colour_bar(fig, im0, None, ax=axes[0], shrink=0.85, label="phase (rad, wrapped)")
     dphi = np.asarray(diffs["phase_shifting"]["phase_difference"])
-    lim = float(np.nanpercentile(np.abs(dphi), 99))
-    im1 = axes[1].imshow(dphi, cmap="RdBu_r", extent=extent, vmin=-lim, vmax=lim)
+    sc = colour_scale(dphi, symmetric=True)
+    im1 = axes[1].imshow(dphi, cmap="RdBu_r", extent=extent, vmin=sc.vmin, vmax=sc.vmax)
     axes[1].set_title(f"phase shifting: Δφ ({bias:g} V − 0 V)", fontsize=10)
     axes[1].plot([x1 - 20, x1 + 20], [y_mid, y_mid], "k-", lw=1.5)
-    fig.colorbar(im1, ax=axes[1], shrink=0.85, label="Δφ (rad)")
+    colour_bar(fig, im1, sc, ax=axes[1], shrink=0.85, label="Δφ (rad)")
     for a in axes[:2]:
         a.set_xlabel("x (nm)")
         a.set_ylabel("y (nm)")
@@ -79,6 +79,9 @@ def run(ctx) -> None:
         ax.plot(fit.position, fit.fitted, "-", color=color,
                 label=f"{name.replace('_', ' ')}: ΔV = {fit.step:.3f} ± {fit.step_err:.3f} V, w = {fit.width:.1f} nm")
     ax.set_xlabel("distance along the black line (nm)")
+    # the potential axis on the right: on the left it would stand beside the Δφ colour bar as its second label
+    ax.yaxis.tick_right()
+    ax.yaxis.set_label_position("right")
     ax.set_ylabel("ΔV (V)")
     ax.set_title("interface step across Cu | electrolyte", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)  # below: no data hidden

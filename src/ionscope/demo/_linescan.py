@@ -18,6 +18,7 @@ def run(ctx) -> None:
                             plural_scattering="fourier-log") if realistic
             else eels.li_profile(data, references=truth.references))
     width = eels.layer_width(prof)
+    found, why = layer_found(width)
     # reference-free: background-subtracted Li-K window (of the deconvolved spectra when realistic)
     window = eels.li_profile(eels.deconvolve(data, energy_range=(40.0, 97.0)).ssd if realistic else data)
     width_w = eels.layer_width(window)
@@ -31,24 +32,39 @@ def run(ctx) -> None:
         # on the electrolyte side (Li present; at zero Li the non-negativity clips the noise)
         "li_pull_std": float(np.std((d / prof.li_std.values)[truth.li.values > 0])),
         "physics": data.attrs.get("physics", "ideal"),
+        "layer_found": found,
+        **({"fit_warning": why} if why else {}),
     }
-    ctx.save_figure(_figure(prof, width, truth), "figures/linescan.png")
+    ctx.save_figure(_figure(prof, width, truth, why), "figures/linescan.png")
 
 
-def _figure(prof, width, truth):
-    import matplotlib.pyplot as plt
+def layer_found(width: dict) -> tuple[bool, str]:
+    """(found, why not): the layer fit's own verdict (:func:`ionscope.eels.layer_width` ``problems``)."""
+    problems = width.get("problems", [])
+    return not problems, "; ".join(problems)
+
+
+def _figure(prof, width, truth, why=""):
+    from ..report._style import subplots
 
     x = prof.position.values
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(6.4, 3.4), layout="constrained")
     ax.errorbar(x, prof.li.values, yerr=prof.li_std.values, fmt=".", ms=3, lw=0.5, color="0.4",
                 label="Li-K weight (MLLS) ± 1σ")
     ax.plot(x, truth.li.values, "g-", lw=1, label="truth")
-    ax.plot(x, width["fit"], "r-", lw=1.2,
-            label=f"fit: layer {width['width_nm']:.1f} ± {width['width_std_nm']:.1f} nm "
-                  f"(true {truth.attrs['layer_width_nm']:g})")
+    from ..report._style import with_sigma
+
+    fit_label = (f"fit: layer {with_sigma(width['width_nm'], width['width_std_nm'], unit='nm')} "
+                 f"(true {truth.attrs['layer_width_nm']:g} nm)") if not why else "fit (no layer found)"
+    ax.plot(x, width["fit"], "r-", lw=1.2, label=fit_label)
     ax.set_xlabel("position (nm)")
     ax.set_ylabel("Li-K weight (single-scattering counts)" if truth.attrs.get("physics") == "realistic"
                   else "Li-K weight (counts)")
     ax.legend(fontsize=8)
     ax.set_title("Position-resolved TEM-EELS across Cu | electrolyte")
+    if why:  # the fit found no layer: say so on the figure, not only in the numbers (in room above the data)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.2 * (hi - lo))
+        ax.text(0.5, 0.97, why, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#b00",
+                bbox={"facecolor": "white", "edgecolor": "#b00", "alpha": 0.9})
     return fig

@@ -35,26 +35,32 @@ def run(ctx) -> None:
 
 
 def _figure(c34, truth, profile, layer, pc):
-    import matplotlib.pyplot as plt
+    from ..report._style import colour_bar, colour_scale, subplots
 
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    fig, axes = subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+    # the colour bar of the maps must not read as a label of the profile beside it
+    fig.get_layout_engine().set(w_pad=0.3)
     x, y = truth.x.values, truth.y.values
     dx, dy = (x[1] - x[0]) if x.size > 1 else 1.0, (y[1] - y[0]) if y.size > 1 else 1.0
     # y downward from the electrolyte interface (row 0), as in every ionscope map
     extent = [x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2]
-    axes[0].imshow(truth.fraction.sel(component="Co3O4").values, vmin=0, vmax=0.7, cmap="magma", extent=extent)
-    axes[0].set_title("true Co3O4 fraction", fontsize=10)
-    im = axes[1].imshow(c34.values, vmin=0, vmax=0.7, cmap="magma", extent=extent)
-    axes[1].set_title("Co3O4 fraction (MLLS on Co-L, dual EELS)", fontsize=10)
+    # a share lies in [0, 1]; one scale for truth and estimate, from the truth's range
+    base = colour_scale(truth.fraction.sel(component="Co3O4").values, bounds=(0.0, 1.0), percentiles=(0, 100))
+    sc = colour_scale(c34.values, bounds=(0.0, 1.0), vmin=0.0, vmax=base.vmax)
+    axes[0].imshow(truth.fraction.sel(component="Co3O4").values, vmin=sc.vmin, vmax=sc.vmax, cmap="magma",
+                   extent=extent)
+    axes[0].set_title("true Co3O4 share", fontsize=10)
+    im = axes[1].imshow(c34.values, vmin=sc.vmin, vmax=sc.vmax, cmap="magma", extent=extent)
+    axes[1].set_title("Co3O4 share (MLLS on Co-L, dual EELS)", fontsize=10)
     for a in axes[:2]:
         a.set_xlabel("x (nm)")
         a.set_ylabel("y from the interface (nm)")
-    fig.colorbar(im, ax=axes[:2].tolist(), shrink=0.85, label="Co3O4 share of the Co")
+    colour_bar(fig, im, sc, ax=axes[:2].tolist(), shrink=0.85, label="Co3O4 share of the Co")
     axes[2].plot(y, profile.values, ".", ms=4, label="mean over x")
     axes[2].plot(y, layer["fit"], "r-", label=f"layer {layer['width_nm']:.2f} ± {layer['width_std_nm']:.2f} nm")
     axes[2].set_xlabel("distance from the interface (nm)")
     axes[2].set_ylabel("Co3O4 share of the Co")
-    axes[2].legend(fontsize=8, frameon=False)
+    axes[2].legend(fontsize=8, frameon=False, loc="upper right")  # the empty corner: the step falls left of it
     ev = pc.eigenvalues.values
     axes[3].semilogy(np.arange(1, ev.size + 1), ev, "o-", ms=3)
     axes[3].axhline(pc.attrs["noise_edge"], color="r", lw=0.8, label="noise edge (Marchenko–Pastur)")

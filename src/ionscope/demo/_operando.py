@@ -57,6 +57,10 @@ def run(ctx) -> None:
     corr = lambda a, b: float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])  # noqa: E731
     states = np.asarray([str(s) for s in res.sync.state.values])
     toward = an.toward_electrolyte.values
+
+    def sem(v):  # σ of a state's mean flux: the spread of its frames / √n
+        v = v[np.isfinite(v)]
+        return float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
     ctx.results["operando"] = {
         "frames": int(an.sizes["time"]),
         "bad_frames": len(res.bad_frames),
@@ -65,18 +69,23 @@ def run(ctx) -> None:
         "li_map_corr_raw_vs_truth": corr(li_raw, w_true),
         "li_map_corr_denoised_vs_truth": corr(li_den, w_true),
         "through_fraction": float(an.attrs["through_fraction"]),
+        "through_fraction_std": float(an.attrs.get("through_fraction_std", np.nan)),
         "through_fraction_truth": float(an.attrs.get("truth_through_fraction_truth", np.nan)),
         "through_fraction_observable_truth": float(an.attrs.get("truth_through_fraction_observable", np.nan)),
         "flux_cosine_vs_truth": float(an.attrs.get("truth_cosine", np.nan)),
         "flux_cosine_vs_observable_truth": float(an.attrs.get("truth_cosine_observable", np.nan)),
         "direction_agreement": float(an.attrs.get("truth_direction_agreement", np.nan)),
         "net_flux_toward_electrolyte_charge": float(toward[states == "charge"].mean()),
+        "net_flux_toward_electrolyte_charge_std": sem(toward[states == "charge"]),
         "net_flux_toward_electrolyte_discharge": float(toward[states == "discharge"].mean()),
+        "net_flux_toward_electrolyte_discharge_std": sem(toward[states == "discharge"]),
         "rest_to_active_ratio": float(an.attrs.get("rest_to_active_ratio", np.nan)),
+        "rest_to_active_ratio_std": float(an.attrs.get("rest_to_active_ratio_std", np.nan)),
         "boundary_rate_over_grain_rate": float(an.region_rate.sel(component="boundary")
                                                / an.region_rate.drop_sel(component="boundary").mean()),
         "stage_seconds": {n: round(r.seconds, 2) for n, r in res.stages.items()},
         "map_quantity": str(an.attrs.get("map_quantity", "")),
+        "map_unit": "x" if realistic else "map units",
         **({"k_calibrated": float(res.dataset("fraction").attrs["k"]), "k_std": float(res.dataset("fraction").attrs["k_std"]),
             "k_true": float(truth.attrs["k_li_co"]),
             "thickness_change_over_run": float(res.dataset("fraction").attrs.get("thickness_change", np.nan))}

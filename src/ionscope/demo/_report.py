@@ -43,13 +43,8 @@ def run(ctx) -> None:
         numbers = ctx.results.get(step)
         if not mine and not numbers:
             continue
-        flat = {}
-        for k, v in (numbers or {}).items():  # one level of nesting flattened for the table
-            if isinstance(v, dict):
-                flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
-            else:
-                flat[k] = v
-        sec = {"title": _TITLES.get(step, step), "numbers": flat,
+        # one level of nesting: a titled group of rows in the table (report._html.GROUPS)
+        sec = {"title": _TITLES.get(step, step), "numbers": dict(numbers or {}),
                "figures": [ctx.out / f for f in mine if f.endswith((".png", ".svg"))],
                "movies": [ctx.out / f for f in mine if f.endswith((".mp4", ".gif"))]}
         viewer = [f for f in mine if f.endswith("viewer.html")]

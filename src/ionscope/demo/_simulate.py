@@ -69,7 +69,7 @@ def run(ctx) -> None:
 
 
 def _figure(truth, log):
-    import matplotlib.pyplot as plt
+    from ..report._style import charge_prefix, colour_bar, colour_scale, subplots
 
     states = truth.state.values
     picks = [0]
@@ -78,24 +78,28 @@ def _figure(truth, log):
         if idx.size:
             picks.append(int(idx[-1]))
     picks = sorted(set(picks))
-    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.0 * (len(picks) + 1), 2.8), layout="constrained",
+    fig, axes = subplots(1, len(picks) + 1, figsize=(3.0 * (len(picks) + 1), 2.8), layout="constrained",
                              gridspec_kw={"width_ratios": [1] * len(picks) + [1.3]})
+    # room between the maps' colour bar and the voltage axis: its label must not read as the bar's second label
+    fig.get_layout_engine().set(w_pad=0.3)
     extent = [0, float(truth.x[-1] + truth.x[0]), float(truth.y[-1] + truth.y[0]), 0]
+    # the Li-poor interface layer saturates the low end (arrow on the colour bar); the film's contrast matters
+    sc = colour_scale(truth.li.values[picks], bounds=(0.0, 1.0), vmin=0.3)
     for ax, k in zip(axes, picks):
-        # the Li-poor interface layer saturates the low end; the film's contrast is what matters
-        im = ax.imshow(truth.li.values[k], vmin=0.3, vmax=1, cmap="viridis", extent=extent)
+        im = ax.imshow(truth.li.values[k], vmin=sc.vmin, vmax=sc.vmax, cmap="viridis", extent=extent)
         ax.set_title(f"t = {truth.time.values[k] / 60:.1f} min ({states[k]})", fontsize=9)
         ax.set_xlabel("x (nm)")
         if k != picks[0]:
             ax.set_yticklabels([])
     axes[0].set_ylabel("y (nm)  electrolyte ↑")
-    fig.colorbar(im, ax=axes[:len(picks)], shrink=0.8, label="true Li fraction x")
+    colour_bar(fig, im, sc, ax=list(axes[:len(picks)]), shrink=0.8, label="true x in LixCoO2")
     ax = axes[-1]
     ax.plot(log.time / 60, log.voltage, "k-")
     ax.set_xlabel("time (min)")
     ax.set_ylabel("voltage (V)")
     ax2 = ax.twinx()
-    ax2.plot(log.time / 60, log.charge_c * 1e12, "C1-")
-    ax2.set_ylabel("charge passed (pC)", color="C1")
+    factor, unit = charge_prefix(log.charge_c.values, log.current.values if "current" in log else None)
+    ax2.plot(log.time / 60, log.charge_c * factor, "C1-")
+    ax2.set_ylabel(f"charge passed ({unit})", color="C1")
     ax.set_title("charge → rest → discharge", fontsize=9)
     return fig

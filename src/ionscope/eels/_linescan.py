@@ -152,7 +152,10 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     dict
         ``width_nm``, ``width_std_nm``, ``interface_nm`` (and its std),
         ``amplitude`` (enhancement ``a`` or step height), ``baseline``, ``fit`` (the model curve),
-        ``reduced_chi2``.
+        ``reduced_chi2``, and ``problems``: why the width should not be read as a
+        measured layer (empty when it can) — no enhancement found (``a`` ≤ 0, on
+        its bound −1: a Li-poor layer), an amplitude within 2σ of zero, a width
+        on a bound of the fit, or a reduced χ² far from 1 (with ``std`` given).
 
     Examples
     --------
@@ -247,10 +250,28 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     chi2 = float(np.sum(((y - fit) / s) ** 2) / max(y.size - len(popt), 1))
     if kind == "enhancement":
         c, a, xi, w = popt[:4]
-        return {"width_nm": float(w), "width_std_nm": float(perr[3]), "interface_nm": float(xi),
-                "interface_std_nm": float(perr[2]), "amplitude": float(a), "amplitude_std": float(perr[1]),
-                "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
-    c, a, w = popt[:3]
-    return {"width_nm": float(w), "width_std_nm": float(perr[2]), "interface_nm": float(xi),
-            "interface_std_nm": 0.0, "amplitude": float(a), "amplitude_std": float(perr[1]),
-            "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
+        out = {"width_nm": float(w), "width_std_nm": float(perr[3]), "interface_nm": float(xi),
+               "interface_std_nm": float(perr[2]), "amplitude": float(a), "amplitude_std": float(perr[1]),
+               "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
+    else:
+        c, a, w = popt[:3]
+        out = {"width_nm": float(w), "width_std_nm": float(perr[2]), "interface_nm": float(xi),
+               "interface_std_nm": 0.0, "amplitude": float(a), "amplitude_std": float(perr[1]),
+               "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
+    out["problems"] = _layer_problems(out, kind, weighted=std is not None)
+    return out
+
+
+def _layer_problems(r: dict, kind: str, *, weighted: bool) -> list[str]:
+    """Why a layer fit's width should not be read as a measured layer (empty when it can)."""
+    a, sa, sw = r["amplitude"], r["amplitude_std"], r["width_std_nm"]
+    out = []
+    if kind == "enhancement" and not a > 0:
+        out.append(f"no Li-rich layer found: the fitted enhancement is {a:+.2f} (a Li-poor layer); width undefined")
+    elif not (np.isfinite(sa) and abs(a) > 2 * sa):
+        out.append(f"no significant layer: amplitude {a:.3g} ± {sa:.2g} (< 2σ); width undefined")
+    elif not (np.isfinite(sw) and sw > 0):
+        out.append("the layer width sits on a bound of the fit (no σ); width undefined")
+    if weighted and np.isfinite(r["reduced_chi2"]) and not 0.5 <= r["reduced_chi2"] <= 2.0:
+        out.append(f"reduced χ² = {r['reduced_chi2']:.3g}, far from 1: the σ given do not describe the scatter")
+    return out

@@ -101,7 +101,8 @@ function niceStep(span, n) {
 function fmt(v) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
   const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toPrecision(3);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return a >= 100 ? v.toFixed(0) : v.toPrecision(3);
 }
 function drawMap(id, arr, ny, nx, lo, hi) {
   const cv = document.getElementById(id), zoom = Math.max(1, Math.floor(400 / Math.max(nx, ny)));
@@ -125,11 +126,29 @@ function drawMap(id, arr, ny, nx, lo, hi) {
   ctx.fillStyle = "#fff"; ctx.fillRect(x0, y0, barPx, 4);
   ctx.font = "12px system-ui,sans-serif"; ctx.fillText(step + " " + unit, x0, y0 - 4);
 }
-function drawCbar(id, lo, hi) {
+// share of the finite values of a map below lo / above hi
+function beyond(arr, lo, hi) {
+  let n = 0, b = 0, a = 0;
+  for (const v of arr) if (Number.isFinite(v)) { n++; if (v < lo) b++; else if (v > hi) a++; }
+  return n ? [b / n, a / n] : [0, 0];
+}
+const pc = f => (100 * f < 10 ? (100 * f).toPrecision(2) : (100 * f).toFixed(0)) + " %";
+// the colour bar; arrows (in the end colours) where the map has values beyond its ends
+function drawCbar(id, lo, hi, arr) {
   const c = document.getElementById(id).getContext("2d");
   for (let k = 0; k < 256; k++) { c.fillStyle = "rgb(" + LUT[3*k] + "," + LUT[3*k+1] + "," + LUT[3*k+2] + ")"; c.fillRect(k, 0, 1, 10); }
-  document.getElementById(id + "-lo").textContent = fmt(lo);
-  document.getElementById(id + "-hi").textContent = fmt(hi);
+  const [b, a] = arr ? beyond(arr, lo, hi) : [0, 0];
+  const elo = document.getElementById(id + "-lo"), ehi = document.getElementById(id + "-hi");
+  elo.innerHTML = (b > 0 ? "<span style='color:rgb(" + LUT[0] + "," + LUT[1] + "," + LUT[2] + ")' title='" + pc(b) +
+    " of the pixels below the scale'>&#9664;</span> " : "") + fmt(lo);
+  ehi.innerHTML = fmt(hi) + (a > 0 ? " <span style='color:rgb(" + LUT[765] + "," + LUT[766] + "," + LUT[767] +
+    ")' title='" + pc(a) + " of the pixels above the scale'>&#9654;</span>" : "");
+}
+// x in LixCoO2 lies in [0, 1]: the share of pixels outside, for the caption
+function outside(arr) {
+  const [b, a] = beyond(arr, 0, 1), parts = [];
+  if (b > 0) parts.push(pc(b) + " x < 0"); if (a > 0) parts.push(pc(a) + " x > 1");
+  return parts.length ? " · outside 0–1: " + parts.join(", ") + " (end colours)" : "";
 }
 function el(svg, tag, attrs, text) {
   const e = document.createElementNS(SVGNS, tag);
@@ -165,7 +184,8 @@ function plot(id, lines, o) {
   el(svg, "text", {x: 4, y: H - 8}, "t (min)");
   if (o.hlines) for (const h of o.hlines) if (Number.isFinite(h.y)) {
     el(svg, "line", {x1: M.l, x2: W - M.r, y1: Y(h.y), y2: Y(h.y), stroke: h.color, "stroke-dasharray": "4,3"});
-    el(svg, "text", {x: W - M.r - 4, y: Y(h.y) - 3, "text-anchor": "end", style: "fill:" + h.color}, h.label);
+    el(svg, "text", {x: h.left ? M.l + 4 : W - M.r - 4, y: Y(h.y) - 3, "text-anchor": h.left ? "start" : "end",
+                     style: "fill:" + h.color}, h.label);
   }
   let lx = W - M.r;
   for (const L of lines.slice().reverse()) if (L.label) {
@@ -184,9 +204,12 @@ function plot(id, lines, o) {
 }
 const col = (name) => series.frames.map(r => (r[name] === null || r[name] === undefined) ? NaN : r[name]);
 const tmin = () => series.frames.map(r => r.time_s / 60);
+// one SI-prefix rule for every ionscope output (ionscope._viewer_kit.si_prefix): the largest |value| reads 1-1000
 function prefix(vmax, unit) {
-  for (const [f, p] of [[1, ""], [1e3, "m"], [1e6, "µ"], [1e9, "n"], [1e12, "p"], [1e15, "f"]]) if (vmax * f >= 1) return [f, p + unit];
-  return [1e15, "f" + unit];
+  if (!(vmax > 0)) return [1, unit];
+  for (const [f, p] of [[1e-3, "k"], [1, ""], [1e3, "m"], [1e6, "µ"], [1e9, "n"], [1e12, "p"], [1e15, "f"], [1e18, "a"]])
+    if (vmax * f >= 1) return [f, p + unit];
+  return [1e18, "a" + unit];
 }
 function shownRecord() { return series.frames.find(r => r.frame === shown); }
 function drawPlots() {
@@ -200,7 +223,11 @@ function drawPlots() {
   const [isc, iun] = prefix(iv.length ? Math.max(...iv) : 0, "A");
   plot("plot-i", [{x: lg ? lg.time.map(t => t / 60) : [], y: lg && lg.current ? lg.current.map(v => v * isc) : [], color: "#2ca02c"}],
       {title: "current (" + iun + ", + charge)", cursor: cur, xmax: xmax, cursorY: rec && rec.current !== undefined && rec.current !== null ? rec.current * isc : undefined});
-  const q = col("charge_c"), [qsc, qun] = prefix(Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), "C");
+  // the charge in the current's prefix (Q = ∫ I dt: pA → pC, ionscope._viewer_kit.charge_prefix), so that its
+  // axis keeps one unit while the charge accumulates during the run (no fC → pC switch)
+  const q = col("charge_c"), imax = iv.length ? Math.max(...iv) : 0;
+  const [qsc, qun] = imax > 0 ? [isc, iun.slice(0, -1) + "C"]
+                              : prefix(Math.max(0, ...q.filter(Number.isFinite).map(Math.abs)), "C");
   plot("plot-q", [{x: tmin(), y: q.map(v => v * qsc), color: "#9467bd", dots: true}],
       {title: "charge passed (" + qun + "), per frame", cursor: cur, xmax: xmax, cursorY: rec && rec.charge_c !== undefined && rec.charge_c !== null ? rec.charge_c * qsc : undefined});
   // x (Li fraction) when a frame hook provides it (x_mean), else the MLLS Li weight
@@ -216,8 +243,12 @@ function drawPlots() {
        {title: "Li flux toward the electrolyte, " + (isx ? "x" : "Li weight") + "·nm/s (from the causal window: lags a change of cell state by a frame)",
         cursor: cur, xmin: fr.length ? fr[0].time_s / 60 : undefined, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
   const chi = col("chi2_mean"), med = chi.filter(Number.isFinite).sort((a, b) => a - b)[Math.floor(chi.filter(Number.isFinite).length / 2)];
-  plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => v > 2 * med ? "#b42318" : "#444")}],
-       {title: "mean χ² of the fit", cursor: cur, hlines: med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : []});
+  // a reduced χ² should stay near 1: far below, the noise model overrates the noise; far above, the references
+  // no longer fit (or it underrates it). Frames outside 0.5-2 or above twice the median are drawn red.
+  const off = v => v > 2 * med || v < 0.5 || v > 2;
+  plot("plot-chi", [{x: tmin(), y: chi, color: "#444", dots: true, colors: chi.map(v => off(v) ? "#b42318" : "#444")}],
+       {title: "mean reduced χ² of the fit (expected ≈ 1)", cursor: cur,
+        hlines: [{y: 1, color: "#1a7f37", label: "expected 1", left: true}].concat(med ? [{y: 2 * med, color: "#b42318", label: "2 × median"}] : [])});
   const tl = col("t_over_lambda_mean");
   if (tl.some(Number.isFinite)) {
     const t0 = tl.filter(Number.isFinite)[0];
@@ -242,6 +273,8 @@ async function showFrame(k) {
   // while a frame waits for denoising, the last denoised frame stays up, labelled as such
   if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
   else if (!scale) scale = [pct(raw, 0.01), pct(raw, 0.99)];
+  // x is a fraction: its colour scale never goes beyond 0-1 (what lies beyond is counted in the captions)
+  if (isx) { scale = [Math.max(0, scale[0]), Math.min(1, scale[1])]; if (!(scale[1] > scale[0])) scale = [0, 1]; }
   const [lo, hi] = scale;
   // the left panel can show any per-frame map (χ², and quantities added by frame hooks, e.g. x)
   const sel = document.getElementById("layer");
@@ -250,16 +283,17 @@ async function showFrame(k) {
   }
   const layer = f.maps[sel.value] ? sel.value : "li";
   sel.options[0].textContent = isx ? "x (raw)" : "Li (raw)";
-  if (layer === "li") { drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi); }
-  else { const a = f.maps[layer], l2 = pct(a, 0.01), h2 = pct(a, 0.99); drawMap("map-raw", a, f.ny, f.nx, l2, h2); drawCbar("cb-raw", l2, h2); }
+  if (layer === "li") { drawMap("map-raw", raw, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi, raw); }
+  else { const a = f.maps[layer], l2 = pct(a, 0.01), h2 = pct(a, 0.99); drawMap("map-raw", a, f.ny, f.nx, l2, h2); drawCbar("cb-raw", l2, h2, a); }
   document.getElementById("raw-title").textContent = layer === "li" ? (isx ? "x map · raw" : "Li map · raw") : "map";
   document.getElementById("cb-raw-label").textContent = layer === "li" ? qname : (layer === "chi2" ? "χ² per pixel" : layer);
   document.getElementById("cb-den-label").textContent = qname + ", same scale";
   document.getElementById("den-title").textContent = (isx ? "x" : "Li") + " map · causal denoised";
-  document.getElementById("cap-raw").textContent = "frame " + k;
-  if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi); }
-  document.getElementById("cap-den").textContent = den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"
-      : (lastDen ? "frame " + lastDen.k + " · frame " + k + " is being denoised" : "frame " + k + " is being denoised");
+  document.getElementById("cap-raw").textContent = "frame " + k + (isx && layer === "li" ? outside(raw) : "");
+  if (lastDen) { drawMap("map-den", lastDen.arr, lastDen.ny, lastDen.nx, lo, hi); drawCbar("cb-den", lo, hi, lastDen.arr); }
+  document.getElementById("cap-den").textContent = (den ? "frame " + k + " (window of the last " + (meta.window || "") + " frames)"
+      : (lastDen ? "frame " + lastDen.k + " · frame " + k + " is being denoised" : "frame " + k + " is being denoised")) +
+      (isx && lastDen ? outside(lastDen.arr) : "");
   const rec = shownRecord(), i = series.frames.findIndex(r => r.frame === k);
   document.getElementById("slider").value = i;
   document.getElementById("framelabel").textContent = rec ? ("frame " + k + " · t = " + (rec.time_s / 60).toFixed(1) + " min" +

@@ -17,7 +17,6 @@ page elsewhere cannot reach it through DNS rebinding).
 """
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import re
@@ -30,29 +29,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from .. import _viewer_kit
 from ..errors import DataValidationError
 from ._page import PAGE
 from ._state import LiveState
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def _quantise(a: np.ndarray) -> dict:
-    a = np.asarray(a, float)
-    finite = np.isfinite(a)
-    if not finite.any():
-        return {"lo": 0.0, "hi": 1.0, "b64": base64.b64encode(np.zeros(a.size, "<u2").tobytes()).decode()}
-    lo, hi = float(a[finite].min()), float(a[finite].max())
-    span = hi - lo if hi > lo else 1.0
-    q = np.where(finite, np.round((a - lo) / span * 65534.0) + 1, 0).astype("<u2")  # 0 = no data
-    return {"lo": lo, "hi": hi, "b64": base64.b64encode(q.tobytes()).decode("ascii")}
-
-
-def _viridis_lut() -> np.ndarray:
-    """256×3 uint8 viridis (matplotlib imported only when a PNG is asked for)."""
-    import matplotlib
-
-    return (matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -134,7 +116,7 @@ class Dashboard:
 
     def lut(self) -> np.ndarray:
         if self._lut is None:
-            self._lut = _viridis_lut()
+            self._lut = _viewer_kit.colour_lut_array("viridis")
         return self._lut
 
 
@@ -232,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._not_found(f"no frame {k}")
                 return
             ny, nx = next(iter(maps.values())).shape
-            self._json({"frame": k, "ny": ny, "nx": nx, "maps": {n: _quantise(v) for n, v in maps.items()}})
+            encoded = {n: _viewer_kit.quantise(v, empty_ok=True) for n, v in maps.items()}
+            self._json({"frame": k, "ny": ny, "nx": nx, "maps": encoded})
         elif (m := _PNG.match(path)):
             maps = st.maps(int(m.group(1)))
             if not maps or m.group(2) not in maps:

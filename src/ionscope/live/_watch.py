@@ -780,6 +780,15 @@ class _Session:
                             f"contamination, energy calibration)")
         else:
             st.warn("chi2", None)
+        # χ² drifting away from 1 (slowly: the running median follows it): the noise model no longer holds
+        last = [r["chi2_mean"] for r in recs[-3:] if r.get("chi2_mean") is not None]
+        level = float(np.median(last)) if len(last) == 3 else None
+        if level is not None and not 0.5 <= level <= 2.0:
+            st.warn("chi2_level", f"mean reduced χ² of the last 3 frames is {level:.2g}, far from 1: the noise "
+                                  f"model does not describe the spectra (noise {'over' if level < 0.5 else 'under'}"
+                                  "estimated: dose, gain or detector setting changed?); σ and pulls are off")
+        else:
+            st.warn("chi2_level", None)
         # thinning: t/λ when a frame hook measures it, else the pre-edge intensity (a proxy)
         tl = [r["t_over_lambda_mean"] for r in recs if r.get("t_over_lambda_mean") is not None]
         pe = tl or [r["pre_edge_counts"] for r in recs if r.get("pre_edge_counts") is not None]

@@ -10,12 +10,13 @@ one :class:`~ionscope.operando._stages.StageCache`), a second table:
   asymmetry, leakage; the maps are written frame by frame;
 * ``holo_analysis`` — relaxation times after each bias step, the asymmetry per
   polarity, the leakage per volt;
-* ``holo_report`` — figures (ΔV(t) and width(t) per interface with error bars
-  under the bias and current curves; potential maps at the extreme biases; an
-  animated GIF of the potential beside the bias curve), ``viewer.html`` (the
-  offline viewer: the potential movie beside the bias, current, ΔV and width
-  curves with a cursor, :mod:`ionscope.operando._holo_viewer`), ``curves.csv``
-  and ``summary.json``, published into the output folder as one set.
+* ``holo_report`` — ``curves.csv`` and ``summary.json``, and the files of the
+  writers ``run_holography`` is given (``ionscope run`` gives
+  :func:`ionscope.report.holography_writers`: figures of ΔV(t) and width(t)
+  per interface with error bars under the bias and current curves, potential
+  maps at the extreme biases, an animated GIF of the potential beside the bias
+  curve, and ``viewer.html``, the offline viewer), published into the output
+  folder as one set. The runner never imports the report package.
 
 Each stage is cached under a key of its parameters and inputs: a rerun loads
 everything; changing e.g. ``window_nm`` redoes the series and what follows.
@@ -311,16 +312,26 @@ REPORT_FILES = ("figures/holo_steps.png", "figures/holo_potential.png", "potenti
 
 
 def _report(ctx):
-    from ._holo_viewer import write_holo_viewer
+    from functools import partial
 
     ds, an = ctx["holo_series"], ctx["holo_analysis"]
     scal = ds.drop_vars(["phase", "potential"]).load()
-    writers = {"figures/holo_steps.png": lambda p: _fig_steps(scal, ctx["log"], p),
-               "figures/holo_potential.png": lambda p: _fig_maps(ds, p),
-               "potential_movie.gif": lambda p: _movie(ds, p),
-               "viewer.html": lambda p: write_holo_viewer(p, ds, log=ctx["log"]),
-               "curves.csv": lambda p: _curves_csv(scal, p)}
-    return _summary(ctx, scal, an), {name: writers[name] for name in REPORT_FILES}
+    # figures, movie and viewer come from the report package, handed in by run_holography (writers=)
+    given = _writers(ctx)
+    writers = {name: partial(w, series=ds, scalars=scal, log=ctx["log"]) for name, w in given.items()}
+    writers["curves.csv"] = lambda p: _curves_csv(scal, p)
+    return _summary(ctx, scal, an), {name: writers[name] for name in _report_files(given)}
+
+
+def _writers(ctx) -> dict:
+    """The figure/movie/viewer writers run_holography was given (none: the runner draws nothing itself)."""
+    return ctx.info.get("holo_writers") or {}
+
+
+def _report_files(writers) -> tuple:
+    """REPORT_FILES that a writer (or the runner: curves.csv) makes, in their order."""
+    return tuple(f for f in REPORT_FILES if f in writers or f == "curves.csv") + tuple(
+        sorted(set(writers) - set(REPORT_FILES)))
 
 
 def _curves_csv(ds, path):
@@ -339,171 +350,14 @@ def _curves_csv(ds, path):
     pd.DataFrame(cols).to_csv(path, index=False, float_format="%.6g")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _fig_steps(ds, log, path):
-    plt = _plt()
-    t = ds["time"].values
-    fig, axes = plt.subplots(4, 1, figsize=(8, 9.5), sharex=True, constrained_layout=True)
-    ax = axes[0]
-    if log is not None and "voltage" in log:
-        ax.plot(log["time"].values, log["voltage"].values, color="k", lw=1, label="bias (log)")
-    ax.plot(t, ds["bias_v"].values, "o", ms=3, color="k", label="bias at each hologram")
-    ax.set_ylabel("bias (V)")
-    if log is not None and "current" in log:
-        ax2 = ax.twinx()
-        ax2.plot(log["time"].values, np.asarray(log["current"].values) * 1e9, color="tab:gray", lw=0.8)
-        ax2.set_ylabel("current (nA)", color="tab:gray")
-    ax.legend(loc="upper right", fontsize=8)
-    colors = ("tab:blue", "tab:red", "tab:green", "tab:orange")
-    for i in range(ds.sizes["interface"]):
-        lab = f"interface at {float(ds.interface_nm[i]):.0f} nm"
-        axes[1].errorbar(t, ds["step_v"].values[:, i], yerr=ds["step_v_std"].values[:, i], fmt="o", ms=3,
-                         color=colors[i % 4], label=lab)
-        axes[2].errorbar(t, ds["width_nm"].values[:, i], yerr=ds["width_nm_std"].values[:, i], fmt="o", ms=3,
-                         color=colors[i % 4], label=lab)
-    if "frame_good" in ds and not bool(ds["frame_good"].all()):
-        # skipped time points are gaps in every curve: mark them, so a gap is never read as "no change"
-        for j, tk in enumerate(t[~ds["frame_good"].values.astype(bool)]):
-            for ax in axes[1:]:
-                ax.axvline(tk, color="0.55", lw=0.9, ls=":", label="skipped frame (summary.json)"
-                           if ax is axes[1] and j == 0 else None)
-    finite = ds["step_v"].values[np.isfinite(ds["step_v"].values)]
-    if finite.size:
-        # degenerate fits (no step: width and height trade off) carry huge σ; keep the scale on the data
-        pad = 3 * float(np.nanmedian(ds["step_v_std"].values))
-        axes[1].set_ylim(np.percentile(finite, 1) - pad, np.percentile(finite, 99) + pad)
-    axes[1].set_ylabel("ΔV from zero bias (V)")
-    axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].legend(fontsize=8)
-    axes[2].set_ylabel("10–90 % width (nm)")
-    lim = np.nanpercentile(ds["width_nm"].values, 98) if np.isfinite(ds["width_nm"].values).any() else 1
-    axes[2].set_ylim(0, 1.3 * lim)
-    axes[3].errorbar(t, ds["asymmetry"].values, yerr=ds["asymmetry_std"].values, fmt="o", ms=3, color="k")
-    axes[3].axhline(0, color="k", lw=0.5)
-    axes[3].set_ylim(-1, 1)
-    axes[3].set_ylabel("asymmetry\n(|ΔV₊|−|ΔV₋|)/(|ΔV₊|+|ΔV₋|)")
-    axes[3].set_xlabel("time (s)")
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
-
-
-def _extremes(ds):
-    """The last (most relaxed) frame at the most positive and at the most negative bias, and the last frame
-    (of the frames used: a skipped one has no map)."""
-    b = ds["bias_v"].values
-    good = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(b.size, bool)
-    if not good.any():
-        good = np.ones(b.size, bool)
-    picks = []
-    for label, level in (("most positive", np.max(b[good])), ("most negative", np.min(b[good]))):
-        if label == "most positive" and level <= 0 or label == "most negative" and level >= 0:
-            continue
-        picks.append((label, int(np.flatnonzero(np.isclose(b, level) & good)[-1])))
-    picks.append(("last frame", int(np.flatnonzero(good)[-1])))
-    return picks
-
-
-def _scale_bar(ax, extent, length_nm):
-    from matplotlib.patches import Rectangle
-
-    w, h = extent[1] - extent[0], extent[2] - extent[3]
-    x0, y0 = extent[0] + 0.05 * w, extent[2] - 0.08 * h
-    # black on the white zero of the diverging colour map
-    ax.add_patch(Rectangle((x0, y0), length_nm, 0.015 * h, color="black"))
-    ax.text(x0 + length_nm / 2, y0 - 0.02 * h, f"{length_nm:g} nm", color="black", ha="center", va="bottom",
-            fontsize=8, fontweight="bold")
-
-
-def _bar_length(width_nm):
-    target = width_nm / 4
-    mag = 10 ** math.floor(math.log10(target))
-    return max(m * mag for m in (1, 2, 5) if m * mag <= target)
-
-
-def _extent(ds):
-    x, y = ds["x"].values, ds["y"].values
-    dx, dy = (x[1] - x[0]) if x.size > 1 else 1.0, (y[1] - y[0]) if y.size > 1 else 1.0
-    return (x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2)
-
-
-def _fig_maps(ds, path):
-    plt = _plt()
-    picks = _extremes(ds)
-    maps = [np.asarray(ds["potential"].isel(time=k).values, float) for _, k in picks]
-    finite = np.concatenate([m[np.isfinite(m)] for m in maps]) if maps else np.zeros(1)
-    lim = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
-    ext = _extent(ds)
-    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.8), constrained_layout=True)
-    for ax, (label, k), m in zip(np.atleast_1d(axes), picks, maps):
-        im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=ext)
-        for x0 in ds["interface_nm"].values:
-            ax.axvline(x0, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{label}: t = {float(ds.time[k]):.0f} s, {float(ds.bias_v[k]):+.2f} V", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        _scale_bar(ax, ext, _bar_length(ext[1] - ext[0]))
-    cb = fig.colorbar(im, ax=axes, shrink=0.85)
-    cb.set_label("potential change from zero bias (V)")
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
-
-
-#: Most frames in the GIF movie (the series is subsampled evenly beyond that).
-_MOVIE_FRAMES = 60
-
-
-def _movie(ds, path):
-    plt = _plt()
-    from matplotlib.animation import PillowWriter
-
-    n = ds.sizes["time"]
-    idx = np.unique(np.linspace(0, n - 1, min(n, _MOVIE_FRAMES)).round().astype(int))
-    used = ds["frame_good"].values.astype(bool) if "frame_good" in ds else np.ones(n, bool)
-    first = np.asarray(ds["potential"].isel(time=int(np.argmax(np.where(used, np.abs(ds["bias_v"].values), -1.0))))
-                       .values, float)
-    lim = float(np.nanpercentile(np.abs(first), 99)) if np.isfinite(first).any() else 1.0
-    ext = _extent(ds)
-    t, b = ds["time"].values, ds["bias_v"].values
-    fig, (ax, axb) = plt.subplots(1, 2, figsize=(8.5, 3.6), gridspec_kw={"width_ratios": [1.2, 1]},
-                                  constrained_layout=True)
-    im = ax.imshow(first, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=ext)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    _scale_bar(ax, ext, _bar_length(ext[1] - ext[0]))
-    fig.colorbar(im, ax=ax, shrink=0.8).set_label("ΔV (V)")
-    axb.plot(t, b, color="k", lw=1)
-    marker, = axb.plot([t[0]], [b[0]], "o", color="tab:red")
-    axb.set_xlabel("time (s)")
-    axb.set_ylabel("bias (V)")
-    import os
-
-    writer = PillowWriter(fps=8)
-    gif = str(path) + ".gif"     # Pillow picks the format from the suffix; the caller's path is a temporary
-    with writer.saving(fig, gif, dpi=70):
-        for k in idx:
-            im.set_data(np.asarray(ds["potential"].isel(time=int(k)).values, float))
-            marker.set_data([t[k]], [b[k]])
-            ax.set_title(f"t = {t[k]:.0f} s, bias {b[k]:+.2f} V", fontsize=9)
-            writer.grab_frame()
-    plt.close(fig)
-    os.replace(gif, path)
-
-
 #: The holography stage table (one runner with the EELS table: :func:`run_stages`).
 TABLE = (
     Stage("holo_series", _series, inputs=("holograms", "references", "log", "thickness"),
           params=lambda ctx: {k: ctx.info["holography"][k] for k in _SERIES_KEYS}, after=_series_after),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
-          params=lambda ctx: {"files": list(REPORT_FILES)}, store=lambda ctx: _FolderStore(ctx.info["output"])),
+          params=lambda ctx: {"files": list(_report_files(_writers(ctx)))},
+          store=lambda ctx: _FolderStore(ctx.info["output"])),
 )
 
 #: Names of the holography stages in execution order.
@@ -548,7 +402,7 @@ def _sources(opt, base, *, holograms, references, log):
 
 
 def run_holography(config, *, holograms=None, references=None, log=None, output=None, stages=None,
-                   show_progress=None, wait: bool | float = False) -> HolographyResult:
+                   show_progress=None, wait: bool | float = False, writers=None) -> HolographyResult:
     """Run the holography-under-bias table: potential movie, ΔV(t)/width(t), asymmetry, τ, figures, summary.
 
     Parameters
@@ -565,6 +419,13 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
         Progress bars (default: on a terminal).
     wait : bool or float
         Another live run holding the output folder: refuse (False), wait (True) or wait at most this many s.
+    writers : dict, optional
+        Files the ``holo_report`` stage writes besides ``curves.csv`` and
+        ``summary.json``: relative name → ``writer(path, *, series, scalars, log)``.
+        :func:`ionscope.report.holography_writers` gives the two figures, the
+        GIF movie and ``viewer.html`` (``ionscope run`` passes them, as it adds
+        the EELS table's report stage); without it the runner draws nothing
+        (it never imports the report package).
 
     Returns
     -------
@@ -589,6 +450,7 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> res = run_holography({"holography": {"thickness_nm": 60.0}}, holograms=holos, references=refs, log=log,
     ...                      output=out / "run", stages=("holo_series",))
+    >>> # with the figures, movie and viewer: writers=ionscope.report.holography_writers()
     >>> res.series.step_v.dims
     ('time', 'interface')
     """
@@ -602,7 +464,7 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     folder = Path(output) if output is not None else _resolve(base, opt["output"])
     # the same guarantees as the EELS run: one run per folder, OS faults in one line, no stale temporaries,
     # only names ionscope owns written (a clash is refused before any work), nothing left by a refused start
-    planned = ["cache.zarr", ".holo_maps.zarr", "summary.json", *REPORT_FILES]
+    planned = ["cache.zarr", ".holo_maps.zarr", "summary.json", *_report_files(writers or {})]
     with os_errors(folder):
         sources = _sources(opt, base, holograms=holograms, references=references, log=log)
         check_inputs(folder, {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log",
@@ -623,6 +485,7 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
                 ctx = Context(cache=cache, show_progress=show_progress)
                 ctx.info["holography"] = opt
                 ctx.info["output"] = folder
+                ctx.info["holo_writers"] = dict(writers or {})
                 ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
             except IonscopeError:
                 if ctx is None or not ctx.records:  # refused before any stage finished

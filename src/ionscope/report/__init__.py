@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Figures, movies, the offline HTML viewer and HTML reports.
+"""Figures, movies, the offline HTML viewers (EELS and holography) and HTML reports.
 
 Science modules never import this package; it reads what they produce. Names
 are resolved lazily so importing this package is cheap.
@@ -25,6 +25,13 @@ _EXPORTS = {
     "rest_activity": "_figures",
     "map_grid": "_style",
     "plot_map": "_style",
+    "colour_scale": "_style",
+    # holography under bias: figures, movie and viewer (written by operando.run_holography's report stage)
+    "holo_steps_figure": "_holography",
+    "holo_potential_figure": "_holography",
+    "holo_movie": "_holography",
+    "holography_writers": "_holography",
+    "write_holo_viewer": "_holo_viewer",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -7,14 +7,20 @@ from ._figures import mean_li as mean_li
 from ._figures import profiles as profiles
 from ._figures import rest_activity as rest_activity
 from ._figures import save_figure as save_figure
+from ._holo_viewer import write_holo_viewer as write_holo_viewer
+from ._holography import holo_movie as holo_movie
+from ._holography import holo_potential_figure as holo_potential_figure
+from ._holography import holo_steps_figure as holo_steps_figure
+from ._holography import holography_writers as holography_writers
 from ._html import write_html_report as write_html_report
 from ._movie import li_movie as li_movie
 from ._movie import render_frames as render_frames
 from ._movie import write_movie as write_movie
 from ._run import operando_report_stage as operando_report_stage
 from ._run import write_run_report as write_run_report
+from ._style import colour_scale as colour_scale
 from ._style import map_grid as map_grid
 from ._style import plot_map as plot_map
 from ._viewer import write_viewer as write_viewer
 
-__all__ = ["charge_curve", "flux_components", "flux_map", "li_movie", "map_grid", "mean_li", "operando_report_stage", "plot_map", "profiles", "render_frames", "rest_activity", "save_figure", "write_html_report", "write_movie", "write_run_report", "write_viewer"]
+__all__ = ["charge_curve", "colour_scale", "flux_components", "flux_map", "holo_movie", "holo_potential_figure", "holo_steps_figure", "holography_writers", "li_movie", "map_grid", "mean_li", "operando_report_stage", "plot_map", "profiles", "render_frames", "rest_activity", "save_figure", "write_holo_viewer", "write_html_report", "write_movie", "write_run_report", "write_viewer"]

@@ -17,12 +17,35 @@ from . import _style
 _STATE_COLOURS = {"charge": "#fde0dd", "rest": "#eeeeee", "discharge": "#deebf7"}
 
 
-def _plt():
-    return _style.plt()
-
-
 def _unit(da, default: str) -> str:
     return da.attrs.get("units") or default
+
+
+def _is_x(analysis) -> bool:
+    """The maps are x in LixCoO2 (a calibration was given), not a Li weight."""
+    return str(analysis.attrs.get("map_quantity", "")).startswith("Li fraction x") or \
+        analysis.attrs.get("map_unit") == "x"
+
+
+def _li_name(analysis, da=None) -> str:
+    """'x in LixCoO2', or 'Li weight (unit)' for uncalibrated maps (the axis label of a Li quantity)."""
+    if _is_x(analysis):
+        return "x in LixCoO2"
+    unit = _unit(da, "map units") if da is not None else "map units"
+    return f"Li ({unit})" if unit not in ("1", "") else "Li"
+
+
+def _x_bounds(ax, analysis) -> None:
+    """Dashed lines at the physical bounds of x (0 and 1) that lie in the plotted range."""
+    if not _is_x(analysis):
+        return
+    lo, hi = ax.get_ylim()
+    for b, what in ((1.0, "x = 1 (LiCoO2)"), (0.0, "x = 0 (CoO2)")):
+        if lo <= b <= hi:
+            ax.axhline(b, color="0.35", lw=0.7, ls="--", zorder=1)
+            ax.text(0.01, b, what, transform=ax.get_yaxis_transform(), ha="left",
+                    va="bottom" if b == 1.0 else "top", fontsize=7, color="0.35")
+    ax.set_ylim(lo, hi)
 
 
 def _shade_states(ax, t_min, states):
@@ -43,11 +66,16 @@ def _shade_states(ax, t_min, states):
 
 def charge_curve(sync):
     """Voltage and state of charge per frame (and the current, when logged), bands by state."""
-    plt = _plt()
     t = np.asarray(sync.time.values, float) / 60.0
     has_current = "current" in sync
-    fig, axes = plt.subplots(2 if has_current else 1, 1, figsize=(7, 4.6 if has_current else 3.4), sharex=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = _style.subplots(2 if has_current else 1, 1, figsize=(7, 4.6 if has_current else 3.4), sharex=True,
+                                squeeze=False, layout="constrained")
+    with _style.style():
+        _charge_curve(fig, axes, sync, t, has_current)
+    return fig
+
+
+def _charge_curve(fig, axes, sync, t, has_current):
     ax = axes[0, 0]
     states = sync.state.values if "state" in sync else None
     _shade_states(ax, t, states)
@@ -72,32 +100,36 @@ def charge_curve(sync):
         a2.plot(t, cur * factor, "o-", ms=3, color="C2")
         a2.set_ylabel(f"current ({unit})")
     axes[-1, 0].set_xlabel("time (min)")
-    return fig
 
 
 def mean_li(analysis, *, raw=None):
-    """Mean Li per frame (denoised, and raw if given)."""
-    plt = _plt()
+    """Mean Li (x in LixCoO2 once calibrated) per frame: denoised, and raw if given."""
     t = np.asarray(analysis.time.values, float) / 60.0
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    _shade_states(ax, t, analysis.state.values if "state" in analysis else None)
-    if raw is not None:
-        ax.plot(t, raw, ".", color="0.5", label="raw maps")
-    ax.plot(t, analysis.mean_li.values, "o-", ms=3, color="C2", label="denoised maps")
-    ax.set_xlabel("time (min)")
-    ax.set_ylabel(f"mean Li ({_unit(analysis.mean_li, 'map units')})")
-    ax.set_title("Li in the field of view", pad=24)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False)
-    fig.tight_layout()
+    fig, ax = _style.subplots(figsize=(6, 3.4), layout="constrained")
+    with _style.style():
+        _shade_states(ax, t, analysis.state.values if "state" in analysis else None)
+        if raw is not None:
+            ax.plot(t, raw, ".", color="0.5", label="raw maps")
+        ax.plot(t, analysis.mean_li.values, "o-", ms=3, color="C2", label="denoised maps")
+        ax.set_xlabel("time (min)")
+        ax.set_ylabel(f"mean {_li_name(analysis, analysis.mean_li)}")
+        ax.set_title("Li in the field of view: mean over the map", pad=24)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False)
+        _x_bounds(ax, analysis)
     return fig
 
 
 def flux_components(analysis):
     """Through-film vs in-plane transport and the net direction per frame."""
-    plt = _plt()
     t = np.asarray(analysis.time.values, float) / 60.0
     unit = _unit(analysis.through_film, _unit(analysis.flux_y, "nm/s") if "flux_y" in analysis else "nm/s")
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5.4), sharex=True, layout="constrained")
+    fig, (a1, a2) = _style.subplots(2, 1, figsize=(7, 5.4), sharex=True, layout="constrained")
+    with _style.style():
+        _flux_components(fig, a1, a2, analysis, t, unit)
+    return fig
+
+
+def _flux_components(fig, a1, a2, analysis, t, unit):
     states = analysis.state.values if "state" in analysis else None
     _shade_states(a1, t, states)
     _shade_states(a2, t, states)
@@ -105,53 +137,70 @@ def flux_components(analysis):
     a1.plot(t, analysis.in_plane.values, "s-", ms=3, label="in-plane ⟨|J_x|⟩")
     a1.set_ylabel(f"flux ({unit})")
     a1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False)
-    fig.suptitle(f"Li flux ({analysis.attrs.get('method', '')}); through-film fraction "
-                 f"{analysis.attrs.get('through_fraction', float('nan')):.2f}")
+    frac = analysis.attrs.get("through_fraction", float("nan"))
+    frac_std = analysis.attrs.get("through_fraction_std")
+    share = _style.with_sigma(frac, frac_std) if frac_std is not None else f"{frac:.2f}"
+    fig.suptitle(f"Li flux ({analysis.attrs.get('method', '')} method): through-film share of |J| "
+                 f"{share}")
     a2.axhline(0, color="k", lw=0.5)
     a2.plot(t, analysis.toward_electrolyte.values, "o-", ms=3, color="C3")
     a2.set_ylabel(f"net flux toward\nelectrolyte ({unit})")
     a2.set_xlabel("time (min)")
-    return fig
 
 
 def profiles(analysis, *, n_curves: int = 6):
-    """Li and through-film flux vs distance from the interface, for a few frames."""
-    plt = _plt()
+    """Li (x once calibrated) and through-film flux vs distance from the interface, for a few frames."""
+    import matplotlib
+
     d = np.asarray(analysis.position.values, float)
     idx = np.unique(np.linspace(0, analysis.sizes["time"] - 1, n_curves).round().astype(int))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.4))
-    cmap = plt.get_cmap("plasma")
+    fig, (a1, a2) = _style.subplots(1, 2, figsize=(8, 3.4), layout="constrained")
+    with _style.style():
+        _profiles(fig, a1, a2, analysis, d, idx, matplotlib.colormaps["plasma"])
+    return fig
+
+
+def _profiles(fig, a1, a2, analysis, d, idx, cmap):
     for k, i in enumerate(idx):
         c = cmap(k / max(len(idx) - 1, 1))
-        lab = f"{float(analysis.time[i]) / 60:.0f} min"
+        lab = _style.minutes(float(analysis.time[i]))
         a1.plot(d, analysis.profile_li.values[i], color=c, label=lab)
         a2.plot(d, analysis.profile_flux_y.values[i], color=c)
     a1.set_xlabel("distance from the interface (nm)")
     a2.set_xlabel("distance from the interface (nm)")
-    a1.set_ylabel(f"Li ({_unit(analysis.profile_li, 'map units')})")
+    a1.set_ylabel(_li_name(analysis, analysis.profile_li))
     a2.set_ylabel(f"through-film flux J_y ({_unit(analysis.profile_flux_y, 'nm/s')})")
     a2.axhline(0, color="k", lw=0.5)
     a1.legend(title="time", ncol=2)
-    fig.tight_layout()
-    return fig
+    _x_bounds(a1, analysis)
+    a1.set_title("mean over x at each distance", fontsize=8)
+    a2.set_title("+J_y: toward the current collector", fontsize=8)
 
 
 def flux_map(analysis, *, frame: int | None = None, step: int = 3):
     """Li change of one frame with the flux field as arrows (default: the most active frame).
 
     Drawn in nm with y downward, so the electrolyte (row 0) is at the top, as in
-    every ionscope map.
+    every ionscope map. The colour scale is symmetric about 0 over the robust
+    range of |dLi/dt| (extend arrows where it clips); a quiver key gives the
+    arrow length in flux units.
     """
-    plt = _plt()
     if frame is None:
         frame = int(np.argmax(analysis.through_film.values + analysis.in_plane.values))
     one = analysis.isel(time=frame)
+    ny, nx = one.flux_y.shape
+    fig, ax = _style.subplots(figsize=(6.4, 5.8 * ny / nx + 1.9), layout="constrained")
+    with _style.style():
+        _flux_map(fig, ax, analysis, one, frame, step)
+    return fig
+
+
+def _flux_map(fig, ax, analysis, one, frame, step):
     jy = one.flux_y.values
     jx = one.flux_x.values
     ny, nx = jy.shape
-    fig, ax = plt.subplots(figsize=(6.4, 6.4 * ny / nx + 0.9), layout="constrained")
-    lim = float(np.abs(one.dcdt.values).max()) or 1.0
-    im = _style.image(ax, one.dcdt, cmap="RdBu", vmin=-lim, vmax=lim)
+    sc = _style.colour_scale(one.dcdt.values, symmetric=True)
+    im = _style.image(ax, one.dcdt, cmap="RdBu", vmin=sc.vmin, vmax=sc.vmax)
     ext = _style.extent_nm(one.dcdt)
     if ext is not None:
         xs = np.asarray(one.x.values, float)[::step]
@@ -159,50 +208,74 @@ def flux_map(analysis, *, frame: int | None = None, step: int = 3):
     else:
         xs, ys = np.arange(0, nx, step), np.arange(0, ny, step)
     xx, yy = np.meshgrid(xs, ys)
+    u, v = jx[::step, ::step], jy[::step, ::step]
     # y grows downward on screen, so +J_y (toward the collector) must point down too: angles="xy"
     # on an inverted y axis does exactly that
-    ax.quiver(xx, yy, jx[::step, ::step], jy[::step, ::step], color="k", angles="xy")
-    fig.colorbar(im, ax=ax, shrink=0.8, label=f"dLi/dt ({_unit(analysis.dcdt, '1/s')})")
+    q = ax.quiver(xx, yy, u, v, color="k", angles="xy")
+    unit = _unit(analysis.flux_y, "nm/s")
+    speed = np.hypot(u, v)
+    speed = speed[np.isfinite(speed)]
+    if speed.size and speed.max() > 0:
+        key = _style.nice_length(4.0 * float(np.percentile(speed, 90)))  # a round value near a typical arrow
+        # above the map at the right, clear of the arrows of the first row: the key never hides an arrow
+        ax.quiverkey(q, 0.97, 1.07, key, f"arrow key: |J| = {key:g} {unit}", labelpos="W", coordinates="axes",
+                     fontproperties={"size": 8})
+    _style.colour_bar(fig, im, sc, ax=ax, location="bottom", shrink=0.7, aspect=35,
+                      label=f"dLi/dt ({_unit(analysis.dcdt, '1/s')})")
     t = float(analysis.time.values[frame]) if "time" in analysis.coords else None
     when = _style.minutes(t) if t is not None else f"frame {frame}"
-    ax.set_title(f"Li flux (arrows) over the Li change at {when}\nelectrolyte at the top")
-    return fig
+    ax.set_title(f"Li flux J (arrows) over dLi/dt (colour) at {when}\nelectrolyte at the top", loc="left",
+                 pad=10)
 
 
 def rest_activity(analysis):
     """Mean |dLi/dt| over the rest frames: where Li keeps moving at open circuit."""
-    plt = _plt()
     da = analysis.rest_activity
-    fig, ax = plt.subplots(figsize=(5.6, 5.6 * da.sizes["y"] / da.sizes["x"] + 0.9), layout="constrained")
-    im = _style.image(ax, da, cmap="magma")
-    fig.colorbar(im, ax=ax, shrink=0.8, label=f"mean |dLi/dt| at rest ({_unit(da, '1/s')})")
-    ratio = analysis.attrs.get("rest_to_active_ratio", float("nan"))
-    ax.set_title(f"Activity at rest (rest/active = {ratio:.2f}); electrolyte at the top")
+    fig, ax = _style.subplots(figsize=(5.6, 5.6 * da.sizes["y"] / da.sizes["x"] + 0.9), layout="constrained")
+    with _style.style():
+        sc = _style.colour_scale(da.values, percentiles=(0.0, 99.0))
+        im = _style.image(ax, da, cmap="magma", vmin=max(sc.vmin, 0.0), vmax=sc.vmax)
+        _style.colour_bar(fig, im, sc, ax=ax, shrink=0.8, label=f"mean |dLi/dt| at rest ({_unit(da, '1/s')})")
+        ratio = analysis.attrs.get("rest_to_active_ratio", float("nan"))
+        sd = analysis.attrs.get("rest_to_active_ratio_std")
+        ax.set_title("Activity at rest (rest/active = "
+                     f"{_style.with_sigma(ratio, sd) if sd is not None else f'{ratio:.2f}'}); electrolyte at the top")
     return fig
 
 
 def thickness_trend(times_s, thickness, states=None):
     """Mean t/λ per frame: a film thinning under the beam changes every map (beam-damage check)."""
-    plt = _plt()
     t = np.asarray(times_s, float) / 60.0
     th = np.asarray(thickness, float)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    _shade_states(ax, t, states)
-    ax.plot(t, th, "o-", ms=3, color="C3")
-    ax.set_xlabel("time (min)")
-    ax.set_ylabel("mean t/λ (log-ratio)")
-    change = 100.0 * (th[-1] / th[0] - 1.0) if th.size > 1 and th[0] > 0 else 0.0
-    warn = "  — thinning > 5 %: beam damage?" if change < -5 else ""
-    ax.set_title(f"Thickness of the field of view: {change:+.1f} % over the run{warn}", fontsize=10)
-    fig.tight_layout()
+    fig, ax = _style.subplots(figsize=(6, 3.2), layout="constrained")
+    with _style.style():
+        _shade_states(ax, t, states)
+        ax.plot(t, th, "o-", ms=3, color="C3")
+        ax.set_xlabel("time (min)")
+        ax.set_ylabel("mean t/λ (log-ratio)")
+        change = 100.0 * (th[-1] / th[0] - 1.0) if th.size > 1 and th[0] > 0 else 0.0
+        warn = " — thinning > 5 %: beam damage?" if change < -5 else ""
+        ax.set_title(f"Thickness of the field of view: {change:+.1f} % over the run{warn}", fontsize=10)
     return fig
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
-    """Save a figure atomically (format from the suffix) and close it."""
-    plt = _plt()
+    """Save a figure atomically (format from the suffix) and release it.
+
+    Saved inside the house style (:func:`ionscope.report._style.style`); a
+    figure that pyplot manages is closed, one made without pyplot needs nothing.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with _style.style(), atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    _release(fig)
     return path
+
+
+def _release(fig) -> None:
+    """Close ``fig`` in pyplot when pyplot is in use (a no-op for a figure pyplot does not hold)."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)

@@ -26,13 +26,15 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 figcaption{font-size:.85em;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
+tr.group th{background:#f3f4f7;text-align:left;font-style:italic}table.numbers th{font-weight:normal}
+th.in-group{padding-left:1.6em}
 iframe{width:100%;height:560px;border:1px solid #ccc}
 video,img.movie{max-width:100%}"""
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
+        return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
@@ -44,40 +46,44 @@ def _fmt(v: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-#: Human names and units of the numbers reports show, by key. Keys not listed are shown
-#: with their underscores as spaces; a key ending in a unit (``_nm``, ``_s``, ``_ev`` ...)
-#: gets that unit. Add entries here rather than formatting names at the call site.
+_DIMLESS = "1"
+#: Human names and units of the numbers reports show, by key. A report table shows only these
+#: names: a key not listed here is written as it is spelt and marked (class "raw") so that the
+#: tests find it. Add entries here rather than formatting names at the call site.
 LABELS: dict[str, tuple[str, str]] = {
+    # --- the operando run (summary.json)
     "method": ("flux method", ""),
     "x_boundary": ("side edges (x) of the field of view", ""),
-    "through_fraction": ("through-film share of the Li flux, Σ|J_y| / Σ(|J_y| + |J_x|)", "1"),
+    "through_fraction": ("through-film share of the Li flux, Σ|J_y| / Σ(|J_y| + |J_x|)", _DIMLESS),
     # {map_unit}: the mapped quantity's unit ("x" once calibrated), from the numbers' own "map_unit"
-    "net_toward_electrolyte": ("net Li flux toward the electrolyte", "{map_unit}·nm/s"),
+    "net_toward_electrolyte": ("net Li flux toward the electrolyte, mean over the run", "{map_unit}·nm/s"),
     "rest_activity_mean": ("mean |dLi/dt| at rest", "{map_unit}/s"),
     "map_quantity": ("mapped quantity", ""),
     "map_unit": ("unit of the maps", ""),
-    "k": ("calibration k = w_Li/w_Co at x = 1", "1"),
-    "k_std": ("σ of k", "1"),
-    "thickness_change": ("change of the mean t/λ over the run", "1"),
+    "k": ("calibration k = w_Li/w_Co at x = 1", _DIMLESS),
+    "k_std": ("σ of k", _DIMLESS),
+    "thickness_change": ("change of the mean t/λ over the run", _DIMLESS),
     "thinning_warning": ("film thins > 5 % (beam damage?)", ""),
     "undefined_pixels": ("pixels where x is undefined (no Co)", ""),
-    "thickness_per_frame": ("mean t/λ per frame", "1"),
+    "thickness_per_frame": ("mean t/λ per frame", _DIMLESS),
+    "stages_cached": ("stages loaded from the cache", ""),
+    "x_outside_0_1": ("pixels of the maps outside 0 ≤ x ≤ 1", ""),
     "bias_percent": ("bias of the mean", "%"),
     "thickness_leak_percent_per_t": ("thickness leak (slope of the error against t/λ)", "% per unit t/λ"),
-    "li_pull_std": ("spread of (estimate − truth)/σ", "1"),
-    "mean_chi2": ("mean reduced χ²", "1"),
-    "thickness_bias": ("t/λ bias", "1"),
-    "thickness_pull_std": ("t/λ spread of (estimate − truth)/σ", "1"),
-    "k_calibrated": ("k calibrated on a region of known x", "1"),
-    "k_true": ("k of the simulation", "1"),
-    "mean_x_error_per_frame_max": ("largest error of a frame's mean x", "1"),
-    "rest_to_active_ratio": ("activity at rest / during (dis)charge", "1"),
-    "truth_through_fraction_estimate": ("through-film share, estimated", "1"),
-    "truth_through_fraction_truth": ("through-film share, simulator truth", "1"),
-    "truth_through_fraction_observable": ("through-film share, observable part of the truth", "1"),
-    "truth_direction_agreement": ("flux direction agreement with the truth", "1"),
-    "truth_cosine": ("cosine similarity of flux to the truth", "1"),
-    "truth_cosine_observable": ("cosine similarity to the observable truth", "1"),
+    "li_pull_std": ("spread of (estimate − truth)/σ", _DIMLESS),
+    "mean_chi2": ("mean reduced χ²", _DIMLESS),
+    "thickness_bias": ("t/λ bias", _DIMLESS),
+    "thickness_pull_std": ("t/λ spread of (estimate − truth)/σ", _DIMLESS),
+    "k_calibrated": ("k calibrated on a region of known x", _DIMLESS),
+    "k_true": ("k of the simulation", _DIMLESS),
+    "mean_x_error_per_frame_max": ("largest error of a frame's mean x", _DIMLESS),
+    "rest_to_active_ratio": ("activity at rest / during (dis)charge", _DIMLESS),
+    "truth_through_fraction_estimate": ("through-film share, estimated", _DIMLESS),
+    "truth_through_fraction_truth": ("through-film share, simulator truth", _DIMLESS),
+    "truth_through_fraction_observable": ("through-film share, observable part of the truth", _DIMLESS),
+    "truth_direction_agreement": ("flux direction agreement with the truth", _DIMLESS),
+    "truth_cosine": ("cosine similarity of flux to the truth", _DIMLESS),
+    "truth_cosine_observable": ("cosine similarity to the observable truth", _DIMLESS),
     "n_frames": ("frames", ""),
     "bad_frames": ("frames marked bad", ""),
     "seconds": ("time", "s"),
@@ -87,7 +93,98 @@ LABELS: dict[str, tuple[str, str]] = {
     "frame": ("frame", ""),
     "file": ("file", ""),
     "reason": ("reason", ""),
+    # --- the demo: simulator
+    "operando_shape": ("size of the simulated operando series", ""),
+    "operando_mb": ("memory of the simulated operando series", "MB"),
+    "dose_counts_per_channel_55ev": ("dose: counts per energy channel at 55 eV", "counts"),
+    "physics": ("physics simulated", ""),
+    "thickness_range_t_over_lambda": ("thickness range, t/λ", _DIMLESS),
+    "li_conservation_rel_error": ("relative error of Li conservation (simulator check)", _DIMLESS),
+    "li_fraction_removed_on_charge": ("share of the Li removed on charge", _DIMLESS),
+    "current_a": ("cell current", "A"),
+    "linescan_shape": ("size of the simulated line scan", ""),
+    "co_l_shape": ("size of the simulated Co-L map", ""),
+    # --- the demo: EELS
+    "spectra_per_s": ("fitting speed", "spectra/s"),
+    "sasb_deconvolved_median_x_error": ("SA/SB on deconvolved spectra: median error of x", _DIMLESS),
+    "li_fraction_definition": ("definition of x", ""),
+    # --- the demo: line scan
+    "true_width_nm": ("layer width, simulator truth", "nm"),
+    "mlls_width_nm": ("layer width from the MLLS Li-K weights", "nm"),
+    "window_width_nm": ("layer width from the background-subtracted Li-K window", "nm"),
+    "true_interface_nm": ("interface position, simulator truth", "nm"),
+    "mlls_interface_nm": ("interface position from the MLLS Li-K weights", "nm"),
+    "true_enhancement": ("Li enhancement in the layer, simulator truth", _DIMLESS),
+    "mlls_enhancement": ("Li enhancement in the layer, fitted", _DIMLESS),
+    "layer_found": ("Li-rich layer found by the fit", ""),
+    "fit_warning": ("fit warning", ""),
+    # --- the demo: Co-L multivariate analysis
+    "co3o4_fraction_bias": ("Co3O4 share: bias of the mean", _DIMLESS),
+    "co3o4_fraction_rmse": ("Co3O4 share: RMS error", _DIMLESS),
+    "co3o4_fraction_pull_std": ("Co3O4 share: spread of (estimate − truth)/σ", _DIMLESS),
+    "true_layer_width_nm": ("Co3O4 layer width, simulator truth", "nm"),
+    "layer_width_nm": ("Co3O4 layer width", "nm"),
+    "layer_co3o4_fraction": ("Co3O4 share in the layer", _DIMLESS),
+    "true_layer_co3o4_fraction": ("Co3O4 share in the layer, simulator truth", _DIMLESS),
+    "pca_n_signal": ("PCA components above the noise edge", ""),
+    "nmf_components": ("NMF components", ""),
+    # --- the demo: denoising
+    "source": ("input maps", ""),
+    "shape": ("size of the Li-map movie", ""),
+    "psnr_raw_db": ("PSNR of the raw maps against the truth", "dB"),
+    "psnr_denoised_db": ("PSNR of the denoised maps against the truth", "dB"),
+    "psnr_gaussian3d_db": ("PSNR of a 3-D Gaussian filter (baseline) against the truth", "dB"),
+    "ssim_raw": ("SSIM of the raw maps against the truth", _DIMLESS),
+    "ssim_denoised": ("SSIM of the denoised maps against the truth", _DIMLESS),
+    "mean_raw": ("mean of the raw maps", _DIMLESS),
+    "mean_denoised": ("mean of the denoised maps", _DIMLESS),
+    "mean_truth": ("mean of the true maps", _DIMLESS),
+    # --- the demo: holography
+    "step_v": ("potential step ΔV across the interface", "V"),
+    "width_nm": ("10–90 % width of the step", "nm"),
+    "phase_noise_rad": ("phase noise over the vacuum", "rad"),
+    "alignment_shift_px": ("alignment shift between the two states (y, x)", "px"),
+    "shift_uncertainty_rms_rad": ("RMS σ of the estimated phase shifts", "rad"),
+    # --- the demo: operando pipeline
+    "frames": ("frames", ""),
+    "energy_drift_max_error_ev": ("largest error of the energy-drift correction", "eV"),
+    "specimen_drift_max_error_px": ("largest error of the specimen-drift registration", "px"),
+    "li_map_corr_raw_vs_truth": ("correlation of the raw Li maps with the truth", _DIMLESS),
+    "li_map_corr_denoised_vs_truth": ("correlation of the denoised Li maps with the truth", _DIMLESS),
+    "through_fraction_truth": ("through-film share, simulator truth", _DIMLESS),
+    "through_fraction_observable_truth": ("through-film share, observable part of the truth", _DIMLESS),
+    "flux_cosine_vs_truth": ("cosine similarity of the flux to the truth", _DIMLESS),
+    "flux_cosine_vs_observable_truth": ("cosine similarity of the flux to the observable truth", _DIMLESS),
+    "direction_agreement": ("frames whose net flux direction agrees with the truth", _DIMLESS),
+    "net_flux_toward_electrolyte_charge": ("net Li flux toward the electrolyte, mean over charge",
+                                           "{map_unit}·nm/s"),
+    "net_flux_toward_electrolyte_discharge": ("net Li flux toward the electrolyte, mean over discharge",
+                                              "{map_unit}·nm/s"),
+    "boundary_rate_over_grain_rate": ("Li exchange rate at grain boundaries / in grains", _DIMLESS),
+    "thickness_change_over_run": ("change of the mean t/λ over the run", _DIMLESS),
+    # --- the demo report itself
+    "sections": ("sections", ""),
+    "figures": ("figures", ""),
 }
+
+#: Groups of numbers (a nested mapping in a section's ``numbers``): a heading row, then the
+#: group's rows. ``(heading, unit of every row or None, rows named by their keys)``: a group of
+#: named items (the pipeline's stages) labels each row with its key, spaces for underscores.
+GROUPS: dict[str, tuple[str, str | None, bool]] = {
+    "stage_seconds": ("time per pipeline stage", "s", True),
+    "mlls_fourier_log": ("MLLS through each spectrum's zero-loss peak (Fourier-log)", None, False),
+    "mlls_raw_counts": ("MLLS on raw counts (zero-loss peak ignored)", None, False),
+    "fourier": ("Fourier (off-axis) reconstruction", None, False),
+    "phase_shifting": ("phase-shifting reconstruction", None, False),
+    "truth": ("simulator truth", None, False),
+    "x_outside_0_1": ("pixels of the maps outside 0 ≤ x ≤ 1 (drawn in the end colours)", "%", True),
+}
+
+#: σ of a number stored under a name the generic rules do not find (``K_std``, ``K_err``, and for a
+#: key ending in a unit ``base_std_unit``/``base_err_unit``).
+SIGMA_KEYS = {"k_calibrated": "k_std"}
+#: Keys whose 0/1 value is a yes/no answer.
+BOOLEAN_KEYS = {"thinning_warning", "layer_found", "ramp_removed"}
 _UNIT_SUFFIXES = {"_nm": "nm", "_s": "s", "_ev": "eV", "_v": "V", "_kv": "kV", "_rad": "rad", "_mrad": "mrad",
                   "_px": "px", "_c": "C", "_a": "A", "_db": "dB", "_min": "min", "_percent": "%"}
 
@@ -98,34 +195,130 @@ def human(key: str) -> tuple[str, str]:
     Examples
     --------
     >>> human("width_nm"), human("through_fraction")[1], human("spectra_per_s")
-    (('width', 'nm'), '1', ('spectra per second', '1/s'))
+    (('10–90 % width of the step', 'nm'), '1', ('fitting speed', 'spectra/s'))
     """
+    return _human(key)[:2]
+
+
+def _human(key: str) -> tuple[str, str, bool]:
+    """(name, unit, known): ``known`` is False when the name only comes from the key's spelling."""
     if key in LABELS:
-        return LABELS[key]
+        return (*LABELS[key], True)
     head, dot, last = key.rpartition(".")
     if dot and last in LABELS:  # a nested key ("route.bias_percent"): the group, then the label
         name, unit = LABELS[last]
-        return f"{head.replace('_', ' ')}: {name}", unit
+        group = GROUPS.get(head, (head.replace("_", " "),))[0]
+        return f"{group}: {name}", unit, head in GROUPS
+    if dot and head in GROUPS and GROUPS[head][2]:
+        group, unit, _ = GROUPS[head]
+        return f"{group}: {last.replace('_', ' ')}", unit or "", True
     low = key.lower()
     if low.endswith("_per_s"):  # a rate: "spectra_per_s" is spectra per second, not a time
-        return key[:-6].replace("_", " ") + " per second", "1/s"
+        return key[:-6].replace("_", " ") + " per second", "1/s", False
     for suffix, unit in _UNIT_SUFFIXES.items():
         if low.endswith(suffix) and len(low) > len(suffix):
-            return key[: -len(suffix)].replace("_", " "), unit
-    return key.replace("_", " "), ""
+            return key[: -len(suffix)].replace("_", " "), unit, False
+    return key.replace("_", " "), "", False
+
+
+def _sigma_key(key: str, numbers: Mapping[str, Any]) -> str | None:
+    """The key holding the σ of ``key`` in ``numbers``, if any."""
+    cands = [SIGMA_KEYS.get(key), f"{key}_std", f"{key}_err"]
+    for suffix in _UNIT_SUFFIXES:
+        if key.lower().endswith(suffix) and len(key) > len(suffix):
+            base = key[: -len(suffix)]
+            cands += [f"{base}_std{suffix}", f"{base}_err{suffix}"]
+    return next((c for c in cands if c and c != key and c in numbers), None)
+
+
+def _shape_text(v: Mapping) -> str | None:
+    """'24 × 32 × 48 (time × y × x)' for a mapping of axis → length, else None."""
+    if v and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in v.values()):
+        return " × ".join(str(int(n)) for n in v.values()) + " (" + " × ".join(map(str, v)) + ")"
+    return None
+
+
+def _value_cell(key: str, value: Any, sigma: Any, unit: str) -> tuple[str, str]:
+    """(value text, unit text): SI-prefixed for A and C, ± σ when given, yes/no for a yes/no answer."""
+    from . import _style
+
+    if key.rpartition(".")[2] in BOOLEAN_KEYS and isinstance(value, (int, np.integer, bool, np.bool_)):
+        return ("yes" if value else "no"), ""
+    if unit in ("A", "C") and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        factor, unit = _style.si_prefix([value], unit)
+        value = float(value) * factor
+        sigma = None if sigma is None else float(sigma) * factor
+    unit = "" if unit == _DIMLESS else unit
+    if sigma is not None and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return _style.with_sigma(value, sigma), unit
+    return _fmt(value), unit
+
+
+def _rows(numbers: Mapping[str, Any], map_unit: str, prefix: str = "") -> list[str]:
+    rows = []
+    used = {_sigma_key(str(k), numbers) for k in numbers} - {None}
+    for k, v in numbers.items():
+        key = str(k)
+        if key in used:
+            continue  # shown as the σ of its number
+        full = f"{prefix}{key}"
+        if isinstance(v, Mapping) and _shape_text(v) is None:
+            head, unit, named = GROUPS.get(key, (key.replace("_", " "), None, False))
+            known = key in GROUPS
+            mark = "" if known else " class='raw'"
+            rows.append(f"<tr class='group'><th colspan='3'{mark}>{html.escape(head)}</th></tr>")
+            rows.extend(_rows(v, map_unit, prefix=f"{full}."))
+            continue
+        # inside a group (under its heading row) a row needs only its own name
+        name, unit, known = _human(key if prefix else full)
+        if prefix and not known:
+            by_group = _human(full)  # a group of named rows (the pipeline's stages) labels them itself
+            if by_group[2]:
+                name, unit, known = by_group[0].split(": ", 1)[-1], by_group[1], True
+        shape = _shape_text(v) if isinstance(v, Mapping) else None
+        sk = _sigma_key(key, numbers)
+        text, unit = _value_cell(key, shape if shape else v, numbers.get(sk) if sk else None,
+                                 unit.replace("{map_unit}", map_unit))
+        cls = ("raw " if not known else "") + ("in-group" if prefix else "")
+        rows.append(f"<tr><th{f' class={cls.strip()!r}' if cls.strip() else ''}>{html.escape(name.strip())}</th>"
+                    f"<td class='num'>{html.escape(text)}</td><td class='unit'>{html.escape(unit)}</td></tr>")
+    return rows
 
 
 def _numbers_table(numbers: Mapping[str, Any]) -> str:
+    """The numbers as a table: human names, value ± σ, unit; nested mappings as groups under a heading."""
     if not numbers:
         return ""
-    rows = []
     map_unit = str(numbers.get("map_unit", "map units"))
-    for k, v in numbers.items():
-        name, unit = human(str(k))
-        unit = unit.replace("{map_unit}", map_unit)
-        rows.append(f"<tr><th>{html.escape(name)}</th><td class='num'>{html.escape(_fmt(v))}</td>"
-                    f"<td class='unit'>{html.escape(unit if unit != '1' else '')}</td></tr>")
-    return f"<table>{''.join(rows)}</table>"
+    return f"<table class='numbers'>{''.join(_rows(numbers, map_unit))}</table>"
+
+
+#: What each figure shows, by file name (stem): the caption under it in a report.
+CAPTIONS = {
+    "simulate": "Ground truth of the simulated experiment: x in LixCoO2 at four times, cell voltage and "
+                "charge passed.",
+    "eels_limaps": "Li maps from the simulated spectra: truth, MLLS through the zero-loss peak, MLLS on raw "
+                   "counts, and the thickness t/λ, at three times.",
+    "linescan": "Li-K weight across the Cu | electrolyte interface with ± 1σ, the layer fit and the truth.",
+    "mva_co_l": "Co3O4 share of the Co from Co-L MLLS against the truth, its profile from the interface with "
+                "the layer fit, and the PCA scree.",
+    "denoise": "Raw, sparse-coding denoised and true Li maps at three times (PSNR against the truth).",
+    "holography": "Holography of Cu | electrolyte | Cu: wrapped phase at 0 V, the phase change at 2 V "
+                  "(phase shifting), and the potential step across the left interface by both methods.",
+    "charge_curve": "Cell voltage, state of charge and current per frame, shaded by cell state.",
+    "mean_li": "Mean of the mapped quantity over the field of view per frame, raw and denoised.",
+    "flux_components": "Through-film and in-plane Li flux per frame, and the net flux toward the electrolyte.",
+    "profiles": "Li and through-film flux against the distance from the interface, at six times.",
+    "flux_map": "Li flux (arrows, with a key) over the rate of change of Li in the most active frame.",
+    "rest_activity": "Where Li keeps moving at open circuit: mean |dLi/dt| over the rest frames.",
+    "thickness": "Mean thickness t/λ per frame: a film thinning under the beam changes every map.",
+    "holo_steps": "Bias and current from the log, ΔV and width per interface with ± 1σ, and the asymmetry.",
+    "holo_potential": "Potential change from zero bias at the most positive and most negative bias.",
+}
+
+
+def _caption(path: Path) -> str:
+    return CAPTIONS.get(path.stem, path.stem.replace("_", " "))
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -145,8 +338,11 @@ def write_html_report(path, *, title: str, sections: Sequence[Mapping[str, Any]]
         The ``.html`` to write; relative links are resolved from its folder.
     title : str
     sections : sequence of dict
-        Each with ``title`` and optional ``text``, ``numbers`` (mapping),
-        ``figures`` (paths of PNG/SVG files, embedded), ``movies`` (paths of
+        Each with ``title`` and optional ``text``, ``numbers`` (mapping: names
+        and units from :data:`LABELS`, a ``*_std``/``*_err`` sibling shown as
+        ± σ, nested mappings as titled groups, see :data:`GROUPS`),
+        ``figures`` (paths of PNG/SVG files, or (path, caption) pairs; embedded,
+        captioned from :data:`CAPTIONS` by file name), ``movies`` (paths of
         MP4/GIF files, linked), ``viewer`` (path of a viewer HTML, embedded in
         an iframe), ``table`` (list of dicts, e.g. bad frames).
     intro : str
@@ -183,9 +379,10 @@ def write_html_report(path, *, title: str, sections: Sequence[Mapping[str, Any]]
             body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>"
                            for r in rows)
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
-        figs = [Path(f) for f in sec.get("figures", ()) if Path(f).is_file()]
+        figs = [(Path(f[0]), f[1]) if isinstance(f, tuple) else (Path(f), None) for f in sec.get("figures", ())]
+        figs = [(f, cap or _caption(f)) for f, cap in figs if f.is_file()]
         if figs:
-            parts.append("<div class='figs'>" + "".join(_figure(f, f.stem.replace("_", " ")) for f in figs) + "</div>")
+            parts.append("<div class='figs'>" + "".join(_figure(f, cap) for f, cap in figs) + "</div>")
         for m in sec.get("movies", ()):
             rel = html.escape(_rel(m, base))
             if str(m).lower().endswith(".mp4"):

@@ -17,21 +17,25 @@ from .._atomic import atomic_path
 from ..errors import DataValidationError, ShapeMismatchError
 
 
-def _limits(stacks: Sequence[np.ndarray]) -> tuple[float, float]:
+def _limits(stacks: Sequence[np.ndarray], *, bounds=None, symmetric: bool = False):
     """One colour scale for all panels (so they compare directly): the 1st–99th
     percentiles of the least noisy panel (lowest frame-to-frame spread), since a
-    raw panel's noise would stretch the scale and wash out a denoised one."""
+    raw panel's noise would stretch the scale and wash out a denoised one; within
+    the physical ``bounds``. The clipped shares are counted over every panel."""
+    from ._style import colour_scale
+
     finite = [np.asarray(s, float)[np.isfinite(s)] for s in stacks]
     if not any(v.size for v in finite):
         raise DataValidationError("movie: no finite value to show")
     noise = [np.nanstd(np.diff(np.asarray(s, float), axis=0)) if s.shape[0] > 1 else 0.0 for s in stacks]
     values = finite[int(np.argmin(noise))] if all(v.size for v in finite) else np.concatenate(finite)
-    lo, hi = np.percentile(values, [1, 99])
-    return float(lo), float(hi if hi > lo else lo + 1.0)
+    base = colour_scale(values, bounds=bounds, symmetric=symmetric)
+    return colour_scale(np.concatenate(finite), bounds=bounds, vmin=base.vmin, vmax=base.vmax)
 
 
 def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cmap: str = "viridis",
-                  label: str = "Li", scale_px: float = 3.0, pixel_nm: float | None = None) -> Iterator[np.ndarray]:
+                  label: str = "Li", scale_px: float = 3.0, pixel_nm: float | None = None,
+                  bounds=None) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames: the (time, y, x) stacks side by side with a caption.
 
     Parameters
@@ -43,17 +47,27 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
     cmap : str
         Matplotlib colormap.
     label : str
-        Colour-bar label.
+        Colour-bar label (quantity and unit).
     scale_px : float
         Screen pixels per map pixel (at least 240 px tall images).
     pixel_nm : float, optional
         Pixel size in nm: a scale bar is drawn on every panel.
-    """
-    from ._style import plt as styled
+    bounds : (lo, hi), optional
+        Physical bounds of the quantity (``(0, 1)`` for x in LixCoO2): the
+        colour scale stays within them and the share of pixels outside is
+        written under the panels. Colours clipped at either end are marked by
+        extend arrows on the colour bar.
 
-    # the house style, applied before drawing: a movie must not depend on which figure was drawn first
-    # (byte-identical outputs across runs are tested)
-    plt = styled()
+    Notes
+    -----
+    Drawn on a figure of its own (Agg canvas, no pyplot) in the house style
+    (:func:`ionscope.report._style.style`) entered around each drawing step
+    only: a caller iterating the frames never sees changed rcParams.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ._style import colour_bar, scale_bar, style, subplots
+
     stacks = [np.asarray(v, float) for v in panels.values()]
     shape = stacks[0].shape
     if any(s.shape != shape for s in stacks) or len(shape) != 3:
@@ -61,37 +75,47 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
             f"movie: every panel must be (time, y, x) of one shape, got {[s.shape for s in stacks]}")
     if len(captions) != shape[0]:
         raise ShapeMismatchError(f"movie: {len(captions)} captions for {shape[0]} frames")
-    vmin, vmax = _limits(stacks)
+    sc = _limits(stacks, bounds=bounds)
     ny, nx = shape[1:]
     zoom = max(scale_px, 240.0 / ny)
     dpi = 100
-    w_in = len(stacks) * nx * zoom / dpi + 1.0
-    h_in = ny * zoom / dpi + 0.9
-    fig, axes = plt.subplots(1, len(stacks), figsize=(w_in, h_in), dpi=dpi, squeeze=False)
-    images = []
-    from ._style import scale_bar
+    # the share of each panel's pixels (over the whole movie) outside the physical bounds
+    from ._style import colour_scale
 
-    for ax, title, st in zip(axes[0], panels, stacks):
-        # y downward (origin upper), as in every ionscope map: the electrolyte stays at the top
-        ext = None if pixel_nm is None else (0.0, nx * pixel_nm, ny * pixel_nm, 0.0)
-        images.append(ax.imshow(st[0], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", extent=ext,
-                                origin="upper"))
-        ax.set_title(title, fontsize=10)
-        ax.set_axis_off()
-        if ext is not None:
-            scale_bar(ax, ext)
-    fig.colorbar(images[-1], ax=list(axes[0]), shrink=0.8, label=label)
-    text = fig.suptitle(captions[0], fontsize=10)
+    name = "x" if bounds is not None and tuple(bounds) == (0.0, 1.0) else "value"
+    parts = [f"{title}: {colour_scale(st, bounds=bounds).outside(name)}" for title, st in zip(panels, stacks)
+             if bounds is not None and colour_scale(st, bounds=bounds).outside(name)]
+    note = ("pixels outside the physical range (drawn in the end colours) — " + "; ".join(parts)) if parts else ""
+    w_in = len(stacks) * nx * zoom / dpi + 1.2
+    h_in = ny * zoom / dpi + 0.9 + (0.25 if note else 0.0)
+    fig, axes = subplots(1, len(stacks), figsize=(w_in, h_in), dpi=dpi, squeeze=False)
+    canvas = FigureCanvasAgg(fig)
+    images = []
+    with style():
+        for ax, title, st in zip(axes[0], panels, stacks):
+            # y downward (origin upper), as in every ionscope map: the electrolyte stays at the top
+            ext = None if pixel_nm is None else (0.0, nx * pixel_nm, ny * pixel_nm, 0.0)
+            images.append(ax.imshow(st[0], cmap=cmap, vmin=sc.vmin, vmax=sc.vmax, interpolation="nearest",
+                                    extent=ext, origin="upper"))
+            ax.set_title(title, fontsize=10)
+            ax.set_axis_off()
+            if ext is not None:
+                scale_bar(ax, ext)
+        colour_bar(fig, images[-1], sc, ax=list(axes[0]), shrink=0.8, label=label)
+        text = fig.suptitle(captions[0], fontsize=10)
+        if note:
+            fig.text(0.5, 0.02, note, ha="center", va="bottom", fontsize=8)
     try:
         for t in range(shape[0]):
             for im, st in zip(images, stacks):
                 im.set_data(st[t])
             text.set_text(captions[t])
-            fig.canvas.draw()
-            rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+            with style():
+                canvas.draw()
+            rgb = np.asarray(canvas.buffer_rgba())[..., :3]
             yield _pad16(rgb)
     finally:
-        plt.close(fig)
+        fig.clear()
 
 
 def _pad16(rgb: np.ndarray) -> np.ndarray:

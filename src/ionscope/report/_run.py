@@ -39,6 +39,7 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     """
     from .._progress import progress
     from . import _figures as figs
+    from . import _style
     from ._html import write_html_report
     from ._movie import li_movie
     from ._viewer import write_viewer
@@ -55,6 +56,8 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     raw = np.asarray(frac["li"].values, float)[covered]
     den = np.asarray(result.li_denoised.values, float)[covered]
     label = _map_label(result.config, frac)
+    # x in LixCoO2 lies in [0, 1]: colour scales stop there and the share of pixels beyond is reported
+    bounds = _style.bounds_of(frac["li"])
     times = np.asarray(an.time.values, float)
     captions = _captions(times, sync)
     files: dict[str, Path] = {}
@@ -64,7 +67,7 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
         if job.startswith("movie."):
             pixel = float(abs(an.x.values[1] - an.x.values[0])) if "x" in an.coords and an.sizes["x"] > 1 else None
             files[job] = li_movie(out / job, {"raw": raw, "denoised": den}, captions, fps=cfg.fps, label=label,
-                                  pixel_nm=pixel)
+                                  pixel_nm=pixel, bounds=bounds)
         elif job == "figures":
             made = {"charge_curve": figs.charge_curve(sync), "mean_li": figs.mean_li(an, raw=raw.mean(axis=(1, 2))),
                     "flux_components": figs.flux_components(an), "profiles": figs.profiles(an),
@@ -87,13 +90,20 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
                                       charge=sync.charge_c.values if "charge_c" in sync else None,
                                       states=sync.state.values, pixel_nm=pixel, x0_nm=x0, y0_nm=y0,
                                       title="ionscope operando viewer: Li map and charge curve",
-                                      label=label)
+                                      label=label, bounds=bounds)
     summary = result.summary()
     summary["map_quantity"] = label
     summary["map_unit"] = "x" if frac["li"].attrs.get("quantity") == "x" else str(frac["li"].attrs.get("units", ""))
     for key in ("k", "k_std", "thickness_change", "thinning_warning", "undefined_pixels"):
         if key in frac.attrs:
             summary[key] = frac.attrs[key]
+    if "thinning_warning" in summary:
+        summary["thinning_warning"] = bool(summary["thinning_warning"])  # a yes/no answer, not a count
+    if bounds is not None:
+        summary["x_outside_0_1"] = {f"{name}_{side}": round(100 * getattr(_style.colour_scale(v, bounds=bounds),
+                                                                         attr), 4)
+                                    for name, v in (("raw", raw), ("denoised", den))
+                                    for side, attr in (("below_0", "below_bound"), ("above_1", "above_bound"))}
     if "thickness_mean" in frac:
         summary["thickness_per_frame"] = [round(float(v), 4) for v in frac.thickness_mean.values]
     summary["bad_frames_detail"] = result.bad_frames
@@ -101,7 +111,8 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
         tmp.write_text(json.dumps(summary, indent=1, default=str))
     files["summary.json"] = out / "summary.json"
     sections = [
-        {"title": "Li transport", "numbers": {k: v for k, v in summary.items() if not isinstance(v, (dict, list))},
+        {"title": "Li transport", "numbers": {k: v for k, v in summary.items()
+                                              if not isinstance(v, list) and k != "stage_seconds"},
          "figures": [p for k, p in files.items() if k.startswith("figures/")]},
         {"title": "Movies (raw | denoised)", "movies": [files[k] for k in files if k.startswith("movie.")]},
     ]

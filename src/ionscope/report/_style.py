@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One figure style for every map ionscope draws.
 
-Conventions (the same in PNGs, movies, the viewer and :func:`plot_map` in a
+Conventions (the same in PNGs, movies, the viewers and :func:`plot_map` in a
 notebook):
 
 - maps are drawn in nm (axes from the ``x``/``y`` coordinates, or a scale bar
@@ -9,12 +9,29 @@ notebook):
 - ``y`` increases **downward**, as in the microscope image and in our PNGs: in
   operando data the electrolyte (row 0) is at the top. xarray's own
   ``da.plot()`` puts ``y`` upward; pass ``yincrease=False`` to agree;
-- every colour bar names the quantity and its unit;
+- every colour bar carries one label: the quantity and its unit;
+- a colour scale spans the data's robust range (1st–99th percentile, see
+  :func:`colour_scale`); values beyond it are drawn in the end colours and the
+  colour bar gets extend arrows at that end;
+- a physically bounded quantity (x in LixCoO2 ∈ [0, 1]) never gets a colour
+  scale beyond its bounds, and the share of pixels outside them is written in
+  the figure (:meth:`ColourScale.note`);
 - time is shown in minutes, never as a frame index;
+- one SI-prefix rule for every unit (:func:`si_prefix`): the prefix makes the
+  largest magnitude of the whole record read between 1 and 1000; a charge takes
+  the prefix of the current it was integrated from (:func:`charge_prefix`);
 - relative quantities (NMF loadings, normalised maps) get their own colour
   scale per panel, never the scale of a physical fraction.
+
+Plotting never touches matplotlib's global state: figures are
+:class:`matplotlib.figure.Figure` objects made without pyplot (no backend is
+chosen or switched, nothing to close), drawn inside
+``matplotlib.rc_context(RC)`` (:func:`style`), so a notebook keeps its inline
+backend and its own rcParams.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +40,7 @@ from ..io._inputs import accepts_data
 
 #: (factor, prefixed unit) for A, C ...: shared with the offline viewers, which must not import this package.
 si_prefix = _viewer_kit.si_prefix
+charge_prefix = _viewer_kit.charge_prefix
 
 #: Font sizes and line widths for figures that go into a paper at ~8 cm width.
 RC = {
@@ -31,15 +49,213 @@ RC = {
     "image.interpolation": "nearest", "figure.constrained_layout.use": False,
 }
 
+#: Physical bounds of mapped quantities, by their ``quantity`` attribute (or variable name).
+BOUNDS = {"x": (0.0, 1.0)}
 
-def plt():
+
+def style():
+    """The house style as a context manager (``matplotlib.rc_context(RC)``): global rcParams come back as they were.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> before = dict(matplotlib.rcParams)
+    >>> with style():
+    ...     matplotlib.rcParams["font.size"]
+    9.0
+    >>> dict(matplotlib.rcParams) == before
+    True
+    """
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    return matplotlib.rc_context(RC)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``(fig, axes)`` like ``pyplot.subplots`` but on a :class:`~matplotlib.figure.Figure` made without pyplot.
+
+    No backend is selected or switched and pyplot keeps no reference (the
+    figure is freed with its last reference; saving works with any backend).
+    ``figsize``, ``dpi`` and ``layout`` go to the figure, the rest to
+    :meth:`~matplotlib.figure.Figure.subplots`.
+    """
+    from matplotlib.figure import Figure
+
+    fig_kw = {k: kwargs.pop(k) for k in ("figsize", "dpi", "layout") if k in kwargs}
+    if kwargs.pop("constrained_layout", False):
+        fig_kw["layout"] = "constrained"
+    with style():
+        fig = Figure(**fig_kw)
+        axes = fig.subplots(nrows, ncols, **kwargs)
+    return fig, axes
+
+
+def plt():
+    """:mod:`matplotlib.pyplot`, untouched (kept for callers of the old helper; it no longer sets a backend
+    or rcParams). New code draws on :func:`subplots` figures inside :func:`style`."""
     import matplotlib.pyplot as pyplot
 
-    pyplot.rcParams.update(RC)
     return pyplot
+
+
+def bounds_of(da=None, *, quantity: str | None = None):
+    """Physical bounds ``(lo, hi)`` of a mapped quantity (``attrs["quantity"]``, else its name), or None.
+
+    Examples
+    --------
+    >>> bounds_of(quantity="x"), bounds_of(quantity="li")
+    ((0.0, 1.0), None)
+    """
+    if quantity is None and da is not None:
+        quantity = da.attrs.get("quantity") or (str(da.name) if getattr(da, "name", None) is not None else None)
+    return BOUNDS.get(str(quantity)) if quantity is not None else None
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """Colour limits of a map and what lies beyond them (see :func:`colour_scale`)."""
+
+    vmin: float
+    vmax: float
+    #: share of finite values below ``vmin`` / above ``vmax`` (drawn in the end colours)
+    below: float = 0.0
+    above: float = 0.0
+    #: physical bounds, and the share of finite values outside them (impossible values)
+    bounds: tuple | None = None
+    below_bound: float = 0.0
+    above_bound: float = 0.0
+
+    @property
+    def extend(self) -> str:
+        """Matplotlib's colour-bar ``extend``: an arrow at each end that clips data."""
+        return {(False, False): "neither", (True, False): "min", (False, True): "max",
+                (True, True): "both"}[(self.below > 0, self.above > 0)]
+
+    def note(self, name: str = "x") -> str:
+        """'pixels with x > 1: 2.1 % (drawn in the end colours)' for values outside the physical bounds, else ''."""
+        text = self.outside(name)
+        return f"pixels with {text} (drawn in the end colours)" if text else ""
+
+    def outside(self, name: str = "x") -> str:
+        """'x < 0: 2.8 %, x > 1: 28 %': the shares outside the physical bounds ('' when none)."""
+        if self.bounds is None:
+            return ""
+        parts = []
+        if self.below_bound > 0:
+            parts.append(f"{name} < {self.bounds[0]:g}: {_percent(self.below_bound)}")
+        if self.above_bound > 0:
+            parts.append(f"{name} > {self.bounds[1]:g}: {_percent(self.above_bound)}")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict:
+        """JSON-able numbers (for viewers and summaries)."""
+        return {"lo": self.vmin, "hi": self.vmax, "below": self.below, "above": self.above,
+                "bounds": list(self.bounds) if self.bounds else None, "below_bound": self.below_bound,
+                "above_bound": self.above_bound}
+
+
+def _percent(f: float) -> str:
+    p = 100.0 * f
+    return f"{p:.2g} %" if p < 10 else f"{p:.0f} %"
+
+
+def colour_scale(values, *, bounds=None, percentiles=(1.0, 99.0), symmetric: bool = False, vmin=None,
+                 vmax=None) -> ColourScale:
+    """Colour limits from the data's robust range, clipped to physical bounds, with what falls outside.
+
+    Parameters
+    ----------
+    values : array_like
+        The values the colour scale serves (all panels that share it).
+    bounds : (lo, hi), optional
+        Physical bounds (e.g. ``(0, 1)`` for x in LixCoO2): the limits never
+        go beyond them, and the share of values outside is counted.
+    percentiles : (lo, hi)
+        The robust range (default 1st–99th percentile).
+    symmetric : bool
+        Limits ±(upper percentile of |values|), for a diverging map about 0.
+    vmin, vmax : float, optional
+        Fixed limits instead of the percentiles.
+
+    Returns
+    -------
+    ColourScale
+        ``vmin``, ``vmax``, the shares ``below``/``above`` them (→ ``extend``)
+        and ``below_bound``/``above_bound`` outside ``bounds``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.r_[np.linspace(0.2, 0.9, 95), [1.2, 1.3, 1.4, 1.1, 1.05]]
+    >>> s = colour_scale(v, bounds=(0, 1))
+    >>> s.vmax, s.extend, round(s.above_bound, 2)
+    (1.0, 'both', 0.05)
+    """
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        lo, hi = (bounds if bounds else (0.0, 1.0))
+        return ColourScale(float(lo), float(hi), bounds=tuple(bounds) if bounds else None)
+    if symmetric:
+        m = float(np.percentile(np.abs(v), percentiles[1]))
+        lo, hi = -m, m
+    else:
+        lo, hi = (float(x) for x in np.percentile(v, percentiles))
+    lo = lo if vmin is None else float(vmin)
+    hi = hi if vmax is None else float(vmax)
+    if bounds is not None:
+        b0, b1 = float(bounds[0]), float(bounds[1])
+        lo, hi = max(lo, b0), min(hi, b1)
+        if not hi > lo:  # the bulk lies outside the bounds: show the whole physical range
+            lo, hi = b0, b1
+    if not hi > lo:
+        lo, hi = (lo - 0.5, lo + 0.5) if lo == hi else (hi, lo)
+    # a few ulps of slack: a value equal to a limit is not "beyond" it
+    tol = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    below, above = float(np.mean(v < lo - tol)), float(np.mean(v > hi + tol))
+    bb = ab = 0.0
+    if bounds is not None:
+        bb, ab = float(np.mean(v < bounds[0])), float(np.mean(v > bounds[1]))
+    return ColourScale(float(lo), float(hi), below, above, tuple(float(b) for b in bounds) if bounds else None,
+                       bb, ab)
+
+
+def colour_bar(fig, mappable, scale: ColourScale | None = None, *, label: str, **kwargs):
+    """One colour bar with one label (quantity and unit) and extend arrows where ``scale`` clips data."""
+    if scale is not None:
+        kwargs.setdefault("extend", scale.extend)
+    with style():
+        cb = fig.colorbar(mappable, **kwargs)
+        cb.set_label(label)
+    return cb
+
+
+def with_sigma(value, sigma, *, unit: str = "", signed: bool = False) -> str:
+    """'0.809 ± 0.031' : σ to two significant digits and the value to the same decimal place.
+
+    Examples
+    --------
+    >>> with_sigma(0.80928, 0.03144), with_sigma(1523.4, 87.0, unit="s"), with_sigma(0.5, float("nan"))
+    ('0.809 ± 0.031', '1523 ± 87 s', '0.5 ± ?')
+    """
+    import math
+
+    v, s = float(value), float(sigma) if sigma is not None else float("nan")
+    tail = f" {unit}" if unit and unit != "1" else ""
+    if not math.isfinite(v):
+        return f"{v}{tail}"
+    sign = "+" if signed and v > 0 else ""
+    if not (math.isfinite(s) and s >= 0):
+        return f"{sign}{v:.4g} ± ?{tail}"
+    if s == 0:
+        return f"{sign}{v:.4g} ± 0{tail}"
+    exp = math.floor(math.log10(s)) - 1          # the decimal place of σ's second significant digit
+    if exp >= 0:
+        return f"{sign}{round(v, -exp):.0f} ± {round(s, -exp):.0f}{tail}"
+    d = min(-exp, 12)
+    if abs(v) >= 1e6 or (abs(v) < 1e-4 and v != 0):
+        return f"{sign}{v:.{max(1, d + int(math.floor(math.log10(abs(v)))))}e} ± {s:.1e}{tail}"
+    return f"{sign}{v:.{d}f} ± {s:.{d}f}{tail}"
 
 
 def minutes(t_s) -> str:
@@ -48,10 +264,22 @@ def minutes(t_s) -> str:
 
 
 def quantity_label(da, name: str | None = None, default_unit: str | None = None) -> str:
-    """'Li (fraction)' from a DataArray's ``long_name``/``units`` attrs (or a fallback unit)."""
-    name = da.attrs.get("long_name") or name or (str(da.name) if da.name is not None else "value")
+    """'Li weight (× reference)' from a DataArray's ``long_name``/``units`` attrs (or a fallback unit).
+
+    A dimensionless unit ("1", "") is not written; x in LixCoO2 is named as such.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> quantity_label(xr.DataArray([0.5], name="li", attrs={"quantity": "x", "units": "1"}))
+    'x in LixCoO2'
+    """
+    if da.attrs.get("quantity") == "x" and not da.attrs.get("long_name"):
+        name = "x in LixCoO2"
+    else:
+        name = da.attrs.get("long_name") or name or (str(da.name) if da.name is not None else "value")
     unit = da.attrs.get("units") or default_unit
-    return f"{name} ({unit})" if unit else str(name)
+    return f"{name} ({unit})" if unit and str(unit) not in ("1", "") else str(name)
 
 
 def extent_nm(da):
@@ -123,12 +351,16 @@ def robust_limits(values, lo: float = 1.0, hi: float = 99.0) -> tuple[float, flo
 
 @accepts_data("da", array_kind="image")
 def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: bool = False, label: str | None = None,
-             cmap: str = "viridis", ncols: int = 4):
+             cmap: str = "viridis", ncols: int = 4, bounds=None):
     """A grid of maps of a (y, x), (time, y, x) or (component, y, x) DataArray.
 
     Panels are titled by time in min (or component), drawn in nm (axes on the
     first column and bottom row, scale bars elsewhere) with one labelled colour
-    bar, or one per panel when ``relative`` (each panel its own scale).
+    bar, or one per panel when ``relative`` (each panel its own scale). The
+    colour scale is the robust range of the panels shown (:func:`colour_scale`),
+    within ``bounds`` (default: the quantity's physical bounds,
+    :func:`bounds_of`); extend arrows mark clipped ends and the share of pixels
+    outside the physical bounds is written under the title.
 
     Examples
     --------
@@ -140,7 +372,6 @@ def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: boo
     >>> [a.get_title() for a in fig.axes[:3]]
     ['0.0 min', '1.0 min', '2.0 min']
     """
-    p = plt()
     lead = [d for d in da.dims if d not in ("y", "x")]
     if len(lead) > 1:
         da = da.stack(_panel=lead)
@@ -158,43 +389,76 @@ def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: boo
     else:
         panels, names = [da], [""]
     label = label or quantity_label(da, title)
+    bounds = None if relative else (bounds if bounds is not None else bounds_of(da))
     ny, nx = da.sizes["y"], da.sizes["x"]
     rows = int(np.ceil(len(panels) / ncols))
     cols = int(np.ceil(len(panels) / rows))  # 6 panels: 3 × 2, not 4 + 2
     panel = 2.4 if nx >= ny else 2.4 * nx / ny
     w = panel * cols + (1.0 if not relative else 1.0 * cols) + 0.6
     h = rows * (panel * ny / nx + 0.45) + (0.5 if title else 0.1) + 0.5
-    fig, axes = p.subplots(rows, cols, figsize=(w, h), squeeze=False, layout="constrained")
-    lims = None if relative else robust_limits(np.concatenate([np.ravel(pn.values) for pn in panels]))
+    fig, axes = subplots(rows, cols, figsize=(w, h), squeeze=False, layout="constrained")
+    shared = None if relative else colour_scale(np.concatenate([np.ravel(pn.values) for pn in panels]),
+                                                bounds=bounds)
     im = None
-    for k, ax in enumerate(axes.ravel()):
-        if k >= len(panels):
-            ax.set_visible(False)
-            continue
-        vmin, vmax = robust_limits(panels[k].values) if relative else lims
-        r, c = divmod(k, cols)
-        first = r == rows - 1 and c == 0
-        im = image(ax, panels[k], cmap=cmap, vmin=vmin, vmax=vmax, axes_nm=first, bar=not first)
-        ax.set_title(names[k])
-        if relative:
-            fig.colorbar(im, ax=ax, shrink=0.85, label=f"{label} (relative)" if "relative" not in label else label)
-    if not relative and im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, label=label)
-    if title:
-        fig.suptitle(title)
+    with style():
+        for k, ax in enumerate(axes.ravel()):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            sc = colour_scale(panels[k].values) if relative else shared
+            r, c = divmod(k, cols)
+            first = r == rows - 1 and c == 0
+            im = image(ax, panels[k], cmap=cmap, vmin=sc.vmin, vmax=sc.vmax, axes_nm=first, bar=not first)
+            ax.set_title(names[k])
+            if relative:
+                colour_bar(fig, im, sc, ax=ax, shrink=0.85,
+                           label=f"{label} (relative)" if "relative" not in label else label)
+        if not relative and im is not None:
+            colour_bar(fig, im, shared, ax=axes.ravel().tolist(), shrink=0.85, label=label)
+        note = shared.note(_short(label)) if shared is not None else ""
+        if title or note:
+            fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=RC["font.size"])
     return fig
+
+
+def _short(label: str) -> str:
+    """The symbol a note uses for a quantity: 'x' for x in LixCoO2, else the label without its unit."""
+    return "x" if "LixCoO2" in label or label.startswith("x ") else label.split(" (")[0]
 
 
 @accepts_data("da", array_kind="image")
 def plot_map(da, ax=None, **kwargs):
     """Notebook helper: draw one (y, x) map the way ionscope's PNGs do (nm, y downward, labelled colour bar).
 
-    Equivalent xarray call: ``da.plot(yincrease=False)``.
+    The colour scale is the map's robust range within the quantity's physical
+    bounds (override with ``vmin``/``vmax``), with extend arrows where it clips.
+    Drawn in the house style through :func:`style`: the notebook's backend and
+    rcParams are left as they were. Equivalent xarray call:
+    ``da.plot(yincrease=False)``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.random.default_rng(0).random((8, 10)), dims=("y", "x"), name="li",
+    ...                   attrs={"quantity": "x", "units": "1"})
+    >>> ax = plot_map(da)
+    >>> ax.figure.axes[-1].get_ylabel()
+    'x in LixCoO2'
     """
-    p = plt()
-    if ax is None:
-        _, ax = p.subplots(figsize=(4.5, 4.5 * da.sizes["y"] / da.sizes["x"] + 0.5))
     label = kwargs.pop("label", None) or quantity_label(da)
-    im = image(ax, da, **kwargs)
-    ax.figure.colorbar(im, ax=ax, shrink=0.85, label=label)
+    sc = colour_scale(da.values, bounds=kwargs.pop("bounds", None) or bounds_of(da),
+                      vmin=kwargs.pop("vmin", None), vmax=kwargs.pop("vmax", None))
+    with style():
+        if ax is None:
+            import matplotlib.pyplot as pyplot  # a notebook figure: shown by the user's own backend
+
+            _, ax = pyplot.subplots(figsize=(4.5, 4.5 * da.sizes["y"] / da.sizes["x"] + 0.8), layout="constrained")
+        im = image(ax, da, vmin=sc.vmin, vmax=sc.vmax, **kwargs)
+        colour_bar(ax.figure, im, sc, ax=ax, shrink=0.85, label=label)
+        if sc.note():
+            ax.set_title(sc.note(_short(label)), fontsize=7)
     return ax

@@ -24,7 +24,8 @@ from ..errors import ShapeMismatchError
 
 def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, states=None,
                  pixel_nm: float = 1.0, title: str = "ionscope operando viewer", cmap: str = "viridis",
-                 label: str = "Li", current=None, charge=None, x0_nm: float = 0.0, y0_nm: float = 0.0) -> Path:
+                 label: str = "Li", current=None, charge=None, x0_nm: float = 0.0, y0_nm: float = 0.0,
+                 bounds=None) -> Path:
     """Write the viewer HTML file (atomically).
 
     Parameters
@@ -39,7 +40,8 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         Cell voltage (V) and state of charge per frame: curves beside the map.
     current, charge : array_like (time,), optional
         Cell current (A) and charge passed (C) per frame: more panels under
-        the voltage (shown in mA/µA/nA, mC/µC/nC as their size asks).
+        the voltage (the current in mA/µA/nA ... as its size asks, the charge
+        in the current's prefix: nA → nC, see :func:`ionscope._viewer_kit.charge_prefix`).
     states : sequence of str, optional
         Cell state per frame (shown in the frame label).
     pixel_nm : float
@@ -48,6 +50,10 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         Coordinates of the first pixel's edge in nm (the data's own origin).
     label : str
         What the map shows, with its unit (under the colour bar and in the readout).
+    bounds : (lo, hi), optional
+        Physical bounds of the mapped quantity (``(0, 1)`` for x in LixCoO2):
+        the colour scale stays within them, and the colour bar shows arrows
+        and the share of pixels beyond its ends.
 
     Returns
     -------
@@ -76,11 +82,17 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         layers["denoised"] = _kit.quantise(denoised, what="Li-map")
     # Both layers on one colour scale, so toggling compares like with like; the
     # scale follows the cleanest layer's 0.5-99.5 percentiles (raw noise would
-    # otherwise stretch it and wash the denoised map out; raw then saturates).
+    # otherwise stretch it and wash the denoised map out; raw then saturates),
+    # within the quantity's physical bounds; what each layer has beyond it is counted.
+    from ..report._style import colour_scale
+
     best = denoised if denoised is not None else raw
-    lo, hi = (float(v) for v in np.nanpercentile(best, [0.5, 99.5]))
-    if not hi > lo:
-        lo, hi = lo - 0.5, lo + 0.5
+    sc = colour_scale(best, bounds=bounds, percentiles=(0.5, 99.5))
+    lo, hi = sc.vmin, sc.vmax
+    for name, stack in (("raw", raw), ("denoised", denoised)):
+        if name in layers:
+            c = colour_scale(stack, bounds=bounds, vmin=lo, vmax=hi)
+            layers[name].update(below=c.below, above=c.above, below_bound=c.below_bound, above_bound=c.above_bound)
     series = []
     for name, values, unit, lab in (("voltage", voltage, "V", "voltage"), ("current", current, "A", "current"),
                                     ("charge", charge, "C", "charge passed"), ("soc", soc, "", "state of charge")):
@@ -89,7 +101,10 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         v = np.asarray(values, float)
         if v.shape != (nt,):
             raise ShapeMismatchError(f"viewer: {name} has shape {v.shape}, expected ({nt},)")
-        factor, unit = _kit.si_prefix(v, unit) if unit in ("A", "C") else (1.0, unit)
+        if unit == "C":  # the charge in the current's prefix (one SI-prefix rule for every output)
+            factor, unit = _kit.charge_prefix(v, current)
+        else:
+            factor, unit = _kit.si_prefix(v, unit) if unit == "A" else (1.0, unit)
         series.append({"name": name, "label": f"{lab} ({unit})" if unit else lab, "unit": unit,
                        "values": [None if not np.isfinite(x) else round(float(x) * factor, 6) for x in v]})
     payload = {
@@ -97,7 +112,7 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
         "layers": layers, "lo": lo, "hi": hi,
         "times": [round(float(t), 6) for t in times], "series": series,
         "states": [str(s) for s in states] if states is not None else None, "lut": _kit.colour_lut(cmap),
-        "label": str(label),
+        "label": str(label), "bounds": list(bounds) if bounds is not None else None,
     }
     return _kit.write_page(path, _TEMPLATE, title=title, payload=payload)
 
@@ -127,7 +142,9 @@ _TEMPLATE = """<!DOCTYPE html>
 "use strict";
 const D = __DATA__;
 """ + _kit.JS_HELPERS + """const layers = {};
-for (const [name, L] of Object.entries(D.layers)) layers[name] = {lo: L.lo, hi: L.hi, q: decode(L.b64)};
+for (const [name, L] of Object.entries(D.layers))
+  layers[name] = {lo: L.lo, hi: L.hi, q: decode(L.b64), below: L.below || 0, above: L.above || 0,
+                  below_bound: L.below_bound || 0, above_bound: L.above_bound || 0};
 let mode = layers.denoised ? "denoised" : "raw";
 let frame = 0, timer = null;
 const npx = D.ny * D.nx;
@@ -158,6 +175,7 @@ function draw() {
   }
   octx.putImageData(img, 0, 0);
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+  colourBarExtend(layers[mode].below, layers[mode].above, layers[mode].below_bound, layers[mode].above_bound);
   const st = D.states ? " · " + D.states[frame] : "";
   let v = "";
   for (const S of D.series) if (S.name !== "soc" && S.values[frame] !== null) v += " · " + S.values[frame].toPrecision(4) + " " + S.unit;
@@ -180,7 +198,7 @@ if (D.series.length) {
     const pad = 0.06 * (yhi - ylo); ylo -= pad; yhi += pad;
     const ys = v => top + PH - (v - ylo) / (yhi - ylo) * PH;
     el("rect", {x: M.l, y: top, width: W - M.l - M.r, height: PH, fill: "none", stroke: "#999"}, svg);
-    const ystep = niceStep(yhi - ylo, 3);
+    const ystep = niceStep(yhi - ylo, 4);
     for (let v = Math.ceil(ylo / ystep) * ystep; v <= yhi; v += ystep) {
       el("line", {x1: M.l - 4, x2: M.l, y1: ys(v), y2: ys(v), stroke: "#444"}, svg);
       el("text", {x: M.l - 6, y: ys(v) + 4, "text-anchor": "end"}, svg).textContent = fmt(v, ystep);
@@ -217,7 +235,7 @@ canvas.addEventListener("mousemove", ev => {
   const r = canvas.getBoundingClientRect();
   const ix = Math.floor((ev.clientX - r.left) / r.width * D.nx), iy = Math.floor((ev.clientY - r.top) / r.height * D.ny);
   if (ix < 0 || iy < 0 || ix >= D.nx || iy >= D.ny) return;
-  const v = value(mode, frame, iy * D.nx + ix);
+  const v = value(mode, frame, iy * D.nx + ix);  // the value itself, also beyond the colour scale
   document.getElementById("readout").textContent =
     "x = " + (D.x0 + (ix + 0.5) * D.pixel_nm).toFixed(1) + " nm, y = " + (D.y0 + (iy + 0.5) * D.pixel_nm).toFixed(1) +
     " nm, " + D.label + " (" + mode + ") = " + (Number.isNaN(v) ? "no data" : v.toPrecision(4));
