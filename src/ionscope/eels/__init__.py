@@ -29,6 +29,7 @@ _EXPORTS = {
     "powerlaw": "_background",
     "sasb": "_sasb",
     "sasb_calibration": "_sasb",
+    "sasb_calibration_from_regions": "_sasb",
     "pca": "_mva",
     "nmf": "_mva",
     "phase_map": "_mva",
