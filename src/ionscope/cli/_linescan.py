@@ -21,6 +21,13 @@ def register(sub) -> None:
                    help="Li-K window in eV without references (default 54 70)")
     p.add_argument("--pre-edge", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"),
                    help="pre-edge background fit window in eV (default 40 52)")
+    p.add_argument("--plural-scattering", choices=("auto", "fourier-log", "convolve", "none"), default="auto",
+                   help="line scans recorded with their zero-loss peak: deconvolve each position by it first "
+                        "(fourier-log) so that the profile does not mirror thickness; auto (default): fourier-log "
+                        "when the energy axis holds a zero-loss peak, else none")
+    p.add_argument("--fit-range", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="MLLS fit window in eV with --refs (default 45 eV to the end with plural scattering, "
+                        "else the whole axis)")
     add_out(p, suffixes=SUFFIXES, what="output profile (li, li_std over position); OUT.png beside it")
     add_var(p, default_hint="the only variable, or 'linescan'")
     add_reader(p)
@@ -39,9 +46,19 @@ def run(args) -> int:
     out = check_out(args)
     data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")
     refs = load(args.refs).compute() if args.refs else None
-    prof = eels.li_profile(data, references=refs, component=args.component, window=tuple(args.window),
-                           pre_edge=tuple(args.pre_edge))
-    width = eels.layer_width(prof)
+    import warnings
+
+    ps = None if args.plural_scattering == "none" else args.plural_scattering
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prof = eels.li_profile(data, references=refs, component=args.component, window=tuple(args.window),
+                               pre_edge=tuple(args.pre_edge), plural_scattering=ps,
+                               fit_range=tuple(args.fit_range) if args.fit_range else None)
+        width = eels.layer_width(prof)
+    import sys
+
+    for w in caught:  # the fit's own warnings (no convergence, zero σ) must reach the user, even with --quiet
+        print(f"warning: {w.message}", file=sys.stderr)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
     from ..io import save
@@ -54,7 +71,9 @@ def run(args) -> int:
     ax.plot(x, width["fit"], "r-", lw=1.2,
             label=f"layer {width['width_nm']:.1f} ± {width['width_std_nm']:.1f} nm")
     ax.set_xlabel(f"{dim} (nm)")
-    ax.set_ylabel("Li-K intensity (counts, ± 1σ)" if refs is None else f"{args.component} weight (× reference, ± 1σ)")
+    single = prof.attrs.get("plural_scattering", "None") not in ("None", None)
+    ax.set_ylabel(("Li-K intensity (single-scattering counts, ± 1σ)" if single else "Li-K intensity (counts, ± 1σ)")
+                  if refs is None else f"{args.component} weight (× reference, ± 1σ)")
     ax.legend(fontsize=8)
     png = out.with_suffix(".png")
     with atomic_path(png) as tmp:

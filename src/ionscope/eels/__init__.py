@@ -33,6 +33,7 @@ _EXPORTS = {
     "pca": "_mva",
     "nmf": "_mva",
     "phase_map": "_mva",
+    "nmf_li": "_nmf_li",
     "estimate_shift": "_align",
     "shift_energy": "_align",
     "align_energy": "_align",
