@@ -305,6 +305,18 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     if np.all(np.isfinite(pcov)) and not np.isfinite(perr[i_w]):
         warnings.warn("layer_width: the width's standard error is zero or undefined (a parameter at its bound, "
                       "or an edge sharper than the sampling); width_std_nm is NaN", RuntimeWarning, stacklevel=2)
+    lo_b, hi_b = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    at_bound = [i for i in range(n_main) if np.isfinite(lo_b[i]) and popt[i] - lo_b[i] < 1e-6 * (span + 1)
+                or np.isfinite(hi_b[i]) and hi_b[i] - popt[i] < 1e-6 * (span + 1)]
+    i_a = 1
+    if at_bound:
+        names = (["baseline", "amplitude", "interface", "width"] if kind == "enhancement"
+                 else ["baseline", "amplitude", "width"])
+        warnings.warn(f"layer_width: {', '.join(names[i] for i in at_bound)} at the limit of its range: the "
+                      "profile does not show the layer model (is there a layer?)", RuntimeWarning, stacklevel=2)
+    elif np.isfinite(perr[i_a]) and abs(popt[i_a]) < 2.0 * perr[i_a]:
+        warnings.warn(f"layer_width: the layer's amplitude {popt[i_a]:.3g} ± {perr[i_a]:.2g} is within 2σ of 0: "
+                      "no significant layer; the width is not meaningful", RuntimeWarning, stacklevel=2)
     fit = model(x, *popt)
     chi2 = float(np.sum(((y - fit) / s) ** 2) / max(y.size - len(popt), 1))
     if kind == "enhancement":
