@@ -93,8 +93,6 @@ def nmf_anls(X, n_components, *, max_iter=300, tol=1e-7, seed=0):
 def _training_spectra(da, e, ch, fw, var_scale, *, binning, fit_pixels, seed):
     """Deconvolved spectra to learn the NMF spectra from: sums over binning×binning pixels of ``y``/``x``
     (when the data have them), a seeded random subsample of at most ``fit_pixels`` of those."""
-    import xarray as xr
-
     if binning > 1 and {"y", "x"} <= set(da.dims) and da.sizes["y"] >= binning and da.sizes["x"] >= binning:
         dec = _lowloss.deconvolve(da, energy_range=(float(e[ch[0]]), float(e[ch[-1]])), resolution_fwhm=fw).ssd
         dec = dec.coarsen(y=binning, x=binning, boundary="trim").sum()
@@ -116,7 +114,6 @@ def _training_spectra(da, e, ch, fw, var_scale, *, binning, fit_pixels, seed):
     flat = flat[np.isfinite(flat).all(axis=1)]
     if flat.shape[0] > fit_pixels:
         flat = flat[np.sort(np.random.default_rng(seed).choice(flat.shape[0], fit_pixels, replace=False))]
-    del xr
     return flat
 
 
