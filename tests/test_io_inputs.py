@@ -53,6 +53,10 @@ NOT_DATA = {
     "report.write_viewer": "writes a page", "report.write_html_report": "writes a page",
     "report.write_run_report": "takes a run result", "report.operando_report_stage": "builds a stage",
     "report.save_figure": "takes a figure",
+    "report.colour_scale": "a display scale from any numbers (no axes to read)",
+    "report.holo_movie": "draws a bias_series() result", "report.holo_potential_figure": "draws a bias_series() result",
+    "report.holo_steps_figure": "draws a bias_series() result", "report.holography_writers": "builds writers",
+    "report.write_holo_viewer": "writes a page from a bias_series() result",
     "live.acquire": "a fake microscope", "live.watch": "takes a config", "live.Acquisition": "a record",
     "live.Dashboard": "a server", "live.FrameFollower": "a folder poller", "live.LogFollower": "a log poller",
     "live.LiveState": "a state record", "live.WatchResult": "a record",
@@ -84,13 +88,14 @@ def data():
     from ionscope.eels import li_profile, mlls
     from ionscope.holography import reconstruct, unwrap_phase
     from ionscope.simulate import (co_l_references, co_l_spectrum_image, hologram, limap_movie, operando_eels,
-                                   phase_shifting_series, tem_eels_linescan)
+                                   phase_shifting_series, realistic_references, tem_eels_linescan)
 
     d = {}
     si, truth, _ = operando_eels(shape=(8, 8), n_frames=1, energy_step=0.5, seed=0)
     d["si"], d["refs"] = si.isel(time=0), truth.references
     real, _, _ = operando_eels(shape=(8, 6), n_frames=1, physics="realistic", dose=1000.0, energy_step=0.2, seed=1)
     d["real"] = real.isel(time=0)
+    d["real_refs"] = realistic_references(real.energy)
     d["line"], lt = tem_eels_linescan(n_positions=40, energy_step=0.5)
     d["line_refs"] = lt.references
     d["profile_ds"] = li_profile(d["line"], references=lt.references)
@@ -139,6 +144,9 @@ CASES = {
     "eels.remove_background": (lambda d: d["si"], {"fit_range": (35.0, 50.0)}, _e),
     "eels.sasb": (lambda d: d["si"], {"references": "refs"}, _e),
     "eels.sasb_calibration": (lambda d: d["refs"], {}, None),
+    "eels.sasb_calibration_from_regions": (lambda d: d["real"], {"regions": "regions",
+                                                                 "x": {"top": 0.5, "bottom": 1.0}}, _e),
+    "eels.nmf_li": (lambda d: d["real"], {"references": "real_refs", "binning": 2, "fit_pixels": 12}, _e),
     "eels.shift_energy": (lambda d: d["si"], {"shift": 0.3}, _e),
     "eels.thickness": (lambda d: d["real"], {}, _e),
     "eels.references_from_regions": (

@@ -24,6 +24,13 @@ def register(sub) -> None:
     p.add_argument("--pre-edge-ev", nargs=2, type=float, default=(40.0, 52.0), metavar=("LO", "HI"), dest="pre_edge",
                    help="pre-edge background fit window in eV (default 40 52)")
     add_alias(p, "--pre-edge", new="--pre-edge-ev", dest="pre_edge", nargs=2, type=float)
+    p.add_argument("--plural-scattering", choices=("auto", "fourier-log", "convolve", "none"), default="auto",
+                   help="line scans recorded with their zero-loss peak: deconvolve each position by it first "
+                        "(fourier-log) so that the profile does not mirror thickness; auto (default): fourier-log "
+                        "when the energy axis holds a zero-loss peak, else none")
+    p.add_argument("--fit-range", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="MLLS fit window in eV with --refs (default 45 eV to the end with plural scattering, "
+                        "else the whole axis)")
     add_out(p, suffixes=SUFFIXES, what="output profile (Li, Li_std over position; also under the older names li, "
                                        "li_std); OUT.png beside it")
     add_var(p, default_hint="the only variable, or 'linescan'")
@@ -41,9 +48,19 @@ def run(args) -> int:
     out = check_out(args)
     data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")
     refs = load(args.refs).compute() if args.refs else None
-    prof = eels.li_profile(data, references=refs, component=args.component, window=tuple(args.window),
-                           pre_edge=tuple(args.pre_edge))
-    width = eels.layer_width(prof)
+    import warnings
+
+    ps = None if args.plural_scattering == "none" else args.plural_scattering
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prof = eels.li_profile(data, references=refs, component=args.component, window=tuple(args.window),
+                               pre_edge=tuple(args.pre_edge), plural_scattering=ps,
+                               fit_range=tuple(args.fit_range) if args.fit_range else None)
+        width = eels.layer_width(prof)
+    import sys
+
+    for w in caught:  # the fit's own warnings (no convergence, zero σ) must reach the user, even with --quiet
+        print(f"warning: {w.message}", file=sys.stderr)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
     prof.attrs["fit_warnings"] = "; ".join(width["problems"])
@@ -60,8 +77,10 @@ def run(args) -> int:
         ax.plot(x, width["fit"], "r-", lw=1.2, label="layer fit" if problems else
                 f"layer {with_sigma(width['width_nm'], width['width_std_nm'], unit='nm')}")
         ax.set_xlabel(f"{dim} (nm)")
-        ax.set_ylabel("Li-K intensity (counts, ± 1σ)" if refs is None else
-                      f"{args.component} weight (× reference, ± 1σ)")
+        single = prof.attrs.get("plural_scattering", "None") not in ("None", None)
+        ax.set_ylabel(("Li-K intensity (single-scattering counts, ± 1σ)" if single
+                       else "Li-K intensity (counts, ± 1σ)") if refs is None
+                      else f"{args.component} weight (× reference, ± 1σ)")
         ax.legend(fontsize=8)
         if problems:  # the figure says it too
             ax.set_title("\n".join(problems), fontsize=7, color="#b00", loc="left")

@@ -12,15 +12,12 @@ def run(ctx) -> None:
     from .. import eels
 
     data, truth = ctx.data["linescan"]
-    realistic = data.attrs.get("physics") == "realistic"
-    # real spectra (zero-loss peak, plural scattering) go through each spectrum's own zero-loss peak
-    prof = (eels.li_profile(data, references=truth.references, fit_range=(45.0, 97.0),
-                            plural_scattering="fourier-log") if realistic
-            else eels.li_profile(data, references=truth.references))
+    # plural_scattering="auto": real spectra (zero-loss peak) go through each position's own zero-loss peak
+    prof = eels.li_profile(data, references=truth.references)
     width = eels.layer_width(prof)
     found, why = layer_found(width)
     # reference-free: background-subtracted Li-K window (of the deconvolved spectra when realistic)
-    window = eels.li_profile(eels.deconvolve(data, energy_range=(40.0, 97.0)).ssd if realistic else data)
+    window = eels.li_profile(data)
     width_w = eels.layer_width(window)
     d = (prof.li - truth.li).values
     ctx.results["linescan"] = {
@@ -31,6 +28,8 @@ def run(ctx) -> None:
         "true_enhancement": truth.attrs["enhancement"], "mlls_enhancement": width["amplitude"],
         # on the electrolyte side (Li present; at zero Li the non-negativity clips the noise)
         "li_pull_std": float(np.std((d / prof.li_std.values)[truth.li.values > 0])),
+        "mlls_width_error_nm": width["width_nm"] - truth.attrs["layer_width_nm"],
+        "plural_scattering": prof.attrs.get("plural_scattering"),
         "physics": data.attrs.get("physics", "ideal"),
         "layer_found": found,
         **({"fit_warning": why} if why else {}),

@@ -7,8 +7,11 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
   per-pixel power-law background; the Li map.
 - :func:`remove_background`, :func:`fit_background` — power-law background
   (Poisson ML, least squares, log-linear, exact two-area).
-- :func:`sasb`, :func:`sasb_calibration` — the SA/SB two-window Li/Co method.
-- :func:`pca`, :func:`nmf`, :func:`phase_map` — multivariate analysis.
+- :func:`sasb`, :func:`sasb_calibration`, :func:`sasb_calibration_from_regions` —
+  the SA/SB two-window Li/Co method (``plural_scattering="fourier-log"`` on real
+  spectra; calibrated on regions of known x it needs no reference spectra).
+- :func:`pca`, :func:`nmf`, :func:`phase_map` — multivariate analysis;
+  :func:`nmf_li` — the NMF route to Li amounts and x, with σ.
 - :func:`estimate_shift`, :func:`shift_energy`, :func:`align_energy`,
   :func:`crop`, :func:`rebin` — energy calibration and alignment.
 - :func:`li_profile`, :func:`layer_width` — position-resolved TEM-EELS.
@@ -17,6 +20,15 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
   plural_scattering="fourier-log")`` fits real spectra through it).
 - :func:`li_fraction` — x in LixCoO2 from the Li and Co maps, with σ.
 - :func:`references_from_regions` — references measured on the data.
+
+Which route when (details and measured numbers: ``docs/eels_routes.md``): on real
+spectra (zero-loss peak) every route goes through each spectrum's own zero-loss
+peak. MLLS with ``plural_scattering="fourier-log"`` is the reference route (Li
+amounts, exact σ); references from a pristine and a charged region handle the
+Li-K chemical shift; :func:`nmf_li` gives the least noisy per-pixel x when there
+are many pixels; SA/SB is for data without reference spectra (calibrated on
+regions) or to reproduce a published SA/SB analysis; :func:`li_profile` /
+:func:`layer_width` for position-resolved line scans.
 """
 from __future__ import annotations
 
@@ -29,9 +41,11 @@ _EXPORTS = {
     "powerlaw": "_background",
     "sasb": "_sasb",
     "sasb_calibration": "_sasb",
+    "sasb_calibration_from_regions": "_sasb",
     "pca": "_mva",
     "nmf": "_mva",
     "phase_map": "_mva",
+    "nmf_li": "_nmf_li",
     "estimate_shift": "_align",
     "shift_energy": "_align",
     "align_energy": "_align",

@@ -26,7 +26,7 @@ PRE_EDGE = (40.0, 52.0)
 
 @accepts_data("linescan")
 def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", fit_range=None,
-               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = None):
+               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = "auto"):
     """Li-K intensity along the line, with standard errors.
 
     Parameters
@@ -44,10 +44,15 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
         window (eV); counts are summed after background subtraction and the
         error propagates the Poisson counts and the background fit covariance.
     energy : array_like, optional
-    plural_scattering : {None, "fourier-log", "convolve"}
-        With ``references``: for line scans recorded with their zero-loss peak,
-        passed to :func:`mlls` (weights in single-scattering counts, not
-        mirroring thickness; unclipped so that profiles average correctly).
+    plural_scattering : {"auto", None, "fourier-log", "convolve"}
+        For line scans recorded with their zero-loss peak (real ones): with
+        ``references`` passed to :func:`mlls` (weights in single-scattering
+        counts, not mirroring thickness; unclipped so that profiles average
+        correctly; ``fit_range`` then defaults to 45 eV – the end of the axis);
+        without, the window is integrated on each position's Fourier-log
+        deconvolved spectrum with the pre-edge power law fitted there, and σ
+        propagated exactly through the deconvolution. ``"auto"`` (default):
+        ``"fourier-log"`` when the energy axis holds a zero-loss peak, else None.
 
     Returns
     -------
@@ -75,10 +80,21 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
 
     da = _common.spectra(linescan, energy=energy, name="linescan")
     e = np.asarray(da.coords["energy"].values, float)
+    if plural_scattering == "auto":
+        plural_scattering = "fourier-log" if e[0] < 0 < e[-1] else None
+    if plural_scattering not in (None, "fourier-log", "convolve"):
+        raise DataValidationError(
+            f"plural_scattering: expected 'auto', None, 'fourier-log' or 'convolve', got {plural_scattering!r}")
+    if references is None and plural_scattering is not None:
+        return _window_ssd(da, e, window, pre_edge)
     if references is not None:
         from ._mlls import mlls
 
         rng = fit_range if fit_range is not None else (max(e[0], 45.0) if plural_scattering else e[0], e[-1])
+        if plural_scattering is None and rng[0] <= 0:
+            raise DataValidationError(
+                f"fit_range starts at {rng[0]:g} eV: a line scan recorded with its zero-loss peak needs "
+                "plural_scattering='fourier-log' (or 'auto'), or a fit_range above 0 eV")
         if plural_scattering is None:
             res = mlls(da, references, fit_range=rng)
         else:
@@ -115,6 +131,46 @@ def _with_li_names(out):
     for old, new in (("li", "Li"), ("li_std", "Li_std")):
         out[old].attrs = {**out[old].attrs, "alias_of": new}
     return out
+
+
+def _window_ssd(da, e, window, pre_edge):
+    """Reference-free profile on the single-scattering distribution: window sum minus the pre-edge power law."""
+    import xarray as xr
+
+    from ..data import apply_kernel
+    from . import _lowloss, _ssdfit
+    from ._kernels import powerlaw_basis
+    from ._sasb_ssd import _kernel
+
+    if not (e[0] < 0 < e[-1]):
+        raise DataValidationError("linescan: plural_scattering needs spectra recorded with their zero-loss peak")
+    _lowloss._check_equal_steps(e, "linescan energy")
+    ia = _common.window(e, window, name="window")
+    pre = _common.window(e, pre_edge, name="pre_edge", min_channels=4)
+    if e[pre[-1]] >= e[ia[0]]:
+        raise DataValidationError(f"pre_edge={tuple(pre_edge)} must end below window={tuple(window)}")
+    if e[pre[0]] <= 0:
+        raise DataValidationError("pre_edge: must start above 0 eV for a power law")
+    fw = _lowloss._resolution(_lowloss._probe(da), e, None)
+    ch = np.union1d(pre, ia)
+    B = powerlaw_basis(e[ch] / e[pre[0]], (2.0, 4.0))
+    inw = np.isin(ch, ia)
+    L1 = inw[None, :].astype(float)
+    L2 = -B[inw].sum(axis=0)[None, :]
+    out = apply_kernel(_kernel, da, input_core_dims=[["energy"]], output_core_dims=[["stat"]],
+                       output_sizes={"stat": _ssdfit.n_outputs(1)}, output_dtypes=[np.float64],
+                       kwargs=dict(energy=e, channels=ch, fit_mask=np.isin(ch, pre), X=B, L1=L1, L2=L2,
+                                   resolution_fwhm=fw))
+    vals, var, _, chi2, thick, i0 = _ssdfit.unpack(out.data, 1)
+    lead = out.dims[:-1]
+    coords = {k: v for k, v in out.coords.items() if "stat" not in v.dims}
+    ds = xr.Dataset({"li": (lead, vals[..., 0], {"long_name": "Li-K window, single scattering, background removed",
+                                                 "units": "single-scattering counts"}),
+                     "li_std": (lead, np.sqrt(np.maximum(var[..., 0], 0)),
+                                {"long_name": "standard error (propagated through the deconvolution)"}),
+                     "thickness": (lead, thick, {"long_name": "t/λ (log-ratio)", "units": "1"})}, coords=coords)
+    ds.attrs = {"method": "window", "window_ev": list(map(float, window)), "plural_scattering": "fourier-log"}
+    return ds
 
 
 def _edge(x, centre, sigma):
@@ -199,17 +255,27 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
         far = np.median(y[-max(3, y.size // 4):])
         if far <= 0:
             raise DataValidationError("profile: the far (bulk) end must be positive for kind='enhancement'")
-        x0 = float(x[np.argmax(ys > 0.5 * far)])
-        a0 = max(float(ys.max() / far - 1.0), 0.05)
-        above = np.flatnonzero((x > x0) & (ys < far * (1 + 0.5 * a0)))
-        w0 = float(x[above[0]] - x0) if above.size else 5 * step
-        bounds = ([-np.inf, -1.0, x[0], 0.0, 1e-3 * step, 1e-3 * step],
-                  [np.inf, np.inf, x[-1], span, span, span])
+        # edges narrower than half a sample are unresolvable: below that the χ² is flat in the edge
+        # position between samples and its curvature (hence σ) meaningless (the demo reported 7.6 ± 0.0 nm)
+        s_lo = 0.5 * step
+        bounds = ([-np.inf, -1.0, x[0], 0.0, s_lo, s_lo], [np.inf, np.inf, x[-1], span, 0.25 * span, 0.25 * span])
 
         def model(xx, c, a, xi, w, s1, s2):
             return c * _edge(xx, xi, s1) * (1.0 + a * _edge(-xx, -(xi + w), s2))
 
-        p0 = [far, a0, x0, max(w0, 2 * step), step, step]
+        # start from the global optimum over all (interface, far edge) pairs on the sample grid
+        # (the two amplitudes are linear and solved exactly per pair): at a Li signal-to-noise of
+        # ~1.5 per position the median-filter heuristics below found a local optimum (width 7.6 or
+        # 0.6 nm for a true 13 nm on the realistic simulator)
+        g = _grid_enhancement(x, y, s, max(step, s_lo))
+        if g is not None:
+            p0 = [g[0], g[1], g[2], max(g[3], step), step, step]
+        else:
+            x0 = float(x[np.argmax(ys > 0.5 * far)])
+            a0 = max(float(ys.max() / far - 1.0), 0.05)
+            above = np.flatnonzero((x > x0) & (ys < far * (1 + 0.5 * a0)))
+            w0 = float(x[above[0]] - x0) if above.size else 5 * step
+            p0 = [far, a0, x0, max(w0, 2 * step), step, step]
     elif kind == "step":
         xi = (x[0] - 0.5 * step) if interface is None else float(interface)
         base = float(np.median(y[-max(3, y.size // 4):]))
@@ -220,19 +286,25 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
         def model(xx, c, a, w, s1):
             return c + a * (1.0 - _edge(xx, xi + w, s1))
 
-        p0 = [base, top - base, max(w0, step), step]
-        bounds = ([-np.inf, -np.inf, 0.0, 1e-3 * step], [np.inf, np.inf, span + step, span])
+        g = _grid_step(x, y, s, xi, step)
+        p0 = [base, top - base, max(w0, step), step] if g is None else [g[0], g[1], max(g[2], step), step]
+        bounds = ([-np.inf, -np.inf, 0.0, 0.5 * step], [np.inf, np.inf, span + step, span])
     else:
         raise DataValidationError(f"kind: expected 'enhancement' or 'step', got {kind!r}")
+    import warnings
+
+    p0 = np.clip(p0, np.asarray(bounds[0], float) + 1e-9, np.asarray(bounds[1], float) - 1e-9)
     try:
-        p0 = np.clip(p0, np.asarray(bounds[0], float) + 1e-9, np.asarray(bounds[1], float) - 1e-9)
         popt, pcov = curve_fit(model, x, y, p0=p0, sigma=s, absolute_sigma=std is not None, bounds=bounds,
                                max_nfev=20000)
     except RuntimeError as exc:
-        raise DataValidationError(f"profile: the layer model did not converge ({exc}); is there a layer?") from None
+        # report the global grid optimum, with unknown errors, rather than nothing
+        warnings.warn(f"layer_width: the layer model did not converge ({exc}); returning the grid estimate "
+                      "with unknown (NaN) errors — is there a layer?", RuntimeWarning, stacklevel=2)
+        popt, pcov = np.asarray(p0, float), np.full((len(p0), len(p0)), np.nan)
     perr = np.sqrt(np.maximum(np.diag(pcov), 0))
     n_main = 4 if kind == "enhancement" else 3
-    if not np.all(np.isfinite(perr[:n_main])) or np.any(perr[:n_main] > 10 * span):
+    if np.all(np.isfinite(pcov)) and (not np.all(np.isfinite(perr[:n_main])) or np.any(perr[:n_main] > 10 * span)):
         # An edge sharper than the sampling makes its own width unidentifiable and the
         # joint covariance singular; the errors of the other parameters are then
         # taken with the edge widths held at their fitted values.
@@ -245,11 +317,34 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
                           bounds=(np.asarray(bounds[0][:n_main]), np.asarray(bounds[1][:n_main])), max_nfev=20000)
         perr[:n_main] = np.sqrt(np.maximum(np.diag(pc), 0))
     # a zero or undefined error means the parameter sat on a bound: say "unknown", not "exact"
-    perr = np.where(np.isfinite(perr) & (perr > 0), perr, np.nan)
+    tiny = 1e-6 * max(span, 1e-300)
+    perr = np.where(np.isfinite(perr) & (perr > tiny), perr, np.nan)
+    i_w = 3 if kind == "enhancement" else 2
+    if np.all(np.isfinite(pcov)) and not np.isfinite(perr[i_w]):
+        warnings.warn("layer_width: the width's standard error is zero or undefined (a parameter at its bound, "
+                      "or an edge sharper than the sampling); width_std_nm is NaN", RuntimeWarning, stacklevel=2)
+    lo_b, hi_b = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    at_bound = [i for i in range(n_main) if np.isfinite(lo_b[i]) and popt[i] - lo_b[i] < 1e-6 * (span + 1)
+                or np.isfinite(hi_b[i]) and hi_b[i] - popt[i] < 1e-6 * (span + 1)]
+    i_a = 1
+    if at_bound:
+        names = (["baseline", "amplitude", "interface", "width"] if kind == "enhancement"
+                 else ["baseline", "amplitude", "width"])
+        warnings.warn(f"layer_width: {', '.join(names[i] for i in at_bound)} at the limit of its range: the "
+                      "profile does not show the layer model (is there a layer?)", RuntimeWarning, stacklevel=2)
+    elif np.isfinite(perr[i_a]) and abs(popt[i_a]) < 2.0 * perr[i_a]:
+        warnings.warn(f"layer_width: the layer's amplitude {popt[i_a]:.3g} ± {perr[i_a]:.2g} is within 2σ of 0: "
+                      "no significant layer; the width is not meaningful", RuntimeWarning, stacklevel=2)
     fit = model(x, *popt)
     chi2 = float(np.sum(((y - fit) / s) ** 2) / max(y.size - len(popt), 1))
     if kind == "enhancement":
         c, a, xi, w = popt[:4]
+        if np.isfinite(perr[3]):
+            # at a signal-to-noise of ~1 per position the χ² is far from parabolic in the width: the
+            # curvature σ was 1.6–2.4× too small over seeds of the realistic simulator. The profile
+            # likelihood (Δχ² = 1, interface and amplitudes re-optimised) is the honest interval.
+            scale = 1.0 if std is not None else max(chi2, 1e-300)
+            perr[3] = max(perr[3], _profile_sigma(x, y, s, popt, step, scale))
         out = {"width_nm": float(w), "width_std_nm": float(perr[3]), "interface_nm": float(xi),
                "interface_std_nm": float(perr[2]), "amplitude": float(a), "amplitude_std": float(perr[1]),
                "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
@@ -275,3 +370,82 @@ def _layer_problems(r: dict, kind: str, *, weighted: bool) -> list[str]:
     if weighted and np.isfinite(r["reduced_chi2"]) and not 0.5 <= r["reduced_chi2"] <= 2.0:
         out.append(f"reduced χ² = {r['reduced_chi2']:.3g}, far from 1: the σ given do not describe the scatter")
     return out
+
+
+
+
+def _grid_enhancement(x, y, s, sig):
+    """Global least-squares start for the enhancement model: (c, a, interface, width) or None.
+
+    Every pair (interface at a sample, far edge at a later sample) with edges of
+    Gaussian width ``sig``; the model is linear in ``c`` and ``c·a`` for a fixed
+    pair, so each pair's χ² is exact (2×2 normal equations, all far edges at once).
+    """
+    w8 = 1.0 / s**2
+    E = _edge(x[None, :], x[:, None], sig)  # rising edge at each candidate
+    L = _edge(-x[None, :], -x[:, None], sig)  # falling edge at each candidate
+    yy = float(np.sum(w8 * y * y))
+    best, arg = np.inf, None
+    for i in range(x.size - 2):
+        e = E[i]
+        we2 = w8 * e * e
+        wey = w8 * e * y
+        Lf = L[i + 1:]
+        g11, b1 = float(we2.sum()), float(wey.sum())
+        g12, g22, b2 = Lf @ we2, (Lf * Lf) @ we2, Lf @ wey
+        det = g11 * g22 - g12**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = (g22 * b1 - g12 * b2) / det
+            d = (g11 * b2 - g12 * b1) / det
+            chi = yy - (c * b1 + d * b2)
+        ok = (det > 1e-12 * g11 * np.maximum(g22, 1e-300)) & (c > 0) & (d >= -c)
+        if not ok.any():
+            continue
+        j = int(np.argmin(np.where(ok, chi, np.inf)))
+        if chi[j] < best:
+            best, arg = float(chi[j]), (float(c[j]), float(d[j] / c[j]), float(x[i]), float(x[i + 1 + j] - x[i]))
+    return arg
+
+
+def _grid_step(x, y, s, xi, step):
+    """Global least-squares start for the step model: (c, a, width) or None (far edge at each sample)."""
+    w8 = 1.0 / s**2
+    best, arg = np.inf, None
+    for xf in x[x > xi]:
+        f = 1.0 - _edge(x, xf, step)
+        X = np.column_stack([np.ones_like(x), f])
+        G = X.T @ (X * w8[:, None])
+        if np.linalg.cond(G) > 1e12:
+            continue
+        coef = np.linalg.solve(G, X.T @ (w8 * y))
+        chi = float(np.sum(w8 * (y - X @ coef) ** 2))
+        if chi < best:
+            best, arg = chi, (float(coef[0]), float(coef[1]), float(xf - xi))
+    return arg
+
+
+def _profile_sigma(x, y, s, popt, step, chi2_scale):
+    """Half-width of the Δχ² = 1 interval of the layer width (interface and amplitudes re-optimised)."""
+    c, a, xi, w, s1, s2 = popt
+    w8 = 1.0 / (s**2 * chi2_scale)
+    fine = step / 4.0
+    xis = xi + fine * np.arange(-16, 17)
+    ws = w + fine * np.arange(-80, 81)
+    ws = ws[ws > 0]
+    yy = float(np.sum(w8 * y * y))
+    E = _edge(x[None, :], xis[:, None], s1)  # (n_xi, n)
+    prof = np.full(ws.size, np.inf)
+    for i in range(xis.size):
+        e = E[i]
+        L = _edge(-x[None, :], -(xis[i] + ws)[:, None], s2)  # (n_w, n)
+        we2, wey = w8 * e * e, w8 * e * y
+        g11, b1 = float(we2.sum()), float(wey.sum())
+        g12, g22, b2 = L @ we2, (L * L) @ we2, L @ wey
+        det = g11 * g22 - g12**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi = yy - (g22 * b1**2 - 2 * g12 * b1 * b2 + g11 * b2**2) / det
+        prof = np.minimum(prof, np.where(det > 0, chi, np.inf))
+    inside = ws[prof <= prof.min() + 1.0]
+    if inside.size == 0:
+        return 0.0
+    return 0.5 * float(inside.max() - inside.min() + fine)

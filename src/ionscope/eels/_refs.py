@@ -10,9 +10,15 @@ power-law basis fitted below the first edge, and unmixed channel by channel
 into per-component shapes by least squares over the regions:
 ``Y_r(E) = Σ_c n_rc · S_c(E)``, ``n_rc`` the known amounts.
 
-Several Li-K shapes (the Li-K fine structure moves with x) are just several
-components: name them ``Li_rich`` and ``Li_poor`` in ``composition`` and fit
-both; the Li content is their sum (see :func:`ionscope.eels.li_fraction`).
+The Li-K chemical shift (the fine structure moves with x) is handled by the
+ordinary two-component choice ``{"pristine": {"Li": 1, "Co": 1}, "charged":
+{"Li": 0.5, "Co": 1}}``: the unmixed Co reference then holds the difference of
+the two regions' Li-K shapes, so the fit is exact at both regions' x and nearly
+so in between. Measured on the realistic simulator (0.6 eV shift, noise-free):
+x −0.004 (4×4 blocks, k from the pristine region) where one model Li-K shape
+gives −0.023; areal Li leak +0.15 %/unit t/λ (``tests/test_eels_chemical_shift.py``).
+More Li-K shapes are just more components (``Li_rich``, ``Li_poor``; needs as
+many regions, and the Li content is their sum), at a cost in noise.
 
 References
 ----------
@@ -158,33 +164,38 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
                                   "separate the components")
     if plural_scattering not in ("fourier-log", None):
         raise DataValidationError(f"plural_scattering: expected 'fourier-log' or None, got {plural_scattering!r}")
-    if plural_scattering == "fourier-log":
-        dec = _lowloss.deconvolve(da, resolution_fwhm=resolution_fwhm)
-        spec, var = dec.ssd, dec.ssd_var
-        norm = dec.zero_loss * dec.thickness
-        fw = float(dec.attrs["resolution_fwhm_ev"])
-    else:
-        spec = da.astype(float)
-        var = spec.clip(min=0)
-        norm = xr.ones_like(spec.isel(energy=0, drop=True))
-        fw = None
-    Y, V, npix = [], [], []
+    masks = {}
     for r, mask in regions.items():
         m = _mask_for(da, mask, r)
-        n = int(m.sum())
-        if n == 0:
+        if not m.any():
             raise DataValidationError(f"regions[{r!r}]: the mask selects no pixel")
-        mk = xr.DataArray(m, dims=da.dims[:-1])
-        s = spec.where(mk).sum(da.dims[:-1])
-        v = var.where(mk).sum(da.dims[:-1])
-        w = float(norm.where(mk).sum())
-        s, v = (np.asarray(a.values if not hasattr(a.data, "compute") else a.compute().values, float)
-                for a in (s, v))
-        if not np.isfinite(w) or w <= 0:
+        masks[r] = np.asarray(m, bool).ravel()
+    # only the regions' pixels are read and deconvolved (the rest of a large or lazy series is never
+    # touched: deconvolving the whole 128×128×2048 SI four times took 5 of the 7 minutes of a fit)
+    union = np.flatnonzero(np.any(np.stack(list(masks.values())), axis=0))
+    flat = da.data.reshape(-1, da.shape[-1])[union]
+    flat = np.asarray(flat.compute() if hasattr(flat, "compute") else flat)
+    sub = xr.DataArray(flat, dims=("position", "energy"), coords={"energy": ("energy", e, {"units": "eV"})})
+    if plural_scattering == "fourier-log":
+        fw = _lowloss._resolution(_lowloss._probe(da), e, resolution_fwhm)
+        dec = _lowloss.deconvolve(sub, resolution_fwhm=fw)
+        spec, var = np.asarray(dec.ssd.values, float), np.asarray(dec.ssd_var.values, float)
+        norm = np.asarray((dec.zero_loss * dec.thickness).values, float)
+    else:
+        spec = flat.astype(float)
+        var = np.clip(spec, 0, None)
+        norm = np.ones(flat.shape[0])
+        fw = None
+    Y, V, npix = [], [], []
+    for r, m in masks.items():
+        sel = m[union]
+        s_, v_ = spec[sel].sum(axis=0), var[sel].sum(axis=0)
+        w = float(np.nansum(norm[sel]))
+        if not np.isfinite(w) or w <= 0 or not np.all(np.isfinite(s_)):
             raise DataValidationError(f"regions[{r!r}]: no usable spectrum (zero or non-finite intensity)")
-        Y.append(s / w)
-        V.append(v / w**2)
-        npix.append(n)
+        Y.append(s_ / w)
+        V.append(v_ / w**2)
+        npix.append(int(sel.sum()))
     Y, V = np.array(Y), np.array(V)
     # background: power-law basis fitted (inverse-variance weights) below the edges, removed everywhere
     Yb = Y[:, ch].copy()

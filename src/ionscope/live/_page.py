@@ -267,8 +267,9 @@ async function showFrame(k) {
   if (!f) return;
   shown = k;
   // x in LixCoO2 where a calibration gives it (the movie is then made of x), else the MLLS Li weight
-  const isx = !!f.maps.x, raw = isx ? f.maps.x : f.maps.li, den = f.maps.li_causal || null;
-  const qname = isx ? "x in LixCoO2" : "Li weight (MLLS)";
+  const isx = !!f.maps.x, isa = !isx && !!f.maps.li_areal;
+  const raw = isx ? f.maps.x : (isa ? f.maps.li_areal : f.maps.li), den = f.maps.li_causal || null;
+  const qname = isx ? "x in LixCoO2" : (isa ? "Li per zero-loss intensity (areal, uncalibrated)" : "Li weight (MLLS)");
   // one colour scale for both maps, from the newest denoised map (raw noise would wash it out);
   // while a frame waits for denoising, the last denoised frame stays up, labelled as such
   if (den) { scale = [pct(den, 0.01), pct(den, 0.99)]; lastDen = {k: k, arr: den, ny: f.ny, nx: f.nx}; }
@@ -278,7 +279,7 @@ async function showFrame(k) {
   const [lo, hi] = scale;
   // the left panel can show any per-frame map (χ², and quantities added by frame hooks, e.g. x)
   const sel = document.getElementById("layer");
-  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && n !== (isx ? "x" : "li") && !Array.from(sel.options).some(o => o.value === n)) {
+  for (const n of Object.keys(f.maps)) if (n !== "li_causal" && n !== (isx ? "x" : (isa ? "li_areal" : "li")) && !Array.from(sel.options).some(o => o.value === n)) {
     const o = document.createElement("option"); o.value = n; o.textContent = n === "chi2" ? "χ² of the fit" : n; sel.appendChild(o);
   }
   const layer = f.maps[sel.value] ? sel.value : "li";

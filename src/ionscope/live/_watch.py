@@ -232,6 +232,14 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     li = maps["li"]
     scalars = {"energy_shift": float(e_shift[0]), "dy": float(shift[0]), "dx": float(shift[1]),
                "li_mean": float(np.nanmean(li))}
+    if not fraction and "zero_loss" in fit:
+        # uncalibrated real spectra: Li per zero-loss intensity (areal Li), as the batch fraction stage shows
+        i0 = np.asarray(fit["zero_loss"].values, float).reshape(frame.shape[:2])
+        i0 = np.where(i0 > 0, i0, np.nan) / 1e6  # per 10⁶ zero-loss counts, as the batch fraction stage
+        maps["li_areal"] = (li / i0).astype(np.float32)
+        if "li_std" in maps:
+            maps["li_areal_std"] = (maps["li_std"] / i0).astype(np.float32)
+        scalars["li_areal_mean"] = float(np.nanmean(maps["li_areal"]))
     if "chi2" in maps:
         scalars["chi2_mean"] = float(np.nanmean(maps["chi2"]))
     if "thickness" in fit:  # t/λ from the mapping's plural-scattering deconvolution (the batch limap stage)
@@ -829,6 +837,8 @@ def _mapped(maps: dict) -> tuple:
     """(map, σ) of the quantity the movie is made of: x where the frame has it, else the Li weight."""
     if "x" in maps:
         return maps["x"], maps.get("x_std")
+    if "li_areal" in maps:
+        return maps["li_areal"], maps.get("li_areal_std")
     return maps.get("li"), maps.get("li_std")
 
 
@@ -1078,9 +1088,10 @@ def _psnr_vs_batch(sess: _Session, run) -> float | None:
     from ..denoise import psnr
 
     batch = run.li_denoised.load()
-    live_x = any("x_mean" in r for r in sess.records)
-    if (batch.attrs.get("quantity") == "x") != live_x:
-        return None  # one movie is x in LixCoO2, the other the Li weight (charge calibration): not comparable
+    live_q = ("x" if any("x_mean" in r for r in sess.records)
+              else "areal" if any("li_areal_mean" in r for r in sess.records) else "weight")
+    if batch.attrs.get("quantity", "weight") != live_q:
+        return None  # x in LixCoO2 vs Li weight/areal Li (e.g. charge calibration): not comparable
     idx = batch.frame_index.values if "frame_index" in batch.coords else np.arange(batch.sizes["time"])
     pos = {int(k): i for i, k in enumerate(idx)}
     live, ref = [], []

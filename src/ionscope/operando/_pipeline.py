@@ -196,7 +196,7 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
         if f"{lc.component}_std" in ds:
             out["li_std"] = ds[f"{lc.component}_std"]
         for name, key in (("chi2", "chi2"), ("thickness", "thickness"), ("co", lc.co_component),
-                          ("co_std", f"{lc.co_component}_std")):
+                          ("co_std", f"{lc.co_component}_std"), ("zero_loss", "zero_loss")):
             if key in ds:
                 out[name] = ds[key]
         import xarray as xr
@@ -743,6 +743,17 @@ def _fraction(ctx):
         out["li_std"] = frac.li_fraction_std.where(~undefined, np.inf).astype("float32").assign_attrs(units="1")
         attrs.update(k=float(spec["k"]), k_std=float(spec["k_std"]), calibration=json.dumps(cal),
                      undefined_pixels=int(undefined.sum()))
+    elif "zero_loss" in ds_l:
+        # Uncalibrated real spectra: the weight is in single-scattering counts, ∝ I0·e^(−t/λ)·t/λ·ρ_Li —
+        # it mirrors thickness and beam current. Per zero-loss intensity it is Li per unit area (× the
+        # Li-K cross section): the areal Li map, what a user should see without a calibration.
+        # (per 10⁶ zero-loss counts: readable numbers, ~1–100, on colour bars)
+        i0 = ds_l["zero_loss"].where(ds_l["zero_loss"] > 0) / 1e6
+        out["li"] = (li / i0).astype("float32").assign_attrs(
+            long_name="Li per zero-loss intensity (areal Li, uncalibrated)",
+            units="single-scattering counts per 10⁶ zero-loss counts", quantity="areal")
+        if li_std is not None:
+            out["li_std"] = (li_std / i0).astype("float32")
     else:
         unit = "single-scattering counts" if "thickness" in ds_l else "counts"
         out["li"] = li.astype("float32").assign_attrs(long_name="Li weight (MLLS)", units=unit, quantity="weight")
@@ -818,7 +829,7 @@ def _analysis(ctx):
             an[name].attrs["units"] = unit
     if "mean_li" in an:
         an["mean_li"].attrs.update(units=str(li.attrs.get("units", "")),
-                                   long_name="mean x" if quantity == "x" else "mean Li weight")
+                                   long_name="mean x" if quantity == "x" else ("mean areal Li" if quantity == "areal" else "mean Li weight"))
     map_unit = "x" if quantity == "x" else str(li.attrs.get("units", "map units"))
     for name, u in (("profile_li", map_unit if quantity != "x" else "1"), ("profile_dcdt", f"{map_unit}/s"),
                     ("profile_flux_y", unit), ("dcdt", f"{map_unit}/s"), ("rest_activity", f"{map_unit}/s")):

@@ -133,6 +133,8 @@ def _map_label(config, frac=None) -> str:
     attrs = frac["li"].attrs if frac is not None and "li" in frac else {}
     if attrs.get("quantity") == "x":
         return "Li fraction x in LixCoO2"
+    if attrs.get("quantity") == "areal":
+        return f"{attrs.get('long_name', 'Li per zero-loss intensity')} ({attrs.get('units', '')})"
     if lc.method == "mlls":
         unit = attrs.get("units", "")
         return f"{lc.component} weight (MLLS, {unit or '× reference'})"

@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Linear functionals of a fit to Fourier-log-deconvolved spectra, with their exact covariance.
+
+Shared machinery of the routes that work on the single-scattering distribution
+(SSD) of raw spectra recorded with their zero-loss peak: SA/SB through plural
+scattering (:func:`ionscope.eels.sasb` with ``plural_scattering=``) and the NMF
+route to x (:func:`ionscope.eels.nmf_li`).
+
+Per spectrum: the SSD ``y`` over a set of channels comes from
+:func:`~ionscope.eels._lowloss.fourier_log_block`; a generalised least-squares
+fit ``β = A·y`` with ``A = (XᵀWX)⁻¹XᵀW`` (``W`` the inverse propagated variance,
+zero outside the fit channels) gives the coefficients of a design ``X``. Every
+quantity returned is a linear functional ``q = (L1 + L2·A)·y`` — e.g. a window
+sum of the SSD minus the fitted background under it (SA/SB), or a combination
+of fitted component weights (NMF → Li amount). Because ``y`` is itself a linear
+filter of the raw counts, the covariance of ``q`` is the exact (linearised)
+sandwich through the deconvolution (:func:`~ionscope.eels._lowloss.sandwich_variance`),
+which is what makes the σ of these routes honest: the deconvolved counts are
+neither Poisson nor independent between channels.
+
+Why our own kernel: no peer propagates the counts' noise through Fourier-log
+deconvolution into fitted quantities (see :mod:`ionscope.eels._lowloss`).
+
+References
+----------
+R. F. Egerton, EELS in the Electron Microscope, 3rd ed. (2011), §4.2,
+doi:10.1007/978-1-4419-9583-4.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lowloss
+
+_BATCH = 256
+
+
+def n_outputs(p: int) -> int:
+    """Length of the kernel's output vector for ``p`` functionals."""
+    return p + p + p * (p - 1) // 2 + 3
+
+
+def unpack(out: np.ndarray, p: int):
+    """(values, variances, covariances of the pairs i < j, chi2, thickness, zero_loss) from the output."""
+    vals = out[..., :p]
+    var = out[..., p:2 * p]
+    npair = p * (p - 1) // 2
+    cov = out[..., 2 * p:2 * p + npair]
+    rest = out[..., 2 * p + npair:]
+    return vals, var, cov, rest[..., 0], rest[..., 1], rest[..., 2]
+
+
+def functionals_kernel(spectra, *, energy, channels, fit_mask, X, L1, L2, resolution_fwhm, tail_fit_ev=20.0,
+                       var_scale=None):
+    """Array kernel: ``(…, n_energy)`` raw counts → ``(…, n_outputs(p))``.
+
+    Parameters
+    ----------
+    spectra : ndarray
+        Raw counts with the zero-loss peak, energy last.
+    energy : ndarray
+        Equally spaced energy axis (eV).
+    channels : ndarray of int
+        Channels (indices into ``energy``) on which the SSD is evaluated; the
+        rows of ``X``, ``L1`` refer to these.
+    fit_mask : ndarray of bool
+        Which of ``channels`` enter the fit (the others only enter ``L1``).
+    X : ndarray (m, K)
+        Design of the fit.
+    L1 : ndarray (p, m), L2 : ndarray (p, K)
+        The functionals ``q = L1·y + L2·β``.
+    """
+    lead = spectra.shape[:-1]
+    J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
+    p = L1.shape[0]
+    K = X.shape[1]
+    out = np.full((J.shape[0], n_outputs(p)), np.nan)
+    pairs = [(i, j) for i in range(p) for j in range(i + 1, p)]
+    n_fit = int(np.count_nonzero(fit_mask))
+    ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
+    for s in range(0, J.shape[0], _BATCH):
+        sel = np.flatnonzero(ok[s:s + _BATCH]) + s
+        if sel.size == 0:
+            continue
+        r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
+                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
+        y = r["ssd"]
+        # weights: inverse propagated variance, floored so that no channel can dominate
+        var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
+        w = np.where(fit_mask[None, :], 1.0 / var, 0.0)
+        G = np.einsum("pn,nk,nl->pkl", w, X, X)
+        G = G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K)
+        Ginv = np.linalg.inv(G)
+        A = np.einsum("pkl,nl,pn->pkn", Ginv, X, w)  # β = A·y
+        beta = np.einsum("pkn,pn->pk", A, y)
+        rows = L1[None] + np.einsum("qk,pkn->pqn", L2, A)  # (P, p, m)
+        vals = np.einsum("pqn,pn->pq", rows, y)
+        extra = [rows[:, i] + rows[:, j] for i, j in pairs]
+        allrows = np.concatenate([rows] + [e[:, None] for e in extra], axis=1) if extra else rows
+        v = _lowloss.sandwich_variance(allrows, r, r["grid_idx"], r["n_fft"])
+        resid = (y - beta @ X.T) * fit_mask[None, :]
+        out[sel, :p] = vals
+        out[sel, p:2 * p] = v[:, :p]
+        for k, (i, j) in enumerate(pairs):
+            out[sel, 2 * p + k] = 0.5 * (v[:, p + k] - v[:, i] - v[:, j])
+        base = 2 * p + len(pairs)
+        out[sel, base] = np.sum(w * resid**2, axis=1) / max(1, n_fit - K)
+        out[sel, base + 1] = r["thickness"]
+        out[sel, base + 2] = r["i0"]
+    return out.reshape(lead + (out.shape[1],))
+
+
+def references_blurred(references, e, ch, fwhm):
+    """References on channels ``ch`` of ``e`` at the deconvolution's Gaussian resolution ``fwhm``.
+
+    References measured on deconvolved data (``attrs["resolution_fwhm_ev"]``, e.g.
+    from :func:`ionscope.eels.references_from_regions`) already have it and are
+    only resampled; model references are blurred on a margin around the window so
+    that the blur sees their real neighbourhood. Returns (names, (m, M), measured).
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    from ..errors import CalibrationError
+    from . import _common
+
+    step = float(e[1] - e[0])
+    measured = hasattr(references, "attrs") and "resolution_fwhm_ev" in references.attrs
+    names, _ = _common.references(references, e[ch])
+    if measured:
+        return names, _common.references(references, e[ch])[1], True
+    pad = int(np.ceil(3 * fwhm / step))
+    lo, hi = max(0, ch[0] - pad), min(e.size, ch[-1] + 1 + pad)
+    ext = np.arange(lo, hi)
+    try:
+        _, refs_ext = _common.references(references, e[ext])
+    except CalibrationError:  # references given on the window only
+        return names, _common.references(references, e[ch])[1], False
+    refs_ext = np.where(e[ext][:, None] > 0, refs_ext, 0.0)
+    blurred = gaussian_filter1d(refs_ext, fwhm * _lowloss._FWHM_TO_SIGMA / step, axis=0, mode="nearest")
+    return names, blurred[np.searchsorted(ext, ch)], False
