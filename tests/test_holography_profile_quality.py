@@ -43,7 +43,7 @@ def test_holo_profile_says_when_there_is_no_step(tmp_path, capsys):
     rng = np.random.default_rng(1)
     flat = _write(tmp_path, "flat.nc", rng.normal(0, 0.05, (120, 120)))
     out = tmp_path / "flat.json"
-    assert main(["holo", "profile", str(flat), "--start", "30", "10", "--end", "30", "50", "--width", "10",
+    assert main(["holo", "profile", str(flat), "--start-nm", "30", "10", "--end-nm", "30", "50", "--width-nm", "10",
                  "-o", str(out)]) == 0
     err = capsys.readouterr().err
     data = json.loads(out.read_text())
@@ -52,7 +52,7 @@ def test_holo_profile_says_when_there_is_no_step(tmp_path, capsys):
     # a clean step: no warning, χ² against the corrected s.e.m. near 1
     step = _write(tmp_path, "step.nc", rng.normal(0, 0.05, (120, 120)) + 1.2 * (np.arange(120) * 0.5 > 30))
     out2 = tmp_path / "step.json"
-    assert main(["holo", "profile", str(step), "--start", "30", "10", "--end", "30", "50", "--width", "10",
+    assert main(["holo", "profile", str(step), "--start-nm", "30", "10", "--end-nm", "30", "50", "--width-nm", "10",
                  "-o", str(out2)]) == 0
     assert "warning:" not in capsys.readouterr().err
     good = json.loads(out2.read_text())
