@@ -38,7 +38,7 @@ def _old_screen(series, batch):
 
 
 def _new_screen(series, batch):
-    from ionscope.operando._series import screen_statistics
+    from ionscope.io._series import screen_statistics
 
     return screen_statistics(series, batch=batch)
 

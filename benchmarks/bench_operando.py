@@ -123,7 +123,7 @@ def _fingerprint_cost(store: Path, total: float, out: dict) -> None:
     and the stat-only identity it replaced (path, size, mtime), in the same process, back to back."""
     import hashlib
 
-    from ionscope.operando._stages import fingerprint
+    from ionscope.pipeline._stores import fingerprint
 
     t0 = time.perf_counter()
     fingerprint([store])

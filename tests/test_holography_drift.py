@@ -218,7 +218,7 @@ def test_pipeline_follows_the_drift_and_reports_it(tmp_path, drifting):
     import pandas as pd
 
     from ionscope.io import save
-    from ionscope.operando._holography import holography_config, run_holography
+    from ionscope.pipeline._holography import holography_config, run_holography
 
     _, refs, log, truth = drifting
     holos, *_ = biased_holograms(method="fourier", seed=0, out=tmp_path / "holos.zarr", **KW, **DRIFT)

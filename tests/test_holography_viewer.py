@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from ionscope.errors import DataValidationError
-from ionscope.operando._holo_viewer import _envelope, write_holo_viewer
+from ionscope.report._holo_viewer import _envelope, write_holo_viewer
 
 
 def _payload(path) -> dict:

@@ -321,7 +321,7 @@ def test_growing_log_read_in_random_pieces_equals_read_log_of_its_finished_lines
 
 def test_run_refuses_a_restarted_log_with_its_line_and_keeps_a_session_on_request(tmp_path):
     from ionscope.operando import from_dict
-    from ionscope.operando._pipeline import _read_log
+    from ionscope.pipeline._eels_sources import _read_log
 
     p = _write(tmp_path, PLAIN + "0,4.2,-1e-6,discharge\n1,4.1,-1e-6,discharge\n")
     with pytest.raises(DataValidationError, match=r"line 8: the time goes back"):

@@ -166,7 +166,7 @@ def test_live_flux_follows_the_cell_state(watched):
 
 
 def _has_fraction_stage():
-    from ionscope.operando._pipeline import TABLE
+    from ionscope.pipeline._eels import TABLE
 
     return "fraction" in {st.name for st in TABLE}
 

@@ -40,7 +40,7 @@ CHILD = textwrap.dedent('''
     kill = os.environ.get("IONSCOPE_TEST_KILL", "")
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if kill.startswith("after:"):
-        import ionscope.operando._pipeline as p
+        import ionscope.pipeline._run as p
         record = p._record
         def _record(res, on_stage, name, rec):
             record(res, on_stage, name, rec)
@@ -48,7 +48,7 @@ CHILD = textwrap.dedent('''
                 die()
         p._record = _record
     elif kill.startswith("batch:"):
-        import ionscope.operando._stages as st
+        import ionscope.pipeline._stores as st
         save = st.StageCache.save_batched
         def save_batched(self, name, key, ds, **kw):
             if name == kill[6:]:
@@ -148,7 +148,7 @@ def clean(data, tmp_path_factory):
 
 
 def _stage_arrays(out: Path) -> dict:
-    from ionscope.operando._stages import StageCache
+    from ionscope.pipeline._stores import StageCache
 
     cache = StageCache(out / "cache.zarr")
     arrays = {}

@@ -8,7 +8,7 @@ import pytest
 from ionscope.data import calibrated
 from ionscope.errors import DataValidationError, ShapeMismatchError
 from ionscope.operando import analyse, change_maps, continuity_flux_kernel, flux_error, interface_distance
-from ionscope.operando._flux import observable_flux
+from ionscope.transport._flux import observable_flux
 
 
 def _divergence(jy, jx, dy, dx):

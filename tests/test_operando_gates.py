@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Physical plausibility gates of the operando pipeline (``[screen]``, ionscope.operando._gates).
+"""Physical plausibility gates of the operando pipeline (``[screen]``, ionscope.pipeline._gates).
 
 Every impossible frame named in issue 17 (×−1, an offset of −50, all zeros,
 ×1e30, a fit whose χ² is far above the series') is marked bad with its reason,
@@ -18,8 +18,8 @@ import pytest
 
 from ionscope.errors import ConfigError, DataValidationError
 from ionscope.operando import from_dict, run
-from ionscope.operando._gates import chi2_reasons, frame_reasons
-from ionscope.operando._series import screen_frames
+from ionscope.pipeline._gates import chi2_reasons, frame_reasons
+from ionscope.pipeline._screen import screen_frames
 
 BAD = 3  # the frame made impossible
 

@@ -10,7 +10,7 @@ import pytest
 
 from ionscope.errors import ConfigError
 from ionscope.io import read_log
-from ionscope.operando._holography import STAGES, run_holography
+from ionscope.pipeline._holography import STAGES, run_holography
 from ionscope.simulate import biased_holograms
 
 PROGRAMME = [("rest", 30), ("hold", 1.5, 150), ("hold", -1.5, 150)]
@@ -103,7 +103,7 @@ def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "asymmetry" in out and (tmp_path / "cli" / "summary.json").exists()
     # one run per folder, as for the EELS pipeline
-    from ionscope.operando._lock import folder_lock
+    from ionscope._lock import folder_lock
 
     with folder_lock(tmp_path / "cli"):
         assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) != 0

@@ -14,8 +14,8 @@ import xarray as xr
 
 from ionscope._atomic import atomic_path, clean_temporaries, publish_set, recover_sets, staging_dir
 from ionscope.errors import OutputLockedError, OutputPathError
-from ionscope.operando._lock import LOCK_NAME, folder_lock
-from ionscope.operando._stages import StageCache
+from ionscope._lock import LOCK_NAME, folder_lock
+from ionscope.pipeline._stores import StageCache
 
 
 def test_second_holder_is_refused_naming_the_first(tmp_path):
@@ -33,7 +33,7 @@ def test_second_holder_is_refused_naming_the_first(tmp_path):
 
 
 def test_lock_of_a_killed_process_is_taken_over(tmp_path):
-    code = ("import os, sys; from ionscope.operando._lock import folder_lock\n"
+    code = ("import os, sys; from ionscope._lock import folder_lock\n"
             f"with folder_lock({str(tmp_path)!r}):\n    os._exit(0)\n")  # exits without releasing
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": "src"})
     with pytest.warns(UserWarning, match="taking over the lock left by run pid"):
@@ -178,7 +178,7 @@ def test_report_never_replaces_a_folder_named_like_an_output(tmp_path):
     assert (tmp_path / "moved" / "notes.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
     # the same for a re-run whose report is redone: refused, the folder kept
-    from ionscope.operando._stages import StageCache
+    from ionscope.pipeline._stores import StageCache
 
     StageCache(tmp_path / "cache.zarr").discard("analysis")
     (tmp_path / "summary.json").unlink()

@@ -10,7 +10,7 @@ import xarray as xr
 
 from ionscope.errors import CalibrationError, DataValidationError, FileFormatError
 from ionscope.operando import read_series, run
-from ionscope.operando._stages import StageCache
+from ionscope.pipeline._stores import StageCache
 from ionscope.report import operando_report_stage
 
 REPORT = (operando_report_stage(),)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ionscope.errors import ConfigError, StageFailedError
-from ionscope.operando._probe import probe_scheduler
+from ionscope.pipeline._probe import probe_scheduler
 
 
 class _Server:

@@ -34,7 +34,7 @@ def _run(toml):
 
 
 def test_fingerprint_reads_the_bytes(tmp_path):
-    from ionscope.operando._stages import fingerprint
+    from ionscope.pipeline._stores import fingerprint
 
     a = tmp_path / "a.bin"
     a.write_bytes(b"\x00" * 1000)

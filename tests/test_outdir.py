@@ -108,7 +108,7 @@ def clean(data, tmp_path_factory):
 
 
 def stage_arrays(out: Path) -> dict:
-    from ionscope.operando._stages import StageCache
+    from ionscope.pipeline._stores import StageCache
 
     cache = StageCache(out / "cache.zarr")
     return {f"{s}/{v}": np.asarray(ds[v].values) for s in STAGES for ds in [cache.load(s)] for v in ds.variables}
@@ -320,7 +320,7 @@ def test_rerun_into_own_folder_resumes_and_caches(data, clean, tmp_path, capsys)
 def test_folder_of_an_ionscope_without_ledger(data, clean, tmp_path, capsys):
     """Outputs of a version that kept no ledger: the stage cache is recognised (its stage groups and
     completion markers), the report files are not (a one-line refusal says to move them once)."""
-    from ionscope.operando._stages import cache_state
+    from ionscope.pipeline._stores import cache_state
 
     out = copy_of(clean, tmp_path / "out")
     (out / ".ionscope.manifest.json").unlink()
@@ -392,7 +392,7 @@ def test_output_folder_inside_an_input_store(data, tmp_path, capsys):
 
 
 def test_cache_elsewhere_is_marked_and_reused(data, clean, tmp_path, capsys):
-    from ionscope.operando._stages import cache_state
+    from ionscope.pipeline._stores import cache_state
 
     toml = write_toml(cfg_path(tmp_path), data, tmp_path / "out", output={"cache": str(tmp_path / "c" / "s.zarr")})
     assert main(["run", str(toml), "-q"]) == 0
@@ -441,7 +441,7 @@ def test_run_failing_validation_leaves_no_folder_cache_or_lock(data, tmp_path, c
 
 
 def test_lock_keeps_no_secret_and_is_private(tmp_path, monkeypatch):
-    from ionscope.operando._lock import LOCK_NAME, folder_lock
+    from ionscope._lock import LOCK_NAME, folder_lock
 
     monkeypatch.setattr(sys, "argv", ["/usr/bin/ionscope", "watch", "cfg.toml", "--token", "SECRET-123",
                                       "--scheduler=tcp://user:pw@host:8786"])

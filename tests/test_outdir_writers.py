@@ -140,7 +140,7 @@ def holo_cfg(d, out):
 @pytest.mark.slow  # ~30 s: two holography runs
 def test_holography_run_writes_only_its_own_names(holo, tmp_path):
     from ionscope.errors import ConfigError, OutputPathError
-    from ionscope.operando._holography import run_holography
+    from ionscope.pipeline._holography import run_holography
 
     out = tmp_path / "out"
     plant(out, {"summary.json": "{\"mine\": 1}", "notes.txt": "mine", ".holo_maps.zarr/keep.txt": "mine"})
@@ -165,7 +165,7 @@ def test_holography_run_writes_only_its_own_names(holo, tmp_path):
 
 def test_holography_refused_start_leaves_nothing(holo, tmp_path):
     from ionscope.errors import IonscopeError
-    from ionscope.operando._holography import run_holography
+    from ionscope.pipeline._holography import run_holography
 
     out = tmp_path / "a" / "out"
     cfg = holo_cfg(holo, out)

@@ -26,7 +26,7 @@ Every path read from a ledger, journal or report manifest is checked by
 folder) before anything acts on it.
 
 A *session* (:func:`session`) holds the folder's lock
-(:func:`ionscope.operando._lock.folder_lock`) and registers the folder for this
+(:func:`ionscope._lock.folder_lock`) and registers the folder for this
 process: :func:`ionscope._atomic.atomic_path` then checks and records every
 write under it automatically (a clash with a file ionscope did not write is an
 :class:`~ionscope.errors.OutputPathError` naming the file). Without a session
@@ -317,7 +317,7 @@ class OutputFolder:
 
     def adopt(self, rel: str, *, kind: str = "dir") -> None:
         """Record ``rel`` as ours without the clash check: for a folder whose own marker proves that
-        ionscope made it (a stage cache, :func:`ionscope.operando._stages.cache_state`)."""
+        ionscope made it (a stage cache, :func:`ionscope.pipeline._stores.cache_state`)."""
         rel = safe_relpath(self.root, rel)
         with self._edit() as data:
             data["entries"][rel] = {"kind": kind}
@@ -512,7 +512,7 @@ def session(root, *, wait: bool | float = False, fresh: bool = False, what: str 
     'mine'
     """
     from ._atomic import os_errors
-    from .operando._lock import folder_lock
+    from ._lock import folder_lock
 
     root = _abs(root)
     with _REGISTRY_LOCK:

@@ -108,7 +108,7 @@ def _previews(wave, out: Path) -> list[Path]:
 
     from ..holography import unwrap_phase
     from ..report import save_figure
-    from ..report._style import colour_bar, colour_scale, image, style, subplots
+    from ..report import colour_bar, colour_scale, image, style, subplots
 
     w = wave
     while w.ndim > 2:
@@ -329,7 +329,7 @@ def _profile_png(prof, fit, path: Path, *, quantity, unit, pos_unit) -> Path:
     import numpy as np
 
     from ..report import save_figure
-    from ..report._style import style, subplots, with_sigma
+    from ..report import style, subplots, with_sigma
 
     x = np.asarray(prof["position"].values, float) if "position" in prof.coords else np.arange(prof.size)
     sem = np.asarray(prof["sem"].values, float) if "sem" in prof.coords else None

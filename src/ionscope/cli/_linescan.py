@@ -42,8 +42,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import eels
     from ..io import load
-    from ..report._figures import save_figure
-    from ..report._style import style, subplots, with_sigma
+    from ..report import save_figure
+    from ..report import style, subplots, with_sigma
 
     out = check_out(args)
     data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")

@@ -89,8 +89,6 @@ def run(args) -> int:
 
     if args.demo == bool(args.config):
         raise DataValidationError("give either CONFIG.toml or --demo")
-    if args.config and _has_section(args.config, "holography"):
-        return _run_holography(args)
     if args.demo:
         from .._outdir import session
 
@@ -110,6 +108,8 @@ def _run_config(args, cfg) -> int:
 
     if args.scheduler:
         cfg = cfg.replace(compute={"scheduler": args.scheduler})
+    if cfg.table == "holography":  # the configuration names its night: no sniffing of the TOML
+        return _run_holography(args, cfg)
     if getattr(args, "frame_pattern", None):
         cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
 
@@ -145,29 +145,18 @@ def _run_config(args, cfg) -> int:
     return 0
 
 
-def _has_section(path, name: str) -> bool:
-    """Whether the TOML file has a ``[name]`` section (the file is validated properly by the pipeline)."""
-    import tomllib
-    from pathlib import Path
-
-    from ..errors import FileFormatError
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: no such configuration file")
-    try:
-        return name in tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{p}: not valid TOML ({exc})") from None
-
-
-def _run_holography(args) -> int:
+def _run_holography(args, cfg) -> int:
     """A ``[holography]`` config: the holography-under-bias table on the same runner."""
     from ..operando import run_holography
     from ..report import holography_writers
 
+    if getattr(args, "frame_pattern", None) or args.var:
+        from ..errors import DataValidationError
+
+        raise DataValidationError("--frame-pattern and --var name EELS frames; a [holography] night reads the "
+                                  "store [holography] holograms names")
     # the figures, GIF and viewer come from the report package, handed to the runner (as the EELS report stage)
-    res = run_holography(args.config, output=args.out, show_progress=False if (args.no_progress or args.quiet)
+    res = run_holography(cfg, show_progress=False if (args.no_progress or args.quiet)
                          else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
                          writers=holography_writers())
     if args.quiet:

@@ -112,15 +112,14 @@ def run(args) -> int:
         expected = args.frames
     else:
         from ..operando import load_config
-        from ._run import _has_section
 
-        if _has_section(args.config, "holography"):
+        cfg = load_config(args.config)
+        if cfg.table == "holography":
             # the live mode follows STEM-EELS frames; a hologram night runs on the same stage
             # runner with `ionscope run`, which is resumable: run it again as frames arrive
             raise DataValidationError(f"{args.config}: [holography] configs are not followed live yet; run "
                                       f"`ionscope run {args.config}` (rerun it as more frames arrive: a changed "
                                       "input redoes the series)")
-        cfg = load_config(args.config)
         if args.out:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
         expected = args.expected_frames

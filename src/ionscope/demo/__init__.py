@@ -43,8 +43,8 @@ class DemoContext:
 
     def save_figure(self, fig, name: str, **kwargs) -> Path:
         """Save a matplotlib figure atomically as ``out/name`` and release it (closed if pyplot holds it)."""
-        from ..report._figures import _release
-        from ..report._style import style
+        from ..report import release_figure as _release
+        from ..report import style
 
         final = self.path(name)
         with style(), atomic_path(final) as tmp:
@@ -72,7 +72,7 @@ def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_p
 
 
 def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
-    from ..report._style import style
+    from ..report import style
 
     chosen = [s for s in available_steps() if steps is None or s in steps]
     summary: dict[str, Any] = {"steps": {}, "ok": True}

@@ -62,7 +62,7 @@ def run(ctx) -> None:
 
 
 def _figure(raw, den, truth, results):
-    from ..report._style import bounds_of, colour_bar, colour_scale, quantity_label, subplots
+    from ..report import bounds_of, colour_bar, colour_scale, quantity_label, subplots
 
     n_t = raw.sizes["time"]
     frames = sorted({0, n_t // 2, n_t - 1})

@@ -106,7 +106,7 @@ def run(ctx) -> None:
 
 
 def _figure(true_x, li_mlls, li_sasb, li_nmf, frames, truth):
-    from ..report._style import colour_bar, colour_scale, subplots
+    from ..report import colour_bar, colour_scale, subplots
 
     rows = [("truth", true_x), ("MLLS", li_mlls), ("SA/SB", li_sasb), ("NMF (rel.)", None)]
     fig, axes = subplots(len(rows), len(frames), figsize=(2.8 * len(frames), 2.1 * len(rows) + 0.3),
@@ -236,7 +236,7 @@ def _run_realistic(ctx) -> None:
 
 
 def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):
-    from ..report._style import colour_bar, colour_scale, subplots
+    from ..report import colour_bar, colour_scale, subplots
 
     rows = [("truth x (4×4 mean)", true_x), ("Fourier-log MLLS x (4×4)", est_x), ("raw-count MLLS x (4×4)", raw_x),
             ("t/λ (log-ratio)", thick)]

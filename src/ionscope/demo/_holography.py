@@ -14,7 +14,7 @@ def run(ctx) -> None:
     import numpy as np
 
     from ..holography import bias_difference, fit_step, line_profile, phase_shifting, reconstruct
-    from ..report._style import colour_bar, colour_scale, subplots
+    from ..report import colour_bar, colour_scale, subplots
     from ..simulate import hologram, phase_shifting_series
 
     size = 192 if ctx.quick else 384

@@ -44,14 +44,14 @@ def layer_found(width: dict) -> tuple[bool, str]:
 
 
 def _figure(prof, width, truth, why=""):
-    from ..report._style import subplots
+    from ..report import subplots
 
     x = prof.position.values
     fig, ax = subplots(figsize=(6.4, 3.4), layout="constrained")
     ax.errorbar(x, prof.li.values, yerr=prof.li_std.values, fmt=".", ms=3, lw=0.5, color="0.4",
                 label="Li-K weight (MLLS) ± 1σ")
     ax.plot(x, truth.li.values, "g-", lw=1, label="truth")
-    from ..report._style import with_sigma
+    from ..report import with_sigma
 
     fit_label = (f"fit: layer {with_sigma(width['width_nm'], width['width_std_nm'], unit='nm')} "
                  f"(true {truth.attrs['layer_width_nm']:g} nm)") if not why else "fit (no layer found)"

@@ -35,7 +35,7 @@ def run(ctx) -> None:
 
 
 def _figure(c34, truth, profile, layer, pc):
-    from ..report._style import colour_bar, colour_scale, subplots
+    from ..report import colour_bar, colour_scale, subplots
 
     fig, axes = subplots(1, 4, figsize=(15, 3.6), layout="constrained")
     # the colour bar of the maps must not read as a label of the profile beside it

@@ -71,7 +71,8 @@ def run(ctx) -> None:
 
 
 def _figure(truth, log):
-    from ..report._style import charge_prefix, colour_bar, colour_scale, subplots
+    from .._viewer_kit import charge_prefix
+    from ..report import colour_bar, colour_scale, subplots
 
     states = truth.state.values
     picks = [0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 
 def _pair(estimate, truth, name: str):

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 # Above this mean the closed-form asymptotic inverse is exact to < 1e-6 counts,
 # so the table need not extend further.

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 _METHODS = ("nonlocal", "ksvd")
 _GROUP1 = 32

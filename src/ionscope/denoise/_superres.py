@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 _FACTOR = 2
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data import apply_kernel, check_finite, like_input
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 from ._kernels import background_kernel, powerlaw_basis
 

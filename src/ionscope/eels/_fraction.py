@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 
 def _calibration_from_region(wl, wc, sl, sc, region, known_x):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 
 LI_WINDOW = (54.0, 70.0)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..data import apply_kernel
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import apply_kernel, check_finite
 from ..errors import CalibrationError, DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 from ._kernels import fit_kernel, layout, powerlaw_basis
 from ._solve import check_design

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data import check_finite
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..data import apply_kernel
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common, _lowloss, _ssdfit
 
 

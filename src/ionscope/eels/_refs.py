@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _common
 
 

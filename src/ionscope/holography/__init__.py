@@ -10,6 +10,7 @@ from __future__ import annotations
 from .._lazy import attach
 
 _EXPORTS = {
+    "check_bias_options": "_checks",
     "reconstruct": "_fourier",
     "estimate_sideband": "_fourier",
     "fringe_statistics": "_fourier",

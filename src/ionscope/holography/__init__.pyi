@@ -3,6 +3,7 @@
 from ._bias_analysis import asymmetry_summary as asymmetry_summary
 from ._bias_analysis import leakage_summary as leakage_summary
 from ._bias_analysis import relaxation_times as relaxation_times
+from ._checks import check_bias_options as check_bias_options
 from ._fourier import canonical_carrier as canonical_carrier
 from ._fourier import estimate_sideband as estimate_sideband
 from ._fourier import fringe_statistics as fringe_statistics
@@ -24,4 +25,4 @@ from ._series import vacuum_mask as vacuum_mask
 from ._steps import StepsFit as StepsFit
 from ._steps import fit_steps as fit_steps
 
-__all__ = ["StepFit", "StepsFit", "asymmetry_summary", "bias_difference", "bias_series", "canonical_carrier", "estimate_sideband", "fit_step", "fit_steps", "fringe_statistics", "interaction_constant", "interface_asymmetry", "leakage_summary", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "relaxation_times", "remove_ramp", "to_potential", "unwrap_phase", "vacuum_mask"]
+__all__ = ["StepFit", "StepsFit", "asymmetry_summary", "bias_difference", "bias_series", "canonical_carrier", "check_bias_options", "estimate_sideband", "fit_step", "fit_steps", "fringe_statistics", "interaction_constant", "interface_asymmetry", "leakage_summary", "line_profile", "phase_difference", "phase_shifting", "reconstruct", "relative_thickness", "relaxation_times", "remove_ramp", "to_potential", "unwrap_phase", "vacuum_mask"]

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 
 def _check_series(series, need):

@@ -391,3 +391,7 @@ def coherent_zero_bias(waves, zero_idx, skipped: dict):
     for j, why in zero_bias_outliers(small).items():
         skipped[int(zero_idx[j])] = why
     return np.array([k for k in zero_idx if int(k) not in skipped], int)
+
+
+#: Public name of :func:`check_options` (``ionscope.holography.check_bias_options``).
+check_bias_options = check_options

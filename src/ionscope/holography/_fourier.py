@@ -26,7 +26,7 @@ import numpy as np
 
 from ..data import as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 #: Text stored in the ``sign_convention`` attribute of every reconstruction.
 SIGN_CONVENTION = ("I = a0 + 2|c| cos(2*pi*q.r + phi), q in the half-plane qx>0 (qy>0 if |qx|<0.004); "

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data import as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from . import _fourier
 from ._fourier import SIGN_CONVENTION, canonical_carrier, estimate_carrier_array
 

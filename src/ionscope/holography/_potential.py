@@ -8,8 +8,8 @@ import numpy as np
 
 from ..data import apply_kernel, as_dataarray, like_input, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
-from ..io._metadata import acquisition_value
+from ..io import accepts_data
+from ..io import acquisition_value
 
 # CODATA 2018
 _H = 6.62607015e-34      # J s

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 # 10–90 % width of each model in units of its width parameter:
 # erf: 2·Φ⁻¹(0.9)·σ; tanh: 2·atanh(0.8)·w = ln 9·w.

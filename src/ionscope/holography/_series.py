@@ -25,8 +25,8 @@ import numpy as np
 
 from ..data import as_dataarray, require_dims
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
-from ..io._metadata import acquisition_value
+from ..io import accepts_data
+from ..io import acquisition_value
 from . import _checks, _drift, _fourier
 from ._fourier import canonical_carrier, estimate_carrier_array
 from ._potential import _plane_design, _unwrap_kernel, interaction_constant
@@ -139,7 +139,7 @@ def _bias_per_frame(da, bias_v, log, times):
         if b.shape != (n,):
             raise ShapeMismatchError(f"bias_v: expected {n} values (one per time point), got shape {b.shape}")
     elif log is not None:
-        from ..io._logs import voltage_log
+        from ..io import voltage_log
 
         log = voltage_log(log)
         lt = np.asarray(log["time"].values, float)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataValidationError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 from ._profiles import _WIDTH_FACTOR, StepFit, _profile_arrays
 
 _SQRT2 = math.sqrt(2.0)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from .._lazy import attach
 
 _EXPORTS = {
-    "acquire": "_acquire",
-    "Acquisition": "_acquire",
-    "FrameFollower": "_follow",
-    "LogFollower": "_follow",
+    "acquire": "ionscope.simulate",
+    "Acquisition": "ionscope.simulate",
+    "FrameFollower": "ionscope.io",
+    "LogFollower": "ionscope.io",
     "watch": "_watch",
     "process_frame": "_watch",
     "FRAME_HOOKS": "_watch",

@@ -2,7 +2,7 @@
 """The pipeline's plausibility gates, frame by frame, while the microscope acquires.
 
 The same kernels and ``[screen]`` thresholds as ``ionscope run``
-(:mod:`ionscope.operando._gates`): a frame that is all zero, holds NaN/Inf or
+(:mod:`ionscope.pipeline._gates`): a frame that is all zero, holds NaN/Inf or
 a negative signal is refused as it arrives; the series-relative gates
 (negative values, total counts, χ² of the fit) compare the new frame with
 the median of the frames accepted so far — from the moment ``min_frames`` of
@@ -58,7 +58,7 @@ class LiveGates:
         """``(statistics, reason)`` of one (y, x, energy) frame; reason "" when it passes."""
         import xarray as xr
 
-        from ..operando._gates import frame_reasons, frame_statistics
+        from ..pipeline._gates import frame_reasons, frame_statistics
 
         da = xr.DataArray(np.asarray(values)[None], dims=("time", "y", "x", "energy"))
         stats = frame_statistics(da, negative_below=self.screen.negative_below)
@@ -68,7 +68,7 @@ class LiveGates:
 
     def fit(self, chi2_mean) -> str:
         """Reason the fit of a frame is implausible (its mean χ² against the frames so far), or ""."""
-        from ..operando._gates import chi2_reasons
+        from ..pipeline._gates import chi2_reasons
 
         if chi2_mean is None or not self.screen.enabled:
             return ""
@@ -89,7 +89,7 @@ class LiveGates:
 
         Runs once enough frames are accepted; the frames it returns leave the medians.
         """
-        from ..operando._gates import chi2_reasons, frame_reasons
+        from ..pipeline._gates import chi2_reasons, frame_reasons
 
         if not self.pending or not self.judging:
             return []

@@ -3,7 +3,7 @@
 
 Each complete frame goes through the same science as ``ionscope run``: a
 per-frame stage table (:func:`live_table`) walked by the pipeline's one runner
-(:func:`ionscope.operando._graph.run_stages`) — the batch table's own
+(:func:`ionscope.pipeline._graph.run_stages`) — the batch table's own
 ``energy_drift`` and ``limap`` stages, with the same block shapes and one BLAS
 thread, so a frame's live Li map is the one the batch run computes whenever
 the computation is the same — then:
@@ -50,10 +50,10 @@ import numpy as np
 from .._atomic import atomic_path
 from .._outdir import session
 from ..errors import DataValidationError, FileFormatError, IonscopeError
-from ..io._frames import frame_time
+from ..io import frame_time
 
-from ..io._inputs import accepts_data
-from ._follow import FrameFile, FrameFollower, LogFollower
+from ..io import accepts_data
+from ..io._follow import FrameFile, FrameFollower, LogFollower
 from ._gates import LiveGates
 from ._state import LiveState, load_npz_maps
 
@@ -134,7 +134,7 @@ class Reference:
 
 def _register_shift(image: np.ndarray, ref: Reference, rc) -> np.ndarray:
     """(dy, dx) of this frame, with the arithmetic of the batch stage where it is causal."""
-    from ..operando import estimate_shifts
+    from ..transport import estimate_shifts
 
     if ref.first is None or not rc.enabled:
         return np.zeros(2)
@@ -192,8 +192,8 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
     """
     import xarray as xr
 
-    from ..operando._graph import run_stages
-    from ..operando._pipeline import _canonical_chunks
+    from ..pipeline._graph import run_stages
+    from ..pipeline._eels import _canonical_chunks
 
     cfg = config
     if not isinstance(frame, xr.DataArray) or set(frame.dims) != {"y", "x", "energy"}:
@@ -273,7 +273,7 @@ def _references_for(cfg, references, series):
     layouts also look at the series, to refuse simulator references for real data)."""
     import inspect
 
-    from ..operando._pipeline import _reference_source
+    from ..pipeline._eels_sources import _reference_source
 
     if len(inspect.signature(_reference_source).parameters) >= 3:
         return _reference_source(cfg, references, series)
@@ -281,7 +281,7 @@ def _references_for(cfg, references, series):
 
 
 def _fit_window_of(series, cfg):
-    from ..operando._pipeline import _fit_window
+    from ..pipeline._eels import _fit_window
 
     return _fit_window(series, cfg)
 
@@ -290,7 +290,7 @@ def _fit_window_of(series, cfg):
 
 
 class MemoryStore:
-    """A store for :func:`~ionscope.operando._graph.run_stages` that keeps one frame's results in memory.
+    """A store for :func:`~ionscope.pipeline._graph.run_stages` that keeps one frame's results in memory.
 
     The live cache is the per-frame ``.npz`` of the watcher, so the per-frame
     stages need no Zarr round trip; results are materialised (as the batch
@@ -320,8 +320,8 @@ def _live_register(ctx):
     """Registration onto the running reference (``ctx["reference_state"]``), not onto the whole series."""
     import xarray as xr
 
-    from ..operando import apply_shifts
-    from ..operando._pipeline import _keep
+    from ..transport import apply_shifts
+    from ..pipeline._eels import _keep
 
     cfg, full, si_e, ref = ctx.config, ctx["screen"], ctx["energy_drift"], ctx["reference_state"]
     rc = cfg.register
@@ -337,7 +337,7 @@ def _live_register(ctx):
 
 def _live_register_view(ctx, ds):
     # the batch stage's view: what downstream stages see of a registered frame is the same live and batch
-    from ..operando._pipeline import _register_view
+    from ..pipeline._eels import _register_view
 
     return _register_view(ctx, ds)
 
@@ -347,7 +347,7 @@ def _fraction_plan(cfg, reference: Reference, index: int):
     which calibration: ``{"k": ...}`` as given; a region form calibrates k once, on its frame, and
     later frames use that k (as the batch run does); the charge form needs the whole series (the
     final run computes it) — live maps then stay Li weights."""
-    from ..operando._pipeline import TABLE
+    from ..pipeline._eels import TABLE
 
     if "fraction" not in {st.name for st in TABLE}:
         return cfg, False
@@ -367,8 +367,8 @@ def live_table(*, fraction: bool = False) -> tuple:
     """The per-frame stage table: the batch table's own ``energy_drift`` and ``limap`` (and, for x,
     ``fraction``) stages, with ``register`` replaced by registration onto the running reference;
     ``screen`` (the frame, already read and checked by the watcher) and ``reference_state`` are sources."""
-    from ..operando._graph import Stage
-    from ..operando._pipeline import TABLE, _keep, _spectra_dim
+    from ..pipeline._graph import Stage
+    from ..pipeline._eels import TABLE, _keep, _spectra_dim
 
     by_name = {st.name: st for st in TABLE}
     register = Stage("register", _live_register, inputs=("screen", "energy_drift", "reference_state"),
@@ -385,7 +385,7 @@ def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config
     """
     import xarray as xr
 
-    from ..operando._pipeline import _denoise
+    from ..pipeline._eels import _denoise
 
     da = xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x"))
     out = np.asarray(_denoise(da, config, std_window, show_progress=False).values, np.float32)
@@ -401,7 +401,7 @@ def window_flux(movie: np.ndarray, times, states, *, pixel_nm: float, config) ->
     """
     import xarray as xr
 
-    from ..operando import analyse
+    from ..transport import analyse
 
     ny, nx = movie.shape[1:]
     li = xr.DataArray(movie, dims=("time", "y", "x"),
@@ -739,7 +739,7 @@ class _Session:
         """Voltage, current, charge and state of this frame from the log so far (or wait for it)."""
         if self.log is None:
             return
-        from ..operando import sync_frames
+        from ..transport import sync_frames
 
         ic = self.cfg.input
         start = rec["time_s"] - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
@@ -845,7 +845,7 @@ def _mapped(maps: dict) -> tuple:
 def _fingerprint(path: Path) -> str:
     """A frame file's identity by content (name, size, SHA-256): other bytes of the same size and
     modification time are processed again, never taken from the live cache."""
-    from ..operando._stages import _sha256
+    from ..pipeline._stores import _sha256
 
     path = Path(path)
     return f"{path.name}|{path.stat().st_size}|{_sha256(path)}"
@@ -931,7 +931,7 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     >>> len(res.frames), res.ended_by
     (3, 'stop file')
     """
-    from ..operando._pipeline import _as_config
+    from ..pipeline._run import as_config as _as_config
 
     cfg = _as_config(config)
     if late_s is None:
@@ -980,7 +980,7 @@ def _watch_session(sess, state, result, cfg, stop_event, *, references, serve, h
         _write_causal(sess)
         if final and sess.records:
             state.set_phase("final batch run")
-            from ..operando import run as run_pipeline
+            from ..pipeline import run as run_pipeline
 
             result.run = run_pipeline(cfg, references=references, show_progress=show_progress,
                                       extra_stages=tuple(final_stages))
@@ -1003,7 +1003,7 @@ def _watch_session(sess, state, result, cfg, stop_event, *, references, serve, h
 
 def waiting_text(sess: _Session, waited_s: float | None = None) -> str:
     """What the session waits for: the folder, the frame-file pattern, the log and how to stop."""
-    from ._follow import FRAME_EXT
+    from ..io import FRAME_EXTENSIONS as FRAME_EXT
 
     pattern = "*{" + ",".join(FRAME_EXT) + "}" + (f" with a {sess.frames.sidecar} sidecar" if sess.frames.sidecar else "")
     log = f"log {sess.log.path}" + ("" if sess.log.path.exists() else " (not there yet)") if sess.log is not None \

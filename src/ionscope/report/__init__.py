@@ -25,7 +25,16 @@ _EXPORTS = {
     "rest_activity": "_figures",
     "map_grid": "_style",
     "plot_map": "_style",
+    # the house style, for every figure ionscope draws (and a user's own, in the same look)
     "colour_scale": "_style",
+    "colour_bar": "_style",
+    "style": "_style",
+    "subplots": "_style",
+    "image": "_style",
+    "with_sigma": "_style",
+    "bounds_of": "_style",
+    "quantity_label": "_style",
+    "release_figure": "_figures",
     # holography under bias: figures, movie and viewer (written by operando.run_holography's report stage)
     "holo_steps_figure": "_holography",
     "holo_potential_figure": "_holography",

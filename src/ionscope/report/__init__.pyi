@@ -5,6 +5,7 @@ from ._figures import flux_components as flux_components
 from ._figures import flux_map as flux_map
 from ._figures import mean_li as mean_li
 from ._figures import profiles as profiles
+from ._figures import release_figure as release_figure
 from ._figures import rest_activity as rest_activity
 from ._figures import save_figure as save_figure
 from ._holo_viewer import write_holo_viewer as write_holo_viewer
@@ -18,9 +19,16 @@ from ._movie import render_frames as render_frames
 from ._movie import write_movie as write_movie
 from ._run import operando_report_stage as operando_report_stage
 from ._run import write_run_report as write_run_report
+from ._style import bounds_of as bounds_of
+from ._style import colour_bar as colour_bar
 from ._style import colour_scale as colour_scale
+from ._style import image as image
 from ._style import map_grid as map_grid
 from ._style import plot_map as plot_map
+from ._style import quantity_label as quantity_label
+from ._style import style as style
+from ._style import subplots as subplots
+from ._style import with_sigma as with_sigma
 from ._viewer import write_viewer as write_viewer
 
-__all__ = ["charge_curve", "colour_scale", "flux_components", "flux_map", "holo_movie", "holo_potential_figure", "holo_steps_figure", "holography_writers", "li_movie", "map_grid", "mean_li", "operando_report_stage", "plot_map", "profiles", "render_frames", "rest_activity", "save_figure", "write_holo_viewer", "write_html_report", "write_movie", "write_run_report", "write_viewer"]
+__all__ = ["bounds_of", "charge_curve", "colour_bar", "colour_scale", "flux_components", "flux_map", "holo_movie", "holo_potential_figure", "holo_steps_figure", "holography_writers", "image", "li_movie", "map_grid", "mean_li", "operando_report_stage", "plot_map", "profiles", "quantity_label", "release_figure", "render_frames", "rest_activity", "save_figure", "style", "subplots", "with_sigma", "write_holo_viewer", "write_html_report", "write_movie", "write_run_report", "write_viewer"]

@@ -279,3 +279,7 @@ def _release(fig) -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close(fig)
+
+
+#: Public name of :func:`_release` (close a figure pyplot holds; drop it otherwise).
+release_figure = _release

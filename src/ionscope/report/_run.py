@@ -146,64 +146,10 @@ def _map_label(config, frac=None) -> str:
 _SET = "report"  # the manifest is OUT/report.json
 
 
-class _ReportStore:
-    """Where the report stage's result lives: a set of files in the output folder.
-
-    ``has``: the manifest ``report.json`` carries the key and every listed file
-    exists. ``save``: the set, written in a staging folder, is published as one
-    unit (:func:`ionscope._atomic.publish_set`). A ``report.json`` that ionscope
-    did not write, or one naming a path outside the folder, is not trusted:
-    the stage is redone and its publication refuses to replace what is not ours.
-    """
-
-    def __init__(self, out_dir):
-        from .._atomic import recover_sets
-
-        self.out = Path(out_dir)
-        recover_sets(self.out, _SET)  # finish a publication a kill cut short; drop unfinished staging
-
-    def _manifest(self) -> dict:
-        import warnings
-
-        from .._atomic import _folder
-        from .._outdir import safe_relpath
-        from ..errors import OutputPathError
-
-        path = self.out / f"{_SET}.json"
-        if not path.is_file() or not _folder(self.out).owns(path.name):
-            return {}
-        try:
-            data = json.loads(path.read_text())
-            files = data.get("files", {})
-            if not isinstance(files, dict):
-                raise ValueError("'files' is not a table")
-            data["files"] = {str(k): safe_relpath(self.out, v, what=f"{_SET}.json entry") for k, v in files.items()}
-        except (OSError, ValueError, AttributeError, OutputPathError) as exc:
-            warnings.warn(f"{path}: not trusted ({exc}); the report is written anew", stacklevel=2)
-            return {}
-        return data
-
-    def has(self, name: str, key: str) -> bool:
-        old = self._manifest()
-        return old.get("key") == key and all((self.out / f).is_file() for f in old.get("files", {}).values())
-
-    def save(self, name: str, key: str, staged) -> None:
-        from .._atomic import publish_set
-
-        staging, files = staged
-        rel = {k: Path(v).relative_to(staging).as_posix() for k, v in files.items()}
-        previous = list(self._manifest().get("files", {}).values())
-        publish_set(staging, self.out, list(rel.values()), name=_SET, manifest={"key": key, "files": rel},
-                    previous=previous)
-
-    def load(self, name: str) -> dict[str, str]:
-        return {k: str(self.out / v) for k, v in self._manifest().get("files", {}).items()}
-
-
 def _report_compute(ctx):
-    from .._atomic import staging_dir
+    from ..pipeline import FileSetStore
 
-    staging = staging_dir(ctx.config.out_dir, _SET)
+    staging = FileSetStore(ctx.config.out_dir, _SET).staging()
     return staging, write_run_report(ctx.result, staging, show_progress=ctx.show_progress)
 
 
@@ -226,11 +172,17 @@ def operando_report_stage():
     'report'
     >>> # run(config, extra_stages=(operando_report_stage(),))
     """
-    from ..operando._graph import Stage
+    from ..pipeline import Stage
 
     return Stage("report", _report_compute, inputs=("analysis", "limap"),
                  params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)],
-                 after=_report_after, store=lambda ctx: _ReportStore(ctx.config.out_dir), outputs=_planned)
+                 after=_report_after, store=lambda ctx: _file_set(ctx), outputs=_planned)
+
+
+def _file_set(ctx):
+    from ..pipeline import FileSetStore
+
+    return FileSetStore(ctx.config.out_dir, _SET)
 
 
 #: figures every report has (others depend on the data: rest activity, thickness)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _viewer_kit
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 #: (factor, prefixed unit) for A, C ...: shared with the offline viewers, which must not import this package.
 si_prefix = _viewer_kit.si_prefix

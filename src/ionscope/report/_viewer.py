@@ -84,7 +84,7 @@ def write_viewer(path, *, raw, denoised=None, times, voltage=None, soc=None, sta
     # scale follows the cleanest layer's 0.5-99.5 percentiles (raw noise would
     # otherwise stretch it and wash the denoised map out; raw then saturates),
     # within the quantity's physical bounds; what each layer has beyond it is counted.
-    from ..report._style import colour_scale
+    from ..report import colour_scale
 
     best = denoised if denoised is not None else raw
     sc = colour_scale(best, bounds=bounds, percentiles=(0.5, 99.5))

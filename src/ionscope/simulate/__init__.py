@@ -26,7 +26,7 @@ _EXPORTS = {
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)
     "operando_eels": "_operando",
     "limap_movie": "_operando",
-    "acquire": "_acquire",  # the fake microscope (re-exported from live/_acquire.py)
+    "acquire": "_acquire",  # the fake microscope (re-exported from simulate/_acquire.py)
     # position-resolved TEM-EELS and Co-L spectrum images (simulate/_eels_extra.py)
     "tem_eels_linescan": "_eels_extra",
     "co_l_spectrum_image": "_eels_extra",

@@ -101,7 +101,7 @@ def _programme_curve(programme):
 
 def _log_curve(log):
     """Break points (t, V) from a bias log: a Dataset with ``time`` (s) and ``voltage`` (V), or a CSV path."""
-    from ..io._logs import voltage_log
+    from ..io import voltage_log
 
     log = voltage_log(log)
     t = np.asarray(log["time"].values, float)

@@ -288,7 +288,7 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
             chunk_map[d] = min(c, full_shape[i])
         rows = min(rows, chunk_map["y"]) if out is not None else rows
     if out is not None:  # say how much is coming before the minutes of writing start
-        from ..io._api import warn_if_large
+        from ..io import warn_if_large
 
         warn_if_large(4.0 * n_frames * ny * nx * energy.size, out,
                       what=f"{n_frames} frames × {ny}×{nx} px × {energy.size} channels, float32")

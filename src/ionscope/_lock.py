@@ -25,8 +25,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from .._atomic import os_errors
-from ..errors import OutputLockedError
+from ._atomic import os_errors
+from .errors import OutputLockedError
 
 LOCK_NAME = ".ionscope.lock"
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data import apply_kernel, as_dataarray, like_input
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 
 def _refine(ref: np.ndarray, moving: np.ndarray, shift: np.ndarray, *, iterations: int = 8,

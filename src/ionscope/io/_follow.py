@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io._frames import MAX_MISSING_RATIO, frame_number as _io_frame_number, number_frames
-from ..io._logtail import LogTail
+from ._frames import MAX_MISSING_RATIO, frame_number as _io_frame_number, number_frames
+from ._logtail import LogTail
 
 #: frame file extensions followed (those read_series reads, minus stores: a store's completeness cannot be seen)
 FRAME_EXT = (".dm3", ".dm4", ".emd", ".hspy", ".hdf5", ".h5", ".nc", ".msa")

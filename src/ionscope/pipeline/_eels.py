@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``run``: the operando pipeline, stage by stage, cached and resumable.
+"""The EELS night as a stage table: frames → Li maps → x → denoised movie → Li flux.
 
 screen → energy_drift → register → limap → fit_check → fraction → denoise → sync → analysis
 (→ report, added by the CLI from :mod:`ionscope.report`)
 
-Frames are checked twice for physical plausibility (:mod:`ionscope.operando._gates`,
+Frames are checked twice for physical plausibility (:mod:`ionscope.pipeline._gates`,
 ``[screen]``): ``screen`` drops frames that cannot be decoded, hold NaN/Inf,
 are all zero, have a negative signal, negative values beyond read noise or
 total counts far outside the series' own range, before anything reads them;
@@ -20,93 +20,25 @@ spectrum is deconvolved from its own zero-loss peak, which also aligns its
 energy, so the energy-drift stage then only records the drift; the ``fraction``
 stage turns Li weights into x in LixCoO2 with ``[limap] calibration``.
 
-The pipeline is a declared stage table (``TABLE``, run by
-:func:`ionscope.operando._graph.run_stages`): each stage names its inputs,
-the parameters its result depends on and its compute function, so stopping
-at, re-running or adding a stage is a table edit. Every input (series, log,
-references, segmentation) is opened by ``_sources`` before the first stage.
-Each science step is called through one small adapter function below
-(``_energy_drift``, ``_li_maps``, ``_denoise``) so that the EELS and denoising
-implementations can evolve without touching the pipeline. The 4-D stages are
-streamed through dask batch by batch (bounded memory); the (time, y, x) stages
-are small and run in memory. Scheduling is dask's: threads by default, or a
-``distributed`` LocalCluster / remote scheduler.
+Each stage names its inputs (earlier stages, or the sources that
+:mod:`ionscope.pipeline._eels_sources` opens before the first stage), the
+parameters its result depends on and its compute function, so stopping at,
+re-running or adding a stage is a table edit. Each science step is called
+through one small adapter function below (``_energy_drift``, ``_li_maps``,
+``_denoise``) so that the EELS and denoising implementations can evolve
+without touching the table. The 4-D stages are dask graphs written batch by
+batch (bounded memory); the (time, y, x) stages are small. Where they run is
+the executor's business (:mod:`ionscope.pipeline._executors`).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..errors import (ConfigError, DataValidationError, FileFormatError, IonscopeError, OutputPathError,
-                      StageFailedError)
-from ._config import Config, from_dict, load_config
-from .._atomic import os_errors
-from .._outdir import OutputFolder, session, session_for
-from ._graph import Context, Stage, run_stages
-from ._stages import StageCache, StageRecord, cache_state, fingerprint
-
-
-
-@dataclass
-class RunResult:
-    """What a run produced: stage records, bad frames, output files, cached results."""
-
-    config: Config
-    cache: StageCache
-    stages: dict[str, StageRecord] = field(default_factory=dict)
-    bad_frames: list[dict] = field(default_factory=list)
-    ignored_files: list[str] = field(default_factory=list)  # files in the frame folder that are not frames
-    files: dict[str, str] = field(default_factory=dict)
-    context: Any = None  # the stage graph's Context after the run
-
-    def dataset(self, stage: str):
-        """A stage's cached Dataset (lazy)."""
-        return self.cache.load(stage)
-
-    @property
-    def li_raw(self):
-        """The Li maps as fitted, without the frames the χ² gate (``fit_check``) dropped."""
-        li = self.dataset("limap")["li"]
-        if "fit_check" not in self.stages:
-            return li
-        good = np.asarray(self.dataset("fit_check").good.values, bool)
-        return li if good.all() else li.isel(time=np.flatnonzero(good))
-
-    @property
-    def li_fraction(self):
-        """The mapped quantity before denoising: x (with a calibration) or the Li weight."""
-        return self.dataset("fraction")["li"]
-
-    @property
-    def li_denoised(self):
-        return self.dataset("denoise")["li"]
-
-    @property
-    def analysis(self):
-        return self.dataset("analysis")
-
-    @property
-    def sync(self):
-        return self.dataset("sync")
-
-    def summary(self) -> dict:
-        """Whole-run numbers (JSON-able)."""
-        an = self.analysis
-        out = {k: v for k, v in an.attrs.items() if isinstance(v, (int, float, str)) and not k.startswith("ionscope")}
-        out["n_frames"] = int(an.sizes["time"])
-        out["bad_frames"] = len(self.bad_frames)
-        out["missing_frames"] = [int(b["frame"]) for b in self.bad_frames
-                                 if str(b.get("reason", "")).startswith("missing")]
-        out["ignored_files"] = list(self.ignored_files)
-        out["stages_cached"] = [n for n, r in self.stages.items() if r.cached]
-        out["stage_seconds"] = {n: round(r.seconds, 3) for n, r in self.stages.items()}
-        return out
+from ..errors import DataValidationError
+from ._config import Config
+from ._graph import Stage
 
 
 # --------------------------------------------------------------------------- adapters (one per science step)
@@ -235,141 +167,9 @@ def _denoise(li, cfg, li_std=None, show_progress=None):
     return denoise.sparse_coding(li, **options)
 
 
-def _read_log(path: Path, *, missing: str = "error", duplicates: str = "error", resets: str = "error"):
-    """A CSV log through :func:`ionscope.io.read_log`; a NetCDF/Zarr Dataset as stored."""
-    import xarray as xr
-
-    from .. import io as iio
-
-    if path.suffix.lower() == ".csv":
-        return iio.read_log(path, missing=missing, duplicates=duplicates, resets=resets)
-    try:
-        log = xr.open_dataset(path, engine="zarr" if path.suffix.lower() == ".zarr" else "h5netcdf").load()
-    except Exception as exc:  # the backends raise many types for an unreadable file
-        raise FileFormatError(f"{path}: not a readable log; expected CSV, NetCDF or Zarr ({exc})") from None
-    if "time" not in log.coords:
-        raise FileFormatError(f"{path}: the log has no 'time' coordinate (s)")
-    return log
 
 
-# --------------------------------------------------------------------------- scheduling
-
-
-@contextlib.contextmanager
-def _scheduler(cfg: Config):
-    """dask's threads / synchronous scheduler, a LocalCluster, or a remote scheduler.
-
-    On a cluster a watchdog asks the scheduler for its workers every second;
-    when it has had none for ``[compute] worker_timeout_s`` (all died, none
-    ever joined) the run stops with :class:`~ionscope.errors.StageFailedError`
-    instead of waiting forever. Finished stages stay cached. A worker lost
-    while others remain only costs time: dask recomputes its tasks, with the
-    same results (every task is deterministic and single-threaded).
-    """
-    import dask
-
-    name = cfg.compute.scheduler
-    if name in ("threads", "synchronous"):
-        with dask.config.set(scheduler=name):
-            yield None
-        return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise DataValidationError(f"config [compute] scheduler = {name!r} needs dask.distributed: "
-                                  f"pip install 'ionscope[cluster]'") from None
-    cluster = None
-    timeout = cfg.compute.worker_timeout_s
-    try:
-        if name == "local":
-            # processes, one thread each: the GIL-bound parts of the kernels scale
-            cluster = LocalCluster(n_workers=cfg.compute.n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
-        else:
-            # a bounded handshake first: a non-dask server or a dead address fails here in one line, within
-            # seconds, instead of hanging in (or overflowing) distributed's own connect
-            from ._probe import probe_scheduler
-
-            connect_s = max(5.0, min(timeout, 20.0))  # as long as distributed would retry (a scheduler starting)
-            probe_scheduler(name, timeout_s=min(5.0, timeout), connect_s=connect_s)
-            client = Client(name, timeout=f"{connect_s}s")
-    except (OSError, TimeoutError) as exc:
-        raise StageFailedError(f"config [compute] scheduler: cannot reach {name!r} ({exc}); start the scheduler "
-                               f"or use scheduler = 'threads'") from None
-    except (MemoryError, ValueError, TypeError) as exc:  # what distributed raises for a server that is not dask
-        raise StageFailedError(f"config [compute] scheduler: {name!r} does not answer like a dask scheduler "
-                               f"({type(exc).__name__}); start the scheduler or use scheduler = 'threads'") from None
-    watchdog = _Watchdog(client, timeout)
-    try:
-        try:
-            client.wait_for_workers(1, timeout=timeout)
-        except (TimeoutError, OSError):
-            raise StageFailedError(f"config [compute] scheduler {name!r}: no worker joined within {timeout:g} s; "
-                                   f"start workers (dask worker {name}) or raise [compute] worker_timeout_s") \
-                from None
-        watchdog.start()
-        try:
-            with client.as_current():
-                yield client
-        except Exception:
-            if watchdog.lost:
-                raise StageFailedError(
-                    f"config [compute] scheduler {name!r}: the cluster has had no worker for {timeout:g} s "
-                    f"(all workers died or were stopped); the stages finished so far are cached: start workers "
-                    f"and run again") from None
-            raise
-    finally:
-        watchdog.stop()
-        with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
-
-
-class _Watchdog:
-    """Closes the client when the scheduler has had no worker for ``timeout`` s (see ``_scheduler``)."""
-
-    def __init__(self, client, timeout: float, poll_s: float = 1.0):
-        import threading
-
-        self.client, self.timeout, self.poll = client, float(timeout), poll_s
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="ionscope-worker-watchdog", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _watch(self) -> None:
-        import time
-
-        empty_since = None
-        while not self._stop.wait(self.poll):
-            try:
-                n = len(self.client.nthreads())
-            except Exception:  # noqa: BLE001 - a scheduler that cannot answer counts as no workers
-                n = 0
-            now = time.monotonic()
-            if n:
-                empty_since = None
-                continue
-            empty_since = empty_since or now
-            if now - empty_since >= self.timeout:
-                self.lost = True
-                # closing the client makes the computation waiting on it raise in the run's thread
-                with contextlib.suppress(Exception):
-                    self.client.close(timeout=5)
-                return
-
-
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- chunks and windows
 
 
 #: Largest frame kept whole in one dask chunk (bytes).
@@ -424,18 +224,6 @@ def _plural_mode(cfg: Config, series, *, low_loss=None) -> str:
     return "fourier-log" if (low_loss is not None or cfg.input.low_loss or _holds_zero_loss(series)) else "none"
 
 
-def _as_config(config) -> Config:
-    if isinstance(config, Config):
-        return config
-    if isinstance(config, dict):
-        return from_dict(config)
-    return load_config(config)
-
-
-def _token(obj) -> str:
-    from dask.base import tokenize
-
-    return tokenize(obj)
 
 
 # --------------------------------------------------------------------------- the stage table
@@ -460,7 +248,7 @@ def _screen(ctx):
     """Read every frame once: which ones decode, hold finite values and pass the plausibility gates."""
     import xarray as xr
 
-    from ._series import screen_reasons, screen_statistics
+    from ._screen import screen_reasons, screen_statistics
 
     series, sc = ctx["series"], ctx.config.screen
     stats, unreadable = screen_statistics(series, batch=ctx.config.compute.frames_per_batch,
@@ -577,7 +365,7 @@ def _energy_drift_view(ctx, ds):
 def _register(ctx):
     import xarray as xr
 
-    from ._register import apply_shifts, estimate_shifts
+    from ..transport import apply_shifts, estimate_shifts
 
     cfg, si_e, full = ctx.config, ctx["energy_drift"], ctx["screen"]
     rc = cfg.register
@@ -602,7 +390,7 @@ def _register(ctx):
 
 def _register_view(ctx, ds):
     """The registered series (stored, or the shifts re-applied lazily)."""
-    from ._register import apply_shifts
+    from ..transport import apply_shifts
 
     if _keep(ctx):
         return ds["si"]
@@ -624,7 +412,7 @@ def _limap(ctx):
     si_r = ctx["register"]
     low = _good_low_loss(ctx)
     if low is not None and ctx.config.register.enabled:
-        from ._register import apply_shifts
+        from ..transport import apply_shifts
 
         low = apply_shifts(low, ctx.cache.load("register").drift.values)  # the same specimen drift
     plural = _plural_mode(ctx.config, si_r, low_loss=low)
@@ -728,7 +516,7 @@ def _fraction(ctx):
         else:
             if ctx["log"] is None:
                 raise DataValidationError("config [limap] calibration: the charge form needs the log ([input] log)")
-            from ._sync import sync_frames
+            from ..transport import sync_frames
 
             _, starts = _frame_times(ctx)
             s_ = sync_frames(starts, ctx["log"], duration_s=ctx.config.input.frame_interval_s,
@@ -790,7 +578,7 @@ def _frame_times(ctx):
 def _sync(ctx):
     import xarray as xr
 
-    from ._sync import sync_frames
+    from ..transport import sync_frames
 
     cfg, log = ctx.config, ctx["log"]
     times, starts = _frame_times(ctx)
@@ -812,7 +600,7 @@ def _sync_after(ctx, ds_s):
 
 
 def _analysis(ctx):
-    from ._flux import analyse, flux_error
+    from ..transport import analyse, flux_error
 
     ac, log, truth = ctx.config.analysis, ctx["log"], ctx["truth"]
     ds_s = ctx["sync"]
@@ -871,362 +659,3 @@ TABLE = (
 
 #: Names of the operando stages in execution order.
 STAGES = tuple(st.name for st in TABLE)
-
-
-# --------------------------------------------------------------------------- sources (every input, opened up front)
-
-#: Named reference models a config may ask for (``[limap] references = "simulated"``):
-#: "module:function" of a ``function(energy) -> (component, energy)`` DataArray,
-#: imported only when a config names it.
-REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references",
-                    "simulated-realistic": "ionscope.simulate:realistic_references"}
-
-
-def _from_simulator(series) -> bool:
-    return "ionscope.simulate" in str(series.attrs.get("title", ""))
-
-
-def _reference_source(cfg: Config, references, series):
-    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now).
-
-    Model references only describe the simulator's own spectra: they are taken
-    (by name, or by default) only for a series the simulator wrote — never as a
-    silent fall-back for real data.
-    """
-    import importlib
-
-    import xarray as xr
-
-    if references is not None:
-        if callable(references) and not isinstance(references, xr.DataArray):
-            return references, f"callable:{getattr(references, '__module__', '')}.{getattr(references, '__qualname__', '')}"
-        return (lambda energy: references), _token(references)
-    ref = cfg.limap.references
-    if not ref and cfg.limap.method in ("mlls", "sasb"):
-        if not _from_simulator(series):
-            raise ConfigError(
-                "config [limap] references: required — a (component, energy) file of reference spectra measured "
-                "on your data (`ionscope refs regions SI --region-px ... --composition ... -o refs.nc`); the model "
-                "references describe only ionscope's simulator")
-        ref = "simulated-realistic" if series.attrs.get("physics") == "realistic" else "simulated"
-    elif ref in REFERENCE_MODELS and not _from_simulator(series):
-        raise ConfigError(f"config [limap] references = {ref!r}: the simulator's model shapes do not describe "
-                          "measured spectra; measure references on the data (`ionscope refs regions ...`)")
-    if not ref:
-        return (lambda energy: None), "none"
-    if ref in REFERENCE_MODELS:
-        module, _, attr = REFERENCE_MODELS[ref].partition(":")
-        return getattr(importlib.import_module(module), attr), ref
-    from .. import io as iio
-
-    path = cfg.path(ref)
-    refs = iio.load(path)
-    if "component" not in refs.dims or "energy" not in refs.dims:
-        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
-                                  f"got dims {refs.dims}")
-    refs = refs.load()
-    return (lambda energy: refs), f"{ref}:{fingerprint([path])}"  # by content: other bytes redo the maps
-
-
-#: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
-_MAX_BATCH_BYTES = 8 * 2**30
-
-
-def _check_against_data(cfg: Config, series) -> None:
-    """Windows and sizes that only the data can check, before any stage runs."""
-    e = np.asarray(series.energy.values, float)
-    lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
-    _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
-    windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
-    ed = cfg.energy_drift.options.get("window")
-    if cfg.energy_drift.enabled and ed is not None:
-        windows.append(("[energy_drift] options.window", ed))
-    for name, win in windows:
-        if not win:
-            continue
-        inside = int(np.count_nonzero((e >= float(win[0])) & (e <= float(win[1]))))
-        if inside < 2:
-            raise DataValidationError(f"config {name} = {list(win)} eV holds {inside} channel(s) of the series, "
-                                      f"which spans {lo:.4g}..{hi:.4g} eV: choose a window inside the data")
-    frame = series.dtype.itemsize * series.sizes["y"] * series.sizes["x"] * series.sizes["energy"]
-    if cfg.compute.frames_per_batch * frame > _MAX_BATCH_BYTES:
-        raise DataValidationError(
-            f"config [compute] frames_per_batch = {cfg.compute.frames_per_batch}: "
-            f"{cfg.compute.frames_per_batch} frames of {frame / 2**20:.0f} MiB exceed "
-            f"{_MAX_BATCH_BYTES / 2**30:.0f} GiB held at once; use at most {max(1, _MAX_BATCH_BYTES // frame)}")
-
-
-def _check_log(log, cfg: Config):
-    """A log Dataset's numbers are finite (or interpolated when ``[input] log_missing`` asks)."""
-    import xarray as xr
-
-    if not isinstance(log, xr.Dataset) or "time" not in log.coords:
-        raise DataValidationError("log: expected an xarray.Dataset with a 'time' coordinate in s")
-    for name in ("voltage", "current", "charge_c"):
-        if name not in log:
-            continue
-        v = np.asarray(log[name].values, float)
-        bad = ~np.isfinite(v)
-        if bad.any():
-            if cfg.input.log_missing != "interpolate" or bad.sum() > v.size - 2:
-                t = np.asarray(log.time.values, float)[bad]
-                raise DataValidationError(
-                    f"log: {name} holds {int(bad.sum())} NaN/Inf value(s), first at t = {t[0]:.6g} s "
-                    f"(fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
-            log = log.assign({name: log[name].interpolate_na("time")})
-    return log
-
-
-def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
-             ignored: list | None = None) -> dict:
-    """Open every input before the first stage runs: ``{name: (value, key)}``."""
-    import xarray as xr
-
-    from ._series import read_series
-
-    ic = cfg.input
-    if series is None:
-        if not ic.series:
-            raise DataValidationError("config [input] series: no series given (a folder, file or .zarr store)")
-        spath = cfg.path(ic.series)
-        series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
-                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
-                                  frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio,
-                                  var=ic.var or None)
-        input_key = fingerprint([spath]) + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
-    else:
-        if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
-            raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")
-        series = series.transpose("time", "y", "x", "energy")
-        if series.chunks is None:
-            series = series.chunk({"time": 1})
-        bad = []
-        input_key = _token(series)
-    bad_frames.extend(bad)
-    frame_files = series.attrs.get("frame_files")
-    if ignored is not None:
-        ignored.extend(series.attrs.get("ignored_files", []))
-    if frame_files is not None or "ignored_files" in series.attrs:  # kept beside the series, not in the stages
-        series = series.copy()
-        series.attrs = {k: v for k, v in series.attrs.items() if k not in ("frame_files", "ignored_files")}
-    full = _canonical_chunks(series)
-
-    if log is None and ic.log:
-        lpath = cfg.path(ic.log)
-        if not lpath.exists():
-            raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
-        log_key = fingerprint([lpath]) + ic.log_missing + ic.log_duplicates + ic.log_resets
-        log = _read_log(lpath, missing=ic.log_missing, duplicates=ic.log_duplicates, resets=ic.log_resets)
-    elif log is not None:
-        log_key = _token(log)
-    else:
-        log_key = "no-log"
-
-    if segmentation is None and cfg.analysis.segmentation:
-        from .. import io as iio
-
-        segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
-    seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
-    truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
-    _check_against_data(cfg, full)
-    if log is not None:
-        log = _check_log(log, cfg)
-    if segmentation is not None:
-        seg = np.asarray(segmentation)
-        if seg.shape != (full.sizes["y"], full.sizes["x"]):
-            raise DataValidationError(f"segmentation ([analysis] segmentation): shape {seg.shape} differs from the "
-                                      f"frames' (y, x) = ({full.sizes['y']}, {full.sizes['x']})")
-    low_loss, low_key = None, "no-low-loss"
-    if ic.low_loss:
-        lpath_ll = cfg.path(ic.low_loss)
-        low_loss, bad_ll = read_series(lpath_ll, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
-                                       time_anchor=ic.time_anchor, on_bad_frame="error",
-                                       frame_pattern=ic.frame_pattern or None,
-                                       max_missing_ratio=ic.max_missing_ratio)
-        if low_loss.sizes["time"] != full.sizes["time"] or low_loss.sizes["y"] != full.sizes["y"] \
-                or low_loss.sizes["x"] != full.sizes["x"]:
-            raise DataValidationError(
-                f"config [input] low_loss: {lpath_ll} holds {dict(low_loss.sizes)}; expected the same frames and "
-                f"pixels as the series {dict(full.sizes)}")
-        low_loss = low_loss.assign_coords(time=full.time.values)
-        low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k not in ("frame_files", "ignored_files")}
-        low_key = fingerprint([lpath_ll])
-    return frame_files, {
-        "series": (full, input_key),
-        "low_loss": (low_loss, low_key),
-        "references": _reference_source(cfg, references, full),
-        "log": (log, log_key),
-        "segmentation": (segmentation, seg_token),
-        "truth": (truth, truth_token),
-    }
-
-
-# --------------------------------------------------------------------------- the run
-
-
-def run(config, *, series=None, log=None, references=None, segmentation=None, truth=None,
-        on_stage: Callable[[str, StageRecord], None] | None = None, show_progress: bool | None = None,
-        stages: tuple[str, ...] | None = None, extra_stages: tuple[Stage, ...] = (),
-        wait: bool | float = False) -> RunResult:
-    """Run the operando pipeline (cached, resumable) on the scheduler of ``[compute]``.
-
-    Parameters
-    ----------
-    config : Config, dict or path to a TOML file
-        See :func:`ionscope.operando.load_config`.
-    series : xarray.DataArray (time, y, x, energy), optional
-        The frames, instead of ``[input] series`` (e.g. straight from
-        :func:`ionscope.simulate.operando_eels`); dask-backed stays lazy.
-    log : xarray.Dataset, optional
-        The electrochemistry log, instead of ``[input] log``.
-    references : xarray.DataArray (component, energy) or callable, optional
-        Instead of ``[limap] references``; a callable gets the energy axis
-        (eV) and returns the spectra on it.
-    segmentation : (y, x) int array, optional
-        Grain labels (boundaries 0) for per-region statistics, instead of
-        ``[analysis] segmentation``.
-    truth : xarray.Dataset, optional
-        Simulator ground truth (``flux_y``, ``flux_x``); the analysis then
-        also reports its error against it.
-    on_stage : callable(name, record), optional
-        Called after each stage is done (cached or computed); raising from it
-        stops the run there (what a crash would do) — the next run resumes.
-    show_progress : bool, optional
-        Progress bars with ETA per stage (default: on a terminal).
-    stages : tuple of str, optional
-        Run only these stages and what they need (default: every stage).
-    extra_stages : tuple of Stage
-        Stages appended to the operando table, e.g. the report
-        (:func:`ionscope.report.operando_report_stage`, which ``ionscope run`` adds).
-    wait : bool or float
-        The output folder is held exclusively while the run lasts. Another
-        live run holding it: refuse at once (False, default), wait (True) or
-        wait at most this many seconds.
-
-    Returns
-    -------
-    RunResult
-
-    Raises
-    ------
-    FileFormatError, DataValidationError, CalibrationError
-        Unusable input (messages name the file / frame / config key).
-    OutputLockedError
-        Another run holds the output folder.
-    OutputPathError
-        The output cannot be written (disk full, read-only, no permission, in the way), or would
-        replace a file ionscope did not write (the message names it; see :mod:`ionscope._outdir`).
-
-    References
-    ----------
-    Y. Nomura et al., Nat. Commun. 11 (2020) 2824, doi:10.1038/s41467-020-16622-w.
-
-    Examples
-    --------
-    >>> from ionscope.simulate import operando_eels  # doctest: +SKIP
-    >>> si, truth, log = operando_eels(seed=1)  # doctest: +SKIP
-    >>> res = run({"output": {"dir": "out"}}, series=si, log=log)  # doctest: +SKIP
-    >>> res.analysis.attrs["through_fraction"]  # doctest: +SKIP
-    0.97
-    """
-    cfg = _as_config(config)
-    table = TABLE + tuple(extra_stages)
-    names = [st.name for st in table]
-    if stages is not None:
-        unknown = [s for s in stages if s not in names]
-        if unknown:
-            hint = " (the report stage is added by ionscope.report.operando_report_stage())" \
-                if "report" in unknown else ""
-            raise DataValidationError(f"run: unknown stage(s) {unknown}; expected names from {tuple(names)}{hint}")
-    # disk full, read-only file system, no permission, a file in the way: one line with what to do
-    with os_errors(cfg.out_dir):
-        # every input is opened and checked before anything is created: a run that fails validation
-        # leaves no folder, cache or lock behind
-        bad_frames: list = []
-        ignored_files: list = []
-        frame_files, sources = _sources(cfg, series=series, log=log, references=references,
-                                        segmentation=segmentation, truth=truth, bad_frames=bad_frames,
-                                        ignored=ignored_files)
-        _check_output_paths(cfg)
-        planned = _planned_outputs(table, cfg)
-        OutputFolder(cfg.out_dir).check_new(planned)  # (again below, under the lock)
-        with contextlib.ExitStack() as held:
-            folders = [held.enter_context(session(folder, wait=wait)) for folder in _lock_folders(cfg)]
-            res = None
-            try:
-                folders[0].check_new(planned)  # what the stages will write in the output folder: new or ours
-                cache_folder = session_for(cfg.cache_path)
-                if cache_state(cfg.cache_path) in ("ours", "legacy"):  # its own marker proves it ionscope's
-                    cache_folder.adopt(cache_folder.rel(cfg.cache_path))
-                cache_folder.claim([cache_folder.rel(cfg.cache_path)], kind="dir", hint=" ([output] cache)")
-                cache = StageCache(cfg.cache_path)
-                cache.clear_stale()
-                res = RunResult(config=cfg, cache=cache, bad_frames=bad_frames, ignored_files=ignored_files)
-                ctx = Context(cache=cache, config=cfg, show_progress=show_progress,
-                              batch=cfg.compute.frames_per_batch, result=res)
-                ctx.info["frame_files"] = frame_files
-                with _scheduler(cfg):
-                    ctx = run_stages(table, cache=cache, sources=sources, targets=stages, ctx=ctx,
-                                     on_stage=lambda name, rec: _record(res, on_stage, name, rec))
-            except IonscopeError:
-                if res is None or not res.stages:  # refused before any stage finished (too few good frames)
-                    for folder in folders:
-                        folder.discard_new()
-                raise
-        res.context = ctx
-        return res
-
-
-def _planned_outputs(table, cfg: Config) -> list[str]:
-    """Names the stages will write in the output folder (``Stage.outputs``), known before they run."""
-    ctx = Context(cache=None, config=cfg)
-    return [name for st in table if getattr(st, "outputs", None) is not None for name in st.outputs(ctx)]
-
-
-def _lock_folders(cfg: Config) -> list[Path]:
-    """The output folder, and the cache's folder when the cache lives elsewhere."""
-    out = cfg.out_dir
-    folders = [out]
-    cache_parent = cfg.cache_path.parent
-    try:
-        inside = cache_parent.resolve().is_relative_to(out.resolve())
-    except OSError:
-        inside = False
-    if not inside:
-        folders.append(cache_parent)
-    return folders
-
-
-def _input_paths(cfg: Config) -> dict[str, Path]:
-    """The files and folders a config reads: ``{config key: path}``."""
-    ic = cfg.input
-    named = {"[input] series": ic.series, "[input] log": ic.log, "[input] low_loss": ic.low_loss,
-             "[analysis] segmentation": cfg.analysis.segmentation}
-    if cfg.limap.references and cfg.limap.references not in REFERENCE_MODELS:
-        named["[limap] references"] = cfg.limap.references
-    return {k: cfg.path(v) for k, v in named.items() if v}
-
-
-def _check_output_paths(cfg: Config) -> None:
-    """Before anything is written: the cache is a new path or a cache ionscope made, and neither the
-    cache nor the output folder is (inside) an input."""
-    from .._outdir import check_inputs
-    from ._stages import cache_state
-
-    cache, out = cfg.cache_path.resolve(), cfg.out_dir.resolve()
-    if cache == out or cache in out.parents:
-        raise ConfigError(f"config [output] cache = {str(cfg.cache_path)!r} is or holds the output folder {out}; "
-                          f"the stage cache must be a path of its own (default: <dir>/cache.zarr)")
-    inputs = _input_paths(cfg)
-    check_inputs(cfg.out_dir, inputs, key="[output] dir")
-    check_inputs(cfg.cache_path, inputs, key="[output] cache", any_input=True)
-    state = cache_state(cfg.cache_path)
-    if state.startswith("foreign"):
-        raise OutputPathError(f"{cfg.cache_path}: {state.split(':', 1)[1].strip()}; [output] cache must be a new "
-                              f"path or a cache ionscope made: choose another path (nothing was changed)")
-
-
-def _record(res: RunResult, on_stage, name: str, rec: StageRecord) -> None:
-    res.stages[name] = rec
-    if on_stage is not None:
-        on_stage(name, rec)

@@ -12,7 +12,7 @@ the table:
 * each stage's cache key hashes its name, ``params(ctx)`` and the keys of its
   inputs, so changing a parameter redoes exactly that stage and what reads it;
 * a stage whose key is stored (and verified, see
-  :class:`~ionscope.operando._stages.StageCache`) is loaded instead of
+  :class:`~ionscope.pipeline._stores.StageCache`) is loaded instead of
   computed; otherwise ``compute(ctx)`` runs and its result is written under
   the key — batch by batch and resumable when ``batched`` names a dimension.
 
@@ -24,7 +24,7 @@ that stores only shifts can hand downstream stages the shifted series).
 
 Adding a stage is a table edit::
 
-    from ionscope.operando._graph import Stage, run_stages
+    from ionscope.pipeline._graph import Stage, run_stages
 
     table = (
         Stage("smooth", inputs=("movie",), params=lambda ctx: {"sigma": 1.0},
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataValidationError
-from ._stages import StageRecord, Timer, stage_key
+from ._stores import StageRecord, Timer, stage_key
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def run_stages(table: Sequence[Stage], *, cache, sources: dict[str, tuple[Any, s
     Examples
     --------
     >>> import tempfile, numpy as np, xarray as xr
-    >>> from ionscope.operando._stages import StageCache
+    >>> from ionscope.pipeline._stores import StageCache
     >>> cache = StageCache(tempfile.mkdtemp() + "/c.zarr")
     >>> table = (Stage("double", inputs=("x",), compute=lambda c: xr.Dataset({"v": ("t", 2 * c["x"])})),)
     >>> ctx = run_stages(table, cache=cache, sources={"x": (np.arange(3.0), "x1")})

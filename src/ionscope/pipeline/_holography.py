@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Holography under bias as a stage table: a night of holograms → potential movie, ΔV(t), width(t), τ, report.
 
-The same runner as the EELS pipeline (:func:`ionscope.operando._graph.run_stages`,
-one :class:`~ionscope.operando._stages.StageCache`), a second table:
+The same runner as the EELS pipeline (:func:`ionscope.pipeline._graph.run_stages`,
+one :class:`~ionscope.pipeline._stores.StageCache`), a second table:
 
 * ``holo_series`` — :func:`ionscope.holography.bias_series`: per time point the
   potential change from the zero-bias state (the movie, ``(time, y, x)``) and
@@ -20,21 +20,9 @@ one :class:`~ionscope.operando._stages.StageCache`), a second table:
 
 Each stage is cached under a key of its parameters and inputs: a rerun loads
 everything; changing e.g. ``window_nm`` redoes the series and what follows.
-
-Configuration (TOML or dict), section ``[holography]``::
-
-    [holography]
-    holograms = "night.zarr"      # (time, y, x) off-axis or (time, frame, y, x) phase-shifting groups
-    references = "refs.zarr"      # optional: vacuum references on their own time axis
-    log = "bias.csv"              # optional: bias log (ionscope.io.read_log); else the holograms' bias_v
-    output = "holography_run"     # folder (relative to the config file)
-    method = "fourier"            # or "phase-shifting"
-    thickness_nm = 60.0           # or the path of a (y, x) map in nm
-    drift = "auto"                # specimen drift: measured per frame (default), "none", or [[y, x], ...] nm
-    # optional: voltage_kv, interfaces_nm, window_nm, model, background ("piecewise", "linear",
-    #           "constant"), order, workers, zero_bias,
-    #           min_bias_v (asymmetry), min_jump_v (relaxation),
-    #           frame_checks (true), min_good_fraction (0.5)
+The night runs through :func:`ionscope.pipeline.run` like the EELS night (one
+configuration: the ``[holography]`` section, :mod:`ionscope.pipeline._holo_config`,
+beside ``[output]`` and ``[compute]``).
 
 Every option is type-checked before anything is read, with one line naming
 it and what was expected (``thickness_nm = true`` is not 1 nm). Every time
@@ -65,15 +53,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataValidationError
-from ._graph import Stage, run_stages
+from ._graph import Stage
 
-#: Options of ``[holography]`` and their defaults (None: not given).
-OPTIONS = {
-    "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
-    "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
-    "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
-    "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5,
-}
+from ._holo_config import OPTIONS  # noqa: F401  (the [holography] keys, where they were always read)
+
 _SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background",
                 "order", "zero_bias", "drift", "frame_checks", "min_good_fraction")
 
@@ -93,70 +76,30 @@ class HolographyResult:
 def holography_config(config) -> tuple[dict, Path]:
     """The ``[holography]`` section with defaults, and the folder relative paths refer to.
 
-    ``config`` is a TOML path or a dict (the whole config or just the section).
+    ``config`` is a TOML path, a dict (the whole configuration, or just the
+    section) or a :class:`~ionscope.pipeline.Config`.
+
+    Examples
+    --------
+    >>> opt, base = holography_config({"holography": {"thickness_nm": 60.0, "drift": "none"}})
+    >>> opt["drift"] is None, opt["method"]
+    (True, 'fourier')
     """
-    base = Path.cwd()
-    if isinstance(config, (str, Path)):
-        import tomllib
+    cfg = _as_holography_config(config)
+    return dict(cfg.holography), Path(cfg.base_dir)
 
-        path = Path(config)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        base = path.resolve().parent
-    elif isinstance(config, dict):
-        raw = config
-    else:
-        raise ConfigError(f"config: expected a TOML path or a dict, got {type(config).__name__}")
-    sec = raw.get("holography", raw if "holography" not in raw and "holograms" in raw else None)
-    if not isinstance(sec, dict):
+
+def _as_holography_config(config):
+    """A :class:`Config` with a ``[holography]`` section (a bare section dict is taken as one)."""
+    from ._config import Config
+    from ._run import as_config
+
+    if isinstance(config, dict) and "holography" not in config and "holograms" in config:
+        config = {"holography": config}  # just the section
+    cfg = as_config(config)
+    if not isinstance(cfg, Config) or cfg.holography is None:
         raise ConfigError("config: no [holography] section")
-    unknown = sorted(set(sec) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"config [holography]: unknown option(s) {unknown}; expected {sorted(OPTIONS)}")
-    out = {**OPTIONS, **sec}
-    _check_section(out)
-    out["drift"] = _drift_option(out["drift"])
-    return out, base
-
-
-def _check_section(opt: dict) -> None:
-    """Every ``[holography]`` value's type and range, before anything is read: one line naming the key."""
-    from ..holography._checks import check_options
-
-    if opt["thickness_nm"] is None:
-        raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
-    for key in ("holograms", "references", "log", "output"):
-        v = opt[key]
-        if v is not None and not (isinstance(v, str) and v.strip()):
-            raise ConfigError(f"config [holography] {key}: expected a path (a string), got {v!r}")
-    if not isinstance(opt["frame_checks"], bool):
-        raise ConfigError(f"config [holography] frame_checks: expected true or false, got {opt['frame_checks']!r}")
-    try:
-        check_options(allow_path=True, **{k: opt[k] for k in (
-            "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background", "order", "workers",
-            "zero_bias", "method", "min_good_fraction", "min_bias_v", "min_jump_v")})
-    except DataValidationError as exc:
-        key, _, rest = str(exc).partition(": ")
-        raise ConfigError(f"config [holography] {key}: {rest}") from None
-
-
-def _drift_option(value):
-    """``drift``: "auto", "none" (or false) → None, or a list of [y, x] specimen positions (nm) per time point."""
-    if value is False or value is None or (isinstance(value, str) and value.lower() == "none"):
-        return None
-    if isinstance(value, str) and value.lower() == "auto":
-        return "auto"
-    if isinstance(value, (list, tuple)) and value and all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, (int, float)) and
-                                                                 not isinstance(v, bool) and math.isfinite(v)
-                                                                 for v in p) for p in value):
-        return [[float(v) for v in p] for p in value]
-    raise ConfigError(f"config [holography] drift = {value!r}: expected \"auto\", \"none\" or a list of "
-                      "[y, x] specimen positions in nm, one per time point")
+    return cfg
 
 
 def _resolve(base: Path, value):
@@ -167,10 +110,10 @@ def _resolve(base: Path, value):
 def _series(ctx):
     from ..holography import bias_series
 
-    opt = ctx.info["holography"]
+    opt = ctx.config.holography
     thickness = ctx["thickness"]
     kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
-    maps = ctx.info["output"] / ".holo_maps.zarr"
+    maps = ctx.config.out_dir / ".holo_maps.zarr"
     ds = bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"], thickness_nm=thickness,
                      method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
                      workers=opt["workers"], out=maps, drift=opt["drift"], frame_checks=opt["frame_checks"],
@@ -184,9 +127,9 @@ def _series_after(ctx, ds):
     # the frame-by-frame store was copied into the cache: drop the temporary (only if ionscope wrote it)
     from .._atomic import _folder
 
-    maps = ctx.info["output"] / ".holo_maps.zarr"
+    maps = ctx.config.out_dir / ".holo_maps.zarr"
     if maps.exists():
-        _folder(ctx.info["output"]).remove(maps.name)
+        _folder(ctx.config.out_dir).remove(maps.name)
 
 
 def _analysis(ctx):
@@ -194,7 +137,7 @@ def _analysis(ctx):
 
     from ..holography import asymmetry_summary, leakage_summary, relaxation_times
 
-    opt, ds = ctx.info["holography"], ctx["holo_series"]
+    opt, ds = ctx.config.holography, ctx["holo_series"]
     scalars = ds.drop_vars(["phase", "potential"]).load()
     parts = {}
     rt = relaxation_times(scalars, min_jump_v=opt["min_jump_v"])
@@ -212,45 +155,8 @@ def _analysis(ctx):
 
 
 def _analysis_params(ctx):
-    opt = ctx.info["holography"]
+    opt = ctx.config.holography
     return {"min_bias_v": opt["min_bias_v"], "min_jump_v": opt["min_jump_v"]}
-
-
-class _FolderStore:
-    """The report's store: figures and ``summary.json`` in the output folder, the key in the summary."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def has(self, name, key):
-        from .._atomic import _folder
-        from .._outdir import safe_relpath
-        from ..errors import OutputPathError
-
-        if not _folder(self.folder).owns("summary.json"):  # absent, or not ionscope's: not a stored report
-            return False
-        try:
-            summary = json.loads((self.folder / "summary.json").read_text())
-            files = [safe_relpath(self.folder, f, what="summary.json file") for f in summary.get("files", [])]
-        except (OSError, ValueError, TypeError, AttributeError, OutputPathError):
-            return False
-        return summary.get("key") == key and all((self.folder / f).exists() for f in files)
-
-    def save(self, name, key, value):
-        from .._atomic import atomic_path
-
-        summary, files = value
-        for rel, writer in files.items():
-            dest = self.folder / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(dest) as tmp:
-                writer(tmp)
-        summary = {**summary, "key": key, "files": sorted(files)}
-        with atomic_path(self.folder / "summary.json") as tmp:
-            Path(tmp).write_text(json.dumps(summary, indent=2, default=_json_default))
-
-    def load(self, name):
-        return json.loads((self.folder / "summary.json").read_text())
 
 
 def _json_default(v):
@@ -267,7 +173,7 @@ def _num(v):
 
 
 def _summary(ctx, ds, an):
-    opt = ctx.info["holography"]
+    opt = ctx.config.holography
     s = {"method": opt["method"], "n_time_points": int(ds.sizes["time"]),
          "duration_s": float(ds["time"].values[-1] - ds["time"].values[0]),
          "interfaces_nm": [float(v) for v in ds["interface_nm"].values],
@@ -312,19 +218,42 @@ REPORT_FILES = ("figures/holo_steps.png", "figures/holo_potential.png", "potenti
 
 
 def _report(ctx):
+    """Write ``summary.json``, ``curves.csv`` and the writers' files into a staging folder (published as a set)."""
     from functools import partial
 
     ds, an = ctx["holo_series"], ctx["holo_analysis"]
     scal = ds.drop_vars(["phase", "potential"]).load()
-    # figures, movie and viewer come from the report package, handed in by run_holography (writers=)
+    # figures, movie and viewer come from the report package, handed in by the caller (run(..., writers=))
     given = _writers(ctx)
     writers = {name: partial(w, series=ds, scalars=scal, log=ctx["log"]) for name, w in given.items()}
     writers["curves.csv"] = lambda p: _curves_csv(scal, p)
-    return _summary(ctx, scal, an), {name: writers[name] for name in _report_files(given)}
+    files = _report_files(given)
+    staging = _report_store(ctx).staging()
+    written = {}
+    for rel in files:
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        writers[rel](dest)
+        written[rel] = dest
+    summary = {**_summary(ctx, scal, an), "files": sorted(files)}
+    (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    written["summary.json"] = staging / "summary.json"
+    return staging, written
+
+
+def _report_store(ctx):
+    from ._stores import FileSetStore
+
+    return FileSetStore(ctx.config.out_dir, "holo_report")
+
+
+def _report_outputs(ctx) -> list[str]:
+    """The names ``holo_report`` publishes (checked before the run starts: new, or written by ionscope)."""
+    return ["summary.json", *_report_files(_writers(ctx)), "holo_report.json", ".holo_report.publish.json"]
 
 
 def _writers(ctx) -> dict:
-    """The figure/movie/viewer writers run_holography was given (none: the runner draws nothing itself)."""
+    """The figure/movie/viewer writers the run was given (none: the runner draws nothing itself)."""
     return ctx.info.get("holo_writers") or {}
 
 
@@ -353,15 +282,16 @@ def _curves_csv(ds, path):
 #: The holography stage table (one runner with the EELS table: :func:`run_stages`).
 TABLE = (
     Stage("holo_series", _series, inputs=("holograms", "references", "log", "thickness"),
-          params=lambda ctx: {k: ctx.info["holography"][k] for k in _SERIES_KEYS}, after=_series_after),
+          params=lambda ctx: {k: ctx.config.holography[k] for k in _SERIES_KEYS}, after=_series_after,
+          outputs=lambda ctx: [".holo_maps.zarr"]),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
           params=lambda ctx: {"files": list(_report_files(_writers(ctx)))},
-          store=lambda ctx: _FolderStore(ctx.info["output"])),
+          store=_report_store, outputs=_report_outputs),
 )
 
 #: Names of the holography stages in execution order.
-STAGES = tuple(st.name for st in TABLE)
+STAGES = HOLOGRAPHY_STAGES = tuple(st.name for st in TABLE)
 
 
 # --------------------------------------------------------------------------- sources and the run
@@ -373,7 +303,7 @@ def _token(value) -> str:
 
 def _sources(opt, base, *, holograms, references, log):
     from .. import io as iio
-    from ._stages import fingerprint
+    from ._stores import fingerprint
 
     def source(given, option, loader):
         if given is not None:
@@ -401,18 +331,46 @@ def _sources(opt, base, *, holograms, references, log):
     return {"holograms": (holos, hkey), "references": (refs, rkey), "log": (lg, lkey), "thickness": (thick, tkey)}
 
 
+def _open(cfg, given: dict, result):
+    """The holography night's inputs (for :func:`ionscope.pipeline.run`)."""
+    sources = _sources(cfg.holography, Path(cfg.base_dir), holograms=given["holograms"],
+                       references=given["references"], log=given["log"])
+    return sources, {"holo_writers": dict(given.get("writers") or {})}
+
+
+def _input_paths(cfg) -> dict:
+    opt, base = cfg.holography, Path(cfg.base_dir)
+    return {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log", "thickness_nm")
+            if isinstance(opt[k], str)}
+
+
+def _night():
+    from ._run import Night
+
+    return Night("holography", TABLE, _open, _input_paths)
+
+
+#: The holography night: its table and how its inputs are opened.
+HOLOGRAPHY_NIGHT = _night()
+
+
 def run_holography(config, *, holograms=None, references=None, log=None, output=None, stages=None,
-                   show_progress=None, wait: bool | float = False, writers=None) -> HolographyResult:
-    """Run the holography-under-bias table: potential movie, ΔV(t)/width(t), asymmetry, τ, figures, summary.
+                   show_progress=None, wait: bool | float = False, writers=None, executor=None) -> HolographyResult:
+    """Run the holography-under-bias night: potential movie, ΔV(t)/width(t), asymmetry, τ, summary.
+
+    The holography night of :func:`ionscope.pipeline.run`, with its result in
+    the shape this function always returned.
 
     Parameters
     ----------
-    config : path or dict
-        A TOML file or dict with a ``[holography]`` section (see the module docstring).
+    config : path, dict or Config
+        A TOML file or dict with a ``[holography]`` section (just the section is
+        accepted too; see :mod:`ionscope.pipeline._holo_config`).
     holograms, references, log : optional
         In-memory inputs instead of the files named in the config.
     output : path, optional
-        Output folder (default the config's ``output``, relative to the config file).
+        Output folder (default ``[output] dir``, else the section's ``output``,
+        relative to the config file).
     stages : tuple of str, optional
         Only these stages and what they need (e.g. ``("holo_series",)``).
     show_progress : bool, optional
@@ -423,9 +381,11 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
         Files the ``holo_report`` stage writes besides ``curves.csv`` and
         ``summary.json``: relative name → ``writer(path, *, series, scalars, log)``.
         :func:`ionscope.report.holography_writers` gives the two figures, the
-        GIF movie and ``viewer.html`` (``ionscope run`` passes them, as it adds
-        the EELS table's report stage); without it the runner draws nothing
-        (it never imports the report package).
+        GIF movie and ``viewer.html`` (``ionscope run`` and
+        :func:`ionscope.operando.run_holography` pass them); without it the
+        runner draws nothing (it never imports the report package).
+    executor : Executor or str, optional
+        Where the work runs (default ``[compute] scheduler``).
 
     Returns
     -------
@@ -454,48 +414,19 @@ def run_holography(config, *, holograms=None, references=None, log=None, output=
     >>> res.series.step_v.dims
     ('time', 'interface')
     """
-    from .._atomic import os_errors
-    from .._outdir import OutputFolder, check_inputs, session
-    from ..errors import IonscopeError
-    from ._graph import Context
-    from ._stages import StageCache, cache_state
+    from ._run import run
 
-    opt, base = holography_config(config)
-    folder = Path(output) if output is not None else _resolve(base, opt["output"])
-    # the same guarantees as the EELS run: one run per folder, OS faults in one line, no stale temporaries,
-    # only names ionscope owns written (a clash is refused before any work), nothing left by a refused start
-    planned = ["cache.zarr", ".holo_maps.zarr", "summary.json", *_report_files(writers or {})]
-    with os_errors(folder):
-        sources = _sources(opt, base, holograms=holograms, references=references, log=log)
-        check_inputs(folder, {f"[holography] {k}": _resolve(base, opt[k]) for k in ("holograms", "references", "log",
-                                                                                   "thickness_nm")
-                              if isinstance(opt[k], str)}, key="[holography] output")
-        if cache_state(folder / "cache.zarr") in ("ours", "legacy"):
-            planned.remove("cache.zarr")
-        OutputFolder(folder).check_new(planned)
-        with session(folder, wait=wait) as out:
-            ctx = None
-            try:
-                out.check_new([p for p in planned if p != "cache.zarr"])
-                if cache_state(folder / "cache.zarr") in ("ours", "legacy"):  # its own marker proves it ours
-                    out.adopt("cache.zarr")
-                out.claim(["cache.zarr"], kind="dir")
-                cache = StageCache(folder / "cache.zarr")
-                cache.clear_stale()
-                ctx = Context(cache=cache, show_progress=show_progress)
-                ctx.info["holography"] = opt
-                ctx.info["output"] = folder
-                ctx.info["holo_writers"] = dict(writers or {})
-                ctx = run_stages(TABLE, cache=cache, sources=sources, targets=stages, ctx=ctx)
-            except IonscopeError:
-                if ctx is None or not ctx.records:  # refused before any stage finished
-                    out.discard_new()
-                raise
-    res = HolographyResult(output=folder, records=dict(ctx.records))
+    cfg = _as_holography_config(config)
+    if output is not None:
+        cfg = cfg.replace(output={"dir": str(Path(output).resolve())})
+    res = run(cfg, holograms=holograms, references=references, log=log, stages=stages, show_progress=show_progress,
+              wait=wait, writers=writers, executor=executor)
+    out = HolographyResult(output=cfg.out_dir, records=dict(res.stages))
+    ctx = res.context
     if "holo_series" in ctx:
-        res.series = ctx["holo_series"]
+        out.series = ctx["holo_series"]
     if "holo_analysis" in ctx:
-        res.analysis = ctx["holo_analysis"]
+        out.analysis = ctx["holo_analysis"]
     if "holo_report" in ctx:
-        res.summary = ctx["holo_report"]
-    return res
+        out.summary = json.loads((cfg.out_dir / "summary.json").read_text())
+    return out

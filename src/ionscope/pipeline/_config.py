@@ -20,7 +20,7 @@ Example ``run.toml``::
     method = "mlls"
     references = "refs.nc"    # (component, energy) reference spectra, or "simulated"
 
-    [screen]                  # physical plausibility gates (ionscope.operando._gates); defaults shown
+    [screen]                  # physical plausibility gates (ionscope.pipeline._gates); defaults shown
     enabled = true            # false: only undecodable and NaN/Inf frames are dropped
     read_noise_counts = 0.0   # detector read noise; values below -negative_sigmas x this are "negative"
     max_negative_fraction = 0.01
@@ -65,7 +65,7 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ScreenConfig:
-    """``[screen]``: the physical plausibility gates (see :mod:`ionscope.operando._gates`)."""
+    """``[screen]``: the physical plausibility gates (see :mod:`ionscope.pipeline._gates`)."""
 
     enabled: bool = True  # false: only undecodable and NaN/Inf frames are dropped
     read_noise_counts: float = 0.0  # detector read noise σ (counts); 0: any value < 0 counts as negative
@@ -181,7 +181,15 @@ class Config:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    #: ``[holography]`` (validated, defaults filled in; :mod:`ionscope.pipeline._holo_config`), or None:
+    #: a configuration with it describes a holography night, one without it an EELS night
+    holography: dict | None = None
     base_dir: str = "."
+
+    @property
+    def table(self) -> str:
+        """Which night this configuration describes: ``"holography"`` or ``"eels"``."""
+        return "eels" if self.holography is None else "holography"
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config against :attr:`base_dir`."""
@@ -198,15 +206,20 @@ class Config:
 
     def section(self, name: str) -> dict:
         """One section as a plain JSON-able dict (what a stage hashes)."""
+        if name == "holography":
+            return json.loads(json.dumps(self.holography or {}, default=list))
         return json.loads(json.dumps(dataclasses.asdict(getattr(self, name)), default=list))
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections changed: ``cfg.replace(denoise={"method": "none"})``."""
-        raw = {name: self.section(name) for name in _SECTIONS}
+        names = ("output", "compute") if self.holography is not None else tuple(_SECTIONS)
+        raw = {name: self.section(name) for name in names}
+        if self.holography is not None:
+            raw["holography"] = self.section("holography")
         for name, values in sections.items():
-            if name not in _SECTIONS:
+            if name not in _SECTIONS and name != "holography":
                 raise ConfigError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
-            raw[name] = {**raw[name], **dict(values)}
+            raw[name] = {**raw.get(name, {}), **dict(values)}
         return from_dict(raw, base_dir=self.base_dir)
 
 
@@ -407,7 +420,7 @@ def _check(cfg: Config) -> None:
     if cfg.input.max_missing_ratio < 0:
         raise ConfigError(f"config [input] max_missing_ratio: expected >= 0, got {cfg.input.max_missing_ratio}")
     if cfg.input.frame_pattern:
-        from ..io._frames import frame_pattern
+        from ..io import frame_pattern
 
         try:
             frame_pattern(cfg.input.frame_pattern, where="config [input] frame_pattern")
@@ -472,13 +485,34 @@ def _check_calibration(cal: dict) -> None:
 
 
 def from_dict(raw: dict, *, base_dir: str | os.PathLike = ".") -> Config:
-    """Validate a nested dict (as parsed from TOML) into a :class:`Config`."""
+    """Validate a nested dict (as parsed from TOML) into a :class:`Config`.
+
+    A ``[holography]`` section makes it a holography night (see
+    :mod:`ionscope.pipeline._holo_config`): then only ``[output]`` and
+    ``[compute]`` may stand beside it, and ``[output] dir`` defaults to the
+    section's ``output``.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a table of sections, got {type(raw).__name__}")
+    raw = dict(raw)
+    holography = None
+    if "holography" in raw:
+        from ._holo_config import EELS_SECTIONS, holography_section
+
+        holography = holography_section(raw.pop("holography"))
+        beside = [s for s in EELS_SECTIONS if s in raw]
+        if beside:
+            raise ConfigError(f"config: [holography] describes a holography night; the EELS section(s) "
+                              f"{['[' + s + ']' for s in beside]} have no meaning beside it (one night per "
+                              f"configuration: EELS, or holograms)")
+        output = dict(raw.get("output") or {})
+        output.setdefault("dir", holography["output"])
+        raw["output"] = output
     sections = {}
     for name, values in raw.items():
         if name not in _SECTIONS:
-            raise ConfigError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)}")
+            raise ConfigError(f"config: unknown section [{name}]; expected one of {sorted(_SECTIONS)} "
+                              f"or [holography]")
         if not isinstance(values, dict):
             raise ConfigError(f"config [{name}]: expected a table of keys, got {values!r}")
         cls = _SECTIONS[name]
@@ -490,7 +524,7 @@ def from_dict(raw: dict, *, base_dir: str | os.PathLike = ".") -> Config:
                 raise ConfigError(f"config [{name}]: unknown key {key!r}; expected one of {sorted(known)}")
             kwargs[key] = _coerce(name, key, value, getattr(defaults, key))
         sections[name] = cls(**kwargs)
-    cfg = Config(**sections, base_dir=str(base_dir))
+    cfg = Config(**sections, holography=holography, base_dir=str(base_dir))
     _check(cfg)
     return cfg
 

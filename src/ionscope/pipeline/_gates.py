@@ -37,7 +37,7 @@ down to a dose of 5 counts per channel where 13–23 % of the values are Poisson
 few negative channels (``../shared/data/real/EELS_SI.dm4``: 0.2 % below 0).
 
 Everything here is an array kernel (numpy in, reasons out: no I/O); the
-``screen`` and ``fit_check`` stages of :mod:`ionscope.operando._pipeline` and
+``screen`` and ``fit_check`` stages of :mod:`ionscope.pipeline._eels` and
 the live watcher (:mod:`ionscope.live._watch`, frame by frame, with the
 median of the frames seen so far) call it.
 """

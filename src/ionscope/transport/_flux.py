@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data import axis_scale, axis_values, like_input
 from ..errors import DataValidationError, ShapeMismatchError
-from ..io._inputs import accepts_data
+from ..io import accepts_data
 
 # --------------------------------------------------------------------------- kernels
 

@@ -1,0 +1,262 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The EELS night's inputs, every one opened and checked before the first stage runs.
+
+:func:`open_sources` reads the series (a folder of frames, a multi-frame file
+or a Zarr store), the electrochemistry log, the reference spectra, a
+dual-EELS low loss and a segmentation; checks the windows and sizes that only
+the data can check; and returns them with the keys (content fingerprints)
+that enter the stage keys: a changed byte of any input redoes what reads it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataValidationError, FileFormatError
+from ._config import Config
+from ._eels import _canonical_chunks, _fit_window
+from ._stores import fingerprint
+
+
+def _read_log(path: Path, *, missing: str = "error", duplicates: str = "error", resets: str = "error"):
+    """A CSV log through :func:`ionscope.io.read_log`; a NetCDF/Zarr Dataset as stored."""
+    import xarray as xr
+
+    from .. import io as iio
+
+    if path.suffix.lower() == ".csv":
+        return iio.read_log(path, missing=missing, duplicates=duplicates, resets=resets)
+    try:
+        log = xr.open_dataset(path, engine="zarr" if path.suffix.lower() == ".zarr" else "h5netcdf").load()
+    except Exception as exc:  # the backends raise many types for an unreadable file
+        raise FileFormatError(f"{path}: not a readable log; expected CSV, NetCDF or Zarr ({exc})") from None
+    if "time" not in log.coords:
+        raise FileFormatError(f"{path}: the log has no 'time' coordinate (s)")
+    return log
+
+
+def _token(obj) -> str:
+    from dask.base import tokenize
+
+    return tokenize(obj)
+
+
+
+
+# --------------------------------------------------------------------------- sources (every input, opened up front)
+
+#: Named reference models a config may ask for (``[limap] references = "simulated"``):
+#: "module:function" of a ``function(energy) -> (component, energy)`` DataArray,
+#: imported only when a config names it.
+REFERENCE_MODELS = {"simulated": "ionscope.simulate:edge_references",
+                    "simulated-realistic": "ionscope.simulate:realistic_references"}
+
+
+def _from_simulator(series) -> bool:
+    return "ionscope.simulate" in str(series.attrs.get("title", ""))
+
+
+def _reference_source(cfg: Config, references, series):
+    """``(energy -> references, key)``: given spectra, a callable, a named model or a file (loaded now).
+
+    Model references only describe the simulator's own spectra: they are taken
+    (by name, or by default) only for a series the simulator wrote — never as a
+    silent fall-back for real data.
+    """
+    import importlib
+
+    import xarray as xr
+
+    if references is not None:
+        if callable(references) and not isinstance(references, xr.DataArray):
+            return references, f"callable:{getattr(references, '__module__', '')}.{getattr(references, '__qualname__', '')}"
+        return (lambda energy: references), _token(references)
+    ref = cfg.limap.references
+    if not ref and cfg.limap.method in ("mlls", "sasb"):
+        if not _from_simulator(series):
+            raise ConfigError(
+                "config [limap] references: required — a (component, energy) file of reference spectra measured "
+                "on your data (`ionscope refs regions SI --region-px ... --composition ... -o refs.nc`); the model "
+                "references describe only ionscope's simulator")
+        ref = "simulated-realistic" if series.attrs.get("physics") == "realistic" else "simulated"
+    elif ref in REFERENCE_MODELS and not _from_simulator(series):
+        raise ConfigError(f"config [limap] references = {ref!r}: the simulator's model shapes do not describe "
+                          "measured spectra; measure references on the data (`ionscope refs regions ...`)")
+    if not ref:
+        return (lambda energy: None), "none"
+    if ref in REFERENCE_MODELS:
+        module, _, attr = REFERENCE_MODELS[ref].partition(":")
+        return getattr(importlib.import_module(module), attr), ref
+    from .. import io as iio
+
+    path = cfg.path(ref)
+    refs = iio.load(path)
+    if "component" not in refs.dims or "energy" not in refs.dims:
+        raise DataValidationError(f"config [limap] references: {ref} must hold (component, energy) spectra, "
+                                  f"got dims {refs.dims}")
+    refs = refs.load()
+    return (lambda energy: refs), f"{ref}:{fingerprint([path])}"  # by content: other bytes redo the maps
+
+
+#: Largest batch of frames held at once in a stage ([compute] frames_per_batch × frame size).
+_MAX_BATCH_BYTES = 8 * 2**30
+
+
+def _check_against_data(cfg: Config, series) -> None:
+    """Windows and sizes that only the data can check, before any stage runs."""
+    e = np.asarray(series.energy.values, float)
+    lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
+    _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
+    windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
+    ed = cfg.energy_drift.options.get("window")
+    if cfg.energy_drift.enabled and ed is not None:
+        windows.append(("[energy_drift] options.window", ed))
+    for name, win in windows:
+        if not win:
+            continue
+        inside = int(np.count_nonzero((e >= float(win[0])) & (e <= float(win[1]))))
+        if inside < 2:
+            raise DataValidationError(f"config {name} = {list(win)} eV holds {inside} channel(s) of the series, "
+                                      f"which spans {lo:.4g}..{hi:.4g} eV: choose a window inside the data")
+    frame = series.dtype.itemsize * series.sizes["y"] * series.sizes["x"] * series.sizes["energy"]
+    if cfg.compute.frames_per_batch * frame > _MAX_BATCH_BYTES:
+        raise DataValidationError(
+            f"config [compute] frames_per_batch = {cfg.compute.frames_per_batch}: "
+            f"{cfg.compute.frames_per_batch} frames of {frame / 2**20:.0f} MiB exceed "
+            f"{_MAX_BATCH_BYTES / 2**30:.0f} GiB held at once; use at most {max(1, _MAX_BATCH_BYTES // frame)}")
+
+
+def _check_log(log, cfg: Config):
+    """A log Dataset's numbers are finite (or interpolated when ``[input] log_missing`` asks)."""
+    import xarray as xr
+
+    if not isinstance(log, xr.Dataset) or "time" not in log.coords:
+        raise DataValidationError("log: expected an xarray.Dataset with a 'time' coordinate in s")
+    for name in ("voltage", "current", "charge_c"):
+        if name not in log:
+            continue
+        v = np.asarray(log[name].values, float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            if cfg.input.log_missing != "interpolate" or bad.sum() > v.size - 2:
+                t = np.asarray(log.time.values, float)[bad]
+                raise DataValidationError(
+                    f"log: {name} holds {int(bad.sum())} NaN/Inf value(s), first at t = {t[0]:.6g} s "
+                    f"(fix the log, or ask to interpolate: [input] log_missing = \"interpolate\")")
+            log = log.assign({name: log[name].interpolate_na("time")})
+    return log
+
+
+def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
+             ignored: list | None = None) -> dict:
+    """Open every input before the first stage runs: ``{name: (value, key)}``."""
+    import xarray as xr
+
+    from ..io import read_series
+
+    ic = cfg.input
+    if series is None:
+        if not ic.series:
+            raise DataValidationError("config [input] series: no series given (a folder, file or .zarr store)")
+        spath = cfg.path(ic.series)
+        series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
+                                  time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
+                                  frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio,
+                                  var=ic.var or None)
+        input_key = fingerprint([spath]) + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
+    else:
+        if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
+            raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")
+        series = series.transpose("time", "y", "x", "energy")
+        if series.chunks is None:
+            series = series.chunk({"time": 1})
+        bad = []
+        input_key = _token(series)
+    bad_frames.extend(bad)
+    frame_files = series.attrs.get("frame_files")
+    if ignored is not None:
+        ignored.extend(series.attrs.get("ignored_files", []))
+    if frame_files is not None or "ignored_files" in series.attrs:  # kept beside the series, not in the stages
+        series = series.copy()
+        series.attrs = {k: v for k, v in series.attrs.items() if k not in ("frame_files", "ignored_files")}
+    full = _canonical_chunks(series)
+
+    if log is None and ic.log:
+        lpath = cfg.path(ic.log)
+        if not lpath.exists():
+            raise FileFormatError(f"{lpath}: no such log file (config [input] log)")
+        log_key = fingerprint([lpath]) + ic.log_missing + ic.log_duplicates + ic.log_resets
+        log = _read_log(lpath, missing=ic.log_missing, duplicates=ic.log_duplicates, resets=ic.log_resets)
+    elif log is not None:
+        log_key = _token(log)
+    else:
+        log_key = "no-log"
+
+    if segmentation is None and cfg.analysis.segmentation:
+        from .. import io as iio
+
+        segmentation = np.asarray(iio.load(cfg.path(cfg.analysis.segmentation)).values)
+    seg_token = _token(np.asarray(segmentation)) if segmentation is not None else ""
+    truth_token = _token(truth[["flux_y", "flux_x"]]) if truth is not None and "flux_y" in truth else ""
+    _check_against_data(cfg, full)
+    if log is not None:
+        log = _check_log(log, cfg)
+    if segmentation is not None:
+        seg = np.asarray(segmentation)
+        if seg.shape != (full.sizes["y"], full.sizes["x"]):
+            raise DataValidationError(f"segmentation ([analysis] segmentation): shape {seg.shape} differs from the "
+                                      f"frames' (y, x) = ({full.sizes['y']}, {full.sizes['x']})")
+    low_loss, low_key = None, "no-low-loss"
+    if ic.low_loss:
+        lpath_ll = cfg.path(ic.low_loss)
+        low_loss, bad_ll = read_series(lpath_ll, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
+                                       time_anchor=ic.time_anchor, on_bad_frame="error",
+                                       frame_pattern=ic.frame_pattern or None,
+                                       max_missing_ratio=ic.max_missing_ratio)
+        if low_loss.sizes["time"] != full.sizes["time"] or low_loss.sizes["y"] != full.sizes["y"] \
+                or low_loss.sizes["x"] != full.sizes["x"]:
+            raise DataValidationError(
+                f"config [input] low_loss: {lpath_ll} holds {dict(low_loss.sizes)}; expected the same frames and "
+                f"pixels as the series {dict(full.sizes)}")
+        low_loss = low_loss.assign_coords(time=full.time.values)
+        low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k not in ("frame_files", "ignored_files")}
+        low_key = fingerprint([lpath_ll])
+    return frame_files, {
+        "series": (full, input_key),
+        "low_loss": (low_loss, low_key),
+        "references": _reference_source(cfg, references, full),
+        "log": (log, log_key),
+        "segmentation": (segmentation, seg_token),
+        "truth": (truth, truth_token),
+    }
+
+
+def _input_paths(cfg: Config) -> dict[str, Path]:
+    """The files and folders a config reads: ``{config key: path}``."""
+    ic = cfg.input
+    named = {"[input] series": ic.series, "[input] log": ic.log, "[input] low_loss": ic.low_loss,
+             "[analysis] segmentation": cfg.analysis.segmentation}
+    if cfg.limap.references and cfg.limap.references not in REFERENCE_MODELS:
+        named["[limap] references"] = cfg.limap.references
+    return {k: cfg.path(v) for k, v in named.items() if v}
+
+
+def _open(cfg: Config, given: dict, result):
+    """The EELS night's inputs (for :func:`ionscope.pipeline.run`): sources and the frame files."""
+    frame_files, sources = _sources(cfg, series=given["series"], log=given["log"], references=given["references"],
+                                    segmentation=given["segmentation"], truth=given["truth"],
+                                    bad_frames=result.bad_frames, ignored=result.ignored_files)
+    return sources, {"frame_files": frame_files}
+
+
+def _night():
+    from ._eels import TABLE
+    from ._run import Night
+
+    return Night("eels", TABLE, _open, _input_paths)
+
+
+#: The EELS night: its table and how its inputs are opened.
+EELS_NIGHT = _night()

@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``[holography]`` section of a run configuration: a night of holograms under bias.
+
+A configuration with this section describes a holography night (the holography
+table of :mod:`ionscope.pipeline._holography`); one without it, an EELS night.
+The two share ``[output]`` and ``[compute]``; the EELS sections (``[input]``,
+``[limap]``, ...) have no meaning for holograms and are refused beside it.
+
+Example::
+
+    [holography]
+    holograms = "night.zarr"      # (time, y, x) off-axis or (time, frame, y, x) phase-shifting groups
+    references = "refs.zarr"      # optional: vacuum references on their own time axis
+    log = "bias.csv"              # optional: bias log (ionscope.io.read_log); else the holograms' bias_v
+    method = "fourier"            # or "phase-shifting"
+    thickness_nm = 60.0           # or the path of a (y, x) map in nm
+    drift = "auto"                # specimen drift: measured per frame (default), "none", or [[y, x], ...] nm
+    # optional: output (the folder, as [output] dir), voltage_kv, interfaces_nm, window_nm, model,
+    #           background ("piecewise", "linear", "constant"), order, workers, zero_bias,
+    #           min_bias_v (asymmetry), min_jump_v (relaxation), frame_checks, min_good_fraction
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import ConfigError, DataValidationError
+
+#: Options of ``[holography]`` and their defaults (None: not given).
+OPTIONS = {
+    "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
+    "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
+    "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
+    "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5,
+}
+
+#: Sections of an EELS night: meaningless beside ``[holography]``.
+EELS_SECTIONS = ("input", "screen", "energy_drift", "register", "limap", "denoise", "sync", "analysis", "report")
+
+
+def holography_section(sec) -> dict:
+    """``[holography]`` with its defaults, every value checked (one line naming the key otherwise).
+
+    Examples
+    --------
+    >>> opt = holography_section({"thickness_nm": 60.0})
+    >>> opt["method"], opt["drift"], opt["thickness_nm"]
+    ('fourier', 'auto', 60.0)
+    >>> holography_section({"thickness_nm": True})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.ConfigError: config [holography] thickness_nm: expected a thickness in nm (a number > 0), ...
+    """
+    if not isinstance(sec, dict):
+        raise ConfigError(f"config [holography]: expected a table of keys, got {sec!r}")
+    unknown = sorted(set(sec) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"config [holography]: unknown option(s) {unknown}; expected {sorted(OPTIONS)}")
+    out = {**OPTIONS, **sec}
+    _check_section(out)
+    out["drift"] = _drift_option(out["drift"])
+    return out
+
+
+def _check_section(opt: dict) -> None:
+    """Every ``[holography]`` value's type and range, before anything is read: one line naming the key."""
+    from ..holography import check_bias_options
+
+    if opt["thickness_nm"] is None:
+        raise ConfigError("config [holography] thickness_nm: required (nm, or the path of a (y, x) map)")
+    for key in ("holograms", "references", "log", "output"):
+        v = opt[key]
+        if v is not None and not (isinstance(v, str) and v.strip()):
+            raise ConfigError(f"config [holography] {key}: expected a path (a string), got {v!r}")
+    if not isinstance(opt["frame_checks"], bool):
+        raise ConfigError(f"config [holography] frame_checks: expected true or false, got {opt['frame_checks']!r}")
+    try:
+        check_bias_options(allow_path=True, **{k: opt[k] for k in (
+            "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background", "order", "workers",
+            "zero_bias", "method", "min_good_fraction", "min_bias_v", "min_jump_v")})
+    except DataValidationError as exc:
+        key, _, rest = str(exc).partition(": ")
+        raise ConfigError(f"config [holography] {key}: {rest}") from None
+
+
+def _drift_option(value):
+    """``drift``: "auto", "none" (or false) → None, or a list of [y, x] specimen positions (nm) per time point."""
+    if value is False or value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if isinstance(value, str) and value.lower() == "auto":
+        return "auto"
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, (int, float)) and
+                                                                 not isinstance(v, bool) and math.isfinite(v)
+                                                                 for v in p) for p in value):
+        return [[float(v) for v in p] for p in value]
+    raise ConfigError(f"config [holography] drift = {value!r}: expected \"auto\", \"none\" or a list of "
+                      "[y, x] specimen positions in nm, one per time point")
