@@ -25,12 +25,12 @@ bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run_all.py
 
-# -E: read every page again (every tutorial re-executed); -W: every warning is an error; -n: every cross-reference must resolve. IONSCOPE_REAL_DATA: the real
+# -E: read every page again (every tutorial re-executed); -W: every warning is an error. IONSCOPE_REAL_DATA: the real
 # files the tutorial on your own files reads (default ../shared/data/real; the build stops if absent).
 docs: install
 	$(BIN)/python -m pip install -q -e '.[docs]'
 	rm -rf docs/_build/html docs/api
-	$(BIN)/python -m sphinx -E -W -n --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
 	$(BIN)/python docs/check_site.py docs/_build/html
 	@echo "docs: open docs/_build/html/index.html (offline: every script and style sheet is local)"
 

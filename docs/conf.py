@@ -30,7 +30,9 @@ if not REAL.is_dir():
 os.environ["IONSCOPE_REAL_DATA"] = str(REAL)  # the notebook kernels inherit it
 # the shell cells (%%bash) run the `ionscope` of the Python that builds the docs
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ.setdefault("MPLBACKEND", "Agg")
+# the kernels draw inline (matplotlib-inline); a MPLBACKEND from the caller's shell (e.g. Agg) would
+# hide every figure. The shell cells' commands pick a non-interactive backend by themselves.
+os.environ.pop("MPLBACKEND", None)
 os.environ.setdefault("IONSCOPE_PROGRESS", "0")  # no progress bars in the executed outputs
 os.environ.setdefault("COLUMNS", "110")          # argparse/--help wrap at a fixed width
 
@@ -131,7 +133,8 @@ write_api_pages()
 # ---- HTML: a local theme, nothing fetched from elsewhere -------------------------------------------
 html_theme = "furo"
 html_title = f"ionscope {version}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]   # local: a wider text column for code
 html_show_sourcelink = False
 html_theme_options = {"navigation_with_keys": True}
 html_last_updated_fmt = None

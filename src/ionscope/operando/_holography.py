@@ -302,9 +302,14 @@ def _curves_csv(ds, path):
 
 
 def _plt():
+    import os
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    # off-screen, unless a pyplot session or a Jupyter kernel (inline) already chose its backend
+    if "matplotlib.pyplot" not in sys.modules and "inline" not in os.environ.get("MPLBACKEND", ""):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

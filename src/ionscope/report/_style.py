@@ -32,9 +32,16 @@ RC = {
 
 
 def plt():
+    import os
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    # Files are drawn off-screen (Agg). But a session that already drew with pyplot, or a Jupyter kernel
+    # (inline backend), keeps its backend: switching it would make every later figure of the user's
+    # notebook vanish.
+    if "matplotlib.pyplot" not in sys.modules and "inline" not in os.environ.get("MPLBACKEND", ""):
+        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as pyplot
 
     pyplot.rcParams.update(RC)
