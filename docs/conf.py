@@ -63,7 +63,7 @@ nb_execution_in_temp = True        # every tutorial runs in a fresh temporary fo
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 900
-nb_merge_streams = False          # stdout and stderr each intact (merging splits lines mid-word)
+nb_merge_streams = True           # one output block per cell (the shell cells send stderr to stdout, in order)
 nb_execution_excludepatterns: list[str] = []
 
 # ---- API reference ---------------------------------------------------------------------------------
