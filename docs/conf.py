@@ -66,6 +66,32 @@ nb_execution_timeout = 900
 nb_merge_streams = True           # one output block per cell (the shell cells send stderr to stdout, in order)
 nb_execution_excludepatterns: list[str] = []
 
+
+def _join_stream_chunks() -> None:
+    """Merge a cell's consecutive stream chunks verbatim before myst-nb coalesces them.
+
+    A shell cell's output arrives in chunks cut anywhere (``%%bash`` forwards what the pipe holds);
+    myst-nb's ``coalesce_streams`` ends every chunk with a newline, which would cut lines mid-word.
+    """
+    import myst_nb.core.render as render
+
+    original = render.coalesce_streams
+
+    def coalesce(outputs):
+        joined = []
+        for out in outputs or []:
+            if (out.get("output_type") == "stream" and joined and joined[-1].get("output_type") == "stream"
+                    and joined[-1].get("name") == out.get("name")):
+                joined[-1]["text"] += out["text"]
+            else:
+                joined.append(out)
+        return original(joined)
+
+    render.coalesce_streams = coalesce
+
+
+_join_stream_chunks()
+
 # ---- API reference ---------------------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
