@@ -29,28 +29,15 @@ doi:10.1007/978-1-4419-9583-4.
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from . import _lowloss
+from ._kernels import block_workers
 from ._plural import design
 from ._solve import nnls_batched, single_threaded_blas
 
 #: pixels per block: (block × 2048) float64 work arrays of ~4 MB stay within the L2/L3 caches
 _BLOCK = 256
-
-
-def _workers(n_blocks, workers):
-    if workers is not None:
-        return max(1, int(workers))
-    # inside a dask task (a pool thread) the scheduler already spreads chunks over the cores
-    if threading.current_thread() is not threading.main_thread():
-        return 1
-    import os
-
-    return max(1, min(n_blocks, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1))
 
 
 def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, constrained, resolution_fwhm,
@@ -75,7 +62,7 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
         with single_threaded_blas():
             out[idx] = ctx.block(np.asarray(J[idx], float))
 
-    n_workers = _workers(len(blocks), workers)
+    n_workers = block_workers(len(blocks), workers)
     if n_workers > 1 and len(blocks) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
