@@ -97,8 +97,10 @@ class _Context:
         self.XT = np.ascontiguousarray(X.T)
         m, K = X.shape
         self.K = K
-        # precomputed normal-equation factors: XᵀWX = w @ (X_k·X_l) for every pixel in one product
-        self.XX = (X[:, :, None] * X[:, None, :]).reshape(m, K * K)
+        # precomputed normal-equation factors: XᵀWX = w @ (X_k·X_l), its K(K+1)/2 distinct entries for
+        # every pixel in one product
+        self.iu = np.triu_indices(K)
+        self.XX = X[:, self.iu[0]] * X[:, self.iu[1]]
         self.M, self.D = M, D
         self.shift_idx = list(shift_idx)
         self.cons = np.concatenate([np.asarray(constrained, bool), np.zeros(K - len(constrained), bool)])
@@ -131,10 +133,15 @@ class _Context:
             if low.any():
                 f[low] = np.broadcast_to(tiny, f.shape)[low]
                 a2[low] = np.broadcast_to(tiny**2, a2.shape)[low]
-        # the principal log of j/z with real ufuncs: ln|j/z| = ½·ln(|j|²/|z|²), arg(j/z) = arg(j·z̄)
+        # 1/j and 1/z (the deconvolution filters below use them too)
+        inv_j = np.conj(jf)
+        inv_j /= a2j
+        inv_z = np.conj(zf)
+        inv_z /= a2z
+        # the principal log of j/z with real ufuncs: ln|j/z| = ½·ln(|j|²/|z|²), arg(j/z) = arg(j·(1/z))
         spec = np.zeros((P, nf), complex)
         s = spec[:, :kc]
-        q = jf * np.conj(zf)
+        q = jf * inv_z
         s.imag = np.arctan2(q.imag, q.real)
         np.divide(a2j, a2z, out=q.real)
         s.real = np.log(q.real)
@@ -143,11 +150,10 @@ class _Context:
         s *= c
         ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
         # the noise, float32 for the pixels whose rounding stays within budget, float64 for the rest
-        var, filters, ok = self._noise(np.float32, c, jf, zf, a2j, a2z, J, zmask)
+        var, filters, ok = self._noise(np.float32, c, inv_j, inv_z, J, zmask)
         redo = np.flatnonzero(~ok)
         if redo.size:
-            var64, filters64, _ = self._noise(np.float64, c[redo], jf[redo], zf[redo], a2j[redo], a2z[redo], J[redo],
-                                              zmask[redo])
+            var64, filters64, _ = self._noise(np.float64, c[redo], inv_j[redo], inv_z[redo], J[redo], zmask[redo])
             var[redo] = var64
         out, A = self._fit(ssd, var, i0, np.log(total / i0))
         vb = self._sandwich(A, *filters)
@@ -156,7 +162,7 @@ class _Context:
         out[:, self.M:2 * self.M] = np.sqrt(vb)
         return out
 
-    def _noise(self, dtype, c, jf, zf, a2j, a2z, J, zmask):
+    def _noise(self, dtype, c, inv_j, inv_z, J, zmask):
         """Variance of the deconvolved counts at the fit channels, the filters, and which pixels it holds for.
 
         δSSD = c·(δj/j − δz/z): the filter h = c/j acts on the counts outside the zero-loss
@@ -176,13 +182,9 @@ class _Context:
         c_t = np.result_type(dtype, np.complex64)
         h = np.zeros((P, nf), c_t)
         hz = np.zeros((P, nf), c_t)
-        cj = c * np.conj(jf)
-        cj /= a2j
-        h[:, :kc] = cj
-        cz = c * np.conj(zf)
-        cz /= a2z
-        cj -= cz
-        hz[:, :kc] = cj
+        np.multiply(c, inv_j, out=h[:, :kc], casting="same_kind")
+        np.multiply(c, inv_z, out=hz[:, :kc], casting="same_kind")
+        np.subtract(h[:, :kc], hz[:, :kc], out=hz[:, :kc])
         vn = np.zeros((P, n_fft), dtype)
         np.clip(J, 0.0, None, out=vn[:, :n], casting="same_kind")
         if self.var_scale is not None:
@@ -228,10 +230,17 @@ class _Context:
         # weights: inverse propagated variance, floored so a channel can never dominate
         var = np.maximum(var, 1e-6 * np.median(var, axis=1, keepdims=True) + 1e-12)
         w = 1.0 / var
-        G = (w @ self.XX).reshape(P, K, K)
+        Gu = w @ self.XX
+        G = np.empty((P, K, K))
+        G[:, self.iu[0], self.iu[1]] = Gu
+        G[:, self.iu[1], self.iu[0]] = Gu
         b = (w * y) @ X
-        beta = nnls_batched(G, b, self.cons)
         Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
+        if self.cons.any():
+            beta = nnls_batched(G, b, self.cons)
+        else:
+            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
+            beta = (Ginv @ b[:, :, None])[..., 0]
         # A = G⁻¹XᵀW (rows of the references): coefficients as linear functionals of the SSD
         A = (Ginv[:, :M, :] @ self.XT) * w[:, None, :]
         resid = y - beta @ self.XT
