@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Poisson counts drawn row by row on threads, with one generator per row.
+"""Poisson counts drawn row by row on threads, with one generator per row; the threaded block pipeline.
 
 numpy's Poisson sampler releases the GIL (it holds only its generator's lock),
 so rows drawn from *separate* generators run in parallel on the cores. Each
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["poisson_rows"]
+__all__ = ["poisson_rows", "realistic_block", "threaded_blocks"]
 
 
 def row_generator(seed: np.random.SeedSequence, row: int) -> np.random.Generator:
@@ -67,3 +67,40 @@ def poisson_rows(lam, seed, *, row_offset=0, workers=2, dtype=np.float32):
         for i in range(n):
             draw(i)
     return out
+
+
+def realistic_block(block, frame_seed, rows, noise):
+    """Poisson counts of one block of realistic spectra (float32), one generator per image row.
+
+    Realistic frames draw their noise row by row from generators spawned from the frame's
+    seed (:func:`row_generator`), so blocks are drawn in parallel and the counts
+    still do not depend on the block size. (The ideal model keeps one generator per frame.)
+    """
+    if not noise:
+        return block.astype(np.float32)
+    # the blocks themselves already run on two threads
+    return poisson_rows(block, frame_seed, row_offset=rows.start, workers=1)
+
+
+def threaded_blocks(order, work, workers=2):
+    """Yield ``(t, sl, work(t, sl))`` in order, computing up to ``workers + 1`` blocks ahead on threads.
+
+    The spectra (numpy ufuncs, BLAS, pocketfft) and numpy's Poisson sampler release the GIL,
+    so two threads keep both cores busy; the window of pending blocks bounds the memory.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+        todo = iter(order)
+        for t, sl in todo:
+            pending.append((t, sl, pool.submit(work, t, sl)))
+            if len(pending) > workers:
+                break
+        while pending:
+            t, sl, job = pending.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((*nxt, pool.submit(work, *nxt)))
+            yield t, sl, job.result()

@@ -394,8 +394,10 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
                         block = gen.poisson(block)
                     yield t, sl, block.astype(np.float32)
             return
-        yield from _threaded_blocks(order, lambda t, sl: _realistic_block(expected(t, sl, energy), frame_seeds[t],
-                                                                          sl, noise))
+        from ._noise import realistic_block, threaded_blocks
+
+        yield from threaded_blocks(order, lambda t, sl: realistic_block(expected(t, sl, energy), frame_seeds[t],
+                                                                        sl, noise))
 
     from .._progress import progress
 
@@ -491,45 +493,6 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
     if low_loss is not None:
         return si, low_loss, truth, log
     return si, truth, log
-
-
-def _realistic_block(block, frame_seed, rows, noise):
-    """Poisson counts of one block of realistic spectra (float32), one generator per image row.
-
-    Realistic frames draw their noise row by row from generators spawned from the frame's
-    seed (:func:`._noise.row_generator`), so blocks are drawn in parallel and the counts
-    still do not depend on the block size. (The ideal model keeps one generator per frame.)
-    """
-    if not noise:
-        return block.astype(np.float32)
-    from ._noise import poisson_rows
-
-    # the blocks themselves already run on two threads
-    return poisson_rows(block, frame_seed, row_offset=rows.start, workers=1)
-
-
-def _threaded_blocks(order, work, workers=2):
-    """Yield ``(t, sl, work(t, sl))`` in order, computing up to ``workers + 1`` blocks ahead on threads.
-
-    The spectra (numpy ufuncs, BLAS, pocketfft) and numpy's Poisson sampler release the GIL,
-    so two threads keep both cores busy; the window of pending blocks bounds the memory.
-    """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        pending = deque()
-        todo = iter(order)
-        for t, sl in todo:
-            pending.append((t, sl, pool.submit(work, t, sl)))
-            if len(pending) > workers:
-                break
-        while pending:
-            t, sl, job = pending.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((*nxt, pool.submit(work, *nxt)))
-            yield t, sl, job.result()
 
 
 def _realistic_parameters(transport, *, thickness_range, thinning, drift_y, drift_x, beam, energy_shift,
