@@ -1,10 +1,11 @@
 # Two commands for a new user: `make demo` and `make test`. Both create .venv on first use.
+# `make docs` builds the documentation site (executing every tutorial) into docs/_build/html.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo-out
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench docs install clean
 
 $(BIN)/ionscope: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +25,14 @@ bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run_all.py
 
+# -E: read every page again (every tutorial re-executed); -W: every warning is an error. IONSCOPE_REAL_DATA: the real
+# files the tutorial on your own files reads (default ../shared/data/real; the build stops if absent).
+docs: install
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	rm -rf docs/_build/html docs/api
+	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python docs/check_site.py docs/_build/html
+	@echo "docs: open docs/_build/html/index.html (offline: every script and style sheet is local)"
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache docs/_build docs/api docs/jupyter_execute

@@ -4,7 +4,11 @@
 Truth from ``simulate.operando_eels(physics="realistic")``. Tolerances: noise-free
 x within 0.01 (measured −0.004 on 4×4 blocks, with the 0.6 eV Li-K chemical
 shift), Li within 2 %; with noise σ honest (pull 0.8–1.3) and x bias < 0.03
-(issue 19's target; measured −0.02 … −0.027 at 1000 counts/channel).
+(issue 19's target) pooled over three noise realisations: one scene's blocks
+scatter by ±0.03 between seeds (measured at 1000 counts/channel, seeds 1–5:
++0.016, +0.026, −0.046, +0.016, +0.011, s.e.m. 0.01 each; MLLS on the same
+spectra −0.008, +0.007, −0.040, +0.002, −0.007 — seed 3's offset is the noise's,
+not the method's).
 """
 from __future__ import annotations
 
@@ -58,8 +62,13 @@ def test_sigma_honest_and_x_unbiased_with_noise():
         pull = ((res[name].values - t) / res[f"{name}_std"].values).ravel()
         assert 0.8 < np.std(pull) < 1.3, (name, np.std(pull))
     film = (truth.co > 0.5) & (truth.y > 25)
-    xe, xt = _blocks_x(res, truth, film)
-    assert abs(np.mean(xe - xt)) < 0.04
+    errors = [_blocks_x(res, truth, film)]
+    for seed in (1, 2):  # one scene's blocks scatter by ±0.03 between noise realisations: pool three
+        si_s, truth_s, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
+        errors.append(_blocks_x(eels.nmf_li(si_s, truth_s.references), truth_s,
+                                (truth_s.co > 0.5) & (truth_s.y > 25)))
+    bias = np.mean(np.concatenate([xe - xt for xe, xt in errors]))
+    assert abs(bias) < 0.03, bias
     # lower noise than MLLS: the background is learned once, not fitted per pixel with five exponents
     mlls = eels.mlls(si, truth.references, fit_range=(45.0, 85.0), plural_scattering="fourier-log",
                      nonnegative=False)

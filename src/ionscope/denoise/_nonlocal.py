@@ -42,6 +42,17 @@ from ._patches import grid
 _CHUNK = 2048
 
 
+def _workers(n_tasks: int) -> int:
+    """Threads for independent work items: the process's cores, 1 inside a worker thread (dask)."""
+    import os
+    import threading
+
+    if n_tasks < 2 or threading.current_thread() is not threading.main_thread():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n_tasks, cores))
+
+
 def dct_matrix(n: int) -> np.ndarray:
     """Orthonormal DCT-II matrix (rows are atoms), float64."""
     k = np.arange(n)[:, None]
@@ -108,6 +119,32 @@ def _box_at(cs: np.ndarray, axis: int, start: np.ndarray, width: int) -> np.ndar
     return hi - lo
 
 
+def _offset_distances(zf, off, grids, size):
+    """Patch distances between every grid reference and its candidate at offset ``off`` (inf outside)."""
+    shape_g = tuple(len(g) for g in grids)
+    lo = np.maximum(0, -off)
+    hi = np.array(zf.shape) - np.maximum(0, off)
+    if np.any(hi - lo < np.array(size)):
+        return None
+    # references whose candidate patch lies inside the stack form a sub-box of the grid
+    keep = [np.flatnonzero((g - l >= 0) & (g - l + s <= h - l)) for g, l, h, s in zip(grids, lo, hi, size)]
+    if any(kk.size == 0 for kk in keep):
+        return None
+    a = zf[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    b = zf[lo[0] + off[0]:hi[0] + off[0], lo[1] + off[1]:hi[1] + off[1], lo[2] + off[2]:hi[2] + off[2]]
+    box = (a - b) ** 2
+    # Separable box sums evaluated only on the reference grid: the first
+    # cumulative sum runs over the whole volume, the next two over data
+    # already sub-sampled by the grid step -- about 3x cheaper than a full
+    # 3-D integral volume, and block matching dominates the run time.
+    for axis in (1, 2, 0):
+        starts = grids[axis][keep[axis]] - lo[axis]
+        box = _box_at(np.cumsum(box, axis=axis), axis, starts, size[axis])
+    d = np.full(shape_g, np.inf, np.float32)
+    d[keep[0][0]:keep[0][-1] + 1, keep[1][0]:keep[1][-1] + 1, keep[2][0]:keep[2][-1] + 1] = box
+    return d
+
+
 def block_match(z: np.ndarray, grids: tuple[np.ndarray, np.ndarray, np.ndarray], *, size: tuple[int, int, int],
                 radius: tuple[int, int, int], k: int) -> np.ndarray:
     """For each reference patch on a grid, the ``k`` most similar patches in a search window.
@@ -133,57 +170,53 @@ def block_match(z: np.ndarray, grids: tuple[np.ndarray, np.ndarray, np.ndarray],
         itself, at distance 0, always first). Where a window holds fewer than
         ``k`` candidates the reference is repeated.
     """
-    size_a = np.array(size)
     shape_g = tuple(len(g) for g in grids)
     n = int(np.prod(shape_g))
     refs = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, 3)
     offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), -1).reshape(-1, 3)
     # zero offset first, so that ties never push a reference out of its own group
     offsets = offsets[np.argsort(np.abs(offsets).sum(1), kind="stable")]
-    best_d = np.full((n, 0), np.inf, np.float32)
-    best_o = np.zeros((n, 0), np.int32)
-    batch_d, batch_o = [], []
     zf = z.astype(np.float32, copy=False)
 
-    def merge():
-        nonlocal best_d, best_o
-        d = np.concatenate([best_d, *batch_d], axis=1)
-        o = np.concatenate([best_o, *batch_o], axis=1)
+    def keep_best(d, o):
         if d.shape[1] > k:
             sel = np.argpartition(d, k - 1, axis=1)[:, :k]
             d = np.take_along_axis(d, sel, 1)
             o = np.take_along_axis(o, sel, 1)
-        best_d, best_o = d, o
-        batch_d.clear()
-        batch_o.clear()
+        return d, o
 
-    for j, off in enumerate(offsets):
-        lo = np.maximum(0, -off)
-        hi = np.array(z.shape) - np.maximum(0, off)
-        if np.any(hi - lo < size_a):
-            continue
-        # references whose candidate patch lies inside the stack form a sub-box of the grid
-        keep = [np.flatnonzero((g - l >= 0) & (g - l + s <= h - l)) for g, l, h, s in zip(grids, lo, hi, size)]
-        if any(kk.size == 0 for kk in keep):
-            continue
-        a = zf[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        b = zf[lo[0] + off[0]:hi[0] + off[0], lo[1] + off[1]:hi[1] + off[1], lo[2] + off[2]:hi[2] + off[2]]
-        box = (a - b) ** 2
-        # Separable box sums evaluated only on the reference grid: the first
-        # cumulative sum runs over the whole volume, the next two over data
-        # already sub-sampled by the grid step -- about 3x cheaper than a full
-        # 3-D integral volume, and block matching dominates the run time.
-        for axis in (1, 2, 0):
-            starts = grids[axis][keep[axis]] - lo[axis]
-            box = _box_at(np.cumsum(box, axis=axis), axis, starts, size[axis])
-        d = np.full(shape_g, np.inf, np.float32)
-        d[keep[0][0]:keep[0][-1] + 1, keep[1][0]:keep[1][-1] + 1, keep[2][0]:keep[2][-1] + 1] = box
-        batch_d.append(d.reshape(n, 1))
-        batch_o.append(np.full((n, 1), j, np.int32))
-        if len(batch_d) >= 64:
-            merge()
-    merge()
-    order = np.argsort(best_d, axis=1, kind="stable")
+    def scan(js):
+        """The k best among the offsets ``js`` for every reference (distances, offset indices)."""
+        best_d = np.full((n, 0), np.inf, np.float32)
+        best_o = np.zeros((n, 0), np.int32)
+        batch_d, batch_o = [], []
+        for j in js:
+            d = _offset_distances(zf, offsets[j], grids, size)
+            if d is None:
+                continue
+            batch_d.append(d.reshape(n, 1))
+            batch_o.append(np.full((n, 1), j, np.int32))
+            if len(batch_d) >= 64:
+                best_d, best_o = keep_best(np.concatenate([best_d, *batch_d], axis=1),
+                                           np.concatenate([best_o, *batch_o], axis=1))
+                batch_d, batch_o = [], []
+        return keep_best(np.concatenate([best_d, *batch_d], axis=1), np.concatenate([best_o, *batch_o], axis=1))
+
+    workers = _workers(len(offsets) // 64)
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # offsets interleaved over the threads (the cumulative sums release the GIL), the k best
+        # of each share merged after (issue 20)
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(scan, [range(i, len(offsets), workers) for i in range(workers)]))
+        best_d, best_o = keep_best(np.concatenate([q[0] for q in parts], axis=1),
+                                   np.concatenate([q[1] for q in parts], axis=1))
+    else:
+        best_d, best_o = scan(range(len(offsets)))
+    # most similar first; equal distances by offset index (the zero offset, index 0, first), so the
+    # order does not depend on how the offsets were shared among threads
+    order = np.lexsort((best_o, best_d), axis=1)
     best_d = np.take_along_axis(best_d, order, 1)
     best_o = np.take_along_axis(best_o, order, 1)
     pos = refs[:, None, :] + offsets[best_o]
@@ -274,15 +307,21 @@ def collaborative_filter(
     # flat pixel index of every element of a patch relative to its origin
     tt, yy, xx = np.meshgrid(np.arange(pt), np.arange(p), np.arange(p), indexing="ij")
     rel = (tt * H * W + yy * W + xx).ravel()
-    num = np.zeros(T * H * W, np.float64)
     den = np.zeros(T * H * W, np.float64)
-    wsum = np.zeros(T * H * W, np.float64)
     thr = np.float32(threshold * sigma)
     s2 = np.float32(sigma**2)
-    chunks = range(0, pos.shape[0], _CHUNK)
+    chunks = list(range(0, pos.shape[0], _CHUNK))
     if progress is not None:
-        chunks = progress(chunks)
-    for start in chunks:
+        chunks = list(progress(chunks))
+
+    def run(starts):
+        num = np.zeros(T * H * W, np.float64)
+        wsum = np.zeros(T * H * W, np.float64)
+        for start in starts:
+            _filter_chunk(start, num, wsum)
+        return num, wsum
+
+    def _filter_chunk(start, num, wsum):
         pp = pos[start:start + _CHUNK]
         n = pp.shape[0]
         ti, yi, xi = pp[..., 0], pp[..., 1], pp[..., 2]
@@ -304,6 +343,22 @@ def collaborative_filter(
         num += np.bincount((origin[:, None] + rel).ravel(), weights=est.ravel(), minlength=num.size)
         # the denominator only needs each origin's total weight: the window is spread afterwards
         wsum += np.bincount(origin, weights=np.repeat(weight, k), minlength=wsum.size)
+
+    workers = _workers(len(chunks))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # chunks of groups are independent until aggregation: each thread sums its own chunks
+        # (interleaved, so both get the same mix of borders and interior), the sums are added
+        # after; GEMMs, the Haar transform and the shrinkage release the GIL (issue 20)
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(run, [chunks[i::workers] for i in range(workers)]))
+        num, wsum = parts[0]
+        for a, b in parts[1:]:
+            num += a
+            wsum += b
+    else:
+        num, wsum = run(chunks)
     # den = sum over patch elements e of win[e] * wsum shifted by e, far cheaper
     # than scattering d values per patch. The window is separable (Kaiser along
     # t, y, x), so the d = pt p p shifted adds factor into pt + 2 p shifted adds

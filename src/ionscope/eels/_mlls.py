@@ -344,7 +344,8 @@ def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegat
                                     shift_idx=shift_idx),
                      names=names + [f"d{names[i]}/dE" for i in shift_idx]
                      + ["background"] * (0 if basis is None else basis.shape[1]))
-        kernel = _plural.fourier_log_kernel
+        # the batched kernel (issue 20); _plural.fourier_log_kernel is its slow reference
+        from ._plural_fast import fourier_log_kernel as kernel
         kwargs = dict(energy=e, channels=ch, refs_ext=refs_ext, inner=inner, basis=basis, constrained=constrained,
                       resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0, var_scale=var_scale,
                       shift_idx=shift_idx)

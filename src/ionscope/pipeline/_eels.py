@@ -329,10 +329,15 @@ def _energy_drift(ctx):
         # each spectrum is aligned on its own zero-loss peak by the deconvolution: record the drift only
         low = _good_low_loss(ctx)
         src = series if _holds_zero_loss(series) else low
-        shifts = (np.zeros(series.sizes["time"]) if src is None else
-                  _estimate_energy_drift(src, {"method": "zlp"}, None, (-5.0, 5.0),
-                                         batch=cfg.compute.frames_per_batch,
-                                         bar=lambda items: ctx.bar(items, "energy_drift: zero-loss")))
+        shifts = np.zeros(series.sizes["time"])
+        if src is not None:
+            # [energy_drift] options are honoured; the zero-loss window defaults to ±5 eV clipped to the
+            # data's axis (spectra starting above −5 eV were refused with a fixed window)
+            opts = _zlp_drift_options(cfg.energy_drift.options, src.energy.values)
+            refs = ctx["references"](src.energy.values) if opts["method"] == "model" else None
+            shifts = _estimate_energy_drift(src, opts, refs, cfg.limap.fit_range,
+                                            batch=cfg.compute.frames_per_batch,
+                                            bar=lambda items: ctx.bar(items, "energy_drift: zero-loss"))
         ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV", "applied": 0,
                                                            "long_name": "zero-loss position (aligned per spectrum)"})},
                         coords={"time": series.time})
@@ -350,6 +355,18 @@ def _energy_drift(ctx):
     if _keep(ctx):
         ds["si"] = _undo_energy_drift(series, shifts) if cfg.energy_drift.enabled else series
     return ds
+
+
+def _zlp_drift_options(options, energy) -> dict:
+    """``[energy_drift]`` options for spectra holding their zero-loss peak: method "zlp" unless set,
+    window ±5 eV around 0 clipped to the energy axis unless set."""
+    opts = dict(options)
+    opts.setdefault("method", "zlp")
+    if opts["method"] == "zlp" and "window" not in opts:
+        e = np.asarray(energy, float)
+        step = float(abs(e[1] - e[0])) if e.size > 1 else 0.0
+        opts["window"] = (max(-5.0, float(e.min()) + step), min(5.0, float(e.max()) - step))
+    return opts
 
 
 def _energy_drift_view(ctx, ds):

@@ -64,7 +64,10 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
         (``zlp_fwhm``), a valence loss (electrolyte plasmon near 23 eV; Cu a
         broader one near 20 eV) and every order of plural scattering at
         t/λ = ``thickness`` (Cu 1.5× that); the edges are then single-scattering
-        amounts in ``truth.weights`` and ``truth.li``.
+        amounts in ``truth.weights`` and ``truth.li``. Changed in issue 20: the
+        expected counts come from the batched kernel of
+        :func:`~ionscope.simulate.plural_scattering` (≲ 2e-4 relative from before;
+        the noise draws are unchanged given the same expected counts).
     thickness : float
         Realistic physics: t/λ of the electrolyte.
     zlp_fwhm : float
@@ -247,7 +250,9 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         valence scattering at a t/λ spanning ``thickness_range`` across x), so
         each Co-L line gets its plasmon replicas ~23 eV higher and the edge
         shapes change with thickness; ``truth.weights`` stay single-scattering
-        amounts and ``truth.thickness`` is t/λ.
+        amounts and ``truth.thickness`` is t/λ. Changed in issue 20: float32
+        convolution on two threads (expected counts within 1e-5 relative of
+        before) and row-wise Poisson generators (same statistics, other numbers).
     thickness_range, zlp_fwhm : see ``physics``.
     dual_eels : bool
         Realistic physics: also return the low-loss spectra of the same pixels
@@ -315,8 +320,11 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         e_ext = energy[0] - de * np.arange(n_below, 0, -1)
         e_all = np.concatenate([e_ext, energy])
         refs_all = co_l_references(e_all).values
-        ss = (amp[..., None] * (e_all / energy[0]) ** -expo[..., None]
-              + np.einsum("cyx,ce->yxe", weights, refs_all))
+        # exp(−r·log(E/E0)) with the logarithm taken once: the same power law as ``**`` (to
+        # rounding), ~20× faster than a per-element power on (y, x, energy)
+        ss = np.exp(-expo[..., None] * np.log(e_all / energy[0]))
+        ss *= amp[..., None]
+        ss += np.einsum("cyx,ce->yxe", weights, refs_all)
         # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
         conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
                                             zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
@@ -336,7 +344,14 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         thickness = tau
     else:
         clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
-    data = rng.poisson(clean).astype(np.float32)
+    if physics == "realistic":
+        from ._noise import poisson_rows
+
+        # realistic spectra: row-wise generators on two threads (changed in issue 20; the ideal
+        # model keeps its single stream)
+        data = poisson_rows(clean, np.random.SeedSequence(_seed_entropy(seed), spawn_key=(5, 1)))
+    else:
+        data = rng.poisson(clean).astype(np.float32)
     coords = {"y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}),
               "energy": ("energy", energy, {"units": "eV"})}
     da = xr.DataArray(data, dims=("y", "x", "energy"), coords=coords, name="co_l",
@@ -357,7 +372,10 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         truth["thickness"].attrs.update(long_name="t/λ", units="1")
         da.attrs["physics"] = "realistic"
     if low is not None:
-        ll = xr.DataArray(rng.poisson(low).astype(np.float32), dims=("y", "x", "energy"), name="low_loss",
+        from ._noise import poisson_rows
+
+        ll = xr.DataArray(poisson_rows(low, np.random.SeedSequence(_seed_entropy(seed), spawn_key=(5, 2))),
+                          dims=("y", "x", "energy"), name="low_loss",
                           coords={**coords, "energy": ("energy", e_low, {"units": "eV"})},
                           attrs={**da.attrs, "exposure_ratio": 0.01, "title": "simulated low loss (dual EELS)"})
         return da, ll, truth

@@ -9,8 +9,11 @@ column, with optional energy drift, specimen drift and Poisson noise.
 
 Frames are generated one block of rows at a time, so a series far larger than
 memory is written to Zarr with bounded memory; the random numbers of each
-frame come from that frame's own generator, so the data do not depend on the
-block size or on whether the series goes to memory or to disk.
+frame come from that frame's own generator (realistic physics: one generator
+per image row, spawned from the frame's seed), so the data do not depend on the
+block size or on whether the series goes to memory or to disk. Realistic frames
+are computed two blocks at a time on threads (the plural-scattering kernel and
+the Poisson sampler release the GIL).
 
 References
 ----------
@@ -122,6 +125,15 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
     counts (the coefficients of ``truth.references`` in ``I0·S(E)`` per
     channel), ``truth.thickness`` is t/λ per frame and ``truth.li`` is x.
     See :mod:`ionscope.simulate._realistic`.
+
+    .. versionchanged:: issue 20
+       ``physics="realistic"`` is ~15× faster (the batched kernel of
+       :mod:`ionscope.simulate._plural_kernel`, row-wise Poisson generators on two
+       threads). Its outputs changed: the expected counts by ≲ 3e-4 relative in the
+       zero-loss peak's far left tail and ≲ 6e-5 elsewhere (closer to a converged
+       evaluation than before), the truth arrays by ≲ 3e-6 relative (the dose
+       normalisation), and the Poisson draws come from other streams of the same
+       seed (same statistics, different numbers). ``physics="ideal"`` is unchanged.
 
     Parameters
     ----------
@@ -351,11 +363,23 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
               "energy": ("energy", energy, {"units": "eV"})}
     frame_seeds = np.random.SeedSequence(_seed_entropy(seed), spawn_key=(2,)).spawn(n_frames)
 
+    kernels = {}
+    if realistic:
+        # one grid and one set of transforms for the whole series, covering every frame's
+        # zero-loss positions and Li shifts (built here, before any thread uses them)
+        m = real["maps"]
+        for e_axis in (energy, ll_energy) if dual_eels else (energy,):
+            kernels[e_axis.size, e_axis[0]] = _realistic.make_kernel(
+                e_axis, valence_kw={}, zlp_kw=real["zlp_kw"],
+                z_range=(float(m["zlp_centre"].min()), float(m["zlp_centre"].max())),
+                shift_range=(float(m["li_shift"].min()), float(m["li_shift"].max())))
+
     def expected(t, sl, e_axis, exposure=1.0):
         if realistic:
             p = {k: v[t, sl] for k, v in real["maps"].items()}
-            return exposure * _realistic.spectra(e_axis, **p, valence_kw={}, zlp_kw=real["zlp_kw"]).reshape(
-                p["i0"].shape + (e_axis.size,))
+            return exposure * _realistic.spectra(e_axis, **p, valence_kw={}, zlp_kw=real["zlp_kw"],
+                                                 kernel=kernels[e_axis.size, e_axis[0]]).reshape(
+                                                     p["i0"].shape + (e_axis.size,))
         e_t = e_axis - energy_shift[t]
         ref_t = edge_references(e_t).values if energy_shift[t] else refs.values
         block = amp[t, sl, :, None] * np.exp(-expo[t, sl, :, None].astype(float) * np.log(e_t / E_REF))
@@ -364,14 +388,21 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
 
     def frames():
         """Yield (t, row slice, float32 block) in order."""
-        for t in range(n_frames):
-            gen = np.random.default_rng(frame_seeds[t])
-            for r0 in range(0, ny, rows):
-                sl = slice(r0, min(ny, r0 + rows))
-                block = expected(t, sl, energy)
-                if noise:
-                    block = gen.poisson(block)
-                yield t, sl, block.astype(np.float32)
+        order = [(t, slice(r0, min(ny, r0 + rows))) for t in range(n_frames) for r0 in range(0, ny, rows)]
+        if not realistic:
+            for t in range(n_frames):
+                gen = np.random.default_rng(frame_seeds[t])
+                for r0 in range(0, ny, rows):
+                    sl = slice(r0, min(ny, r0 + rows))
+                    block = expected(t, sl, energy)
+                    if noise:
+                        block = gen.poisson(block)
+                    yield t, sl, block.astype(np.float32)
+            return
+        from ._noise import realistic_block, threaded_blocks
+
+        yield from threaded_blocks(order, lambda t, sl: realistic_block(expected(t, sl, energy), frame_seeds[t],
+                                                                        sl, noise))
 
     from .._progress import progress
 
@@ -483,7 +514,7 @@ def _realistic_parameters(transport, *, thickness_range, thinning, drift_y, drif
     tau_m = float(tau0.mean())
     probe = _realistic.spectra(np.array([55.0 - step, 55.0, 55.0 + step]), i0=np.array([1.0]), tau=tau_m,
                                a_li=tau_m * c_li, a_co=tau_m * c_co, li_shift=0.0, zlp_centre=0.0,
-                               valence_kw={}, zlp_kw=zlp_kw)
+                               valence_kw={}, zlp_kw=zlp_kw, dtype=np.float64)
     total = dose / float(probe[0, 1]) * np.exp(tau_m)
     shape = (n_frames, ny, nx)
     maps = {k: np.empty(shape) for k in ("i0", "tau", "a_li", "a_co", "li_shift", "zlp_centre")}

@@ -1,0 +1,327 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Fourier-log deconvolution + GLS MLLS kernel, batched over pixels (issue 20).
+
+The same mathematics as :func:`ionscope.eels._plural.fourier_log_kernel` (kept as the
+slow reference that the tests compare with)
+(Egerton §4.2.1 deconvolution, generalised least squares weighted by the
+propagated variance, the sandwich standard errors — see :mod:`._plural`),
+organised for throughput:
+
+* blocks of pixels on threads (``scipy.fft`` and numpy release the GIL), one
+  BLAS thread each;
+* the complex logarithm of ``j/z`` as ``½·ln|r|²`` and ``atan2`` (real float64
+  ufuncs; numpy's complex ``log`` costs ~15× more);
+* the normal equations ``XᵀWX`` and ``XᵀWy`` as products of the weights with a
+  precomputed table of column products (one BLAS call each) instead of
+  ``einsum``;
+* float64 where the Li map is made — the transforms of the counts and the
+  log-spectrum, the inverse transform to single scattering, the fit — and
+  float32 for the second-order quantities: the variance of the deconvolved
+  counts (it only sets the weights, whose relative rounding error ~1e-7
+  moves a weight by ~1e-7·σ) and the sandwich standard errors. The measured
+  differences from the reference kernel are in ``tests/test_eels_plural_speed.py``
+  and BENCHMARKS.md (issue 20).
+
+References
+----------
+R. F. Egerton, EELS in the Electron Microscope, 3rd ed. (2011), §4.2,
+doi:10.1007/978-1-4419-9583-4.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _lowloss
+from ._kernels import block_workers
+from ._plural import design
+from ._solve import nnls_batched, single_threaded_blas
+
+#: pixels per block: (block × 2048) float64 work arrays of ~4 MB stay within the L2/L3 caches
+_BLOCK = 256
+
+
+def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, constrained, resolution_fwhm,
+                       blur_refs, tail_fit_ev, var_scale=None, shift_idx=(), workers=None):
+    """Fourier-log deconvolution + GLS fit of ``(..., n_energy)`` spectra; outputs as the reference kernel."""
+    lead = spectra.shape[:-1]
+    J = spectra.reshape(-1, spectra.shape[-1])
+    M = refs_ext.shape[1]
+    D = len(shift_idx)
+    nb = 0 if basis is None else basis.shape[1]
+    n_out = 2 * M + 3 + D + nb
+    out = np.full((J.shape[0], n_out), np.nan)
+    step = float(energy[1] - energy[0])
+    X = design(refs_ext, inner, basis, step=step, fwhm=resolution_fwhm, blur=blur_refs, shift_idx=shift_idx)
+    ctx = _Context(energy, channels, X, M, D, shift_idx, constrained, resolution_fwhm, tail_fit_ev, var_scale)
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1, dtype=float) > 0)
+    sel = np.flatnonzero(ok)
+    blocks = [sel[s:s + _BLOCK] for s in range(0, sel.size, _BLOCK)]
+
+    def run(idx):
+        with single_threaded_blas():
+            out[idx] = ctx.block(np.asarray(J[idx], float))
+
+    n_workers = block_workers(len(blocks), workers)
+    if n_workers > 1 and len(blocks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_workers) as pool:
+            list(pool.map(run, blocks))
+    else:
+        for idx in blocks:
+            run(idx)
+    return out.reshape(lead + (n_out,))
+
+
+class _Context:
+    """What every block shares: the FFT grid, filters, the design and its column-product table."""
+
+    def __init__(self, energy, channels, X, M, D, shift_idx, constrained, resolution_fwhm, tail_fit_ev,
+                 var_scale):
+        e = np.asarray(energy, float)
+        self.e = e
+        self.n = n = e.size
+        self.step = step = float(e[1] - e[0])
+        self.n_fft = n_fft = _lowloss._next_pow2(2 * n)
+        nu = np.fft.rfftfreq(n_fft, d=step)
+        g = _lowloss.gaussian_ft(nu, resolution_fwhm)
+        self.kc = kc = max(8, int(np.count_nonzero(g > 1e-18)))
+        m0 = int(np.floor(e[0] / step + 1e-9))
+        f = e[0] / step - m0
+        # the reconvolution Gaussian and the sub-channel phase of the recorded axis, as one factor
+        self.g_phase = g[:kc] * np.exp(2j * np.pi * f * step * nu[:kc])
+        self.grid_idx = (m0 + np.asarray(channels)) % n_fft
+        self.channels = np.asarray(channels)
+        self.X = X
+        self.XT = np.ascontiguousarray(X.T)
+        m, K = X.shape
+        self.K = K
+        # precomputed normal-equation factors: XᵀWX = w @ (X_k·X_l), its K(K+1)/2 distinct entries for
+        # every pixel in one product
+        self.iu = np.triu_indices(K)
+        self.XX = X[:, self.iu[0]] * X[:, self.iu[1]]
+        self.M, self.D = M, D
+        self.shift_idx = list(shift_idx)
+        self.cons = np.concatenate([np.asarray(constrained, bool), np.zeros(K - len(constrained), bool)])
+        self.tail_fit_ev = tail_fit_ev
+        self.var_scale = None if var_scale is None else np.asarray(var_scale, float)
+        self.idx = np.arange(n_fft)
+        # the zero-loss peak and its cut lie within the first L channels (zlp_cut searches up to lim + 1)
+        self.L = _first_channels(e)
+        self.dof = max(1, self.channels.size - K)
+
+    def block(self, J):
+        from scipy import fft
+
+        # the steps of _lowloss.fourier_log_block, in the same order (see _prepare for the first ones)
+        n, n_fft, kc, nf, L = self.n, self.n_fft, self.kc, self.n_fft // 2 + 1, self.L
+        J, i0, total, cut, Jx = _prepare(J, self.e, n_fft=n_fft, tail_fit_ev=self.tail_fit_ev)
+        P = J.shape[0]
+        zmask = self.idx[None, :L] <= cut[:, None]
+        zx = np.zeros((P, n_fft))
+        zx[:, :L] = np.where(zmask, J[:, :L], 0.0)
+        jf = fft.rfft(Jx, axis=1, workers=1)[:, :kc]
+        zf = fft.rfft(zx, axis=1, workers=1)[:, :kc]
+        i0f = zf[:, :1].real
+        # a transform can vanish by chance: floor |·| at 1e-12·I0 (as the reference; compared squared)
+        tiny = 1e-12 * np.abs(i0f)
+        a2j = jf.real**2 + jf.imag**2
+        a2z = zf.real**2 + zf.imag**2
+        for f, a2 in ((jf, a2j), (zf, a2z)):
+            low = a2 <= tiny**2
+            if low.any():
+                f[low] = np.broadcast_to(tiny, f.shape)[low]
+                a2[low] = np.broadcast_to(tiny**2, a2.shape)[low]
+        # 1/j and 1/z (the deconvolution filters below use them too)
+        inv_j = np.conj(jf)
+        inv_j /= a2j
+        inv_z = np.conj(zf)
+        inv_z /= a2z
+        # the principal log of j/z with real ufuncs: ln|j/z| = ½·ln(|j|²/|z|²), arg(j/z) = arg(j·(1/z))
+        spec = np.zeros((P, nf), complex)
+        s = spec[:, :kc]
+        q = jf * inv_z
+        s.imag = np.arctan2(q.imag, q.real)
+        np.divide(a2j, a2z, out=q.real)
+        s.real = np.log(q.real)
+        s.real *= 0.5
+        c = i0f * self.g_phase
+        s *= c
+        ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
+        # the noise, float32 for the pixels whose rounding stays within budget, float64 for the rest
+        var, filters, ok = self._noise(np.float32, c, inv_j, inv_z, J, zmask)
+        redo = np.flatnonzero(~ok)
+        if redo.size:
+            var64, filters64, _ = self._noise(np.float64, c[redo], inv_j[redo], inv_z[redo], J[redo], zmask[redo])
+            var[redo] = var64
+        out, A = self._fit(ssd, var, i0, np.log(total / i0))
+        vb = self._sandwich(A, *filters)
+        if redo.size:
+            vb[redo] = self._sandwich(A[redo], *filters64)
+        out[:, self.M:2 * self.M] = np.sqrt(vb)
+        return out
+
+    def _noise(self, dtype, c, inv_j, inv_z, J, zmask):
+        """Variance of the deconvolved counts at the fit channels, the filters, and which pixels it holds for.
+
+        δSSD = c·(δj/j − δz/z): the filter h = c/j acts on the counts outside the zero-loss
+        peak (v_n), h_z = c/j − c/z on those inside it (v_z); the variance is
+        ``K² ⊛ v_n + K_z² ⊛ v_z`` with K, K_z the impulse responses. In float32 an FFT
+        convolution's rounding is ≲ 4·ε·(its largest value) in every channel (measured
+        1.5–3.5·ε), so the fit channels, far below the zero-loss channels' variance, get
+        4·ε·max/min relative error: float32 holds for a pixel when that bound is ≤ 5e-5 (it
+        moves the GLS weights, hence the maps by ≲ 1e-5 of their RMS, measured in
+        tests/test_eels_plural_speed.py); the caller redoes the other pixels in float64. The
+        decision is per pixel, so results do not depend on how pixels are grouped.
+        """
+        from scipy import fft
+
+        P, n, n_fft, kc, L = J.shape[0], self.n, self.n_fft, self.kc, self.L
+        nf = n_fft // 2 + 1
+        c_t = np.result_type(dtype, np.complex64)
+        h = np.zeros((P, nf), c_t)
+        hz = np.zeros((P, nf), c_t)
+        np.multiply(c, inv_j, out=h[:, :kc], casting="same_kind")
+        np.multiply(c, inv_z, out=hz[:, :kc], casting="same_kind")
+        np.subtract(h[:, :kc], hz[:, :kc], out=hz[:, :kc])
+        vn = np.zeros((P, n_fft), dtype)
+        np.clip(J, 0.0, None, out=vn[:, :n], casting="same_kind")
+        if self.var_scale is not None:
+            vn[:, :n] *= self.var_scale
+        vz = np.zeros((P, n_fft), dtype)
+        vz[:, :L] = np.where(zmask, vn[:, :L], 0.0)
+        vn[:, :L] -= vz[:, :L]
+        acc = None
+        for filt, v in ((h, vn), (hz, vz)):
+            k2 = fft.irfft(filt, n=n_fft, axis=1, workers=1)
+            k2 *= k2
+            t = fft.rfft(k2, axis=1, workers=1)
+            t *= fft.rfft(v, axis=1, workers=1)
+            acc = t if acc is None else acc.__iadd__(t)
+        full = fft.irfft(acc, n=n_fft, axis=1, workers=1)
+        var = np.clip(full[:, self.grid_idx], 0.0, None).astype(float)
+        ok = np.ones(P, bool)
+        if dtype == np.float32:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bound = 4 * np.finfo(np.float32).eps * np.abs(full).max(axis=1) / var.min(axis=1)
+            ok = bound <= 5e-5
+        return var, (h, hz, vn, vz), ok
+
+    def _sandwich(self, A, h, hz, vn, vz):
+        """Variance of ``A @ SSD`` per pixel (A: (P, M, m)): the sandwich A·K·diag(J)·Kᵀ·Aᵀ,
+        as :func:`_lowloss.sandwich_variance`, in the precision of the filters."""
+        from scipy import fft
+
+        P, n_fft = A.shape[0], self.n_fft
+        full = np.zeros((P, self.M, n_fft), vn.dtype)
+        full[:, :, self.grid_idx] = A
+        af = fft.rfft(full, axis=2, workers=1)
+        vb = np.zeros((P, self.M))
+        for filt, v in ((h, vn), (hz, vz)):
+            u = fft.irfft(af * np.conj(filt)[:, None, :], n=n_fft, axis=2, workers=1)
+            u *= u
+            vb += (u @ v[:, :, None])[..., 0]
+        return vb
+
+    def _fit(self, y, var, i0, thickness):
+        M, D, K, X = self.M, self.D, self.K, self.X
+        P = y.shape[0]
+        # weights: inverse propagated variance, floored so a channel can never dominate
+        var = np.maximum(var, 1e-6 * np.median(var, axis=1, keepdims=True) + 1e-12)
+        w = 1.0 / var
+        Gu = w @ self.XX
+        G = np.empty((P, K, K))
+        G[:, self.iu[0], self.iu[1]] = Gu
+        G[:, self.iu[1], self.iu[0]] = Gu
+        b = (w * y) @ X
+        Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
+        if self.cons.any():
+            beta = nnls_batched(G, b, self.cons)
+        else:
+            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
+            beta = (Ginv @ b[:, :, None])[..., 0]
+        # A = G⁻¹XᵀW (rows of the references): coefficients as linear functionals of the SSD
+        A = (Ginv[:, :M, :] @ self.XT) * w[:, None, :]
+        resid = y - beta @ self.XT
+        out = np.empty((P, M + 3 + K))
+        out[:, :M] = beta[:, :M]
+        out[:, 2 * M] = np.einsum("pn,pn->p", w, resid * resid) / self.dof
+        out[:, 2 * M + 1] = thickness
+        out[:, 2 * M + 2] = i0
+        for j, i in enumerate(self.shift_idx):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, 2 * M + 3 + j] = -beta[:, M + j] / beta[:, i]
+        out[:, 2 * M + 3 + D:] = beta[:, M + D:]
+        return out, A
+
+
+def _first_channels(e, *, search_ev=5.0, max_cut_ev=15.0):
+    """Channels that hold every zero-loss peak and its cut (:func:`_lowloss.zlp_cut`'s search limit + 4)."""
+    near = np.flatnonzero(np.abs(e) < search_ev)
+    if near.size == 0:
+        return e.size
+    step = float(e[1] - e[0])
+    lim = min(e.size - 2, int(near[-1] + max_cut_ev / step))
+    return min(e.size, lim + 4)
+
+
+def _zlp_cut(J, e, L):
+    """:func:`_lowloss.zlp_cut` on the first ``L`` channels only (the cut never lies beyond them).
+
+    The smoothed spectrum at channel i uses channels i − 2 … i + 2, and the cut
+    search compares channels up to ``lim + 1``, so the first ``lim + 4`` channels
+    give the same cut; rows whose half-maximum crossing lies beyond them
+    (no zero-loss peak there) are redone on the whole row.
+    """
+    if L >= e.size:
+        return _lowloss.zlp_cut(J, e)
+    peak, cut = _lowloss.zlp_cut(J[:, :L], e[:L])
+    # the reference searches the whole row for the half-maximum crossing
+    rows = np.arange(J.shape[0])
+    half = J[rows, peak] / 2.0
+    idx = np.arange(L)
+    found = ((J[:, :L] < half[:, None]) & (idx[None] > peak[:, None])).any(axis=1)
+    redo = np.flatnonzero(~found)
+    if redo.size:
+        peak[redo], cut[redo] = _lowloss.zlp_cut(J[redo], e)
+    return peak, cut
+
+
+def _prepare(J, e, *, n_fft, tail_fit_ev):
+    """Dark offset, I0, I_t, the zero-loss cut and the extended spectra — :func:`_lowloss.fourier_log_block`'s
+    first steps, on the channels each needs (same results to rounding)."""
+    off = _lowloss.dark_offset(J, e)
+    if np.any(off):
+        J = J - off[:, None]
+    L = _first_channels(e)
+    _, cut = _zlp_cut(J, e, L)
+    i0 = np.where(np.arange(L)[None] <= cut[:, None], J[:, :L], 0.0).sum(axis=1)
+    step = float(e[1] - e[0])
+    a1, a2, emid1, emid2, halves = _lowloss._tail_windows(J, e, tail_fit_ev)
+    tail = _tail(a1, a2, emid1, emid2, halves, e, step)
+    total = J.sum(axis=1) + tail
+    P, n = J.shape
+    Jx = np.empty((P, n_fft))
+    Jx[:, :n] = J
+    extra = n_fft - n
+    if extra > 0:
+        A, r = _lowloss._two_area(a1, a2, emid1, emid2, halves)
+        e_ext = e[-1] + step * np.arange(1, extra + 1)
+        taper = np.ones(extra)
+        k = extra // 2
+        taper[k:] = 0.5 * (1 + np.cos(np.pi * np.arange(extra - k) / max(1, extra - k)))
+        # A·E^−r as exp(−r·ln E) (one exp per value; a per-row power costs ~10× more)
+        ext = np.multiply.outer(-r, np.log(e_ext))
+        np.exp(ext, out=ext)
+        ext *= A[:, None]
+        ext *= taper
+        Jx[:, n:] = ext
+    return J, i0, total, cut, Jx
+
+
+def _tail(a1, a2, emid1, emid2, halves, e, step):
+    """:func:`_lowloss.tail_beyond`'s tail (counts beyond the last channel), from its window sums."""
+    A, r = _lowloss._two_area(a1, a2, emid1, emid2, halves)
+    e_end = e[-1] + 0.5 * step
+    return A * e_end ** (1.0 - r) / (r - 1.0) / step
