@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One runner, every executor: both tables (EELS and holography) give identical outputs inline, on threads
+and on a Dask LocalCluster of worker processes (LiberTEM's model: one computation, one parametrised test)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ionscope.errors import FileFormatError
+from ionscope.pipeline import run
+
+EXECUTORS = ["synchronous", "threads", "local"]
+
+# every stage output that carries numbers, per table: (stage, variable)
+COMPARED = {
+    "eels": [("energy_drift", "energy_shift"), ("register", "drift"), ("limap", "li"), ("limap", "li_std"),
+             ("denoise", "li"), ("analysis", "flux_y")],
+    "holography": None,  # every data variable of every stage the run records
+}
+
+
+@pytest.fixture(scope="module")
+def eels_night(tmp_path_factory):
+    """A small simulated EELS night on disk (Zarr) and its electrochemistry log."""
+    import ionscope.io as iio
+    from ionscope.simulate import operando_eels
+
+    si, truth, log = operando_eels(shape=(12, 16), n_frames=6, energy_step=0.25, energy_drift_ev=0.2,
+                                   specimen_drift_px=0.5, dose=300.0, seed=5)
+    root = tmp_path_factory.mktemp("eels")
+    iio.save(si, root / "series.zarr")
+
+    def config(out):
+        return {"input": {"series": str(root / "series.zarr"), "frame_interval_s": 60.0},
+                "output": {"dir": str(out)}, "register": {"window_ev": [30.0, 50.0]},
+                "denoise": {"method": "gaussian"}, "compute": {"frames_per_batch": 2}}
+
+    return config, {"log": log, "truth": truth}
+
+
+@pytest.fixture(scope="module")
+def holography_night(tmp_path_factory):
+    """A small simulated holography night under bias on disk: holograms, references, bias log."""
+    from ionscope.io import save
+    from ionscope.simulate import biased_holograms
+
+    d = tmp_path_factory.mktemp("holo")
+    holos, refs, log, truth = biased_holograms(programme=[("rest", 20), ("hold", 1.0, 40)], shape=(128, 128),
+                                               pixel_nm=1.0, dose=800.0, seed=3, out=d / "holos.zarr")
+    save(refs, d / "refs.zarr")
+    save(truth["thickness_nm"], d / "thickness.nc")
+    log.to_dataframe().reset_index().rename(columns={"time": "time (s)", "voltage": "voltage (V)",
+                                                    "current": "current (A)"}).to_csv(d / "bias.csv", index=False)
+
+    def config(out):
+        return {"holography": {"holograms": str(d / "holos.zarr"), "references": str(d / "refs.zarr"),
+                               "log": str(d / "bias.csv"), "thickness_nm": str(d / "thickness.nc"),
+                               "output": str(out), "method": "fourier"}}
+
+    return config, {}
+
+
+def _outputs(result, table):
+    """Every compared array of a run, by (stage, variable)."""
+    out = {}
+    for stage in result.stages:
+        try:
+            ds = result.dataset(stage)
+        except (KeyError, ValueError, TypeError, FileFormatError):
+            continue  # a stage that writes files, not arrays (e.g. the report)
+        if ds is None:
+            continue
+        wanted = COMPARED[table]
+        names = [v for s, v in wanted if s == stage] if wanted else list(getattr(ds, "data_vars", ()))
+        for name in names:
+            out[stage, name] = np.asarray(ds[name].values)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(eels_night, holography_night, tmp_path_factory):
+    """Each table run once inline: the reference every executor is compared with."""
+    refs = {}
+    for table, (config, extra) in (("eels", eels_night), ("holography", holography_night)):
+        res = run(config(tmp_path_factory.mktemp(f"ref-{table}")), executor="synchronous", show_progress=False,
+                  **extra)
+        refs[table] = _outputs(res, table)
+        assert refs[table], f"the {table} table recorded no arrays to compare"
+    return refs
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("table", ["eels", "holography"])
+def test_every_executor_gives_identical_outputs(table, executor, eels_night, holography_night, reference,
+                                                tmp_path):
+    if executor == "local":
+        pytest.importorskip("distributed")
+    config, extra = {"eels": eels_night, "holography": holography_night}[table]
+    res = run(config(tmp_path / "out"), executor=executor, show_progress=False, **extra)
+    got = _outputs(res, table)
+    assert set(got) == set(reference[table])
+    for key, want in reference[table].items():
+        np.testing.assert_array_equal(got[key], want, err_msg=f"{table} {key} on {executor}")
+
+
+def test_the_comparison_covers_every_numeric_stage(reference):
+    """Guard against a vacuous comparison: the per-frame maps and the analysis of both tables are compared."""
+    stages = {t: {s for s, _ in reference[t]} for t in reference}
+    assert {"limap", "denoise", "analysis"} <= stages["eels"]
+    assert len(stages["holography"]) >= 2, stages["holography"]
