@@ -396,10 +396,23 @@ def _check_options(section: str, method: str | None, options: dict) -> None:
         raise ConfigError(f"{where}: method {method!r} needs {missing}")
 
 
+def _check_sparse_coding(options: dict) -> None:
+    """The values of ``[denoise] options`` checked up front by the denoiser's own options object."""
+    from ..denoise import SparseCodingOptions
+
+    names = {f.name for f in dataclasses.fields(SparseCodingOptions)}
+    try:
+        SparseCodingOptions(**{k: v for k, v in options.items() if k in names})
+    except DataValidationError as exc:
+        raise ConfigError(f"config [denoise] options: {exc}") from None
+
+
 def _check(cfg: Config) -> None:
     """Cross-field checks that a single key cannot express."""
     _check_options("limap", cfg.limap.method, cfg.limap.options)
     _check_options("denoise", cfg.denoise.method, cfg.denoise.options)
+    if cfg.denoise.method == "sparse_coding":
+        _check_sparse_coding(cfg.denoise.options)
     ed = dict(cfg.energy_drift.options)
     if "method" in ed and not isinstance(ed["method"], str):
         raise ConfigError(f"config [energy_drift] options: method = {ed['method']!r}; expected a string")
