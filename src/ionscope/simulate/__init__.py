@@ -21,6 +21,8 @@ _EXPORTS = {
     "valence_loss": "_lowloss",
     "plural_scattering": "_lowloss",
     "realistic_references": "_realistic",
+    # one simulated experiment for every film simulator (simulate/_scene.py)
+    "Scene": "_scene",
     # Li transport in the cathode film (simulate/_transport.py)
     "li_transport": "_transport",
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)

@@ -12,6 +12,7 @@ from ._lowloss import zero_loss_peak as zero_loss_peak
 from ._operando import limap_movie as limap_movie
 from ._operando import operando_eels as operando_eels
 from ._realistic import realistic_references as realistic_references
+from ._scene import Scene as Scene
 from ._spectra import co_l_references as co_l_references
 from ._spectra import co_m_edge as co_m_edge
 from ._spectra import edge_references as edge_references
@@ -19,4 +20,4 @@ from ._spectra import li_k_edge as li_k_edge
 from ._spectra import power_law as power_law
 from ._transport import li_transport as li_transport
 
-__all__ = ["acquire", "biased_holograms", "co_l_references", "co_l_spectrum_image", "co_m_edge", "edge_references", "hologram", "li_k_edge", "li_transport", "limap_movie", "operando_eels", "phase_shifting_series", "plural_scattering", "power_law", "realistic_references", "tem_eels_linescan", "valence_loss", "zero_loss_peak"]
+__all__ = ["Scene", "acquire", "biased_holograms", "co_l_references", "co_l_spectrum_image", "co_m_edge", "edge_references", "hologram", "li_k_edge", "li_transport", "limap_movie", "operando_eels", "phase_shifting_series", "plural_scattering", "power_law", "realistic_references", "tem_eels_linescan", "valence_loss", "zero_loss_peak"]

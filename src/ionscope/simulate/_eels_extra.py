@@ -17,9 +17,9 @@ from scipy.special import erf
 
 from ..errors import DataValidationError
 from . import _realistic
-from ._operando import _validate_range
 from ._spectra import _softplus, co_l_references, li_k_edge
-from ._transport import _check_float, _check_int, _check_shape, _seed_entropy, _smooth_noise
+from ._checks import _check_float, _check_int, _check_shape, _seed_entropy, _validate_range
+from ._film import _smooth_noise
 
 __all__ = ["tem_eels_linescan", "co_l_spectrum_image"]
 
@@ -33,7 +33,7 @@ def _generic_edge(e, onset, rise, decay):
 
 def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=13.0, energy_range=None,
                       energy_step=0.1, dose=500.0, seed=0, enhancement=0.6, interface_nm=None,
-                      resolution_nm=0.0, physics="ideal", thickness=0.6, zlp_fwhm=0.8):
+                      resolution_nm=0.0, physics="ideal", thickness=0.6, zlp_fwhm=0.8, scene=None):
     """Position-resolved TEM-EELS across Cu | solid electrolyte with a Li-rich space-charge layer.
 
     Positions below ``interface_nm`` are Cu (no Li; Cu-M2,3 edge near 74 eV),
@@ -78,6 +78,9 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
         Position of the Cu | electrolyte interface; default a third of the line.
     resolution_nm : float
         Gaussian sigma of the spatial resolution applied to the weights (0: none).
+    scene : Scene, optional
+        The above in one :class:`~ionscope.simulate.Scene` (other fields are ignored); a keyword
+        that differs from its default here overrides the scene's field.
 
     Returns
     -------
@@ -99,6 +102,14 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
     >>> data.dims, truth.attrs["layer_width_nm"]
     (('position', 'energy'), 13.0)
     """
+    if scene is not None:
+        from ._scene import from_scene
+
+        return tem_eels_linescan(**from_scene(tem_eels_linescan, scene, dict(
+            n_positions=n_positions, position_step_nm=position_step_nm, layer_width_nm=layer_width_nm,
+            energy_range=energy_range, energy_step=energy_step, dose=dose, seed=seed, enhancement=enhancement,
+            interface_nm=interface_nm, resolution_nm=resolution_nm, physics=physics, thickness=thickness,
+            zlp_fwhm=zlp_fwhm)))
     import xarray as xr
 
     n = _check_int(n_positions, "n_positions", 8)
@@ -218,7 +229,7 @@ def _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, wid
 def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, energy_range=(760.0, 820.0),
                         energy_step=0.25, dose=300.0, seed=0, layer_fraction=0.6, physics="ideal",
                         thickness_range=(0.4, 1.0), zlp_fwhm=0.8, dual_eels=False,
-                        low_loss_range=(-5.0, 120.0)):
+                        low_loss_range=(-5.0, 120.0), scene=None):
     """Co-L2,3 spectrum image of a LiCoO2 film with a Co3O4-rich layer at the interface (row 0).
 
     The Co3O4 fraction is ``layer_fraction`` at the interface, falls to 0 over
@@ -260,6 +271,9 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         ``(data, low_loss, truth)``.
     low_loss_range : (float, float)
         Energy range of the low-loss spectra (eV).
+    scene : Scene, optional
+        The above in one :class:`~ionscope.simulate.Scene` (other fields are ignored); a keyword
+        that differs from its default here overrides the scene's field.
 
     Returns
     -------
@@ -282,6 +296,13 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     >>> data.dims, truth.fraction.component.values.tolist()
     (('y', 'x', 'energy'), ['LiCoO2', 'Co3O4'])
     """
+    if scene is not None:
+        from ._scene import from_scene
+
+        return co_l_spectrum_image(**from_scene(co_l_spectrum_image, scene, dict(
+            shape=shape, pixel_nm=pixel_nm, layer_width_nm=layer_width_nm, energy_range=energy_range,
+            energy_step=energy_step, dose=dose, seed=seed, layer_fraction=layer_fraction, physics=physics,
+            thickness_range=thickness_range, zlp_fwhm=zlp_fwhm, dual_eels=dual_eels, low_loss_range=low_loss_range)))
     import xarray as xr
 
     ny, nx = _check_shape(shape)
