@@ -110,7 +110,6 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
             energy_range=energy_range, energy_step=energy_step, dose=dose, seed=seed, enhancement=enhancement,
             interface_nm=interface_nm, resolution_nm=resolution_nm, physics=physics, thickness=thickness,
             zlp_fwhm=zlp_fwhm)))
-    import xarray as xr
 
     n = _check_int(n_positions, "n_positions", 8)
     step = _check_float(position_step_nm, "position_step_nm")
@@ -138,10 +137,18 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
 
         li_rel = gaussian_filter1d(li_rel, res / step, mode="nearest")
         electrolyte = gaussian_filter1d(electrolyte, res / step, mode="nearest")
-    e_ref = 55.0
     if physics == "realistic":
         return _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed,
                                    _check_float(thickness, "thickness"), _check_float(zlp_fwhm, "zlp_fwhm"))
+    return _linescan_ideal(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed)
+
+
+def _linescan_ideal(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed):
+    """The ideal line scan: power-law background plus the Li-K, matrix and Cu edges, Poisson counts."""
+    import xarray as xr
+
+    n = pos.size
+    e_ref = 55.0
     refs = np.stack([li_k_edge(energy), _generic_edge(energy, 73.0, 1.0, 8.0), _generic_edge(energy, 74.0, 1.5, 6.0)])
     # background: Cu is denser (flatter, stronger) than the phosphate electrolyte
     amp = dose * (1.0 + 0.6 * (1.0 - electrolyte)) * (1.0 + 0.01 * _smooth_noise(rng, (n,), 5.0))
@@ -330,48 +337,18 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     weights = k * thickness[None] * fraction
     if physics not in ("ideal", "realistic"):
         raise DataValidationError(f"physics: expected 'ideal' or 'realistic', got {physics!r}")
-    low = None
-    if physics == "realistic":
-        lo, hi = (float(v) for v in thickness_range)
-        if not 0 < lo <= hi < 5:
-            raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5, got {thickness_range!r}")
-        tau = lo + (hi - lo) * (thickness - thickness.min()) / max(float(np.ptp(thickness)), 1e-12)
-        # the single-scattering model on an axis starting 150 eV lower: replicas come from below
-        n_below = int(round(150.0 / de))
-        e_ext = energy[0] - de * np.arange(n_below, 0, -1)
-        e_all = np.concatenate([e_ext, energy])
-        refs_all = co_l_references(e_all).values
-        # exp(−r·log(E/E0)) with the logarithm taken once: the same power law as ``**`` (to
-        # rounding), ~20× faster than a per-element power on (y, x, energy)
-        ss = np.exp(-expo[..., None] * np.log(e_all / energy[0]))
-        ss *= amp[..., None]
-        ss += np.einsum("cyx,ce->yxe", weights, refs_all)
-        # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
-        conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
-                                            zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
-        clean = conv[:, n_below:].reshape(ny, nx, energy.size)
-        # keep the meaning of `dose` (counts per channel at the first channel): rescale everything
-        scale = float(amp.mean() / clean[..., 0].mean())
-        clean *= scale
-        weights = weights * scale
-        amp = amp * scale
-        if dual_eels:
-            e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
-            from ._lowloss import plural_scattering, valence_loss
-
-            i0 = 2e5 * np.exp(-tau)  # ~2·10^5 electrons per pixel: a typical low-loss exposure
-            low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
-                                    zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
-        thickness = tau
-    else:
-        clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
+    low = e_low = None
     if physics == "realistic":
         from ._noise import poisson_rows
 
+        clean, weights, amp, thickness, low, e_low = _co_l_realistic(
+            energy, de, amp, expo, weights, thickness, thickness_range=thickness_range, zlp_fwhm=zlp_fwhm,
+            dual_eels=dual_eels, low_loss_range=low_loss_range)
         # realistic spectra: row-wise generators on two threads (changed in issue 20; the ideal
         # model keeps its single stream)
         data = poisson_rows(clean, np.random.SeedSequence(_seed_entropy(seed), spawn_key=(5, 1)))
     else:
+        clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
         data = rng.poisson(clean).astype(np.float32)
     coords = {"y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}),
               "energy": ("energy", energy, {"units": "eV"})}
@@ -401,3 +378,39 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
                           attrs={**da.attrs, "exposure_ratio": 0.01, "title": "simulated low loss (dual EELS)"})
         return da, ll, truth
     return da, truth
+
+
+def _co_l_realistic(energy, de, amp, expo, weights, thickness, *, thickness_range, zlp_fwhm, dual_eels,
+                    low_loss_range):
+    """The Co-L spectra convolved with each pixel's low loss; (clean, weights, amp, t/λ, low loss, its axis)."""
+    lo, hi = (float(v) for v in thickness_range)
+    if not 0 < lo <= hi < 5:
+        raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5, got {thickness_range!r}")
+    ny, nx = amp.shape
+    tau = lo + (hi - lo) * (thickness - thickness.min()) / max(float(np.ptp(thickness)), 1e-12)
+    # the single-scattering model on an axis starting 150 eV lower: replicas come from below
+    n_below = int(round(150.0 / de))
+    e_ext = energy[0] - de * np.arange(n_below, 0, -1)
+    e_all = np.concatenate([e_ext, energy])
+    refs_all = co_l_references(e_all).values
+    # exp(−r·log(E/E0)) with the logarithm taken once: the same power law as ``**`` (to
+    # rounding), ~20× faster than a per-element power on (y, x, energy)
+    ss = np.exp(-expo[..., None] * np.log(e_all / energy[0]))
+    ss *= amp[..., None]
+    ss += np.einsum("cyx,ce->yxe", weights, refs_all)
+    # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
+    conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
+                                        zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
+    clean = conv[:, n_below:].reshape(ny, nx, energy.size)
+    # keep the meaning of `dose` (counts per channel at the first channel): rescale everything
+    scale = float(amp.mean() / clean[..., 0].mean())
+    clean *= scale
+    low = e_low = None
+    if dual_eels:
+        e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
+        from ._lowloss import plural_scattering, valence_loss
+
+        i0 = 2e5 * np.exp(-tau)  # ~2·10^5 electrons per pixel: a typical low-loss exposure
+        low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
+                                zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
+    return clean, weights * scale, amp * scale, tau, low, e_low
