@@ -144,6 +144,11 @@ def total_variation(data, *, weight: float = 0.6, poisson: bool = True):
     poisson : bool
         Denoise Anscombe-stabilised counts and invert with the exact unbiased inverse.
 
+    Returns
+    -------
+    ndarray or DataArray
+        Same type, shape and dims as ``data``; float64 for float64 input, else float32.
+
     References
     ----------
     A. Chambolle, J. Math. Imaging Vis. 20 (2004) 89, doi:10.1023/B:JMIV.0000011325.36760.1e.
@@ -198,6 +203,11 @@ def pca_spectrum(data, *, n_components: int | None = None, poisson: bool = True)
         Marchenko-Pastur edge of unit-variance noise, ``sqrt(n_pixels) + sqrt(n_energy)``.
     poisson : bool
         Apply the Poisson weighting (needs non-negative counts).
+
+    Returns
+    -------
+    ndarray or DataArray
+        Same type, shape and dims as ``data``: the spectrum image rebuilt from the kept components.
 
     References
     ----------

@@ -274,10 +274,30 @@ def _human_bytes(n: float) -> str:
 
 
 def warn_if_large(nbytes: float, path, *, what: str = "", stacklevel: int = 3) -> bool:
-    """Warn (:class:`~ionscope.errors.LargeOutputWarning`) before writing more than
-    ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``; True if it warned.
+    """Warn before writing more than ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``.
 
     A notebook cell that writes gigabytes should say so before the disk fills, not after.
+
+    Parameters
+    ----------
+    nbytes : float
+        Uncompressed size of what is about to be written.
+    path : str or Path
+        Where it goes (named in the warning).
+    what : str
+        What it is, e.g. ``"24 frames × 64×64 px × 1024 channels, float32"``.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (the caller's caller by default).
+
+    Returns
+    -------
+    bool
+        True if it warned (:class:`~ionscope.errors.LargeOutputWarning`).
+
+    Examples
+    --------
+    >>> warn_if_large(10e6, "small.zarr")
+    False
     """
     import warnings
 
@@ -307,7 +327,37 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     written to a temporary sibling and renamed into place, so a failure never
     leaves a partial file. Dask-backed arrays are streamed chunk by chunk.
 
-    Returns the final path.
+    Parameters
+    ----------
+    da : DataArray or Dataset
+        What to write (attributes Zarr/NetCDF cannot store natively are kept as JSON).
+    path : str or Path
+        The output, ending in ``.zarr``, ``.nc`` or ``.hspy``.
+    chunks : dict or int, optional
+        Zarr chunks by dimension (default: the data's own chunks, or one chunk per frame).
+    overwrite : bool
+        Replace an existing file that ionscope wrote (False: refuse any existing file).
+
+    Returns
+    -------
+    Path
+        The final path.
+
+    Raises
+    ------
+    FileFormatError
+        An unsupported extension.
+    OutputPathError
+        The path cannot be written (a folder in the way, no permission, disk full).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from ionscope.data import calibrated
+    >>> si = calibrated(np.ones((2, 8), "f4"), ("position", "energy"), scale={"energy": 0.5}, name="si")
+    >>> path = save(si, pathlib.Path(tempfile.mkdtemp()) / "si.nc")
+    >>> path.name, load(path).dims
+    ('si.nc', ('position', 'energy'))
     """
     import xarray as xr
 
@@ -355,6 +405,16 @@ class ZarrSeriesWriter:
     coordinates; :meth:`write` fills one region from a numpy block; on leaving
     the ``with`` block the store is renamed into place (or removed on error).
     Memory use is bounded by one block.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.zarr`` store to create.
+    template : DataArray
+        Dims, shape, dtype, coordinates and attrs of the whole array (its values are not written;
+        a lazy ``dask.array.zeros`` template costs nothing).
+    chunks : dict
+        Zarr chunks by dimension; a region written at once must cover whole chunks.
 
     Examples
     --------
@@ -422,6 +482,16 @@ def from_hyperspy(signal):
     DOI, ...) become ``attrs`` (see :data:`ionscope.io._convert.METADATA_MAP`).
     An image stays ``(y, x)`` with ``da[iy, ix] == s.isig[ix, iy]``.
 
+    Parameters
+    ----------
+    signal : hyperspy.signal.BaseSignal
+        Any HyperSpy signal (needs the optional ``hyperspy`` extra).
+
+    Returns
+    -------
+    xarray.DataArray
+        On ionscope's dims (:data:`ionscope.data.DIMS`), dask-backed for a lazy signal.
+
     Examples
     --------
     >>> import numpy as np
@@ -458,6 +528,25 @@ def to_hyperspy(da):
     is ``da[..., iy, ix]``; every other dim navigates. Metadata are mapped as
     in :func:`from_hyperspy`, and attrs without a HyperSpy home are kept in
     ``s.metadata.ionscope``, so ``from_hyperspy(to_hyperspy(da))`` is exact.
+
+    Parameters
+    ----------
+    da : DataArray
+        Calibrated data on ionscope's dims.
+
+    Returns
+    -------
+    hyperspy.signal.BaseSignal
+        The signal (lazy for dask-backed data).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ionscope.data import calibrated
+    >>> si = calibrated(np.ones((2, 16)), ("position", "energy"), scale={"energy": 0.1})
+    >>> s = to_hyperspy(si)  # doctest: +SKIP
+    >>> s.axes_manager.signal_axes[0].units, s.data.shape  # doctest: +SKIP
+    ('eV', (2, 16))
     """
     try:
         import hyperspy.api as hs
@@ -550,6 +639,35 @@ def info(path, *, reader: str | None = None, var: str | None = None) -> str:
     with its dims, shape, dtype and units; a Zarr store of groups (a run's
     ``cache.zarr``) lists each group. CSV electrochemistry logs are summarised
     too (time span, columns).
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`load` (or :func:`read_log`) reads.
+    reader : str, optional
+        Force a rosettasciio reader (as in :func:`load`).
+    var : str, optional
+        Only this variable of a multi-variable store.
+
+    Returns
+    -------
+    str
+        The summary, one item a line.
+
+    Raises
+    ------
+    FileFormatError
+        A missing, corrupt or unsupported file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from ionscope.data import calibrated
+    >>> si = calibrated(np.ones((2, 8), "f4"), ("position", "energy"), scale={"energy": 0.5}, offset={"energy": 50})
+    >>> print(info(save(si, pathlib.Path(tempfile.mkdtemp()) / "si.nc")).split("axes:")[1])
+    <BLANKLINE>
+      position       2 (uncalibrated)
+      energy         8 from 50, step 0.5 eV
     """
     if Path(path).suffix.lower() == ".csv":
         from ._logs import read_log

@@ -594,7 +594,28 @@ def voltage_log(log):
     """A bias/voltage log as a Dataset: a path is read with :func:`read_log`, a Dataset is checked.
 
     The one place the holography analysis and the biased-hologram simulator accept a log from.
-    Raises :class:`~ionscope.errors.DataValidationError` unless it has ``voltage`` (V) on ``time`` (s).
+
+    Parameters
+    ----------
+    log : str, Path or Dataset
+        A CSV log, or a Dataset with ``voltage`` (V) on ``time`` (s).
+
+    Returns
+    -------
+    xarray.Dataset
+        The log, with at least ``voltage`` on ``time``.
+
+    Raises
+    ------
+    DataValidationError
+        No ``voltage`` on ``time``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> log = xr.Dataset({"voltage": ("time", [0.0, 1.5])}, coords={"time": [0.0, 10.0]})
+    >>> voltage_log(log).voltage.values.tolist()
+    [0.0, 1.5]
     """
     if isinstance(log, (str, Path)):
         log = read_log(log)
