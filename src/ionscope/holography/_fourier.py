@@ -77,6 +77,21 @@ def canonical_carrier(q) -> tuple[float, float]:
 
     The half-plane is ``qx > 0``; carriers with ``|qx| <`` :data:`BOUNDARY_TOLERANCE`
     are oriented by ``qy > 0`` instead.
+
+    Parameters
+    ----------
+    q : pair of float
+        The carrier ``(qy, qx)`` in cycles/px, either sideband of the pair.
+
+    Returns
+    -------
+    tuple of float
+        ``(qy, qx)`` of the sideband in the canonical half-plane.
+
+    Examples
+    --------
+    >>> canonical_carrier((0.1, -0.22)), canonical_carrier((-0.2, 0.0))
+    ((-0.1, 0.22), (0.2, 0.0))
     """
     try:
         qy, qx = (float(v) for v in q)

@@ -36,7 +36,31 @@ _BACKGROUNDS = ("constant", "linear", "piecewise")
 
 @dataclass
 class StepsFit:
-    """Result of :func:`fit_steps`: one :class:`StepFit` per interface and the steps' covariance."""
+    """Result of :func:`fit_steps`: one :class:`StepFit` per interface and the steps' covariance.
+
+    Parameters
+    ----------
+    fits : list of StepFit
+        One per interface, in the order of ``centers``.
+    step_cov : ndarray
+        ``(n_interfaces, n_interfaces)`` covariance of the step heights (their σ² on the diagonal).
+    background : str
+        The background model fitted (``"piecewise"``, ``"linear"``, ``"constant"``).
+    chi2_reduced : float
+        Reduced χ² against the noise model (NaN without one).
+    correlation_length : float
+        Correlation length of the residual noise, in units of the position.
+    noise_gamma : ndarray, optional
+        The standardised noise autocovariance γ(k) used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(0, 200, 401)
+    >>> r = fit_steps(0.5 * (x > 60) - 0.3 * (x > 140) + 0.001 * np.sin(x), position=x, centers=[60, 140])
+    >>> len(r.fits), r.step_cov.shape, r.background
+    (2, (2, 2), 'piecewise')
+    """
 
     fits: list
     step_cov: np.ndarray

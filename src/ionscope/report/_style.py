@@ -56,6 +56,11 @@ BOUNDS = {"x": (0.0, 1.0)}
 def style():
     """The house style as a context manager (``matplotlib.rc_context(RC)``): global rcParams come back as they were.
 
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``matplotlib.rc_context(RC)``; rcParams are restored on exit.
+
     Examples
     --------
     >>> import matplotlib
@@ -78,6 +83,25 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
     figure is freed with its last reference; saving works with any backend).
     ``figsize``, ``dpi`` and ``layout`` go to the figure, the rest to
     :meth:`~matplotlib.figure.Figure.subplots`.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        The grid of axes.
+    **kwargs
+        ``figsize``, ``dpi``, ``layout`` (or ``constrained_layout=True``) for the figure; ``sharex``,
+        ``squeeze``, ... for :meth:`~matplotlib.figure.Figure.subplots`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : matplotlib.axes.Axes or ndarray of them
+
+    Examples
+    --------
+    >>> fig, axes = subplots(1, 2, figsize=(4, 2))
+    >>> len(axes), fig.get_size_inches().tolist()
+    (2, [4.0, 2.0])
     """
     from matplotlib.figure import Figure
 
@@ -100,6 +124,18 @@ def plt():
 
 def bounds_of(da=None, *, quantity: str | None = None):
     """Physical bounds ``(lo, hi)`` of a mapped quantity (``attrs["quantity"]``, else its name), or None.
+
+    Parameters
+    ----------
+    da : DataArray, optional
+        A map whose ``quantity`` attribute (else its name) names the quantity.
+    quantity : str, optional
+        The quantity by name instead (``"x"``: x in LixCoO2).
+
+    Returns
+    -------
+    tuple of float or None
+        ``(lo, hi)``, or None for an unbounded quantity.
 
     Examples
     --------
@@ -221,7 +257,34 @@ def colour_scale(values, *, bounds=None, percentiles=(1.0, 99.0), symmetric: boo
 
 
 def colour_bar(fig, mappable, scale: ColourScale | None = None, *, label: str, **kwargs):
-    """One colour bar with one label (quantity and unit) and extend arrows where ``scale`` clips data."""
+    """One colour bar with one label (quantity and unit) and extend arrows where ``scale`` clips data.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure the bar goes into.
+    mappable : matplotlib.cm.ScalarMappable
+        What the bar describes (an ``AxesImage``, ...).
+    scale : ColourScale, optional
+        The colour scale; its ``extend`` is used unless ``extend`` is passed.
+    label : str
+        The quantity and its unit.
+    **kwargs
+        Passed to :meth:`~matplotlib.figure.Figure.colorbar` (``ax``, ``shrink``, ...).
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig, ax = subplots()
+    >>> sc = colour_scale(np.r_[np.linspace(0, 1, 99), 5.0], vmin=0.0)
+    >>> cb = colour_bar(fig, ax.imshow([[0.0, 1.0]], vmin=sc.vmin, vmax=sc.vmax), sc, ax=ax, label="x")
+    >>> cb.ax.get_ylabel(), cb.extend
+    ('x', 'max')
+    """
     if scale is not None:
         kwargs.setdefault("extend", scale.extend)
     with style():
@@ -232,6 +295,21 @@ def colour_bar(fig, mappable, scale: ColourScale | None = None, *, label: str, *
 
 def with_sigma(value, sigma, *, unit: str = "", signed: bool = False) -> str:
     """'0.809 ± 0.031' : σ to two significant digits and the value to the same decimal place.
+
+    Parameters
+    ----------
+    value : float
+        The estimate.
+    sigma : float or None
+        Its standard error (NaN or None: written ``?``).
+    unit : str
+        Appended after a space (a dimensionless ``"1"`` is not written).
+    signed : bool
+        Write ``+`` before a positive value.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -267,6 +345,19 @@ def quantity_label(da, name: str | None = None, default_unit: str | None = None)
     """'Li weight (× reference)' from a DataArray's ``long_name``/``units`` attrs (or a fallback unit).
 
     A dimensionless unit ("1", "") is not written; x in LixCoO2 is named as such.
+
+    Parameters
+    ----------
+    da : DataArray
+        The mapped quantity (its ``long_name``, ``units``, ``quantity`` attributes, else its name).
+    name : str, optional
+        The name when ``da`` has no ``long_name``.
+    default_unit : str, optional
+        The unit when ``da`` has no ``units``.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -322,7 +413,37 @@ def scale_bar(ax, extent, *, color: str = "white") -> None:
 
 
 def image(ax, da, *, cmap: str = "viridis", vmin=None, vmax=None, axes_nm: bool = True, bar: bool = False):
-    """Draw a (y, x) DataArray in nm with y downward; returns the AxesImage."""
+    """Draw a (y, x) DataArray in nm with y downward; returns the AxesImage.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    da : DataArray
+        A (y, x) map; with ``x``/``y`` coordinates (nm) the axes are in nm, else in pixels.
+    cmap : str
+        Colour map.
+    vmin, vmax : float, optional
+        Colour limits (see :func:`colour_scale`).
+    axes_nm : bool
+        Label the axes; False hides them.
+    bar : bool
+        A scale bar (for a map drawn without axes).
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ionscope.data import calibrated
+    >>> da = calibrated(np.zeros((4, 6)), ("y", "x"), scale={"y": 2.0, "x": 2.0})
+    >>> fig, ax = subplots()
+    >>> im = image(ax, da)
+    >>> [float(e) for e in im.get_extent()], ax.get_xlabel()
+    ([-1.0, 11.0, 7.0, -1.0], 'x (nm)')
+    """
     ext = extent_nm(da)
     values = np.asarray(da.transpose("y", "x").values, float)
     im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, extent=ext, origin="upper", interpolation="nearest")
@@ -361,6 +482,29 @@ def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: boo
     within ``bounds`` (default: the quantity's physical bounds,
     :func:`bounds_of`); extend arrows mark clipped ends and the share of pixels
     outside the physical bounds is written under the title.
+
+    Parameters
+    ----------
+    da : DataArray
+        The maps: (y, x), or with one or more leading dims (``time``, ``component``, ...).
+    title : str, optional
+        The figure title.
+    max_frames : int
+        At most this many panels (evenly spaced along the leading dim).
+    relative : bool
+        Each panel its own colour scale and bar (NMF loadings, normalised maps).
+    label : str, optional
+        The colour-bar label (default: :func:`quantity_label`).
+    cmap : str
+        Colour map.
+    ncols : int
+        At most this many panels per row.
+    bounds : (lo, hi), optional
+        Physical bounds (default :func:`bounds_of`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Examples
     --------
@@ -435,6 +579,15 @@ def plot_map(da, ax=None, **kwargs):
     Drawn in the house style through :func:`style`: the notebook's backend and
     rcParams are left as they were. Equivalent xarray call:
     ``da.plot(yincrease=False)``.
+
+    Parameters
+    ----------
+    da : DataArray
+        One (y, x) map.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new pyplot figure, shown by the notebook's backend).
+    **kwargs
+        ``label``, ``bounds``, ``vmin``, ``vmax``, and :func:`image`'s ``cmap``, ``axes_nm``, ``bar``.
 
     Returns
     -------
