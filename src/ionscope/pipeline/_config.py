@@ -65,7 +65,30 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ScreenConfig:
-    """``[screen]``: the physical plausibility gates (see :mod:`ionscope.pipeline._gates`)."""
+    """``[screen]``: the physical plausibility gates (see :mod:`ionscope.pipeline._gates`).
+
+    Parameters
+    ----------
+    enabled : bool
+        False: only undecodable and NaN/Inf frames are dropped.
+    read_noise_counts : float
+        Detector read noise σ (counts); 0: any value < 0 counts as negative.
+    negative_sigmas : float
+        Values below −negative_sigmas·read_noise_counts are negative.
+    max_negative_fraction : float
+        A frame with more negative values than this share (and > ``count_ratio`` × the series' median) is bad.
+    count_ratio : float
+        A frame whose total counts lie outside [median/r, r·median] of the series is bad (0: off).
+    chi2_ratio : float
+        A frame whose mean fit χ² exceeds r × the series' median is bad (0: off).
+    min_frames : int
+        Fewest frames for the series-relative gates.
+
+    Examples
+    --------
+    >>> ScreenConfig(read_noise_counts=2.0).negative_below
+    10.0
+    """
 
     enabled: bool = True  # false: only undecodable and NaN/Inf frames are dropped
     read_noise_counts: float = 0.0  # detector read noise σ (counts); 0: any value < 0 counts as negative
@@ -167,7 +190,23 @@ class Config:
     """A validated pipeline configuration (see the module docstring for the TOML layout).
 
     ``base_dir`` is the folder relative paths are resolved against (the TOML
-    file's folder).
+    file's folder). Build one with :func:`load_config` (a TOML file) or
+    :func:`from_dict`, which validate every value; the constructor does not.
+
+    Parameters
+    ----------
+    input, screen, output, energy_drift, register, limap, denoise, sync, analysis, report, compute
+        One validated section each (``[input]``, ``[screen]``, ...), defaults where absent.
+    holography : dict, optional
+        The ``[holography]`` section: present for a holography night, None for an EELS night.
+    base_dir : str
+        Relative paths are resolved against this folder.
+
+    Examples
+    --------
+    >>> cfg = from_dict({"limap": {"method": "sasb"}}, base_dir="/data/night1")
+    >>> cfg.table, cfg.limap.method, str(cfg.path("frames"))
+    ('eels', 'sasb', '/data/night1/frames')
     """
 
     input: InputConfig = field(default_factory=InputConfig)
@@ -504,6 +543,33 @@ def from_dict(raw: dict, *, base_dir: str | os.PathLike = ".") -> Config:
     :mod:`ionscope.pipeline._holo_config`): then only ``[output]`` and
     ``[compute]`` may stand beside it, and ``[output] dir`` defaults to the
     section's ``output``.
+
+    Parameters
+    ----------
+    raw : dict
+        ``{section: {key: value}}``.
+    base_dir : str or Path
+        The folder relative paths in the configuration are resolved against.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        An unknown section or key, or a section that is not a table.
+    DataValidationError
+        A value of the wrong type or range.
+
+    Examples
+    --------
+    >>> from_dict({"denoise": {"method": "gaussian"}}).denoise.method
+    'gaussian'
+    >>> from_dict({"limap": {"methd": "nmf"}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.ConfigError: config [limap]: unknown key 'methd'; expected one of ['background', ...]
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a table of sections, got {type(raw).__name__}")

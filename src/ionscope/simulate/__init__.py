@@ -29,6 +29,7 @@ _EXPORTS = {
     "operando_eels": "_operando",
     "limap_movie": "_operando",
     "acquire": "_acquire",  # the fake microscope (re-exported from simulate/_acquire.py)
+    "Acquisition": "_acquire",  # what acquire returns (public as ionscope.live.Acquisition before the move)
     # position-resolved TEM-EELS and Co-L spectrum images (simulate/_eels_extra.py)
     "tem_eels_linescan": "_eels_extra",
     "co_l_spectrum_image": "_eels_extra",
