@@ -179,7 +179,6 @@ def _edge(x, centre, sigma):
     return 0.5 * (1.0 + erf((x - centre) / (np.sqrt(2.0) * np.maximum(np.abs(sigma), 1e-6))))
 
 
-@accepts_data("profile", keep_dataset=("profile",))
 def _profile_arrays(profile, *, std, position):
     """``(x, y, σ, std)`` of a 1-D profile (Dataset, DataArray or array), finite points with σ > 0 only.
 
@@ -208,6 +207,7 @@ def _profile_arrays(profile, *, std, position):
     return x[ok], y[ok], s[ok], std
 
 
+@accepts_data("profile", keep_dataset=("profile",))
 def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", position: Any = None,
                 interface: float | None = None):
     """Width of a layer in a profile, with its standard error.

@@ -184,7 +184,7 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
             return obj
         return pick_variable(obj, var=var, prefer=prefer, name=name)
     if is_hyperspy_signal(obj):
-        from ._api import from_hyperspy
+        from ._hyperspy import from_hyperspy
 
         return from_hyperspy(obj)
     if (hasattr(obj, "chunks") and hasattr(obj, "dtype") and hasattr(obj, "ndim")) or isinstance(obj, np.ndarray):
