@@ -61,7 +61,7 @@ def callables() -> dict[str, object]:
 
 def _sections(doc: str | None) -> dict[str, str]:
     doc = inspect.cleandoc(doc or "")
-    heads = list(re.finditer(r"^([A-Z]\w*(?: \w+)*)\n(-+)[ \t]*$", doc, re.M))
+    heads = list(re.finditer(r"^([A-Z]\w*(?: \w+)*)\n(-+)[ \t]*$", doc, re.MULTILINE))
     out = {}
     for i, m in enumerate(heads):
         if len(m.group(2)) >= len(m.group(1)):

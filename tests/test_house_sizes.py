@@ -29,6 +29,11 @@ ALLOWED = {
     "live/_watch.py": "being split on branch h18live (the live loop moves to pipeline/_live*.py)",
     "pipeline/_eels.py": "being split on branch h20fused (fused per-frame EELS work: _eels_frame, _eels_fused)",
     "_outdir.py": "being extended on branch h17red (output-folder hardening); split after it lands",
+    # not split yet, and why
+    "eels/_lowloss.py": "its kernels are called as _lowloss.<name> from _plural_fast, _sasb_ssd, _mlls and the "
+                        "fused EELS work on branch h20fused; split the labelled layer off after that lands",
+    "data.py": "one module, layer 1 of the import graph; splitting it means making ionscope.data a package "
+               "(the import-graph layers change with it)",
 }
 
 
@@ -81,6 +86,6 @@ def test_no_module_or_function_over_the_limit(entry):
 
 @pytest.mark.parametrize("entry", sorted(ALLOWED))
 def test_allowed_entries_are_still_over(entry):
-    rel, _, func = entry.partition("::")
+    rel = entry.partition("::")[0]
     assert (SRC / rel).is_file(), f"{entry}: no such module; remove it from ALLOWED"
     assert entry in sizes(), f"{entry} is within the limit now: remove it from ALLOWED"
