@@ -7,7 +7,9 @@ public callable and must not push the code that follows it over the limit. Neste
 methods count on their own (and inside the function that holds them).
 
 What is still over is listed in ``ALLOWED`` with the reason; the list is meant to shrink. An entry
-that is no longer over fails too, so that the list says only what is true.
+that is no longer over fails too, so that the list says only what is true. ``PENDING`` names what
+other engineers are rewriting now (issue 18): allowed over, and not checked for being stale (their
+branches shrink, add or remove these files); the lead empties it when those branches have landed.
 """
 from __future__ import annotations
 
@@ -22,14 +24,17 @@ MAX_MODULE = 600
 MAX_FUNCTION = 120
 
 #: ``"path/under/ionscope.py"`` (a module) or ``"path.py::function"`` -> why it is still over.
-ALLOWED = {
-    # rewritten by other engineers now (issue 18); the entries go when their branches land
+PENDING = {
     "holography/_series.py": "being split on branch h18holo (plan -> per-frame kernel -> assembly)",
     "holography/_series.py::bias_series": "being split on branch h18holo (plan -> per-frame kernel -> assembly)",
+    "holography/_plan.py": "new on branch h18holo (608 lines at 07:45 UTC)",
     "live/_watch.py": "being split on branch h18live (the live loop moves to pipeline/_live*.py)",
+    "pipeline/_live.py": "new on branch h18live (611 lines at 07:45 UTC)",
     "pipeline/_eels.py": "being split on branch h20fused (fused per-frame EELS work: _eels_frame, _eels_fused)",
-    "_outdir.py": "being extended on branch h17red (output-folder hardening); split after it lands",
-    # not split yet, and why
+    "_outdir.py": "being extended on branch h17red (output-folder hardening, 919 lines there); split after it lands",
+}
+
+ALLOWED = {
     "eels/_lowloss.py": "its kernels are called as _lowloss.<name> from _plural_fast, _sasb_ssd, _mlls and the "
                         "fused EELS work on branch h20fused; split the labelled layer off after that lands",
     "data.py": "one module, layer 1 of the import graph; splitting it means making ionscope.data a package "
@@ -76,7 +81,7 @@ def test_the_measure_counts_code_not_docstrings():
     assert len(_files()) > 50  # the walk sees the package
 
 
-@pytest.mark.parametrize("entry", sorted(set(sizes()) - set(ALLOWED)) or ["(nothing over)"])
+@pytest.mark.parametrize("entry", sorted(set(sizes()) - set(ALLOWED) - set(PENDING)) or ["(nothing over)"])
 def test_no_module_or_function_over_the_limit(entry):
     if entry == "(nothing over)":
         return
