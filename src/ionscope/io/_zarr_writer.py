@@ -33,6 +33,7 @@ class ZarrSeriesWriter:
     --------
     >>> import numpy as np, tempfile, pathlib
     >>> from ionscope.data import calibrated
+    >>> from ionscope.io import load
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.zarr"
     >>> tmpl = calibrated(np.zeros((4, 8, 8), "f4"), ("time", "y", "x"), scale={"time": 60.0})
     >>> with ZarrSeriesWriter(p, tmpl, chunks={"time": 1}) as w:
