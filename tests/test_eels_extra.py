@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""EELS extras: energy alignment, PCA/NMF/phase maps, position-resolved line scans and the demo steps (their
-CLI tests: tests/test_cli_limap.py, test_cli_linescan.py)."""
+"""EELS extras: energy alignment, PCA/NMF/phase maps, position-resolved line scans (their CLI tests:
+tests/test_cli_limap.py, test_cli_linescan.py, test_cli_mva.py; the demo steps: tests/test_demo_steps.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -150,22 +150,3 @@ def test_layer_width_bad_inputs():
         eels.layer_width(np.ones(20), kind="bump")
     with pytest.raises(DataValidationError, match="≥ 8 points"):
         eels.layer_width(np.ones(4))
-
-
-# ---------------------------------------------------------------- demo steps
-def test_demo_steps(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["simulate", "eels", "linescan", "mva"], show_progress=False)
-    for step in ("eels", "linescan", "mva"):
-        assert summary["steps"][step]["status"] == "ok", summary["steps"][step]
-    r = summary["steps"]["eels"]["results"]
-    # the demo records realistic spectra (zero-loss peak, plural scattering): the Li map through the
-    # zero-loss peak is unbiased within its noise and honest, the plain fit of raw counts is not
-    fl = r["mlls_fourier_log"]
-    assert abs(fl["bias_percent"]) < 10 and 0.85 < fl["li_pull_std"] < 1.15
-    assert abs(r["mlls_raw_counts"]["bias_percent"]) > 5 * abs(fl["bias_percent"])
-    assert abs(r["k_calibrated"] - r["k_true"]) < 3 * r["k_std"]
-    assert (tmp_path / "limaps.zarr").exists() and (tmp_path / "figures" / "eels_limaps.png").exists()
-    lw = summary["steps"]["linescan"]["results"]
-    assert abs(lw["mlls_width_nm"] - lw["true_width_nm"]) < 1.0
