@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""EELS extras: energy alignment, PCA/NMF/phase maps, position-resolved line scans, CLI and demo steps."""
+"""EELS extras: energy alignment, PCA/NMF/phase maps, position-resolved line scans (their CLI tests:
+tests/test_cli_limap.py, test_cli_linescan.py, test_cli_mva.py; the demo steps: tests/test_demo_steps.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import xarray as xr
 
 from ionscope import eels
 from ionscope.errors import DataValidationError
-from ionscope.simulate import co_l_spectrum_image, edge_references, operando_eels, tem_eels_linescan
+from ionscope.simulate import co_l_spectrum_image, edge_references, tem_eels_linescan
 
 
 # ---------------------------------------------------------------- alignment
@@ -149,67 +150,3 @@ def test_layer_width_bad_inputs():
         eels.layer_width(np.ones(20), kind="bump")
     with pytest.raises(DataValidationError, match="≥ 8 points"):
         eels.layer_width(np.ones(4))
-
-
-# ---------------------------------------------------------------- CLI and demo
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    from ionscope.io import save
-
-    d = tmp_path_factory.mktemp("eels_cli")
-    si, truth, _ = operando_eels(shape=(10, 6), n_frames=2, seed=1, layer_nm=10.0)
-    save(si, d / "si.nc")
-    save(truth.references, d / "refs.nc")
-    ls, lt = tem_eels_linescan(n_positions=80, seed=1)
-    save(ls, d / "ls.nc")
-    save(lt.references, d / "lsrefs.nc")
-    return d, truth
-
-
-@pytest.mark.parametrize("method", ["mlls", "sasb", "nmf"])
-def test_cli_limap(files, method):
-    from ionscope.cli import main
-    from ionscope.io import load
-
-    d, truth = files
-    out = d / f"li_{method}.zarr"
-    assert main(["limap", str(d / "si.nc"), "--method", method, "--refs", str(d / "refs.nc"),
-                 "--out", str(out)]) == 0
-    ds = xr.open_zarr(out, consolidated=False)
-    name = {"mlls": "Li", "sasb": "li_co", "nmf": "Li"}[method]
-    assert name in ds and ds[name].dims == ("time", "y", "x")
-    assert (d / f"li_{method}_{name}.png").stat().st_size > 1000
-    if method == "mlls":
-        np.testing.assert_allclose(ds.Li.values.mean(), truth.weights.sel(component="Li").values.mean(), rtol=0.1)
-    assert load(d / "si.nc").sizes["energy"] > 0
-
-
-def test_cli_errors_and_linescan_mva(files, capsys):
-    from ionscope.cli import main
-
-    d, _ = files
-    assert main(["limap", str(d / "si.nc"), "--method", "mlls", "--out", str(d / "x.zarr")]) == 2
-    assert "--refs is required" in capsys.readouterr().err
-    assert main(["limap", str(d / "nope.dm4"), "--refs", str(d / "refs.nc"), "--out", str(d / "x.zarr")]) == 2
-    assert main(["linescan", str(d / "ls.nc"), "--refs", str(d / "lsrefs.nc"), "--out", str(d / "p.nc")]) == 0
-    assert "layer width" in capsys.readouterr().out
-    assert (d / "p.png").exists()
-    assert main(["mva", str(d / "ls.nc"), "--method", "pca", "--out", str(d / "pca.zarr")]) == 0
-
-
-def test_demo_steps(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["simulate", "eels", "linescan", "mva"], show_progress=False)
-    for step in ("eels", "linescan", "mva"):
-        assert summary["steps"][step]["status"] == "ok", summary["steps"][step]
-    r = summary["steps"]["eels"]["results"]
-    # the demo records realistic spectra (zero-loss peak, plural scattering): the Li map through the
-    # zero-loss peak is unbiased within its noise and honest, the plain fit of raw counts is not
-    fl = r["mlls_fourier_log"]
-    assert abs(fl["bias_percent"]) < 10 and 0.85 < fl["li_pull_std"] < 1.15
-    assert abs(r["mlls_raw_counts"]["bias_percent"]) > 5 * abs(fl["bias_percent"])
-    assert abs(r["k_calibrated"] - r["k_true"]) < 3 * r["k_std"]
-    assert (tmp_path / "limaps.zarr").exists() and (tmp_path / "figures" / "eels_limaps.png").exists()
-    lw = summary["steps"]["linescan"]["results"]
-    assert abs(lw["mlls_width_nm"] - lw["true_width_nm"]) < 1.0

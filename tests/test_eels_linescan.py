@@ -79,17 +79,3 @@ def test_no_warning_on_a_clear_layer():
         warnings.simplefilter("error")
         w = eels.layer_width(y, std=np.ones_like(y), position=x)
     assert w["width_nm"] == pytest.approx(13.0, abs=0.6)
-
-
-def test_cli_on_simulated_realistic_linescan(tmp_path, capsys):
-    from ionscope.cli import main
-
-    data, refs, prof = tmp_path / "ls.nc", tmp_path / "refs.nc", tmp_path / "prof.nc"
-    assert main(["simulate", "linescan", "--physics", "realistic", "-o", str(data), "--refs-out", str(refs)]) == 0
-    capsys.readouterr()
-    assert main(["linescan", str(data), "--refs", str(refs), "-o", str(prof)]) == 0
-    out = capsys.readouterr().out
-    width = float(out.split("layer width ")[1].split(" ")[0])
-    assert width == pytest.approx(13.0, abs=1.0)
-    assert prof.exists() and prof.with_suffix(".png").exists()
-    assert main(["linescan", str(data), "-o", str(tmp_path / "p2.nc"), "--plural-scattering", "fourier-log"]) == 0

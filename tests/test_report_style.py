@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from ionscope.report import _style
+from ionscope.report import _style, map_grid, plot_map
 
 
 # --------------------------------------------------------------------------- the referee's check
@@ -198,7 +198,7 @@ def test_map_grid_of_x_stops_at_1_and_reports_the_pixels_beyond():
     da = calibrated(rng.normal(0.85, 0.2, (4, 12, 16)), ("time", "y", "x"),
                     scale={"time": 60.0, "y": 5.0, "x": 5.0}, name="li")
     da.attrs.update(quantity="x", units="1")
-    fig = map_grid_ = _style.map_grid(da)
+    fig = map_grid_ = map_grid(da)
     bars = _colour_bars(map_grid_)
     assert len(bars) == 1
     ax, cb = bars[0]
@@ -214,7 +214,7 @@ def test_plot_map_draws_a_bounded_map_honestly():
 
     da = xr.DataArray(np.linspace(-0.2, 1.3, 12 * 10).reshape(12, 10), dims=("y", "x"), name="li",
                       attrs={"quantity": "x"})
-    ax = _style.plot_map(da)
+    ax = plot_map(da)
     cb_ax, cb = _colour_bars(ax.figure)[0]
     assert cb.mappable.norm.vmin >= 0 and cb.mappable.norm.vmax == 1.0 and cb.extend == "both"
     assert "x < 0" in ax.get_title() and "x > 1" in ax.get_title()

@@ -93,7 +93,25 @@ def _xr():
 
 
 def unit_factor(unit: str | None, dim: str) -> float | None:
-    """Factor converting ``unit`` to ionscope's unit for ``dim`` (None if unknown)."""
+    """Factor converting ``unit`` to ionscope's unit for ``dim`` (None if unknown).
+
+    Parameters
+    ----------
+    unit : str or None
+        A unit as a file writes it (``"µm"``, ``"keV"``, ``"ms"``, ...).
+    dim : str
+        The dimension it calibrates: ``"energy"`` (to eV), ``"time"`` (to s), any other (a length, to nm).
+
+    Returns
+    -------
+    float or None
+        Multiply values in ``unit`` by this to get ionscope's unit; None for an unknown or missing unit.
+
+    Examples
+    --------
+    >>> unit_factor("µm", "x"), unit_factor("keV", "energy"), unit_factor("furlong", "x")
+    (1000.0, 1000.0, None)
+    """
     if unit is None:
         return None
     u = str(unit).strip()
@@ -127,6 +145,19 @@ def calibrated(
     attrs : mapping, optional
         Metadata (see :data:`METADATA_KEYS`).
     name : str, optional
+        The DataArray's name.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``data`` (not copied) on ``dims``, with a ``units`` attribute on every calibrated coordinate.
+
+    Raises
+    ------
+    DataValidationError
+        A dimension name outside :data:`DIMS`, or a repeated one.
+    ShapeMismatchError
+        ``dims`` and ``data`` disagree on the number of axes.
 
     Examples
     --------
@@ -168,7 +199,26 @@ def calibrated(
 
 
 def check_dims(dims: Iterable[Hashable]) -> None:
-    """Raise :class:`DataValidationError` if a dimension name is outside :data:`DIMS`."""
+    """Raise :class:`DataValidationError` if a dimension name is outside :data:`DIMS` or repeated.
+
+    Parameters
+    ----------
+    dims : iterable of str
+        Dimension names.
+
+    Raises
+    ------
+    DataValidationError
+        An unknown or a repeated name (the message lists the vocabulary).
+
+    Examples
+    --------
+    >>> check_dims(("time", "y", "x"))
+    >>> check_dims(("t", "y"))
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.DataValidationError: unknown dimension name(s) ['t']; expected names from ('time', 'frame', 'y', 'x', 'energy', 'position', 'component')
+    """
     bad = [d for d in dims if d not in DIMS]
     if bad:
         raise DataValidationError(f"unknown dimension name(s) {bad}; expected names from {DIMS}")
@@ -179,10 +229,40 @@ def check_dims(dims: Iterable[Hashable]) -> None:
 def as_dataarray(obj: Any, *, kind: str = "spectrum", dims: Sequence[str] | None = None, name: str = "data"):
     """Return ``obj`` as a DataArray; plain arrays get default dims for ``kind``.
 
-    ``kind`` is ``"spectrum"`` (last axis ``energy``) or ``"image"`` (last two
-    axes ``y, x``). A DataArray is returned unchanged (after checking its dims);
-    a Dataset (its one variable, or its main one), a HyperSpy signal and anything
-    else go through the one input adapter :func:`ionscope.io.as_data`.
+    A DataArray is returned unchanged (after checking its dims); a Dataset (its
+    one variable, or its main one), a HyperSpy signal and anything else go through
+    the one input adapter :func:`ionscope.io.as_data`.
+
+    Parameters
+    ----------
+    obj : DataArray, Dataset, HyperSpy signal, ndarray or dask array
+        The data.
+    kind : {"spectrum", "image"}
+        Default dims of a plain array: ``"spectrum"`` (last axis ``energy``;
+        1-4 dimensions) or ``"image"`` (last two axes ``y, x``; 2-3 dimensions).
+    dims : sequence of str, optional
+        The dims the data must have (checked on a DataArray, given to a plain array).
+    name : str
+        How the data are named in error messages.
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    ShapeMismatchError
+        A DataArray with other dims than ``dims``, or a plain array with an unexpected number of dimensions.
+    DataValidationError
+        An unknown ``kind`` or an input the adapter cannot read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_dataarray(np.zeros((3, 4, 10))).dims
+    ('y', 'x', 'energy')
+    >>> as_dataarray(np.zeros((5, 8, 8)), kind="image").dims
+    ('time', 'y', 'x')
     """
     xr = _xr()
     if not isinstance(obj, xr.DataArray) and not (hasattr(obj, "chunks") and hasattr(obj, "dtype")):
@@ -211,6 +291,25 @@ def as_data(obj: Any, **kwargs):
 
     A DataArray, a Dataset (``var=``), a HyperSpy signal or a numpy/dask array in; one
     :class:`~ionscope.errors.DataValidationError` that says what to pass otherwise.
+
+    Parameters
+    ----------
+    obj : DataArray, Dataset, HyperSpy signal or array
+        The data.
+    **kwargs
+        Passed on to :func:`ionscope.io.as_data` (``var=``, ``name=``, ...).
+
+    Returns
+    -------
+    xarray.DataArray or ndarray
+        What :func:`ionscope.io.as_data` returns.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"li": (("y", "x"), [[1.0, 2.0]])})
+    >>> as_data(ds).name
+    'li'
     """
     from .io._inputs import as_data as _as_data
 
@@ -221,6 +320,25 @@ def like_input(result, template: Any):
     """Return ``result`` (a DataArray) as the same type as ``template`` (ndarray in, ndarray out).
 
     Labelled inputs (a DataArray, a Dataset, a HyperSpy signal) give a DataArray.
+
+    Parameters
+    ----------
+    result : DataArray
+        A function's labelled result.
+    template : object
+        What the user passed in.
+
+    Returns
+    -------
+    DataArray or ndarray
+        ``result`` for labelled input, else its underlying array (numpy or dask).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> da = as_dataarray(np.ones(5))
+    >>> type(like_input(da, np.ones(5))).__name__, type(like_input(da, da)).__name__
+    ('ndarray', 'DataArray')
     """
     xr = _xr()
     if isinstance(template, (xr.DataArray, xr.Dataset)) or (hasattr(template, "axes_manager")
@@ -232,14 +350,67 @@ def like_input(result, template: Any):
 
 
 def require_dims(da, required: Iterable[str], *, name: str = "data") -> None:
-    """Raise :class:`ShapeMismatchError` unless ``da`` has every dimension in ``required``."""
+    """Raise :class:`ShapeMismatchError` unless ``da`` has every dimension in ``required``.
+
+    Parameters
+    ----------
+    da : DataArray
+        The data.
+    required : iterable of str
+        Dimensions it must have.
+    name : str
+        How the data are named in the message.
+
+    Raises
+    ------
+    ShapeMismatchError
+        A dimension is missing (the message names it and the dims present).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> require_dims(as_dataarray(np.ones(5)), ["energy"])
+    >>> require_dims(as_dataarray(np.ones(5)), ["y", "x"], name="map")
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.ShapeMismatchError: map: missing dimension(s) ['y', 'x']; it has ('energy',)
+    """
     missing = [d for d in required if d not in da.dims]
     if missing:
         raise ShapeMismatchError(f"{name}: missing dimension(s) {missing}; it has {tuple(da.dims)}")
 
 
 def axis_values(da, dim: str, *, name: str = "data") -> np.ndarray:
-    """Calibrated coordinate of ``dim`` as float array; :class:`CalibrationError` if absent."""
+    """Calibrated coordinate of ``dim`` as a float array; :class:`CalibrationError` if absent.
+
+    Parameters
+    ----------
+    da : DataArray
+        The data.
+    dim : str
+        The dimension.
+    name : str
+        How the data are named in error messages.
+
+    Returns
+    -------
+    ndarray
+        The coordinate values (float64), in the units of :data:`UNITS`.
+
+    Raises
+    ------
+    ShapeMismatchError
+        ``da`` has no dimension ``dim``.
+    CalibrationError
+        The dimension has no coordinate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> da = calibrated(np.zeros(3), ("energy",), scale={"energy": 0.5}, offset={"energy": 50.0})
+    >>> axis_values(da, "energy").tolist()
+    [50.0, 50.5, 51.0]
+    """
     require_dims(da, [dim], name=name)
     if dim not in da.coords:
         raise CalibrationError(
@@ -249,7 +420,35 @@ def axis_values(da, dim: str, *, name: str = "data") -> np.ndarray:
 
 
 def axis_scale(da, dim: str, *, name: str = "data", rtol: float = 1e-3) -> float:
-    """Uniform step of a calibrated axis; :class:`CalibrationError` if absent or non-uniform."""
+    """Uniform step of a calibrated axis; :class:`CalibrationError` if absent or non-uniform.
+
+    Parameters
+    ----------
+    da : DataArray
+        The data.
+    dim : str
+        The dimension.
+    name : str
+        How the data are named in error messages.
+    rtol : float
+        Largest relative deviation of any step from the median step.
+
+    Returns
+    -------
+    float
+        The median step, in the units of :data:`UNITS`.
+
+    Raises
+    ------
+    CalibrationError
+        No coordinate, fewer than 2 points, or steps that differ by more than ``rtol``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> axis_scale(calibrated(np.zeros(4), ("energy",), scale={"energy": 0.25}), "energy")
+    0.25
+    """
     values = axis_values(da, dim, name=name)
     if values.size < 2:
         raise CalibrationError(f"{name}: axis {dim!r} has fewer than 2 points; cannot infer its step")
@@ -264,6 +463,27 @@ def check_finite(values: Any, *, name: str = "data") -> None:
     """Raise :class:`DataValidationError` if ``values`` (numpy) hold NaN or Inf.
 
     Dask arrays are not computed here; kernels check their own blocks.
+
+    Parameters
+    ----------
+    values : array_like
+        The values.
+    name : str
+        How the data are named in the message.
+
+    Raises
+    ------
+    DataValidationError
+        NaN/Inf found (the message counts them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite(np.ones(3))
+    >>> check_finite(np.array([1.0, np.nan]), name="si")
+    Traceback (most recent call last):
+    ...
+    ionscope.errors.DataValidationError: si: 1 NaN/Inf value(s) in the counts; expected finite numbers (mask or replace them first)
     """
     if hasattr(values, "dask"):
         return
@@ -293,6 +513,37 @@ def apply_kernel(
     single chunk *explicitly* here (a kernel needs the whole spectrum or image);
     loop dimensions keep the user's chunks. In-memory inputs are processed in
     memory with no dask overhead.
+
+    Parameters
+    ----------
+    kernel : callable
+        ``kernel(*blocks, **kwargs) -> ndarray`` (or a tuple of arrays, one per output).
+    *arrays : DataArray
+        The inputs.
+    input_core_dims : sequence of sequence of str
+        The core dimensions of each input (moved last, whole in every block).
+    output_core_dims : sequence of sequence of str
+        The core dimensions of each output.
+    output_sizes : mapping, optional
+        Sizes of output core dimensions that no input has.
+    output_dtypes : sequence of dtype, optional
+        Output dtypes (needed for dask inputs).
+    kwargs : mapping, optional
+        Keyword arguments for the kernel.
+    vectorize : bool
+        Loop the kernel over the loop dimensions (for kernels that take one core block only).
+
+    Returns
+    -------
+    DataArray or tuple of DataArray
+        Lazy when an input is dask-backed; the first input's attrs are kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> da = calibrated(np.arange(6.0).reshape(2, 3), ("position", "energy"))
+    >>> apply_kernel(lambda b: b.sum(axis=-1), da, input_core_dims=[["energy"]]).values.tolist()
+    [3.0, 12.0]
     """
     xr = _xr()
     out_core = [list(d) for d in output_core_dims]
@@ -326,6 +577,16 @@ def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     :func:`decode_attrs`), so every store ionscope writes opens in any Zarr or
     NetCDF reader.
 
+    Parameters
+    ----------
+    attrs : mapping
+        Attributes of a DataArray or Dataset.
+
+    Returns
+    -------
+    dict
+        Attributes every Zarr and NetCDF writer accepts.
+
     Examples
     --------
     >>> enc = encodable_attrs({"beam_energy_kv": 200.0, "shift": [1, 2]})
@@ -356,7 +617,23 @@ def encodable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`encodable_attrs` (also drops ionscope's bookkeeping keys)."""
+    """Inverse of :func:`encodable_attrs` (also drops ionscope's bookkeeping keys).
+
+    Parameters
+    ----------
+    attrs : mapping
+        Attributes as read from a Zarr or NetCDF store.
+
+    Returns
+    -------
+    dict
+        The attributes with ``ionscope_json`` unpacked into their own keys.
+
+    Examples
+    --------
+    >>> decode_attrs({"dose": 5.0, "ionscope_json": '{"flags": [true]}'})
+    {'dose': 5.0, 'flags': [True]}
+    """
     import json
 
     out: dict[str, Any] = {}

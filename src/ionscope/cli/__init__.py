@@ -27,6 +27,18 @@ COMMANDS = ("demo", "run", "watch", "info", "convert", "simulate", "refs", "lima
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ionscope`` argument parser, one sub-command per module of :data:`COMMANDS` that exists.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["info", "night.zarr"])
+    >>> args.command, callable(args.handler)
+    ('info', True)
+    """
     parser = argparse.ArgumentParser(
         prog="ionscope",
         description="See ions move: operando STEM-EELS Li maps, denoising and electron holography.",
@@ -45,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``ionscope`` command; errors are one line on stderr, never a traceback (unless ``--debug``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 done, 1 an unforeseen error, 2 an :class:`~ionscope.IonscopeError` (bad input),
+        130 interrupted, 141 the reader of stdout left.
+
+    Examples
+    --------
+    >>> main(["info", "no-such-file.zarr"])
+    2
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted after the command too: `ionscope info X --debug`
     argv = [a for a in argv if a != "--debug"]

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--sigma", type=float, metavar="S",
                    help="noise std in the data's units (default: estimated from the data)")
     p.add_argument("--patch", type=int, metavar="PX", help="spatial patch side in pixels (default 5)")
-    p.add_argument("--patch-t", type=int, metavar="N", help="frames per patch (default 6, fewer for short movies)")
+    p.add_argument("--patch-t", type=int, metavar="N", help="frames per patch (default 12, fewer for short movies)")
     p.add_argument("--passes", type=int, metavar="N", help="non-local passes (default: 3 below ~10 counts/px, else 2)")
     p.add_argument("--window-frames", type=int, metavar="N", dest="window_t",
                    help="frames per processing window (default: automatic)")
@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..denoise import bicubic_upsample, noise_level, sparse_coding, super_resolve
+    from ..denoise import SparseCodingOptions, bicubic_upsample, noise_level, sparse_coding, super_resolve
     from ..errors import DataValidationError
 
     out = check_out(args)
@@ -59,9 +59,10 @@ def run(args) -> int:
             "For a spectrum image make maps first (`ionscope limap`), then denoise their Li variable")
     if data.chunks is not None and not args.lazy:
         data = data.compute()
-    result = sparse_coding(data, method=args.method, noise=args.noise, sigma=args.sigma, patch=args.patch,
-                           patch_t=args.patch_t, passes=args.passes, progress=show_progress(args) is not False,
-                           window_t=args.window_t, tile=args.tile, gain=args.gain, read_noise=args.read_noise)
+    options = SparseCodingOptions(method=args.method, noise=args.noise, patch=args.patch, patch_t=args.patch_t,
+                                  passes=args.passes, window_t=args.window_t, tile=args.tile, gain=args.gain,
+                                  read_noise=args.read_noise)
+    result = sparse_coding(data, options=options, sigma=args.sigma, progress=show_progress(args) is not False)
     denoised = result  # on the input's grid: where its residual noise is measured
     if args.upsample == "dictionary":
         import sys

@@ -28,6 +28,29 @@ STEPS = ("simulate", "eels", "linescan", "mva", "denoise", "holography", "operan
 
 @dataclass
 class DemoContext:
+    """What the demo steps share: the output folder, the mode, the data, the numbers and the files written.
+
+    Parameters
+    ----------
+    out : Path
+        The demo folder; every file goes under it.
+    quick : bool
+        Small problems (seconds per step), as the tests run it.
+    data : dict
+        What earlier steps left for later ones (simulated movies, fits, ...).
+    results : dict of str to dict
+        Each step's numbers, by step name (go into ``summary.json``).
+    files : list of str
+        The files written, relative to ``out``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> ctx = DemoContext(out=pathlib.Path(tempfile.mkdtemp()), quick=True)
+    >>> ctx.path("figures/a.png").name, ctx.files
+    ('a.png', ['figures/a.png'])
+    """
+
     out: Path
     quick: bool = False
     data: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +78,18 @@ class DemoContext:
 
 
 def available_steps() -> list[str]:
+    """The demo steps that exist, in the order they run.
+
+    Returns
+    -------
+    list of str
+        Names from :data:`STEPS` whose module ``ionscope.demo._<name>`` is present.
+
+    Examples
+    --------
+    >>> available_steps()[:2]
+    ['simulate', 'eels']
+    """
     return [s for s in STEPS if importlib.util.find_spec(f"{__name__}._{s}") is not None]
 
 
@@ -63,6 +98,30 @@ def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_p
 
     Figures are drawn without pyplot in the house style (``matplotlib.rc_context``
     around each step): the caller's matplotlib backend and rcParams are left as they were.
+
+    Parameters
+    ----------
+    out : str or Path
+        The demo folder (new, empty, or an earlier demo's: ionscope writes only its own files there).
+    quick : bool
+        Small problems, seconds per step.
+    steps : list of str, optional
+        Run only these steps (default: :func:`available_steps`).
+    show_progress : bool, optional
+        A progress bar (default: on a terminal only).
+
+    Returns
+    -------
+    dict
+        ``{"ok": bool, "steps": {name: {"status", "seconds", "results"[, "error"]}}, "files": [...]}``, also
+        written as ``out/summary.json``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> s = run_demo(pathlib.Path(tempfile.mkdtemp()) / "demo", quick=True, steps=["simulate"], show_progress=False)
+    >>> s["ok"], s["steps"]["simulate"]["status"], "figures/simulate.png" in s["files"]
+    (True, 'ok', True)
     """
     from .._outdir import session
     from .._progress import progress

@@ -51,17 +51,45 @@ def _map_core(da, kernel, name):
     return out.transpose(*da.dims), core
 
 
+#: Border modes of :func:`gaussian` (those of :func:`scipy.ndimage.gaussian_filter`).
+BORDER_MODES = ("reflect", "nearest", "mirror", "wrap", "constant")
+
+
 @accepts_data("data")
-def gaussian(data, *, sigma: float = 1.0, sigma_t: float = 0.0):
+def gaussian(data, *, sigma=1.0, sigma_t: float = 0.0, mode: str = "reflect"):
     """Gaussian smoothing in (y, x), and along time if ``sigma_t > 0`` (3-D).
+
+    The one Gaussian denoiser of ionscope: the pipeline's ``[denoise] method =
+    "gaussian"`` runs it too. Linear, so the mean count is preserved exactly
+    (away from a ``"constant"`` border).
 
     Parameters
     ----------
     data : ndarray or DataArray, (y, x) or (time, y, x)
-    sigma : float
-        Spatial standard deviation in pixels.
+        Maps or a movie (a DataArray may carry other, looped, dimensions).
+    sigma : float or sequence of float
+        Spatial standard deviation in pixels (both ``y`` and ``x``); or one value
+        per axis, ``(sigma_y, sigma_x)`` for a map and ``(sigma_time, sigma_y,
+        sigma_x)`` for a movie (in frames and pixels; ``sigma_t`` must then stay 0).
     sigma_t : float
         Temporal standard deviation in frames (0: each frame separately).
+    mode : {"reflect", "nearest", "mirror", "wrap", "constant"}
+        How the image is extended beyond its border (and the movie beyond its
+        first and last frame), as in :func:`scipy.ndimage.gaussian_filter`:
+        ``"reflect"`` (``d c b a | a b c d``, the default) keeps a flat edge
+        flat; ``"nearest"`` (``a a a a | a b c d``) repeats the edge value.
+
+    Returns
+    -------
+    ndarray or DataArray
+        Same type, shape and dims as ``data``; float64 for float64 input, else float32.
+
+    Raises
+    ------
+    DataValidationError
+        A negative or non-finite sigma, an unknown border mode, NaN/Inf in the data.
+    ShapeMismatchError
+        Data without ``y``/``x``, or a sigma sequence of the wrong length.
 
     Examples
     --------
@@ -69,22 +97,36 @@ def gaussian(data, *, sigma: float = 1.0, sigma_t: float = 0.0):
     >>> out = gaussian(np.ones((4, 16, 16)), sigma=1.5, sigma_t=1.0)
     >>> out.shape, float(out.mean())
     ((4, 16, 16), 1.0)
+    >>> edge = np.zeros((1, 5, 5)); edge[:, :, 0] = 10.0
+    >>> float(gaussian(edge, sigma=(0, 1, 1), mode="nearest")[0, 2, 0]) > float(gaussian(edge, sigma=1)[0, 2, 0])
+    True
     """
     from scipy.ndimage import gaussian_filter
 
     from ..data import like_input
 
-    if not (np.isfinite(sigma) and sigma >= 0 and np.isfinite(sigma_t) and sigma_t >= 0):
+    if mode not in BORDER_MODES:
+        raise DataValidationError(f"gaussian: mode must be one of {BORDER_MODES}, got {mode!r}")
+    per_axis = np.ndim(sigma) > 0
+    values = np.asarray(sigma, dtype=float).ravel() if per_axis else np.array([sigma, sigma_t], dtype=float)
+    if not (np.all(np.isfinite(values)) and np.all(values >= 0) and np.isfinite(sigma_t) and sigma_t >= 0):
         raise DataValidationError(f"gaussian: sigma and sigma_t must be finite and >= 0, got {sigma}, {sigma_t}")
     da = _image_input(data, "gaussian")
+    n_core = 3 if "time" in da.dims else 2
+    if per_axis and (values.size != n_core or sigma_t):
+        raise ShapeMismatchError(f"gaussian: sigma must be one number or {n_core} numbers (one per axis of "
+                                 f"{('time', 'y', 'x')[3 - n_core:]}, with sigma_t=0), got {sigma!r}")
 
     def kernel(block):
         _finite(block, "gaussian")
         dtype = np.float64 if block.dtype == np.float64 else np.float32
-        sig = [0.0] * (block.ndim - 2) + [sigma, sigma]
-        if "time" in da.dims:
-            sig[-3] = sigma_t
-        return gaussian_filter(block.astype(np.float64), sig, mode="reflect").astype(dtype)
+        if per_axis:
+            sig = [0.0] * (block.ndim - n_core) + [float(v) for v in values]
+        else:
+            sig = [0.0] * (block.ndim - 2) + [sigma, sigma]
+            if "time" in da.dims:
+                sig[-3] = sigma_t
+        return gaussian_filter(block.astype(np.float64), sig, mode=mode).astype(dtype)
 
     out, _ = _map_core(da, kernel, "gaussian")
     return like_input(out, data)
@@ -101,6 +143,11 @@ def total_variation(data, *, weight: float = 0.6, poisson: bool = True):
         TV weight in units of the (stabilised, unit-variance) noise.
     poisson : bool
         Denoise Anscombe-stabilised counts and invert with the exact unbiased inverse.
+
+    Returns
+    -------
+    ndarray or DataArray
+        Same type, shape and dims as ``data``; float64 for float64 input, else float32.
 
     References
     ----------
@@ -156,6 +203,11 @@ def pca_spectrum(data, *, n_components: int | None = None, poisson: bool = True)
         Marchenko-Pastur edge of unit-variance noise, ``sqrt(n_pixels) + sqrt(n_energy)``.
     poisson : bool
         Apply the Poisson weighting (needs non-negative counts).
+
+    Returns
+    -------
+    ndarray or DataArray
+        Same type, shape and dims as ``data``: the spectrum image rebuilt from the kept components.
 
     References
     ----------

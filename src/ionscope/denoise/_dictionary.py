@@ -35,7 +35,17 @@ def _overcomplete_dct_1d(n: int, m: int) -> np.ndarray:
 def dct_dictionary(size: tuple[int, int, int], n_atoms: int) -> np.ndarray:
     """Separable over-complete DCT dictionary for ``(pt, p, p)`` patches, DC atom excluded.
 
-    Returns ``(n_atoms, pt*p*p)`` unit-norm, zero-mean atoms, lowest frequencies first.
+    Parameters
+    ----------
+    size : (int, int, int)
+        Patch size ``(pt, p, p)`` in frames and pixels.
+    n_atoms : int
+        Number of atoms (at most the number of non-DC separable DCT frequencies).
+
+    Returns
+    -------
+    ndarray
+        ``(n_atoms, pt*p*p)`` unit-norm, zero-mean atoms, lowest frequencies first.
 
     Examples
     --------

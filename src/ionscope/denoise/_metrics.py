@@ -71,6 +71,11 @@ def ssim(estimate, truth, *, data_range: float | None = None) -> float:
     data_range : float, optional
         As in :func:`psnr`.
 
+    Returns
+    -------
+    float
+        Mean SSIM, 1 for identical images.
+
     References
     ----------
     Z. Wang et al., IEEE Trans. Image Process. 13 (2004) 600, doi:10.1109/TIP.2003.819861.
@@ -125,6 +130,11 @@ def noise_level(data, *, poisson: bool = False) -> float:
     poisson : bool, default False
         Estimate in the Anscombe domain (for counts; the result is then ~1
         for pure Poisson noise and ~0 for noise-free data).
+
+    Returns
+    -------
+    float
+        The noise standard deviation, in the data's units (Anscombe units with ``poisson=True``).
 
     References
     ----------

@@ -228,6 +228,47 @@ def block_match(z: np.ndarray, grids: tuple[np.ndarray, np.ndarray, np.ndarray],
     return pos.astype(np.int64)
 
 
+def _sum_chunks(run, chunks):
+    """``run(chunks)`` -> ``(num, wsum)``, on threads when there are enough chunks and cores."""
+    workers = _workers(len(chunks))
+    if workers <= 1:
+        return run(chunks)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # chunks of groups are independent until aggregation: each thread sums its own chunks
+    # (interleaved, so both get the same mix of borders and interior), the sums are added
+    # after; GEMMs, the Haar transform and the shrinkage release the GIL (issue 20)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(run, [chunks[i::workers] for i in range(workers)]))
+    num, wsum = parts[0]
+    for a, b in parts[1:]:
+        num += a
+        wsum += b
+    return num, wsum
+
+
+def _spread_window(wsum, shape, npos, windows):
+    """The aggregation's denominator (flat): each patch origin's weight spread over its window.
+
+    den = sum over patch elements e of win[e] * wsum shifted by e, far cheaper
+    than scattering d values per patch. The window is separable (Kaiser along
+    t, y, x), so the d = pt p p shifted adds factor into pt + 2 p shifted adds
+    along one axis at a time (measured ~1 s saved per 32x128x128 movie).
+    """
+    den = np.zeros(shape, np.float64)
+    den[:npos[0], :npos[1], :npos[2]] = wsum.reshape(shape)[:npos[0], :npos[1], :npos[2]]
+    for axis, w1 in enumerate(windows):
+        src = den.copy()
+        den[...] = 0
+        n_ax = den.shape[axis] - len(w1) + 1
+        for e, we in enumerate(w1):
+            dst = [slice(None)] * 3
+            sl = [slice(None)] * 3
+            dst[axis], sl[axis] = slice(e, e + n_ax), slice(0, n_ax)
+            den[tuple(dst)] += we * src[tuple(sl)]
+    return den.ravel()
+
+
 def collaborative_filter(
     z: np.ndarray,
     *,
@@ -307,7 +348,6 @@ def collaborative_filter(
     # flat pixel index of every element of a patch relative to its origin
     tt, yy, xx = np.meshgrid(np.arange(pt), np.arange(p), np.arange(p), indexing="ij")
     rel = (tt * H * W + yy * W + xx).ravel()
-    den = np.zeros(T * H * W, np.float64)
     thr = np.float32(threshold * sigma)
     s2 = np.float32(sigma**2)
     chunks = list(range(0, pos.shape[0], _CHUNK))
@@ -344,37 +384,8 @@ def collaborative_filter(
         # the denominator only needs each origin's total weight: the window is spread afterwards
         wsum += np.bincount(origin, weights=np.repeat(weight, k), minlength=wsum.size)
 
-    workers = _workers(len(chunks))
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # chunks of groups are independent until aggregation: each thread sums its own chunks
-        # (interleaved, so both get the same mix of borders and interior), the sums are added
-        # after; GEMMs, the Haar transform and the shrinkage release the GIL (issue 20)
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(run, [chunks[i::workers] for i in range(workers)]))
-        num, wsum = parts[0]
-        for a, b in parts[1:]:
-            num += a
-            wsum += b
-    else:
-        num, wsum = run(chunks)
-    # den = sum over patch elements e of win[e] * wsum shifted by e, far cheaper
-    # than scattering d values per patch. The window is separable (Kaiser along
-    # t, y, x), so the d = pt p p shifted adds factor into pt + 2 p shifted adds
-    # along one axis at a time (measured ~1 s saved per 32x128x128 movie).
-    den = den.reshape(T, H, W)
-    den[:npos[0], :npos[1], :npos[2]] = wsum.reshape(T, H, W)[:npos[0], :npos[1], :npos[2]]
-    for axis, w1 in enumerate((win_t, win_s, win_s)):
-        src = den.copy()
-        den[...] = 0
-        n_ax = den.shape[axis] - len(w1) + 1
-        for e, we in enumerate(w1):
-            dst = [slice(None)] * 3
-            sl = [slice(None)] * 3
-            dst[axis], sl[axis] = slice(e, e + n_ax), slice(0, n_ax)
-            den[tuple(dst)] += we * src[tuple(sl)]
-    den = den.ravel()
+    num, wsum = _sum_chunks(run, chunks)
+    den = _spread_window(wsum, (T, H, W), npos, (win_t, win_s, win_s))
     out = np.where(den > 0, num / np.maximum(den, 1e-30), z.ravel())
     out = out.reshape(T, H, W).astype(np.float32)
     return (out, pos) if return_positions else out

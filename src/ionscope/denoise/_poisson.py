@@ -130,6 +130,20 @@ def generalized_anscombe(counts: np.ndarray, *, gain: float = 1.0, read_noise: f
     is ``2 sqrt(max(x + 3/8 + s^2, 0))``; it gives nearly unit Gaussian noise
     and reduces to :func:`anscombe` for ``gain = 1, read_noise = 0``.
 
+    Parameters
+    ----------
+    counts : ndarray
+        Detector counts.
+    gain : float
+        Counts per detected electron.
+    read_noise : float
+        Standard deviation of the Gaussian read noise, in counts.
+
+    Returns
+    -------
+    ndarray
+        The stabilised values (noise standard deviation close to 1).
+
     References
     ----------
     F. Murtagh, J.-L. Starck, A. Bijaoui, Astron. Astrophys. Suppl. Ser. 112 (1995) 179
@@ -157,6 +171,18 @@ def inverse_generalized_anscombe(values: np.ndarray, *, gain: float = 1.0, read_
     read noise in gain units), the form of Mäkitalo & Foi's closed-form
     approximation of the exact unbiased inverse (exact for ``read_noise = 0``),
     then rescales by the gain. Non-negative.
+
+    Parameters
+    ----------
+    values : ndarray
+        A denoised estimate in the stabilised domain.
+    gain, read_noise : float
+        Those of the forward transform.
+
+    Returns
+    -------
+    ndarray
+        The estimated expected counts (>= 0).
 
     References
     ----------

@@ -25,16 +25,18 @@ M. Mäkitalo, A. Foi, IEEE Trans. Image Process. 20 (2011) 99, doi:10.1109/TIP.2
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataValidationError, ShapeMismatchError
 from ..io import accepts_data
+from ._options import SparseCodingOptions, check_sigma, resolve_options
+from ._stabilise import broadcast_sigma, check_counts, choose_model, lazy_model, lazy_sigma_map
+from ._windows import window_plan
 
-_METHODS = ("nonlocal", "ksvd")
+__all__ = ["sparse_coding", "SparseCodingOptions"]
+
 _GROUP1 = 32
 # Frames per patch of the nonlocal method. 12 (was 6): a Li-map movie changes slowly from frame to
 # frame, and longer spatio-temporal patches pool more of it. Chosen on simulator movies of seed 0
@@ -49,85 +51,6 @@ _PATCH_T = 12
 # and ~1.5x faster (18-46 of 150 atoms kept: the GEMMs and the group
 # transform shrink with them). 0.5 and 2.0 gave less on one seed each.
 _KEEP = 1.0
-_NOISES = ("auto", "poisson", "gaussian", "poisson-gaussian")
-
-
-@dataclass(frozen=True)
-class SparseCodingOptions:
-    """Every option of :func:`sparse_coding`, validated once; the one object all paths use.
-
-    ``None`` means "choose automatically"; what was chosen is recorded in the
-    result's ``attrs`` (``denoise_*`` keys). Build one to reuse a setting:
-
-    Examples
-    --------
-    >>> opts = SparseCodingOptions(method="ksvd", patch=6)
-    >>> opts.replace(passes=2).passes, opts.explicit()
-    (2, {'method': 'ksvd', 'patch': 6})
-    >>> SparseCodingOptions(patch=1)
-    Traceback (most recent call last):
-    ...
-    ionscope.errors.DataValidationError: sparse_coding: patch must be an integer >= 2, got 1
-    """
-
-    method: str = "nonlocal"
-    noise: str = "auto"
-    patch: int | None = None
-    patch_t: int | None = None
-    n_atoms: int = 256
-    sparsity: int | None = None
-    passes: int | None = None
-    search: int = 4
-    search_t: int = 5
-    group: int = 64
-    step: int | None = None
-    seed: int = 0
-    window_t: int | None = None
-    tile: int | None = None
-    gain: float = 1.0
-    read_noise: float = 0.0
-
-    def __post_init__(self):
-        if self.method not in _METHODS:
-            raise DataValidationError(f"sparse_coding: method must be one of {_METHODS}, got {self.method!r}")
-        if self.noise not in _NOISES:
-            raise DataValidationError(f"sparse_coding: noise must be one of {_NOISES}, got {self.noise!r}")
-        for name, low in (("patch", 2), ("patch_t", 1), ("n_atoms", 2), ("sparsity", 1), ("passes", 1),
-                          ("search", 0), ("search_t", 0), ("group", 1), ("step", 1), ("window_t", 1), ("tile", 8)):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise DataValidationError(f"sparse_coding: {name} must be an integer >= {low}, got {value!r}")
-        for name, low in (("gain", 0.0), ("read_noise", -1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-                    or value <= low or (name == "read_noise" and value < 0):
-                raise DataValidationError(f"sparse_coding: {name} must be a finite number "
-                                          f"{'> 0' if name == 'gain' else '>= 0'}, got {value!r}")
-
-    def replace(self, **changes) -> SparseCodingOptions:
-        """A copy with some options changed (validated again)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise DataValidationError(f"sparse_coding: unknown option(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
-
-    def explicit(self) -> dict[str, Any]:
-        """The options that differ from the defaults (what a user chose)."""
-        default = SparseCodingOptions()
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
-
-    def kernel_kwargs(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _check_sigma(sigma):
-    if sigma is not None and np.ndim(sigma) > 0:
-        return  # a per-pixel noise map, checked against the data's shape by the kernel
-    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number))
-                              or not np.isfinite(sigma) or sigma < 0):
-        raise DataValidationError(f"sparse_coding: sigma must be a finite number >= 0, got {sigma!r}")
 
 
 def _ksvd_stack(z, *, sigma, patch, patch_t, n_atoms, sparsity, step, seed, progress):
@@ -217,12 +140,6 @@ def _learned_basis(pilot, *, patch, patch_t, n_sample=20000, seed=0):
     return vecs[:, ::-1].T.copy(), vals[::-1]
 
 
-# Above this many voxels a movie is processed in overlapping windows (bounded
-# memory, see _windows.py); at or below it, as one block (no overlap overhead).
-_MAX_VOXELS = 1 << 22
-_TILE = 256
-
-
 def _default_patch_t(method):
     """Frames of temporal context a method's windows need (its patch length; 6 for ksvd, as before)."""
     return _PATCH_T if method == "nonlocal" else 6
@@ -235,110 +152,24 @@ def _grid_steps(method, patch_t, step):
     return (max(1, (patch_t or 4) // 2), step or 2, step or 2)
 
 
-def _window_plan(shape, *, patch, patch_t, search, search_t, window_t, tile, align):
-    """(core, context) of the processing windows along (t, y, x); ``align``: reference-grid steps."""
-    T, H, W = shape
-    # context >= block-matching reach (search + patch), so that every pixel of a
-    # window's core is estimated with all its candidate patches in view
-    context = (search_t + patch_t, search + patch, search + patch)
-    context = tuple(-(-c // a) * a for c, a in zip(context, align))  # whole reference-grid steps
-    if window_t is None and tile is None and T * H * W <= _MAX_VOXELS:
-        return (T, H, W), context
-    side = tile if tile is not None else (_TILE if max(H, W) > 1.5 * _TILE else max(H, W))
-    ext_h, ext_w = min(side + 2 * context[1], H), min(side + 2 * context[2], W)
-    if window_t is None:
-        window_t = max(context[0], _MAX_VOXELS // (ext_h * ext_w) - 2 * context[0])
-    return (window_t, side, side), context
+def _plan(shape, options: SparseCodingOptions):
+    """(core, context, align) of the processing windows of a movie of ``shape``."""
+    o = options
+    align = _grid_steps(o.method, o.patch_t, o.step)
+    core, context = window_plan(shape, patch=o.patch or 5, patch_t=o.patch_t or _default_patch_t(o.method),
+                                search=o.search, search_t=o.search_t, window_t=o.window_t, tile=o.tile, align=align)
+    return core, context, align
 
 
-class _Stabiliser:
-    """Forward/inverse variance stabilisation chosen once for the whole movie.
-
-    ``kind``: ``"poisson"`` (Anscombe, exact unbiased inverse), ``"pg"``
-    (generalised Anscombe for Poisson-Gaussian counts), ``"map"`` (divide by a
-    per-pixel noise map) or ``"gaussian"`` (identity).
-    """
-
-    def __init__(self, kind, *, gain=1.0, read_noise=0.0):
-        self.kind, self.gain, self.read_noise = kind, float(gain), float(read_noise)
-
-    def forward(self, x, smap=None):
-        from ._poisson import anscombe, generalized_anscombe
-
-        if self.kind == "poisson":
-            return anscombe(np.asarray(x, np.float64))
-        if self.kind == "pg":
-            return generalized_anscombe(np.asarray(x, np.float64), gain=self.gain, read_noise=self.read_noise)
-        if self.kind == "map":
-            return np.asarray(x, np.float64) / smap
-        # float64 here (the filter works in float32) keeps the noise estimate
-        # identical between in-memory and dask paths
-        return np.asarray(x, np.float64)
-
-    def inverse(self, est, smap=None):
-        from ._poisson import inverse_anscombe, inverse_generalized_anscombe
-
-        est = np.asarray(est, np.float64)
-        if self.kind == "poisson":
-            return inverse_anscombe(est)
-        if self.kind == "pg":
-            return inverse_generalized_anscombe(est, gain=self.gain, read_noise=self.read_noise)
-        if self.kind == "map":
-            return est * smap
-        return est
-
-
-def _choose_model(xf, *, noise, sigma, smap, gain, read_noise):
-    """The stabiliser and the noise level in its domain, decided on the whole movie."""
-    from ._metrics import noise_level_kernel
-    from ._poisson import anscombe
-
-    if smap is not None:
-        model = _Stabiliser("map")
-    elif noise == "poisson-gaussian":
-        model = _Stabiliser("pg", gain=gain, read_noise=read_noise)
-    elif noise == "poisson":
-        model = _Stabiliser("poisson")
-    elif noise == "auto" and xf.min() >= 0 and 0.6 <= noise_level_kernel(anscombe(xf)) <= 1.5:
-        # Raw Poisson counts have unit noise after the Anscombe transform (0.65-1
-        # even below 1 count/px). Far from that, the data are not raw counts
-        # (noise-free, scaled or already smoothed) and the Poisson-specific
-        # unbiased inverse would bias them: treat them as Gaussian instead.
-        model = _Stabiliser("poisson")
-    else:
-        model = _Stabiliser("gaussian")
-    z = model.forward(xf, smap)
-    # With a noise map the stabilised noise is ~1 by construction; it is still
-    # estimated, so that a map that is right in shape but off in scale (e.g.
-    # MLLS standard errors under a mis-set weighting) does no harm.
-    s = noise_level_kernel(z) if (sigma is None or smap is not None) else float(sigma)
-    return model, z, s
-
-
-def _broadcast_sigma(sigma, shape):
-    """A per-pixel noise map broadcast to ``shape`` (float64), checked; None for a scalar/None sigma."""
-    if sigma is None or np.ndim(sigma) == 0:
-        return None
-    smap = np.asarray(getattr(sigma, "values", sigma), dtype=np.float64)
-    try:
-        smap = np.broadcast_to(smap, shape)
-    except ValueError:
-        raise ShapeMismatchError(
-            f"sparse_coding: sigma map of shape {smap.shape} does not broadcast to the data's shape {shape}"
-        ) from None
-    if not np.all(np.isfinite(smap)) or smap.min() <= 0:
-        raise DataValidationError("sparse_coding: sigma map must hold finite values > 0 (a noise standard "
-                                  "deviation per pixel); found NaN/Inf or values <= 0")
-    return smap
-
-
-def _denoise_stabilised(z, *, s, passes, method, patch, patch_t, n_atoms, sparsity, search, search_t, group,
-                        step, seed, progress):
-    if method == "nonlocal":
-        return _nonlocal_stack(z, sigma=s, patch=patch or 5, patch_t=patch_t or _PATCH_T, passes=passes,
-                               search=search, search_t=search_t, group=group, step=step or 4, progress=progress)
-    return _ksvd_stack(z, sigma=s, patch=patch or 6, patch_t=patch_t or 4, n_atoms=n_atoms,
-                       sparsity=sparsity or 8, step=step or 2, seed=seed, progress=progress)
+def _denoise_stabilised(z, *, s, passes, options: SparseCodingOptions, progress):
+    """Denoise one window ``z`` of stabilised data (noise level ``s``) with the method of ``options``."""
+    o = options
+    if o.method == "nonlocal":
+        return _nonlocal_stack(z, sigma=s, patch=o.patch or 5, patch_t=o.patch_t or _PATCH_T, passes=passes,
+                               search=o.search, search_t=o.search_t, group=o.group, step=o.step or 4,
+                               progress=progress)
+    return _ksvd_stack(z, sigma=s, patch=o.patch or 6, patch_t=o.patch_t or 4, n_atoms=o.n_atoms,
+                       sparsity=o.sparsity or 8, step=o.step or 2, seed=o.seed, progress=progress)
 
 
 def sparse_coding_kernel(
@@ -363,46 +194,45 @@ def sparse_coding_kernel(
     read_noise: float = 0.0,
     progress: Any = None,
     record: dict | None = None,
+    options: SparseCodingOptions | None = None,
 ) -> np.ndarray:
     """Array kernel of :func:`sparse_coding` on ``(..., T, H, W)`` (leading axes looped).
 
     ``sigma`` may be a scalar or a per-pixel noise map broadcastable to ``values``.
     ``record``, if given, receives the automatic choices (noise model, noise
-    level, passes, window plan).
+    level, passes, window plan). The options come as keywords or as one
+    :class:`SparseCodingOptions` (``options``; keywords beside it override it).
     """
+    options = resolve_options(options, dict(
+        method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity, passes=passes,
+        search=search, search_t=search_t, group=group, step=step, seed=seed, window_t=window_t, tile=tile,
+        gain=gain, read_noise=read_noise))
+    return _kernel(values, options=options, sigma=sigma, progress=progress, record=record)
+
+
+def _kernel(values, *, options: SparseCodingOptions, sigma, progress, record):
     x = np.asarray(values)
     if x.ndim < 3:
         raise ShapeMismatchError(f"sparse_coding: kernel expects (..., time, y, x), got shape {x.shape}")
     if x.dtype.kind not in "biuf":
         raise DataValidationError(f"sparse_coding: data must be numeric counts, got dtype {x.dtype}")
     dtype = np.float64 if x.dtype == np.float64 else np.float32
-    opts = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity,
-                passes=passes, search=search, search_t=search_t, group=group, step=step, seed=seed,
-                window_t=window_t, tile=tile, gain=gain, read_noise=read_noise, progress=progress, record=record)
-    smap = _broadcast_sigma(sigma, x.shape)
+    smap = broadcast_sigma(sigma, x.shape)
     if x.ndim > 3:
         flat = x.reshape(-1, *x.shape[-3:])
         sflat = [sigma] * len(flat) if smap is None else list(smap.reshape(-1, *x.shape[-3:]))
-        parts = [sparse_coding_kernel(f, sigma=sg, **opts) for f, sg in zip(flat, sflat)]
+        parts = [_kernel(f, options=options, sigma=sg, progress=progress, record=record)
+                 for f, sg in zip(flat, sflat)]
         return np.stack(parts).reshape(x.shape)
     xf = x.astype(np.float64)
-    if xf.size and not np.all(np.isfinite(xf)):
-        n_bad = int(xf.size - np.count_nonzero(np.isfinite(xf)))
-        raise DataValidationError(f"sparse_coding: data hold {n_bad} NaN/Inf value(s); expected finite counts")
-    if noise in ("poisson", "poisson-gaussian") and smap is not None:
-        raise DataValidationError(f"sparse_coding: a per-pixel sigma map replaces the noise model; use "
-                                  f"noise='auto' or 'gaussian' with it, not noise={noise!r}")
-    if noise == "poisson" and xf.size and xf.min() < 0:
-        raise DataValidationError(
-            f"sparse_coding: noise='poisson' needs non-negative counts, found minimum {xf.min():.3g}; "
-            "use noise='gaussian' for background-subtracted maps"
-        )
+    check_counts(xf, noise=options.noise, smap=smap)
     T, H, W = x.shape
     # Defined results for degenerate input: nothing to pool, or nothing to remove.
     if x.size == 0 or H < 2 or W < 2 or np.ptp(xf) == 0:
         _note(record, unchanged="constant or too small input")
         return xf.astype(dtype)
-    model, z, s = _choose_model(xf, noise=noise, sigma=sigma, smap=smap, gain=gain, read_noise=read_noise)
+    model, z, s = choose_model(xf, noise=options.noise, sigma=sigma, smap=smap, gain=options.gain,
+                               read_noise=options.read_noise)
     _note(record, noise_model=model.kind, sigma=float(s))
     # A noise level below 1 % of the signal's spread: the data are (nearly)
     # noise-free; return them unchanged instead of smoothing real structure.
@@ -411,18 +241,13 @@ def sparse_coding_kernel(
         return xf.astype(dtype)
     # Global decisions (noise level, number of passes) are taken on the whole
     # movie, so that windows agree with each other and with one-block processing.
-    n_pass = passes or _auto_passes(z, s)
-    align = _grid_steps(method, patch_t, step)
-    core, context = _window_plan(z.shape, patch=patch or 5, patch_t=patch_t or _default_patch_t(method),
-                                 search=search,
-                                 search_t=search_t, window_t=window_t, tile=tile, align=align)
+    n_pass = options.passes or _auto_passes(z, s)
+    core, context, align = _plan(z.shape, options)
     _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
     from ._windows import blend_windows
 
     def one(sl):
-        return _denoise_stabilised(z[sl], s=s, passes=n_pass, method=method, patch=patch, patch_t=patch_t,
-                                   n_atoms=n_atoms, sparsity=sparsity, search=search, search_t=search_t,
-                                   group=group, step=step, seed=seed, progress=progress)
+        return _denoise_stabilised(z[sl], s=s, passes=n_pass, options=options, progress=progress)
 
     est = blend_windows(z, one, core=core, context=context, align=align)
     return np.asarray(model.inverse(est, smap), dtype=dtype)
@@ -434,59 +259,18 @@ def _note(record: dict | None, **choices) -> None:
         record.update(choices)
 
 
-def _lazy_movie(da, *, opts, sigma, out_dtype, record=None):
+def _lazy_movie(da, *, options: SparseCodingOptions, sigma, out_dtype, record=None):
     """Dask-backed (time, y, x) movie: global noise decisions in one streaming pass, then
     ``map_overlap`` over windows (cores = chunks, context = overlap depth), so at most a
     few windows are in memory at once and the result stays lazy."""
-    import dask
     import dask.array as dsa
 
-    from ._poisson import anscombe
-
     x = da.data.astype(np.float64)
-    smap = None
-    if sigma is not None and np.ndim(sigma) > 0:
-        s_arr = sigma.broadcast_like(da).transpose(*da.dims).data if hasattr(sigma, "dims") else sigma
-        try:
-            smap = dsa.broadcast_to(dsa.asarray(s_arr, dtype=np.float64), x.shape)
-        except ValueError:
-            raise ShapeMismatchError(f"sparse_coding: sigma map of shape {np.shape(s_arr)} does not broadcast "
-                                     f"to the data's shape {x.shape}") from None
-    noise = opts["noise"]
-    # Whole-movie statistics in one pass over the chunks (bounded memory):
-    # minimum, Anscombe-domain Immerkær mean response, variances.
-    a = anscombe(x) if smap is None else x / smap
-    lo, ptp, imm_a, var_a, imm_x, var_x, std_x, bad = dask.compute(
-        x.min(), x.max() - x.min(), _immerkaer_lazy(a), a.var(), _immerkaer_lazy(x), x.var(), x.std(),
-        (~dsa.isfinite(x)).sum())
-    if bad:
-        raise DataValidationError(f"sparse_coding: data hold {int(bad)} NaN/Inf value(s); expected finite counts")
-    if ptp == 0 or min(x.shape[1:]) < 2:
+    smap = lazy_sigma_map(da, sigma, x.shape)
+    model, s, var_z, std_z, ptp = lazy_model(x, smap, noise=options.noise, gain=options.gain,
+                                             read_noise=options.read_noise)
+    if model is None:
         return da.data.astype(out_dtype)
-    if smap is not None:
-        if noise in ("poisson", "poisson-gaussian"):
-            raise DataValidationError(f"sparse_coding: a per-pixel sigma map replaces the noise model; use "
-                                      f"noise='auto' or 'gaussian' with it, not noise={noise!r}")
-        if bool(dsa.any(~dsa.isfinite(smap) | (smap <= 0)).compute()):
-            raise DataValidationError("sparse_coding: sigma map must hold finite values > 0 (a noise standard "
-                                      "deviation per pixel); found NaN/Inf or values <= 0")
-        model, s, var_z, std_z = _Stabiliser("map"), imm_a, var_a, np.sqrt(var_a)
-    elif noise == "poisson-gaussian" or noise == "poisson" or (noise == "auto" and lo >= 0
-                                                                 and 0.6 <= imm_a <= 1.5):
-        if noise == "poisson" and lo < 0:
-            raise DataValidationError(f"sparse_coding: noise='poisson' needs non-negative counts, found minimum "
-                                      f"{lo:.3g}; use noise='gaussian' for background-subtracted maps")
-        if noise == "poisson-gaussian":
-            from ._poisson import generalized_anscombe
-
-            ga = generalized_anscombe(x, gain=opts["gain"], read_noise=opts["read_noise"])
-            imm_a, var_a = dask.compute(_immerkaer_lazy(ga), ga.var())
-            model = _Stabiliser("pg", gain=opts["gain"], read_noise=opts["read_noise"])
-        else:
-            model = _Stabiliser("poisson")
-        s, var_z, std_z = imm_a, var_a, np.sqrt(var_a)
-    else:
-        model, s, var_z, std_z = _Stabiliser("gaussian"), imm_x, var_x, std_x
     if sigma is not None and smap is None:
         s = float(sigma)
     _note(record, noise_model=model.kind, sigma=float(s))
@@ -494,12 +278,8 @@ def _lazy_movie(da, *, opts, sigma, out_dtype, record=None):
         _note(record, unchanged="noise below 1 % of the signal")
         return da.data.astype(out_dtype)
     snr = np.sqrt(max(var_z - s**2, 0.0)) / s
-    n_pass = opts["passes"] or (3 if snr < 2.5 else 2)
-    align = _grid_steps(opts["method"], opts["patch_t"], opts["step"])
-    core, context = _window_plan(x.shape, patch=opts["patch"] or 5,
-                                 patch_t=opts["patch_t"] or _default_patch_t(opts["method"]),
-                                 search=opts["search"], search_t=opts["search_t"], window_t=opts["window_t"],
-                                 tile=opts["tile"], align=align)
+    n_pass = options.passes or (3 if snr < 2.5 else 2)
+    core, context, align = _plan(x.shape, options)
     _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
     from ._windows import spans
 
@@ -507,25 +287,15 @@ def _lazy_movie(da, *, opts, sigma, out_dtype, record=None):
                    for n, c, m, a in zip(x.shape, core, context, align))
     # map_overlap needs every chunk at least as deep as the overlap
     depth = {i: min(m, min(ch)) for i, (m, ch) in enumerate(zip(context, chunks))}
-    kw = {k: opts[k] for k in ("method", "patch", "patch_t", "n_atoms", "sparsity", "search", "search_t",
-                               "group", "step", "seed")}
 
     def block(b, sm=None):
         z = model.forward(b, sm)
-        est = _denoise_stabilised(z, s=s, passes=n_pass, progress=None, **kw)
+        est = _denoise_stabilised(z, s=s, passes=n_pass, options=options, progress=None)
         return np.asarray(model.inverse(est, sm), dtype=out_dtype)
 
     args = [x.rechunk(chunks)] + ([smap.rechunk(chunks)] if smap is not None else [])
     return dsa.map_overlap(block, *args, depth=depth, boundary="none", trim=True, dtype=out_dtype,
                            meta=np.empty((0, 0, 0), out_dtype))
-
-
-def _immerkaer_lazy(x):
-    """Immerkær's mean absolute Laplacian-difference response, scaled to sigma (dask or numpy)."""
-    resp = (x[:, :-2, :-2] - 2 * x[:, :-2, 1:-1] + x[:, :-2, 2:]
-            - 2 * x[:, 1:-1, :-2] + 4 * x[:, 1:-1, 1:-1] - 2 * x[:, 1:-1, 2:]
-            + x[:, 2:, :-2] - 2 * x[:, 2:, 1:-1] + x[:, 2:, 2:])
-    return np.sqrt(np.pi / 2.0) * abs(resp).mean() / 6.0
 
 
 @accepts_data("data")
@@ -663,19 +433,51 @@ def sparse_coding(
     >>> psnr(den, clean) > psnr(noisy, clean) + 8
     True
     """
-    from ..data import apply_kernel, as_dataarray, check_dims, like_input
+    options = resolve_options(options, dict(
+        method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity, passes=passes,
+        search=search, search_t=search_t, group=group, step=step, seed=seed, window_t=window_t, tile=tile,
+        gain=gain, read_noise=read_noise))
+    check_sigma(sigma)
+    return _sparse_coding(data, options=options, sigma=sigma, progress=progress)
 
-    given = dict(method=method, noise=noise, patch=patch, patch_t=patch_t, n_atoms=n_atoms, sparsity=sparsity,
-                 passes=passes, search=search, search_t=search_t, group=group, step=step, seed=seed,
-                 window_t=window_t, tile=tile, gain=gain, read_noise=read_noise)
-    base = options if options is not None else SparseCodingOptions()
-    if not isinstance(base, SparseCodingOptions):
-        raise DataValidationError(f"sparse_coding: options must be a SparseCodingOptions, got {type(base).__name__}")
-    default = SparseCodingOptions()
-    # keywords that differ from their defaults override the options object
-    options = base.replace(**{k: v for k, v in given.items() if not _same(v, getattr(default, k))})
-    _check_sigma(sigma)
+
+def _sparse_coding(data, *, options: SparseCodingOptions, sigma, progress):
+    """:func:`sparse_coding` with its options resolved into one object."""
+    from ..data import apply_kernel, like_input
+
+    da = _movie_input(data)
+    core = ["time", "y", "x"] if "time" in da.dims else ["y", "x"]
+    bar = _progress_bar() if progress else None
+    record: dict = {}
+    out_dtype = np.float64 if da.dtype == np.float64 else np.float32
+    if da.chunks is not None and da.dims == ("time", "y", "x"):
+        # out of core: window by window through dask.array.map_overlap
+        result = da.copy(data=_lazy_movie(da, options=options, sigma=sigma, out_dtype=out_dtype, record=record))
+        result.name = da.name
+        _record_attrs(result, options, record, sigma)
+        return like_input(result, data)
+    arrays = (da, _sigma_like(da, sigma)) if sigma is not None and np.ndim(sigma) > 0 else (da,)
+
+    def kernel(block, sig=sigma):
+        if len(core) == 2:
+            sg = sig[..., None, :, :] if np.ndim(sig) > 0 else sig
+            return _kernel(block[..., None, :, :], options=options, sigma=sg, progress=bar,
+                           record=record)[..., 0, :, :]
+        return _kernel(block, options=options, sigma=sig, progress=bar, record=record)
+
+    result = apply_kernel(kernel, *arrays, input_core_dims=[core] * len(arrays), output_core_dims=[core],
+                          output_dtypes=[out_dtype])
+    result = result.transpose(*da.dims)
+    result.name = da.name
+    _record_attrs(result, options, record, sigma)
+    return like_input(result, data)
+
+
+def _movie_input(data):
+    """``data`` as a DataArray with ``y`` and ``x`` (and maybe ``time``) of numeric counts, or a clear error."""
     import xarray as xr
+
+    from ..data import as_dataarray, check_dims
 
     if not isinstance(data, xr.DataArray):
         arr = np.asarray(data) if not hasattr(data, "chunks") else data
@@ -690,52 +492,30 @@ def sparse_coding(
         raise ShapeMismatchError(f"sparse_coding: data need dimensions 'y' and 'x'; missing {missing} in {da.dims}")
     if da.dtype.kind not in "biuf":
         raise DataValidationError(f"sparse_coding: data must be numeric counts, got dtype {da.dtype}")
-    core = ["time", "y", "x"] if "time" in da.dims else ["y", "x"]
-    bar = None
-    if progress:
-        from .._progress import progress as _bar
+    return da
 
-        def bar(it):
-            # shown on a terminal (or with IONSCOPE_PROGRESS=1), hidden in logs and tests
-            return _bar(it, desc="sparse coding", unit="chunk")
 
-    opts = dict(options.kernel_kwargs(), progress=bar)
-    record: dict = {}
-    out_dtype = np.float64 if da.dtype == np.float64 else np.float32
-    if da.chunks is not None and da.dims == ("time", "y", "x"):
-        # out of core: window by window through dask.array.map_overlap
-        result = da.copy(data=_lazy_movie(da, opts=opts, sigma=sigma, out_dtype=out_dtype, record=record))
-        result.name = da.name
-        _record_attrs(result, options, record, sigma)
-        return like_input(result, data)
-    if sigma is not None and np.ndim(sigma) > 0:
-        # a noise map travels with the data through apply_kernel, aligned on the same dims
-        if isinstance(sigma, xr.DataArray):
-            sig = sigma.broadcast_like(da).transpose(*da.dims)
-        else:
-            sig = da.copy(data=_broadcast_sigma(sigma, da.shape))
-        if da.chunks is not None and sig.chunks is None:
-            sig = sig.chunk(dict(zip(da.dims, da.chunks)))
-        arrays = (da, sig)
+def _progress_bar():
+    from .._progress import progress as _bar
+
+    def bar(it):
+        # shown on a terminal (or with IONSCOPE_PROGRESS=1), hidden in logs and tests
+        return _bar(it, desc="sparse coding", unit="chunk")
+
+    return bar
+
+
+def _sigma_like(da, sigma):
+    """A noise map as a DataArray on ``da``'s dims and chunks: it travels with the data through apply_kernel."""
+    import xarray as xr
+
+    if isinstance(sigma, xr.DataArray):
+        sig = sigma.broadcast_like(da).transpose(*da.dims)
     else:
-        arrays = (da,)
-
-    def kernel(block, sig=sigma):
-        if len(core) == 2:
-            sg = sig[..., None, :, :] if np.ndim(sig) > 0 else sig
-            return sparse_coding_kernel(block[..., None, :, :], sigma=sg, record=record, **opts)[..., 0, :, :]
-        return sparse_coding_kernel(block, sigma=sig, record=record, **opts)
-
-    result = apply_kernel(kernel, *arrays, input_core_dims=[core] * len(arrays), output_core_dims=[core],
-                          output_dtypes=[out_dtype])
-    result = result.transpose(*da.dims)
-    result.name = da.name
-    _record_attrs(result, options, record, sigma)
-    return like_input(result, data)
-
-
-def _same(a, b) -> bool:
-    return a is b or (type(a) is type(b) and a == b)
+        sig = da.copy(data=broadcast_sigma(sigma, da.shape))
+    if da.chunks is not None and sig.chunks is None:
+        sig = sig.chunk(dict(zip(da.dims, da.chunks)))
+    return sig
 
 
 def _record_attrs(result, options: SparseCodingOptions, record: dict, sigma) -> None:

@@ -84,6 +84,16 @@ def _patch_rows(stack4: np.ndarray, p: int, step: int):
 def bicubic_upsample(data):
     """2x cubic-spline upsampling of a map (y, x) or movie (time, y, x): the reference to beat.
 
+    Parameters
+    ----------
+    data : ndarray or DataArray, (y, x) or (time, y, x)
+        Maps or a movie.
+
+    Returns
+    -------
+    ndarray or DataArray
+        Twice the pixels along ``y`` and ``x``; a DataArray gets coordinates on the finer grid.
+
     Examples
     --------
     >>> import numpy as np

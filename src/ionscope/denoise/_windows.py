@@ -99,3 +99,25 @@ def blend_windows(z: np.ndarray, fn: Callable[[tuple[slice, slice, slice]], np.n
         num[sl] += est * weight
         den[sl] += weight
     return num / den
+
+
+# Above this many voxels a movie is processed in overlapping windows (bounded
+# memory); at or below it, as one block (no overlap overhead).
+MAX_VOXELS = 1 << 22
+TILE = 256
+
+
+def window_plan(shape, *, patch, patch_t, search, search_t, window_t, tile, align):
+    """(core, context) of the processing windows along (t, y, x); ``align``: reference-grid steps."""
+    T, H, W = shape
+    # context >= block-matching reach (search + patch), so that every pixel of a
+    # window's core is estimated with all its candidate patches in view
+    context = (search_t + patch_t, search + patch, search + patch)
+    context = tuple(-(-c // a) * a for c, a in zip(context, align))  # whole reference-grid steps
+    if window_t is None and tile is None and T * H * W <= MAX_VOXELS:
+        return (T, H, W), context
+    side = tile if tile is not None else (TILE if max(H, W) > 1.5 * TILE else max(H, W))
+    ext_h, ext_w = min(side + 2 * context[1], H), min(side + 2 * context[2], W)
+    if window_t is None:
+        window_t = max(context[0], MAX_VOXELS // (ext_h * ext_w) - 2 * context[0])
+    return (window_t, side, side), context

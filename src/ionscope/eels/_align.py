@@ -246,6 +246,20 @@ def shift_energy(si: Any, shift: Any, *, energy: Any = None):
     ``shift`` is a scalar or broadcasts against ``si``'s leading dims (e.g. the
     output of :func:`estimate_shift`). The energy axis itself is unchanged.
 
+    Parameters
+    ----------
+    si : DataArray or array_like
+        Spectra, ``energy`` last (plain arrays need ``energy=``).
+    shift : float or array_like
+        Shift (eV) to undo, per spectrum.
+    energy : array_like, optional
+        Energy axis (eV) of a plain-array ``si``.
+
+    Returns
+    -------
+    same type as ``si``
+        The shifted spectra (Fourier shift: band-limited, counts conserved).
+
     Examples
     --------
     >>> import numpy as np
@@ -295,6 +309,29 @@ def align_energy(si: Any, *, method: str = "zlp", window=None, reference: Any = 
 
     With ``method="zlp"`` the ZLP is moved to ``target`` eV (default 0).
 
+    Parameters
+    ----------
+    si : DataArray or array_like
+        Spectra, ``energy`` last (plain arrays need ``energy=``).
+    method : {"zlp", "edge"}
+        How the shift is measured (see :func:`estimate_shift`): ``"zlp"`` (the zero-loss peak's
+        position), or ``"edge"`` (the shift against ``reference`` within ``window``).
+    window : (float, float), optional
+        Energy window (eV) the shift is measured in.
+    reference : DataArray or array_like, optional
+        Reference spectrum for ``method="edge"`` (default: the mean spectrum).
+    target : float
+        Where ``method="zlp"`` puts the zero-loss peak (eV).
+    energy : array_like, optional
+        Energy axis (eV) of a plain-array ``si``.
+
+    Returns
+    -------
+    aligned : same type as ``si``
+        The spectra moved by minus their shift (the energy axis unchanged).
+    shift : ndarray or DataArray
+        The measured shift (eV) of each spectrum.
+
     Examples
     --------
     >>> import numpy as np
@@ -311,7 +348,29 @@ def align_energy(si: Any, *, method: str = "zlp", window=None, reference: Any = 
 
 @accepts_data("si")
 def crop(si: Any, *, energy_range, energy: Any = None):
-    """Keep the channels inside ``energy_range`` (eV, inclusive)."""
+    """Keep the channels inside ``energy_range`` (eV, inclusive).
+
+    Parameters
+    ----------
+    si : DataArray or array_like
+        Spectra, ``energy`` last (plain arrays need ``energy=``).
+    energy_range : (float, float)
+        First and last energy kept (eV).
+    energy : array_like, optional
+        Energy axis (eV) of a plain-array ``si``.
+
+    Returns
+    -------
+    same type as ``si``
+        The spectra over the channels in ``energy_range``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = np.arange(40.0, 50.0, 0.5)
+    >>> crop(np.ones((2, e.size)), energy_range=(42, 44), energy=e).shape
+    (2, 5)
+    """
     da = _common.spectra(si, energy=energy)
     e = np.asarray(da.coords["energy"].values, float)
     ch = _common.window(e, energy_range, name="energy_range")
@@ -320,7 +379,30 @@ def crop(si: Any, *, energy_range, energy: Any = None):
 
 @accepts_data("si")
 def rebin(si: Any, *, factor: int, energy: Any = None):
-    """Sum groups of ``factor`` energy channels (counts stay Poisson); the remainder is dropped."""
+    """Sum groups of ``factor`` energy channels (counts stay Poisson); the remainder is dropped.
+
+    Parameters
+    ----------
+    si : DataArray or array_like
+        Spectra, ``energy`` last (plain arrays need ``energy=``).
+    factor : int
+        Channels summed into one.
+    energy : array_like, optional
+        Energy axis (eV) of a plain-array ``si``.
+
+    Returns
+    -------
+    same type as ``si``
+        ``energy // factor`` channels; a DataArray's energy is the mean of each group.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = np.arange(40.0, 50.0, 0.5)
+    >>> out = rebin(np.ones((2, e.size)), factor=4, energy=e)
+    >>> out.shape, float(out[0, 0])
+    ((2, 5), 4.0)
+    """
     if int(factor) != factor or factor < 1:
         raise DataValidationError(f"factor: expected a positive integer, got {factor!r}")
     da = _common.spectra(si, energy=energy)

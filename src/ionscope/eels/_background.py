@@ -92,7 +92,28 @@ def fit_background(
 
 
 def powerlaw(energy: Any, fit) -> Any:
-    """Evaluate a fitted background ``A·(E/E0)^(−r)`` on ``energy`` (eV) for every pixel."""
+    """Evaluate a fitted background ``A·(E/E0)^(−r)`` on ``energy`` (eV) for every pixel.
+
+    Parameters
+    ----------
+    energy : array_like
+        Energy axis (eV).
+    fit : Dataset
+        A fit of :func:`fit_background` (``amplitude``, ``exponent`` and ``attrs["e0_ev"]``).
+
+    Returns
+    -------
+    xarray.DataArray
+        The background on ``energy`` for every fitted pixel (the fit's dims, then ``energy``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = np.arange(40.0, 50.0, 0.5)
+    >>> fit = fit_background(1e3 * (e / 40) ** -3, fit_range=(40, 49), energy=e)
+    >>> round(float(powerlaw(e, fit)[0]), 3)
+    1000.0
+    """
     import xarray as xr
 
     e = xr.DataArray(np.asarray(energy, float), dims="energy", coords={"energy": np.asarray(energy, float)})

@@ -179,6 +179,34 @@ def _edge(x, centre, sigma):
     return 0.5 * (1.0 + erf((x - centre) / (np.sqrt(2.0) * np.maximum(np.abs(sigma), 1e-6))))
 
 
+def _profile_arrays(profile, *, std, position):
+    """``(x, y, σ, std)`` of a 1-D profile (Dataset, DataArray or array), finite points with σ > 0 only.
+
+    ``std`` comes back as given, or as the Dataset's ``Li_std``/``li_std`` when it had one (None: unweighted).
+    """
+    import xarray as xr
+
+    if isinstance(profile, xr.Dataset):
+        main = "Li" if "Li" in profile else "li"
+        if std is None and f"{main}_std" in profile:
+            std = profile[f"{main}_std"]
+        profile = profile[main]
+    if isinstance(profile, xr.DataArray):
+        if profile.ndim != 1:
+            raise DataValidationError(f"profile: expected 1-D, got dims {profile.dims}")
+        dim = profile.dims[0]
+        x = np.asarray(profile.coords[dim].values if dim in profile.coords else np.arange(profile.size), float)
+        y = np.asarray(profile.values, float)
+    else:
+        y = np.asarray(profile, float).ravel()
+        x = np.arange(y.size, dtype=float) if position is None else np.asarray(position, float).ravel()
+    if x.size != y.size or y.size < 8:
+        raise DataValidationError(f"profile: needs ≥ 8 points with matching positions, got {y.size}/{x.size}")
+    s = np.ones_like(y) if std is None else np.asarray(std, float).ravel()
+    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    return x[ok], y[ok], s[ok], std
+
+
 @accepts_data("profile", keep_dataset=("profile",))
 def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", position: Any = None,
                 interface: float | None = None):
@@ -222,28 +250,9 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     >>> round(layer_width(f, position=x, kind="step", interface=0.0)["width_nm"], 6)
     20.0
     """
-    import xarray as xr
     from scipy.optimize import curve_fit
 
-    if isinstance(profile, xr.Dataset):
-        main = "Li" if "Li" in profile else "li"
-        if std is None and f"{main}_std" in profile:
-            std = profile[f"{main}_std"]
-        profile = profile[main]
-    if isinstance(profile, xr.DataArray):
-        if profile.ndim != 1:
-            raise DataValidationError(f"profile: expected 1-D, got dims {profile.dims}")
-        dim = profile.dims[0]
-        x = np.asarray(profile.coords[dim].values if dim in profile.coords else np.arange(profile.size), float)
-        y = np.asarray(profile.values, float)
-    else:
-        y = np.asarray(profile, float).ravel()
-        x = np.arange(y.size, dtype=float) if position is None else np.asarray(position, float).ravel()
-    if x.size != y.size or y.size < 8:
-        raise DataValidationError(f"profile: needs ≥ 8 points with matching positions, got {y.size}/{x.size}")
-    s = np.ones_like(y) if std is None else np.asarray(std, float).ravel()
-    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
-    x, y, s = x[ok], y[ok], s[ok]
+    x, y, s, std = _profile_arrays(profile, std=std, position=position)
     step = float(np.median(np.diff(x)))
     span = float(x[-1] - x[0])
     # starting values from a median-smoothed copy, so that single noisy points do not mislead them

@@ -355,6 +355,21 @@ def phase_map(si: Any, references: Any, *, energy: Any = None, background: bool 
     was 0.05 low with 1.25× the claimed scatter. A power-law basis (2, 3, 4)
     is then the background.
 
+    Parameters
+    ----------
+    si : DataArray or array_like
+        Spectra, ``energy`` last (plain arrays need ``energy=``).
+    references : DataArray or array_like
+        ``(component, energy)`` per-atom reference spectra.
+    energy : array_like, optional
+        Energy axis (eV) of a plain-array ``si``.
+    background : bool
+        Fit a power-law background with the references.
+    max_iter : int
+        Iterations of the non-negative Poisson MLLS.
+    low_loss : DataArray or array_like, optional
+        The low loss of the same pixels (dual EELS): references are convolved with it.
+
     Returns
     -------
     xarray.Dataset

@@ -77,19 +77,7 @@ def sasb_ssd(da, *, calibration, references, pre_edge, window_a, window_b, metho
         from ._mlls import _splice
 
         da, e, var_scale = _splice(da, e, low_loss)
-    if not (e[0] < 0 < e[-1]):
-        raise DataValidationError(
-            f"si: the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak, which plural_scattering="
-            "'fourier-log' needs; record the spectra from below 0 eV or pass low_loss= (dual EELS)")
-    _lowloss._check_equal_steps(e, "si energy")
-    if background is None:
-        background = "fit" if references is not None else "pre-edge"
-    if background not in ("fit", "pre-edge"):
-        raise DataValidationError(f"background: expected 'fit' or 'pre-edge', got {background!r}")
-    if background == "fit" and references is None:
-        raise DataValidationError("background='fit' needs references= (the edges are fitted with the background)")
-    if calibration is None and references is None:
-        raise DataValidationError("sasb: pass calibration= or references= (Li and Co spectra)")
+    background = _check_inputs(e, background=background, references=references, calibration=calibration)
     wa = calibration.window_a if calibration is not None else tuple(window_a)
     wb = calibration.window_b if calibration is not None else tuple(window_b)
     ia_full = _common.window(e, wa, name="window_a")
@@ -189,6 +177,24 @@ def sasb_ssd(da, *, calibration, references, pre_edge, window_a, window_b, metho
                 **{k: (list(v) if isinstance(v, tuple) else v) for k, v in calibration.as_dict().items()},
                 "pre_edge_ev": [float(e[pre[0]]), float(e[pre[-1]])]}
     return ds
+
+
+def _check_inputs(e, *, background, references, calibration) -> str:
+    """Refuse an energy axis without a zero-loss peak and inconsistent options; the background to use."""
+    if not (e[0] < 0 < e[-1]):
+        raise DataValidationError(
+            f"si: the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak, which plural_scattering="
+            "'fourier-log' needs; record the spectra from below 0 eV or pass low_loss= (dual EELS)")
+    _lowloss._check_equal_steps(e, "si energy")
+    if background is None:
+        background = "fit" if references is not None else "pre-edge"
+    if background not in ("fit", "pre-edge"):
+        raise DataValidationError(f"background: expected 'fit' or 'pre-edge', got {background!r}")
+    if background == "fit" and references is None:
+        raise DataValidationError("background='fit' needs references= (the edges are fitted with the background)")
+    if calibration is None and references is None:
+        raise DataValidationError("sasb: pass calibration= or references= (Li and Co spectra)")
+    return background
 
 
 def _invert(R, cal, method):

@@ -12,8 +12,8 @@ from .._lazy import attach
 _EXPORTS = {
     "check_bias_options": "_checks",
     "reconstruct": "_fourier",
-    "estimate_sideband": "_fourier",
-    "fringe_statistics": "_fourier",
+    "estimate_sideband": "_fringes",
+    "fringe_statistics": "_fringes",
     "canonical_carrier": "_fourier",
     "phase_shifting": "_phase_shifting",
     "unwrap_phase": "_potential",

@@ -5,9 +5,9 @@ from ._bias_analysis import leakage_summary as leakage_summary
 from ._bias_analysis import relaxation_times as relaxation_times
 from ._checks import check_bias_options as check_bias_options
 from ._fourier import canonical_carrier as canonical_carrier
-from ._fourier import estimate_sideband as estimate_sideband
-from ._fourier import fringe_statistics as fringe_statistics
 from ._fourier import reconstruct as reconstruct
+from ._fringes import estimate_sideband as estimate_sideband
+from ._fringes import fringe_statistics as fringe_statistics
 from ._phase_shifting import phase_shifting as phase_shifting
 from ._potential import bias_difference as bias_difference
 from ._potential import interaction_constant as interaction_constant

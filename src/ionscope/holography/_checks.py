@@ -64,6 +64,35 @@ def check_options(*, thickness_nm=None, voltage_kv=None, interfaces_nm=None, win
     ``thickness_nm`` may be an array (its shape is checked later) or, with
     ``allow_path`` (a config file), the path of a map.
 
+    Parameters
+    ----------
+    thickness_nm : float or array_like or str, optional
+        Specimen thickness (nm), a number > 0 or a (y, x) map (a path too, with ``allow_path``).
+    voltage_kv : float, optional
+        Accelerating voltage (kV) > 0.
+    interfaces_nm : sequence of float, optional
+        Interface positions along the profile (nm).
+    window_nm : float, optional
+        Use only profile points within ±window_nm of an interface (nm) > 0.
+    model : str
+        Step shape, ``"erf"`` or ``"tanh"``.
+    background : str
+        ``"piecewise"``, ``"linear"`` or ``"constant"``.
+    order : int
+        Leakage ramp order, 1 or 2.
+    workers : int
+        Threads, ≥ 1.
+    zero_bias : int or sequence of int, optional
+        Time indices (≥ 0) of the zero-bias frames.
+    method : str
+        ``"fourier"`` or ``"phase-shifting"``.
+    min_good_fraction : float
+        Least share of usable time points, in [0, 1].
+    min_bias_v, min_jump_v : float, optional
+        Bias thresholds in V, ≥ 0.
+    allow_path : bool
+        Accept a path for ``thickness_nm`` (a config file's value).
+
     Examples
     --------
     >>> check_options(thickness_nm=60.0, model="tanh")

@@ -157,7 +157,41 @@ def _bilinear_sem(samples, yy, xx, shape) -> np.ndarray:
 
 @dataclass
 class StepFit:
-    """Result of :func:`fit_step`: step height, 10–90 % width, centre, with 1σ uncertainties."""
+    """Result of :func:`fit_step`: step height, 10–90 % width, centre, with 1σ uncertainties.
+
+    Parameters
+    ----------
+    model : str
+        The step's shape, ``"erf"`` or ``"tanh"``.
+    step, step_err : float
+        Step height ΔV (units of the profile) and its σ.
+    width, width_err : float
+        10–90 % width (units of the position) and its σ.
+    center, center_err : float
+        Step centre and its σ.
+    offset, offset_err : float
+        Level before the step and its σ.
+    residual_rms : float
+        RMS of the residual.
+    n_points : int
+        Points fitted.
+    position, fitted : ndarray
+        The positions fitted and the model there.
+    slope, slope_err : float
+        Background slope with ``background="linear"`` (else 0).
+    chi2_reduced : float
+        Reduced χ² against the profile's s.e.m. (NaN when it has none).
+    notes : tuple of str
+        What the fit itself noticed (a parameter on its bound, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(-20, 20, 81)
+    >>> f = fit_step(0.7 * (x > 0) + 0.01 * np.sin(x), position=x)
+    >>> f.model, round(f.step, 2), f.n_points
+    ('erf', 0.7, 81)
+    """
 
     model: str
     step: float
@@ -419,6 +453,17 @@ def interface_asymmetry(fit_a: StepFit, fit_b: StepFit) -> dict:
     Returns a dict with ``asymmetry`` = (|ΔV_a| − |ΔV_b|)/(|ΔV_a| + |ΔV_b|),
     ``step_difference`` = |ΔV_a| − |ΔV_b|, ``width_difference`` = w_a − w_b and
     ``center_distance``, each with a propagated 1σ ``*_err`` (independent fits).
+
+    Parameters
+    ----------
+    fit_a, fit_b : StepFit
+        :func:`fit_step` results at the two interfaces.
+
+    Returns
+    -------
+    dict of str to float
+        ``asymmetry``, ``step_difference``, ``width_difference``, ``center_distance`` with their ``*_err``,
+        and ``step_a``, ``step_b``.
 
     References
     ----------

@@ -36,7 +36,31 @@ _BACKGROUNDS = ("constant", "linear", "piecewise")
 
 @dataclass
 class StepsFit:
-    """Result of :func:`fit_steps`: one :class:`StepFit` per interface and the steps' covariance."""
+    """Result of :func:`fit_steps`: one :class:`StepFit` per interface and the steps' covariance.
+
+    Parameters
+    ----------
+    fits : list of StepFit
+        One per interface, in the order of ``centers``.
+    step_cov : ndarray
+        ``(n_interfaces, n_interfaces)`` covariance of the step heights (their σ² on the diagonal).
+    background : str
+        The background model fitted (``"piecewise"``, ``"linear"``, ``"constant"``).
+    chi2_reduced : float
+        Reduced χ² against the noise model (NaN without one).
+    correlation_length : float
+        Correlation length of the residual noise, in units of the position.
+    noise_gamma : ndarray, optional
+        The standardised noise autocovariance γ(k) used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(0, 200, 401)
+    >>> r = fit_steps(0.5 * (x > 60) - 0.3 * (x > 140) + 0.001 * np.sin(x), position=x, centers=[60, 140])
+    >>> len(r.fits), r.step_cov.shape, r.background
+    (2, (2, 2), 'piecewise')
+    """
 
     fits: list
     step_cov: np.ndarray
@@ -197,54 +221,15 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
     """
     from scipy.optimize import least_squares
 
-    if model not in _WIDTH_FACTOR:
-        raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
-    if background not in _BACKGROUNDS:
-        raise DataValidationError(f"background: expected one of {_BACKGROUNDS}, got {background!r}")
-    x_all, y_all, sem = _profile_arrays(profile, position)
+    x_all, y_all, sem, c0, noise, psf = _fit_inputs(profile, position=position, centers=centers, model=model,
+                                                     background=background, noise=noise, psf=psf)
     n_all = y_all.size
-    if n_all > 1 and not np.all(np.diff(x_all) > 0):
-        raise DataValidationError("position: expected strictly increasing positions")
-    try:
-        c0 = np.sort(np.atleast_1d(np.asarray(centers, float)))
-    except (TypeError, ValueError):
-        raise DataValidationError(f"centers: expected interface positions, got {centers!r}") from None
-    if c0.size == 0 or not np.all(np.isfinite(c0)) or c0[0] <= x_all[0] or c0[-1] >= x_all[-1]:
-        raise DataValidationError(f"centers: expected positions inside {x_all[0]:g}–{x_all[-1]:g}, got {centers!r}")
-    if noise is not None:
-        noise = np.asarray(noise, float)
-        if noise.shape[-1:] != y_all.shape or noise.ndim > 2:
-            raise DataValidationError(f"noise: expected the profile's shape {y_all.shape} (or (m, {y_all.size})), "
-                                      f"got {noise.shape}")
-        noise = noise.reshape(-1, n_all)
-
-    if psf is not None:
-        psf = np.asarray(psf, float)
-        if psf.ndim != 1 or psf.size % 2 != 1 or not np.all(np.isfinite(psf)) or abs(psf.sum() - 1) > 1e-6:
-            raise DataValidationError("psf: expected a 1-D kernel of odd length summing to 1")
-        d = np.diff(x_all)
-        if n_all > 2 and np.ptp(d) > 1e-6 * abs(d[0]):
-            raise DataValidationError("position: a psf needs uniformly spaced positions")
     keep = np.isfinite(y_all)
     if margin > 0:
         keep &= (x_all >= x_all[0] + margin) & (x_all <= x_all[-1] - margin)
     if window is not None:
         keep &= np.min(np.abs(x_all[:, None] - c0[None, :]), axis=1) <= float(window)
-    var_all = None
-    if sem is not None:
-        v = sem ** 2
-        good = keep & np.isfinite(v) & (v > 0)
-        if np.count_nonzero(good) >= 0.9 * np.count_nonzero(keep):
-            # the sem of each point is itself noisy (a few % from the rows); smooth it
-            # along the profile so the weights do not follow its noise
-            from scipy.ndimage import uniform_filter1d
-
-            fill = np.where(good, v, np.nan)
-            med = float(np.nanmedian(fill))
-            num = uniform_filter1d(np.where(good, fill, 0.0), 9, mode="nearest")
-            den = uniform_filter1d(good.astype(float), 9, mode="nearest")
-            var_all = np.where(den > 0, num / np.maximum(den, 1e-12), med)
-            keep &= good
+    var_all, keep = _smoothed_variance(sem, keep)
     step_px = float(np.median(np.diff(x_all))) if n_all > 1 else 1.0
     x, y = x_all[keep], y_all[keep]
     n_if = c0.size
@@ -325,18 +310,7 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
     except np.linalg.LinAlgError:
         raise DataValidationError("profile: the step fit is degenerate (no curvature)") from None
 
-    # scaled Jacobian on the full grid (zeros where a point is not used) so lags are in points
-    g = np.zeros((n_all, p.size))
-    g[keep] = j
-    corr_len, gamma = float("nan"), None
-    if noise is not None and var_all is not None:
-        lag = int(min(64, max(2, n_all // 8))) if max_lag is None else int(max_lag)
-        gamma = np.mean([noise_correlation(np.where(keep, e, np.nan), np.where(keep, var_all, np.nan), max_lag=lag)
-                         for e in noise], axis=0)
-        cov = _sandwich(g, m, gamma)
-        corr_len = float(1 + 2 * np.sum(gamma[1:]) / gamma[0]) if gamma[0] > 0 else float("nan")
-    else:
-        cov = m * max(chi2, 1.0) if var_all is not None else m * chi2
+    g, cov, gamma, corr_len = _covariance(j, m, keep, chi2=chi2, noise=noise, var_all=var_all, max_lag=max_lag)
     err = np.sqrt(np.clip(np.diag(cov), 0, None))
     a_all = np.concatenate([_bg_cols(x_all, xm, span, kinks, background),
                             _step_cols(x_all, cen, wid, model, psf)[0]], axis=1)
@@ -354,6 +328,76 @@ def fit_steps(profile, *, centers, position=None, model="erf", background="piece
     idx = np.arange(n_bg, n_lin)
     return StepsFit(fits=fits, step_cov=cov[np.ix_(idx, idx)], background=background, chi2_reduced=chi2,
                     correlation_length=corr_len, noise_gamma=gamma, _g=g, _m=m, _n_lin=n_lin)
+
+
+def _fit_inputs(profile, *, position, centers, model, background, noise, psf):
+    """Checked inputs of :func:`fit_steps`: ``(x, y, sem or None, sorted centres, noise (m, n) or None, psf)``."""
+    if model not in _WIDTH_FACTOR:
+        raise DataValidationError(f"model: expected 'erf' or 'tanh', got {model!r}")
+    if background not in _BACKGROUNDS:
+        raise DataValidationError(f"background: expected one of {_BACKGROUNDS}, got {background!r}")
+    x_all, y_all, sem = _profile_arrays(profile, position)
+    n_all = y_all.size
+    if n_all > 1 and not np.all(np.diff(x_all) > 0):
+        raise DataValidationError("position: expected strictly increasing positions")
+    try:
+        c0 = np.sort(np.atleast_1d(np.asarray(centers, float)))
+    except (TypeError, ValueError):
+        raise DataValidationError(f"centers: expected interface positions, got {centers!r}") from None
+    if c0.size == 0 or not np.all(np.isfinite(c0)) or c0[0] <= x_all[0] or c0[-1] >= x_all[-1]:
+        raise DataValidationError(f"centers: expected positions inside {x_all[0]:g}–{x_all[-1]:g}, got {centers!r}")
+    if noise is not None:
+        noise = np.asarray(noise, float)
+        if noise.shape[-1:] != y_all.shape or noise.ndim > 2:
+            raise DataValidationError(f"noise: expected the profile's shape {y_all.shape} (or (m, {y_all.size})), "
+                                      f"got {noise.shape}")
+        noise = noise.reshape(-1, n_all)
+    if psf is not None:
+        psf = np.asarray(psf, float)
+        if psf.ndim != 1 or psf.size % 2 != 1 or not np.all(np.isfinite(psf)) or abs(psf.sum() - 1) > 1e-6:
+            raise DataValidationError("psf: expected a 1-D kernel of odd length summing to 1")
+        d = np.diff(x_all)
+        if n_all > 2 and np.ptp(d) > 1e-6 * abs(d[0]):
+            raise DataValidationError("position: a psf needs uniformly spaced positions")
+    return x_all, y_all, sem, c0, noise, psf
+
+
+def _smoothed_variance(sem, keep):
+    """``(variance per point or None, keep)``: the profile's sem², smoothed along it, where ≥ 90 % is usable."""
+    if sem is None:
+        return None, keep
+    v = sem ** 2
+    good = keep & np.isfinite(v) & (v > 0)
+    if np.count_nonzero(good) < 0.9 * np.count_nonzero(keep):
+        return None, keep
+    # the sem of each point is itself noisy (a few % from the rows); smooth it
+    # along the profile so the weights do not follow its noise
+    from scipy.ndimage import uniform_filter1d
+
+    fill = np.where(good, v, np.nan)
+    med = float(np.nanmedian(fill))
+    num = uniform_filter1d(np.where(good, fill, 0.0), 9, mode="nearest")
+    den = uniform_filter1d(good.astype(float), 9, mode="nearest")
+    return np.where(den > 0, num / np.maximum(den, 1e-12), med), keep & good
+
+
+def _covariance(j, m, keep, *, chi2, noise, var_all, max_lag):
+    """``(g, cov, γ, correlation length)`` of a step fit: the sandwich with the noise's autocovariance
+    when noise realisations are given, else the inverse curvature scaled by χ²."""
+    n_all = keep.size
+    # scaled Jacobian on the full grid (zeros where a point is not used) so lags are in points
+    g = np.zeros((n_all, j.shape[1]))
+    g[keep] = j
+    corr_len, gamma = float("nan"), None
+    if noise is not None and var_all is not None:
+        lag = int(min(64, max(2, n_all // 8))) if max_lag is None else int(max_lag)
+        gamma = np.mean([noise_correlation(np.where(keep, e, np.nan), np.where(keep, var_all, np.nan), max_lag=lag)
+                         for e in noise], axis=0)
+        cov = _sandwich(g, m, gamma)
+        corr_len = float(1 + 2 * np.sum(gamma[1:]) / gamma[0]) if gamma[0] > 0 else float("nan")
+    else:
+        cov = m * max(chi2, 1.0) if var_all is not None else m * chi2
+    return g, cov, gamma, corr_len
 
 
 def _kinks(x_used, c0):

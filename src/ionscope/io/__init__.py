@@ -27,7 +27,9 @@
 The metadata schema (``attrs`` keys, units, HyperSpy paths) is
 :data:`ionscope.data.METADATA_SCHEMA`; ``docs/data_model.md`` explains it.
 """
-from ._api import ZarrSeriesWriter, encodable_attrs, from_hyperspy, info, load, save, to_hyperspy, warn_if_large
+from ._api import encodable_attrs, info, load, save, warn_if_large
+from ._hyperspy import from_hyperspy, to_hyperspy
+from ._zarr_writer import ZarrSeriesWriter
 from ._follow import FrameFollower, LogFollower
 from ._frames import FRAME_EXTENSIONS, FRAME_PATTERN, frame_number, frame_pattern, frame_time, number_frames
 from ._inputs import INPUT_KINDS, accepts_data, as_data, pick_variable

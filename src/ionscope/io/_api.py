@@ -9,7 +9,11 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..data import check_dims, check_finite, decode_attrs, encodable_attrs
-from ..errors import DataValidationError, FileFormatError, IonscopeError, ShapeMismatchError
+from ..errors import (
+    DataValidationError,
+    FileFormatError,
+    IonscopeError,
+)
 from ._convert import dataarray_to_signal_dict, signal_dict_to_dataarray
 from ._inputs import accepts_data
 
@@ -274,10 +278,30 @@ def _human_bytes(n: float) -> str:
 
 
 def warn_if_large(nbytes: float, path, *, what: str = "", stacklevel: int = 3) -> bool:
-    """Warn (:class:`~ionscope.errors.LargeOutputWarning`) before writing more than
-    ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``; True if it warned.
+    """Warn before writing more than ``IONSCOPE_LARGE_OUTPUT_GB`` (default 1) GB, uncompressed, to ``path``.
 
     A notebook cell that writes gigabytes should say so before the disk fills, not after.
+
+    Parameters
+    ----------
+    nbytes : float
+        Uncompressed size of what is about to be written.
+    path : str or Path
+        Where it goes (named in the warning).
+    what : str
+        What it is, e.g. ``"24 frames × 64×64 px × 1024 channels, float32"``.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (the caller's caller by default).
+
+    Returns
+    -------
+    bool
+        True if it warned (:class:`~ionscope.errors.LargeOutputWarning`).
+
+    Examples
+    --------
+    >>> warn_if_large(10e6, "small.zarr")
+    False
     """
     import warnings
 
@@ -307,7 +331,37 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     written to a temporary sibling and renamed into place, so a failure never
     leaves a partial file. Dask-backed arrays are streamed chunk by chunk.
 
-    Returns the final path.
+    Parameters
+    ----------
+    da : DataArray or Dataset
+        What to write (attributes Zarr/NetCDF cannot store natively are kept as JSON).
+    path : str or Path
+        The output, ending in ``.zarr``, ``.nc`` or ``.hspy``.
+    chunks : dict or int, optional
+        Zarr chunks by dimension (default: the data's own chunks, or one chunk per frame).
+    overwrite : bool
+        Replace an existing file that ionscope wrote (False: refuse any existing file).
+
+    Returns
+    -------
+    Path
+        The final path.
+
+    Raises
+    ------
+    FileFormatError
+        An unsupported extension.
+    OutputPathError
+        The path cannot be written (a folder in the way, no permission, disk full).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from ionscope.data import calibrated
+    >>> si = calibrated(np.ones((2, 8), "f4"), ("position", "energy"), scale={"energy": 0.5}, name="si")
+    >>> path = save(si, pathlib.Path(tempfile.mkdtemp()) / "si.nc")
+    >>> path.name, load(path).dims
+    ('si.nc', ('position', 'energy'))
     """
     import xarray as xr
 
@@ -346,150 +400,6 @@ def save(da, path, *, chunks: Any = None, overwrite: bool = True) -> Path:
     else:
         raise FileFormatError(f"{path}: cannot save as {ext!r}; expected .zarr, .nc or .hspy")
     return path
-
-
-class ZarrSeriesWriter:
-    """Write a large labelled array to Zarr block by block, atomically.
-
-    The store is created at a temporary path with the full shape and
-    coordinates; :meth:`write` fills one region from a numpy block; on leaving
-    the ``with`` block the store is renamed into place (or removed on error).
-    Memory use is bounded by one block.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> from ionscope.data import calibrated
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.zarr"
-    >>> tmpl = calibrated(np.zeros((4, 8, 8), "f4"), ("time", "y", "x"), scale={"time": 60.0})
-    >>> with ZarrSeriesWriter(p, tmpl, chunks={"time": 1}) as w:
-    ...     for t in range(4):
-    ...         w.write({"time": slice(t, t + 1)}, np.full((1, 8, 8), t, "f4"))
-    >>> float(load(p).isel(time=3).mean())
-    3.0
-    """
-
-    def __init__(self, path, template, *, chunks: dict[str, int]):
-        import dask.array as dsa
-
-        self.path = Path(path)
-        self.template = template
-        self._ctx = atomic_path(self.path)
-        self._name = template.name if isinstance(template.name, str) and template.name else "data"
-        full_chunks = tuple(chunks.get(d, template.sizes[d]) for d in template.dims)
-        lazy = template.copy(data=dsa.zeros(template.shape, dtype=template.dtype, chunks=full_chunks))
-        self._ds = _as_dataset(lazy)
-        self._tmp: Path | None = None
-
-    def __enter__(self):
-        self._tmp = self._ctx.__enter__()
-        self._ds.to_zarr(self._tmp, mode="w", compute=False, consolidated=True, zarr_format=ZARR_FORMAT)
-        import zarr
-
-        # blocks go straight into the Zarr array: the same bytes as xarray's
-        # to_zarr(region=...) (no encoding applies to the raw values), at ~¼ of the
-        # cost (measured 12.7 → 3.5 ms per 2 × 400² float32 block)
-        self._array = zarr.open_group(str(self._tmp), mode="r+", zarr_format=ZARR_FORMAT)[self._name]
-        return self
-
-    def write(self, region: dict[str, slice], block) -> None:
-        dims = self.template.dims
-        unknown = set(region) - set(dims)
-        if unknown or not all(isinstance(v, slice) for v in region.values()):
-            raise ShapeMismatchError(f"region: expected slices along the template's dims {dims}, got {region!r}")
-        index = tuple(region.get(d, slice(None)) for d in dims)
-        block = np.asarray(block, dtype=self.template.dtype)
-        want = tuple(len(range(*ix.indices(self.template.sizes[d]))) for ix, d in zip(index, dims))
-        if block.shape != want:
-            # Zarr itself would store a block of the wrong shape without complaint
-            raise ShapeMismatchError(f"block: shape {block.shape} does not fill the region {region!r} of shape {want}")
-        self._array[index] = block
-
-    def __exit__(self, *exc):
-        if exc[0] is None and self._tmp is not None:
-            # region writes leave the consolidated metadata of the creation step stale: refresh it
-            import zarr
-
-            zarr.consolidate_metadata(str(self._tmp))
-        return self._ctx.__exit__(*exc)
-
-
-def from_hyperspy(signal):
-    """Convert a HyperSpy signal to a calibrated DataArray (lazy signals stay lazy).
-
-    Axes keep their names, units (converted to eV/nm/s), scales and offsets;
-    the acquisition metadata (beam energy, exposure, biprism voltage, title,
-    DOI, ...) become ``attrs`` (see :data:`ionscope.io._convert.METADATA_MAP`).
-    An image stays ``(y, x)`` with ``da[iy, ix] == s.isig[ix, iy]``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ionscope.data import calibrated
-    >>> da = calibrated(np.arange(12.0).reshape(3, 4), ("y", "x"), scale={"y": 0.5, "x": 0.5})
-    >>> s = to_hyperspy(da)  # doctest: +SKIP
-    >>> s.data.shape, float(s.isig[1, 0].data)  # doctest: +SKIP
-    ((3, 4), 1.0)
-    >>> from_hyperspy(s).dims  # doctest: +SKIP
-    ('y', 'x')
-    """
-    axes = []
-    for ax in sorted(signal.axes_manager._axes, key=lambda a: a.index_in_array):
-        d = {"name": ax.name if isinstance(ax.name, str) else None, "size": ax.size,
-             "units": ax.units if isinstance(ax.units, str) else None,
-             "index_in_array": ax.index_in_array, "navigate": ax.navigate}
-        if getattr(ax, "is_uniform", True):
-            d.update(scale=ax.scale, offset=ax.offset)
-        else:
-            d["axis"] = np.asarray(ax.axis)
-        axes.append(d)
-    sig = {"data": signal.data, "axes": axes, "metadata": signal.metadata.as_dictionary()}
-    return signal_dict_to_dataarray(sig, source=signal.metadata.get_item("General.original_filename"))
-
-
-@accepts_data("da")
-def to_hyperspy(da):
-    """Convert a DataArray to a HyperSpy signal (needs the optional ``hyperspy`` extra).
-
-    Spectra (an ``energy`` dim) become ``Signal1D`` (``EELS`` with exspy),
-    everything with ``(y, x)`` a ``Signal2D`` (complex: ``ComplexSignal2D``;
-    holograms: ``HologramImage`` with holospy) whose data keep ionscope's
-    array order, so ``s.data.shape == (..., ny, nx)`` and ``s.isig[ix, iy]``
-    is ``da[..., iy, ix]``; every other dim navigates. Metadata are mapped as
-    in :func:`from_hyperspy`, and attrs without a HyperSpy home are kept in
-    ``s.metadata.ionscope``, so ``from_hyperspy(to_hyperspy(da))`` is exact.
-    """
-    try:
-        import hyperspy.api as hs
-    except ImportError:
-        raise IonscopeError("to_hyperspy needs HyperSpy: pip install 'ionscope[hyperspy]'") from None
-    from ._convert import hyperspy_order, signal_dims
-
-    if not hasattr(da, "dims"):
-        raise DataValidationError(f"to_hyperspy: a {type(da).__name__} has no axes to name; pass a DataArray "
-                                  "(e.g. ionscope.data.calibrated(array, dims, scale=...))")
-    da = hyperspy_order(da)
-    d = dataarray_to_signal_dict(da)
-    n_sig = len(signal_dims(da.dims))
-    complex_data = np.iscomplexobj(d["data"])
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        if n_sig == 1:
-            cls = hs.signals.ComplexSignal1D if complex_data else hs.signals.Signal1D
-        elif n_sig == 2:
-            cls = hs.signals.ComplexSignal2D if complex_data else hs.signals.Signal2D
-        else:
-            cls = hs.signals.BaseSignal
-        signal = cls(d["data"], axes=d["axes"], metadata=d["metadata"])
-        st = d["metadata"]["Signal"]["signal_type"]
-        if st:
-            try:
-                signal.set_signal_type(st)  # EELS needs exspy, hologram holospy; else stays generic
-            except Exception:
-                pass
-    return signal
 
 
 def _axis_lines(obj, indent="  ") -> list[str]:
@@ -550,6 +460,35 @@ def info(path, *, reader: str | None = None, var: str | None = None) -> str:
     with its dims, shape, dtype and units; a Zarr store of groups (a run's
     ``cache.zarr``) lists each group. CSV electrochemistry logs are summarised
     too (time span, columns).
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`load` (or :func:`read_log`) reads.
+    reader : str, optional
+        Force a rosettasciio reader (as in :func:`load`).
+    var : str, optional
+        Only this variable of a multi-variable store.
+
+    Returns
+    -------
+    str
+        The summary, one item a line.
+
+    Raises
+    ------
+    FileFormatError
+        A missing, corrupt or unsupported file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from ionscope.data import calibrated
+    >>> si = calibrated(np.ones((2, 8), "f4"), ("position", "energy"), scale={"energy": 0.5}, offset={"energy": 50})
+    >>> print(info(save(si, pathlib.Path(tempfile.mkdtemp()) / "si.nc")).split("axes:")[1])
+    <BLANKLINE>
+      position       2 (uncalibrated)
+      energy         8 from 50, step 0.5 eV
     """
     if Path(path).suffix.lower() == ".csv":
         from ._logs import read_log

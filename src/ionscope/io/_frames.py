@@ -50,8 +50,22 @@ _DIGITS = re.compile(r"[0-9]+")
 def frame_pattern(pattern: str | None = None, *, where: str = "frame_pattern") -> re.Pattern:
     """The compiled frame pattern (default :data:`FRAME_PATTERN`); checked to have one group.
 
-    Raises :class:`~ionscope.errors.DataValidationError` naming ``where`` for a
-    pattern that does not compile or does not have exactly one group.
+    Parameters
+    ----------
+    pattern : str, optional
+        A regular expression with exactly one group (the frame number), matched against a
+        file's whole name without its extension.
+    where : str
+        Where the pattern came from, for messages (e.g. ``"config [input] frame_pattern"``).
+
+    Returns
+    -------
+    re.Pattern
+
+    Raises
+    ------
+    DataValidationError
+        A pattern that does not compile or does not have exactly one group (names ``where``).
 
     Examples
     --------
@@ -84,6 +98,17 @@ def frame_number(name, *, pattern: str | None = None) -> int | None:
 
     The pattern is matched against the whole name without its extension.
 
+    Parameters
+    ----------
+    name : str or Path
+        A file name (or path: only the name counts).
+    pattern : str, optional
+        The frame pattern (default :data:`FRAME_PATTERN`: the last run of digits).
+
+    Returns
+    -------
+    int or None
+
     Examples
     --------
     >>> frame_number("frame_0012.nc"), frame_number("refs.nc"), frame_number("a_7_b.dm4")
@@ -104,12 +129,27 @@ def frame_number(name, *, pattern: str | None = None) -> int | None:
 def frame_time(k, *, start_s: float = 0.0, interval_s: float = 60.0, anchor: str = "mid"):
     """Time (s) of frame number ``k``: ``start_s + k · interval_s`` (+ half an interval for ``"mid"``).
 
-    ``k`` may be an int or an array of frame numbers.
+    Parameters
+    ----------
+    k : int or array_like of int
+        Frame number(s).
+    start_s : float
+        Time of frame 0's start (s).
+    interval_s : float
+        Frame interval (s).
+    anchor : {"mid", "start"}
+        Whether a frame's time marks its middle or its start.
+
+    Returns
+    -------
+    float or ndarray
 
     Examples
     --------
     >>> [frame_time(k, interval_s=60.0) for k in (5, 6, 7)]
     [330.0, 390.0, 450.0]
+    >>> frame_time(5, interval_s=60.0, anchor="start")
+    300.0
     """
     if anchor not in ("mid", "start"):
         raise DataValidationError(f"time_anchor: expected 'mid' or 'start', got {anchor!r}")

@@ -64,7 +64,27 @@ def pick_variable(ds, *, var: str | None = None, prefer: Sequence[str] = (), nam
 
     ``var`` (or one of its :data:`VARIABLE_ALIASES`), else the only variable, else the one the
     store marks (``ionscope_variable``), else the first of ``prefer`` present (exact name, then
-    case-insensitive); otherwise :class:`~ionscope.errors.DataValidationError` listing the variables.
+    case-insensitive).
+
+    Parameters
+    ----------
+    ds : Dataset
+        The variables.
+    var : str, optional
+        The variable asked for.
+    prefer : sequence of str
+        Names to fall back on, in order.
+    name : str
+        How the data are named in error messages.
+
+    Returns
+    -------
+    DataArray
+
+    Raises
+    ------
+    DataValidationError
+        No way to choose (the message lists the variables).
 
     Examples
     --------
@@ -164,7 +184,7 @@ def as_data(obj: Any, *, var: str | None = None, name: str = "data", prefer: Seq
             return obj
         return pick_variable(obj, var=var, prefer=prefer, name=name)
     if is_hyperspy_signal(obj):
-        from ._api import from_hyperspy
+        from ._hyperspy import from_hyperspy
 
         return from_hyperspy(obj)
     if (hasattr(obj, "chunks") and hasattr(obj, "dtype") and hasattr(obj, "ndim")) or isinstance(obj, np.ndarray):
@@ -229,11 +249,37 @@ def accepts_data(*names: str, prefer: Sequence[str] = DEFAULT_PREFER, keep_datas
     """Decorator: the arguments ``names`` of a public function go through :func:`as_data`.
 
     The first name is the main data: ``var=`` (added as a keyword-only argument, documented in
-    the docstring) picks its variable from a multi-variable Dataset. Names in ``keep_dataset``
-    accept a Dataset of named variables as it is; names in ``optional`` may be None; with
-    ``array_kind`` plain arrays become DataArrays of that kind's default dims. The wrapped
+    the docstring) picks its variable from a multi-variable Dataset. The wrapped
     function records its data arguments in ``__ionscope_inputs__`` (a test walks the public API
     with it).
+
+    Parameters
+    ----------
+    *names : str
+        The data arguments of the decorated function.
+    prefer : sequence of str
+        Variable names preferred when a Dataset has several (see :func:`pick_variable`).
+    keep_dataset : sequence of str
+        Arguments that accept a Dataset of named variables as it is.
+    optional : sequence of str
+        Arguments that may be None.
+    array_kind : {"spectrum", "image"}, optional
+        Plain arrays become DataArrays of that kind's default dims.
+
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> @accepts_data("data")
+    ... def total(data):
+    ...     return float(data.sum())
+    >>> ds = xr.Dataset({"Li": ("x", [1.0, 2.0]), "Co": ("x", [5.0, 5.0])})
+    >>> total(ds, var="Li"), total.__ionscope_inputs__
+    (3.0, ('data',))
     """
     if not names:
         raise ValueError("accepts_data: name at least one data argument")

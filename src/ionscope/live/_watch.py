@@ -421,7 +421,36 @@ def window_flux(movie: np.ndarray, times, states, *, pixel_nm: float, config) ->
 
 @dataclass
 class WatchResult:
-    """What a live session produced."""
+    """What a live session produced.
+
+    Parameters
+    ----------
+    frames : list
+        One record per processed frame.
+    bad_frames : list
+        Frames left out, with why.
+    warnings : dict
+        Warnings raised during the session, by kind.
+    ended_by : str
+        ``"stop file"``, ``"timeout"``, ``"interrupted"`` or ``"stopped"``.
+    run : RunResult, optional
+        The batch run at the end (None with ``final=False``).
+    url : str, optional
+        The dashboard's address.
+    live_dir : Path, optional
+        Where the live results are kept.
+    psnr_causal_vs_batch : float, optional
+        PSNR (dB) of the live (causal) denoised maps against the batch ones.
+    resumed_frames : int
+        Frames found processed by an earlier session.
+    ignored_files : list
+        Files in the series folder that are not frames.
+
+    Examples
+    --------
+    >>> WatchResult(ended_by="stop file").frames
+    []
+    """
 
     frames: list = field(default_factory=list)       # one record per processed frame
     bad_frames: list = field(default_factory=list)

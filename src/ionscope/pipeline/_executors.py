@@ -36,6 +36,17 @@ class Executor:
 
     Subclasses set :attr:`kind` and implement :meth:`_enter`; ``with
     executor:`` may be entered once at a time.
+
+    Examples
+    --------
+    >>> import dask
+    >>> class Synchronous(Executor):
+    ...     kind = "sync"
+    ...     def _enter(self, stack):
+    ...         stack.enter_context(dask.config.set(scheduler="synchronous"))
+    >>> with Synchronous():
+    ...     dask.config.get("scheduler")
+    'synchronous'
     """
 
     kind = "abstract"
@@ -90,6 +101,11 @@ class InlineExecutor(Executor):
 class ThreadsExecutor(Executor):
     """dask's threaded scheduler with ``workers`` threads (default: one per core).
 
+    Parameters
+    ----------
+    workers : int, optional
+        Threads (≥ 1); default dask's, one per core.
+
     Examples
     --------
     >>> import dask.array as da
@@ -129,6 +145,13 @@ class DaskExecutor(Executor):
         Worker processes of the LocalCluster (one thread each).
     worker_timeout_s : float
         Fail with one line when no worker has joined (or all have gone) for this long.
+
+    Examples
+    --------
+    Nothing starts before the executor is entered (``with DaskExecutor(...):``):
+
+    >>> DaskExecutor(n_workers=2), DaskExecutor("tcp://127.0.0.1:8786").kind
+    (DaskExecutor(LocalCluster(n_workers=2)), 'dask')
     """
 
     kind = "dask"
@@ -241,6 +264,20 @@ class _Watchdog:
 def executor_for(spec=None, *, n_workers: int = 2, worker_timeout_s: float = 60.0) -> Executor:
     """An executor from a spec: an :class:`Executor`, or ``"synchronous"``/``"inline"``, ``"threads"``,
     ``"local"`` (LocalCluster) or ``"tcp://HOST:PORT"`` (``[compute] scheduler``).
+
+    Parameters
+    ----------
+    spec : Executor or str, optional
+        The executor, or its name (default ``"threads"``).
+    n_workers : int
+        Worker processes of a ``"local"`` cluster.
+    worker_timeout_s : float
+        How long a cluster may be without workers before the run fails.
+
+    Returns
+    -------
+    Executor
+        ``spec`` itself when it is one; nothing is started yet.
 
     Examples
     --------

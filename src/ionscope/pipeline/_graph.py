@@ -55,7 +55,7 @@ from ._stores import StageRecord, Timer, stage_key
 class Stage:
     """One unit of a pipeline (see the module docstring).
 
-    Attributes
+    Parameters
     ----------
     name : str
         Unique within its table; the cache group's name.
@@ -77,6 +77,14 @@ class Stage:
         Names (relative to the output folder) the stage writes there; a run
         checks them before any stage runs, and refuses names that exist and
         were not written by ionscope (:mod:`ionscope._outdir`).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> st = Stage("double", inputs=("x",), params=lambda ctx: {"factor": 2},
+    ...            compute=lambda ctx: xr.Dataset({"v": ("t", 2 * ctx["x"])}))
+    >>> st.name, st.inputs, st.batched
+    ('double', ('x',), None)
     """
 
     name: str
@@ -92,7 +100,33 @@ class Stage:
 
 @dataclass
 class Context:
-    """What stages see while a table runs: config, inputs' values and keys, records."""
+    """What stages see while a table runs: config, inputs' values and keys, records.
+
+    Parameters
+    ----------
+    cache : StageCache
+        The run's default store.
+    config : Config, optional
+        The run's configuration (stages read their sections).
+    show_progress : bool, optional
+        Progress bars (default: on a terminal only).
+    batch : int
+        Steps per write of a batched stage.
+    values, keys : dict of str
+        Each source's and finished stage's value and cache key, by name.
+    records : dict of str to StageRecord
+        What happened to each stage so far.
+    result : optional
+        The caller's result object (e.g. :class:`~ionscope.pipeline.RunResult`).
+    info : dict
+        Table-specific side data (e.g. each frame's file).
+
+    Examples
+    --------
+    >>> ctx = Context(cache=None, values={"x": 3})
+    >>> ctx["x"], "y" in ctx
+    (3, False)
+    """
 
     cache: Any
     config: Any = None
@@ -166,6 +200,19 @@ def run_stages(table: Sequence[Stage], *, cache, sources: dict[str, tuple[Any, s
         Called after each stage; raising from it stops the run there.
     batch : int
         Steps per write of a ``batched`` stage.
+    config : Config, optional
+        Handed to the stages as ``ctx.config``.
+    show_progress : bool, optional
+        Progress bars (default: on a terminal only).
+    result : optional
+        The caller's result object, as ``ctx.result``.
+    ctx : Context, optional
+        Continue in this context (a live session calling again with a longer source).
+
+    Returns
+    -------
+    Context
+        Every stage's value (``ctx[name]``), key and :class:`StageRecord` (``ctx.records``).
 
     Examples
     --------

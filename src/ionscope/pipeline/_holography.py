@@ -63,7 +63,27 @@ _SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window
 
 @dataclass
 class HolographyResult:
-    """What :func:`run_holography` produced."""
+    """What :func:`run_holography` produced.
+
+    Parameters
+    ----------
+    output : Path
+        The output folder.
+    series : xarray.Dataset, optional
+        The :func:`ionscope.holography.bias_series` result (lazy maps).
+    analysis : xarray.Dataset, optional
+        The per-interface step analysis.
+    summary : dict
+        ``summary.json``'s numbers.
+    records : dict of str to StageRecord
+        What happened to each stage.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> HolographyResult(Path("night")).summary
+    {}
+    """
 
     output: Path
     series: Any = None

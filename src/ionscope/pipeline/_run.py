@@ -40,7 +40,7 @@ from ._stores import StageCache, StageRecord, cache_state
 class Night:
     """What the runner needs of a night besides its table.
 
-    Attributes
+    Parameters
     ----------
     name : str
         ``"eels"`` or ``"holography"`` (:attr:`Config.table`).
@@ -54,6 +54,12 @@ class Night:
     input_paths : callable(config) -> dict
         ``{config key: path}`` of every file the configuration reads (the
         output may not lie inside one).
+
+    Examples
+    --------
+    >>> night = night_of({"limap": {}})
+    >>> night.name, night.table[0].name
+    ('eels', 'screen')
     """
 
     name: str
@@ -64,7 +70,35 @@ class Night:
 
 @dataclass
 class RunResult:
-    """What a run produced: stage records, bad frames, output files, cached results."""
+    """What a run produced: stage records, bad frames, output files, cached results.
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration.
+    cache : StageCache
+        Where every stage's result is stored (:meth:`dataset` reads it back, lazily).
+    stages : dict of str to StageRecord
+        What happened to each stage (computed or cached, seconds, resumed batches).
+    bad_frames : list of dict
+        Frames left out, each with its ``frame`` number and ``reason``.
+    ignored_files : list of str
+        Files in the frame folder that are not frames.
+    files : dict of str to str
+        Files a report stage wrote, by name.
+    context : Context, optional
+        The stage graph's context after the run.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ionscope.simulate import operando_eels
+    >>> si, truth, log = operando_eels(shape=(8, 12), n_frames=3, energy_step=1.0, seed=1)
+    >>> res = run({"output": {"dir": tempfile.mkdtemp() + "/run"}, "denoise": {"method": "none"}},
+    ...           series=si, log=log, executor="synchronous")
+    >>> res.summary()["n_frames"], res.li_denoised.dims, res.bad_frames
+    (3, ('time', 'y', 'x'), [])
+    """
 
     config: Config
     cache: StageCache
@@ -136,7 +170,22 @@ def _nights() -> dict[str, Night]:
 
 
 def night_of(config) -> Night:
-    """The night (table and input opener) a configuration describes."""
+    """The night (table and input opener) a configuration describes.
+
+    Parameters
+    ----------
+    config : Config, dict or path to a TOML file
+        A ``[holography]`` section makes it the holography night, else the EELS night.
+
+    Returns
+    -------
+    Night
+
+    Examples
+    --------
+    >>> night_of({}).name, night_of({"holography": {"holograms": "h.zarr", "thickness_nm": 60}}).name
+    ('eels', 'holography')
+    """
     return _nights()[as_config(config).table]
 
 

@@ -141,7 +141,28 @@ def _attrs(meta: Path) -> dict | None:
 
 @dataclass
 class StageRecord:
-    """What happened to one stage in one run."""
+    """What happened to one stage in one run.
+
+    Parameters
+    ----------
+    name : str
+        The stage.
+    key : str
+        Its cache key (parameters and inputs' keys hashed).
+    cached : bool
+        Loaded from the store instead of computed.
+    seconds : float
+        Wall time of the stage.
+    resumed_batches : int
+        Batches of a batched stage found complete from an earlier, interrupted run.
+    info : dict
+        What the stage reported beside its result.
+
+    Examples
+    --------
+    >>> StageRecord("limap", "3f2a", cached=True)
+    StageRecord(name='limap', key='3f2a', cached=True, seconds=0.0, resumed_batches=0, info={})
+    """
 
     name: str
     key: str
@@ -158,6 +179,19 @@ class StageCache:
     ----------
     path : Path
         The ``cache.zarr`` directory (created on first use).
+
+    Raises
+    ------
+    OutputPathError
+        ``path`` exists and is not a cache ionscope made.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> cache = StageCache(tempfile.mkdtemp() + "/cache.zarr")
+    >>> cache.save("double", "k1", xr.Dataset({"v": ("t", np.arange(3.0))}))
+    >>> cache.has("double", "k1"), cache.has("double", "k2"), cache.load("double").v.values.tolist()
+    (True, False, [0.0, 1.0, 2.0])
     """
 
     def __init__(self, path):

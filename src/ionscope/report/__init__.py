@@ -23,8 +23,8 @@ _EXPORTS = {
     "profiles": "_figures",
     "flux_map": "_figures",
     "rest_activity": "_figures",
-    "map_grid": "_style",
-    "plot_map": "_style",
+    "map_grid": "_maps",
+    "plot_map": "_maps",
     # the house style, for every figure ionscope draws (and a user's own, in the same look)
     "colour_scale": "_style",
     "colour_bar": "_style",

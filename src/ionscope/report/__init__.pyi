@@ -14,6 +14,8 @@ from ._holography import holo_potential_figure as holo_potential_figure
 from ._holography import holo_steps_figure as holo_steps_figure
 from ._holography import holography_writers as holography_writers
 from ._html import write_html_report as write_html_report
+from ._maps import map_grid as map_grid
+from ._maps import plot_map as plot_map
 from ._movie import li_movie as li_movie
 from ._movie import render_frames as render_frames
 from ._movie import write_movie as write_movie
@@ -23,8 +25,6 @@ from ._style import bounds_of as bounds_of
 from ._style import colour_bar as colour_bar
 from ._style import colour_scale as colour_scale
 from ._style import image as image
-from ._style import map_grid as map_grid
-from ._style import plot_map as plot_map
 from ._style import quantity_label as quantity_label
 from ._style import style as style
 from ._style import subplots as subplots

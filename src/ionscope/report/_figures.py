@@ -65,7 +65,27 @@ def _shade_states(ax, t_min, states):
 
 
 def charge_curve(sync):
-    """Voltage and state of charge per frame (and the current, when logged), bands by state."""
+    """Voltage and state of charge per frame (and the current, when logged), bands by state.
+
+    Parameters
+    ----------
+    sync : Dataset
+        Per-frame log values on ``time`` (s), as :func:`ionscope.transport.sync_frames` gives:
+        ``voltage``, and optionally ``soc``, ``current`` and ``state``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel (voltage, state of charge), two with the current.
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = charge_curve(ds[["voltage", "current", "state"]])
+    >>> [a.get_ylabel() for a in fig.axes]
+    ['voltage (V)', 'current (fA)']
+    """
     t = np.asarray(sync.time.values, float) / 60.0
     has_current = "current" in sync
     fig, axes = _style.subplots(2 if has_current else 1, 1, figsize=(7, 4.6 if has_current else 3.4), sharex=True,
@@ -103,7 +123,28 @@ def _charge_curve(fig, axes, sync, t, has_current):
 
 
 def mean_li(analysis, *, raw=None):
-    """Mean Li (x in LixCoO2 once calibrated) per frame: denoised, and raw if given."""
+    """Mean Li (x in LixCoO2 once calibrated) per frame: denoised, and raw if given.
+
+    Parameters
+    ----------
+    analysis : Dataset
+        A :func:`ionscope.transport.analyse` result (``mean_li``, optionally ``state``).
+    raw : array_like, optional
+        The mean of the raw (not denoised) maps per frame.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> from ionscope.transport import analyse
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = mean_li(analyse(ds.li, states=ds.state.values))
+    >>> fig.axes[0].get_xlabel()
+    'time (min)'
+    """
     t = np.asarray(analysis.time.values, float) / 60.0
     fig, ax = _style.subplots(figsize=(6, 3.4), layout="constrained")
     with _style.style():
@@ -120,7 +161,28 @@ def mean_li(analysis, *, raw=None):
 
 
 def flux_components(analysis):
-    """Through-film vs in-plane transport and the net direction per frame."""
+    """Through-film vs in-plane transport and the net direction per frame.
+
+    Parameters
+    ----------
+    analysis : Dataset
+        A :func:`ionscope.transport.analyse` result (``through_film``, ``in_plane``,
+        ``toward_electrolyte``; the through-film share and its σ in ``attrs``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels: the flux components, and the net flux toward the electrolyte.
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> from ionscope.transport import analyse
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = flux_components(analyse(ds.li, states=ds.state.values))
+    >>> fig.get_suptitle().startswith("Li flux (continuity method)")
+    True
+    """
     t = np.asarray(analysis.time.values, float) / 60.0
     unit = _unit(analysis.through_film, _unit(analysis.flux_y, "nm/s") if "flux_y" in analysis else "nm/s")
     fig, (a1, a2) = _style.subplots(2, 1, figsize=(7, 5.4), sharex=True, layout="constrained")
@@ -149,7 +211,28 @@ def _flux_components(fig, a1, a2, analysis, t, unit):
 
 
 def profiles(analysis, *, n_curves: int = 6):
-    """Li (x once calibrated) and through-film flux vs distance from the interface, for a few frames."""
+    """Li (x once calibrated) and through-film flux vs distance from the interface, for a few frames.
+
+    Parameters
+    ----------
+    analysis : Dataset
+        A :func:`ionscope.transport.analyse` result (``profile_li``, ``profile_flux_y`` on ``position``).
+    n_curves : int
+        Frames drawn, evenly spaced over the run.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> from ionscope.transport import analyse
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = profiles(analyse(ds.li), n_curves=3)
+    >>> fig.axes[0].get_xlabel()
+    'distance from the interface (nm)'
+    """
     import matplotlib
 
     d = np.asarray(analysis.position.values, float)
@@ -184,6 +267,28 @@ def flux_map(analysis, *, frame: int | None = None, step: int = 3):
     every ionscope map. The colour scale is symmetric about 0 over the robust
     range of |dLi/dt| (extend arrows where it clips); a quiver key gives the
     arrow length in flux units.
+
+    Parameters
+    ----------
+    analysis : Dataset
+        A :func:`ionscope.transport.analyse` result (``dcdt``, ``flux_y``, ``flux_x``).
+    frame : int, optional
+        The frame drawn (default: the one with the largest mean |dLi/dt|).
+    step : int
+        An arrow every ``step`` pixels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> from ionscope.transport import analyse
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = flux_map(analyse(ds.li), frame=2)
+    >>> fig.axes[0].get_ylabel()
+    'y (nm)'
     """
     if frame is None:
         frame = int(np.argmax(analysis.through_film.values + analysis.in_plane.values))
@@ -229,7 +334,26 @@ def _flux_map(fig, ax, analysis, one, frame, step):
 
 
 def rest_activity(analysis):
-    """Mean |dLi/dt| over the rest frames: where Li keeps moving at open circuit."""
+    """Mean |dLi/dt| over the rest frames: where Li keeps moving at open circuit.
+
+    Parameters
+    ----------
+    analysis : Dataset
+        A :func:`ionscope.transport.analyse` result with ``rest_activity`` (needs ``states``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> from ionscope.transport import analyse
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> fig = rest_activity(analyse(ds.li, states=ds.state.values))
+    >>> "Activity at rest" in fig.axes[0].get_title()
+    True
+    """
     da = analysis.rest_activity
     fig, ax = _style.subplots(figsize=(5.6, 5.6 * da.sizes["y"] / da.sizes["x"] + 0.9), layout="constrained")
     with _style.style():
@@ -264,6 +388,29 @@ def save_figure(fig, path, *, dpi: int = 110) -> Path:
 
     Saved inside the house style (:func:`ionscope.report._style.style`); a
     figure that pyplot manages is closed, one made without pyplot needs nothing.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or Path
+        The file (``.png``, ``.svg``, ``.pdf``, ...); its folder is created.
+    dpi : int
+        Resolution of raster formats.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ionscope.report import subplots
+    >>> fig, ax = subplots(figsize=(2, 2))
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "figures" / "line.png").stat().st_size > 0
+    True
     """
     path = Path(path)
     with _style.style(), atomic_path(path) as tmp:
@@ -273,7 +420,21 @@ def save_figure(fig, path, *, dpi: int = 110) -> Path:
 
 
 def _release(fig) -> None:
-    """Close ``fig`` in pyplot when pyplot is in use (a no-op for a figure pyplot does not hold)."""
+    """Close ``fig`` in pyplot when pyplot is in use (a no-op for a figure pyplot does not hold).
+
+    Public as :func:`ionscope.report.release_figure`.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+
+    Examples
+    --------
+    >>> from ionscope.report import subplots
+    >>> fig, ax = subplots()
+    >>> release_figure(fig)
+    """
     import sys
 
     pyplot = sys.modules.get("matplotlib.pyplot")

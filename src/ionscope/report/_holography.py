@@ -206,6 +206,14 @@ def holo_potential_figure(ds):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"potential": (("time", "y", "x"), np.random.default_rng(0).normal(size=(3, 8, 12))),
+    ...                  "bias_v": ("time", [0.0, 1.0, -1.0])}, coords={"time": [0.0, 10.0, 20.0]})
+    >>> [a.get_title() for a in holo_potential_figure(ds).axes[:2]]
+    ['most positive: t = 10 s, +1.00 V', 'most negative: t = 20 s, -1.00 V']
     """
     picks = _extremes(ds)
     maps = [np.asarray(ds["potential"].isel(time=k).values, float) for _, k in picks]
@@ -235,6 +243,30 @@ def holo_movie(ds, path, *, fps: float = 8.0, max_frames: int = MOVIE_FRAMES) ->
     the frames shown inside the profile region), with extend arrows where it
     clips. The GIF is written to ``path`` (a temporary of an atomic write is
     fine: Pillow is told the format).
+
+    Parameters
+    ----------
+    ds : Dataset
+        A :func:`ionscope.holography.bias_series` result (``potential`` (time, y, x) in V, ``bias_v``).
+    path : str or Path
+        The GIF to write.
+    fps : float
+        Frames per second.
+    max_frames : int
+        At most this many frames (evenly spaced over the series).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, tempfile, pathlib
+    >>> ds = xr.Dataset({"potential": (("time", "y", "x"), np.random.default_rng(0).normal(size=(3, 8, 12))),
+    ...                  "bias_v": ("time", [0.0, 1.0, -1.0])}, coords={"time": [0.0, 10.0, 20.0]})
+    >>> holo_movie(ds, pathlib.Path(tempfile.mkdtemp()) / "potential.gif").stat().st_size > 0
+    True
     """
     from matplotlib.animation import PillowWriter
 
@@ -285,6 +317,11 @@ def holography_writers() -> dict:
     with the temporary path of an atomic write: ``ds`` the
     :func:`~ionscope.holography.bias_series` result (lazy maps), ``scal`` its
     scalars in memory, ``log`` the bias log or None.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{relative file name: writer}``; the holography report stage writes each file atomically.
 
     Examples
     --------

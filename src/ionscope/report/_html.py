@@ -358,6 +358,11 @@ def write_html_report(path, *, title: str, sections: Sequence[Mapping[str, Any]]
     intro : str
         A paragraph under the title (plain text).
 
+    Returns
+    -------
+    Path
+        The page written.
+
     Examples
     --------
     >>> import tempfile, pathlib

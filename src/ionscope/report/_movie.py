@@ -58,11 +58,24 @@ def render_frames(panels: dict[str, np.ndarray], captions: Sequence[str], *, cma
         written under the panels. Colours clipped at either end are marked by
         extend arrows on the colour bar.
 
+    Yields
+    ------
+    ndarray
+        ``(height, width, 3)`` uint8 RGB, one per frame (every frame the same size).
+
     Notes
     -----
     Drawn on a figure of its own (Agg canvas, no pyplot) in the house style
     (:func:`ionscope.report._style.style`) entered around each drawing step
     only: a caller iterating the frames never sees changed rcParams.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = np.random.default_rng(0).random((2, 8, 8))
+    >>> frames = list(render_frames({"raw": maps, "denoised": maps}, ["a", "b"], pixel_nm=2.0))
+    >>> len(frames), frames[0].dtype.name, frames[0].shape[2]
+    (2, 'uint8', 3)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -131,6 +144,20 @@ def _pad16(rgb: np.ndarray) -> np.ndarray:
 def write_movie(path, frames: Sequence[np.ndarray] | Iterator[np.ndarray], *, fps: float = 6.0) -> Path:
     """Encode RGB frames as ``.mp4`` (H.264) or ``.gif`` (looping), atomically.
 
+    Parameters
+    ----------
+    path : str or Path
+        The ``.mp4`` or ``.gif`` to write.
+    frames : sequence or iterator of ndarray
+        ``(height, width, 3)`` uint8 RGB frames of one size.
+    fps : float
+        Frames per second.
+
+    Returns
+    -------
+    Path
+        The path written.
+
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib
@@ -186,5 +213,32 @@ def _write_mp4(path: Path, frames, *, fps: float) -> None:
 
 
 def li_movie(path, panels: dict[str, np.ndarray], captions: Sequence[str], *, fps: float = 6.0, **kwargs) -> Path:
-    """Render and encode a Li-map movie in one call (see :func:`render_frames`)."""
+    """Render and encode a Li-map movie in one call (see :func:`render_frames`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.mp4`` or ``.gif`` to write (atomically).
+    panels : dict of str to ndarray
+        ``(time, y, x)`` stacks shown side by side, by title.
+    captions : sequence of str
+        One caption per frame.
+    fps : float
+        Frames per second.
+    **kwargs
+        Passed to :func:`render_frames` (``cmap``, ``label``, ``pixel_nm``, ``bounds``, ...).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> maps = np.random.default_rng(0).random((3, 8, 8))
+    >>> p = li_movie(pathlib.Path(tempfile.mkdtemp()) / "li.gif", {"raw": maps}, ["0 min", "1 min", "2 min"])
+    >>> p.suffix, p.stat().st_size > 0
+    ('.gif', True)
+    """
     return write_movie(path, render_frames(panels, captions, **kwargs), fps=fps)

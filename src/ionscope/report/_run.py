@@ -33,9 +33,32 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     components, profiles, flux map, rest activity), ``viewer.html`` (the
     interactive offline viewer), ``summary.json`` and ``report.html``.
 
+    Parameters
+    ----------
+    result : ionscope.pipeline.RunResult
+        A finished EELS night.
+    out_dir : str or Path
+        The folder to write into (created).
+    show_progress : bool, optional
+        A progress bar (default: on a terminal only).
+
     Returns
     -------
-    dict name → Path
+    dict of str to Path
+        The files written, by name relative to ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ionscope.simulate import operando_eels
+    >>> from ionscope.pipeline import run
+    >>> si, truth, log = operando_eels(shape=(8, 12), n_frames=3, energy_step=0.5, seed=1)
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> res = run({"output": {"dir": str(out / "night")}, "denoise": {"method": "gaussian"},
+    ...            "register": {"enabled": False}, "report": {"movies": [], "figures": False}},
+    ...           series=si, log=log, executor="synchronous")
+    >>> sorted(write_run_report(res, out / "report", show_progress=False))
+    ['report.html', 'summary.json', 'viewer.html']
     """
     from .._progress import progress
     from . import _figures as figs
@@ -164,6 +187,11 @@ def operando_report_stage():
     into a staging folder and published into ``[output] dir`` as one set; the
     stage is skipped when its key (report settings, bad frames, upstream
     results) and files are unchanged.
+
+    Returns
+    -------
+    ionscope.pipeline.Stage
+        The ``report`` stage (inputs ``analysis`` and ``limap``), for ``run(..., extra_stages=...)``.
 
     Examples
     --------

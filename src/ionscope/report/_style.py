@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One figure style for every map ionscope draws.
 
-Conventions (the same in PNGs, movies, the viewers and :func:`plot_map` in a
+Conventions (the same in PNGs, movies, the viewers and :func:`~ionscope.report.plot_map` in a
 notebook):
 
 - maps are drawn in nm (axes from the ``x``/``y`` coordinates, or a scale bar
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _viewer_kit
-from ..io import accepts_data
 
 #: (factor, prefixed unit) for A, C ...: shared with the offline viewers, which must not import this package.
 si_prefix = _viewer_kit.si_prefix
@@ -55,6 +54,11 @@ BOUNDS = {"x": (0.0, 1.0)}
 
 def style():
     """The house style as a context manager (``matplotlib.rc_context(RC)``): global rcParams come back as they were.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``matplotlib.rc_context(RC)``; rcParams are restored on exit.
 
     Examples
     --------
@@ -78,6 +82,25 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
     figure is freed with its last reference; saving works with any backend).
     ``figsize``, ``dpi`` and ``layout`` go to the figure, the rest to
     :meth:`~matplotlib.figure.Figure.subplots`.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        The grid of axes.
+    **kwargs
+        ``figsize``, ``dpi``, ``layout`` (or ``constrained_layout=True``) for the figure; ``sharex``,
+        ``squeeze``, ... for :meth:`~matplotlib.figure.Figure.subplots`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : matplotlib.axes.Axes or ndarray of them
+
+    Examples
+    --------
+    >>> fig, axes = subplots(1, 2, figsize=(4, 2))
+    >>> len(axes), fig.get_size_inches().tolist()
+    (2, [4.0, 2.0])
     """
     from matplotlib.figure import Figure
 
@@ -100,6 +123,18 @@ def plt():
 
 def bounds_of(da=None, *, quantity: str | None = None):
     """Physical bounds ``(lo, hi)`` of a mapped quantity (``attrs["quantity"]``, else its name), or None.
+
+    Parameters
+    ----------
+    da : DataArray, optional
+        A map whose ``quantity`` attribute (else its name) names the quantity.
+    quantity : str, optional
+        The quantity by name instead (``"x"``: x in LixCoO2).
+
+    Returns
+    -------
+    tuple of float or None
+        ``(lo, hi)``, or None for an unbounded quantity.
 
     Examples
     --------
@@ -221,7 +256,34 @@ def colour_scale(values, *, bounds=None, percentiles=(1.0, 99.0), symmetric: boo
 
 
 def colour_bar(fig, mappable, scale: ColourScale | None = None, *, label: str, **kwargs):
-    """One colour bar with one label (quantity and unit) and extend arrows where ``scale`` clips data."""
+    """One colour bar with one label (quantity and unit) and extend arrows where ``scale`` clips data.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure the bar goes into.
+    mappable : matplotlib.cm.ScalarMappable
+        What the bar describes (an ``AxesImage``, ...).
+    scale : ColourScale, optional
+        The colour scale; its ``extend`` is used unless ``extend`` is passed.
+    label : str
+        The quantity and its unit.
+    **kwargs
+        Passed to :meth:`~matplotlib.figure.Figure.colorbar` (``ax``, ``shrink``, ...).
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig, ax = subplots()
+    >>> sc = colour_scale(np.r_[np.linspace(0, 1, 99), 5.0], vmin=0.0)
+    >>> cb = colour_bar(fig, ax.imshow([[0.0, 1.0]], vmin=sc.vmin, vmax=sc.vmax), sc, ax=ax, label="x")
+    >>> cb.ax.get_ylabel(), cb.extend
+    ('x', 'max')
+    """
     if scale is not None:
         kwargs.setdefault("extend", scale.extend)
     with style():
@@ -232,6 +294,21 @@ def colour_bar(fig, mappable, scale: ColourScale | None = None, *, label: str, *
 
 def with_sigma(value, sigma, *, unit: str = "", signed: bool = False) -> str:
     """'0.809 ± 0.031' : σ to two significant digits and the value to the same decimal place.
+
+    Parameters
+    ----------
+    value : float
+        The estimate.
+    sigma : float or None
+        Its standard error (NaN or None: written ``?``).
+    unit : str
+        Appended after a space (a dimensionless ``"1"`` is not written).
+    signed : bool
+        Write ``+`` before a positive value.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -267,6 +344,19 @@ def quantity_label(da, name: str | None = None, default_unit: str | None = None)
     """'Li weight (× reference)' from a DataArray's ``long_name``/``units`` attrs (or a fallback unit).
 
     A dimensionless unit ("1", "") is not written; x in LixCoO2 is named as such.
+
+    Parameters
+    ----------
+    da : DataArray
+        The mapped quantity (its ``long_name``, ``units``, ``quantity`` attributes, else its name).
+    name : str, optional
+        The name when ``da`` has no ``long_name``.
+    default_unit : str, optional
+        The unit when ``da`` has no ``units``.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -322,7 +412,37 @@ def scale_bar(ax, extent, *, color: str = "white") -> None:
 
 
 def image(ax, da, *, cmap: str = "viridis", vmin=None, vmax=None, axes_nm: bool = True, bar: bool = False):
-    """Draw a (y, x) DataArray in nm with y downward; returns the AxesImage."""
+    """Draw a (y, x) DataArray in nm with y downward; returns the AxesImage.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    da : DataArray
+        A (y, x) map; with ``x``/``y`` coordinates (nm) the axes are in nm, else in pixels.
+    cmap : str
+        Colour map.
+    vmin, vmax : float, optional
+        Colour limits (see :func:`colour_scale`).
+    axes_nm : bool
+        Label the axes; False hides them.
+    bar : bool
+        A scale bar (for a map drawn without axes).
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ionscope.data import calibrated
+    >>> da = calibrated(np.zeros((4, 6)), ("y", "x"), scale={"y": 2.0, "x": 2.0})
+    >>> fig, ax = subplots()
+    >>> im = image(ax, da)
+    >>> [float(e) for e in im.get_extent()], ax.get_xlabel()
+    ([-1.0, 11.0, 7.0, -1.0], 'x (nm)')
+    """
     ext = extent_nm(da)
     values = np.asarray(da.transpose("y", "x").values, float)
     im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, extent=ext, origin="upper", interpolation="nearest")
@@ -347,118 +467,3 @@ def robust_limits(values, lo: float = 1.0, hi: float = 99.0) -> tuple[float, flo
         return 0.0, 1.0
     a, b = np.percentile(v, [lo, hi])
     return float(a), float(b if b > a else a + 1.0)
-
-
-@accepts_data("da", array_kind="image")
-def map_grid(da, *, title: str | None = None, max_frames: int = 8, relative: bool = False, label: str | None = None,
-             cmap: str = "viridis", ncols: int = 4, bounds=None):
-    """A grid of maps of a (y, x), (time, y, x) or (component, y, x) DataArray.
-
-    Panels are titled by time in min (or component), drawn in nm (axes on the
-    first column and bottom row, scale bars elsewhere) with one labelled colour
-    bar, or one per panel when ``relative`` (each panel its own scale). The
-    colour scale is the robust range of the panels shown (:func:`colour_scale`),
-    within ``bounds`` (default: the quantity's physical bounds,
-    :func:`bounds_of`); extend arrows mark clipped ends and the share of pixels
-    outside the physical bounds is written under the title.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ionscope.data import calibrated
-    >>> da = calibrated(np.random.default_rng(0).random((3, 8, 10)), ("time", "y", "x"),
-    ...                 scale={"time": 60.0, "y": 2.0, "x": 2.0}, name="Li")
-    >>> fig = map_grid(da, label="Li (fraction)")
-    >>> [a.get_title() for a in fig.axes[:3]]
-    ['0.0 min', '1.0 min', '2.0 min']
-    """
-    lead = [d for d in da.dims if d not in ("y", "x")]
-    if len(lead) > 1:
-        da = da.stack(_panel=lead)
-        lead = ["_panel"]
-    if lead:
-        n = da.sizes[lead[0]]
-        idx = np.unique(np.linspace(0, n - 1, min(max_frames, n)).round().astype(int))
-        panels = [da.isel({lead[0]: int(i)}) for i in idx]
-        if lead[0] == "time" and "time" in da.coords:
-            names = [minutes(da.time.values[i]) for i in idx]
-        elif lead[0] in da.coords:
-            names = [f"{lead[0]} {da[lead[0]].values[i]}" for i in idx]
-        else:
-            names = [f"{lead[0]} {i}" for i in idx]
-    else:
-        panels, names = [da], [""]
-    label = label or quantity_label(da, title)
-    bounds = None if relative else (bounds if bounds is not None else bounds_of(da))
-    ny, nx = da.sizes["y"], da.sizes["x"]
-    rows = int(np.ceil(len(panels) / ncols))
-    cols = int(np.ceil(len(panels) / rows))  # 6 panels: 3 × 2, not 4 + 2
-    panel = 2.4 if nx >= ny else 2.4 * nx / ny
-    w = panel * cols + (1.0 if not relative else 1.0 * cols) + 0.6
-    h = rows * (panel * ny / nx + 0.45) + (0.5 if title else 0.1) + 0.5
-    fig, axes = subplots(rows, cols, figsize=(w, h), squeeze=False, layout="constrained")
-    shared = None if relative else colour_scale(np.concatenate([np.ravel(pn.values) for pn in panels]),
-                                                bounds=bounds)
-    im = None
-    with style():
-        for k, ax in enumerate(axes.ravel()):
-            if k >= len(panels):
-                ax.set_visible(False)
-                continue
-            sc = colour_scale(panels[k].values) if relative else shared
-            r, c = divmod(k, cols)
-            first = r == rows - 1 and c == 0
-            im = image(ax, panels[k], cmap=cmap, vmin=sc.vmin, vmax=sc.vmax, axes_nm=first, bar=not first)
-            ax.set_title(names[k])
-            if relative:
-                colour_bar(fig, im, sc, ax=ax, shrink=0.85,
-                           label=f"{label} (relative)" if "relative" not in label else label)
-        if not relative and im is not None:
-            colour_bar(fig, im, shared, ax=axes.ravel().tolist(), shrink=0.85, label=label)
-        note = shared.note(_short(label)) if shared is not None else ""
-        if title or note:
-            fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=RC["font.size"])
-    return fig
-
-
-def _short(label: str) -> str:
-    """The symbol a note uses for a quantity: 'x' for x in LixCoO2, else the label without its unit."""
-    return "x" if "LixCoO2" in label or label.startswith("x ") else label.split(" (")[0]
-
-
-@accepts_data("da", array_kind="image")
-def plot_map(da, ax=None, **kwargs):
-    """Notebook helper: draw one (y, x) map the way ionscope's PNGs do (nm, y downward, labelled colour bar).
-
-    The colour scale is the map's robust range within the quantity's physical
-    bounds (override with ``vmin``/``vmax``), with extend arrows where it clips.
-    Drawn in the house style through :func:`style`: the notebook's backend and
-    rcParams are left as they were. Equivalent xarray call:
-    ``da.plot(yincrease=False)``.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> da = xr.DataArray(np.random.default_rng(0).random((8, 10)), dims=("y", "x"), name="li",
-    ...                   attrs={"quantity": "x", "units": "1"})
-    >>> ax = plot_map(da)
-    >>> ax.figure.axes[-1].get_ylabel()
-    'x in LixCoO2'
-    """
-    label = kwargs.pop("label", None) or quantity_label(da)
-    sc = colour_scale(da.values, bounds=kwargs.pop("bounds", None) or bounds_of(da),
-                      vmin=kwargs.pop("vmin", None), vmax=kwargs.pop("vmax", None))
-    with style():
-        if ax is None:
-            import matplotlib.pyplot as pyplot  # a notebook figure: shown by the user's own backend
-
-            _, ax = pyplot.subplots(figsize=(4.5, 4.5 * da.sizes["y"] / da.sizes["x"] + 0.8), layout="constrained")
-        im = image(ax, da, vmin=sc.vmin, vmax=sc.vmax, **kwargs)
-        colour_bar(ax.figure, im, sc, ax=ax, shrink=0.85, label=label)
-        if sc.note():
-            ax.set_title(sc.note(_short(label)), fontsize=7)
-    return ax

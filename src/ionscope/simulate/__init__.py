@@ -21,12 +21,15 @@ _EXPORTS = {
     "valence_loss": "_lowloss",
     "plural_scattering": "_lowloss",
     "realistic_references": "_realistic",
+    # one simulated experiment for every film simulator (simulate/_scene.py)
+    "Scene": "_scene",
     # Li transport in the cathode film (simulate/_transport.py)
     "li_transport": "_transport",
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)
     "operando_eels": "_operando",
     "limap_movie": "_operando",
-    "acquire": "_acquire",  # the fake microscope (re-exported from simulate/_acquire.py)
+    "acquire": "_acquire",  # the fake microscope (simulate/_acquire.py)
+    "Acquisition": "_acquire",  # what acquire returns (ionscope.live.Acquisition points here)
     # position-resolved TEM-EELS and Co-L spectrum images (simulate/_eels_extra.py)
     "tem_eels_linescan": "_eels_extra",
     "co_l_spectrum_image": "_eels_extra",

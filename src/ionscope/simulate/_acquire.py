@@ -55,6 +55,35 @@ class Acquisition:
 
     ``truth`` and ``log`` are the simulator's ground truth and full log;
     ``written`` lists the frame numbers written completely so far.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The acquisition folder.
+    frames_dir : Path
+        Where the frames (and at the end the stop file) are written.
+    log_path : Path
+        The growing CSV log.
+    config_path : Path
+        A pipeline config for the acquisition (TOML).
+    frame_interval_s : float
+        Seconds between frames (acquisition time).
+    n_frames : int
+        Frames planned.
+    truth, log : optional
+        The simulator's ground truth and its full log.
+    written : list of int
+        Frame numbers written completely so far.
+    error : BaseException, optional
+        What stopped a background acquisition (re-raised by :meth:`wait`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> acq = acquire(tempfile.mkdtemp(), frame_interval_s=60.0, n_frames=2, shape=(8, 12), energy_step=1.0,
+    ...               speed=600.0, block=False)
+    >>> acq.wait(timeout=60), acq.written, acq.stop_path.name
+    (True, [0, 1], 'STOP')
     """
 
     out_dir: Path

@@ -248,8 +248,62 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
     >>> truth.drift_nm.values[-1].tolist(), truth.position_nm.values[-1] - truth.position_nm.values[0]
     ([0.0, 2.0], array([2., 2.]))
     """
-    import xarray as xr
+    v_drift = _check_night(method=method, frame_interval_s=frame_interval_s, relaxation_s=relaxation_s, dose=dose,
+                           width_nm=width_nm, asymmetry=asymmetry, shield_efficiency=shield_efficiency,
+                           reference_every=reference_every, n_shifts=n_shifts, width_per_v_nm=width_per_v_nm,
+                           specimen_drift_nm_per_s=specimen_drift_nm_per_s, specimen_jitter_nm=specimen_jitter_nm)
+    bt, bv = _log_curve(log) if log is not None else _programme_curve(programme)
+    times, t_fine, d_fine, bias, drops = _timeline(bt, bv, frame_interval_s, relaxation_s, asymmetry)
+    n_t = times.size
 
+    # static scene (MIP, wedge, built-in steps, distortion) from the single-hologram simulator
+    q0, scene = _common(shape, pixel_nm, voltage_kv, builtin_v, width_nm, 0.0, thickness_nm, mip_v, mfp_nm, 0.0,
+                        (0.0, 0.0), edge_nm, roughness_nm, distortion_rad, carrier, contrast)
+    y, x = scene["y"], scene["x"]
+    x_if = np.asarray(scene["attrs"]["interface_x_nm"], float)
+    widths = float(width_nm) + float(width_per_v_nm) * np.abs(drops)         # (time, 2)
+    drift = _specimen_drift(times, v_drift, specimen_jitter_nm, seed)
+    delta_potential = np.stack([_layers(x, x_if, drops[k], widths[k], drift[k, 1]) for k in range(n_t)])  # (time, x)
+    shape_leak = _leakage_shape(y, x, scene["attrs"]["vacuum_edge_y_nm"], bool(shield))
+    kappa = float(leakage_rad_per_v) * ((1 - float(shield_efficiency)) if shield else 1.0)
+    rng_walk = np.random.default_rng([int(seed), 1])
+    night = _Night(
+        scene=scene, q0=q0, times=times, drift=drift, delta_potential=delta_potential, shape_leak=shape_leak,
+        leak_scale=kappa * bias, pixel_nm=pixel_nm,
+        fringe=float(fringe_drift_rad_per_s) * times + np.cumsum(rng_walk.normal(0, 0.05, n_t)),
+        contrast_t=float(contrast) * np.exp(-float(contrast_loss_per_h) * times / 3600.0),
+        carrier_drift=carrier_drift, n_shift=int(n_shifts) if method == "phase-shifting" else 1, dose=dose)
+
+    ref_idx = np.arange(0, n_t, int(reference_every))
+    dims = ("time", "y", "x") if night.n_shift == 1 else ("time", "frame", "y", "x")
+    attrs = {"beam_energy_kv": float(voltage_kv), "signal_type": "hologram",
+             "title": f"simulated biased holograms ({method})"}
+    coords = {"time": times, "y": y, "x": x, "bias_v": ("time", bias)}
+    if night.n_shift > 1:
+        coords["frame"] = np.arange(night.n_shift)
+    holos = _holograms(night, seed, dims, coords, attrs, out)
+    refs_arr = np.stack([night.group(k, True, np.random.default_rng([int(seed), 3, k])) for k in ref_idx])
+    ref_coords = {"time": times[ref_idx], "y": y, "x": x}
+    if night.n_shift > 1:
+        ref_coords["frame"] = np.arange(night.n_shift)
+    refs = _image_like(refs_arr, dims, ref_coords, {**attrs, "title": "simulated vacuum references"})
+    truth = _truth(night, bias=bias, drops=drops, widths=widths, x_if=x_if, ref_idx=ref_idx)
+    truth.attrs = {"builtin_v": float(builtin_v), "relaxation_s": float(relaxation_s), "asymmetry": float(asymmetry),
+                   "shield": bool(shield), "shield_efficiency": float(shield_efficiency),
+                   "leakage_rad_per_v": float(leakage_rad_per_v), "interaction_constant_rad_per_v_nm": scene["c_e"],
+                   "voltage_kv": float(voltage_kv), "thickness_nm": float(thickness_nm), "pixel_nm": float(pixel_nm),
+                   "method": method, "dose_counts_per_px": float(dose), "n_shifts": night.n_shift,
+                   "carrier_cycles_per_px": list(q0), "vacuum_edge_y_nm": scene["attrs"]["vacuum_edge_y_nm"],
+                   "interface_x_nm": [float(v) for v in x_if], "width0_nm": float(width_nm),
+                   "width_per_v_nm": float(width_per_v_nm),
+                   "specimen_drift_nm_per_s": [float(v) for v in v_drift],
+                   "specimen_jitter_nm": float(specimen_jitter_nm)}
+    return holos, refs, _bias_log(times, bt, bv, t_fine, d_fine), truth
+
+
+def _check_night(*, method, frame_interval_s, relaxation_s, dose, width_nm, asymmetry, shield_efficiency,
+                 reference_every, n_shifts, width_per_v_nm, specimen_drift_nm_per_s, specimen_jitter_nm):
+    """The night's options checked (messages name the argument); the specimen drift velocity (vy, vx)."""
     if method not in ("fourier", "phase-shifting"):
         raise DataValidationError(f"method: expected 'fourier' or 'phase-shifting', got {method!r}")
     for name, v in (("frame_interval_s", frame_interval_s), ("relaxation_s", relaxation_s), ("dose", dose),
@@ -276,8 +330,11 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
             and math.isfinite(specimen_jitter_nm) and specimen_jitter_nm >= 0):
         raise DataValidationError(f"specimen_jitter_nm: expected a standard deviation ≥ 0 in nm, "
                                   f"got {specimen_jitter_nm!r}")
+    return v_drift
 
-    bt, bv = _log_curve(log) if log is not None else _programme_curve(programme)
+
+def _timeline(bt, bv, frame_interval_s, relaxation_s, asymmetry):
+    """Frame times, the fine grid of exact relaxation, and the bias and layer drops at every frame."""
     total = float(bt[-1])
     n_t = int(math.floor(total / frame_interval_s + 1e-9)) + 1
     if n_t < 2:
@@ -290,113 +347,117 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
     # a step is two break points 1 ns apart: right after it the new level holds
     d_fine = _relax(t_fine, v_fine, float(relaxation_s), float(asymmetry))
     at = np.searchsorted(t_fine, times)
-    bias = v_fine[at]
-    drops = d_fine[at]                                                       # (time, 2): left, right
+    return times, t_fine, d_fine, v_fine[at], d_fine[at]                    # drops (time, 2): left, right
 
-    # static scene (MIP, wedge, built-in steps, distortion) from the single-hologram simulator
-    q0, scene = _common(shape, pixel_nm, voltage_kv, builtin_v, width_nm, 0.0, thickness_nm, mip_v, mfp_nm, 0.0,
-                        (0.0, 0.0), edge_nm, roughness_nm, distortion_rad, carrier, contrast)
-    y, x = scene["y"], scene["x"]
-    x_if = np.asarray(scene["attrs"]["interface_x_nm"], float)
-    c_e = scene["c_e"]
-    widths = float(width_nm) + float(width_per_v_nm) * np.abs(drops)         # (time, 2)
-    from scipy.special import erf
 
-    # specimen drift (y, x) in nm per time point: linear plus a random walk from its own
-    # stream (so the photon noise and the fringe walk are those of the drift-free night)
+def _specimen_drift(times, v_drift, jitter_nm, seed):
+    """Specimen drift (y, x) in nm per time point: linear plus a random walk from its own stream
+    (so the photon noise and the fringe walk are those of the drift-free night)."""
     drift = times[:, None] * v_drift[None, :]
-    if specimen_jitter_nm > 0:
-        walk = np.cumsum(np.random.default_rng([int(seed), 4]).normal(0, float(specimen_jitter_nm), (n_t, 2)),
+    if jitter_nm > 0:
+        walk = np.cumsum(np.random.default_rng([int(seed), 4]).normal(0, float(jitter_nm), (times.size, 2)),
                          axis=0)
         drift = drift + (walk - walk[0])
-    moving = bool(np.any(drift != 0))
+    return drift
 
-    def layers(k):
-        sig = widths[k] / _ERF_WIDTH
-        return sum(drops[k, i] * 0.5 * (1 + erf((x - (x_if[i] + drift[k, 1])) / (math.sqrt(2) * sig[i])))
-                   for i in range(2))
 
-    delta_potential = np.stack([layers(k) for k in range(n_t)])             # (time, x)
-    shape_leak = _leakage_shape(y, x, scene["attrs"]["vacuum_edge_y_nm"], bool(shield))
-    kappa = float(leakage_rad_per_v) * ((1 - float(shield_efficiency)) if shield else 1.0)
-    leak_scale = kappa * bias
-    rng_walk = np.random.default_rng([int(seed), 1])
-    fringe = float(fringe_drift_rad_per_s) * times + np.cumsum(rng_walk.normal(0, 0.05, n_t))
-    contrast_t = float(contrast) * np.exp(-float(contrast_loss_per_h) * times / 3600.0)
-    cd = np.asarray(carrier_drift, float)
-    if cd.shape != (2,) or not np.all(np.isfinite(cd)):
-        raise DataValidationError(f"carrier_drift: expected a (qy, qx) pair in cycles/px, got {carrier_drift!r}")
+def _layers(x, x_if, drops, widths, shift_x):
+    """The bias-induced potential change along x: an erf step of height drop_i and width w_i at each interface."""
+    from scipy.special import erf
 
-    def carrier_at(k):
-        return (q0[0] + cd[0] * times[k] / times[-1], q0[1] + cd[1] * times[k] / times[-1])
+    sig = widths / _ERF_WIDTH
+    return sum(drops[i] * 0.5 * (1 + erf((x - (x_if[i] + shift_x)) / (math.sqrt(2) * sig[i]))) for i in range(2))
 
-    n_shift = int(n_shifts) if method == "phase-shifting" else 1
-    per_exposure = float(dose) / n_shift
 
-    def group(k, vacuum, rng):
+class _Night:
+    """What the microscope sees at each time point: the biased specimen (or vacuum) through drifting fringes."""
+
+    def __init__(self, *, scene, q0, times, drift, delta_potential, shape_leak, leak_scale, pixel_nm, fringe,
+                 contrast_t, carrier_drift, n_shift, dose):
+        cd = np.asarray(carrier_drift, float)
+        if cd.shape != (2,) or not np.all(np.isfinite(cd)):
+            raise DataValidationError(f"carrier_drift: expected a (qy, qx) pair in cycles/px, got {carrier_drift!r}")
+        self.scene, self.q0, self.times, self.drift, self.cd = scene, q0, times, drift, cd
+        self.delta_potential, self.shape_leak, self.leak_scale = delta_potential, shape_leak, leak_scale
+        self.pixel_nm, self.fringe, self.contrast_t, self.n_shift = pixel_nm, fringe, contrast_t, n_shift
+        self.moving = bool(np.any(drift != 0))
+        self.per_exposure = float(dose) / n_shift
+
+    def carrier_at(self, k):
+        t = self.times
+        return (self.q0[0] + self.cd[0] * t[k] / t[-1], self.q0[1] + self.cd[1] * t[k] / t[-1])
+
+    def group(self, k, vacuum, rng):
         """One time point: the hologram (or group) of the biased specimen, or the vacuum reference."""
+        scene, drift = self.scene, self.drift
         sc = scene
         if not vacuum:
             here = scene
-            if moving and np.any(drift[k] != 0):
+            if self.moving and np.any(drift[k] != 0):
                 # the analytic scene at the drifted specimen position (exact sub-pixel shift)
-                here = _scene(**scene["kw"], shift_px=(drift[k, 0] / pixel_nm, drift[k, 1] / pixel_nm))
-            phase = here["phase"] + np.where(~here["vacuum"], c_e * here["thickness_nm"] * delta_potential[k][None, :],
-                                             0)
-            sc = {**here, "phase": phase + leak_scale[k] * shape_leak}
+                here = _scene(**scene["kw"], shift_px=(drift[k, 0] / self.pixel_nm, drift[k, 1] / self.pixel_nm))
+            phase = here["phase"] + np.where(~here["vacuum"],
+                                             scene["c_e"] * here["thickness_nm"] * self.delta_potential[k][None, :], 0)
+            sc = {**here, "phase": phase + self.leak_scale[k] * self.shape_leak}
         frames = []
+        n_shift = self.n_shift
         for j in range(n_shift):
-            theta = fringe[k] + 2 * np.pi * j / n_shift + (rng.normal(0, 0.2) if n_shift > 1 else 0.0)
-            frames.append(_intensity(sc, carrier_at(k), contrast_t[k], per_exposure, theta, rng, vacuum=vacuum))
+            theta = self.fringe[k] + 2 * np.pi * j / n_shift + (rng.normal(0, 0.2) if n_shift > 1 else 0.0)
+            frames.append(_intensity(sc, self.carrier_at(k), self.contrast_t[k], self.per_exposure, theta, rng,
+                                     vacuum=vacuum))
         return frames[0] if n_shift == 1 else np.stack(frames)
 
-    ref_idx = np.arange(0, n_t, int(reference_every))
-    dims = ("time", "y", "x") if n_shift == 1 else ("time", "frame", "y", "x")
-    fshape = tuple(shape) if n_shift == 1 else (n_shift, *shape)
-    attrs = {"beam_energy_kv": float(voltage_kv), "signal_type": "hologram",
-             "title": f"simulated biased holograms ({method})"}
-    coords = {"time": times, "y": y, "x": x, "bias_v": ("time", bias)}
-    if n_shift > 1:
-        coords["frame"] = np.arange(n_shift)
+
+def _holograms(night, seed, dims, coords, attrs, out):
+    """The holograms of every time point: in memory, or frame by frame to a Zarr store (read back lazily)."""
+    import xarray as xr
+
+    n_t = night.times.size
 
     def holo_block(k):
-        return group(k, False, np.random.default_rng([int(seed), 2, k]))
+        return night.group(k, False, np.random.default_rng([int(seed), 2, k]))
 
     if out is None:
-        holos_arr = np.stack([holo_block(k) for k in range(n_t)])
-        holos = _image_like(holos_arr, dims, coords, attrs)
-    else:
-        import dask.array as dsa
+        return _image_like(np.stack([holo_block(k) for k in range(n_t)]), dims, coords, attrs)
+    import dask.array as dsa
 
-        from ..io import ZarrSeriesWriter, load
+    from ..io import ZarrSeriesWriter, load
 
-        template = xr.DataArray(dsa.zeros((n_t, *fshape), dtype=np.float32, chunks=-1), dims=dims,
-                                coords={k: v for k, v in coords.items()}, attrs=attrs, name="holograms")
-        with ZarrSeriesWriter(out, template, chunks={"time": 1}) as writer:
-            for k in range(n_t):
-                writer.write({"time": slice(k, k + 1)}, holo_block(k)[None])
-        holos = load(out)
-    refs_arr = np.stack([group(k, True, np.random.default_rng([int(seed), 3, k])) for k in ref_idx])
-    ref_coords = {"time": times[ref_idx], "y": y, "x": x}
-    if n_shift > 1:
-        ref_coords["frame"] = np.arange(n_shift)
-    refs = _image_like(refs_arr, dims, ref_coords, {**attrs, "title": "simulated vacuum references"})
+    shape = night.scene["phase"].shape
+    fshape = tuple(shape) if night.n_shift == 1 else (night.n_shift, *shape)
+    template = xr.DataArray(dsa.zeros((n_t, *fshape), dtype=np.float32, chunks=-1), dims=dims,
+                            coords={k: v for k, v in coords.items()}, attrs=attrs, name="holograms")
+    with ZarrSeriesWriter(out, template, chunks={"time": 1}) as writer:
+        for k in range(n_t):
+            writer.write({"time": slice(k, k + 1)}, holo_block(k)[None])
+    return load(out)
 
-    # bias log on a 1 s grid with an illustrative current: double-layer charging plus a leak
+
+def _bias_log(times, bt, bv, t_fine, d_fine):
+    """Bias log on a 1 s grid with an illustrative current: double-layer charging plus a leak."""
+    import xarray as xr
+
     t_log = np.arange(0.0, times[-1] + 1e-9, 1.0)
     v_log = np.interp(t_log, bt, bv)
     dsum = np.interp(t_log, t_fine, np.abs(d_fine).sum(axis=1))
     current = 2e-9 * np.gradient(dsum, t_log) + 1e-10 * v_log
-    log_ds = xr.Dataset({"voltage": ("time", v_log, {"units": "V"}), "current": ("time", current, {"units": "A"})},
-                        coords={"time": ("time", t_log, {"units": "s"})},
-                        attrs={"title": "simulated bias log"})
+    return xr.Dataset({"voltage": ("time", v_log, {"units": "V"}), "current": ("time", current, {"units": "A"})},
+                      coords={"time": ("time", t_log, {"units": "s"})},
+                      attrs={"title": "simulated bias log"})
 
+
+def _truth(night, *, bias, drops, widths, x_if, ref_idx):
+    """The truth of the night: per time point and interface, and the static maps."""
+    import xarray as xr
+
+    scene, times, drift = night.scene, night.times, night.drift
+    n_t = times.size
     pos = np.where(bias >= 0, 1, 0)
     d_pos = np.abs(drops[np.arange(n_t), pos])
     d_neg = np.abs(drops[np.arange(n_t), 1 - pos])
     with np.errstate(invalid="ignore", divide="ignore"):
         asym_t = np.where(d_pos + d_neg > 1e-9, (d_pos - d_neg) / (d_pos + d_neg), np.nan)
-    truth = xr.Dataset(
+    return xr.Dataset(
         {"step_v": (("time", "interface"), drops, {"units": "V"}),
          "width_nm": (("time", "interface"), widths, {"units": "nm"}),
          "position_nm": (("time", "interface"), x_if[None, :] + drift[:, 1:2], {"units": "nm"}),
@@ -405,28 +466,17 @@ def biased_holograms(*, programme=DEFAULT_PROGRAMME, log=None, frame_interval_s=
          "bias_v": ("time", bias, {"units": "V"}),
          "asymmetry": ("time", asym_t),
          "positive_interface": ("time", pos),
-         "leakage_scale_rad": ("time", leak_scale, {"units": "rad"}),
-         "contrast": ("time", contrast_t),
-         "fringe_phase_rad": ("time", fringe, {"units": "rad"}),
-         "delta_potential": (("time", "x"), delta_potential, {"units": "V"}),
+         "leakage_scale_rad": ("time", night.leak_scale, {"units": "rad"}),
+         "contrast": ("time", night.contrast_t),
+         "fringe_phase_rad": ("time", night.fringe, {"units": "rad"}),
+         "delta_potential": (("time", "x"), night.delta_potential, {"units": "V"}),
          "potential0": (("y", "x"), scene["potential"], {"units": "V"}),
          "thickness_nm": (("y", "x"), scene["thickness_nm"], {"units": "nm"}),
          "vacuum": (("y", "x"), scene["vacuum"]),
-         "leakage_shape": (("y", "x"), shape_leak)},
+         "leakage_shape": (("y", "x"), night.shape_leak)},
         coords={"time": ("time", times, {"units": "s"}), "interface": ["left", "right"],
-                "y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}), "axis": ["y", "x"],
+                "y": ("y", scene["y"], {"units": "nm"}), "x": ("x", scene["x"], {"units": "nm"}), "axis": ["y", "x"],
                 "reference_time": ("reference", times[ref_idx], {"units": "s"})})
-    truth.attrs = {"builtin_v": float(builtin_v), "relaxation_s": float(relaxation_s), "asymmetry": float(asymmetry),
-                   "shield": bool(shield), "shield_efficiency": float(shield_efficiency),
-                   "leakage_rad_per_v": float(leakage_rad_per_v), "interaction_constant_rad_per_v_nm": c_e,
-                   "voltage_kv": float(voltage_kv), "thickness_nm": float(thickness_nm), "pixel_nm": float(pixel_nm),
-                   "method": method, "dose_counts_per_px": float(dose), "n_shifts": n_shift,
-                   "carrier_cycles_per_px": list(q0), "vacuum_edge_y_nm": scene["attrs"]["vacuum_edge_y_nm"],
-                   "interface_x_nm": [float(v) for v in x_if], "width0_nm": float(width_nm),
-                   "width_per_v_nm": float(width_per_v_nm),
-                   "specimen_drift_nm_per_s": [float(v) for v in v_drift],
-                   "specimen_jitter_nm": float(specimen_jitter_nm)}
-    return holos, refs, log_ds, truth
 
 
 def _image_like(arr, dims, coords, attrs):

@@ -17,9 +17,9 @@ from scipy.special import erf
 
 from ..errors import DataValidationError
 from . import _realistic
-from ._operando import _validate_range
 from ._spectra import _softplus, co_l_references, li_k_edge
-from ._transport import _check_float, _check_int, _check_shape, _seed_entropy, _smooth_noise
+from ._checks import _check_float, _check_int, _check_shape, _seed_entropy, _validate_range
+from ._film import _smooth_noise
 
 __all__ = ["tem_eels_linescan", "co_l_spectrum_image"]
 
@@ -33,7 +33,7 @@ def _generic_edge(e, onset, rise, decay):
 
 def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=13.0, energy_range=None,
                       energy_step=0.1, dose=500.0, seed=0, enhancement=0.6, interface_nm=None,
-                      resolution_nm=0.0, physics="ideal", thickness=0.6, zlp_fwhm=0.8):
+                      resolution_nm=0.0, physics="ideal", thickness=0.6, zlp_fwhm=0.8, scene=None):
     """Position-resolved TEM-EELS across Cu | solid electrolyte with a Li-rich space-charge layer.
 
     Positions below ``interface_nm`` are Cu (no Li; Cu-M2,3 edge near 74 eV),
@@ -78,6 +78,9 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
         Position of the Cu | electrolyte interface; default a third of the line.
     resolution_nm : float
         Gaussian sigma of the spatial resolution applied to the weights (0: none).
+    scene : Scene, optional
+        The above in one :class:`~ionscope.simulate.Scene` (other fields are ignored); a keyword
+        that differs from its default here overrides the scene's field.
 
     Returns
     -------
@@ -99,7 +102,14 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
     >>> data.dims, truth.attrs["layer_width_nm"]
     (('position', 'energy'), 13.0)
     """
-    import xarray as xr
+    if scene is not None:
+        from ._scene import from_scene
+
+        return tem_eels_linescan(**from_scene(tem_eels_linescan, scene, dict(
+            n_positions=n_positions, position_step_nm=position_step_nm, layer_width_nm=layer_width_nm,
+            energy_range=energy_range, energy_step=energy_step, dose=dose, seed=seed, enhancement=enhancement,
+            interface_nm=interface_nm, resolution_nm=resolution_nm, physics=physics, thickness=thickness,
+            zlp_fwhm=zlp_fwhm)))
 
     n = _check_int(n_positions, "n_positions", 8)
     step = _check_float(position_step_nm, "position_step_nm")
@@ -127,10 +137,18 @@ def tem_eels_linescan(*, n_positions=200, position_step_nm=0.5, layer_width_nm=1
 
         li_rel = gaussian_filter1d(li_rel, res / step, mode="nearest")
         electrolyte = gaussian_filter1d(electrolyte, res / step, mode="nearest")
-    e_ref = 55.0
     if physics == "realistic":
         return _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed,
                                    _check_float(thickness, "thickness"), _check_float(zlp_fwhm, "zlp_fwhm"))
+    return _linescan_ideal(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed)
+
+
+def _linescan_ideal(pos, energy, de, electrolyte, li_rel, dose, rng, x0, width, enh, seed):
+    """The ideal line scan: power-law background plus the Li-K, matrix and Cu edges, Poisson counts."""
+    import xarray as xr
+
+    n = pos.size
+    e_ref = 55.0
     refs = np.stack([li_k_edge(energy), _generic_edge(energy, 73.0, 1.0, 8.0), _generic_edge(energy, 74.0, 1.5, 6.0)])
     # background: Cu is denser (flatter, stronger) than the phosphate electrolyte
     amp = dose * (1.0 + 0.6 * (1.0 - electrolyte)) * (1.0 + 0.01 * _smooth_noise(rng, (n,), 5.0))
@@ -218,7 +236,7 @@ def _linescan_realistic(pos, energy, de, electrolyte, li_rel, dose, rng, x0, wid
 def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, energy_range=(760.0, 820.0),
                         energy_step=0.25, dose=300.0, seed=0, layer_fraction=0.6, physics="ideal",
                         thickness_range=(0.4, 1.0), zlp_fwhm=0.8, dual_eels=False,
-                        low_loss_range=(-5.0, 120.0)):
+                        low_loss_range=(-5.0, 120.0), scene=None):
     """Co-L2,3 spectrum image of a LiCoO2 film with a Co3O4-rich layer at the interface (row 0).
 
     The Co3O4 fraction is ``layer_fraction`` at the interface, falls to 0 over
@@ -260,6 +278,9 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
         ``(data, low_loss, truth)``.
     low_loss_range : (float, float)
         Energy range of the low-loss spectra (eV).
+    scene : Scene, optional
+        The above in one :class:`~ionscope.simulate.Scene` (other fields are ignored); a keyword
+        that differs from its default here overrides the scene's field.
 
     Returns
     -------
@@ -282,6 +303,13 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     >>> data.dims, truth.fraction.component.values.tolist()
     (('y', 'x', 'energy'), ['LiCoO2', 'Co3O4'])
     """
+    if scene is not None:
+        from ._scene import from_scene
+
+        return co_l_spectrum_image(**from_scene(co_l_spectrum_image, scene, dict(
+            shape=shape, pixel_nm=pixel_nm, layer_width_nm=layer_width_nm, energy_range=energy_range,
+            energy_step=energy_step, dose=dose, seed=seed, layer_fraction=layer_fraction, physics=physics,
+            thickness_range=thickness_range, zlp_fwhm=zlp_fwhm, dual_eels=dual_eels, low_loss_range=low_loss_range)))
     import xarray as xr
 
     ny, nx = _check_shape(shape)
@@ -309,48 +337,18 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
     weights = k * thickness[None] * fraction
     if physics not in ("ideal", "realistic"):
         raise DataValidationError(f"physics: expected 'ideal' or 'realistic', got {physics!r}")
-    low = None
-    if physics == "realistic":
-        lo, hi = (float(v) for v in thickness_range)
-        if not 0 < lo <= hi < 5:
-            raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5, got {thickness_range!r}")
-        tau = lo + (hi - lo) * (thickness - thickness.min()) / max(float(np.ptp(thickness)), 1e-12)
-        # the single-scattering model on an axis starting 150 eV lower: replicas come from below
-        n_below = int(round(150.0 / de))
-        e_ext = energy[0] - de * np.arange(n_below, 0, -1)
-        e_all = np.concatenate([e_ext, energy])
-        refs_all = co_l_references(e_all).values
-        # exp(−r·log(E/E0)) with the logarithm taken once: the same power law as ``**`` (to
-        # rounding), ~20× faster than a per-element power on (y, x, energy)
-        ss = np.exp(-expo[..., None] * np.log(e_all / energy[0]))
-        ss *= amp[..., None]
-        ss += np.einsum("cyx,ce->yxe", weights, refs_all)
-        # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
-        conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
-                                            zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
-        clean = conv[:, n_below:].reshape(ny, nx, energy.size)
-        # keep the meaning of `dose` (counts per channel at the first channel): rescale everything
-        scale = float(amp.mean() / clean[..., 0].mean())
-        clean *= scale
-        weights = weights * scale
-        amp = amp * scale
-        if dual_eels:
-            e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
-            from ._lowloss import plural_scattering, valence_loss
-
-            i0 = 2e5 * np.exp(-tau)  # ~2·10^5 electrons per pixel: a typical low-loss exposure
-            low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
-                                    zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
-        thickness = tau
-    else:
-        clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
+    low = e_low = None
     if physics == "realistic":
         from ._noise import poisson_rows
 
+        clean, weights, amp, thickness, low, e_low = _co_l_realistic(
+            energy, de, amp, expo, weights, thickness, thickness_range=thickness_range, zlp_fwhm=zlp_fwhm,
+            dual_eels=dual_eels, low_loss_range=low_loss_range)
         # realistic spectra: row-wise generators on two threads (changed in issue 20; the ideal
         # model keeps its single stream)
         data = poisson_rows(clean, np.random.SeedSequence(_seed_entropy(seed), spawn_key=(5, 1)))
     else:
+        clean = amp[..., None] * (energy / energy[0]) ** -expo[..., None] + np.einsum("cyx,ce->yxe", weights, refs)
         data = rng.poisson(clean).astype(np.float32)
     coords = {"y": ("y", y, {"units": "nm"}), "x": ("x", x, {"units": "nm"}),
               "energy": ("energy", energy, {"units": "eV"})}
@@ -380,3 +378,39 @@ def co_l_spectrum_image(*, shape=(48, 64), pixel_nm=1.0, layer_width_nm=20.0, en
                           attrs={**da.attrs, "exposure_ratio": 0.01, "title": "simulated low loss (dual EELS)"})
         return da, ll, truth
     return da, truth
+
+
+def _co_l_realistic(energy, de, amp, expo, weights, thickness, *, thickness_range, zlp_fwhm, dual_eels,
+                    low_loss_range):
+    """The Co-L spectra convolved with each pixel's low loss; (clean, weights, amp, t/λ, low loss, its axis)."""
+    lo, hi = (float(v) for v in thickness_range)
+    if not 0 < lo <= hi < 5:
+        raise DataValidationError(f"thickness_range: expected 0 < low ≤ high < 5, got {thickness_range!r}")
+    ny, nx = amp.shape
+    tau = lo + (hi - lo) * (thickness - thickness.min()) / max(float(np.ptp(thickness)), 1e-12)
+    # the single-scattering model on an axis starting 150 eV lower: replicas come from below
+    n_below = int(round(150.0 / de))
+    e_ext = energy[0] - de * np.arange(n_below, 0, -1)
+    e_all = np.concatenate([e_ext, energy])
+    refs_all = co_l_references(e_all).values
+    # exp(−r·log(E/E0)) with the logarithm taken once: the same power law as ``**`` (to
+    # rounding), ~20× faster than a per-element power on (y, x, energy)
+    ss = np.exp(-expo[..., None] * np.log(e_all / energy[0]))
+    ss *= amp[..., None]
+    ss += np.einsum("cyx,ce->yxe", weights, refs_all)
+    # I0·e^{-τ} of a uniform beam: thicker pixels keep less in the zero-loss peak, all else scales with t
+    conv = _realistic.convolve_low_loss(ss.reshape(-1, e_all.size), de, np.exp(-0.0) * tau.ravel(),
+                                        zlp_kw={"zlp_fwhm": _check_float(zlp_fwhm, "zlp_fwhm")})
+    clean = conv[:, n_below:].reshape(ny, nx, energy.size)
+    # keep the meaning of `dose` (counts per channel at the first channel): rescale everything
+    scale = float(amp.mean() / clean[..., 0].mean())
+    clean *= scale
+    low = e_low = None
+    if dual_eels:
+        e_low, _ = _validate_range(low_loss_range, de, allow_negative=True)
+        from ._lowloss import plural_scattering, valence_loss
+
+        i0 = 2e5 * np.exp(-tau)  # ~2·10^5 electrons per pixel: a typical low-loss exposure
+        low = plural_scattering(e_low, i0=i0.ravel(), components=[(tau.ravel(), valence_loss, None)],
+                                zlp_fwhm=zlp_fwhm).reshape(ny, nx, e_low.size)
+    return clean, weights * scale, amp * scale, tau, low, e_low

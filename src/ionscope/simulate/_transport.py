@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataValidationError
+from ._checks import _check_float, _check_int, _check_shape, _seed_entropy
+from ._film import CO3O4_RELATIVE_CO, RHO_CO_NM3, _microstructure, _operators, _smooth_noise  # noqa: F401
 
 __all__ = ["li_transport"]
 
@@ -59,11 +61,6 @@ __all__ = ["li_transport"]
 FARADAY = 96485.33212
 #: Avogadro constant, 1/mol (exact).
 AVOGADRO = 6.02214076e23
-#: Co (and Li-site) number density of LiCoO2 in nm^-3: Z = 3 formula units in the
-#: hexagonal cell a = 2.816 Å, c = 14.05 Å (Mizushima 1980; V = 96.5 Å^3).
-RHO_CO_NM3 = 3.0 / (np.sqrt(3.0) / 2.0 * 0.2816**2 * 1.405)
-#: Co density of Co3O4 relative to LiCoO2 (24 Co in a = 8.08 Å spinel cell).
-CO3O4_RELATIVE_CO = (24.0 / 0.808**3) / RHO_CO_NM3
 
 _STATES = ("charge", "rest", "discharge")
 
@@ -90,39 +87,6 @@ class _Protocol:
         return np.asarray(self.states, dtype=object)[k], self.currents[k]
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(value, name, *, positive=True, allow_zero=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise DataValidationError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or (positive and (v < 0 or (v == 0 and not allow_zero))):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise DataValidationError(f"{name} must be a finite number {expected}, got {value!r}")
-    return v
-
-
-def _seed_entropy(seed):
-    """The user's seed as SeedSequence entropy; only non-negative integers keep runs reproducible."""
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
-        return int(seed)
-    raise DataValidationError(f"seed must be a non-negative integer (results must be reproducible), got {seed!r}")
-
-
-def _check_shape(shape):
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape)):
-        raise DataValidationError(f"shape must be a pair of integers (ny, nx), got {shape!r}")
-    if min(shape) < 4:
-        raise DataValidationError(f"shape must be at least (4, 4) pixels, got {tuple(shape)}")
-    return int(shape[0]), int(shape[1])
-
-
 def _parse_protocol(protocol, n_frames, frame_time_s):
     """Validate ``protocol`` and scale its durations (in frames) to ``n_frames`` frames."""
     try:
@@ -145,78 +109,6 @@ def _parse_protocol(protocol, n_frames, frame_time_s):
     edges = np.concatenate([[0.0], np.cumsum(durations)])
     edges[-1] = n_frames * frame_time_s
     return [s for s, _ in steps], edges
-
-
-def _smooth_noise(rng, shape, scale_px):
-    """Unit-variance, zero-mean random field with correlation length ~scale_px (Gaussian filtered)."""
-    from scipy.ndimage import gaussian_filter
-
-    f = gaussian_filter(rng.standard_normal(shape), scale_px, mode="wrap")
-    return (f - f.mean()) / (f.std() + 1e-12)
-
-
-def _microstructure(rng, ny, nx, pixel_nm, grain_size_nm, layer_nm, thickness_nm, f_co3o4):
-    """Voronoi grains, 1-px boundaries, interface layer, thickness and Co density maps."""
-    from scipy.spatial import cKDTree
-
-    n_grains = max(1, int(round(ny * nx * pixel_nm**2 / grain_size_nm**2)))
-    seeds = rng.uniform([0.0, 0.0], [ny, nx], size=(n_grains, 2))
-    yy, xx = np.meshgrid(np.arange(ny) + 0.5, np.arange(nx) + 0.5, indexing="ij")
-    _, grains = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
-    grains = grains.reshape(ny, nx).astype(np.int32)
-    boundaries = np.zeros((ny, nx), bool)
-    dy = grains[1:, :] != grains[:-1, :]
-    dx = grains[:, 1:] != grains[:, :-1]
-    boundaries[1:, :] |= dy
-    boundaries[:, 1:] |= dx
-    # CoO2-layer orientation of each grain in the image plane
-    angles = rng.uniform(0.0, np.pi, n_grains)
-    # interface layer depth: layer_nm with a gentle roughness of ±20 % along x
-    rough = 1.0 + 0.2 * np.clip(_smooth_noise(rng, (1, nx), max(nx / 8.0, 1.0))[0], -1.5, 1.5) / 1.5
-    depth_nm = layer_nm * rough
-    layer = (yy * pixel_nm) <= depth_nm[None, :]
-    # the layer holds Co3O4 where Li sites are absent; no grain boundaries are resolved inside it
-    boundaries &= ~layer
-    # specimen thickness: a FIB wedge along x plus mild roughness
-    thick = thickness_nm * (1.0 + 0.15 * (xx / nx - 0.5) + 0.04 * _smooth_noise(rng, (ny, nx), 3.0))
-    # Co density relative to LiCoO2: Co3O4 holds more Co per volume
-    co = np.where(layer, (1.0 - f_co3o4) + f_co3o4 * CO3O4_RELATIVE_CO, 1.0)
-    return grains, boundaries, angles, layer, thick, co
-
-
-def _face_operators(ny, nx, h):
-    """Sparse gradient operators on y- and x-faces, and transverse gradients averaged onto them."""
-    import scipy.sparse as sp
-
-    idx = np.arange(ny * nx).reshape(ny, nx)
-    # y-faces between (i, j) and (i+1, j)
-    a, b = idx[:-1, :].ravel(), idx[1:, :].ravel()
-    nfy = a.size
-    rows = np.arange(nfy)
-    gy = sp.csr_matrix((np.r_[-np.ones(nfy), np.ones(nfy)] / h, (np.r_[rows, rows], np.r_[a, b])),
-                       shape=(nfy, ny * nx))
-    # ∂θ/∂x on a y-face: centred difference, averaged over the two cells (one-sided at the x edges)
-    jj = np.broadcast_to(np.arange(nx), (ny - 1, nx))
-    ii = np.broadcast_to(np.arange(ny - 1)[:, None], (ny - 1, nx))
-    jp, jm = np.minimum(jj + 1, nx - 1), np.maximum(jj - 1, 0)
-    w = (1.0 / (2.0 * (jp - jm) * h)).ravel()
-    r4 = np.tile(rows, 4)
-    c4 = np.r_[idx[ii, jp].ravel(), idx[ii + 1, jp].ravel(), idx[ii, jm].ravel(), idx[ii + 1, jm].ravel()]
-    cxy = sp.csr_matrix((np.r_[w, w, -w, -w], (r4, c4)), shape=(nfy, ny * nx))
-    # x-faces between (i, j) and (i, j+1)
-    a, b = idx[:, :-1].ravel(), idx[:, 1:].ravel()
-    nfx = a.size
-    rows = np.arange(nfx)
-    gx = sp.csr_matrix((np.r_[-np.ones(nfx), np.ones(nfx)] / h, (np.r_[rows, rows], np.r_[a, b])),
-                       shape=(nfx, ny * nx))
-    ii = np.broadcast_to(np.arange(ny)[:, None], (ny, nx - 1))
-    jj = np.broadcast_to(np.arange(nx - 1), (ny, nx - 1))
-    ip, im = np.minimum(ii + 1, ny - 1), np.maximum(ii - 1, 0)
-    w = (1.0 / (2.0 * (ip - im) * h)).ravel()
-    r4 = np.tile(rows, 4)
-    c4 = np.r_[idx[ip, jj].ravel(), idx[ip, jj + 1].ravel(), idx[im, jj].ravel(), idx[im, jj + 1].ravel()]
-    cyx = sp.csr_matrix((np.r_[w, w, -w, -w], (r4, c4)), shape=(nfx, ny * nx))
-    return gy, cxy, gx, cyx
 
 
 def _distribute(amount, room, *, from_top, max_share=0.5):
@@ -252,15 +144,14 @@ def _ocv(x):
     return 3.93 + 0.5 * (1.0 - x) + 0.0257 * np.log((1.0 - x) / x)
 
 
-def _simulate(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
-              protocol=(("charge", 10), ("rest", 4), ("discharge", 10)), current_a=None, seed=0,
-              grain_size_nm=50.0, diffusivity_nm2_s=(3.0, 0.15), boundary_diffusivity_nm2_s=300.0,
-              layer_diffusivity_nm2_s=200.0, layer_nm=20.0, co3o4_fraction=0.6, thickness_nm=80.0,
-              initial_occupancy=0.97, charge_depth=0.3, discharge_inlet="collector",
-              resistance_ohm=None, substeps=8):
-    """Solve the transport problem; return (frame-level dict, fine-time log dict, attrs)."""
-    from scipy.sparse import diags
-    from scipy.sparse.linalg import splu
+def _params(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
+            protocol=(("charge", 10), ("rest", 4), ("discharge", 10)), current_a=None, seed=0,
+            grain_size_nm=50.0, diffusivity_nm2_s=(3.0, 0.15), boundary_diffusivity_nm2_s=300.0,
+            layer_diffusivity_nm2_s=200.0, layer_nm=20.0, co3o4_fraction=0.6, thickness_nm=80.0,
+            initial_occupancy=0.97, charge_depth=0.3, discharge_inlet="collector",
+            resistance_ohm=None, substeps=8):
+    """The transport problem's options, validated (the messages name the keyword); one namespace."""
+    from types import SimpleNamespace
 
     ny, nx = _check_shape(shape)
     n_frames = _check_int(n_frames, "n_frames", 1)
@@ -299,80 +190,61 @@ def _simulate(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
             f"layer_nm={layer_nm:g} leaves no film: with {ny} rows × {pixel_nm:g} nm, layer_nm must be "
             f"≤ {(ny - 2) * pixel_nm / 1.2:.3g} (more rows, a larger pixel_nm or a thinner layer_nm)")
     states, edges = _parse_protocol(protocol, n_frames, frame_time_s)
+    return SimpleNamespace(
+        ny=ny, nx=nx, n_frames=n_frames, substeps=substeps, pixel_nm=pixel_nm, frame_time_s=frame_time_s,
+        grain_size_nm=grain_size_nm, d_fast=d_fast, d_slow=d_slow, d_gb=d_gb, d_layer=d_layer, layer_nm=layer_nm,
+        thickness_nm=thickness_nm, f=f, theta0=theta0, discharge_inlet=discharge_inlet, states=states, edges=edges,
+        protocol=protocol, current_a=current_a, charge_depth=charge_depth, resistance_ohm=resistance_ohm, seed=seed)
 
-    rng = np.random.default_rng(_seed_entropy(seed))
-    grains, boundaries, angles, layer, thick, co = _microstructure(
-        rng, ny, nx, pixel_nm, grain_size_nm, layer_nm, thickness_nm, f)
-    site = np.where(layer, 1.0 - f, 1.0)  # Li sites per Co
-    cap = co * site * thick / thickness_nm  # capacity s, in reference-column units
-    n_ref = RHO_CO_NM3 * thickness_nm * pixel_nm**2  # Li atoms in one reference column
-    total_li0 = float(np.sum(cap * theta0)) * n_ref / AVOGADRO  # mol
 
+def _drive(p, total_li0, capacity_mol, n_ref, cap):
+    """The protocol's current, the time grid of the implicit steps, the charge passed and the resistance."""
     # protocol current: default removes `charge_depth` of the Li over the charge steps
-    charge_time = float(sum(np.diff(edges)[k] for k, s in enumerate(states) if s == "charge"))
-    if current_a is None:
+    charge_time = float(sum(np.diff(p.edges)[k] for k, s in enumerate(p.states) if s == "charge"))
+    if p.current_a is None:
         if charge_time > 0:
-            depth = _check_float(charge_depth, "charge_depth")
+            depth = _check_float(p.charge_depth, "charge_depth")
             current = depth * total_li0 * FARADAY / charge_time
         else:
-            current = 0.05 * total_li0 * FARADAY / (n_frames * frame_time_s)
+            current = 0.05 * total_li0 * FARADAY / (p.n_frames * p.frame_time_s)
     else:
-        current = _check_float(current_a, "current_a", allow_zero=True)
+        current = _check_float(p.current_a, "current_a", allow_zero=True)
     sign = {"charge": 1.0, "rest": 0.0, "discharge": -1.0}
-    prot = _Protocol(edges, states, np.array([sign[s] * current for s in states]))
-    li_removed = prot.charge(edges) / FARADAY  # mol; extremes of a piecewise-linear charge are at edges
+    prot = _Protocol(p.edges, p.states, np.array([sign[s] * current for s in p.states]))
+    li_removed = prot.charge(p.edges) / FARADAY  # mol; extremes of a piecewise-linear charge are at edges
     if li_removed.max() > 0.98 * total_li0:
         raise DataValidationError(
             f"current_a={current:.3g} A would remove {li_removed.max():.3g} mol Li but the film holds "
             f"{total_li0:.3g} mol; lower current_a or charge_depth")
-    capacity_mol = float(np.sum(cap)) * n_ref / AVOGADRO
     if (total_li0 - li_removed.min()) > 0.98 * capacity_mol:
         raise DataValidationError(
             f"current_a={current:.3g} A would insert more Li than the film has sites for "
             f"({capacity_mol:.3g} mol); lower current_a or shorten the discharge")
     # at least enough steps that one step moves ≤ 1 % of the film's Li (short runs with the
     # default protocol pass a third of the Li in under a frame)
-    per_frame = current * frame_time_s / FARADAY * AVOGADRO / n_ref / float(np.sum(cap))
-    substeps = max(substeps, int(np.ceil(per_frame / 0.01)))
+    per_frame = current * p.frame_time_s / FARADAY * AVOGADRO / n_ref / float(np.sum(cap))
+    substeps = max(p.substeps, int(np.ceil(per_frame / 0.01)))
     substeps += substeps % 2
-    times = edges[-1] * np.arange(n_frames * substeps + 1) / (n_frames * substeps)
-    q = prot.charge(times)
-    if resistance_ohm is None:
+    times = p.edges[-1] * np.arange(p.n_frames * substeps + 1) / (p.n_frames * substeps)
+    if p.resistance_ohm is None:
         # interface resistance giving a 60 mV IR drop at the protocol current
         resistance = 0.06 / current if current > 0 else 0.0
     else:
-        resistance = _check_float(resistance_ohm, "resistance_ohm", allow_zero=True)
+        resistance = _check_float(p.resistance_ohm, "resistance_ohm", allow_zero=True)
+    return current, prot, substeps, times, prot.charge(times), resistance
 
-    # diffusion tensor field (nm^2/s): rotated (fast, slow) per grain; isotropic on boundaries/layer
-    phi = angles[grains]
-    c, s_ = np.cos(phi), np.sin(phi)
-    dxx = d_fast * c**2 + d_slow * s_**2
-    dyy = d_fast * s_**2 + d_slow * c**2
-    dxy = (d_fast - d_slow) * c * s_
-    for mask, d_iso in ((boundaries, d_gb), (layer, d_layer)):
-        dxx = np.where(mask, d_iso, dxx)
-        dyy = np.where(mask, d_iso, dyy)
-        dxy = np.where(mask, 0.0, dxy)
-    k = {name: cap * d for name, d in (("xx", dxx), ("yy", dyy), ("xy", dxy))}
-    # face coefficients: harmonic mean of the two cells' s·D for the normal component (fluxes
-    # across a face pass through both half-cells in series, so a fast boundary pixel does not
-    # speed up its slow neighbour), arithmetic mean for the transverse (cross) term
-    def harmonic(a, b):
-        return 2.0 * a * b / (a + b)
 
-    kyy_f = harmonic(k["yy"][:-1], k["yy"][1:])
-    kyx_f = 0.5 * (k["xy"][:-1] + k["xy"][1:])
-    kxx_f = harmonic(k["xx"][:, :-1], k["xx"][:, 1:])
-    kxy_f = 0.5 * (k["xy"][:, :-1] + k["xy"][:, 1:])
-    gy, cxy, gx, cyx = _face_operators(ny, nx, pixel_nm)
-    jy_op = (diags(kyy_f.ravel()) @ gy + diags(kyx_f.ravel()) @ cxy).tocsr()  # -J_y on y-faces
-    jx_op = (diags(kxx_f.ravel()) @ gx + diags(kxy_f.ravel()) @ cyx).tocsr()  # -J_x on x-faces
-    lap = -(gy.T @ jy_op + gx.T @ jx_op)  # ∇·(sD∇θ)
-    dt = frame_time_s / substeps
+def _march(p, *, cap, site, layer, n_ref, substeps, times, q, jy_op, jx_op, lap):
+    """Backward Euler over every substep: Li per frame, mean fluxes, the surface occupancy and Li total."""
+    from scipy.sparse import diags
+    from scipy.sparse.linalg import splu
+
+    ny, nx, n_frames, pixel_nm = p.ny, p.nx, p.n_frames, p.pixel_nm
+    dt = p.frame_time_s / substeps
     capv = cap.ravel()
     lu = splu((diags(capv / dt) - lap).tocsc())
 
-    theta = theta0.ravel().copy()
+    theta = p.theta0.ravel().copy()
     li = np.empty((n_frames, ny, nx), np.float32)
     flux_y = np.zeros((n_frames, ny, nx))
     flux_x = np.zeros((n_frames, ny, nx))
@@ -380,11 +252,11 @@ def _simulate(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
     fine_li_total = np.empty(times.size)
     surface = layer if layer.any() else (np.arange(ny) == 0)[:, None] & np.ones((1, nx), bool)
     surface_w = cap[surface]
-    fine_theta_surface[0] = float(np.sum(theta0[surface] * surface_w) / surface_w.sum())
+    fine_theta_surface[0] = float(np.sum(p.theta0[surface] * surface_w) / surface_w.sum())
     fine_li_total[0] = float(np.sum(capv * theta)) * n_ref / AVOGADRO
     # Li leaves at the electrolyte side on charge and enters from the collector (or electrolyte)
     # side on discharge; _distribute keeps the exchange next to that side and 0 <= θ <= 1
-    from_bottom = discharge_inlet == "collector"
+    from_bottom = p.discharge_inlet == "collector"
     dq = np.diff(q) / FARADAY * AVOGADRO / n_ref  # reference columns of Li leaving per step (+ = out)
     from .._progress import progress
 
@@ -422,10 +294,30 @@ def _simulate(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
         th2 = theta.reshape(ny, nx)
         fine_theta_surface[n + 1] = float(np.sum(th2[surface] * surface_w) / surface_w.sum())
         fine_li_total[n + 1] = float(np.sum(capv * theta)) * n_ref / AVOGADRO
+    return li, flux_y, flux_x, fine_theta_surface, fine_li_total
 
-    fine_state, fine_current = prot.state_at(np.minimum(times, edges[-1] * (1 - 1e-12)))
+
+def _simulate(**kwargs):
+    """Solve the transport problem; return (frame-level dict, fine-time log dict, attrs)."""
+    p = _params(**kwargs)
+    ny, nx, n_frames = p.ny, p.nx, p.n_frames
+    rng = np.random.default_rng(_seed_entropy(p.seed))
+    grains, boundaries, angles, layer, thick, co = _microstructure(
+        rng, ny, nx, p.pixel_nm, p.grain_size_nm, p.layer_nm, p.thickness_nm, p.f)
+    site = np.where(layer, 1.0 - p.f, 1.0)  # Li sites per Co
+    cap = co * site * thick / p.thickness_nm  # capacity s, in reference-column units
+    n_ref = RHO_CO_NM3 * p.thickness_nm * p.pixel_nm**2  # Li atoms in one reference column
+    total_li0 = float(np.sum(cap * p.theta0)) * n_ref / AVOGADRO  # mol
+    capacity_mol = float(np.sum(cap)) * n_ref / AVOGADRO
+    current, prot, substeps, times, q, resistance = _drive(p, total_li0, capacity_mol, n_ref, cap)
+    jy_op, jx_op, lap = _operators(p, grains, boundaries, angles, layer, cap)
+    li, flux_y, flux_x, fine_theta_surface, fine_li_total = _march(
+        p, cap=cap, site=site, layer=layer, n_ref=n_ref, substeps=substeps, times=times, q=q, jy_op=jy_op,
+        jx_op=jx_op, lap=lap)
+
+    fine_state, fine_current = prot.state_at(np.minimum(times, p.edges[-1] * (1 - 1e-12)))
     fine_voltage = _ocv(fine_theta_surface * 0.999) + fine_current * resistance
-    mid = (np.arange(n_frames) + 0.5) * frame_time_s
+    mid = (np.arange(n_frames) + 0.5) * p.frame_time_s
     mid_idx = np.arange(n_frames) * substeps + substeps // 2
     state_mid, current_mid = prot.state_at(mid)
     frames = {
@@ -439,16 +331,16 @@ def _simulate(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
     log = {"time": times, "voltage": fine_voltage, "current": fine_current, "state": fine_state.astype(str),
            "charge_c": q, "li_total_mol": fine_li_total}
     attrs = {
-        "pixel_nm": pixel_nm, "frame_time_s": frame_time_s, "electrolyte_side": "y0",
+        "pixel_nm": p.pixel_nm, "frame_time_s": p.frame_time_s, "electrolyte_side": "y0",
         "collector_side": f"y{ny - 1}", "faraday_c_per_mol": FARADAY, "avogadro_per_mol": AVOGADRO,
-        "co_density_nm3": float(RHO_CO_NM3), "reference_thickness_nm": thickness_nm,
+        "co_density_nm3": float(RHO_CO_NM3), "reference_thickness_nm": p.thickness_nm,
         "li_initial_mol": total_li0, "capacity_mol": capacity_mol, "current_a": current,
         "resistance_ohm": resistance,
-        "seed": int(seed),
-        "grain_size_nm": grain_size_nm, "diffusivity_nm2_s": [d_fast, d_slow],
-        "boundary_diffusivity_nm2_s": d_gb, "layer_diffusivity_nm2_s": d_layer, "layer_nm": layer_nm,
-        "co3o4_fraction": f, "discharge_inlet": discharge_inlet,
-        "protocol": [[s, float(n)] for s, n in protocol],
+        "seed": int(p.seed),
+        "grain_size_nm": p.grain_size_nm, "diffusivity_nm2_s": [p.d_fast, p.d_slow],
+        "boundary_diffusivity_nm2_s": p.d_gb, "layer_diffusivity_nm2_s": p.d_layer, "layer_nm": p.layer_nm,
+        "co3o4_fraction": p.f, "discharge_inlet": p.discharge_inlet,
+        "protocol": [[s, float(n)] for s, n in p.protocol],
         "flux_convention": ("flux_y/flux_x in nm/s of Li fraction: d(li*co*t/t_ref)/dt = -div(flux); "
                             "+y points from the electrolyte (y index 0) toward the current collector"),
         "current_convention": "current > 0 on charge (Li leaves the cathode); charge_c = integral of current dt",
@@ -503,7 +395,8 @@ def _log_dataset(log):
 
 
 def li_transport(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0,
-                 protocol=(("charge", 10), ("rest", 4), ("discharge", 10)), current_a=None, seed=0, **options):
+                 protocol=(("charge", 10), ("rest", 4), ("discharge", 10)), current_a=None, seed=0, scene=None,
+                 **options):
     """Finite-volume Li transport in a polycrystalline LiCoO2 film (charge → rest → discharge).
 
     Parameters
@@ -536,8 +429,10 @@ def li_transport(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0
         (``"collector"``, as observed by Nomura et al. 2020, or ``"electrolyte"``),
         ``resistance_ohm``
         (default: 60 mV IR drop), ``substeps`` (minimum backward-Euler steps per frame, 8;
-        raised so that one step moves at most 1 % of the film's Li)
-        (8 backward-Euler steps per frame).
+        raised so that one step moves at most 1 % of the film's Li).
+    scene : Scene, optional
+        All of the above in one :class:`~ionscope.simulate.Scene` (its other fields are
+        ignored); a keyword that differs from its default here overrides the scene's field.
 
     Returns
     -------
@@ -572,17 +467,22 @@ def li_transport(*, shape=(32, 48), n_frames=24, pixel_nm=5.0, frame_time_s=60.0
     ...                + ds.charge_c[-1] / ds.attrs["faraday_c_per_mol"])) < 1e-6 * ds.attrs["li_initial_mol"])
     True
     """
+    from ._scene import TRANSPORT_OPTIONS, from_scene, scene_options
+
+    kw = from_scene(li_transport, scene, dict(shape=shape, n_frames=n_frames, pixel_nm=pixel_nm,
+                                              frame_time_s=frame_time_s, protocol=protocol, current_a=current_a,
+                                              seed=seed))
+    options = scene_options(scene, TRANSPORT_OPTIONS.keys() - kw.keys(), options)
     _check_options(options, where="li_transport")
-    frames, _, attrs = _simulate(shape=shape, n_frames=n_frames, pixel_nm=pixel_nm, frame_time_s=frame_time_s,
-                                 protocol=protocol, current_a=current_a, seed=seed, **options)
-    return _frames_dataset(frames, attrs, *_check_shape(shape), float(pixel_nm))
+    frames, _, attrs = _simulate(**kw, **options)
+    return _frames_dataset(frames, attrs, *_check_shape(kw["shape"]), float(kw["pixel_nm"]))
 
 
 def _check_options(options, *, where):
     """Unknown keyword options give a DataValidationError naming the valid ones (not a TypeError)."""
     import inspect
 
-    valid = set(inspect.signature(_simulate).parameters)
+    valid = set(inspect.signature(_params).parameters)
     unknown = sorted(set(options) - valid)
     if unknown:
         raise DataValidationError(f"{where}: unknown option(s) {unknown}; expected some of {sorted(valid)}")

@@ -29,7 +29,7 @@ _EXPORTS = {
     "flux_error": "_flux",
     "continuity_flux_kernel": "_flux",
     "optical_flow_kernel": "_flux",
-    "block_jackknife": "_flux",
+    "block_jackknife": "_stats",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -26,6 +26,7 @@ import numpy as np
 from ..data import axis_scale, axis_values, like_input
 from ..errors import DataValidationError, ShapeMismatchError
 from ..io import accepts_data
+from ._stats import block_jackknife, region_statistics
 
 # --------------------------------------------------------------------------- kernels
 
@@ -159,9 +160,34 @@ def optical_flow_kernel(c: np.ndarray, t: np.ndarray, *, dy: float = 1.0, dx: fl
     :func:`rate_kernel`). Optical flow tracks moving *patterns*; it misses
     uniform filling or emptying, which the continuity estimate captures.
 
+    Parameters
+    ----------
+    c : ndarray
+        ``(time, y, x)`` Li maps.
+    t : ndarray
+        Frame times (s).
+    dy, dx : float
+        Pixel size (nm).
+    method : {"tvl1", "ilk"}
+        scikit-image's TV-L1 or iterative Lucas-Kanade optical flow.
+
+    Returns
+    -------
+    flux_y, flux_x : ndarray
+        ``(time, y, x)`` flux ``c·v`` in nm/s of the map's units.
+
     References
     ----------
     C. Zach, T. Pock, H. Bischof, DAGM 2007, doi:10.1007/978-3-540-74936-3_22 (TV-L1 flow).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.zeros((3, 16, 16)); c[:, 4:8, 4:8] = 1.0
+    >>> c[1], c[2] = np.roll(c[0], 1, axis=1), np.roll(c[0], 2, axis=1)  # a square moving +x, 1 px per s
+    >>> jy, jx = optical_flow_kernel(c, np.arange(3.0))
+    >>> bool(jx[1][c[1] > 0].mean() > 0.5), bool(abs(jy[1][c[1] > 0].mean()) < 0.1)
+    (True, True)
     """
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
@@ -272,6 +298,25 @@ def interface_distance(shape, *, dy: float = 1.0, dx: float = 1.0, interface="to
     ``interface`` is "top"/"bottom" (a straight interface at a film edge) or a
     (y, x) boolean mask of the electrolyte side (any shape; Euclidean
     distance transform).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)`` of the maps.
+    dy, dx : float
+        Pixel size (nm) along y and x.
+    interface : {"top", "bottom"} or ndarray of bool
+        The electrolyte side: a film edge, or a ``(y, x)`` mask of the electrolyte side.
+
+    Returns
+    -------
+    ndarray
+        ``(ny, nx)`` distances in nm.
+
+    Examples
+    --------
+    >>> interface_distance((3, 2), dy=2.0).tolist()
+    [[1.0, 1.0], [3.0, 3.0], [5.0, 5.0]]
     """
     ny, nx = shape
     if isinstance(interface, str):
@@ -454,78 +499,6 @@ def analyse(li, *, states=None, method: str = "continuity", interface="top", ope
     return ds
 
 
-def block_jackknife(stat, n: int, *, blocks: int = 8) -> float:
-    """σ of a whole-run number by the delete-a-block jackknife over its ``n`` frames.
-
-    ``stat(keep)`` computes the number from the frames where the boolean mask
-    ``keep`` is true; the run is cut into ``blocks`` consecutive blocks and the
-    number recomputed with each left out. Blocks of consecutive frames keep
-    frame-to-frame correlation (a denoising window, slow changes) inside a
-    block, where a delete-one jackknife would underrate it. The σ says how much
-    the run average depends on the frames it is made of — noise and the real
-    changes between charge, rest and discharge together.
-
-    References
-    ----------
-    H. R. Künsch, Ann. Stat. 17 (1989) 1217, doi:10.1214/aos/1176347265.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> v = np.random.default_rng(0).normal(0.0, 1.0, 400)
-    >>> ratio = block_jackknife(lambda k: v[k].mean(), v.size) * np.sqrt(v.size)  # ≈ 1 for white noise
-    >>> bool(0.5 < ratio < 1.6)   # 8 blocks: the σ itself is known to about ±25 %
-    True
-    """
-    nb = min(int(blocks), int(n))
-    if nb < 2:
-        return float("nan")
-    edges = np.linspace(0, n, nb + 1).round().astype(int)
-    vals = []
-    import warnings
-
-    # a block that holds every frame of a kind (all the rest frames) leaves an empty mean: NaN, skipped
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for a, b in zip(edges[:-1], edges[1:]):
-            keep = np.ones(n, bool)
-            keep[a:b] = False
-            try:
-                vals.append(float(stat(keep)))
-            except (ZeroDivisionError, ValueError):
-                vals.append(float("nan"))
-    v = np.asarray(vals, float)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        return float("nan")
-    return float(np.sqrt((v.size - 1) / v.size * np.sum((v - v.mean()) ** 2)))
-
-
-def region_statistics(c: np.ndarray, dcdt: np.ndarray, labels: np.ndarray, t: np.ndarray):
-    """Mean Li per region and frame, and each region's mean rate (grains > 0, boundaries = 0).
-
-    Returns a Dataset on ``component`` (region names ``boundary``, ``grain_1`` ...).
-    """
-    import xarray as xr
-
-    labels = np.asarray(labels)
-    if labels.shape != c.shape[1:]:
-        raise ShapeMismatchError(f"segmentation has shape {labels.shape}, expected the map shape {c.shape[1:]}")
-    if labels.dtype.kind not in "iub":
-        raise DataValidationError(f"segmentation: expected integer labels, got dtype {labels.dtype}")
-    ids = np.unique(labels)
-    names = ["boundary" if i == 0 else f"grain_{int(i)}" for i in ids]
-    flat = labels.ravel()
-    li = np.stack([c.reshape(c.shape[0], -1)[:, flat == i].mean(axis=1) for i in ids], axis=1)
-    rate = np.array([np.abs(dcdt.reshape(dcdt.shape[0], -1)[:, flat == i]).mean() for i in ids])
-    npx = np.array([(flat == i).sum() for i in ids])
-    return xr.Dataset(
-        {"region_li": (("time", "component"), li), "region_rate": ("component", rate, {"units": "1/s"}),
-         "region_pixels": ("component", npx)},
-        coords={"component": ("component", names)},
-    )
-
-
 def observable_flux(flux_y, flux_x, *, dy: float = 1.0, dx: float = 1.0, open_y="top",
                     x_boundary: str = "closed"):
     """The part of a known flux that Li maps can reveal (its minimum-norm, irrotational part).
@@ -557,6 +530,28 @@ def flux_error(estimate, truth_y, truth_x) -> dict[str, float]:
     continuity solve's boundary conditions), the cosine similarity of the flux
     fields (1 = same direction everywhere, magnitude-weighted), and the
     fraction of frames whose net through-film direction matches the truth's.
+
+    Parameters
+    ----------
+    estimate : Dataset
+        The result of :func:`analyse` (``flux_y``, ``flux_x`` on time, y, x).
+    truth_y, truth_x : DataArray or ndarray
+        The true flux components on the same grid (e.g. :func:`ionscope.simulate.li_transport`'s).
+
+    Returns
+    -------
+    dict
+        ``through_fraction_estimate``, ``through_fraction_truth``, ``cosine``, ``direction_agreement`` and,
+        with boundary conditions in ``estimate``, ``through_fraction_observable`` and ``cosine_observable``.
+
+    Examples
+    --------
+    >>> from ionscope.simulate import li_transport
+    >>> ds = li_transport(shape=(12, 16), n_frames=6)
+    >>> est = analyse(ds.li * ds.co * ds.thickness_nm / ds.attrs["reference_thickness_nm"])
+    >>> err = flux_error(est, ds.flux_y, ds.flux_x)
+    >>> err["cosine_observable"] > 0.95
+    True
     """
     ey, ex = np.asarray(estimate["flux_y"]), np.asarray(estimate["flux_x"])
     ty, tx = np.asarray(truth_y, float), np.asarray(truth_x, float)

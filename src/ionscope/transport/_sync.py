@@ -28,6 +28,20 @@ def interval_means(t: np.ndarray, values: np.ndarray, t0: np.ndarray, t1: np.nda
     Array kernel: ``t`` increasing (n,), ``values`` (n,), ``t0``/``t1`` (m,).
     Zero-length intervals give the interpolated value at ``t0``.
 
+    Parameters
+    ----------
+    t : ndarray
+        Increasing sample times (n,).
+    values : ndarray
+        Samples (n,).
+    t0, t1 : ndarray
+        Interval starts and ends (m,).
+
+    Returns
+    -------
+    ndarray
+        ``(m,)`` means.
+
     Examples
     --------
     >>> import numpy as np

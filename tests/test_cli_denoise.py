@@ -1,10 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope denoise`` and the demo step ``denoise``."""
+"""``ionscope denoise`` (``cli/_denoise.py``); the demo step: tests/test_demo_steps.py."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 
 from ionscope.cli import main
@@ -59,30 +56,3 @@ def test_cli_errors(movie_file, tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "x.nc")]) == 2
     assert main(["denoise", str(path), "--out", str(tmp_path / "x.nc"), "--patch", "1"]) == 2
     assert "patch must be an integer >= 2" in capsys.readouterr().err
-
-
-def test_demo_step_without_eels(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["denoise"], show_progress=False)
-    step = summary["steps"]["denoise"]
-    assert step["status"] == "ok", step.get("error")
-    r = step["results"]
-    assert r["psnr_denoised_db"] > r["psnr_raw_db"] + 8
-    assert (tmp_path / "figures" / "denoise.png").is_file()
-    assert json.loads((tmp_path / "summary.json").read_text())["ok"]
-
-
-def test_demo_step_uses_limaps_from_context(tmp_path):
-    from ionscope.demo import DemoContext
-    from ionscope.demo._denoise import run
-
-    noisy, clean = limap_movie(shape=(32, 32), n_frames=4, counts=5.0, seed=1)
-    ctx = DemoContext(out=tmp_path, quick=True)
-    ctx.data["limaps"] = noisy
-    ctx.data["operando"] = {"truth": {"li": clean}}
-    run(ctx)
-    assert ctx.results["denoise"]["source"].startswith("eels")
-    den = ctx.data["limaps_denoised"]
-    assert den.shape == noisy.shape
-    assert np.isfinite(ctx.results["denoise"]["psnr_denoised_db"])

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Holography CLI (`ionscope holo ...`) and demo step, on small simulated files."""
+"""Holography CLI (`ionscope holo ...`, ``cli/_holo.py``) on small simulated files; the demo step: tests/test_demo_steps.py."""
 from __future__ import annotations
 
 import json
@@ -57,16 +57,3 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no fringes" in err and "Traceback" not in err
     assert not (tmp_path / "w.nc").exists()
-
-
-def test_demo_step_quick(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["holography"], show_progress=False)
-    step = summary["steps"]["holography"]
-    assert step["status"] == "ok", step.get("error")
-    res = step["results"]
-    assert (tmp_path / "holography.png").exists()
-    for method in ("fourier", "phase_shifting"):
-        assert res[method]["step_v"] == pytest.approx(res["truth"]["step_v"], rel=0.1)
-    assert res["phase_shifting"]["width_nm"] < res["fourier"]["width_nm"]

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The demo's steps one by one (``demo/_<step>.py``), in quick mode: each runs, writes its figure and recovers
+the simulator's truth within the stated tolerances (the whole demo: tests/test_demo.py)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ionscope.simulate import limap_movie
+
+
+def test_eels_linescan_and_mva_steps(tmp_path):
+    from ionscope.demo import run_demo
+
+    summary = run_demo(tmp_path, quick=True, steps=["simulate", "eels", "linescan", "mva"], show_progress=False)
+    for step in ("eels", "linescan", "mva"):
+        assert summary["steps"][step]["status"] == "ok", summary["steps"][step]
+    r = summary["steps"]["eels"]["results"]
+    # the demo records realistic spectra (zero-loss peak, plural scattering): the Li map through the
+    # zero-loss peak is unbiased within its noise and honest, the plain fit of raw counts is not
+    fl = r["mlls_fourier_log"]
+    assert abs(fl["bias_percent"]) < 10 and 0.85 < fl["li_pull_std"] < 1.15
+    assert abs(r["mlls_raw_counts"]["bias_percent"]) > 5 * abs(fl["bias_percent"])
+    assert abs(r["k_calibrated"] - r["k_true"]) < 3 * r["k_std"]
+    assert (tmp_path / "limaps.zarr").exists() and (tmp_path / "figures" / "eels_limaps.png").exists()
+    lw = summary["steps"]["linescan"]["results"]
+    assert abs(lw["mlls_width_nm"] - lw["true_width_nm"]) < 1.0
+
+
+def test_denoise_step_without_eels(tmp_path):
+    from ionscope.demo import run_demo
+
+    summary = run_demo(tmp_path, quick=True, steps=["denoise"], show_progress=False)
+    step = summary["steps"]["denoise"]
+    assert step["status"] == "ok", step.get("error")
+    r = step["results"]
+    assert r["psnr_denoised_db"] > r["psnr_raw_db"] + 8
+    assert (tmp_path / "figures" / "denoise.png").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["ok"]
+
+
+def test_denoise_step_uses_limaps_from_context(tmp_path):
+    from ionscope.demo import DemoContext
+    from ionscope.demo._denoise import run
+
+    noisy, clean = limap_movie(shape=(32, 32), n_frames=4, counts=5.0, seed=1)
+    ctx = DemoContext(out=tmp_path, quick=True)
+    ctx.data["limaps"] = noisy
+    ctx.data["operando"] = {"truth": {"li": clean}}
+    run(ctx)
+    assert ctx.results["denoise"]["source"].startswith("eels")
+    den = ctx.data["limaps_denoised"]
+    assert den.shape == noisy.shape
+    assert np.isfinite(ctx.results["denoise"]["psnr_denoised_db"])
+
+
+def test_holography_step_quick(tmp_path):
+    from ionscope.demo import run_demo
+
+    summary = run_demo(tmp_path, quick=True, steps=["holography"], show_progress=False)
+    step = summary["steps"]["holography"]
+    assert step["status"] == "ok", step.get("error")
+    res = step["results"]
+    assert (tmp_path / "holography.png").exists()
+    for method in ("fourier", "phase_shifting"):
+        assert res[method]["step_v"] == pytest.approx(res["truth"]["step_v"], rel=0.1)
+    assert res["phase_shifting"]["width_nm"] < res["fourier"]["width_nm"]
