@@ -26,7 +26,8 @@ _EXPORTS = {
     # operando STEM-EELS series and Li-map movies (simulate/_operando.py)
     "operando_eels": "_operando",
     "limap_movie": "_operando",
-    "acquire": "_acquire",  # the fake microscope (re-exported from simulate/_acquire.py)
+    "acquire": "_acquire",  # the fake microscope (simulate/_acquire.py)
+    "Acquisition": "_acquire",  # what acquire returns (ionscope.live.Acquisition points here)
     # position-resolved TEM-EELS and Co-L spectrum images (simulate/_eels_extra.py)
     "tem_eels_linescan": "_eels_extra",
     "co_l_spectrum_image": "_eels_extra",
