@@ -56,7 +56,11 @@ def register(sub) -> None:
                                   "image's own coordinates, offset included, as `ionscope info` prints the y/x "
                                   "axes; --origin corner counts from the top-left pixel instead) or in pixels "
                                   "(-px options: indices from the top-left pixel). The fit goes to stdout as JSON "
-                                  "(with units).")
+                                  "(with units). On one hologram the step is the whole change across the "
+                                  "interface: the mean inner potentials of the two sides (and any change of "
+                                  "thickness) plus the space-charge step; only the difference of two bias states "
+                                  "(`ionscope run` with a [holography] section, or holography.bias_series) isolates the "
+                                  "space-charge step.")
     f.add_argument("image", metavar="FILE", help="wave (complex: unwrapped here), phase (rad) or potential (V) map")
     for what in ("start", "end"):
         f.add_argument(f"--{what}-nm", nargs=2, type=float, metavar=("Y", "X"), help=f"line {what} in nm, see --origin")
@@ -301,6 +305,10 @@ def run_profile(args) -> int:
               "units": {"step": unit, "step_err": unit, "offset": unit, "offset_err": unit, "residual_rms": unit,
                         "width": pos_unit, "width_err": pos_unit, "center": pos_unit, "center_err": pos_unit},
               "center_meaning": "distance along the line from --start",
+              # a single state cannot separate what makes the step: say so where the number is read
+              "step_meaning": ("the whole change across the line: on one hologram the mean-inner-potential "
+                               "difference of the two sides (and any thickness change) plus the space-charge "
+                               "step; a difference of two bias states isolates the space-charge step"),
               "start": list(start), "end": list(end), "width_across": width,
               "given": {k: v[1] for k, v in given.items()},
               "voltage_kv": voltage_kv, "thickness_nm": args.thickness_nm,
