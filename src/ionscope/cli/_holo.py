@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import add_alias, add_out, add_progress, add_reader, add_vacuum, add_var, check_out, load_input, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_vacuum, add_var, check_out, load_input, naming, say
 
 WAVE_SUFFIXES = (".nc", ".zarr")
 
@@ -132,8 +132,15 @@ def _previews(wave, out: Path) -> list[Path]:
 
 
 def run_reconstruct(args) -> int:
+    with naming(hologram=("HOLOGRAM", args.hologram), reference=("--vacuum", args.vacuum),
+                vacuum=("--vacuum", args.vacuum)):
+        return _run_reconstruct(args)
+
+
+def _run_reconstruct(args) -> int:
     import numpy as np
 
+    from ..errors import ShapeMismatchError
     from ..holography import reconstruct
 
     out = check_out(args)
@@ -141,6 +148,10 @@ def run_reconstruct(args) -> int:
                       what="hologram")
     ref = load_input(args.vacuum, prefer=("hologram", "reference", "vacuum", "data"), reader=args.reader,
                      what="vacuum hologram") if args.vacuum else None
+    for da, path, option in ((holo, args.hologram, "HOLOGRAM"), (ref, args.vacuum, "--vacuum")):
+        if da is not None and ("energy" in da.dims or not {"y", "x"} <= set(da.dims)):
+            raise ShapeMismatchError(f"{path} ({option}): dims {tuple(da.dims)}; expected a hologram (y, x) or a "
+                                     "stack (..., y, x) without an energy axis")
     wave = reconstruct(holo, ref, sideband=args.sideband, aperture=args.aperture, full_size=args.full_size,
                        flip_sign=args.flip_sign)
     qy, qx = wave.attrs["carrier_cycles_per_px"]
@@ -153,6 +164,12 @@ def run_reconstruct(args) -> int:
 
 
 def run_phase_shift(args) -> int:
+    with naming(holograms=("HOLOGRAMS", args.holograms), references=("--vacuum", args.vacuum),
+                vacuum=("--vacuum", args.vacuum)):
+        return _run_phase_shift(args)
+
+
+def _run_phase_shift(args) -> int:
     from ..holography import phase_shifting
 
     out = check_out(args)

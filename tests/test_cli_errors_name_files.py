@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A wrong file given to a command is named in its one-line error, with the option it came through.
+
+The science functions name their arguments ("references: needs dims ..."); a user passed files. Each case:
+exit 2, one line, the file and the option named, nothing written.
+"""
+from __future__ import annotations
+
+import pytest
+
+from ionscope.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("files")
+    assert main(["simulate", "linescan", "-o", str(d / "ls.nc"), "--refs-out", str(d / "refs.nc"), "-q"]) == 0
+    assert main(["simulate", "hologram", "--quick", "-o", str(d / "holo.nc"), "--refs-out", str(d / "vac.nc"),
+                 "-q"]) == 0
+    return d
+
+
+CASES = [
+    (["limap", "{d}/ls.nc", "--refs", "{d}/holo.nc"], "holo.nc (--refs)", "('component', 'energy')"),
+    (["linescan", "{d}/holo.nc", "--refs", "{d}/refs.nc"], "holo.nc (INPUT)", "('position', 'energy')"),
+    (["linescan", "{d}/ls.nc", "--refs", "{d}/vac.nc"], "vac.nc (--refs)", "reference spectra"),
+    (["holo", "reconstruct", "{d}/ls.nc"], "ls.nc (HOLOGRAM)", "without an energy axis"),
+    (["holo", "reconstruct", "{d}/holo.nc", "--vacuum", "{d}/refs.nc"], "refs.nc (--vacuum)", "hologram"),
+    (["holo", "phase-shift", "{d}/holo.nc"], "holo.nc (HOLOGRAMS)", "(frame, y, x)"),
+]
+
+
+@pytest.mark.parametrize("argv,names,expects", CASES, ids=[" ".join(c[0][:2]) + " " + c[1] for c in CASES])
+def test_error_names_the_file_and_option(files, tmp_path, capsys, argv, names, expects):
+    out = tmp_path / ("out.json" if "profile" in argv else "out.nc")
+    code = main([a.format(d=files) for a in argv] + ["-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "error:" in err[0], err
+    assert names in err[0] and expects in err[0], err[0]
+    assert str(files) in err[0]  # the path as given
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_naming_leaves_messages_that_name_the_file_alone():
+    from ionscope.cli._common import naming
+    from ionscope.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"^a\.nc \(--refs\): bad$"):
+        with naming(references=("--refs", "a.nc")):
+            raise DataValidationError("references: bad")
+    with pytest.raises(DataValidationError, match=r"^a\.nc: references bad$"):
+        with naming(references=("--refs", "a.nc")):
+            raise DataValidationError("a.nc: references bad")
+    with pytest.raises(DataValidationError, match=r"^other: bad$"):
+        with naming(references=("--refs", "a.nc")):
+            raise DataValidationError("other: bad")
