@@ -173,8 +173,8 @@ def _profiles(fig, a1, a2, analysis, d, idx, cmap):
     a2.axhline(0, color="k", lw=0.5)
     a1.legend(title="time", ncol=2)
     _x_bounds(a1, analysis)
-    a1.set_title("mean over x at each distance", fontsize=8)
-    a2.set_title("+J_y: toward the current collector", fontsize=8)
+    a1.set_title("mean along the interface (over the x axis) at each distance", fontsize=8)
+    a2.set_title("J_y > 0: toward the current collector", fontsize=8)
 
 
 def flux_map(analysis, *, frame: int | None = None, step: int = 3):
