@@ -55,3 +55,13 @@ def test_naming_leaves_messages_that_name_the_file_alone():
     with pytest.raises(DataValidationError, match=r"^other: bad$"):
         with naming(references=("--refs", "a.nc")):
             raise DataValidationError("other: bad")
+
+
+def test_holography_run_names_the_key_and_file_of_a_single_hologram(files, tmp_path, capsys):
+    toml = tmp_path / "night.toml"
+    toml.write_text(f'[holography]\nholograms = "{files / "holo.nc"}"\nthickness_nm = 60.0\n')
+    assert main(["run", str(toml), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config [holography] holograms" in err[0] and "holo.nc" in err[0], err
+    assert "(time, y, x)" in err[0]
+    assert not (tmp_path / "out").exists()  # refused before the folder is made
