@@ -165,7 +165,7 @@ def _run_holography(args, cfg) -> int:
         print(f"{name:<13} {'cached' if rec.cached else 'done':<8} {rec.seconds:>8.2f} s")
     summary = res.summary or {}
     print(f"{summary.get('n_time_points', '?')} time points, method {summary.get('method', '?')}, "
-          f"interfaces at {summary.get('interfaces_nm', [])} nm")
+          f"interfaces at {', '.join(f'{float(x):.1f}' for x in summary.get('interfaces_nm', [])) or '?'} nm")
     for bad in summary.get("bad_frames", []):  # skipped time points (NaN in the outputs) and steps not measured
         print(f"bad time point {bad['time_index']} (t = {bad['time_s']:g} s): {bad['reason']}")
     a = (summary.get("asymmetry") or {}).get("all")

@@ -24,7 +24,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 .figs{display:flex;flex-direction:column;gap:1.4em}.figs figure{margin:0;width:100%}
 .figs img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555;text-align:center}
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
+table{border-collapse:collapse;font-size:.9em;margin-bottom:1.2em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
 tr.group th{background:#f3f4f7;text-align:left;font-style:italic}table.numbers th{font-weight:normal}
 th.in-group{padding-left:1.6em}
