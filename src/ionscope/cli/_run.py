@@ -32,7 +32,10 @@ scheduler = "{scheduler}"
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the operando pipeline (frames → Li movie → flux → report)",
                        description="Run energy-drift correction, registration, Li maps, denoising, analysis "
-                                   "and report; every stage is cached, so a re-run resumes.")
+                                   "and report; every stage is cached, so a re-run resumes. A configuration "
+                                   "with a [holography] section runs a night of holograms under bias instead. "
+                                   "The run writes only inside its output folder and never replaces a file it "
+                                   "did not write (docs/guarantees.md).")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true", help="simulate a small experiment and run on it")
     p.add_argument("--var", metavar="NAME", help="variable of multi-variable frame files or series store "
