@@ -65,3 +65,15 @@ def test_holography_run_names_the_key_and_file_of_a_single_hologram(files, tmp_p
     assert len(err) == 1 and "config [holography] holograms" in err[0] and "holo.nc" in err[0], err
     assert "(time, y, x)" in err[0]
     assert not (tmp_path / "out").exists()  # refused before the folder is made
+
+
+def test_run_names_the_log_that_does_not_cover_the_frames(tmp_path, capsys):
+    assert main(["simulate", "operando", "--quick", "-o", str(tmp_path / "series.zarr"), "--refs-out",
+                 str(tmp_path / "refs.nc"), "-q"]) == 0
+    toml = tmp_path / "run.toml"  # frames 100 min apart: the 6-min log covers none of them
+    toml.write_text('[input]\nseries = "series.zarr"\nlog = "series_log.csv"\nframe_interval_s = 6000.0\n'
+                    '[limap]\nreferences = "refs.nc"\n[denoise]\nmethod = "none"\n[report]\nmovies = []\n')
+    assert main(["run", str(toml), "--out", str(tmp_path / "out"), "-q", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'series_log.csv'} ([input] log): log does not cover" in err[0], err
+    assert "[sync] allow_uncovered" in err[0]

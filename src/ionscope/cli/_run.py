@@ -120,9 +120,17 @@ def _run_config(args, cfg) -> int:
         cfg = cfg.replace(input={"var": args.var})
     from ..report import operando_report_stage
 
-    result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
-                          extra_stages=(operando_report_stage(),),
-                          wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    from ..errors import DataValidationError
+
+    try:
+        result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
+                              extra_stages=(operando_report_stage(),),
+                              wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    except DataValidationError as exc:
+        # the sync stage's refusal speaks of "log" (transport.sync_frames knows no file): name the file
+        if cfg.input.log and str(exc).startswith("log does not cover"):
+            raise DataValidationError(f"{cfg.path(cfg.input.log)} ([input] log): {exc}") from None
+        raise
     if args.quiet:
         return 0
     for name, rec in result.stages.items():
