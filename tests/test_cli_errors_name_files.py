@@ -77,3 +77,16 @@ def test_run_names_the_log_that_does_not_cover_the_frames(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{tmp_path / 'series_log.csv'} ([input] log): log does not cover" in err[0], err
     assert "[sync] allow_uncovered" in err[0]
+
+
+def test_holography_run_names_the_file_of_a_wrong_reference(files, tmp_path, capsys):
+    from ionscope.simulate import biased_holograms
+
+    biased_holograms(programme=[("rest", 20), ("hold", 1.0, 20)], shape=(64, 64), pixel_nm=1.0, dose=200.0,
+                     seed=0, out=str(tmp_path / "night.zarr"))
+    toml = tmp_path / "night.toml"  # a spectrum file where the vacuum references belong
+    toml.write_text(f'[holography]\nholograms = "night.zarr"\nreferences = "{files / "refs.nc"}"\n'
+                    'thickness_nm = 60.0\n')
+    assert main(["run", str(toml), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{files / 'refs.nc'} ([holography] references): " in err[0], err

@@ -166,10 +166,17 @@ def _run_holography(args, cfg) -> int:
 
         raise DataValidationError("--frame-pattern and --var name EELS frames; a [holography] night reads the "
                                   "store [holography] holograms names")
+    from ._common import naming
+
+    opt = cfg.holography
+    # bias_series names its arguments ("references: no fringes found"): the user named files under keys
+    roles = {k: (f"[holography] {k}", cfg.path(opt[k])) for k in ("holograms", "references", "log")
+             if isinstance(opt.get(k), str)}
     # the figures, GIF and viewer come from the report package, handed to the runner (as the EELS report stage)
-    res = run_holography(cfg, show_progress=False if (args.no_progress or args.quiet)
-                         else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
-                         writers=holography_writers())
+    with naming(**roles):
+        res = run_holography(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
+                             wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
+                             writers=holography_writers())
     if args.quiet:
         return 0
     for name, rec in res.records.items():
