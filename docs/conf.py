@@ -109,8 +109,10 @@ API_PACKAGES = {
     "ionscope.eels": "EELS: background, MLLS Li maps, SA/SB, low loss, MVA, line scans.",
     "ionscope.denoise": "Sparse-coding denoising of Li-map movies, baselines and metrics.",
     "ionscope.holography": "Off-axis and phase-shifting holography, potentials, bias series.",
-    "ionscope.operando": "The operando pipeline: stages, runs, flux analysis.",
-    "ionscope.live": "Live sessions: a fake microscope, followers, the watcher and its dashboard.",
+    "ionscope.transport": "Where Li goes: specimen drift, sync with the log, Li flux from a map movie.",
+    "ionscope.pipeline": "The one runner: configuration, stage table, stores, executors, ``run``.",
+    "ionscope.operando": "The public face of operando work: every name of the earlier layout, pointing at its home.",
+    "ionscope.live": "Live sessions: the watcher and its dashboard.",
     "ionscope.report": "Figures, movies, viewers and reports.",
     "ionscope.data": "The data model: dims vocabulary, calibration, kernels over dask chunks.",
     "ionscope.errors": "The error classes.",
@@ -126,6 +128,18 @@ def public_names(package: str) -> list[str]:
                  if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v))
                  and getattr(v, "__module__", "") == package]
     return sorted(names, key=str.lower)
+
+
+def home_package(package: str, name: str) -> str:
+    """The documented package a public name is defined in (a facade such as ``operando`` re-exports names
+    of ``pipeline``, ``transport``, ``io``, ...): each name is documented once, in its home."""
+    exports = getattr(importlib.import_module(package), "_EXPORTS", {})
+    source = exports.get(name, "")
+    if source.startswith("ionscope."):
+        return source
+    module = getattr(getattr(importlib.import_module(package), name), "__module__", None) or package
+    homes = [p for p in API_PACKAGES if module == p or module.startswith(p + ".")]
+    return max(homes, key=len) if homes else package
 
 
 def write_api_pages() -> None:
@@ -144,7 +158,13 @@ def write_api_pages() -> None:
                  f".. automodule:: {package}", "   :no-members:", "",
                  f".. currentmodule:: {package}", "",
                  ".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
-        lines += [f"   {name}" for name in public_names(package)]
+        names = public_names(package)
+        own = [n for n in names if home_package(package, n) == package]
+        lines += [f"   {name}" for name in own]
+        elsewhere = [n for n in names if n not in own]
+        if elsewhere:
+            lines += ["", "Also importable from here (documented in their home package):", ""]
+            lines += [f"- :obj:`{package}.{n} <{home_package(package, n)}.{n}>`" for n in elsewhere]
         _write_if_changed(out / f"{package}.rst", "\n".join(lines) + "\n")
     _write_if_changed(out / "index.rst", "\n".join(index) + "\n")
 

@@ -18,8 +18,12 @@ def progress_enabled() -> bool:
 
 def progress(iterable: Iterable[Any] | None = None, *, desc: str = "", total: int | None = None,
              enable: bool | None = None, unit: str = "it"):
-    """Wrap ``iterable`` in a tqdm bar with ETA (or return it unchanged when disabled)."""
-    from tqdm.auto import tqdm
-
+    """Wrap ``iterable`` in a tqdm bar with ETA (a disabled bar, which only iterates, when disabled)."""
     disable = not (progress_enabled() if enable is None else enable)
+    if disable:
+        # tqdm.auto in a Jupyter kernel without ipywidgets warns "IProgress not found" on import, even
+        # for a bar that is never shown (the docs' executed tutorials printed it): a hidden bar needs no widget
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
     return tqdm(iterable, desc=desc, total=total, disable=disable, unit=unit, dynamic_ncols=True)

@@ -143,6 +143,43 @@ def load_input(path, *, var=None, prefer=(), reader=None, lazy=None, what="INPUT
     raise FileFormatError(f"{path}: holds variables {names}; choose the {what} with --var NAME")
 
 
+@contextlib.contextmanager
+def naming(**roles):
+    """Errors a science function raises about one of its arguments name the file it came from.
+
+    A science function knows its arguments, not their files: it says ``"references: needs dims
+    ('component', 'energy'), got ('y', 'x')"``. ``roles`` maps such an argument name to
+    ``(option, path)``; within the block an :class:`~ionscope.errors.IonscopeError` whose message
+    starts with one of the names (and does not name the file already) is raised again with the file
+    and option in place of the name: ``"holo.nc (--refs): needs dims ..."``.
+    """
+    from ..errors import IonscopeError
+
+    try:
+        yield
+    except IonscopeError as exc:
+        msg = str(exc)
+        head, sep, rest = msg.partition(": ")
+        option, path = roles.get(head, (None, None))
+        if not sep or path is None or str(path) in msg:
+            raise
+        try:
+            renamed = type(exc)(f"{path} ({option}): {rest}")
+        except TypeError:  # an error class with another constructor: keep it as it is
+            raise exc from None
+        raise renamed from None
+
+
+def need_dims(da, path, *, option: str, need, what: str, hint: str = "") -> None:
+    """Refuse, naming the file and option, an input whose dims are not what the command reads."""
+    from ..errors import ShapeMismatchError
+
+    if set(need) <= set(da.dims) and len(da.dims) == len(need):
+        return
+    raise ShapeMismatchError(f"{path} ({option}): dims {tuple(da.dims)}; expected {what} with dims "
+                             f"{tuple(need)}{hint}")
+
+
 def keep_acquisition(out, source) -> None:
     """Copy the acquisition metadata (beam energy, angles, microscope, date, title, source file ...) of
     ``source`` into ``out.attrs``, so maps made from a .dm4 still say how it was recorded."""

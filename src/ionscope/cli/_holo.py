@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import add_alias, add_out, add_progress, add_reader, add_vacuum, add_var, check_out, load_input, say
+from ._common import add_alias, add_out, add_progress, add_reader, add_vacuum, add_var, check_out, load_input, naming, say
 
 WAVE_SUFFIXES = (".nc", ".zarr")
 
@@ -56,7 +56,11 @@ def register(sub) -> None:
                                   "image's own coordinates, offset included, as `ionscope info` prints the y/x "
                                   "axes; --origin corner counts from the top-left pixel instead) or in pixels "
                                   "(-px options: indices from the top-left pixel). The fit goes to stdout as JSON "
-                                  "(with units).")
+                                  "(with units). On one hologram the step is the whole change across the "
+                                  "interface: the mean inner potentials of the two sides (and any change of "
+                                  "thickness) plus the space-charge step; only the difference of two bias states "
+                                  "(`ionscope run` with a [holography] section, or holography.bias_series) isolates the "
+                                  "space-charge step.")
     f.add_argument("image", metavar="FILE", help="wave (complex: unwrapped here), phase (rad) or potential (V) map")
     for what in ("start", "end"):
         f.add_argument(f"--{what}-nm", nargs=2, type=float, metavar=("Y", "X"), help=f"line {what} in nm, see --origin")
@@ -128,8 +132,15 @@ def _previews(wave, out: Path) -> list[Path]:
 
 
 def run_reconstruct(args) -> int:
+    with naming(hologram=("HOLOGRAM", args.hologram), reference=("--vacuum", args.vacuum),
+                vacuum=("--vacuum", args.vacuum)):
+        return _run_reconstruct(args)
+
+
+def _run_reconstruct(args) -> int:
     import numpy as np
 
+    from ..errors import ShapeMismatchError
     from ..holography import reconstruct
 
     out = check_out(args)
@@ -137,6 +148,10 @@ def run_reconstruct(args) -> int:
                       what="hologram")
     ref = load_input(args.vacuum, prefer=("hologram", "reference", "vacuum", "data"), reader=args.reader,
                      what="vacuum hologram") if args.vacuum else None
+    for da, path, option in ((holo, args.hologram, "HOLOGRAM"), (ref, args.vacuum, "--vacuum")):
+        if da is not None and ("energy" in da.dims or not {"y", "x"} <= set(da.dims)):
+            raise ShapeMismatchError(f"{path} ({option}): dims {tuple(da.dims)}; expected a hologram (y, x) or a "
+                                     "stack (..., y, x) without an energy axis")
     wave = reconstruct(holo, ref, sideband=args.sideband, aperture=args.aperture, full_size=args.full_size,
                        flip_sign=args.flip_sign)
     qy, qx = wave.attrs["carrier_cycles_per_px"]
@@ -149,6 +164,12 @@ def run_reconstruct(args) -> int:
 
 
 def run_phase_shift(args) -> int:
+    with naming(holograms=("HOLOGRAMS", args.holograms), references=("--vacuum", args.vacuum),
+                vacuum=("--vacuum", args.vacuum)):
+        return _run_phase_shift(args)
+
+
+def _run_phase_shift(args) -> int:
     from ..holography import phase_shifting
 
     out = check_out(args)
@@ -301,6 +322,10 @@ def run_profile(args) -> int:
               "units": {"step": unit, "step_err": unit, "offset": unit, "offset_err": unit, "residual_rms": unit,
                         "width": pos_unit, "width_err": pos_unit, "center": pos_unit, "center_err": pos_unit},
               "center_meaning": "distance along the line from --start",
+              # a single state cannot separate what makes the step: say so where the number is read
+              "step_meaning": ("the whole change across the line: on one hologram the mean-inner-potential "
+                               "difference of the two sides (and any thickness change) plus the space-charge "
+                               "step; a difference of two bias states isolates the space-charge step"),
               "start": list(start), "end": list(end), "width_across": width,
               "given": {k: v[1] for k, v in given.items()},
               "voltage_kv": voltage_kv, "thickness_nm": args.thickness_nm,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._common import add_out, add_progress, add_reader, add_refs, add_var, check_out, dask_progress, keep_acquisition, \
-    load_input, say, show_progress
+    load_input, naming, need_dims, say, show_progress
 
 SUFFIXES = (".zarr", ".nc")
 
@@ -51,6 +51,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # the fit functions name their arguments (si, references, low_loss); the user knows the files
+    with naming(si=("INPUT", args.input), references=("--refs", args.refs), low_loss=("--low-loss", args.low_loss)):
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import eels
     from ..errors import DataValidationError
     from ..io import load
@@ -65,6 +71,9 @@ def run(args) -> int:
     refs = load(args.refs, var=None).compute() if args.refs else None
     if refs is not None and not hasattr(refs, "dims"):
         raise DataValidationError(f"--refs {args.refs}: expected one (component, energy) array")
+    if refs is not None:
+        need_dims(refs, args.refs, option="--refs", need=("component", "energy"), what="reference spectra",
+                  hint=" (make them with `ionscope refs` or `ionscope simulate ... --refs-out`)")
     if args.method in ("mlls", "sasb") and refs is None:
         raise DataValidationError(f"--refs is required for --method {args.method} (make one with `ionscope refs`)")
     if args.method == "mlls":

@@ -6,7 +6,7 @@ INPUT is a position-resolved TEM-EELS image with dims (position, energy).
 from __future__ import annotations
 
 from ._common import add_alias, add_out, add_progress, add_reader, add_refs, add_var, check_out, keep_acquisition, \
-    load_input, say
+    load_input, naming, need_dims, say
 
 SUFFIXES = (".nc", ".zarr")
 
@@ -40,6 +40,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    with naming(data=("INPUT", args.input), si=("INPUT", args.input), references=("--refs", args.refs)):
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import eels
     from ..io import load
     from ..report import save_figure
@@ -47,7 +52,12 @@ def run(args) -> int:
 
     out = check_out(args)
     data = load_input(args.input, var=args.var, prefer=("linescan", "data"), reader=args.reader, what="line scan")
+    if data.ndim != 2 or "energy" not in data.dims:  # one axis along the line, one of energy loss
+        need_dims(data, args.input, option="INPUT", need=("position", "energy"), what="a line scan",
+                  hint=" (one spectrum per position; make one with `ionscope simulate linescan`)")
     refs = load(args.refs).compute() if args.refs else None
+    if refs is not None:
+        need_dims(refs, args.refs, option="--refs", need=("component", "energy"), what="reference spectra")
     import warnings
 
     ps = None if args.plural_scattering == "none" else args.plural_scattering

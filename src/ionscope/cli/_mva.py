@@ -59,9 +59,16 @@ def run(args) -> int:
             raise DataValidationError("--refs is required for --method phases")
         res = eels.phase_map(si, refs, background=True)
         ds = res.fraction.to_dataset("component")
+        for c in res.component.values:  # every number with its σ
+            ds[f"{c}_std"] = res.fraction_std.sel(component=c, drop=True)
+            ds[c].attrs["long_name"] = f"{c} share of the phases' total"
+            ds[f"{c}_std"].attrs["long_name"] = f"standard error of the {c} share"
         ds["total"] = res.total
+        ds["total_std"] = res.total_std
+        ds.attrs.pop("long_name", None)  # the fractions' own, not the file's
+        ds.attrs["method"] = "phase_map"
     keep_acquisition(ds, si)
-    shown = [n for n in ds.data_vars if {"y", "x"} <= set(ds[n].dims)]
+    shown = [n for n in ds.data_vars if {"y", "x"} <= set(ds[n].dims) and not str(n).endswith("_std")]
     with dask_progress("mva", show_progress(args)):
         out = save_maps(ds, out, shown)
     say(args, f"wrote {out} (variables {', '.join(map(str, ds.data_vars))})")

@@ -32,7 +32,10 @@ scheduler = "{scheduler}"
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the operando pipeline (frames → Li movie → flux → report)",
                        description="Run energy-drift correction, registration, Li maps, denoising, analysis "
-                                   "and report; every stage is cached, so a re-run resumes.")
+                                   "and report; every stage is cached, so a re-run resumes. A configuration "
+                                   "with a [holography] section runs a night of holograms under bias instead. "
+                                   "The run writes only inside its output folder and never replaces a file it "
+                                   "did not write (docs/guarantees.md).")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true", help="simulate a small experiment and run on it")
     p.add_argument("--var", metavar="NAME", help="variable of multi-variable frame files or series store "
@@ -117,9 +120,17 @@ def _run_config(args, cfg) -> int:
         cfg = cfg.replace(input={"var": args.var})
     from ..report import operando_report_stage
 
-    result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
-                          extra_stages=(operando_report_stage(),),
-                          wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    from ..errors import DataValidationError
+
+    try:
+        result = run_pipeline(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
+                              extra_stages=(operando_report_stage(),),
+                              wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False)
+    except DataValidationError as exc:
+        # the sync stage's refusal speaks of "log" (transport.sync_frames knows no file): name the file
+        if cfg.input.log and str(exc).startswith("log does not cover"):
+            raise DataValidationError(f"{cfg.path(cfg.input.log)} ([input] log): {exc}") from None
+        raise
     if args.quiet:
         return 0
     for name, rec in result.stages.items():
@@ -155,17 +166,24 @@ def _run_holography(args, cfg) -> int:
 
         raise DataValidationError("--frame-pattern and --var name EELS frames; a [holography] night reads the "
                                   "store [holography] holograms names")
+    from ._common import naming
+
+    opt = cfg.holography
+    # bias_series names its arguments ("references: no fringes found"): the user named files under keys
+    roles = {k: (f"[holography] {k}", cfg.path(opt[k])) for k in ("holograms", "references", "log")
+             if isinstance(opt.get(k), str)}
     # the figures, GIF and viewer come from the report package, handed to the runner (as the EELS report stage)
-    res = run_holography(cfg, show_progress=False if (args.no_progress or args.quiet)
-                         else None, wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
-                         writers=holography_writers())
+    with naming(**roles):
+        res = run_holography(cfg, show_progress=False if (args.no_progress or args.quiet) else None,
+                             wait=(args.wait_max if args.wait_max is not None else True) if args.wait else False,
+                             writers=holography_writers())
     if args.quiet:
         return 0
     for name, rec in res.records.items():
         print(f"{name:<13} {'cached' if rec.cached else 'done':<8} {rec.seconds:>8.2f} s")
     summary = res.summary or {}
     print(f"{summary.get('n_time_points', '?')} time points, method {summary.get('method', '?')}, "
-          f"interfaces at {summary.get('interfaces_nm', [])} nm")
+          f"interfaces at {', '.join(f'{float(x):.1f}' for x in summary.get('interfaces_nm', [])) or '?'} nm")
     for bad in summary.get("bad_frames", []):  # skipped time points (NaN in the outputs) and steps not measured
         print(f"bad time point {bad['time_index']} (t = {bad['time_s']:g} s): {bad['reason']}")
     a = (summary.get("asymmetry") or {}).get("all")

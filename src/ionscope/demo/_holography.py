@@ -77,7 +77,8 @@ def run(ctx) -> None:
         prof, fit = profiles[name]
         ax.plot(prof.position, prof, ".", color=color, ms=3)
         ax.plot(fit.position, fit.fitted, "-", color=color,
-                label=f"{name.replace('_', ' ')}: ΔV = {fit.step:.3f} ± {fit.step_err:.3f} V, w = {fit.width:.1f} nm")
+                label=f"{name.replace('_', ' ')}: ΔV = {fit.step:.3f} ± {fit.step_err:.3f} V, "
+                      f"w = {fit.width:.1f} ± {fit.width_err:.1f} nm")
     ax.set_xlabel("distance along the black line (nm)")
     # the potential axis on the right: on the left it would stand beside the Δφ colour bar as its second label
     ax.yaxis.tick_right()

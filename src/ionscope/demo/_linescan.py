@@ -59,7 +59,7 @@ def _figure(prof, width, truth, why=""):
     ax.set_xlabel("position (nm)")
     ax.set_ylabel("Li-K weight (single-scattering counts)" if truth.attrs.get("physics") == "realistic"
                   else "Li-K weight (counts)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")  # the layer and the film lie above: nothing hidden
     ax.set_title("Position-resolved TEM-EELS across Cu | electrolyte")
     if why:  # the fit found no layer: say so on the figure, not only in the numbers (in room above the data)
         lo, hi = ax.get_ylim()

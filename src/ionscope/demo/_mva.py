@@ -56,11 +56,12 @@ def _figure(c34, truth, profile, layer, pc):
         a.set_xlabel("x (nm)")
         a.set_ylabel("y from the interface (nm)")
     colour_bar(fig, im, sc, ax=axes[:2].tolist(), shrink=0.85, label="Co3O4 share of the Co")
-    axes[2].plot(y, profile.values, ".", ms=4, label="mean over x")
-    axes[2].plot(y, layer["fit"], "r-", label=f"layer {layer['width_nm']:.2f} ± {layer['width_std_nm']:.2f} nm")
+    axes[2].plot(y, profile.values, ".", ms=4, label="mean along the interface (over x)")
+    axes[2].plot(y, layer["fit"], "r-",
+                 label=f"fit: Co3O4 layer {layer['width_nm']:.2f} ± {layer['width_std_nm']:.2f} nm")
     axes[2].set_xlabel("distance from the interface (nm)")
     axes[2].set_ylabel("Co3O4 share of the Co")
-    axes[2].legend(fontsize=8, frameon=False, loc="upper right")  # the empty corner: the step falls left of it
+    axes[2].legend(fontsize=8, frameon=False, loc="center right")  # between the plateaus, right of the step: empty
     ev = pc.eigenvalues.values
     axes[3].semilogy(np.arange(1, ev.size + 1), ev, "o-", ms=3)
     axes[3].axhline(pc.attrs["noise_edge"], color="r", lw=0.8, label="noise edge (Marchenko–Pastur)")

@@ -419,21 +419,31 @@ def _axis_lines(obj, indent="  ") -> list[str]:
 
 
 def _attr_lines(attrs, indent="  ") -> list[str]:
+    import shutil
+    import textwrap
+
+    # wrapped here, at word boundaries under the key, so that a terminal never cuts a value mid-word
+    width = max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
     out = []
     for k, v in attrs.items():
         text = " ".join(str(v).split())
-        out.append(f"{indent}{k}: {text if len(text) <= 200 else text[:197] + '...'}")
+        text = text if len(text) <= 200 else text[:197] + "..."
+        head = f"{indent}{k}: "
+        out += textwrap.wrap(text, width=width, initial_indent=head, subsequent_indent=" " * len(head),
+                             break_long_words=False, break_on_hyphens=False) or [head.rstrip()]
     return out
 
 
 def _describe(obj, path) -> list[str]:
+    import shutil
+
     import xarray as xr
 
     if isinstance(obj, xr.DataArray):
         lines = [f"file:   {path}", f"dims:   {tuple(obj.dims)}", f"shape:  {tuple(obj.shape)}",
                  f"dtype:  {obj.dtype}"]
         if obj.attrs.get("units"):
-            lines.append(f"units:  {obj.attrs['units']}")
+            lines += _attr_lines({"units": obj.attrs["units"]}, indent="")
         lines += ["axes:", *_axis_lines(obj)]
         if obj.attrs:
             lines += ["metadata:", *_attr_lines(obj.attrs)]
@@ -442,8 +452,11 @@ def _describe(obj, path) -> list[str]:
     width = max([len(str(n)) for n in obj.data_vars] + [8]) + 1
     for name, v in obj.data_vars.items():
         unit = v.attrs.get("units", "")
-        lines.append(f"  {str(name):<{width}} {str(tuple(v.dims)):<30} {str(tuple(v.shape)):<18} {v.dtype}"
-                     + (f"  [{unit}]" if unit else ""))
+        row = f"  {str(name):<{width}} {str(tuple(v.dims)):<30} {str(tuple(v.shape)):<18} {v.dtype}"
+        if unit and len(row) + len(str(unit)) + 4 > shutil.get_terminal_size((100, 24)).columns:
+            lines += [row, *_attr_lines({"units": unit}, indent="      ")]  # a unit too long for the row
+        else:
+            lines.append(row + (f"  [{unit}]" if unit else ""))
         extra = {k: val for k, val in decode_attrs(v.attrs).items()
                  if k != "units" and not (k == "long_name" and str(val) == str(name))}
         lines += _attr_lines(dict(list(extra.items())[:4]), indent="      ")

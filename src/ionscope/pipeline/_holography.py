@@ -338,6 +338,10 @@ def _sources(opt, base, *, holograms, references, log):
     holos, hkey = source(holograms, "holograms", iio.load)
     if holos is None:
         raise ConfigError("config [holography] holograms: required (a store or file of holograms)")
+    if holograms is None and hasattr(holos, "dims") and not {"time", "y", "x"} <= set(holos.dims):
+        # named here, by the key and the file: bias_series knows only its argument's name
+        raise ConfigError(f"config [holography] holograms = {opt['holograms']!r}: dims {tuple(holos.dims)}; expected "
+                          "a night of holograms (time, y, x), or (time, frame, y, x) for phase-shifting groups")
     refs, rkey = source(references, "references", iio.load)
     lg, lkey = source(log, "log", iio.read_log)
     t = opt["thickness_nm"]

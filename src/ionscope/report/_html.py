@@ -24,7 +24,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 .figs{display:flex;flex-direction:column;gap:1.4em}.figs figure{margin:0;width:100%}
 .figs img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555;text-align:center}
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
+table{border-collapse:collapse;font-size:.9em;margin-bottom:1.2em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
 tr.group th{background:#f3f4f7;text-align:left;font-style:italic}table.numbers th{font-weight:normal}
 th.in-group{padding-left:1.6em}
@@ -47,6 +47,8 @@ def _fmt(v: Any) -> str:
 
 
 _DIMLESS = "1"
+#: a unit marker: the number is a fraction, shown × 100 in % (a relative change reads as "−4.9 %")
+_FRACTION_PERCENT = "fraction→%"
 #: Human names and units of the numbers reports show, by key. A report table shows only these
 #: names: a key not listed here is written as it is spelt and marked (class "raw") so that the
 #: tests find it. Add entries here rather than formatting names at the call site.
@@ -62,7 +64,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "map_unit": ("unit of the maps", ""),
     "k": ("calibration k = w_Li/w_Co at x = 1", _DIMLESS),
     "k_std": ("σ of k", _DIMLESS),
-    "thickness_change": ("change of the mean t/λ over the run", _DIMLESS),
+    "thickness_change": ("change of the mean t/λ over the run (last frame / first − 1)", _FRACTION_PERCENT),
     "thinning_warning": ("film thins > 5 % (beam damage?)", ""),
     "undefined_pixels": ("pixels where x is undefined (no Co)", ""),
     "thickness_per_frame": ("mean t/λ per frame", _DIMLESS),
@@ -171,7 +173,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "net_flux_toward_electrolyte_discharge": ("net Li flux toward the electrolyte, mean over discharge",
                                               "{map_unit}·nm/s"),
     "boundary_rate_over_grain_rate": ("Li exchange rate at grain boundaries / in grains", _DIMLESS),
-    "thickness_change_over_run": ("change of the mean t/λ over the run", _DIMLESS),
+    "thickness_change_over_run": ("change of the mean t/λ over the run (last frame / first − 1)",
+                                  _FRACTION_PERCENT),
     # --- the demo report itself
     "sections": ("sections", ""),
     "figures": ("figures", ""),
@@ -258,6 +261,9 @@ def _value_cell(key: str, value: Any, sigma: Any, unit: str) -> tuple[str, str]:
         factor, unit = _style.si_prefix([value], unit)
         value = float(value) * factor
         sigma = None if sigma is None else float(sigma) * factor
+    if unit == _FRACTION_PERCENT and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        value, unit = float(value) * 100.0, "%"
+        sigma = None if sigma is None else float(sigma) * 100.0
     unit = "" if unit == _DIMLESS else unit
     if sigma is not None and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         return _style.with_sigma(value, sigma), unit

@@ -198,7 +198,8 @@ if (D.series.length) {
     const pad = 0.06 * (yhi - ylo); ylo -= pad; yhi += pad;
     const ys = v => top + PH - (v - ylo) / (yhi - ylo) * PH;
     el("rect", {x: M.l, y: top, width: W - M.l - M.r, height: PH, fill: "none", stroke: "#999"}, svg);
-    const ystep = niceStep(yhi - ylo, 4);
+    const ystep0 = niceStep(yhi - ylo, 4);  // at least 3 labelled ticks (4 asked can give 2)
+    const ystep = Math.floor(yhi / ystep0) - Math.ceil(ylo / ystep0) < 2 ? niceStep(yhi - ylo, 8) : ystep0;
     for (let v = Math.ceil(ylo / ystep) * ystep; v <= yhi; v += ystep) {
       el("line", {x1: M.l - 4, x2: M.l, y1: ys(v), y2: ys(v), stroke: "#444"}, svg);
       el("text", {x: M.l - 6, y: ys(v) + 4, "text-anchor": "end"}, svg).textContent = fmt(v, ystep);
