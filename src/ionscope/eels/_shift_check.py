@@ -59,7 +59,8 @@ def li_shift_check(si: Any, references: Any, *, fit_range=(45.0, 85.0), li: str 
     Examples
     --------
     >>> from ionscope.simulate import operando_eels
-    >>> si, truth, _ = operando_eels(shape=(16, 16), n_frames=3, physics="realistic", noise=False, seed=1)
+    >>> si, truth, _ = operando_eels(shape=(16, 24), n_frames=3, physics="realistic", noise=False,
+    ...                              dose=1000.0, seed=1)
     >>> li_shift_check(si, truth.references, block=4, warn=False)["detected"]
     True
     """
