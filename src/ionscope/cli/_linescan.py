@@ -62,7 +62,8 @@ def run(args) -> int:
     import sys
 
     for w in caught:  # the fit's own warnings (no convergence, zero σ) must reach the user, even with --quiet
-        print(f"warning: {w.message}", file=sys.stderr)
+        if not any(p in str(w.message) for p in width["problems"]):  # those are printed below, once
+            print(f"warning: {w.message}", file=sys.stderr)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
     prof.attrs["width_resolved"] = int(width.get("resolved", True))
