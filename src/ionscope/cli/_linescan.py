@@ -45,6 +45,8 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    import numpy as np
+
     from .. import eels
     from ..io import load
     from ..report import save_figure
@@ -70,9 +72,14 @@ def _run(args) -> int:
     import sys
 
     for w in caught:  # the fit's own warnings (no convergence, zero σ) must reach the user, even with --quiet
-        print(f"warning: {w.message}", file=sys.stderr)
+        if not any(p in str(w.message) for p in width["problems"]):  # those are printed below, once
+            print(f"warning: {w.message}", file=sys.stderr)
     for k in ("width_nm", "width_std_nm", "interface_nm", "interface_std_nm", "amplitude", "amplitude_std"):
         prof.attrs[k] = width[k]
+    prof.attrs["width_resolved"] = int(width.get("resolved", True))
+    for k in ("width_interval_nm", "width_interval95_nm"):
+        if k in width:
+            prof.attrs[k] = list(width[k])
     prof.attrs["fit_warnings"] = "; ".join(width["problems"])
     from ..io import save
 
@@ -95,8 +102,12 @@ def _run(args) -> int:
         if problems:  # the figure says it too
             ax.set_title("\n".join(problems), fontsize=7, color="#b00", loc="left")
     png = save_figure(fig, out.with_suffix(".png"))
-    say(args, f"layer width {width['width_nm']:.2f} ± {width['width_std_nm']:.2f} nm, "
-              f"interface at {width['interface_nm']:.2f} ± {width['interface_std_nm']:.2f} nm",
+    if width.get("resolved", True):
+        said = f"layer width {width['width_nm']:.2f} ± {width['width_std_nm']:.2f} nm"
+    else:  # a number the data do not constrain must not read as a measurement
+        lo, hi = width.get("width_interval95_nm", (np.nan, np.nan))
+        said = f"layer width not resolved (95 % interval {lo:.1f}–{hi:.1f} nm)"
+    say(args, f"{said}, interface at {width['interface_nm']:.2f} ± {width['interface_std_nm']:.2f} nm",
         f"wrote {out} and {png}")
     import sys
 

@@ -32,6 +32,8 @@ def run(ctx) -> None:
         "plural_scattering": prof.attrs.get("plural_scattering"),
         "physics": data.attrs.get("physics", "ideal"),
         "layer_found": found,
+        "mlls_width_resolved": bool(width.get("resolved", found)),
+        **({"mlls_width_interval95_nm": list(width["width_interval95_nm"])} if "width_interval95_nm" in width else {}),
         **({"fit_warning": why} if why else {}),
     }
     ctx.save_figure(_figure(prof, width, truth, why), "figures/linescan.png")
@@ -54,7 +56,7 @@ def _figure(prof, width, truth, why=""):
     from ..report import with_sigma
 
     fit_label = (f"fit: layer {with_sigma(width['width_nm'], width['width_std_nm'], unit='nm')} "
-                 f"(true {truth.attrs['layer_width_nm']:g} nm)") if not why else "fit (no layer found)"
+                 f"(true {truth.attrs['layer_width_nm']:g} nm)") if not why else "fit (width not resolved)"
     ax.plot(x, width["fit"], "r-", lw=1.2, label=fit_label)
     ax.set_xlabel("position (nm)")
     ax.set_ylabel("Li-K weight (single-scattering counts)" if truth.attrs.get("physics") == "realistic"

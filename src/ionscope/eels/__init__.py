@@ -19,7 +19,8 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
   Fourier-ratio deconvolution with propagated variance (``mlls(...,
   plural_scattering="fourier-log")`` fits real spectra through it).
 - :func:`li_fraction` — x in LixCoO2 from the Li and Co maps, with σ.
-- :func:`references_from_regions` — references measured on the data.
+- :func:`references_from_regions` — references measured on the data;
+  :func:`li_shift_check` — does the Li-K edge move with x (then one Li-K shape is biased)?
 
 Which route when (details and measured numbers: ``docs/eels_routes.md``): on real
 spectra (zero-loss peak) every route goes through each spectrum's own zero-loss
@@ -58,6 +59,7 @@ _EXPORTS = {
     "li_fraction": "_fraction",
     "calibration_from_charge": "_fraction",
     "references_from_regions": "_refs",
+    "li_shift_check": "_shift_check",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -23,5 +23,6 @@ from ._refs import references_from_regions as references_from_regions
 from ._sasb import sasb as sasb
 from ._sasb import sasb_calibration as sasb_calibration
 from ._sasb import sasb_calibration_from_regions as sasb_calibration_from_regions
+from ._shift_check import li_shift_check as li_shift_check
 
-__all__ = ["align_energy", "calibration_from_charge", "crop", "deconvolve", "estimate_shift", "fit_background", "layer_width", "li_fraction", "li_profile", "mlls", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]
+__all__ = ["align_energy", "calibration_from_charge", "crop", "deconvolve", "estimate_shift", "fit_background", "layer_width", "li_fraction", "li_profile", "li_shift_check", "mlls", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]
