@@ -351,18 +351,7 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
     if np.all(np.isfinite(pcov)) and not np.isfinite(perr[i_w]):
         warnings.warn("layer_width: the width's standard error is zero or undefined (a parameter at its bound, "
                       "or an edge sharper than the sampling); width_std_nm is NaN", RuntimeWarning, stacklevel=2)
-    lo_b, hi_b = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
-    at_bound = [i for i in range(n_main) if np.isfinite(lo_b[i]) and popt[i] - lo_b[i] < 1e-6 * (span + 1)
-                or np.isfinite(hi_b[i]) and hi_b[i] - popt[i] < 1e-6 * (span + 1)]
-    i_a = 1
-    if at_bound:
-        names = (["baseline", "amplitude", "interface", "width"] if kind == "enhancement"
-                 else ["baseline", "amplitude", "width"])
-        warnings.warn(f"layer_width: {', '.join(names[i] for i in at_bound)} at the limit of its range: the "
-                      "profile does not show the layer model (is there a layer?)", RuntimeWarning, stacklevel=2)
-    elif np.isfinite(perr[i_a]) and abs(popt[i_a]) < 2.0 * perr[i_a]:
-        warnings.warn(f"layer_width: the layer's amplitude {popt[i_a]:.3g} ± {perr[i_a]:.2g} is within 2σ of 0: "
-                      "no significant layer; the width is not meaningful", RuntimeWarning, stacklevel=2)
+    _warn_if_no_layer(kind, popt, perr, bounds, n_main, span)
     fit = model(x, *popt)
     chi2 = float(np.sum(((y - fit) / s) ** 2) / max(y.size - len(popt), 1))
     if kind == "enhancement":
@@ -371,15 +360,7 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
                "interface_std_nm": float(perr[2]), "amplitude": float(a), "amplitude_std": float(perr[1]),
                "baseline": float(c), "fit": fit, "reduced_chi2": chi2}
         if post is not None:
-            # the χ² is far from parabolic in the width (a change-point model): the curvature σ was
-            # 2–8× too small over seeds of the realistic simulator. σ is the larger of the curvature
-            # and half the marginal likelihood's central 68 % interval (interface and edge widths summed over).
-            q = post["quantiles"]
-            sig = 0.5 * (q[3] - q[1])
-            out["width_std_nm"] = float(max(perr[3], sig)) if np.isfinite(perr[3]) else float(sig)
-            out["width_interval_nm"] = (float(q[1]), float(q[3]))
-            out["width_interval95_nm"] = (float(q[0]), float(q[4]))
-            out["dchi2_no_layer"] = post["dchi2_no_layer"]
+            _with_posterior(out, post)
     else:
         c, a, w = popt[:3]
         out = {"width_nm": float(w), "width_std_nm": float(perr[2]), "interface_nm": float(xi),
@@ -391,6 +372,39 @@ def layer_width(profile: Any, *, std: Any = None, kind: str = "enhancement", pos
         warnings.warn(f"layer_width: {new[0]}", RuntimeWarning, stacklevel=2)
     out["resolved"] = not out["problems"]
     return out
+
+def _with_posterior(out: dict, post: dict) -> None:
+    """Widen the width's σ to the marginal likelihood's and add its intervals (in place).
+
+    The χ² is far from parabolic in the width (a change-point model): the curvature σ was 2–8× too
+    small over seeds of the realistic simulator. σ is the larger of the curvature and half the
+    marginal likelihood's central 68 % interval (interface and edge widths summed over).
+    """
+    q = post["quantiles"]
+    sig = 0.5 * (q[3] - q[1])
+    curv = out["width_std_nm"]
+    out["width_std_nm"] = float(max(curv, sig)) if np.isfinite(curv) else float(sig)
+    out["width_interval_nm"] = (float(q[1]), float(q[3]))
+    out["width_interval95_nm"] = (float(q[0]), float(q[4]))
+    out["dchi2_no_layer"] = post["dchi2_no_layer"]
+
+
+def _warn_if_no_layer(kind: str, popt, perr, bounds, n_main: int, span: float) -> None:
+    """Warn when a main parameter sits at its bound or the layer's amplitude is within 2σ of 0."""
+    import warnings
+
+    lo_b, hi_b = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    at_bound = [i for i in range(n_main) if np.isfinite(lo_b[i]) and popt[i] - lo_b[i] < 1e-6 * (span + 1)
+                or np.isfinite(hi_b[i]) and hi_b[i] - popt[i] < 1e-6 * (span + 1)]
+    if at_bound:
+        names = (["baseline", "amplitude", "interface", "width"] if kind == "enhancement"
+                 else ["baseline", "amplitude", "width"])
+        warnings.warn(f"layer_width: {', '.join(names[i] for i in at_bound)} at the limit of its range: the "
+                      "profile does not show the layer model (is there a layer?)", RuntimeWarning, stacklevel=3)
+    elif np.isfinite(perr[1]) and abs(popt[1]) < 2.0 * perr[1]:
+        warnings.warn(f"layer_width: the layer's amplitude {popt[1]:.3g} ± {perr[1]:.2g} is within 2σ of 0: "
+                      "no significant layer; the width is not meaningful", RuntimeWarning, stacklevel=3)
+
 
 
 def _layer_problems(r: dict, kind: str, *, weighted: bool) -> list[str]:
