@@ -63,6 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     claimed = sess is None and file_mode() is not None
     if claimed:  # a command's output file: new, ionscope's, or --overwrite
         claim_file(final, overwrite=file_mode()["overwrite"])
+        new_name = not (final.exists() or final.is_symlink())
     with os_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
     tmp = sess.temp_name(final) if sess is not None else _tmp_sibling(final)
@@ -71,6 +72,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             if not tmp.exists():
                 raise FileNotFoundError(f"nothing was written to the temporary path for {final}")
+            if rel is not None:  # its checksum first: a kill after the rename leaves a file proven ours
+                sess.expect([(rel, tmp)])
             _replace(tmp, final, sess)
     except BaseException:
         _remove(tmp)
@@ -84,9 +87,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with os_errors(final):
             sess.record([rel])
     elif claimed:
-        from ._outdir import record_claimed
+        from ._outdir import created_file, record_claimed
 
         record_claimed()
+        if new_name:  # removed again if the command fails later (a refused preview beside it)
+            created_file(final)
 
 
 _STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray")
@@ -236,6 +241,8 @@ def publish_set(staging: Path, dest: Path, files: list[str], *, name: str, manif
             old.append(rel)
     journal = dest / _JOURNAL.format(name=name)
     folder.claim([*files, journal.name, f"{name}.json"])  # refuses names ionscope did not write
+    # the staged files' checksums before anything moves: a kill mid-publication leaves files the ledger proves
+    folder.expect([(rel, staging / rel) for rel in files])
     with atomic_path(journal) as tmp:
         tmp.write_text(json.dumps({"staging": staging.name, "files": list(files),
                                    "remove": sorted(set(old) - set(files)), "manifest": manifest}))

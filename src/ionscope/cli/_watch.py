@@ -140,6 +140,8 @@ def run(args) -> int:
             print(text, flush=True)
 
     def ready(url):
+        if args.token:  # the user's own secret is never echoed (a terminal is often logged to a file)
+            url = url.replace(f"token={args.token}", "token=<your --token>")
         print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
 
     def frame(rec):
@@ -188,9 +190,10 @@ def run(args) -> int:
             acq.stop()
     if stop.is_set() and waiting:
         if not out_existed:  # a session that saw no frame leaves no output folder of its own behind
-            import shutil
+            from .._outdir import discard_folder
 
-            shutil.rmtree(cfg.out_dir, ignore_errors=True)
+            # only what ionscope wrote there: frames or notes that arrived meanwhile stay (and the folder)
+            discard_folder(cfg.out_dir)
         raise DataValidationError(f"--timeout {args.timeout:g} s passed with no usable frame: "
                                   f"{waiting[-1].split(': ', 1)[-1]}")
     return 0

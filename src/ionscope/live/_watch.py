@@ -948,7 +948,7 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     result = WatchResult(live_dir=sess.live)
     # the output folder is held for the whole session (the final run shares it): only names ionscope owns
     with session(cfg.out_dir) as out:
-        out.claim([sess.live.name], kind="dir", hint=" (the live cache)")
+        out.claim([sess.live.name], kind="dir", hint=" (the live cache)", mark_dirs=True)  # (marked: proof later)
         return _watch_session(sess, state, result, cfg, stop_event, references=references, serve=serve, host=host,
                               port=port, token=token, idle_timeout_s=idle_timeout_s, final=final,
                               final_stages=final_stages, hold=hold, on_ready=on_ready, on_frame=on_frame,
