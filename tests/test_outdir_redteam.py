@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from ionscope._atomic import atomic_path
-from ionscope._outdir import MANIFEST, OutputFolder, discard_folder, file_writes, session
+from ionscope._outdir import MANIFEST, OutputFolder, file_writes, session
 from ionscope.cli import main
-from ionscope.errors import ConfigError, OutputPathError
+from ionscope.errors import OutputPathError
 
 
 def snapshot(root: Path, *, skip: Path | None = None) -> dict:
@@ -129,6 +129,8 @@ def test_a_failed_command_leaves_none_of_its_new_files(tmp_path):
 
 
 def test_discard_folder_removes_only_ours_and_keeps_a_folder_with_user_files(tmp_path):
+    from ionscope._outdir import discard_folder
+
     out = tmp_path / "out"
     with session(out):
         with atomic_path(out / "ours.txt") as tmp:
@@ -157,6 +159,8 @@ def test_ionscope_demo_refuses_a_users_non_empty_folder(tmp_path, capsys):
 
 
 def test_forged_ledger_entries_never_make_a_users_file_ours(tmp_path):
+    from ionscope._outdir import discard_folder
+
     out = tmp_path / "out"
     (out / "live").mkdir(parents=True)
     (out / "notes.txt").write_text("mine")
@@ -199,6 +203,8 @@ def test_forged_report_manifest_and_ledger_do_not_delete_a_users_file(tmp_path):
 
 
 def test_forged_ledger_naming_paths_outside_touches_nothing(tmp_path):
+    from ionscope._outdir import discard_folder
+
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "file").write_text("precious")
@@ -249,3 +255,139 @@ def test_a_folder_claimed_as_ours_is_marked_and_recognised_by_a_later_session(tm
     (other / "live" / "mine.txt").write_text("mine")
     (other / MANIFEST).write_bytes((out / MANIFEST).read_bytes())
     assert not OutputFolder(other).owns("live")
+
+
+# --------------------------------------------------------------------------- (d) attacks on a run's folders
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from ionscope.simulate import operando_eels
+
+    si, _, log = operando_eels(shape=(12, 16), n_frames=5, energy_step=0.5, dose=400.0, seed=5)
+    return si, log
+
+
+def frames_at(sim, folder: Path, names=None) -> Path:
+    import ionscope.io as iio
+
+    si, _ = sim
+    folder.mkdir(parents=True)
+    for k in range(si.sizes["time"]):
+        iio.save(si.isel(time=k).drop_vars("time"), folder / f"frame_{k:04d}.nc")
+    return folder
+
+
+def run_toml(tmp_path: Path, sim, series: Path, out: Path, *, figures=False, cache=None) -> Path:
+    _, log = sim
+    log_path = tmp_path / "log.csv"
+    if not log_path.exists():
+        log.to_dataframe().to_csv(log_path, float_format="%.9g")
+    p = tmp_path / "run.toml"
+    p.write_text(f'[input]\nseries = "{series}"\nlog = "{log_path}"\nframe_interval_s = 60.0\n'
+                 f'[output]\ndir = "{out}"\n' + (f'cache = "{cache}"\n' if cache else "")
+                 + '[register]\nwindow_ev = [30.0, 50.0]\n[denoise]\nmethod = "gaussian"\n'
+                 f'[report]\nmovies = []\nviewer = false\nfigures = {"true" if figures else "false"}\n')
+    return p
+
+
+def test_an_input_folder_named_like_an_output_folder_receives_nothing(sim, tmp_path, capsys):
+    """OUT may hold the input, but an input at ``OUT/figures`` would have received the figures."""
+    out = tmp_path / "out"
+    series = frames_at(sim, out / "figures")
+    before = snapshot(series)
+    code, _, err = cli(capsys, "run", run_toml(tmp_path, sim, series, out, figures=True), "-q")
+    one_line(code, err, "figures/", "would be written into the input [input] series", str(series))
+    assert snapshot(series) == before
+    assert sorted(p.name for p in out.iterdir()) == ["figures"]  # refused before anything was made
+
+
+@pytest.mark.parametrize("where", ["file", "input", "inside_input", "cache_inside_input"])
+def test_out_a_file_the_input_or_inside_it_is_refused_in_one_line(sim, tmp_path, capsys, where):
+    series = frames_at(sim, tmp_path / "frames")
+    out, cache, needle = tmp_path / "out", None, ""
+    if where == "file":
+        out.write_text("mine")
+        needle = "a file stands where the output folder must be"
+    elif where == "input":
+        out, needle = series, "is the input [input] series"
+    elif where == "inside_input":
+        out, needle = series / "results", "is inside the input [input] series"
+    else:
+        cache, needle = series / "cache.zarr", "config [output] cache"
+    before = snapshot(tmp_path, skip=tmp_path / "run.toml")
+    code, _, err = cli(capsys, "run", run_toml(tmp_path, sim, series, out, cache=cache), "-q")
+    one_line(code, err, needle)
+    after = snapshot(tmp_path, skip=tmp_path / "run.toml")
+    after.pop("log.csv", None)
+    before.pop("log.csv", None)
+    assert after == before
+
+
+@pytest.mark.parametrize("name", ["summary.json", "cache.zarr"])
+def test_a_symlink_inside_out_pointing_outside_is_refused(sim, tmp_path, capsys, name):
+    series = frames_at(sim, tmp_path / "frames")
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "s.json").write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(victim / "s.json" if name == "summary.json" else victim, target_is_directory=True)
+    before = snapshot(victim)
+    code, _, err = cli(capsys, "run", run_toml(tmp_path, sim, series, out), "-q")
+    one_line(code, err, "symbolic link")
+    assert snapshot(victim) == before and (out / name).is_symlink()
+
+
+def test_frame_names_with_newlines_cannot_forge_console_lines(sim, tmp_path, capsys):
+    import shutil
+
+    series = frames_at(sim, tmp_path / "frames")
+    shutil.copy(series / "frame_0001.nc", series / "evil\nname: ionscope run done.nc")
+    shutil.copy(series / "frame_0001.nc", series / "\x1b[Kclear.nc")
+    code, out_text, err = cli(capsys, "run", run_toml(tmp_path, sim, series, tmp_path / "out"), "--no-progress")
+    assert code == 0, err
+    lines = out_text.splitlines()
+    assert not any(line.startswith("name: ionscope") for line in lines)
+    assert "\x1b" not in out_text
+    listing = [line for line in lines if line.startswith("ignored 2 file(s)")]
+    assert len(listing) == 1 and "evil\\nname: ionscope run done.nc" in listing[0] and "\\x1b[Kclear.nc" in listing[0]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "evil\nname: ionscope run done.nc" in summary["ignored_files"]  # the real name (JSON escapes it)
+    # a duplicate frame number named with a newline: the refusal stays one line
+    shutil.copy(series / "frame_0002.nc", series / "frame_002\nx.nc")
+    code, _, err = cli(capsys, "run", run_toml(tmp_path, sim, series, tmp_path / "out"), "-q")
+    one_line(code, err, "frame_002\\nx.nc", "frame_0002.nc")
+
+
+def test_overwrite_never_deletes_a_users_files_put_into_a_store(sim, tmp_path, capsys):
+    import ionscope.io as iio
+
+    si, _ = sim
+    store = tmp_path / "store.zarr"
+    iio.save(si.isel(time=0), store)
+    (store / "my_notes.txt").write_text("mine")
+    plain = tmp_path / "plain.zarr"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine too")
+    before = snapshot(tmp_path)
+    for target, needle in ((store, "holds my_notes.txt, not part of a data store"),
+                           (plain, "not part of a data store")):
+        code, _, err = cli(capsys, "simulate", "operando", "-o", target, "--quick", "-q", "--overwrite")
+        one_line(code, err, str(target), needle)
+    assert snapshot(tmp_path) == before  # refused before any work: no log, no ledger beside
+    (store / "my_notes.txt").unlink()
+    code, _, err = cli(capsys, "simulate", "operando", "-o", store, "--quick", "-q", "--overwrite")
+    assert code == 0, err  # a store alone: --overwrite replaces it, as asked
+
+
+@pytest.mark.parametrize("command", [["demo", "--quick"], ["run", "--demo"]])
+def test_demos_refuse_a_folder_they_did_not_create(tmp_path, capsys, command):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "run.toml").write_text("# my own config")
+    before = snapshot(tmp_path)
+    flag = "-o" if command[0] == "demo" else "--out"
+    code, _, err = cli(capsys, *command, flag, d, "-q")
+    one_line(code, err, str(d), "not empty")
+    assert snapshot(tmp_path) == before

@@ -95,6 +95,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 _STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+_STORE_FILES = re.compile(r"zarr\.json|\.zgroup|\.zarray|\.zattrs|\.zmetadata|[0-9]+(?:[./][0-9]+)*")
+
+
+def _not_store_entries(folder: Path) -> list[str]:
+    """Top-level names of a Zarr store folder that are not part of the store (a user's notes put there):
+    store metadata, chunk files and sub-folders that are store nodes (or v3 chunk folders ``c``) are."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            out.append(p.name)
+        elif p.is_dir():
+            if not (p.name == "c" or any((p / m).exists() for m in _STORE_MARKERS)):
+                out.append(p.name + "/")
+        elif not _STORE_FILES.fullmatch(p.name):
+            out.append(p.name)
+    return out
 
 
 def _replace(tmp: Path, final: Path, sess=None) -> None:
@@ -107,6 +123,12 @@ def _replace(tmp: Path, final: Path, sess=None) -> None:
         if any(final.iterdir()) and not any((final / m).exists() for m in _STORE_MARKERS):
             raise OutputPathError(f"{final}: a folder that is not a data store is in the way of this output; "
                                   f"move or rename it (ionscope deletes only what it wrote)")
+        extra = _not_store_entries(final)
+        if extra:  # a store holding the user's own files too (--overwrite replaces the store, not them)
+            shown = ", ".join(extra[:4]) + (f" and {len(extra) - 4} more" if len(extra) > 4 else "")
+            raise OutputPathError(f"{final}: holds {shown}, not part of a data store; move "
+                                  f"{'it' if len(extra) == 1 else 'them'} out first (ionscope replaces a store, "
+                                  f"never files put into it)")
         # Directories cannot be replaced atomically in one call: move the old
         # one aside first, then swap, then delete the old one.
         old = sess.temp_name(final) if sess is not None else _tmp_sibling(final)

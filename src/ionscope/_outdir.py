@@ -893,6 +893,13 @@ def claim_file(path, *, overwrite: bool = False) -> Path:
         ledger = path.parent / MANIFEST
         if _FILE_MODE is not None and not ledger.exists() and ledger not in _FILE_MODE["new_ledgers"]:
             _FILE_MODE["new_ledgers"].append(ledger)
+    if exists and overwrite and path.is_dir() and not path.is_symlink():
+        from ._atomic import _not_store_entries
+
+        extra = _not_store_entries(path)
+        if extra:  # --overwrite replaces a data store, never the user's files put into it (checked before work)
+            raise _error(f"{path}: holds {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}, not part of a "
+                         f"data store; --overwrite replaces a store, never files put into it: move them out first")
     if exists and not overwrite:
         if path.is_symlink() or not path.parent.is_dir() or not OutputFolder(path.parent).owns(path.name):
             raise _error(f"{path}: exists and was not written by ionscope; choose another name, or pass "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from ._common import add_alias, add_var
+from ._common import add_alias, add_var, printable
 
 
 def register(sub) -> None:
@@ -160,10 +160,10 @@ def run(args) -> int:
         print(f"acquisition ended ({result.ended_by}): {len(result.frames)} frames live, "
               f"{len(result.bad_frames)} bad")
         for bad in result.bad_frames:
-            print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
+            print(printable(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}"))
         if result.ignored_files:
             print(f"ignored {len(result.ignored_files)} file(s) not named like frames ([input] frame_pattern): "
-                  + ", ".join(result.ignored_files[:10]) + (" ..." if len(result.ignored_files) > 10 else ""))
+                  + ", ".join(map(printable, result.ignored_files[:10])) + (" ..." if len(result.ignored_files) > 10 else ""))
         for name, msg in result.warnings.items():
             if name != "ignored":
                 print(f"warning: {msg}")
