@@ -391,3 +391,18 @@ def test_demos_refuse_a_folder_they_did_not_create(tmp_path, capsys, command):
     code, _, err = cli(capsys, *command, flag, d, "-q")
     one_line(code, err, str(d), "not empty")
     assert snapshot(tmp_path) == before
+
+
+def test_watch_never_echoes_the_token(tmp_path, capsys):
+    from ionscope.simulate import acquire
+
+    acq = acquire(tmp_path / "acq", n_frames=2, shape=(16, 24), energy_step=0.5, speed=600.0)
+    acq.stop_path.unlink()
+    code = main(["watch", str(acq.config_path), "--token", "SECRET-7f3a", "--port", "0", "--no-final",
+                 "--exit-when-done", "--timeout", "1", "--settle", "0.1", "--out", str(tmp_path / "out")])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "live dashboard: http" in cap.out
+    assert "SECRET-7f3a" not in cap.out + cap.err
+    assert "SECRET-7f3a" not in "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*")
+                                        if p.is_file() and p.stat().st_size < 1 << 20)
