@@ -100,13 +100,14 @@ _STORE_FILES = re.compile(r"zarr\.json|\.zgroup|\.zarray|\.zattrs|\.zmetadata|[0
 
 def _not_store_entries(folder: Path) -> list[str]:
     """Top-level names of a Zarr store folder that are not part of the store (a user's notes put there):
-    store metadata, chunk files and sub-folders that are store nodes (or v3 chunk folders ``c``) are."""
+    store metadata, chunk files and sub-folders that are store nodes or chunk folders (v3 ``c``, v2 ``0``
+    with "/" separators) are."""
     out = []
     for p in sorted(folder.iterdir()):
         if p.is_symlink():
             out.append(p.name)
         elif p.is_dir():
-            if not (p.name == "c" or any((p / m).exists() for m in _STORE_MARKERS)):
+            if not (p.name == "c" or p.name.isdigit() or any((p / m).exists() for m in _STORE_MARKERS)):
                 out.append(p.name + "/")
         elif not _STORE_FILES.fullmatch(p.name):
             out.append(p.name)
