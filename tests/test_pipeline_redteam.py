@@ -125,3 +125,24 @@ def test_holography_on_bad_frame_default_is_skip():
 
     assert holography_section({"thickness_nm": 60.0})["on_bad_frame"] == "skip"
     assert holography_section({"thickness_nm": 60.0, "on_bad_frame": "error"})["on_bad_frame"] == "error"
+
+
+@pytest.mark.parametrize("k", [0, 2])  # (the first frame: before, the whole watch stopped without a file name)
+def test_live_watch_refuses_a_frame_with_a_descending_energy_axis(tmp_path, k):
+    import ionscope.io as iio
+    from ionscope.operando import load_config, watch
+    from ionscope.simulate import acquire
+
+    acq = acquire(tmp_path / "acq", n_frames=4, shape=(16, 24), energy_step=0.5, speed=600.0)
+    bad = acq.frames_dir / f"frame_{k:04d}.nc"
+    da = iio.load(bad).load()
+    bad.unlink()
+    iio.save(da.isel(energy=slice(None, None, -1)), bad)  # the same spectra, stored with a descending axis
+    cfg = load_config(acq.config_path).replace(
+        denoise={"method": "gaussian"}, report={"movies": [], "viewer": False, "figures": False},
+        register={"window_ev": [30.0, 50.0]}, output={"dir": str(tmp_path / "out")})
+    res = watch(cfg, serve=False, settle_s=0.1, poll_s=0.03, late_s=0.3, final=False)
+    reasons = {b["frame"]: b["reason"] for b in res.bad_frames}
+    assert sorted(reasons) == [k], reasons
+    assert "coordinate 'energy' is not strictly increasing" in reasons[k]
+    assert [r["frame"] for r in res.frames] == [i for i in range(4) if i != k]
