@@ -133,11 +133,12 @@ def same_as_clean(out: Path, clean: Path, *, report: bool = True) -> None:
 
 
 def mark_pending(out: Path, rel: str) -> None:
-    """The ledger state a kill leaves between writing ``rel`` and recording its checksum."""
-    from ionscope._outdir import OutputFolder
+    """The ledger state a kill leaves between renaming ``rel`` into place and recording it: claimed by a
+    session (now dead) with the checksum of the temporary taken just before the rename (``expect``)."""
+    from ionscope._outdir import OutputFolder, _file_record
 
     with OutputFolder(out)._edit() as ledger:
-        ledger["entries"][rel] = {"kind": "file"}
+        ledger["entries"][rel] = {"kind": "file", "token": "0123456789ab", "expect": _file_record(out / rel)}
 
 
 def copy_of(clean: Path, dest: Path) -> Path:
@@ -179,12 +180,12 @@ def test_crafted_publication_journal_naming_outside_paths(data, clean, tmp_path,
 
 def test_stale_journal_of_ours_with_outside_paths_is_ignored_with_a_warning(data, clean, tmp_path, victim, capsys):
     out = copy_of(clean, tmp_path / "out")
-    # the ledger lists the journal as ours but unfinished (a kill right after it was written) ...
-    mark_pending(out, ".report.publish.json")
-    # ... and the file names things outside OUT
+    # a journal that names things outside OUT ...
     (out / ".report.publish.json").write_text(json.dumps(
         {"staging": ".report.staging-0123abcd", "files": ["a.txt"], "remove": [str(victim / "file"), "../x"],
          "manifest": {"key": "x", "files": {}}}))
+    # ... that the ledger lists as ours but unfinished (a kill right after it was renamed into place)
+    mark_pending(out, ".report.publish.json")
     before = snapshot(tmp_path, skip=out)
     with pytest.warns(UserWarning, match=r"publish.json: .*(absolute|leaves the folder).*ignored and removed"):
         code, _, err = cli(capsys, "run", write_toml(cfg_path(tmp_path), data, out), "-q")

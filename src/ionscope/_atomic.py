@@ -63,6 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     claimed = sess is None and file_mode() is not None
     if claimed:  # a command's output file: new, ionscope's, or --overwrite
         claim_file(final, overwrite=file_mode()["overwrite"])
+        new_name = not (final.exists() or final.is_symlink())
     with os_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
     tmp = sess.temp_name(final) if sess is not None else _tmp_sibling(final)
@@ -71,6 +72,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             if not tmp.exists():
                 raise FileNotFoundError(f"nothing was written to the temporary path for {final}")
+            if rel is not None:  # its checksum first: a kill after the rename leaves a file proven ours
+                sess.expect([(rel, tmp)])
             _replace(tmp, final, sess)
     except BaseException:
         _remove(tmp)
@@ -84,12 +87,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with os_errors(final):
             sess.record([rel])
     elif claimed:
-        from ._outdir import record_claimed
+        from ._outdir import created_file, record_claimed
 
         record_claimed()
+        if new_name:  # removed again if the command fails later (a refused preview beside it)
+            created_file(final)
 
 
 _STORE_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+_STORE_FILES = re.compile(r"zarr\.json|\.zgroup|\.zarray|\.zattrs|\.zmetadata|[0-9]+(?:[./][0-9]+)*")
+
+
+def _not_store_entries(folder: Path) -> list[str]:
+    """Top-level names of a Zarr store folder that are not part of the store (a user's notes put there):
+    store metadata, chunk files and sub-folders that are store nodes or chunk folders (v3 ``c``, v2 ``0``
+    with "/" separators) are."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            out.append(p.name)
+        elif p.is_dir():
+            if not (p.name == "c" or p.name.isdigit() or any((p / m).exists() for m in _STORE_MARKERS)):
+                out.append(p.name + "/")
+        elif not _STORE_FILES.fullmatch(p.name):
+            out.append(p.name)
+    return out
 
 
 def _replace(tmp: Path, final: Path, sess=None) -> None:
@@ -102,6 +124,12 @@ def _replace(tmp: Path, final: Path, sess=None) -> None:
         if any(final.iterdir()) and not any((final / m).exists() for m in _STORE_MARKERS):
             raise OutputPathError(f"{final}: a folder that is not a data store is in the way of this output; "
                                   f"move or rename it (ionscope deletes only what it wrote)")
+        extra = _not_store_entries(final)
+        if extra:  # a store holding the user's own files too (--overwrite replaces the store, not them)
+            shown = ", ".join(extra[:4]) + (f" and {len(extra) - 4} more" if len(extra) > 4 else "")
+            raise OutputPathError(f"{final}: holds {shown}, not part of a data store; move "
+                                  f"{'it' if len(extra) == 1 else 'them'} out first (ionscope replaces a store, "
+                                  f"never files put into it)")
         # Directories cannot be replaced atomically in one call: move the old
         # one aside first, then swap, then delete the old one.
         old = sess.temp_name(final) if sess is not None else _tmp_sibling(final)
@@ -236,6 +264,8 @@ def publish_set(staging: Path, dest: Path, files: list[str], *, name: str, manif
             old.append(rel)
     journal = dest / _JOURNAL.format(name=name)
     folder.claim([*files, journal.name, f"{name}.json"])  # refuses names ionscope did not write
+    # the staged files' checksums before anything moves: a kill mid-publication leaves files the ledger proves
+    folder.expect([(rel, staging / rel) for rel in files])
     with atomic_path(journal) as tmp:
         tmp.write_text(json.dumps({"staging": staging.name, "files": list(files),
                                    "remove": sorted(set(old) - set(files)), "manifest": manifest}))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -43,6 +44,54 @@ def _describe(info: dict) -> str:
         return "another ionscope run"
     return (f"run pid {info.get('pid', '?')} on host {info.get('host', '?')} "
             f"(started {info.get('started', '?')})")
+
+
+def check_lock_file(path, *, fd: int | None = None) -> None:
+    """Refuse a ``.ionscope.lock`` that ionscope did not write (:class:`~ionscope.errors.OutputPathError`).
+
+    Ours is a plain file holding nothing (created, not yet written) or the
+    JSON record of a run (``pid``, ``host``, ...). A symbolic link or
+    another file under that name is the user's: taking the lock would
+    truncate and rewrite it (through a link, a file outside the folder).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / LOCK_NAME
+    >>> _ = p.write_text("my notes")
+    >>> try:
+    ...     check_lock_file(p)
+    ... except Exception as exc:
+    ...     print(type(exc).__name__)
+    OutputPathError
+    """
+    from .errors import OutputPathError
+
+    path = Path(path)
+    why = None
+    if path.is_symlink():
+        why = "is a symbolic link"
+    elif path.exists() and not path.is_file():
+        why = "is not a plain file"
+    elif path.exists():
+        try:
+            if fd is not None:
+                size = os.fstat(fd).st_size
+                text = os.pread(fd, min(size, 1 << 16), 0) if size else b""
+            else:
+                text = path.read_bytes()[: 1 << 16]
+        except OSError:
+            return  # (unreadable: the open below says why, in one line)
+        if text.strip():
+            try:
+                info = json.loads(text)
+            except ValueError:
+                info = None
+            if not (isinstance(info, dict) and "pid" in info and "started" in info):
+                why = "holds something other than ionscope's lock record"
+    if why:
+        raise OutputPathError(f"{path}: {why}, not a lock ionscope wrote; move it away (ionscope never writes over "
+                              f"a file it did not write, and never through a link)")
 
 
 def command_line(argv) -> str:
@@ -100,10 +149,17 @@ def folder_lock(folder, *, wait: bool | float = False, poll_s: float = 0.5) -> I
     """
     folder = Path(folder)
     path = folder / LOCK_NAME
+    check_lock_file(path)
     with os_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # O_NOFOLLOW: a link planted under the lock's name is never written through
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                check_lock_file(path)  # (a link made since the check above): one line naming it
+            raise
     try:
+        check_lock_file(path, fd=fd)  # (a foreign file put there since the check above: nothing written yet)
         deadline = None if wait is True else time.monotonic() + (float(wait) if wait else 0.0)
         while True:
             try:

@@ -150,6 +150,69 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: a data store's own metadata at its root: what a folder entry of the ledger is recognised by
+_STORE_META = (".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json")
+
+
+def _dir_meta(path: Path) -> dict:
+    """``{"meta": sha256}`` of a data store's root metadata files (names and bytes); ``{}`` for a plain folder.
+
+    A store ionscope wrote (whole, through :func:`~ionscope._atomic.atomic_path`) is recognised by it
+    later: a user's store put under the same name (a ledger copied from elsewhere, a folder replaced)
+    has other metadata and is not taken for ours.
+    """
+    h = hashlib.sha256()
+    found = False
+    for name in _STORE_META:
+        f = path / name
+        if f.is_file() and not f.is_symlink():
+            found = True
+            h.update(name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return {"meta": h.hexdigest()} if found else {}
+
+
+#: the file inside a folder ionscope made (``live/``) holding the id its ledger entry records
+DIR_MARK = ".ionscope-dir"
+
+
+def _dir_matches(path: Path, entry: dict, live: set[str] = frozenset()) -> bool:
+    """A folder entry of the ledger still names the folder ionscope wrote.
+
+    The proof, in this order: a session of this process claimed it (its ``token`` is live); its store
+    metadata (``meta``) are unchanged; it holds the :data:`DIR_MARK` file with the entry's ``id``; it is
+    empty (nothing in it to lose). A bare entry (a hand-written or copied ledger) proves nothing.
+    """
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if entry.get("token") and entry["token"] in live:
+        return True
+    metas = [m for m in (entry.get("meta"), entry.get("expect_meta")) if isinstance(m, str)]
+    if metas:  # (expect_meta: a store's temporary, recorded just before its rename)
+        return _dir_meta(path).get("meta") in metas
+    if isinstance(entry.get("id"), str):
+        mark = path / DIR_MARK
+        try:
+            return not mark.is_symlink() and mark.is_file() and mark.read_text().strip() == entry["id"]
+        except (OSError, UnicodeDecodeError):
+            return False
+    return not any(path.iterdir())
+
+
+def _file_matches(path: Path, rec) -> bool:
+    """``path`` still holds the bytes a ledger record describes (size and mtime, else SHA-256)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("sha256"), str):
+        return False
+    st = path.stat()
+    if st.st_size != rec.get("size"):
+        return False
+    return st.st_mtime_ns == rec.get("mtime_ns") or _sha256(path) == rec["sha256"]
+
+
+def _file_record(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+
+
 class OutputFolder:
     """The ownership ledger of one folder (see the module docstring).
 
@@ -182,15 +245,36 @@ class OutputFolder:
         if p.is_symlink() or not p.exists():
             return {}
         try:
-            data = json.loads(p.read_text())
-            if not isinstance(data, dict) or not isinstance(data.get("entries", {}), dict) \
-                    or not isinstance(data.get("tokens", {}), dict):
-                raise ValueError("not a ledger")
+            return self._parse()
         except (OSError, ValueError) as exc:
             warnings.warn(f"{p}: unreadable ({exc}); no file in {self.root} counts as written by ionscope",
                           stacklevel=3)
             return {}
+
+    def _parse(self) -> dict:
+        data = json.loads(self.ledger.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("entries", {}), dict) \
+                or not isinstance(data.get("tokens", {}), dict):
+            raise ValueError("not a ledger")
         return data
+
+    def check_ledger(self) -> None:
+        """Refuse (one line) a ``.ionscope.manifest.json`` that ionscope did not write: a symbolic link, a
+        folder, or a file that is not a ledger. Writing the ledger would replace it (the user's file)."""
+        p = self.ledger
+        why = None
+        if p.is_symlink():
+            why = "is a symbolic link"
+        elif p.exists() and not p.is_file():
+            why = "is not a plain file"
+        elif p.exists():
+            try:
+                self._parse()
+            except (OSError, ValueError) as exc:
+                why = f"is not an ionscope ledger ({type(exc).__name__}: {' '.join(str(exc).split())[:80]})"
+        if why:
+            raise _error(f"{p}: {why}; ionscope keeps its record of what it wrote under that name and never "
+                         f"replaces a file it did not write: move it away, or choose another folder")
 
     @contextlib.contextmanager
     def _edit(self) -> Iterator[dict]:
@@ -201,6 +285,7 @@ class OutputFolder:
         try:
             with contextlib.suppress(OSError):  # (a file system without flock: the folder's own lock still holds)
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            self.check_ledger()  # a user's file (or a link) under the ledger's name is never replaced
             data = self.read()
             data.setdefault("ionscope", "output folder ledger")
             data.setdefault("version", _VERSION)
@@ -233,7 +318,21 @@ class OutputFolder:
     def _tokens(self, data: dict) -> set[str]:
         return ({self.token} if self.token else set()) | set(data.get("tokens", {}))
 
+    def _live(self) -> set[str]:
+        """Tokens of the sessions of this process (their claims are in memory, not just in the ledger)."""
+        with _REGISTRY_LOCK:
+            live = {s.token for s in _REGISTRY.values() if s.token}
+        return live | ({self.token} if self.token else set())
+
     def _owned(self, data: dict, rel: str) -> bool:
+        """Whether ``rel`` is ours: the ledger lists it *and* the thing on disk proves it.
+
+        Trusted: a file whose size and mtime (else SHA-256) equal those recorded after it was written, or
+        those recorded of the temporary just before it was renamed into place (``expect``: a kill between
+        the rename and the record); a folder as :func:`_dir_matches`; an entry a live session of this
+        process claimed (``token``). A listed name that does not exist may be created. Nothing else: an
+        entry without a checksum (a hand-forged or copied ledger) never makes a user's file ours.
+        """
         if self._inside_owned(data, rel):
             return True
         e = data.get("entries", {}).get(rel)
@@ -244,16 +343,14 @@ class OutputFolder:
             return True  # listed, not there: creating it again is ours to do
         if p.is_symlink():
             return False
-        if e.get("kind") == "dir":
-            return p.is_dir()
+        live = self._live()
+        if p.is_dir():
+            return _dir_matches(p, e, live)
         if not p.is_file():
             return False
-        if "sha256" not in e:
-            return True  # registered just before it was written (a kill came before its checksum)
-        st = p.stat()
-        if st.st_size != e.get("size"):
-            return False
-        return st.st_mtime_ns == e.get("mtime_ns") or _sha256(p) == e["sha256"]
+        if e.get("token") and e["token"] in live:
+            return True  # claimed by a session of this process, being written
+        return _file_matches(p, e) or _file_matches(p, e.get("expect"))
 
     def owns(self, rel: str) -> bool:
         """Whether ``rel`` (a checked relative path) was written by ionscope and is unchanged since."""
@@ -267,7 +364,14 @@ class OutputFolder:
             p = self.root / rel
             if (p.exists() or p.is_symlink()) and not self._owned(data, rel):
                 out.append(rel)
-        return out
+                continue
+            parts = rel.split("/")  # a file where a folder of the name must be (figures/ a file)
+            for i in range(1, len(parts)):
+                q = self.root.joinpath(*parts[:i])
+                if (q.exists() or q.is_symlink()) and not q.is_dir():
+                    out.append("/".join(parts[:i]))
+                    break
+        return sorted(set(out), key=out.index)
 
     def check_new(self, rels: Iterable[str], *, hint: str = "") -> None:
         """Refuse (one line naming them) names that exist and were not written by ionscope."""
@@ -276,20 +380,67 @@ class OutputFolder:
         if clash:
             raise _error(clash_message(self.root, clash, hint=hint))
 
-    def claim(self, rels: Iterable[str], *, kind: str = "file", hint: str = "") -> None:
-        """Check ``rels`` (relative paths) are new or ours, then record them as ours before they are written."""
+    def claim(self, rels: Iterable[str], *, kind: str = "file", hint: str = "", mark_dirs: bool = False) -> None:
+        """Check ``rels`` (relative paths) are new or ours, then record them as ours before they are written.
+
+        ``mark_dirs`` (folders, ``kind="dir"``): create each folder now and put a :data:`DIR_MARK` file in
+        it whose id the ledger records — the proof, for a later session, that the folder is ours.
+        """
         rels = [safe_relpath(self.root, r) for r in rels]
         with self._edit() as data:
             clash = self.clashes(rels, data)
             if clash:
                 raise _error(clash_message(self.root, clash, hint=hint))
+            live = self._live()
             for rel in rels:
                 p = self.root / rel
                 if not (p.exists() or p.is_symlink()) and rel not in self.new_entries:
                     self.new_entries.append(rel)
-                if not self._inside_owned(data, rel):
-                    # (re)written from now on: ours whatever its bytes until :meth:`record` checksums it
-                    data["entries"][rel] = {"kind": kind}
+                if self._inside_owned(data, rel):
+                    continue
+                # (re)written from now on: ours while this session lives (its token), and afterwards only
+                # as far as the bytes prove it (the record kept until :meth:`record` replaces it)
+                old = data["entries"].get(rel)
+                keep = {k: v for k, v in old.items() if k in ("size", "mtime_ns", "sha256", "meta", "id")} \
+                    if isinstance(old, dict) else {}
+                entry = {**keep, "kind": kind}
+                if self.token:
+                    entry["token"] = self.token
+                if kind == "dir" and mark_dirs and not p.is_symlink() and not (p.exists() and not p.is_dir()):
+                    entry["id"] = self._mark_dir(p, keep.get("id"), data, rel, live)
+                data["entries"][rel] = entry
+
+    def _mark_dir(self, p: Path, old_id, data: dict, rel: str, live) -> str:
+        """Create folder ``p`` if needed and mark it ours (:data:`DIR_MARK`); its id."""
+        ident = old_id if isinstance(old_id, str) and _dir_matches(p, {"id": old_id}) else uuid.uuid4().hex
+        p.mkdir(parents=True, exist_ok=True)
+        mark = p / DIR_MARK
+        if not (mark.is_file() and not mark.is_symlink() and mark.read_text().strip() == ident):
+            if mark.is_symlink() or (mark.exists() and not mark.is_file()):
+                raise _error(f"{mark}: not a file ionscope wrote; move it away")
+            mark.write_text(ident + "\n")
+        return ident
+
+    def expect(self, items: Iterable[tuple[str, Path]]) -> None:
+        """Record what each ``src`` (a temporary about to be renamed to ``rel``) holds, before the rename: a
+        kill between the rename and :meth:`record` then leaves a file the ledger still proves ours.
+
+        ``items``: ``(rel, src)`` pairs of names claimed before (others are ignored).
+        """
+        got = {}
+        for rel, src in items:
+            src = Path(src)
+            if src.is_file() and not src.is_symlink():
+                got[rel] = {"expect": _file_record(src)}
+            elif src.is_dir() and not src.is_symlink() and _dir_meta(src):
+                got[rel] = {"expect_meta": _dir_meta(src)["meta"]}
+        if not got:
+            return
+        with self._edit() as data:
+            for rel, extra in got.items():
+                e = data["entries"].get(rel)
+                if isinstance(e, dict):
+                    e.update(extra)
 
     def _inside_owned(self, data: dict, rel: str) -> bool:
         """Inside one of our temporaries (a staging folder) or a folder ionscope made (a cache, live/)."""
@@ -297,8 +448,12 @@ class OutputFolder:
         if any(_is_temp_of(p, self._tokens(data)) for p in parts):
             return True
         entries = data.get("entries", {})
-        return any(isinstance(entries.get("/".join(parts[:i])), dict) and
-                   entries["/".join(parts[:i])].get("kind") == "dir" for i in range(1, len(parts)))
+        for i in range(1, len(parts)):
+            e = entries.get("/".join(parts[:i]))
+            if isinstance(e, dict) and e.get("kind") == "dir" and _dir_matches(self.root / "/".join(parts[:i]), e,
+                                                                                   self._live()):
+                return True
+        return False
 
     def record(self, rels: Iterable[str]) -> None:
         """Record size, mtime and SHA-256 of files just written (claimed before)."""
@@ -308,19 +463,26 @@ class OutputFolder:
                 if self._inside_owned(data, rel):
                     continue
                 p = self.root / rel
+                old = data["entries"].get(rel) if isinstance(data["entries"].get(rel), dict) else {}
                 if p.is_dir() and not p.is_symlink():
-                    data["entries"][rel] = {"kind": "dir"}
+                    keep = {"id": old["id"]} if isinstance(old.get("id"), str) else {}
+                    data["entries"][rel] = {"kind": "dir", **keep, **_dir_meta(p)}
                 elif p.is_file() and not p.is_symlink():
+                    exp = old.get("expect")
                     st = p.stat()
-                    data["entries"][rel] = {"kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                            "sha256": _sha256(p)}
+                    if isinstance(exp, dict) and exp.get("size") == st.st_size and \
+                            exp.get("mtime_ns") == st.st_mtime_ns and isinstance(exp.get("sha256"), str):
+                        rec = dict(exp)  # (the renamed temporary, hashed just before: not read twice)
+                    else:
+                        rec = _file_record(p)
+                    data["entries"][rel] = {"kind": "file", **rec}
 
     def adopt(self, rel: str, *, kind: str = "dir") -> None:
         """Record ``rel`` as ours without the clash check: for a folder whose own marker proves that
         ionscope made it (a stage cache, :func:`ionscope.pipeline._stores.cache_state`)."""
         rel = safe_relpath(self.root, rel)
         with self._edit() as data:
-            data["entries"][rel] = {"kind": kind}
+            data["entries"][rel] = {"kind": kind, **({"token": self.token} if self.token else {})}
 
     def forget(self, rels: Iterable[str]) -> None:
         """Drop names from the ledger (a file ionscope removed itself, e.g. a finished journal)."""
@@ -526,6 +688,11 @@ def session(root, *, wait: bool | float = False, fresh: bool = False, what: str 
         return
     if root.exists() and not root.is_dir():
         raise _error(f"{root}: a file stands where the {what} must be; move it or choose another path")
+    if root.is_dir():  # a user's file (or a link) under the ledger's or the lock's name: refused before anything
+        from ._lock import check_lock_file
+
+        OutputFolder(root).check_ledger()
+        check_lock_file(root / LOCK_NAME)
     ledger = OutputFolder(root).read() if root.is_dir() else {}
     empty = not root.exists() or not any(p for p in root.iterdir() if p.name not in _RESERVED)
     if fresh and not empty and not ledger.get("created"):
@@ -565,6 +732,42 @@ def session(root, *, wait: bool | float = False, fresh: bool = False, what: str 
                     (root / LOCK_NAME).unlink(missing_ok=True)
                 for d in sorted(created, key=lambda p: -len(p.parts)):
                     d.rmdir()
+
+
+def discard_folder(root) -> bool:
+    """Remove what ionscope wrote in ``root`` — the ledger's entries that are still ours, its temporaries, the
+    ledger and the lock — then ``root`` itself if nothing else is left; True when the folder is gone.
+
+    For a session that produced nothing worth keeping (``ionscope watch --timeout`` with no frame) and
+    whose folder did not exist before it: whatever else arrived there meanwhile (the microscope's
+    frames, a user's notes) stays, and with it the folder. Call it only when no session holds ``root``.
+    """
+    root = _abs(root)
+    if root.is_symlink() or not root.is_dir():
+        return False
+    folder = OutputFolder(root)
+    try:
+        folder.check_ledger()
+    except Exception:  # noqa: BLE001 - not our ledger: act on nothing
+        return False
+    for rel in sorted(folder.read().get("entries", {}), key=lambda r: -r.count("/")):
+        with contextlib.suppress(Exception):
+            folder.remove(rel)  # only if ours (and unchanged)
+    with contextlib.suppress(OSError):
+        folder.clean(keep_own=False)
+    if any(p.name not in _RESERVED and not p.name.startswith(MANIFEST + ".") for p in root.iterdir()):
+        return False
+    from ._lock import check_lock_file
+
+    try:
+        check_lock_file(root / LOCK_NAME)
+    except Exception:  # noqa: BLE001 - a user's file under the lock's name: it stays, and the folder
+        return False
+    for name in _RESERVED:
+        (root / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+    return not root.exists()
 
 
 def check_inputs(path, inputs: dict, *, key: str, any_input: bool = False) -> None:
@@ -633,16 +836,43 @@ def file_writes(*, overwrite: bool = False) -> Iterator[None]:
     """
     global _FILE_MODE
     previous = _FILE_MODE
-    _FILE_MODE = {"overwrite": bool(overwrite)}
+    _FILE_MODE = {"overwrite": bool(overwrite), "created": [], "new_ledgers": []}
+    mode = _FILE_MODE
     try:
         yield
+    except Exception:
+        # a command refused (or failed) after it wrote some of its outputs — a preview beside a store
+        # that was not its to replace, a --refs-out over a user's file — leaves none of its new files
+        _FILE_MODE = previous
+        record_claimed()
+        _roll_back(mode)
+        raise
     finally:
         _FILE_MODE = previous
         record_claimed()
 
 
+def _roll_back(mode: dict) -> None:
+    """Remove the files a failed command created (new names only, and only while still ours)."""
+    for path in reversed(mode.get("created", [])):
+        with contextlib.suppress(Exception):
+            if path.parent.is_dir():
+                OutputFolder(path.parent).remove(path.name)
+    for ledger in mode.get("new_ledgers", []):
+        with contextlib.suppress(Exception):
+            folder = OutputFolder(ledger.parent)
+            if not folder.read().get("entries"):
+                ledger.unlink(missing_ok=True)
+
+
 def file_mode() -> dict | None:
     return _FILE_MODE
+
+
+def created_file(path) -> None:
+    """Note that the running command created ``path`` (a new name): removed again if the command fails."""
+    if _FILE_MODE is not None:
+        _FILE_MODE["created"].append(_abs(path))
 
 
 def claim_file(path, *, overwrite: bool = False) -> Path:
@@ -658,6 +888,18 @@ def claim_file(path, *, overwrite: bool = False) -> Path:
     """
     path = _abs(path)
     exists = path.exists() or path.is_symlink()
+    if path.parent.is_dir():  # its record goes into the folder's ledger: never over a user's file of that name
+        OutputFolder(path.parent).check_ledger()
+        ledger = path.parent / MANIFEST
+        if _FILE_MODE is not None and not ledger.exists() and ledger not in _FILE_MODE["new_ledgers"]:
+            _FILE_MODE["new_ledgers"].append(ledger)
+    if exists and overwrite and path.is_dir() and not path.is_symlink():
+        from ._atomic import _not_store_entries
+
+        extra = _not_store_entries(path)
+        if extra:  # --overwrite replaces a data store, never the user's files put into it (checked before work)
+            raise _error(f"{path}: holds {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}, not part of a "
+                         f"data store; --overwrite replaces a store, never files put into it: move them out first")
     if exists and not overwrite:
         if path.is_symlink() or not path.parent.is_dir() or not OutputFolder(path.parent).owns(path.name):
             raise _error(f"{path}: exists and was not written by ionscope; choose another name, or pass "

@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"ionscope {name}: error: {exc}", file=sys.stderr)
+        from ._common import printable
+
+        print(f"ionscope {name}: error: {printable(exc)}", file=sys.stderr)  # (a name with a newline: still one line)
         return 2
     except (KeyboardInterrupt, _Terminated) as exc:
         _quiet_shutdown()

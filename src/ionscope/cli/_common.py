@@ -24,6 +24,18 @@ from pathlib import Path
 READ_HELP = "force a rosettasciio reader plugin, e.g. HSPY for an ambiguous .hdf5 (default: from the suffix)"
 
 
+def printable(text) -> str:
+    """``text`` with control characters escaped: a file name holding a newline or a terminal escape
+    cannot forge a console line or an error message's "one line" (issue 17, red team).
+
+    Examples
+    --------
+    >>> printable("evil\\nionscope run: done.nc")
+    'evil\\\\nionscope run: done.nc'
+    """
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
 def add_out(p, *, suffixes, what: str, required: bool = True, metavar: str = "OUT", default=None) -> None:
     """``-o/--out``; ``suffixes`` are the ones the command honours (None: a folder)."""
     allowed = f" ({', '.join(suffixes)})" if suffixes else ""

@@ -2,6 +2,8 @@
 """``ionscope run CONFIG.toml`` / ``ionscope run --demo``: the operando pipeline."""
 from __future__ import annotations
 
+from ._common import printable
+
 _DEMO_TOML = """# written by `ionscope run --demo`: a simulated operando series and its log
 [input]
 series = "data/operando.zarr"
@@ -137,10 +139,10 @@ def _run_config(args, cfg) -> int:
         how = "cached" if rec.cached else ("resumed" if rec.resumed_batches else "done")
         print(f"{name:<13} {how:<8} {rec.seconds:>8.2f} s")
     for bad in result.bad_frames:
-        print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
+        print(printable(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}"))
     if result.ignored_files:
         print(f"ignored {len(result.ignored_files)} file(s) not named like frames ([input] frame_pattern): "
-              + ", ".join(result.ignored_files[:10]) + (" ..." if len(result.ignored_files) > 10 else ""))
+              + ", ".join(map(printable, result.ignored_files[:10])) + (" ..." if len(result.ignored_files) > 10 else ""))
     an = result.analysis.attrs
     unit = result.analysis.flux_y.attrs.get("units", "nm/s") if "flux_y" in result.analysis else "nm/s"
     print(f"through-film fraction {an.get('through_fraction', float('nan')):.3f}, "

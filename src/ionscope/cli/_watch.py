@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from ._common import add_alias, add_var
+from ._common import add_alias, add_var, printable
 
 
 def register(sub) -> None:
@@ -140,6 +140,8 @@ def run(args) -> int:
             print(text, flush=True)
 
     def ready(url):
+        if args.token:  # the user's own secret is never echoed (a terminal is often logged to a file)
+            url = url.replace(f"token={args.token}", "token=<your --token>")
         print(f"live dashboard: {url}  (open it in a browser; Ctrl-C ends the acquisition watch)", flush=True)
 
     def frame(rec):
@@ -158,10 +160,10 @@ def run(args) -> int:
         print(f"acquisition ended ({result.ended_by}): {len(result.frames)} frames live, "
               f"{len(result.bad_frames)} bad")
         for bad in result.bad_frames:
-            print(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}")
+            print(printable(f"bad frame {bad['frame']}: {bad['file'] or '-'}: {bad['reason']}"))
         if result.ignored_files:
             print(f"ignored {len(result.ignored_files)} file(s) not named like frames ([input] frame_pattern): "
-                  + ", ".join(result.ignored_files[:10]) + (" ..." if len(result.ignored_files) > 10 else ""))
+                  + ", ".join(map(printable, result.ignored_files[:10])) + (" ..." if len(result.ignored_files) > 10 else ""))
         for name, msg in result.warnings.items():
             if name != "ignored":
                 print(f"warning: {msg}")
@@ -188,9 +190,10 @@ def run(args) -> int:
             acq.stop()
     if stop.is_set() and waiting:
         if not out_existed:  # a session that saw no frame leaves no output folder of its own behind
-            import shutil
+            from .._outdir import discard_folder
 
-            shutil.rmtree(cfg.out_dir, ignore_errors=True)
+            # only what ionscope wrote there: frames or notes that arrived meanwhile stay (and the folder)
+            discard_folder(cfg.out_dir)
         raise DataValidationError(f"--timeout {args.timeout:g} s passed with no usable frame: "
                                   f"{waiting[-1].split(': ', 1)[-1]}")
     return 0

@@ -126,11 +126,14 @@ def run_demo(out, *, quick: bool = False, steps: list[str] | None = None, show_p
     from .._outdir import session
     from .._progress import progress
 
-    with session(out, what="demo folder"):  # writes only new names or its own, one demo per folder at a time
+    # a new or empty folder, or one a demo made (as run --demo and watch --demo): the demo's names are many,
+    # and a user's file among them would stop a step half-way; one demo per folder at a time
+    with session(out, fresh=True, what="demo folder"):
         return _run_steps(DemoContext(out=Path(out), quick=quick), steps, show_progress, progress)
 
 
 def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
+    from ..errors import OutputPathError
     from ..report import style
 
     chosen = [s for s in available_steps() if steps is None or s in steps]
@@ -145,6 +148,8 @@ def _run_steps(ctx: DemoContext, steps, show_progress, progress) -> dict:
                 importlib.import_module(f"{__name__}._{name}").run(ctx)
             status = "ok"
             error = None
+        except OutputPathError:
+            raise  # a name the demo may not write (a user's file put there meanwhile): one line, no more steps
         except Exception as exc:  # one failing step must not hide the others
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"

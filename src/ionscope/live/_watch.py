@@ -626,6 +626,11 @@ class _Session:
             da = iio.load(ff.path, var=self.cfg.input.var or None)
             if "energy" not in da.dims or set(da.dims) != {"y", "x", "energy"}:
                 raise FileFormatError(f"{ff.path}: expected a (y, x, energy) spectrum image, got dims {da.dims}")
+            e = np.asarray(da.energy.values, float) if "energy" in da.coords else np.arange(0.0)
+            if e.size > 1 and not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0)):
+                # (issue 17) a descending axis would pair channels with the wrong energies: the frame is refused
+                raise FileFormatError(f"{ff.path}: coordinate 'energy' is not strictly increasing ({e[0]:.6g} … "
+                                      f"{e[-1]:.6g} eV); expected ascending energies")
             if self.energy is not None:
                 e = np.asarray(da.energy.values, float)
                 if e.shape != self.energy.shape or np.max(np.abs(e - self.energy)) > 1e-3 * abs(
@@ -977,7 +982,7 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     result = WatchResult(live_dir=sess.live)
     # the output folder is held for the whole session (the final run shares it): only names ionscope owns
     with session(cfg.out_dir) as out:
-        out.claim([sess.live.name], kind="dir", hint=" (the live cache)")
+        out.claim([sess.live.name], kind="dir", hint=" (the live cache)", mark_dirs=True)  # (marked: proof later)
         return _watch_session(sess, state, result, cfg, stop_event, references=references, serve=serve, host=host,
                               port=port, token=token, idle_timeout_s=idle_timeout_s, final=final,
                               final_stages=final_stages, hold=hold, on_ready=on_ready, on_frame=on_frame,

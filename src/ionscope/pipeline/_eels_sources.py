@@ -107,6 +107,7 @@ _MAX_BATCH_BYTES = 8 * 2**30
 def _check_against_data(cfg: Config, series) -> None:
     """Windows and sizes that only the data can check, before any stage runs."""
     e = np.asarray(series.energy.values, float)
+    _check_energy_axis(cfg, e)
     lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
     _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
     windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
@@ -126,6 +127,25 @@ def _check_against_data(cfg: Config, series) -> None:
             f"config [compute] frames_per_batch = {cfg.compute.frames_per_batch}: "
             f"{cfg.compute.frames_per_batch} frames of {frame / 2**20:.0f} MiB exceed "
             f"{_MAX_BATCH_BYTES / 2**30:.0f} GiB held at once; use at most {max(1, _MAX_BATCH_BYTES // frame)}")
+
+
+def _check_energy_axis(cfg: Config, e: np.ndarray) -> None:
+    """The ``energy`` coordinate must be finite and strictly increasing (issue 17: a descending axis was
+    refused later by a misleading window message, or could pair channels with the wrong energies)."""
+    where = str(cfg.path(cfg.input.series)) if cfg.input.series else "series"
+    if e.size and not np.all(np.isfinite(e)):
+        raise DataValidationError(f"{where}: coordinate 'energy' holds {int(np.count_nonzero(~np.isfinite(e)))} "
+                                  f"NaN/Inf value(s); expected finite energies in eV")
+    step = np.diff(e)
+    if step.size and not np.all(step > 0):
+        if np.all(step < 0):
+            how = f"is descending ({e[0]:.6g} → {e[-1]:.6g} eV)"
+        else:
+            k = int(np.flatnonzero(step <= 0)[0])
+            how = f"is not increasing at channel {k + 1} ({e[k]:.6g} → {e[k + 1]:.6g} eV)"
+        raise DataValidationError(f"{where}: coordinate 'energy' {how}; expected strictly increasing energies "
+                                  f"(eV) — store the spectra with ascending energy (e.g. "
+                                  f"series.sortby('energy')) so no channel is read at the wrong energy")
 
 
 def _check_log(log, cfg: Config):

@@ -17,7 +17,9 @@ Example::
     drift = "auto"                # specimen drift: measured per frame (default), "none", or [[y, x], ...] nm
     # optional: output (the folder, as [output] dir), voltage_kv, interfaces_nm, window_nm, model,
     #           background ("piecewise", "linear", "constant"), order, workers, zero_bias,
-    #           min_bias_v (asymmetry), min_jump_v (relaxation), frame_checks, min_good_fraction
+    #           min_bias_v (asymmetry), min_jump_v (relaxation), frame_checks, min_good_fraction,
+    #           on_bad_frame ("skip": a bad time point is left out and listed; "error": the run stops on it,
+    #           naming it — the same vocabulary as [input] on_bad_frame of an EELS night)
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ OPTIONS = {
     "holograms": None, "references": None, "log": None, "output": "holography_run", "method": "fourier",
     "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
     "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
-    "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5,
+    "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5, "on_bad_frame": "skip",
 }
 
 #: Sections of an EELS night: meaningless beside ``[holography]``.
@@ -71,6 +73,9 @@ def _check_section(opt: dict) -> None:
         v = opt[key]
         if v is not None and not (isinstance(v, str) and v.strip()):
             raise ConfigError(f"config [holography] {key}: expected a path (a string), got {v!r}")
+    if opt["on_bad_frame"] not in ("skip", "error"):
+        raise ConfigError(f"config [holography] on_bad_frame: expected \"skip\" or \"error\", got "
+                          f"{opt['on_bad_frame']!r}")
     if not isinstance(opt["frame_checks"], bool):
         raise ConfigError(f"config [holography] frame_checks: expected true or false, got {opt['frame_checks']!r}")
     try:

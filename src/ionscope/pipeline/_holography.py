@@ -150,6 +150,24 @@ def _series_after(ctx, ds):
     maps = ctx.config.out_dir / ".holo_maps.zarr"
     if maps.exists():
         _folder(ctx.config.out_dir).remove(maps.name)
+    _refuse_bad_frames(ctx, ds)
+
+
+def _refuse_bad_frames(ctx, ds) -> None:
+    """``on_bad_frame = "error"``: a skipped time point stops the night, naming it (as ``[input] on_bad_frame``
+    of an EELS night). Run after the stage whether computed or cached, so switching the option needs no redo."""
+    opt = ctx.config.holography
+    if opt.get("on_bad_frame", "skip") != "error" or "frame_good" not in ds:
+        return
+    good = np.asarray(ds["frame_good"].values, bool)
+    if good.all():
+        return
+    k = int(np.flatnonzero(~good)[0])
+    reason = str(ds["frame_reason"].values[k]) if "frame_reason" in ds else "skipped"
+    where = str(ctx.config.path(opt["holograms"])) if opt.get("holograms") else "holograms"
+    more = f" (and {int((~good).sum()) - 1} more)" if (~good).sum() > 1 else ""
+    raise DataValidationError(f"{where}: time index {k} (t = {float(ds['time'].values[k]):.6g} s): {reason}{more} "
+                              f"(set [holography] on_bad_frame = \"skip\" to skip such time points)")
 
 
 def _analysis(ctx):

@@ -293,6 +293,7 @@ def run(config, *, executor: Executor | str | None = None, series=None, hologram
         sources, info = night.open(cfg, given, res)
         _check_output_paths(cfg, night.input_paths(cfg))
         planned = _planned_outputs(table, cfg, info)
+        _check_planned_outside_inputs(cfg, planned, night.input_paths(cfg))
         OutputFolder(cfg.out_dir).check_new(planned)  # (again below, under the lock)
         with contextlib.ExitStack() as held:
             folders = [held.enter_context(session(folder, wait=wait)) for folder in _lock_folders(cfg)]
@@ -338,6 +339,20 @@ def _planned_outputs(table, cfg: Config, info: dict) -> list[str]:
     ctx = Context(cache=None, config=cfg)
     ctx.info.update(info)
     return [name for st in table if getattr(st, "outputs", None) is not None for name in st.outputs(ctx)]
+
+
+def _check_planned_outside_inputs(cfg: Config, planned: list[str], inputs: dict) -> None:
+    """No output lands in an input: the output folder may hold the input (``OUT/frames``), but an input
+    folder named like one of the outputs' folders (``OUT/figures`` a folder of frames) would receive them."""
+    out = cfg.out_dir.resolve()
+    paths = {name: Path(p).resolve() for name, p in inputs.items() if p is not None}
+    for rel in planned:
+        target = out / rel
+        for name, inp in paths.items():
+            if target == inp or inp in target.parents:
+                raise ConfigError(f"config [output] dir = {str(cfg.out_dir)!r}: the output {rel} would be written "
+                                  f"into the input {name} ({inputs[name]}); choose another output folder "
+                                  f"(ionscope never writes into its inputs)")
 
 
 def _lock_folders(cfg: Config) -> list[Path]:
