@@ -18,6 +18,10 @@ Example::
     # optional: output (the folder, as [output] dir), voltage_kv, interfaces_nm, window_nm, model,
     #           background ("piecewise", "linear", "constant"), order, workers, zero_bias,
     #           min_bias_v (asymmetry), min_jump_v (relaxation), frame_checks, min_good_fraction
+
+``workers`` is still accepted but no longer used: the frames run as tasks on
+the run's executor (``[compute] scheduler``: threads, synchronous, a Dask
+cluster), ``[compute] frames_per_batch`` of them per resumable batch.
 """
 from __future__ import annotations
 
