@@ -445,7 +445,7 @@ drift, frame_checks, min_good_fraction
     >>> holos, refs, log, truth = biased_holograms(programme=[("rest", 30), ("hold", 1.5, 30)], seed=0)
     >>> plan = plan_bias_series(holos, references=refs, log=log, thickness_nm=truth.thickness_nm.values)
     >>> plan.zero_bias.tolist(), plan.psi0.shape == plan.out_shape, plan.reported.size
-    ([0, 1, 2], True, 2)
+    ([0, 1, 2, 3], True, 2)
     """
     fit = StepFitOptions.merged(step_fit, interfaces_nm=interfaces_nm, window_nm=window_nm, model=model,
                                 background=background, interface_tilt_deg=interface_tilt_deg, order=order)
