@@ -157,10 +157,10 @@ def _frames(ctx):
     plan = ctx["holo_plan"]
     holo = ctx["holograms"]
     holo = holo.transpose("time", "y", "x") if plan.method == "fourier" else holo.transpose("time", "frame", "y", "x")
+    if holo.chunks is None:
+        # numpy or a lazily indexed store: one task per time point, nothing read here
+        holo = holo.chunk({"time": 1})
     data = holo.data
-    if not hasattr(data, "dask"):  # numpy: one key per time point, not the whole series in every task
-        data = dsa.from_array(np.asarray(data), chunks=(1,) + data.shape[1:],
-                              name=f"holo-holograms-{ctx.keys['holograms']}")
     plan_d = dask.delayed(plan, name=f"holo-plan-{ctx.keys['holo_plan']}", traverse=False)
     layout, coords = BiasFrame.layout(plan)
     columns = {v: [] for v in layout}
