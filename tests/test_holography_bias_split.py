@@ -86,3 +86,15 @@ def test_the_kernel_refuses_a_hologram_of_another_shape(night):
     plan = plan_bias_series(holos, references=refs, log=log, thickness_nm=60.0)
     with pytest.raises(ShapeMismatchError, match="hologram: expected"):
         bias_frame(plan, holos.isel(time=0).values[:64], index=0)
+
+
+def test_on_a_distributed_client_equals_the_original(night):
+    """A ``distributed`` Client current: the frames run on its worker processes, same numbers."""
+    distributed = pytest.importorskip("distributed")
+    holos, refs, log, truth = night
+    kw = dict(references=refs, log=log, thickness_nm=60.0)
+    old = reference.bias_series(holos, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster, distributed.Client(cluster):
+        new = bias_series(holos, **kw)
+    _same(old, new)
