@@ -37,6 +37,10 @@ NOT_DATA = {
     "holography.interaction_constant": "takes a voltage",
     "holography.interface_asymmetry": "takes two StepFit results",
     "holography.StepFit": "a result record", "holography.StepsFit": "a result record",
+    "holography.BiasPlan": "a record (plan_bias_series' result)", "holography.BiasFrame": "a result record",
+    "holography.StepFitOptions": "an options object", "holography.WaveMaker": "a reconstruction record",
+    "holography.bias_frame": "takes a BiasPlan and one time point's intensities (plain array or DataArray)",
+    "holography.assemble_bias_series": "takes a BiasPlan and bias_frame() results",
     "operando.continuity_flux_kernel": "array kernel", "operando.optical_flow_kernel": "array kernel",
     "operando.interval_means": "array kernel on time stamps", "operando.interface_distance": "takes a shape",
     "operando.flux_error": "compares an analyse() result with truth maps",
@@ -178,6 +182,8 @@ CASES = {
     "holography.bias_difference": (lambda d: d["wave"], {"wave_unbiased": "wave", "align": False}, "runs"),
     "holography.bias_series": (lambda d: d["bias"][0], {"references": "bias_refs", "log": "bias_log",
                                                         "thickness_nm": "bias_t"}, None),
+    "holography.plan_bias_series": (lambda d: d["bias"][0], {"references": "bias_refs", "log": "bias_log",
+                                                             "thickness_nm": "bias_t"}, None),
     "holography.estimate_sideband": (lambda d: d["holo"], {}, _none),
     "holography.fit_step": (lambda d: _step_profile(), {}, lambda da: {"position": da.position.values}),
     "holography.fit_steps": (lambda d: _step_profile(), {"centers": [40.0]},
@@ -216,7 +222,7 @@ DATASET_CASES = {
     "holography.leakage_summary": (lambda d: d["bias_ds"], {}),
     "holography.relaxation_times": (lambda d: d["bias_ds"], {}),
 }
-SLOW = {"holography.bias_series"}
+SLOW = {"holography.bias_series", "holography.plan_bias_series"}
 
 
 @pytest.fixture(scope="module")

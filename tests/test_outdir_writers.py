@@ -145,13 +145,13 @@ def test_holography_run_writes_only_its_own_names(holo, tmp_path):
     out = tmp_path / "out"
     plant(out, {"summary.json": "{\"mine\": 1}", "notes.txt": "mine", ".holo_maps.zarr/keep.txt": "mine"})
     before = snapshot(tmp_path)
-    with pytest.raises(OutputPathError, match=r"summary.json, \.holo_maps\.zarr|\.holo_maps\.zarr, summary.json"):
+    # (.holo_maps.zarr is no longer written: the maps live in the cache's holo_frames; the user's stays untouched)
+    with pytest.raises(OutputPathError, match=r"summary.json"):
         run_holography(holo_cfg(holo, out))
     assert snapshot(tmp_path) == before  # refused before any work: no lock, ledger or cache made
     with pytest.raises(ConfigError, match="inside the input"):
         run_holography(holo_cfg(holo, holo / "holos.zarr" / "out"))
     (out / "summary.json").rename(tmp_path / "summary.json")
-    (out / ".holo_maps.zarr").rename(tmp_path / "maps")
     first = run_holography(holo_cfg(holo, out))
     assert (out / "notes.txt").read_text() == "mine"
     # a later run from a fresh folder is the same, bit for bit
@@ -159,7 +159,7 @@ def test_holography_run_writes_only_its_own_names(holo, tmp_path):
     for v in ("step_v", "potential"):
         np.testing.assert_array_equal(first.series[v].values, again.series[v].values)
     assert (out / "curves.csv").read_bytes() == (tmp_path / "fresh" / "curves.csv").read_bytes()
-    assert not (out / ".holo_maps.zarr").exists()
+    assert (out / ".holo_maps.zarr" / "keep.txt").read_text() == "mine"
     record("holography: user's summary.json and .holo_maps.zarr in OUT; OUT inside the input store")
 
 

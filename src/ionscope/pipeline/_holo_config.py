@@ -20,6 +20,10 @@ Example::
     #           min_bias_v (asymmetry), min_jump_v (relaxation), frame_checks, min_good_fraction,
     #           on_bad_frame ("skip": a bad time point is left out and listed; "error": the run stops on it,
     #           naming it — the same vocabulary as [input] on_bad_frame of an EELS night)
+
+``workers`` is still accepted but no longer used: the frames run as tasks on
+the run's executor (``[compute] scheduler``: threads, synchronous, a Dask
+cluster), ``[compute] frames_per_batch`` of them per resumable batch.
 """
 from __future__ import annotations
 

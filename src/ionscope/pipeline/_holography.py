@@ -4,10 +4,22 @@
 The same runner as the EELS pipeline (:func:`ionscope.pipeline._graph.run_stages`,
 one :class:`~ionscope.pipeline._stores.StageCache`), a second table:
 
-* ``holo_series`` — :func:`ionscope.holography.bias_series`: per time point the
-  potential change from the zero-bias state (the movie, ``(time, y, x)``) and
-  the step fits per interface (``step_v``, ``width_nm``, ``position_nm`` ± 1σ),
-  asymmetry, leakage; the maps are written frame by frame;
+* ``holo_plan`` — :func:`ionscope.holography.plan_bias_series`: what every
+  time point shares (ψ₀, vacuum mask, thickness map, interfaces, reference
+  waves), from the zero-bias frames and the references only;
+* ``holo_frames`` — :func:`ionscope.holography.bias_frame` on every time point:
+  one task per frame on the run's executor (inline, threads, a Dask cluster),
+  written batch by batch along ``time`` (``[compute] frames_per_batch``) with
+  a completion record per batch, so a killed night resumes at the next batch,
+  not at frame 0; the potential and phase maps (the movie, ``(time, y, x)``)
+  are stored here, once. The plan enters the graph as one key (shipped once
+  per cluster worker);
+* ``holo_series`` — :func:`ionscope.holography.assemble_bias_series`: the step
+  fits per interface (``step_v``, ``width_nm``, ``position_nm`` ± 1σ, errors
+  with the noise correlation pooled over frames), asymmetry, leakage, the
+  frame checks across frames; downstream stages see it with the maps of
+  ``holo_frames`` (lazily; NaN where a frame was skipped) — the
+  Dataset :func:`~ionscope.holography.bias_series` returns, number for number;
 * ``holo_analysis`` — relaxation times after each bias step, the asymmetry per
   polarity, the leakage per volt;
 * ``holo_report`` — ``curves.csv`` and ``summary.json``, and the files of the
@@ -46,6 +58,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,30 +140,86 @@ def _resolve(base: Path, value):
 
 
 # --------------------------------------------------------------------------- stages
-def _series(ctx):
-    from ..holography import bias_series
+def _plan(ctx):
+    """``holo_plan``: :func:`ionscope.holography.plan_bias_series` (ψ₀, masks, interfaces, reference waves)."""
+    from ..holography import plan_bias_series
 
     opt = ctx.config.holography
-    thickness = ctx["thickness"]
     kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
-    maps = ctx.config.out_dir / ".holo_maps.zarr"
-    ds = bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"], thickness_nm=thickness,
-                     method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
-                     workers=opt["workers"], out=maps, drift=opt["drift"], frame_checks=opt["frame_checks"],
-                     min_good_fraction=opt["min_good_fraction"], **kw)
-    ds["potential"] = ds["potential"].astype(np.float32)
-    ds["phase"] = ds["phase"].astype(np.float32)
-    return ds
+    plan = plan_bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"],
+                            thickness_nm=ctx["thickness"], method=opt["method"], model=opt["model"],
+                            background=opt["background"], order=opt["order"], drift=opt["drift"],
+                            frame_checks=opt["frame_checks"], min_good_fraction=opt["min_good_fraction"], **kw)
+    return plan.to_dataset()
 
 
-def _series_after(ctx, ds):
-    # the frame-by-frame store was copied into the cache: drop the temporary (only if ionscope wrote it)
-    from .._atomic import _folder
+def _plan_view(ctx, stored):
+    from ..holography import BiasPlan
 
-    maps = ctx.config.out_dir / ".holo_maps.zarr"
-    if maps.exists():
-        _folder(ctx.config.out_dir).remove(maps.name)
-    _refuse_bad_frames(ctx, ds)
+    return BiasPlan.from_dataset(stored)
+
+
+def _frames(ctx):
+    """``holo_frames``: :func:`ionscope.holography.bias_frame` on every time point, as a lazy Dataset.
+
+    One dask task per time point (its hologram read as a task of its own), so
+    the store writes it batch by batch on the run's executor and a killed run
+    resumes at the next batch. The plan (ψ₀, masks, reference waves: the
+    large read-only state) enters the graph as one key: a cluster ships it
+    once per worker, not once per frame.
+    """
+    import dask
+    import dask.array as dsa
+    import xarray as xr
+
+    from ..holography import BiasFrame
+
+    plan = ctx["holo_plan"]
+    holo = ctx["holograms"]
+    holo = holo.transpose("time", "y", "x") if plan.method == "fourier" else holo.transpose("time", "frame", "y", "x")
+    if holo.chunks is None:
+        # numpy or a lazily indexed store: one task per time point, nothing read here
+        holo = holo.chunk({"time": 1})
+    data = holo.data
+    plan_d = dask.delayed(plan, name=f"holo-plan-{ctx.keys['holo_plan']}", traverse=False)
+    layout, coords = BiasFrame.layout(plan)
+    columns = {v: [] for v in layout}
+    for k in range(plan.n_time):
+        fr = dask.delayed(_frame_variables, pure=True)(plan_d, data[k], k)
+        for v, (_, shape, dtype) in layout.items():
+            columns[v].append(dsa.from_delayed(dask.delayed(operator.getitem, pure=True)(fr, v), shape, dtype))
+    data_vars = {v: (("time",) + dims, dsa.stack(columns[v])) for v, (dims, _, _) in layout.items()}
+    return xr.Dataset(data_vars, coords={"time": plan.times, **coords})
+
+
+def _frame_variables(plan, hologram, index):
+    from ..holography import bias_frame
+
+    return bias_frame(plan, hologram, index=index).to_variables(plan)
+
+
+def _series(ctx):
+    """``holo_series``: :func:`ionscope.holography.assemble_bias_series` (stored without the maps)."""
+    from ..holography import assemble_bias_series
+
+    frames = ctx["holo_frames"]
+    ds = assemble_bias_series(ctx["holo_plan"], frames.drop_vars(["phase", "potential"]))
+    return ds.drop_vars([v for v in ("phase", "potential") if v in ds])
+
+
+def _series_view(ctx, stored):
+    """The series with its maps, read lazily from ``holo_frames`` (stored once, not copied).
+
+    The time points the assembly's χ² check skipped are NaN there, as everywhere.
+    """
+    frames = ctx["holo_frames"]
+    good = stored["frame_good"]
+    maps = {"phase": frames["phase"].where(good).assign_attrs(
+                units="rad", long_name="phase change from zero bias, leakage ramp removed"),
+            "potential": frames["potential"].where(good).assign_attrs(
+                units="V", long_name="potential change from zero bias")}
+    maps = {k: v.drop_vars([c for c in v.coords if c not in ("time", "y", "x")]) for k, v in maps.items()}
+    return stored.assign(maps)
 
 
 def _refuse_bad_frames(ctx, ds) -> None:
@@ -319,9 +388,10 @@ def _curves_csv(ds, path):
 
 #: The holography stage table (one runner with the EELS table: :func:`run_stages`).
 TABLE = (
-    Stage("holo_series", _series, inputs=("holograms", "references", "log", "thickness"),
-          params=lambda ctx: {k: ctx.config.holography[k] for k in _SERIES_KEYS}, after=_series_after,
-          outputs=lambda ctx: [".holo_maps.zarr"]),
+    Stage("holo_plan", _plan, inputs=("holograms", "references", "log", "thickness"),
+          params=lambda ctx: {k: ctx.config.holography[k] for k in _SERIES_KEYS}, view=_plan_view),
+    Stage("holo_frames", _frames, inputs=("holo_plan", "holograms"), batched="time"),
+    Stage("holo_series", _series, inputs=("holo_plan", "holo_frames"), view=_series_view, after=_refuse_bad_frames),
     Stage("holo_analysis", _analysis, inputs=("holo_series",), params=_analysis_params),
     Stage("holo_report", _report, inputs=("holo_series", "holo_analysis", "log"),
           params=lambda ctx: {"files": list(_report_files(_writers(ctx)))},
