@@ -150,6 +150,7 @@ CASES = {
     "eels.fit_background": (lambda d: d["si"], {"fit_range": (35.0, 50.0)}, _e),
     "eels.li_profile": (lambda d: d["line"], {"references": "line_refs"}, _e),
     "eels.mlls": (lambda d: d["si"], {"references": "refs", "fit_range": (32.0, 120.0)}, _e),
+    "eels.li_shift_check": (lambda d: d["real"], {"references": "real_refs", "block": 2, "warn": False}, _e),
     "eels.nmf": (lambda d: d["si"], {"n_components": 2}, _e),
     "eels.pca": (lambda d: d["si"], {}, _e),
     "eels.phase_map": (lambda d: d["col"], {"references": "col_refs"}, _e),

@@ -28,7 +28,7 @@ from ..io import accepts_data
 
 @accepts_data("si")
 def li_shift_check(si: Any, references: Any, *, fit_range=(45.0, 85.0), li: str = "Li", co: str = "Co",
-                   block: int = 8, threshold_ev: float = 0.1, warn: bool = True) -> dict:
+                   block: int = 8, threshold_ev: float = 0.1, warn: bool = True, energy: Any = None) -> dict:
     """Detect a Li-K chemical shift that varies with the Li content (one Li-K reference is then biased).
 
     Parameters
@@ -47,6 +47,8 @@ def li_shift_check(si: Any, references: Any, *, fit_range=(45.0, 85.0), li: str 
         Smallest shift across the data's Li/Co range (10th–90th percentile) worth reporting.
     warn : bool
         Issue a ``RuntimeWarning`` with the advice when a shift is detected.
+    energy : array_like, optional
+        The energy axis in eV, for a plain array (its last axis is energy).
 
     Returns
     -------
@@ -66,8 +68,10 @@ def li_shift_check(si: Any, references: Any, *, fit_range=(45.0, 85.0), li: str 
     """
     import warnings
 
+    from ._common import spectra
     from ._mlls import mlls
 
+    si = spectra(si, energy=energy)  # a plain (y, x, energy) array needs energy= (eV), as mlls does
     if not {"y", "x"} <= set(si.dims):
         raise DataValidationError(f"si: li_shift_check needs dims y and x to sum blocks, got {si.dims}")
     b = int(block)
