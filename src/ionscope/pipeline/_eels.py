@@ -77,6 +77,9 @@ def _estimate_energy_drift(si, options: dict, references, fit_range, *, batch: i
     if method == "model":
         opts.setdefault("references", references)
     frame_sum = _reduce_in_batches(si.sum(("y", "x")), batch=batch, bar=bar)  # one read; (time, energy) is small
+    # one frame per kernel call: a frame's shift then does not depend on which frames it was fitted beside
+    # (vectorised solvers differ in the last bits with the batch), so rows computed live are reused by batch
+    frame_sum = frame_sum.chunk({"time": 1})
     shift = eels.estimate_shift(frame_sum, method=method, window=window, **opts)
     values = np.asarray(shift.values, float)
     return values - target if method == "zlp" else values
@@ -133,7 +136,9 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
                 out[name] = ds[key]
         import xarray as xr
 
-        return xr.Dataset(out)
+        # the fit's settings (e.g. the zero-loss width measured across the frames) stay with the maps: the
+        # per-frame keys of the rows see them (pipeline._rows)
+        return xr.Dataset(out, attrs=dict(ds.attrs))
     return ds.to_dataset(name="li")
 
 

@@ -24,6 +24,18 @@ every variable's shape and every file's size (and, for stages up to
 ``_HASH_LIMIT`` bytes, its SHA-256). :meth:`StageCache.has` checks all of it
 and that the group opens; an entry that fails is discarded with a warning and
 recomputed, so a damaged or half-written cache never poisons a later run.
+
+Per-frame keys. A batched stage along the frames carries one content key per
+row (:class:`RowKeys`, made by :mod:`ionscope.pipeline._rows`): the frame's own
+key (its file's bytes, frame number and time: :func:`frame_key`) with the
+per-frame values the row was computed from, under a *reuse* key of the stage's
+parameters and its inputs that are not per frame (references, ...). The
+completion marker records them; when the stage is written again under another
+key (a frame appended, a frame's bytes changed, a gap filled), rows whose key
+matches a row of the complete group in place are *linked* into the new group
+(hard links of their chunk files, checked against the old marker's sizes and
+checksums) and only the others are computed. Changed bytes always change a
+frame's key, so they are always recomputed (issue 17).
 """
 from __future__ import annotations
 
@@ -63,13 +75,87 @@ def fingerprint(paths: Iterable[Path]) -> str:
     stage downstream; touching a file without changing it does not. The cost
     is measured in RELIABILITY.md (issue 17): about 1 % of a run.
     """
+    return fingerprint_files(paths)[0]
+
+
+def fingerprint_files(paths: Iterable[Path]) -> tuple[str, dict[Path, str]]:
+    """:func:`fingerprint` and the digest (``"size|sha256"``) of every file it read (one read for both).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.nc").write_bytes(b"abc")
+    >>> fp, digests = fingerprint_files([d])
+    >>> fp == fingerprint([d]), digests[d / "a.nc"].split("|")[0]
+    (True, '3')
+    """
     h = hashlib.sha256(b"content-v1\n")
+    out: dict[Path, str] = {}
     for root in paths:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for p, (size, digest) in zip(files, _digests(files)):
             h.update(f"{p.relative_to(root.parent)}|{size}|{digest}\n".encode())
-    return h.hexdigest()[:20]
+            out[p] = f"{size}|{digest}"
+    return h.hexdigest()[:20], out
+
+
+def file_digest(path) -> str:
+    """``"size|sha256"`` of one file's bytes (what :func:`fingerprint_files` records per file)."""
+    path = Path(path)
+    return f"{path.stat().st_size}|{_sha256(path)}"
+
+
+def frame_key(digest: str, number, time_s) -> str:
+    """Content key of one frame: its file's digest (:func:`file_digest`), its frame number and its time.
+
+    The batch run (which fingerprints every frame file) and the live watcher
+    (which hashes each frame once, when it is complete) compute the same key,
+    so rows computed live are found again by the final run.
+
+    Examples
+    --------
+    >>> frame_key("3|ab", 7, 450.0) == frame_key("3|ab", 7, 450.0) != frame_key("3|ac", 7, 450.0)
+    True
+    """
+    blob = f"frame-v1|{digest}|{int(number)}|{float(time_s)!r}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def row_id(value) -> str:
+    """The identity of a row by its coordinate along the batched dimension (a frame's time)."""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass(frozen=True)
+class RowKeys:
+    """Per-row content keys of a batched stage (see the module docstring).
+
+    Attributes
+    ----------
+    reuse : str
+        Key of what every row shares (parameters, inputs that are not per frame):
+        rows are reused only from a group written under the same one.
+    ids : tuple of str
+        Each row's identity (:func:`row_id` of its coordinate).
+    frames : tuple of str
+        Each row's frame content key (what a live session carries a row forward by).
+    keys : tuple of str
+        Each row's full key: its frame with every per-frame value it was computed from.
+    """
+
+    reuse: str
+    ids: tuple
+    frames: tuple
+    keys: tuple
+
+    def as_json(self, dim: str) -> dict:
+        return {"reuse": self.reuse, "dim": dim, "ids": list(self.ids), "frames": list(self.frames),
+                "keys": list(self.keys)}
 
 
 def _digests(files: list[Path]) -> list[tuple[int, str]]:
@@ -219,6 +305,14 @@ class StageCache:
         except (OSError, ValueError, AttributeError):
             return None
 
+    def rows(self, name: str) -> RowKeys | None:
+        """The per-row keys the complete group ``name`` was written with (None: none recorded)."""
+        try:
+            r = json.loads(self._marker(name).read_text()).get("rows")
+            return RowKeys(str(r["reuse"]), tuple(r["ids"]), tuple(r["frames"]), tuple(r["keys"]))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+
     def _verify(self, name: str, key: str) -> str | None:
         try:
             marker = json.loads(self._marker(name).read_text())
@@ -247,7 +341,7 @@ class StageCache:
             return "damaged (variables or shapes differ from those written)"
         return None
 
-    def _complete(self, name: str, key: str) -> None:
+    def _complete(self, name: str, key: str, rows: dict | None = None) -> None:
         """Write the completion marker of a stage whose group is in place (the last write of a stage)."""
         import xarray as xr
 
@@ -259,7 +353,8 @@ class StageCache:
         with xr.open_zarr(group, consolidated=False) as ds:
             shapes = {v: list(ds[v].shape) for v in ds.variables}
         with atomic_path(self._marker(name)) as tmp:
-            tmp.write_text(json.dumps({"key": key, "shapes": shapes, "files": listing}))
+            tmp.write_text(json.dumps({"key": key, "shapes": shapes, "files": listing,
+                                       **({"rows": rows} if rows else {})}))
 
     def discard(self, name: str) -> None:
         """Remove a stage's result (marker first, so a half-removed entry is never trusted)."""
@@ -288,11 +383,20 @@ class StageCache:
 
     def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int,
                      progress: Callable[[Iterable], Iterable] | None = None,
-                     on_batch: Callable[[int], None] | None = None) -> int:
+                     on_batch: Callable[[int], None] | None = None, rows: RowKeys | None = None,
+                     carry: bool = False) -> int:
         """Write a lazy Dataset batch by batch along ``dim``; resumable.
 
         Returns the number of batches found already done (resumed). ``on_batch``
         is called with each batch's start after it is written (a test hook).
+
+        ``rows`` (one :class:`RowKeys` entry per step along ``dim``): rows whose
+        key matches a row of the complete group in place (written under the
+        same ``rows.reuse``) are linked from it instead of computed
+        (:attr:`row_stats` counts them). ``carry=True`` (the live session)
+        matches rows by their *frame* only and keeps the old row's key: a row
+        whose per-frame inputs changed since is carried forward as it was, and
+        the next batch run, which matches full keys, recomputes it.
         """
         # One stored chunk per step along ``dim``: every batch region then starts
         # and ends on chunk boundaries, whatever the input's chunking was.
@@ -315,16 +419,39 @@ class StageCache:
         # ``done`` holds finished *indices* along ``dim`` (not batch starts), so a
         # resumed run may use another batch size without skipping anything.
         n = ds.sizes[dim]
+        region_vars = [v for v in ds.data_vars if dim in ds[v].dims]
+        keys = None
+        reused = 0
+        if rows is not None and len(rows.keys) == n:
+            keys = list(rows.keys)
+            links = self._reusable_rows(name, rows, carry)
+            todo_links = {i: j for i, (j, _) in links.items() if i not in done}
+            # every array a region write fills (data and coordinates along ``dim``; the index is written whole)
+            row_arrays = [str(v) for v in ds.variables if dim in ds[v].dims and v != dim]
+            linked = _link_rows(self._group(name), partial, row_arrays, dim, todo_links,
+                                self._listing(name)) if todo_links else set()
+            for i, (j, old_key) in links.items():
+                if i in linked or i in done:
+                    if carry:
+                        keys[i] = old_key
+                    reused += i in linked
+            if linked:
+                done.update(linked)
+                _write_json(done_file, sorted(done))
         starts = list(range(0, n, batch))
         todo = [s for s in starts if not set(range(s, min(s + batch, n))) <= done]
         resumed = len(starts) - len(todo)
+        computed = 0
         loop = progress(todo) if progress is not None else todo
-        region_vars = [v for v in ds.data_vars if dim in ds[v].dims]
         for s in loop:
             sl = slice(s, min(s + batch, n))
-            part = ds[region_vars].isel({dim: sl})
-            part = part.drop_vars([c for c in part.coords if dim not in part[c].dims])
-            part.to_zarr(partial, region={dim: sl}, consolidated=False)
+            rest = [i for i in range(sl.start, sl.stop) if i not in done]
+            # rows linked from the old group are not written again: only the others, in runs
+            for a, b in _runs(rest):
+                part = ds[region_vars].isel({dim: slice(a, b)})
+                part = part.drop_vars([c for c in part.coords if dim not in part[c].dims])
+                part.to_zarr(partial, region={dim: slice(a, b)}, consolidated=False)
+                computed += b - a
             done.update(range(sl.start, sl.stop))
             _write_json(done_file, sorted(done))
             if on_batch is not None:
@@ -335,8 +462,39 @@ class StageCache:
             shutil.rmtree(final)
         os.replace(partial, final)
         done_file.unlink()  # after the rename: a kill just before it must not throw the finished batches away
-        self._complete(name, key)
+        self._complete(name, key, rows=None if keys is None else RowKeys(
+            rows.reuse, rows.ids, rows.frames, tuple(keys)).as_json(dim))
+        if keys is not None:
+            self.row_stats[name] = {"rows_reused": reused, "rows_computed": computed}
         return resumed
+
+    @property
+    def row_stats(self) -> dict:
+        """``{stage: {"rows_reused": n, "rows_computed": m}}`` of the batched stages written by this object."""
+        if not hasattr(self, "_row_stats"):
+            self._row_stats = {}
+        return self._row_stats
+
+    def _listing(self, name: str) -> dict:
+        try:
+            return json.loads(self._marker(name).read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _reusable_rows(self, name: str, rows: RowKeys, carry: bool) -> dict[int, tuple[int, str]]:
+        """``{new row: (row of the group in place, its key)}`` for rows that can be linked."""
+        old = self.rows(name)
+        if old is None or old.reuse != rows.reuse or not self._group(name).is_dir():
+            return {}
+        by = {}
+        for j, (fr, k) in enumerate(zip(old.frames, old.keys)):
+            by.setdefault(fr if carry else k, (j, k))
+        out = {}
+        for i, (fr, k) in enumerate(zip(rows.frames, rows.keys)):
+            hit = by.get(fr if carry else k)
+            if hit is not None:
+                out[i] = hit
+        return out
 
     def clear_stale(self) -> None:
         """Remove temporaries of ``atomic_path`` left behind by a killed process.
@@ -381,6 +539,99 @@ def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj))
     os.replace(tmp, path)
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``[(start, stop), ...]`` of sorted indices."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][1] == i:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1])
+    return [(a, b) for a, b in out]
+
+
+_SAME_ARRAY = ("data_type", "fill_value", "codecs", "chunk_key_encoding", "dimension_names", "storage_transformers")
+
+
+def _link_rows(old: Path, new: Path, variables: list[str], dim: str, pairs: dict[int, int],
+               listing: dict) -> set[int]:
+    """Hard-link the chunk files of rows ``{new index: old index}`` of ``variables`` from group ``old``
+    into ``new``; returns the new indices linked.
+
+    A row is linked only when every variable's array is laid out alike in both
+    groups (type, codecs, chunk shape, shape but along ``dim``; one chunk per
+    step along ``dim``) and each of its chunk files has the size (and, where
+    the old marker recorded one, the checksum) it was written with: a damaged
+    old group gives no rows, they are computed. Chunk files hold no index, so
+    a row may land at another position (a gap filled in front of it).
+    """
+    layout = {}
+    for v in variables:
+        a, b = _attrs_of(old / v / "zarr.json"), _attrs_of(new / v / "zarr.json")
+        if a is None or b is None or any(a.get(k) != b.get(k) for k in _SAME_ARRAY):
+            return set()
+        dims = b.get("dimension_names") or []
+        if dim not in dims:
+            return set()
+        ax = dims.index(dim)
+        ca = a.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
+        cb = b.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
+        if ca != cb or not ca or ca[ax] != 1 or [s for i, s in enumerate(a["shape"]) if i != ax] != \
+                [s for i, s in enumerate(b["shape"]) if i != ax]:
+            return set()
+        sep = (b.get("chunk_key_encoding", {}).get("configuration", {}) or {}).get("separator", "/")
+        if sep != "/":
+            return set()
+        files: dict[int, list[tuple[str, ...]]] = {}
+        root = old / v / "c"
+        for f in (p for p in root.rglob("*") if p.is_file()) if root.is_dir() else ():
+            parts = f.relative_to(root).parts
+            if len(parts) == len(dims) and all(x.isdigit() for x in parts):
+                files.setdefault(int(parts[ax]), []).append(parts)
+        layout[v] = (ax, files)
+
+    def intact(rel: str, f: Path) -> bool:
+        size, digest = (listing.get(rel) or [None, ""])[:2]
+        try:
+            return size is not None and f.stat().st_size == size and (not digest or _sha256(f) == digest)
+        except OSError:
+            return False
+
+    linked = set()
+    for i, j in sorted(pairs.items()):
+        plan = []
+        for v, (ax, files) in layout.items():
+            for parts in files.get(j, []):
+                rel = "/".join((v, "c", *parts))
+                if not intact(rel, old / rel):
+                    plan = None
+                    break
+                dest = list(parts)
+                dest[ax] = str(i)
+                plan.append((old / rel, new / v / "c" / Path(*dest)))
+            if plan is None:
+                break
+        if plan is None:
+            continue
+        for src, dst in plan:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.unlink(missing_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:  # a file system without hard links: a copy
+                shutil.copyfile(src, dst)
+        linked.add(i)
+    return linked
+
+
+def _attrs_of(meta: Path) -> dict | None:
+    try:
+        node = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return node if isinstance(node, dict) and node.get("node_type") == "array" else None
 
 
 class Timer:
