@@ -259,7 +259,7 @@ def _open(cfg: Config, given: dict, result):
 
 def _frame_keys(series, folder: Path, digests: dict, var: str) -> dict | None:
     """``{row id: frame key}`` of a series read from a folder of frame files (None for a store or file)."""
-    from ._stores import frame_key, row_id
+    from ._framekeys import frame_key, row_id
 
     files = series.attrs.get("frame_files")
     if not files or "frame_index" not in series.coords:

@@ -3,7 +3,7 @@
 
 A source may carry one content key per frame (``Context.info["frame_keys"]``:
 ``{source: {row id: key}}``; the EELS series read from a folder of frames
-does: :func:`ionscope.pipeline._stores.frame_key` of each file). Every value
+does: :func:`ionscope.pipeline._framekeys.frame_key` of each file). Every value
 *derived* from such a source (a stage that reads it, directly or through
 other stages) then gets, besides its stage key:
 
@@ -15,7 +15,7 @@ other stages) then gets, besides its stage key:
   a hash of its stored values in that frame's row, of its values that are
   not per frame, and of its own per-frame inputs' rows.
 
-A batched stage's row key (:class:`~ionscope.pipeline._stores.RowKeys`) is
+A batched stage's row key (:class:`~ionscope.pipeline._framekeys.RowKeys`) is
 then the hash of its per-frame inputs' rows and of the row of its own result
 that is already computed (eager arrays, e.g. shifts estimated from the whole
 series); the rows of its lazy arrays must depend on nothing else (a per-frame
@@ -30,7 +30,8 @@ import hashlib
 
 import numpy as np
 
-from ._stores import _KEY_ATTR, RowKeys, row_id, stage_key
+from ._framekeys import RowKeys, row_id
+from ._stores import _KEY_ATTR, stage_key
 
 
 def frame_rows(ctx) -> "FrameRows":
