@@ -479,16 +479,23 @@ class LiveStore:
     """The frames executor's store: a per-frame run's results in memory, and the new rows of its batched
     stages appended to the run's :class:`~ionscope.pipeline.StageCache` under their per-frame keys.
 
-    Each batched stage's group in the cache then holds every frame processed
-    so far (rows computed earlier are linked, not rewritten); the final batch
-    run, whose rows have the same keys, reuses them (:mod:`ionscope.pipeline._rows`).
-    :meth:`load` gives the per-frame run what it computed, as read back from the cache.
+    A per-frame run keeps what it computed in memory (materialised, one chunk
+    per frame, as :class:`~ionscope.pipeline._live_eels.MemoryStore` does), so
+    the frame's maps reach the sink without waiting for the disk; the rows the
+    cache does not hold yet wait in :attr:`pending` until :meth:`flush` (the
+    night calls it when no frame waits, and before the final run) appends them
+    all at once. Each batched stage's group in the cache then holds every frame
+    processed so far (rows written earlier are linked, not rewritten); the
+    final batch run, whose rows have the same keys, reuses them
+    (:mod:`ionscope.pipeline._rows`). A session killed before a flush loses
+    only those rows: the final run computes them.
     """
 
     def __init__(self, cache):
         self.cache = cache
         self._mem: dict = {}
         self._rows: dict = {}
+        self.pending: dict = {}  # stage -> [(dim, rows' dataset, RowKeys of those rows)]
 
     def has(self, name: str, key: str) -> bool:
         return False  # a per-frame run computes its frame (its other rows come from the cache as links)
@@ -499,35 +506,106 @@ class LiveStore:
 
     def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int, progress=None, on_batch=None,
                      rows=None) -> int:
-        import xarray as xr
-
         from ._framekeys import RowKeys
-        from ._stores import stage_key
 
         if rows is None:  # not per frame: nothing the final run could reuse
             self._mem[name] = ds.compute().chunk({dim: 1})
             self._rows.pop(name, None)
             return 0
-        acc = self.cache.rows(name)
-        new = list(range(len(rows.keys)))
-        combined, keys = ds, rows
-        if acc is not None and acc.reuse == rows.reuse:
-            have = set(acc.keys)
-            new = [i for i, k in enumerate(rows.keys) if k not in have]
-            pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
-            keys = RowKeys(rows.reuse, acc.ids + pick(rows.ids), acc.frames + pick(rows.frames),
-                           acc.keys + pick(rows.keys))
-            combined = xr.concat([self.cache.load(name), ds.isel({dim: new})], dim=dim, data_vars="minimal",
-                                 coords="minimal", compat="override", join="override") if new else None
-        if combined is not None:
-            self.cache.save_batched(name, stage_key(name, "live rows", list(keys.keys)), combined, dim=dim,
-                                    batch=batch, rows=keys)
-        self._mem[name] = self.cache.load(name).sel({dim: ds[dim].values})
         self._rows[name] = rows
+        have = self._known(name, rows.reuse)
+        new = [i for i, k in enumerate(rows.keys) if k not in have]
+        # rows computed before (the first frame beside each new one) are taken as they were, not recomputed
+        value = _as_stored(self._assemble(name, ds, dim, rows, new), key, dim)
+        self._mem[name] = value
+        if new:
+            pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
+            self.pending.setdefault(name, []).append(
+                (dim, value.isel({dim: new}), RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
         return 0
+
+    def _assemble(self, name: str, ds, dim: str, rows, new: list):
+        """``ds`` materialised: rows ``new`` computed, the others taken from the waiting rows or the cache."""
+        import xarray as xr
+
+        if len(new) == ds.sizes[dim]:
+            return ds.compute().chunk({dim: 1})
+        found = {}
+        for _, part, r in self.pending.get(name, ()):
+            for j, k in enumerate(r.keys):
+                found.setdefault(k, (part, j))
+        acc = self.cache.rows(name)
+        if acc is not None:
+            group = None
+            for j, k in enumerate(acc.keys):
+                if k not in found:
+                    group = self.cache.load(name) if group is None else group
+                    found[k] = (group, j)
+        computed = ds.isel({dim: new}).compute() if new else None
+        pieces = []
+        for i, k in enumerate(rows.keys):
+            if i in new:
+                pieces.append(computed.isel({dim: [new.index(i)]}))
+            else:
+                part, j = found[k]
+                old = part.isel({dim: [j]}).compute()
+                # the row as computed, on this run's coordinate (rows are matched by content, not by position)
+                pieces.append(old.assign_coords({dim: ds[dim].isel({dim: [i]})}))
+        out = xr.concat(pieces, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+        out.attrs = dict(ds.attrs)
+        return out.chunk({dim: 1})
+
+    def _known(self, name: str, reuse: str) -> set:
+        """Keys of the rows of stage ``name`` under global key ``reuse`` in the cache or waiting for it."""
+        acc = self.cache.rows(name)
+        have = set(acc.keys) if acc is not None and acc.reuse == reuse else set()
+        for _, _, r in self.pending.get(name, ()):
+            if r.reuse == reuse:
+                have.update(r.keys)
+        return have
+
+    def flush(self) -> bool:
+        """Append the waiting rows to the cache's groups (one rewrite per stage); True when there were any."""
+        import xarray as xr
+
+        from ._framekeys import RowKeys
+        from ._stores import stage_key
+
+        if not self.pending:
+            return False
+        pending, self.pending = self.pending, {}
+        for name, parts in pending.items():
+            reuse = parts[-1][2].reuse  # a changed global key (new references, ...) starts the group afresh
+            parts = [p for p in parts if p[2].reuse == reuse]
+            dim = parts[-1][0]
+            acc = self.cache.rows(name)
+            pieces, keys = [p[1] for p in parts], [p[2] for p in parts]
+            if acc is not None and acc.reuse == reuse:
+                pieces.insert(0, self.cache.load(name))
+                keys.insert(0, acc)
+            rows = RowKeys(reuse, sum((k.ids for k in keys), ()), sum((k.frames for k in keys), ()),
+                           sum((k.keys for k in keys), ()))
+            combined = pieces[0] if len(pieces) == 1 else xr.concat(
+                pieces, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+            self.cache.save_batched(name, stage_key(name, "live rows", list(rows.keys)), combined, dim=dim,
+                                    batch=max(1, combined.sizes[dim]), rows=rows)
+        return True
 
     def load(self, name: str):
         return self._mem[name]
 
     def rows(self, name: str):
         return self._rows.get(name)
+
+
+def _as_stored(ds, key: str, dim: str):
+    """``ds`` as the stage cache gives it back (attributes, string types, one chunk per row), through an
+    in-memory Zarr store: downstream stages and their rows' keys see what the batch run's stages see."""
+    import xarray as xr
+    import zarr
+
+    from ._stores import _clean
+
+    store = zarr.storage.MemoryStore()
+    _clean(ds, key).chunk({dim: 1}).to_zarr(store, mode="w", consolidated=False, zarr_format=3)
+    return xr.open_zarr(store, consolidated=False)

@@ -204,7 +204,9 @@ class EelsNight(LiveNight):
             self.sink.set_meta(resumed_frames=self.resumed)
 
     def finish(self) -> None:
-        pass
+        """The frames' rows still in memory go into the stage cache (the final run reuses them)."""
+        if self.store is not None:
+            self.store.flush()
 
     def _set_first(self, path, k: int, t: float, key: str) -> None:
         from .. import io as iio
@@ -330,7 +332,8 @@ class EelsNight(LiveNight):
         self.cache.update(rec)
 
     def idle(self) -> bool:
-        """Causally denoise one waiting frame (the newest first); False when none waits.
+        """Causally denoise one waiting frame (the newest first), else write the waiting rows into the
+        stage cache; False when nothing waits.
 
         Raw maps come first: while frames are waiting to be mapped, denoising
         waits, so the newest raw map's latency stays bounded even when the
@@ -340,7 +343,8 @@ class EelsNight(LiveNight):
         frames up to it, whenever it is computed.
         """
         if not self.pending_denoise:
-            return False
+            # then the rows of the frames mapped since into the stage cache (off the maps' critical path)
+            return self.store.flush() if self.store is not None else False
         k = max(self.pending_denoise)
         self.pending_denoise.remove(k)
         rec = self.record_of(k)
