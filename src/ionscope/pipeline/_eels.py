@@ -351,9 +351,17 @@ def _energy_drift(ctx):
         return ds
     if cfg.energy_drift.enabled:
         refs = ctx["references"](series.energy.values)
-        shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
-                                        batch=cfg.compute.frames_per_batch,
-                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+        # shifts the frames executor already estimated for a frame ({time: eV}; one frame per kernel call
+        # makes a frame's shift its own): taken as they were, the other frames estimated
+        known = ctx.info.get("known_energy_shift") or {}
+        times = [float(t) for t in series.time.values]
+        todo = [i for i, t in enumerate(times) if t not in known]
+        shifts = np.array([known.get(t, np.nan) for t in times], float)
+        if todo:
+            part = series if len(todo) == len(times) else series.isel(time=todo)
+            shifts[todo] = _estimate_energy_drift(part, cfg.energy_drift.options, refs, cfg.limap.fit_range,
+                                                  batch=cfg.compute.frames_per_batch,
+                                                  bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
     else:
         shifts = np.zeros(series.sizes["time"])
     ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})

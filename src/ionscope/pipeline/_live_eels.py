@@ -121,6 +121,7 @@ class First:
     time_s: float
     number: int
     key: str        # its content key (pipeline._framekeys.frame_key)
+    energy_shift: float | None = None  # its energy shift (eV) once estimated (not estimated again per frame)
 
 
 def exact(cfg, references=None) -> bool:
@@ -245,6 +246,8 @@ def _run_exact(frame, cfg, *, first: First, key, index, time_s, references, stor
     ctx = Context(cache=store if store is not None else MemoryStore(), config=cfg, show_progress=False,
                   batch=cfg.compute.frames_per_batch, result=_Result())
     ctx.info["frame_keys"] = {"series": {row_id(t): k for _, t, _, k in frames}}
+    if first.energy_shift is not None and len(frames) > 1:  # the first frame's shift, as estimated then
+        ctx.info["known_energy_shift"] = {float(first.time_s): float(first.energy_shift)}
     ctx = run_stages(TABLE, cache=ctx.cache, sources=_sources(cfg, series, references, TABLE), ctx=ctx,
                      targets=("fraction",) if fraction else ("limap",))
     return ctx, float(time_s)

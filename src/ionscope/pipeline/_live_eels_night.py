@@ -184,7 +184,7 @@ class EelsNight(LiveNight):
             self.gates.accept(rec, judged=rec.get("gate_judged", True))
             self.reference.update(arrays["image"], np.array([rec["dy"], rec["dx"]]))
             if self.first is None and rec.get("key"):
-                self._set_first(f, k, rec["time_s"], rec["key"])
+                self._set_first(f, k, rec["time_s"], rec["key"], rec.get("energy_shift"))
             if np.isfinite(rec.get("x_k", np.nan)) and self.reference.fraction_k is None:
                 self.reference.fraction_k = {"k": rec["x_k"], "k_std": 0.0}
             maps = {n[4:]: v for n, v in arrays.items() if n.startswith("map_")}
@@ -208,11 +208,12 @@ class EelsNight(LiveNight):
         if self.store is not None:
             self.store.flush()
 
-    def _set_first(self, path, k: int, t: float, key: str) -> None:
+    def _set_first(self, path, k: int, t: float, key: str, energy_shift=None) -> None:
         from .. import io as iio
 
         da = iio.load(path, var=self.cfg.input.var or None).transpose("y", "x", "energy").load()
-        self.first = First(frame=da, time_s=float(t), number=int(k), key=key)
+        self.first = First(frame=da, time_s=float(t), number=int(k), key=key,
+                           energy_shift=None if energy_shift is None else float(energy_shift))
 
     def _save(self, rec: dict, maps: dict, image: np.ndarray) -> None:
         self.cache.save(rec, maps, image=image)
@@ -286,6 +287,8 @@ class EelsNight(LiveNight):
             return self._refuse(ff, reason, fp)
         if self.first is None:
             self.first = first
+            if self.cfg.energy_drift.enabled:  # its shift is not estimated again beside every later frame
+                first.energy_shift = float(out["scalars"]["energy_shift"])
         maps, sc = out["maps"], out["scalars"]
         rec = {"frame": k, "file": ff.path.name, "time_s": t, "fingerprint": fp, "key": key,
                "complete_how": ff.how, "mtime": ff.mtime, **sc, **gate_stats, "gate_judged": self.gates.judging,
