@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ionscope.operando import run
-from ionscope.operando._pipeline import _zlp_drift_options
+from ionscope.pipeline._eels import _zlp_drift_options
 
 
 @pytest.fixture(scope="module")
