@@ -99,3 +99,20 @@ def test_a_holography_config_is_refused_clearly(tmp_path):
     cfg = from_dict({"holography": {"holograms": "holos", "thickness_nm": 50.0}}, base_dir=tmp_path)
     with pytest.raises(DataValidationError, match=r"\[holography\].*ionscope run"):
         FramesExecutor(cfg)
+
+
+def test_rows_are_written_while_frames_keep_coming(tmp_path, monkeypatch):
+    """A watcher never idle (frames queue) still writes its rows to the cache: memory stays bounded."""
+    from ionscope.pipeline._live import LiveStore
+    from ionscope.pipeline._live_eels_night import EelsNight
+
+    monkeypatch.setattr(LiveStore, "max_waiting", 1)
+    monkeypatch.setattr(EelsNight, "idle", lambda self: False)    # never idle
+    monkeypatch.setattr(EelsNight, "finish", lambda self: None)   # and no flush at the end
+    acq = acquire(tmp_path / "acq", speed=600.0, **{**SIM, "n_frames": 3})
+    cfg = _cfg(acq, tmp_path / "out")
+    ex, _, _ = _follow(cfg)
+    assert len(ex.records) == 3 and ex.night.store.waiting() <= 1
+    rows = StageCache(cfg.cache_path).rows("limap")
+    assert rows is not None and set(rows.keys) >= set(ex.night.store.rows("limap").keys)
+    assert len(rows.frames) == 3

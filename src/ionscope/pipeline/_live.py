@@ -564,6 +564,14 @@ class LiveStore:
                 have.update(r.keys)
         return have
 
+    #: rows waiting for the cache after which they are written even while frames wait (bounded memory:
+    #: rows keep the cropped spectra when ``[compute] cache_spectra``)
+    max_waiting = 8
+
+    def waiting(self) -> int:
+        """The most rows of one stage waiting for the cache."""
+        return max((sum(len(r.keys) for _, _, r in parts) for parts in self.pending.values()), default=0)
+
     def flush(self) -> bool:
         """Append the waiting rows to the cache's groups (one rewrite per stage); True when there were any."""
         import xarray as xr

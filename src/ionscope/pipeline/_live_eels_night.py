@@ -298,6 +298,8 @@ class EelsNight(LiveNight):
         rec["latency_s"] = now - ff.mtime
         self._sync(rec)
         self._save(rec, maps, out["image"])
+        if self.store is not None and self.store.waiting() >= self.store.max_waiting:
+            self.store.flush()  # the machine has not been idle for a while: rows are not kept in memory forever
         self.sink.put_frame(rec, {n: v for n, v in maps.items() if n != "li_std"})
         self._remember(k, *mapped(maps))
         self.records.append(rec)
