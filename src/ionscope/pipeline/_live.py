@@ -607,13 +607,25 @@ class LiveStore:
 
 
 def _as_stored(ds, key: str, dim: str):
-    """``ds`` as the stage cache gives it back (attributes, string types, one chunk per row), through an
-    in-memory Zarr store: downstream stages and their rows' keys see what the batch run's stages see."""
+    """``ds`` as the stage cache gives it back (attributes, string types, one chunk per row): its layout
+    goes through an in-memory Zarr store, so downstream stages and their rows' keys see what the batch
+    run's stages see; the (dask-backed) arrays are not written there, their in-memory values are kept."""
     import xarray as xr
     import zarr
 
     from ._stores import _clean
 
+    clean = _clean(ds, key).chunk({dim: 1})
     store = zarr.storage.MemoryStore()
-    _clean(ds, key).chunk({dim: 1}).to_zarr(store, mode="w", consolidated=False, zarr_format=3)
-    return xr.open_zarr(store, consolidated=False)
+    clean.to_zarr(store, mode="w", consolidated=False, zarr_format=3, compute=False)  # metadata + coordinates
+    back = xr.open_zarr(store, consolidated=False)
+    # every variable but the indexes (written above) takes its in-memory values, in the stored type
+    values = {}
+    for name, v in clean.variables.items():
+        if name in clean.indexes:
+            continue
+        stored = back.variables[name]
+        data = v.data if v.dtype == stored.dtype else np.asarray(v.values).astype(stored.dtype)
+        values[name] = xr.Variable(stored.dims, data, stored.attrs)
+    coords = {n: values.pop(n) for n in list(values) if n in back.coords}
+    return back.assign_coords(coords).assign(values)
