@@ -5,12 +5,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ionscope.live._state import LiveState
-from ionscope.live._watch import _Session
+from ionscope.pipeline._live_eels_night import EelsNight as _Session
 
 
 def _session(chi2s):
     recs = [{"frame": k, "chi2_mean": c} for k, c in enumerate(chi2s)]
-    return SimpleNamespace(state=LiveState("t"), records=recs, check_disk=lambda: None), recs[-1]
+    st = LiveState("t")
+    return SimpleNamespace(sink=st, state=st, records=recs, check_disk=lambda: None), recs[-1]
 
 
 def test_chi2_drifting_down_is_warned_about():

@@ -102,19 +102,19 @@ def test_live_cache_is_content_addressed(tmp_path):
     """A frame replaced by other bytes of the same size and mtime is processed again on resume."""
     import os
 
-    from ionscope.live import _watch as w
+    from ionscope.pipeline import _live_eels_night as w
     from ionscope.simulate import acquire
 
     acq = acquire(tmp_path / "acq", n_frames=3, shape=(8, 12), energy_step=1.0, speed=600.0, seed=1)
     other = acquire(tmp_path / "other", n_frames=3, shape=(8, 12), energy_step=1.0, speed=600.0, seed=2)
     f1, g1 = acq.frames_dir / "frame_0001.nc", other.frames_dir / "frame_0001.nc"
     assert f1.stat().st_size == g1.stat().st_size
-    assert w._fingerprint(f1) != w._fingerprint(g1)
+    assert w.fingerprint(f1) != w.fingerprint(g1)
     st = f1.stat()
     f1.write_bytes(g1.read_bytes())
     os.utime(f1, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f1.stat().st_size == st.st_size and f1.stat().st_mtime_ns == st.st_mtime_ns
-    assert w._fingerprint(f1) == w._fingerprint(g1)
+    assert w.fingerprint(f1) == w.fingerprint(g1)
 
 
 # --------------------------------------------------------------------------- holography

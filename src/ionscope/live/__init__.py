@@ -5,8 +5,10 @@
   frame in real time (partial files, a growing CSV log, a stop file);
 * :class:`FrameFollower` / :class:`LogFollower` — which frames are complete,
   which are corrupt or late, and the log rows written so far;
-* :func:`watch` — per-frame energy drift, registration, Li map, causal
-  denoising and sync with the log, cached per frame, then the batch pipeline;
+* :func:`watch` — the pipeline's frames executor (:class:`ionscope.pipeline.FramesExecutor`:
+  an EELS night's own per-frame stages, written into the run's stage cache)
+  with the dashboard as its sink, then the batch pipeline, which reuses what
+  was computed live;
 * :class:`Dashboard` — the live page served on 127.0.0.1.
 
 Names are resolved lazily so importing this package is cheap.
@@ -21,8 +23,8 @@ _EXPORTS = {
     "FrameFollower": "ionscope.io",
     "LogFollower": "ionscope.io",
     "watch": "_watch",
-    "process_frame": "_watch",
-    "FRAME_HOOKS": "_watch",
+    "process_frame": "ionscope.pipeline",
+    "FRAME_HOOKS": "ionscope.pipeline",
     "WatchResult": "_watch",
     "LiveState": "_state",
     "Dashboard": "_server",

@@ -8,7 +8,9 @@ that stops resumes and a changed parameter redoes exactly what depends on it.
 :func:`run` opens the inputs named by a :class:`Config`, holds the output
 folder, picks the table the configuration describes (``[holography]``: the
 holography table; else the EELS table) and runs it on an executor (inline,
-threads, or a Dask cluster).
+threads, or a Dask cluster); :class:`FramesExecutor` feeds the same tables
+frame by frame while the microscope writes the night (``ionscope watch``),
+into the same cache, which the final run then reuses frame by frame.
 
 Science packages (:mod:`ionscope.eels`, :mod:`ionscope.holography`,
 :mod:`ionscope.transport`, ...) never import this package; it never imports
@@ -51,6 +53,14 @@ _EXPORTS = {
     "run_holography": "_holography",
     "HolographyResult": "_holography",
     "HOLOGRAPHY_STAGES": "_holography",
+    "as_config": "_run",
+    # the frames executor: a night frame by frame while it is written (pipeline/_live*.py)
+    "FramesExecutor": "_live",
+    "LiveSink": "_live",
+    "MemorySink": "_live",
+    "process_frame": "_live_eels",
+    "FrameContext": "_live_eels",
+    "FRAME_HOOKS": "_live_eels",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

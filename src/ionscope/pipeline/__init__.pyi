@@ -18,12 +18,19 @@ from ._graph import run_stages as run_stages
 from ._holography import HOLOGRAPHY_STAGES as HOLOGRAPHY_STAGES
 from ._holography import HolographyResult as HolographyResult
 from ._holography import run_holography as run_holography
+from ._live import FramesExecutor as FramesExecutor
+from ._live import LiveSink as LiveSink
+from ._live import MemorySink as MemorySink
+from ._live_eels import FRAME_HOOKS as FRAME_HOOKS
+from ._live_eels import FrameContext as FrameContext
+from ._live_eels import process_frame as process_frame
 from ._run import Night as Night
 from ._run import RunResult as RunResult
+from ._run import as_config as as_config
 from ._run import night_of as night_of
 from ._run import run as run
 from ._stores import FileSetStore as FileSetStore
 from ._stores import StageCache as StageCache
 from ._stores import StageRecord as StageRecord
 
-__all__ = ["Config", "Context", "DaskExecutor", "Executor", "FileSetStore", "HOLOGRAPHY_STAGES", "HolographyResult", "InlineExecutor", "Night", "REFERENCE_MODELS", "RunResult", "STAGES", "ScreenConfig", "Stage", "StageCache", "StageRecord", "TABLE", "ThreadsExecutor", "executor_for", "from_dict", "load_config", "night_of", "run", "run_holography", "run_stages"]
+__all__ = ["Config", "Context", "DaskExecutor", "Executor", "FRAME_HOOKS", "FileSetStore", "FrameContext", "FramesExecutor", "HOLOGRAPHY_STAGES", "HolographyResult", "InlineExecutor", "LiveSink", "MemorySink", "Night", "REFERENCE_MODELS", "RunResult", "STAGES", "ScreenConfig", "Stage", "StageCache", "StageRecord", "TABLE", "ThreadsExecutor", "as_config", "executor_for", "from_dict", "load_config", "night_of", "process_frame", "run", "run_holography", "run_stages"]

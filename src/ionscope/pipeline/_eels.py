@@ -77,6 +77,9 @@ def _estimate_energy_drift(si, options: dict, references, fit_range, *, batch: i
     if method == "model":
         opts.setdefault("references", references)
     frame_sum = _reduce_in_batches(si.sum(("y", "x")), batch=batch, bar=bar)  # one read; (time, energy) is small
+    # one frame per kernel call: a frame's shift then does not depend on which frames it was fitted beside
+    # (vectorised solvers differ in the last bits with the batch), so rows computed live are reused by batch
+    frame_sum = frame_sum.chunk({"time": 1})
     shift = eels.estimate_shift(frame_sum, method=method, window=window, **opts)
     values = np.asarray(shift.values, float)
     return values - target if method == "zlp" else values
@@ -133,7 +136,9 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
                 out[name] = ds[key]
         import xarray as xr
 
-        return xr.Dataset(out)
+        # the fit's settings (e.g. the zero-loss width measured across the frames) stay with the maps: the
+        # per-frame keys of the rows see them (pipeline._rows)
+        return xr.Dataset(out, attrs=dict(ds.attrs))
     return ds.to_dataset(name="li")
 
 
@@ -346,9 +351,17 @@ def _energy_drift(ctx):
         return ds
     if cfg.energy_drift.enabled:
         refs = ctx["references"](series.energy.values)
-        shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
-                                        batch=cfg.compute.frames_per_batch,
-                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+        # shifts the frames executor already estimated for a frame ({time: eV}; one frame per kernel call
+        # makes a frame's shift its own): taken as they were, the other frames estimated
+        known = ctx.info.get("known_energy_shift") or {}
+        times = [float(t) for t in series.time.values]
+        todo = [i for i, t in enumerate(times) if t not in known]
+        shifts = np.array([known.get(t, np.nan) for t in times], float)
+        if todo:
+            part = series if len(todo) == len(times) else series.isel(time=todo)
+            shifts[todo] = _estimate_energy_drift(part, cfg.energy_drift.options, refs, cfg.limap.fit_range,
+                                                  batch=cfg.compute.frames_per_batch,
+                                                  bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
     else:
         shifts = np.zeros(series.sizes["time"])
     ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError, DataValidationError, FileFormatError
 from ._config import Config
 from ._eels import _canonical_chunks, _fit_window
-from ._stores import fingerprint
+from ._stores import fingerprint, fingerprint_files
 
 
 def _read_log(path: Path, *, missing: str = "error", duplicates: str = "error", resets: str = "error"):
@@ -170,7 +170,7 @@ def _check_log(log, cfg: Config):
 
 
 def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
-             ignored: list | None = None) -> dict:
+             ignored: list | None = None, info: dict | None = None) -> dict:
     """Open every input before the first stage runs: ``{name: (value, key)}``."""
     import xarray as xr
 
@@ -185,7 +185,9 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
                                   time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
                                   frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio,
                                   var=ic.var or None)
-        input_key = fingerprint([spath]) + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
+        fp, digests = fingerprint_files([spath])  # one read: the series' key and each frame's (pipeline._rows)
+        input_key = fp + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
+        frame_keys = _frame_keys(series, spath, digests, ic.var)
     else:
         if not isinstance(series, xr.DataArray) or set(series.dims) != {"time", "y", "x", "energy"}:
             raise DataValidationError("run: series must be an xarray.DataArray with dims (time, y, x, energy)")
@@ -194,6 +196,7 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
             series = series.chunk({"time": 1})
         bad = []
         input_key = _token(series)
+        frame_keys = None
     bad_frames.extend(bad)
     frame_files = series.attrs.get("frame_files")
     if ignored is not None:
@@ -243,6 +246,8 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         low_loss = low_loss.assign_coords(time=full.time.values)
         low_loss.attrs = {k: v for k, v in low_loss.attrs.items() if k not in ("frame_files", "ignored_files")}
         low_key = fingerprint([lpath_ll])
+    if frame_keys is not None and info is not None:
+        info["frame_keys"] = {"series": frame_keys}  # the series' per-frame keys (pipeline._rows)
     return frame_files, {
         "series": (full, input_key),
         "low_loss": (low_loss, low_key),
@@ -264,11 +269,24 @@ def _input_paths(cfg: Config) -> dict[str, Path]:
 
 
 def _open(cfg: Config, given: dict, result):
-    """The EELS night's inputs (for :func:`ionscope.pipeline.run`): sources and the frame files."""
+    """The EELS night's inputs (for :func:`ionscope.pipeline.run`): sources, the frame files and their keys."""
+    info: dict = {}
     frame_files, sources = _sources(cfg, series=given["series"], log=given["log"], references=given["references"],
                                     segmentation=given["segmentation"], truth=given["truth"],
-                                    bad_frames=result.bad_frames, ignored=result.ignored_files)
-    return sources, {"frame_files": frame_files}
+                                    bad_frames=result.bad_frames, ignored=result.ignored_files, info=info)
+    return sources, {"frame_files": frame_files, **info}
+
+
+def _frame_keys(series, folder: Path, digests: dict, var: str) -> dict | None:
+    """``{row id: frame key}`` of a series read from a folder of frame files (None for a store or file)."""
+    from ._framekeys import frame_key, row_id
+
+    files = series.attrs.get("frame_files")
+    if not files or "frame_index" not in series.coords:
+        return None
+    extra = f"|var={var}" if var else ""
+    return {row_id(t): frame_key(digests[folder / f] + extra, k, t)
+            for f, k, t in zip(files, series.frame_index.values, series.time.values)}
 
 
 def _night():

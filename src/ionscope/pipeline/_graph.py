@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataValidationError
+from ._rows import frame_rows
 from ._stores import StageRecord, Timer, stage_key
 
 
@@ -249,9 +250,11 @@ def _run_one(st: Stage, ctx: Context) -> StageRecord:
     key = stage_key(st.name, params, [ctx.keys[i] for i in st.inputs])
     rec = StageRecord(name=st.name, key=key)
     dim = st.batched(ctx) if callable(st.batched) else st.batched
+    rows = None  # per-frame keys of a batched stage's rows (pipeline._rows): rows already computed are reused
     with Timer() as timer:
         if store.has(st.name, key):
             rec.cached = True
+            rows = store.rows(st.name) if dim is not None and hasattr(store, "rows") else None
         elif dim is not None:
             from threadpoolctl import threadpool_limits
 
@@ -261,14 +264,21 @@ def _run_one(st: Stage, ctx: Context) -> StageRecord:
             # of the thread count, which is what lets a cluster run (its
             # workers are single-threaded) match the threaded run bit for bit.
             with threadpool_limits(limits=1):
+                value = st.compute(ctx)
+                rows = frame_rows(ctx).plan(st, ctx, params, value, dim)
                 rec.resumed_batches = store.save_batched(
-                    st.name, key, st.compute(ctx), dim=dim, batch=ctx.batch,
-                    progress=lambda items: ctx.bar(items, f"{st.name}: write"))
+                    st.name, key, value, dim=dim, batch=ctx.batch,
+                    progress=lambda items: ctx.bar(items, f"{st.name}: write"),
+                    **({"rows": rows} if rows is not None else {}))
+                rec.info.update(getattr(store, "row_stats", {}).get(st.name, {}) if rows is not None else {})
+                if rows is not None and hasattr(store, "rows"):
+                    rows = store.rows(st.name) or rows  # as written (a live session keeps carried rows' keys)
         else:
             store.save(st.name, key, st.compute(ctx))
         stored = store.load(st.name)
     rec.seconds = timer.seconds
     ctx.keys[st.name] = key
+    frame_rows(ctx).note(st, ctx, params, stored, dim, rows)
     ctx.values[st.name] = st.view(ctx, stored) if st.view is not None else stored
     if st.after is not None:
         st.after(ctx, ctx.values[st.name])

@@ -24,6 +24,18 @@ every variable's shape and every file's size (and, for stages up to
 ``_HASH_LIMIT`` bytes, its SHA-256). :meth:`StageCache.has` checks all of it
 and that the group opens; an entry that fails is discarded with a warning and
 recomputed, so a damaged or half-written cache never poisons a later run.
+
+Per-frame keys. A batched stage along the frames carries one content key per
+row (:class:`RowKeys`, made by :mod:`ionscope.pipeline._rows`): the frame's own
+key (its file's bytes, frame number and time: :func:`frame_key`) with the
+per-frame values the row was computed from, under a *reuse* key of the stage's
+parameters and its inputs that are not per frame (references, ...). The
+completion marker records them; when the stage is written again under another
+key (a frame appended, a frame's bytes changed, a gap filled), rows whose key
+matches a row of the complete group in place are *linked* into the new group
+(hard links of their chunk files, checked against the old marker's sizes and
+checksums) and only the others are computed. Changed bytes always change a
+frame's key, so they are always recomputed (issue 17).
 """
 from __future__ import annotations
 
@@ -40,6 +52,7 @@ from typing import Any
 
 from .._atomic import atomic_path
 from ..errors import FileFormatError
+from ._framekeys import RowKeys, _link_rows, _runs, _sha256
 
 _KEY_ATTR = "ionscope_stage_key"
 _HASH_LIMIT = 256 * 2**20  # stages up to this size are checksummed; larger ones checked by file sizes
@@ -63,13 +76,30 @@ def fingerprint(paths: Iterable[Path]) -> str:
     stage downstream; touching a file without changing it does not. The cost
     is measured in RELIABILITY.md (issue 17): about 1 % of a run.
     """
+    return fingerprint_files(paths)[0]
+
+
+def fingerprint_files(paths: Iterable[Path]) -> tuple[str, dict[Path, str]]:
+    """:func:`fingerprint` and the digest (``"size|sha256"``) of every file it read (one read for both).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.nc").write_bytes(b"abc")
+    >>> fp, digests = fingerprint_files([d])
+    >>> fp == fingerprint([d]), digests[d / "a.nc"].split("|")[0]
+    (True, '3')
+    """
     h = hashlib.sha256(b"content-v1\n")
+    out: dict[Path, str] = {}
     for root in paths:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for p, (size, digest) in zip(files, _digests(files)):
             h.update(f"{p.relative_to(root.parent)}|{size}|{digest}\n".encode())
-    return h.hexdigest()[:20]
+            out[p] = f"{size}|{digest}"
+    return h.hexdigest()[:20], out
 
 
 def _digests(files: list[Path]) -> list[tuple[int, str]]:
@@ -253,6 +283,14 @@ class StageCache:
         except (OSError, ValueError, AttributeError):
             return None
 
+    def rows(self, name: str) -> RowKeys | None:
+        """The per-row keys the complete group ``name`` was written with (None: none recorded)."""
+        try:
+            r = json.loads(self._marker(name).read_text()).get("rows")
+            return RowKeys(str(r["reuse"]), tuple(r["ids"]), tuple(r["frames"]), tuple(r["keys"]))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+
     def _verify(self, name: str, key: str) -> str | None:
         try:
             marker = json.loads(self._marker(name).read_text())
@@ -281,7 +319,7 @@ class StageCache:
             return "damaged (variables or shapes differ from those written)"
         return None
 
-    def _complete(self, name: str, key: str) -> None:
+    def _complete(self, name: str, key: str, rows: dict | None = None) -> None:
         """Write the completion marker of a stage whose group is in place (the last write of a stage)."""
         import xarray as xr
 
@@ -293,7 +331,8 @@ class StageCache:
         with xr.open_zarr(group, consolidated=False) as ds:
             shapes = {v: list(ds[v].shape) for v in ds.variables}
         with atomic_path(self._marker(name)) as tmp:
-            tmp.write_text(json.dumps({"key": key, "shapes": shapes, "files": listing}))
+            tmp.write_text(json.dumps({"key": key, "shapes": shapes, "files": listing,
+                                       **({"rows": rows} if rows else {})}))
 
     def discard(self, name: str) -> None:
         """Remove a stage's result (marker first, so a half-removed entry is never trusted)."""
@@ -322,11 +361,20 @@ class StageCache:
 
     def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int,
                      progress: Callable[[Iterable], Iterable] | None = None,
-                     on_batch: Callable[[int], None] | None = None) -> int:
+                     on_batch: Callable[[int], None] | None = None, rows: RowKeys | None = None,
+                     carry: bool = False) -> int:
         """Write a lazy Dataset batch by batch along ``dim``; resumable.
 
         Returns the number of batches found already done (resumed). ``on_batch``
         is called with each batch's start after it is written (a test hook).
+
+        ``rows`` (one :class:`RowKeys` entry per step along ``dim``): rows whose
+        key matches a row of the complete group in place (written under the
+        same ``rows.reuse``) are linked from it instead of computed
+        (:attr:`row_stats` counts them). ``carry=True`` (the live session)
+        matches rows by their *frame* only and keeps the old row's key: a row
+        whose per-frame inputs changed since is carried forward as it was, and
+        the next batch run, which matches full keys, recomputes it.
         """
         # One stored chunk per step along ``dim``: every batch region then starts
         # and ends on chunk boundaries, whatever the input's chunking was.
@@ -349,16 +397,39 @@ class StageCache:
         # ``done`` holds finished *indices* along ``dim`` (not batch starts), so a
         # resumed run may use another batch size without skipping anything.
         n = ds.sizes[dim]
+        region_vars = [v for v in ds.data_vars if dim in ds[v].dims]
+        keys = None
+        reused = 0
+        if rows is not None and len(rows.keys) == n:
+            keys = list(rows.keys)
+            links = self._reusable_rows(name, rows, carry)
+            todo_links = {i: j for i, (j, _) in links.items() if i not in done}
+            # every array a region write fills (data and coordinates along ``dim``; the index is written whole)
+            row_arrays = [str(v) for v in ds.variables if dim in ds[v].dims and v != dim]
+            linked = _link_rows(self._group(name), partial, row_arrays, dim, todo_links,
+                                self._listing(name)) if todo_links else set()
+            for i, (j, old_key) in links.items():
+                if i in linked or i in done:
+                    if carry:
+                        keys[i] = old_key
+                    reused += i in linked
+            if linked:
+                done.update(linked)
+                _write_json(done_file, sorted(done))
         starts = list(range(0, n, batch))
         todo = [s for s in starts if not set(range(s, min(s + batch, n))) <= done]
         resumed = len(starts) - len(todo)
+        computed = 0
         loop = progress(todo) if progress is not None else todo
-        region_vars = [v for v in ds.data_vars if dim in ds[v].dims]
         for s in loop:
             sl = slice(s, min(s + batch, n))
-            part = ds[region_vars].isel({dim: sl})
-            part = part.drop_vars([c for c in part.coords if dim not in part[c].dims])
-            part.to_zarr(partial, region={dim: sl}, consolidated=False)
+            rest = [i for i in range(sl.start, sl.stop) if i not in done]
+            # rows linked from the old group are not written again: only the others, in runs
+            for a, b in _runs(rest):
+                part = ds[region_vars].isel({dim: slice(a, b)})
+                part = part.drop_vars([c for c in part.coords if dim not in part[c].dims])
+                part.to_zarr(partial, region={dim: slice(a, b)}, consolidated=False)
+                computed += b - a
             done.update(range(sl.start, sl.stop))
             _write_json(done_file, sorted(done))
             if on_batch is not None:
@@ -369,8 +440,39 @@ class StageCache:
             shutil.rmtree(final)
         os.replace(partial, final)
         done_file.unlink()  # after the rename: a kill just before it must not throw the finished batches away
-        self._complete(name, key)
+        self._complete(name, key, rows=None if keys is None else RowKeys(
+            rows.reuse, rows.ids, rows.frames, tuple(keys)).as_json(dim))
+        if keys is not None:
+            self.row_stats[name] = {"rows_reused": reused, "rows_computed": computed}
         return resumed
+
+    @property
+    def row_stats(self) -> dict:
+        """``{stage: {"rows_reused": n, "rows_computed": m}}`` of the batched stages written by this object."""
+        if not hasattr(self, "_row_stats"):
+            self._row_stats = {}
+        return self._row_stats
+
+    def _listing(self, name: str) -> dict:
+        try:
+            return json.loads(self._marker(name).read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _reusable_rows(self, name: str, rows: RowKeys, carry: bool) -> dict[int, tuple[int, str]]:
+        """``{new row: (row of the group in place, its key)}`` for rows that can be linked."""
+        old = self.rows(name)
+        if old is None or old.reuse != rows.reuse or not self._group(name).is_dir():
+            return {}
+        by = {}
+        for j, (fr, k) in enumerate(zip(old.frames, old.keys)):
+            by.setdefault(fr if carry else k, (j, k))
+        out = {}
+        for i, (fr, k) in enumerate(zip(rows.frames, rows.keys)):
+            hit = by.get(fr if carry else k)
+            if hit is not None:
+                out[i] = hit
+        return out
 
     def clear_stale(self) -> None:
         """Remove temporaries of ``atomic_path`` left behind by a killed process.
@@ -401,14 +503,6 @@ def _clean(ds, key: str):
             # fixed-width unicode has no Zarr v3 specification; variable-length strings do
             ds[name] = var.astype(object)
     return ds
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_json(path: Path, obj) -> None:

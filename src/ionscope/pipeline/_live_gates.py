@@ -58,7 +58,7 @@ class LiveGates:
         """``(statistics, reason)`` of one (y, x, energy) frame; reason "" when it passes."""
         import xarray as xr
 
-        from ..pipeline._gates import frame_reasons, frame_statistics
+        from ._gates import frame_reasons, frame_statistics
 
         da = xr.DataArray(np.asarray(values)[None], dims=("time", "y", "x", "energy"))
         stats = frame_statistics(da, negative_below=self.screen.negative_below)
@@ -68,7 +68,7 @@ class LiveGates:
 
     def fit(self, chi2_mean) -> str:
         """Reason the fit of a frame is implausible (its mean χ² against the frames so far), or ""."""
-        from ..pipeline._gates import chi2_reasons
+        from ._gates import chi2_reasons
 
         if chi2_mean is None or not self.screen.enabled:
             return ""
@@ -89,7 +89,7 @@ class LiveGates:
 
         Runs once enough frames are accepted; the frames it returns leave the medians.
         """
-        from ..pipeline._gates import chi2_reasons, frame_reasons
+        from ._gates import chi2_reasons, frame_reasons
 
         if not self.pending or not self.judging:
             return []

@@ -1,0 +1,631 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The frames executor: a night fed to its table frame by frame while the microscope writes it.
+
+:class:`FramesExecutor` follows the folder a configuration names
+(:class:`ionscope.io.FrameFollower`: complete frames in frame order, late,
+missing and corrupt ones listed; :class:`ionscope.io.LogFollower`: the log as
+it grows) and hands each complete frame to the night's per-frame work:
+
+* an EELS night (:mod:`ionscope.pipeline._live_eels_night`): the EELS table's
+  own per-frame stages (energy drift, registration, Li map; x where
+  ``[limap] calibration`` gives it) on the frame, written into the run's stage
+  cache under the frame's content key, so the final batch run
+  (:func:`ionscope.pipeline.run`) reuses them; plausibility gates, causal
+  denoising, the log synchronised as it grows;
+* a holography night: not yet (refused with a clear error; the holography
+  table's per-hologram kernel is not public yet).
+
+What happens is reported to a *sink* (:class:`LiveSink`): the live dashboard's
+state (:class:`ionscope.live.LiveState`) is one, :class:`MemorySink` another.
+Every frame's record and maps are cached in ``<output>/live/frames/`` so a
+restarted session resumes where it stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .._atomic import atomic_path
+from ..errors import DataValidationError
+
+
+class LiveSink(Protocol):
+    """Where the frames executor reports; every method returns at once (the executor does not wait).
+
+    Methods
+    -------
+    set_meta(**info)
+        Facts of the session: folder, log, frame size, pixel size, what is shown.
+    set_log(follower)
+        The growing log (an object with ``snapshot() -> (times, {name: values})``).
+    set_phase(phase)
+        ``"watching"``, ``"final batch run"``, ``"done"``.
+    warn(key, message)
+        Set one named warning (``message=None`` clears it).
+    set_bad(frames)
+        The list of bad frames so far (``{"frame", "file", "reason"}``).
+    put_frame(record, maps)
+        A frame done, or updated: its record (``"frame"``, ``"time_s"``, numbers) and maps ((y, x) arrays).
+    set_final(**info)
+        What the final batch run produced.
+    """
+
+    def set_meta(self, **info) -> None: ...
+
+    def set_log(self, follower) -> None: ...
+
+    def set_phase(self, phase: str) -> None: ...
+
+    def warn(self, key: str, message: str | None) -> None: ...
+
+    def set_bad(self, frames: list) -> None: ...
+
+    def put_frame(self, record: dict, maps: dict) -> None: ...
+
+    def set_final(self, **info) -> None: ...
+
+
+class MemorySink:
+    """A :class:`LiveSink` that keeps what it is told (no dashboard).
+
+    Examples
+    --------
+    >>> s = MemorySink()
+    >>> s.put_frame({"frame": 3, "time_s": 210.0}, {"li": np.zeros((2, 2))}); s.warn("disk", "low")
+    >>> [r["frame"] for r in s.frames], s.warnings
+    ([3], {'disk': 'low'})
+    """
+
+    def __init__(self):
+        self.meta: dict = {}
+        self.log = None
+        self.phase = "starting"
+        self.warnings: dict = {}
+        self.bad: list = []
+        self.frames: list = []
+        self.maps: dict = {}
+        self.final: dict = {}
+
+    def set_meta(self, **info) -> None:
+        self.meta.update(info)
+
+    def set_log(self, follower) -> None:
+        self.log = follower
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+
+    def warn(self, key: str, message: str | None) -> None:
+        if message is None:
+            self.warnings.pop(key, None)
+        else:
+            self.warnings[key] = message
+
+    def set_bad(self, frames: list) -> None:
+        self.bad = [dict(b) for b in frames]
+
+    def put_frame(self, record: dict, maps: dict) -> None:
+        k = int(record["frame"])
+        old = next((r for r in self.frames if r["frame"] == k), None)
+        if old is None:
+            self.frames.append(dict(record))
+        else:
+            old.update(record)
+        self.maps[k] = {**self.maps.get(k, {}), **maps}
+
+    def set_final(self, **info) -> None:
+        self.final.update(info)
+
+
+# --------------------------------------------------------------------------- the per-frame cache
+
+
+class FrameCache:
+    """Each processed frame as one ``.npz`` (its record as JSON, arrays, maps named ``map_*``) in a folder.
+
+    Parameters
+    ----------
+    folder : Path
+        ``<output>/live/frames``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> c = FrameCache(pathlib.Path(tempfile.mkdtemp()) / "frames")
+    >>> c.save({"frame": 2, "time_s": 150.0}, {"li": np.ones((2, 3))})
+    >>> c.record(2)["time_s"], c.maps(2)["li"].shape
+    (150.0, (2, 3))
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path(self, k: int) -> Path:
+        return self.folder / f"frame_{k:06d}.npz"
+
+    def save(self, rec: dict, maps: dict | None = None, **arrays) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path(int(rec["frame"]))) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, record=np.array(json.dumps(rec, default=_jsonable)), **arrays,
+                         **{f"map_{n}": v for n, v in (maps or {}).items()})
+
+    def load(self, k: int) -> tuple[dict, dict] | None:
+        """``(record, {name: array})`` of frame ``k`` (maps keep their ``map_`` prefix), None if unreadable."""
+        try:
+            with np.load(self.path(k)) as z:
+                return json.loads(str(z["record"])), {n: z[n] for n in z.files if n != "record"}
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def record(self, k: int) -> dict | None:
+        got = self.load(k)
+        return None if got is None else got[0]
+
+    def maps(self, k: int) -> dict | None:
+        got = self.load(k)
+        return None if got is None else {n[4:]: v for n, v in got[1].items() if n.startswith("map_")}
+
+    def update(self, rec: dict, maps: dict | None = None) -> None:
+        """Rewrite frame ``rec["frame"]`` with this record, its cached arrays and its maps updated by ``maps``."""
+        got = self.load(int(rec["frame"]))
+        arrays = {} if got is None else dict(got[1])
+        arrays.update({f"map_{n}": v for n, v in (maps or {}).items()})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path(int(rec["frame"]))) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, record=np.array(json.dumps(rec, default=_jsonable)), **arrays)
+
+    def reset(self, key: str, key_file: Path) -> None:
+        """Start afresh when the cache was made under another configuration ``key``."""
+        if key_file.exists():
+            try:
+                old = json.loads(key_file.read_text()).get("key")
+            except (OSError, ValueError, AttributeError):
+                old = None
+            if old != key:
+                for stale in self.folder.glob("frame_*.npz"):
+                    stale.unlink()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(key_file) as tmp:
+            tmp.write_text(json.dumps({"key": key}))
+
+    def prune(self, keep) -> None:
+        """Remove the cached frames whose number ``keep(k)`` refuses (only names :meth:`path` makes)."""
+        for stale in self.folder.glob("frame_*.npz"):
+            number = stale.stem.split("_")[1]
+            if number.isdigit() and len(number) == 6 and not keep(int(number)):
+                stale.unlink()
+
+
+def _jsonable(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+# --------------------------------------------------------------------------- what every live night shares
+
+
+class LiveNight:
+    """What every live night shares: the followers, the stop file, the cache, the waiting line, disk space.
+
+    A night subclass implements :meth:`handle` (one complete frame; False:
+    retry it at a later poll), :meth:`resume` (reload the cache) and may
+    implement :meth:`idle` (work done while no frame waits; True when it did
+    some) and :meth:`resync` (the log grew).
+    """
+
+    #: what the frames are, for the waiting line
+    frame_kind = "frame files"
+
+    def __init__(self, cfg, *, folder: Path, log_path: Path | None, sink, poll_s: float, settle_s: float,
+                 late_s: float, stop_file: str, sidecar: str | None, pattern: str | None, max_missing_ratio: float,
+                 expected_frames: int | None, log_options: dict | None = None):
+        from ..io import FrameFollower, LogFollower
+
+        self.cfg = cfg
+        self.sink = sink
+        self.poll_s = poll_s
+        self.expected = expected_frames
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DataValidationError(f"{self.folder}: watch follows a folder of frame files; "
+                                      f"for a finished store use ionscope run")
+        self.stop_path = Path(stop_file) if stop_file and Path(stop_file).is_absolute() else \
+            self.folder / (stop_file or "STOP")
+        # the batch run's frame-numbering rule and log parser (ionscope.io): live and final runs read alike
+        self.frames = FrameFollower(self.folder, settle_s=settle_s, late_s=late_s, sidecar=sidecar,
+                                    pattern=pattern or None, max_missing_ratio=max_missing_ratio)
+        self.log = LogFollower(log_path, **(log_options or {})) if log_path is not None else None
+        if self.log is not None:
+            sink.set_log(self.log)
+        self.live = cfg.out_dir / "live"
+        self.cache = FrameCache(self.live / "frames")
+        self.records: list[dict] = []
+        self.resumed = 0
+        self.frame_bytes = 0
+        self.ignored_seen = 0
+        self.last_new = time.monotonic()
+
+    # -- what a night implements ------------------------------------------------------
+    def handle(self, ff, *, final_attempt: bool) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def resume(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def idle(self) -> bool:
+        return False
+
+    def resync(self) -> None:
+        pass
+
+    def loader(self, k: int):
+        """Frame ``k``'s maps from the cache (for the dashboard, once they left its memory)."""
+        return self.cache.maps(k)
+
+    # -- shared --------------------------------------------------------------------------
+    def list_ignored(self, what: str = "[input] frame_pattern") -> None:
+        """Files in the folder that are not frames: listed once (never analysed)."""
+        ignored = self.frames.ignored
+        if len(ignored) > self.ignored_seen:
+            self.ignored_seen = len(ignored)
+            pattern = self.frames.pattern or "the last run of digits"
+            self.sink.warn("ignored", f"{len(ignored)} file(s) in the series folder are not named like frames "
+                                      f"({what}: {pattern}) and are ignored: "
+                           + ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else ""))
+
+    def waiting_text(self, waited_s: float | None = None) -> str:
+        """What the session waits for: the folder, the frame-file pattern, the log and how to stop."""
+        from ..io import FRAME_EXTENSIONS
+
+        pattern = "*{" + ",".join(FRAME_EXTENSIONS) + "}" + (
+            f" with a {self.frames.sidecar} sidecar" if self.frames.sidecar else "")
+        log = (f"log {self.log.path}" + ("" if self.log.path.exists() else " (not there yet)")) \
+            if self.log is not None else "no log"
+        since = f" after {waited_s:.0f} s" if waited_s is not None else ""
+        if self.frames.bad:
+            since += f" ({len(self.frames.bad)} bad, see the bad-frame list)"
+        folder = self.folder if self.folder.exists() else f"{self.folder} (not there yet)"
+        text = (f"waiting for {self.frame_kind} {pattern} in {folder}; {log}; stop with a file {self.stop_path} "
+                f"or Ctrl-C")
+        return f"no usable frame yet{since}: {text}" if since or self.frames.bad else text
+
+    def check_disk_space(self, *, per_frame_bytes: float, final_bytes_per_frame: float = 0.0) -> None:
+        """Warn early: free space against the frames still to come and what the final run will write."""
+        if not per_frame_bytes:
+            return
+        n_done = len(self.records)
+        if self.expected:
+            to_come = max(0, int(self.expected) - n_done)
+            horizon = f"the {to_come} frames still expected"
+        else:
+            to_come = int(np.ceil(3600.0 / max(self.frame_interval_s, 1e-3)))
+            horizon = f"one more hour ({to_come} frames)"
+        need = to_come * per_frame_bytes + (n_done + to_come) * final_bytes_per_frame
+        try:
+            free = _free_bytes(self.folder)
+        except OSError:
+            return
+        self.sink.set_meta(disk_free_gb=free / 1e9)
+        self.sink.warn("disk", None if free >= need else
+                       f"disk space: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed for {horizon} "
+                       f"and the final run's cache")
+
+    frame_interval_s = 60.0
+
+    def record_of(self, k: int) -> dict | None:
+        return next((r for r in reversed(self.records) if r["frame"] == k), None)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def follow(night: LiveNight, stop_event: threading.Event, *, idle_timeout_s=None, on_frame=None, on_wait=None,
+           wait_every_s: float = 5.0) -> str:
+    """Feed ``night`` every complete frame until the acquisition ends; returns how it ended.
+
+    Ends with ``"stop file"`` (the acquisition wrote it: every frame still on
+    disk is taken), ``"timeout"`` (no new frame for ``idle_timeout_s``),
+    ``"stopped"`` (``stop_event`` set) or ``"interrupted"`` (Ctrl-C). Until the
+    first frame arrives the night's waiting line is reported every
+    ``wait_every_s`` (``on_wait`` and the sink's ``"waiting"`` warning).
+    """
+    ended = None
+    started, last_wait = time.monotonic(), None
+    sink = night.sink
+    try:
+        while ended is None:
+            if not night.records:  # say what is awaited until the first frame arrives (an empty page says nothing)
+                now = time.monotonic()
+                if last_wait is None or now - last_wait >= wait_every_s:
+                    last_wait = now
+                    text = night.waiting_text(now - started if now - started >= 1.0 else None)
+                    sink.warn("waiting", text)
+                    if on_wait is not None:
+                        on_wait(text)
+            elif last_wait is not None:
+                last_wait = None
+                sink.warn("waiting", None)
+            if stop_event.is_set():
+                ended = "stopped"
+            elif night.stop_path.exists():
+                ended = "stop file"
+            elif idle_timeout_s is not None and time.monotonic() - night.last_new > idle_timeout_s:
+                ended = "timeout"
+            if night.log is not None:
+                night.log.poll()
+                night.resync()
+            batch = night.frames.finish() if ended == "stop file" else night.frames.poll()
+            for ff in batch:
+                if not night.handle(ff, final_attempt=ended is not None):
+                    break  # re-offered at a later poll, with the frames after it
+                if on_frame is not None and night.records and night.records[-1]["frame"] == ff.index:
+                    on_frame(dict(night.records[-1]))
+            sink.set_bad(night.frames.bad)
+            night.list_ignored()
+            if ended is None and not batch and not night.idle():
+                time.sleep(night.poll_s)
+    except KeyboardInterrupt:
+        ended = "interrupted"
+    if night.records:
+        sink.warn("waiting", None)  # frames came in the last round
+    if night.log is not None:
+        night.log.poll()
+        night.resync()
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C skips the remaining idle work
+        while night.idle():
+            pass
+    return ended
+
+
+class FramesExecutor:
+    """The live executor: a configuration's night fed frame by frame from the folder it names.
+
+    Parameters
+    ----------
+    config : Config, dict or path
+        An EELS configuration (``[input] series`` the folder frames are
+        written into, ``[input] log`` the growing CSV log). A holography one
+        is refused (:class:`~ionscope.errors.DataValidationError`) for now.
+    sink : LiveSink
+        Where progress is reported (default: a :class:`MemorySink`).
+    references : optional
+        Reference spectra instead of ``[limap] references``.
+    window : int
+        Frames in the causal denoising window.
+    poll_s, settle_s, late_s, stop_file, sidecar, expected_frames
+        As for :func:`ionscope.live.watch`.
+    hooks : dict, optional
+        EELS frame hooks (default :data:`ionscope.pipeline.FRAME_HOOKS`).
+
+    Examples
+    --------
+    >>> import tempfile, threading
+    >>> from ionscope.simulate import acquire
+    >>> acq = acquire(tempfile.mkdtemp(), n_frames=2, shape=(8, 12), energy_step=1.0, speed=600.0)
+    >>> ex = FramesExecutor(acq.config_path, settle_s=0.05, poll_s=0.02)
+    >>> ex.run(threading.Event()), [r["frame"] for r in ex.records]
+    ('stop file', [0, 1])
+    """
+
+    def __init__(self, config, *, sink=None, references=None, window: int = 6, poll_s: float = 0.25,
+                 settle_s: float = 1.0, late_s: float | None = None, stop_file: str = "STOP",
+                 sidecar: str | None = None, expected_frames: int | None = None, hooks: dict | None = None):
+        from ._run import as_config
+
+        cfg = as_config(config)
+        self.config = cfg
+        self.sink = MemorySink() if sink is None else sink
+        common = dict(sink=self.sink, poll_s=poll_s, settle_s=settle_s, stop_file=stop_file, sidecar=sidecar,
+                      expected_frames=expected_frames)
+        if cfg.table == "holography":
+            # the holography table's per-hologram kernel is being split out of holography.bias_series
+            # (issue 18 item 3); until it is public, a holography night is run in batch only
+            raise DataValidationError("watch: [holography] nights are not followed live yet; "
+                                      "run them with `ionscope run` once the holograms are written")
+        else:
+            from ._live_eels_night import EelsNight
+
+            if int(window) < 1:
+                raise DataValidationError(f"watch: window must be >= 1 frame, got {window!r}")
+            if late_s is None:
+                late_s = max(10.0, 3.0 * cfg.input.frame_interval_s)
+            self.night = EelsNight(cfg, references=references, window=int(window), late_s=late_s, hooks=hooks,
+                                   **common)
+
+    @property
+    def records(self) -> list[dict]:
+        """One record per frame processed (resumed ones included)."""
+        return self.night.records
+
+    @property
+    def live_dir(self) -> Path:
+        return self.night.live
+
+    def loader(self, k: int):
+        return self.night.loader(k)
+
+    def run(self, stop_event: threading.Event | None = None, *, idle_timeout_s=None, on_frame=None, on_wait=None,
+            wait_every_s: float = 5.0) -> str:
+        """Resume from the cache, then follow the folder until the acquisition ends (see :func:`follow`)."""
+        night = self.night
+        night.resume()
+        self.sink.set_phase("watching")
+        ended = follow(night, stop_event or threading.Event(), idle_timeout_s=idle_timeout_s, on_frame=on_frame,
+                       on_wait=on_wait, wait_every_s=wait_every_s)
+        night.finish()
+        return ended
+
+
+# --------------------------------------------------------------------------- rows into the stage cache
+
+
+class LiveStore:
+    """The frames executor's store: a per-frame run's results in memory, and the new rows of its batched
+    stages appended to the run's :class:`~ionscope.pipeline.StageCache` under their per-frame keys.
+
+    A per-frame run keeps what it computed in memory (materialised, one chunk
+    per frame, as :class:`~ionscope.pipeline._live_eels.MemoryStore` does), so
+    the frame's maps reach the sink without waiting for the disk; the rows the
+    cache does not hold yet wait in :attr:`pending` until :meth:`flush` (the
+    night calls it when no frame waits, and before the final run) appends them
+    all at once. Each batched stage's group in the cache then holds every frame
+    processed so far (rows written earlier are linked, not rewritten); the
+    final batch run, whose rows have the same keys, reuses them
+    (:mod:`ionscope.pipeline._rows`). A session killed before a flush loses
+    only those rows: the final run computes them.
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
+        self._mem: dict = {}
+        self._rows: dict = {}
+        self.pending: dict = {}  # stage -> [(dim, rows' dataset, RowKeys of those rows)]
+
+    def has(self, name: str, key: str) -> bool:
+        return False  # a per-frame run computes its frame (its other rows come from the cache as links)
+
+    def save(self, name: str, key: str, value) -> None:
+        self._mem[name] = value.compute() if hasattr(value, "compute") else value
+        self._rows.pop(name, None)
+
+    def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int, progress=None, on_batch=None,
+                     rows=None) -> int:
+        from ._framekeys import RowKeys
+
+        if rows is None:  # not per frame: nothing the final run could reuse
+            self._mem[name] = ds.compute().chunk({dim: 1})
+            self._rows.pop(name, None)
+            return 0
+        self._rows[name] = rows
+        have = self._known(name, rows.reuse)
+        new = [i for i, k in enumerate(rows.keys) if k not in have]
+        # rows computed before (the first frame beside each new one) are taken as they were, not recomputed
+        value = _as_stored(self._assemble(name, ds, dim, rows, new), key, dim)
+        self._mem[name] = value
+        if new:
+            pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
+            self.pending.setdefault(name, []).append(
+                (dim, value.isel({dim: new}), RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
+        return 0
+
+    def _assemble(self, name: str, ds, dim: str, rows, new: list):
+        """``ds`` materialised: rows ``new`` computed, the others taken from the waiting rows or the cache."""
+        import xarray as xr
+
+        if len(new) == ds.sizes[dim]:
+            return ds.compute().chunk({dim: 1})
+        found = {}
+        for _, part, r in self.pending.get(name, ()):
+            for j, k in enumerate(r.keys):
+                found.setdefault(k, (part, j))
+        acc = self.cache.rows(name)
+        if acc is not None:
+            group = None
+            for j, k in enumerate(acc.keys):
+                if k not in found:
+                    group = self.cache.load(name) if group is None else group
+                    found[k] = (group, j)
+        computed = ds.isel({dim: new}).compute() if new else None
+        pieces = []
+        for i, k in enumerate(rows.keys):
+            if i in new:
+                pieces.append(computed.isel({dim: [new.index(i)]}))
+            else:
+                part, j = found[k]
+                old = part.isel({dim: [j]}).compute()
+                # the row as computed, on this run's coordinate (rows are matched by content, not by position)
+                pieces.append(old.assign_coords({dim: ds[dim].isel({dim: [i]})}))
+        out = xr.concat(pieces, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+        out.attrs = dict(ds.attrs)
+        return out.chunk({dim: 1})
+
+    def _known(self, name: str, reuse: str) -> set:
+        """Keys of the rows of stage ``name`` under global key ``reuse`` in the cache or waiting for it."""
+        acc = self.cache.rows(name)
+        have = set(acc.keys) if acc is not None and acc.reuse == reuse else set()
+        for _, _, r in self.pending.get(name, ()):
+            if r.reuse == reuse:
+                have.update(r.keys)
+        return have
+
+    #: rows waiting for the cache after which they are written even while frames wait (bounded memory:
+    #: rows keep the cropped spectra when ``[compute] cache_spectra``)
+    max_waiting = 8
+
+    def waiting(self) -> int:
+        """The most rows of one stage waiting for the cache."""
+        return max((sum(len(r.keys) for _, _, r in parts) for parts in self.pending.values()), default=0)
+
+    def flush(self) -> bool:
+        """Append the waiting rows to the cache's groups (one rewrite per stage); True when there were any."""
+        import xarray as xr
+
+        from ._framekeys import RowKeys
+        from ._stores import stage_key
+
+        if not self.pending:
+            return False
+        pending, self.pending = self.pending, {}
+        for name, parts in pending.items():
+            reuse = parts[-1][2].reuse  # a changed global key (new references, ...) starts the group afresh
+            parts = [p for p in parts if p[2].reuse == reuse]
+            dim = parts[-1][0]
+            acc = self.cache.rows(name)
+            pieces, keys = [p[1] for p in parts], [p[2] for p in parts]
+            if acc is not None and acc.reuse == reuse:
+                pieces.insert(0, self.cache.load(name))
+                keys.insert(0, acc)
+            rows = RowKeys(reuse, sum((k.ids for k in keys), ()), sum((k.frames for k in keys), ()),
+                           sum((k.keys for k in keys), ()))
+            combined = pieces[0] if len(pieces) == 1 else xr.concat(
+                pieces, dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+            self.cache.save_batched(name, stage_key(name, "live rows", list(rows.keys)), combined, dim=dim,
+                                    batch=max(1, combined.sizes[dim]), rows=rows)
+        return True
+
+    def load(self, name: str):
+        return self._mem[name]
+
+    def rows(self, name: str):
+        return self._rows.get(name)
+
+
+def _as_stored(ds, key: str, dim: str):
+    """``ds`` as the stage cache gives it back (attributes, string types, one chunk per row): its layout
+    goes through an in-memory Zarr store, so downstream stages and their rows' keys see what the batch
+    run's stages see; the (dask-backed) arrays are not written there, their in-memory values are kept."""
+    import xarray as xr
+    import zarr
+
+    from ._stores import _clean
+
+    clean = _clean(ds, key).chunk({dim: 1})
+    store = zarr.storage.MemoryStore()
+    clean.to_zarr(store, mode="w", consolidated=False, zarr_format=3, compute=False)  # metadata + coordinates
+    back = xr.open_zarr(store, consolidated=False)
+    # every variable but the indexes (written above) takes its in-memory values, in the stored type
+    values = {}
+    for name, v in clean.variables.items():
+        if name in clean.indexes:
+            continue
+        stored = back.variables[name]
+        data = v.data if v.dtype == stored.dtype else np.asarray(v.values).astype(stored.dtype)
+        values[name] = xr.Variable(stored.dims, data, stored.attrs)
+    coords = {n: values.pop(n) for n in list(values) if n in back.coords}
+    return back.assign_coords(coords).assign(values)
