@@ -120,12 +120,12 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
     --------
     >>> from ionscope.pipeline import from_dict
     >>> from ionscope.simulate import edge_references, operando_eels
-    >>> si, _, _ = operando_eels(shape=(4, 6), n_frames=1, energy_step=0.5, seed=0)
+    >>> si, _, _ = operando_eels(shape=(8, 6), n_frames=1, energy_step=0.5, seed=0)
     >>> e = si.energy.values
     >>> plan = frame_plan(from_dict({}), energy=e, references=edge_references(e))
     >>> maps = frame_maps(si.values[0], plan=plan)
     >>> sorted(maps), maps["li"].shape
-    (['chi2', 'co', 'co_std', 'li', 'li_std'], (4, 6))
+    (['chi2', 'co', 'co_std', 'li', 'li_std'], (8, 6))
     """
     from .. import eels
     from ..errors import DataValidationError
@@ -195,10 +195,12 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     --------
     >>> import numpy as np
     >>> from ionscope.pipeline import from_dict
-    >>> plan = frame_plan(from_dict({"limap": {"method": "nmf"}}), energy=np.arange(1.0, 5.0), references=None)
-    >>> s = frame_summary(np.ones((2, 3, 4), np.float32), plan=plan)
-    >>> s["statistics"].tolist(), s["spectrum"].tolist(), s["image"].shape
-    ([24.0, 1.0, 0.0, 0.0, 24.0], [6.0, 6.0, 6.0, 6.0], (2, 3))
+    >>> e = np.arange(30.0, 60.0, 0.5)
+    >>> plan = frame_plan(from_dict({"limap": {"method": "sasb"}, "register": {"window_ev": [30, 31]}}),
+    ...                   energy=e, references=None)
+    >>> s = frame_summary(np.ones((2, 3, e.size), np.float32), plan=plan)
+    >>> s["statistics"].tolist(), s["spectrum"][:2].tolist(), s["image"].tolist()
+    ([360.0, 1.0, 0.0, 0.0, 360.0], [6.0, 6.0], [[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]])
     """
     from ._gates import block_statistics
 
