@@ -60,13 +60,15 @@ def _reduce_in_batches(da, *, batch: int, bar):
 
 
 def _estimate_energy_drift(si, options: dict, references, fit_range, *, batch: int = 4,
-                           bar=lambda items: items) -> np.ndarray:
+                           bar=lambda items: items, frame_sum=None) -> np.ndarray:
     """Energy shift (eV) of every frame of a (time, y, x, energy) series.
 
     The shift is estimated once per frame on the frame's summed spectrum (a
     single pixel is far too noisy for it), by default with the EELS issue's
     ``"model"`` method (shift of the edge references minimising the fit χ²,
-    robust to the Li content changing between frames).
+    robust to the Li content changing between frames). ``frame_sum``: those
+    spectra (time, energy), already summed (by the screen's read); else they
+    are summed here (one read).
     """
     from .. import eels
 
@@ -76,7 +78,8 @@ def _estimate_energy_drift(si, options: dict, references, fit_range, *, batch: i
     target = float(opts.pop("target", 0.0))
     if method == "model":
         opts.setdefault("references", references)
-    frame_sum = _reduce_in_batches(si.sum(("y", "x")), batch=batch, bar=bar)  # one read; (time, energy) is small
+    if frame_sum is None:
+        frame_sum = _reduce_in_batches(si.sum(("y", "x")), batch=batch, bar=bar)  # one read; (time, energy) is small
     shift = eels.estimate_shift(frame_sum, method=method, window=window, **opts)
     values = np.asarray(shift.values, float)
     return values - target if method == "zlp" else values
@@ -120,6 +123,12 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
         ds = eels.sasb(si, **lc.options)
     else:
         ds = eels.nmf(si, **lc.options)
+    return _select_maps(ds, cfg)
+
+
+def _select_maps(ds, cfg):
+    """The maps the later stages read (``li``, ``li_std``, ``chi2``, ``thickness``, ``co``, ...) of a mapping result."""
+    lc = cfg.limap
     if hasattr(ds, "data_vars"):
         if lc.component not in ds:
             raise DataValidationError(f"config [limap] component: {lc.component!r} is not among the maps "
@@ -245,29 +254,55 @@ def _spectra_dim(ctx):
 
 
 def _screen(ctx):
-    """Read every frame once: which ones decode, hold finite values and pass the plausibility gates."""
+    """Read every frame once: which ones decode, hold finite values and pass the plausibility gates, and
+    what the later stages measure on (each frame's spectrum, registration image and probe spectra)."""
     import xarray as xr
 
-    from ._screen import screen_reasons, screen_statistics
+    from ._eels_frame import frame_plan
+    from ._eels_fused import screen_summaries
+    from ._screen import screen_reasons
 
-    series, sc = ctx["series"], ctx.config.screen
-    stats, unreadable = screen_statistics(series, batch=ctx.config.compute.frames_per_batch,
-                                          bar=lambda items: ctx.bar(items, "screen: read frames"),
-                                          negative_below=sc.negative_below)
-    reasons = np.array(screen_reasons(stats, unreadable, sc), dtype=object)
+    series, sc, cfg = ctx["series"], ctx.config.screen, ctx.config
+    plan = frame_plan(cfg, energy=series.energy.values, references=None)
+    got = screen_summaries(series, plan=plan, batch=cfg.compute.frames_per_batch,
+                           bar=lambda items: ctx.bar(items, "screen: read frames"),
+                           windows=_holds_zero_loss(series) and cfg.limap.method == "mlls")
+    stats = got["stats"]
+    reasons = np.array(screen_reasons(stats, got["unreadable"], sc), dtype=object)
     good = reasons == ""
     with np.errstate(invalid="ignore", divide="ignore"):
         negative = stats["negative"] / np.maximum(stats["size"], 1)
-    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
-                       "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
-                       "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"})},
-                      coords={"time": series.time})
+    coords = {"time": series.time, "energy": series.energy}
+    coords.update({d: series[d] for d in ("y", "x") if d in series.coords})
+    ds = xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
+                     "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
+                     "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"}),
+                     "frame_spectrum": (("time", "energy"), got["spectrum"],
+                                        {"long_name": "the frame summed over its pixels (energy drift)"}),
+                     "register_image": (("time", "y", "x"), got["image"],
+                                        {"long_name": "the [register] window summed (specimen drift)"})},
+                    coords=coords)
+    if got["probe"] is not None:
+        pr = got["probe"]
+        ds["probe_window"] = (("probe", "window_y", "window_x", "energy"), pr["windows"],
+                              {"long_name": "raw spectra around the pixels the zero-loss width is measured on"})
+        ds["probe_pixel"] = (("probe", "tyx"), pr["pixels"])
+        ds["probe_origin"] = (("probe", "yx"), pr["origins"])
+    return ds
 
 
 def _screen_params(ctx):
-    """The ``[screen]`` keys the screen uses (the χ² gate's belong to ``fit_check``)."""
+    """The ``[screen]`` keys the screen uses (the χ² gate's belong to ``fit_check``), and what its
+    registration image and probe spectra depend on."""
     sc = ctx.config.section("screen")
-    return {k: v for k, v in sc.items() if k != "chi2_ratio"}
+    cfg = ctx.config
+    return [{k: v for k, v in sc.items() if k != "chi2_ratio"},
+            {"register_window_ev": list(cfg.register.window_ev), "probe": cfg.limap.method == "mlls",
+             "layout": _SCREEN_LAYOUT}]
+
+
+#: bump when what the screen stores changes (its summaries for the later stages)
+_SCREEN_LAYOUT = 2
 
 
 def _screen_view(ctx, ds):
@@ -320,6 +355,27 @@ def _energy_drift_params(ctx):
             _keep(ctx)]
 
 
+def _screened(ctx, name: str):
+    """A summary the screen gathered in its read (``frame_spectrum``, ``register_image``), for the frames it
+    kept; None where the table has no screen stage (live: the frame is a source)."""
+    if "screen" not in ctx.records:
+        return None
+    ds = ctx.cache.load("screen")
+    if name not in ds:
+        return None
+    good = np.asarray(ds.good.values, bool)
+    da = ds[name]
+    return da if good.all() else da.isel(time=np.flatnonzero(good))
+
+
+def _frame_sums(ctx, series):
+    """Each frame of ``series`` summed over its pixels: from the screen's read, or summed now."""
+    spectra = _screened(ctx, "frame_spectrum")
+    if spectra is None:
+        return None
+    return spectra.sel(energy=series.energy.values).load().assign_coords(time=series.time.values)
+
+
 def _energy_drift(ctx):
     import xarray as xr
 
@@ -337,7 +393,8 @@ def _energy_drift(ctx):
             refs = ctx["references"](src.energy.values) if opts["method"] == "model" else None
             shifts = _estimate_energy_drift(src, opts, refs, cfg.limap.fit_range,
                                             batch=cfg.compute.frames_per_batch,
-                                            bar=lambda items: ctx.bar(items, "energy_drift: zero-loss"))
+                                            bar=lambda items: ctx.bar(items, "energy_drift: zero-loss"),
+                                            frame_sum=_frame_sums(ctx, src) if src is series else None)
         ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV", "applied": 0,
                                                            "long_name": "zero-loss position (aligned per spectrum)"})},
                         coords={"time": series.time})
@@ -348,7 +405,8 @@ def _energy_drift(ctx):
         refs = ctx["references"](series.energy.values)
         shifts = _estimate_energy_drift(series, cfg.energy_drift.options, refs, cfg.limap.fit_range,
                                         batch=cfg.compute.frames_per_batch,
-                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+                                        bar=lambda items: ctx.bar(items, "energy_drift: estimate"),
+                                        frame_sum=_frame_sums(ctx, series))
     else:
         shifts = np.zeros(series.sizes["time"])
     ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
@@ -392,9 +450,11 @@ def _register(ctx):
         # factor per frame, which the mean-subtracted correlation ignores:
         # read the uncorrected series (one plain read) rather than
         # re-applying the energy correction to every pixel just for this.
-        window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
-        ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
-                                 bar=lambda items: ctx.bar(items, "register: estimate"))
+        ref = _screened(ctx, "register_image")  # summed by the screen's read
+        if ref is None:
+            window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
+            ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
+                                     bar=lambda items: ctx.bar(items, "register: estimate"))
         shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference, upsample_factor=rc.upsample_factor)
     else:
         shifts = np.zeros((si_e.sizes["time"], 2))
@@ -425,7 +485,16 @@ def _good_low_loss(ctx):
     return low if good.all() else low.isel(time=np.flatnonzero(good))
 
 
+def _fused(ctx) -> bool:
+    """Whether the Li maps come from one read of the frames (:mod:`ionscope.pipeline._eels_fused`,
+    ``[compute] fused``): MLLS without a dual-EELS low loss (SA/SB and NMF see the whole series; dual
+    EELS splices two series)."""
+    return ctx.config.compute.fused and ctx.config.limap.method == "mlls" and ctx["low_loss"] is None
+
+
 def _limap(ctx):
+    if _fused(ctx):
+        return _li_maps_fused(ctx)
     si_r = ctx["register"]
     low = _good_low_loss(ctx)
     if low is not None and ctx.config.register.enabled:
@@ -434,6 +503,41 @@ def _limap(ctx):
         low = apply_shifts(low, ctx.cache.load("register").drift.values)  # the same specimen drift
     plural = _plural_mode(ctx.config, si_r, low_loss=low)
     return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config, plural=plural, low_loss=low)
+
+
+def _li_maps_fused(ctx):
+    """The Li maps of every frame from the frames as read: energy drift, registration and the fit per frame
+    (:func:`ionscope.pipeline._eels_frame.frame_maps`), one task per frame; the same numbers as the
+    stage-by-stage corrections (``[compute] fused = false``)."""
+    from ._eels_frame import frame_plan
+    from ._eels_fused import li_columns
+
+    cfg = ctx.config
+    series = ctx["screen"]
+    plural = _plural_mode(cfg, series)
+    shifts = np.asarray(ctx.cache.load("energy_drift").energy_shift.values, float)
+    drift = np.asarray(ctx.cache.load("register").drift.values, float)
+    probe = None
+    if plural != "none" and cfg.limap.options.get("resolution_fwhm") is None:
+        probe = _probe_spectra(ctx, series, drift)
+    plan = frame_plan(cfg, energy=series.energy.values, references=ctx["references"], probe=probe, plural=plural)
+    return _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)
+
+
+def _probe_spectra(ctx, series, drift):
+    """The registered spectra the zero-loss width is measured on (:func:`ionscope.eels.mlls`'s choice):
+    from the windows the screen gathered, or — frames dropped, a drift beyond the windows — read again."""
+    from ._eels_fused import lazy_probe, registered_probe
+
+    scr = ctx.cache.load("screen") if "screen" in ctx.records else None
+    if scr is not None and "probe_window" in scr and bool(scr.good.all()):
+        probe = {"pixels": scr.probe_pixel.values, "origins": scr.probe_origin.values,
+                 "windows": scr.probe_window.values}
+        moved = drift if ctx.config.register.enabled else np.zeros_like(drift)
+        got = registered_probe(probe, moved, (series.sizes["y"], series.sizes["x"]))
+        if got is not None:
+            return got
+    return lazy_probe(ctx["register"])
 
 
 def _fit_check(ctx):
@@ -659,7 +763,7 @@ TABLE = (
     Stage("register", _register, inputs=("screen", "energy_drift"),
           params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
           view=_register_view),
-    Stage("limap", _limap, inputs=("register", "references", "low_loss"),
+    Stage("limap", _limap, inputs=("screen", "energy_drift", "register", "references", "low_loss"),
           params=lambda ctx: {k: v for k, v in ctx.config.section("limap").items() if k != "calibration"},
           batched="time"),
     Stage("fit_check", _fit_check, inputs=("limap",),

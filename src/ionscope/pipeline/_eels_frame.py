@@ -102,8 +102,10 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
         ``[limap]``, ``[energy_drift]``, ``[register]``, ``[screen]`` are read.
     energy : array_like
         The series' energy axis (eV).
-    references : xarray.DataArray (component, energy) or None
-        Reference spectra (MLLS); resampled onto the axis as :func:`ionscope.eels.mlls` does.
+    references : xarray.DataArray (component, energy), callable or None
+        Reference spectra (MLLS), resampled onto the axis as :func:`ionscope.eels.mlls` does, or a
+        callable ``energy -> references`` (called with the channels the maps are made from); None:
+        no fit (the plan then serves :func:`frame_summary` only).
     probe : array_like (n, energy), optional
         Spectra (registered, on ``energy``) to measure the zero-loss width from, for
         spectra holding their zero-loss peak (see :func:`probe_spectra`); or
@@ -146,7 +148,9 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
     rc = config.register
     reg = _channel_slice(e, *rc.window_ev) if rc.window_ev else slice(0, e.size)
     fit, names = None, {}
-    if lc.method == "mlls":
+    if callable(references) and not hasattr(references, "dims"):
+        references = references(e[channels])
+    if lc.method == "mlls" and references is not None:
         options = dict(lc.options)
         # the mapped component is not clipped at zero (the table's rule, see pipeline._eels._li_maps)
         options.setdefault("nonnegative", [str(c) for c in references["component"].values if str(c) != lc.component])
