@@ -208,7 +208,7 @@ def main(argv=None) -> int:
 
         if args.reuse and store.exists():
             t_sim = None
-            for old in ("threads", "cluster"):
+            for old in ("threads", "cluster", "unfused"):
                 shutil.rmtree(work / old, ignore_errors=True)
         else:
             t_sim = simulate(store, frames=args.frames, shape=args.shape, channels=args.channels, seed=0,

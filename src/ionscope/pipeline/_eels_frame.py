@@ -38,7 +38,7 @@ The arithmetic is the one the table used before the fusion (the Fourier
 energy shift of :func:`ionscope.eels.shift_energy`, the bilinear shift of
 :func:`ionscope.transport.apply_shifts`, the kernel of
 :func:`ionscope.eels.mlls`): the maps are identical, bit for bit
-(``tests/test_pipeline_eels_frame.py``).
+(``tests/test_pipeline_eels_fused.py``).
 """
 from __future__ import annotations
 
