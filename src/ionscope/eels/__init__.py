@@ -4,7 +4,8 @@
 Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
 
 - :func:`mlls` — Poisson-weighted, non-negative MLLS of edge references with a
-  per-pixel power-law background; the Li map.
+  per-pixel power-law background; the Li map. :func:`mlls_plan` — the same fit
+  prepared once and applied block by block (a per-frame pipeline).
 - :func:`remove_background`, :func:`fit_background` — power-law background
   (Poisson ML, least squares, log-linear, exact two-area).
 - :func:`sasb`, :func:`sasb_calibration`, :func:`sasb_calibration_from_regions` —
@@ -37,6 +38,8 @@ from .._lazy import attach
 
 _EXPORTS = {
     "mlls": "_mlls",
+    "mlls_plan": "_mlls_plan",
+    "MllsPlan": "_mlls_plan",
     "remove_background": "_background",
     "fit_background": "_background",
     "powerlaw": "_background",

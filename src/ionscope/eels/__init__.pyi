@@ -15,6 +15,8 @@ from ._linescan import li_profile as li_profile
 from ._lowloss import deconvolve as deconvolve
 from ._lowloss import thickness as thickness
 from ._mlls import mlls as mlls
+from ._mlls_plan import MllsPlan as MllsPlan
+from ._mlls_plan import mlls_plan as mlls_plan
 from ._mva import nmf as nmf
 from ._mva import pca as pca
 from ._mva import phase_map as phase_map
@@ -25,4 +27,4 @@ from ._sasb import sasb_calibration as sasb_calibration
 from ._sasb import sasb_calibration_from_regions as sasb_calibration_from_regions
 from ._shift_check import li_shift_check as li_shift_check
 
-__all__ = ["align_energy", "calibration_from_charge", "crop", "deconvolve", "estimate_shift", "fit_background", "layer_width", "li_fraction", "li_profile", "li_shift_check", "mlls", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]
+__all__ = ["MllsPlan", "align_energy", "calibration_from_charge", "crop", "deconvolve", "estimate_shift", "fit_background", "layer_width", "li_fraction", "li_profile", "li_shift_check", "mlls", "mlls_plan", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]

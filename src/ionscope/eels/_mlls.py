@@ -8,14 +8,11 @@ from typing import Any
 import numpy as np
 
 from ..data import apply_kernel, check_finite
-from ..errors import CalibrationError, DataValidationError
+from ..errors import DataValidationError
 from ..io import accepts_data
 from . import _common
-from ._kernels import fit_kernel, layout, powerlaw_basis
-from ._solve import check_design
-
-_BACKGROUNDS = ("powerlaw", "basis", None)
-_WEIGHTS = ("poisson", None)
+from ._kernels import powerlaw_basis
+from ._mlls_plan import _check_options, _constrained, _plain_plan, _plural_dataset, _plural_plan, _refs_on_axis
 
 
 @accepts_data("si", "low_loss")
@@ -175,42 +172,56 @@ def mlls(
     >>> np.round(res["Li"].values, 6)
     array([50., 50., 50.])
     """
-    if background not in _BACKGROUNDS:
-        raise DataValidationError(f"background: expected one of {_BACKGROUNDS}, got {background!r}")
-    if weights not in _WEIGHTS:
-        raise DataValidationError(f"weights: expected one of {_WEIGHTS}, got {weights!r}")
-    if isinstance(nonnegative, (bool, np.bool_)):
-        pass
-    elif isinstance(nonnegative, str) or not isinstance(nonnegative, Sequence):
-        raise DataValidationError(
-            f"nonnegative: expected True, False or a list of component names, got {nonnegative!r}")
-    if int(max_iter) < 0:
-        raise DataValidationError(f"max_iter: expected ≥ 0, got {max_iter}")
-    import xarray as xr
-
+    _check_options(background, weights, nonnegative, max_iter)
     da = _common.spectra(si, energy=energy)
     e = np.asarray(da.coords["energy"].values, float)
     ch = _common.window(e, fit_range, name="fit_range", min_channels=4)
     if plural_scattering is not None or low_loss is not None:
         exponents = (1.0, 2.0, 3.0, 4.0, 5.0) if exponents is None else tuple(exponents)
-        return _mlls_plural(da, e, ch, references, plural_scattering=plural_scattering, low_loss=low_loss,
-                            nonnegative=nonnegative, exponents=exponents, resolution_fwhm=resolution_fwhm,
-                            background=background, max_iter=max_iter, tol=tol, shift_components=shift_components)
-    exponents = (2.0, 3.0, 4.0) if exponents is None else tuple(exponents)
-    if shift_components:
-        raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
-    if e[0] < 0 < e[-1]:
-        import warnings
+        if low_loss is not None and plural_scattering == "convolve":
+            return _mlls_dual_convolve(da, e, ch, references, low_loss, nonnegative=nonnegative,
+                                       exponents=exponents, max_iter=max_iter, tol=tol)
+        var_scale = None
+        if low_loss is not None:
+            if plural_scattering is None:
+                plural_scattering = "fourier-log"
+            window = (float(e[ch[0]]), float(e[ch[-1]]))
+            da, e, var_scale = _splice(da, e, low_loss)
+            ch = _common.window(e, window, name="fit_range", min_channels=4)
+        from . import _lowloss
 
-        warnings.warn(
-            "mlls: the energy axis holds a zero-loss peak but plural_scattering=None; on real spectra plural "
-            "scattering biases the weights with thickness — pass plural_scattering='fourier-log'",
-            stacklevel=2)
-    in_memory = da.chunks is None
-    if in_memory and ch.size < e.size:
+        plan = _plural_plan(e, ch, references, plural_scattering=plural_scattering, nonnegative=nonnegative,
+                            exponents=exponents, resolution_fwhm=resolution_fwhm, background=background,
+                            max_iter=max_iter, tol=tol, shift_components=shift_components, var_scale=var_scale,
+                            probe=lambda: _lowloss._probe(da))
+    else:
+        exponents = (2.0, 3.0, 4.0) if exponents is None else tuple(exponents)
+        if shift_components:
+            raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
+        if e[0] < 0 < e[-1]:
+            import warnings
+
+            warnings.warn(
+                "mlls: the energy axis holds a zero-loss peak but plural_scattering=None; on real spectra plural "
+                "scattering biases the weights with thickness — pass plural_scattering='fourier-log'",
+                stacklevel=2)
+        in_memory = da.chunks is None
+        _check_in_memory(da, ch, weights, in_memory)
+        plan = _plain_plan(e, ch, references, background=background, weights=weights, nonnegative=nonnegative,
+                           exponents=exponents, max_iter=max_iter, tol=tol, check_finite=in_memory)
+    stacked = apply_kernel(plan.kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
+                           output_sizes={"component": len(plan.columns)}, output_dtypes=[np.float64],
+                           kwargs=plan.kwargs)
+    return plan.dataset(stacked)
+
+
+def _check_in_memory(da, ch, weights, in_memory) -> None:
+    """The refusals of in-memory spectra (a lazy series gives NaN maps for such spectra instead)."""
+    e_size = da.sizes["energy"]
+    if in_memory and ch.size < e_size:
         # NaN/Inf inside the fit window are found by the kernel from the row sums it computes
         # anyway (a separate isfinite pass cost ~10 % of the fast path); outside it, here
-        outside = np.ones(e.size, bool)
+        outside = np.ones(e_size, bool)
         outside[ch] = False
         check_finite(np.asarray(da.data)[..., outside], name="si")
     if in_memory and weights == "poisson":
@@ -222,144 +233,6 @@ def mlls(
             raise DataValidationError(
                 f"si: holds negative counts (down to {low:.4g}) in the fit window; weights='poisson' needs "
                 f"counts >= 0: pass weights=None for dark-subtracted or otherwise signed data")
-    e_fit = e[ch]
-    names, S = _common.references(references, e_fit)
-    if any(n.endswith("_std") or n in ("chi2", "background_amplitude", "background_exponent") for n in names):
-        raise DataValidationError(f"references: component names {names} clash with output names")
-    e0 = float(e_fit[0])
-    if e0 <= 0:
-        raise DataValidationError(f"fit_range: must start above 0 eV for a power-law background, got {e0:g}")
-    lnx = np.log(e_fit / e0)
-    basis = powerlaw_basis(e_fit / e0, exponents) if background == "basis" else None
-    n_par = S.shape[1] + (2 if background == "powerlaw" else (basis.shape[1] if basis is not None else 0))
-    if ch.size <= n_par:
-        raise DataValidationError(
-            f"fit_range holds {ch.size} channels but the model has {n_par} parameters; widen fit_range")
-    design = S if basis is None else np.column_stack([S, basis])
-    if background == "powerlaw":
-        design = np.column_stack([S, np.exp(-3.0 * lnx), -lnx * np.exp(-3.0 * lnx)])
-    if design.shape[1]:
-        check_design(design, names=names + (["background"] * (design.shape[1] - len(names))))
-    out_names = layout(S.shape[1], background, 0 if basis is None else basis.shape[1])
-    constrained = _constrained(nonnegative, names)
-    kwargs = dict(channels=ch, lnx=lnx, refs=S, background=background, basis=basis,
-                  nonnegative=constrained, weights=weights, n_iter=int(max_iter), tol=float(tol),
-                  check_finite=in_memory)
-    stacked = apply_kernel(
-        fit_kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
-        output_sizes={"component": len(out_names)}, output_dtypes=[np.float64], kwargs=kwargs)
-    rename = {f"ref{i}": n for i, n in enumerate(names)}
-    variables = {}
-    # plain Variables on the shared coordinates: no per-map alignment (DataArrays cost ~2 ms
-    # of alignment per call, 5 % of the fast path)
-    lead_dims = stacked.dims[:-1]
-    coords = {k: v for k, v in stacked.coords.items() if "component" not in v.dims}
-    for i, key in enumerate(out_names):
-        base = key[:-4] if key.endswith("_std") else key
-        label = rename.get(base, base) + ("_std" if key.endswith("_std") else "")
-        if label.startswith("basis") or label == "amplitude_exponent_cov":
-            continue  # nuisance parameters of the background
-        variables[label] = xr.Variable(lead_dims, stacked.data[..., i], attrs={"long_name": label})
-    ds = xr.Dataset(variables, coords=coords)
-    ds["chi2"].attrs["long_name"] = "reduced Pearson chi-squared (Poisson variance)"
-    if "background_exponent" in ds:
-        ds["background_amplitude"].attrs["units"] = f"counts per channel at E0 = {e0:g} eV"
-    ds.attrs = {"method": "mlls", "fit_range_ev": [float(e_fit[0]), float(e_fit[-1])],
-                "background": str(background), "weights": str(weights), "nonnegative": int(constrained.all()),
-                "nonnegative_components": ",".join(n for n, c in zip(names, constrained) if c),
-                "components": names, "e0_ev": e0}
-    if weights == "poisson":
-        _warn_mismatch(ds)
-    return ds
-
-
-_PLURAL = ("fourier-log", "convolve")
-
-
-def _constrained(nonnegative, names):
-    if isinstance(nonnegative, (bool, np.bool_)):
-        return np.full(len(names), bool(nonnegative))
-    unknown = [str(c) for c in nonnegative if str(c) not in names]
-    if unknown:
-        raise DataValidationError(
-            f"nonnegative: components {unknown} are not among the references' components {names}")
-    return np.array([n in {str(c) for c in nonnegative} for n in names])
-
-
-def _mlls_plural(da, e, ch, references, *, plural_scattering, low_loss, nonnegative, exponents,
-                 resolution_fwhm, background, max_iter, tol, shift_components=()):
-    """MLLS with plural scattering (see ``mlls``'s ``plural_scattering``)."""
-    from . import _lowloss, _plural
-
-    var_scale = None
-    if low_loss is not None and plural_scattering == "convolve":
-        return _mlls_dual_convolve(da, e, ch, references, low_loss, nonnegative=nonnegative, exponents=exponents,
-                                   max_iter=max_iter, tol=tol)
-    if low_loss is not None:
-        if plural_scattering is None:
-            plural_scattering = "fourier-log"
-        window = (float(e[ch[0]]), float(e[ch[-1]]))
-        da, e, var_scale = _splice(da, e, low_loss)
-        ch = _common.window(e, window, name="fit_range", min_channels=4)
-    if plural_scattering not in _PLURAL:
-        raise DataValidationError(f"plural_scattering: expected None or one of {_PLURAL}, got {plural_scattering!r}")
-    if background not in ("powerlaw", "basis"):
-        raise DataValidationError(
-            f"background={background!r}: with plural_scattering the background is the power-law basis; "
-            "use background='basis'")
-    if not (e[0] < 0 < e[-1]):
-        raise DataValidationError(
-            f"si: the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak, which plural_scattering="
-            f"{plural_scattering!r} needs; record the spectra from below 0 eV (or deconvolve dual-EELS data first)")
-    _lowloss._check_equal_steps(e, "si energy")
-    e_fit = e[ch]
-    if e_fit[0] <= 0:
-        raise DataValidationError(f"fit_range must lie above 0 eV, got start {e_fit[0]:g} eV")
-    step = float(e[1] - e[0])
-    fw = _lowloss._resolution(_lowloss._probe(da), e, resolution_fwhm)
-    names, _ = _common.references(references, e_fit)
-    constrained = _constrained(nonnegative, names)
-    if isinstance(shift_components, str):
-        shift_components = [shift_components]
-    unknown = [c for c in shift_components if c not in names]
-    if unknown:
-        raise DataValidationError(f"shift_components: {unknown} are not among the references' components {names}")
-    if shift_components and plural_scattering != "fourier-log":
-        raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
-    shift_idx = [names.index(c) for c in shift_components]
-    basis = powerlaw_basis(e_fit / e_fit[0], exponents) if len(exponents) else None
-    if plural_scattering == "fourier-log":
-        measured = hasattr(references, "attrs") and "resolution_fwhm_ev" in references.attrs
-        # references on a margin around the window so the reconvolution sees their real neighbourhood
-        pad = int(np.ceil(3 * fw / step))
-        lo, hi = max(0, ch[0] - pad), min(e.size, ch[-1] + 1 + pad)
-        ext = np.arange(lo, hi)
-        try:
-            _, refs_ext = _common.references(references, e[ext])
-        except CalibrationError:  # references measured on the fit window only
-            ext = ch
-            _, refs_ext = _common.references(references, e_fit)
-        inner = np.searchsorted(ext, ch)
-        check_design(_plural.design(refs_ext, inner, basis, step=step, fwhm=fw, blur=not measured,
-                                    shift_idx=shift_idx),
-                     names=names + [f"d{names[i]}/dE" for i in shift_idx]
-                     + ["background"] * (0 if basis is None else basis.shape[1]))
-        # the batched kernel (issue 20); _plural.fourier_log_kernel is its slow reference
-        from ._plural_fast import fourier_log_kernel as kernel
-        kwargs = dict(energy=e, channels=ch, refs_ext=refs_ext, inner=inner, basis=basis, constrained=constrained,
-                      resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0, var_scale=var_scale,
-                      shift_idx=shift_idx)
-    else:
-        _, refs_full = _refs_on_axis(references, e, ch, positive=True)
-        kernel = _plural.convolve_kernel
-        kwargs = dict(energy=e, channels=ch, refs_full=refs_full, basis=basis, constrained=constrained,
-                      low_end=float(e_fit[0]), n_iter=int(max_iter), tol=float(tol))
-    nb = 0 if basis is None else basis.shape[1]
-    out_names = _plural.output_names(names, nb, [names[i] for i in shift_idx])
-    stacked = apply_kernel(kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
-                           output_sizes={"component": len(out_names)}, output_dtypes=[np.float64], kwargs=kwargs)
-    return _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw,
-                           constrained)
 
 
 def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponents, max_iter, tol):
@@ -393,75 +266,6 @@ def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponen
                            kwargs=dict(e_core=e, e_low=e_low, channels=ch, refs_core=refs_core, basis=basis,
                                        constrained=constrained, n_iter=int(max_iter), tol=float(tol)))
     return _plural_dataset(stacked, out_names, names, [], "convolve", e_fit, exponents, None, constrained)
-
-
-def _refs_on_axis(references, e, ch, *, positive=False):
-    """References on the whole axis ``e`` (names, (n_e, M)); where they cover only the fit window
-    ``ch`` (e.g. measured by references_from_regions), zero outside it. ``positive``: zero at E ≤ 0 too."""
-    sel = np.flatnonzero(e > 0) if positive else np.arange(e.size)
-    out_names, out = None, np.zeros((e.size, 0))
-    try:
-        out_names, values = _common.references(references, e[sel])
-        out = np.zeros((e.size, len(out_names)))
-        out[sel] = values
-    except CalibrationError:
-        out_names, values = _common.references(references, e[ch])
-        out = np.zeros((e.size, len(out_names)))
-        out[ch] = values
-    return out_names, out
-
-
-def _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw, constrained):
-    import xarray as xr
-
-    lead_dims = stacked.dims[:-1]
-    coords = {k: v for k, v in stacked.coords.items() if "component" not in v.dims}
-    variables = {}
-    for i, key in enumerate(out_names):
-        if key.startswith("basis"):
-            continue
-        variables[key] = xr.Variable(lead_dims, stacked.data[..., i], attrs={"long_name": key})
-    ds = xr.Dataset(variables, coords=coords)
-    for n in names:
-        ds[n].attrs.update(long_name=f"{n} weight in single-scattering counts", units="counts per unit reference")
-        ds[f"{n}_std"].attrs.update(long_name=f"standard error of {n} (propagated through the deconvolution)"
-                                    if plural_scattering == "fourier-log" else f"standard error of {n}",
-                                    units="counts per unit reference")
-    ds["chi2"].attrs["long_name"] = "reduced chi-squared (propagated variance)" if plural_scattering == \
-        "fourier-log" else "reduced Pearson chi-squared (Poisson variance)"
-    ds["thickness"].attrs.update(long_name="t/λ (log-ratio)", units="1")
-    for i in shift_idx:
-        ds[f"{names[i]}_shift"].attrs.update(long_name=f"energy shift of the {names[i]} reference (first order)",
-                                             units="eV")
-    ds["zero_loss"].attrs.update(long_name="zero-loss intensity I0", units="counts")
-    ds.attrs = {"method": "mlls", "plural_scattering": plural_scattering,
-                "fit_range_ev": [float(e_fit[0]), float(e_fit[-1])], "background": "basis",
-                "exponents": [float(x) for x in exponents],
-                "nonnegative_components": ",".join(n for n, c in zip(names, constrained) if c),
-                "components": names, "weights_unit": "single-scattering counts"}
-    if fw is not None:
-        ds.attrs["resolution_fwhm_ev"] = fw
-    _warn_mismatch(ds)
-    return ds
-
-
-#: mean reduced χ² above which the references clearly do not describe the spectra
-CHI2_WARN = 2.0
-
-
-def _warn_mismatch(ds):
-    """Warn when the (in-memory) fit's mean χ² says the references do not match the data."""
-    chi2 = ds["chi2"].data
-    if hasattr(chi2, "compute"):
-        return  # lazy: computing it here would read the whole series; the χ² map is in the output
-    finite = np.asarray(chi2)[np.isfinite(chi2)]
-    if finite.size and float(np.mean(finite)) > CHI2_WARN:
-        import warnings
-
-        warnings.warn(
-            f"mlls: mean reduced χ² = {float(np.mean(finite)):.2f} (≫ 1): the references do not describe these "
-            "spectra (reference mismatch, a missing component, or plural scattering not accounted for); "
-            "inspect the `chi2` map", stacklevel=3)
 
 
 def _splice(da, e, low_loss):

@@ -29,6 +29,8 @@ Example ``run.toml``::
 
     [compute]
     scheduler = "threads"     # or "local" (dask LocalCluster) or "tcp://host:8786"
+    fused = true              # MLLS Li maps straight from each frame as read (energy drift, registration
+                              # and the fit in one task per frame); false: from the corrected series
 """
 from __future__ import annotations
 
@@ -183,7 +185,13 @@ class ComputeConfig:
     n_workers: int = 2
     worker_timeout_s: float = 60.0  # remote/local cluster: fail when it has had no worker this long
     frames_per_batch: int = 4
-    cache_spectra: bool = True  # store the drift-corrected 4-D series of each stage (False: only the shifts)
+    # also store the drift-corrected 4-D series of the energy_drift and register stages (to inspect them: two more
+    # full writes); the Li maps are made from one read of the frames either way (issue 20), so False by default
+    cache_spectra: bool = False
+    # MLLS Li maps made per frame from the frames as read: energy drift undone, registered and fitted in one task
+    # (pipeline._eels_fused; issue 20). The same maps as False (the stage-by-stage corrections of the series,
+    # tests/test_pipeline_eels_fused.py), so it is no part of any stage's cache key
+    fused: bool = True
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ Each stage names its inputs (earlier stages, or the sources that
 :mod:`ionscope.pipeline._eels_sources` opens before the first stage), the
 parameters its result depends on and its compute function, so stopping at,
 re-running or adding a stage is a table edit. Each science step is called
-through one small adapter function below (``_energy_drift``, ``_li_maps``,
-``_denoise``) so that the EELS and denoising implementations can evolve
+through one small adapter function (:mod:`ionscope.pipeline._eels_adapters`:
+``_estimate_energy_drift``, ``_li_maps``, ``_denoise``) so that the EELS and denoising implementations can evolve
 without touching the table. The 4-D stages are dask graphs written batch by
 batch (bounded memory); the (time, y, x) stages are small. Where they run is
 the executor's business (:mod:`ionscope.pipeline._executors`).
@@ -37,198 +37,19 @@ import json
 import numpy as np
 
 from ..errors import DataValidationError
-from ._config import Config
+from ._eels_adapters import _canonical_chunks  # noqa: F401 - live mode (ionscope.live) imports it from here
+from ._eels_adapters import (
+    _denoise,
+    _estimate_energy_drift,
+    _fit_window,
+    _holds_zero_loss,
+    _li_maps,
+    _plural_mode,
+    _reduce_in_batches,
+    _select_maps,
+    _undo_energy_drift,
+)
 from ._graph import Stage
-
-
-# --------------------------------------------------------------------------- adapters (one per science step)
-
-
-def _reduce_in_batches(da, *, batch: int, bar):
-    """Compute a lazy per-frame reduction batch by batch along ``time``.
-
-    Same result as ``da.compute()``; the loop gives the stage a progress bar
-    with ETA and keeps at most ``batch`` frames in flight.
-    """
-    import xarray as xr
-
-    if da.chunks is None:
-        return da
-    n = da.sizes["time"]
-    parts = [da.isel(time=slice(s, min(s + batch, n))).compute() for s in bar(list(range(0, n, batch)))]
-    return xr.concat(parts, dim="time")
-
-
-def _estimate_energy_drift(si, options: dict, references, fit_range, *, batch: int = 4,
-                           bar=lambda items: items) -> np.ndarray:
-    """Energy shift (eV) of every frame of a (time, y, x, energy) series.
-
-    The shift is estimated once per frame on the frame's summed spectrum (a
-    single pixel is far too noisy for it), by default with the EELS issue's
-    ``"model"`` method (shift of the edge references minimising the fit χ²,
-    robust to the Li content changing between frames).
-    """
-    from .. import eels
-
-    opts = dict(options)
-    method = opts.pop("method", "model")
-    window = tuple(opts.pop("window", fit_range))
-    target = float(opts.pop("target", 0.0))
-    if method == "model":
-        opts.setdefault("references", references)
-    frame_sum = _reduce_in_batches(si.sum(("y", "x")), batch=batch, bar=bar)  # one read; (time, energy) is small
-    # one frame per kernel call: a frame's shift then does not depend on which frames it was fitted beside
-    # (vectorised solvers differ in the last bits with the batch), so rows computed live are reused by batch
-    frame_sum = frame_sum.chunk({"time": 1})
-    shift = eels.estimate_shift(frame_sum, method=method, window=window, **opts)
-    values = np.asarray(shift.values, float)
-    return values - target if method == "zlp" else values
-
-
-def _undo_energy_drift(si, shifts: np.ndarray):
-    """Move every pixel of each frame back by the frame's shift (lazy for dask input)."""
-    import xarray as xr
-
-    from .. import eels
-
-    shift = xr.DataArray(np.asarray(shifts, float), dims=("time",))
-    if si.chunks is not None:  # match the series' time chunks so the shift maps block by block
-        shift = shift.chunk({"time": si.chunksizes["time"]})
-    return eels.shift_energy(si, shift).astype(si.dtype)
-
-
-def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
-    """Li map (and its standard error, χ²) per frame from the EELS issue's mapping methods."""
-    from .. import eels
-
-    lc = cfg.limap
-    background = None if lc.background == "none" else lc.background
-    if lc.method == "mlls":
-        weights = None if lc.weights == "none" else lc.weights
-        options = dict(lc.options)
-        # The movie is averaged by the denoiser and the analysis, so the mapped component must not
-        # be clipped at zero (clipping noisy Li-poor pixels biases the mean by ~+3 % at dose 200);
-        # the other components keep their physical non-negativity.
-        options.setdefault("nonnegative",
-                           [str(c) for c in references["component"].values if str(c) != lc.component])
-        if plural != "none":
-            # real spectra: through each spectrum's own zero-loss peak (the background is the basis)
-            options.pop("weights", None)
-            ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), plural_scattering=plural,
-                           low_loss=low_loss, **options)
-        else:
-            ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), background=background, weights=weights,
-                           **options)
-    elif lc.method == "sasb":
-        ds = eels.sasb(si, **lc.options)
-    else:
-        ds = eels.nmf(si, **lc.options)
-    if hasattr(ds, "data_vars"):
-        if lc.component not in ds:
-            raise DataValidationError(f"config [limap] component: {lc.component!r} is not among the maps "
-                                      f"{list(ds.data_vars)}")
-        out = {"li": ds[lc.component]}
-        if f"{lc.component}_std" in ds:
-            out["li_std"] = ds[f"{lc.component}_std"]
-        for name, key in (("chi2", "chi2"), ("thickness", "thickness"), ("co", lc.co_component),
-                          ("co_std", f"{lc.co_component}_std"), ("zero_loss", "zero_loss")):
-            if key in ds:
-                out[name] = ds[key]
-        import xarray as xr
-
-        # the fit's settings (e.g. the zero-loss width measured across the frames) stay with the maps: the
-        # per-frame keys of the rows see them (pipeline._rows)
-        return xr.Dataset(out, attrs=dict(ds.attrs))
-    return ds.to_dataset(name="li")
-
-
-def _denoise(li, cfg, li_std=None, show_progress=None):
-    """Denoise the (time, y, x) Li-map movie.
-
-    Li maps are fitted weights, not counts: their noise is not Poisson in the
-    map's own units. The mapping step's standard errors give the noise level
-    directly, so sparse coding is told ``noise="gaussian"`` with that sigma
-    (measured on the simulator: 24.6 dB vs 19.6 dB with the Poisson default).
-    """
-    method, options = cfg.denoise.method, dict(cfg.denoise.options)
-    if method == "none":
-        return li.copy()
-    if method == "gaussian":
-        from scipy import ndimage
-
-        sigma = options.get("sigma", (1.0, 1.0, 1.0))
-        return li.copy(data=ndimage.gaussian_filter(np.asarray(li.values, float), sigma=sigma, mode="nearest"))
-    from .. import denoise
-
-    if li_std is not None and "noise" not in options and "sigma" not in options:
-        std = np.asarray(li_std, float)
-        std = std[np.isfinite(std)]
-        if std.size:
-            options.update(noise="gaussian", sigma=float(np.median(std)))
-    if "progress" not in options:  # the denoiser's own bar (with ETA) is this stage's bar
-        from .._progress import progress_enabled
-
-        options["progress"] = progress_enabled() if show_progress is None else bool(show_progress)
-    return denoise.sparse_coding(li, **options)
-
-
-
-
-# --------------------------------------------------------------------------- chunks and windows
-
-
-#: Largest frame kept whole in one dask chunk (bytes).
-_WHOLE_FRAME_BYTES = 256 * 2**20
-
-
-def _canonical_chunks(series):
-    """One frame per chunk (whole frames up to 256 MB, else split along y).
-
-    Every stage then sees the same block shapes whatever the store's own
-    chunking, so results do not depend on how the input happened to be
-    chunked (vectorised solvers give last-bit differences for different
-    block shapes) and memory per task stays bounded.
-    """
-    frame = series.dtype.itemsize * series.sizes["y"] * series.sizes["x"] * series.sizes["energy"]
-    rows = series.sizes["y"] if frame <= _WHOLE_FRAME_BYTES else max(
-        1, int(series.sizes["y"] * _WHOLE_FRAME_BYTES // frame))
-    return series.chunk({"time": 1, "y": rows, "x": -1, "energy": -1})
-
-
-def _fit_window(series, cfg: Config):
-    """The channels the Li maps need: MLLS fits only ``fit_range``, so the
-    energy correction, the registration shift and the fit run on
-    ``fit_range ± crop_margin_ev`` (the margin keeps the FFT energy shift's
-    edge effects out of the fit window). Other mapping methods keep every channel.
-    """
-    lc = cfg.limap
-    if lc.method != "mlls" or lc.crop_margin_ev < 0 or _plural_mode(cfg, series) != "none":
-        return series  # (through the zero-loss peak every channel is needed)
-    lo, hi = lc.fit_range[0] - lc.crop_margin_ev, lc.fit_range[1] + lc.crop_margin_ev
-    e = series.energy.values
-    if lo <= e.min() and hi >= e.max():
-        return series
-    cropped = series.sel(energy=slice(lo, hi))
-    if cropped.sizes["energy"] < 10:
-        raise DataValidationError(f"config [limap] fit_range {list(lc.fit_range)} eV holds fewer than 10 channels "
-                                  f"of the series ({e.min():.4g}..{e.max():.4g} eV)")
-    return cropped
-
-
-def _holds_zero_loss(series) -> bool:
-    e = np.asarray(series.energy.values, float)
-    return bool(e.min() < 0 < e.max())
-
-
-def _plural_mode(cfg: Config, series, *, low_loss=None) -> str:
-    """``[limap] plural_scattering`` resolved: "auto" → "fourier-log" for spectra with their zero-loss
-    peak (or a dual-EELS low loss), else "none"."""
-    mode = cfg.limap.plural_scattering
-    if mode != "auto":
-        return mode
-    return "fourier-log" if (low_loss is not None or cfg.input.low_loss or _holds_zero_loss(series)) else "none"
-
-
 
 
 # --------------------------------------------------------------------------- the stage table
@@ -250,29 +71,55 @@ def _spectra_dim(ctx):
 
 
 def _screen(ctx):
-    """Read every frame once: which ones decode, hold finite values and pass the plausibility gates."""
+    """Read every frame once: which ones decode, hold finite values and pass the plausibility gates, and
+    what the later stages measure on (each frame's spectrum, registration image and probe spectra)."""
     import xarray as xr
 
-    from ._screen import screen_reasons, screen_statistics
+    from ._eels_frame import frame_plan
+    from ._eels_fused import screen_summaries
+    from ._screen import screen_reasons
 
-    series, sc = ctx["series"], ctx.config.screen
-    stats, unreadable = screen_statistics(series, batch=ctx.config.compute.frames_per_batch,
-                                          bar=lambda items: ctx.bar(items, "screen: read frames"),
-                                          negative_below=sc.negative_below)
-    reasons = np.array(screen_reasons(stats, unreadable, sc), dtype=object)
+    series, sc, cfg = ctx["series"], ctx.config.screen, ctx.config
+    plan = frame_plan(cfg, energy=series.energy.values, references=None)
+    got = screen_summaries(series, plan=plan, batch=cfg.compute.frames_per_batch,
+                           bar=lambda items: ctx.bar(items, "screen: read frames"),
+                           windows=_holds_zero_loss(series) and cfg.limap.method == "mlls")
+    stats = got["stats"]
+    reasons = np.array(screen_reasons(stats, got["unreadable"], sc), dtype=object)
     good = reasons == ""
     with np.errstate(invalid="ignore", divide="ignore"):
         negative = stats["negative"] / np.maximum(stats["size"], 1)
-    return xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
-                       "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
-                       "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"})},
-                      coords={"time": series.time})
+    coords = {"time": series.time, "energy": series.energy}
+    coords.update({d: series[d] for d in ("y", "x") if d in series.coords})
+    ds = xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
+                     "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
+                     "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"}),
+                     "frame_spectrum": (("time", "energy"), got["spectrum"],
+                                        {"long_name": "the frame summed over its pixels (energy drift)"}),
+                     "register_image": (("time", "y", "x"), got["image"],
+                                        {"long_name": "the [register] window summed (specimen drift)"})},
+                    coords=coords)
+    if got["probe"] is not None:
+        pr = got["probe"]
+        ds["probe_window"] = (("probe", "window_y", "window_x", "energy"), pr["windows"],
+                              {"long_name": "raw spectra around the pixels the zero-loss width is measured on"})
+        ds["probe_pixel"] = (("probe", "tyx"), pr["pixels"])
+        ds["probe_origin"] = (("probe", "yx"), pr["origins"])
+    return ds
 
 
 def _screen_params(ctx):
-    """The ``[screen]`` keys the screen uses (the χ² gate's belong to ``fit_check``)."""
+    """The ``[screen]`` keys the screen uses (the χ² gate's belong to ``fit_check``), and what its
+    registration image and probe spectra depend on."""
     sc = ctx.config.section("screen")
-    return {k: v for k, v in sc.items() if k != "chi2_ratio"}
+    cfg = ctx.config
+    return [{k: v for k, v in sc.items() if k != "chi2_ratio"},
+            {"register_window_ev": list(cfg.register.window_ev), "probe": cfg.limap.method == "mlls",
+             "layout": _SCREEN_LAYOUT}]
+
+
+#: bump when what the screen stores changes (its summaries for the later stages)
+_SCREEN_LAYOUT = 2
 
 
 def _screen_view(ctx, ds):
@@ -325,6 +172,27 @@ def _energy_drift_params(ctx):
             _keep(ctx)]
 
 
+def _screened(ctx, name: str):
+    """A summary the screen gathered in its read (``frame_spectrum``, ``register_image``), for the frames it
+    kept; None where the table has no screen stage (live: the frame is a source)."""
+    if "screen" not in ctx.records:
+        return None
+    ds = ctx.cache.load("screen")
+    if name not in ds:
+        return None
+    good = np.asarray(ds.good.values, bool)
+    da = ds[name]
+    return da if good.all() else da.isel(time=np.flatnonzero(good))
+
+
+def _frame_sums(ctx, series):
+    """Each frame of ``series`` summed over its pixels: from the screen's read, or summed now."""
+    spectra = _screened(ctx, "frame_spectrum")
+    if spectra is None:
+        return None
+    return spectra.sel(energy=series.energy.values).load().assign_coords(time=series.time.values)
+
+
 def _energy_drift(ctx):
     import xarray as xr
 
@@ -342,7 +210,8 @@ def _energy_drift(ctx):
             refs = ctx["references"](src.energy.values) if opts["method"] == "model" else None
             shifts = _estimate_energy_drift(src, opts, refs, cfg.limap.fit_range,
                                             batch=cfg.compute.frames_per_batch,
-                                            bar=lambda items: ctx.bar(items, "energy_drift: zero-loss"))
+                                            bar=lambda items: ctx.bar(items, "energy_drift: zero-loss"),
+                                            frame_sum=_frame_sums(ctx, src) if src is series else None)
         ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV", "applied": 0,
                                                            "long_name": "zero-loss position (aligned per spectrum)"})},
                         coords={"time": series.time})
@@ -358,10 +227,15 @@ def _energy_drift(ctx):
         todo = [i for i, t in enumerate(times) if t not in known]
         shifts = np.array([known.get(t, np.nan) for t in times], float)
         if todo:
-            part = series if len(todo) == len(times) else series.isel(time=todo)
+            whole = len(todo) == len(times)
+            part = series if whole else series.isel(time=todo)
+            sums = _frame_sums(ctx, series)  # the screen's read: no second pass over the spectra
+            if sums is not None and not whole:
+                sums = sums.isel(time=todo)
             shifts[todo] = _estimate_energy_drift(part, cfg.energy_drift.options, refs, cfg.limap.fit_range,
                                                   batch=cfg.compute.frames_per_batch,
-                                                  bar=lambda items: ctx.bar(items, "energy_drift: estimate"))
+                                                  bar=lambda items: ctx.bar(items, "energy_drift: estimate"),
+                                                  frame_sum=sums)
     else:
         shifts = np.zeros(series.sizes["time"])
     ds = xr.Dataset({"energy_shift": ("time", shifts, {"units": "eV"})}, coords={"time": series.time})
@@ -405,9 +279,11 @@ def _register(ctx):
         # factor per frame, which the mean-subtracted correlation ignores:
         # read the uncorrected series (one plain read) rather than
         # re-applying the energy correction to every pixel just for this.
-        window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
-        ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
-                                 bar=lambda items: ctx.bar(items, "register: estimate"))
+        ref = _screened(ctx, "register_image")  # summed by the screen's read
+        if ref is None:
+            window = full.sel(energy=slice(*rc.window_ev)) if rc.window_ev else full
+            ref = _reduce_in_batches(window.sum("energy"), batch=cfg.compute.frames_per_batch,
+                                     bar=lambda items: ctx.bar(items, "register: estimate"))
         shifts = estimate_shifts(np.asarray(ref.values), reference=rc.reference, upsample_factor=rc.upsample_factor)
     else:
         shifts = np.zeros((si_e.sizes["time"], 2))
@@ -438,7 +314,16 @@ def _good_low_loss(ctx):
     return low if good.all() else low.isel(time=np.flatnonzero(good))
 
 
+def _fused(ctx) -> bool:
+    """Whether the Li maps come from one read of the frames (:mod:`ionscope.pipeline._eels_fused`,
+    ``[compute] fused``): MLLS without a dual-EELS low loss (SA/SB and NMF see the whole series; dual
+    EELS splices two series)."""
+    return ctx.config.compute.fused and ctx.config.limap.method == "mlls" and ctx["low_loss"] is None
+
+
 def _limap(ctx):
+    if _fused(ctx):
+        return _li_maps_fused(ctx)
     si_r = ctx["register"]
     low = _good_low_loss(ctx)
     if low is not None and ctx.config.register.enabled:
@@ -447,6 +332,41 @@ def _limap(ctx):
         low = apply_shifts(low, ctx.cache.load("register").drift.values)  # the same specimen drift
     plural = _plural_mode(ctx.config, si_r, low_loss=low)
     return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config, plural=plural, low_loss=low)
+
+
+def _li_maps_fused(ctx):
+    """The Li maps of every frame from the frames as read: energy drift, registration and the fit per frame
+    (:func:`ionscope.pipeline._eels_frame.frame_maps`), one task per frame; the same numbers as the
+    stage-by-stage corrections (``[compute] fused = false``)."""
+    from ._eels_frame import frame_plan
+    from ._eels_fused import li_columns
+
+    cfg = ctx.config
+    series = ctx["screen"]
+    plural = _plural_mode(cfg, series)
+    shifts = np.asarray(ctx.cache.load("energy_drift").energy_shift.values, float)
+    drift = np.asarray(ctx.cache.load("register").drift.values, float)
+    probe = None
+    if plural != "none" and cfg.limap.options.get("resolution_fwhm") is None:
+        probe = _probe_spectra(ctx, series, drift)
+    plan = frame_plan(cfg, energy=series.energy.values, references=ctx["references"], probe=probe, plural=plural)
+    return _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)
+
+
+def _probe_spectra(ctx, series, drift):
+    """The registered spectra the zero-loss width is measured on (:func:`ionscope.eels.mlls`'s choice):
+    from the windows the screen gathered, or — frames dropped, a drift beyond the windows — read again."""
+    from ._eels_fused import lazy_probe, registered_probe
+
+    scr = ctx.cache.load("screen") if "screen" in ctx.records else None
+    if scr is not None and "probe_window" in scr and bool(scr.good.all()):
+        probe = {"pixels": scr.probe_pixel.values, "origins": scr.probe_origin.values,
+                 "windows": scr.probe_window.values}
+        moved = drift if ctx.config.register.enabled else np.zeros_like(drift)
+        got = registered_probe(probe, moved, (series.sizes["y"], series.sizes["x"]))
+        if got is not None:
+            return got
+    return lazy_probe(ctx["register"])
 
 
 def _fit_check(ctx):
@@ -672,7 +592,7 @@ TABLE = (
     Stage("register", _register, inputs=("screen", "energy_drift"),
           params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
           view=_register_view),
-    Stage("limap", _limap, inputs=("register", "references", "low_loss"),
+    Stage("limap", _limap, inputs=("screen", "energy_drift", "register", "references", "low_loss"),
           params=lambda ctx: {k: v for k, v in ctx.config.section("limap").items() if k != "calibration"},
           batched="time"),
     Stage("fit_check", _fit_check, inputs=("limap",),
