@@ -101,10 +101,14 @@ def _screen(ctx):
                     coords=coords)
     if got["probe"] is not None:
         pr = got["probe"]
+        # a sample across the frames: what it changes (the zero-loss width) reaches the Li-map rows through the
+        # maps' own attributes, so it is left out of the screen's per-frame identity (pipeline._rows)
+        sample = {"sample_across_frames": 1}
         ds["probe_window"] = (("probe", "window_y", "window_x", "energy"), pr["windows"],
-                              {"long_name": "raw spectra around the pixels the zero-loss width is measured on"})
-        ds["probe_pixel"] = (("probe", "tyx"), pr["pixels"])
-        ds["probe_origin"] = (("probe", "yx"), pr["origins"])
+                              {"long_name": "raw spectra around the pixels the zero-loss width is measured on",
+                               **sample})
+        ds["probe_pixel"] = (("probe", "tyx"), pr["pixels"], sample)
+        ds["probe_origin"] = (("probe", "yx"), pr["origins"], sample)
     return ds
 
 

@@ -184,13 +184,19 @@ def _fixed_digest(ds, dim: str) -> str:
         a = ds.variables[v]
         if dim in a.dims or (hasattr(a, "chunks") and a.chunks is not None):
             continue
-        parts.append(f"{v}|{a.dims}|{a.dtype}".encode())
+        if a.attrs.get("sample_across_frames"):
+            # a sample of spectra across the frames (the screen's probe windows): its effect on a consumer's
+            # rows is recorded in that consumer's attributes (e.g. the zero-loss width of the Li maps)
+            continue
+        # text is text whatever its numpy type: a Zarr v3 store reads '<U2' back as StringDType
+        kind = "str" if a.dtype.kind in "OUST" else str(a.dtype)
+        parts.append(f"{v}|{a.dims}|{kind}".encode())
         parts.append(_row_bytes(np.asarray(a.values)[None], 0))
     return _hash(parts)
 
 
 def _row_bytes(a: np.ndarray, i: int) -> bytes:
     r = np.asarray(a[i])
-    if r.dtype.kind in "OUS":
+    if r.dtype.kind in "OUST":  # (T: numpy's StringDType, whose raw bytes are not its text)
         return ("\x1f".join(map(str, r.ravel()))).encode() + str(r.shape).encode()
     return str(r.dtype).encode() + str(r.shape).encode() + np.ascontiguousarray(r).tobytes()
