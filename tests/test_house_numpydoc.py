@@ -28,10 +28,7 @@ PACKAGES = ("ionscope", "ionscope.errors", "ionscope.data", "ionscope.io", "ions
 PENDING = {
     # new public names on branches not merged yet (their docstrings as of 07:45 UTC lacked these sections)
     "ionscope.holography._plan.BiasPlan": "Parameters, Examples (branch h18holo)",
-    "ionscope.holography._frame.BiasFrame": "Parameters, Examples (branch h18holo)",
-    "ionscope.pipeline._run.as_config": "Parameters, Returns, Examples (branch h18live exports it)",
     "ionscope.pipeline._live.LiveSink": "Examples (branch h18live)",
-    "ionscope.pipeline._live_eels.FrameContext": "Parameters, Examples (branch h18live)",
     "ionscope.eels._mlls_plan.MllsPlan": "Parameters, Examples (branch h20fused)",
 }
 

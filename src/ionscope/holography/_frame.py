@@ -41,7 +41,7 @@ REASON_BYTES = 512
 class BiasFrame:
     """What :func:`bias_frame` measured on one time point.
 
-    Attributes
+    Parameters
     ----------
     index : int
         The time index.
@@ -60,6 +60,13 @@ class BiasFrame:
         The noise autocovariance the fit measured (pooled by the assembly).
     reason : str
         Why the time point was skipped ("" when it was used).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fr = BiasFrame(index=3, phase=None, potential=None, ramp=np.zeros(3), reason="no fringes")
+    >>> fr.index, fr.reason, fr.drift_nm.shape
+    (3, 'no fringes', (2,))
     """
 
     index: int

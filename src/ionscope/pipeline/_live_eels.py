@@ -33,10 +33,26 @@ from ..io import accepts_data
 class FrameContext:
     """What a frame hook sees: the frame at every step of :func:`process_frame`.
 
-    ``frame`` is the raw (y, x, energy) spectrum image; ``corrected`` the
-    energy- and drift-corrected (time=1, y, x, energy) series restricted to the
-    fit window; ``fit`` the mapping result (``li``, ``li_std``, ``chi2``);
-    ``config`` the run :class:`~ionscope.pipeline.Config`.
+    Parameters
+    ----------
+    index : int
+        The frame number.
+    frame : xarray.DataArray
+        The raw (y, x, energy) spectrum image.
+    corrected : xarray.DataArray
+        The energy- and drift-corrected (time=1, y, x, energy) series restricted to the fit window.
+    fit : xarray.Dataset
+        The mapping result (``li``, ``li_std``, ``chi2``).
+    config : Config
+        The run's :class:`~ionscope.pipeline.Config`.
+    references : xarray.DataArray
+        The reference spectra (component, energy) the frame was fitted with.
+
+    Examples
+    --------
+    >>> ctx = FrameContext(index=0, frame=None, corrected=None, fit=None, config=None, references=None)
+    >>> ctx.index
+    0
     """
 
     index: int

@@ -154,7 +154,24 @@ class RunResult:
 
 
 def as_config(config) -> Config:
-    """A :class:`Config` from a Config, a dict (validated) or the path of a TOML file."""
+    """A :class:`Config` from a Config, a dict (validated) or the path of a TOML file.
+
+    Parameters
+    ----------
+    config : Config, dict, str or Path
+        A Config (returned as it is), a dict of sections (validated as
+        :func:`from_dict` does) or the path of a TOML file (:func:`load_config`).
+
+    Returns
+    -------
+    Config
+
+    Examples
+    --------
+    >>> cfg = as_config({"input": {"series": "frames/", "frame_interval_s": 60.0}})
+    >>> cfg.table, as_config(cfg) is cfg
+    ('eels', True)
+    """
     if isinstance(config, Config):
         return config
     if isinstance(config, dict):
