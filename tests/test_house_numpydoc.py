@@ -29,7 +29,6 @@ PENDING = {
     # new public names on branches not merged yet (their docstrings as of 07:45 UTC lacked these sections)
     "ionscope.holography._plan.BiasPlan": "Parameters, Examples (branch h18holo)",
     "ionscope.pipeline._live.LiveSink": "Examples (branch h18live)",
-    "ionscope.eels._mlls_plan.MllsPlan": "Parameters, Examples (branch h20fused)",
 }
 
 

@@ -35,7 +35,7 @@ class MllsPlan:
     frame after frame (or block after block) without redoing the design,
     the reference interpolation and the zero-loss width every time.
 
-    Attributes
+    Parameters
     ----------
     kernel : callable
         ``kernel(spectra, **kwargs) -> ndarray``.
@@ -45,6 +45,16 @@ class MllsPlan:
         The kernel's output columns (components, their ``_std``, ``chi2``, ...).
     energy : ndarray
         The energy axis (eV) the spectra must be on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plan = MllsPlan(kernel=lambda s, scale: scale * s.sum(-1, keepdims=True), kwargs={"scale": 2.0},
+    ...                 columns=("total",), energy=np.arange(3.0))
+    >>> plan(np.ones((2, 3)))[:, 0]
+    array([6., 6.])
+
+    :func:`mlls_plan` builds the real one (see its example).
     """
 
     kernel: Callable
