@@ -31,6 +31,8 @@ Example ``run.toml``::
     scheduler = "threads"     # or "local" (dask LocalCluster) or "tcp://host:8786"
     fused = true              # MLLS Li maps straight from each frame as read (energy drift, registration
                               # and the fit in one task per frame); false: from the corrected series
+    cache_spectra = false     # true: also store the energy- and drift-corrected 4-D series (two more writes)
+    frames_per_batch = 4      # frames written (and resumed) together by a batched stage
 """
 from __future__ import annotations
 
