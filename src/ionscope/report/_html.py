@@ -123,6 +123,8 @@ LABELS: dict[str, tuple[str, str]] = {
     # --- the demo: line scan
     "true_width_nm": ("layer width, simulator truth", "nm"),
     "mlls_width_nm": ("layer width from the MLLS Li-K weights", "nm"),
+    "mlls_width_resolved": ("layer width resolved by the data (Δχ² vs no layer ≥ 25, σ ≤ 25 % of it)", ""),
+    "mlls_width_interval95_nm": ("layer width: 95 % interval of its likelihood", "nm"),
     "window_width_nm": ("layer width from the background-subtracted Li-K window", "nm"),
     "true_interface_nm": ("interface position, simulator truth", "nm"),
     "mlls_interface_nm": ("interface position from the MLLS Li-K weights", "nm"),
