@@ -3,13 +3,22 @@
 and on a Dask LocalCluster of worker processes (LiberTEM's model: one computation, one parametrised test)."""
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ionscope.errors import FileFormatError
 from ionscope.pipeline import run
 
-EXECUTORS = ["synchronous", "threads", "local"]
+EXECUTORS = ["synchronous", "threads", "local", "remote"]
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 # every stage output that carries numbers, per table: (stage, variable)
 COMPARED = {
@@ -89,14 +98,59 @@ def reference(eels_night, holography_night, tmp_path_factory):
     return refs
 
 
+@pytest.fixture(scope="module")
+def remote_cluster():
+    """A scheduler and two one-thread worker processes on loopback (``dask scheduler`` / ``dask worker``)."""
+    pytest.importorskip("distributed")
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command line is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "IONSCOPE_PROGRESS": "0", "MPLBACKEND": "Agg"}
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    procs += [subprocess.Popen([str(dask), "worker", addr, "--nthreads", "1", "--host", "127.0.0.1",
+                                "--no-dashboard"], **quiet) for _ in range(2)]
+    try:
+        from distributed import Client
+
+        with Client(addr, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield addr, procs[1:]
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=30)
+
+
 @pytest.mark.parametrize("executor", EXECUTORS)
 @pytest.mark.parametrize("table", ["eels", "holography"])
 def test_every_executor_gives_identical_outputs(table, executor, eels_night, holography_night, reference,
-                                                tmp_path):
+                                                tmp_path, request):
     if executor == "local":
         pytest.importorskip("distributed")
+    on_stage = None
+    if executor == "remote":
+        # a remote scheduler with worker processes on loopback; the holography night loses one of its two
+        # workers after its first stage, mid-run, and must still give the same numbers
+        executor, workers = request.getfixturevalue("remote_cluster")
+        if table == "holography":
+            def on_stage(name, record):
+                if name == "holo_plan" and workers[0].poll() is None:
+                    os.killpg(workers[0].pid, signal.SIGKILL)
+                    workers[0].wait(timeout=30)
+                    time.sleep(0.5)
     config, extra = {"eels": eels_night, "holography": holography_night}[table]
-    res = run(config(tmp_path / "out"), executor=executor, show_progress=False, **extra)
+    res = run(config(tmp_path / "out"), executor=executor, show_progress=False, on_stage=on_stage, **extra)
+    if on_stage is not None:
+        assert workers[0].poll() is not None, "the worker was to be killed mid-run"
     got = _outputs(res, table)
     assert set(got) == set(reference[table])
     for key, want in reference[table].items():
