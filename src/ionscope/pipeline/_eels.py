@@ -86,6 +86,11 @@ def _screen(ctx):
                            windows=_holds_zero_loss(series) and cfg.limap.method == "mlls")
     stats = got["stats"]
     reasons = np.array(screen_reasons(stats, got["unreadable"], sc), dtype=object)
+    if sc.enabled:  # a frame stored reversed in energy passes the count gates (issue 17): its spectrum tells
+        from ._gates import reversal_reasons
+
+        flipped = reversal_reasons(got["spectrum"], reasons == "", min_frames=sc.min_frames)
+        reasons = np.array([r or f for r, f in zip(reasons, flipped)], dtype=object)
     good = reasons == ""
     with np.errstate(invalid="ignore", divide="ignore"):
         negative = stats["negative"] / np.maximum(stats["size"], 1)
@@ -123,7 +128,7 @@ def _screen_params(ctx):
 
 
 #: bump when what the screen stores changes (its summaries for the later stages)
-_SCREEN_LAYOUT = 2
+_SCREEN_LAYOUT = 3  # 3: the energy-reversal gate (a cached screen from before did not judge it)
 
 
 def _screen_view(ctx, ds):

@@ -23,7 +23,11 @@ in brackets). A frame is bad when
 * **total counts**: > ``count_ratio`` (10) × the series' median, or < 1/``count_ratio``
   of it (a frame × 10³⁰);
 * **χ² of the fit**: its mean reduced χ² (``limap``) is > ``chi2_ratio`` (10) × the
-  series' median (the references do not describe it).
+  series' median (the references do not describe it);
+* **reversed in energy**: its summed spectrum correlates with the series' median
+  spectrum reversed (r > 0.5) clearly better (by 0.2) than as stored — channels
+  written in reverse order under an ascending ``energy`` coordinate
+  (:func:`reversal_reasons`).
 
 ``[screen] enabled = false`` turns every gate but the non-finite one off;
 ``count_ratio = 0`` the two count gates relative to the series (negative
@@ -256,4 +260,68 @@ def chi2_reasons(chi2_mean, *, ratio: float = 10.0, min_frames: int = 3, referen
                   f"the references do not describe this frame")
     for i in np.flatnonzero(~finite):
         out[i] = "the fit's χ² is NaN/Inf"
+    return out
+
+
+def reversal_reasons(spectra, ok=None, *, min_frames: int = 3, reference=None) -> list[str]:
+    """Frames whose summed spectrum is the series' spectrum reversed in energy ("" where fine).
+
+    A frame whose channels were stored in reverse order while its ``energy``
+    coordinate still ascends passes every count gate (same total, no negative
+    values) and would be fitted with the edges at the wrong energies. Its
+    summed spectrum then correlates with the series' median spectrum *reversed*
+    better than forward; an honest frame correlates forward at r ≈ 1 (summed
+    over its pixels even 5 counts per channel are a smooth spectrum) and, for
+    a spectrum that falls with energy as every EELS spectrum does, negatively
+    reversed.
+
+    Parameters
+    ----------
+    spectra : array_like (time, energy)
+        Each frame summed over its pixels.
+    ok : array_like of bool (time,), optional
+        Frames that passed the other gates: the median is taken over them.
+    min_frames : int
+        Fewest such frames for a median to judge by (fewer: nothing judged).
+    reference : array_like (energy,), optional
+        The spectrum to compare with instead of this series' median (live: the
+        median of the frames seen so far).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> e = np.linspace(40.0, 120.0, 200)
+    >>> good = 1e4 * (e / 40.0) ** -3 + 300.0 * (e > 55)
+    >>> spectra = np.stack([good, 1.02 * good, 0.98 * good, good[::-1]])
+    >>> [bool(r) for r in reversal_reasons(spectra)]
+    [False, False, False, True]
+    """
+    s = np.asarray(spectra, float)
+    n = s.shape[0]
+    out = [""] * n
+    ok = np.ones(n, bool) if ok is None else np.asarray(ok, bool)
+    finite = np.all(np.isfinite(s), axis=1)
+    if reference is None:
+        use = ok & finite
+        if use.sum() < max(int(min_frames), 1):
+            return out
+        reference = np.median(s[use], axis=0)
+    ref = np.asarray(reference, float)
+    if ref.size < 3 or not np.all(np.isfinite(ref)) or np.ptp(ref) == 0:
+        return out
+
+    def corr(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        den = np.sqrt((a * a).sum() * (b * b).sum())
+        return float((a * b).sum() / den) if den > 0 else np.nan
+
+    for i in np.flatnonzero(finite & ok):
+        forward, backward = corr(s[i], ref), corr(s[i][::-1], ref)
+        # judged only when reversal explains the frame clearly better than the frame as stored
+        if np.isfinite(backward) and backward > 0.5 and backward > (forward if np.isfinite(forward) else -1) + 0.2:
+            out[i] = (f"its summed spectrum matches the series' spectrum reversed in energy (r = {backward:.2f}; "
+                      f"as stored r = {forward:.2f}): channels stored in reverse order?")
     return out

@@ -39,6 +39,8 @@ class LiveGates:
     screen: object
     accepted: list = field(default_factory=list)  # {"frame", "total_counts", "negative_fraction", "chi2_mean"}
     pending: list = field(default_factory=list)   # frames accepted before a median could judge them
+    spectra: dict = field(default_factory=dict)   # frame -> its summed spectrum (the energy-reversal gate)
+    _last_spectrum: object = None
 
     @property
     def judging(self) -> bool:
@@ -63,8 +65,21 @@ class LiveGates:
         da = xr.DataArray(np.asarray(values)[None], dims=("time", "y", "x", "energy"))
         stats = frame_statistics(da, negative_below=self.screen.negative_below)
         reason = frame_reasons(**stats, **self._options(), reference=self._reference())[0]
+        spectrum = np.asarray(values, float).reshape(-1, np.shape(values)[-1]).sum(axis=0)
+        self._last_spectrum = spectrum
+        if not reason and self.screen.enabled and self.judging:
+            reason = self._reversed([spectrum])[0]
         frac = float(stats["negative"][0]) / max(float(stats["size"][0]), 1.0)
         return {"total_counts": float(stats["total"][0]), "negative_fraction": frac}, reason
+
+    def _reversed(self, spectra) -> list[str]:
+        """The energy-reversal gate against the median spectrum of the accepted frames."""
+        from ._gates import reversal_reasons
+
+        ref = [self.spectra[a["frame"]] for a in self.accepted if a["frame"] in self.spectra]
+        if len(ref) < self.screen.min_frames:
+            return [""] * len(spectra)
+        return reversal_reasons(np.asarray(spectra), reference=np.median(np.asarray(ref), axis=0))
 
     def fit(self, chi2_mean) -> str:
         """Reason the fit of a frame is implausible (its mean χ² against the frames so far), or ""."""
@@ -81,6 +96,9 @@ class LiveGates:
         self.accepted.append({"frame": rec["frame"], "total_counts": rec.get("total_counts", np.nan),
                               "negative_fraction": rec.get("negative_fraction", 0.0),
                               "chi2_mean": rec.get("chi2_mean")})
+        if self._last_spectrum is not None:
+            self.spectra[rec["frame"]] = self._last_spectrum
+            self._last_spectrum = None
         if not judged:
             self.pending.append(rec["frame"])
 
@@ -102,6 +120,9 @@ class LiveGates:
         if self.screen.enabled:
             why = ["; ".join(r for r in pair if r) for pair in zip(why, chi2_reasons(
                 chi, ratio=self.screen.chi2_ratio, min_frames=self.screen.min_frames))]
+        if self.screen.enabled and all(a["frame"] in self.spectra for a in acc):
+            flipped = self._reversed([self.spectra[a["frame"]] for a in acc])
+            why = ["; ".join(r for r in pair if r) for pair in zip(why, flipped)]
         out = [(a["frame"], w) for a, w in zip(acc, why) if w and a["frame"] in self.pending]
         self.pending = []
         flagged = {f for f, _ in out}
