@@ -59,7 +59,7 @@ class FileSetStore:
         import warnings
 
         from .._atomic import _folder
-        from .._outdir import safe_relpath
+        from .._outdir_paths import safe_relpath
         from ..errors import OutputPathError
 
         path = self.out / f"{self.name}.json"
