@@ -24,15 +24,7 @@ MAX_MODULE = 600
 MAX_FUNCTION = 120
 
 #: ``"path/under/ionscope.py"`` (a module) or ``"path.py::function"`` -> why it is still over.
-PENDING = {
-    "holography/_series.py": "being split on branch h18holo (plan -> per-frame kernel -> assembly)",
-    "holography/_series.py::bias_series": "being split on branch h18holo (plan -> per-frame kernel -> assembly)",
-    "holography/_plan.py": "new on branch h18holo (608 lines at 07:45 UTC)",
-    "live/_watch.py": "being split on branch h18live (the live loop moves to pipeline/_live*.py)",
-    "pipeline/_live.py": "new on branch h18live (611 lines at 07:45 UTC)",
-    "pipeline/_eels.py": "being split on branch h20fused (fused per-frame EELS work: _eels_frame, _eels_fused)",
-    "_outdir.py": "being extended on branch h17red (output-folder hardening, 919 lines there); split after it lands",
-}
+PENDING = {}
 
 ALLOWED = {
     "eels/_lowloss.py": "its kernels are called as _lowloss.<name> from _plural_fast, _sasb_ssd, _mlls and the "

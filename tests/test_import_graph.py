@@ -36,8 +36,8 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 #: Pairs that are one unit: ``ionscope.data`` (the calibrated data model) and ``ionscope.io`` (its adapters
 #: and files) — the input adapter turns a HyperSpy signal into the model with the reader's own conversion;
 #: ``_atomic`` (write, then rename), ``_lock`` (one run per folder) and ``_outdir`` (the ledger of what ionscope
-#: wrote), which consult each other.
-SAME_UNIT = {"data": "io", "_atomic": "_outdir", "_lock": "_outdir"}
+#: wrote; its ledger class in ``_ledger``, path safety and records in ``_outdir_paths``), which consult each other.
+SAME_UNIT = {"data": "io", "_atomic": "_outdir", "_lock": "_outdir", "_ledger": "_outdir", "_outdir_paths": "_outdir"}
 
 
 def _unit(module: str) -> str:

@@ -198,7 +198,8 @@ _JOURNAL = ".{name}.publish.json"
 
 def _folder(dest: Path):
     """The ownership ledger of ``dest``: the active session's when it holds exactly ``dest``."""
-    from ._outdir import OutputFolder, session_for
+    from ._ledger import OutputFolder
+    from ._outdir import session_for
 
     sess = session_for(Path(dest) / "x")
     return sess if sess is not None and sess.root == Path(os.path.abspath(dest)) else OutputFolder(dest)
@@ -242,7 +243,7 @@ def publish_set(staging: Path, dest: Path, files: list[str], *, name: str, manif
     ``previous`` is removed only if the folder's ledger lists it as ours, and
     a directory standing where a file must go is refused, not deleted.
     """
-    from ._outdir import safe_relpath
+    from ._outdir_paths import safe_relpath
     from .errors import OutputPathError
 
     dest = Path(dest)
@@ -279,7 +280,7 @@ class _BadJournal(ValueError):
 
 def _plan(dest: Path, journal: Path) -> dict:
     """The journal's plan, every path in it checked (``_BadJournal`` otherwise)."""
-    from ._outdir import safe_relpath
+    from ._outdir_paths import safe_relpath
     from .errors import OutputPathError
 
     name = journal.name[1:-len(".publish.json")]
@@ -312,7 +313,7 @@ def _roll_forward(dest: Path, journal: Path) -> None:
         raise _BadJournal(f"its staging folder {plan['staging']!r} is a symbolic link")
     clash = folder.clashes(plan["files"])
     if clash:  # e.g. a file put there after a kill cut the publication short
-        from ._outdir import clash_message
+        from ._ledger import clash_message
 
         raise OutputPathError(clash_message(dest, clash))
     for rel in plan["files"]:

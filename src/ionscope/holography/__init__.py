@@ -33,7 +33,7 @@ _EXPORTS = {
     "vacuum_mask": "_inputs",
     "plan_bias_series": "_plan",
     "BiasPlan": "_plan",
-    "StepFitOptions": "_plan",
+    "StepFitOptions": "_step_fit",
     "bias_frame": "_frame",
     "BiasFrame": "_frame",
     "assemble_bias_series": "_assemble",

@@ -14,7 +14,6 @@ from ._fringes import fringe_statistics as fringe_statistics
 from ._inputs import vacuum_mask as vacuum_mask
 from ._phase_shifting import phase_shifting as phase_shifting
 from ._plan import BiasPlan as BiasPlan
-from ._plan import StepFitOptions as StepFitOptions
 from ._plan import plan_bias_series as plan_bias_series
 from ._potential import bias_difference as bias_difference
 from ._potential import interaction_constant as interaction_constant
@@ -28,6 +27,7 @@ from ._profiles import fit_step as fit_step
 from ._profiles import interface_asymmetry as interface_asymmetry
 from ._profiles import line_profile as line_profile
 from ._series import bias_series as bias_series
+from ._step_fit import StepFitOptions as StepFitOptions
 from ._steps import StepsFit as StepsFit
 from ._steps import fit_steps as fit_steps
 from ._waves import WaveMaker as WaveMaker

@@ -48,7 +48,8 @@ from . import _checks
 from ._assemble import assemble_bias_series, with_maps
 from ._frame import bias_frame
 from ._inputs import _series_da
-from ._plan import StepFitOptions, plan_bias_series
+from ._plan import plan_bias_series
+from ._step_fit import StepFitOptions
 
 
 @accepts_data("holograms", "references")

@@ -33,7 +33,7 @@ _EXPORTS = {
     "run_stages": "_graph",
     "StageCache": "_stores",
     "StageRecord": "_stores",
-    "FileSetStore": "_stores",
+    "FileSetStore": "_filesets",
     # executors: where the work runs (pipeline/_executors.py)
     "Executor": "_executors",
     "InlineExecutor": "_executors",

@@ -12,6 +12,7 @@ from ._executors import Executor as Executor
 from ._executors import InlineExecutor as InlineExecutor
 from ._executors import ThreadsExecutor as ThreadsExecutor
 from ._executors import executor_for as executor_for
+from ._filesets import FileSetStore as FileSetStore
 from ._graph import Context as Context
 from ._graph import Stage as Stage
 from ._graph import run_stages as run_stages
@@ -29,7 +30,6 @@ from ._run import RunResult as RunResult
 from ._run import as_config as as_config
 from ._run import night_of as night_of
 from ._run import run as run
-from ._stores import FileSetStore as FileSetStore
 from ._stores import StageCache as StageCache
 from ._stores import StageRecord as StageRecord
 

@@ -349,7 +349,7 @@ def _report(ctx):
 
 
 def _report_store(ctx):
-    from ._stores import FileSetStore
+    from ._filesets import FileSetStore
 
     return FileSetStore(ctx.config.out_dir, "holo_report")
 

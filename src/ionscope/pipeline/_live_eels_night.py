@@ -143,7 +143,7 @@ class EelsNight(LiveNight):
     def _open_store(self) -> None:
         """The run's stage cache, held like :func:`ionscope.pipeline.run` holds it, for the frames' rows."""
         from .._outdir import session_for
-        from ._live import LiveStore
+        from ._live_store import LiveStore
         from ._stores import StageCache, cache_state
 
         cfg = self.cfg
