@@ -27,8 +27,6 @@ PACKAGES = ("ionscope", "ionscope.errors", "ionscope.data", "ionscope.io", "ions
 #: listed; the lead empties this list when that work lands. Each value says which sections are missing.
 PENDING = {
     # new public names on branches not merged yet (their docstrings as of 07:45 UTC lacked these sections)
-    "ionscope.holography._plan.BiasPlan": "Parameters, Examples (branch h18holo)",
-    "ionscope.pipeline._live.LiveSink": "Examples (branch h18live)",
 }
 
 

@@ -41,7 +41,7 @@ from ._waves import SeriesWaves, WaveMaker, nearest_reference, zero_state
 class BiasPlan:
     """What every time point of a bias series shares (made by :func:`plan_bias_series`).
 
-    Attributes
+    Parameters
     ----------
     method : str
         ``"fourier"`` or ``"phase-shifting"``.
@@ -84,6 +84,14 @@ class BiasPlan:
     and pseudo-inverse, the drift tracker's reference) are computed on first
     use, once per plan object (under a lock; never pickled), so a cluster
     worker computes them once for its copy of the plan.
+
+    Examples
+    --------
+    >>> from ionscope.simulate import biased_holograms
+    >>> holos, refs, log, truth = biased_holograms(programme=[("rest", 30)], shape=(128, 128), seed=0)
+    >>> plan = plan_bias_series(holos, references=refs, bias_v=[0.0] * holos.sizes["time"], thickness_nm=60.0)
+    >>> plan.method, plan.n_time == holos.sizes["time"], plan.psi0.shape == plan.out_shape
+    ('fourier', True, True)
     """
 
     method: str

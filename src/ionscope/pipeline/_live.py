@@ -56,6 +56,21 @@ class LiveSink(Protocol):
         A frame done, or updated: its record (``"frame"``, ``"time_s"``, numbers) and maps ((y, x) arrays).
     set_final(**info)
         What the final batch run produced.
+
+    Any object with these methods is a sink: :class:`MemorySink` keeps everything in memory, the
+    dashboard's state (:mod:`ionscope.live`) serves it.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is not made itself; each implementation has its own constructor.
+
+    Examples
+    --------
+    >>> sink = MemorySink()
+    >>> all(callable(getattr(sink, m)) for m in ("set_meta", "set_log", "set_phase", "warn", "set_bad",
+    ...                                          "put_frame", "set_final"))
+    True
     """
 
     def set_meta(self, **info) -> None: ...
