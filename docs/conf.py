@@ -23,7 +23,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 # ---- the data the tutorials read -------------------------------------------------------------------
-REAL = Path(os.environ.get("IONSCOPE_REAL_DATA", ROOT.parent / "shared" / "data" / "real")).resolve()
+# Sphinx executes this file from inside docs/, so a relative IONSCOPE_REAL_DATA (as `.ci/run` and the
+# Makefile pass it) is read from the repository root, where the build is started, not from docs/.
+_real = Path(os.environ.get("IONSCOPE_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+REAL = (_real if _real.is_absolute() else ROOT / _real).resolve()
 if not REAL.is_dir():
     raise RuntimeError(f"the tutorial 'from your own files' reads the real microscope files in {REAL}, "
                        "which does not exist: set IONSCOPE_REAL_DATA to the folder of shared/data/real")
