@@ -142,11 +142,13 @@ def test_every_executor_gives_identical_outputs(table, executor, eels_night, hol
         # workers after its first stage, mid-run, and must still give the same numbers
         executor, workers = request.getfixturevalue("remote_cluster")
         if table == "holography":
-            def on_stage(name, record):
+            def lose_a_worker(name, record):
                 if name == "holo_plan" and workers[0].poll() is None:
                     os.killpg(workers[0].pid, signal.SIGKILL)
                     workers[0].wait(timeout=30)
                     time.sleep(0.5)
+
+            on_stage = lose_a_worker
     config, extra = {"eels": eels_night, "holography": holography_night}[table]
     res = run(config(tmp_path / "out"), executor=executor, show_progress=False, on_stage=on_stage, **extra)
     if on_stage is not None:

@@ -3,7 +3,6 @@
 analysed; honest frames, ideal or realistic (zero-loss peak), are never flagged by that gate."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ionscope.pipeline import run
