@@ -37,6 +37,8 @@ NOT_DATA = {
     "holography.interaction_constant": "takes a voltage",
     "holography.interface_asymmetry": "takes two StepFit results",
     "holography.StepFit": "a result record", "holography.StepsFit": "a result record",
+    "eels.MllsPlan": "a record (mlls_plan's result; called on numpy blocks by design: the array kernel)",
+    "eels.mlls_plan": "takes reference spectra and an energy axis (no spectra: the plan it returns fits them)",
     "holography.BiasPlan": "a record (plan_bias_series' result)", "holography.BiasFrame": "a result record",
     "holography.StepFitOptions": "an options object", "holography.WaveMaker": "a reconstruction record",
     "holography.bias_frame": "takes a BiasPlan and one time point's intensities (plain array or DataArray)",

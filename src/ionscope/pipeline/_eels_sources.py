@@ -285,8 +285,25 @@ def _frame_keys(series, folder: Path, digests: dict, var: str) -> dict | None:
     if not files or "frame_index" not in series.coords:
         return None
     extra = f"|var={var}" if var else ""
-    return {row_id(t): frame_key(digests[folder / f] + extra, k, t)
-            for f, k, t in zip(files, series.frame_index.values, series.time.values)}
+    keys = {}
+    for f, k, t in zip(files, series.frame_index.values, series.time.values):
+        digest = _digest_of(folder / f, digests)
+        if digest is None:  # a frame we cannot key: no row is reused (never a stale one)
+            return None
+        keys[row_id(t)] = frame_key(digest + extra, k, t)
+    return keys
+
+
+def _digest_of(path: Path, digests: dict) -> str | None:
+    """The digest of one frame: a file's own, or a folder store's (every file inside it, by name)."""
+    import hashlib
+
+    if path in digests:
+        return digests[path]
+    inside = sorted((str(p.relative_to(path)), d) for p, d in digests.items() if Path(p).is_relative_to(path))
+    if not inside:
+        return None
+    return "dir|" + hashlib.sha256("\n".join(f"{n}={d}" for n, d in inside).encode()).hexdigest()
 
 
 def _night():
