@@ -161,7 +161,8 @@ class EelsNight(LiveNight):
 
     def resume(self) -> None:
         """Reuse cached frames whose file is unchanged, in order, until the first gap."""
-        self._open_store()
+        if self.cfg.cache_path.exists():  # else made with the first frame: a session that sees none leaves none
+            self._open_store()
         self.cache.reset(_cache_key(self.cfg, self.window, self.hooks), self.live / "key.json")
         self.frames.poll()  # learn the first frame number
         files = self.frames._scan()
@@ -277,6 +278,7 @@ class EelsNight(LiveNight):
             return self._refuse(ff, reason, fp)
         before = dataclasses.replace(self.reference)  # process_frame moves the reference on; a refused fit must not
         first = self.first if self.first is not None else First(frame=da, time_s=t, number=k, key=key)
+        self._open_store()
         try:
             out = process_frame(da, config=self.cfg, reference=self.reference, references=self.references,
                                 index=k, time_s=t, hooks=self.hooks, first=first, key=key, store=self.store)
