@@ -11,7 +11,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("IONSCOPE_PROGRESS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(os.environ.get("IONSCOPE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+# absolute (a relative IONSCOPE_REAL_DATA is read from the repository root, as docs/conf.py reads it), so that
+# links and subprocesses the tests make in temporary folders reach the same files
+_REAL = Path(os.environ.get("IONSCOPE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+REAL_DATA = (_REAL if _REAL.is_absolute() else REPO / _REAL).resolve()
 
 
 @pytest.fixture(scope="session")
