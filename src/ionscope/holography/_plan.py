@@ -44,7 +44,7 @@ class BiasPlan:
     Parameters
     ----------
     method : str
-        ``"fourier"`` or ``"phase-shifting"``.
+        "fourier" or "phase-shifting".
     times, bias_v : ndarray (time,)
         Time (s) and bias of the right electrode (V) of every time point.
     voltage_kv, interaction_constant : float
@@ -52,19 +52,19 @@ class BiasPlan:
     waves : WaveMaker
         Reconstruction (carrier, aperture, output grid) and the reference waves.
     ref_times : ndarray or None
-        Times of the references; ``nearest`` (time,) the reference each time
+        Times of the references; *nearest* (time,) the reference each time
         point uses (−1: none).
     zero_bias : ndarray of int
-        Time indices averaged into ψ₀; ``skipped`` {index: reason}: zero-bias
-        frames left out by the checks; ``level``: their median mean intensity.
+        Time indices averaged into ψ₀; *skipped* {index: reason}: zero-bias
+        frames left out by the checks; *level*: their median mean intensity.
     y, x : ndarray
         The wave grid's coordinates (nm).
     vacuum : ndarray bool (y, x)
-        Where the leakage ramp is fitted; ``psi0`` (y, x) complex64 the
-        zero-bias state; ``thickness`` (y, x) nm (NaN where thin);
-        ``region_rows`` (y,) the rows averaged into the profile.
+        Where the leakage ramp is fitted; *psi0* (y, x) complex64 the
+        zero-bias state; *thickness* (y, x) nm (NaN where thin);
+        *region_rows* (y,) the rows averaged into the profile.
     interfaces : ndarray
-        Every boundary fitted (nm); ``reported`` the indices of those asked for.
+        Every boundary fitted (nm); *reported* the indices of those asked for.
     slope, tilt_deg, tilt_deg_std : float
         The interfaces' dx/dy and angle (± 1σ) they are averaged along.
     max_width, margin : float
@@ -73,8 +73,8 @@ class BiasPlan:
         Block size of the leakage statistics.
     step_fit : StepFitOptions
     drift : str
-        ``"none"``, ``"auto"`` (measured per frame) or ``"given"``;
-        ``given_drift`` (time, 2) nm relative to the first zero-bias frame.
+        "none", "auto" (measured per frame) or "given";
+        *given_drift* (time, 2) nm relative to the first zero-bias frame.
     frame_checks : bool
     min_good_fraction : float
 
@@ -179,7 +179,7 @@ class BiasPlan:
         return np.linalg.pinv(self.design[vac])
 
     def coarse_vacuum(self, vac):
-        """Blocks (``coarse_f``²) that are all vacuum, for the leakage statistics."""
+        """Blocks of coarse_f × coarse_f pixels that are all vacuum, for the leakage statistics."""
         f = self.coarse_f
         if vac is self.vacuum:
             return self._get("coarse-vacuum", lambda: _block_mean(vac.astype(float), f) > 0.999)
