@@ -285,25 +285,34 @@ def _frame_keys(series, folder: Path, digests: dict, var: str) -> dict | None:
     if not files or "frame_index" not in series.coords:
         return None
     extra = f"|var={var}" if var else ""
+    per_frame = _frame_digests(folder, digests)
     keys = {}
     for f, k, t in zip(files, series.frame_index.values, series.time.values):
-        digest = _digest_of(folder / f, digests)
+        digest = per_frame.get(f)
         if digest is None:  # a frame we cannot key: no row is reused (never a stale one)
             return None
         keys[row_id(t)] = frame_key(digest + extra, k, t)
     return keys
 
 
-def _digest_of(path: Path, digests: dict) -> str | None:
-    """The digest of one frame: a file's own, or a folder store's (every file inside it, by name)."""
+def _frame_digests(folder: Path, digests: dict) -> dict:
+    """``{name in folder: digest}``: a file's own, or a folder store's (every file inside it, by name), in one
+    pass over the fingerprinted files."""
     import hashlib
 
-    if path in digests:
-        return digests[path]
-    inside = sorted((str(p.relative_to(path)), d) for p, d in digests.items() if Path(p).is_relative_to(path))
-    if not inside:
-        return None
-    return "dir|" + hashlib.sha256("\n".join(f"{n}={d}" for n, d in inside).encode()).hexdigest()
+    own, inside = {}, {}
+    for p, d in digests.items():
+        if not Path(p).is_relative_to(folder):
+            continue
+        parts = Path(p).relative_to(folder).parts
+        if len(parts) == 1:
+            own[parts[0]] = d
+        else:
+            inside.setdefault(parts[0], []).append(("/".join(parts[1:]), d))
+    for name, files in inside.items():
+        own.setdefault(name, "dir|" + hashlib.sha256("\n".join(f"{n}={d}" for n, d in sorted(files)).encode())
+                       .hexdigest())
+    return own
 
 
 def _night():

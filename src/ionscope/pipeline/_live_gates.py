@@ -65,7 +65,8 @@ class LiveGates:
         da = xr.DataArray(np.asarray(values)[None], dims=("time", "y", "x", "energy"))
         stats = frame_statistics(da, negative_below=self.screen.negative_below)
         reason = frame_reasons(**stats, **self._options(), reference=self._reference())[0]
-        spectrum = np.asarray(values, float).reshape(-1, np.shape(values)[-1]).sum(axis=0)
+        arr = np.asarray(values)
+        spectrum = arr.sum(axis=tuple(range(arr.ndim - 1)), dtype=np.float64)  # no float64 copy of the frame
         self._last_spectrum = spectrum
         if not reason and self.screen.enabled and self.judging:
             reason = self._reversed([spectrum])[0]
