@@ -90,3 +90,22 @@ def test_holography_run_names_the_file_of_a_wrong_reference(files, tmp_path, cap
     assert main(["run", str(toml), "--out", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{files / 'refs.nc'} ([holography] references): " in err[0], err
+
+
+@pytest.mark.parametrize("fit_range,expects", [(("80", "40"), "--fit-range: expected start < end"),
+                                               (("-5", "80"), "--fit-range=(-5, 80) eV lies outside")])
+def test_a_wrong_option_value_is_named_as_the_option_typed(files, tmp_path, capsys, fit_range, expects):
+    out = tmp_path / "out.nc"
+    code = main(["limap", str(files / "ls.nc"), "--refs", str(files / "refs.nc"), "--plural-scattering", "none",
+                 "--fit-range", *fit_range, "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and expects in err[0], err
+    assert not out.exists()
+
+
+def test_an_unknown_reader_is_refused_for_every_kind_of_file(files, capsys):
+    # a misspelt --reader used to be ignored silently for stores and logs
+    code = main(["info", str(files / "ls.nc"), "--reader", "XYZ"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "'XYZ' is not a rosettasciio plugin" in err and "DigitalMicrograph" in err
+    assert main(["info", str(files / "ls.nc"), "--reader", "netcdf"]) == 0

@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        from ._common import printable
+        from ._common import as_option, printable
 
-        print(f"ionscope {name}: error: {printable(exc)}", file=sys.stderr)  # (a name with a newline: still one line)
+        print(f"ionscope {name}: error: {printable(as_option(str(exc), args))}", file=sys.stderr)  # (a name with a newline: still one line)
         return 2
     except (KeyboardInterrupt, _Terminated) as exc:
         _quiet_shutdown()

@@ -36,6 +36,29 @@ def printable(text) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
 
 
+def as_option(message: str, args) -> str:
+    """An error that names a library argument the user gave as an option, reworded to name the option.
+
+    The library's messages start with the argument's name (``fit_range: ...``); on the command line the
+    user typed ``--fit-range``, so that is what the one-line error names.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> as_option("fit_range: expected start < end in eV, got (80.0, 40.0)",
+    ...           argparse.Namespace(fit_range=[80.0, 40.0]))
+    '--fit-range: expected start < end in eV, got (80.0, 40.0)'
+    >>> as_option("fit_range: expected start < end", argparse.Namespace(fit_range=None))
+    'fit_range: expected start < end'
+    """
+    import re
+
+    m = re.match(r"([a-z][a-z0-9_]*)(?=[:=])", message)
+    if m and "_" in m.group(1) and getattr(args, m.group(1), None) is not None:
+        return "--" + m.group(1).replace("_", "-") + message[m.end():]
+    return message
+
+
 def add_out(p, *, suffixes, what: str, required: bool = True, metavar: str = "OUT", default=None) -> None:
     """``-o/--out``; ``suffixes`` are the ones the command honours (None: a folder)."""
     allowed = f" ({', '.join(suffixes)})" if suffixes else ""

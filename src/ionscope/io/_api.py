@@ -92,6 +92,8 @@ def load(path, *, signal: int = 0, lazy: bool | None = None, chunks: Any = None,
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
+    if reader is not None:
+        _check_reader(reader, path)
     ext = _suffix(path)
     if _is_zarr(path):
         obj = _load_zarr(path, chunks=chunks, var=var, group=group)
@@ -132,6 +134,16 @@ def load(path, *, signal: int = 0, lazy: bool | None = None, chunks: Any = None,
         return da
     detail = "; ".join(errors)
     raise FileFormatError(f"{path}: could not read the file as {ext} (truncated or corrupt?): {detail}")
+
+
+def _check_reader(reader: str, path: Path) -> None:
+    """A forced reader must be a rosettasciio plugin: a misspelt one was silently ignored for stores and logs."""
+    import rsciio
+
+    names = sorted(str(p["name"]) for p in rsciio.IO_PLUGINS)
+    if str(reader).lower() not in {n.lower() for n in names}:
+        raise FileFormatError(f"{path}: reader {reader!r} is not a rosettasciio plugin; expected one of "
+                              f"{', '.join(names)}")
 
 
 def _read_rsciio(module: str, path: Path, *, lazy: bool):
@@ -503,6 +515,8 @@ def info(path, *, reader: str | None = None, var: str | None = None) -> str:
       position       2 (uncalibrated)
       energy         8 from 50, step 0.5 eV
     """
+    if reader is not None:
+        _check_reader(reader, Path(path))
     if Path(path).suffix.lower() == ".csv":
         from ._logs import read_log
 
