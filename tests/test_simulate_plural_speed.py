@@ -134,6 +134,11 @@ def test_realistic_noise_does_not_depend_on_the_block_size(series, tmp_path):
     kw, _, (noisy, _, _) = series
     on_disk, _, _ = operando_eels(out=tmp_path / "s.zarr", chunks={"y": 3}, **kw)
     np.testing.assert_array_equal(on_disk.values, noisy.values)
+    # the store says its physics (the pipeline picks the realistic references from it), not only the
+    # object returned: a streamed realistic store used to be read back as ideal
+    from ionscope.io import load
+
+    assert on_disk.attrs["physics"] == load(tmp_path / "s.zarr", lazy=True).attrs["physics"] == "realistic"
 
 
 def _convolve_float64(values, step, tau, zlp_fwhm=0.8):

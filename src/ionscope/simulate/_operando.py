@@ -199,6 +199,8 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
         "title": "simulated operando STEM-EELS of LiCoO2 (ionscope.simulate)", "seed": int(p.seed),
         "frame_time_s": frame_time,
     }
+    if p.realistic:  # before the record: a series streamed to out= carries it too (its refs are the realistic ones)
+        attrs["physics"] = "realistic"
     coords = {"time": ("time", transport.time.values, {"units": "s"}),
               "y": ("y", transport.y.values, {"units": "nm"}), "x": ("x", transport.x.values, {"units": "nm"}),
               "energy": ("energy", p.energy, {"units": "eV"})}
@@ -206,8 +208,6 @@ def operando_eels(*, shape=(32, 48), n_frames=24, energy_range=None, energy_step
     si = _series.record(p, expected, coords, attrs)
     low_loss = _series.low_loss(p, expected, coords, attrs) if p.realistic and p.dual_eels else None
     truth = _series.truth(p, spec, transport)
-    if p.realistic:
-        si.attrs["physics"] = "realistic"
     if low_loss is not None:
         return si, low_loss, truth, log
     return si, truth, log
