@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/bench_live.py                               # 128×128×1024, 1 frame / 10 s, 24 frames
     python benchmarks/bench_live.py --shape 64 64 --frames 12     # smaller
+    python benchmarks/bench_live.py --physics realistic --frames 10  # with the zero-loss peak (issue 20)
 """
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=10.0, help="wall seconds per frame")
     ap.add_argument("--denoise", default="sparse_coding")
     ap.add_argument("--window", type=int, default=6)
+    ap.add_argument("--physics", choices=("ideal", "realistic"), default="ideal",
+                    help="realistic: spectra with their zero-loss peak (-5–97.4 eV at 1024 channels), "
+                         "so every frame goes through Fourier-log deconvolution and the GLS fit")
+    ap.add_argument("--dose", type=float, default=None, help="counts scale (default: the simulator's)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-final", action="store_true")
     args = ap.parse_args()
@@ -85,10 +90,15 @@ def main() -> None:
     from ionscope.operando import load_config, watch
 
     root = Path(args.out or tempfile.mkdtemp(prefix="bench-live-"))
-    step = max(0.1, 102.4 / args.channels)  # 30–132 eV whatever the channel count
+    step = max(0.1, 102.4 / args.channels)  # 30–132 eV (ideal) or -5–97.4 eV (realistic) whatever the channels
+    start = -5.0 if args.physics == "realistic" else 30.0
     kw = dict(frame_interval_s=60.0, n_frames=args.frames, shape=tuple(args.shape), energy_step=step,
-              energy_range=(30.0, 30.0 + step * (args.channels + 0.5)), speed=60.0 / args.interval,
+              energy_range=(start, start + step * (args.channels + 0.5)), speed=60.0 / args.interval,
               energy_drift_ev=0.3, specimen_drift_px=1.0, seed=0)
+    if args.physics == "realistic":
+        kw["physics"] = "realistic"
+    if args.dose is not None:
+        kw["dose"] = args.dose
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     t_sim = time.perf_counter()
@@ -140,6 +150,7 @@ def main() -> None:
     out = {
         "shape": list(args.shape), "channels": args.channels, "frames": args.frames, "interval_s": args.interval,
         "frame_mb": args.shape[0] * args.shape[1] * args.channels * 4 / 1e6, "denoise": args.denoise,
+        "physics": args.physics,
         "window": args.window, "simulate_s": round(t_sim, 1),
         "frames_live": len(res.frames), "bad_frames": res.bad_frames, "warnings": res.warnings,
         "latency_dashboard_raw_s": {"median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
