@@ -37,7 +37,7 @@ gates compare with the median of the frames that pass the absolute gates
 ``min_frames`` (3) of them; with fewer frames only the absolute gates run.
 The defaults never flag the simulator's honest frames, ideal or realistic,
 down to a dose of 5 counts per channel where 13–23 % of the values are Poisson zeros
-(tests/test_operando_gates.py), and keep dark-subtracted real spectra with a
+(tests/test_pipeline_gates.py), and keep dark-subtracted real spectra with a
 few negative channels (``../shared/data/real/EELS_SI.dm4``: 0.2 % below 0).
 
 Everything here is an array kernel (numpy in, reasons out: no I/O); the
