@@ -144,13 +144,17 @@ def _plan(ctx):
     """``holo_plan``: :func:`ionscope.holography.plan_bias_series` (ψ₀, masks, interfaces, reference waves)."""
     from ..holography import plan_bias_series
 
-    opt = ctx.config.holography
-    kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
     plan = plan_bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"],
-                            thickness_nm=ctx["thickness"], method=opt["method"], model=opt["model"],
-                            background=opt["background"], order=opt["order"], drift=opt["drift"],
-                            frame_checks=opt["frame_checks"], min_good_fraction=opt["min_good_fraction"], **kw)
+                            thickness_nm=ctx["thickness"], **plan_options(ctx.config.holography))
     return plan.to_dataset()
+
+
+def plan_options(opt) -> dict:
+    """The keywords of :func:`~ionscope.holography.plan_bias_series` a ``[holography]`` section gives
+    (the batch table and the live night plan alike)."""
+    kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
+    return dict(method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
+                drift=opt["drift"], frame_checks=opt["frame_checks"], min_good_fraction=opt["min_good_fraction"], **kw)
 
 
 def _plan_view(ctx, stored):
@@ -423,7 +427,7 @@ def _sources(opt, base, *, holograms, references, log):
             raise ConfigError(f"config [holography] {option} = {opt[option]!r}: {path} does not exist")
         return loader(path), "file:" + fingerprint([path])
 
-    holos, hkey = source(holograms, "holograms", iio.load)
+    holos, hkey = source(holograms, "holograms", lambda p: _load_holograms(opt, p))
     if holos is None:
         raise ConfigError("config [holography] holograms: required (a store or file of holograms)")
     if holograms is None and hasattr(holos, "dims") and not {"time", "y", "x"} <= set(holos.dims):
@@ -441,6 +445,29 @@ def _sources(opt, base, *, holograms, references, log):
             raise ConfigError(f"config [holography] thickness_nm = {t!r}: {path} does not exist")
         thick, tkey = np.asarray(iio.load(path).values, float), "file:" + fingerprint([path])
     return {"holograms": (holos, hkey), "references": (refs, rkey), "log": (lg, lkey), "thickness": (thick, tkey)}
+
+
+def _load_holograms(opt, path):
+    """``[holography] holograms``: a store or file of a whole night, or a folder of one file per time point."""
+    from .. import io as iio
+
+    if not iio.is_hologram_folder(path):
+        return iio.load(path)
+    if opt.get("frame_interval_s") is None:
+        raise ConfigError(f"config [holography] frame_interval_s: required when holograms = {opt['holograms']!r} "
+                          "is a folder of hologram files (s between two hologram numbers)")
+    night, bad = iio.read_holograms(path, frame_interval_s=float(opt["frame_interval_s"]),
+                                    start_s=float(opt.get("start_s") or 0.0),
+                                    time_anchor=opt.get("time_anchor") or "start",
+                                    frame_pattern=opt.get("frame_pattern"), on_bad_frame=opt["on_bad_frame"],
+                                    method=opt["method"])
+    if bad:
+        import warnings
+
+        warnings.warn(f"{path}: {len(bad)} hologram file(s) left out: "
+                      + "; ".join(f"{b['frame']} {b['file']}: {b['reason']}" for b in bad[:3])
+                      + (" ..." if len(bad) > 3 else ""), RuntimeWarning, stacklevel=2)
+    return night
 
 
 def _open(cfg, given: dict, result):
