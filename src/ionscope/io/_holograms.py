@@ -63,7 +63,9 @@ def load_hologram(path, *, var: str | None = None, method: str = "fourier", lazy
     Raises
     ------
     FileFormatError
-        Unreadable, or not an image of the expected dims (names the file).
+        Unreadable (names the file).
+    ShapeMismatchError
+        Not one image of the expected dims (names the file).
 
     Examples
     --------
@@ -86,7 +88,7 @@ def load_hologram(path, *, var: str | None = None, method: str = "fourier", lazy
         raise FileFormatError(f"{path}: holds several variables; name the hologram with var")
     want = ("y", "x") if method == "fourier" else ("frame", "y", "x")
     if set(da.dims) != set(want):
-        raise FileFormatError(f"{path}: expected one hologram with dims {want}, got dims {da.dims}")
+        raise ShapeMismatchError(f"{path}: expected one hologram with dims {want}, got dims {da.dims}")
     da = da.transpose(*want)
     bias = _bias_of(da)
     if bias is not None:

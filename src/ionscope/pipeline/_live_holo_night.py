@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -126,7 +127,7 @@ class HoloNight(LiveNight):
         from .. import io as iio
         from ._holography import _resolve
 
-        opt, base = self.opt, self.cfg.base_dir
+        opt, base = self.opt, Path(self.cfg.base_dir)
         refs = None
         if opt.get("references"):
             path = _resolve(base, opt["references"])
@@ -205,6 +206,8 @@ class HoloNight(LiveNight):
                 raise ShapeMismatchError(f"{ff.path}: image size {da.shape} differs from the first hologram's "
                                          f"{self.shape}")
         except IonscopeError as exc:
+            if isinstance(exc, ShapeMismatchError) and not self.kept:
+                raise  # the very first hologram is not one (another kind of folder): a configuration problem
             self.given_up = self.frames.failed(ff, str(exc).replace(f"{ff.path}: ", ""),
                                                attempts=1 if final_attempt else 3)
             self.sink.set_bad(self.frames.bad)
@@ -323,7 +326,15 @@ class HoloNight(LiveNight):
             self.sink.set_bad(self.frames.bad)
 
     def finish(self) -> None:
-        """Holograms still waiting for a plan when the night ended are listed (never silently dropped)."""
+        """Holograms still waiting for a plan when the night ended are listed (never silently dropped);
+        a folder whose hologram files were all unreadable is refused in one line."""
+        from ..errors import FileFormatError
+
+        if not self.kept and self.frames.bad:
+            bad = [b for b in self.frames.bad if b.get("file")]
+            if bad:
+                raise FileFormatError(f"{self.folder}: none of the {len(bad)} hologram file(s) is readable: "
+                                      + "; ".join(f"{b['file']}: {b['reason']}" for b in bad[:3]))
         for entry, _ in self.pending:
             self.frames.bad.append({"frame": entry["frame"], "file": entry["file"],
                                     "reason": "not measured: the night ended before the plan could be made "

@@ -1,0 +1,323 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``FramesExecutor`` on a holography night: a folder of hologram files followed while an outside writer
+writes it; the live ΔV per interface and potential maps are the batch run's, a killed session resumes,
+bad holograms are listed, and a folder with no readable hologram is refused in one line."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionscope import io as iio
+from ionscope.errors import ConfigError, FileFormatError, ShapeMismatchError
+from ionscope.pipeline import FramesExecutor, MemorySink, run
+from ionscope.simulate import biased_holograms
+
+INTERVAL = 10.0
+# 4 zero-bias holograms (t = 0-30 s), then +1.5 V: the plan is made when hologram 4 arrives
+PROGRAMME = [("rest", 30), ("hold", 1.5, 40)]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    holos, refs, log, truth = biased_holograms(programme=PROGRAMME, shape=(128, 128), frame_interval_s=INTERVAL,
+                                               seed=3)
+    return holos, refs, log
+
+
+def _hologram_bytes(holos, k) -> bytes:
+    """Hologram k as the bytes of a NetCDF file (the microscope's file, written by someone else)."""
+    da = holos.isel(time=k).drop_vars([c for c in holos.coords if c not in ("y", "x")])
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "h.nc"
+        iio.save(da, p)
+        return p.read_bytes()
+
+
+def _log_rows(log, t_max, path):
+    """The bias log as the potentiostat writes it by t_max: rows appended to a CSV that grows."""
+    t, v = log.time.values, log.voltage.values
+    done = len(path.read_text().splitlines()) - 1 if path.exists() else -1
+    rows = ([] if done >= 0 else ["time (s),voltage (V)"]) + [
+        f"{a:.6g},{b:.9g}" for a, b in list(zip(t, v))[max(done, 0):] if a <= t_max]
+    if rows:
+        with open(path, "a") as f:
+            f.write("\n".join(rows) + "\n")
+
+
+def _write(root, holos, log, k, *, slow=0.0, data=None, grow_log=True):
+    """An outside writer: the log up to hologram k's time first, then the file, in two halves."""
+    if grow_log:
+        _log_rows(log, k * INTERVAL + 0.5, root / "bias.csv")
+    raw = _hologram_bytes(holos, k) if data is None else data
+    p = root / "holos" / f"holo_{k:04d}.nc"
+    with open(p, "wb") as f:
+        f.write(raw[: len(raw) // 2])
+        f.flush()
+        time.sleep(slow)
+        f.write(raw[len(raw) // 2:])
+
+
+def _night(root, refs):
+    (root / "holos").mkdir(parents=True, exist_ok=True)
+    iio.save(refs, root / "refs.nc")
+    return {"holography": {"holograms": "holos", "references": "refs.nc", "log": "bias.csv", "thickness_nm": 60.0,
+                           "frame_interval_s": INTERVAL},
+            "output": {"dir": str(root / "out")}, "base_dir": str(root)}
+
+
+def _cfg(d):
+    from ionscope.pipeline import from_dict
+
+    d = dict(d)
+    base = d.pop("base_dir")
+    return from_dict(d, base_dir=base)
+
+
+class RecordingSink(MemorySink):
+    """A MemorySink that also keeps every phase and every "plan" warning it was told."""
+
+    def __init__(self):
+        super().__init__()
+        self.phases, self.plan_lines = [], []
+
+    def set_phase(self, phase):
+        super().set_phase(phase)
+        self.phases.append(phase)
+
+    def warn(self, key, message):
+        super().warn(key, message)
+        if key == "plan":
+            self.plan_lines.append(message)
+
+
+def _executor(cfg, sink, **kw):
+    return FramesExecutor(cfg, sink=sink, settle_s=0.1, poll_s=0.03, **kw)
+
+
+def _live_steps(records):
+    return {round(r["time_s"], 6): [np.nan if r[f"step_v_{i}"] is None else r[f"step_v_{i}"] for i in range(2)]
+            for r in records}
+
+
+def _assert_live_equals_batch(records, sink, ds, *, min_compared=5):
+    """ΔV per interface and the potential map of every hologram seen live == the batch run's (where the
+    batch kept the time point)."""
+    live = _live_steps(records)
+    times = np.round(ds.time.values, 6)
+    compared = 0
+    for i, t in enumerate(times):
+        if t not in live or not bool(ds.frame_good.values[i]):
+            continue
+        lv, bv = np.asarray(live[t]), ds.step_v.values[i]
+        both = np.isfinite(lv) & np.isfinite(bv)
+        assert np.array_equal(np.isfinite(lv[both]), np.isfinite(bv[both]))
+        if both.any():
+            assert np.max(np.abs(lv[both] - bv[both])) <= 1e-7, (t, lv, bv)
+            compared += 1
+        rec = next(r for r in records if round(r["time_s"], 6) == t)
+        pot = sink.maps.get(rec["frame"], {}).get("potential")
+        if pot is not None:
+            np.testing.assert_array_equal(pot, ds.potential.values[i])
+    assert compared >= min_compared  # the comparison is not vacuous
+
+
+# --------------------------------------------------------------------------- a night followed live
+@pytest.fixture(scope="module")
+def followed(sim, tmp_path_factory):
+    holos, refs, log = sim
+    root = tmp_path_factory.mktemp("holo_live")
+    cfg = _cfg(_night(root, refs))
+    n = holos.sizes["time"]
+
+    def writer():
+        for k in range(n):
+            _write(root, holos, log, k, slow=0.02)
+            time.sleep(0.15)
+        _log_rows(log, 1e9, root / "bias.csv")
+        (root / "holos" / "STOP").write_text("")
+
+    sink = RecordingSink()
+    ex = _executor(cfg, sink)
+    th = threading.Thread(target=writer)
+    th.start()
+    ended = ex.run()
+    th.join()
+    batch = run(cfg, stages=("holo_series",), show_progress=False)
+    return {"cfg": cfg, "ex": ex, "sink": sink, "ended": ended, "batch": batch.context["holo_series"], "n": n,
+            "root": root}
+
+
+def test_live_follows_the_folder_and_equals_batch(followed):
+    ex, sink, ds = followed["ex"], followed["sink"], followed["batch"]
+    assert followed["ended"] == "stop file"
+    assert [r["frame"] for r in ex.records] == list(range(followed["n"])) == [r["frame"] for r in sink.frames]
+    assert sink.bad == []
+    # the bias of each hologram from the growing log is the batch run's
+    np.testing.assert_array_equal([r["bias_v"] for r in ex.records], ds.bias_v.values)
+    _assert_live_equals_batch(ex.records, sink, ds, min_compared=followed["n"] - 1)
+    assert sink.meta["night"] == "holography" and len(sink.meta["interfaces_nm"]) == 2
+    assert all(r["latency_s"] >= 0 for r in ex.records)
+
+
+def test_plan_waits_for_the_zero_bias_holograms(followed):
+    sink = followed["sink"]
+    waiting = [m for m in sink.plan_lines if m]
+    # said while holograms 0-3 (0 V) were in: the plan needs the first biased one
+    assert waiting and all("zero-bias hologram" in m and "first biased" in m for m in waiting)
+    assert sink.plan_lines[-1] is None and "plan" not in sink.warnings
+    assert "waiting for zero-bias holograms" in sink.phases and sink.phases[-1] == "watching"
+    assert sink.meta["zero_bias_frames"] == [0, 1, 2, 3]
+
+
+def test_live_frames_are_cached_per_hologram(followed):
+    frames = sorted((followed["cfg"].out_dir / "live" / "frames").glob("frame_*.npz"))
+    assert len(frames) == followed["n"]
+    got = followed["ex"].night.cache.maps(5)
+    np.testing.assert_array_equal(got["potential"], followed["sink"].maps[5]["potential"])
+
+
+# --------------------------------------------------------------------------- killed, then restarted
+_CHILD = """
+import sys
+from ionscope.pipeline import FramesExecutor, MemorySink, from_dict
+import json
+d = json.loads(sys.argv[1]); base = d.pop("base_dir")
+ex = FramesExecutor(from_dict(d, base_dir=base), sink=MemorySink(), settle_s=0.1, poll_s=0.03)
+ex.run()
+"""
+
+
+def test_a_killed_session_resumes(sim, tmp_path):
+    import json
+
+    holos, refs, log = sim
+    conf = _night(tmp_path, refs)
+    cfg = _cfg(conf)
+    n = holos.sizes["time"]
+    for k in range(n):
+        _write(tmp_path, holos, log, k)
+    cache = cfg.out_dir / "live" / "frames"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(conf)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(cache.glob("frame_*.npz"))) < 5 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # mid-night, no clean-up
+        child.wait()
+    done = sorted(cache.glob("frame_*.npz"))
+    assert 5 <= len(done) < n + 1, child.stderr.read().decode()[-2000:]
+    stamps = {p.name: p.stat().st_mtime_ns for p in done}
+    _log_rows(log, 1e9, tmp_path / "bias.csv")
+    (tmp_path / "holos" / "STOP").write_text("")
+    sink = MemorySink()
+    ex = _executor(cfg, sink)
+    assert ex.run() == "stop file"
+    resumed = ex.night.resumed
+    assert resumed >= 5
+    assert [r["frame"] for r in ex.records] == list(range(n))
+    # the holograms done before the kill were taken from the cache, not measured again
+    assert {p.name: p.stat().st_mtime_ns for p in sorted(cache.glob("frame_*.npz"))[:resumed]} == \
+        {k: v for k, v in stamps.items() if int(k[6:12]) < resumed}
+    batch = run(cfg, stages=("holo_series",), show_progress=False).context["holo_series"]
+    _assert_live_equals_batch(ex.records, sink, batch, min_compared=n - 1 - resumed)
+    assert np.array_equal(np.isfinite(batch.step_v.values), np.isfinite(np.array(
+        [list(v) for v in _live_steps(ex.records).values()], float)))
+
+
+# --------------------------------------------------------------------------- bad holograms
+def test_corrupt_nan_and_late_holograms_are_listed(sim, tmp_path):
+    holos, refs, log = sim
+    cfg = _cfg(_night(tmp_path, refs))
+    n = holos.sizes["time"]
+    nan_frame = np.array(holos.isel(time=n - 1).values, copy=True)
+    nan_frame[10:20, 10:20] = np.nan
+    nan_holos = holos.copy(data=np.array(holos.values, copy=True))
+    nan_holos[n - 1] = nan_frame
+    sink = MemorySink()
+    ex = FramesExecutor(cfg, sink=sink, settle_s=0.1, poll_s=0.03, late_s=0.3)
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("ended", ex.run()))
+    th.start()
+    try:
+        for k in range(n):
+            if k == 5:
+                _write(tmp_path, holos, log, k, data=b"CDF\x02 this is not a hologram file" * 40)
+            elif k == n - 2:
+                continue  # written late, after the later hologram was measured
+            else:
+                _write(tmp_path, nan_holos, log, k)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while not any(b["frame"] == n - 2 for b in sink.bad) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _write(tmp_path, holos, log, n - 2, grow_log=False)  # (the log is further on already)
+        time.sleep(0.3)
+        _log_rows(log, 1e9, tmp_path / "bias.csv")
+        (tmp_path / "holos" / "STOP").write_text("")
+    finally:
+        th.join(120)
+    assert box["ended"] == "stop file"
+    bad = {b["frame"]: b for b in sink.bad}
+    assert bad[5]["file"] == "holo_0005.nc" and bad[5]["reason"].startswith("corrupt: ")
+    assert bad[n - 2]["reason"].startswith("late: ") and bad[n - 2]["file"] == f"holo_{n - 2:04d}.nc"
+    assert "NaN" in bad[n - 1]["reason"] or "Inf" in bad[n - 1]["reason"]
+    assert [r["frame"] for r in ex.records] == [k for k in range(n) if k not in (5, n - 2)]
+    # the batch run reads the same folder: the corrupt file left out and listed, the late one used,
+    # the NaN hologram skipped with the same reason the live list gives
+    with pytest.warns(RuntimeWarning, match="holo_0005.nc"):
+        ds = run(cfg, stages=("holo_series",), show_progress=False).context["holo_series"]
+    t_nan = (n - 1) * INTERVAL
+    i_nan = int(np.flatnonzero(np.isclose(ds.time.values, t_nan))[0])
+    assert not bool(ds.frame_good.values[i_nan]) and str(ds.frame_reason.values[i_nan]) == bad[n - 1]["reason"]
+    _assert_live_equals_batch(ex.records, sink, ds, min_compared=n - 4)
+
+
+# --------------------------------------------------------------------------- refused in one line
+def test_a_folder_with_no_readable_hologram_is_refused_in_one_line(sim, tmp_path):
+    _, refs, _ = sim
+    cfg = _cfg(_night(tmp_path, refs))
+    for k in range(2):
+        (tmp_path / "holos" / f"holo_{k:04d}.nc").write_bytes(b"garbage" * 100)
+    (tmp_path / "bias.csv").write_text("time (s),voltage (V)\n0,0\n100,0\n")
+    (tmp_path / "holos" / "STOP").write_text("")
+    with pytest.raises(FileFormatError) as live:
+        _executor(cfg, MemorySink()).run()
+    with pytest.raises(FileFormatError) as batch:
+        run(cfg, stages=("holo_series",), show_progress=False)
+    for exc in (live, batch):
+        text = str(exc.value)
+        assert "\n" not in text and str(tmp_path / "holos") in text and "readable" in text
+
+
+def test_a_folder_of_other_data_is_refused_naming_the_file(sim, tmp_path):
+    import xarray as xr
+
+    _, refs, _ = sim
+    cfg = _cfg(_night(tmp_path, refs))
+    xr.DataArray(np.ones((4, 5, 6), np.float32), dims=("y", "x", "energy")).to_netcdf(
+        tmp_path / "holos" / "frame_0000.nc")
+    (tmp_path / "holos" / "STOP").write_text("")
+    with pytest.raises(ShapeMismatchError, match=r"frame_0000\.nc: expected one hologram with dims \('y', 'x'\)"):
+        _executor(cfg, MemorySink()).run()
+
+
+def test_a_folder_needs_frame_interval(sim, tmp_path):
+    _, refs, _ = sim
+    conf = _night(tmp_path, refs)
+    del conf["holography"]["frame_interval_s"]
+    with pytest.raises(ConfigError, match="frame_interval_s: required"):
+        FramesExecutor(_cfg(conf), sink=MemorySink())
+    conf["holography"]["frame_interval_s"] = -1
+    with pytest.raises(ConfigError, match=r"frame_interval_s: expected a time in s"):
+        _cfg(conf)
