@@ -321,3 +321,67 @@ def test_a_folder_needs_frame_interval(sim, tmp_path):
     conf["holography"]["frame_interval_s"] = -1
     with pytest.raises(ConfigError, match=r"frame_interval_s: expected a time in s"):
         _cfg(conf)
+
+
+# --------------------------------------------------------------------------- the dashboard
+def test_dashboard_shows_the_potential_and_dv_per_interface(sim, tmp_path, chromium):
+    pw, launch = chromium
+    from ionscope.live import watch
+
+    holos, refs, log = sim
+    cfg = _cfg(_night(tmp_path, refs))
+    n = holos.sizes["time"]
+    ready, box, stop = threading.Event(), {}, threading.Event()
+
+    def serve():
+        try:
+            box["res"] = watch(cfg, settle_s=0.1, poll_s=0.03, final=False, port=0, hold=True, stop_event=stop,
+                               on_ready=lambda u: (box.__setitem__("url", u), ready.set()))
+        except BaseException as exc:  # surfaced below
+            box["error"] = exc
+            ready.set()
+
+    def writer():  # a hologram every 0.8 s: the page sees them arrive
+        for k in range(n):
+            _write(tmp_path, holos, log, k)
+            time.sleep(0.8)
+        _log_rows(log, 1e9, tmp_path / "bias.csv")
+        (tmp_path / "holos" / "STOP").write_text("")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(30) and "url" in box, box.get("error")
+    w = threading.Thread(target=writer)
+    w.start()
+    errors: list[str] = []
+    pixels = "Array.from(document.getElementById('map-raw').getContext('2d').getImageData(0, 0, 60, 60).data).join(',')"
+    with pw.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(box["url"])
+            # the potential map of the first measured hologram, with its units, and no Li panel
+            page.wait_for_function("document.body.dataset.shown !== undefined", timeout=30000)
+            first = int(page.evaluate("document.body.dataset.shown"))
+            assert page.text_content("#raw-title") == "potential map ΔV"
+            assert page.inner_text("#cb-raw-label") == "ΔV from zero bias (V)"
+            assert not page.is_visible("#card-den")
+            p0 = page.evaluate(pixels)
+            page.wait_for_function(f"parseInt(document.body.dataset.shown) > {first}", timeout=30000)
+            assert page.evaluate(pixels) != p0  # the newest hologram's map, by itself
+            page.wait_for_function("document.getElementById('phase').textContent === 'done'", timeout=60000)
+            page.wait_for_function(f"document.body.dataset.shown === '{n - 1}'", timeout=10000)
+            # ΔV(t): one point per hologram and interface; the bias curve from the log with the hologram marked
+            assert page.locator("#plot-li circle:not(.marker)").count() == 2 * n
+            assert "ΔV per interface (V" in page.text_content("#plot-li")
+            assert page.locator("#plot-v polyline").count() >= 1 and page.locator("#plot-v .marker").count() == 1
+            assert "nm" in page.inner_text("#stats")
+        finally:
+            browser.close()
+            stop.set()
+    w.join(60)
+    t.join(30)
+    assert "error" not in box, box.get("error")
+    assert errors == []
