@@ -29,6 +29,16 @@ from ._frames import FRAME_EXTENSIONS, MAX_MISSING_RATIO, frame_time, number_fra
 def is_hologram_folder(path) -> bool:
     """True for a folder of hologram files (not a Zarr store, which is one store of a whole night).
 
+    Parameters
+    ----------
+    path : str or Path
+        ``[holography] holograms``; a path that does not exist yet and has no suffix counts as a folder
+        (a live session may start before the microscope made it).
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -112,6 +122,21 @@ def stack_holograms(holograms, numbers, *, frame_interval_s: float, start_s: flo
                     time_anchor: str = "start"):
     """Holograms (one DataArray per time point) as one night ``(time, [frame,] y, x)``.
 
+    Parameters
+    ----------
+    holograms : list of DataArray
+        One per time point, as :func:`load_hologram` gives them.
+    numbers : list of int
+        Their hologram numbers (from the file names).
+    frame_interval_s, start_s, time_anchor
+        As for :func:`read_holograms`.
+
+    Returns
+    -------
+    DataArray
+
+    Notes
+    -----
     The first hologram's ``y``/``x`` coordinates and attributes are the
     night's; ``time`` is :func:`~ionscope.io.frame_time` of each number and
     ``frame_index`` the numbers; ``bias_v`` a coordinate when every hologram
