@@ -153,7 +153,7 @@ def followed(sim, tmp_path_factory):
     th.join()
     batch = run(cfg, stages=("holo_series",), show_progress=False)
     return {"cfg": cfg, "ex": ex, "sink": sink, "ended": ended, "batch": batch.context["holo_series"], "n": n,
-            "root": root}
+            "root": root, "run": batch}
 
 
 def test_live_follows_the_folder_and_equals_batch(followed):
@@ -183,6 +183,41 @@ def test_live_frames_are_cached_per_hologram(followed):
     assert len(frames) == followed["n"]
     got = followed["ex"].night.cache.maps(5)
     np.testing.assert_array_equal(got["potential"], followed["sink"].maps[5]["potential"])
+
+
+def test_the_final_run_takes_the_live_measurements(followed, tmp_path, monkeypatch):
+    """The final run (same output folder) measures no hologram the live session measured, and gives the
+    numbers of a batch run that never saw a live cache; a hologram whose file changed is measured again."""
+    import shutil
+
+    import ionscope.holography as holo
+    from ionscope.pipeline import from_dict
+
+    assert followed["run"].context.info["holo_live_reused"] == followed["n"]
+    root, n = followed["root"], followed["n"]
+    fresh = tmp_path / "night"
+    shutil.copytree(root / "holos", fresh / "holos")
+    for name in ("refs.nc", "bias.csv"):
+        shutil.copy(root / name, fresh / name)
+    conf = {"holography": {"holograms": "holos", "references": "refs.nc", "log": "bias.csv", "thickness_nm": 60.0,
+                           "frame_interval_s": INTERVAL}}
+    independent = run(from_dict({**conf, "output": {"dir": str(tmp_path / "batch")}}, base_dir=fresh),
+                      stages=("holo_series",), show_progress=False).context["holo_series"]
+    final = followed["batch"]
+    for v in ("step_v", "step_v_std", "width_nm", "position_nm", "potential", "phase", "frame_good"):
+        np.testing.assert_array_equal(final[v].values, independent[v].values, err_msg=v)
+    # hologram 6 rewritten with other bytes (another hologram's): measured again, not taken from the cache
+    calls = []
+    real = holo.bias_frame
+    monkeypatch.setattr(holo, "bias_frame", lambda *a, **k: calls.append(k.get("index")) or real(*a, **k))
+    cfg = followed["cfg"].replace(holography={"holograms": str(fresh / "holos"), "references": str(fresh / "refs.nc"),
+                                              "log": str(fresh / "bias.csv")})
+    shutil.copy(root / "holos" / "holo_0005.nc", fresh / "holos" / "holo_0006.nc")
+    again = run(cfg, stages=("holo_series",), show_progress=False)
+    assert again.context.info["holo_live_reused"] == n - 1 and calls == [6]
+    swapped = run(from_dict({**conf, "output": {"dir": str(tmp_path / "batch2")}}, base_dir=fresh),
+                  stages=("holo_series",), show_progress=False).context["holo_series"]
+    np.testing.assert_array_equal(again.context["holo_series"].step_v.values, swapped.step_v.values)
 
 
 # --------------------------------------------------------------------------- killed, then restarted

@@ -288,6 +288,9 @@ def _write_summary(ex, result: WatchResult) -> None:
                "psnr_causal_vs_batch_db": result.psnr_causal_vs_batch}
     if result.run is not None:  # what the final run took from the live session instead of computing it
         summary["final_rows_reused"] = {n: r.info for n, r in result.run.stages.items() if "rows_reused" in r.info}
+        info = getattr(getattr(result.run, "context", None), "info", {}) or {}
+        if "holo_live_reused" in info:  # holography: holograms taken from the live cache (pipeline._holo_reuse)
+            summary["final_holograms_reused"] = info["holo_live_reused"]
     ex.live_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(ex.live_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1, default=str))

@@ -91,6 +91,7 @@ class HoloNight(LiveNight):
         self.kept: list[dict] = []      # the series' time points so far (readable holograms), in time order
         self.pending: list[tuple] = []  # (entry, hologram) waiting for the plan
         self.plan = None
+        self.plan_digest = None
         self.shape = None
         self.given_up = False
         sink.set_meta(night="holography", series=str(folder), log=str(self.log.path) if self.log else "",
@@ -165,6 +166,7 @@ class HoloNight(LiveNight):
         """The plan from the leading holograms (``holos``: DataArrays of kept[:n]) once they are all there."""
         from ..holography import plan_bias_series
         from ..io import stack_holograms
+        from ._holo_reuse import plan_digest
         from ._holography import plan_options
 
         n = self._zero_count()
@@ -185,6 +187,7 @@ class HoloNight(LiveNight):
         self.plan = plan_bias_series(night, references=refs, bias_v=[e["bias_v"] for e in entries],
                                      thickness_nm=thick, **plan_options(self.opt))
         plan = self.plan
+        self.plan_digest = plan_digest(plan)  # the final run takes a hologram from the cache under the same plan
         self.sink.warn("plan", None)
         self.sink.set_phase("watching")
         self.sink.set_meta(plan_s=time.perf_counter() - t0, zero_bias_frames=[int(i) for i in plan.zero_bias],
@@ -255,12 +258,15 @@ class HoloNight(LiveNight):
         # fft_workers=None: every core for this one frame (the numbers do not depend on it)
         fr = bias_frame(plan, hologram, index=index, time=entry["time_s"], fft_workers=None)
         rec = {**{k: v for k, v in entry.items()}, "time_index": index, "reason": fr.reason,
+               "plan_digest": self.plan_digest,
                **self._numbers(fr), "process_s": time.perf_counter() - t0}
         now = time.time()
         rec["published_at"] = now
         rec["latency_s"] = now - entry["mtime"]
-        variables = {n: v for n, v in fr.to_variables(plan).items() if n not in ("phase", "potential")}
-        self.cache.save(rec, {"potential": fr.potential}, **variables)
+        # every variable the batch table's holo_frames stage stores (the final run reuses them, _holo_reuse)
+        variables = fr.to_variables(plan)
+        potential = variables.pop("potential")
+        self.cache.save(rec, {"potential": potential}, **variables)
         self.records.append(rec)
         if fr.reason:
             self.frames.bad.append({"frame": entry["frame"], "file": entry["file"], "reason": fr.reason})
