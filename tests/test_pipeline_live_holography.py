@@ -218,6 +218,17 @@ def test_the_final_run_takes_the_live_measurements(followed, tmp_path, monkeypat
     swapped = run(from_dict({**conf, "output": {"dir": str(tmp_path / "batch2")}}, base_dir=fresh),
                   stages=("holo_series",), show_progress=False).context["holo_series"]
     np.testing.assert_array_equal(again.context["holo_series"].step_v.values, swapped.step_v.values)
+    # a cache entry that cannot be loaded when its task runs: the hologram is read and measured after all
+    import ionscope.pipeline._holo_reuse as reuse
+
+    monkeypatch.setattr(reuse, "_load", lambda live, plan: None)
+    calls.clear()
+    shutil.copytree(followed["cfg"].out_dir / "live", tmp_path / "out3" / "live")  # the live cache, no stages
+    cfg2 = cfg.replace(output={"dir": str(tmp_path / "out3")})
+    fallback = run(cfg2, stages=("holo_series",), show_progress=False)
+    assert fallback.context.info["holo_live_reused"] == n - 1 and sorted(calls) == list(range(n))
+    fallback = fallback.context["holo_series"]
+    np.testing.assert_array_equal(fallback.step_v.values, swapped.step_v.values)
 
 
 # --------------------------------------------------------------------------- killed, then restarted

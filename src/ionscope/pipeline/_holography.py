@@ -188,7 +188,7 @@ def _frames(ctx):
         holo = holo.chunk({"time": 1})
     data = holo.data
     from ._framekeys import row_id
-    from ._holo_reuse import plan_digest
+    from ._holo_reuse import Deferred, plan_digest
 
     plan_d = dask.delayed(plan, name=f"holo-plan-{ctx.keys['holo_plan']}", traverse=False)
     layout, coords = BiasFrame.layout(plan)
@@ -197,7 +197,10 @@ def _frames(ctx):
     digest = plan_digest(plan) if live else None
     ctx.info["holo_live_reused"] = sum(1 for t in plan.times if live.get(row_id(t), {}).get("plan_digest") == digest)
     for k in range(plan.n_time):
-        fr = dask.delayed(_frame_variables, pure=True)(plan_d, data[k], k, live.get(row_id(plan.times[k])), digest)
+        entry = live.get(row_id(plan.times[k]))
+        # a hologram measured live is not read (it is only read again if its cache entry fails to load)
+        hologram = data[k] if entry is None or entry["plan_digest"] != digest else Deferred(data[k])
+        fr = dask.delayed(_frame_variables, pure=True)(plan_d, hologram, k, entry, digest)
         for v, (_, shape, dtype) in layout.items():
             columns[v].append(dsa.from_delayed(dask.delayed(operator.getitem, pure=True)(fr, v), shape, dtype))
     data_vars = {v: (("time",) + dims, dsa.stack(columns[v])) for v, (dims, _, _) in layout.items()}

@@ -117,7 +117,11 @@ class HoloNight(LiveNight):
             if self.log.t_end < t:
                 return None
             lg = voltage_log(self.log.dataset())
-            return float(np.interp(t, np.asarray(lg["time"].values, float), np.asarray(lg["voltage"].values, float)))
+            lt = np.asarray(lg["time"].values, float)
+            if t < lt[0] - 1e-9:  # the batch run refuses a log that does not span the series (no extrapolation)
+                raise DataValidationError(f"{path}: at t = {t:g} s, before the log ({self.log.path}) starts "
+                                          f"({lt[0]:g} s); expected the log to span the series")
+            return float(np.interp(t, lt, np.asarray(lg["voltage"].values, float)))
         if "bias_v" in da.coords:
             return float(da.coords["bias_v"].values)
         raise DataValidationError(f"{path}: carries no bias_v attribute and no [holography] log is given; expected "
@@ -217,7 +221,14 @@ class HoloNight(LiveNight):
             return self.given_up
         k = ff.index
         t = self._times(k)
-        bias = self._bias(da, t, ff.path)
+        try:
+            bias = self._bias(da, t, ff.path)
+        except DataValidationError as exc:
+            if not self.kept:
+                raise  # the first hologram: how the bias is given is a configuration problem
+            self.frames.bad.append({"frame": k, "file": ff.path.name, "reason": str(exc).replace(f"{ff.path}: ", "")})
+            self.sink.set_bad(self.frames.bad)
+            return True
         if bias is None:
             if not final_attempt:
                 self.frames._next = k  # the log has not reached this hologram yet: offered again at a later poll
@@ -350,3 +361,6 @@ class HoloNight(LiveNight):
 
     def loader(self, k: int):
         return self.cache.maps(k)
+
+    def list_ignored(self, what: str = "[holography] frame_pattern") -> None:
+        super().list_ignored(what)
