@@ -195,7 +195,8 @@ def _frames(ctx):
     columns = {v: [] for v in layout}
     live = ctx.info.get("holo_live") or {}
     digest = plan_digest(plan) if live else None
-    ctx.info["holo_live_reused"] = sum(1 for t in plan.times if live.get(row_id(t), {}).get("plan_digest") == digest)
+    ctx.info["holo_live_reused"] = sum(1 for t in plan.times
+                                       if row_id(t) in live and live[row_id(t)]["plan_digest"] == digest)
     for k in range(plan.n_time):
         entry = live.get(row_id(plan.times[k]))
         # a hologram measured live is not read (it is only read again if its cache entry fails to load)

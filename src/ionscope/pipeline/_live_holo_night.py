@@ -23,9 +23,11 @@ it) or from the file's own ``bias_v``, and then:
   correlation over frames and its χ² check may skip a frame in hindsight).
 
 Each hologram's record (ΔV, width, position per interface, leakage, drift)
-and its potential map go to the sink and into ``<output>/live/frames/``: a
+and its potential map go to the sink; the record and every array the batch
+table's ``holo_frames`` stage stores go into ``<output>/live/frames/``: a
 restarted session resumes there (and remakes the plan from the zero-bias
-files). A hologram the frame checks skip is listed with the batch run's
+files), and the final batch run takes each hologram from there instead of
+measuring it again (:mod:`ionscope.pipeline._holo_reuse`). A hologram the frame checks skip is listed with the batch run's
 reason; an unreadable one as ``corrupt: ...`` (the reason ``[holography]
 on_bad_frame = "skip"`` lists in batch; with ``"error"`` the final run stops
 on it, and the sink says so).
@@ -348,7 +350,7 @@ class HoloNight(LiveNight):
         from ..errors import FileFormatError
 
         if not self.kept and self.frames.bad:
-            bad = [b for b in self.frames.bad if b.get("file")]
+            bad = [b for b in self.frames.bad if b.get("file") and b["reason"].startswith("corrupt")]
             if bad:
                 raise FileFormatError(f"{self.folder}: none of the {len(bad)} hologram file(s) is readable: "
                                       + "; ".join(f"{b['file']}: {b['reason']}" for b in bad[:3]))
