@@ -250,8 +250,17 @@ async function showHoloFrame(k, f) {
   // a potential change: a symmetric scale around 0 V from the newest map's 1–99 % range
   const m = Math.max(Math.abs(pct(pot, 0.01)), Math.abs(pct(pot, 0.99))) || 1, lo = -m, hi = m;
   drawMap("map-raw", pot, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi, pot);
+  // the interfaces fitted (dashed, in their colours of the ΔV(t) plot), where the plan located them
+  const cv = document.getElementById("map-raw"), c2 = cv.getContext("2d"), zx = cv.width / f.nx;
+  (meta.interfaces_nm || []).forEach((v, j) => {
+    const x = ((v - (meta.x0_nm || 0)) / (meta.pixel_nm || 1) + 0.5) * zx;
+    c2.beginPath(); c2.moveTo(x, 0); c2.lineTo(x, cv.height - 30);
+    c2.strokeStyle = "#fff"; c2.lineWidth = 4; c2.setLineDash([6, 4]); c2.stroke();  // a white edge: seen on any colour
+    c2.strokeStyle = IFC[j % 4]; c2.lineWidth = 2; c2.stroke(); c2.setLineDash([]);
+  });
   const rec = shownRecord(), i = series.frames.findIndex(r => r.frame === k);
-  document.getElementById("cap-raw").textContent = "hologram " + k + (rec ? " · time index " + rec.time_index : "");
+  document.getElementById("cap-raw").textContent = "hologram " + k + (rec ? " · time index " + rec.time_index : "") +
+      " · dashed: the interfaces fitted";
   document.getElementById("slider").value = i;
   document.getElementById("framelabel").textContent = rec ? ("hologram " + k + " · t = " + (rec.time_s / 60).toFixed(2) +
       " min · bias " + fmt(rec.bias_v) + " V") : "";

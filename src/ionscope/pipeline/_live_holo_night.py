@@ -199,6 +199,7 @@ class HoloNight(LiveNight):
         self.sink.set_meta(plan_s=time.perf_counter() - t0, zero_bias_frames=[int(i) for i in plan.zero_bias],
                            interfaces_nm=[float(v) for v in plan.interfaces[plan.reported]],
                            pixel_nm=plan.pitch, pixel_units="nm", ny=plan.out_shape[0], nx=plan.out_shape[1],
+                           x0_nm=float(plan.x[0]),
                            drift=plan.drift)
         return True
 
