@@ -431,3 +431,29 @@ def test_dashboard_shows_the_potential_and_dv_per_interface(sim, tmp_path, chrom
     t.join(30)
     assert "error" not in box, box.get("error")
     assert errors == []
+
+
+# --------------------------------------------------------------------------- the command line
+def test_ionscope_watch_follows_a_hologram_folder(sim, tmp_path, capsys):
+    from ionscope.cli import main
+
+    holos, refs, log = sim
+    conf = _night(tmp_path, refs)
+    n = holos.sizes["time"]
+    for k in range(n):
+        _write(tmp_path, holos, log, k)
+    _log_rows(log, 1e9, tmp_path / "bias.csv")
+    (tmp_path / "holos" / "STOP").write_text("")
+    h = conf["holography"]
+    (tmp_path / "night.toml").write_text(
+        "[holography]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in h.items())
+        + f'\n[output]\ndir = "{tmp_path / "out"}"\n')
+    assert main(["watch", str(tmp_path / "night.toml"), "--no-serve", "--settle", "0.1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("hologram ")]
+    assert len(lines) == n and all("ΔV0" in ln and "ΔV1" in ln and "bias" in ln for ln in lines)
+    assert "final batch run" in out and (tmp_path / "out" / "summary.json").exists()
+    import json
+
+    summary = json.loads((tmp_path / "out" / "live" / "summary.json").read_text())
+    assert summary["frames"] == n and summary["final_holograms_reused"] == n

@@ -391,10 +391,15 @@ def follow(night: LiveNight, stop_event: threading.Event, *, idle_timeout_s=None
                 night.resync()
             batch = night.frames.finish() if ended == "stop file" else night.frames.poll()
             for ff in batch:
+                n0 = len(night.records)
                 if not night.handle(ff, final_attempt=ended is not None):
                     break  # re-offered at a later poll, with the frames after it
-                if on_frame is not None and night.records and night.records[-1]["frame"] == ff.index:
-                    on_frame(dict(night.records[-1]))
+                if on_frame is not None and night.records:
+                    # several at once: the frames that waited for this one (a holography night's plan)
+                    added = night.records[n0:] if len(night.records) > n0 + 1 else night.records[-1:]
+                    for rec in added:
+                        if len(added) > 1 or rec["frame"] == ff.index:
+                            on_frame(dict(rec))
             sink.set_bad(night.frames.bad)
             night.list_ignored()
             if ended is None and not batch and not night.idle():
