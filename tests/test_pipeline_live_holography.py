@@ -99,6 +99,12 @@ class RecordingSink(MemorySink):
             self.plan_lines.append(message)
 
 
+def _independent(cfg, where):
+    """The batch run of the same night into another output folder (no live cache there: every hologram
+    measured), so that comparing with it compares live with batch, not the live cache with itself."""
+    return run(cfg.replace(output={"dir": str(where)}), stages=("holo_series",), show_progress=False)
+
+
 def _executor(cfg, sink, **kw):
     return FramesExecutor(cfg, sink=sink, settle_s=0.1, poll_s=0.03, **kw)
 
@@ -151,9 +157,11 @@ def followed(sim, tmp_path_factory):
     th.start()
     ended = ex.run()
     th.join()
-    batch = run(cfg, stages=("holo_series",), show_progress=False)
+    final = run(cfg, stages=("holo_series",), show_progress=False)  # as `ionscope watch` ends: the live cache there
+    batch = _independent(cfg, root / "batch")
+    assert batch.context.info["holo_live_reused"] == 0
     return {"cfg": cfg, "ex": ex, "sink": sink, "ended": ended, "batch": batch.context["holo_series"], "n": n,
-            "root": root, "run": batch}
+            "root": root, "run": final}
 
 
 def test_live_follows_the_folder_and_equals_batch(followed):
@@ -201,9 +209,8 @@ def test_the_final_run_takes_the_live_measurements(followed, tmp_path, monkeypat
         shutil.copy(root / name, fresh / name)
     conf = {"holography": {"holograms": "holos", "references": "refs.nc", "log": "bias.csv", "thickness_nm": 60.0,
                            "frame_interval_s": INTERVAL}}
-    independent = run(from_dict({**conf, "output": {"dir": str(tmp_path / "batch")}}, base_dir=fresh),
-                      stages=("holo_series",), show_progress=False).context["holo_series"]
-    final = followed["batch"]
+    independent = followed["batch"]
+    final = followed["run"].context["holo_series"]
     for v in ("step_v", "step_v_std", "width_nm", "position_nm", "potential", "phase", "frame_good"):
         np.testing.assert_array_equal(final[v].values, independent[v].values, err_msg=v)
     # hologram 6 rewritten with other bytes (another hologram's): measured again, not taken from the cache
@@ -275,8 +282,8 @@ def test_a_killed_session_resumes(sim, tmp_path):
     # the holograms done before the kill were taken from the cache, not measured again
     assert {p.name: p.stat().st_mtime_ns for p in sorted(cache.glob("frame_*.npz"))[:resumed]} == \
         {k: v for k, v in stamps.items() if int(k[6:12]) < resumed}
-    batch = run(cfg, stages=("holo_series",), show_progress=False).context["holo_series"]
-    _assert_live_equals_batch(ex.records, sink, batch, min_compared=n - 1 - resumed)
+    batch = _independent(cfg, tmp_path / "batch").context["holo_series"]
+    _assert_live_equals_batch(ex.records, sink, batch, min_compared=n - 1)
     assert np.array_equal(np.isfinite(batch.step_v.values), np.isfinite(np.array(
         [list(v) for v in _live_steps(ex.records).values()], float)))
 
@@ -322,7 +329,7 @@ def test_corrupt_nan_and_late_holograms_are_listed(sim, tmp_path):
     # the batch run reads the same folder: the corrupt file left out and listed, the late one used,
     # the NaN hologram skipped with the same reason the live list gives
     with pytest.warns(RuntimeWarning, match="holo_0005.nc"):
-        ds = run(cfg, stages=("holo_series",), show_progress=False).context["holo_series"]
+        ds = _independent(cfg, tmp_path / "batch").context["holo_series"]
     t_nan = (n - 1) * INTERVAL
     i_nan = int(np.flatnonzero(np.isclose(ds.time.values, t_nan))[0])
     assert not bool(ds.frame_good.values[i_nan]) and str(ds.frame_reason.values[i_nan]) == bad[n - 1]["reason"]
@@ -457,3 +464,24 @@ def test_ionscope_watch_follows_a_hologram_folder(sim, tmp_path, capsys):
 
     summary = json.loads((tmp_path / "out" / "live" / "summary.json").read_text())
     assert summary["frames"] == n and summary["final_holograms_reused"] == n
+
+
+def test_phase_shifting_groups_are_followed_too(tmp_path):
+    """One (frame, y, x) group of phase-shifted holograms per file: live == batch as for off-axis holograms."""
+    holos, refs, log, _ = biased_holograms(programme=PROGRAMME, shape=(128, 128), frame_interval_s=INTERVAL, seed=4,
+                                           method="phase-shifting")
+    conf = _night(tmp_path, refs)
+    conf["holography"]["method"] = "phase-shifting"
+    cfg = _cfg(conf)
+    n = holos.sizes["time"]
+    for k in range(n):
+        iio.save(holos.isel(time=k).drop_vars([c for c in holos.coords if c not in ("frame", "y", "x")]),
+                 tmp_path / "holos" / f"holo_{k:04d}.nc")
+    _log_rows(log, 1e9, tmp_path / "bias.csv")
+    (tmp_path / "holos" / "STOP").write_text("")
+    sink = MemorySink()
+    ex = _executor(cfg, sink)
+    assert ex.run() == "stop file" and len(ex.records) == n and sink.bad == []
+    assert run(cfg, stages=("holo_series",), show_progress=False).context.info["holo_live_reused"] == n
+    _assert_live_equals_batch(ex.records, sink, _independent(cfg, tmp_path / "batch").context["holo_series"],
+                              min_compared=n - 1)
