@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ionscope import io as iio
-from ionscope.errors import ConfigError, FileFormatError, ShapeMismatchError
+from ionscope.errors import ConfigError, DataValidationError, FileFormatError, ShapeMismatchError
 from ionscope.pipeline import FramesExecutor, MemorySink, run
 from ionscope.simulate import biased_holograms
 
@@ -485,3 +485,35 @@ def test_phase_shifting_groups_are_followed_too(tmp_path):
     assert run(cfg, stages=("holo_series",), show_progress=False).context.info["holo_live_reused"] == n
     _assert_live_equals_batch(ex.records, sink, _independent(cfg, tmp_path / "batch").context["holo_series"],
                               min_compared=n - 1)
+
+
+def test_the_bias_from_each_files_metadata(sim, tmp_path):
+    """No log: each hologram file carries its bias (attribute bias_v), live and batch read it alike."""
+    holos, refs, _ = sim
+    conf = _night(tmp_path, refs)
+    del conf["holography"]["log"]
+    cfg = _cfg(conf)
+    n = holos.sizes["time"]
+    for k in range(n):
+        da = holos.isel(time=k)
+        bias = float(da.bias_v)
+        da = da.drop_vars([c for c in da.coords if c not in ("y", "x")]).assign_attrs(bias_v=bias)
+        iio.save(da, tmp_path / "holos" / f"holo_{k:04d}.nc")
+    (tmp_path / "holos" / "STOP").write_text("")
+    sink = MemorySink()
+    ex = _executor(cfg, sink)
+    assert ex.run() == "stop file" and len(ex.records) == n
+    np.testing.assert_array_equal([r["bias_v"] for r in ex.records], holos.bias_v.values)
+    batch = _independent(cfg, tmp_path / "batch").context["holo_series"]
+    np.testing.assert_array_equal(batch.bias_v.values, holos.bias_v.values)
+    _assert_live_equals_batch(ex.records, sink, batch, min_compared=n - 1)
+    # a file without it, and no log: refused in one line naming the file
+    xr_da = holos.isel(time=0).drop_vars([c for c in holos.coords if c not in ("y", "x")])
+    other = tmp_path / "other"
+    (other / "holos").mkdir(parents=True)
+    iio.save(xr_da, other / "holos" / "holo_0000.nc")
+    (other / "holos" / "STOP").write_text("")
+    conf2 = _night(other, refs)
+    del conf2["holography"]["log"]
+    with pytest.raises(DataValidationError, match=r"holo_0000\.nc: carries no bias_v attribute"):
+        _executor(_cfg(conf2), MemorySink()).run()
