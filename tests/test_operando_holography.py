@@ -109,10 +109,10 @@ def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
         assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) != 0
     err = capsys.readouterr().err
     assert "in use by" in err and "Traceback" not in err
-    # the live mode follows EELS series only: a clear pointer to `ionscope run`, not a config error
+    # the live mode follows a folder of hologram files: a finished store gets a clear pointer to `ionscope run`
     assert main(["watch", str(d / "run.toml"), "--no-progress"]) != 0
     err = capsys.readouterr().err
-    assert "not followed live yet" in err and "ionscope run" in err and "Traceback" not in err
+    assert "watch follows a folder of hologram files" in err and "ionscope run" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- the offline viewer (viewer.html)

@@ -98,9 +98,14 @@ def test_a_causal_registration_keeps_its_rows_out_of_the_cache(tmp_path):
     assert final.stages["limap"].info.get("rows_reused", 0) == 0
 
 
-def test_a_holography_config_is_refused_clearly(tmp_path):
+def test_a_holography_config_is_followed_or_refused_clearly(tmp_path):
+    # followed live (tests/test_pipeline_live_holography.py) when it names a folder and its interval
     cfg = from_dict({"holography": {"holograms": "holos", "thickness_nm": 50.0}}, base_dir=tmp_path)
-    with pytest.raises(DataValidationError, match=r"\[holography\].*ionscope run"):
+    with pytest.raises(DataValidationError, match=r"\[holography\] frame_interval_s: required"):
+        FramesExecutor(cfg)
+    (tmp_path / "night.zarr").mkdir()
+    cfg = from_dict({"holography": {"holograms": "night.zarr", "thickness_nm": 50.0}}, base_dir=tmp_path)
+    with pytest.raises(DataValidationError, match=r"folder of hologram files.*ionscope run"):
         FramesExecutor(cfg)
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ionscope watch``: live Li maps while the microscope acquires, then the batch run."""
+"""``ionscope watch``: live Li maps (EELS) or potential maps and ΔV per interface (holography) while the
+microscope acquires, then the batch run."""
 from __future__ import annotations
 
 
@@ -7,12 +8,16 @@ from ._common import add_alias, add_var, printable
 
 
 def register(sub) -> None:
-    p = sub.add_parser("watch", help="follow an acquisition live: Li maps + charge curve in the browser",
+    p = sub.add_parser("watch", help="follow an acquisition live: Li maps + charge curve (EELS) or potential "
+                                     "maps + ΔV per interface (holography) in the browser",
                        description="Follow the series folder and log named in CONFIG.toml while they are written; "
-                                   "process each complete frame (energy drift, registration, Li map, causal "
-                                   "denoising, sync with the log) and show it on a live dashboard; when the "
-                                   "acquisition ends (a STOP file in the series folder, --timeout, or Ctrl-C) "
-                                   "run the batch pipeline on the same frames (= ionscope run).")
+                                   "process each complete frame (EELS: energy drift, registration, Li map, causal "
+                                   "denoising, sync with the log; holography, a [holography] holograms folder of "
+                                   "one hologram file per time point: the plan once the zero-bias holograms are "
+                                   "in, then ΔV per interface and the potential map of each hologram) and show it "
+                                   "on a live dashboard; when the acquisition ends (a STOP file in the series "
+                                   "folder, --timeout, or Ctrl-C) run the batch pipeline on the same frames "
+                                   "(= ionscope run).")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     p.add_argument("--demo", action="store_true",
                    help="start a fake microscope writing a simulated acquisition in a temporary folder and watch it")
@@ -114,19 +119,16 @@ def run(args) -> int:
         from ..operando import load_config
 
         cfg = load_config(args.config)
-        if cfg.table == "holography":
-            # the live mode follows STEM-EELS frames; a hologram night runs on the same stage
-            # runner with `ionscope run`, which is resumable: run it again as frames arrive
-            raise DataValidationError(f"{args.config}: [holography] configs are not followed live yet; run "
-                                      f"`ionscope run {args.config}` (rerun it as more frames arrive: a changed "
-                                      "input redoes the series)")
         if args.out:
             cfg = cfg.replace(output={"dir": str(Path(args.out).resolve())})
         expected = args.expected_frames
+    holo = cfg.table == "holography"
     if args.frame_pattern:
-        cfg = cfg.replace(input={"frame_pattern": args.frame_pattern})
+        cfg = cfg.replace(**{"holography" if holo else "input": {"frame_pattern": args.frame_pattern}})
 
     if args.var:
+        if holo:
+            raise DataValidationError("--var: a [holography] night reads each hologram file's only variable")
         cfg = cfg.replace(input={"var": args.var})
     import threading
 
@@ -146,6 +148,14 @@ def run(args) -> int:
 
     def frame(rec):
         if args.quiet:
+            return
+        if holo:
+            steps = "  ".join(f"ΔV{i} {rec[f'step_v_{i}']:+.3f} V" if rec.get(f"step_v_{i}") is not None
+                              else f"ΔV{i} -" for i in range(sum(k.startswith("step_v_") and "std" not in k
+                                                                  for k in rec)))
+            print(f"hologram {rec['frame']:>4}: bias {rec['bias_v']:+.3f} V  {steps}  latency "
+                  f"{rec['latency_s']:.1f} s" + (f"  skipped: {rec['reason']}" if rec.get("reason") else ""),
+                  flush=True)
             return
         v = f" {rec['voltage']:.3f} V" if rec.get("voltage") is not None else ""
         # the quantity the dashboard shows: x in LixCoO2 once calibrated, else the Li weight
@@ -176,15 +186,16 @@ def run(args) -> int:
             print(f"dashboard still at {result.url} — Ctrl-C to quit", flush=True)
 
     hold = not (args.exit_when_done or args.no_serve)
-    from ..report import operando_report_stage
+    from ..report import holography_writers, operando_report_stage
 
-    final_stages = (operando_report_stage(),)  # the final run is ionscope run's, report stage included
+    # the final run is ionscope run's, report stage (EELS) or report files (holography) included
+    final_stages, writers = ((), holography_writers()) if holo else ((operando_report_stage(),), None)
     try:
         watch(cfg, serve=not args.no_serve, host=args.host, port=args.port, token=args.token, window=args.window,
               idle_timeout_s=args.timeout, settle_s=args.settle, stop_file=args.stop_file, sidecar=args.sidecar,
               expected_frames=expected, final=not args.no_final, final_stages=final_stages, hold=hold, on_ready=ready, on_frame=frame,
               on_end=end, show_progress=False if (args.quiet or args.no_progress) else None, on_wait=wait,
-              stop_event=stop)
+              stop_event=stop, writers=writers)
     finally:
         if acq is not None:
             acq.stop()

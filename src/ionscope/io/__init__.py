@@ -12,6 +12,8 @@
 - :func:`read_series` — an operando series (a folder of frames, a
   multi-frame file or a Zarr store) as one lazy (time, y, x, energy) array;
   :class:`FrameFollower` — which frames of a folder still being written are complete.
+- :func:`read_holograms` — a folder of hologram files (one per time point) as
+  one (time, y, x) night; :func:`load_hologram` — one such file (live mode).
 - :func:`frame_number`, :func:`number_frames`, :func:`frame_time` — the one
   rule that numbers the frames of a folder and times them (batch and live).
 - :func:`from_hyperspy`, :func:`to_hyperspy` — HyperSpy interop (optional).
@@ -32,6 +34,7 @@ from ._hyperspy import from_hyperspy, to_hyperspy
 from ._zarr_writer import ZarrSeriesWriter
 from ._follow import FrameFollower, LogFollower
 from ._frames import FRAME_EXTENSIONS, FRAME_PATTERN, frame_number, frame_pattern, frame_time, number_frames
+from ._holograms import is_hologram_folder, load_hologram, read_holograms, stack_holograms
 from ._inputs import INPUT_KINDS, accepts_data, as_data, pick_variable
 from ._logs import read_log, voltage_log
 from ._logtail import LogTail
@@ -41,4 +44,5 @@ from ._series import read_series
 __all__ = ["load", "save", "read_log", "voltage_log", "LogTail", "read_series", "FrameFollower", "LogFollower",
            "encodable_attrs", "warn_if_large", "FRAME_EXTENSIONS", "frame_pattern", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter",
            "FRAME_PATTERN", "frame_number", "number_frames", "frame_time", "as_data", "accepts_data",
-           "pick_variable", "INPUT_KINDS", "acquisition_value"]
+           "pick_variable", "INPUT_KINDS", "acquisition_value", "read_holograms", "load_hologram",
+           "is_hologram_folder", "stack_holograms"]

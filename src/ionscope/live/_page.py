@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The live dashboard page: one HTML document, inline CSS and JS, nothing fetched from elsewhere."""
+"""The live dashboard page: one HTML document, inline CSS and JS, nothing fetched from elsewhere.
+
+An EELS night shows Li maps (raw and causally denoised), the electrochemistry
+and the per-frame checks; a holography night (``meta.night ==
+"holography"``) shows the potential map ΔV (V, colour bar, nm scale bar), ΔV(t)
+and the step width per interface, the bias, and the step fit's χ² and the
+leakage per hologram in the same panels.
+"""
 from __future__ import annotations
 
 PAGE = r"""<!DOCTYPE html>
@@ -43,10 +50,10 @@ td,th{border-bottom:1px solid var(--line);padding:.25em .4em;text-align:left;ver
 <main>
   <div class="card"><h2><span id="raw-title">Li map · raw</span> <select id="layer" aria-label="map shown"><option value="li">Li (raw)</option></select></h2><canvas id="map-raw" class="map"></canvas>
     <div class="cbar"><span id="cb-raw-lo"></span><canvas id="cb-raw" width="256" height="10"></canvas><span id="cb-raw-hi"></span><span class="muted" id="cb-raw-label">Li weight (MLLS)</span></div><div class="muted cap" id="cap-raw"></div></div>
-  <div class="card"><h2 id="den-title">Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
+  <div class="card" id="card-den"><h2 id="den-title">Li map · causal denoised</h2><canvas id="map-den" class="map"></canvas>
     <div class="cbar"><span id="cb-den-lo"></span><canvas id="cb-den" width="256" height="10"></canvas><span id="cb-den-hi"></span><span class="muted" id="cb-den-label">Li weight (MLLS), same scale</span></div><div class="muted cap" id="cap-den"></div></div>
-  <div class="card"><h2>Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
-  <div class="card wide"><h2>Movie so far</h2>
+  <div class="card" id="card-ec"><h2 id="ec-title">Electrochemistry</h2><svg id="plot-v" viewBox="0 0 440 150"></svg><svg id="plot-i" viewBox="0 0 440 105"></svg><svg id="plot-q" viewBox="0 0 440 105"></svg></div>
+  <div class="card wide"><h2 id="movie-title">Movie so far</h2>
     <div id="controls"><button id="play" type="button">&#9654; play</button>
       <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="frame">
       <label><input id="follow" type="checkbox" checked> follow newest</label>
@@ -87,7 +94,7 @@ async function frameMaps(k) {
   const j = await r.json(), maps = {};
   for (const [n, L] of Object.entries(j.maps)) maps[n] = decode(L);
   const v = {ny: j.ny, nx: j.nx, maps: maps};
-  if (maps.li_causal) cache.set(k, v);  // complete frames only: the raw-only version is replaced later
+  if (maps.li_causal || maps.potential) cache.set(k, v);  // complete frames only: the raw-only version is replaced later
   return v;
 }
 function pct(a, p) {
@@ -212,7 +219,70 @@ function prefix(vmax, unit) {
   return [1e18, "a" + unit];
 }
 function shownRecord() { return series.frames.find(r => r.frame === shown); }
+const isHolo = () => meta.night === "holography";
+const IFC = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+// holography: ΔV(t) and width(t) per interface, the bias, the step fit's χ² and the leakage per hologram
+function drawHoloPlots() {
+  const rec = shownRecord(), cur = rec ? rec.time_s / 60 : null, lg = series.log;
+  const nif = (meta.interfaces_nm || []).length, xmax = lg ? lg.time[lg.time.length - 1] / 60 : undefined;
+  const at = i => meta.interfaces_nm ? " (" + fmt(meta.interfaces_nm[i]) + " nm)" : "";
+  plot("plot-v", (lg && lg.voltage ? [{x: lg.time.map(t => t / 60), y: lg.voltage, color: "#1f77b4", label: "log"}] : [])
+      .concat([{x: tmin(), y: col("bias_v"), color: "#0b3d66", dots: true, label: "holograms"}]),
+      {title: "bias of the right electrode (V)", cursor: cur, cursorY: rec ? rec.bias_v : undefined, xmax: xmax});
+  plot("plot-i", [{x: lg && lg.current ? lg.current.map((_, i) => lg.time[i] / 60) : [], y: lg && lg.current ? lg.current.map(v => v * 1e9) : [], color: "#2ca02c"}],
+      {title: "current (nA)", cursor: cur, xmax: xmax});
+  const lines = [], wl = [];
+  for (let i = 0; i < nif; i++) {
+    lines.push({x: tmin(), y: col("step_v_" + i), color: IFC[i % 4], dots: true, r: 3, label: "interface " + i + at(i)});
+    wl.push({x: tmin(), y: col("width_nm_" + i), color: IFC[i % 4], dots: true, r: 3, label: "interface " + i});
+  }
+  plot("plot-li", lines, {title: "ΔV per interface (V, potential step from zero bias; live fit, σ from the frame alone)",
+       cursor: cur, hlines: [{y: 0, color: "#9aa3b5", label: ""}]});
+  plot("plot-flux", wl, {title: "step width per interface (nm, 10–90 %)", cursor: cur});
+  plot("plot-chi", [{x: tmin(), y: col("chi2_reduced"), color: "#444", dots: true}],
+       {title: "reduced χ² of the step fit", cursor: cur, hlines: [{y: 1, color: "#1a7f37", label: "expected 1", left: true}]});
+  plot("plot-pe", [{x: tmin(), y: col("leak_pv_rad"), color: "#8c564b", dots: true}],
+       {title: "leakage ramp, peak to valley (rad, removed)", cursor: cur});
+}
+async function showHoloFrame(k, f) {
+  shown = k;
+  const pot = f.maps.potential;
+  // a potential change: a symmetric scale around 0 V from the newest map's 1–99 % range
+  const m = Math.max(Math.abs(pct(pot, 0.01)), Math.abs(pct(pot, 0.99))) || 1, lo = -m, hi = m;
+  drawMap("map-raw", pot, f.ny, f.nx, lo, hi); drawCbar("cb-raw", lo, hi, pot);
+  // the interfaces fitted (dashed, in their colours of the ΔV(t) plot), where the plan located them
+  const cv = document.getElementById("map-raw"), c2 = cv.getContext("2d"), zx = cv.width / f.nx;
+  (meta.interfaces_nm || []).forEach((v, j) => {
+    const x = ((v - (meta.x0_nm || 0)) / (meta.pixel_nm || 1) + 0.5) * zx;
+    c2.beginPath(); c2.moveTo(x, 0); c2.lineTo(x, cv.height - 30);
+    c2.strokeStyle = "#fff"; c2.lineWidth = 4; c2.setLineDash([6, 4]); c2.stroke();  // a white edge: seen on any colour
+    c2.strokeStyle = IFC[j % 4]; c2.lineWidth = 2; c2.stroke(); c2.setLineDash([]);
+  });
+  const rec = shownRecord(), i = series.frames.findIndex(r => r.frame === k);
+  document.getElementById("cap-raw").textContent = "hologram " + k + (rec ? " · time index " + rec.time_index : "") +
+      " · dashed: the interfaces fitted";
+  document.getElementById("slider").value = i;
+  document.getElementById("framelabel").textContent = rec ? ("hologram " + k + " · t = " + (rec.time_s / 60).toFixed(2) +
+      " min · bias " + fmt(rec.bias_v) + " V") : "";
+  const nif = (meta.interfaces_nm || []).length, parts = [];
+  if (rec) for (let j = 0; j < nif; j++) parts.push("ΔV" + j + " = " + fmt(rec["step_v_" + j]) + " ± " + fmt(rec["step_v_std_" + j]) + " V");
+  document.getElementById("frameinfo").textContent = rec ? (parts.join(" · ") + " · drift (" + fmt(rec.drift_y_nm) + ", " +
+      fmt(rec.drift_x_nm) + ") nm" + (rec.reason ? " · skipped: " + rec.reason : "")) : "";
+  document.body.dataset.shown = String(k);
+  drawHoloPlots();
+}
+function holoLayout() {
+  // the panels of a holography night: the potential map, no denoised map, no charge
+  document.getElementById("card-den").style.display = "none";
+  document.getElementById("plot-q").style.display = "none";
+  document.getElementById("layer").style.display = "none";
+  document.getElementById("raw-title").textContent = "potential map ΔV";
+  document.getElementById("cb-raw-label").textContent = "ΔV from zero bias (V)";
+  document.getElementById("ec-title").textContent = "Bias";
+  document.getElementById("movie-title").textContent = "ΔV(t) per interface";
+}
 function drawPlots() {
+  if (isHolo()) return drawHoloPlots();
   const rec = shownRecord(), cur = rec ? rec.time_s / 60 : null, fr = series.frames;
   const lg = series.log, xmax = lg ? lg.time[lg.time.length - 1] / 60 : undefined;
   if (lg && lg.voltage) plot("plot-v", [{x: lg.time.map(t => t / 60), y: lg.voltage, color: "#1f77b4", label: "log"},
@@ -265,6 +335,7 @@ function drawPlots() {
 async function showFrame(k) {
   const f = await frameMaps(k);
   if (!f) return;
+  if (isHolo()) { if (f.maps.potential) await showHoloFrame(k, f); else { shown = k; drawHoloPlots(); } return; }
   shown = k;
   // x in LixCoO2 where a calibration gives it (the movie is then made of x), else the MLLS Li weight
   const isx = !!f.maps.x, isa = !isx && !!f.maps.li_areal;
@@ -320,6 +391,19 @@ function setStatus(s) {
     for (const x of s.bad) { const r = t.insertRow(); r.insertCell().textContent = x.frame; r.insertCell().textContent = x.file || "–"; r.insertCell().textContent = x.reason; }
   } else b.textContent = "none";
   meta = s.meta;
+  if (isHolo()) {
+    holoLayout();
+    const hr = [["holograms", meta.series], ["bias log", meta.log || "– (each file's bias_v)"], ["interval", fmt(meta.frame_interval_s) + " s"],
+      ["wave grid", meta.ny ? meta.ny + " × " + meta.nx + " px, " + fmt(meta.pixel_nm) + " nm/px" : "– (plan not made yet)"],
+      ["method", meta.method || ""], ["zero-bias holograms", meta.zero_bias_frames ? meta.zero_bias_frames.join(", ") : "–"],
+      ["interfaces", meta.interfaces_nm ? meta.interfaces_nm.map(v => fmt(v) + " nm").join(", ") : "–"],
+      ["drift", meta.drift || "–"], ["disk free", meta.disk_free_gb ? meta.disk_free_gb.toFixed(1) + " GB" : "–"], ["outputs", meta.out_dir || ""]];
+    if (meta.resumed_frames) hr.push(["resumed from cache", meta.resumed_frames + " holograms"]);
+    if (s.final && s.final.out_dir) hr.push(["final batch run", "done · " + s.final.out_dir]);
+    const t = document.getElementById("stats"); t.innerHTML = "";
+    for (const [k, v] of hr) { const r = t.insertRow(); r.insertCell().textContent = k; r.insertCell().textContent = v; }
+    return;
+  }
   const rows = [["series", meta.series], ["log", meta.log || "–"], ["frame interval", fmt(meta.frame_interval_s) + " s"],
     ["frame size", meta.ny ? meta.ny + " × " + meta.nx + " px × " + meta.n_energy + " channels, " + fmt(meta.pixel_nm) + " " + (meta.pixel_units || "") + "/px" : "–"],
     ["denoising", (meta.denoise || "") + ", causal window " + (meta.window || "") + " frames"],

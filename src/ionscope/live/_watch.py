@@ -2,8 +2,9 @@
 """``watch``: a night followed while the microscope writes it — the frames executor with the dashboard.
 
 The per-frame work is the pipeline's (:class:`ionscope.pipeline.FramesExecutor`:
-an EELS night's own per-frame stages; a ``[holography]`` night is refused
-until the holography table's per-hologram kernel is public), which reports to a sink; here that sink is the dashboard's
+an EELS night's own per-frame stages; for a ``[holography]`` night, a folder of
+hologram files, the holography table's per-frame kernel on each hologram once
+the plan is made), which reports to a sink; here that sink is the dashboard's
 :class:`~ionscope.live.LiveState`, served by :class:`~ionscope.live.Dashboard`.
 When the acquisition ends (a stop file, an idle timeout, Ctrl-C) the batch
 run :func:`ionscope.pipeline.run` runs on the same frames, so the final
@@ -90,8 +91,10 @@ def watch(config, *, references=None, serve: bool = True, host: str = "127.0.0.1
     config : Config, dict or path to a TOML file
         As for :func:`ionscope.pipeline.run`. EELS: ``[input] series`` must be
         the folder the microscope writes frame files into, ``[input] log`` the
-        CSV log it appends to. (A ``[holography]`` configuration is refused
-        with a :class:`~ionscope.errors.DataValidationError` for now.)
+        CSV log it appends to. Holography: ``[holography] holograms`` the
+        folder it writes one hologram file per time point into (with
+        ``frame_interval_s``), ``[holography] log`` the bias log it appends to
+        (see :mod:`ionscope.pipeline._holo_config`).
     references : optional
         Reference spectra (component, energy) instead of ``[limap] references``.
     serve : bool
@@ -285,6 +288,9 @@ def _write_summary(ex, result: WatchResult) -> None:
                "psnr_causal_vs_batch_db": result.psnr_causal_vs_batch}
     if result.run is not None:  # what the final run took from the live session instead of computing it
         summary["final_rows_reused"] = {n: r.info for n, r in result.run.stages.items() if "rows_reused" in r.info}
+        info = getattr(getattr(result.run, "context", None), "info", {}) or {}
+        if "holo_live_reused" in info:  # holography: holograms taken from the live cache (pipeline._holo_reuse)
+            summary["final_holograms_reused"] = info["holo_live_reused"]
     ex.live_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(ex.live_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1, default=str))

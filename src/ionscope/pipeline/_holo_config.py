@@ -21,6 +21,23 @@ Example::
     #           on_bad_frame ("skip": a bad time point is left out and listed; "error": the run stops on it,
     #           naming it — the same vocabulary as [input] on_bad_frame of an EELS night)
 
+A folder of hologram files (one file per time point, as the microscope
+writes them; ``ionscope watch`` follows it live, ``ionscope run`` reads it
+afterwards)::
+
+    [holography]
+    holograms = "holograms/"      # a folder: holo_0000.dm4, holo_0001.dm4, ... (.dm3 .dm4 .emd .hspy .h5 .nc)
+    frame_interval_s = 10.0       # required for a folder: hologram k is at start_s + k · frame_interval_s
+    # optional: frame_pattern (a regular expression, one group: the number; default the last run of
+    #           digits of the name, as [input] frame_pattern), start_s (0.0), time_anchor ("start" or "mid")
+    log = "bias.csv"              # the bias log the potentiostat appends to; else each file's bias_v attribute
+    references = "refs.nc"        # optional, written before the night starts
+    thickness_nm = 60.0
+
+Each file holds one hologram ``(y, x)`` (or one phase-shifting group
+``(frame, y, x)``); a file that cannot be read is left out and listed
+(``on_bad_frame = "skip"``) or stops the run (``"error"``).
+
 ``workers`` is still accepted but no longer used: the frames run as tasks on
 the run's executor (``[compute] scheduler``: threads, synchronous, a Dask
 cluster), ``[compute] frames_per_batch`` of them per resumable batch.
@@ -37,6 +54,8 @@ OPTIONS = {
     "thickness_nm": None, "voltage_kv": None, "interfaces_nm": None, "window_nm": None, "model": "erf",
     "background": "piecewise", "order": 1, "workers": 1, "zero_bias": None, "min_bias_v": None, "min_jump_v": None,
     "drift": "auto", "frame_checks": True, "min_good_fraction": 0.5, "on_bad_frame": "skip",
+    # a folder of hologram files, one per time point (live: `ionscope watch`; batch: `ionscope run`)
+    "frame_pattern": None, "frame_interval_s": None, "start_s": 0.0, "time_anchor": "start",
 }
 
 #: Sections of an EELS night: meaningless beside ``[holography]``.
@@ -77,6 +96,7 @@ def _check_section(opt: dict) -> None:
         v = opt[key]
         if v is not None and not (isinstance(v, str) and v.strip()):
             raise ConfigError(f"config [holography] {key}: expected a path (a string), got {v!r}")
+    _check_folder_keys(opt)
     if opt["on_bad_frame"] not in ("skip", "error"):
         raise ConfigError(f"config [holography] on_bad_frame: expected \"skip\" or \"error\", got "
                           f"{opt['on_bad_frame']!r}")
@@ -89,6 +109,27 @@ def _check_section(opt: dict) -> None:
     except DataValidationError as exc:
         key, _, rest = str(exc).partition(": ")
         raise ConfigError(f"config [holography] {key}: {rest}") from None
+
+
+def _check_folder_keys(opt: dict) -> None:
+    """The keys of a folder of hologram files (checked whether or not ``holograms`` is a folder)."""
+    fi = opt["frame_interval_s"]
+    if fi is not None and (isinstance(fi, bool) or not isinstance(fi, (int, float)) or not math.isfinite(fi)
+                           or fi <= 0):
+        raise ConfigError(f"config [holography] frame_interval_s: expected a time in s (a number > 0), got {fi!r}")
+    st = opt["start_s"]
+    if isinstance(st, bool) or not isinstance(st, (int, float)) or not math.isfinite(st):
+        raise ConfigError(f"config [holography] start_s: expected a time in s (a number), got {st!r}")
+    if opt["time_anchor"] not in ("start", "mid"):
+        raise ConfigError(f"config [holography] time_anchor: expected \"start\" or \"mid\", got {opt['time_anchor']!r}")
+    fp = opt["frame_pattern"]
+    if fp is not None:
+        from ..io import frame_pattern
+
+        try:
+            frame_pattern(fp, where="config [holography] frame_pattern")
+        except DataValidationError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _drift_option(value):

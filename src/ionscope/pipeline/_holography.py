@@ -144,13 +144,17 @@ def _plan(ctx):
     """``holo_plan``: :func:`ionscope.holography.plan_bias_series` (ψ₀, masks, interfaces, reference waves)."""
     from ..holography import plan_bias_series
 
-    opt = ctx.config.holography
-    kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
     plan = plan_bias_series(ctx["holograms"], references=ctx["references"], log=ctx["log"],
-                            thickness_nm=ctx["thickness"], method=opt["method"], model=opt["model"],
-                            background=opt["background"], order=opt["order"], drift=opt["drift"],
-                            frame_checks=opt["frame_checks"], min_good_fraction=opt["min_good_fraction"], **kw)
+                            thickness_nm=ctx["thickness"], **plan_options(ctx.config.holography))
     return plan.to_dataset()
+
+
+def plan_options(opt) -> dict:
+    """The keywords of :func:`~ionscope.holography.plan_bias_series` a ``[holography]`` section gives
+    (the batch table and the live night plan alike)."""
+    kw = {k: opt[k] for k in ("voltage_kv", "interfaces_nm", "window_nm", "zero_bias") if opt[k] is not None}
+    return dict(method=opt["method"], model=opt["model"], background=opt["background"], order=opt["order"],
+                drift=opt["drift"], frame_checks=opt["frame_checks"], min_good_fraction=opt["min_good_fraction"], **kw)
 
 
 def _plan_view(ctx, stored):
@@ -166,7 +170,9 @@ def _frames(ctx):
     the store writes it batch by batch on the run's executor and a killed run
     resumes at the next batch. The plan (ψ₀, masks, reference waves: the
     large read-only state) enters the graph as one key: a cluster ships it
-    once per worker, not once per frame.
+    once per worker, not once per frame. A hologram a live session measured
+    under the same plan (``ctx.info["holo_live"]``, :mod:`ionscope.pipeline._holo_reuse`)
+    is taken from its cache instead of being measured again.
     """
     import dask
     import dask.array as dsa
@@ -181,21 +187,31 @@ def _frames(ctx):
         # numpy or a lazily indexed store: one task per time point, nothing read here
         holo = holo.chunk({"time": 1})
     data = holo.data
+    from ._framekeys import row_id
+    from ._holo_reuse import Deferred, plan_digest
+
     plan_d = dask.delayed(plan, name=f"holo-plan-{ctx.keys['holo_plan']}", traverse=False)
     layout, coords = BiasFrame.layout(plan)
     columns = {v: [] for v in layout}
+    live = ctx.info.get("holo_live") or {}
+    digest = plan_digest(plan) if live else None
+    ctx.info["holo_live_reused"] = sum(1 for t in plan.times
+                                       if row_id(t) in live and live[row_id(t)]["plan_digest"] == digest)
     for k in range(plan.n_time):
-        fr = dask.delayed(_frame_variables, pure=True)(plan_d, data[k], k)
+        entry = live.get(row_id(plan.times[k]))
+        # a hologram measured live is not read (it is only read again if its cache entry fails to load)
+        hologram = data[k] if entry is None or entry["plan_digest"] != digest else Deferred(data[k])
+        fr = dask.delayed(_frame_variables, pure=True)(plan_d, hologram, k, entry, digest)
         for v, (_, shape, dtype) in layout.items():
             columns[v].append(dsa.from_delayed(dask.delayed(operator.getitem, pure=True)(fr, v), shape, dtype))
     data_vars = {v: (("time",) + dims, dsa.stack(columns[v])) for v, (dims, _, _) in layout.items()}
     return xr.Dataset(data_vars, coords={"time": plan.times, **coords})
 
 
-def _frame_variables(plan, hologram, index):
-    from ..holography import bias_frame
+def _frame_variables(plan, hologram, index, live=None, digest=None):
+    from ._holo_reuse import frame_variables
 
-    return bias_frame(plan, hologram, index=index).to_variables(plan)
+    return frame_variables(plan, hologram, index, live, digest)
 
 
 def _series(ctx):
@@ -409,9 +425,9 @@ def _token(value) -> str:
     return "obj:" + dask.base.tokenize(value)
 
 
-def _sources(opt, base, *, holograms, references, log):
+def _sources(opt, base, *, holograms, references, log, digests=None):
     from .. import io as iio
-    from ._stores import fingerprint
+    from ._stores import fingerprint, fingerprint_files
 
     def source(given, option, loader):
         if given is not None:
@@ -421,9 +437,12 @@ def _sources(opt, base, *, holograms, references, log):
             return None, "none"
         if not path.exists():
             raise ConfigError(f"config [holography] {option} = {opt[option]!r}: {path} does not exist")
-        return loader(path), "file:" + fingerprint([path])
+        fp, read = fingerprint_files([path])  # (each file's digest too: a live session's holograms are matched)
+        if digests is not None and option == "holograms":
+            digests.update(read)
+        return loader(path), "file:" + fp
 
-    holos, hkey = source(holograms, "holograms", iio.load)
+    holos, hkey = source(holograms, "holograms", lambda p: _load_holograms(opt, p))
     if holos is None:
         raise ConfigError("config [holography] holograms: required (a store or file of holograms)")
     if holograms is None and hasattr(holos, "dims") and not {"time", "y", "x"} <= set(holos.dims):
@@ -443,11 +462,44 @@ def _sources(opt, base, *, holograms, references, log):
     return {"holograms": (holos, hkey), "references": (refs, rkey), "log": (lg, lkey), "thickness": (thick, tkey)}
 
 
+def _load_holograms(opt, path):
+    """``[holography] holograms``: a store or file of a whole night, or a folder of one file per time point."""
+    from .. import io as iio
+
+    if not iio.is_hologram_folder(path):
+        return iio.load(path)
+    if opt.get("frame_interval_s") is None:
+        raise ConfigError(f"config [holography] frame_interval_s: required when holograms = {opt['holograms']!r} "
+                          "is a folder of hologram files (s between two hologram numbers)")
+    night, bad = iio.read_holograms(path, frame_interval_s=float(opt["frame_interval_s"]),
+                                    start_s=float(opt.get("start_s") or 0.0),
+                                    time_anchor=opt.get("time_anchor") or "start",
+                                    frame_pattern=opt.get("frame_pattern"), on_bad_frame=opt["on_bad_frame"],
+                                    method=opt["method"])
+    if bad:
+        import warnings
+
+        warnings.warn(f"{path}: {len(bad)} hologram file(s) left out: "
+                      + "; ".join(f"{b['frame']} {b['file']}: {b['reason']}" for b in bad[:3])
+                      + (" ..." if len(bad) > 3 else ""), RuntimeWarning, stacklevel=2)
+    return night
+
+
 def _open(cfg, given: dict, result):
     """The holography night's inputs (for :func:`ionscope.pipeline.run`)."""
+    from ..io import is_hologram_folder
+
+    digests: dict = {}
     sources = _sources(cfg.holography, Path(cfg.base_dir), holograms=given["holograms"],
-                       references=given["references"], log=given["log"])
-    return sources, {"holo_writers": dict(given.get("writers") or {})}
+                       references=given["references"], log=given["log"], digests=digests)
+    info = {"holo_writers": dict(given.get("writers") or {})}
+    folder = _resolve(Path(cfg.base_dir), cfg.holography.get("holograms"))
+    if given["holograms"] is None and folder is not None and is_hologram_folder(folder):
+        from ._holo_reuse import live_index
+
+        # what a live session (ionscope watch) measured in this output folder, file by file
+        info["holo_live"] = live_index(cfg.out_dir, {p: d for p, d in digests.items() if p.parent == folder})
+    return sources, info
 
 
 def _input_paths(cfg) -> dict:

@@ -12,8 +12,11 @@ it grows) and hands each complete frame to the night's per-frame work:
   cache under the frame's content key, so the final batch run
   (:func:`ionscope.pipeline.run`) reuses them; plausibility gates, causal
   denoising, the log synchronised as it grows;
-* a holography night: not yet (refused with a clear error; the holography
-  table's per-hologram kernel is not public yet).
+* a holography night (:mod:`ionscope.pipeline._live_holo_night`): a folder of
+  hologram files (``[holography] holograms``), the plan made once the
+  zero-bias holograms are in, then the holography table's per-frame kernel
+  (:func:`ionscope.holography.bias_frame`) on each hologram as it arrives:
+  ΔV per interface and the potential map, equal to the batch run's.
 
 What happens is reported to a *sink* (:class:`LiveSink`): the live dashboard's
 state (:class:`ionscope.live.LiveState`) is one, :class:`MemorySink` another.
@@ -388,10 +391,15 @@ def follow(night: LiveNight, stop_event: threading.Event, *, idle_timeout_s=None
                 night.resync()
             batch = night.frames.finish() if ended == "stop file" else night.frames.poll()
             for ff in batch:
+                n0 = len(night.records)
                 if not night.handle(ff, final_attempt=ended is not None):
                     break  # re-offered at a later poll, with the frames after it
-                if on_frame is not None and night.records and night.records[-1]["frame"] == ff.index:
-                    on_frame(dict(night.records[-1]))
+                if on_frame is not None and night.records:
+                    # several at once: the frames that waited for this one (a holography night's plan)
+                    added = night.records[n0:] if len(night.records) > n0 + 1 else night.records[-1:]
+                    for rec in added:
+                        if len(added) > 1 or rec["frame"] == ff.index:
+                            on_frame(dict(rec))
             sink.set_bad(night.frames.bad)
             night.list_ignored()
             if ended is None and not batch and not night.idle():
@@ -416,12 +424,13 @@ class FramesExecutor:
     ----------
     config : Config, dict or path
         An EELS configuration (``[input] series`` the folder frames are
-        written into, ``[input] log`` the growing CSV log). A holography one
-        is refused (:class:`~ionscope.errors.DataValidationError`) for now.
+        written into, ``[input] log`` the growing CSV log), or a holography
+        one (``[holography] holograms`` the folder hologram files are written
+        into, ``frame_interval_s``, ``log`` the growing bias log).
     sink : LiveSink
         Where progress is reported (default: a :class:`MemorySink`).
     references : optional
-        Reference spectra instead of ``[limap] references``.
+        Reference spectra instead of ``[limap] references`` (EELS).
     window : int
         Frames in the causal denoising window.
     poll_s, settle_s, late_s, stop_file, sidecar, expected_frames
@@ -450,10 +459,9 @@ class FramesExecutor:
         common = dict(sink=self.sink, poll_s=poll_s, settle_s=settle_s, stop_file=stop_file, sidecar=sidecar,
                       expected_frames=expected_frames)
         if cfg.table == "holography":
-            # the holography table's per-hologram kernel is being split out of holography.bias_series
-            # (issue 18 item 3); until it is public, a holography night is run in batch only
-            raise DataValidationError("watch: [holography] nights are not followed live yet; "
-                                      "run them with `ionscope run` once the holograms are written")
+            from ._live_holo_night import HoloNight
+
+            self.night = HoloNight(cfg, late_s=late_s, **common)
         else:
             from ._live_eels_night import EelsNight
 
