@@ -72,11 +72,18 @@ const SVGNS = "http://www.w3.org/2000/svg";
 // viridis, 16 stops, interpolated
 const VIR = [[68,1,84],[72,26,108],[71,47,125],[65,68,135],[57,86,140],[49,104,142],[42,120,142],[35,137,142],
   [31,154,138],[34,168,132],[53,183,121],[84,197,104],[122,209,81],[165,219,54],[210,226,27],[253,231,37]];
+// a diverging map (blue - white - red, 11 stops) for signed maps centred on 0: the potential ΔV
+const DIV = [[5,48,97],[33,102,172],[67,147,195],[146,197,222],[209,229,240],[247,247,247],[253,219,199],
+  [244,165,130],[214,96,77],[178,24,43],[103,0,31]];
 const LUT = new Uint8Array(256 * 3);
-for (let k = 0; k < 256; k++) {
-  const f = k / 255 * 15, i = Math.min(14, Math.floor(f)), w = f - i;
-  for (let c = 0; c < 3; c++) LUT[3 * k + c] = Math.round(VIR[i][c] * (1 - w) + VIR[i + 1][c] * w);
+function fillLut(stops) {
+  const m = stops.length - 1;
+  for (let k = 0; k < 256; k++) {
+    const f = k / 255 * m, i = Math.min(m - 1, Math.floor(f)), w = f - i;
+    for (let c = 0; c < 3; c++) LUT[3 * k + c] = Math.round(stops[i][c] * (1 - w) + stops[i + 1][c] * w);
+  }
 }
+fillLut(VIR);
 let version = -1, series = {frames: [], log: null}, meta = {}, shown = null, playing = null, lastDen = null, scale = null;
 const cache = new Map();
 function decode(L) {
@@ -274,6 +281,7 @@ async function showHoloFrame(k, f) {
 function holoLayout() {
   // the panels of a holography night: the potential map, no denoised map, no charge
   document.getElementById("card-den").style.display = "none";
+  fillLut(DIV);  // ΔV is signed, its scale symmetric about 0: white is no change
   document.getElementById("plot-q").style.display = "none";
   document.getElementById("layer").style.display = "none";
   document.getElementById("raw-title").textContent = "potential map ΔV";
