@@ -36,8 +36,11 @@ from ._kernels import block_workers
 from ._plural import design
 from ._solve import nnls_batched, single_threaded_blas
 
-#: pixels per block: (block × 2048) float64 work arrays of ~4 MB stay within the L2/L3 caches
-_BLOCK = 256
+#: pixels per block: (block × 2048) float64 work arrays of 1 MB, about one core's L2 cache. Measured on
+#: one realistic 128×128×1024 frame, one thread (issue 20, second pass): 2.5–2.7 CPU s per frame at 32–64
+#: pixels, 4.5–4.9 s at 128–256 (whose ~20 MB working set per thread spills the shared L3 once both cores
+#: run); results are per pixel, so the block size does not change them
+_BLOCK = 64
 
 
 def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, constrained, resolution_fwhm,
