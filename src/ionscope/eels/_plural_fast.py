@@ -95,6 +95,11 @@ class _Context:
         # the reconvolution Gaussian and the sub-channel phase of the recorded axis, as one factor
         self.g_phase = g[:kc] * np.exp(2j * np.pi * f * step * nu[:kc])
         self.grid_idx = (m0 + np.asarray(channels)) % n_fft
+        gi = self.grid_idx
+        if gi.size and np.array_equal(gi, np.arange(gi[0], gi[0] + gi.size)):
+            # a contiguous window (no wrap): a slice picks the same values as the index array without a
+            # gather (a view for the SSD and the variance, a block copy for the sandwich)
+            self.grid_idx = slice(int(gi[0]), int(gi[0]) + gi.size)
         self.channels = np.asarray(channels)
         self.X = X
         self.XT = np.ascontiguousarray(X.T)
