@@ -339,7 +339,7 @@ def frame_speed(args):
     (the batched kernel, threads on the process's cores), the reference kernel of the first implementation
     (``--with-reference``), and eXSpy's careful workflow on ``--speed-exspy-rows`` rows, scaled to the frame.
     Floors: one pass over the frame in memory (``sum``) and, for the kernel's 16 real FFTs of 2048 points
-    per spectrum (3 float64, 13 float32), scipy.fft alone on blocks of 256 spectra (as the kernel runs
+    per spectrum (3 float64, 13 float32), scipy.fft alone on blocks of the kernel's size (as the kernel runs
     them, in cache), one thread, halved for two cores. A breakdown of one
     frame by step (single thread) gives each step's time and its floor.
     """
@@ -407,10 +407,15 @@ def frame_speed(args):
     return out
 
 
-def _fft_floor(n_pix, block=256):
+def _fft_floor(n_pix, block=None):
     """CPU seconds of the kernel's transforms alone (3 float64 + 13 float32 real FFTs of 2048 points per
-    spectrum), on one thread, in blocks of ``block`` spectra as the kernel does (in cache)."""
+    spectrum), on one thread, in blocks of ``block`` spectra (default: the kernel's block size, in cache)."""
     from scipy import fft as sfft
+
+    if block is None:
+        from ionscope.eels import _plural_fast
+
+        block = getattr(_plural_fast, "_BLOCK", 256)
 
     x64 = np.random.default_rng(0).random((block, 2048))
     x32 = x64.astype(np.float32)
