@@ -123,7 +123,7 @@ class _Context:
         from scipy import fft
 
         # the steps of _lowloss.fourier_log_block, in the same order (see _prepare for the first ones)
-        n, n_fft, kc, nf, L = self.n, self.n_fft, self.kc, self.n_fft // 2 + 1, self.L
+        n_fft, kc, nf, L = self.n_fft, self.kc, self.n_fft // 2 + 1, self.L
         J, i0, total, cut, Jx = _prepare(J, self.e, n_fft=n_fft, tail_fit_ev=self.tail_fit_ev)
         P = J.shape[0]
         zmask = self.idx[None, :L] <= cut[:, None]
@@ -226,10 +226,12 @@ class _Context:
         full[:, :, self.grid_idx] = A
         af = fft.rfft(full, axis=2, workers=1)
         vb = np.zeros((P, self.M))
-        for filt, v in ((h, vn), (hz, vz)):
-            u = fft.irfft(af * np.conj(filt)[:, None, :], n=n_fft, axis=2, workers=1)
-            u *= u
-            vb += (u @ v[:, :, None])[..., 0]
+        # the counts' variance is zero beyond the recorded channels (v_n) and the zero-loss channels
+        # (v_z): square and sum only where it is not (the same terms, a float32 sum in another order)
+        for filt, v, m in ((h, vn, self.n), (hz, vz, self.L)):
+            u = fft.irfft(af * np.conj(filt)[:, None, :], n=n_fft, axis=2, workers=1)[..., :m]
+            np.square(u, out=u)
+            vb += (u @ v[:, :m, None])[..., 0]
         return vb
 
     def _fit(self, y, var, i0, thickness):
