@@ -142,18 +142,19 @@ class _Context:
                 f[low] = np.broadcast_to(tiny, f.shape)[low]
                 a2[low] = np.broadcast_to(tiny**2, a2.shape)[low]
         # 1/j and 1/z (the deconvolution filters below use them too)
-        inv_j = np.conj(jf)
-        inv_j /= a2j
-        inv_z = np.conj(zf)
-        inv_z /= a2z
-        # the principal log of j/z with real ufuncs: ln|j/z| = ½·ln(|j|²/|z|²), arg(j/z) = arg(j·(1/z))
+        inv_j = _conj_over(jf, a2j)
+        inv_z = _conj_over(zf, a2z)
+        # the principal log of j/z with real ufuncs: ln|j/z| = ½·ln(|j|²/|z|²), arg(j/z) = arg(j·(1/z)),
+        # written into the spectrum's parts directly (no temporaries)
         spec = np.zeros((P, nf), complex)
         s = spec[:, :kc]
         q = jf * inv_z
-        s.imag = np.arctan2(q.imag, q.real)
-        np.divide(a2j, a2z, out=q.real)
-        s.real = np.log(q.real)
-        s.real *= 0.5
+        np.arctan2(q.imag, q.real, out=s.imag)
+        # the modulus on contiguous arrays (numpy's strided loops are scalar), then into the real parts
+        r = np.divide(a2j, a2z)
+        np.log(r, out=r)
+        r *= 0.5
+        s.real = r
         c = i0f * self.g_phase
         s *= c
         ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
@@ -264,6 +265,21 @@ class _Context:
                 out[:, 2 * M + 3 + j] = -beta[:, M + j] / beta[:, i]
         out[:, 2 * M + 3 + D:] = beta[:, M + D:]
         return out, A
+
+
+def _conj_over(f, a2):
+    """``conj(f) / a2`` for a real ``a2 > 0``, as numpy's complex division computes it.
+
+    numpy divides by ``a2 + 0j`` with Smith's method, which for a zero imaginary
+    part multiplies each part by ``1 / a2``; here with real ufuncs on the parts,
+    without casting ``a2`` to complex (measured ~2× faster; the same values).
+    """
+    r = np.divide(1.0, a2)
+    out = np.empty(f.shape, f.dtype)
+    np.multiply(f.real, r, out=out.real)
+    np.multiply(f.imag, r, out=out.imag)
+    np.negative(out.imag, out=out.imag)
+    return out
 
 
 def _first_channels(e, *, search_ev=5.0, max_cut_ev=15.0):
