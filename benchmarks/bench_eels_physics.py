@@ -343,8 +343,6 @@ def frame_speed(args):
     them, in cache), one thread, halved for two cores. A breakdown of one
     frame by step (single thread) gives each step's time and its floor.
     """
-    import xarray as xr
-
     import ionscope.eels as ie
     from ionscope.eels import _plural, _plural_fast
 
@@ -357,13 +355,11 @@ def frame_speed(args):
     print(f"\n## frame speed: {n_frames} frames of {frames[0].sizes['y']}×{frames[0].sizes['x']}×"
           f"{frames[0].sizes['energy']} (float32, {frames[0].nbytes / 2**20:.0f} MiB), dose 200, fit {FIT} eV")
     ours, refs_t, passes, ffts = [], [], [], []
-    from scipy import fft as sfft
-
     for r in range(args.rounds):
         load = os.getloadavg()[0]
         for f in frames:
             t0 = time.perf_counter()
-            m = ie.mlls(f, refs, **kw)
+            ie.mlls(f, refs, **kw)
             ours.append(time.perf_counter() - t0)
         if args.with_reference:
             t0 = time.perf_counter()

@@ -198,8 +198,10 @@ def breakdown(d):
 
     g = _lowloss.gaussian_ft(np.fft.rfftfreq(n_fft, d=float(e[1] - e[0])), plan.fit.kwargs["resolution_fwhm"])
     kc = max(8, int(np.count_nonzero(g > 1e-18)))  # the frequencies the kernel keeps (as _Context)
-    q_re, q_im = rng.random((P, kc)) + 0.5, rng.random((P, kc)) - 0.5  # generic arguments (no fast paths)
-    log_floor = _best(lambda: (np.arctan2(q_im, q_re), np.log(q_re))) * scale
+    # generic arguments: phases in every quadrant, as j/z has them
+    q_re, q_im = rng.standard_normal((P, kc)), rng.standard_normal((P, kc))
+    pos = np.abs(q_re) + 0.1
+    log_floor = _best(lambda: (np.arctan2(q_im, q_re), np.log(pos))) * scale
     steps = [
         ("zero-loss alignment, I0, tail, padding (_prepare)", f["prepare"], pass64 + pad,
          "one read of the frame (float64) + the padded 2048-channel copy"),
