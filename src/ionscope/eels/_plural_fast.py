@@ -37,9 +37,10 @@ from ._plural import design
 from ._solve import nnls_batched, single_threaded_blas
 
 #: pixels per block: (block × 2048) float64 work arrays of 1 MB, about one core's L2 cache. Measured on
-#: one realistic 128×128×1024 frame, one thread (issue 20, second pass): 2.5–2.7 CPU s per frame at 32–64
-#: pixels, 4.5–4.9 s at 128–256 (whose ~20 MB working set per thread spills the shared L3 once both cores
-#: run); results are per pixel, so the block size does not change them
+#: one realistic 128×128×1024 frame, one thread, load 4–6 (issue 20, second pass; BENCHMARKS.md): 2.5–2.9
+#: CPU s per frame at 32–64 pixels, 4.5–4.9 s at 128–256 (~20 work arrays of 2–4 MB spill the L2 and, with
+#: both cores and other jobs, the shared L3), 4.0–4.5 s at 16 (per-block call overhead). The arithmetic is
+#: per pixel: the block size moves only the float32 noise path's rounding (≤ 1e-6 of the maps' RMS)
 _BLOCK = 64
 
 
@@ -272,7 +273,8 @@ def _conj_over(f, a2):
 
     numpy divides by ``a2 + 0j`` with Smith's method, which for a zero imaginary
     part multiplies each part by ``1 / a2``; here with real ufuncs on the parts,
-    without casting ``a2`` to complex (measured ~2× faster; the same values).
+    without casting ``a2`` to complex (measured 1.4× faster on a 64-pixel block;
+    the same values, bit for bit).
     """
     r = np.divide(1.0, a2)
     out = np.empty(f.shape, f.dtype)
