@@ -253,7 +253,11 @@ def main(argv=None):
     p.add_argument("--tag", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(args.child, args.tag)
+        if args.tag == "breakdown":
+            print()
+            breakdown(args.child)
+        else:
+            child(args.child, args.tag)
         return 0
     import numpy
     import scipy
@@ -265,6 +269,13 @@ def main(argv=None):
         make_frame(d, args.size, args.seed, args.dose)
         if args.compare_src:
             results["compare"] = compare(d, args.compare_src, args.rounds)
+        if args.breakdown and args.compare_src:
+            # the same per-step breakdown of the other tree (its kernel has the same steps), then this one
+            env = {**os.environ, "PYTHONPATH": args.compare_src}
+            out = subprocess.run([sys.executable, __file__, "--child", d, "--tag", "breakdown"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            print(f"\nthe other tree ({args.compare_src}):" + out.split("\n", 1)[1], end="")
+            print("\nthis tree:", end="")
         if args.breakdown:
             results["breakdown"] = breakdown(d)
     print(f"# load at end {os.getloadavg()[0]:.1f}")
