@@ -339,12 +339,10 @@ def frame_speed(args):
     (the batched kernel, threads on the process's cores), the reference kernel of the first implementation
     (``--with-reference``), and eXSpy's careful workflow on ``--speed-exspy-rows`` rows, scaled to the frame.
     Floors: one pass over the frame in memory (``sum``) and, for the kernel's 16 real FFTs of 2048 points
-    per spectrum (3 float64, 13 float32), scipy.fft alone on blocks of 256 spectra (as the kernel runs
+    per spectrum (3 float64, 13 float32), scipy.fft alone on blocks of the kernel's size (as the kernel runs
     them, in cache), one thread, halved for two cores. A breakdown of one
     frame by step (single thread) gives each step's time and its floor.
     """
-    import xarray as xr
-
     import ionscope.eels as ie
     from ionscope.eels import _plural, _plural_fast
 
@@ -357,13 +355,11 @@ def frame_speed(args):
     print(f"\n## frame speed: {n_frames} frames of {frames[0].sizes['y']}×{frames[0].sizes['x']}×"
           f"{frames[0].sizes['energy']} (float32, {frames[0].nbytes / 2**20:.0f} MiB), dose 200, fit {FIT} eV")
     ours, refs_t, passes, ffts = [], [], [], []
-    from scipy import fft as sfft
-
     for r in range(args.rounds):
         load = os.getloadavg()[0]
         for f in frames:
             t0 = time.perf_counter()
-            m = ie.mlls(f, refs, **kw)
+            ie.mlls(f, refs, **kw)
             ours.append(time.perf_counter() - t0)
         if args.with_reference:
             t0 = time.perf_counter()
@@ -407,10 +403,15 @@ def frame_speed(args):
     return out
 
 
-def _fft_floor(n_pix, block=256):
+def _fft_floor(n_pix, block=None):
     """CPU seconds of the kernel's transforms alone (3 float64 + 13 float32 real FFTs of 2048 points per
-    spectrum), on one thread, in blocks of ``block`` spectra as the kernel does (in cache)."""
+    spectrum), on one thread, in blocks of ``block`` spectra (default: the kernel's block size, in cache)."""
     from scipy import fft as sfft
+
+    if block is None:
+        from ionscope.eels import _plural_fast
+
+        block = getattr(_plural_fast, "_BLOCK", 256)
 
     x64 = np.random.default_rng(0).random((block, 2048))
     x32 = x64.astype(np.float32)

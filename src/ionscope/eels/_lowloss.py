@@ -155,6 +155,10 @@ def dark_offset(J, e, *, below_ev=10.0, min_channels=20):
     if near.size == 0:
         return np.zeros(J.shape[0])
     peak_e = e[near[0] + np.argmax(J[:, near], axis=1)]
+    if np.all(np.diff(e) > 0) and not (np.searchsorted(e, peak_e - below_ev) >= min_channels).any():
+        # no spectrum has enough channels below its peak (e.g. an axis from −5 eV): skip the
+        # per-channel mask (the count of channels below each peak from the sorted axis; same result)
+        return np.zeros(J.shape[0])
     mask = e[None, :] < (peak_e[:, None] - below_ev)
     out = np.zeros(J.shape[0])
     enough = mask.sum(axis=1) >= min_channels
