@@ -20,8 +20,7 @@ def _dataset(n=7):
     return ds
 
 
-def _store(tmp_path, name, ds, direct, monkeypatch=None):
-    from ionscope.pipeline import _regions
+def _store(tmp_path, name, ds, direct):
     from ionscope.pipeline._regions import RegionWriter
 
     ds = ds.chunk({"time": 1})

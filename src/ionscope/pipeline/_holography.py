@@ -193,8 +193,9 @@ def _frames(ctx):
     # the plan's key and the holograms' dask name, both content hashes.
     tok = dask.base.tokenize(ctx.keys["holo_plan"], data.name)
     fname, zeros = f"holo-frame-{tok}", (0,) * (data.ndim - 1)
+    fft = _fft_workers()
     frames = HighLevelGraph.from_collections(
-        fname, {(fname, k): (_frame_variables, plan_d.key, (data.name, k, *zeros), k) for k in range(n)},
+        fname, {(fname, k): (_frame_variables, plan_d.key, (data.name, k, *zeros), k, fft) for k in range(n)},
         dependencies=[data, plan_d])
     data_vars = {}
     for v, (dims, shape, dtype) in layout.items():
@@ -211,11 +212,26 @@ def _row(variables, name):
     return variables[name][None]
 
 
-def _frame_variables(plan, block, index):
+def _frame_variables(plan, block, index, fft_workers=1):
     """The kernel on one time point: ``block`` is the holograms' chunk of that time point (a leading axis of 1)."""
     from ..holography import bias_frame
 
-    return bias_frame(plan, block[0], index=index).to_variables(plan)
+    return bias_frame(plan, block[0], index=index, fft_workers=fft_workers).to_variables(plan)
+
+
+def _fft_workers():
+    """FFT threads of a frame task: every core where the executor runs one task at a time, else 1.
+
+    Inline (dask "synchronous") or one thread: a frame's FFTs would leave the
+    other cores idle, as ``bias_series(workers=1)`` does not. The numbers do
+    not depend on it (:func:`~ionscope.holography.bias_frame`).
+    """
+    import dask
+
+    scheduler = dask.config.get("scheduler", None)
+    one_at_a_time = scheduler in ("synchronous", "sync", "single-threaded") or (
+        scheduler in ("threads", "threading") and dask.config.get("num_workers", None) == 1)
+    return None if one_at_a_time else 1
 
 
 def _series(ctx):
