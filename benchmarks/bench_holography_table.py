@@ -5,7 +5,8 @@ Run: ``python benchmarks/bench_holography_table.py [--size 2048 --frames 20 --ro
 
 A night of ``--frames`` + 1 simulated 2048² off-axis holograms (``simulate.biased_holograms``, the
 programme of ``bench_holography_split.py``: 30 s at rest, then 1.5 V; 100 counts/px; written to Zarr
-once) runs through ``run_holography(..., stages=("holo_series",), executor="threads")`` into a fresh
+once) runs through ``run_holography(..., stages=("holo_series",), executor=EXECUTOR)`` (``--executor``,
+default ``"threads"``) into a fresh
 output folder each time (nothing cached), drift ``"auto"`` (the pipeline's default). Each run is a
 fresh Python process, so that ``--base SRC`` (another checkout's ``src``, e.g. ``git archive main``)
 and this checkout can be alternated in one session ("before", "after"); the order flips every round.
@@ -80,11 +81,12 @@ def main():
     p.add_argument("--base", type=Path, default=None, help="another checkout's src folder (the 'before' code)")
     p.add_argument("--data", type=Path, default=None, help="keep the simulated night here (made if missing)")
     p.add_argument("--profile", type=Path, default=None)
-    p.add_argument("--executor", default="threads", help="with --profile: 'synchronous' profiles the tasks too")
+    p.add_argument("--executor", default="threads",
+                   help="'threads' (default) or 'synchronous' (inline; with --profile it profiles the tasks too)")
     p.add_argument("--one", nargs=2, type=Path, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:
-        print("RESULT " + json.dumps(_one(*a.one)))
+        print("RESULT " + json.dumps(_one(*a.one, a.executor)))
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench_holo_table_"))
     data = a.data or tmp / "data"
@@ -106,7 +108,8 @@ def main():
             for name, src in order:
                 out = tmp / f"{name}-{r}"
                 env = {**os.environ, "PYTHONPATH": str(src)}
-                proc = subprocess.run([sys.executable, __file__, "--one", str(data), str(out)], env=env,
+                proc = subprocess.run([sys.executable, __file__, "--one", str(data), str(out), "--executor", a.executor],
+                                      env=env,
                                       capture_output=True, text=True)
                 line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if not line:
