@@ -119,18 +119,19 @@ class Deferred:
         return np.asarray(self.array.compute(scheduler="sync") if hasattr(self.array, "compute") else self.array)
 
 
-def frame_variables(plan, hologram, index, live=None, digest=None):
+def frame_variables(plan, block, index, live=None, digest=None, *, fft_workers=1):
     """The per-frame kernel's variables of one time point: from the live cache when it measured this
-    hologram under this plan (``live``: its :func:`live_index` entry), else :func:`bias_frame`."""
+    hologram under this plan (``live``: its :func:`live_index` entry), else :func:`bias_frame` on the
+    hologram (``block``: the time point's chunk, a leading axis of 1, or a :class:`Deferred` of it)."""
     if live is not None and live["plan_digest"] == digest:
         got = _load(live, plan)
         if got is not None:
             return got
     from ..holography import bias_frame
 
-    if isinstance(hologram, Deferred):
-        hologram = hologram.read()
-    return bias_frame(plan, hologram, index=index).to_variables(plan)
+    if isinstance(block, Deferred):
+        block = block.read()
+    return bias_frame(plan, block[0], index=index, fft_workers=fft_workers).to_variables(plan)
 
 
 def _load(live: dict, plan) -> dict | None:

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,7 @@ from ..errors import ConfigError, DataValidationError
 from ._graph import Stage
 
 from ._holo_config import OPTIONS  # noqa: F401  (the [holography] keys, where they were always read)
+from ._holo_frames import _frames
 
 _SERIES_KEYS = ("method", "thickness_nm", "voltage_kv", "interfaces_nm", "window_nm", "model", "background",
                 "order", "zero_bias", "drift", "frame_checks", "min_good_fraction")
@@ -161,57 +161,6 @@ def _plan_view(ctx, stored):
     from ..holography import BiasPlan
 
     return BiasPlan.from_dataset(stored)
-
-
-def _frames(ctx):
-    """``holo_frames``: :func:`ionscope.holography.bias_frame` on every time point, as a lazy Dataset.
-
-    One dask task per time point (its hologram read as a task of its own), so
-    the store writes it batch by batch on the run's executor and a killed run
-    resumes at the next batch. The plan (ψ₀, masks, reference waves: the
-    large read-only state) enters the graph as one key: a cluster ships it
-    once per worker, not once per frame. A hologram a live session measured
-    under the same plan (``ctx.info["holo_live"]``, :mod:`ionscope.pipeline._holo_reuse`)
-    is taken from its cache instead of being measured again.
-    """
-    import dask
-    import dask.array as dsa
-    import xarray as xr
-
-    from ..holography import BiasFrame
-
-    plan = ctx["holo_plan"]
-    holo = ctx["holograms"]
-    holo = holo.transpose("time", "y", "x") if plan.method == "fourier" else holo.transpose("time", "frame", "y", "x")
-    if holo.chunks is None:
-        # numpy or a lazily indexed store: one task per time point, nothing read here
-        holo = holo.chunk({"time": 1})
-    data = holo.data
-    from ._framekeys import row_id
-    from ._holo_reuse import Deferred, plan_digest
-
-    plan_d = dask.delayed(plan, name=f"holo-plan-{ctx.keys['holo_plan']}", traverse=False)
-    layout, coords = BiasFrame.layout(plan)
-    columns = {v: [] for v in layout}
-    live = ctx.info.get("holo_live") or {}
-    digest = plan_digest(plan) if live else None
-    ctx.info["holo_live_reused"] = sum(1 for t in plan.times
-                                       if row_id(t) in live and live[row_id(t)]["plan_digest"] == digest)
-    for k in range(plan.n_time):
-        entry = live.get(row_id(plan.times[k]))
-        # a hologram measured live is not read (it is only read again if its cache entry fails to load)
-        hologram = data[k] if entry is None or entry["plan_digest"] != digest else Deferred(data[k])
-        fr = dask.delayed(_frame_variables, pure=True)(plan_d, hologram, k, entry, digest)
-        for v, (_, shape, dtype) in layout.items():
-            columns[v].append(dsa.from_delayed(dask.delayed(operator.getitem, pure=True)(fr, v), shape, dtype))
-    data_vars = {v: (("time",) + dims, dsa.stack(columns[v])) for v, (dims, _, _) in layout.items()}
-    return xr.Dataset(data_vars, coords={"time": plan.times, **coords})
-
-
-def _frame_variables(plan, hologram, index, live=None, digest=None):
-    from ._holo_reuse import frame_variables
-
-    return frame_variables(plan, hologram, index, live, digest)
 
 
 def _series(ctx):

@@ -54,6 +54,7 @@ from .._atomic import atomic_path
 from ..errors import FileFormatError
 from ._filesets import FileSetStore  # noqa: F401 - its old home (callers import it from here)
 from ._framekeys import RowKeys, _link_rows, _runs, _sha256
+from ._regions import RegionWriter
 
 _KEY_ATTR = "ionscope_stage_key"
 _HASH_LIMIT = 256 * 2**20  # stages up to this size are checksummed; larger ones checked by file sizes
@@ -422,14 +423,13 @@ class StageCache:
         resumed = len(starts) - len(todo)
         computed = 0
         loop = progress(todo) if progress is not None else todo
+        writer = RegionWriter(partial, ds, dim, region_vars)
         for s in loop:
             sl = slice(s, min(s + batch, n))
             rest = [i for i in range(sl.start, sl.stop) if i not in done]
             # rows linked from the old group are not written again: only the others, in runs
             for a, b in _runs(rest):
-                part = ds[region_vars].isel({dim: slice(a, b)})
-                part = part.drop_vars([c for c in part.coords if dim not in part[c].dims])
-                part.to_zarr(partial, region={dim: slice(a, b)}, consolidated=False)
+                writer.write(a, b)
                 computed += b - a
             done.update(range(sl.start, sl.stop))
             _write_json(done_file, sorted(done))
