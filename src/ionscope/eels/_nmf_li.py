@@ -132,10 +132,69 @@ def component_content(H, S, names, e_fit, *, li, co, exponents=(1.0, 2.0, 3.0, 4
     return coef[names.index(li)], coef[names.index(co)]
 
 
+def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time"):
+    """Co from all frames of a pixel (its areal density per unit t/λ is fixed), Li conditioned on it.
+
+    In an operando series the Co framework does not move: a pixel's Co amount
+    per zero-loss electron and unit t/λ, ``ρ = Co/(I0·t/λ)``, is the same in
+    every frame (thinning changes t/λ, not ρ; I0 and t/λ are measured per frame
+    from the zero-loss peak, with negligible noise). So ``ρ`` is the
+    inverse-variance mean over the frames, and each frame's Co becomes
+    ``Ĉ = ρ̂·I0·t/λ`` with ``n_frames`` times less variance. Li and Co of one
+    spectrum are anticorrelated (their edges overlap; measured ρ(Li, Co) ≈ −0.48
+    per pixel at dose 1000), so Li is conditioned on the better Co with the
+    regression adjustment ``Li − b·(Co − Ĉ)``, ``b = cov(Li, Co)/var(Co)`` from the
+    exact sandwich covariance — the minimum-variance linear correction — with
+    variance ``var(Li) − b·cov(Li, Co) + b²·var(Ĉ)`` (exact: ``cov(Co, Ĉ) = var(Ĉ)``).
+    Measured on realistic spectra at 1000 counts/channel (4 frames, seeds 11–13):
+    x error per 4×4 block from Co 0.034 → 0.018, from Li 0.078 → 0.071; r(x) on
+    4×4 blocks 0.928–0.948 → 0.951–0.964, σ still honest. Spatial smoothing of
+    ``ρ`` instead was rejected: grains of different Co density made the Co pull
+    1.2–2.6. Frames must be registered; ``co_time_chi2`` (χ²/dof of ``ρ`` across
+    the frames, ~1 when ``ρ`` is constant) tests it, and a film mean above 1.5
+    warns.
+    """
+    import warnings
+
+    norm = ds["zero_loss"] * ds["thickness"]
+    s_co = ds[f"{co}_std"]
+    good = np.isfinite(norm) & (norm > 0) & np.isfinite(ds[co]) & np.isfinite(s_co) & (s_co > 0)
+    rho = (ds[co] / norm).where(good)
+    w = ((norm / s_co) ** 2).where(good, 0.0)  # 1/var(ρ)
+    wsum = w.sum(time_dim)
+    rho_hat = (rho.fillna(0.0) * w).sum(time_dim) / wsum
+    n_good = good.sum(time_dim)
+    chi2 = ((rho - rho_hat) ** 2 * w).sum(time_dim) / np.maximum(n_good - 1, 1)
+    co_hat = rho_hat * norm
+    var_hat = norm**2 / wsum
+    cov = ds[f"{li}_{co}_cov"]
+    b = (cov / s_co**2).where(good, 0.0)
+    out = ds.copy()
+    dims = ds[li].dims
+    out[li] = (ds[li] - b * (ds[co] - co_hat)).transpose(*dims).assign_attrs(ds[li].attrs)
+    out[f"{li}_std"] = np.sqrt(np.maximum(ds[f"{li}_std"] ** 2 - b * cov + b**2 * var_hat, 0.0)).transpose(
+        *dims).assign_attrs(ds[f"{li}_std"].attrs)
+    out[co] = co_hat.transpose(*dims).assign_attrs(ds[co].attrs)
+    out[f"{co}_std"] = np.sqrt(var_hat).transpose(*dims).assign_attrs(ds[f"{co}_std"].attrs)
+    out[f"{li}_{co}_cov"] = (b * var_hat).transpose(*dims).assign_attrs(ds[f"{li}_{co}_cov"].attrs)
+    out["co_time_chi2"] = chi2.where(n_good > 1).assign_attrs(
+        long_name=f"χ²/dof of {co} per unit t/λ across the frames (~1: constant, as pooled)")
+    if not hasattr(chi2.data, "dask"):
+        sig = (rho_hat * np.sqrt(wsum) > 5.0) & (n_good > 1)  # pixels with a clearly non-zero Co
+        level = float(chi2.where(sig).mean()) if bool(sig.any()) else float("nan")
+        out.attrs["co_time_chi2"] = level
+        if level > 1.5:
+            warnings.warn(f"nmf_li: {co} per unit t/λ changes between frames (χ²/dof {level:.2f} across "
+                          f"{time_dim}, ~1 expected): are the frames registered? Pass co_pooling='none' to "
+                          "fit every frame on its own", RuntimeWarning, stacklevel=3)
+    return out
+
+
 @accepts_data("si")
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
-           resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None):
+           resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
+           co_pooling: str = "time"):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -176,6 +235,13 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         Dual EELS low loss of the same pixels (spliced below ``si``).
     energy : array_like, optional
         Energy axis of a plain-array ``si``.
+    co_pooling : {"time", "none"}
+        ``"time"`` (default): Co per unit t/λ is taken as fixed per pixel over the
+        frames (the Co framework does not move) and pooled over them, and Li is
+        conditioned on the pooled Co (``_pool_co_over_time``; raises r(x) on
+        4×4 blocks from ~0.94 to ~0.96 at 1000 counts/channel). Needs registered
+        frames; a no-op without a ``time`` dimension of ≥ 2 frames. ``"none"``:
+        every spectrum fitted on its own (the route before issue 19's third pass).
 
     Returns
     -------
@@ -185,8 +251,10 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         ``Li_Co_cov``, ``chi2``, ``thickness`` (t/λ), ``zero_loss`` (I0),
         ``spectra`` (``nmf_component``, energy: the NMF spectra),
         ``component_li`` and ``component_co`` (their Li and Co content); with
-        ``calibration`` also ``li_fraction`` and ``li_fraction_std``; attrs
-        ``li_component`` (index of the Li-bearing component), ``method``.
+        Co pooled over time also ``co_time_chi2`` (χ²/dof of Co per unit t/λ
+        across the frames); with ``calibration`` also ``li_fraction`` and
+        ``li_fraction_std``; attrs ``li_component`` (index of the Li-bearing
+        component), ``co_pooling`` (what was done), ``method``.
 
     References
     ----------
@@ -208,6 +276,8 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
 
     if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 2:
         raise DataValidationError(f"n_components: expected an integer ≥ 2, got {n_components!r}")
+    if co_pooling not in ("time", "none"):
+        raise DataValidationError(f"co_pooling: expected 'time' or 'none', got {co_pooling!r}")
     if int(fit_pixels) < n_components:
         raise DataValidationError(f"fit_pixels: expected ≥ n_components = {n_components}, got {fit_pixels}")
     da = _common.spectra(si, energy=energy)
@@ -280,6 +350,10 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
                 "li_component": int(np.argmax(l_k)), "resolution_fwhm_ev": fw,
                 "fit_range_ev": [float(e[ch[0]]), float(e[ch[-1]])], "components": [li, co],
                 "weights_unit": "single-scattering counts"}
+    pooled = co_pooling == "time" and "time" in ds[li].dims and ds.sizes["time"] > 1
+    if pooled:
+        ds = _pool_co_over_time(ds, li=li, co=co)
+    ds.attrs["co_pooling"] = "time" if pooled else "none"
     if calibration is not None:
         from ._fraction import li_fraction
 
