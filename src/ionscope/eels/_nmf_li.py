@@ -132,7 +132,7 @@ def component_content(H, S, names, e_fit, *, li, co, exponents=(1.0, 2.0, 3.0, 4
     return coef[names.index(li)], coef[names.index(co)]
 
 
-def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time"):
+def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=True, n_iter=3):
     """Co from all frames of a pixel (its areal density per unit t/λ is fixed), Li conditioned on it.
 
     In an operando series the Co framework does not move: a pixel's Co amount
@@ -140,45 +140,67 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time"):
     every frame (thinning changes t/λ, not ρ; I0 and t/λ are measured per frame
     from the zero-loss peak, with negligible noise). So ``ρ`` is the
     inverse-variance mean over the frames, and each frame's Co becomes
-    ``Ĉ = ρ̂·I0·t/λ`` with ``n_frames`` times less variance. Li and Co of one
-    spectrum are anticorrelated (their edges overlap; measured ρ(Li, Co) ≈ −0.48
-    per pixel at dose 1000), so Li is conditioned on the better Co with the
-    regression adjustment ``Li − b·(Co − Ĉ)``, ``b = cov(Li, Co)/var(Co)`` from the
-    exact sandwich covariance — the minimum-variance linear correction — with
-    variance ``var(Li) − b·cov(Li, Co) + b²·var(Ĉ)`` (exact: ``cov(Co, Ĉ) = var(Ĉ)``).
-    Measured on realistic spectra at 1000 counts/channel (4 frames, seeds 11–13):
-    x error per 4×4 block from Co 0.034 → 0.018, from Li 0.078 → 0.071; r(x) on
-    4×4 blocks 0.928–0.948 → 0.951–0.964, σ still honest. Spatial smoothing of
-    ``ρ`` instead was rejected: grains of different Co density made the Co pull
-    1.2–2.6. Frames must be registered; ``co_time_chi2`` (χ²/dof of ``ρ`` across
-    the frames, ~1 when ``ρ`` is constant) tests it, and a film mean above 1.5
-    warns.
+    ``Ĉ = g·ρ̂·I0·t/λ`` with ``n_frames`` times less variance. ``g`` is one factor
+    per frame (mean 1, from the sums over all pixels, so without noise of its
+    own): the learned component spectra carry a small calibration error that
+    moves Li and Co of a whole frame together as its x changes (measured ±2 % on
+    a 24×32 scene learned from 192 training spectra), which cancels in a frame's
+    own Li/Co but not against a Co pooled over frames of other x.
+
+    Li and Co of one spectrum are anticorrelated (their edges overlap; measured
+    ρ(Li, Co) ≈ −0.48 per pixel at dose 1000), so with ``condition`` Li is
+    conditioned on the better Co by the regression adjustment
+    ``Li − b·(Co − Ĉ)``, ``b = cov(Li, Co)/var(Co)`` from the exact sandwich
+    covariance — the minimum-variance linear correction — with variance
+    ``var(Li) − b·cov(Li, Co) + b²·var(Ĉ)`` (exact, as ``cov(Co, Ĉ) = var(Ĉ)``);
+    ``g``'s own error is neglected. Spatial smoothing of ``ρ`` instead was
+    rejected: grains of different Co density made the Co pull 1.2–2.6. Frames
+    must be registered; ``co_time_chi2`` (χ²/dof of ``ρ`` across the frames, ~1
+    when ``ρ`` is constant) tests it, and a mean above 1.5 over the pixels with
+    clear Co warns.
     """
     import warnings
 
-    norm = ds["zero_loss"] * ds["thickness"]
+    norm0 = ds["zero_loss"] * ds["thickness"]
     s_co = ds[f"{co}_std"]
-    good = np.isfinite(norm) & (norm > 0) & np.isfinite(ds[co]) & np.isfinite(s_co) & (s_co > 0)
-    rho = (ds[co] / norm).where(good)
-    w = ((norm / s_co) ** 2).where(good, 0.0)  # 1/var(ρ)
+    good = np.isfinite(norm0) & (norm0 > 0) & np.isfinite(ds[co]) & np.isfinite(s_co) & (s_co > 0)
+    co_obs = ds[co].where(good, 0.0)
+    space = [d for d in ds[co].dims if d != time_dim]
+    g = 1.0
+    for _ in range(int(n_iter)):
+        norm = norm0 * g
+        w = ((norm / s_co) ** 2).where(good, 0.0)  # 1/var(ρ)
+        wsum = w.sum(time_dim)
+        rho_hat = ((co_obs / norm).where(good, 0.0) * w).sum(time_dim) / wsum
+        fitted = (rho_hat * norm).where(good, 0.0)
+        g = g * co_obs.sum(space) / fitted.sum(space)
+        g = g / g.mean()
+    norm = norm0 * g
+    w = ((norm / s_co) ** 2).where(good, 0.0)
     wsum = w.sum(time_dim)
+    rho = (co_obs / norm).where(good)
     rho_hat = (rho.fillna(0.0) * w).sum(time_dim) / wsum
     n_good = good.sum(time_dim)
     chi2 = ((rho - rho_hat) ** 2 * w).sum(time_dim) / np.maximum(n_good - 1, 1)
     co_hat = rho_hat * norm
     var_hat = norm**2 / wsum
     cov = ds[f"{li}_{co}_cov"]
-    b = (cov / s_co**2).where(good, 0.0)
     out = ds.copy()
     dims = ds[li].dims
-    out[li] = (ds[li] - b * (ds[co] - co_hat)).transpose(*dims).assign_attrs(ds[li].attrs)
-    out[f"{li}_std"] = np.sqrt(np.maximum(ds[f"{li}_std"] ** 2 - b * cov + b**2 * var_hat, 0.0)).transpose(
-        *dims).assign_attrs(ds[f"{li}_std"].attrs)
+    if condition:
+        b = (cov / s_co**2).where(good, 0.0)
+        out[li] = (ds[li] - b * (ds[co] - co_hat)).transpose(*dims).assign_attrs(ds[li].attrs)
+        out[f"{li}_std"] = np.sqrt(np.maximum(ds[f"{li}_std"] ** 2 - b * cov + b**2 * var_hat, 0.0)).transpose(
+            *dims).assign_attrs(ds[f"{li}_std"].attrs)
+        new_cov = b * var_hat
+    else:
+        new_cov = cov * var_hat / s_co**2  # cov(Li, Ĉ) = cov(Li, Co)·w_t/Σw
     out[co] = co_hat.transpose(*dims).assign_attrs(ds[co].attrs)
     out[f"{co}_std"] = np.sqrt(var_hat).transpose(*dims).assign_attrs(ds[f"{co}_std"].attrs)
-    out[f"{li}_{co}_cov"] = (b * var_hat).transpose(*dims).assign_attrs(ds[f"{li}_{co}_cov"].attrs)
+    out[f"{li}_{co}_cov"] = new_cov.transpose(*dims).assign_attrs(ds[f"{li}_{co}_cov"].attrs)
     out["co_time_chi2"] = chi2.where(n_good > 1).assign_attrs(
         long_name=f"χ²/dof of {co} per unit t/λ across the frames (~1: constant, as pooled)")
+    out["co_frame_factor"] = g.assign_attrs(long_name=f"frame factor g of the pooled {co}")
     if not hasattr(chi2.data, "dask"):
         sig = (rho_hat * np.sqrt(wsum) > 5.0) & (n_good > 1)  # pixels with a clearly non-zero Co
         level = float(chi2.where(sig).mean()) if bool(sig.any()) else float("nan")
@@ -188,7 +210,6 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time"):
                           f"{time_dim}, ~1 expected): are the frames registered? Pass co_pooling='none' to "
                           "fit every frame on its own", RuntimeWarning, stacklevel=3)
     return out
-
 
 @accepts_data("si")
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,

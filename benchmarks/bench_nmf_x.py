@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark (issue 19, third pass): the NMF route to x — correlation with truth, bias, σ — per variant.
+
+Data: ``simulate.operando_eels(physics="realistic", dose=1000)`` (zero-loss
+peak, plural scattering at t/λ 0.3–1.2, 0.6 eV Li-K chemical shift, de-scan,
+Poisson noise), ``--shape`` × ``--frames`` per seed. Metrics as in
+``bench_eels_routes.py``: k from the pristine region (frame 0, film x > 0.9);
+**x bias** from the film sums of each frame (mean over frames); **RMS** and
+**r(x)** on 4×4-pixel blocks of the film, r(x) also per pixel; **pull** =
+std((Li − Li_true)/σ) and the same for Co per pixel; **leak** = slope of the
+areal Li map's relative error against t/λ (% per unit t/λ). "pooled" puts every
+block (pixel) of all seeds into one correlation / one pull.
+
+Variants: ``co_pooling="none"`` (each spectrum on its own, the second pass),
+``"time"`` (the default: Co per unit t/λ pooled over the frames, Li
+conditioned on it) and the pooled Co without conditioning Li (analysis only).
+No peer: eXSpy/HyperSpy have no quantitative NMF route.
+
+Run::
+
+    python benchmarks/bench_nmf_x.py --seeds 1 2 3            # ~2 min on a quiet 2-core machine
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _metrics(maps, truth):
+    import bench_eels_routes as B
+    import ionscope.eels as ie
+
+    film, pristine, _, xp, _ = B._regions(truth)
+    k = ie.li_fraction(maps, calibration={"region": pristine, "x": xp}).attrs["k"]
+    c = B._blocks(maps[["Li", "Co"]], film)
+    w = B._blocks(truth.weights, film)
+    kt = truth.attrs["k_li_co"]
+    xb = (c.Li / c.Co).values.ravel() / k
+    xtb = (w.sel(component="Li") / w.sel(component="Co")).values.ravel() / kt
+    ok = np.isfinite(xb) & np.isfinite(xtb)
+    xpix = (maps.Li / maps.Co.where(maps.Co > 0)).where(film).values.ravel() / k
+    xtp = truth.x_li.where(film).transpose(*maps.Li.dims).values.ravel()
+    okp = np.isfinite(xpix) & np.isfinite(xtp) & (np.abs(xpix) < 10)
+    xf = (B._film_sum(maps.Li, film) / B._film_sum(maps.Co, film)).values / k
+    wf = B._film_sum(truth.weights, film)
+    xtf = (wf.sel(component="Li") / wf.sel(component="Co")).values / kt
+    rest = B.amount_route(maps, truth, film, pristine, xp, truth_units=True)
+    pulls = {n: ((maps[n] - truth.weights.sel(component=n)) / maps[f"{n}_std"]).values.ravel() for n in ("Li", "Co")}
+    return {"xb": xb[ok], "xtb": xtb[ok], "xp": xpix[okp], "xtp": xtp[okp], "bias": float(np.mean(xf - xtf)),
+            "pull_li": pulls["Li"], "pull_co": pulls["Co"], "leak": rest["leak"], "leak_se": rest["leak_se"]}
+
+
+def _row(name, seed, parts):
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("xb", "xtb", "xp", "xtp", "pull_li", "pull_co")}
+    d = cat["xb"] - cat["xtb"]
+    return {"variant": name, "seed": seed, "bias": float(np.mean([p["bias"] for p in parts])),
+            "rms": float(np.sqrt(np.mean(d**2))), "r4": float(np.corrcoef(cat["xb"], cat["xtb"])[0, 1]),
+            "rpix": float(np.corrcoef(cat["xp"], cat["xtp"])[0, 1]),
+            "pull_li": float(np.nanstd(cat["pull_li"])), "pull_co": float(np.nanstd(cat["pull_co"])),
+            "leak": float(np.mean([p["leak"] for p in parts])), "blocks": int(cat["xb"].size)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--shape", type=int, nargs=2, default=[48, 64])
+    p.add_argument("--frames", type=int, default=4)
+    p.add_argument("--dose", type=float, default=1000.0)
+    args = p.parse_args(argv)
+    import ionscope.eels as ie
+    from ionscope.eels._nmf_li import _pool_co_over_time
+    from ionscope.simulate import operando_eels
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    variants = ("none (second pass)", "time, Co only", "time (default)")
+    parts = {v: [] for v in variants}
+    rows = []
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, shape {args.shape} × {args.frames} "
+          f"frames, dose {args.dose:g}")
+    for seed in args.seeds:
+        si, truth, _ = operando_eels(shape=tuple(args.shape), n_frames=args.frames, physics="realistic",
+                                     dose=args.dose, seed=seed)
+        t0 = time.perf_counter()
+        m = ie.nmf_li(si, truth.references, co_pooling="none")
+        t1 = time.perf_counter()
+        d = ie.nmf_li(si, truth.references)  # the default route, end to end
+        t2 = time.perf_counter()
+        load = os.getloadavg()
+        maps = {"none (second pass)": m, "time, Co only": _pool_co_over_time(m, condition=False),
+                "time (default)": d}
+        for v in variants:
+            mt = _metrics(maps[v], truth)
+            parts[v].append(mt)
+            rows.append(_row(v, seed, [mt]))
+        print(f"# seed {seed}: nmf_li none {t1 - t0:.1f} s, default {t2 - t1:.1f} s, load {load[0]:.1f} "
+              f"{load[1]:.1f} {load[2]:.1f}; co_time_chi2 {d.attrs.get('co_time_chi2', np.nan):.3f}", flush=True)
+    for v in variants:
+        rows.append(_row(v, "pooled", parts[v]))
+    print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | leak %/t/λ |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
+              f"| {r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['leak']:+.1f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
