@@ -10,7 +10,8 @@ Poisson noise), ``--shape`` × ``--frames`` per seed. Metrics as in
 std((Li − Li_true)/σ) and the same for Co per pixel, and of x on 4×4 blocks
 (σ propagated from Li, Co and their covariance; the mean offset, i.e. the bias
 of k, removed); **leak** = slope of the
-areal Li map's relative error against t/λ (% per unit t/λ). "pooled" puts every
+areal Li and Co maps' relative errors against t/λ (% per unit t/λ), and the
+slope of x's error on 4×4 blocks against their t/λ (x per unit t/λ). "pooled" puts every
 block (pixel) of all seeds into one correlation / one pull.
 
 Variants: ``co_pooling="none"`` (each spectrum on its own, the second pass),
@@ -63,10 +64,19 @@ def _metrics(maps, truth):
     sx = np.sqrt(v.Li_std.values.ravel() / C**2 + L**2 * v.Co_std.values.ravel() / C**4 - 2 * L * cv / C**3) / k
     okx = ok & np.isfinite(sx) & (sx > 0)
     pull_x = (xb[okx] - xtb[okx]) / sx[okx]
+    # leaks per unit t/λ: Co areal map (relative, after one overall scale) and x of blocks (absolute)
+    m = film.broadcast_like(maps.Co).transpose(*maps.Co.dims).values.ravel()
+    t_pix = truth.thickness.transpose(*maps.Co.dims).values.ravel()[m]
+    a_co = (maps.Co / maps.zero_loss).values.ravel()[m]
+    at_co = (truth.weights.sel(component="Co") / truth.zero_loss).transpose(*maps.Co.dims).values.ravel()[m]
+    at_co = at_co * np.nansum(a_co) / np.nansum(at_co)
+    leak_co = B._slope((a_co - at_co) / np.nanmean(at_co), t_pix)[0]
+    tb = B._blocks(truth.thickness.broadcast_like(maps.Co), film).transpose(*c.Li.dims).values.ravel() / 16.0
+    leak_x = B._slope(xb[ok] - xtb[ok], tb[ok])[0] / 100.0
     pulls = {n: ((maps[n] - truth.weights.sel(component=n)) / maps[f"{n}_std"]).values.ravel() for n in ("Li", "Co")}
     return {"xb": xb[ok], "xtb": xtb[ok], "xp": xpix[okp], "xtp": xtp[okp], "bias": float(np.mean(xf - xtf)),
             "pull_li": pulls["Li"], "pull_co": pulls["Co"], "pull_x": pull_x - np.mean(pull_x),
-            "leak": rest["leak"], "leak_se": rest["leak_se"]}
+            "leak": rest["leak"], "leak_se": rest["leak_se"], "leak_co": leak_co, "leak_x": leak_x}
 
 
 def _row(name, seed, parts):
@@ -78,7 +88,9 @@ def _row(name, seed, parts):
             "rpix": float(np.corrcoef(cat["xp"], cat["xtp"])[0, 1]),
             "pull_li": float(np.nanstd(cat["pull_li"])), "pull_co": float(np.nanstd(cat["pull_co"])),
             "pull_x": float(np.nanstd(cat["pull_x"])),
-            "leak": float(np.mean([p["leak"] for p in parts])), "blocks": int(cat["xb"].size)}
+            "leak": float(np.mean([p["leak"] for p in parts])), "blocks": int(cat["xb"].size),
+            "leak_co": float(np.mean([p["leak_co"] for p in parts])),
+            "leak_x": float(np.mean([p["leak_x"] for p in parts]))}
 
 
 def main(argv=None):
@@ -118,11 +130,12 @@ def main(argv=None):
     for v in variants:
         rows.append(_row(v, "pooled", parts[v]))
     print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | x pull 4×4 "
-          "| leak %/t/λ |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| leak Li / Co %/t/λ | x leak /t/λ |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
-              f"| {r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f} | {r['leak']:+.1f} |")
+              f"| {r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f} | {r['leak']:+.1f} / {r['leak_co']:+.1f} "
+              f"| {r['leak_x']:+.3f} |")
     return rows
 
 

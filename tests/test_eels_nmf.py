@@ -97,7 +97,8 @@ def _x_pull_blocks(res, truth, film, b=4):
     L, C, vL, vC, cv = (blk(a) for a in (res.Li, res.Co, res.Li_std**2, res.Co_std**2, res.Li_Co_cov))
     w = truth.weights.where(filmb).coarsen(y=b, x=b, boundary="trim").sum()
     xt = (w.sel(component="Li") / w.sel(component="Co")).transpose(*res.Li.dims).values.ravel()
-    sx = np.sqrt(vL / C**2 + L**2 * vC / C**4 - 2 * L * cv / C**3)
+    with np.errstate(invalid="ignore", divide="ignore"):  # blocks outside the film: 0/0
+        sx = np.sqrt(vL / C**2 + L**2 * vC / C**4 - 2 * L * cv / C**3)
     ok = np.isfinite(sx) & (sx > 0) & np.isfinite(xt) & (C > 0)
     return (L[ok] / C[ok] - xt[ok]) / sx[ok]
 
