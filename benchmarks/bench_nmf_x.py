@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark (issue 19, third pass): the NMF route to x — correlation with truth, bias, σ — per variant.
+
+Data: ``simulate.operando_eels(physics="realistic", dose=1000)`` (zero-loss
+peak, plural scattering at t/λ 0.3–1.2, 0.6 eV Li-K chemical shift, de-scan,
+Poisson noise), ``--shape`` × ``--frames`` per seed. Metrics as in
+``bench_eels_routes.py``: k from the pristine region (frame 0, film x > 0.9);
+**x bias** from the film sums of each frame (mean over frames); **RMS** and
+**r(x)** on 4×4-pixel blocks of the film, r(x) also per pixel; **pull** =
+std((Li − Li_true)/σ) and the same for Co per pixel, and of x on 4×4 blocks
+(σ propagated from Li, Co and their covariance; the mean offset, i.e. the bias
+of k, removed); **leak** = slope of the
+areal Li and Co maps' relative errors against t/λ (% per unit t/λ), and the
+slope of x's error on 4×4 blocks against their t/λ (x per unit t/λ). "pooled" puts every
+block (pixel) of all seeds into one correlation / one pull.
+
+Variants: ``co_pooling="none"`` (each spectrum on its own, the second pass),
+``"time"`` (the default: Co per unit t/λ pooled over the frames) and, for
+analysis only, Li also conditioned on the pooled Co (not offered: its σ is not
+honest, see ``_pool_co_over_time``).
+No peer: eXSpy/HyperSpy have no quantitative NMF route.
+
+Run::
+
+    python benchmarks/bench_nmf_x.py --seeds 1 2 3            # ~2 min on a quiet 2-core machine
+    python benchmarks/bench_nmf_x.py --seeds 1 2 3 --denoise  # + the denoised movies (a separate route)
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+DENOISED = "time + sparse-coding denoised Li, Co movies (separate route, no σ)"
+
+
+def _metrics(maps, truth):
+    import bench_eels_routes as B
+    import ionscope.eels as ie
+
+    film, pristine, _, xp, _ = B._regions(truth)
+    k = ie.li_fraction(maps, calibration={"region": pristine, "x": xp}).attrs["k"]
+    c = B._blocks(maps[["Li", "Co"]], film)
+    w = B._blocks(truth.weights, film)
+    kt = truth.attrs["k_li_co"]
+    xb = (c.Li / c.Co).values.ravel() / k
+    xtb = (w.sel(component="Li") / w.sel(component="Co")).values.ravel() / kt
+    ok = np.isfinite(xb) & np.isfinite(xtb)
+    xpix = (maps.Li / maps.Co.where(maps.Co > 0)).where(film).values.ravel() / k
+    xtp = truth.x_li.where(film).transpose(*maps.Li.dims).values.ravel()
+    okp = np.isfinite(xpix) & np.isfinite(xtp) & (np.abs(xpix) < 10)
+    xf = (B._film_sum(maps.Li, film) / B._film_sum(maps.Co, film)).values / k
+    wf = B._film_sum(truth.weights, film)
+    xtf = (wf.sel(component="Li") / wf.sel(component="Co")).values / kt
+    rest = B.amount_route(maps, truth, film, pristine, xp, truth_units=True)
+    # x of blocks with its propagated σ, the Li–Co covariance included
+    v = B._blocks(maps[["Li_std", "Co_std"]] ** 2, film)
+    cv = B._blocks(maps["Li_Co_cov"], film).values.ravel()
+    L, C = c.Li.values.ravel(), c.Co.values.ravel()
+    sx = np.sqrt(v.Li_std.values.ravel() / C**2 + L**2 * v.Co_std.values.ravel() / C**4 - 2 * L * cv / C**3) / k
+    okx = ok & np.isfinite(sx) & (sx > 0)
+    pull_x = (xb[okx] - xtb[okx]) / sx[okx]
+    # leaks per unit t/λ: Co areal map (relative, after one overall scale) and x of blocks (absolute)
+    m = film.broadcast_like(maps.Co).transpose(*maps.Co.dims).values.ravel()
+    t_pix = truth.thickness.transpose(*maps.Co.dims).values.ravel()[m]
+    a_co = (maps.Co / maps.zero_loss).values.ravel()[m]
+    at_co = (truth.weights.sel(component="Co") / truth.zero_loss).transpose(*maps.Co.dims).values.ravel()[m]
+    at_co = at_co * np.nansum(a_co) / np.nansum(at_co)
+    leak_co = B._slope((a_co - at_co) / np.nanmean(at_co), t_pix)[0]
+    tb = B._blocks(truth.thickness.broadcast_like(maps.Co), film).transpose(*c.Li.dims).values.ravel() / 16.0
+    leak_x = B._slope(xb[ok] - xtb[ok], tb[ok])[0] / 100.0
+    pulls = {n: ((maps[n] - truth.weights.sel(component=n)) / maps[f"{n}_std"]).values.ravel() for n in ("Li", "Co")}
+    return {"xb": xb[ok], "xtb": xtb[ok], "xp": xpix[okp], "xtp": xtp[okp], "bias": float(np.mean(xf - xtf)),
+            "pull_li": pulls["Li"], "pull_co": pulls["Co"], "pull_x": pull_x - np.mean(pull_x),
+            "leak": rest["leak"], "leak_se": rest["leak_se"], "leak_co": leak_co, "leak_x": leak_x}
+
+
+def _row(name, seed, parts):
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("xb", "xtb", "xp", "xtp", "pull_li", "pull_co",
+                                                                     "pull_x")}
+    d = cat["xb"] - cat["xtb"]
+    return {"variant": name, "seed": seed, "bias": float(np.mean([p["bias"] for p in parts])),
+            "rms": float(np.sqrt(np.mean(d**2))), "r4": float(np.corrcoef(cat["xb"], cat["xtb"])[0, 1]),
+            "rpix": float(np.corrcoef(cat["xp"], cat["xtp"])[0, 1]),
+            "pull_li": float(np.nanstd(cat["pull_li"])), "pull_co": float(np.nanstd(cat["pull_co"])),
+            "pull_x": float(np.nanstd(cat["pull_x"])),
+            "leak": float(np.mean([p["leak"] for p in parts])), "blocks": int(cat["xb"].size),
+            "leak_co": float(np.mean([p["leak_co"] for p in parts])),
+            "leak_x": float(np.mean([p["leak_x"] for p in parts]))}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--shape", type=int, nargs=2, default=[48, 64])
+    p.add_argument("--frames", type=int, default=4)
+    p.add_argument("--dose", type=float, default=1000.0)
+    p.add_argument("--denoise", action="store_true", help="also the default's Li and Co movies denoised by "
+                   "denoise.sparse_coding (a separate route, no σ)")
+    args = p.parse_args(argv)
+    import ionscope.eels as ie
+    from ionscope.eels._nmf_li import _pool_co_over_time
+    from ionscope.simulate import operando_eels
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    variants = ("none (second pass)", "time (default: Co pooled)", "time + Li conditioned on Co (analysis)")
+    variants += (DENOISED,) if args.denoise else ()
+    parts = {v: [] for v in variants}
+    rows = []
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, shape {args.shape} × {args.frames} "
+          f"frames, dose {args.dose:g}")
+    for seed in args.seeds:
+        si, truth, _ = operando_eels(shape=tuple(args.shape), n_frames=args.frames, physics="realistic",
+                                     dose=args.dose, seed=seed)
+        t0 = time.perf_counter()
+        m = ie.nmf_li(si, truth.references, co_pooling="none")
+        t1 = time.perf_counter()
+        d = ie.nmf_li(si, truth.references)  # the default route, end to end
+        t2 = time.perf_counter()
+        load = os.getloadavg()
+        maps = {"none (second pass)": m, "time (default: Co pooled)": d,
+                "time + Li conditioned on Co (analysis)": _pool_co_over_time(m, condition=True)}
+        if args.denoise:
+            # a separate route: the movies' own sparse-coding denoiser on the default's Li and Co maps
+            # (per-pixel noise maps = their σ); the denoised maps carry no σ, so no pull is reported
+            from ionscope.denoise import sparse_coding
+
+            dn = d.copy()
+            for n in ("Li", "Co"):
+                dn[n] = sparse_coding(d[n], sigma=d[f"{n}_std"]).transpose(*d[n].dims)
+            maps[DENOISED] = dn
+        for v in variants:
+            mt = _metrics(maps[v], truth)
+            parts[v].append(mt)
+            rows.append(_row(v, seed, [mt]))
+        print(f"# seed {seed}: nmf_li none {t1 - t0:.1f} s, default {t2 - t1:.1f} s, load {load[0]:.1f} "
+              f"{load[1]:.1f} {load[2]:.1f}; co_time_chi2 {d.attrs.get('co_time_chi2', np.nan):.3f}", flush=True)
+    for v in variants:
+        rows.append(_row(v, "pooled", parts[v]))
+    print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | x pull 4×4 "
+          "| leak Li / Co %/t/λ | x leak /t/λ |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pulls = ("— | — | —" if r["variant"] == DENOISED else
+                 f"{r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f}")
+        print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
+              f"| {pulls} | {r['leak']:+.1f} / {r['leak_co']:+.1f} | {r['leak_x']:+.3f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
