@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo-out
 
-.PHONY: demo test bench docs install clean
+.PHONY: demo test test-slow bench docs install clean
 
 $(BIN)/ionscope: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(BIN)/ionscope
 demo: install
 	$(BIN)/ionscope demo --out $(OUT)
 
+# `make test`: the fast tier (every test not marked slow, doctests included; under 10 min on 2 cores).
+# `make test-slow`: the slow tier only (fault injection in child processes, repeated full runs, the README
+# run top to bottom). CI (.ci/run) runs both.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'

@@ -58,3 +58,37 @@ def chromium():
     if exe is None:
         pytest.skip("no chromium found (install Debian's chromium: apt-get install -y chromium)")
     return pw, lambda p: p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """``ionscope demo --quick`` run ONCE per test session, shared read-only by every test that checks the whole
+    demo (tests/test_demo.py, tests/test_demo_steps.py, tests/test_report_html.py): ``(status, out, summary,
+    figures)`` with every figure kept as it was saved (``figures[name]``, demo and operando report) for the
+    referee's check. A test that changes the folder must copy it to its own ``tmp_path`` first."""
+    import json
+
+    from ionscope.cli import main
+    from ionscope.demo import DemoContext
+    from ionscope.report import _figures
+
+    figures = {}
+    mp = pytest.MonkeyPatch()
+    save_demo, save_report = DemoContext.save_figure, _figures.save_figure
+
+    def keep_demo(self, fig, name, **kw):
+        figures[name] = fig
+        return save_demo(self, fig, name, **kw)
+
+    def keep_report(fig, path, **kw):
+        figures[f"operando/{path.name}"] = fig
+        return save_report(fig, path, **kw)
+
+    mp.setattr(DemoContext, "save_figure", keep_demo)
+    mp.setattr(_figures, "save_figure", keep_report)
+    out = tmp_path_factory.mktemp("demo")
+    try:
+        status = main(["demo", "--quick", "--no-progress", "--out", str(out)])
+    finally:
+        mp.undo()
+    return status, out, json.loads((out / "summary.json").read_text()), figures

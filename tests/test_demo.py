@@ -2,18 +2,14 @@
 """End to end: ``ionscope demo --quick`` runs every step and recovers the simulator's truth."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from ionscope.cli import main
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    status = main(["demo", "--quick", "--no-progress", "--out", str(out)])
-    return status, out, json.loads((out / "summary.json").read_text())
+@pytest.fixture
+def demo(quick_demo):
+    """The session's one ``ionscope demo --quick`` (tests/conftest.py; shared read-only)."""
+    status, out, summary, _ = quick_demo
+    return status, out, summary
 
 
 def test_every_step_ran(demo):

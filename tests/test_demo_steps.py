@@ -11,10 +11,10 @@ import pytest
 from ionscope.simulate import limap_movie
 
 
-def test_eels_linescan_and_mva_steps(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["simulate", "eels", "linescan", "mva"], show_progress=False)
+def test_eels_linescan_and_mva_steps(quick_demo):
+    # on the session's one quick demo (tests/conftest.py): these steps run there exactly as they would alone
+    # (same seeds, same data from the simulate step); running only some steps is test_denoise_step_without_eels
+    _, out, summary, _ = quick_demo
     for step in ("eels", "linescan", "mva"):
         assert summary["steps"][step]["status"] == "ok", summary["steps"][step]
     r = summary["steps"]["eels"]["results"]
@@ -24,7 +24,7 @@ def test_eels_linescan_and_mva_steps(tmp_path):
     assert abs(fl["bias_percent"]) < 10 and 0.85 < fl["li_pull_std"] < 1.15
     assert abs(r["mlls_raw_counts"]["bias_percent"]) > 5 * abs(fl["bias_percent"])
     assert abs(r["k_calibrated"] - r["k_true"]) < 3 * r["k_std"]
-    assert (tmp_path / "limaps.zarr").exists() and (tmp_path / "figures" / "eels_limaps.png").exists()
+    assert (out / "limaps.zarr").exists() and (out / "figures" / "eels_limaps.png").exists()
     lw = summary["steps"]["linescan"]["results"]
     assert abs(lw["mlls_width_nm"] - lw["true_width_nm"]) < 1.0
 
@@ -56,14 +56,13 @@ def test_denoise_step_uses_limaps_from_context(tmp_path):
     assert np.isfinite(ctx.results["denoise"]["psnr_denoised_db"])
 
 
-def test_holography_step_quick(tmp_path):
-    from ionscope.demo import run_demo
-
-    summary = run_demo(tmp_path, quick=True, steps=["holography"], show_progress=False)
+def test_holography_step_quick(quick_demo):
+    # the holography step reads nothing from earlier steps: in the session's one quick demo it runs as alone
+    _, out, summary, _ = quick_demo
     step = summary["steps"]["holography"]
     assert step["status"] == "ok", step.get("error")
     res = step["results"]
-    assert (tmp_path / "holography.png").exists()
+    assert (out / "holography.png").exists()
     for method in ("fourier", "phase_shifting"):
         assert res[method]["step_v"] == pytest.approx(res["truth"]["step_v"], rel=0.1)
     assert res["phase_shifting"]["width_nm"] < res["fourier"]["width_nm"]

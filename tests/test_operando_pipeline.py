@@ -136,6 +136,7 @@ def test_batched_stage_resumes_mid_stage(tmp_path):
     np.testing.assert_array_equal(cache.load("s").v.values, ds.v.values)
 
 
+@pytest.mark.slow  # a LocalCluster of worker processes (~20 s on 2 loaded cores); fast tier: test_pipeline_executors
 def test_local_dask_cluster_gives_identical_results(sim, baseline, tmp_path):
     pytest.importorskip("distributed")
     cfg = _config(tmp_path, input={"series": str(sim["store"])}, compute={"scheduler": "local", "n_workers": 2,

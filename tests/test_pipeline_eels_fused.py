@@ -106,6 +106,7 @@ def test_realistic_drift_and_registration_from_the_screens_read(realistic, reali
     np.testing.assert_allclose(recorded, direct, atol=1e-6)
 
 
+@pytest.mark.slow  # a LocalCluster of worker processes (~17 s on 2 loaded cores); fast tier: test_pipeline_executors
 def test_realistic_fused_on_a_local_cluster(realistic, realistic_runs, tmp_path):
     pytest.importorskip("distributed")
     cluster, _ = _limap(realistic, tmp_path, scheduler="local", n_workers=2)

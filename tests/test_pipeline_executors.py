@@ -130,8 +130,14 @@ def remote_cluster():
             p.wait(timeout=30)
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
-@pytest.mark.parametrize("table", ["eels", "holography"])
+# every (table, executor) pair; the holography table on a LocalCluster starts its own worker processes (~27 s on 2
+# loaded cores) and is in the slow tier (issue 20): the fast tier keeps the LocalCluster executor with the EELS
+# table and the holography table on worker processes through the remote scheduler (which also loses a worker)
+CASES = [pytest.param(t, e, marks=pytest.mark.slow) if (t, e) == ("holography", "local") else (t, e)
+         for t in ("eels", "holography") for e in EXECUTORS]
+
+
+@pytest.mark.parametrize(("table", "executor"), CASES)
 def test_every_executor_gives_identical_outputs(table, executor, eels_night, holography_night, reference,
                                                 tmp_path, request):
     if executor == "local":

@@ -74,7 +74,10 @@ def test_inline_equals_bias_series(night, inline):
     assert (cache / "holo_frames" / "potential").is_dir() and not (cache / "holo_series" / "potential").exists()
 
 
-@pytest.mark.parametrize("executor", ["threads", "local"])
+# the LocalCluster case starts worker processes (~20 s on 2 loaded cores): slow tier (issue 20); the fast tier
+# keeps the holography table on worker processes through tests/test_pipeline_executors.py's [holography-remote]
+# and the LocalCluster executor through its [eels-local]
+@pytest.mark.parametrize("executor", ["threads", pytest.param("local", marks=pytest.mark.slow)])
 def test_every_executor_gives_identical_outputs(night, inline, tmp_path, executor):
     if executor == "local":
         pytest.importorskip("distributed")
@@ -156,6 +159,7 @@ def _computed(frames_log):
     return [int(v) for v in frames_log.read_text().split()] if frames_log.exists() else []
 
 
+@pytest.mark.slow  # fault injection in child processes (two full runs, ~45 s on 2 loaded cores): slow tier
 def test_sigkill_mid_series_resumes_at_the_next_batch(night, tmp_path):
     out, clean = tmp_path / "out", tmp_path / "clean"
     rc, err = _ionscope(tmp_path, night / "run.toml", out, kill=True, frames_log=tmp_path / "killed.txt")

@@ -51,7 +51,8 @@ def test_first_block_is_the_two_make_commands():
     assert runnable and runnable[0][0] == "bash" and _commands(runnable[0][1]) == MAKE_BLOCK
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:.*\n\t\$\(BIN\)/ionscope demo --out \$\(OUT\)$", makefile, re.M)
-    assert re.search(r"^test:.*\n\t\$\(BIN\)/python -m pytest -q$", makefile, re.M)
+    assert re.search(r'^test:.*\n\t\$\(BIN\)/python -m pytest -q -m "not slow"$', makefile, re.M)
+    assert re.search(r"^test-slow:.*\n\t\$\(BIN\)/python -m pytest -q -m slow$", makefile, re.M)
 
 
 @pytest.mark.slow

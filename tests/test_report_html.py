@@ -87,32 +87,10 @@ def test_figure_captions_say_what_is_shown(tmp_path):
 
 
 # --------------------------------------------------------------------------- the whole quick demo
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """``ionscope demo --quick`` with every figure kept (as it is saved) for the referee's check."""
-    from ionscope.cli import main
-    from ionscope.demo import DemoContext
-    from ionscope.report import _figures
-
-    figures = {}
-    mp = pytest.MonkeyPatch()
-    save_demo, save_report = DemoContext.save_figure, _figures.save_figure
-
-    def keep_demo(self, fig, name, **kw):
-        figures[name] = fig
-        return save_demo(self, fig, name, **kw)
-
-    def keep_report(fig, path, **kw):
-        figures[f"operando/{path.name}"] = fig
-        return save_report(fig, path, **kw)
-
-    mp.setattr(DemoContext, "save_figure", keep_demo)
-    mp.setattr(_figures, "save_figure", keep_report)
-    out = tmp_path_factory.mktemp("demo")
-    try:
-        status = main(["demo", "--quick", "--no-progress", "--out", str(out)])
-    finally:
-        mp.undo()
+@pytest.fixture
+def demo(quick_demo):
+    """The session's one ``ionscope demo --quick`` (tests/conftest.py), every figure kept as saved."""
+    status, out, _, figures = quick_demo
     return status, out, figures
 
 
