@@ -212,7 +212,9 @@ def write_holo_viewer(path, ds, *, log=None, max_frames: int = MAX_FRAMES, max_s
     bias = np.asarray(ds["bias_v"].values, float)
 
     def var(name, shape):
-        return np.asarray(ds[name].values, float) if name in ds else np.full(shape, np.nan)
+        # a copy: the widths of frames without a step are blanked below, and ds is the run's result (an
+        # in-place edit changed res.series and every later writer of a fresh run, but not of a cached one)
+        return np.array(ds[name].values, float) if name in ds else np.full(shape, np.nan)
 
     step, step_s = var("step_v", (n, n_if)), var("step_v_std", (n, n_if))
     width, width_s = var("width_nm", (n, n_if)), var("width_nm_std", (n, n_if))
