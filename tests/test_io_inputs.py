@@ -73,6 +73,8 @@ NOT_DATA = {
     "io.as_data": "the adapter itself", "io.pick_variable": "the adapter's Dataset branch",
     "io.accepts_data": "the decorator", "io.acquisition_value": "reads attrs of any object",
     "io.ZarrSeriesWriter": "a writer",
+    "io.read_holograms": "takes a folder path", "io.load_hologram": "takes a path",
+    "io.is_hologram_folder": "takes a path", "io.stack_holograms": "takes loaded hologram files (a reader's step)",
     # exported since this list was written (issue 18): none takes a map, a spectrum or a series
     "holography.check_bias_options": "checks option values",
     "report.bounds_of": "reads a quantity's name from attrs", "report.quantity_label": "reads attrs",
