@@ -249,6 +249,7 @@ ex.run()
 """
 
 
+@pytest.mark.slow  # a child process killed mid-night (the slow tier: child processes)
 def test_a_killed_session_resumes(sim, tmp_path):
     import json
 
