@@ -167,6 +167,7 @@ class DaskExecutor(Executor):
 
     def _enter(self, stack):
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise ConfigError(f"config [compute] scheduler = {self.address or 'local'!r} needs dask.distributed: "
@@ -176,8 +177,9 @@ class DaskExecutor(Executor):
         try:
             if self.address is None:
                 # processes, one thread each: the GIL-bound parts of the kernels scale
-                cluster = stack.enter_context(_closing(LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                                                    processes=True, dashboard_address=None)))
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+                    cluster = stack.enter_context(_closing(LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                                                        processes=True, dashboard_address=None)))
                 client = Client(cluster)
             else:
                 # a bounded handshake first: a non-dask server or a dead address fails here in one line,
@@ -303,3 +305,19 @@ def executor_for(spec=None, *, n_workers: int = 2, worker_timeout_s: float = 60.
 def executor_from_config(compute) -> Executor:
     """The executor ``[compute]`` asks for (``scheduler``, ``n_workers``, ``worker_timeout_s``)."""
     return executor_for(compute.scheduler, n_workers=compute.n_workers, worker_timeout_s=compute.worker_timeout_s)
+
+
+def _worker_environ() -> dict:
+    """The environment of the LocalCluster's worker processes: distributed's, plus a 64 MiB mmap threshold.
+
+    distributed sets ``MALLOC_TRIM_THRESHOLD_`` for its workers; glibc then stops raising its mmap
+    threshold, so every numpy temporary over 128 KiB (the Li-map kernel makes ~60 of ~2 MB per pixel block)
+    is mapped, faulted in and unmapped again. Measured on realistic 128×128×1024 frames, one worker: the
+    limap stage 50.6 / 52.8 s → 33.1 / 41.4 s (alternated runs, load 2–3), identical maps. Only the
+    allocation strategy changes; a user's own setting of the variable wins.
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", 64 * 2**20)
+    return env
