@@ -236,6 +236,15 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+def fingerprint(path) -> str:
+    """A frame file's identity by content (name, size, SHA-256): other bytes of the same size and
+    modification time are processed again, never taken from the live cache."""
+    from ._framekeys import file_digest
+
+    path = Path(path)
+    return f"{path.name}|{file_digest(path)}"
+
+
 # --------------------------------------------------------------------------- what every live night shares
 
 
@@ -298,6 +307,30 @@ class LiveNight:
         return self.cache.maps(k)
 
     # -- shared --------------------------------------------------------------------------
+    def resume_cached(self, key: str, load, take) -> int:
+        """Walk the cache from the first frame, in order, while it holds frame *k* for an unchanged file.
+
+        ``load(k)`` gives the cached entry: the frame's record, or a tuple whose first item is the record
+        (None: not cached); ``take(k, path, entry)`` puts it back into the session (False: stop here,
+        frame *k* is processed again). Frames from the first gap on are dropped from the cache and
+        followed afresh. Returns the first frame not reused.
+        """
+        self.cache.reset(key, self.live / "key.json")
+        self.frames.poll()  # learn the first frame number
+        files = self.frames._scan()
+        first = self.frames.first_number if self.frames.first_number is not None else 0
+        k = first
+        while True:
+            got, f = load(k), files.get(k)
+            rec = got[0] if isinstance(got, tuple) else got
+            if rec is None or f is None or rec.get("fingerprint") != fingerprint(f) or not take(k, f, got):
+                break
+            k += 1
+        self.cache.prune(lambda n: first <= n < k)
+        self.frames.start = self.frames._next = k
+        self.resumed = len(self.records)
+        return k
+
     def list_ignored(self, what: str = "[input] frame_pattern") -> None:
         """Files in the folder that are not frames: listed once (never analysed)."""
         ignored = self.frames.ignored

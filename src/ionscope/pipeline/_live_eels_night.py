@@ -29,7 +29,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import DataValidationError, FileFormatError, IonscopeError
-from ._live import LiveNight
+from ._live import LiveNight, fingerprint
 from ._live_eels import FRAME_HOOKS, First, Reference, exact, process_frame
 from ._live_gates import LiveGates
 
@@ -81,17 +81,6 @@ def mapped(maps: dict) -> tuple:
     if "li_areal" in maps:
         return maps["li_areal"], maps.get("li_areal_std")
     return maps.get("li"), maps.get("li_std")
-
-
-def fingerprint(path) -> str:
-    """A frame file's identity by content (name, size, SHA-256): other bytes of the same size and
-    modification time are processed again, never taken from the live cache."""
-    from pathlib import Path
-
-    from ._framekeys import file_digest
-
-    path = Path(path)
-    return f"{path.name}|{file_digest(path)}"
 
 
 def _cache_key(cfg, window: int, hooks: dict) -> str:
@@ -163,46 +152,36 @@ class EelsNight(LiveNight):
         """Reuse cached frames whose file is unchanged, in order, until the first gap."""
         if self.cfg.cache_path.exists():  # else made with the first frame: a session that sees none leaves none
             self._open_store()
-        self.cache.reset(_cache_key(self.cfg, self.window, self.hooks), self.live / "key.json")
-        self.frames.poll()  # learn the first frame number
-        files = self.frames._scan()
-        first = self.frames.first_number if self.frames.first_number is not None else 0
-        k = first
-        while True:
-            got = self.cache.load(k)
-            f = files.get(k)
-            if got is None or f is None or got[0].get("fingerprint") != fingerprint(f):
-                break
-            rec, arrays = got
-            if rec.get("bad"):  # refused by a plausibility gate: listed again, not reprocessed
-                self.frames.bad.append({"frame": k, "file": rec.get("file", ""), "reason": rec["bad"]})
-                if rec.get("bad_after_use") and "image" in arrays:  # it had become the reference: as then
-                    self.reference.update(arrays["image"], np.array([rec["dy"], rec["dx"]]))
-                k += 1
-                continue
-            if "image" not in arrays or "map_li" not in arrays:
-                break
-            self.gates.accept(rec, judged=rec.get("gate_judged", True))
-            self.reference.update(arrays["image"], np.array([rec["dy"], rec["dx"]]))
-            if self.first is None and rec.get("key"):
-                self._set_first(f, k, rec["time_s"], rec["key"], rec.get("energy_shift"))
-            if np.isfinite(rec.get("x_k", np.nan)) and self.reference.fraction_k is None:
-                self.reference.fraction_k = {"k": rec["x_k"], "k_std": 0.0}
-            maps = {n[4:]: v for n, v in arrays.items() if n.startswith("map_")}
-            self._remember(k, *mapped(maps))
-            rec.pop("published_at", None)
-            self.records.append(rec)
-            if "li_causal_mean" not in rec:
-                self.pending_denoise.append(k)
-            if rec.get("covered") is False:
-                self.pending_sync.append(rec)
-            self.sink.put_frame(rec, {})
-            k += 1
-        self.cache.prune(lambda n: first <= n < k)
-        self.frames.start = self.frames._next = k
-        self.resumed = len(self.records)
+        self.resume_cached(_cache_key(self.cfg, self.window, self.hooks), self.cache.load, self._take_cached)
         if self.records:
             self.sink.set_meta(resumed_frames=self.resumed)
+
+    def _take_cached(self, k: int, f, got) -> bool:
+        """A cached frame back into the session's state (False: its arrays are missing, process it again)."""
+        rec, arrays = got
+        if rec.get("bad"):  # refused by a plausibility gate: listed again, not reprocessed
+            self.frames.bad.append({"frame": k, "file": rec.get("file", ""), "reason": rec["bad"]})
+            if rec.get("bad_after_use") and "image" in arrays:  # it had become the reference: as then
+                self.reference.update(arrays["image"], np.array([rec["dy"], rec["dx"]]))
+            return True
+        if "image" not in arrays or "map_li" not in arrays:
+            return False
+        self.gates.accept(rec, judged=rec.get("gate_judged", True))
+        self.reference.update(arrays["image"], np.array([rec["dy"], rec["dx"]]))
+        if self.first is None and rec.get("key"):
+            self._set_first(f, k, rec["time_s"], rec["key"], rec.get("energy_shift"))
+        if np.isfinite(rec.get("x_k", np.nan)) and self.reference.fraction_k is None:
+            self.reference.fraction_k = {"k": rec["x_k"], "k_std": 0.0}
+        maps = {n[4:]: v for n, v in arrays.items() if n.startswith("map_")}
+        self._remember(k, *mapped(maps))
+        rec.pop("published_at", None)
+        self.records.append(rec)
+        if "li_causal_mean" not in rec:
+            self.pending_denoise.append(k)
+        if rec.get("covered") is False:
+            self.pending_sync.append(rec)
+        self.sink.put_frame(rec, {})
+        return True
 
     def finish(self) -> None:
         """The frames' rows still in memory go into the stage cache (the final run reuses them)."""

@@ -208,7 +208,7 @@ class HoloNight(LiveNight):
         """Read one released hologram; measure it (or keep it for the plan). False: retry later."""
         from ..io import load_hologram
 
-        from ._live_eels_night import fingerprint
+        from ._live import fingerprint
 
         try:
             da = load_hologram(ff.path, method=self.opt["method"])
@@ -312,29 +312,7 @@ class HoloNight(LiveNight):
         """Reuse cached holograms whose file is unchanged, in order, until the first gap; remake the plan."""
         from ..io import load_hologram
 
-        from ._live_eels_night import fingerprint
-
-        self.cache.reset(_cache_key(self.cfg), self.live / "key.json")
-        self.frames.poll()  # learn the first hologram number
-        files = self.frames._scan()
-        first = self.frames.first_number if self.frames.first_number is not None else 0
-        k = first
-        while True:
-            rec = self.cache.record(k)
-            f = files.get(k)
-            if rec is None or f is None or rec.get("fingerprint") != fingerprint(f):
-                break
-            rec.pop("published_at", None)
-            entry = {n: rec[n] for n in ("frame", "file", "time_s", "bias_v", "fingerprint", "mtime", "complete_how")}
-            self.kept.append(entry)
-            self.records.append(rec)
-            if rec.get("reason"):
-                self.frames.bad.append({"frame": k, "file": rec["file"], "reason": rec["reason"]})
-            self.sink.put_frame(rec, {})
-            k += 1
-        self.cache.prune(lambda n: first <= n < k)
-        self.frames.start = self.frames._next = k
-        self.resumed = len(self.records)
+        self.resume_cached(_cache_key(self.cfg), self.cache.record, self._take_cached)
         if self.kept:
             method = self.opt["method"]
             holos = lambda n: [load_hologram(self.folder / e["file"], method=method) for e in self.kept[:n]]  # noqa: E731
@@ -344,6 +322,17 @@ class HoloNight(LiveNight):
             self.shape = load_hologram(self.folder / self.kept[0]["file"], method=method).shape
             self.sink.set_meta(resumed_frames=self.resumed)
             self.sink.set_bad(self.frames.bad)
+
+    def _take_cached(self, k: int, f, rec) -> bool:
+        """A cached hologram's record back into the session (its maps stay in the cache until shown)."""
+        rec.pop("published_at", None)
+        self.kept.append({n: rec[n] for n in ("frame", "file", "time_s", "bias_v", "fingerprint", "mtime",
+                                              "complete_how")})
+        self.records.append(rec)
+        if rec.get("reason"):
+            self.frames.bad.append({"frame": k, "file": rec["file"], "reason": rec["reason"]})
+        self.sink.put_frame(rec, {})
+        return True
 
     def finish(self) -> None:
         """Holograms still waiting for a plan when the night ended are listed (never silently dropped);
