@@ -518,3 +518,24 @@ def test_the_bias_from_each_files_metadata(sim, tmp_path):
     del conf2["holography"]["log"]
     with pytest.raises(DataValidationError, match=r"holo_0000\.nc: carries no bias_v attribute"):
         _executor(_cfg(conf2), MemorySink()).run()
+
+
+def test_a_numbering_error_names_the_holography_keys(sim, tmp_path):
+    # the frame rule is the EELS one, but a holography user has no [input] section to set
+    from ionscope.errors import FileFormatError
+    from ionscope.io import read_holograms
+
+    holos, _, _ = sim
+    d = tmp_path / "holos"
+    d.mkdir()
+    raw = _hologram_bytes(holos, 1)
+    for name in ("holo_0000.nc", "holo_0001.nc", "holo_1.nc"):
+        (d / name).write_bytes(raw)
+    with pytest.raises(FileFormatError, match=r"holo_0001\.nc and holo_1\.nc are both frame 1.*"
+                                              r"set \[holography\] frame_pattern") as e:
+        read_holograms(d, frame_interval_s=INTERVAL)
+    assert "[input]" not in str(e.value)
+    (d / "holo_1.nc").rename(d / "holo_9999.nc")
+    with pytest.raises(FileFormatError, match=r"holo_9999\.nc: frame number 9999") as e:
+        read_holograms(d, frame_interval_s=INTERVAL)
+    assert "[input]" not in str(e.value) and "[holography] frame_pattern" in str(e.value)

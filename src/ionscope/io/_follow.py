@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._frames import MAX_MISSING_RATIO, frame_number as _io_frame_number, number_frames
+from ._frames import INPUT_KEYS, MAX_MISSING_RATIO, frame_number as _io_frame_number, number_frames
 from ._logtail import LogTail
 
 #: frame file extensions followed (those read_series reads, minus stores: a store's completeness cannot be seen)
@@ -120,6 +120,7 @@ class FrameFollower:
     bad: list = field(default_factory=list)
     pattern: str | None = None
     max_missing_ratio: float = MAX_MISSING_RATIO
+    keys: tuple = INPUT_KEYS  # the configuration keys a numbering error names
     ignored: list = field(default_factory=list)  # names with a frame extension that are not frames (listed once)
     _seen: dict = field(default_factory=dict)
     _next: int = 0
@@ -146,7 +147,7 @@ class FrameFollower:
             return {}
         # the batch reader's rule: duplicates and absurd numbers raise FileFormatError naming the files
         numbered = number_frames([e.path for e in entries], pattern=self.pattern,
-                                 max_missing_ratio=self.max_missing_ratio, where=self.folder)
+                                 max_missing_ratio=self.max_missing_ratio, where=self.folder, keys=self.keys)
         for name in numbered.ignored:
             if name not in self.ignored:
                 self.ignored.append(name)

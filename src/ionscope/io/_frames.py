@@ -177,8 +177,12 @@ class FrameNumbers:
         return [k for k in range(first, max(self.frames) + 1) if k not in self.frames]
 
 
+#: the configuration keys a numbering error names (an EELS night's; a holography night passes its own)
+INPUT_KEYS = ("[input] frame_pattern", "[input] max_missing_ratio")
+
+
 def number_frames(paths, *, pattern: str | None = None, max_missing_ratio: float = MAX_MISSING_RATIO,
-                  where=None) -> FrameNumbers:
+                  where=None, keys: tuple = INPUT_KEYS) -> FrameNumbers:
     """Number frame files by the frame pattern (see the module docstring for the rule).
 
     Parameters
@@ -192,6 +196,9 @@ def number_frames(paths, *, pattern: str | None = None, max_missing_ratio: float
         file present; a folder beyond it is refused naming the outlying file(s).
     where : str or Path, optional
         The folder, for messages.
+    keys : (str, str)
+        The configuration keys the messages name for the frame pattern and the missing-frame bound
+        (default: an EELS night's ``[input]`` keys).
 
     Returns
     -------
@@ -224,18 +231,18 @@ def number_frames(paths, *, pattern: str | None = None, max_missing_ratio: float
             place = f"{where}: " if where is not None else ""
             raise FileFormatError(
                 f"{place}{a} and {b} are both frame {k} (by the frame pattern {rx.pattern!r}); remove or rename one, "
-                f"or set [input] frame_pattern so only one of them matches")
+                f"or set {keys[0]} so only one of them matches")
         found[k] = p
     numbers = sorted(found)
     if len(numbers) > 1:
         span = numbers[-1] - numbers[0] + 1
         n_missing = span - len(numbers)
         if n_missing > max_missing_ratio * len(numbers):
-            raise FileFormatError(_absurd(numbers, found, n_missing, rx.pattern, max_missing_ratio, where))
+            raise FileFormatError(_absurd(numbers, found, n_missing, rx.pattern, max_missing_ratio, where, keys))
     return FrameNumbers(frames={k: found[k] for k in numbers}, ignored=sorted(ignored), pattern=rx.pattern)
 
 
-def _absurd(numbers, found, n_missing, pattern, ratio, where) -> str:
+def _absurd(numbers, found, n_missing, pattern, ratio, where, keys=INPUT_KEYS) -> str:
     """The message naming the file(s) beyond the widest gap (the smaller side of it)."""
     gaps = [b - a for a, b in zip(numbers, numbers[1:])]
     i = max(range(len(gaps)), key=gaps.__getitem__)
@@ -247,5 +254,5 @@ def _absurd(numbers, found, n_missing, pattern, ratio, where) -> str:
     verb = "lie" if len(odd) > 1 else "lies"
     return (f"{place}: {what} ({names}, by the frame pattern {pattern!r}) {verb} far from the other "
             f"{len(rest)} frame file(s), numbered {rest[0]}..{rest[-1]}: the series would miss {n_missing} frames "
-            f"(more than [input] max_missing_ratio = {ratio:g} per frame file); move the file out of the folder or "
-            f"set [input] frame_pattern so that only frames match")
+            f"(more than {keys[1]} = {ratio:g} per frame file); move the file out of the folder or "
+            f"set {keys[0]} so that only frames match")

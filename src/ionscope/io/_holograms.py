@@ -26,6 +26,10 @@ from ..errors import DataValidationError, FileFormatError, IonscopeError, ShapeM
 from ._frames import FRAME_EXTENSIONS, MAX_MISSING_RATIO, frame_time, number_frames
 
 
+#: what a numbering error of a hologram folder names: [holography] has a frame pattern, the bound is fixed
+HOLOGRAM_KEYS = ("[holography] frame_pattern", "max_missing_ratio")
+
+
 def is_hologram_folder(path) -> bool:
     """True for a folder of hologram files (not a Zarr store, which is one store of a whole night).
 
@@ -218,7 +222,7 @@ def read_holograms(folder, *, frame_interval_s: float, start_s: float = 0.0, tim
     if not folder.is_dir():
         raise FileFormatError(f"{folder}: no such folder of holograms")
     numbered = number_frames(folder.iterdir(), pattern=frame_pattern, max_missing_ratio=max_missing_ratio,
-                             where=folder)
+                             where=folder, keys=HOLOGRAM_KEYS)
     if not numbered.frames:
         extra = (f"; {len(numbered.ignored)} file(s) do not match the frame pattern {numbered.pattern!r}: "
                  + ", ".join(numbered.ignored[:5])) if numbered.ignored else ""

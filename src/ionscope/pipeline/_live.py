@@ -259,6 +259,8 @@ class LiveNight:
 
     #: what the frames are, for the waiting line
     frame_kind = "frame files"
+    #: the configuration keys a frame-numbering error names
+    config_keys = ("[input] frame_pattern", "[input] max_missing_ratio")
 
     def __init__(self, cfg, *, folder: Path, log_path: Path | None, sink, poll_s: float, settle_s: float,
                  late_s: float, stop_file: str, sidecar: str | None, pattern: str | None, max_missing_ratio: float,
@@ -277,7 +279,8 @@ class LiveNight:
             self.folder / (stop_file or "STOP")
         # the batch run's frame-numbering rule and log parser (ionscope.io): live and final runs read alike
         self.frames = FrameFollower(self.folder, settle_s=settle_s, late_s=late_s, sidecar=sidecar,
-                                    pattern=pattern or None, max_missing_ratio=max_missing_ratio)
+                                    pattern=pattern or None, max_missing_ratio=max_missing_ratio,
+                                    keys=self.config_keys)
         self.log = LogFollower(log_path, **(log_options or {})) if log_path is not None else None
         if self.log is not None:
             sink.set_log(self.log)

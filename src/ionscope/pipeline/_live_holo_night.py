@@ -65,6 +65,7 @@ class HoloNight(LiveNight):
     """The holography watch loop's state (one per session)."""
 
     frame_kind = "hologram files"
+    config_keys = ("[holography] frame_pattern", "max_missing_ratio")  # as the batch reader names them
 
     def __init__(self, cfg, *, sink, expected_frames, poll_s, settle_s, late_s, stop_file, sidecar):
         from ..io import is_hologram_folder
