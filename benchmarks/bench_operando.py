@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         if args.reuse and store.exists():
             t_sim = None
             # the runs' own output folders of an earlier invocation (a stage cache left there would be reused)
-            for old in ["threads", "unfused", *(p.name for p in work.glob("cluster*") if p.is_dir())]:
+            for old in ["threads", "unfused", "cluster", *(f"cluster{n}" for n in args.workers)]:
                 shutil.rmtree(work / old, ignore_errors=True)
         else:
             t_sim = simulate(store, frames=args.frames, shape=args.shape, channels=args.channels, seed=0,
