@@ -252,14 +252,14 @@ def test_user_files_named_like_temporaries_survive_runs_and_kills(data, clean, t
     assert all((out / rel).read_text() == text for rel, text in mine.items())
     same_as_clean(out, clean)
     # a run killed while its report was staged leaves its own temporaries: the next run removes those only
-    child = (f"import os, sys\nimport ionscope.report._run as rr\nfrom ionscope._outdir import session_for\n"
-             f"real = rr.write_run_report\n"
-             f"def die(result, out_dir, **kw):\n"
-             f"    real(result, out_dir, **kw)\n"
-             f"    session_for(out_dir).temp_name(session_for(out_dir).root / 'summary.json').write_text('half')\n"
-             f"    os._exit(9)\n"
-             f"rr.write_run_report = die\n"
-             f"from ionscope.cli import main\nmain(sys.argv[1:])\n")
+    child = ("import os, sys\nimport ionscope.report._run as rr\nfrom ionscope._outdir import session_for\n"
+             "real = rr.write_run_report\n"
+             "def die(result, out_dir, **kw):\n"
+             "    real(result, out_dir, **kw)\n"
+             "    session_for(out_dir).temp_name(session_for(out_dir).root / 'summary.json').write_text('half')\n"
+             "    os._exit(9)\n"
+             "rr.write_run_report = die\n"
+             "from ionscope.cli import main\nmain(sys.argv[1:])\n")
     killed = write_toml(cfg_path(tmp_path), data, out, report={"fps": 3.0})
     proc = subprocess.run([sys.executable, "-c", child, "run", str(killed), "-q"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(SRC)})

@@ -211,9 +211,9 @@ def test_listing_in_console_summary_and_report_with_the_file(night, tmp_path, ca
         iio.save(bad.isel(time=k).drop_vars("time"), folder / f"frame_{k:04d}.nc")
     log.to_dataframe().to_csv(tmp_path / "log.csv", float_format="%.9g")
     toml = tmp_path / "run.toml"
-    toml.write_text(f'[input]\nseries = "frames"\nlog = "log.csv"\n[output]\ndir = "out"\n'
-                    f'[register]\nwindow_ev = [30.0, 50.0]\n[denoise]\nmethod = "gaussian"\n'
-                    f'[report]\nmovies = ["gif"]\nviewer = false\n')
+    toml.write_text('[input]\nseries = "frames"\nlog = "log.csv"\n[output]\ndir = "out"\n'
+                    '[register]\nwindow_ev = [30.0, 50.0]\n[denoise]\nmethod = "gaussian"\n'
+                    '[report]\nmovies = ["gif"]\nviewer = false\n')
     assert main(["run", str(toml), "--no-progress"]) == 0
     line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("bad frame"))
     assert line.startswith(f"bad frame {BAD}: frame_{BAD:04d}.nc: total counts -") and "≤ 0" in line

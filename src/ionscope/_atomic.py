@@ -297,7 +297,7 @@ def _plan(dest: Path, journal: Path) -> dict:
         if not isinstance(plan.get(key), list):
             raise _BadJournal(f"{key!r} is not a list")
         try:
-            plan[key] = [safe_relpath(dest, rel, what=f"journal entry") for rel in plan[key]]
+            plan[key] = [safe_relpath(dest, rel, what="journal entry") for rel in plan[key]]
         except OutputPathError as exc:
             raise _BadJournal(str(exc).split(": ", 1)[-1]) from None
     return plan

@@ -16,6 +16,10 @@ import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the session class lives in _outdir, which imports this module
+    from ._outdir import OutputFolder
 
 MANIFEST = ".ionscope.manifest.json"
 LOCK_NAME = ".ionscope.lock"
@@ -25,7 +29,7 @@ _TOKEN_RE = r"[0-9a-f]{12}"
 _TEMP_RE = re.compile(rf"\..+\.(?:tmp|staging)-({_TOKEN_RE})-[0-9a-f]{{8}}")
 
 # active sessions of this process: absolute root → OutputFolder
-_REGISTRY: dict[Path, "OutputFolder"] = {}
+_REGISTRY: dict[Path, OutputFolder] = {}
 _REGISTRY_LOCK = threading.RLock()
 
 
