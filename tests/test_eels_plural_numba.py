@@ -83,10 +83,12 @@ def test_zero_loss_cut_and_padding_equal_numpy(monkeypatch):
     geom = _plural_fast._jit_geometry(e, n_fft, 20.0)
     P = J.shape[0]
     Jx, zx = np.empty((P, n_fft)), np.zeros((P, n_fft))
-    i0, total, cut = np.empty(P), np.empty(P), np.empty(P, np.intp)
+    i0, total, cut, amp = np.empty(P), np.empty(P), np.empty(P, np.intp), np.empty(P)
     g = geom
     _plural_jit.prepare(J, g["near_lo"], g["near_hi"], g["lim"], g["m"], g["halves"], g["emid1"], g["emid2"],
-                        g["e_end"], float(e[1] - e[0]), g["log_e_ext"], g["taper"], Jx, zx, i0, total, cut)
+                        g["e_end"], float(e[1] - e[0]), g["log_e_ext"], Jx, zx, i0, total, cut, amp)
+    n = J.shape[1]
+    Jx[:, n:] = np.exp(Jx[:, n:]) * amp[:, None] * g["taper"]
     J0, i0_ref, total_ref, cut_ref, Jx_ref = _plural_fast._prepare(J, e, n_fft=n_fft, tail_fit_ev=20.0)
     np.testing.assert_array_equal(cut, cut_ref)
     np.testing.assert_allclose(i0, i0_ref, rtol=1e-12)

@@ -149,26 +149,12 @@ class _Context:
         from scipy import fft
 
         n_fft, kc, nf = self.n_fft, self.kc, self.n_fft // 2 + 1
-        off = _lowloss.dark_offset(J, self.e)
-        if np.any(off):
-            J = J - off[:, None]
-        P, n = J.shape
-        g = self.geom
-        Jx = np.empty((P, n_fft))
-        zx = np.zeros((P, n_fft))
-        i0, total, cut = np.empty(P), np.empty(P), np.empty(P, np.intp)
-        jit.prepare(J, g["near_lo"], g["near_hi"], g["lim"], g["m"], g["halves"], g["emid1"], g["emid2"],
-                    g["e_end"], self.step, g["log_e_ext"], g["taper"], Jx, zx, i0, total, cut)
+        J, i0, total, cut, Jx, zx = self._prepare_jit(jit, J)
+        P = J.shape[0]
         jf = fft.rfft(Jx, axis=1, workers=1)
         zf = fft.rfft(zx, axis=1, workers=1)
         del Jx, zx
-        h, hz = np.zeros((P, nf), np.complex64), np.zeros((P, nf), np.complex64)
-        q_re, q_im, ratio = np.empty((P, kc)), np.empty((P, kc)), np.empty((P, kc))
-        jit.log_parts(jf, zf, kc, self.g_phase, q_re, q_im, ratio, h, hz)
-        np.arctan2(q_im, q_re, out=q_im)
-        np.log(ratio, out=ratio)
-        spec = np.zeros((P, nf), complex)
-        jit.log_spectrum(zf, ratio, q_im, self.g_phase, spec)
+        spec, h, hz = self._log_jit(jit, jf, zf)
         ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
         # the noise in float32 where its rounding stays within budget, float64 for the rest (see _noise)
         var, filters, ok = self._noise_jit(jit, h, hz, J, cut)
@@ -185,6 +171,37 @@ class _Context:
             vb[redo] = self._sandwich_jit(jit, A[redo], *filters64)
         out[:, self.M:2 * self.M] = np.sqrt(vb)
         return out
+
+    def _prepare_jit(self, jit, J):
+        """:func:`_prepare` (and the zero-loss part of the counts), compiled; the extension's ``exp`` by numpy."""
+        off = _lowloss.dark_offset(J, self.e)
+        if np.any(off):
+            J = J - off[:, None]
+        P, n = J.shape
+        g = self.geom
+        Jx = np.empty((P, self.n_fft))
+        zx = np.zeros((P, self.n_fft))
+        i0, total, cut, amp = np.empty(P), np.empty(P), np.empty(P, np.intp), np.empty(P)
+        jit.prepare(J, g["near_lo"], g["near_hi"], g["lim"], g["m"], g["halves"], g["emid1"], g["emid2"],
+                    g["e_end"], self.step, g["log_e_ext"], Jx, zx, i0, total, cut, amp)
+        ext = Jx[:, n:]
+        np.exp(ext, out=ext)
+        ext *= amp[:, None]
+        ext *= g["taper"]
+        return J, i0, total, cut, Jx, zx
+
+    def _log_jit(self, jit, jf, zf):
+        """The reconvolved log-spectrum (complex128) and the float32 noise filters h, h_z from the transforms."""
+        P, kc, nf = jf.shape[0], self.kc, self.n_fft // 2 + 1
+        h, hz = np.zeros((P, nf), np.complex64), np.zeros((P, nf), np.complex64)
+        q_re, q_im, ratio = np.empty((P, kc)), np.empty((P, kc)), np.empty((P, kc))
+        jit.log_parts(jf, zf, kc, self.g_phase, q_re, q_im, ratio, h, hz)
+        # the transcendental functions with numpy's vectorised ufuncs, on contiguous arrays (see log_parts)
+        np.arctan2(q_im, q_re, out=q_im)
+        np.log(ratio, out=ratio)
+        spec = np.zeros((P, nf), complex)
+        jit.log_spectrum(zf, ratio, q_im, self.g_phase, spec)
+        return spec, h, hz
 
     def _noise_jit(self, jit, h, hz, J, cut):
         """:meth:`_noise` from the filters, in their precision, with compiled element-wise steps."""
