@@ -229,8 +229,8 @@ def breakdown(d):
         ("outside the blocks (checks, conversion, threads)", total - f["block"], pass64, "one read of the frame"),
     ]
     path = "compiled element-wise kernels (numba)" if compiled else "numpy element-wise passes"
-    print(f"\nbreakdown: one frame {x.shape}, one thread, CPU s (block of {P} pixels, {path}); total {total:.2f} s; "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(f"\nbreakdown: one frame {x.shape}, one thread, CPU s (block of {P} pixels, {path}); "
+          f"total {total:.2f} s; load {os.getloadavg()[0]:.1f}")
     print("| step | CPU s | floor s | floor | ratio |\n|---|---|---|---|---|")
     for name, t, floor, what in steps:
         ratio = f"{t / floor:.1f}×" if floor else "—"

@@ -150,7 +150,6 @@ class _Context:
 
         n_fft, kc, nf = self.n_fft, self.kc, self.n_fft // 2 + 1
         J, i0, total, cut, Jx, zx = self._prepare_jit(jit, J)
-        P = J.shape[0]
         jf = fft.rfft(Jx, axis=1, workers=1)
         zf = fft.rfft(zx, axis=1, workers=1)
         del Jx, zx
@@ -174,11 +173,12 @@ class _Context:
 
     def _prepare_jit(self, jit, J):
         """:func:`_prepare` (and the zero-loss part of the counts), compiled; the extension's ``exp`` by numpy."""
-        off = _lowloss.dark_offset(J, self.e)
-        if np.any(off):
-            J = J - off[:, None]
-        P, n = J.shape
         g = self.geom
+        if not g["no_dark"]:
+            off = _lowloss.dark_offset(J, self.e)
+            if np.any(off):
+                J = J - off[:, None]
+        P, n = J.shape
         Jx = np.empty((P, self.n_fft))
         zx = np.zeros((P, self.n_fft))
         i0, total, cut, amp = np.empty(P), np.empty(P), np.empty(P, np.intp), np.empty(P)
@@ -419,7 +419,9 @@ def _jit_geometry(e, n_fft, tail_fit_ev, *, search_ev=5.0, max_cut_ev=15.0):
     taper = np.ones(extra)
     k = extra // 2
     taper[k:] = 0.5 * (1 + np.cos(np.pi * np.arange(extra - k) / max(1, extra - k)))
-    return {"near_lo": int(near[0]), "near_hi": int(near[-1]), "lim": lim, "m": m, "halves": halves,
+    # no spectrum can have dark_offset's 20 channels 10 eV below its peak (which lies in near): its offset is 0
+    no_dark = bool(np.all(np.diff(e) > 0) and np.searchsorted(e, e[near[-1]] - 10.0) < 20)
+    return {"no_dark": no_dark, "near_lo": int(near[0]), "near_hi": int(near[-1]), "lim": lim, "m": m, "halves": halves,
             "emid1": float(np.sqrt(e[-m] * e[-halves - 1])), "emid2": float(np.sqrt(e[-halves] * e[-1])),
             "e_end": float(e[-1] + 0.5 * step), "log_e_ext": np.log(e_ext), "taper": taper}
 

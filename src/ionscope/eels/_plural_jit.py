@@ -236,3 +236,4 @@ def weighted_squares(u, v, m, vb):
                 x = np.float64(u[p, j, i])
                 s += x * x * np.float64(v[p, i])
             vb[p, j] += s
+
