@@ -102,3 +102,34 @@ def test_import_eels_does_not_load_numba():
     code = "import sys, ionscope, ionscope.eels; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_run_the_compiled_kernel(tmp_path, monkeypatch):
+    """Worker processes of a LocalCluster load (or compile) the kernels and give the threaded run's maps, bit
+    for bit; the numpy path's maps differ from both by rounding, so the workers did run the compiled path."""
+    pytest.importorskip("numba")
+    pytest.importorskip("distributed")
+    import ionscope.io as iio
+    from ionscope.pipeline import run
+
+    si, truth, log = operando_eels(shape=(12, 16), n_frames=2, physics="realistic", dose=200.0, seed=3)
+    iio.save(si, tmp_path / "series.zarr")
+
+    def li(executor, name):
+        cfg = {"input": {"series": str(tmp_path / "series.zarr"), "frame_interval_s": 60.0},
+               "output": {"dir": str(tmp_path / name)}, "denoise": {"method": "gaussian"}}
+        res = run(cfg, executor=executor, show_progress=False, stages=("energy_drift", "register", "limap"),
+                  log=log, truth=truth)
+        ds = res.dataset("limap")
+        return np.asarray(ds["li"].values), np.asarray(ds["li_std"].values)
+
+    threads = li("threads", "threads")
+    local = li("local", "local")
+    with monkeypatch.context() as m:
+        m.setattr(_plural_fast, "_NUMBA", False)
+        numpy_path = li("threads", "numpy")
+    for a, b, c in zip(threads, local, numpy_path):
+        np.testing.assert_array_equal(b, a)
+        assert not np.array_equal(c, a)
+        assert np.max(np.abs(c - a)) <= 1e-5 * np.sqrt(np.mean(c**2))
