@@ -29,7 +29,14 @@ import math
 import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True)
+
+def _jit(fn):
+    """``numba.njit(cache=True, nogil=True)``; without a writable cache location (a read-only package and no
+    writable user cache folder: numba raises at decoration) the kernels are compiled in each process instead."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
 
 
 @_jit
