@@ -20,7 +20,12 @@ organised for throughput:
   counts (it only sets the weights, whose relative rounding error ~1e-7
   moves a weight by ~1e-7·σ) and the sandwich standard errors. The measured
   differences from the reference kernel are in ``tests/test_eels_plural_speed.py``
-  and BENCHMARKS.md (issue 20).
+  and BENCHMARKS.md (issue 20);
+* the element-wise work between the transforms in loops compiled by numba
+  (:mod:`._plural_jit`, third pass: medians 2.6–2.8 → 2.1–2.4 CPU s per realistic
+  128×128×1024 frame on one thread at load 3.5–7.5, BENCHMARKS.md); ``_NUMBA = False`` runs the
+  numpy steps, the reference they are tested against
+  (``tests/test_eels_plural_numba.py``).
 
 References
 ----------
