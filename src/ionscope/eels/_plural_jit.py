@@ -51,6 +51,7 @@ def prepare(J, near_lo, near_hi, lim, m, halves, emid1, emid2, e_end, step, log_
     law of the last ``m`` channels. ``Jx`` gets the counts and, beyond them, the extension's exponent
     ``−r·ln E`` (the caller takes numpy's vectorised ``exp`` and multiplies by ``amp`` = A and the taper:
     a scalar ``exp`` here cost 0.1 s per frame); ``zx`` (zeroed by the caller) the zero-loss channels.
+    Why our own: the numpy steps cost 0.27–0.28 s per realistic frame, this 0.14 s (BENCHMARKS.md).
     """
     P, n = J.shape
     n_ext = log_e_ext.size
@@ -119,7 +120,8 @@ def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
     ``h = c/j``, ``h_z = c/j − c/z`` (``c = I0·g·phase``) in their arrays' precision, ``h_z`` as the
     difference of the two rounded filters (as the numpy path). Only the first ``kc`` frequencies.
     The logarithm and ``atan2`` are left to numpy's vectorised ufuncs: scalar libm calls here cost
-    8× more (measured 1.7 vs 0.2 ms per 64×1025 block).
+    8× more (measured 1.7 vs 0.2 ms per 64×1025 block). Why our own: the log step with its filters cost
+    0.46–0.47 s per realistic frame in numpy passes, 0.22–0.25 s with this and :func:`log_spectrum`.
     """
     P = jf.shape[0]
     for p in range(P):
@@ -170,7 +172,9 @@ def count_variance(J, var_scale, cut, vn, vz):
     """The counts' Poisson variance split at the zero-loss cut: ``v_z`` (channels ≤ cut), ``v_n`` (the rest).
 
     ``max(J, 0)`` (times ``var_scale`` when it is not empty), rounded to the arrays' precision as the
-    numpy path rounds it; ``vn`` and ``vz`` are zeroed by the caller.
+    numpy path rounds it; ``vn`` and ``vz`` are zeroed by the caller. Why our own (with :func:`square`,
+    :func:`multiply_add`, :func:`variance_at`): the noise weights' element-wise work cost 0.21–0.22 s per
+    realistic frame in ~12 numpy passes, 0.08–0.10 s in these four loops.
     """
     P, n = J.shape
     scaled = var_scale.size > 0
@@ -227,7 +231,11 @@ def variance_at(full, grid, bound_eps, var, bound):
 
 @_jit
 def times_conj(af, filt, out):
-    """``af[p, j]·conj(filt[p])`` for every reference row ``j`` of every pixel ``p``."""
+    """``af[p, j]·conj(filt[p])`` for every reference row ``j`` of every pixel ``p``.
+
+    Why our own (with :func:`weighted_squares`): no broadcast temporaries of ``conj(filt)``; the sandwich's
+    element-wise work cost 0.13–0.15 s per realistic frame in numpy, 0.09–0.13 s here.
+    """
     P, M, nf = af.shape
     for p in range(P):
         for j in range(M):
