@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Issue 20, second pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
+"""Issue 20, second and third pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
 and this tree against another (main) per realistic frame, alternated.
 
 One realistic 128×128×1024 frame (``operando_eels(physics="realistic")``, dose 200) goes through the
@@ -13,7 +13,9 @@ Fourier-log deconvolution, GLS fit, σ):
 * ``--breakdown``: one frame on one thread, CPU time per step (zero-loss alignment and padding, forward
   FFTs, complex log and filters, inverse FFT, noise weights, GLS fit, σ), each beside its floor measured
   in the same process: scipy.fft alone on the same transforms and block shapes (in cache), one
-  in-memory pass over the bytes a step must touch, or numpy's transcendental ufuncs alone.
+  in-memory pass over the bytes a step must touch, or numpy's transcendental ufuncs alone. A tree with
+  the third pass's compiled kernels (``_plural_fast._compiled()``, numba) is timed on that path, with
+  the same step names (the first call, untimed, compiles or loads them).
 
 Example: ``python benchmarks/bench_limap_kernel.py --compare-src /tmp/main/src --rounds 3 --breakdown``
 """
@@ -162,6 +164,13 @@ def breakdown(d):
     wrap(pf._Context, "_fit", "fit")
     wrap(pf._Context, "_sandwich", "sigma")
     wrap(pf._Context, "block", "block")
+    # the third pass's compiled path (numba; a tree without it runs the numpy steps above)
+    compiled = getattr(pf, "_compiled", lambda: None)() is not None
+    if compiled:
+        wrap(pf._Context, "_prepare_jit", "prepare")
+        wrap(pf._Context, "_log_jit", "log")
+        wrap(pf._Context, "_noise_jit", "noise")
+        wrap(pf._Context, "_sandwich_jit", "sigma")
     kw = {**plan.fit.kwargs, "workers": 1}
     try:
         pf.fourier_log_kernel(J[:64], **kw)
@@ -178,6 +187,7 @@ def breakdown(d):
     inv = f.get("FFT block irfft", 0.0)
     noise_fft = f.get("FFT noise rfft", 0.0) + f.get("FFT noise irfft", 0.0)
     sigma_fft = f.get("FFT sigma rfft", 0.0) + f.get("FFT sigma irfft", 0.0)
+    # the log step: the block's own work (the numpy path) or _log_jit plus what is left of the block (compiled)
     block_own = f["block"] - f["prepare"] - f["noise"] - f["fit"] - f["sigma"] - fwd - inv
     # floors, in the same process, on the kernel's block shape
     P, n_pix, n_fft = pf._BLOCK, J.shape[0], 2048
@@ -218,8 +228,9 @@ def breakdown(d):
         ("σ sandwich: element-wise", f["sigma"] - sigma_fft, pass64, "one read of the frame"),
         ("outside the blocks (checks, conversion, threads)", total - f["block"], pass64, "one read of the frame"),
     ]
-    print(f"\nbreakdown: one frame {x.shape}, one thread, CPU s (block of {P} pixels); total {total:.2f} s; "
-          f"load {os.getloadavg()[0]:.1f}")
+    path = "compiled element-wise kernels (numba)" if compiled else "numpy element-wise passes"
+    print(f"\nbreakdown: one frame {x.shape}, one thread, CPU s (block of {P} pixels, {path}); "
+          f"total {total:.2f} s; load {os.getloadavg()[0]:.1f}")
     print("| step | CPU s | floor s | floor | ratio |\n|---|---|---|---|---|")
     for name, t, floor, what in steps:
         ratio = f"{t / floor:.1f}×" if floor else "—"

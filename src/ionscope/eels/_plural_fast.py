@@ -20,7 +20,12 @@ organised for throughput:
   counts (it only sets the weights, whose relative rounding error ~1e-7
   moves a weight by ~1e-7·σ) and the sandwich standard errors. The measured
   differences from the reference kernel are in ``tests/test_eels_plural_speed.py``
-  and BENCHMARKS.md (issue 20).
+  and BENCHMARKS.md (issue 20);
+* the element-wise work between the transforms in loops compiled by numba
+  (:mod:`._plural_jit`, third pass: medians 2.6–2.8 → 2.1–2.4 CPU s per realistic
+  128×128×1024 frame on one thread at load 3.5–7.5, BENCHMARKS.md); ``_NUMBA = False`` runs the
+  numpy steps, the reference they are tested against
+  (``tests/test_eels_plural_numba.py``).
 
 References
 ----------
@@ -42,6 +47,21 @@ from ._solve import nnls_batched, single_threaded_blas
 #: both cores and other jobs, the shared L3), 4.0–4.5 s at 16 (per-block call overhead). The arithmetic is
 #: per pixel: the block size moves only the float32 noise path's rounding (≤ 1e-6 of the maps' RMS)
 _BLOCK = 64
+
+#: private switch: ``False`` runs the numpy path (the reference the compiled kernels of :mod:`._plural_jit`
+#: are tested against, ``tests/test_eels_plural_numba.py``); also used where numba cannot be imported
+_NUMBA = True
+
+
+def _compiled():
+    """:mod:`._plural_jit` (numba, imported here so that ``import ionscope.eels`` never loads it), or None."""
+    if not _NUMBA:
+        return None
+    try:
+        from . import _plural_jit
+    except ImportError:  # pragma: no cover - numba is a dependency; the numpy path gives the same results
+        return None
+    return _plural_jit
 
 
 def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, constrained, resolution_fwhm,
@@ -119,8 +139,112 @@ class _Context:
         # the zero-loss peak and its cut lie within the first L channels (zlp_cut searches up to lim + 1)
         self.L = _first_channels(e)
         self.dof = max(1, self.channels.size - K)
+        self.geom = _jit_geometry(e, n_fft, tail_fit_ev)
+        self.grid_arr = np.asarray(gi, np.intp)
+        self.scale_arr = np.empty(0) if self.var_scale is None else self.var_scale
 
     def block(self, J):
+        jit = _compiled()
+        if jit is None or self.geom is None:
+            return self._block_numpy(J)
+        return self._block_jit(jit, J)
+
+    def _block_jit(self, jit, J):
+        """:meth:`_block_numpy` with its element-wise passes in compiled loops (:mod:`._plural_jit`)."""
+        from scipy import fft
+
+        n_fft, kc, nf = self.n_fft, self.kc, self.n_fft // 2 + 1
+        J, i0, total, cut, Jx, zx = self._prepare_jit(jit, J)
+        jf = fft.rfft(Jx, axis=1, workers=1)
+        zf = fft.rfft(zx, axis=1, workers=1)
+        del Jx, zx
+        spec, h, hz = self._log_jit(jit, jf, zf)
+        ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
+        # the noise in float32 where its rounding stays within budget, float64 for the rest (see _noise)
+        var, filters, ok = self._noise_jit(jit, h, hz, J, cut)
+        redo = np.flatnonzero(~ok)
+        if redo.size:
+            h64, hz64 = np.zeros((redo.size, nf), complex), np.zeros((redo.size, nf), complex)
+            scratch = np.empty((3, redo.size, kc))
+            jit.log_parts(jf[redo], zf[redo], kc, self.g_phase, *scratch, h64, hz64)
+            var64, filters64, _ = self._noise_jit(jit, h64, hz64, J[redo], cut[redo])
+            var[redo] = var64
+        out, A = self._fit(ssd, var, i0, np.log(total / i0))
+        vb = self._sandwich_jit(jit, A, *filters)
+        if redo.size:
+            vb[redo] = self._sandwich_jit(jit, A[redo], *filters64)
+        out[:, self.M:2 * self.M] = np.sqrt(vb)
+        return out
+
+    def _prepare_jit(self, jit, J):
+        """:func:`_prepare` (and the zero-loss part of the counts), compiled; the extension's ``exp`` by numpy."""
+        g = self.geom
+        if not g["no_dark"]:
+            off = _lowloss.dark_offset(J, self.e)
+            if np.any(off):
+                J = J - off[:, None]
+        P, n = J.shape
+        Jx = np.empty((P, self.n_fft))
+        zx = np.zeros((P, self.n_fft))
+        i0, total, cut, amp = np.empty(P), np.empty(P), np.empty(P, np.intp), np.empty(P)
+        jit.prepare(J, g["near_lo"], g["near_hi"], g["lim"], g["m"], g["halves"], g["emid1"], g["emid2"],
+                    g["e_end"], self.step, g["log_e_ext"], Jx, zx, i0, total, cut, amp)
+        ext = Jx[:, n:]
+        np.exp(ext, out=ext)
+        ext *= amp[:, None]
+        ext *= g["taper"]
+        return J, i0, total, cut, Jx, zx
+
+    def _log_jit(self, jit, jf, zf):
+        """The reconvolved log-spectrum (complex128) and the float32 noise filters h, h_z from the transforms."""
+        P, kc, nf = jf.shape[0], self.kc, self.n_fft // 2 + 1
+        h, hz = np.zeros((P, nf), np.complex64), np.zeros((P, nf), np.complex64)
+        q_re, q_im, ratio = np.empty((P, kc)), np.empty((P, kc)), np.empty((P, kc))
+        jit.log_parts(jf, zf, kc, self.g_phase, q_re, q_im, ratio, h, hz)
+        # the transcendental functions with numpy's vectorised ufuncs, on contiguous arrays (see log_parts)
+        np.arctan2(q_im, q_re, out=q_im)
+        np.log(ratio, out=ratio)
+        spec = np.zeros((P, nf), complex)
+        jit.log_spectrum(zf, ratio, q_im, self.g_phase, spec)
+        return spec, h, hz
+
+    def _noise_jit(self, jit, h, hz, J, cut):
+        """:meth:`_noise` from the filters, in their precision, with compiled element-wise steps."""
+        from scipy import fft
+
+        P, n_fft = J.shape[0], self.n_fft
+        dtype = h.real.dtype
+        vn, vz = np.zeros((P, n_fft), dtype), np.zeros((P, n_fft), dtype)
+        jit.count_variance(J, self.scale_arr, cut, vn, vz)
+        spectra = []
+        for filt, v in ((h, vn), (hz, vz)):
+            k2 = fft.irfft(filt, n=n_fft, axis=1, workers=1)
+            jit.square(k2)
+            spectra += [fft.rfft(k2, axis=1, workers=1), fft.rfft(v, axis=1, workers=1)]
+        jit.multiply_add(*spectra)
+        full = fft.irfft(spectra[0], n=n_fft, axis=1, workers=1)
+        var, bound = np.empty((P, self.grid_arr.size)), np.empty(P)
+        jit.variance_at(full, self.grid_arr, 4.0 * float(np.finfo(np.float32).eps), var, bound)
+        ok = bound <= 5e-5 if dtype == np.float32 else np.ones(P, bool)
+        return var, (h, hz, vn, vz), ok
+
+    def _sandwich_jit(self, jit, A, h, hz, vn, vz):
+        """:meth:`_sandwich` with compiled products and weighted squares (float64 sums)."""
+        from scipy import fft
+
+        P, n_fft = A.shape[0], self.n_fft
+        full = np.zeros((P, self.M, n_fft), vn.dtype)
+        full[:, :, self.grid_idx] = A
+        af = fft.rfft(full, axis=2, workers=1)
+        prod = np.empty_like(af)
+        vb = np.zeros((P, self.M))
+        for filt, v, m in ((h, vn, self.n), (hz, vz, self.L)):
+            jit.times_conj(af, filt, prod)
+            u = fft.irfft(prod, n=n_fft, axis=2, workers=1)
+            jit.weighted_squares(u, v, m, vb)
+        return vb
+
+    def _block_numpy(self, J):
         from scipy import fft
 
         # the steps of _lowloss.fourier_log_block, in the same order (see _prepare for the first ones)
@@ -282,6 +406,29 @@ def _conj_over(f, a2):
     np.multiply(f.imag, r, out=out.imag)
     np.negative(out.imag, out=out.imag)
     return out
+
+
+def _jit_geometry(e, n_fft, tail_fit_ev, *, search_ev=5.0, max_cut_ev=15.0):
+    """What :func:`._plural_jit.prepare` needs of the axis (as :func:`_prepare`'s steps compute it), or None
+    where the compiled path does not apply (no channel near 0 eV: the numpy path raises the error)."""
+    near = np.flatnonzero(np.abs(e) < search_ev)
+    n = e.size
+    if near.size == 0 or n < 16 or not np.array_equal(near, np.arange(near[0], near[-1] + 1)):
+        return None
+    step = float(e[1] - e[0])
+    lim = min(n - 2, int(near[-1] + max_cut_ev / step))
+    m = min(max(8, int(round(tail_fit_ev / step))), n // 4)
+    halves = m // 2
+    extra = n_fft - n
+    e_ext = e[-1] + step * np.arange(1, extra + 1)
+    taper = np.ones(extra)
+    k = extra // 2
+    taper[k:] = 0.5 * (1 + np.cos(np.pi * np.arange(extra - k) / max(1, extra - k)))
+    # no spectrum can have dark_offset's 20 channels 10 eV below its peak (which lies in near): its offset is 0
+    no_dark = bool(np.all(np.diff(e) > 0) and np.searchsorted(e, e[near[-1]] - 10.0) < 20)
+    return {"no_dark": no_dark, "near_lo": int(near[0]), "near_hi": int(near[-1]), "lim": lim, "m": m, "halves": halves,
+            "emid1": float(np.sqrt(e[-m] * e[-halves - 1])), "emid2": float(np.sqrt(e[-halves] * e[-1])),
+            "e_end": float(e[-1] + 0.5 * step), "log_e_ext": np.log(e_ext), "taper": taper}
 
 
 def _first_channels(e, *, search_ev=5.0, max_cut_ev=15.0):

@@ -1,0 +1,257 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Compiled element-wise kernels of the batched Fourier-log + GLS kernel (issue 20, third pass).
+
+Why our own: between its 16 transforms (``scipy.fft``, kept), the numpy version of
+:mod:`._plural_fast` makes ~60 one-operation passes over every 64-pixel block. Measured on one
+realistic 128×128×1024 frame, one thread (BENCHMARKS.md, "limap kernel, second pass"): the complex
+log and filters 0.51 s against a 0.04 s floor, the zero-loss alignment and padding 0.36 s, the noise
+weights' element-wise work 0.23 s and the sandwich's 0.17 s. Here each of those is one loop per
+pixel that reads its inputs once, compiled by numba (LLVM). The third-pass numbers are in BENCHMARKS.md.
+
+* ``nogil=True``: the kernel's pixel blocks run on threads (as the transforms do);
+* ``cache=True``: the machine code is written next to this file, or where that is read-only to
+  numba's user-wide cache folder (``NUMBA_CACHE_DIR``), so later processes load it (BENCHMARKS.md);
+* no ``fastmath``: IEEE arithmetic, the same operations as the numpy path, except that sums run in
+  another order (sequential instead of numpy's pairwise; I0 and I_t move by ~1e-16) and that the
+  float32 noise path's complex products round as the plain formula does, while numpy's vectorised
+  complex64 product differs from it in the last bit for ~24 % of products (measured). The propagated
+  variance then differs by ≤ 3e-6 relative (median 8e-8), the Li and Co maps by ≤ 4e-6 of their
+  RMS, σ by ≤ 1.5e-6 relative — the float32 path's own budget (1e-5); ``tests/test_eels_plural_numba.py``
+  compares the two paths.
+
+This module imports numba at the top: it is imported only inside :mod:`._plural_fast`'s functions,
+so ``import ionscope`` and ``import ionscope.eels`` never load numba.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+def _jit(fn):
+    """``numba.njit(cache=True, nogil=True)``; without a writable cache location (a read-only package and no
+    writable user cache folder: numba raises at decoration) the kernels are compiled in each process instead."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
+
+
+@_jit
+def prepare(J, near_lo, near_hi, lim, m, halves, emid1, emid2, e_end, step, log_e_ext,
+            Jx, zx, i0, total, cut, amp):
+    """Zero-loss cut, I0, the tail beyond the range, I_t and the padded spectra, one pass per pixel.
+
+    The same steps as :func:`._plural_fast._prepare` (after the dark offset): the peak is the largest
+    channel with ``|E| < 5 eV`` (``near_lo…near_hi``), the cut the first rising channel of the
+    5-channel running mean (reflected edges, cumulative sums in numpy's order, so the same cut) at
+    least one half-width above the half-maximum crossing, at most ``lim``; the tail the two-area power
+    law of the last ``m`` channels. ``Jx`` gets the counts and, beyond them, the extension's exponent
+    ``−r·ln E`` (the caller takes numpy's vectorised ``exp`` and multiplies by ``amp`` = A and the taper:
+    a scalar ``exp`` here cost 0.1 s per frame); ``zx`` (zeroed by the caller) the zero-loss channels.
+    Why our own: the numpy steps cost 0.27–0.28 s per realistic frame, this 0.14 s (BENCHMARKS.md).
+    """
+    P, n = J.shape
+    n_ext = log_e_ext.size
+    c = np.empty(lim + 8)
+    for p in range(P):
+        row = J[p]
+        peak = near_lo
+        for i in range(near_lo + 1, near_hi + 1):
+            if row[i] > row[peak]:
+                peak = i
+        half = row[peak] / 2.0
+        start = peak + 1
+        for i in range(peak + 1, n):
+            if row[i] < half:
+                start = i
+                break
+        # cumulative sums of the reflected row (numpy's cumsum order), for the running mean up to lim + 1
+        c[0] = 0.0
+        for k in range(lim + 7):
+            j = k - 2
+            if j < 0:
+                j = -j
+            elif j > n - 1:
+                j = 2 * (n - 1) - j
+            c[k + 1] = c[k] + row[j]
+        lo = start + (start - peak)
+        ct = -1
+        for i in range(max(lo, 0), lim + 1):
+            if (c[i + 6] - c[i + 1]) / 5 > (c[i + 5] - c[i]) / 5:
+                ct = i
+                break
+        if ct < 0:
+            ct = min(lim, start + 3 * (start - peak))
+        cut[p] = ct
+        s0 = 0.0
+        for i in range(ct + 1):
+            s0 += row[i]
+            zx[p, i] = row[i]
+        i0[p] = s0
+        a1 = 0.0
+        for i in range(n - m, n - halves):
+            a1 += row[i]
+        a2 = 0.0
+        for i in range(n - halves, n):
+            a2 += row[i]
+        a1 = max(a1, 1e-12)
+        a2 = max(a2, 1e-12)
+        r = min(max(math.log(a1 / a2) / math.log(emid2 / emid1), 1.5), 7.0)
+        A = a2 / halves * emid2**r
+        s = 0.0
+        for i in range(n):
+            s += row[i]
+            Jx[p, i] = row[i]
+        total[p] = s + A * e_end ** (1.0 - r) / (r - 1.0) / step
+        amp[p] = A
+        for k in range(n_ext):
+            Jx[p, n + k] = -r * log_e_ext[k]
+
+
+@_jit
+def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
+    """The arguments of the log-spectrum and the noise filters, one pass over the two transforms.
+
+    A transform whose ``|·|`` falls to ``1e-12·I0`` is floored there (as the reference). Writes
+    ``q = j·(1/z)`` (its phase is arg(j/z)), ``|j|²/|z|²`` (½·its log is ln|j/z|), and the filters
+    ``h = c/j``, ``h_z = c/j − c/z`` (``c = I0·g·phase``) in their arrays' precision, ``h_z`` as the
+    difference of the two rounded filters (as the numpy path). Only the first ``kc`` frequencies.
+    The logarithm and ``atan2`` are left to numpy's vectorised ufuncs: scalar libm calls here cost
+    8× more (measured 1.7 vs 0.2 ms per 64×1025 block). Why our own: the log step with its filters cost
+    0.46–0.47 s per realistic frame in numpy passes, 0.22–0.25 s with this and :func:`log_spectrum`.
+    """
+    P = jf.shape[0]
+    for p in range(P):
+        i0f = zf[p, 0].real
+        tiny = 1e-12 * abs(i0f)
+        t2 = tiny * tiny
+        for k in range(kc):
+            jr = jf[p, k].real
+            ji = jf[p, k].imag
+            a2j = jr * jr + ji * ji
+            if a2j <= t2:
+                jr, ji, a2j = tiny, 0.0, t2
+            zr = zf[p, k].real
+            zi = zf[p, k].imag
+            a2z = zr * zr + zi * zi
+            if a2z <= t2:
+                zr, zi, a2z = tiny, 0.0, t2
+            rj = 1.0 / a2j
+            ijr, iji = jr * rj, -(ji * rj)
+            rz = 1.0 / a2z
+            izr, izi = zr * rz, -(zi * rz)
+            qr[p, k] = jr * izr - ji * izi
+            qi[p, k] = jr * izi + ji * izr
+            ratio[p, k] = a2j / a2z
+            cr = i0f * g_phase[k].real
+            ci = i0f * g_phase[k].imag
+            h[p, k] = complex(cr * ijr - ci * iji, cr * iji + ci * ijr)
+            hz[p, k] = complex(cr * izr - ci * izi, cr * izi + ci * izr)
+            hz[p, k] = h[p, k] - hz[p, k]
+
+
+@_jit
+def log_spectrum(zf, log_ratio, angle, g_phase, spec):
+    """The reconvolved log-spectrum ``c·(½·ln(|j|²/|z|²) + i·arg(j/z))`` into the first columns of ``spec``."""
+    P, kc = angle.shape
+    for p in range(P):
+        i0f = zf[p, 0].real
+        for k in range(kc):
+            lm = 0.5 * log_ratio[p, k]
+            ang = angle[p, k]
+            cr = i0f * g_phase[k].real
+            ci = i0f * g_phase[k].imag
+            spec[p, k] = complex(lm * cr - ang * ci, lm * ci + ang * cr)
+
+
+@_jit
+def count_variance(J, var_scale, cut, vn, vz):
+    """The counts' Poisson variance split at the zero-loss cut: ``v_z`` (channels ≤ cut), ``v_n`` (the rest).
+
+    ``max(J, 0)`` (times ``var_scale`` when it is not empty), rounded to the arrays' precision as the
+    numpy path rounds it; ``vn`` and ``vz`` are zeroed by the caller. Why our own (with :func:`square`,
+    :func:`multiply_add`, :func:`variance_at`): the noise weights' element-wise work cost 0.21–0.22 s per
+    realistic frame in ~12 numpy passes, 0.08–0.10 s in these four loops.
+    """
+    P, n = J.shape
+    scaled = var_scale.size > 0
+    for p in range(P):
+        ct = cut[p]
+        for i in range(n):
+            # written, then scaled in place: the rounding of numpy's clip-into-float32 and ``*=``
+            out = vz if i <= ct else vn
+            out[p, i] = max(J[p, i], 0.0)
+            if scaled:
+                out[p, i] = out[p, i] * var_scale[i]
+
+
+@_jit
+def multiply_add(a, b, c, d):
+    """``a·b + c·d`` into ``a`` (the two convolutions' spectra summed), in the arrays' precision."""
+    P, nf = a.shape
+    for p in range(P):
+        for k in range(nf):
+            a[p, k] = a[p, k] * b[p, k] + c[p, k] * d[p, k]
+
+
+@_jit
+def square(x):
+    """``x²`` in place."""
+    P, n = x.shape
+    for p in range(P):
+        for i in range(n):
+            x[p, i] = x[p, i] * x[p, i]
+
+
+@_jit
+def variance_at(full, grid, bound_eps, var, bound):
+    """``max(full, 0)`` at the fit channels (as float64) and the float32 rounding bound per pixel.
+
+    The bound is ``4·ε·max|full| / min(var)`` (see :meth:`._plural_fast._Context._noise`).
+    """
+    P, n_fft = full.shape
+    for p in range(P):
+        mx = 0.0
+        for i in range(n_fft):
+            a = abs(full[p, i])
+            if a > mx:
+                mx = a
+        mn = np.inf
+        for j in range(grid.size):
+            x = full[p, grid[j]]
+            v = np.float64(x) if x > 0 else 0.0
+            var[p, j] = v
+            if v < mn:
+                mn = v
+        bound[p] = bound_eps * mx / mn if mn > 0 else np.inf
+
+
+@_jit
+def times_conj(af, filt, out):
+    """``af[p, j]·conj(filt[p])`` for every reference row ``j`` of every pixel ``p``.
+
+    Why our own (with :func:`weighted_squares`): no broadcast temporaries of ``conj(filt)``; the sandwich's
+    element-wise work cost 0.13–0.15 s per realistic frame in numpy, 0.09–0.13 s here.
+    """
+    P, M, nf = af.shape
+    for p in range(P):
+        for j in range(M):
+            for k in range(nf):
+                out[p, j, k] = af[p, j, k] * filt[p, k].conjugate()
+
+
+@_jit
+def weighted_squares(u, v, m, vb):
+    """``vb[p, j] += Σ_{i<m} u[p, j, i]²·v[p, i]`` (the sandwich's diagonal), summed in float64."""
+    P, M, _ = u.shape
+    for p in range(P):
+        for j in range(M):
+            s = 0.0
+            for i in range(m):
+                x = np.float64(u[p, j, i])
+                s += x * x * np.float64(v[p, i])
+            vb[p, j] += s
+
