@@ -63,6 +63,14 @@ def _kernel(spectra, **kwargs):
         return _ssdfit.functionals_kernel(spectra, **kwargs)
 
 
+def _kernel_fullcov(spectra, **kwargs):
+    from ._nmf_gls import functionals_kernel_fullcov
+    from ._solve import single_threaded_blas
+
+    with single_threaded_blas():
+        return functionals_kernel_fullcov(spectra, **kwargs)
+
+
 def nmf_anls(X, n_components, *, max_iter=300, tol=1e-7, seed=0):
     """Non-negative factorisation ``X ≈ W·H`` (Frobenius) by alternating exact non-negative least squares.
 
@@ -235,7 +243,7 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=False
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
            resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
-           co_pooling: str = "time"):
+           co_pooling: str = "time", projection: str = "diagonal", projection_ridge: float = 0.01):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -284,6 +292,16 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         registered frames (``co_time_chi2`` tests it; a warning above 1.15); a
         no-op without a ``time`` dimension of ≥ 2 frames. ``"none"``: every
         spectrum fitted on its own (the route before issue 19's third pass).
+    projection : {"diagonal", "full-covariance"}
+        Weight of each pixel's projection onto the NMF spectra. ``"diagonal"``
+        (default): the inverse propagated variance of each deconvolved channel.
+        ``"full-covariance"``: the deconvolved channels' correlations too
+        (plural-scattering subtraction, reconvolution; :mod:`ionscope.eels._nmf_gls`):
+        the same unbiased estimate with a smaller, still exact σ.
+    projection_ridge : float
+        ``"full-covariance"`` only: relative ridge ε added to the correlation
+        matrix (``(R + ε·I)⁻¹``); smaller is more efficient and more sensitive
+        to a component model that misses the data.
 
     Returns
     -------
@@ -320,6 +338,10 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         raise DataValidationError(f"n_components: expected an integer ≥ 2, got {n_components!r}")
     if co_pooling not in ("time", "none"):
         raise DataValidationError(f"co_pooling: expected 'time' or 'none', got {co_pooling!r}")
+    if projection not in ("diagonal", "full-covariance"):
+        raise DataValidationError(f"projection: expected 'diagonal' or 'full-covariance', got {projection!r}")
+    if not (np.isfinite(projection_ridge) and projection_ridge > 0):
+        raise DataValidationError(f"projection_ridge: expected a number > 0, got {projection_ridge!r}")
     if int(fit_pixels) < n_components:
         raise DataValidationError(f"fit_pixels: expected ≥ n_components = {n_components}, got {fit_pixels}")
     da = _common.spectra(si, energy=energy)
@@ -363,9 +385,13 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
     # 4. every pixel projected onto H (GLS, propagated variance), Li and Co as functionals
     X = H.T
     L2 = np.stack([l_k, c_k])
-    kw = dict(energy=e, channels=ch, fit_mask=np.ones(ch.size, bool), X=X, L1=np.zeros((2, ch.size)), L2=L2,
-              resolution_fwhm=fw, var_scale=var_scale)
-    stacked = apply_kernel(_kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
+    if projection == "full-covariance":
+        kernel, kw = _kernel_fullcov, dict(energy=e, channels=ch, X=X, L2=L2, resolution_fwhm=fw,
+                                           var_scale=var_scale, ridge=float(projection_ridge))
+    else:
+        kernel, kw = _kernel, dict(energy=e, channels=ch, fit_mask=np.ones(ch.size, bool), X=X,
+                                   L1=np.zeros((2, ch.size)), L2=L2, resolution_fwhm=fw, var_scale=var_scale)
+    stacked = apply_kernel(kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
                            output_sizes={"component": _ssdfit.n_outputs(2)}, output_dtypes=[np.float64], kwargs=kw)
     vals, var, cov, chi2, thick, i0 = _ssdfit.unpack(stacked.data, 2)
     lead = stacked.dims[:-1]
@@ -391,6 +417,7 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
                 "nmf_iterations": int(n_iter),
                 "li_component": int(np.argmax(l_k)), "resolution_fwhm_ev": fw,
                 "fit_range_ev": [float(e[ch[0]]), float(e[ch[-1]])], "components": [li, co],
+                "projection": projection,
                 "weights_unit": "single-scattering counts"}
     pooled = co_pooling == "time" and "time" in ds[li].dims and ds.sizes["time"] > 1
     if pooled:
