@@ -110,9 +110,9 @@ def functionals_kernel_fullcov(spectra, *, energy, channels, X, L2, resolution_f
         A = np.empty((sel.size, K, m))
         for gi, Ri in enumerate(Rinv):
             idx = np.flatnonzero(groups == gi)
-            Xs = dinv[idx][:, :, None] * X[None]  # D⁻¹X per spectrum
-            RX = np.einsum("mn,pnk->pmk", Ri, Xs)  # R⁻¹D⁻¹X
-            G = np.einsum("pmk,pml->pkl", Xs, RX)
+            Xs = dinv[idx][:, :, None] * X[None]  # D⁻¹X per spectrum (P, m, K)
+            RX = np.matmul(Ri[None], Xs)  # R⁻¹D⁻¹X, batched BLAS (einsum would loop)
+            G = np.matmul(np.transpose(Xs, (0, 2, 1)), RX)
             A[idx] = np.linalg.solve(G, np.transpose(RX * dinv[idx][:, :, None], (0, 2, 1)))
         beta = np.einsum("pkn,pn->pk", A, y)
         rows = np.einsum("qk,pkn->pqn", L2, A)
