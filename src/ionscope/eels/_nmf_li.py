@@ -24,7 +24,9 @@ into a quantitative, error-barred Li map:
    its propagated variance; Li = Σ lₖWₖ and Co = Σ cₖWₖ are linear functionals
    of the raw counts, so their σ and covariance are the exact sandwich through
    the deconvolution (:mod:`ionscope.eels._ssdfit`). ``H`` itself, fitted on
-   thousands of spectra, is treated as known;
+   thousands of spectra, is treated as known. The weight holds the deconvolved
+   channels' correlations, not only their variances (:mod:`ionscope.eels._nmf_gls`):
+   Li's variance −15…−20 %;
 5. in a series (``co_pooling="time"``, the default) Co per zero-loss electron
    and unit t/λ is one number per pixel over the frames — the Co framework does
    not move — so it is pooled over them. Of the x error per 4×4 block at
@@ -243,7 +245,7 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=False
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
            resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
-           co_pooling: str = "time", projection: str = "diagonal", projection_ridge: float = 0.01):
+           co_pooling: str = "time", projection: str = "full-covariance", projection_ridge: float = 0.01):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -293,11 +295,14 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         no-op without a ``time`` dimension of ≥ 2 frames. ``"none"``: every
         spectrum fitted on its own (the route before issue 19's third pass).
     projection : {"diagonal", "full-covariance"}
-        Weight of each pixel's projection onto the NMF spectra. ``"diagonal"``
-        (default): the inverse propagated variance of each deconvolved channel.
-        ``"full-covariance"``: the deconvolved channels' correlations too
-        (plural-scattering subtraction, reconvolution; :mod:`ionscope.eels._nmf_gls`):
-        the same unbiased estimate with a smaller, still exact σ.
+        Weight of each pixel's projection onto the NMF spectra.
+        ``"full-covariance"`` (default since issue 19's fourth pass): the
+        deconvolved channels' correlations too (plural-scattering subtraction,
+        reconvolution; :mod:`ionscope.eels._nmf_gls`): an unbiased estimate with
+        a smaller, still exact σ — r(x) on 4×4 blocks 0.960 / 0.956 / 0.944 →
+        0.966 / 0.962 / 0.950 on the development seeds at 1000 counts/channel,
+        pulls unchanged. ``"diagonal"``: the inverse propagated variance of each
+        deconvolved channel only (the route before).
     projection_ridge : float
         ``"full-covariance"`` only: relative ridge ε added to the correlation
         matrix (``(R + ε·I)⁻¹``); smaller is more efficient and more sensitive
