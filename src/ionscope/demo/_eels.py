@@ -273,7 +273,7 @@ def _nmf_x_blocks(nm, truth, si, k) -> dict:
             f"1000 per 0.1 eV); true x spread over the blocks {spread:.2f} (r falls as it narrows: "
             f"r ≈ s/√(s² + RMS²)); {nm.sizes.get('time', 1)} frames"
             + (f", specimen drift up to {drift:.1f} px left unregistered" if drift else "")
-            + f" (Co pooled over the frames: its σ misses each pixel's fixed systematic error"
+            + " (Co pooled over the frames: its σ misses each pixel's fixed systematic error"
             + (" and the drift" if drift else "") + f", Co pull {float(((nm.Co - co_w) / nm.Co_std).std()):.2f}; "
             "x, dominated by Li's noise, keeps its pull ~1)"
             + f"; projection {nm.attrs.get('projection', 'diagonal')}"),
