@@ -93,6 +93,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "nmf_co_pull_std": ("NMF Co (pooled over frames): spread of (estimate − truth)/σ", _DIMLESS),
     "nmf_x_within_target_conditions": ("NMF x: data inside issue 19's target conditions", ""),
     "nmf_x_conditions": ("NMF x: conditions of these numbers", ""),
+    "nmf_x_note": ("NMF x: how to read these numbers", ""),
     "mlls_width_error_nm": ("layer width: estimate − truth", "nm"),
     "plural_scattering": ("plural-scattering route", ""),
     "rest_to_active_ratio": ("activity at rest / during (dis)charge", _DIMLESS),
