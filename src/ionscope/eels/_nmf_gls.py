@@ -17,11 +17,11 @@ Computing ``C`` for every spectrum would cost a ~400×1000×400 product each.
 The weight need not be exact for the estimate to stay unbiased and its σ
 exact — any fixed linear estimator ``β = A·y`` has the sandwich covariance of
 :func:`~ionscope.eels._lowloss.sandwich_variance`, evaluated here with every
-spectrum's *own* transfer functions. So the spectra of a batch are split by
-t/λ into a few groups; each group's correlation matrix ``R`` comes from its
-mean spectrum (the correlations are set by the zero-loss peak and t/λ, not by
-the count level); a spectrum's weight is ``D⁻¹·(R + ε·I)⁻¹·D⁻¹`` with ``D``
-its own propagated standard deviations. ``ε`` (relative ridge) keeps the
+spectrum's *own* transfer functions. So one correlation matrix ``R`` comes
+from the data set's mean spectrum (the correlations are set by the zero-loss
+peak and the plasmons, barely by t/λ or the count level), and a spectrum's
+weight is ``D⁻¹·(R + ε·I)⁻¹·D⁻¹`` with ``D`` its own propagated standard
+deviations; one matrix for all keeps the result independent of chunking. ``ε`` (relative ridge) keeps the
 weight away from the directions the reconvolution Gaussian leaves almost
 noise-free, where a model error would be amplified.
 
@@ -60,31 +60,32 @@ def ssd_covariance(filters, index, n_raw):
     return C
 
 
-def _group_weights(J, energy, channels, resolution_fwhm, thick, n_groups, ridge, tail_fit_ev, var_scale):
-    """(group of each spectrum, inverse regularised correlation matrix of each group)."""
-    order = np.argsort(thick, kind="stable")
-    groups = np.empty(J.shape[0], int)
-    for gi, part in enumerate(np.array_split(order, min(n_groups, J.shape[0]))):
-        groups[part] = gi
-    Rinv = []
-    for gi in range(groups.max() + 1):
-        mean = J[groups == gi].mean(axis=0, keepdims=True)
-        r = _lowloss.fourier_log_block(mean, energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
-                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
-        C = ssd_covariance(r, 0, J.shape[1])
-        d = np.sqrt(np.maximum(np.diag(C), 1e-300))
-        R = C / d[:, None] / d[None, :]
-        Rinv.append(np.linalg.inv(R + ridge * np.eye(R.shape[0])))
-    return groups, Rinv
+def correlation_weight(mean_spectrum, energy, channels, resolution_fwhm, *, ridge=0.01, tail_fit_ev=20.0,
+                       var_scale=None):
+    """``(R + ε·I)⁻¹``: the inverse regularised correlation matrix of the SSD channels of ``mean_spectrum``.
+
+    One matrix for the whole data set, from its mean raw spectrum, so that the
+    result does not depend on how the data are chunked or batched. The
+    correlations barely depend on t/λ: on the development data one matrix per
+    256-spectrum batch, or per 4 or 16 t/λ groups of it, gave the same r(x).
+    """
+    r = _lowloss.fourier_log_block(np.asarray(mean_spectrum, float)[None], energy, out_energy_index=channels,
+                                   resolution_fwhm=resolution_fwhm, tail_fit_ev=tail_fit_ev, return_filters=True,
+                                   var_scale=var_scale)
+    C = ssd_covariance(r, 0, len(energy))
+    d = np.sqrt(np.maximum(np.diag(C), 1e-300))
+    R = C / d[:, None] / d[None, :]
+    return np.linalg.inv(R + float(ridge) * np.eye(R.shape[0]))
 
 
-def functionals_kernel_fullcov(spectra, *, energy, channels, X, L2, resolution_fwhm, ridge=0.01, n_groups=4,
-                               tail_fit_ev=20.0, var_scale=None):
+def functionals_kernel_fullcov(spectra, *, energy, channels, X, L2, resolution_fwhm, r_inv, tail_fit_ev=20.0,
+                               var_scale=None):
     """Array kernel: ``(…, n_energy)`` raw counts → ``(…, n_outputs(p))`` like :func:`_ssdfit.functionals_kernel`.
 
     The functionals are ``q = L2·β`` of the coefficients ``β`` of the design
     ``X`` (m, K) fitted to each spectrum's SSD over ``channels`` with the
-    correlated-noise weight (see the module docstring); values, variances and
+    weight ``D⁻¹·r_inv·D⁻¹`` (``r_inv`` from :func:`correlation_weight`, ``D``
+    each spectrum's own propagated σ; see the module docstring); values, variances and
     pair covariances are exact (sandwich with each spectrum's own filters).
     ``chi2`` is the variance-weighted reduced χ² of the residual, as in the
     diagonal kernel.
@@ -104,16 +105,11 @@ def functionals_kernel_fullcov(spectra, *, energy, channels, X, L2, resolution_f
                                        tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
         y = r["ssd"]
         var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
-        groups, Rinv = _group_weights(J[sel], energy, channels, resolution_fwhm, r["thickness"], n_groups, ridge,
-                                      tail_fit_ev, var_scale)
         dinv = 1.0 / np.sqrt(var)  # (P, m)
-        A = np.empty((sel.size, K, m))
-        for gi, Ri in enumerate(Rinv):
-            idx = np.flatnonzero(groups == gi)
-            Xs = dinv[idx][:, :, None] * X[None]  # D⁻¹X per spectrum (P, m, K)
-            RX = np.matmul(Ri[None], Xs)  # R⁻¹D⁻¹X, batched BLAS (einsum would loop)
-            G = np.matmul(np.transpose(Xs, (0, 2, 1)), RX)
-            A[idx] = np.linalg.solve(G, np.transpose(RX * dinv[idx][:, :, None], (0, 2, 1)))
+        Xs = dinv[:, :, None] * X[None]  # D⁻¹X per spectrum (P, m, K)
+        RX = np.matmul(r_inv[None], Xs)  # R⁻¹D⁻¹X, batched BLAS (einsum would loop)
+        G = np.matmul(np.transpose(Xs, (0, 2, 1)), RX)
+        A = np.linalg.solve(G, np.transpose(RX * dinv[:, :, None], (0, 2, 1)))
         beta = np.einsum("pkn,pn->pk", A, y)
         rows = np.einsum("qk,pkn->pqn", L2, A)
         vals = np.einsum("pqn,pn->pq", rows, y)

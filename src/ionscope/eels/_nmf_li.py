@@ -73,6 +73,14 @@ def _kernel_fullcov(spectra, **kwargs):
         return functionals_kernel_fullcov(spectra, **kwargs)
 
 
+def _mean_spectrum(da):
+    """Mean raw spectrum over every finite pixel (a streaming reduction for dask-backed data)."""
+    space = [d for d in da.dims if d != "energy"]
+    ok = np.isfinite(da).all("energy")
+    mean = da.where(ok).mean(space)
+    return np.asarray(mean.compute() if hasattr(mean.data, "dask") else mean, float)
+
+
 def nmf_anls(X, n_components, *, max_iter=300, tol=1e-7, seed=0):
     """Non-negative factorisation ``X ≈ W·H`` (Frobenius) by alternating exact non-negative least squares.
 
@@ -391,8 +399,11 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
     X = H.T
     L2 = np.stack([l_k, c_k])
     if projection == "full-covariance":
+        from ._nmf_gls import correlation_weight
+
+        r_inv = correlation_weight(_mean_spectrum(da), e, ch, fw, ridge=float(projection_ridge), var_scale=var_scale)
         kernel, kw = _kernel_fullcov, dict(energy=e, channels=ch, X=X, L2=L2, resolution_fwhm=fw,
-                                           var_scale=var_scale, ridge=float(projection_ridge))
+                                           var_scale=var_scale, r_inv=r_inv)
     else:
         kernel, kw = _kernel, dict(energy=e, channels=ch, fit_mask=np.ones(ch.size, bool), X=X,
                                    L1=np.zeros((2, ch.size)), L2=L2, resolution_fwhm=fw, var_scale=var_scale)
