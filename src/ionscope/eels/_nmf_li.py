@@ -308,7 +308,7 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         deconvolved channels' correlations too (plural-scattering subtraction,
         reconvolution; :mod:`ionscope.eels._nmf_gls`): an unbiased estimate with
         a smaller, still exact σ — r(x) on 4×4 blocks 0.960 / 0.956 / 0.944 →
-        0.966 / 0.962 / 0.950 on the development seeds at 1000 counts/channel,
+        0.966 / 0.962 / 0.951 on the development seeds at 1000 counts/channel,
         pulls unchanged. ``"diagonal"``: the inverse propagated variance of each
         deconvolved channel only (the route before).
     projection_ridge : float
