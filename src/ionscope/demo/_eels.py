@@ -216,6 +216,7 @@ def _run_realistic(ctx) -> None:
         "nmf_x_corr_4x4": float(np.corrcoef(
             (nm.Li.coarsen(y=4, x=4, boundary="trim").sum() / nm.Co.coarsen(y=4, x=4, boundary="trim").sum()
              ).values.ravel(), true_x.coarsen(y=4, x=4, boundary="trim").mean().values.ravel())[0, 1]),
+        **_nmf_x_blocks(nm, truth, si, frac.attrs["k"]),
         "li_fraction_definition": "x = (w_Li/w_Co)/k, k from the first frame's film (known x)",
     }
     limaps = x.li_fraction.where(film.broadcast_like(x.li_fraction)).fillna(0.0).clip(0.0, 1.5).astype(np.float32)
@@ -233,6 +234,47 @@ def _run_realistic(ctx) -> None:
 
     ctx.save_figure(_figure_realistic(true_x.coarsen(y=4, x=4, boundary="trim").mean(), blocks(maps), blocks(raw),
                                       thick, truth, frames), "figures/eels_limaps.png")
+
+
+def _nmf_x_blocks(nm, truth, si, k) -> dict:
+    """x of 4×4 blocks by the NMF route against the truth, and the conditions the number was made under.
+
+    Issue 19's target (r(x) ≥ 0.95 on 4×4 blocks) is set at 1000 counts per 0.1 eV channel on
+    ``benchmarks/bench_nmf_x.py``'s scenes. A correlation also depends on how much the true x varies:
+    for the same error it falls as the spread narrows (r ≈ s/√(s² + RMS²)), so RMS, pull and spread go
+    beside it, and the dose is restated per 0.1 eV (the simulator's dose is per channel, whatever its width).
+    """
+    fb = (truth.co > 0.5).broadcast_like(nm.Li)
+    c = nm[["Li", "Co", "Li_std", "Co_std", "Li_Co_cov"]]
+    s = c[["Li", "Co", "Li_Co_cov"]].where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+    v = (c[["Li_std", "Co_std"]] ** 2).where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+    w = truth.weights.where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+    L, C = s.Li.values.ravel(), s.Co.values.ravel()
+    x = L / C / k
+    xt = (w.sel(component="Li") / w.sel(component="Co")).values.ravel() / truth.attrs["k_li_co"]
+    sx = np.sqrt(v.Li_std.values.ravel() / C**2 + L**2 * v.Co_std.values.ravel() / C**4
+                 - 2 * L * s.Li_Co_cov.values.ravel() / C**3) / k
+    ok = np.isfinite(x) & np.isfinite(xt) & np.isfinite(sx) & (sx > 0)
+    pull = (x[ok] - xt[ok]) / sx[ok]
+    step = float(si.energy[1] - si.energy[0])
+    dose = float(si.attrs.get("dose", np.nan))
+    per_01 = dose * 0.1 / step
+    drift = float(np.hypot(truth.drift_y, truth.drift_x).max()) if "drift_y" in truth else 0.0
+    co_w = truth.weights.sel(component="Co")
+    spread = float(np.std(xt[ok]))
+    rms = float(np.sqrt(np.mean((x[ok] - xt[ok]) ** 2)))
+    inside = bool(step <= 0.1 + 1e-9 and per_01 >= 1000.0 - 1e-6 and drift == 0.0)
+    return {
+        "nmf_x_rms_4x4": rms, "nmf_x_pull_4x4": float(np.std(pull - pull.mean())),
+        "nmf_x_true_spread_4x4": spread, "nmf_co_pull_std": float(((nm.Co - co_w) / nm.Co_std).std()),
+        "nmf_x_within_target_conditions": inside,
+        "nmf_x_conditions": (
+            f"{per_01:g} counts per 0.1 eV ({dose:g} per {step:g} eV channel; target set at 1000 per 0.1 eV); "
+            f"{nm.sizes.get('time', 1)} frames" + (f"; {drift:.1f} px drift unregistered" if drift else "")
+            + f"; {nm.attrs.get('projection', 'diagonal')} projection"),
+        "nmf_x_note": ("r ≈ s/√(s² + RMS²) falls as the true x spread s narrows; Co pooled over the frames misses each "
+                       "pixel's fixed systematic error (Co pull), x keeps its pull"),
+    }
 
 
 def _figure_realistic(true_x, est_x, raw_x, thick, truth, frames):

@@ -24,7 +24,9 @@ into a quantitative, error-barred Li map:
    its propagated variance; Li = Σ lₖWₖ and Co = Σ cₖWₖ are linear functionals
    of the raw counts, so their σ and covariance are the exact sandwich through
    the deconvolution (:mod:`ionscope.eels._ssdfit`). ``H`` itself, fitted on
-   thousands of spectra, is treated as known;
+   thousands of spectra, is treated as known. The weight holds the deconvolved
+   channels' correlations, not only their variances (:mod:`ionscope.eels._nmf_gls`):
+   Li's variance −15…−20 %;
 5. in a series (``co_pooling="time"``, the default) Co per zero-loss electron
    and unit t/λ is one number per pixel over the frames — the Co framework does
    not move — so it is pooled over them. Of the x error per 4×4 block at
@@ -61,6 +63,22 @@ def _kernel(spectra, **kwargs):
 
     with single_threaded_blas():
         return _ssdfit.functionals_kernel(spectra, **kwargs)
+
+
+def _kernel_fullcov(spectra, **kwargs):
+    from ._nmf_gls import functionals_kernel_fullcov
+    from ._solve import single_threaded_blas
+
+    with single_threaded_blas():
+        return functionals_kernel_fullcov(spectra, **kwargs)
+
+
+def _mean_spectrum(da):
+    """Mean raw spectrum over every finite pixel (a streaming reduction for dask-backed data)."""
+    space = [d for d in da.dims if d != "energy"]
+    ok = np.isfinite(da).all("energy")
+    mean = da.where(ok).mean(space)
+    return np.asarray(mean.compute() if hasattr(mean.data, "dask") else mean, float)
 
 
 def nmf_anls(X, n_components, *, max_iter=300, tol=1e-7, seed=0):
@@ -235,7 +253,7 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=False
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
            resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
-           co_pooling: str = "time"):
+           co_pooling: str = "time", projection: str = "full-covariance", projection_ridge: float = 0.01):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -284,6 +302,19 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         registered frames (``co_time_chi2`` tests it; a warning above 1.15); a
         no-op without a ``time`` dimension of ≥ 2 frames. ``"none"``: every
         spectrum fitted on its own (the route before issue 19's third pass).
+    projection : {"diagonal", "full-covariance"}
+        Weight of each pixel's projection onto the NMF spectra.
+        ``"full-covariance"`` (default since issue 19's fourth pass): the
+        deconvolved channels' correlations too (plural-scattering subtraction,
+        reconvolution; :mod:`ionscope.eels._nmf_gls`): an unbiased estimate with
+        a smaller, still exact σ — r(x) on 4×4 blocks 0.960 / 0.956 / 0.944 →
+        0.966 / 0.962 / 0.951 on the development seeds at 1000 counts/channel,
+        pulls unchanged. ``"diagonal"``: the inverse propagated variance of each
+        deconvolved channel only (the route before).
+    projection_ridge : float
+        ``"full-covariance"`` only: relative ridge ε added to the correlation
+        matrix (``(R + ε·I)⁻¹``); smaller is more efficient and more sensitive
+        to a component model that misses the data.
 
     Returns
     -------
@@ -320,6 +351,10 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         raise DataValidationError(f"n_components: expected an integer ≥ 2, got {n_components!r}")
     if co_pooling not in ("time", "none"):
         raise DataValidationError(f"co_pooling: expected 'time' or 'none', got {co_pooling!r}")
+    if projection not in ("diagonal", "full-covariance"):
+        raise DataValidationError(f"projection: expected 'diagonal' or 'full-covariance', got {projection!r}")
+    if not (np.isfinite(projection_ridge) and projection_ridge > 0):
+        raise DataValidationError(f"projection_ridge: expected a number > 0, got {projection_ridge!r}")
     if int(fit_pixels) < n_components:
         raise DataValidationError(f"fit_pixels: expected ≥ n_components = {n_components}, got {fit_pixels}")
     da = _common.spectra(si, energy=energy)
@@ -363,9 +398,16 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
     # 4. every pixel projected onto H (GLS, propagated variance), Li and Co as functionals
     X = H.T
     L2 = np.stack([l_k, c_k])
-    kw = dict(energy=e, channels=ch, fit_mask=np.ones(ch.size, bool), X=X, L1=np.zeros((2, ch.size)), L2=L2,
-              resolution_fwhm=fw, var_scale=var_scale)
-    stacked = apply_kernel(_kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
+    if projection == "full-covariance":
+        from ._nmf_gls import correlation_weight
+
+        r_inv = correlation_weight(_mean_spectrum(da), e, ch, fw, ridge=float(projection_ridge), var_scale=var_scale)
+        kernel, kw = _kernel_fullcov, dict(energy=e, channels=ch, X=X, L2=L2, resolution_fwhm=fw,
+                                           var_scale=var_scale, r_inv=r_inv)
+    else:
+        kernel, kw = _kernel, dict(energy=e, channels=ch, fit_mask=np.ones(ch.size, bool), X=X,
+                                   L1=np.zeros((2, ch.size)), L2=L2, resolution_fwhm=fw, var_scale=var_scale)
+    stacked = apply_kernel(kernel, da, input_core_dims=[["energy"]], output_core_dims=[["component"]],
                            output_sizes={"component": _ssdfit.n_outputs(2)}, output_dtypes=[np.float64], kwargs=kw)
     vals, var, cov, chi2, thick, i0 = _ssdfit.unpack(stacked.data, 2)
     lead = stacked.dims[:-1]
@@ -391,6 +433,7 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
                 "nmf_iterations": int(n_iter),
                 "li_component": int(np.argmax(l_k)), "resolution_fwhm_ev": fw,
                 "fit_range_ev": [float(e[ch[0]]), float(e[ch[-1]])], "components": [li, co],
+                "projection": projection,
                 "weights_unit": "single-scattering counts"}
     pooled = co_pooling == "time" and "time" in ds[li].dims and ds.sizes["time"] > 1
     if pooled:
