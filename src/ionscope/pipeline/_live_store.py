@@ -31,6 +31,9 @@ class LiveStore:
         self._mem: dict = {}
         self._rows: dict = {}
         self.pending: dict = {}  # stage -> [(dim, rows' dataset, RowKeys of those rows)]
+        #: frame keys of the rows a per-frame run is for (the newest frame; set by the per-frame run); rows of
+        #: other frames that are neither in the cache nor waiting are left lazy (computed only if read)
+        self.focus: set | None = None
 
     def has(self, name: str, key: str) -> bool:
         return False  # a per-frame run computes its frame (its other rows come from the cache as links)
@@ -50,8 +53,15 @@ class LiveStore:
         self._rows[name] = rows
         have = self._known(name, rows.reuse)
         new = [i for i, k in enumerate(rows.keys) if k not in have]
+        lazy = []
+        if self.focus is not None:
+            # On spectra with their zero-loss peak a setting measured on all the frames so far (the zero-loss
+            # width) is in every row's key, so the first frame's row beside each new frame is new too: it is
+            # not what this frame's maps need, so it is not computed (issue 20: that halved the Li-map work)
+            lazy = [i for i in new if rows.frames[i] not in self.focus]
+            new = [i for i in new if i not in lazy]
         # rows computed before (the first frame beside each new one) are taken as they were, not recomputed
-        value = _as_stored(self._assemble(name, ds, dim, rows, new), key, dim)
+        value = _as_stored(self._assemble(name, ds, dim, rows, new, lazy), key, dim)
         self._mem[name] = value
         if new:
             pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
@@ -59,8 +69,9 @@ class LiveStore:
                 (dim, value.isel({dim: new}), RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
         return 0
 
-    def _assemble(self, name: str, ds, dim: str, rows, new: list):
-        """``ds`` materialised: rows ``new`` computed, the others taken from the waiting rows or the cache."""
+    def _assemble(self, name: str, ds, dim: str, rows, new: list, lazy: list = ()):
+        """``ds`` materialised: rows ``new`` computed, rows ``lazy`` left as they are (lazy), the others taken
+        from the waiting rows or the cache."""
         import xarray as xr
 
         if len(new) == ds.sizes[dim]:
@@ -81,6 +92,8 @@ class LiveStore:
         for i, k in enumerate(rows.keys):
             if i in new:
                 pieces.append(computed.isel({dim: [new.index(i)]}))
+            elif i in lazy:
+                pieces.append(ds.isel({dim: [i]}))
             else:
                 part, j = found[k]
                 old = part.isel({dim: [j]}).compute()
@@ -160,7 +173,12 @@ def _as_stored(ds, key: str, dim: str):
         if name in clean.indexes:
             continue
         stored = back.variables[name]
-        data = v.data if v.dtype == stored.dtype else np.asarray(v.values).astype(stored.dtype)
+        if v.dtype == stored.dtype:
+            data = v.data
+        elif hasattr(v.data, "dask") and v.dtype.kind in "fiub" and stored.dtype.kind in "fiub":
+            data = v.data.astype(stored.dtype)  # a row left lazy stays lazy (the same cast when computed)
+        else:
+            data = np.asarray(v.values).astype(stored.dtype)
         values[name] = xr.Variable(stored.dims, data, stored.attrs)
     coords = {n: values.pop(n) for n in list(values) if n in back.coords}
     return back.assign_coords(coords).assign(values)
