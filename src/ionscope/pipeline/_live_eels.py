@@ -395,10 +395,12 @@ class MemoryStore:
 
         keep = None if self.focus is None or rows is None else [i for i, f in enumerate(rows.frames)
                                                                   if f in self.focus]
+        from ._live_store import in_this_thread
+
         if keep is None or len(keep) == ds.sizes[dim]:
-            value = ds.compute()
+            value = ds.compute(**in_this_thread(ds.sizes[dim] if dim == "time" else 0))
         else:  # the other frames' rows (the first frame's beside this one) are computed only if read
-            done = ds.isel({dim: keep}).compute()
+            done = ds.isel({dim: keep}).compute(**in_this_thread(len(keep)))
             value = xr.concat([done.isel({dim: [keep.index(i)]}) if i in keep else ds.isel({dim: [i]})
                                for i in range(ds.sizes[dim])], dim=dim, data_vars="minimal", coords="minimal",
                               compat="override", join="override")

@@ -75,7 +75,7 @@ class LiveStore:
         import xarray as xr
 
         if len(new) == ds.sizes[dim]:
-            return ds.compute().chunk({dim: 1})
+            return ds.compute(**in_this_thread(len(new))).chunk({dim: 1})
         found = {}
         for _, part, r in self.pending.get(name, ()):
             for j, k in enumerate(r.keys):
@@ -87,7 +87,7 @@ class LiveStore:
                 if k not in found:
                     group = self.cache.load(name) if group is None else group
                     found[k] = (group, j)
-        computed = ds.isel({dim: new}).compute() if new else None
+        computed = ds.isel({dim: new}).compute(**in_this_thread(len(new))) if new else None
         pieces = []
         for i, k in enumerate(rows.keys):
             if i in new:
@@ -152,6 +152,20 @@ class LiveStore:
 
     def rows(self, name: str):
         return self._rows.get(name)
+
+
+def in_this_thread(rows: int) -> dict:
+    """``compute`` options for ``rows`` rows of a per-frame run: one row (the newest frame, the live case)
+    is computed in the calling thread, where the Li-map kernel spreads the frame's pixel blocks over every
+    core (:func:`ionscope.eels._kernels.block_workers`; the blocks are independent, so the numbers are the
+    same); inside a dask worker thread it would keep to one thread and leave the other cores idle.
+
+    Examples
+    --------
+    >>> in_this_thread(1), in_this_thread(2)
+    ({'scheduler': 'synchronous'}, {})
+    """
+    return {"scheduler": "synchronous"} if rows == 1 else {}
 
 
 def _as_stored(ds, key: str, dim: str):
