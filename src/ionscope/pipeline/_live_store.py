@@ -65,8 +65,11 @@ class LiveStore:
         self._mem[name] = value
         if new:
             pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
+            part = value.isel({dim: new})
+            if lazy:  # its own arrays, not a view into a graph that holds the frames' spectra until the flush
+                part = part.compute().chunk({dim: 1})
             self.pending.setdefault(name, []).append(
-                (dim, value.isel({dim: new}), RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
+                (dim, part, RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
         return 0
 
     def _assemble(self, name: str, ds, dim: str, rows, new: list, lazy: list = ()):
