@@ -129,6 +129,7 @@ class FrameFollower:
     _attempts: dict = field(default_factory=dict)
     _released: dict = field(default_factory=dict)
     _early: set = field(default_factory=set)
+    _last_poll: float | None = None  # monotonic time of the last poll on the real clock
 
     def __post_init__(self):
         self.folder = Path(self.folder)
@@ -177,7 +178,7 @@ class FrameFollower:
                 continue
             seen = self._seen.get(k)
             if seen is None or (st.st_size, st.st_mtime) != (seen.size, seen.mtime):
-                self._seen[k] = _Seen(st.st_size, st.st_mtime, mono)
+                self._seen[k] = _Seen(st.st_size, st.st_mtime, self._changed_at(st.st_mtime, mono, now))
                 seen = self._seen[k]
                 changed = True
             else:
@@ -194,6 +195,7 @@ class FrameFollower:
                 how = "settled"
             if how:
                 complete[k] = FrameFile(k, p, st.st_size, st.st_mtime, time.time(), how)
+        self._last_poll = mono if now is None else None
         # late arrivals of frames already skipped
         for k in sorted(self._skipped & set(complete)):
             self._mark_late(k, complete[k].path.name)
@@ -220,6 +222,26 @@ class FrameFollower:
                     continue
             break
         return out
+
+    def _changed_at(self, mtime: float, mono: float, now: float | None) -> float:
+        """When a file seen changed at this poll last changed (monotonic): its modification time, but never
+        before the previous poll (it was different then) nor after now. Counting the settle time from the
+        last write rather than from this poll saves the wait for the poll (issue 20: latency); a clock that
+        disagrees with the file's time only shortens the wait by up to one poll interval, never below it."""
+        if now is not None or self._last_poll is None:
+            return mono  # a test's clock, or the first look at the folder: from now, as before
+        age = max(0.0, time.time() - float(mtime))
+        return max(self._last_poll, mono - age)
+
+    def due(self) -> float | None:
+        """Seconds until the next frame file waiting to settle has been still for ``settle_s`` (None: none
+        waits), so that a follower can poll then rather than up to one poll interval later."""
+        if self._last_poll is None:
+            return None
+        now = time.monotonic()
+        waits = [s.changed_at + self.settle_s - now for k, s in self._seen.items() if k >= self._next and s.size > 0]
+        waits = [w for w in waits if w > 0]  # (one already due waits for something else: the next poll)
+        return min(waits) if waits else None
 
     def _mark_late(self, k: int, name: str) -> None:
         self._skipped.discard(k)

@@ -439,7 +439,9 @@ def follow(night: LiveNight, stop_event: threading.Event, *, idle_timeout_s=None
             sink.set_bad(night.frames.bad)
             night.list_ignored()
             if ended is None and not batch and not night.idle():
-                time.sleep(night.poll_s)
+                # poll again when the next frame has settled if that comes first (no idle wait past it)
+                due = night.frames.due()
+                time.sleep(night.poll_s if due is None else min(night.poll_s, max(0.01, due + 0.005)))
     except KeyboardInterrupt:
         ended = "interrupted"
     if night.records:

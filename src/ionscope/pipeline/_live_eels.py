@@ -259,13 +259,22 @@ def _run_exact(frame, cfg, *, first: First, key, index, time_s, references, stor
                     **({"source_file": str(cfg.path(cfg.input.series))} if cfg.input.series else {})}
     series = _canonical_chunks(series.transpose("time", "y", "x", "energy"))
     fraction = _fraction_wanted(cfg)
-    ctx = Context(cache=store if store is not None else MemoryStore(), config=cfg, show_progress=False,
-                  batch=cfg.compute.frames_per_batch, result=_Result())
+    store = store if store is not None else MemoryStore()
+    ctx = Context(cache=store, config=cfg, show_progress=False, batch=cfg.compute.frames_per_batch,
+                  result=_Result())
     ctx.info["frame_keys"] = {"series": {row_id(t): k for _, t, _, k in frames}}
     if first.energy_shift is not None and len(frames) > 1:  # the first frame's shift, as estimated then
         ctx.info["known_energy_shift"] = {float(first.time_s): float(first.energy_shift)}
-    ctx = run_stages(TABLE, cache=ctx.cache, sources=_sources(cfg, series, references, TABLE), ctx=ctx,
-                     targets=("fraction",) if fraction else ("limap",))
+    # the rows computed are this frame's (the first frame's, when not known yet, stay lazy: read on demand)
+    focus = getattr(store, "focus", False)
+    if focus is not False and key is not None:
+        store.focus = {key}
+    try:
+        ctx = run_stages(TABLE, cache=ctx.cache, sources=_sources(cfg, series, references, TABLE), ctx=ctx,
+                         targets=("fraction",) if fraction else ("limap",))
+    finally:
+        if focus is not False:
+            store.focus = focus
     return ctx, float(time_s)
 
 
@@ -372,6 +381,7 @@ class MemoryStore:
 
     def __init__(self):
         self._results: dict[str, tuple[str, Any]] = {}
+        self.focus: set | None = None  # frame keys of the rows computed (None: all); the others stay lazy
 
     def has(self, name: str, key: str) -> bool:
         return name in self._results and self._results[name][0] == key
@@ -381,7 +391,21 @@ class MemoryStore:
 
     def save_batched(self, name: str, key: str, ds, *, dim: str, batch: int, progress=None, on_batch=None,
                      rows=None) -> int:
-        self._results[name] = (key, ds.compute().chunk({dim: 1}))
+        import xarray as xr
+
+        keep = None if self.focus is None or rows is None else [i for i, f in enumerate(rows.frames)
+                                                                  if f in self.focus]
+        from ._live_store import in_this_thread
+
+        if keep is None or len(keep) == ds.sizes[dim]:
+            value = ds.compute(**in_this_thread(ds.sizes[dim] if dim == "time" else 0))
+        else:  # the other frames' rows (the first frame's beside this one) are computed only if read
+            done = ds.isel({dim: keep}).compute(**in_this_thread(len(keep)))
+            value = xr.concat([done.isel({dim: [keep.index(i)]}) if i in keep else ds.isel({dim: [i]})
+                               for i in range(ds.sizes[dim])], dim=dim, data_vars="minimal", coords="minimal",
+                              compat="override", join="override")
+            value.attrs = dict(ds.attrs)
+        self._results[name] = (key, value.chunk({dim: 1}))
         return 0
 
     def load(self, name: str):

@@ -31,6 +31,9 @@ class LiveStore:
         self._mem: dict = {}
         self._rows: dict = {}
         self.pending: dict = {}  # stage -> [(dim, rows' dataset, RowKeys of those rows)]
+        #: frame keys of the rows a per-frame run is for (the newest frame; set by the per-frame run); rows of
+        #: other frames that are neither in the cache nor waiting are left lazy (computed only if read)
+        self.focus: set | None = None
 
     def has(self, name: str, key: str) -> bool:
         return False  # a per-frame run computes its frame (its other rows come from the cache as links)
@@ -50,21 +53,32 @@ class LiveStore:
         self._rows[name] = rows
         have = self._known(name, rows.reuse)
         new = [i for i, k in enumerate(rows.keys) if k not in have]
+        lazy = []
+        if self.focus is not None:
+            # On spectra with their zero-loss peak a setting measured on all the frames so far (the zero-loss
+            # width) is in every row's key, so the first frame's row beside each new frame is new too: it is
+            # not what this frame's maps need, so it is not computed (issue 20: that halved the Li-map work)
+            lazy = [i for i in new if rows.frames[i] not in self.focus]
+            new = [i for i in new if i not in lazy]
         # rows computed before (the first frame beside each new one) are taken as they were, not recomputed
-        value = _as_stored(self._assemble(name, ds, dim, rows, new), key, dim)
+        value = _as_stored(self._assemble(name, ds, dim, rows, new, lazy), key, dim)
         self._mem[name] = value
         if new:
             pick = lambda v: tuple(v[i] for i in new)  # noqa: E731
+            part = value.isel({dim: new})
+            if lazy:  # its own arrays, not a view into a graph that holds the frames' spectra until the flush
+                part = part.compute().chunk({dim: 1})
             self.pending.setdefault(name, []).append(
-                (dim, value.isel({dim: new}), RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
+                (dim, part, RowKeys(rows.reuse, pick(rows.ids), pick(rows.frames), pick(rows.keys))))
         return 0
 
-    def _assemble(self, name: str, ds, dim: str, rows, new: list):
-        """``ds`` materialised: rows ``new`` computed, the others taken from the waiting rows or the cache."""
+    def _assemble(self, name: str, ds, dim: str, rows, new: list, lazy: list = ()):
+        """``ds`` materialised: rows ``new`` computed, rows ``lazy`` left as they are (lazy), the others taken
+        from the waiting rows or the cache."""
         import xarray as xr
 
         if len(new) == ds.sizes[dim]:
-            return ds.compute().chunk({dim: 1})
+            return ds.compute(**in_this_thread(len(new))).chunk({dim: 1})
         found = {}
         for _, part, r in self.pending.get(name, ()):
             for j, k in enumerate(r.keys):
@@ -76,11 +90,13 @@ class LiveStore:
                 if k not in found:
                     group = self.cache.load(name) if group is None else group
                     found[k] = (group, j)
-        computed = ds.isel({dim: new}).compute() if new else None
+        computed = ds.isel({dim: new}).compute(**in_this_thread(len(new))) if new else None
         pieces = []
         for i, k in enumerate(rows.keys):
             if i in new:
                 pieces.append(computed.isel({dim: [new.index(i)]}))
+            elif i in lazy:
+                pieces.append(ds.isel({dim: [i]}))
             else:
                 part, j = found[k]
                 old = part.isel({dim: [j]}).compute()
@@ -141,6 +157,20 @@ class LiveStore:
         return self._rows.get(name)
 
 
+def in_this_thread(rows: int) -> dict:
+    """``compute`` options for ``rows`` rows of a per-frame run: one row (the newest frame, the live case)
+    is computed in the calling thread, where the Li-map kernel spreads the frame's pixel blocks over every
+    core (:func:`ionscope.eels._kernels.block_workers`; the blocks are independent, so the numbers are the
+    same); inside a dask worker thread it would keep to one thread and leave the other cores idle.
+
+    Examples
+    --------
+    >>> in_this_thread(1), in_this_thread(2)
+    ({'scheduler': 'synchronous'}, {})
+    """
+    return {"scheduler": "synchronous"} if rows == 1 else {}
+
+
 def _as_stored(ds, key: str, dim: str):
     """``ds`` as the stage cache gives it back (attributes, string types, one chunk per row): its layout
     goes through an in-memory Zarr store, so downstream stages and their rows' keys see what the batch
@@ -160,7 +190,12 @@ def _as_stored(ds, key: str, dim: str):
         if name in clean.indexes:
             continue
         stored = back.variables[name]
-        data = v.data if v.dtype == stored.dtype else np.asarray(v.values).astype(stored.dtype)
+        if v.dtype == stored.dtype:
+            data = v.data
+        elif hasattr(v.data, "dask") and v.dtype.kind in "fiub" and stored.dtype.kind in "fiub":
+            data = v.data.astype(stored.dtype)  # a row left lazy stays lazy (the same cast when computed)
+        else:
+            data = np.asarray(v.values).astype(stored.dtype)
         values[name] = xr.Variable(stored.dims, data, stored.attrs)
     coords = {n: values.pop(n) for n in list(values) if n in back.coords}
     return back.assign_coords(coords).assign(values)
