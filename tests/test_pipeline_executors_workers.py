@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The LocalCluster's worker processes (issue 20, a cluster that pays): the allocator settings they start
+with, and who wins when a user sets them. The outputs being identical on every executor is
+``tests/test_pipeline_executors.py``'s business."""
+from __future__ import annotations
+
+import dask
+import pytest
+
+from ionscope.pipeline._executors import _worker_environ
+
+pytest.importorskip("distributed")
+import distributed  # noqa: E402,F401  (loads distributed's configuration: its pre-spawn environment)
+
+MIB = 2**20
+
+
+def test_workers_keep_their_heap_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    env = _worker_environ()
+    # distributed's 64 KiB trim threshold is replaced; its thread settings are kept
+    assert int(env["MALLOC_TRIM_THRESHOLD_"]) == 128 * MIB
+    assert int(env["MALLOC_MMAP_THRESHOLD_"]) == 64 * MIB
+    assert str(env["OMP_NUM_THREADS"]) == "1"
+
+
+def test_a_users_own_allocator_settings_win(monkeypatch):
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4096")
+    assert _worker_environ()["MALLOC_TRIM_THRESHOLD_"] == "4096"  # exported in the shell
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 1000,
+                          "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2000}):
+        env = _worker_environ()  # in dask's configuration
+    assert (int(env["MALLOC_TRIM_THRESHOLD_"]), int(env["MALLOC_MMAP_THRESHOLD_"])) == (1000, 2000)
+
+
+def test_cluster_workers_start_with_these_settings(monkeypatch):
+    """What a worker process of ``DaskExecutor`` actually sees (glibc reads the variables at its start)."""
+    import os
+
+    from ionscope.pipeline._executors import DaskExecutor
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+
+    def seen():
+        return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}
+
+    with DaskExecutor(n_workers=1, worker_timeout_s=60) as ex:
+        got = list(ex.client.run(seen).values())
+    assert got == [{"MALLOC_TRIM_THRESHOLD_": str(128 * MIB), "MALLOC_MMAP_THRESHOLD_": str(64 * MIB)}]
