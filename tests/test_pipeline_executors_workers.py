@@ -9,8 +9,8 @@ import pytest
 
 from ionscope.pipeline._executors import _worker_environ
 
+# importing distributed loads its configuration (the pre-spawn environment its workers start with)
 pytest.importorskip("distributed")
-import distributed  # noqa: E402,F401  (loads distributed's configuration: its pre-spawn environment)
 
 MIB = 2**20
 
