@@ -345,7 +345,13 @@ def main(argv=None) -> int:
                     out["threads_limap_cpu_s"] = round(threads_cpu_all.get("limap", 0), 2)
                     out["threads_cpu_all_s"] = round(sum(threads_cpu_all.values()), 2)
                     out[f"loadavg_{tag}_end"] = load()
-                    print(f"\nLocalCluster ({n_w} workers × 1 thread, distributed {distributed.__version__}): "
+                    try:  # the threads each worker ran (ionscope shares the cores out when workers are fewer)
+                        from ionscope.pipeline._executors import _threads_per_worker
+                        out[f"{tag}_threads_per_worker"] = _threads_per_worker(n_w)
+                    except ImportError:  # an older ionscope: one thread each
+                        out[f"{tag}_threads_per_worker"] = 1
+                    print(f"\nLocalCluster ({n_w} workers × {out[f'{tag}_threads_per_worker']} thread(s), "
+                          f"distributed {distributed.__version__}): "
                           f"{total_c:.1f} s = {total_c / total:.2f} × threads; results identical: {same}; CPU s "
                           f"(with workers) {out[f'{tag}_cpu_s']:.1f} vs {out['threads_cpu_all_s']:.1f} threaded, limap "
                           f"{out[f'{tag}_limap_cpu_s']:.1f} vs {out['threads_limap_cpu_s']:.1f}")

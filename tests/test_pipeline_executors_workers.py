@@ -50,4 +50,19 @@ def test_cluster_workers_start_with_these_settings(monkeypatch):
 
     with DaskExecutor(n_workers=1, worker_timeout_s=60) as ex:
         got = list(ex.client.run(seen).values())
+        threads = list(ex.client.nthreads().values())
     assert got == [{"MALLOC_TRIM_THRESHOLD_": str(128 * MIB), "MALLOC_MMAP_THRESHOLD_": str(64 * MIB)}]
+    # one worker on this machine's cores: a thread per core, not one busy core and the others idle
+    assert threads == [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()]
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3, 64])
+def test_threads_per_worker_share_out_the_cores(n_workers):
+    import os
+
+    from ionscope.pipeline._executors import _threads_per_worker
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    t = _threads_per_worker(n_workers)
+    assert t >= 1 and (n_workers * t <= cores or t == 1)
+    assert t == max(1, cores // n_workers)

@@ -142,7 +142,8 @@ class DaskExecutor(Executor):
     address : str, optional
         ``tcp://HOST:PORT`` of a running scheduler; None starts a LocalCluster.
     n_workers : int
-        Worker processes of the LocalCluster (one thread each).
+        Worker processes of the LocalCluster: one thread each, or with fewer workers than cores, the
+        cores shared out among them (1 worker on 2 cores: 2 threads).
     worker_timeout_s : float
         Fail with one line when no worker has joined (or all have gone) for this long.
 
@@ -176,10 +177,12 @@ class DaskExecutor(Executor):
         timeout = self.worker_timeout_s
         try:
             if self.address is None:
-                # processes, one thread each: the GIL-bound parts of the kernels scale
+                # processes, one thread each (the GIL-bound parts of the kernels scale); fewer workers than
+                # cores: the cores left share out as threads (one frame per thread; the numbers do not change)
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
-                    cluster = stack.enter_context(_closing(LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                                                        processes=True, dashboard_address=None)))
+                    cluster = stack.enter_context(_closing(LocalCluster(
+                        n_workers=self.n_workers, threads_per_worker=_threads_per_worker(self.n_workers),
+                        processes=True, dashboard_address=None)))
                 client = Client(cluster)
             else:
                 # a bounded handshake first: a non-dask server or a dead address fails here in one line,
@@ -335,6 +338,20 @@ def _worker_environ() -> dict:
         else:
             env.setdefault(name, value)
     return env
+
+
+def _threads_per_worker(n_workers: int) -> int:
+    """Threads per LocalCluster worker: the cores this process may use, shared out (at least one).
+
+    Examples
+    --------
+    >>> _threads_per_worker(10**6)
+    1
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(n_workers)))
 
 
 #: distributed's own ``MALLOC_TRIM_THRESHOLD_`` for its workers (distributed.yaml)
