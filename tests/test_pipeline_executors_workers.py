@@ -66,3 +66,14 @@ def test_threads_per_worker_share_out_the_cores(n_workers):
     t = _threads_per_worker(n_workers)
     assert t >= 1 and (n_workers * t <= cores or t == 1)
     assert t == max(1, cores // n_workers)
+
+
+def test_workers_come_from_a_fork_server_unless_told_otherwise():
+    import multiprocessing
+
+    from ionscope.pipeline._executors import _start_method
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        assert _start_method() == "forkserver"  # distributed's default, spawn, replaced
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
+        assert _start_method() == "fork"  # a user's own choice
