@@ -61,6 +61,8 @@ def test_cluster_workers_start_with_these_settings(monkeypatch):
     with DaskExecutor(n_workers=1, worker_timeout_s=60) as ex:
         got = list(ex.client.run(seen).values())
         threads = list(ex.client.nthreads().values())
+        profiling = list(ex.client.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values())
+    assert profiling == [False]  # the LocalCluster has no dashboard to show the samples
     assert got == [{"MALLOC_TRIM_THRESHOLD_": str(128 * MIB), "MALLOC_MMAP_THRESHOLD_": str(64 * MIB)}]
     # one worker on this machine's cores: a thread per core, not one busy core and the others idle
     assert threads == [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()]
