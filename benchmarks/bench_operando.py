@@ -66,6 +66,18 @@ class PeakRSS:
         peak, self._peak = max(self._peak, self._rss()), 0
         return peak
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of this process and its live children (the cluster's workers)."""
+        t = self._proc.cpu_times()
+        total = t.user + t.system
+        for child in self._proc.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                total += c.user + c.system
+            except Exception:  # a worker that just exited
+                pass
+        return total
+
     def __enter__(self):
         self._thread.start()
         return self
@@ -122,11 +134,15 @@ def run_pipeline(store: Path, out: Path, log, *, scheduler: str, denoise: str, r
     rss.reset()
     c0 = time.process_time()
     cpu, last = {}, [c0]
+    cpu_all, last_all = {}, [rss.cpu_s()]
 
     def on_stage(name, rec):
         peaks[name] = rss.reset() / 2**30
         now = time.process_time()
         cpu[name], last[0] = now - last[0], now
+        # with the workers' CPU: what the stage cost the machine, whatever share of it others' load left
+        now_all = rss.cpu_s()
+        cpu_all[name], last_all[0] = now_all - last_all[0], now_all
 
     t0 = time.perf_counter()
     res = run(cfg, log=log, show_progress=False, extra_stages=() if stages else (operando_report_stage(),),
@@ -134,6 +150,7 @@ def run_pipeline(store: Path, out: Path, log, *, scheduler: str, denoise: str, r
     total = time.perf_counter() - t0
     run_pipeline.cpu_s = time.process_time() - c0  # this process only (a cluster's workers are not counted)
     run_pipeline.stage_cpu_s = cpu
+    run_pipeline.stage_cpu_all_s = cpu_all  # this process and the cluster's workers
     return res, total, peaks
 
 
@@ -238,6 +255,7 @@ def main(argv=None) -> int:
             out["threads_total_s"] = round(total, 2)
             out["threads_cpu_s"] = round(run_pipeline.cpu_s, 1)
             out["threads_stage_cpu_s"] = {n: round(v, 2) for n, v in run_pipeline.stage_cpu_s.items()}
+            threads_cpu_all = run_pipeline.stage_cpu_all_s
             out["stages"] = {n: {"seconds": round(r.seconds, 2), "peak_rss_gib": round(peaks.get(n, 0.0), 2),
                                  "mb_s": round(nbytes / 2**20 / r.seconds, 1) if r.seconds > 0 else None}
                              for n, r in res.stages.items()}
@@ -318,9 +336,25 @@ def main(argv=None) -> int:
                     out[f"{tag}_over_threads"] = round(total_c / total, 2)
                     out[f"{tag}_peak_rss_gib"] = round(max(peaks_c.values()), 2)
                     out[f"{tag}_limap_s"] = round(res_c.stages["limap"].seconds, 2)
+                    # CPU seconds of the limap stage, this process + workers, against the threaded run's
+                    c_cpu = run_pipeline.stage_cpu_all_s
+                    out[f"{tag}_limap_cpu_s"] = round(c_cpu.get("limap", 0), 2)
+                    out[f"{tag}_cpu_s"] = round(sum(c_cpu.values()), 2)
+                    out[f"{tag}_stage_cpu_all_s"] = {n: round(v, 2) for n, v in c_cpu.items()}
+                    out["threads_stage_cpu_all_s"] = {n: round(v, 2) for n, v in threads_cpu_all.items()}
+                    out["threads_limap_cpu_s"] = round(threads_cpu_all.get("limap", 0), 2)
+                    out["threads_cpu_all_s"] = round(sum(threads_cpu_all.values()), 2)
                     out[f"loadavg_{tag}_end"] = load()
-                    print(f"\nLocalCluster ({n_w} workers × 1 thread, distributed {distributed.__version__}): "
-                          f"{total_c:.1f} s = {total_c / total:.2f} × threads; results identical: {same}")
+                    try:  # the threads each worker ran (ionscope shares the cores out when workers are fewer)
+                        from ionscope.pipeline._executors import _threads_per_worker
+                        out[f"{tag}_threads_per_worker"] = _threads_per_worker(n_w)
+                    except ImportError:  # an older ionscope: one thread each
+                        out[f"{tag}_threads_per_worker"] = 1
+                    print(f"\nLocalCluster ({n_w} workers × {out[f'{tag}_threads_per_worker']} thread(s), "
+                          f"distributed {distributed.__version__}): "
+                          f"{total_c:.1f} s = {total_c / total:.2f} × threads; results identical: {same}; CPU s "
+                          f"(with workers) {out[f'{tag}_cpu_s']:.1f} vs {out['threads_cpu_all_s']:.1f} threaded, limap "
+                          f"{out[f'{tag}_limap_cpu_s']:.1f} vs {out['threads_limap_cpu_s']:.1f}")
                     for n, r in res_c.stages.items():
                         print(f"  {n:<13}{r.seconds:>9.2f} s  peak RSS {peaks_c.get(n, 0):.2f} GiB (incl. workers)")
                     shutil.rmtree(work / tag, ignore_errors=True)  # its own output only (disk for the next)

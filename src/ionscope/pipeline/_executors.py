@@ -142,7 +142,8 @@ class DaskExecutor(Executor):
     address : str, optional
         ``tcp://HOST:PORT`` of a running scheduler; None starts a LocalCluster.
     n_workers : int
-        Worker processes of the LocalCluster (one thread each).
+        Worker processes of the LocalCluster: one thread each, or with fewer workers than cores, the
+        cores shared out among them (1 worker on 2 cores: 2 threads).
     worker_timeout_s : float
         Fail with one line when no worker has joined (or all have gone) for this long.
 
@@ -176,10 +177,16 @@ class DaskExecutor(Executor):
         timeout = self.worker_timeout_s
         try:
             if self.address is None:
-                # processes, one thread each: the GIL-bound parts of the kernels scale
-                with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
-                    cluster = stack.enter_context(_closing(LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                                                        processes=True, dashboard_address=None)))
+                # processes, one thread each (the GIL-bound parts of the kernels scale); fewer workers than
+                # cores: the cores left share out as threads (one frame per thread; the numbers do not change)
+                # no dashboard, so no statistical profiler either: its 100 samples a second per worker take
+                # the GIL from the task (measured: limap CPU 1.17 → 1.10 × the threaded run's, loaded cores)
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ(),
+                                      "distributed.worker.multiprocessing-method": _start_method(),
+                                      "distributed.worker.profile.enabled": False}):
+                    cluster = stack.enter_context(_closing(LocalCluster(
+                        n_workers=self.n_workers, threads_per_worker=_threads_per_worker(self.n_workers),
+                        processes=True, dashboard_address=None)))
                 client = Client(cluster)
             else:
                 # a bounded handshake first: a non-dask server or a dead address fails here in one line,
@@ -308,16 +315,68 @@ def executor_from_config(compute) -> Executor:
 
 
 def _worker_environ() -> dict:
-    """The environment of the LocalCluster's worker processes: distributed's, plus a 64 MiB mmap threshold.
+    """The environment of the LocalCluster's worker processes: distributed's, with glibc's heap kept.
 
-    distributed sets ``MALLOC_TRIM_THRESHOLD_`` for its workers; glibc then stops raising its mmap
-    threshold, so every numpy temporary over 128 KiB (the Li-map kernel makes ~60 of ~2 MB per pixel block)
-    is mapped, faulted in and unmapped again. Measured on realistic 128×128×1024 frames, one worker: the
-    limap stage 50.6 / 52.8 s → 33.1 / 41.4 s (alternated runs, load 2–3), identical maps. Only the
-    allocation strategy changes; a user's own setting of the variable wins.
+    distributed sets ``MALLOC_TRIM_THRESHOLD_`` = 64 KiB for its workers (to hand freed memory back to
+    the system at once); glibc then also stops raising its mmap threshold. The Li-map kernel makes ~60
+    numpy temporaries of 0.5–2 MB per 64-pixel block, so each one was either mapped and unmapped (above the
+    128 KiB mmap threshold) or, below it, returned to the system by a heap trim and faulted in again by
+    the next block. Measured on realistic 128×128×1024 frames, one thread, CPU s per frame
+    (``frame_columns``, load 3–4): 2.3–2.9 with glibc's defaults (what the threaded run gets),
+    6.1–7.1 with distributed's trim threshold, 3.9–5.0 with only the mmap threshold raised to 64 MiB, and
+    2.3–2.9 with both thresholds raised (64 MiB mmap, 128 MiB trim): the workers compute as the threads do.
+    The maps are identical (only the allocation strategy changes); a worker then keeps up to 128 MiB of
+    freed heap per arena instead of returning it. A user's own setting wins: the variables exported in
+    the shell, or a ``distributed.nanny.pre-spawn-environ`` trim threshold other than distributed's default.
     """
+    import os
+
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", 64 * 2**20)
+    for name, value in (("MALLOC_MMAP_THRESHOLD_", 64 * 2**20), ("MALLOC_TRIM_THRESHOLD_", 128 * 2**20)):
+        if name in os.environ:
+            env[name] = os.environ[name]
+        elif name == "MALLOC_TRIM_THRESHOLD_" and str(env.get(name, _DISTRIBUTED_TRIM)) == _DISTRIBUTED_TRIM:
+            env[name] = value
+        else:
+            env.setdefault(name, value)
     return env
+
+
+def _threads_per_worker(n_workers: int) -> int:
+    """Threads per LocalCluster worker: the cores this process may use, shared out (at least one).
+
+    Examples
+    --------
+    >>> _threads_per_worker(10**6)
+    1
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(n_workers)))
+
+
+def _start_method() -> str:
+    """How the LocalCluster starts its workers: ``forkserver`` where the platform has it, unless set otherwise.
+
+    distributed's default, ``spawn``, starts each worker as a fresh interpreter that imports
+    distributed, numpy, ... again (~0.5 CPU s each) and tears them down at the end (~1.2 s of wall
+    time at every run's close, measured on 2 loaded cores); a fork server imports them once and forks
+    every worker from it (close 0.1 s). The workers still run in their own processes, with the same
+    environment (:func:`_worker_environ`). A ``distributed.worker.multiprocessing-method`` other than
+    distributed's default wins.
+    """
+    import multiprocessing
+
+    import dask
+
+    method = dask.config.get("distributed.worker.multiprocessing-method", "spawn")
+    if method == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return method
+
+
+#: distributed's own ``MALLOC_TRIM_THRESHOLD_`` for its workers (distributed.yaml)
+_DISTRIBUTED_TRIM = "65536"
