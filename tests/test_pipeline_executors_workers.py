@@ -27,8 +27,15 @@ def test_workers_keep_their_heap_unless_told_otherwise(monkeypatch):
 
 def test_a_users_own_allocator_settings_win(monkeypatch):
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4096")
+    from ionscope.pipeline import _executors
+
+    shell = _executors._shell_environ()
+    monkeypatch.setattr(_executors, "_shell_environ", lambda: {**shell, "MALLOC_TRIM_THRESHOLD_": "4096"})
     assert _worker_environ()["MALLOC_TRIM_THRESHOLD_"] == "4096"  # exported in the shell
+    monkeypatch.setattr(_executors, "_shell_environ", lambda: shell)
+    # what an earlier cluster's nanny left in os.environ (distributed copies it there) is not the user's
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert int(_worker_environ()["MALLOC_TRIM_THRESHOLD_"]) == 128 * MIB
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 1000,
                           "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2000}):
@@ -46,18 +53,18 @@ def test_cluster_workers_start_with_these_settings(monkeypatch):
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
 
     def seen():
-        import psutil
+        # what mallopt set in the worker: glibc's variables are read only when a process starts, and a worker
+        # forked from a fork server that an earlier cluster of this process started has that cluster's
+        from ionscope.pipeline._heap_plugin import HEAP_APPLIED
 
-        names = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
-        # glibc reads them when a process starts: a worker forked from a fork server has the server's
-        parent = psutil.Process(os.getppid()).environ() if mp_method() == "forkserver" else os.environ
-        return {k: parent.get(k) for k in names}
+        return dict(HEAP_APPLIED)
 
-    from ionscope.pipeline._executors import _start_method
-
-    def mp_method(method=_start_method()):
-        return method
-
+    # an earlier cluster of this process with other settings (it may start the fork server the next reuses)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 1000,
+                          "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2000}):
+        with DaskExecutor(n_workers=1, worker_timeout_s=60) as ex:
+            assert list(ex.client.run(seen).values()) == [{"MALLOC_TRIM_THRESHOLD_": "1000",
+                                                           "MALLOC_MMAP_THRESHOLD_": "2000"}]
     with DaskExecutor(n_workers=1, worker_timeout_s=60) as ex:
         got = list(ex.client.run(seen).values())
         threads = list(ex.client.nthreads().values())

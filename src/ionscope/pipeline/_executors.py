@@ -188,6 +188,11 @@ class DaskExecutor(Executor):
                         n_workers=self.n_workers, threads_per_worker=_threads_per_worker(self.n_workers),
                         processes=True, dashboard_address=None)))
                 client = Client(cluster)
+                # a fork server keeps the environment it was started with (perhaps by an earlier cluster
+                # of this process, with other settings): each worker applies the heap settings itself
+                from ._heap_plugin import HeapSettings
+
+                client.register_plugin(HeapSettings(_worker_environ()))
             else:
                 # a bounded handshake first: a non-dask server or a dead address fails here in one line,
                 # within seconds, instead of hanging in (or overflowing) distributed's own connect
@@ -327,21 +332,40 @@ def _worker_environ() -> dict:
     2.3–2.9 with both thresholds raised (64 MiB mmap, 128 MiB trim): the workers compute as the threads do.
     The maps are identical (only the allocation strategy changes); a worker then keeps up to 128 MiB of
     freed heap per arena instead of returning it. A user's own setting wins: the variables exported in
-    the shell, or a ``distributed.nanny.pre-spawn-environ`` trim threshold other than distributed's default.
+    the shell (:func:`_shell_environ`), or a ``distributed.nanny.pre-spawn-environ`` trim threshold other than
+    distributed's default.
     """
-    import os
-
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+    shell = _shell_environ()
     for name, value in (("MALLOC_MMAP_THRESHOLD_", 64 * 2**20), ("MALLOC_TRIM_THRESHOLD_", 128 * 2**20)):
-        if name in os.environ:
-            env[name] = os.environ[name]
+        if name in shell:
+            env[name] = shell[name]
         elif name == "MALLOC_TRIM_THRESHOLD_" and str(env.get(name, _DISTRIBUTED_TRIM)) == _DISTRIBUTED_TRIM:
             env[name] = value
         else:
             env.setdefault(name, value)
     return env
+
+
+def _shell_environ() -> dict:
+    """The environment this process started with (Linux: ``/proc/self/environ``; elsewhere ``os.environ``).
+
+    Why not ``os.environ``: distributed's nanny copies its pre-spawn environment into the *parent's*
+    ``os.environ`` when it starts a worker and leaves it there, so after any LocalCluster of this process
+    (ours, or a plain one with distributed's 64 KiB trim threshold) ``os.environ`` holds the last cluster's
+    settings, which would then pass for the user's own.
+    """
+    import os
+
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return dict(os.environ)
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
 
 
 def _threads_per_worker(n_workers: int) -> int:
@@ -365,7 +389,8 @@ def _start_method() -> str:
     distributed, numpy, ... again (~0.5 CPU s each) and tears them down at the end (~1.2 s of wall
     time at every run's close, measured on 2 loaded cores); a fork server imports them once and forks
     every worker from it (close 0.1 s). The workers still run in their own processes, with the same
-    environment (:func:`_worker_environ`). A ``distributed.worker.multiprocessing-method`` other than
+    heap settings (:func:`_worker_environ`, applied in each worker by :class:`._heap_plugin.HeapSettings`:
+    a fork server keeps the environment it started with). A ``distributed.worker.multiprocessing-method`` other than
     distributed's default wins.
     """
     import multiprocessing
