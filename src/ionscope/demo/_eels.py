@@ -6,7 +6,10 @@ the maps go through each spectrum's own zero-loss peak: t/λ by log-ratio,
 Fourier-log deconvolution, MLLS in single-scattering counts with propagated
 errors, x calibrated on the first frame's film (a region of known x), SA/SB
 and NMF on the deconvolved spectra — and the plain fit of the raw counts is
-shown beside them for what it gets wrong.
+shown beside them for what it gets wrong. The Li map the later steps use is
+MLLS with two Li-K shapes (references from a pristine and a charged region,
+``_eels_issue19``); every issue-19 number is written with its target and
+whether it is inside (``results["issue19"]``).
 
 Reads ``ctx.data["operando"]`` (``si``, ``truth``, ``log``) from the simulate
 step. Corrects the per-frame energy drift (edge cross-correlation on each

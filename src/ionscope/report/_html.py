@@ -358,8 +358,8 @@ def _numbers_table(numbers: Mapping[str, Any]) -> str:
 CAPTIONS = {
     "simulate": "Ground truth of the simulated experiment: x in LixCoO2 at four times, cell voltage and "
                 "charge passed.",
-    "eels_limaps": "Li maps from the simulated spectra: truth, MLLS through the zero-loss peak, MLLS on raw "
-                   "counts, and the thickness t/λ, at three times.",
+    "eels_limaps": "Li maps from the simulated spectra: truth, MLLS through the zero-loss peak with two and with "
+                   "one Li-K shape, MLLS on raw counts, and the thickness t/λ, at three times.",
     "linescan": "Li-K weight across the Cu | electrolyte interface with ± 1σ, the layer fit and the truth.",
     "mva_co_l": "Co3O4 share of the Co from Co-L MLLS against the truth, its profile from the interface with "
                 "the layer fit, and the PCA scree.",
