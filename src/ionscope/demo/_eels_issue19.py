@@ -12,12 +12,22 @@ region); an error in them passes into x one to one, as with any two-point calibr
 
 Every issue-19 number the demo writes is stated with its target and whether it
 is inside (:func:`target`), so the report shows where each route stands.
+
+Measured on the demo's own scene without noise (``operando_eels`` with the demo's
+sizes and physics, ``noise=False``; :data:`NOISE_FREE`): two Li-K shapes give a
+frame's mean x within 0.004 beyond the interface layer (bias −0.001; one shape:
+0.057, −0.034), areal leak −0.10 %/unit t/λ; SA/SB Li/Co within 1.97 % (mean
+−1.32 %); NMF x within 0.018 (true k). With the demo's noise (1000 counts per
+0.2 eV channel, 32×48 pixels, 24 frames) a frame's mean x has σ ≈ 0.02, so the
+worst of 24 frames misses targets the routes meet without noise.
 """
 from __future__ import annotations
 
 import numpy as np
 
 FIT_RANGE = (45.0, 85.0)
+#: the same routes on the demo's scene without noise (measured 2026-12-07; see the module docstring)
+NOISE_FREE = {"two_beyond": 0.004, "two_film": 0.024, "one_beyond": 0.057, "sasb_percent": 1.97, "nmf": 0.018}
 #: the spread of (estimate − truth)/σ that counts as an honest σ (issue 19's range for SA/SB)
 PULL_RANGE = (0.8, 1.3)
 
@@ -137,7 +147,8 @@ def eels_targets(r: dict, two: dict, one_err: np.ndarray, sasb_rel: np.ndarray, 
         "mlls_two_shapes_x_bias": target(
             two["x_error_per_frame_max"], run_mean=two["x_bias_run_mean"], target="≤ 0.01", limit=0.01,
             inside=two["x_error_per_frame_max"] <= 0.01,
-            note=x_note + "; film incl. the interface layer; k from the pristine region"),
+            note=f"{x_note}; film incl. the layer, whose x ≈ 0.15–0.35 lies beyond the regions' (noise-free: "
+                 f"{NOISE_FREE['two_film']})"),
         "mlls_two_shapes_x_bias_nominal_k": target(
             two["x_error_per_frame_max_nominal_k"], run_mean=two["x_bias_run_mean_nominal_k"], target="≤ 0.01",
             limit=0.01,
@@ -146,8 +157,8 @@ def eels_targets(r: dict, two: dict, one_err: np.ndarray, sasb_rel: np.ndarray, 
         "mlls_two_shapes_x_bias_beyond_layer": target(
             two["x_error_per_frame_max_beyond_layer"], run_mean=two["x_bias_run_mean_beyond_layer"],
             target="≤ 0.01", limit=0.01, inside=two["x_error_per_frame_max_beyond_layer"] <= 0.01,
-            note=(f"x inside the regions' range; a frame's mean x has σ ≥ {two['x_sigma_per_frame_median']:.3f} "
-                  "(fit's own σ): no single frame can show ≤ 0.01 at this dose and size")),
+            note=(f"a frame's mean x has σ ≥ {two['x_sigma_per_frame_median']:.3f} here: noise; without noise "
+                  f"{NOISE_FREE['two_beyond']} (one shape {NOISE_FREE['one_beyond']})")),
         "mlls_two_shapes_areal_leak": target(
             two["areal_leak_percent_per_t"], target="|leak| < 1 % per unit t/λ",
             inside=abs(two["areal_leak_percent_per_t"]) < 1.0),
@@ -159,12 +170,12 @@ def eels_targets(r: dict, two: dict, one_err: np.ndarray, sasb_rel: np.ndarray, 
             100 * float(np.abs(sasb_rel).max()), run_mean=100 * float(np.mean(sasb_rel)), target="|bias| < 3 %",
             limit=3.0,
             inside=100 * float(np.abs(sasb_rel).max()) < 3.0,
-            note=x_note + "; Li/Co of the film against the truth (no k involved)"),
+            note=f"{x_note}; film Li/Co, no k involved; same scene noise-free: {NOISE_FREE['sasb_percent']} %"),
         "sasb_li_co_pull": pull_target(r["sasb_li_co_pull_std"]),
         "nmf_x_bias": target(
             float(np.abs(nmf_err).max()), run_mean=float(np.mean(nmf_err)), target="< 0.03", limit=0.03,
             inside=float(np.abs(nmf_err).max()) < 0.03,
-            note=x_note + "; film incl. the interface layer; k from the first frame's film"),
+            note=f"{x_note}; k from the first frame's film; noise-free {NOISE_FREE['nmf']} (true k)"),
         "nmf_x_corr_4x4": target(
             r["nmf_x_corr_4x4"], target="≥ 0.95 at 1000 counts per 0.1 eV", inside=r["nmf_x_corr_4x4"] >= 0.95,
             note=None if r["nmf_x_within_target_conditions"] else
