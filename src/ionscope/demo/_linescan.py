@@ -36,6 +36,9 @@ def run(ctx) -> None:
         **({"mlls_width_interval95_nm": list(width["width_interval95_nm"])} if "width_interval95_nm" in width else {}),
         **({"fit_warning": why} if why else {}),
     }
+    from ._eels_issue19 import linescan_targets
+
+    ctx.results["linescan"]["issue19"] = linescan_targets(ctx.results["linescan"])
     ctx.save_figure(_figure(prof, width, truth, why), "figures/linescan.png")
 
 

@@ -184,6 +184,26 @@ LABELS: dict[str, tuple[str, str]] = {
     "boundary_rate_over_grain_rate": ("Li exchange rate at grain boundaries / in grains", _DIMLESS),
     "thickness_change_over_run": ("change of the mean t/λ over the run (last frame / first − 1)",
                                   _FRACTION_PERCENT),
+    # --- issue 19 numbers in the demo, {"value", "run_mean", "target", "inside", "note"} (demo/_eels_issue19.py)
+    "value": ("value", ""),
+    "run_mean": ("mean over the frames (the bias)", ""),
+    "target": ("issue 19 target", ""),
+    "inside": ("inside the target", ""),
+    "run_mean_inside": ("mean over the frames inside the target", ""),
+    "note": ("note", ""),
+    "x_error_per_frame_max": ("largest |error| of a frame's film-mean x (film incl. interface layer)", _DIMLESS),
+    "x_bias_run_mean": ("bias of x: mean over the frames (film incl. interface layer)", _DIMLESS),
+    "x_error_per_frame_max_nominal_k": ("as above, k = 1 (the references' own scale)", _DIMLESS),
+    "x_bias_run_mean_nominal_k": ("bias of x with k = 1 (the references' own scale)", _DIMLESS),
+    "x_error_per_frame_max_beyond_layer": ("largest |error| of a frame's mean x, film beyond the layer", _DIMLESS),
+    "x_bias_run_mean_beyond_layer": ("bias of x over the frames, film beyond the layer", _DIMLESS),
+    "x_sigma_per_frame_median": ("σ of a frame's mean x from the fit (median; lower bound)", _DIMLESS),
+    "areal_leak_percent_per_t": ("areal Li (Li/I0) leak: slope of the error against t/λ", "% per unit t/λ"),
+    "x_pristine_region": ("known x of the pristine region (first frame, film beyond the layer)", _DIMLESS),
+    "x_charged_region": ("known x of the charged region (same pixels, rest frames)", _DIMLESS),
+    "charged_frames": ("frames of the charged region", ""),
+    "pixels_pristine": ("pixels of the pristine region", ""),
+    "pixels_charged": ("pixels of the charged region", ""),
     # --- the demo report itself
     "sections": ("sections", ""),
     "figures": ("figures", ""),
@@ -196,6 +216,22 @@ GROUPS: dict[str, tuple[str, str | None, bool]] = {
     "stage_seconds": ("time per pipeline stage", "s", True),
     "mlls_fourier_log": ("MLLS through each spectrum's zero-loss peak (Fourier-log)", None, False),
     "mlls_raw_counts": ("MLLS on raw counts (zero-loss peak ignored)", None, False),
+    "mlls_two_shapes": ("MLLS with two Li-K shapes (references from a pristine and a charged region)", None, False),
+    "issue19": ("issue 19's targets: each number, its target and whether it is inside", None, False),
+    "mlls_two_shapes_x_bias": ("MLLS, two Li-K shapes: x error of a frame's film mean, worst frame", None, False),
+    "mlls_two_shapes_x_bias_nominal_k": ("MLLS, two Li-K shapes, k = 1: x error, worst frame", None, False),
+    "mlls_two_shapes_x_bias_beyond_layer": ("MLLS, two Li-K shapes: x error beyond the layer, worst frame",
+                                            None, False),
+    "mlls_two_shapes_areal_leak": ("MLLS, two Li-K shapes: areal Li leak (% per unit t/λ)", None, False),
+    "mlls_one_shape_x_bias": ("MLLS, one Li-K shape: x error of a frame's film mean, worst frame", None, False),
+    "sasb_li_co_bias": ("SA/SB: Li/Co error of a frame's film (%), worst frame", None, False),
+    "sasb_li_co_pull": ("SA/SB Li/Co: spread of (estimate − truth)/σ", None, False),
+    "nmf_x_bias": ("NMF: x error of a frame's film mean, worst frame", None, False),
+    "nmf_x_corr_4x4": ("NMF: correlation of x with the truth, 4×4-pixel blocks", None, False),
+    "nmf_li_pull": ("NMF Li: spread of (estimate − truth)/σ", None, False),
+    "nmf_x_pull_4x4": ("NMF x (4×4 blocks): spread of (estimate − truth)/σ", None, False),
+    "layer_width_error": ("line scan: layer width, estimate − truth (nm)", None, False),
+    "li_pull": ("line scan Li-K weight: spread of (estimate − truth)/σ", None, False),
     "fourier": ("Fourier (off-axis) reconstruction", None, False),
     "phase_shifting": ("phase-shifting reconstruction", None, False),
     "truth": ("simulator truth", None, False),
@@ -206,7 +242,7 @@ GROUPS: dict[str, tuple[str, str | None, bool]] = {
 #: key ending in a unit ``base_std_unit``/``base_err_unit``).
 SIGMA_KEYS = {"k_calibrated": "k_std"}
 #: Keys whose 0/1 value is a yes/no answer.
-BOOLEAN_KEYS = {"thinning_warning", "layer_found", "ramp_removed"}
+BOOLEAN_KEYS = {"thinning_warning", "layer_found", "ramp_removed", "inside", "run_mean_inside"}
 _UNIT_SUFFIXES = {"_nm": "nm", "_s": "s", "_ev": "eV", "_v": "V", "_kv": "kV", "_rad": "rad", "_mrad": "mrad",
                   "_px": "px", "_c": "C", "_a": "A", "_db": "dB", "_min": "min", "_percent": "%"}
 
@@ -322,8 +358,8 @@ def _numbers_table(numbers: Mapping[str, Any]) -> str:
 CAPTIONS = {
     "simulate": "Ground truth of the simulated experiment: x in LixCoO2 at four times, cell voltage and "
                 "charge passed.",
-    "eels_limaps": "Li maps from the simulated spectra: truth, MLLS through the zero-loss peak, MLLS on raw "
-                   "counts, and the thickness t/λ, at three times.",
+    "eels_limaps": "Li maps from the simulated spectra: truth, MLLS through the zero-loss peak with two and with "
+                   "one Li-K shape, MLLS on raw counts, and the thickness t/λ, at three times.",
     "linescan": "Li-K weight across the Cu | electrolyte interface with ± 1σ, the layer fit and the truth.",
     "mva_co_l": "Co3O4 share of the Co from Co-L MLLS against the truth, its profile from the interface with "
                 "the layer fit, and the PCA scree.",
