@@ -99,15 +99,10 @@ def functionals_kernel_fullcov(spectra, *, energy, channels, X, L2, resolution_f
     m = len(channels)
     out = np.full((J.shape[0], _ssdfit.n_outputs(p)), np.nan)
     pairs = [(i, j) for i in range(p) for j in range(i + 1, p)]
-    ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
-    for s in range(0, J.shape[0], _BATCH):
-        sel = np.flatnonzero(ok[s:s + _BATCH]) + s
-        if sel.size == 0:
-            continue
-        r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
-                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
+    for sel, r, var in _ssdfit.deconvolved_batches(J, energy, channels=channels, resolution_fwhm=resolution_fwhm,
+                                                   tail_fit_ev=tail_fit_ev, var_scale=var_scale,
+                                                   batch=_BATCH):
         y = r["ssd"]
-        var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
         dinv = 1.0 / np.sqrt(var)  # (P, m)
         Xs = dinv[:, :, None] * X[None]  # D⁻¹X per spectrum (P, m, K)
         RX = np.matmul(r_inv[None], Xs)  # R⁻¹D⁻¹X, batched BLAS (einsum would loop)

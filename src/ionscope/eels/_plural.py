@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _lowloss
+from . import _lowloss, _ssdfit
 from ._solve import nnls_batched
 
 _BATCH = 256
@@ -71,16 +71,9 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
     X = design(refs_ext, inner, basis, step=step, fwhm=resolution_fwhm, blur=blur_refs, shift_idx=shift_idx)
     K = X.shape[1]
     cons = np.concatenate([constrained, np.zeros(D + nb, bool)])
-    ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
-    for s in range(0, J.shape[0], _BATCH):
-        sel = np.flatnonzero(ok[s:s + _BATCH]) + s
-        if sel.size == 0:
-            continue
-        r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
-                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
+    for sel, r, var in _ssdfit.deconvolved_batches(J, energy, channels=channels, resolution_fwhm=resolution_fwhm,
+                                                   tail_fit_ev=tail_fit_ev, var_scale=var_scale, batch=_BATCH):
         y = r["ssd"]
-        # weights: inverse propagated variance, floored so a channel can never dominate
-        var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
         w = 1.0 / var
         G = np.einsum("pn,nk,nl->pkl", w, X, X)
         b = np.einsum("pn,nk,pn->pk", w, X, y)

@@ -35,6 +35,25 @@ from . import _lowloss
 _BATCH = 256
 
 
+def deconvolved_batches(J, energy, *, channels, resolution_fwhm, tail_fit_ev, var_scale, batch=_BATCH):
+    """Fourier-log deconvolution of the usable rows of ``J`` (finite, positive sum), ``batch`` rows at a time.
+
+    Yields ``(sel, r, var)``: the rows' indices, :func:`._lowloss.fourier_log_block`'s result at ``channels``
+    with its filters (for :func:`._lowloss.sandwich_variance`), and the propagated variance floored at 1e-6
+    of each spectrum's median, so that no channel can dominate a weighted fit. Rows left out stay for the
+    caller to mark (NaN). Shared by the reference kernel, the SSD fits and the NMF projection.
+    """
+    ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
+    for s in range(0, J.shape[0], batch):
+        sel = np.flatnonzero(ok[s:s + batch]) + s
+        if sel.size == 0:
+            continue
+        r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
+                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
+        var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
+        yield sel, r, var
+
+
 def n_outputs(p: int) -> int:
     """Length of the kernel's output vector for ``p`` functionals."""
     return p + p + p * (p - 1) // 2 + 3
@@ -77,16 +96,9 @@ def functionals_kernel(spectra, *, energy, channels, fit_mask, X, L1, L2, resolu
     out = np.full((J.shape[0], n_outputs(p)), np.nan)
     pairs = [(i, j) for i in range(p) for j in range(i + 1, p)]
     n_fit = int(np.count_nonzero(fit_mask))
-    ok = np.isfinite(J).all(axis=1) & (J.sum(axis=1) > 0)
-    for s in range(0, J.shape[0], _BATCH):
-        sel = np.flatnonzero(ok[s:s + _BATCH]) + s
-        if sel.size == 0:
-            continue
-        r = _lowloss.fourier_log_block(J[sel], energy, out_energy_index=channels, resolution_fwhm=resolution_fwhm,
-                                       tail_fit_ev=tail_fit_ev, return_filters=True, var_scale=var_scale)
+    for sel, r, var in deconvolved_batches(J, energy, channels=channels, resolution_fwhm=resolution_fwhm,
+                                           tail_fit_ev=tail_fit_ev, var_scale=var_scale):
         y = r["ssd"]
-        # weights: inverse propagated variance, floored so that no channel can dominate
-        var = np.maximum(r["var"], 1e-6 * np.median(r["var"], axis=1, keepdims=True) + 1e-12)
         w = np.where(fit_mask[None, :], 1.0 / var, 0.0)
         G = np.einsum("pn,nk,nl->pkl", w, X, X)
         G = G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K)
