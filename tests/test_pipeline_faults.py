@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_outdir import write_toml
 
 pytestmark = pytest.mark.slow  # ~4 min: every fault runs `ionscope run` in child processes
 
@@ -120,22 +121,11 @@ def data(tmp_path_factory):
 
 
 def _toml(path: Path, data: Path, out: Path, **extra) -> Path:
-    sections = {
-        "input": {"series": str(data / "series.zarr"), "log": str(data / "log.csv"), "frame_interval_s": 60.0},
-        "output": {"dir": str(out)},
-        "register": {"window_ev": [30.0, 50.0]},
-        "denoise": {"method": "gaussian"},
-        "report": {"movies": ["gif"], "viewer": False, "figures": False},
-        "compute": {"frames_per_batch": 2},
-    }
+    """test_outdir's configuration with a gif movie and two-frame batches (a kill can land mid-batch)."""
+    base = {"report": {"movies": ["gif"]}, "compute": {"frames_per_batch": 2}}
     for k, v in extra.items():
-        sections[k] = {**sections.get(k, {}), **v}
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        base[k] = {**base.get(k, {}), **v}
+    return write_toml(path, data, out, **base)
 
 
 @pytest.fixture(scope="module")
