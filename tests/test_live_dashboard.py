@@ -30,6 +30,29 @@ def _state_with_frames(n=3, ny=6, nx=8):
     return st
 
 
+def serve_watch(cfg, **options):
+    """``watch(cfg)`` with its dashboard on a thread: (thread, box, stop event) once the page is served.
+
+    ``box["url"]`` is the page, ``box["res"]`` the result once the thread ends, ``box["error"]`` what it raised.
+    """
+    from ionscope.live import watch
+
+    ready, box, stop = threading.Event(), {}, threading.Event()
+
+    def serve():
+        try:
+            box["res"] = watch(cfg, final=False, port=0, hold=True, stop_event=stop,
+                               on_ready=lambda u: (box.__setitem__("url", u), ready.set()), **options)
+        except BaseException as exc:  # surfaced by the caller
+            box["error"] = exc
+            ready.set()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(30) and "url" in box, box.get("error")
+    return t, box, stop
+
+
 def test_endpoints_and_png():
     st = _state_with_frames()
     d = Dashboard(st).start()
@@ -86,26 +109,14 @@ def test_token_is_required_when_given_or_off_loopback():
 @pytest.mark.browser
 def test_page_updates_as_frames_arrive(tmp_path, chromium):
     pw, launch = chromium
-    from ionscope.operando import load_config, watch
+    from ionscope.operando import load_config
     from ionscope.simulate import acquire
 
     # a frame every 1.5 s: slow enough for the page to see each one arrive
     acq = acquire(tmp_path / "acq", frame_interval_s=60.0, n_frames=5, shape=(16, 24), energy_step=0.5,
                   speed=40.0, seed=1, block=False)
     cfg = load_config(acq.config_path).replace(denoise={"method": "gaussian"})
-    ready, box, stop = threading.Event(), {}, threading.Event()
-
-    def serve():
-        try:
-            box["res"] = watch(cfg, settle_s=0.2, poll_s=0.05, final=False, port=0, hold=True, stop_event=stop,
-                               on_ready=lambda u: (box.__setitem__("url", u), ready.set()))
-        except BaseException as exc:  # surfaced below
-            box["error"] = exc
-            ready.set()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    assert ready.wait(30) and "url" in box, box.get("error")
+    t, box, stop = serve_watch(cfg, settle_s=0.2, poll_s=0.05)
     errors: list[str] = []
     with pw.sync_playwright() as p:
         browser = launch(p)

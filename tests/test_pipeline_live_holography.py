@@ -20,6 +20,7 @@ from ionscope import io as iio
 from ionscope.errors import ConfigError, DataValidationError, FileFormatError, ShapeMismatchError
 from ionscope.pipeline import FramesExecutor, MemorySink, run
 from ionscope.simulate import biased_holograms
+from test_live_dashboard import serve_watch
 
 INTERVAL = 10.0
 # 4 zero-bias holograms (t = 0-30 s), then +1.5 V: the plan is made when hologram 4 arrives
@@ -380,20 +381,9 @@ def test_a_folder_needs_frame_interval(sim, tmp_path):
 # --------------------------------------------------------------------------- the dashboard
 def test_dashboard_shows_the_potential_and_dv_per_interface(sim, tmp_path, chromium):
     pw, launch = chromium
-    from ionscope.live import watch
-
     holos, refs, log = sim
     cfg = _cfg(_night(tmp_path, refs))
     n = holos.sizes["time"]
-    ready, box, stop = threading.Event(), {}, threading.Event()
-
-    def serve():
-        try:
-            box["res"] = watch(cfg, settle_s=0.1, poll_s=0.03, final=False, port=0, hold=True, stop_event=stop,
-                               on_ready=lambda u: (box.__setitem__("url", u), ready.set()))
-        except BaseException as exc:  # surfaced below
-            box["error"] = exc
-            ready.set()
 
     def writer():  # a hologram every 0.8 s: the page sees them arrive
         for k in range(n):
@@ -402,9 +392,7 @@ def test_dashboard_shows_the_potential_and_dv_per_interface(sim, tmp_path, chrom
         _log_rows(log, 1e9, tmp_path / "bias.csv")
         (tmp_path / "holos" / "STOP").write_text("")
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    assert ready.wait(30) and "url" in box, box.get("error")
+    t, box, stop = serve_watch(cfg, settle_s=0.1, poll_s=0.03)
     w = threading.Thread(target=writer)
     w.start()
     errors: list[str] = []
