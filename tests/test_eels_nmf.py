@@ -12,6 +12,8 @@ not the method's).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -54,8 +56,21 @@ def test_noise_free_recovers_li_and_x(clean):
     assert abs(np.mean(xe - xt)) < abs(np.mean(xm - xt))
 
 
+@functools.lru_cache(maxsize=None)
+def _scene(seed):
+    """24×32×4 realistic spectra at dose 1000 (made once per seed: several tests pool the same scenes)."""
+    return operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def _nmf_calibrated(seed):
+    """The default NMF route on :func:`_scene` with the true k (the calibration adds x, Li and Co unchanged)."""
+    si, truth, _ = _scene(seed)
+    return eels.nmf_li(si, truth.references, calibration=truth.attrs["k_li_co"])
+
+
 def test_sigma_honest_and_x_unbiased_with_noise():
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=3)
+    si, truth, _ = _scene(3)
     res = eels.nmf_li(si, truth.references)
     for name in ("Li", "Co"):
         t = truth.weights.sel(component=name).values
@@ -67,9 +82,8 @@ def test_sigma_honest_and_x_unbiased_with_noise():
     film = (truth.co > 0.5) & (truth.y > 25)
     errors = [_blocks_x(res, truth, film)]
     for seed in (1, 2):  # one scene's blocks scatter by ±0.03 between noise realisations: pool three
-        si_s, truth_s, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
-        errors.append(_blocks_x(eels.nmf_li(si_s, truth_s.references), truth_s,
-                                (truth_s.co > 0.5) & (truth_s.y > 25)))
+        _, truth_s, _ = _scene(seed)
+        errors.append(_blocks_x(_nmf_calibrated(seed), truth_s, (truth_s.co > 0.5) & (truth_s.y > 25)))
     bias = np.mean(np.concatenate([xe - xt for xe, xt in errors]))
     assert abs(bias) < 0.03, bias
     # lower noise than MLLS: the background is learned once, not fitted per pixel with five exponents
@@ -118,10 +132,10 @@ def test_co_pooled_over_time_lowers_x_noise_with_honest_sigma():
     """
     per_frame, pooled, pull_co, pull_li, pull_x = [], [], [], [], []
     for seed in (1, 2):
-        si, truth, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
+        si, truth, _ = _scene(seed)
         film = (truth.co > 0.5) & (truth.y > 25)
         none = eels.nmf_li(si, truth.references, co_pooling="none")
-        res = eels.nmf_li(si, truth.references, calibration=truth.attrs["k_li_co"])
+        res = _nmf_calibrated(seed)
         assert res.attrs["co_pooling"] == "time" and none.attrs["co_pooling"] == "none"
         assert 0.8 < res.attrs["co_time_chi2"] < 1.15
         per_frame.append(_blocks_x(none, truth, film))
@@ -147,7 +161,7 @@ def test_co_pooled_over_time_lowers_x_noise_with_honest_sigma():
 
 
 def test_co_pooling_warns_on_unregistered_frames():
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=1)
+    si, truth, _ = _scene(1)
     bad = si.copy(data=si.values.copy())
     bad[2] = si[2].values[:, ::-1]  # two frames mirrored: Co-density contrast no longer where it was
     bad[3] = si[3].values[::-1, :]
