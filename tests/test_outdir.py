@@ -15,7 +15,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,16 +86,20 @@ def write_toml(path: Path, data: Path, out: Path, **extra) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def write_series(root: Path, **simulate) -> Path:
+    """A simulated series (one Zarr chunk per frame) and its log in ``root``: what a run's [input] names."""
     import ionscope.io as iio
     from ionscope.simulate import operando_eels
 
-    root = tmp_path_factory.mktemp("data")
-    si, truth, log = operando_eels(shape=(12, 16), n_frames=5, energy_step=0.5, dose=400.0, seed=5)
+    si, _, log = operando_eels(energy_step=0.5, dose=400.0, **simulate)
     iio.save(si.chunk({"time": 1}), root / "series.zarr")
     log.to_dataframe().to_csv(root / "log.csv", float_format="%.9g")
     return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_series(tmp_path_factory.mktemp("data"), shape=(12, 16), n_frames=5, seed=5)
 
 
 @pytest.fixture(scope="module")

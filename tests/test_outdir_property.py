@@ -10,7 +10,6 @@ must be the same after a run (or a refused run) as before.
 from __future__ import annotations
 
 import json
-import os
 import string
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 
 from ionscope.cli import main
 
-from test_outdir import cfg_path, record, snapshot, write_toml
+from test_outdir import cfg_path, record, snapshot, write_series, write_toml
 
 #: names a user might keep in an output folder; several are ionscope's own names
 INSIDE = ["notes.txt", "summary.json", "report.html", "report.json", "figures/x.png", "figures/flux_map.png",
@@ -68,14 +67,7 @@ def _plant(rng, root, out, outside) -> list[str]:
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
-    import ionscope.io as iio
-    from ionscope.simulate import operando_eels
-
-    root = tmp_path_factory.mktemp("prop")
-    si, _, log = operando_eels(shape=(8, 12), n_frames=4, energy_step=0.5, dose=400.0, seed=11)
-    iio.save(si.chunk({"time": 1}), root / "series.zarr")
-    log.to_dataframe().to_csv(root / "log.csv", float_format="%.9g")
-    return root
+    return write_series(tmp_path_factory.mktemp("prop"), shape=(8, 12), n_frames=4, seed=11)
 
 
 def test_a_run_never_changes_a_file_it_did_not_write(series, tmp_path, capsys):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_outdir import write_toml
+from test_outdir import write_series, write_toml
 
 pytestmark = pytest.mark.slow  # ~4 min: every fault runs `ionscope run` in child processes
 
@@ -109,15 +109,8 @@ def _no_traceback(err: str) -> None:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    import ionscope.io as iio
-    from ionscope.simulate import operando_eels
-
-    root = tmp_path_factory.mktemp("faults")
-    si, truth, log = operando_eels(shape=(12, 16), n_frames=6, energy_step=0.5, energy_drift_ev=0.2,
-                                   specimen_drift_px=0.5, dose=400.0, seed=5)
-    iio.save(si.chunk({"time": 1}), root / "series.zarr")
-    log.to_dataframe().to_csv(root / "log.csv", float_format="%.9g")
-    return root
+    return write_series(tmp_path_factory.mktemp("faults"), shape=(12, 16), n_frames=6, energy_drift_ev=0.2,
+                        specimen_drift_px=0.5, seed=5)
 
 
 def _toml(path: Path, data: Path, out: Path, **extra) -> Path:
