@@ -8,9 +8,11 @@ errors, x calibrated on the first frame's film (a region of known x), SA/SB
 and NMF on the deconvolved spectra — and the plain fit of the raw counts is
 shown beside them for what it gets wrong. MLLS with two Li-K shapes
 (references from a pristine and a charged region, ``_eels_issue19``) is
-fitted and drawn beside the one-shape map the later steps use; every issue-19
-number is written with its target and whether it is inside
-(``results["issue19"]``).
+fitted and drawn beside the one-shape map the later steps use. Every issue-19
+number is written as value ± standard error with its target and a verdict
+(``results["issue19"]``, :mod:`ionscope.demo._judge`): first on a small seeded
+scene at the targets' own conditions (:mod:`ionscope.demo._eels_validation`),
+then on the movie (``<name>_movie``), which lies below them.
 
 Reads ``ctx.data["operando"]`` (``si``, ``truth``, ``log``) from the simulate
 step. Corrects the per-frame energy drift (edge cross-correlation on each
@@ -147,7 +149,6 @@ def _run_realistic(ctx) -> None:
     from .. import eels
     from .. import io as iio
     from . import _eels_issue19 as i19
-    from . import _eels_validation
 
     op = ctx.data["operando"]
     si, truth = op["si"], op["truth"]
@@ -230,19 +231,9 @@ def _run_realistic(ctx) -> None:
         "li_fraction_definition": "x = (w_Li/w_Co)/k, k from the first frame's film (known x)",
     }
     # issue 19's numbers: the movie's (below the targets' conditions) beside those of a scene at the conditions
-    k, k_std = frac.attrs["k"], frac.attrs["k_std"]
-    later = list(range(1, si.sizes["time"]))  # frame 0 holds the region k is calibrated on
-    movie["mlls_one_shape_x_bias_movie"] = i19.as_judged(
-        i19.x_bias(maps, truth, film, later, k=k, k_std=k_std), target="≤ 0.01", kind="abs_max", bound=0.01,
-        conditions=on_movie, note="one Li-K shape, for comparison: it cannot follow the Li-K chemical shift; film "
-                                   f"incl. the layer, frames 1–{later[-1]}; k's error in the s.e.")
-    movie.update(i19.sasb_numbers(sab, truth, film, strips=1, cond=on_movie, suffix="_movie"))
-    movie.update(i19.nmf_numbers(nm, truth, region, later, strips=1, k=k, k_std=k_std, cond=on_movie,
-                                 suffix="_movie"))
-    t0 = time.perf_counter()
-    validation = _eels_validation.run(ctx.quick)
-    r["validation_seconds"] = round(time.perf_counter() - t0, 1)
-    r["issue19"] = i19.eels_targets(movie, validation)
+    r["issue19"], r["validation_seconds"] = i19.with_validation(
+        movie, ctx.quick, maps=maps, sab=sab, nm=nm, truth=truth, film=film, region=region, k=frac.attrs["k"],
+        k_std=frac.attrs["k_std"], cond=on_movie)
     # the Li map the later steps use stays the one-shape fit: in this scene the interface layer's x (0.15–0.35)
     # lies outside the two regions' range, where the two-shape route extrapolates (+0.3 there; denoised PSNR
     # 19.8 → 17.0 dB measured); its numbers are written and drawn beside it

@@ -246,14 +246,40 @@ def two_shapes(si, truth, film, cond: str = MOVIE) -> tuple:
     return maps, x, numbers, judged
 
 
+def with_validation(movie: dict, quick: bool, *, maps, sab, nm, truth, film, region, k, k_std, cond) -> tuple:
+    """The movie's remaining issue-19 numbers, the validation scene's, merged: ``(numbers, seconds of the scene)``.
+
+    ``maps``, ``sab``, ``nm``: the movie's one-shape MLLS, SA/SB and NMF results; ``region``: the film beyond the
+    layer; ``k``: calibrated on the first frame's film.
+    """
+    import time
+
+    from . import _eels_validation
+
+    later = list(range(1, truth.sizes["time"]))  # frame 0 holds the region k is calibrated on
+    movie["mlls_one_shape_x_bias_movie"] = as_judged(
+        x_bias(maps, truth, film, later, k=k, k_std=k_std), target="≤ 0.01", kind="abs_max", bound=0.01,
+        conditions=cond, note="one Li-K shape, for comparison: it cannot follow the Li-K chemical shift; film "
+                              f"incl. the layer, frames 1–{later[-1]}; k's error in the s.e.")
+    movie.update(sasb_numbers(sab, truth, film, strips=1, cond=cond, suffix="_movie"))
+    movie.update(nmf_numbers(nm, truth, region, later, strips=1, k=k, k_std=k_std, cond=cond, suffix="_movie"))
+    t0 = time.perf_counter()
+    validation = _eels_validation.run(quick)
+    return eels_targets(movie, validation), round(time.perf_counter() - t0, 1)
+
+
 def eels_targets(movie: dict, validation: dict) -> dict:
-    """Issue 19's numbers of the eels step: each validation number, then the movie's beside it (``_movie``)."""
+    """Issue 19's numbers of the eels step: each at the target's conditions, then without noise where measured
+    (``_noise_free``), then on the movie (``_movie``); the movie's other numbers last."""
     out = {}
     for name, v in validation.items():
+        if name.endswith("_noise_free"):
+            continue
         out[name] = v
-        if f"{name}_movie" in movie:
-            out[f"{name}_movie"] = movie[f"{name}_movie"]
-    out.update({k: v for k, v in movie.items() if k not in out})
+        for twin in (f"{name}_noise_free", f"{name}_movie"):
+            if twin in validation or twin in movie:
+                out[twin] = validation.get(twin, movie.get(twin))
+    out.update({k: v for k, v in {**validation, **movie}.items() if k not in out})
     return out
 
 

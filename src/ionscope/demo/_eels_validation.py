@@ -29,8 +29,6 @@ bias (s.e. ≈ 0.013 with noise here, 0.005 needed) is measured there too (frame
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ._eels_issue19 import FIT_RANGE, areal_leak, as_judged, judge, nmf_numbers, sasb_numbers, x_bias
 
 SEED = 19
@@ -43,9 +41,11 @@ PHYSICS = {"physics": "realistic", "dose": 1000.0, "energy_step": 0.1}
 def conditions(si, truth, *, noise: bool = True) -> str:
     """One line: what the scene is."""
     t, y, x = (si.sizes[d] for d in ("time", "y", "x"))
-    return (f"validation scene at the target's conditions: {y}×{x} px × {t} frames, {si.attrs['dose']:g} counts "
-            f"per {float(si.energy[1] - si.energy[0]):.1g} eV channel, t/λ {float(truth.thickness.min()):.2f}–"
-            f"{float(truth.thickness.max()):.2f}, seed {SEED}" + ("" if noise else ", noise-free"))
+    what = ("validation scene at the target's conditions" if noise else
+            "the same kind of scene without noise (expected counts, the route's systematic error)")
+    return (f"{what}: {y}×{x} px × {t} frames, {si.attrs['dose']:g} counts per "
+            f"{float(si.energy[1] - si.energy[0]):.1g} eV channel, t/λ {float(truth.thickness.min()):.2f}–"
+            f"{float(truth.thickness.max()):.2f}, seed {SEED}")
 
 
 def regions(truth):
@@ -136,7 +136,7 @@ def run(quick: bool) -> dict:
                 **sasb(si, truth, strips, cond, suffix="_noise_free", with_pull=False)}
     for v in free.values():
         v.pop("unit_pull", None)  # no noise: the units' errors are the route's systematic, not noise over σ
-        v["note"] = "expected counts (no noise): the route's systematic error; s.e. = its spread over the units; " \
-            + v.get("note", "")
+        v["note"] = "s.e. = the systematic error's spread over the units; " + v.get("note", "").replace(
+            "; a unit's σ from the fit (Li–Co covariance left out: a lower bound)", "")
     out.update(free)
     return out
