@@ -18,12 +18,12 @@ no calibration region (two shapes: frames 2–3; NMF, k from the pristine region
 units of frame × column strip (:func:`ionscope.demo._judge.bias_stats`: s.e. from the units'
 spread). The seed was fixed before any result was seen.
 
-Takes ~25 s on a quiet 2-core machine (``--quick``: a 16×24 × 3 scene, whose numbers are "not
-resolved at this size").
+Costs ~18 CPU-s (measured; 20–32 s wall at load 5–6.6 on 2 cores). ``--quick``: a 16×24 × 3
+scene, whose noisy numbers read "not resolved at this size".
 
 The leaks per unit t/λ (targets < 1 % and < 2 %) need ~10⁵ noisy pixels to resolve at this
 dose (σ of a 4×4 block's SA/SB Li/Co ≈ 20 %); they are measured with noise (and shown "not
-resolved" where so) and on the same kind of scene without noise (``noise=False``, 24×32 × 2
+resolved" where so) and on the same kind of scene without noise (``noise=False``, 24×32 × 3
 frames): the systematic part, which a larger data set would converge to. The two-shape route's x
 bias (s.e. ≈ 0.013 with noise here, 0.005 needed) is measured there too (frame 2, held out).
 """
