@@ -28,6 +28,7 @@ def run(ctx) -> None:
         "true_enhancement": truth.attrs["enhancement"], "mlls_enhancement": width["amplitude"],
         # on the electrolyte side (Li present; at zero Li the non-negativity clips the noise)
         "li_pull_std": float(np.std((d / prof.li_std.values)[truth.li.values > 0])),
+        "li_pull_values": int(np.count_nonzero(truth.li.values > 0)),
         "mlls_width_error_nm": width["width_nm"] - truth.attrs["layer_width_nm"],
         "plural_scattering": prof.attrs.get("plural_scattering"),
         "physics": data.attrs.get("physics", "ideal"),

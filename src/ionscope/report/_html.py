@@ -26,6 +26,9 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 figcaption{font-size:.85em;color:#555;text-align:center}
 table{border-collapse:collapse;font-size:.9em;margin-bottom:1.2em}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
 td.num{text-align:right;font-family:monospace}td.unit{color:#555}.bad{color:#b00}
+td.text{text-align:left;font-family:inherit;max-width:48em}
+tr.detail td{font-size:.8em;color:#555;padding:.1em .6em .5em 2.2em;border-top:none}td.v-inside{color:#060;font-weight:bold}
+td.v-not-inside{color:#b00;font-weight:bold}td.v-not-resolved{color:#8a5a00;font-weight:bold}
 tr.group th{background:#f3f4f7;text-align:left;font-style:italic}table.numbers th{font-weight:normal}
 th.in-group{padding-left:1.6em}
 iframe{width:100%;height:560px;border:1px solid #ccc}
@@ -42,7 +45,9 @@ def _fmt(v: Any) -> str:
         return "nan" if math.isnan(f) else f"{f:.4g}"
     if isinstance(v, (list, tuple)) and len(v) <= 8 and all(isinstance(x, (int, float)) for x in v):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    text = json.dumps(v, default=str) if not isinstance(v, str) else v
+    if isinstance(v, str):  # a sentence (a note, where a number was measured) wraps in its cell
+        return v if len(v) <= 480 else v[:477] + "..."
+    text = json.dumps(v, default=str)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -184,30 +189,60 @@ LABELS: dict[str, tuple[str, str]] = {
     "boundary_rate_over_grain_rate": ("Li exchange rate at grain boundaries / in grains", _DIMLESS),
     "thickness_change_over_run": ("change of the mean t/λ over the run (last frame / first − 1)",
                                   _FRACTION_PERCENT),
-    # --- issue 19 numbers in the demo, {"value", "run_mean", "target", "inside", "note"} (demo/_eels_issue19.py)
-    "value": ("value", ""),
-    "run_mean": ("mean over the frames (the bias)", ""),
+    # --- issue 19 numbers in the demo (demo/_judge.py): value ± s.e., target, verdict, where measured
+    "value": ("value (a bias: the mean error over the units)", ""),
     "target": ("issue 19 target", ""),
-    "inside": ("inside the target", ""),
-    "run_mean_inside": ("mean over the frames inside the target", ""),
+    "verdict": ("verdict (inside only when within the target and its s.e. small enough to tell)", ""),
+    "conditions": ("measured on", ""),
+    "worst_unit": ("worst unit's |error| (not judged)", ""),
+    "unit_pull": ("units' errors over their σ (pull)", _DIMLESS),
+    "units": ("units averaged (frames or frames × strips)", ""),
+    "values": ("values in the spread", ""),
+    "se_needed": ("s.e. needed to judge", ""),
+    "value_std": ("σ", ""),
     "note": ("note", ""),
-    "x_error_per_frame_max": ("largest |error| of a frame's film-mean x (film incl. interface layer)", _DIMLESS),
-    "x_bias_run_mean": ("bias of x: mean over the frames (film incl. interface layer)", _DIMLESS),
-    "x_error_per_frame_max_nominal_k": ("as above, k = 1 (the references' own scale)", _DIMLESS),
-    "x_bias_run_mean_nominal_k": ("bias of x with k = 1 (the references' own scale)", _DIMLESS),
-    "x_error_per_frame_max_beyond_layer": ("largest |error| of a frame's mean x, film beyond the layer", _DIMLESS),
-    "x_bias_run_mean_beyond_layer": ("bias of x over the frames, film beyond the layer", _DIMLESS),
-    "x_sigma_per_frame_median": ("σ of a frame's mean x from the fit (median; lower bound)", _DIMLESS),
+    "x_bias_beyond_layer": ("bias of x, film beyond the layer (frames without a region)", _DIMLESS),
+    "x_bias_incl_layer": ("bias of x, film incl. the interface layer (frames without a region)", _DIMLESS),
+    "x_error_worst_frame_beyond_layer": ("largest |error| of a frame's x beyond the layer", _DIMLESS),
+    "x_pull_frames_beyond_layer": ("frames' x errors over their σ (pull), beyond the layer", _DIMLESS),
     "areal_leak_percent_per_t": ("areal Li (Li/I0) leak: slope of the error against t/λ", "% per unit t/λ"),
     "x_pristine_region": ("known x of the pristine region (first frame, film beyond the layer)", _DIMLESS),
     "x_charged_region": ("known x of the charged region (same pixels, rest frames)", _DIMLESS),
     "charged_frames": ("frames of the charged region", ""),
     "pixels_pristine": ("pixels of the pristine region", ""),
     "pixels_charged": ("pixels of the charged region", ""),
+    "validation_seconds": ("time of the scenes at the targets' conditions (issue 19)", "s"),
+    "li_pull_values": ("positions in the Li pull", ""),
     # --- the demo report itself
     "sections": ("sections", ""),
     "figures": ("figures", ""),
 }
+
+#: issue 19's numbers in the demo, by name (demo/_eels_issue19.py); each also as ``<name>_movie`` (on the
+#: demo's movie, below the targets' conditions) and some as ``<name>_noise_free`` (the route's systematic part)
+_ISSUE19 = {
+    "mlls_two_shapes_x_bias": "MLLS, two Li-K shapes: bias of x, film beyond the layer",
+    "mlls_two_shapes_x_bias_incl_layer": "MLLS, two Li-K shapes: bias of x, film incl. the interface layer",
+    "mlls_two_shapes_x_bias_calibrated_k": "MLLS, two Li-K shapes: bias of x beyond the layer, k calibrated",
+    "mlls_two_shapes_areal_leak": "MLLS, two Li-K shapes: areal Li leak (% per unit t/λ)",
+    "mlls_one_shape_x_bias": "MLLS, one Li-K shape: bias of x (for comparison)",
+    "sasb_li_co_bias": "SA/SB: bias of the film's Li/Co (%)",
+    "sasb_leak": "SA/SB: Li/Co leak (% per unit t/λ)",
+    "sasb_li_co_pull": "SA/SB Li/Co: spread of (estimate − truth)/σ",
+    "nmf_x_corr_4x4": "NMF: correlation of x with the truth, 4×4-pixel blocks",
+    "nmf_x_bias": "NMF: bias of x",
+    "nmf_li_pull": "NMF Li: spread of (estimate − truth)/σ",
+    "nmf_x_pull_4x4": "NMF x (4×4 blocks): spread of (estimate − truth)/σ",
+    "layer_width_error": "line scan: layer width, estimate − truth (nm)",
+    "li_pull": "line scan Li-K weight: spread of (estimate − truth)/σ",
+}
+_WHERE = {"": "", "_movie": " — on the movie (below target conditions)",
+          "_noise_free": " — without noise (the route's systematic error)"}
+
+
+def _issue19_groups() -> dict[str, tuple[str, None, bool]]:
+    return {name + suffix: (head + tail, None, False) for name, head in _ISSUE19.items() for suffix, tail in _WHERE.items()}
+
 
 #: Groups of numbers (a nested mapping in a section's ``numbers``): a heading row, then the
 #: group's rows. ``(heading, unit of every row or None, rows named by their keys)``: a group of
@@ -217,21 +252,9 @@ GROUPS: dict[str, tuple[str, str | None, bool]] = {
     "mlls_fourier_log": ("MLLS through each spectrum's zero-loss peak (Fourier-log)", None, False),
     "mlls_raw_counts": ("MLLS on raw counts (zero-loss peak ignored)", None, False),
     "mlls_two_shapes": ("MLLS with two Li-K shapes (references from a pristine and a charged region)", None, False),
-    "issue19": ("issue 19's targets: each number, its target and whether it is inside", None, False),
-    "mlls_two_shapes_x_bias": ("MLLS, two Li-K shapes: x error of a frame's film mean, worst frame", None, False),
-    "mlls_two_shapes_x_bias_nominal_k": ("MLLS, two Li-K shapes, k = 1: x error, worst frame", None, False),
-    "mlls_two_shapes_x_bias_beyond_layer": ("MLLS, two Li-K shapes: x error beyond the layer, worst frame",
-                                            None, False),
-    "mlls_two_shapes_areal_leak": ("MLLS, two Li-K shapes: areal Li leak (% per unit t/λ)", None, False),
-    "mlls_one_shape_x_bias": ("MLLS, one Li-K shape: x error of a frame's film mean, worst frame", None, False),
-    "sasb_li_co_bias": ("SA/SB: Li/Co error of a frame's film (%), worst frame", None, False),
-    "sasb_li_co_pull": ("SA/SB Li/Co: spread of (estimate − truth)/σ", None, False),
-    "nmf_x_bias": ("NMF: x error of a frame's film mean, worst frame", None, False),
-    "nmf_x_corr_4x4": ("NMF: correlation of x with the truth, 4×4-pixel blocks", None, False),
-    "nmf_li_pull": ("NMF Li: spread of (estimate − truth)/σ", None, False),
-    "nmf_x_pull_4x4": ("NMF x (4×4 blocks): spread of (estimate − truth)/σ", None, False),
-    "layer_width_error": ("line scan: layer width, estimate − truth (nm)", None, False),
-    "li_pull": ("line scan Li-K weight: spread of (estimate − truth)/σ", None, False),
+    "issue19": ("issue 19's targets: each number ± its standard error, its target and verdict; first at the "
+                "targets' conditions, then on the movie", None, False),
+    **_issue19_groups(),
     "fourier": ("Fourier (off-axis) reconstruction", None, False),
     "phase_shifting": ("phase-shifting reconstruction", None, False),
     "truth": ("simulator truth", None, False),
@@ -240,7 +263,10 @@ GROUPS: dict[str, tuple[str, str | None, bool]] = {
 
 #: σ of a number stored under a name the generic rules do not find (``K_std``, ``K_err``, and for a
 #: key ending in a unit ``base_std_unit``/``base_err_unit``).
-SIGMA_KEYS = {"k_calibrated": "k_std"}
+SIGMA_KEYS = {"k_calibrated": "k_std", "value": "se", "x_bias_beyond_layer": "x_bias_beyond_layer_se",
+              "x_bias_incl_layer": "x_bias_incl_layer_se"}
+#: Keys a table leaves out: machine-readable twins of what a row already says (issue 19's verdict and its rule).
+HIDDEN_KEYS = {"inside", "resolved", "rule"}
 #: Keys whose 0/1 value is a yes/no answer.
 BOOLEAN_KEYS = {"thinning_warning", "layer_found", "ramp_removed", "inside", "run_mean_inside"}
 _UNIT_SUFFIXES = {"_nm": "nm", "_s": "s", "_ev": "eV", "_v": "V", "_kv": "kV", "_rad": "rad", "_mrad": "mrad",
@@ -315,20 +341,50 @@ def _value_cell(key: str, value: Any, sigma: Any, unit: str) -> tuple[str, str]:
     return _fmt(value), unit
 
 
+def _is_judged(v: Any) -> bool:
+    """A number judged against a target (``demo/_judge.py``): value, target, verdict."""
+    return isinstance(v, Mapping) and {"value", "target", "verdict"} <= set(v)
+
+
+def _judged_rows(numbers: Mapping[str, Mapping]) -> list[str]:
+    """One line per judged number (name, value ± s.e., target and verdict), its details in small type below."""
+    rows = []
+    for key, v in numbers.items():
+        head = GROUPS.get(str(key), (str(key).replace("_", " "),))[0]
+        mark = "in-group" if str(key) in GROUPS else "raw in-group"
+        sk = _sigma_key("value", v)
+        text, _ = _value_cell("value", v["value"], v.get(sk) if sk else None, "")
+        verdict = str(v["verdict"])
+        cls = "v-inside" if verdict == "inside" else "v-not-inside" if verdict == "not inside" else "v-not-resolved"
+        rows.append(f"<tr><th class='{mark}'>{html.escape(head)}</th><td class='num'>{html.escape(text)}</td>"
+                    f"<td class='text {cls}'>{html.escape(str(v['target']))}: {html.escape(verdict)}</td></tr>")
+        parts = []
+        for k, x in v.items():
+            if k in ("value", "target", "verdict", sk) or k in HIDDEN_KEYS:
+                continue
+            name = LABELS.get(k, (k.replace("_", " "),))[0]
+            parts.append(f"<b{'' if k in LABELS else ' class=raw'}>{html.escape(name)}</b>: {html.escape(_fmt(x))}")
+        rows.append(f"<tr class='detail'><td colspan='3'>{'; '.join(parts)}</td></tr>")
+    return rows
+
+
 def _rows(numbers: Mapping[str, Any], map_unit: str, prefix: str = "") -> list[str]:
     rows = []
     used = {_sigma_key(str(k), numbers) for k in numbers} - {None}
     for k, v in numbers.items():
         key = str(k)
-        if key in used:
-            continue  # shown as the σ of its number
+        if key in used or (prefix and key in HIDDEN_KEYS):
+            continue  # shown as the σ of its number, or a machine-readable twin of a row
         full = f"{prefix}{key}"
         if isinstance(v, Mapping) and _shape_text(v) is None:
             head, unit, named = GROUPS.get(key, (key.replace("_", " "), None, False))
             known = key in GROUPS
             mark = "" if known else " class='raw'"
             rows.append(f"<tr class='group'><th colspan='3'{mark}>{html.escape(head)}</th></tr>")
-            rows.extend(_rows(v, map_unit, prefix=f"{full}."))
+            if v and all(_is_judged(x) for x in v.values()):
+                rows.extend(_judged_rows(v))  # numbers against targets: one line each, details below
+            else:
+                rows.extend(_rows(v, map_unit, prefix=f"{full}."))
             continue
         # inside a group (under its heading row) a row needs only its own name
         name, unit, known = _human(key if prefix else full)
@@ -341,8 +397,13 @@ def _rows(numbers: Mapping[str, Any], map_unit: str, prefix: str = "") -> list[s
         text, unit = _value_cell(key, shape if shape else v, numbers.get(sk) if sk else None,
                                  unit.replace("{map_unit}", map_unit))
         cls = ("raw " if not known else "") + ("in-group" if prefix else "")
+        td = "num"
+        if isinstance(v, str) and len(v) > 40:
+            td = "text"  # a sentence reads left-aligned, in the page's font
+        if key == "verdict" and isinstance(v, str):
+            td = "text v-" + ("inside" if v == "inside" else "not-inside" if v == "not inside" else "not-resolved")
         rows.append(f"<tr><th{f' class={cls.strip()!r}' if cls.strip() else ''}>{html.escape(name.strip())}</th>"
-                    f"<td class='num'>{html.escape(text)}</td><td class='unit'>{html.escape(unit)}</td></tr>")
+                    f"<td class='{td}'>{html.escape(text)}</td><td class='unit'>{html.escape(unit)}</td></tr>")
     return rows
 
 
