@@ -239,7 +239,7 @@ def _smoothed_ratio(bg, lead, smooth_px, host=False):
     return (ratio, v[:, v.shape[1] // 2, 1]) if host else ratio
 
 
-def probe_frames(da, *, max_pixels=8192):
+def probe_frames(da, *, max_pixels=4096):
     """Whole (y, x) frames, evenly spread, of at most ``max_pixels`` pixels in all (at least one frame),
     numpy ``(frames, y, x, energy)`` (or the data itself, up to ``max_pixels`` spectra, without y and x):
     the data :func:`estimate_delta` fits. Only those frames of a lazy series are read."""
@@ -292,7 +292,8 @@ def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, in
             hshape = _gauss_blur(hshape[:, None], step, resolution_fwhm)[:, 0]
         Lg = shapes[:, inner]
         Z = np.column_stack([hshape[inner]] + ([basis] if basis is not None else []))
-        bg = _grid_fits(y, w, Lg, Z)
+        # in slices: the (pixels, grid, channels) products of all pixels at once would take ~GBs
+        bg = np.concatenate([_grid_fits(y[s:s + 256], w[s:s + 256], Lg, Z) for s in range(0, y.shape[0], 256)])
         ratio, host_s = _smoothed_ratio(bg, lead, smooth_px, host=True)
         g, a = _self_consistent(ratio - xg[None], xg)
         Lp = (1 - a)[:, None] * Lg[g] + a[:, None] * Lg[g + 1]
