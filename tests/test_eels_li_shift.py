@@ -99,6 +99,11 @@ def test_a_given_shift_and_the_plan(clean):
     ref = eels.mlls(si.isel(time=1), given, fit_range=FIT, plural_scattering="fourier-log", nonnegative=False,
                     resolution_fwhm=given.attrs["resolution_fwhm_ev"])
     np.testing.assert_allclose(out[..., plan.columns.index("Li")], ref.Li.values, rtol=1e-9, atol=1e-9)
+    # a lazy series (one frame per chunk) stays lazy and gives the same maps
+    lazy = eels.mlls(si.isel(time=[0, 1]).chunk({"time": 1}), given, fit_range=FIT, plural_scattering="fourier-log",
+                     nonnegative=False, resolution_fwhm=given.attrs["resolution_fwhm_ev"])
+    assert lazy.Li.chunks is not None
+    np.testing.assert_allclose(lazy.Li.isel(time=1).values, ref.Li.values, rtol=1e-9, atol=1e-9)
     # a plan has no data to measure a shift the references leave open: it says so and fits the rows
     with pytest.warns(RuntimeWarning, match="li_k_shift_ev"):
         eels.mlls_plan(refs, energy=si.energy.values, fit_range=FIT, plural_scattering="fourier-log",

@@ -130,13 +130,22 @@ def mlls(
         ``<name>_shift`` (eV) is returned.
     chemical_shift : {"auto", "off"}
         With ``plural_scattering="fourier-log"`` and references from two
-        regions (:func:`references_from_regions`, which measures the Li-K shift
-        between them): ``"auto"`` fits every pixel with the Li-K shape at its own
-        x (the shift linear in x through the two regions, x found
-        self-consistently), so that x holds beyond the regions' x range;
-        ``<Li>_shift`` (eV) is returned. ``"off"``: the two measured rows are
-        fitted as given (exact at the regions' x only; +0.3 in x at x ≈ 0.2 with
-        regions at 1 and 0.65). Other references are always fitted as given.
+        regions (:func:`references_from_regions`, which attaches a Li-K shift
+        model): ``"auto"`` fits every pixel with the Li-K shape at the x of its
+        neighbourhood (Gaussian σ 2 pixels over y, x), the shape moving rigidly
+        and linearly in x through the two regions' shapes, x found
+        self-consistently — so that x holds beyond the regions' x range. The
+        shift between the regions' shapes is the references'
+        ``attrs["li_k_shift_ev"]``, or, where that is NaN (the default), measured
+        on the data: the χ² over whole frames (up to 4096 pixels) minimised over
+        shifts of 0–1.5 eV to higher loss as Li leaves (the simulator's model;
+        give the shift for the opposite sign). Returns ``<Li>_shift`` (eV) and
+        ``attrs["li_k_shift_ev"]``, ``attrs["li_k_shift_source"]``; costs about
+        ten fits of the probe frames plus a second deconvolution pass (measured
+        14–21 s against 1–2 s for 6144 spectra, BENCHMARKS.md). ``"off"``: the
+        two rows fitted as given (exact at the regions' x only: +0.06 in x at
+        x 0.1–0.4 with regions at 0.95 and 0.65, noise-free). Other references
+        are always fitted as given.
 
     Returns
     -------
