@@ -76,7 +76,7 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
               weights: str | None = "poisson", nonnegative: bool | Sequence[str] = True,
               exponents: tuple[float, ...] | None = None, max_iter: int = 30, tol: float = 1e-6,
               plural_scattering: str | None = None, resolution_fwhm: float | None = None,
-              shift_components: Sequence[str] = (), probe: Any = None) -> MllsPlan:
+              shift_components: Sequence[str] = (), probe: Any = None, chemical_shift: str = "auto") -> MllsPlan:
     """The fit of :func:`mlls` prepared once, to be applied to many blocks of spectra.
 
     Same options as :func:`mlls` (without ``si``, ``low_loss``): the design,
@@ -92,7 +92,7 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
     energy : array_like
         The spectra's energy axis (eV).
     fit_range, background, weights, nonnegative, exponents, max_iter, tol, plural_scattering, resolution_fwhm,
-    shift_components
+    shift_components, chemical_shift
         As for :func:`mlls`.
     probe : array_like (n, energy), optional
         With ``plural_scattering`` and no ``resolution_fwhm``: spectra to measure the zero-loss
@@ -140,7 +140,7 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
         return _plural_plan(e, ch, references, plural_scattering=plural_scattering, nonnegative=nonnegative,
                             exponents=exponents, resolution_fwhm=resolution_fwhm, background=background,
                             max_iter=max_iter, tol=tol, shift_components=shift_components, var_scale=None,
-                            probe=measured)
+                            probe=measured, chemical_shift=chemical_shift)
     exponents = (2.0, 3.0, 4.0) if exponents is None else tuple(exponents)
     if shift_components:
         raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
@@ -232,7 +232,7 @@ def _constrained(nonnegative, names):
 
 
 def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents, resolution_fwhm, background,
-                 max_iter, tol, shift_components=(), var_scale=None, probe):
+                 max_iter, tol, shift_components=(), var_scale=None, probe, chemical_shift="auto", shift_probe=None):
     """The plan of MLLS with plural scattering (see ``mlls``'s ``plural_scattering``); ``probe()`` gives the
     spectra the zero-loss width is measured from (called only without ``resolution_fwhm``)."""
     from . import _lowloss, _plural
@@ -264,6 +264,7 @@ def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents
         raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
     shift_idx = [names.index(c) for c in shift_components]
     basis = powerlaw_basis(e_fit / e_fit[0], exponents) if len(exponents) else None
+    shifted = None
     if plural_scattering == "fourier-log":
         measured = hasattr(references, "attrs") and "resolution_fwhm_ev" in references.attrs
         # references on a margin around the window so the reconvolution sees their real neighbourhood
@@ -281,10 +282,18 @@ def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents
                      names=names + [f"d{names[i]}/dE" for i in shift_idx]
                      + ["background"] * (0 if basis is None else basis.shape[1]))
         # the batched kernel (issue 20); _plural.fourier_log_kernel is its slow reference
-        from ._plural_fast import fourier_log_kernel as kernel
+        from ._plural_fast import fourier_log_kernel
+
+        kernel = fourier_log_kernel
         kwargs = dict(energy=e, channels=ch, refs_ext=refs_ext, inner=inner, basis=basis, constrained=constrained,
                       resolution_fwhm=fw, blur_refs=not measured, tail_fit_ev=20.0, var_scale=var_scale,
                       shift_idx=shift_idx)
+        shifted = _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, chemical_shift=chemical_shift,
+                                shift_idx=shift_idx, fw=fw, measured=measured, shift_probe=shift_probe)
+        if shifted is not None:
+            kernel, extra, shift_idx = shifted[:3]
+            kwargs = dict(energy=e, channels=ch, inner=inner, basis=basis, constrained=constrained,
+                          resolution_fwhm=fw, tail_fit_ev=20.0, var_scale=var_scale, **extra)
     else:
         _, refs_full = _refs_on_axis(references, e, ch, positive=True)
         kernel = _plural.convolve_kernel
@@ -294,10 +303,60 @@ def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents
     out_names = _plural.output_names(names, nb, [names[i] for i in shift_idx])
 
     def finish(stacked):
-        return _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw,
-                               constrained)
+        ds = _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw,
+                             constrained)
+        if shifted is not None:
+            name = names[shift_idx[0]]
+            ds[f"{name}_shift"].attrs["long_name"] = (f"Li-K chemical shift of the {name} shape fitted "
+                                                      "(linear in the pixel's own x, from the references' regions)")
+            ds.attrs["chemical_shift"] = "li-k shift linear in x (references' regions), self-consistent x"
+            ds.attrs["li_k_shift_ev"] = float(shifted[3])
+            ds.attrs["li_k_shift_source"] = shifted[4]
+        return ds
 
     return MllsPlan(kernel, kwargs, tuple(out_names), e, finish)
+
+
+def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chemical_shift, shift_idx, fw,
+                  measured, shift_probe):
+    """With ``chemical_shift="auto"`` and references carrying a Li-K shift model (two regions,
+    :func:`references_from_regions`): (the self-consistent kernel, its options, [index of Li], the shift
+    in eV, where it came from); otherwise None (the references are fitted as given). A shift the
+    references leave open (NaN) is measured on ``shift_probe()`` spectra (:func:`._li_shift.estimate_delta`)."""
+    from . import _li_shift
+
+    if chemical_shift not in ("auto", "off", None, False):
+        raise DataValidationError(f"chemical_shift: expected 'auto' or 'off', got {chemical_shift!r}")
+    model = _li_shift.model_of(references)
+    if chemical_shift != "auto" or model is None or shift_idx or len(names) != 2:
+        return None
+    if model[2] not in names or model[3] not in names:
+        return None
+    step = float(e[1] - e[0])
+    e_ext = e[ext]
+    source = "references"
+    if not np.isfinite(model[1]):
+        if shift_probe is None:
+            import warnings
+
+            warnings.warn("mlls_plan: the references leave the Li-K shift to be measured on the data "
+                          "(li_k_shift_ev is NaN) and a plan has no data: the rows are fitted as given; set "
+                          "references.attrs['li_k_shift_ev'] (mlls reports the measured one in its attrs)",
+                          RuntimeWarning, stacklevel=4)
+            return None
+        delta, _, _ = _li_shift.estimate_delta(shift_probe(), energy=e, channels=ch, e_ext=e_ext,
+                                               refs_ext=refs_ext, names=names, model=model, inner=inner,
+                                               basis=basis, resolution_fwhm=fw, blur=not measured)
+        model = (model[0], delta, model[2], model[3])
+        source = "data"
+    shapes, host, i_li, i_host, x1, x2 = _li_shift.family(e_ext, refs_ext, names, model)
+    if not measured:
+        from ._plural import _gauss_blur
+
+        shapes = _gauss_blur(shapes.T, step, fw).T
+        host = _gauss_blur(host[:, None], step, fw)[:, 0]
+    extra = dict(shapes_li=shapes, shape_host=host, i_li=i_li, i_host=i_host, shift_of_x=(model[1], x1, x2))
+    return _li_shift.fourier_log_shift_kernel, extra, [i_li], model[1], source
 
 
 def _refs_on_axis(references, e, ch, *, positive=False):
