@@ -88,7 +88,7 @@ def two_shapes(si, truth, strips: int, cond: str, suffix: str = "") -> dict:
         f"mlls_two_shapes_x_bias_incl_layer{suffix}": as_judged(
             with_layer, target="≤ 0.01", kind="abs_max", bound=0.01, conditions=cond,
             note="film incl. the interface layer, whose x (0.15–0.35) lies outside the regions' x range: the route "
-                 "extrapolates there (docs/eels_routes.md)"),
+                 "carries the Li-K shift there linearly in x (docs/eels_routes.md)"),
         f"mlls_two_shapes_areal_leak{suffix}": judge(
             leak, se=leak_se, target="|leak| < 1 % per unit t/λ", kind="abs_max", bound=1.0, conditions=cond,
             note="per pixel, film beyond the layer, every frame; s.e. from the regression"),
