@@ -87,8 +87,8 @@ def two_shapes(si, truth, strips: int, cond: str, suffix: str = "") -> dict:
                  f"{xp:.2f} and {xc:.2f}; a unit's σ from the fit (Li–Co covariance left out: a lower bound)"),
         f"mlls_two_shapes_x_bias_incl_layer{suffix}": as_judged(
             with_layer, target="≤ 0.01", kind="abs_max", bound=0.01, conditions=cond,
-            note="film incl. the interface layer, whose x (0.15–0.35) lies outside the regions' x range: the route "
-                 "carries the Li-K shift there linearly in x (docs/eels_routes.md)"),
+            note=f"film incl. the interface layer (x 0.15–0.35; regions' x {xp:.2f} and {xc:.2f}): beyond the "
+                 "regions' x the route carries the Li-K shift linearly in x (docs/eels_routes.md)"),
         f"mlls_two_shapes_areal_leak{suffix}": judge(
             leak, se=leak_se, target="|leak| < 1 % per unit t/λ", kind="abs_max", bound=1.0, conditions=cond,
             note="per pixel, film beyond the layer, every frame; s.e. from the regression"),
