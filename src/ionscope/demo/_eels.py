@@ -235,8 +235,10 @@ def _run_realistic(ctx) -> None:
         movie, ctx.quick, maps=maps, sab=sab, nm=nm, truth=truth, film=film, region=region, k=frac.attrs["k"],
         k_std=frac.attrs["k_std"], cond=on_movie)
     # the Li map the later steps use stays the one-shape fit: in this scene the interface layer's x (0.15–0.35)
-    # lies outside the two regions' range, where the two-shape route extrapolates (+0.3 there; denoised PSNR
-    # 19.8 → 17.0 dB measured); its numbers are written and drawn beside it
+    # lies outside the two regions' range, where the two-row fit extrapolated (+0.3 there; denoised PSNR
+    # 19.8 → 17.0 dB measured). The Li-K shift model (eels._li_shift) now carries the shape there (film x within
+    # 0.008 without noise), but the movie's choice has not been measured again; the numbers are written and drawn
+    # beside it
     limaps = x.li_fraction.where(film.broadcast_like(x.li_fraction)).fillna(0.0).clip(0.0, 1.5).astype(np.float32)
     limaps.name = "li"
     limaps.attrs = {"signal_type": "limap", "long_name": "Li fraction x in LixCoO2 (Fourier-log MLLS)",
