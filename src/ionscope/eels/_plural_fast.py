@@ -39,7 +39,7 @@ import numpy as np
 from . import _lowloss
 from ._kernels import block_workers
 from ._plural import design
-from ._solve import nnls_batched, single_threaded_blas
+from ._solve import MAX_ENUMERATED, nnls_batched, single_threaded_blas
 
 #: pixels per block: (block × 2048) float64 work arrays of 1 MB, about one core's L2 cache. Measured on
 #: one realistic 128×128×1024 frame, one thread, load 4–6 (issue 20, second pass; BENCHMARKS.md): 2.5–2.9
@@ -51,6 +51,51 @@ _BLOCK = 64
 #: private switch: ``False`` runs the numpy path (the reference the compiled kernels of :mod:`._plural_jit`
 #: are tested against, ``tests/test_eels_plural_numba.py``); also used where numba cannot be imported
 _NUMBA = True
+
+#: private switch: ``False`` solves the GLS normal equations with numpy's batched LU (``inv``, ``solve``)
+#: also on the compiled path; ``True`` by Cholesky in :func:`._plural_jit.gls_cholesky` (fourth pass)
+_CHOLESKY = True
+
+
+#: private switch: ``False`` keeps the float64 transforms of the compiled path in ``scipy.fft``
+_DUCC = True
+
+
+def _ducc():
+    """The ``ducc0`` module (imported here, so ``import ionscope`` never loads it) where installed and enabled, else None."""
+    if not _DUCC:
+        return None
+    try:
+        import ducc0
+    except ImportError:  # optional: scipy.fft gives the same transforms to rounding, ~1.8× slower
+        return None
+    return ducc0
+
+
+def _rfft64(x):
+    """``scipy.fft.rfft(x, axis=1)`` of float64 rows, by ducc0 where installed.
+
+    Why: ducc0 (the successor of the pocketfft that scipy.fft wraps) runs the float64 transforms of
+    a 64 × 2048 block 1.8–1.9× faster here (0.19 against 0.35 ms; measured, BENCHMARKS.md "limap
+    kernel, fourth pass"); the values agree to ~1e-16 of the largest. (Its float32 transforms were
+    slower than scipy's: the noise path keeps scipy.fft.)
+    """
+    d = _ducc()
+    if d is None:
+        from scipy import fft
+
+        return fft.rfft(x, axis=1, workers=1)
+    return d.fft.r2c(x, axes=(1,), nthreads=1)
+
+
+def _irfft64(c, n):
+    """``scipy.fft.irfft(c, n=n, axis=1)`` of complex128 rows, by ducc0 where installed (see :func:`_rfft64`)."""
+    d = _ducc()
+    if d is None:
+        from scipy import fft
+
+        return fft.irfft(c, n=n, axis=1, workers=1)
+    return d.fft.c2r(c, axes=(1,), lastsize=n, forward=False, inorm=2, nthreads=1)
 
 
 def _compiled():
@@ -133,6 +178,7 @@ class _Context:
         self.M, self.D = M, D
         self.shift_idx = list(shift_idx)
         self.cons = np.concatenate([np.asarray(constrained, bool), np.zeros(K - len(constrained), bool)])
+        self.cons_idx = np.flatnonzero(self.cons)
         self.tail_fit_ev = tail_fit_ev
         self.var_scale = None if var_scale is None else np.asarray(var_scale, float)
         self.idx = np.arange(n_fft)
@@ -151,15 +197,13 @@ class _Context:
 
     def _block_jit(self, jit, J):
         """:meth:`_block_numpy` with its element-wise passes in compiled loops (:mod:`._plural_jit`)."""
-        from scipy import fft
-
         n_fft, kc, nf = self.n_fft, self.kc, self.n_fft // 2 + 1
         J, i0, total, cut, Jx, zx = self._prepare_jit(jit, J)
-        jf = fft.rfft(Jx, axis=1, workers=1)
-        zf = fft.rfft(zx, axis=1, workers=1)
+        jf = _rfft64(Jx)
+        zf = _rfft64(zx)
         del Jx, zx
         spec, h, hz = self._log_jit(jit, jf, zf)
-        ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
+        ssd = _irfft64(spec, n_fft)[:, self.grid_idx]
         # the noise in float32 where its rounding stays within budget, float64 for the rest (see _noise)
         var, filters, ok = self._noise_jit(jit, h, hz, J, cut)
         redo = np.flatnonzero(~ok)
@@ -367,16 +411,17 @@ class _Context:
         var = np.maximum(var, 1e-6 * np.median(var, axis=1, keepdims=True) + 1e-12)
         w = 1.0 / var
         Gu = w @ self.XX
-        G = np.empty((P, K, K))
-        G[:, self.iu[0], self.iu[1]] = Gu
-        G[:, self.iu[1], self.iu[0]] = Gu
         b = (w * y) @ X
-        Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
-        if self.cons.any():
-            beta = nnls_batched(G, b, self.cons)
+        jit = _compiled() if _CHOLESKY and self.cons_idx.size <= MAX_ENUMERATED else None
+        if jit is None:
+            beta, Ginv = self._solve(Gu, b)
         else:
-            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
-            beta = (Ginv @ b[:, :, None])[..., 0]
+            # every pixel by Cholesky, NNLS included (compiled); where a pivot fails, numpy's LU as before
+            beta, Ginv, ok = np.empty((P, K)), np.empty((P, M, K)), np.empty(P, bool)
+            jit.gls_cholesky(Gu, self.iu[0], self.iu[1], b, M, self.cons_idx, beta, Ginv, ok)
+            redo = np.flatnonzero(~ok)
+            if redo.size:
+                beta[redo], Ginv[redo] = self._solve(Gu[redo], b[redo])
         # A = G⁻¹XᵀW (rows of the references): coefficients as linear functionals of the SSD
         A = (Ginv[:, :M, :] @ self.XT) * w[:, None, :]
         resid = y - beta @ self.XT
@@ -390,6 +435,20 @@ class _Context:
                 out[:, 2 * M + 3 + j] = -beta[:, M + j] / beta[:, i]
         out[:, 2 * M + 3 + D:] = beta[:, M + D:]
         return out, A
+
+    def _solve(self, Gu, b):
+        """The GLS coefficients (NNLS where constrained) and the first M rows of ``G⁻¹`` with numpy's LU."""
+        P, K = b.shape
+        G = np.empty((P, K, K))
+        G[:, self.iu[0], self.iu[1]] = Gu
+        G[:, self.iu[1], self.iu[0]] = Gu
+        Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
+        if self.cons.any():
+            beta = nnls_batched(G, b, self.cons)
+        else:
+            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
+            beta = (Ginv @ b[:, :, None])[..., 0]
+        return beta, Ginv[:, :self.M]
 
 
 def _conj_over(f, a2):
