@@ -129,7 +129,7 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
 
     def run(idx):
         with single_threaded_blas():
-            out[idx] = ctx.block(np.asarray(J[idx], float))
+            out[idx] = ctx.block(_rows(J, idx))
 
     n_workers = block_workers(len(blocks), workers)
     if n_workers > 1 and len(blocks) > 1:
@@ -141,6 +141,14 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
         for idx in blocks:
             run(idx)
     return out.reshape(lead + (n_out,))
+
+
+def _rows(J, idx):
+    """``J[idx]`` for a block's sorted row indices: a view where they are one run (the usual case: every
+    spectrum usable), so that a float32 frame is neither gathered nor converted before the compiled loops."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1:
+        return np.ascontiguousarray(J[idx[0]:idx[-1] + 1])
+    return np.ascontiguousarray(J[idx])
 
 
 class _Context:
@@ -192,8 +200,9 @@ class _Context:
     def block(self, J):
         jit = _compiled()
         if jit is None or self.geom is None:
-            return self._block_numpy(J)
-        return self._block_jit(jit, J)
+            return self._block_numpy(np.asarray(J, float))
+        # the compiled loops read float32 counts as they are (each value converts exactly to float64)
+        return self._block_jit(jit, J if J.dtype in (np.float32, np.float64) else np.asarray(J, float))
 
     def _block_jit(self, jit, J):
         """:meth:`_block_numpy` with its element-wise passes in compiled loops (:mod:`._plural_jit`)."""
@@ -224,6 +233,7 @@ class _Context:
         """:func:`_prepare` (and the zero-loss part of the counts), compiled; the extension's ``exp`` by numpy."""
         g = self.geom
         if not g["no_dark"]:
+            J = np.asarray(J, float)
             off = _lowloss.dark_offset(J, self.e)
             if np.any(off):
                 J = J - off[:, None]

