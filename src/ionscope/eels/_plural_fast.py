@@ -25,7 +25,14 @@ organised for throughput:
   (:mod:`._plural_jit`, third pass: medians 2.6–2.8 → 2.1–2.4 CPU s per realistic
   128×128×1024 frame on one thread at load 3.5–7.5, BENCHMARKS.md); ``_NUMBA = False`` runs the
   numpy steps, the reference they are tested against
-  (``tests/test_eels_plural_numba.py``).
+  (``tests/test_eels_plural_numba.py``);
+* fourth pass: the GLS normal equations, the rows of ``G⁻¹`` and the exact NNLS
+  enumeration by Cholesky in one compiled pass per pixel
+  (:func:`._plural_jit.gls_cholesky`; ``_CHOLESKY = False`` keeps numpy's batched
+  LU), the three float64 transforms by ducc0 where it is installed
+  (``_DUCC = False`` keeps ``scipy.fft``), float32 counts read without a
+  float64 copy (``tests/test_eels_plural_gls.py``; BENCHMARKS.md "limap kernel,
+  fourth pass").
 
 References
 ----------
