@@ -14,9 +14,17 @@ ionscope`` never loads numba.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from ..eels._plural_jit import _jit
+
+def _jit(fn):
+    """``numba.njit(cache=True, nogil=True)``, compiled in each process where no cache location is writable
+    (as :mod:`ionscope.eels._plural_jit`'s kernels)."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
 
 
 @_jit
