@@ -134,35 +134,52 @@ def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
     The logarithm and ``atan2`` are left to numpy's vectorised ufuncs: scalar libm calls here cost
     8× more (measured 1.7 vs 0.2 ms per 64×1025 block). Why our own: the log step with its filters cost
     0.46–0.47 s per realistic frame in numpy passes, 0.22–0.25 s with this and :func:`log_spectrum`.
+    Three passes per pixel over row buffers (fourth pass): the floored parts, planar; the signal path's
+    parts; the filters — each loop touches fewer arrays, the same operations (the same bits; 0.115 →
+    0.100 s per frame).
     """
     P = jf.shape[0]
+    gre, gim = np.empty(kc), np.empty(kc)
+    for k in range(kc):
+        gre[k] = g_phase[k].real
+        gim[k] = g_phase[k].imag
+    jr_, ji_, zr_, zi_ = np.empty(kc), np.empty(kc), np.empty(kc), np.empty(kc)
+    a2j_, a2z_ = np.empty(kc), np.empty(kc)
     for p in range(P):
         i0f = zf[p, 0].real
         tiny = 1e-12 * abs(i0f)
         t2 = tiny * tiny
+        jrow, zrow = jf[p], zf[p]
         for k in range(kc):
-            jr = jf[p, k].real
-            ji = jf[p, k].imag
+            jr, ji = jrow[k].real, jrow[k].imag
             a2j = jr * jr + ji * ji
-            if a2j <= t2:
-                jr, ji, a2j = tiny, 0.0, t2
-            zr = zf[p, k].real
-            zi = zf[p, k].imag
+            low = a2j <= t2
+            jr_[k] = tiny if low else jr
+            ji_[k] = 0.0 if low else ji
+            a2j_[k] = t2 if low else a2j
+            zr, zi = zrow[k].real, zrow[k].imag
             a2z = zr * zr + zi * zi
-            if a2z <= t2:
-                zr, zi, a2z = tiny, 0.0, t2
-            rj = 1.0 / a2j
-            ijr, iji = jr * rj, -(ji * rj)
-            rz = 1.0 / a2z
-            izr, izi = zr * rz, -(zi * rz)
-            qr[p, k] = jr * izr - ji * izi
-            qi[p, k] = jr * izi + ji * izr
-            ratio[p, k] = a2j / a2z
-            cr = i0f * g_phase[k].real
-            ci = i0f * g_phase[k].imag
-            h[p, k] = complex(cr * ijr - ci * iji, cr * iji + ci * ijr)
-            hz[p, k] = complex(cr * izr - ci * izi, cr * izi + ci * izr)
-            hz[p, k] = h[p, k] - hz[p, k]
+            low = a2z <= t2
+            zr_[k] = tiny if low else zr
+            zi_[k] = 0.0 if low else zi
+            a2z_[k] = t2 if low else a2z
+        qrr, qir, rr = qr[p], qi[p], ratio[p]
+        for k in range(kc):
+            rz = 1.0 / a2z_[k]
+            izr, izi = zr_[k] * rz, -(zi_[k] * rz)
+            qrr[k] = jr_[k] * izr - ji_[k] * izi
+            qir[k] = jr_[k] * izi + ji_[k] * izr
+            rr[k] = a2j_[k] / a2z_[k]
+        hrow, hzrow = h[p], hz[p]
+        for k in range(kc):
+            rj = 1.0 / a2j_[k]
+            ijr, iji = jr_[k] * rj, -(ji_[k] * rj)
+            rz = 1.0 / a2z_[k]
+            izr, izi = zr_[k] * rz, -(zi_[k] * rz)
+            cr, ci = i0f * gre[k], i0f * gim[k]
+            hrow[k] = complex(cr * ijr - ci * iji, cr * iji + ci * ijr)
+            hzrow[k] = complex(cr * izr - ci * izi, cr * izi + ci * izr)
+            hzrow[k] = hrow[k] - hzrow[k]
 
 
 @_jit
@@ -225,10 +242,24 @@ def variance_at(full, grid, bound_eps, var, bound):
     The bound is ``4·ε·max|full| / min(var)`` (see :meth:`._plural_fast._Context._noise`).
     """
     P, n_fft = full.shape
+    acc = np.zeros(8, full.dtype)
+    nb = n_fft // 8
     for p in range(P):
+        # max|full| in eight interleaved running maxima over a contiguous row view (vectorises; a maximum
+        # does not depend on the order: the same value, measured 24 → 13 ms per frame)
+        row = full[p]
+        acc[:] = 0
+        for b in range(nb):
+            seg = row[8 * b:8 * b + 8]
+            for lane in range(8):
+                a = abs(seg[lane])
+                acc[lane] = a if a > acc[lane] else acc[lane]
         mx = 0.0
-        for i in range(n_fft):
-            a = abs(full[p, i])
+        for lane in range(8):
+            if acc[lane] > mx:
+                mx = acc[lane]
+        for i in range(8 * nb, n_fft):
+            a = abs(row[i])
             if a > mx:
                 mx = a
         mn = np.inf
