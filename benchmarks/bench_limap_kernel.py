@@ -17,6 +17,9 @@ Fourier-log deconvolution, GLS fit, σ):
   the third pass's compiled kernels (``_plural_fast._compiled()``, numba) is timed on that path, with
   the same step names (the first call, untimed, compiles or loads them).
 
+* ``--stage N`` (with ``--compare-src``): the limap stage as the pipeline runs it — ``li_columns`` of an N-frame
+  realistic store (one chunk per frame), threads, two workers — wall and CPU per frame, the two trees alternated.
+
 Example: ``python benchmarks/bench_limap_kernel.py --compare-src /tmp/main/src --rounds 3 --breakdown``
 """
 from __future__ import annotations
@@ -70,14 +73,67 @@ def child(d, tag):
                       "columns": list(plan.fit.columns)}))
 
 
-def _side(d, tag, src):
+def stage_child(d, tag):
+    """The limap stage as the pipeline runs it: ``li_columns`` of the store, threads, two workers (read,
+    registration, kernel per frame; one task per frame)."""
+    import xarray as xr
+
+    import ionscope
+    import ionscope.io as iio
+    from ionscope.pipeline._eels_fused import li_columns
+
+    series = iio.load(os.path.join(d, "night.zarr"))
+    refs = xr.open_dataarray(os.path.join(d, "night_refs.nc")).load()
+    x0 = np.asarray(series.isel(time=0).transpose("y", "x", "energy").values)
+    plan = _plan(x0, series.energy.values, refs)
+    T = series.sizes["time"]
+    cols = li_columns(series, plan, np.zeros(T), np.tile([0.3, -0.2], (T, 1)))
+    from ionscope.pipeline._eels_frame import frame_columns
+
+    frame_columns(x0[:4], plan=plan, drift=(0.3, -0.2))  # compile or load the kernels outside the timing
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = cols.data.compute(scheduler="threads", num_workers=2)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    np.save(os.path.join(d, f"stage_{tag}.npy"), out)
+    print(json.dumps({"tag": tag, "src": os.path.dirname(ionscope.__file__), "wall_per_frame": wall / T,
+                      "cpu_per_frame": cpu / T, "load": load, "load_end": os.getloadavg()[0],
+                      "columns": list(plan.fit.columns)}))
+
+
+def stage(d, src, frames, rounds):
+    """``--stage N``: an N-frame realistic store (one chunk per frame, as bench_operando.py writes it), the limap
+    stage of the other tree and of this one alternated in child processes."""
+    from ionscope.simulate import operando_eels
+
+    _, truth, _ = operando_eels(shape=(128, 128), n_frames=frames, energy_range=(-5.0, 97.4), energy_step=0.1,
+                                energy_drift_ev=0.3, specimen_drift_px=1.0, seed=0, physics="realistic",
+                                out=os.path.join(d, "night.zarr"), chunks={"time": 1, "energy": -1})
+    truth.references.to_netcdf(os.path.join(d, "night_refs.nc"))
+    rows = []
+    for r in range(rounds):
+        for tag, path in (("other", src), ("this", None)):
+            rows.append(_side(d, f"{tag}{r}", path, stage=True))
+            x = rows[-1]
+            print(f"stage round {r} {tag:5s}: wall {x['wall_per_frame']:.2f} s, CPU {x['cpu_per_frame']:.2f} s per "
+                  f"frame, load {x['load']:.1f} → {x['load_end']:.1f}", flush=True)
+    a, b = np.load(os.path.join(d, "stage_other0.npy")), np.load(os.path.join(d, "stage_this0.npy"))
+    cols = rows[0]["columns"]
+    for name in ("Li", "Co"):
+        i, k = cols.index(name), cols.index(f"{name}_std")
+        print(f"stage this vs other: {name} {np.max(np.abs(a[..., i] - b[..., i])) / np.sqrt(np.mean(a[..., i] ** 2)):.1e}"
+              f" of RMS, σ {np.max(np.abs(b[..., k] / a[..., k] - 1)):.1e}")
+    return rows
+
+
+def _side(d, tag, src, stage=False):
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = src
     else:
         env.pop("PYTHONPATH", None)
-    res = subprocess.run([sys.executable, __file__, "--child", d, "--tag", tag], env=env, capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run([sys.executable, __file__, "--stage-child" if stage else "--child", d, "--tag", tag],
+                         env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -274,9 +330,15 @@ def main(argv=None):
     p.add_argument("--compare-src", help="the other tree's src folder (e.g. main's, from git archive)")
     p.add_argument("--breakdown", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--stage", type=int, default=0, metavar="N",
+                   help="with --compare-src: also the limap stage (li_columns, threads) on an N-frame store")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--stage-child", help=argparse.SUPPRESS)
     p.add_argument("--tag", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.stage_child:
+        stage_child(args.stage_child, args.tag)
+        return 0
     if args.child:
         if args.tag == "breakdown":
             print()
@@ -294,6 +356,8 @@ def main(argv=None):
         make_frame(d, args.size, args.seed, args.dose)
         if args.compare_src:
             results["compare"] = compare(d, args.compare_src, args.rounds)
+        if args.stage and args.compare_src:
+            results["stage"] = stage(d, args.compare_src, args.stage, args.rounds)
         if args.breakdown and args.compare_src:
             # the same per-step breakdown of the other tree (its kernel has the same steps), then this one
             env = {**os.environ, "PYTHONPATH": args.compare_src}
