@@ -63,13 +63,17 @@ _NUMBA = True
 #: also on the compiled path; ``True`` by Cholesky in :func:`._plural_jit.gls_cholesky` (fourth pass)
 _CHOLESKY = True
 
+#: private switch: ``False`` takes the sandwich's zero-loss part by two inverse transforms per reference row (as the
+#: third pass) where :meth:`_Context._sandwich_jit` could sum it directly (fourth pass)
+_DIRECT_SANDWICH = True
+
 
 #: private switch: ``False`` keeps the float64 transforms of the compiled path in ``scipy.fft``
 _DUCC = True
 
 
 def _ducc():
-    """The ``ducc0`` module (imported here, so ``import ionscope`` never loads it) where installed and enabled, else None."""
+    """``ducc0`` (imported here: ``import ionscope`` never loads it) where installed and enabled, else None."""
     if not _DUCC:
         return None
     try:
@@ -80,13 +84,9 @@ def _ducc():
 
 
 def _rfft64(x):
-    """``scipy.fft.rfft(x, axis=1)`` of float64 rows, by ducc0 where installed.
-
-    Why: ducc0 (the successor of the pocketfft that scipy.fft wraps) runs the float64 transforms of
-    a 64 × 2048 block 1.8–1.9× faster here (0.19 against 0.35 ms; measured, BENCHMARKS.md "limap
-    kernel, fourth pass"); the values agree to ~1e-16 of the largest. (Its float32 transforms were
-    slower than scipy's: the noise path keeps scipy.fft.)
-    """
+    """``scipy.fft.rfft(x, axis=1)`` of float64 rows, by ducc0 where installed. Why: 1.8–1.9× faster on a 64 × 2048
+    block here (0.19 against 0.35 ms, BENCHMARKS.md "limap kernel, fourth pass"), the same values to ~1e-16 of
+    the largest; its float32 transforms were slower than scipy's (the noise path keeps scipy.fft)."""
     d = _ducc()
     if d is None:
         from scipy import fft
@@ -181,6 +181,11 @@ class _Context:
             # a contiguous window (no wrap): a slice picks the same values as the index array without a
             # gather (a view for the SSD and the variance, a block copy for the sandwich)
             self.grid_idx = slice(int(gi[0]), int(gi[0]) + gi.size)
+        # the window's first grid channel, where it is one run beyond the zero-loss channels (the sandwich's
+        # direct zero-loss sums read K_z at g0 − cut … g0 + m − 1 without wrapping); else None
+        self.g0 = None
+        if isinstance(self.grid_idx, slice) and self.grid_idx.start >= _first_channels(e):
+            self.g0 = self.grid_idx.start
         self.channels = np.asarray(channels)
         self.X = X
         self.XT = np.ascontiguousarray(X.T)
@@ -278,8 +283,11 @@ class _Context:
         vn, vz = np.zeros((P, n_fft), dtype), np.zeros((P, n_fft), dtype)
         jit.count_variance(J, self.scale_arr, cut, vn, vz)
         spectra = []
+        kz = None
         for filt, v in ((h, vn), (hz, vz)):
             k2 = fft.irfft(filt, n=n_fft, axis=1, workers=1)
+            if filt is hz and self.g0 is not None and _DIRECT_SANDWICH:
+                kz = k2.copy()  # K_z itself, for the sandwich's direct zero-loss sums
             jit.square(k2)
             spectra += [fft.rfft(k2, axis=1, workers=1), fft.rfft(v, axis=1, workers=1)]
         jit.multiply_add(*spectra)
@@ -287,10 +295,13 @@ class _Context:
         var, bound = np.empty((P, self.grid_arr.size)), np.empty(P)
         jit.variance_at(full, self.grid_arr, 4.0 * float(np.finfo(np.float32).eps), var, bound)
         ok = bound <= 5e-5 if dtype == np.float32 else np.ones(P, bool)
-        return var, (h, hz, vn, vz), ok
+        return var, (h, hz, vn, vz, kz, cut), ok
 
-    def _sandwich_jit(self, jit, A, h, hz, vn, vz):
-        """:meth:`_sandwich` with compiled products and weighted squares (float64 sums)."""
+    def _sandwich_jit(self, jit, A, h, hz, vn, vz, kz, cut):
+        """:meth:`_sandwich` with compiled products and weighted squares (float64 sums). With ``kz`` (``K_z``, fourth
+        pass) the zero-loss part is summed directly over the zero-loss channels
+        (:func:`._plural_jit.zero_loss_sandwich`) instead of by two inverse transforms per reference row: σ moves by
+        rounding only (tested)."""
         from scipy import fft
 
         P, n_fft = A.shape[0], self.n_fft
@@ -299,10 +310,13 @@ class _Context:
         af = fft.rfft(full, axis=2, workers=1)
         prod = np.empty_like(af)
         vb = np.zeros((P, self.M))
-        for filt, v, m in ((h, vn, self.n), (hz, vz, self.L)):
+        parts = ((h, vn, self.n),) if kz is not None else ((h, vn, self.n), (hz, vz, self.L))
+        for filt, v, m in parts:
             jit.times_conj(af, filt, prod)
             u = fft.irfft(prod, n=n_fft, axis=2, workers=1)
             jit.weighted_squares(u, v, m, vb)
+        if kz is not None:
+            jit.zero_loss_sandwich(full[:, :, self.grid_idx], kz, vz, cut, self.g0, vb)
         return vb
 
     def _block_numpy(self, J):
