@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Issue 20, second and third pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
+"""Issue 20, second to fourth pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
 and this tree against another (main) per realistic frame, alternated.
 
 One realistic 128×128×1024 frame (``operando_eels(physics="realistic")``, dose 200) goes through the
@@ -16,6 +16,9 @@ Fourier-log deconvolution, GLS fit, σ):
   in-memory pass over the bytes a step must touch, or numpy's transcendental ufuncs alone. A tree with
   the third pass's compiled kernels (``_plural_fast._compiled()``, numba) is timed on that path, with
   the same step names (the first call, untimed, compiles or loads them).
+
+* ``--stage N`` (with ``--compare-src``): the limap stage as the pipeline runs it — ``li_columns`` of an N-frame
+  realistic store (one chunk per frame), threads, two workers — wall and CPU per frame, the two trees alternated.
 
 Example: ``python benchmarks/bench_limap_kernel.py --compare-src /tmp/main/src --rounds 3 --breakdown``
 """
@@ -70,14 +73,67 @@ def child(d, tag):
                       "columns": list(plan.fit.columns)}))
 
 
-def _side(d, tag, src):
+def stage_child(d, tag):
+    """The limap stage as the pipeline runs it: ``li_columns`` of the store, threads, two workers (read,
+    registration, kernel per frame; one task per frame)."""
+    import xarray as xr
+
+    import ionscope
+    import ionscope.io as iio
+    from ionscope.pipeline._eels_fused import li_columns
+
+    series = iio.load(os.path.join(d, "night.zarr"))
+    refs = xr.open_dataarray(os.path.join(d, "night_refs.nc")).load()
+    x0 = np.asarray(series.isel(time=0).transpose("y", "x", "energy").values)
+    plan = _plan(x0, series.energy.values, refs)
+    T = series.sizes["time"]
+    cols = li_columns(series, plan, np.zeros(T), np.tile([0.3, -0.2], (T, 1)))
+    from ionscope.pipeline._eels_frame import frame_columns
+
+    frame_columns(x0[:4], plan=plan, drift=(0.3, -0.2))  # compile or load the kernels outside the timing
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = cols.data.compute(scheduler="threads", num_workers=2)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    np.save(os.path.join(d, f"stage_{tag}.npy"), out)
+    print(json.dumps({"tag": tag, "src": os.path.dirname(ionscope.__file__), "wall_per_frame": wall / T,
+                      "cpu_per_frame": cpu / T, "load": load, "load_end": os.getloadavg()[0],
+                      "columns": list(plan.fit.columns)}))
+
+
+def stage(d, src, frames, rounds):
+    """``--stage N``: an N-frame realistic store (one chunk per frame, as bench_operando.py writes it), the limap
+    stage of the other tree and of this one alternated in child processes."""
+    from ionscope.simulate import operando_eels
+
+    _, truth, _ = operando_eels(shape=(128, 128), n_frames=frames, energy_range=(-5.0, 97.4), energy_step=0.1,
+                                energy_drift_ev=0.3, specimen_drift_px=1.0, seed=0, physics="realistic",
+                                out=os.path.join(d, "night.zarr"), chunks={"time": 1, "energy": -1})
+    truth.references.to_netcdf(os.path.join(d, "night_refs.nc"))
+    rows = []
+    for r in range(rounds):
+        for tag, path in (("other", src), ("this", None)):
+            rows.append(_side(d, f"{tag}{r}", path, stage=True))
+            x = rows[-1]
+            print(f"stage round {r} {tag:5s}: wall {x['wall_per_frame']:.2f} s, CPU {x['cpu_per_frame']:.2f} s per "
+                  f"frame, load {x['load']:.1f} → {x['load_end']:.1f}", flush=True)
+    a, b = np.load(os.path.join(d, "stage_other0.npy")), np.load(os.path.join(d, "stage_this0.npy"))
+    cols = rows[0]["columns"]
+    for name in ("Li", "Co"):
+        i, k = cols.index(name), cols.index(f"{name}_std")
+        print(f"stage this vs other: {name} {np.max(np.abs(a[..., i] - b[..., i])) / np.sqrt(np.mean(a[..., i] ** 2)):.1e}"
+              f" of RMS, σ {np.max(np.abs(b[..., k] / a[..., k] - 1)):.1e}")
+    return rows
+
+
+def _side(d, tag, src, stage=False):
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = src
     else:
         env.pop("PYTHONPATH", None)
-    res = subprocess.run([sys.executable, __file__, "--child", d, "--tag", tag], env=env, capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run([sys.executable, __file__, "--stage-child" if stage else "--child", d, "--tag", tag],
+                         env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -153,12 +209,37 @@ def breakdown(d):
             res = fn(*a, **k)
             key = f"FFT {stack[-1]} {name}"
             spent[key] = spent.get(key, 0.0) + clock() - t0
+            _count(stack[-1], name, a[0], k.get("axis", -1))
             return res
 
         setattr(sfft, name, timed)
 
+    rows: dict = {}
+
+    def _count(step, name, x, axis):
+        # transforms of one row, by step, kind and precision (the floors below are per row)
+        x = np.asarray(x)
+        bits = 32 if x.dtype in (np.float32, np.complex64) else 64
+        key = (step, name, bits)
+        rows[key] = rows.get(key, 0) + x.size // x.shape[axis]
+
     for name in ("rfft", "irfft"):
         fft_wrap(name)
+    if getattr(pf, "_ducc", lambda: None)() is not None:
+        # the fourth pass's float64 transforms by ducc0: counted with the transforms, under the same names
+        for name, key in (("_rfft64", "rfft"), ("_irfft64", "irfft")):
+            fn = getattr(pf, name)
+            saved.append((pf, name, fn))
+
+            def timed(*a, _fn=fn, _key=key, **k):
+                t0 = clock()
+                res = _fn(*a, **k)
+                key = f"FFT {stack[-1]} {_key}"
+                spent[key] = spent.get(key, 0.0) + clock() - t0
+                _count(stack[-1], _key, a[0], 1)
+                return res
+
+            setattr(pf, name, timed)
     wrap(pf, "_prepare", "prepare")
     wrap(pf._Context, "_noise", "noise")
     wrap(pf._Context, "_fit", "fit")
@@ -175,6 +256,7 @@ def breakdown(d):
     try:
         pf.fourier_log_kernel(J[:64], **kw)
         spent.clear()
+        rows.clear()
         t0 = clock()
         pf.fourier_log_kernel(J, **kw)
         total = clock() - t0
@@ -212,19 +294,26 @@ def breakdown(d):
     q_re, q_im = rng.standard_normal((P, kc)), rng.standard_normal((P, kc))
     pos = np.abs(q_re) + 0.1
     log_floor = _best(lambda: (np.arctan2(q_im, q_re), np.log(pos))) * scale
+    def tf(step, names=("rfft", "irfft")):
+        """The transforms a step ran (per pixel, as counted) and their floor: scipy.fft alone on as many rows."""
+        keys = [k for k in rows if k[0] == step and k[1] in names]
+        floor = sum(rows[k] * fl[f"{k[1]}{k[2]}"] / n_pix for k in keys)
+        what = " + ".join(f"{rows[k] / n_pix:.3g} {k[1]}{k[2]}" for k in sorted(keys))
+        return floor, what
+
+    (fwd_fl, fwd_w), (inv_fl, inv_w) = tf("block", ("rfft",)), tf("block", ("irfft",))
+    (noise_fl, noise_w), (sigma_fl, sigma_w) = tf("noise"), tf("sigma")
     steps = [
         ("zero-loss alignment, I0, tail, padding (_prepare)", f["prepare"], pass64 + pad,
          "one read of the frame (float64) + the padded 2048-channel copy"),
-        ("forward FFTs: counts and zero-loss (2 × float64 rfft)", fwd, 2 * fl["rfft64"], "scipy.fft alone"),
+        (f"forward FFTs: counts and zero-loss ({fwd_w} per pixel)", fwd, fwd_fl, "scipy.fft alone"),
         ("complex log, 1/j, 1/z, reconvolution, zero-loss mask", block_own, log_floor,
          "np.arctan2 + np.log alone on (block, kc)"),
-        ("inverse FFT to single scattering (float64 irfft)", inv, fl["irfft64"], "scipy.fft alone"),
-        ("noise weights: FFTs (5 rfft + 2 irfft, float32 here)", noise_fft, 5 * fl["rfft32"] + 2 * fl["irfft32"],
-         "scipy.fft alone"),
+        (f"inverse FFT to single scattering ({inv_w})", inv, inv_fl, "scipy.fft alone"),
+        (f"noise weights: FFTs ({noise_w})", noise_fft, noise_fl, "scipy.fft alone"),
         ("noise weights: element-wise", f["noise"] - noise_fft, pass64, "one read of the frame"),
         ("GLS normal equations, solve, NNLS, χ² (_fit)", f["fit"], None, ""),
-        ("σ sandwich: FFTs (2 rfft + 4 irfft, float32 here)", sigma_fft, 2 * fl["rfft32"] + 4 * fl["irfft32"],
-         "scipy.fft alone"),
+        (f"σ sandwich: FFTs ({sigma_w})", sigma_fft, sigma_fl, "scipy.fft alone"),
         ("σ sandwich: element-wise", f["sigma"] - sigma_fft, pass64, "one read of the frame"),
         ("outside the blocks (checks, conversion, threads)", total - f["block"], pass64, "one read of the frame"),
     ]
@@ -236,8 +325,10 @@ def breakdown(d):
         ratio = f"{t / floor:.1f}×" if floor else "—"
         print(f"| {name} | {t:.3f} | {'—' if floor is None else f'{floor:.3f}'} | {what} | {ratio} |")
     all_fft = sum(ffts.values())
-    fft_floor = 2 * fl["rfft64"] + fl["irfft64"] + 7 * fl["rfft32"] + 6 * fl["irfft32"]
-    print(f"| all 16 transforms | {all_fft:.3f} | {fft_floor:.3f} | scipy.fft alone | {all_fft / fft_floor:.2f}× |")
+    fft_floor = fwd_fl + inv_fl + noise_fl + sigma_fl
+    n_tf = sum(rows.values()) / n_pix
+    print(f"| all {n_tf:.3g} transforms per pixel | {all_fft:.3f} | {fft_floor:.3f} | scipy.fft alone | "
+          f"{all_fft / fft_floor:.2f}× |")
     print(f"| whole kernel | {total:.3f} | {fft_floor:.3f} | its transforms alone | {total / fft_floor:.2f}× |")
     return {"total": total, "steps": {s[0]: s[1] for s in steps}, "floors": fl, "pass64": pass64, "fft_floor": fft_floor}
 
@@ -260,9 +351,15 @@ def main(argv=None):
     p.add_argument("--compare-src", help="the other tree's src folder (e.g. main's, from git archive)")
     p.add_argument("--breakdown", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--stage", type=int, default=0, metavar="N",
+                   help="with --compare-src: also the limap stage (li_columns, threads) on an N-frame store")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--stage-child", help=argparse.SUPPRESS)
     p.add_argument("--tag", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.stage_child:
+        stage_child(args.stage_child, args.tag)
+        return 0
     if args.child:
         if args.tag == "breakdown":
             print()
@@ -280,6 +377,8 @@ def main(argv=None):
         make_frame(d, args.size, args.seed, args.dose)
         if args.compare_src:
             results["compare"] = compare(d, args.compare_src, args.rounds)
+        if args.stage and args.compare_src:
+            results["stage"] = stage(d, args.compare_src, args.stage, args.rounds)
         if args.breakdown and args.compare_src:
             # the same per-step breakdown of the other tree (its kernel has the same steps), then this one
             env = {**os.environ, "PYTHONPATH": args.compare_src}

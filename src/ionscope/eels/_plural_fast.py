@@ -25,7 +25,14 @@ organised for throughput:
   (:mod:`._plural_jit`, third pass: medians 2.6–2.8 → 2.1–2.4 CPU s per realistic
   128×128×1024 frame on one thread at load 3.5–7.5, BENCHMARKS.md); ``_NUMBA = False`` runs the
   numpy steps, the reference they are tested against
-  (``tests/test_eels_plural_numba.py``).
+  (``tests/test_eels_plural_numba.py``);
+* fourth pass: the GLS normal equations, the rows of ``G⁻¹`` and the exact NNLS
+  enumeration by Cholesky in one compiled pass per pixel
+  (:func:`._plural_jit.gls_cholesky`; ``_CHOLESKY = False`` keeps numpy's batched
+  LU), the three float64 transforms by ducc0 where it is installed
+  (``_DUCC = False`` keeps ``scipy.fft``), float32 counts read without a
+  float64 copy (``tests/test_eels_plural_gls.py``; BENCHMARKS.md "limap kernel,
+  fourth pass").
 
 References
 ----------
@@ -39,7 +46,7 @@ import numpy as np
 from . import _lowloss
 from ._kernels import block_workers
 from ._plural import design
-from ._solve import nnls_batched, single_threaded_blas
+from ._solve import MAX_ENUMERATED, nnls_batched, single_threaded_blas
 
 #: pixels per block: (block × 2048) float64 work arrays of 1 MB, about one core's L2 cache. Measured on
 #: one realistic 128×128×1024 frame, one thread, load 4–6 (issue 20, second pass; BENCHMARKS.md): 2.5–2.9
@@ -51,6 +58,51 @@ _BLOCK = 64
 #: private switch: ``False`` runs the numpy path (the reference the compiled kernels of :mod:`._plural_jit`
 #: are tested against, ``tests/test_eels_plural_numba.py``); also used where numba cannot be imported
 _NUMBA = True
+
+#: private switch: ``False`` solves the GLS normal equations with numpy's batched LU (``inv``, ``solve``)
+#: also on the compiled path; ``True`` by Cholesky in :func:`._plural_jit.gls_cholesky` (fourth pass)
+_CHOLESKY = True
+
+#: private switch: ``False`` takes the sandwich's zero-loss part by two inverse transforms per reference row (as the
+#: third pass) where :meth:`_Context._sandwich_jit` could sum it directly (fourth pass)
+_DIRECT_SANDWICH = True
+
+
+#: private switch: ``False`` keeps the float64 transforms of the compiled path in ``scipy.fft``
+_DUCC = True
+
+
+def _ducc():
+    """``ducc0`` (imported here: ``import ionscope`` never loads it) where installed and enabled, else None."""
+    if not _DUCC:
+        return None
+    try:
+        import ducc0
+    except ImportError:  # optional: scipy.fft gives the same transforms to rounding, ~1.8× slower
+        return None
+    return ducc0
+
+
+def _rfft64(x):
+    """``scipy.fft.rfft(x, axis=1)`` of float64 rows, by ducc0 where installed. Why: 1.8–1.9× faster on a 64 × 2048
+    block here (0.19 against 0.35 ms, BENCHMARKS.md "limap kernel, fourth pass"), the same values to ~1e-16 of
+    the largest; its float32 transforms were slower than scipy's (the noise path keeps scipy.fft)."""
+    d = _ducc()
+    if d is None:
+        from scipy import fft
+
+        return fft.rfft(x, axis=1, workers=1)
+    return d.fft.r2c(x, axes=(1,), nthreads=1)
+
+
+def _irfft64(c, n):
+    """``scipy.fft.irfft(c, n=n, axis=1)`` of complex128 rows, by ducc0 where installed (see :func:`_rfft64`)."""
+    d = _ducc()
+    if d is None:
+        from scipy import fft
+
+        return fft.irfft(c, n=n, axis=1, workers=1)
+    return d.fft.c2r(c, axes=(1,), lastsize=n, forward=False, inorm=2, nthreads=1)
 
 
 def _compiled():
@@ -84,7 +136,7 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
 
     def run(idx):
         with single_threaded_blas():
-            out[idx] = ctx.block(np.asarray(J[idx], float))
+            out[idx] = ctx.block(_rows(J, idx))
 
     n_workers = block_workers(len(blocks), workers)
     if n_workers > 1 and len(blocks) > 1:
@@ -96,6 +148,14 @@ def fourier_log_kernel(spectra, *, energy, channels, refs_ext, inner, basis, con
         for idx in blocks:
             run(idx)
     return out.reshape(lead + (n_out,))
+
+
+def _rows(J, idx):
+    """``J[idx]`` for a block's sorted row indices: a view where they are one run (the usual case: every
+    spectrum usable), so that a float32 frame is neither gathered nor converted before the compiled loops."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1:
+        return np.ascontiguousarray(J[idx[0]:idx[-1] + 1])
+    return np.ascontiguousarray(J[idx])
 
 
 class _Context:
@@ -121,6 +181,11 @@ class _Context:
             # a contiguous window (no wrap): a slice picks the same values as the index array without a
             # gather (a view for the SSD and the variance, a block copy for the sandwich)
             self.grid_idx = slice(int(gi[0]), int(gi[0]) + gi.size)
+        # the window's first grid channel, where it is one run beyond the zero-loss channels (the sandwich's
+        # direct zero-loss sums read K_z at g0 − cut … g0 + m − 1 without wrapping); else None
+        self.g0 = None
+        if isinstance(self.grid_idx, slice) and self.grid_idx.start >= _first_channels(e):
+            self.g0 = self.grid_idx.start
         self.channels = np.asarray(channels)
         self.X = X
         self.XT = np.ascontiguousarray(X.T)
@@ -133,6 +198,7 @@ class _Context:
         self.M, self.D = M, D
         self.shift_idx = list(shift_idx)
         self.cons = np.concatenate([np.asarray(constrained, bool), np.zeros(K - len(constrained), bool)])
+        self.cons_idx = np.flatnonzero(self.cons)
         self.tail_fit_ev = tail_fit_ev
         self.var_scale = None if var_scale is None else np.asarray(var_scale, float)
         self.idx = np.arange(n_fft)
@@ -146,20 +212,19 @@ class _Context:
     def block(self, J):
         jit = _compiled()
         if jit is None or self.geom is None:
-            return self._block_numpy(J)
-        return self._block_jit(jit, J)
+            return self._block_numpy(np.asarray(J, float))
+        # the compiled loops read float32 counts as they are (each value converts exactly to float64)
+        return self._block_jit(jit, J if J.dtype in (np.float32, np.float64) else np.asarray(J, float))
 
     def _block_jit(self, jit, J):
         """:meth:`_block_numpy` with its element-wise passes in compiled loops (:mod:`._plural_jit`)."""
-        from scipy import fft
-
         n_fft, kc, nf = self.n_fft, self.kc, self.n_fft // 2 + 1
         J, i0, total, cut, Jx, zx = self._prepare_jit(jit, J)
-        jf = fft.rfft(Jx, axis=1, workers=1)
-        zf = fft.rfft(zx, axis=1, workers=1)
+        jf = _rfft64(Jx)
+        zf = _rfft64(zx)
         del Jx, zx
         spec, h, hz = self._log_jit(jit, jf, zf)
-        ssd = fft.irfft(spec, n=n_fft, axis=1, workers=1)[:, self.grid_idx]
+        ssd = _irfft64(spec, n_fft)[:, self.grid_idx]
         # the noise in float32 where its rounding stays within budget, float64 for the rest (see _noise)
         var, filters, ok = self._noise_jit(jit, h, hz, J, cut)
         redo = np.flatnonzero(~ok)
@@ -180,6 +245,7 @@ class _Context:
         """:func:`_prepare` (and the zero-loss part of the counts), compiled; the extension's ``exp`` by numpy."""
         g = self.geom
         if not g["no_dark"]:
+            J = np.asarray(J, float)
             off = _lowloss.dark_offset(J, self.e)
             if np.any(off):
                 J = J - off[:, None]
@@ -217,8 +283,11 @@ class _Context:
         vn, vz = np.zeros((P, n_fft), dtype), np.zeros((P, n_fft), dtype)
         jit.count_variance(J, self.scale_arr, cut, vn, vz)
         spectra = []
+        kz = None
         for filt, v in ((h, vn), (hz, vz)):
             k2 = fft.irfft(filt, n=n_fft, axis=1, workers=1)
+            if filt is hz and self.g0 is not None and _DIRECT_SANDWICH:
+                kz = k2.copy()  # K_z itself, for the sandwich's direct zero-loss sums
             jit.square(k2)
             spectra += [fft.rfft(k2, axis=1, workers=1), fft.rfft(v, axis=1, workers=1)]
         jit.multiply_add(*spectra)
@@ -226,10 +295,13 @@ class _Context:
         var, bound = np.empty((P, self.grid_arr.size)), np.empty(P)
         jit.variance_at(full, self.grid_arr, 4.0 * float(np.finfo(np.float32).eps), var, bound)
         ok = bound <= 5e-5 if dtype == np.float32 else np.ones(P, bool)
-        return var, (h, hz, vn, vz), ok
+        return var, (h, hz, vn, vz, kz, cut), ok
 
-    def _sandwich_jit(self, jit, A, h, hz, vn, vz):
-        """:meth:`_sandwich` with compiled products and weighted squares (float64 sums)."""
+    def _sandwich_jit(self, jit, A, h, hz, vn, vz, kz, cut):
+        """:meth:`_sandwich` with compiled products and weighted squares (float64 sums). With ``kz`` (``K_z``, fourth
+        pass) the zero-loss part is summed directly over the zero-loss channels
+        (:func:`._plural_jit.zero_loss_sandwich`) instead of by two inverse transforms per reference row: σ moves by
+        rounding only (tested)."""
         from scipy import fft
 
         P, n_fft = A.shape[0], self.n_fft
@@ -238,10 +310,13 @@ class _Context:
         af = fft.rfft(full, axis=2, workers=1)
         prod = np.empty_like(af)
         vb = np.zeros((P, self.M))
-        for filt, v, m in ((h, vn, self.n), (hz, vz, self.L)):
+        parts = ((h, vn, self.n),) if kz is not None else ((h, vn, self.n), (hz, vz, self.L))
+        for filt, v, m in parts:
             jit.times_conj(af, filt, prod)
             u = fft.irfft(prod, n=n_fft, axis=2, workers=1)
             jit.weighted_squares(u, v, m, vb)
+        if kz is not None:
+            jit.zero_loss_sandwich(full[:, :, self.grid_idx], kz, vz, cut, self.g0, vb)
         return vb
 
     def _block_numpy(self, J):
@@ -367,16 +442,17 @@ class _Context:
         var = np.maximum(var, 1e-6 * np.median(var, axis=1, keepdims=True) + 1e-12)
         w = 1.0 / var
         Gu = w @ self.XX
-        G = np.empty((P, K, K))
-        G[:, self.iu[0], self.iu[1]] = Gu
-        G[:, self.iu[1], self.iu[0]] = Gu
         b = (w * y) @ X
-        Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
-        if self.cons.any():
-            beta = nnls_batched(G, b, self.cons)
+        jit = _compiled() if _CHOLESKY and self.cons_idx.size <= MAX_ENUMERATED else None
+        if jit is None:
+            beta, Ginv = self._solve(Gu, b)
         else:
-            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
-            beta = (Ginv @ b[:, :, None])[..., 0]
+            # every pixel by Cholesky, NNLS included (compiled); where a pivot fails, numpy's LU as before
+            beta, Ginv, ok = np.empty((P, K)), np.empty((P, M, K)), np.empty(P, bool)
+            jit.gls_cholesky(Gu, self.iu[0], self.iu[1], b, M, self.cons_idx, beta, Ginv, ok)
+            redo = np.flatnonzero(~ok)
+            if redo.size:
+                beta[redo], Ginv[redo] = self._solve(Gu[redo], b[redo])
         # A = G⁻¹XᵀW (rows of the references): coefficients as linear functionals of the SSD
         A = (Ginv[:, :M, :] @ self.XT) * w[:, None, :]
         resid = y - beta @ self.XT
@@ -390,6 +466,20 @@ class _Context:
                 out[:, 2 * M + 3 + j] = -beta[:, M + j] / beta[:, i]
         out[:, 2 * M + 3 + D:] = beta[:, M + D:]
         return out, A
+
+    def _solve(self, Gu, b):
+        """The GLS coefficients (NNLS where constrained) and the first M rows of ``G⁻¹`` with numpy's LU."""
+        P, K = b.shape
+        G = np.empty((P, K, K))
+        G[:, self.iu[0], self.iu[1]] = Gu
+        G[:, self.iu[1], self.iu[0]] = Gu
+        Ginv = np.linalg.inv(G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(K))
+        if self.cons.any():
+            beta = nnls_batched(G, b, self.cons)
+        else:
+            # the unconstrained solution with the same 1e-12 ridge as nnls_batched's solve
+            beta = (Ginv @ b[:, :, None])[..., 0]
+        return beta, Ginv[:, :self.M]
 
 
 def _conj_over(f, a2):

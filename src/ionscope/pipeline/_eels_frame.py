@@ -273,6 +273,10 @@ def _linear_index(n: int, shift: float):
     return i0, np.minimum(i0 + 1, n - 1), src - i0
 
 
+#: private switch: ``False`` shifts frames with the numpy steps (the reference :mod:`._shift_jit` is tested against)
+_COMPILED_SHIFT = True
+
+
 def _shift_frame(frame: np.ndarray, dy: float, dx: float) -> np.ndarray:
     """Shift a (y, x, energy) frame by (dy, dx) px: :func:`ionscope.transport.apply_shifts` (order 1).
 
@@ -284,6 +288,17 @@ def _shift_frame(frame: np.ndarray, dy: float, dx: float) -> np.ndarray:
     """
     y0, y1, wy = _linear_index(frame.shape[0], dy)
     x0, x1, wx = _linear_index(frame.shape[1], dx)
+    if _COMPILED_SHIFT and frame.ndim == 3 and frame.dtype in (np.float32, np.float64):
+        # the same arithmetic in one compiled pass (0.13 → ~0.03 CPU s per 128×128×1024 float32 frame)
+        try:
+            from ._shift_jit import bilinear_shift
+        except ImportError:  # pragma: no cover - numba is a dependency; the numpy steps give the same bits
+            bilinear_shift = None
+        if bilinear_shift is not None:
+            out = np.empty(frame.shape, frame.dtype)
+            bilinear_shift(np.ascontiguousarray(frame), y0, y1, wy.astype(frame.dtype), x0, x1,
+                           wx.astype(frame.dtype), out)
+            return out
     wy = wy[:, None, None].astype(frame.dtype, copy=False)
     wx = wx[None, :, None].astype(frame.dtype, copy=False)
     top = np.take(frame, y0, axis=0)
