@@ -176,6 +176,30 @@ def timing_only(shape, frames, doses, repeat: int, seeds=(0,)) -> None:
                   flush=True)
 
 
+def bm4d_only(shape, frames, doses, seeds, before: dict) -> None:
+    """PSNR of ``sparse_coding`` (default, and with the ``before`` options) vs BM4D, per dose and seed."""
+    import bm4d
+
+    from ionscope.denoise import anscombe, inverse_anscombe, psnr, sparse_coding
+    from ionscope.simulate import limap_movie
+
+    print("| dose | seed | ionscope now | ionscope before " + str(before) + " | BM4D | Δ now | Δ before | "
+          "search now | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for dose in doses:
+        for seed in seeds:
+            noisy, clean = limap_movie(shape=shape, n_frames=frames, counts=dose, seed=seed)
+            now = sparse_coding(noisy)
+            # the same run when the default already chose the "before" options (e.g. search 4 at 5 counts/px)
+            same = all(now.attrs.get(f"denoise_{k}") == v for k, v in before.items())
+            old = now if same else sparse_coding(noisy, **before)
+            z = np.moveaxis(anscombe(noisy.values).astype(np.float64), 0, -1)
+            ref = np.moveaxis(inverse_anscombe(np.asarray(bm4d.bm4d(z, sigma_psd=1.0))), -1, 0)
+            p_now, p_old, p_ref = (psnr(np.asarray(e, np.float64), clean.values) for e in (now, old, ref))
+            print(f"| {dose:g} | {seed} | {p_now:.2f} | {p_old:.2f} | {p_ref:.2f} | {p_now - p_ref:+.2f} | "
+                  f"{p_old - p_ref:+.2f} | {now.attrs.get('denoise_search')} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def superres_denoised_check(shape, frames, doses, seeds) -> None:
     """2x super-resolution of *denoised* low-dose maps vs bicubic of the same denoised maps.
 
@@ -279,6 +303,11 @@ def main(argv=None) -> int:
                    help="run per-frame BM3D (slow, clearly behind BM4D) on the first N seeds only (default 1)")
     p.add_argument("--timing", type=int, metavar="N",
                    help="only time sparse_coding vs BM4D, best of N interleaved runs, on the seeds")
+    p.add_argument("--bm4d-only", action="store_true",
+                   help="only PSNR of sparse_coding vs BM4D per dose and seed (a table row each)")
+    p.add_argument("--before", nargs="*", default=[], metavar="KEY=INT",
+                   help="with --bm4d-only: also run sparse_coding with these options (e.g. search=4, the "
+                        "default before issue 20's dose-adaptive search)")
     p.add_argument("--superres", action="store_true", help="only the 2x super-resolution check")
     p.add_argument("--superres-denoised", action="store_true",
                    help="only super-resolution of denoised low-dose maps vs bicubic of the same")
@@ -303,6 +332,9 @@ def main(argv=None) -> int:
         return 0
     if args.memory:
         memory_check((512, 512) if args.full else (288, 288), 157 if args.full else 64, args.memory)
+        return 0
+    if args.bm4d_only:
+        bm4d_only(shape, frames, doses, seeds, dict((k, int(v)) for k, v in (kv.split("=") for kv in args.before)))
         return 0
     if args.timing:
         timing_only(shape, frames, doses, args.timing, seeds)

@@ -47,8 +47,10 @@ class SparseCodingOptions:
         Largest number of atoms per patch for batch OMP (K-SVD; default 8).
     passes : int, optional
         Non-local passes (default: 3 at low signal-to-noise, else 2).
-    search, search_t : int
-        Block-matching half-widths in pixels and frames.
+    search : int, optional
+        Block-matching half-width in pixels (default: 4 at low signal-to-noise, 6 at high).
+    search_t : int
+        Block-matching half-width in frames.
     group : int
         Patches per group in the Wiener passes.
     step : int, optional
@@ -83,7 +85,7 @@ class SparseCodingOptions:
     n_atoms: int = 256
     sparsity: int | None = None
     passes: int | None = None
-    search: int = 4
+    search: int | None = None
     search_t: int = 5
     group: int = 64
     step: int | None = None

@@ -51,6 +51,12 @@ _PATCH_T = 12
 # and ~1.5x faster (18-46 of 150 atoms kept: the GEMMs and the group
 # transform shrink with them). 0.5 and 2.0 gave less on one seed each.
 _KEEP = 1.0
+# Block-matching half-width at high signal-to-noise (where 2 passes run, >~10 counts/px): 6 px
+# instead of 4. Chosen on simulator movies of seeds 0-2 only (32x128x128, 20 counts/px; search
+# 4/6/8: 36.03/36.12/36.13 dB mean, 6 gained on every seed); held-out seeds 3, 4 and fresh 5, 6
+# in BENCHMARKS.md (issue 20). Low SNR keeps 4: its third pass leaves no time for the ~2x
+# block-matching work within half of BM4D's time.
+_SEARCH_HIGH = 6
 
 
 def _ksvd_stack(z, *, sigma, patch, patch_t, n_atoms, sparsity, step, seed, progress):
@@ -110,6 +116,11 @@ def _nonlocal_stack(z, *, sigma, patch, patch_t, passes, search, search_t, group
     return est
 
 
+def _snr(var_z: float, sigma: float) -> float:
+    """Structure std over noise std of stabilised data (2.5 is about 10 counts/px)."""
+    return float(np.sqrt(max(var_z - sigma**2, 0.0)) / sigma)
+
+
 def _auto_passes(z: np.ndarray, sigma: float) -> int:
     """3 passes at low signal-to-noise (structure std < 2.5 sigma, i.e. below ~10 counts/px), else 2.
 
@@ -117,8 +128,14 @@ def _auto_passes(z: np.ndarray, sigma: float) -> int:
     at 20 counts/px it loses ~0.3 dB (the pilot is already good; another Wiener
     round over-smooths).
     """
-    snr = np.sqrt(max(float(np.var(z)) - sigma**2, 0.0)) / sigma
-    return 3 if snr < 2.5 else 2
+    return 3 if _snr(float(np.var(z)), sigma) < 2.5 else 2
+
+
+def _auto_search(options: SparseCodingOptions, snr: float) -> SparseCodingOptions:
+    """``search`` chosen by signal-to-noise when not given: _SEARCH_HIGH px at high SNR, else 4."""
+    if options.search is not None:
+        return options
+    return options.replace(search=_SEARCH_HIGH if snr >= 2.5 else 4)
 
 
 def _learned_basis(pilot, *, patch, patch_t, n_sample=20000, seed=0):
@@ -183,7 +200,7 @@ def sparse_coding_kernel(
     n_atoms: int = 256,
     sparsity: int | None = None,
     passes: int | None = None,
-    search: int = 4,
+    search: int | None = None,
     search_t: int = 5,
     group: int = 64,
     step: int | None = None,
@@ -242,8 +259,10 @@ def _kernel(values, *, options: SparseCodingOptions, sigma, progress, record):
     # Global decisions (noise level, number of passes) are taken on the whole
     # movie, so that windows agree with each other and with one-block processing.
     n_pass = options.passes or _auto_passes(z, s)
+    options = _auto_search(options, _snr(float(np.var(z)), s))
     core, context, align = _plan(z.shape, options)
-    _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
+    _note(record, passes=int(n_pass), search=int(options.search), window_core=list(core),
+          window_context=list(context))
     from ._windows import blend_windows
 
     def one(sl):
@@ -277,10 +296,12 @@ def _lazy_movie(da, *, options: SparseCodingOptions, sigma, out_dtype, record=No
     if s <= 1e-2 * std_z or s == 0:
         _note(record, unchanged="noise below 1 % of the signal")
         return da.data.astype(out_dtype)
-    snr = np.sqrt(max(var_z - s**2, 0.0)) / s
+    snr = _snr(var_z, s)
     n_pass = options.passes or (3 if snr < 2.5 else 2)
+    options = _auto_search(options, snr)
     core, context, align = _plan(x.shape, options)
-    _note(record, passes=int(n_pass), window_core=list(core), window_context=list(context))
+    _note(record, passes=int(n_pass), search=int(options.search), window_core=list(core),
+          window_context=list(context))
     from ._windows import spans
 
     chunks = tuple(tuple(c1 - c0 for _, _, c0, c1 in spans(n, c, m, align=a))
@@ -310,7 +331,7 @@ def sparse_coding(
     noise: str = "auto",
     sigma: float | None = None,
     passes: int | None = None,
-    search: int = 4,
+    search: int | None = None,
     search_t: int = 5,
     group: int = 64,
     step: int | None = None,
@@ -370,8 +391,12 @@ def sparse_coding(
         re-matches on, and Wiener-shrinks against, the previous estimate, with
         a patch dictionary learned from it). Default: 3 at low signal-to-noise
         (below ~10 counts/px), else 2.
-    search, search_t : int
-        Block-matching window half-widths in pixels and frames.
+    search : int, optional
+        Block-matching window half-width in pixels. Default: 4 at low
+        signal-to-noise (below ~10 counts/px), else 6 (measured +0.1 dB at
+        20 counts/px; issue 20).
+    search_t : int
+        Block-matching window half-width in frames.
     group : int, default 64
         Patches per group in the Wiener passes (the first pass uses at most 32);
         a power of two gets a fast Haar group transform.
@@ -405,7 +430,7 @@ def sparse_coding(
     what was asked (``denoise_options``: the non-default options) and what
     was chosen automatically: ``denoise_noise_model`` (poisson, pg, gaussian
     or map), ``denoise_sigma`` (noise level in the stabilised domain),
-    ``denoise_passes``, ``denoise_window_core``/``denoise_window_context``
+    ``denoise_passes``, ``denoise_search``, ``denoise_window_core``/``denoise_window_context``
     (frames, px, px), or ``denoise_unchanged`` with the reason.
 
     Raises
