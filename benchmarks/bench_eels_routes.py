@@ -46,6 +46,8 @@ import warnings
 
 import numpy as np
 
+from ionscope.demo._judge import slope as _slope  # OLS slope and s.e. in % per unit t/λ: the demo's own
+
 sys.path.insert(0, os.path.dirname(__file__))
 FIT = (45.0, 85.0)
 
@@ -64,15 +66,6 @@ def _regions(truth):
 
 def _blocks(a, film, b=4):
     return a.where(film.broadcast_like(a)).coarsen(y=b, x=b, boundary="trim").sum()
-
-
-def _slope(rel, t):
-    ok = np.isfinite(rel) & np.isfinite(t)
-    rel, t = rel[ok], t[ok]
-    tc = t - t.mean()
-    s = float((tc * rel).sum() / (tc**2).sum())
-    resid = rel - rel.mean() - s * tc
-    return 100 * s, 100 * float(np.sqrt((resid**2).sum() / max(rel.size - 2, 1) / (tc**2).sum()))
 
 
 def _x_metrics(xb, xtb, xp, xtp, xf, xtf):

@@ -17,6 +17,7 @@ from ionscope import eels
 from ionscope.eels import _li_shift
 from ionscope.errors import DataValidationError
 from ionscope.simulate import operando_eels
+from test_eels_chemical_shift import _areal_leak
 
 FIT = (45.0, 85.0)
 
@@ -43,16 +44,6 @@ def _bias(maps, truth, film, k, lo, hi):
     m = film.broadcast_like(maps.Li) & (xt > lo) & (xt <= hi)
     est = float(maps.Li.where(m).sum() / maps.Co.where(m).sum()) / k
     return est - float(w.sel(component="Li").where(m).sum() / w.sel(component="Co").where(m).sum()) / kt
-
-
-def _areal_leak(maps, truth, film):
-    m = film.broadcast_like(maps.Li).values.ravel()
-    a = (maps.Li / maps.zero_loss).values.ravel()[m]
-    at = (truth.weights.sel(component="Li") / truth.zero_loss).values.ravel()[m]
-    t = truth.thickness.values.ravel()[m]
-    at = at * a.sum() / at.sum()
-    tc = t - t.mean()
-    return 100 * float((tc * (a - at) / at.mean()).sum() / (tc**2).sum())
 
 
 @pytest.fixture(scope="module")
