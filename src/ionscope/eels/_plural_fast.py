@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _lowloss
+from . import _lowloss, _ssdfit
 from ._kernels import block_workers
 from ._plural import design
 from ._solve import MAX_ENUMERATED, nnls_batched, single_threaded_blas
@@ -438,8 +438,9 @@ class _Context:
     def _fit(self, y, var, i0, thickness):
         M, D, K, X = self.M, self.D, self.K, self.X
         P = y.shape[0]
-        # weights: inverse propagated variance, floored so a channel can never dominate
-        var = np.maximum(var, 1e-6 * np.median(var, axis=1, keepdims=True) + 1e-12)
+        # weights: inverse propagated variance, smoothed (no noise-weight correlation) and floored so a
+        # channel can never dominate — as the reference kernel (_ssdfit.weight_variance)
+        var = _ssdfit.weight_variance(var, self.channels, self.step)
         w = 1.0 / var
         Gu = w @ self.XX
         b = (w * y) @ X
