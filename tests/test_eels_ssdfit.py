@@ -101,3 +101,16 @@ def test_noise_free_results_do_not_move(monkeypatch):
     monkeypatch.setattr(_ssdfit, "WEIGHT_SMOOTH_EV", 0.0)
     before = both()
     np.testing.assert_allclose(after, before, rtol=1e-3)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3.0, 30.0])
+def test_fft_gaussian_equals_scipys_nearest_mode(sigma):
+    from scipy.ndimage import gaussian_filter1d
+
+    from ionscope.eels._ssdfit import gaussian_nearest
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 60, 401):  # rows shorter and longer than the kernel
+        v = rng.gamma(3.0, 1.0, (5, n))
+        want = gaussian_filter1d(v, sigma, axis=-1, mode="nearest")
+        assert np.max(np.abs(gaussian_nearest(v, sigma) - want) / want) < 1e-12

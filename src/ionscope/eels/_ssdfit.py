@@ -75,13 +75,31 @@ def weight_variance(var, channels, step, *, smooth_ev=None):
     smooth_ev = WEIGHT_SMOOTH_EV if smooth_ev is None else smooth_ev
     sig = smooth_ev / step if smooth_ev else 0.0
     if sig > 0 and var.shape[-1] > 1:
-        from scipy.ndimage import gaussian_filter1d
-
         ch = np.asarray(channels)
         cuts = np.flatnonzero(np.diff(ch) != 1) + 1 if ch.ndim == 1 and ch.size == var.shape[-1] else []
-        var = np.concatenate([gaussian_filter1d(v, sig, axis=-1, mode="nearest")
-                              for v in np.split(var, cuts, axis=-1)], axis=-1)
+        var = np.concatenate([gaussian_nearest(v, sig) for v in np.split(var, cuts, axis=-1)], axis=-1)
     return np.maximum(var, 1e-6 * np.median(var, axis=-1, keepdims=True) + 1e-12)
+
+
+def gaussian_nearest(v, sigma, *, truncate=4.0):
+    """``scipy.ndimage.gaussian_filter1d(v, sigma, axis=-1, mode="nearest")`` by FFT convolution.
+
+    The same discrete kernel (truncated at ``truncate``·σ, normalised) and the same edge padding, so the
+    result equals scipy's to ~1e-14 relative (tested). Our own because at the weights' σ (30 channels, a
+    241-tap kernel) the direct filter cost 0.55–0.65 CPU-s per 128×128×400 block of the Li-map kernel, the
+    transform 0.15 s (measured 2026-12-07): a circular transform of the padded row's own length suffices,
+    since its wrap-around lands only in the 2r leading outputs, which are dropped.
+    """
+    import scipy.fft as sf
+
+    v = np.asarray(v, float)
+    r = int(truncate * float(sigma) + 0.5)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / float(sigma)) ** 2)
+    n = v.shape[-1]
+    vp = np.concatenate([np.repeat(v[..., :1], r, axis=-1), v, np.repeat(v[..., -1:], r, axis=-1)], axis=-1)
+    size = vp.shape[-1]
+    kernel = sf.rfft(k / k.sum(), size)
+    return sf.irfft(sf.rfft(vp, size, axis=-1) * kernel, size, axis=-1)[..., 2 * r:2 * r + n]
 
 
 def n_outputs(p: int) -> int:
