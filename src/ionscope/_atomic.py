@@ -76,7 +76,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 sess.expect([(rel, tmp)])
             _replace(tmp, final, sess)
     except BaseException:
-        _remove(tmp)
+        _remove_settled(tmp)
         # after Ctrl-C or SIGTERM, dask threads may still finish a chunk into the temporary (recreating
         # it); the pool is joined before atexit hooks run, so remove it once more then
         import atexit
@@ -189,6 +189,27 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
+
+
+def _remove_settled(path: Path, *, quiet_s: float = 0.3, limit_s: float = 3.0) -> None:
+    """Remove ``path`` until it has stayed absent for ``quiet_s`` (at most ``limit_s``).
+
+    When one task of a dask write fails, ``compute`` raises at once while the pool's other tasks run on,
+    and a netCDF writer reopens its file by name to write their chunks: the temporary came back after a
+    plain removal (seen in ``test_convert_names_the_damaged_chunk_and_writes_nothing``, 2 runs in 5 under
+    load). Only the error path waits, and only while the temporary keeps coming back.
+    """
+    import time
+
+    start = last_seen = time.monotonic()
+    while True:
+        if path.exists():
+            _remove(path)
+            last_seen = time.monotonic()
+        now = time.monotonic()
+        if now - last_seen >= quiet_s or now - start >= limit_s:
+            return
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- publishing a set of files
