@@ -12,7 +12,7 @@ def register(sub) -> None:
                        description="Simulate a small operando experiment, run every analysis on it and write "
                                    "maps, movies, figures, summary.json and report.html to DIR.")
     add_out(p, suffixes=None, what="output directory", metavar="DIR", default="demo-out")
-    p.add_argument("--quick", action="store_true", help="smaller data (seconds instead of ~half a minute), for tests")
+    p.add_argument("--quick", action="store_true", help="smaller data (seconds instead of about two minutes on 2 cores), for tests")
     p.add_argument("--steps", nargs="+", metavar="STEP", help=f"run only these steps, from: {', '.join(STEPS)}")
     add_progress(p)
     p.set_defaults(handler=run)
