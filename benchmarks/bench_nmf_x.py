@@ -22,11 +22,23 @@ analysis only, Li also conditioned on the pooled Co (not offered: its σ is not
 honest, see ``_pool_co_over_time``).
 No peer: eXSpy/HyperSpy have no quantitative NMF route.
 
+Fifth pass (``--fifth``): one full-covariance run per seed, from which the
+fourth pass's default (Co pooled) and ``condition_li=True`` (Li conditioned on
+the pooled Co) both follow (``nmf_li`` applies exactly ``_pool_co_over_time``),
+plus two ceilings per seed: the **noise ceiling** ``r_max = √(var_true /
+(var_true + mean σ²))`` of x on 4×4 blocks given the route's own σ, and the
+**Cramér–Rao ceiling**: the same with σ of Li replaced by its Cramér–Rao bound
+for the same 3-spectrum model fitted to the *raw* Poisson counts (every channel;
+``∂J/∂β_k = J ⊗ h_k / I0`` for Fourier-log plural scattering, the noise-free
+expected counts of the same scene), Co's σ as pooled. No unbiased estimator
+with three free amplitudes per spectrum can do better than that ceiling.
+
 Run::
 
     python benchmarks/bench_nmf_x.py --seeds 1 2 3            # ~2 min on a quiet 2-core machine
     python benchmarks/bench_nmf_x.py --seeds 1 2 3 --denoise  # + the denoised movies (a separate route)
     python benchmarks/bench_nmf_x.py --seeds 31 32 --shape 24 32 --specimen-drift 1 --thickness-range 0.2 1.6
+    python benchmarks/bench_nmf_x.py --fifth --seeds 61 62 63  # fifth pass: ~30 s per seed at load 7
 """
 from __future__ import annotations
 
@@ -86,6 +98,55 @@ def _metrics(maps, truth):
             "leak": rest["leak"], "leak_se": rest["leak_se"], "leak_co": leak_co, "leak_x": leak_x}
 
 
+def _x_ceilings(maps, truth, si_kwargs, k, *, conditioned):
+    """(noise ceiling, Cramér–Rao ceiling) of r(x) on the film's 4×4 blocks (see the module docstring)."""
+    import bench_eels_routes as B
+    from ionscope.simulate import operando_eels
+
+    film = B._regions(truth)[0]
+    si0, _, _ = operando_eels(noise=False, **si_kwargs)
+    dims = maps.Li.dims
+    e = si0.energy.values.astype(float)
+    H, ef = maps.spectra.values, maps.energy_fit.values
+    L2 = np.stack([maps.component_li.values, maps.component_co.values])
+    j0 = int(round(ef[0] / (e[1] - e[0])))
+    h = np.zeros((H.shape[0], j0 + H.shape[1]))
+    h[:, j0:] = H
+    J = si0.transpose(*dims, "energy").values.reshape(-1, e.size).astype(float)
+    i0 = maps.zero_loss.values.ravel()
+    n_fft = 1 << int(np.ceil(np.log2(e.size + h.shape[1])))
+    fh = np.fft.rfft(h, n_fft)
+    crb = np.empty((J.shape[0], 2, 2))
+    for a in range(0, J.shape[0], 512):
+        sl = slice(a, a + 512)
+        d = np.fft.irfft(np.fft.rfft(J[sl], n_fft)[:, None] * fh[None], n_fft)[..., :e.size] / i0[sl, None, None]
+        F = np.einsum("pkn,pln,pn->pkl", d, d, np.where(J[sl] > 0, 1.0 / np.maximum(J[sl], 1e-300), 0.0))
+        crb[sl] = np.einsum("qk,pkl,rl->pqr", L2, np.linalg.inv(F), L2)
+    v_hat = maps.Co_std.values.ravel() ** 2  # the pooled Co's variance, as the route
+    b = crb[:, 0, 1] / crb[:, 1, 1]
+    if conditioned:  # Li − b·(Co − Ĉ): var(Li) − b·cov + b²·var(Ĉ), cov(Li, Ĉ) = b·var(Ĉ)
+        v_li, c_lc = crb[:, 0, 0] - b * crb[:, 0, 1] + b**2 * v_hat, b * v_hat
+    else:
+        v_li, c_lc = crb[:, 0, 0], crb[:, 0, 1] * v_hat / crb[:, 1, 1]
+    fb = film.broadcast_like(maps.Li).transpose(*dims)
+    w = truth.weights.where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+    s = maps[["Li", "Co"]].where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+    L, C = s.Li.values.ravel(), s.Co.values.ravel()
+    xt = (w.sel(component="Li") / w.sel(component="Co")).values.ravel() / truth.attrs["k_li_co"]
+    out = []
+    for vli, clc in ((maps.Li_std.values.ravel() ** 2, maps.Li_Co_cov.values.ravel()), (v_li, c_lc)):
+        vv = maps[["Li"]].copy()
+        for name, val in (("vli", vli), ("vco", v_hat), ("clc", clc)):
+            vv[name] = (dims, val.reshape(maps.Li.shape))
+        v = vv[["vli", "vco", "clc"]].where(fb).coarsen(y=4, x=4, boundary="trim").sum()
+        with np.errstate(all="ignore"):
+            sx2 = (v.vli.values.ravel() / C**2 + L**2 * v.vco.values.ravel() / C**4
+                   - 2 * L * v.clc.values.ravel() / C**3) / k**2
+        ok = np.isfinite(xt) & np.isfinite(sx2) & (C > 0)
+        out.append(float(np.sqrt(np.var(xt[ok]) / (np.var(xt[ok]) + np.mean(sx2[ok])))))
+    return tuple(out)
+
+
 def _row(name, seed, parts):
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("xb", "xtb", "xp", "xtp", "pull_li", "pull_co",
                                                                      "pull_x")}
@@ -111,6 +172,8 @@ def main(argv=None):
                    "unregistered (an imperfect input)")
     p.add_argument("--thickness-range", type=float, nargs=2, default=[0.3, 1.2], help="t/λ of the thinnest "
                    "and thickest pixels")
+    p.add_argument("--fifth", action="store_true", help="fifth pass: only the full-covariance route, Co pooled "
+                   "(fourth pass) and Li conditioned on it (fifth pass), with the noise and Cramér–Rao ceilings")
     p.add_argument("--denoise", action="store_true", help="also the default's Li and Co movies denoised by "
                    "denoise.sparse_coding (a separate route, no σ)")
     args = p.parse_args(argv)
@@ -119,6 +182,8 @@ def main(argv=None):
     from ionscope.simulate import operando_eels
 
     warnings.filterwarnings("ignore", category=RuntimeWarning)
+    if args.fifth:
+        return _fifth(args)
     variants = ("none (second pass)", "time (third pass: Co pooled, diagonal)",
                 "time + full covariance (fourth pass)", "time + Li conditioned on Co (analysis)")
     variants += (DENOISED,) if args.denoise else ()
@@ -169,6 +234,51 @@ def main(argv=None):
                  f"{r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f}")
         print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
               f"| {pulls} | {r['leak']:+.1f} / {r['leak_co']:+.1f} | {r['leak_x']:+.3f} |")
+    return rows
+
+
+def _fifth(args):
+    import bench_eels_routes as B
+    import ionscope.eels as ie
+    from ionscope.eels._nmf_li import _pool_co_over_time
+    from ionscope.simulate import operando_eels
+
+    variants = ("time + full covariance (fourth pass)", "time + full covariance + Li conditioned on Co (fifth pass)")
+    parts = {v: [] for v in variants}
+    rows = []
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, fifth pass, shape {args.shape} × "
+          f"{args.frames} frames, dose {args.dose:g} counts per {args.energy_step:g} eV channel")
+    for seed in args.seeds:
+        kw = dict(shape=tuple(args.shape), n_frames=args.frames, physics="realistic", dose=args.dose, seed=seed,
+                  energy_step=args.energy_step, specimen_drift_px=args.specimen_drift,
+                  thickness_range=tuple(args.thickness_range))
+        si, truth, _ = operando_eels(**kw)
+        t0 = time.perf_counter()
+        m = ie.nmf_li(si, truth.references, co_pooling="none")
+        t1 = time.perf_counter()
+        load = os.getloadavg()
+        maps = {variants[0]: _pool_co_over_time(m), variants[1]: _pool_co_over_time(m, condition=True)}
+        film, pristine, _, xp, _ = B._regions(truth)
+        ceil = []
+        for v in variants:
+            mt = _metrics(maps[v], truth)
+            parts[v].append(mt)
+            rows.append(_row(v, seed, [mt]))
+            k = ie.li_fraction(maps[v], calibration={"region": pristine, "x": xp}).attrs["k"]
+            ceil.append(_x_ceilings(maps[v], truth, kw, k, conditioned=v == variants[1]))
+        spread = float(np.std(parts[variants[0]][-1]["xtb"]))
+        print(f"# seed {seed}: true x spread {spread:.3f}; nmf_li {t1 - t0:.1f} s at load {load[0]:.1f} {load[1]:.1f} "
+              f"{load[2]:.1f}; r ceilings (noise / Cramér–Rao): Co pooled {ceil[0][0]:.4f} / {ceil[0][1]:.4f}, "
+              f"Li conditioned {ceil[1][0]:.4f} / {ceil[1][1]:.4f}", flush=True)
+    for v in variants:
+        rows.append(_row(v, "pooled", parts[v]))
+    print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | x pull 4×4 "
+          "| leak Li / Co %/t/λ | x leak /t/λ |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
+              f"| {r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f} | {r['leak']:+.1f} / {r['leak_co']:+.1f} "
+              f"| {r['leak_x']:+.3f} |")
     return rows
 
 

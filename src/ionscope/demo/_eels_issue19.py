@@ -135,6 +135,12 @@ def sasb_numbers(res, truth, film, *, strips: int, cond: str, suffix: str = "", 
     return out
 
 
+def _noise_ceiling(x_true, sigma) -> float:
+    """The highest r(x) expected given the estimate's own σ: √(var_true / (var_true + mean σ²))."""
+    v = float(np.var(x_true))
+    return float(np.sqrt(v / (v + float(np.mean(np.asarray(sigma) ** 2)))))
+
+
 def nmf_numbers(nm, truth, film, frames, *, strips: int, k: float, k_std: float, cond: str, suffix: str = "") -> dict:
     """The NMF route to x: r(x) on 4×4 film blocks (every frame), x bias per unit on ``frames``, pulls."""
     fb = film.broadcast_like(nm.Li)
@@ -159,7 +165,9 @@ def nmf_numbers(nm, truth, film, frames, *, strips: int, k: float, k_std: float,
             r, n=int(ok.sum()), target="≥ 0.95 at 1000 counts per 0.1 eV", bound=0.95, conditions=cond,
             note=f"4×4 blocks of the film beyond the layer, every frame (as benchmarks/bench_nmf_x.py); true x "
                  f"spread {float(np.std(xtb[ok])):.2f}, RMS {float(np.sqrt(np.mean((xb[ok] - xtb[ok]) ** 2))):.3f} "
-                 "(r ≈ spread/√(spread² + RMS²)); s.e. (1 − r²)/√(n − 3)"),
+                 f"(r ≈ spread/√(spread² + RMS²)); noise ceiling from the route's own σ "
+                 f"{_noise_ceiling(xtb[ok], sx[ok]):.3f} (√(var_true/(var_true + mean σ²)); issue 19 fifth pass: the "
+                 "Cramér–Rao bound of the same model is ~0.006 higher); s.e. (1 − r²)/√(n − 3)"),
         f"nmf_x_bias{suffix}": as_judged(
             stats, target="< 0.03", kind="abs_max", bound=0.03, conditions=cond,
             note=f"film beyond the layer, {fr}" + (f" × {strips} column strips" if strips > 1 else "") +

@@ -33,6 +33,14 @@ into a quantitative, error-barred Li map:
    1000 counts/channel, 0.08 came from Li and 0.03 from Co, and the two add
    (the edges overlap: ρ(Li, Co) ≈ −0.48 per pixel); with Co known exactly
    r(x) would reach 0.96–0.97; Co pooled over 4 frames: r(x) 0.940 → 0.952.
+   ``condition_li=True`` also conditions Li on the pooled Co (less x noise,
+   a less honest σ where the NMF spectra are learned from few spectra).
+
+The x noise of this route is near what the counts allow: the Cramér–Rao
+bound of Li for the same three-spectrum model fitted to the raw Poisson
+counts is 0.93 of the route's σ (issue 19's fifth pass, BENCHMARKS.md), so
+r(x) on 4×4 blocks at 1000 counts/channel is set by the scene's true x
+spread against that σ (r ≈ spread/√(spread² + σ²)), not by the algorithm.
 
 Why it can beat MLLS: each pixel is fitted with ``n_components`` (3)
 parameters instead of MLLS's references plus five background exponents — the
@@ -173,16 +181,23 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=False
 
     ``cov(Li, Ĉ) = cov(Li, Co)·var(Ĉ)/var(Co)``; ``g``'s own error is neglected.
 
-    ``condition=True`` (analysis only, not offered by :func:`nmf_li`): Li and
-    Co of one spectrum are anticorrelated (their edges overlap; ρ(Li, Co) ≈
-    −0.48 per pixel at dose 1000), so Li can be conditioned on the better Co
-    by the regression adjustment ``Li − b·(Co − Ĉ)``, ``b = cov(Li, Co)/var(Co)``
-    (variance ``var(Li) − b·cov(Li, Co) + b²·var(Ĉ)``, exact for noise). It
-    lowers the x noise further (r(x) 0.952 → 0.955 on the benchmark) but is not
-    honest: the per-spectrum fit's Co carries a systematic error that changes
-    with the frame's x (the Li-K chemical shift, the learned spectra), which
-    the adjustment moves into Li — x pull on 4×4 blocks 1.16 (seed 3) and 1.48
-    (a 24×32 scene) against 1.0–1.05 without it.
+    ``condition=True`` (``nmf_li(condition_li=True)``, issue 19's fifth pass;
+    not the default): Li and Co of one spectrum are anticorrelated (their
+    edges overlap; ρ(Li, Co) ≈ −0.48 per pixel at dose 1000), so Li can be
+    conditioned on the better Co by the regression adjustment
+    ``Li − b·(Co − Ĉ)``, ``b = cov(Li, Co)/var(Co)`` (variance
+    ``var(Li) − b·cov(Li, Co) + b²·var(Ĉ)``, exact for noise) — the
+    generalised least-squares Li of the pooled model itself (Li free per
+    frame, Co per unit t/λ fixed). It lowers the x noise (RMS on 4×4 blocks
+    −5…−12 % on 48×64×4 scenes at 1000 counts/channel), but any error of Co
+    that changes from frame to frame and is not in its σ is moved into Li,
+    amplified by ``b``: without noise that part is small (x on 4×4 blocks
+    0.010 RMS, as without the adjustment), but the NMF spectra learned from
+    the noisy data themselves carry noise that no σ includes — x pull on 4×4
+    blocks 1.24 (against 1.10) on a 24×32 scene learned from 192 training
+    spectra, 1.09 (1.06) with spectra learned from noise-free data; on 48×64
+    (768 training spectra) 1.04–1.09 (third pass, diagonal weight: 1.16 and
+    1.48).
 
     Spatial smoothing of ``ρ`` instead was rejected: grains of different Co
     density made the Co pull 1.2–2.6. The pooled Co's own σ misses the
@@ -253,7 +268,8 @@ def _pool_co_over_time(ds, *, li="Li", co="Co", time_dim="time", condition=False
 def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 85.0), calibration: Any = None,
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
            resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
-           co_pooling: str = "time", projection: str = "full-covariance", projection_ridge: float = 0.01):
+           co_pooling: str = "time", projection: str = "full-covariance", projection_ridge: float = 0.01,
+           condition_li: bool = False):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -315,6 +331,16 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         ``"full-covariance"`` only: relative ridge ε added to the correlation
         matrix (``(R + ε·I)⁻¹``); smaller is more efficient and more sensitive
         to a component model that misses the data.
+    condition_li : bool
+        With Co pooled over time only: Li of each spectrum is also conditioned
+        on the pooled Co, ``Li − b·(Co − Ĉ)`` with ``b = cov(Li, Co)/var(Co)``
+        — the maximum-likelihood Li under the same model as the pooling (Co
+        per unit t/λ fixed over the frames; Li and Co of one spectrum are
+        anticorrelated, ρ ≈ −0.5, because their edges overlap). Less x noise
+        (RMS of x on 4×4 blocks −5…−12 % at 1000 counts/channel, issue 19's
+        fifth pass), but Co's frame-to-frame systematic errors move into Li:
+        x pull on 4×4 blocks 1.04–1.09 instead of 1.00–1.04, and the areal Li
+        map's systematic grows (see BENCHMARKS.md). Default False.
 
     Returns
     -------
@@ -349,6 +375,8 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
 
     if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 2:
         raise DataValidationError(f"n_components: expected an integer ≥ 2, got {n_components!r}")
+    if not isinstance(condition_li, (bool, np.bool_)):
+        raise DataValidationError(f"condition_li: expected True or False, got {condition_li!r}")
     if co_pooling not in ("time", "none"):
         raise DataValidationError(f"co_pooling: expected 'time' or 'none', got {co_pooling!r}")
     if projection not in ("diagonal", "full-covariance"):
@@ -437,8 +465,9 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
                 "weights_unit": "single-scattering counts"}
     pooled = co_pooling == "time" and "time" in ds[li].dims and ds.sizes["time"] > 1
     if pooled:
-        ds = _pool_co_over_time(ds, li=li, co=co)
+        ds = _pool_co_over_time(ds, li=li, co=co, condition=bool(condition_li))
     ds.attrs["co_pooling"] = "time" if pooled else "none"
+    ds.attrs["li_conditioned_on_co"] = int(bool(condition_li) and pooled)
     if calibration is not None:
         from ._fraction import li_fraction
 
