@@ -77,8 +77,29 @@ def weight_variance(var, channels, step, *, smooth_ev=None):
     if sig > 0 and var.shape[-1] > 1:
         ch = np.asarray(channels)
         cuts = np.flatnonzero(np.diff(ch) != 1) + 1 if ch.ndim == 1 and ch.size == var.shape[-1] else []
-        var = np.concatenate([gaussian_nearest(v, sig) for v in np.split(var, cuts, axis=-1)], axis=-1)
-    return np.maximum(var, 1e-6 * np.median(var, axis=-1, keepdims=True) + 1e-12)
+        if len(cuts) == 0:
+            var = gaussian_nearest(var, sig)  # one run (the usual window): no split, no concatenated copy
+        else:
+            var = np.concatenate([gaussian_nearest(v, sig) for v in np.split(var, cuts, axis=-1)], axis=-1)
+    return floor_at_median(var)
+
+
+def floor_at_median(var, *, rel=1e-6, eps=1e-12):
+    """``np.maximum(var, rel · median(var, axis=-1) + eps)``, the median computed only for the rows it can change.
+
+    Where a row's minimum is ≥ ``rel · max + eps`` no value lies below the floor (the median is ≤ the maximum),
+    so the row is returned as it is: the same result, without the per-row median (0.03 CPU-s per 128×128 frame
+    of the Li-map kernel) on the usual rows, whose variance spans far less than 10⁶. Returns a new array.
+    """
+    var = np.array(var, float)
+    if var.size == 0:
+        return var
+    lo, hi = var.min(axis=-1), var.max(axis=-1)
+    need = ~(lo >= rel * hi + eps)  # NaN rows too: they take np.median's path, as before
+    if need.any():
+        sub = var[need]
+        var[need] = np.maximum(sub, rel * np.median(sub, axis=-1, keepdims=True) + eps)
+    return var
 
 
 def gaussian_nearest(v, sigma, *, truncate=4.0):
@@ -87,8 +108,11 @@ def gaussian_nearest(v, sigma, *, truncate=4.0):
     The same discrete kernel (truncated at ``truncate``·σ, normalised) and the same edge padding, so the
     result equals scipy's to ~1e-14 relative (tested). Our own because at the weights' σ (30 channels, a
     241-tap kernel) the direct filter cost 0.55–0.65 CPU-s per 128×128×400 block of the Li-map kernel, the
-    transform 0.15 s (measured 2026-12-07): a circular transform of the padded row's own length suffices,
-    since its wrap-around lands only in the 2r leading outputs, which are dropped.
+    transform 0.15 s (measured 2026-12-07): a circular transform of at least the padded row's length
+    suffices, since its wrap-around lands only in the 2r leading outputs, which are dropped. The length is
+    rounded up to a fast one (``scipy.fft.next_fast_len``; the zeros beyond the padded row change nothing
+    else): the Li-map window's 351 + 240 = 591 = 3·197 channels made both transforms 3× slower than 600
+    (issue 20, fifth pass: 0.52 → 0.15 CPU-s per frame, BENCHMARKS.md).
     """
     import scipy.fft as sf
 
@@ -96,10 +120,15 @@ def gaussian_nearest(v, sigma, *, truncate=4.0):
     r = int(truncate * float(sigma) + 0.5)
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / float(sigma)) ** 2)
     n = v.shape[-1]
-    vp = np.concatenate([np.repeat(v[..., :1], r, axis=-1), v, np.repeat(v[..., -1:], r, axis=-1)], axis=-1)
-    size = vp.shape[-1]
+    size = sf.next_fast_len(n + 2 * r, real=True)
+    vp = np.zeros(v.shape[:-1] + (size,))
+    vp[..., :r] = v[..., :1]
+    vp[..., r:r + n] = v
+    vp[..., r + n:n + 2 * r] = v[..., -1:]
     kernel = sf.rfft(k / k.sum(), size)
-    return sf.irfft(sf.rfft(vp, size, axis=-1) * kernel, size, axis=-1)[..., 2 * r:2 * r + n]
+    f = sf.rfft(vp, axis=-1, workers=1)
+    f *= kernel
+    return sf.irfft(f, size, axis=-1, workers=1)[..., 2 * r:2 * r + n]
 
 
 def n_outputs(p: int) -> int:
