@@ -11,6 +11,7 @@ between. Tolerances (issue 19): x bias ≤ 0.01, areal Li leak < 1 %/unit t/λ.
 """
 from __future__ import annotations
 
+import _realistic_scenes
 import numpy as np
 import pytest
 import xarray as xr
@@ -92,7 +93,7 @@ def test_without_a_chemical_shift_both_agree():
 
 def test_with_noise_x_within_its_error():
     """Dose 1000: the per-frame x (ratio of summed weights over the film) within 3σ (σ with k's error)."""
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=2)
+    si, truth, _ = _realistic_scenes.scene(2)  # 24×32×4, dose 1000, seed 2: shared with the NMF tests (read-only)
     film, pristine, charged, xp, xc = _regions(truth)
     refs = eels.references_from_regions(si, {"pristine": pristine, "charged": charged},
                                         {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}},

@@ -12,14 +12,12 @@ not the method's).
 """
 from __future__ import annotations
 
-import functools
-
+import _realistic_scenes
 import numpy as np
 import pytest
 
 from ionscope import eels
 from ionscope.errors import DataValidationError
-from ionscope.simulate import operando_eels
 
 
 def _blocks_x(res, truth, film, b=4):
@@ -35,13 +33,12 @@ def _blocks_x(res, truth, film, b=4):
 
 @pytest.fixture(scope="module")
 def clean():
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=2, physics="realistic", dose=400.0, noise=False, seed=3)
-    return si, truth
+    return _realistic_scenes.clean()
 
 
 def test_noise_free_recovers_li_and_x(clean):
     si, truth = clean
-    res = eels.nmf_li(si, truth.references, calibration=truth.attrs["k_li_co"])
+    res = _realistic_scenes.nmf_clean()  # nmf_li(si, truth.references, calibration=truth.attrs["k_li_co"])
     li = truth.weights.sel(component="Li").values
     assert float(res.Li.mean()) / li.mean() == pytest.approx(1.0, abs=0.02)
     film = (truth.co > 0.5) & (truth.y > 25)
@@ -56,17 +53,10 @@ def test_noise_free_recovers_li_and_x(clean):
     assert abs(np.mean(xe - xt)) < abs(np.mean(xm - xt))
 
 
-@functools.lru_cache(maxsize=None)
-def _scene(seed):
-    """24×32×4 realistic spectra at dose 1000 (made once per seed: several tests pool the same scenes)."""
-    return operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
-
-
-@functools.lru_cache(maxsize=None)
-def _nmf_calibrated(seed):
-    """The default NMF route on :func:`_scene` with the true k (the calibration adds x, Li and Co unchanged)."""
-    si, truth, _ = _scene(seed)
-    return eels.nmf_li(si, truth.references, calibration=truth.attrs["k_li_co"])
+# 24×32×4 realistic spectra at dose 1000 and the default NMF route on them with the true k (the calibration adds x,
+# Li and Co unchanged): made once per seed and test session, shared with tests/test_eels_nmf_li_margin.py
+_scene = _realistic_scenes.scene
+_nmf_calibrated = _realistic_scenes.nmf_calibrated
 
 
 def test_sigma_honest_and_x_unbiased_with_noise():

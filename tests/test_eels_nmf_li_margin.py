@@ -8,6 +8,7 @@ docstring); σ honest (pulls of Li and of x on 4×4 blocks 0.8–1.3).
 """
 from __future__ import annotations
 
+import _realistic_scenes
 import numpy as np
 import pytest
 
@@ -74,10 +75,11 @@ def test_full_covariance_projection_lowers_x_noise_with_honest_sigma():
     """
     rms_d, rms_f, pull_li, pull_x = [], [], [], []
     for seed in (1, 2):
-        si, truth, _ = operando_eels(shape=(24, 32), n_frames=4, physics="realistic", dose=1000.0, seed=seed)
+        si, truth, _ = _realistic_scenes.scene(seed)  # shared with tests/test_eels_nmf.py (read-only)
         film = (truth.co > 0.5) & (truth.y > 25)
         diag = eels.nmf_li(si, truth.references, projection="diagonal")
-        full = eels.nmf_li(si, truth.references)  # the default since the fourth pass
+        # the default since the fourth pass: eels.nmf_li(si, truth.references), with x added by the true k
+        full = _realistic_scenes.nmf_calibrated(seed)
         assert full.attrs["projection"] == "full-covariance" and diag.attrs["projection"] == "diagonal"
         for res, store in ((diag, rms_d), (full, rms_f)):
             xe, xt, _ = _blocks(res, truth, film)
@@ -101,11 +103,13 @@ def test_full_covariance_noise_free_and_bad_input():
     """Noise-free (24×32×2, dose 400, seed 3, the 0.6 eV Li-K chemical shift): Li within 2 %, mean x error
     on 4×4 blocks within 0.01 and r(x) > 0.99, as for the diagonal projection (measured: Li −0.9 %, x −0.0037, r 0.9998; diagonal −0.9 %, −0.0035,
     0.9998)."""
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=2, physics="realistic", dose=400.0, noise=False, seed=3)
+    si, truth = _realistic_scenes.clean()  # shared with tests/test_eels_nmf.py (read-only)
     film = (truth.co > 0.5) & (truth.y > 25)
     li_true = truth.weights.sel(component="Li").values
     for projection in ("diagonal", "full-covariance"):
-        res = eels.nmf_li(si, truth.references, projection=projection)
+        # the full covariance is the default: its (calibrated) result is shared with tests/test_eels_nmf.py
+        res = (_realistic_scenes.nmf_clean() if projection == "full-covariance"
+               else eels.nmf_li(si, truth.references, projection=projection))
         xe, xt, _ = _blocks(res, truth, film)
     assert abs(float(res.Li.mean()) / li_true.mean() - 1) < 0.02
     assert abs(np.mean(xe - xt)) < 0.01 and np.corrcoef(xe, xt)[0, 1] > 0.99

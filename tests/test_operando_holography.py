@@ -69,7 +69,9 @@ def test_run_produces_movie_curves_and_summary(night):
     assert np.sqrt(np.mean(err ** 2)) < 0.1
 
 
-def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night):
+def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night, tmp_path):
+    import shutil
+
     d, _ = night
     from ionscope.report import holography_writers
 
@@ -81,7 +83,10 @@ def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night):
     cfg["holography"]["window_nm"] = 20.0
     cfg["holography"] = {k: (str(d / v) if k in ("holograms", "references", "log", "thickness_nm") else v)
                          for k, v in cfg["holography"].items()}
-    changed = run_holography(cfg, output=d / "out", writers=holography_writers())
+    # the changed run goes to a copy of the folder, so that d/out stays cached for the tests below (a changed
+    # option in a copied folder redoes the series as in the original: the cache travels with the folder)
+    shutil.copytree(d / "out", tmp_path / "out")
+    changed = run_holography(cfg, output=tmp_path / "out", writers=holography_writers())
     assert not changed.records["holo_series"].cached and not changed.records["holo_report"].cached
     assert changed.series.attrs["window_nm"] == 20.0
 
@@ -103,7 +108,11 @@ def test_config_errors(tmp_path):
 def test_ionscope_run_routes_a_holography_config(night, tmp_path, capsys):
     from ionscope.cli import main
 
+    import shutil
+
     d, _ = night
+    # into a copy of the folder the tests above made: the routing is under test here, not the stages (cached)
+    shutil.copytree(d / "out", tmp_path / "cli")
     assert main(["run", str(d / "run.toml"), "--no-progress", "-o", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "asymmetry" in out and (tmp_path / "cli" / "summary.json").exists()
