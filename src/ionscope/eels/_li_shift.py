@@ -35,6 +35,19 @@ regions at 1000 counts per channel (truth 0.36). The pixels whose x lies beyond
 the regions' are what ``δ`` changes: :func:`estimate_delta` minimises the χ² of
 the fit over whole frames of the data (noise-free: 0.31–0.34 eV for 0.36–0.37).
 
+The references' own noise (second pass). Two region means of ~10³ pixels at
+100–400 counts per 0.1 eV channel carry per-channel noise as large as the Li-K
+row (their difference over Δx ≈ 0.3); fitted with them, every other pixel is an
+errors-in-variables regression whose normal matrix holds that noise's energy,
+and x beyond the regions' read +0.14…+0.19 high even with the true shift
+(``benchmarks/bench_li_shift_dose.py``). :func:`noise_gram` estimates that
+energy from delete-a-group jackknife replicates of the references and the fit
+subtracts it (the moment-corrected estimator of a linear errors-in-variables
+model; W. A. Fuller, Measurement Error Models, Wiley 1987, §2.2,
+doi:10.1002/9780470316665), for every pixel the
+references were not made from (:func:`fingerprint` recognises those: their own
+noise cancels the bias exactly on average).
+
 References
 ----------
 R. D. Leapman, C. R. Swyt, Ultramicroscopy 26 (1988) 393,
@@ -52,7 +65,11 @@ from ._solve import nnls_batched
 #: trial shifts (eV) of the coarse scan of :func:`estimate_delta`, then refined around the best. Only
 #: shifts to higher loss as Li leaves (the realistic simulator's model): on noisy data (1000 counts per
 #: 0.1 eV channel, regions of ~1000 and ~500 pixels) the χ² had a second, deeper minimum near −0.5 eV
-#: (truth +0.36) that reads x 0.5 low at x ≈ 0.2; noise-free its minimum was at +0.335
+#: (truth +0.36) that reads x 0.5 low at x ≈ 0.2; noise-free its minimum was at +0.335. Second pass: at 400
+#: counts the minimum over −1…+1.5 eV was −0.42…−0.46 eV in 2 draws of 2 (truth +0.36), with or without the
+#: references' noise correction; noise-free a scan over both signs recovers a negative shift (the
+#: simulator's ``li_chemical_shift_ev=-0.6``, tests/test_eels_li_shift_pass2.py). A known shift of either
+#: sign is given with ``references_from_regions(chemical_shift=δ)``
 DELTA_SCAN_EV = np.round(np.arange(0.0, 1.5001, 0.25), 10)
 #: the x grid on which the self-consistent x is bracketed (the shift is extrapolated linearly over it)
 X_GRID = np.round(np.arange(-0.3, 1.6001, 0.05), 10)
