@@ -35,6 +35,19 @@ regions at 1000 counts per channel (truth 0.36). The pixels whose x lies beyond
 the regions' are what ``δ`` changes: :func:`estimate_delta` minimises the χ² of
 the fit over whole frames of the data (noise-free: 0.31–0.34 eV for 0.36–0.37).
 
+The references' own noise (second pass). Two region means of ~10³ pixels at
+100–400 counts per 0.1 eV channel carry per-channel noise as large as the Li-K
+row (their difference over Δx ≈ 0.3); fitted with them, every other pixel is an
+errors-in-variables regression whose normal matrix holds that noise's energy,
+and x beyond the regions' read +0.14…+0.19 high even with the true shift
+(``benchmarks/bench_li_shift_dose.py``). :func:`noise_gram` estimates that
+energy from delete-a-group jackknife replicates of the references and the fit
+subtracts it (the moment-corrected estimator of a linear errors-in-variables
+model; W. A. Fuller, Measurement Error Models, Wiley 1987, §2.2,
+doi:10.1002/9780470316665), for every pixel the
+references were not made from (:func:`fingerprint` recognises those: their own
+noise cancels the bias exactly on average).
+
 References
 ----------
 R. D. Leapman, C. R. Swyt, Ultramicroscopy 26 (1988) 393,
@@ -52,7 +65,11 @@ from ._solve import nnls_batched
 #: trial shifts (eV) of the coarse scan of :func:`estimate_delta`, then refined around the best. Only
 #: shifts to higher loss as Li leaves (the realistic simulator's model): on noisy data (1000 counts per
 #: 0.1 eV channel, regions of ~1000 and ~500 pixels) the χ² had a second, deeper minimum near −0.5 eV
-#: (truth +0.36) that reads x 0.5 low at x ≈ 0.2; noise-free its minimum was at +0.335
+#: (truth +0.36) that reads x 0.5 low at x ≈ 0.2; noise-free its minimum was at +0.335. Second pass: at 400
+#: counts the minimum over −1…+1.5 eV was −0.42…−0.46 eV in 2 draws of 2 (truth +0.36), with or without the
+#: references' noise correction; noise-free a scan over both signs recovers a negative shift (the
+#: simulator's ``li_chemical_shift_ev=-0.6``, tests/test_eels_li_shift_pass2.py). A known shift of either
+#: sign is given with ``references_from_regions(chemical_shift=δ)``
 DELTA_SCAN_EV = np.round(np.arange(0.0, 1.5001, 0.25), 10)
 #: the x grid on which the self-consistent x is bracketed (the shift is extrapolated linearly over it)
 X_GRID = np.round(np.arange(-0.3, 1.6001, 0.05), 10)
@@ -121,6 +138,35 @@ def family(e_ext, refs_ext, names, model, x_grid=X_GRID):
     return li_shapes(e_ext, L1, x_grid, x1, x2, delta), C, i_li, i_host, x1, x2
 
 
+def replicates(references, names, e_ext):
+    """The references' jackknife replicates as ``(groups, n, M)`` rows on ``e_ext`` (like ``refs_ext``) and
+    the region pixels' fingerprints (:func:`ionscope.eels.references_from_regions`), or ``(None, None)``."""
+    attrs = getattr(references, "attrs", {}) or {}
+    if "references_jackknife" not in attrs or "region_fingerprints" not in attrs:
+        return None, None
+    n_g = int(attrs.get("jackknife_groups", 0))
+    reps = np.asarray(attrs["references_jackknife"], float)
+    if n_g < 2 or reps.size != n_g * len(names) * e_ext.size:
+        return None, None
+    return np.swapaxes(reps.reshape(n_g, len(names), e_ext.size), 1, 2), np.asarray(attrs["region_fingerprints"], float)
+
+
+def _rep_family(e_ext, reps, names, model, inner, x_grid):
+    fam = [family(e_ext, r, names, model, x_grid=x_grid) for r in reps]
+    return np.stack([f[0][:, inner] for f in fam]), np.stack([f[1][inner] for f in fam])
+
+
+def replicate_shapes(references, names, e_ext, inner, model, x_grid=X_GRID):
+    """Options of :func:`fourier_log_shift_kernel` for the references' noise correction: the Li-K and host
+    shapes of each jackknife replicate the references carry, at the fit's channels ``inner``, and the region
+    pixels' fingerprints; empty without them."""
+    reps, fps = replicates(references, names, e_ext)
+    if reps is None:
+        return {}
+    shapes_rep, host_rep = _rep_family(e_ext, reps, names, model, inner, x_grid)
+    return {"shapes_rep": shapes_rep, "host_rep": host_rep, "fingerprints": fps}
+
+
 def _self_consistent(f, x_grid):
     """Per pixel the x where ``f = x̂(x) − x`` (P, G) crosses zero from above (linear interpolation);
     the grid's end where it does not cross: (grid index g, fraction a in [0, 1])."""
@@ -137,7 +183,7 @@ def _self_consistent(f, x_grid):
 
 def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host, inner, i_li, i_host, basis,
                              constrained, resolution_fwhm, tail_fit_ev, shift_of_x, var_scale=None, x_grid=X_GRID,
-                             smooth_px=2.0):
+                             smooth_px=2.0, shapes_rep=None, host_rep=None, fingerprints=None):
     """Fourier-log deconvolution + GLS fit with the Li-K shape at each pixel's own x (self-consistent).
 
     Outputs as :func:`._plural.fourier_log_kernel` for the two components (in the
@@ -155,6 +201,11 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
     pixel's own x is too noisy (at 1000 counts per 0.1 eV channel its Li weight has
     ~75 % relative σ): a shape shifted by noise reads less Li (the mismatch is
     second order but always of one sign). The maps themselves stay per pixel.
+
+    ``shapes_rep``/``host_rep`` (the shapes of the references' jackknife replicates,
+    (groups, G, n) and (groups, n)) and ``fingerprints`` (of the region pixels,
+    :func:`fingerprint`): the fit of every pixel the references were not made from
+    is corrected for the references' noise (:func:`noise_gram`).
     """
     lead = spectra.shape[:-1]
     J = spectra.reshape(-1, spectra.shape[-1]).astype(float)
@@ -176,8 +227,10 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
 
     # pass 1: every pixel fitted with every grid x's Li-K shape (Li and host weights)
     bg = np.zeros((J.shape[0], G, 2))
+    member = None if shapes_rep is None else is_member(fingerprint(J), fingerprints)
     for sel, r, var in batches():
-        bg[sel] = _grid_fits(r["ssd"], 1.0 / var, Lg, Z)
+        cov = None if shapes_rep is None else channel_cov(shapes_rep, host_rep, Z[:, 1:], np.mean(1.0 / var, axis=0))
+        bg[sel] = _grid_fits(r["ssd"], 1.0 / var, Lg, Z, cov=cov, member=None if member is None else member[sel])
     g, a = _self_consistent(_smoothed_ratio(bg, lead, smooth_px) - xg[None], xg)
     # pass 2: each pixel with the Li-K shape at its neighbourhood's x
     for sel, r, var in batches():
@@ -189,6 +242,11 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
         X = np.concatenate([Lp[:, :, None], np.broadcast_to(Z, (P_,) + Z.shape)], axis=2)  # (P, m, K)
         Gp = np.einsum("pn,pnk,pnl->pkl", w, X, X)
         bp = np.einsum("pn,pnk->pk", wy, X)
+        if shapes_rep is not None:
+            Lr = (1 - a[sel])[None, :, None] * shapes_rep[:, g[sel]] + a[sel][None, :, None] * shapes_rep[:, g[sel] + 1]
+            om = noise_gram(w, Lr, host_rep, Z[:, 1:])
+            om[member[sel]] = 0.0
+            Gp = corrected_gram(Gp, om)
         beta = nnls_batched(Gp, bp, cons)
         Ginv = np.linalg.inv(Gp + 1e-12 * np.einsum("pii->pi", Gp)[:, :, None] * np.eye(K))
         A = np.einsum("pkl,pnl,pn->pkn", Ginv[:, :2, :], X, w)
@@ -207,9 +265,91 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
     return out.reshape(lead + (n_out,))
 
 
-def _grid_fits(y, w, Lg, Z):
+def fingerprint(J):
+    """(P,) a number per raw spectrum (rows of ``J``) that tells identical spectra apart from all others: a
+    weighted sum of the counts with fixed, incommensurate weights. The references keep those of their
+    regions' pixels (``region_fingerprints``) so that a fit can recognise them in whatever chunks it sees."""
+    J = np.asarray(J, float)
+    u = 1.0 + np.modf(np.arange(J.shape[-1]) * 0.6180339887498949)[0]
+    return J @ u
+
+
+def is_member(fp, fingerprints, rtol=1e-9):
+    """(P,) bool: ``fp`` among the sorted ``fingerprints`` (to ``rtol``: summation order may differ)."""
+    fp = np.asarray(fp, float)
+    if fingerprints is None or len(fingerprints) == 0:
+        return np.zeros(fp.shape, bool)
+    F = np.asarray(fingerprints, float)
+    i = np.clip(np.searchsorted(F, fp), 1, F.size - 1) if F.size > 1 else np.zeros(fp.shape, int)
+    tol = rtol * np.maximum(np.abs(fp), 1e-300)
+    return (np.abs(F[i] - fp) <= tol) | (np.abs(F[np.maximum(i - 1, 0)] - fp) <= tol)
+
+
+def noise_gram(w, d_li, d_host, basis):
+    """(P, 2, 2) expected contribution of the references' noise to the (Li, host) block of each pixel's
+    GLS normal matrix, from delete-a-group jackknife replicates of the two shapes (``d_li`` (groups, P, m)
+    or (groups, m), ``d_host`` (groups, m)), orthogonal (weights ``w`` (P, m)) to the ``basis`` (m, b).
+
+    Why (issue 19, second pass): references made from ~10³ noisy pixels carry per-channel noise as large
+    as the Li-K row itself at 100–400 counts per 0.1 eV channel (the Li row is the difference of two
+    region spectra ~0.3 apart in x). A pixel fitted with them is an errors-in-variables regression: the
+    normal matrix holds ``XᵀWX + Ω`` (``Ω = Σ w·Cov(X̂)``, the noise's energy), which biases the Li and
+    host weights of every pixel that is not one of the regions' (measured at 400 counts: +0.27…+0.31 in x
+    at x 0.1–0.4, −0.02…−0.03 in the regions' range). Subtracting ``Ω`` (the corrected-score estimator of
+    a linear errors-in-variables model) removes it; only the part of the noise outside the background
+    basis counts (the fit absorbs the rest; subtracting all of it made the fit unstable). The region pixels
+    themselves need no correction: their own noise is in the references and cancels it exactly on average.
+    """
+    d_li = np.asarray(d_li, float)
+    if d_li.ndim == 2:
+        d_li = np.broadcast_to(d_li[:, None], (d_li.shape[0], w.shape[0], d_li.shape[1]))
+    n_g = d_li.shape[0]
+    D = np.stack([d_li, np.broadcast_to(np.asarray(d_host, float)[:, None], d_li.shape)], axis=-1)  # (g, P, m, 2)
+    D = D - D.mean(axis=0)
+    if basis is not None and basis.shape[1]:
+        BW = w[:, None, :] * basis.T[None]                                   # (P, b, m)
+        H = np.einsum("pbm,mc->pbc", BW, basis)
+        coef = np.linalg.solve(H[None], np.einsum("pbm,gpmk->gpbk", BW, D))  # (g, P, b, 2)
+        D = D - np.einsum("mb,gpbk->gpmk", basis, coef)
+    return (n_g - 1) / n_g * np.einsum("pm,gpmk,gpml->pkl", w, D, D)
+
+
+#: the most of the (Li, host) block's information the references' noise correction may take away
+MAX_CORRECTION = 0.5
+
+
+def corrected_gram(Gp, om):
+    """``Gp`` (P, K, K) with ``om`` (P, 2, 2) taken from its leading block, scaled down where it would take
+    more than :data:`MAX_CORRECTION` of that block's information (Schur complement over the other columns):
+    at very low counts the estimated correction is itself noisy and could make the matrix indefinite."""
+    A, Bm, Dm = Gp[:, :2, :2], Gp[:, :2, 2:], Gp[:, 2:, 2:]
+    S = A - Bm @ np.linalg.solve(Dm, np.swapaxes(Bm, 1, 2)) if Gp.shape[1] > 2 else A
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.max(np.real(np.linalg.eigvals(np.linalg.solve(S + 1e-300 * np.eye(2), om))), axis=1)
+    scale = np.where(np.isfinite(rho) & (rho > MAX_CORRECTION), MAX_CORRECTION / np.where(rho > 0, rho, 1), 1.0)
+    scale = np.where(np.isfinite(rho), scale, 0.0)
+    out = Gp.copy()
+    out[:, :2, :2] -= scale[:, None, None] * om
+    return out
+
+
+def channel_cov(shapes_rep, host_rep, basis, wbar):
+    """(G, m, 2, 2) per channel the jackknife covariance of the (Li at each grid x, host) shapes' noise, the
+    part outside the background ``basis`` (projected with the mean weights ``wbar``: the weights of one
+    data set differ little in shape); ``Σ_m w·cov`` is then :func:`noise_gram` for every grid x at once."""
+    n_g = shapes_rep.shape[0]
+    D = np.stack([shapes_rep, np.broadcast_to(host_rep[:, None], shapes_rep.shape)], axis=-1)  # (g, G, m, 2)
+    D = D - D.mean(axis=0)
+    if basis is not None and basis.shape[1]:
+        Bw = basis * wbar[:, None]
+        D = D - np.einsum("mb,gGbk->gGmk", basis, np.linalg.solve(Bw.T @ basis, np.einsum("mb,gGmk->gGbk", Bw, D)))
+    return (n_g - 1) / n_g * np.einsum("gGmk,gGml->Gmkl", D, D)
+
+
+def _grid_fits(y, w, Lg, Z, cov=None, member=None):
     """(P, G, 2): Li and host weights of every pixel fitted with each of the ``G`` Li-K shapes ``Lg``
-    beside the fixed columns ``Z`` (host, background); the normal equations share Z's block."""
+    beside the fixed columns ``Z`` (host, background); the normal equations share Z's block. ``cov``
+    (:func:`channel_cov`): corrected for the references' noise, except the ``member`` pixels."""
     wy = w * y
     H = np.einsum("pn,nk,nl->pkl", w, Z, Z)
     bZ = wy @ Z
@@ -225,6 +365,11 @@ def _grid_fits(y, w, Lg, Z):
     Gm[:, :, 1:, 0] = u
     Gm[:, :, 1:, 1:] = H[:, None]
     rhs = np.concatenate([bL[..., None], np.broadcast_to(bZ[:, None, :], (P, G, K - 1))], axis=2)
+    if cov is not None:
+        om = np.einsum("pm,gmkl->pgkl", w, cov)
+        if member is not None:
+            om[member] = 0.0
+        Gm = corrected_gram(Gm.reshape((P * G, K, K)), om.reshape((P * G, 2, 2))).reshape(Gm.shape)
     ridge = 1e-12 * np.einsum("pgii->pgi", Gm)[..., None] * np.eye(K)
     return np.linalg.solve(Gm + ridge, rhs[..., None])[..., :2, 0]
 
@@ -265,7 +410,7 @@ def probe_frames(da, *, max_pixels=4096):
 
 
 def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, inner, basis, resolution_fwhm,
-                   blur, x_grid=X_GRID[::2], scan=DELTA_SCAN_EV, smooth_px=2.0):
+                   blur, x_grid=X_GRID[::2], scan=DELTA_SCAN_EV, smooth_px=2.0, reps=None, fingerprints=None):
     """The Li-K shift between the regions' x (eV) that best describes the data: the total χ² of the fit
     of :func:`fourier_log_shift_kernel` (shape at the neighbourhood's x) over the ``probe`` frames
     (:func:`probe_frames`), minimised over the shift (coarse scan, then a parabola through the best points).
@@ -277,6 +422,17 @@ def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, in
     beyond the regions' are what the shift changes, and they decide it. Only pixels
     with a clear host signal count (vacuum and electrolyte would fit noise with a
     Li-K shape at the grid's end). Returns ``(δ, δ values tried, their χ²)``.
+
+    ``reps``/``fingerprints`` (:func:`replicates`): every fit corrected for the
+    references' noise (:func:`noise_gram`), the region pixels left out (they are
+    fitted exactly at any δ, and their noise is in the references). The χ² itself
+    is not corrected: the references' noise adds ``βᵀΩβ`` to it, which depends on δ
+    through the noise amplification of :func:`separate`, but the correction
+    estimated from 8 jackknife groups is too noisy to subtract (measured at 400
+    counts per 0.1 eV channel: the δ-dependent part of the noise-free χ² is ~400
+    over the probe, the noisy one varies by thousands; subtracting ``βᵀΩβ`` put
+    the minimum at δ = 0 for a true 0.36). With noise the δ found is unreliable at
+    ≤ 400 counts (BENCHMARKS.md, "Li-K shift, second pass"); give it when known.
     """
     from ._plural import _gauss_blur
 
@@ -291,6 +447,9 @@ def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, in
     xg = np.asarray(x_grid, float)
     amounts, _, li, host = model
     step = float(e_ext[1] - e_ext[0])
+    correct = reps is not None and not blur
+    member = is_member(fingerprint(J), fingerprints) if correct else np.zeros(J.shape[0], bool)
+    wbar = w[w.sum(axis=1) > 0].mean(axis=0) if (w.sum(axis=1) > 0).any() else np.ones(m)
 
     def fit(d):
         shapes, hshape, _, _, _, _ = family(e_ext, refs_ext, names, (amounts, d, li, host), x_grid=xg)
@@ -300,20 +459,32 @@ def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, in
         Lg = shapes[:, inner]
         Z = np.column_stack([hshape[inner]] + ([basis] if basis is not None else []))
         # in slices: the (pixels, grid, channels) products of all pixels at once would take ~GBs
-        bg = np.concatenate([_grid_fits(y[s:s + 256], w[s:s + 256], Lg, Z) for s in range(0, y.shape[0], 256)])
+        cov = rep = None
+        if correct:
+            rep = _rep_family(e_ext, reps, names, (amounts, d, li, host), inner, xg)
+            cov = channel_cov(rep[0], rep[1], Z[:, 1:], wbar)
+        bg = np.concatenate([_grid_fits(y[s:s + 256], w[s:s + 256], Lg, Z, cov=cov, member=member[s:s + 256])
+                             for s in range(0, y.shape[0], 256)])
         ratio, host_s = _smoothed_ratio(bg, lead, smooth_px, host=True)
         g, a = _self_consistent(ratio - xg[None], xg)
         Lp = (1 - a)[:, None] * Lg[g] + a[:, None] * Lg[g + 1]
         X = np.concatenate([Lp[:, :, None], np.broadcast_to(Z, (Lp.shape[0],) + Z.shape)], axis=2)
         G = np.einsum("pn,pnk,pnl->pkl", w, X, X)
         G = G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(X.shape[-1]) + 1e-300 * np.eye(X.shape[-1])
+        om = np.zeros((X.shape[0], 2, 2))
+        if correct:
+            Lr = (1 - a)[None, :, None] * rep[0][:, g] + a[None, :, None] * rep[0][:, g + 1]
+            om = np.concatenate([noise_gram(w[s:s + 256], Lr[:, s:s + 256], rep[1], Z[:, 1:])
+                                 for s in range(0, y.shape[0], 256)])
+            om[member] = 0.0
+            G = corrected_gram(G, om)
         beta = np.linalg.solve(G, np.einsum("pn,pnk->pk", w * y, X)[..., None])[..., 0]
         chi = np.sum(w * (y - np.einsum("pnk,pk->pn", X, beta)) ** 2, axis=1)
         return chi, host_s, ratio[np.arange(ratio.shape[0]), g]
 
     _, host0, x0 = fit(0.0)
     top = np.nanpercentile(host0, 90) if np.isfinite(host0).any() else 0.0
-    keep = (host0 > 0.1 * top) & (x0 > xg[0]) & (x0 < xg[-1]) & (w.sum(axis=1) > 0)
+    keep = (host0 > 0.1 * top) & (x0 > xg[0]) & (x0 < xg[-1]) & (w.sum(axis=1) > 0) & ~member
     if top <= 0 or keep.sum() < 4:
         return 0.0, np.zeros(0), np.zeros(0)
     tried = [float(d) for d in scan]

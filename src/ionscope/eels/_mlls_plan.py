@@ -346,7 +346,10 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
             return None
         delta, _, _ = _li_shift.estimate_delta(shift_probe(), energy=e, channels=ch, e_ext=e_ext,
                                                refs_ext=refs_ext, names=names, model=model, inner=inner,
-                                               basis=basis, resolution_fwhm=fw, blur=not measured)
+                                               basis=basis, resolution_fwhm=fw, blur=not measured,
+                                               scan=_li_shift.DELTA_SCAN_EV,
+                                               **dict(zip(("reps", "fingerprints"),
+                                                          _li_shift.replicates(references, names, e_ext))))
         model = (model[0], delta, model[2], model[3])
         source = "data"
     shapes, host, i_li, i_host, x1, x2 = _li_shift.family(e_ext, refs_ext, names, model)
@@ -356,6 +359,8 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
         shapes = _gauss_blur(shapes.T, step, fw).T
         host = _gauss_blur(host[:, None], step, fw)[:, 0]
     extra = dict(shapes_li=shapes, shape_host=host, i_li=i_li, i_host=i_host, shift_of_x=(model[1], x1, x2))
+    if measured:
+        extra.update(_li_shift.replicate_shapes(references, names, e_ext, inner, model))
     return _li_shift.fourier_log_shift_kernel, extra, [i_li], model[1], source
 
 
