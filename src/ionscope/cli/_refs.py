@@ -59,6 +59,12 @@ def register(sub) -> None:
                    help="deconvolve each spectrum from its own zero-loss peak first (default fourier-log)")
     r.add_argument("--frame", type=int, metavar="T",
                    help="for a time series: use this frame only (default: all frames)")
+    r.add_argument("--chemical-shift", default="measure", metavar="measure|open|off|EV",
+                   help="with two regions of Li and one host, the Li-K shift between the regions' x: 'measure' it "
+                        "now on SI and store it in OUT (default; then `ionscope run` and `watch` fit each pixel's "
+                        "own Li-K shape), leave it 'open' (`limap` and eels.mlls measure it on their input; `run` "
+                        "warns and fits the two rows), 'off' (the two rows as given), or a shift in eV of either "
+                        "sign if known")
     add_reader(r)
     add_var(r, default_hint="the only variable, or 'si'")
     add_out(r, suffixes=SUFFIXES, what="output reference file")
@@ -140,6 +146,7 @@ def _composition(spec: str):
 
 
 def run_regions(args) -> int:
+    import numpy as np
     import xarray as xr
 
     from .. import eels
@@ -163,12 +170,58 @@ def run_regions(args) -> int:
         name, mask = _rectangle(spec, shape)
         regions[name] = xr.DataArray(mask, dims=("y", "x"))
     composition = dict(_composition(c) for c in args.composition)
+    shift = _shift_option(args.chemical_shift)
     refs = eels.references_from_regions(
         si, regions, composition, fit_range=tuple(args.fit_range),
         background_range=tuple(args.background_range) if args.background_range else None,
-        plural_scattering=None if args.plural_scattering == "none" else args.plural_scattering)
+        plural_scattering=None if args.plural_scattering == "none" else args.plural_scattering,
+        chemical_shift="auto" if shift in ("measure", "open") else shift)
+    said = ""
+    if shift == "measure" and refs.attrs.get("li_k_shift_components") and not np.isfinite(refs.attrs["li_k_shift_ev"]):
+        refs = _measure_shift(si, refs, tuple(args.fit_range), args.input)
+        said = f", Li-K shift between the regions {refs.attrs['li_k_shift_ev']:+.2f} eV (measured on SI)"
     save(refs, out)
     say(args, f"wrote {out}: components {list(map(str, refs.component.values))}, "
               f"{refs.energy.values[0]:g}–{refs.energy.values[-1]:g} eV, condition number "
-              f"{refs.attrs['condition_number']:.1f}")
+              f"{refs.attrs['condition_number']:.1f}{said}")
     return 0
+
+
+def _shift_option(value: str):
+    """``--chemical-shift``: 'measure', 'open', 'off' or a finite number of eV."""
+    import numpy as np
+
+    from ..errors import DataValidationError
+
+    if value in ("measure", "open", "off"):
+        return value
+    try:
+        shift = float(value)
+    except ValueError:
+        shift = float("nan")
+    if not np.isfinite(shift):
+        raise DataValidationError(f"--chemical-shift: expected measure, open, off or a shift in eV, got {value!r}")
+    return shift
+
+
+def _measure_shift(si, refs, fit_range, name):
+    """``refs`` with the Li-K shift its regions leave open measured on ``si`` and stored.
+
+    Why here: ``ionscope run`` and ``watch`` build their fit once, before any frame is fitted, and a live
+    session's rows are reused by the final run, so the shift must be fixed for the whole night — measured
+    once, on the data the regions come from (as :func:`ionscope.eels.mlls` measures it: whole frames of at
+    most 4096 pixels in all, evenly spread over a series)."""
+    import numpy as np
+
+    from .. import eels
+
+    sub = si
+    if "time" in si.dims:
+        n, per = si.sizes["time"], si.sizes["y"] * si.sizes["x"]
+        keep = max(1, min(n, 4096 // max(per, 1)))
+        sub = si.isel(time=np.unique(np.linspace(0, n - 1, keep).round().astype(int)))
+    maps = eels.mlls(sub, refs, fit_range=fit_range, plural_scattering="fourier-log")
+    out = refs.copy()
+    out.attrs["li_k_shift_ev"] = float(maps.attrs["li_k_shift_ev"])
+    out.attrs["li_k_shift_measured_on"] = f"{name} ({sub.sizes.get('time', 1)} frame(s), by ionscope refs regions)"
+    return out

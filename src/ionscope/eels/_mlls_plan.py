@@ -76,7 +76,8 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
               weights: str | None = "poisson", nonnegative: bool | Sequence[str] = True,
               exponents: tuple[float, ...] | None = None, max_iter: int = 30, tol: float = 1e-6,
               plural_scattering: str | None = None, resolution_fwhm: float | None = None,
-              shift_components: Sequence[str] = (), probe: Any = None, chemical_shift: str = "auto") -> MllsPlan:
+              shift_components: Sequence[str] = (), probe: Any = None, chemical_shift: str = "auto",
+              shift_probe: Any = None) -> MllsPlan:
     """The fit of :func:`mlls` prepared once, to be applied to many blocks of spectra.
 
     Same options as :func:`mlls` (without ``si``, ``low_loss``): the design,
@@ -97,6 +98,13 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
     probe : array_like (n, energy), optional
         With ``plural_scattering`` and no ``resolution_fwhm``: spectra to measure the zero-loss
         width from (:func:`mlls` takes 64 spectra spread evenly over its input).
+    shift_probe : array_like (frames, y, x, energy) or (n, energy), or callable, optional
+        With references from :func:`references_from_regions` that leave their
+        Li-K shift to be measured (``li_k_shift_ev`` NaN): whole frames on
+        ``energy`` (or a callable returning them, called only then) on which
+        the shift is measured, as :func:`mlls` does on its own input. Without
+        them the plan warns and fits the two rows as given. The operando
+        pipeline passes its first good frame.
 
     Returns
     -------
@@ -140,12 +148,26 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
         return _plural_plan(e, ch, references, plural_scattering=plural_scattering, nonnegative=nonnegative,
                             exponents=exponents, resolution_fwhm=resolution_fwhm, background=background,
                             max_iter=max_iter, tol=tol, shift_components=shift_components, var_scale=None,
-                            probe=measured, chemical_shift=chemical_shift)
+                            probe=measured, chemical_shift=chemical_shift,
+                            shift_probe=None if shift_probe is None else _frames_getter(shift_probe, e.size))
     exponents = (2.0, 3.0, 4.0) if exponents is None else tuple(exponents)
     if shift_components:
         raise DataValidationError("shift_components needs plural_scattering='fourier-log'")
     return _plain_plan(e, ch, references, background=background, weights=weights, nonnegative=nonnegative,
                        exponents=exponents, max_iter=max_iter, tol=tol, check_finite=False)
+
+
+def _frames_getter(shift_probe, n_energy):
+    """``shift_probe`` of :func:`mlls_plan` as the callable :func:`._li_shift.estimate_delta`'s caller wants,
+    checked: numpy float64 spectra on the plan's energy axis."""
+    def get():
+        p = np.asarray(shift_probe() if callable(shift_probe) else shift_probe, float)
+        if p.ndim not in (2, 4) or p.shape[-1] != n_energy:
+            raise DataValidationError(f"shift_probe: expected (frames, y, x, energy) or (n, energy) spectra with "
+                                      f"{n_energy} energy channels, got shape {p.shape}")
+        return p
+
+    return get
 
 
 def _check_options(background, weights, nonnegative, max_iter) -> None:
@@ -341,7 +363,8 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
 
             warnings.warn("mlls_plan: the references leave the Li-K shift to be measured on the data "
                           "(li_k_shift_ev is NaN) and a plan has no data: the rows are fitted as given; set "
-                          "references.attrs['li_k_shift_ev'] (mlls reports the measured one in its attrs)",
+                          "references.attrs['li_k_shift_ev'] (mlls reports the measured one in its attrs; "
+                          "`ionscope refs regions` measures and stores it by default), or give shift_probe=",
                           RuntimeWarning, stacklevel=4)
             return None
         delta, _, _ = _li_shift.estimate_delta(shift_probe(), energy=e, channels=ch, e_ext=e_ext,

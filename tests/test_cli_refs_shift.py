@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ionscope refs regions --chemical-shift`` (``cli/_refs.py``): the Li-K shift between two regions measured
+once on the data and stored, so that a plan built without data (``ionscope run``, ``watch``) fits each pixel's
+own Li-K shape instead of warning and fitting the two rows as given (issue 19 item 4)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ionscope.simulate import operando_eels
+
+FIT = ("45", "85")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    import ionscope.io as iio
+
+    # the second of three frames: its film holds x 0.2–0.97 (a charged band below the pristine rows)
+    si, truth, _ = operando_eels(shape=(24, 32), n_frames=3, physics="realistic", noise=False, seed=3)
+    d = tmp_path_factory.mktemp("refs_shift")
+    frame = si.isel(time=1)
+    iio.save(frame, d / "frame.zarr")
+    x0 = truth.x_li.isel(time=1)
+    rich_rows = np.flatnonzero((x0 > 0.9).all("x").values)
+    mean = x0.mean("x").values
+    poor_rows = np.flatnonzero((mean > 0.65) & (mean < 0.87) & (x0 > 0.5).all("x").values)
+    assert rich_rows.size >= 2 and poor_rows.size >= 2
+    xr_ = float(x0.isel(y=slice(rich_rows[0], rich_rows[-1] + 1)).mean())
+    xp = float(x0.isel(y=slice(poor_rows[0], poor_rows[-1] + 1)).mean())
+    args = ["refs", "regions", str(d / "frame.zarr"),
+            "--region-px", f"rich={rich_rows[0]}:{rich_rows[-1] + 1},0:{si.sizes['x']}",
+            "--region-px", f"poor={poor_rows[0]}:{poor_rows[-1] + 1},0:{si.sizes['x']}",
+            "--composition", f"rich:Li={xr_},Co=1", "--composition", f"poor:Li={xp},Co=1",
+            "--fit-range", *FIT, "-q"]
+    true_delta = truth.attrs["li_chemical_shift_ev"] / 0.5 * (xr_ - xp)
+    return d, frame, args, true_delta
+
+
+def test_the_shift_is_measured_and_stored_by_default(scene):
+    import ionscope.io as iio
+    from ionscope import eels
+    from ionscope.cli import main
+
+    d, frame, args, true_delta = scene
+    assert main(args + ["-o", str(d / "measured.nc")]) == 0
+    refs = iio.load(d / "measured.nc")
+    assert refs.attrs["li_k_shift_components"] == ["Li", "Co"]
+    assert np.isfinite(refs.attrs["li_k_shift_ev"])
+    assert "frame.zarr" in refs.attrs["li_k_shift_measured_on"]
+    # the simulator's shift between the regions' x (0.6 eV per 0.5 in x; noise-free: as eels.mlls measures it)
+    assert abs(refs.attrs["li_k_shift_ev"] - true_delta) < 0.1
+    # a plan without data now fits the shift model, and says where the shift came from
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        plan = eels.mlls_plan(refs, energy=frame.energy.values, fit_range=(45.0, 85.0),
+                              plural_scattering="fourier-log", resolution_fwhm=refs.attrs["resolution_fwhm_ev"])
+    assert "Li_shift" in plan.columns
+    maps = eels.mlls(frame, refs, fit_range=(45.0, 85.0), plural_scattering="fourier-log")
+    assert maps.attrs["li_k_shift_source"] == "references"
+    assert maps.attrs["li_k_shift_ev"] == refs.attrs["li_k_shift_ev"]
+
+
+def test_open_off_given_and_refused(scene):
+    import ionscope.io as iio
+    from ionscope.cli import main
+
+    d, frame, args, _ = scene
+    assert main(args + ["--chemical-shift", "open", "-o", str(d / "open.nc")]) == 0
+    assert np.isnan(iio.load(d / "open.nc").attrs["li_k_shift_ev"])
+    assert main(args + ["--chemical-shift", "-0.4", "-o", str(d / "given.nc")]) == 0
+    assert iio.load(d / "given.nc").attrs["li_k_shift_ev"] == -0.4
+    assert main(args + ["--chemical-shift", "off", "-o", str(d / "off.nc")]) == 0
+    assert "li_k_shift_ev" not in iio.load(d / "off.nc").attrs
+    for bad in ("soon", "nan", "inf"):
+        assert main(args + ["--chemical-shift", bad, "-o", str(d / "bad.nc")]) == 2
+        assert not (d / "bad.nc").exists()
