@@ -77,3 +77,30 @@ def test_open_off_given_and_refused(scene):
     for bad in ("soon", "nan", "inf"):
         assert main(args + ["--chemical-shift", bad, "-o", str(d / "bad.nc")]) == 2
         assert not (d / "bad.nc").exists()
+
+
+def test_a_plan_measures_an_open_shift_on_the_frames_it_is_given(scene):
+    import ionscope.io as iio
+    from ionscope import eels
+    from ionscope.cli import main
+    from ionscope.errors import DataValidationError
+
+    d, frame, args, true_delta = scene
+    assert main(args + ["--chemical-shift", "open", "-o", str(d / "open_plan.nc")]) == 0
+    refs = iio.load(d / "open_plan.nc")
+    e = frame.energy.values
+    opts = dict(energy=e, fit_range=(45.0, 85.0), plural_scattering="fourier-log",
+                resolution_fwhm=refs.attrs["resolution_fwhm_ev"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        plan = eels.mlls_plan(refs, shift_probe=lambda: frame.values[None], **opts)
+    assert "Li_shift" in plan.columns
+    import xarray as xr
+
+    stacked = xr.DataArray(plan(frame.values), dims=("y", "x", "component"),
+                           coords={"component": list(plan.columns)})
+    ds = plan.dataset(stacked)
+    assert ds.attrs["li_k_shift_source"] == "data"
+    assert abs(ds.attrs["li_k_shift_ev"] - true_delta) < 0.1
+    with pytest.raises(DataValidationError, match="shift_probe"):
+        eels.mlls_plan(refs, shift_probe=frame.values[..., :10], **opts)
