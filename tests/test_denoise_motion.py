@@ -74,3 +74,14 @@ def test_motion_option_is_validated():
     with pytest.raises(DataValidationError, match="motion must be True or False"):
         SparseCodingOptions(motion="yes")
     assert SparseCodingOptions(motion=False).explicit() == {"motion": False}
+
+
+def test_low_snr_movies_are_not_aligned_high_snr_ones_are():
+    import xarray as xr
+
+    low = xr.DataArray(_jittered(5.0)[0], dims=("time", "y", "x"))
+    on = sparse_coding(low)
+    assert "denoise_aligned_frames" not in on.attrs  # below ~10 counts/px the shifts are not trusted
+    np.testing.assert_array_equal(on.values, sparse_coding(low, motion=False).values)
+    high = sparse_coding(xr.DataArray(_jittered(20.0)[0], dims=("time", "y", "x")))
+    assert 1 <= high.attrs["denoise_aligned_frames"] <= np.count_nonzero(JITTER.any(axis=1))

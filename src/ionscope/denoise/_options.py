@@ -62,7 +62,7 @@ class SparseCodingOptions:
     gain, read_noise : float
         Detector gain and read noise for ``noise="poisson-gaussian"``.
     motion : bool
-        Non-local method: align the frames' whole-pixel jitter before denoising (default True).
+        Non-local method at high SNR: align the frames' whole-pixel jitter before denoising (default True).
 
     Raises
     ------
