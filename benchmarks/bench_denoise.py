@@ -184,20 +184,25 @@ def bm4d_only(shape, frames, doses, seeds, before: dict) -> None:
     from ionscope.simulate import limap_movie
 
     print("| dose | seed | ionscope now | ionscope before " + str(before) + " | BM4D | Δ now | Δ before | "
-          "search now | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "search now | time now / BM4D (s) | ratio | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for dose in doses:
         for seed in seeds:
             noisy, clean = limap_movie(shape=shape, n_frames=frames, counts=dose, seed=seed)
+            t0 = time.perf_counter()
             now = sparse_coding(noisy)
+            t_now = time.perf_counter() - t0
             # the same run when the default already chose the "before" options (e.g. search 4 at 5 counts/px)
             same = all(now.attrs.get(f"denoise_{k}") == v for k, v in before.items())
             old = now if same else sparse_coding(noisy, **before)
             z = np.moveaxis(anscombe(noisy.values).astype(np.float64), 0, -1)
+            t0 = time.perf_counter()
             ref = np.moveaxis(inverse_anscombe(np.asarray(bm4d.bm4d(z, sigma_psd=1.0))), -1, 0)
+            t_ref = time.perf_counter() - t0
             p_now, p_old, p_ref = (psnr(np.asarray(e, np.float64), clean.values) for e in (now, old, ref))
             print(f"| {dose:g} | {seed} | {p_now:.2f} | {p_old:.2f} | {p_ref:.2f} | {p_now - p_ref:+.2f} | "
-                  f"{p_old - p_ref:+.2f} | {now.attrs.get('denoise_search')} | {os.getloadavg()[0]:.1f} |", flush=True)
+                  f"{p_old - p_ref:+.2f} | {now.attrs.get('denoise_search')} | {t_now:.1f} / {t_ref:.1f} | "
+                  f"{t_now / t_ref:.2f} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def superres_denoised_check(shape, frames, doses, seeds) -> None:
@@ -307,7 +312,7 @@ def main(argv=None) -> int:
                    help="only PSNR of sparse_coding vs BM4D per dose and seed (a table row each)")
     p.add_argument("--before", nargs="*", default=[], metavar="KEY=INT",
                    help="with --bm4d-only: also run sparse_coding with these options (e.g. search=4, the "
-                        "default before issue 20's dose-adaptive search)")
+                        "default before issue 20's dose-adaptive search; motion=0, before the jitter alignment)")
     p.add_argument("--superres", action="store_true", help="only the 2x super-resolution check")
     p.add_argument("--superres-denoised", action="store_true",
                    help="only super-resolution of denoised low-dose maps vs bicubic of the same")
@@ -334,7 +339,9 @@ def main(argv=None) -> int:
         memory_check((512, 512) if args.full else (288, 288), 157 if args.full else 64, args.memory)
         return 0
     if args.bm4d_only:
-        bm4d_only(shape, frames, doses, seeds, dict((k, int(v)) for k, v in (kv.split("=") for kv in args.before)))
+        # KEY=INT; motion=0/1 is a bool option
+        bm4d_only(shape, frames, doses, seeds, {k: bool(int(v)) if k == "motion" else int(v)
+                                                for k, v in (kv.split("=") for kv in args.before)})
         return 0
     if args.timing:
         timing_only(shape, frames, doses, args.timing, seeds)

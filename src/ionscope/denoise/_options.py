@@ -61,6 +61,8 @@ class SparseCodingOptions:
         Window length (frames) and tile side (pixels) of bounded-memory processing.
     gain, read_noise : float
         Detector gain and read noise for ``noise="poisson-gaussian"``.
+    motion : bool
+        Non-local method at high SNR: align the frames' whole-pixel jitter before denoising (default True).
 
     Raises
     ------
@@ -94,6 +96,7 @@ class SparseCodingOptions:
     tile: int | None = None
     gain: float = 1.0
     read_noise: float = 0.0
+    motion: bool = True
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -106,6 +109,8 @@ class SparseCodingOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise DataValidationError(f"sparse_coding: {name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.motion, (bool, np.bool_)):
+            raise DataValidationError(f"sparse_coding: motion must be True or False, got {self.motion!r}")
         for name, low in (("gain", 0.0), ("read_noise", -1.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
