@@ -464,7 +464,8 @@ def _total_std_kernel(spectra, weights, amplitude=None, exponent=None, *, channe
             cols += [bg[..., None], (-lnx * bg * A)[..., None]]
         X = np.concatenate(cols, axis=-1)
         floor = 1e-3 * np.maximum(np.abs(Y[sl]).mean(-1, keepdims=True), 1e-300)  # the fit's own floor
-        G = np.einsum("pek,pe,pel->pkl", X, 1.0 / np.maximum(mu, floor), X)
+        # a batched matrix product (a three-operand einsum runs as a plain loop, several times slower)
+        G = np.swapaxes(X / np.maximum(mu, floor)[..., None], 1, 2) @ X
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(G).all((1, 2))
             cov = np.full_like(G, np.nan)
