@@ -22,15 +22,20 @@ from test_eels_chemical_shift import _areal_leak
 FIT = (45.0, 85.0)
 
 
-def _scene(**kw):
-    si, truth, _ = operando_eels(shape=(24, 32), n_frames=3, physics="realistic", seed=1, **kw)
+def _two_regions(truth):
+    """The film, a pristine region (frame 0, x > 0.9) and a charged one (frame 1, x 0.55–0.75), and their x."""
     x = truth.x_li
     film = truth.co > 0.5
     pristine = xr.zeros_like(x, dtype=bool)
     pristine[0] = (x.isel(time=0) > 0.9) & film
     charged = xr.zeros_like(x, dtype=bool)
     charged[1] = (x.isel(time=1) > 0.55) & (x.isel(time=1) < 0.75) & film
-    xp, xc = float(x.where(pristine).mean()), float(x.where(charged).mean())
+    return film, pristine, charged, float(x.where(pristine).mean()), float(x.where(charged).mean())
+
+
+def _scene(**kw):
+    si, truth, _ = operando_eels(shape=(24, 32), n_frames=3, physics="realistic", seed=1, **kw)
+    film, pristine, charged, xp, xc = _two_regions(truth)
     refs = eels.references_from_regions(si, {"pristine": pristine, "charged": charged},
                                         {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}},
                                         fit_range=FIT)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from ionscope import eels
 from ionscope.eels import _li_shift
 from ionscope.eels._kernels import powerlaw_basis
 from ionscope.simulate import operando_eels
+from test_eels_li_shift import _two_regions
 
 FIT = (45.0, 85.0)
 JK = ("references_jackknife", "region_fingerprints", "jackknife_groups")
@@ -26,13 +26,7 @@ JK = ("references_jackknife", "region_fingerprints", "jackknife_groups")
 def _scene(shift_ev=0.6, noise=False, seed=1):
     si, truth, _ = operando_eels(shape=(24, 32), n_frames=3, physics="realistic", seed=seed, noise=noise,
                                  li_chemical_shift_ev=shift_ev)
-    x = truth.x_li
-    film = truth.co > 0.5
-    pristine = xr.zeros_like(x, dtype=bool)
-    pristine[0] = (x.isel(time=0) > 0.9) & film
-    charged = xr.zeros_like(x, dtype=bool)
-    charged[1] = (x.isel(time=1) > 0.55) & (x.isel(time=1) < 0.75) & film
-    xp, xc = float(x.where(pristine).mean()), float(x.where(charged).mean())
+    film, pristine, charged, xp, xc = _two_regions(truth)
     regions = {"pristine": pristine, "charged": charged}
     comp = {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}}
     return si, truth, film, pristine, regions, comp, xp, xc

@@ -15,23 +15,7 @@ import pytest
 from ionscope import eels
 from ionscope.errors import DataValidationError
 from ionscope.simulate import operando_eels
-
-
-def _blocks(res, truth, film, b=4):
-    """x of b×b blocks (ratio of summed weights), its truth and its propagated σ (Li–Co covariance included)."""
-    filmb = film.broadcast_like(res.Li)
-    s = res[["Li", "Co", "Li_Co_cov"]].where(filmb).coarsen(y=b, x=b, boundary="trim").sum()
-    v = (res[["Li_std", "Co_std"]] ** 2).where(filmb).coarsen(y=b, x=b, boundary="trim").sum()
-    w = truth.weights.where(filmb).coarsen(y=b, x=b, boundary="trim").sum()
-    k = truth.attrs["k_li_co"]
-    L, C = s.Li.values.ravel(), s.Co.values.ravel()
-    xt = (w.sel(component="Li") / w.sel(component="Co")).values.ravel() / k
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xe = L / C / k
-        sx = np.sqrt(v.Li_std.values.ravel() / C**2 + L**2 * v.Co_std.values.ravel() / C**4
-                     - 2 * L * s.Li_Co_cov.values.ravel() / C**3) / k
-    ok = np.isfinite(xe) & np.isfinite(xt) & np.isfinite(sx) & (sx > 0) & (C > 0)
-    return xe[ok], xt[ok], sx[ok]
+from test_eels_nmf_li_margin import _blocks  # x of 4×4 blocks, its truth and σ (Li–Co covariance included)
 
 
 def test_li_conditioned_on_pooled_co_recovers_x_with_less_noise_and_honest_sigma():
