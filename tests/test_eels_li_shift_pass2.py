@@ -17,7 +17,7 @@ from ionscope import eels
 from ionscope.eels import _li_shift
 from ionscope.eels._kernels import powerlaw_basis
 from ionscope.simulate import operando_eels
-from test_eels_li_shift import _two_regions
+from test_eels_li_shift import _bias, _two_regions
 
 FIT = (45.0, 85.0)
 JK = ("references_jackknife", "region_fingerprints", "jackknife_groups")
@@ -30,15 +30,6 @@ def _scene(shift_ev=0.6, noise=False, seed=1):
     regions = {"pristine": pristine, "charged": charged}
     comp = {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}}
     return si, truth, film, pristine, regions, comp, xp, xc
-
-
-def _bias(maps, truth, film, k, lo, hi):
-    w = truth.weights
-    kt = truth.attrs["k_li_co"]
-    xt = w.sel(component="Li") / w.sel(component="Co") / kt
-    m = film.broadcast_like(maps.Li) & (xt > lo) & (xt <= hi)
-    est = float(maps.Li.where(m).sum() / maps.Co.where(m).sum()) / k
-    return est - float(w.sel(component="Li").where(m).sum() / w.sel(component="Co").where(m).sum()) / kt
 
 
 def _synthetic_regions(rng, e, L, C, B, sig, groups=8):
