@@ -104,3 +104,22 @@ def test_a_plan_measures_an_open_shift_on_the_frames_it_is_given(scene):
     assert abs(ds.attrs["li_k_shift_ev"] - true_delta) < 0.1
     with pytest.raises(DataValidationError, match="shift_probe"):
         eels.mlls_plan(refs, shift_probe=frame.values[..., :10], **opts)
+
+
+def test_a_shift_the_data_do_not_determine_is_said_and_a_model_without_deconvolution_refused(tmp_path, capsys):
+    import ionscope.io as iio
+    from ionscope.cli import main
+
+    # the quick realistic series with made-up compositions (rows 0–3 are not x 0.9): no χ² minimum inside the
+    # searched shifts; the bound is stored as found, and said on stderr even with -q
+    assert main(["simulate", "operando", "--quick", "--physics", "realistic", "-q", "-o", str(tmp_path / "r.zarr")]) == 0
+    regions = ["--frame", "0", "--region-px", "a=0:4,0:24", "--region-px", "b=10:16,0:24",
+               "--composition", "a:Li=0.9,Co=1", "--composition", "b:Li=0.5,Co=1", "--fit-range", "45", "85", "-q"]
+    assert main(["refs", "regions", str(tmp_path / "r.zarr"), *regions, "-o", str(tmp_path / "a.nc")]) == 0
+    delta = iio.load(tmp_path / "a.nc").attrs["li_k_shift_ev"]
+    err = capsys.readouterr().err
+    assert delta in (0.0, 1.5) and "the data do not determine it" in err and "--chemical-shift" in err
+    # a shift given for references that are not deconvolved has no model to go into
+    assert main(["refs", "regions", str(tmp_path / "r.zarr"), *regions, "--plural-scattering", "none",
+                 "--chemical-shift", "0.3", "-o", str(tmp_path / "b.nc")]) == 2
+    assert "--plural-scattering fourier-log" in capsys.readouterr().err and not (tmp_path / "b.nc").exists()

@@ -59,7 +59,7 @@ def register(sub) -> None:
                    help="deconvolve each spectrum from its own zero-loss peak first (default fourier-log)")
     r.add_argument("--frame", type=int, metavar="T",
                    help="for a time series: use this frame only (default: all frames)")
-    r.add_argument("--chemical-shift", default="measure", metavar="measure|open|off|EV",
+    r.add_argument("--chemical-shift", default=None, metavar="measure|open|off|EV",
                    help="with two regions of Li and one host, the Li-K shift between the regions' x: 'measure' it "
                         "now on SI and store it in OUT (default; then `ionscope run` and `watch` fit each pixel's "
                         "own Li-K shape), leave it 'open' (`limap` and eels.mlls measure it on their input; `run` "
@@ -170,7 +170,10 @@ def run_regions(args) -> int:
         name, mask = _rectangle(spec, shape)
         regions[name] = xr.DataArray(mask, dims=("y", "x"))
     composition = dict(_composition(c) for c in args.composition)
-    shift = _shift_option(args.chemical_shift)
+    shift = _shift_option("measure" if args.chemical_shift is None else args.chemical_shift)
+    if args.chemical_shift is not None and args.plural_scattering == "none" and shift != "off":
+        raise DataValidationError(f"--chemical-shift {args.chemical_shift}: the Li-K shift model needs "
+                                  "--plural-scattering fourier-log (references of deconvolved spectra)")
     refs = eels.references_from_regions(
         si, regions, composition, fit_range=tuple(args.fit_range),
         background_range=tuple(args.background_range) if args.background_range else None,
@@ -214,6 +217,7 @@ def _measure_shift(si, refs, fit_range, name):
     import numpy as np
 
     from .. import eels
+    from ..eels import _li_shift
 
     sub = si
     if "time" in si.dims:
@@ -221,7 +225,18 @@ def _measure_shift(si, refs, fit_range, name):
         keep = max(1, min(n, 4096 // max(per, 1)))
         sub = si.isel(time=np.unique(np.linspace(0, n - 1, keep).round().astype(int)))
     maps = eels.mlls(sub, refs, fit_range=fit_range, plural_scattering="fourier-log")
+    delta = float(maps.attrs["li_k_shift_ev"])
+    scan = _li_shift.DELTA_SCAN_EV
+    if not scan[0] < delta < scan[-1]:
+        import sys
+
+        # the χ² had no minimum inside the searched range: the data (or the regions' compositions) do not
+        # determine the shift, and a stored bound would read as a measurement (said even with -q)
+        print(f"ionscope refs: warning: {name}: the Li-K shift measured between the regions, {delta:+.2f} eV, lies "
+              f"at the end of the searched range ({scan[0]:g}…{scan[-1]:g} eV): the data do not determine it; "
+              "check the regions' compositions, or give the shift with --chemical-shift EV (or 'open'/'off')",
+              file=sys.stderr)
     out = refs.copy()
-    out.attrs["li_k_shift_ev"] = float(maps.attrs["li_k_shift_ev"])
+    out.attrs["li_k_shift_ev"] = delta
     out.attrs["li_k_shift_measured_on"] = f"{name} ({sub.sizes.get('time', 1)} frame(s), by ionscope refs regions)"
     return out
