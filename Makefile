@@ -18,7 +18,7 @@ install: $(BIN)/ionscope
 demo: install
 	$(BIN)/ionscope demo --out $(OUT)
 
-# `make test`: the fast tier (every test not marked slow, doctests included; under 10 min on 2 cores).
+# `make test`: the fast tier (every test not marked slow, doctests included; about 10 min on 2 cores: 9.6–10.4 min in the 2026-12-07 night CI runs).
 # `make test-slow`: the slow tier only (fault injection in child processes, repeated full runs, the README
 # run top to bottom). CI (.ci/run) runs both.
 test: install
