@@ -133,14 +133,14 @@ def _snr(var_z: float, sigma: float) -> float:
     return float(np.sqrt(max(var_z - sigma**2, 0.0)) / sigma)
 
 
-def _auto_passes(z: np.ndarray, sigma: float) -> int:
+def _auto_passes(snr: float) -> int:
     """3 passes at low signal-to-noise (structure std < 2.5 sigma, i.e. below ~10 counts/px), else 2.
 
     Measured on simulator movies: at 5 counts/px a third pass adds 0.2-0.5 dB,
     at 20 counts/px it loses ~0.3 dB (the pilot is already good; another Wiener
     round over-smooths).
     """
-    return 3 if _snr(float(np.var(z)), sigma) < 2.5 else 2
+    return 3 if snr < 2.5 else 2
 
 
 def _auto_search(options: SparseCodingOptions, snr: float) -> SparseCodingOptions:
@@ -271,10 +271,11 @@ def _kernel(values, *, options: SparseCodingOptions, sigma, progress, record):
         return xf.astype(dtype)
     # Global decisions (noise level, number of passes) are taken on the whole
     # movie, so that windows agree with each other and with one-block processing.
-    n_pass = options.passes or _auto_passes(z, s)
-    options = _auto_search(options, _snr(float(np.var(z)), s))
+    snr = _snr(float(np.var(z)), s)
+    n_pass = options.passes or _auto_passes(snr)
+    options = _auto_search(options, snr)
     # The frames' jitter, like the noise level, is decided on the whole movie (windows then agree)
-    shifts = _movie_shifts(z, options, record, snr=_snr(float(np.var(z)), s))
+    shifts = _movie_shifts(z, options, record, snr=snr)
     core, context, align = _plan(z.shape, options)
     _note(record, passes=int(n_pass), search=int(options.search), window_core=list(core),
           window_context=list(context))
@@ -330,7 +331,7 @@ def _lazy_movie(da, *, options: SparseCodingOptions, sigma, out_dtype, record=No
         _note(record, unchanged="noise below 1 % of the signal")
         return da.data.astype(out_dtype)
     snr = _snr(var_z, s)
-    n_pass = options.passes or (3 if snr < 2.5 else 2)
+    n_pass = options.passes or _auto_passes(snr)
     options = _auto_search(options, snr)
     core, context, align = _plan(x.shape, options)
     _note(record, passes=int(n_pass), search=int(options.search), window_core=list(core),
