@@ -220,12 +220,11 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
     Y, V, npix = [], [], []
     for r, m in masks.items():
         sel = m[union]
-        s_, v_ = spec[sel].sum(axis=0), var[sel].sum(axis=0)
-        w = float(np.nansum(norm[sel]))
-        if not np.isfinite(w) or w <= 0 or not np.all(np.isfinite(s_)):
+        y, v, w = _region_mean(spec, var, norm, sel)
+        if not np.isfinite(w) or w <= 0 or not np.all(np.isfinite(y)):
             raise DataValidationError(f"regions[{r!r}]: no usable spectrum (zero or non-finite intensity)")
-        Y.append(s_ / w)
-        V.append(v_ / w**2)
+        Y.append(y)
+        V.append(v)
         npix.append(int(sel.sum()))
     S, S_var = _unmix(np.array(Y), np.array(V), e, ch, bg, exponents, C)
     out = xr.DataArray(S, dims=("component", "energy"),
@@ -245,6 +244,13 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
         out.attrs.update(_jackknife(spec, var, norm, [m[union] for m in masks.values()], flat, e, ch, bg,
                                     exponents, C))
     return out
+
+
+def _region_mean(spec, var, norm, sel):
+    """The spectra ``sel`` summed, and their variance, per unit of their summed ``norm`` (I0·t/λ), and that sum."""
+    w = float(np.nansum(norm[sel]))
+    with np.errstate(divide="ignore", invalid="ignore"):  # w ≤ 0 or NaN: the caller refuses the region
+        return spec[sel].sum(axis=0) / w, var[sel].sum(axis=0) / w**2, w
 
 
 def _unmix(Y, V, e, ch, bg, exponents, C):
@@ -284,9 +290,9 @@ def _jackknife(spec, var, norm, sels, flat, e, ch, bg, exponents, C, groups=JACK
             keep = np.flatnonzero(m)[gi != g]
             if keep.size == 0:
                 return {}
-            w = float(np.nansum(norm[keep]))
-            Y.append(spec[keep].sum(axis=0) / w)
-            V.append(var[keep].sum(axis=0) / w**2)
+            y, v, _ = _region_mean(spec, var, norm, keep)
+            Y.append(y)
+            V.append(v)
         reps.append(_unmix(np.array(Y), np.array(V), e, ch, bg, exponents, C)[0])
     inside = np.any(np.stack(sels), axis=0)
     fp = np.sort(_li_shift.fingerprint(np.asarray(flat, float)[inside]))
