@@ -208,22 +208,19 @@ def _shift_option(value: str):
 
 
 def _measure_shift(si, refs, fit_range, name):
-    """``refs`` with the Li-K shift its regions leave open measured on ``si`` and stored.
+    """``refs`` with the Li-K shift its regions leave open measured on ``si`` and stored (the frames
+    :func:`ionscope.eels.mlls` would measure it on are fitted once: the search is most of the cost).
 
     Why here: ``ionscope run`` and ``watch`` build their fit once, before any frame is fitted, and a live
     session's rows are reused by the final run, so the shift must be fixed for the whole night — measured
     once, on the data the regions come from (as :func:`ionscope.eels.mlls` measures it: whole frames of at
     most 4096 pixels in all, evenly spread over a series)."""
-    import numpy as np
-
     from .. import eels
     from ..eels import _li_shift
 
     sub = si
     if "time" in si.dims:
-        n, per = si.sizes["time"], si.sizes["y"] * si.sizes["x"]
-        keep = max(1, min(n, 4096 // max(per, 1)))
-        sub = si.isel(time=np.unique(np.linspace(0, n - 1, keep).round().astype(int)))
+        sub = si.isel(time=_li_shift.probe_frame_index(si.sizes["time"], si.sizes["y"] * si.sizes["x"]))
     maps = eels.mlls(sub, refs, fit_range=fit_range, plural_scattering="fourier-log")
     delta = float(maps.attrs["li_k_shift_ev"])
     scan = _li_shift.DELTA_SCAN_EV

@@ -400,6 +400,12 @@ def _smoothed_ratio(bg, lead, smooth_px, host=False):
     return (ratio, v[:, v.shape[1] // 2, 1]) if host else ratio
 
 
+def probe_frame_index(n_frames, pixels_per_frame, *, max_pixels=4096):
+    """Indices of the whole frames, evenly spread, of at most ``max_pixels`` pixels in all (at least one)."""
+    keep = max(1, min(n_frames, max_pixels // max(pixels_per_frame, 1)))
+    return np.unique(np.linspace(0, n_frames - 1, keep).round().astype(int))
+
+
 def probe_frames(da, *, max_pixels=4096):
     """Whole (y, x) frames, evenly spread, of at most ``max_pixels`` pixels in all (at least one frame),
     numpy ``(frames, y, x, energy)`` (or the data itself, up to ``max_pixels`` spectra, without y and x):
@@ -409,9 +415,7 @@ def probe_frames(da, *, max_pixels=4096):
         sub = da.transpose(..., "y", "x", "energy")
         per = sub.sizes["y"] * sub.sizes["x"]
         flat = sub.data.reshape((-1, sub.sizes["y"], sub.sizes["x"], sub.shape[-1]))
-        n = flat.shape[0]
-        keep = max(1, min(n, max_pixels // max(per, 1)))
-        flat = flat[np.unique(np.linspace(0, n - 1, keep).round().astype(int))]
+        flat = flat[probe_frame_index(flat.shape[0], per, max_pixels=max_pixels)]
     else:
         flat = da.data.reshape(-1, da.shape[-1])
         flat = flat[::max(1, flat.shape[0] // max_pixels)][:max_pixels]
