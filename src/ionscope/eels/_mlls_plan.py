@@ -103,8 +103,9 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
         Li-K shift to be measured (``li_k_shift_ev`` NaN): whole frames on
         ``energy`` (or a callable returning them, called only then) on which
         the shift is measured, as :func:`mlls` does on its own input. Without
-        them the plan warns and fits the two rows as given. The operando
-        pipeline passes its first good frame.
+        them the plan warns and fits the two rows as given (``ionscope refs
+        regions`` stores a measured shift in the references instead, which
+        the operando pipeline's plan then uses).
 
     Returns
     -------
