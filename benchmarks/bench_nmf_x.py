@@ -224,6 +224,11 @@ def main(argv=None):
         spread = float(np.std(parts[variants[0]][-1]["xtb"]))
         print(f"# seed {seed}: true x spread (std over 4×4 film blocks) {spread:.3f}; nmf_li none {t1 - t0:.1f} s, diagonal {t2 - t1:.1f} s, full covariance {t3 - t2:.1f} s, load {load[0]:.1f} "
               f"{load[1]:.1f} {load[2]:.1f}; co_time_chi2 {d.attrs.get('co_time_chi2', np.nan):.3f}", flush=True)
+    return _table(rows, parts, variants)
+
+
+def _table(rows, parts, variants):
+    """The per-seed rows plus each variant's pooled row, printed as a Markdown table; returns all rows."""
     for v in variants:
         rows.append(_row(v, "pooled", parts[v]))
     print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | x pull 4×4 "
@@ -270,16 +275,7 @@ def _fifth(args):
         print(f"# seed {seed}: true x spread {spread:.3f}; nmf_li {t1 - t0:.1f} s at load {load[0]:.1f} {load[1]:.1f} "
               f"{load[2]:.1f}; r ceilings (noise / Cramér–Rao): Co pooled {ceil[0][0]:.4f} / {ceil[0][1]:.4f}, "
               f"Li conditioned {ceil[1][0]:.4f} / {ceil[1][1]:.4f}", flush=True)
-    for v in variants:
-        rows.append(_row(v, "pooled", parts[v]))
-    print("| variant | seed | x bias | RMS x 4×4 | r(x) 4×4 | r(x) per pixel | Li pull | Co pull | x pull 4×4 "
-          "| leak Li / Co %/t/λ | x leak /t/λ |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['seed']} | {r['bias']:+.3f} | {r['rms']:.3f} | {r['r4']:.3f} | {r['rpix']:.3f} "
-              f"| {r['pull_li']:.2f} | {r['pull_co']:.2f} | {r['pull_x']:.2f} | {r['leak']:+.1f} / {r['leak_co']:+.1f} "
-              f"| {r['leak_x']:+.3f} |")
-    return rows
+    return _table(rows, parts, variants)
 
 
 if __name__ == "__main__":
