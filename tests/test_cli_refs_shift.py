@@ -123,3 +123,25 @@ def test_a_shift_the_data_do_not_determine_is_said_and_a_model_without_deconvolu
     assert main(["refs", "regions", str(tmp_path / "r.zarr"), *regions, "--plural-scattering", "none",
                  "--chemical-shift", "0.3", "-o", str(tmp_path / "b.nc")]) == 2
     assert "--plural-scattering fourier-log" in capsys.readouterr().err and not (tmp_path / "b.nc").exists()
+
+
+def test_an_unusable_spectrum_gives_nan_there_not_a_failed_shift_search(scene):
+    import ionscope.io as iio
+    from ionscope import eels
+    from ionscope.cli import main
+
+    # one NaN spectrum (a dead pixel) used to make the shift search's normal matrices singular
+    # (LinAlgError for the whole input)
+    d, frame, args, true_delta = scene
+    dead = frame.copy(data=frame.values.copy())
+    dead.values[2, 3] = np.nan
+    iio.save(dead, d / "dead.zarr")
+    a = list(args)
+    a[2] = str(d / "dead.zarr")
+    assert main(a + ["-o", str(d / "dead_refs.nc")]) == 0
+    refs = iio.load(d / "dead_refs.nc")
+    assert abs(refs.attrs["li_k_shift_ev"] - true_delta) < 0.1
+    refs.attrs["li_k_shift_ev"] = float("nan")  # measured again by mlls on the frame with its dead pixel
+    maps = eels.mlls(dead, refs, fit_range=(45.0, 85.0), plural_scattering="fourier-log")
+    assert np.isnan(maps.Li.values[2, 3]) and np.isfinite(np.delete(maps.Li.values.ravel(), 2 * 32 + 3)).all()
+    assert abs(maps.attrs["li_k_shift_ev"] - true_delta) < 0.1

@@ -309,6 +309,7 @@ def noise_gram(w, d_li, d_host, basis):
     if basis is not None and basis.shape[1]:
         BW = w[:, None, :] * basis.T[None]                                   # (P, b, m)
         H = BW @ basis
+        H[~(w.sum(axis=1) > 0)] = np.eye(H.shape[-1])  # an unusable spectrum (no weights) adds nothing
         coef = np.linalg.solve(H[None], BW[None] @ D)  # (g, P, b, 2)
         D = D - basis @ coef
     # Σ_g Σ_m w·D_k·D_l as one batched product over (g, m) per pixel
@@ -374,6 +375,11 @@ def _grid_fits(y, w, Lg, Z, cov=None, member=None):
     Gm[:, :, 1:, 0] = u
     Gm[:, :, 1:, 1:] = H[:, None]
     rhs = np.concatenate([bL[..., None], np.broadcast_to(bZ[:, None, :], (P, G, K - 1))], axis=2)
+    # a spectrum the deconvolution could not use (NaN, empty) has no weights: NaN for it (read as 0 by
+    # _smoothed_ratio), not a singular system that fails the whole batch
+    empty = ~(w.sum(axis=1) > 0)
+    Gm[empty] = np.eye(K)
+    rhs[empty] = np.nan
     if cov is not None:
         om = np.tensordot(w, cov, axes=([1], [1]))  # (P, G, 2, 2)
         if member is not None:
