@@ -148,11 +148,68 @@ def check_out(args, path=None) -> Path:
     if allowed and out.suffix.lower() not in allowed:
         names = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
         raise FileFormatError(f"--out {out}: expected a {names} path (the formats this command writes)")
+    own = "out" if path is None else next((k for k in _OUTPUT_KEYS if getattr(args, k, None) is path), None)
+    refuse_inputs(args, out, own=own)
     if allowed:  # before any work: a file ionscope did not write is never replaced without --overwrite
         from .._outdir import claim_file
 
         claim_file(out, overwrite=getattr(args, "overwrite", False))
     return out
+
+
+_OUTPUT_KEYS = ("out", "output", "refs_out")
+
+
+def refuse_inputs(args, out, *, own=None, option="--out") -> None:
+    """Refuse (before any work) an output that would replace what the same command reads or writes.
+
+    ``out`` may not be, lie inside (a file or data store) or hold an existing path given in another of
+    the command's arguments, nor be another of its outputs: ``ionscope refs regions night.zarr -o
+    night.zarr`` would otherwise replace the night by its references, even with ``--overwrite``, since
+    a store ionscope converted is "ours" to replace. ``own`` names the argument ``out`` came from.
+
+    Raises
+    ------
+    OutputPathError
+        Naming the output and the argument it collides with.
+
+    Examples
+    --------
+    >>> import argparse, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "night.nc").write_text("data")
+    >>> args = argparse.Namespace(input=str(d / "night.nc"), out=str(d / "night.nc"))
+    >>> try:
+    ...     refuse_inputs(args, d / "night.nc", own="out")
+    ... except Exception as exc:
+    ...     print(type(exc).__name__)
+    OutputPathError
+    """
+    import os
+
+    from ..errors import OutputPathError
+
+    me = Path(os.path.abspath(out))
+    for key, value in vars(args).items():
+        if key == own:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, (str, os.PathLike)) or not str(v):
+                continue
+            other = Path(os.path.abspath(v))
+            if key in _OUTPUT_KEYS:  # another output of the same command: never the same path
+                how = "is also" if other == me else None
+                what = f"the output of --{key.replace('_', '-')}"
+            elif other.exists():
+                store = other.is_file() or any((other / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
+                how = ("is" if other == me else "is inside" if store and other in me.parents
+                       else "holds" if me in other.parents else None)
+                what = f"the {key.replace('_', '-')} argument ({v})"
+            else:
+                continue
+            if how:
+                raise OutputPathError(f"{option} {out}: {how} {what}; ionscope never writes over what a command "
+                                      f"reads or writes: choose a path of its own (nothing was changed)")
 
 
 def load_input(path, *, var=None, prefer=(), reader=None, lazy=None, what="INPUT"):

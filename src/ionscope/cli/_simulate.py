@@ -37,6 +37,12 @@ def run(args) -> int:
     from ..io import save
 
     out = check_out(args)
+    log_path = out.with_name(f"{out.stem}_log.csv")
+    if args.refs_out and args.kind == "operando" and Path(args.refs_out).absolute() == log_path.absolute():
+        from ..errors import OutputPathError
+
+        raise OutputPathError(f"--refs-out {args.refs_out}: is also the frame log of --out {out}; choose a path "
+                              "of its own (nothing was changed)")
     refs = None
     extra = []
     if args.kind == "operando":
@@ -44,7 +50,6 @@ def run(args) -> int:
         data, truth, log = sim.operando_eels(shape=shape, n_frames=n, seed=args.seed, physics=args.physics,
                                              **({"dose": 1000.0} if args.physics == "realistic" else {}))
         refs = truth.references
-        log_path = out.with_name(f"{out.stem}_log.csv")
         with atomic_path(log_path) as tmp:
             log.to_dataframe().to_csv(tmp, float_format="%.9g")
         extra.append(log_path)
