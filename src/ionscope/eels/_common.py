@@ -61,9 +61,13 @@ def window(energy: np.ndarray, rng: Any, *, name: str, min_channels: int = 2) ->
         raise DataValidationError(f"{name}: expected start < end in eV, got ({lo}, {hi})")
     step = float(np.median(np.diff(energy))) if energy.size > 1 else 0.0
     if lo < energy[0] - 0.5 * step or hi > energy[-1] + 0.5 * step:
+        # an EELS axis a few eV wide in all, with the window far beyond it, is most likely in keV (or
+        # a spectrum's counts read as its axis): say so instead of leaving the user to guess
+        hint = (" (the whole axis spans under 2 eV: is it in keV, labelled eV?)"
+                if 0 < energy[-1] - energy[0] < 2.0 and hi > 1000 * max(abs(energy[-1]), 1e-3) / 2 else "")
         raise DataValidationError(
             f"{name}=({lo:g}, {hi:g}) eV lies outside the data's energy axis "
-            f"{energy[0]:g}–{energy[-1]:g} eV")
+            f"{energy[0]:g}–{energy[-1]:g} eV{hint}")
     idx = np.flatnonzero((energy >= lo - 1e-9) & (energy <= hi + 1e-9))
     if idx.size < min_channels:
         raise DataValidationError(

@@ -10,6 +10,7 @@ import numpy as np
 from .._atomic import atomic_path
 from ..data import check_dims, check_finite, decode_attrs, encodable_attrs
 from ..errors import (
+    CalibrationError,
     DataValidationError,
     FileFormatError,
     IonscopeError,
@@ -193,6 +194,30 @@ def _finish(obj, ds, path):
         check_dims(dims)
     except DataValidationError as exc:
         raise DataValidationError(f"{path}: {exc}") from None
+    return _coords_in_our_units(obj, path)
+
+
+def _coords_in_our_units(obj, path):
+    """Coordinates of a Zarr/NetCDF store in eV / nm / s, whatever unit their ``units`` attribute names.
+
+    A store written by another program may label its energy axis in keV (0.045–0.085): read as eV, a
+    window of 45–85 eV would be "outside the axis" at best, and a derived map mislabelled at worst. An
+    unknown unit is refused rather than guessed.
+    """
+    from ..data import UNITS, unit_factor
+
+    for dim, ours in UNITS.items():
+        if dim not in obj.coords or "units" not in obj[dim].attrs or not np.issubdtype(obj[dim].dtype, np.number):
+            continue
+        unit = str(obj[dim].attrs["units"]).strip()
+        if unit == ours:
+            continue
+        factor = unit_factor(unit, dim)
+        if factor is None:
+            raise CalibrationError(f"{path}: coordinate {dim!r} has units {unit!r}; expected {ours} or a unit "
+                                   f"ionscope converts to {ours}")
+        attrs = {**obj[dim].attrs, "units": ours}
+        obj = obj.assign_coords({dim: (dim, obj[dim].values * factor, attrs)})
     return obj
 
 
