@@ -126,8 +126,45 @@ def model_of(references):
     attrs = getattr(references, "attrs", {}) or {}
     if not all(k in attrs for k in ATTRS):
         return None
-    li, host = (str(c) for c in attrs["li_k_shift_components"])
-    return [float(v) for v in attrs["li_k_shift_amounts"]], float(attrs["li_k_shift_ev"]), li, host
+    return _checked_model(attrs, getattr(references, "coords", {}))
+
+
+#: a Li-K chemical shift between two Li contents is a fraction of an eV (Wang et al. 2012 report
+#: ~0.6 eV); a stored shift beyond this is a corrupt or hand-edited reference file, not physics
+MAX_SHIFT_EV = 5.0
+
+
+def _checked_model(attrs, coords):
+    """The stored shift model, refused in one line (naming the attribute) if it cannot be right."""
+    from ..errors import DataValidationError
+
+    def bad(key, expected):
+        return DataValidationError(f"references.attrs[{key!r}] = {attrs[key]!r}: expected {expected} (a reference "
+                                   "file's Li-K shift model, written by references_from_regions / `ionscope refs "
+                                   "regions`)")
+
+    comps = attrs["li_k_shift_components"]
+    if isinstance(comps, str) or len(comps) != 2:
+        raise bad("li_k_shift_components", "two component names (Li, host)")
+    li, host = (str(c) for c in comps)
+    names = [str(c) for c in np.atleast_1d(coords["component"].values)] if "component" in coords else None
+    if names is not None and not (li in names and host in names and li != host):
+        raise bad("li_k_shift_components", f"two different names among the components {names}")
+    try:
+        amounts = [float(v) for v in np.atleast_1d(attrs["li_k_shift_amounts"])]
+    except (TypeError, ValueError):
+        raise bad("li_k_shift_amounts", "four numbers") from None
+    try:
+        delta = float(attrs["li_k_shift_ev"])
+    except (TypeError, ValueError):
+        raise bad("li_k_shift_ev", "a number (eV) or NaN") from None
+    if len(amounts) != 4 or not np.all(np.isfinite(amounts)) or amounts[1] <= 0 or amounts[3] <= 0 \
+            or amounts[0] * amounts[3] == amounts[2] * amounts[1]:
+        raise bad("li_k_shift_amounts", "(Li₁, host₁, Li₂, host₂) of two regions of different Li/host, hosts > 0")
+    if not (np.isnan(delta) or abs(delta) <= MAX_SHIFT_EV):
+        raise bad("li_k_shift_ev", f"a shift in eV within ±{MAX_SHIFT_EV:g}, or NaN (to be measured)")
+    return amounts, delta, li, host
+
 
 
 def family(e_ext, refs_ext, names, model, x_grid=X_GRID):
