@@ -229,3 +229,46 @@ def test_a_shift_at_the_search_bound_warns():
     t = np.array([0.0, 0.25, 0.5, 0.325, 0.4])
     assert night_shift.curvature_std(t, 100 * (t - 0.3) ** 2) == pytest.approx(0.1)
     assert np.isnan(night_shift.curvature_std(t, -(t - 0.3) ** 2))  # no minimum: no σ
+
+
+def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
+    from ionscope._outdir import session
+    from ionscope.cli import main
+    from ionscope.pipeline import FramesExecutor, MemorySink, StageCache, load_config
+    from ionscope.simulate import acquire
+
+    acq = acquire(tmp_path / "acq", speed=600.0, frame_interval_s=60.0, energy_drift_ev=0.3, specimen_drift_px=1.0,
+                  **SIM)
+    args, true_delta = _regions(acq.truth, acq.frames_dir / "frame_0000.nc")
+    assert main(args + ["--chemical-shift", "open", "-o", str(tmp_path / "open.nc")]) == 0
+    cfg = load_config(acq.config_path).replace(
+        denoise={"method": "none"}, report={"movies": [], "viewer": False, "figures": False},
+        register={"window_ev": [40.0, 60.0]}, output={"dir": str(tmp_path / "out")},
+        limap={"references": str(tmp_path / "open.nc"), "fit_range": FIT})
+    night_shift._MEMO.clear()
+    sink = MemorySink()
+    ex = FramesExecutor(cfg, sink=sink, settle_s=0.1, poll_s=0.03, late_s=0.5)
+    with session(cfg.out_dir):
+        ex.run()
+    assert [r["frame"] for r in ex.records] == [0, 1, 2]
+    # measured once, by the live session, on its first frame, and kept in the night's stage cache
+    stored = StageCache(cfg.cache_path).load(night_shift.GROUP).load()
+    delta = float(stored.li_k_shift_ev.values)
+    assert abs(delta - true_delta) < SHIFT_TOL_EV and "frame 0" in stored.attrs["measured_on"]
+
+    def refuse(*a, **k):
+        raise AssertionError("measured again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(night_shift, "_measure", refuse)
+        night_shift._MEMO.clear()
+        final = run(cfg, show_progress=False)
+    ds = final.dataset("limap").load()
+    assert ds.attrs["li_k_shift_ev"] == delta and ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]
+    # the live maps: fitted with the same shift as the final run's (not its rows bit for bit: on spectra with their
+    # zero-loss peak the zero-loss width, measured on the frames so far, is in every row's key, and the sink
+    # holds float32)
+    for r in ex.records:
+        k = r["frame"]
+        scale = float(np.nanmax(np.abs(ds.li.values[k])))
+        assert np.nanmax(np.abs(sink.maps[k]["li"] - ds.li.values[k])) <= 1e-4 * scale
