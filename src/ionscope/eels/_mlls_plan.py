@@ -107,8 +107,10 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
         ``energy`` (or a callable returning them, called only then) on which
         the shift is measured, as :func:`mlls` does on its own input. Without
         them the plan warns and fits the two rows as given (``ionscope refs
-        regions`` stores a measured shift in the references instead, which
-        the operando pipeline's plan then uses).
+        regions`` stores a measured shift in the references instead, and the
+        operando pipeline measures an open one on the night's first usable
+        frame: :mod:`ionscope.pipeline._li_shift_night`). The measurement's
+        trial shifts and χ² are in the plan's ``info["li_k_shift_scan"]``.
 
     Returns
     -------
