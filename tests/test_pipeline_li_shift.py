@@ -272,3 +272,24 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
         k = r["frame"]
         scale = float(np.nanmax(np.abs(ds.li.values[k])))
         assert np.nanmax(np.abs(sink.maps[k]["li"] - ds.li.values[k])) <= 1e-4 * scale
+
+
+def test_a_causal_live_session_measures_once_and_keeps_it_with_its_reference(scene, monkeypatch):
+    import ionscope.io as iio
+    from ionscope.pipeline._live_eels import Reference, process_frame
+
+    d = scene["d"]
+    si = iio.load(d / "series.zarr")
+    raw = _config(d, "causal", d / "open.nc")
+    raw["register"]["reference"] = "mean"  # registration onto the running mean: maps in memory, no stage cache
+    cfg = from_dict(raw)
+    calls = []
+    real = night_shift._measure
+    monkeypatch.setattr(night_shift, "_measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    night_shift._MEMO.clear()
+    ref = Reference("mean")
+    for k in range(2):
+        process_frame(si.isel(time=k), config=cfg, reference=ref, index=k, time_s=float(si.time.values[k]))
+    assert calls == [1]
+    measured = scene["measured"].dataset("limap").attrs["li_k_shift_ev"]
+    assert ref.li_k_shift["li_k_shift_ev"] == pytest.approx(measured, abs=0.02)  # frame 0, as the batch run
