@@ -293,3 +293,17 @@ def test_a_causal_live_session_measures_once_and_keeps_it_with_its_reference(sce
     assert calls == [1]
     measured = scene["measured"].dataset("limap").attrs["li_k_shift_ev"]
     assert ref.li_k_shift["li_k_shift_ev"] == pytest.approx(measured, abs=0.02)  # frame 0, as the batch run
+
+
+def test_the_stage_by_stage_fit_uses_the_same_shift(scene):
+    d, measured = scene["d"], scene["measured"].dataset("limap").load()
+    raw = _config(d, "staged", d / "open.nc")
+    raw["compute"] = {"fused": False}  # the corrected series, then eels.mlls on it
+    night_shift._MEMO.clear()  # measured again, on the stage-by-stage corrected first frame
+    res = run(raw, log=scene["log"], show_progress=False, stages=("limap",))
+    ds = res.dataset("limap").load()
+    # measured on the same first frame (registered by the stage's own shift: the same numbers to rounding)
+    assert ds.attrs["li_k_shift_ev"] == pytest.approx(measured.attrs["li_k_shift_ev"], abs=1e-6)
+    assert ds.attrs["li_k_shift_measured_on"] == measured.attrs["li_k_shift_measured_on"]
+    scale = float(np.nanmax(np.abs(measured.li.values)))
+    assert np.nanmax(np.abs(ds.li.values - measured.li.values)) <= 1e-5 * scale
