@@ -100,8 +100,12 @@ def _changes(cfg, refs) -> str | None:
 def limap_params(ctx, series) -> dict:
     """What the Li-map stage's key adds for the night's shift: ``{}`` whenever the maps are those of a run
     without this step (one Li-K shape, a stored shift, ``"open"``), so such caches stay valid."""
-    if ctx.config.limap.method != "mlls" or "references" not in ctx:
-        return {}
+    from ._eels_adapters import _plural_mode
+
+    cfg = ctx.config
+    if cfg.limap.method != "mlls" or "references" not in ctx or cfg.input.low_loss or \
+            ctx.values.get("low_loss") is not None or _plural_mode(cfg, series) != "fourier-log":
+        return {}  # the step runs only where the fit deconvolves each spectrum's own zero-loss peak
     word = _changes(ctx.config, ctx["references"](np.asarray(series.energy.values, float)))
     return {} if word is None else {"chemical_shift": word, "li_shift_layout": _LAYOUT}
 
