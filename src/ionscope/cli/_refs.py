@@ -63,8 +63,8 @@ def register(sub) -> None:
                    help="with two regions of Li and one host, the Li-K shift between the regions' x: 'measure' it "
                         "now on SI and store it in OUT (default; then `ionscope run` and `watch` fit each pixel's "
                         "own Li-K shape), leave it 'open' (`limap` and eels.mlls measure it on their input; `run` "
-                        "warns and fits the two rows), 'off' (the two rows as given), or a shift in eV of either "
-                        "sign if known")
+                        "and `watch` on the night's first usable frame, [limap] chemical_shift), 'off' (the two "
+                        "rows as given), or a shift in eV of either sign if known")
     add_reader(r)
     add_var(r, default_hint="the only variable, or 'si'")
     add_out(r, suffixes=SUFFIXES, what="output reference file")

@@ -62,6 +62,9 @@ class MllsPlan:
     columns: tuple
     energy: np.ndarray
     _finish: Callable = field(repr=False, default=None)
+    #: what the plan measured on data while it was built (e.g. ``li_k_shift_scan``: the Li-K shifts tried, eV,
+    #: and the probe's χ² at each, when ``shift_probe`` was measured); empty otherwise
+    info: dict = field(repr=False, default_factory=dict)
 
     def __call__(self, spectra) -> np.ndarray:
         """Fit a numpy block ``(..., energy)``: ``(..., len(columns))`` float64."""
@@ -104,8 +107,10 @@ def mlls_plan(references: Any, *, energy: Any, fit_range: tuple[float, float], b
         ``energy`` (or a callable returning them, called only then) on which
         the shift is measured, as :func:`mlls` does on its own input. Without
         them the plan warns and fits the two rows as given (``ionscope refs
-        regions`` stores a measured shift in the references instead, which
-        the operando pipeline's plan then uses).
+        regions`` stores a measured shift in the references instead, and the
+        operando pipeline measures an open one on the night's first usable
+        frame: :mod:`ionscope.pipeline._li_shift_night`). The measurement's
+        trial shifts and χ² are in the plan's ``info["li_k_shift_scan"]``.
 
     Returns
     -------
@@ -337,7 +342,8 @@ def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents
             ds.attrs["li_k_shift_source"] = shifted[4]
         return ds
 
-    return MllsPlan(kernel, kwargs, tuple(out_names), e, finish)
+    info = {"li_k_shift_scan": shifted[5]} if shifted is not None and shifted[5] is not None else {}
+    return MllsPlan(kernel, kwargs, tuple(out_names), e, finish, info)
 
 
 def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chemical_shift, shift_idx, fw,
@@ -357,7 +363,7 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
         return None
     step = float(e[1] - e[0])
     e_ext = e[ext]
-    source = "references"
+    source, scan = "references", None
     if not np.isfinite(model[1]):
         if shift_probe is None:
             import warnings
@@ -368,14 +374,14 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
                           "`ionscope refs regions` measures and stores it by default), or give shift_probe=",
                           RuntimeWarning, stacklevel=4)
             return None
-        delta, _, _ = _li_shift.estimate_delta(shift_probe(), energy=e, channels=ch, e_ext=e_ext,
+        delta, tried, chis = _li_shift.estimate_delta(shift_probe(), energy=e, channels=ch, e_ext=e_ext,
                                                refs_ext=refs_ext, names=names, model=model, inner=inner,
                                                basis=basis, resolution_fwhm=fw, blur=not measured,
                                                scan=_li_shift.DELTA_SCAN_EV,
                                                **dict(zip(("reps", "fingerprints"),
                                                           _li_shift.replicates(references, names, e_ext))))
         model = (model[0], delta, model[2], model[3])
-        source = "data"
+        source, scan = "data", (np.asarray(tried, float), np.asarray(chis, float))
     shapes, host, i_li, i_host, x1, x2 = _li_shift.family(e_ext, refs_ext, names, model)
     if not measured:
         from ._plural import _gauss_blur
@@ -385,7 +391,7 @@ def _shift_family(references, names, e, ch, ext, inner, refs_ext, basis, *, chem
     extra = dict(shapes_li=shapes, shape_host=host, i_li=i_li, i_host=i_host, shift_of_x=(model[1], x1, x2))
     if measured:
         extra.update(_li_shift.replicate_shapes(references, names, e_ext, inner, model))
-    return _li_shift.fourier_log_shift_kernel, extra, [i_li], model[1], source
+    return _li_shift.fourier_log_shift_kernel, extra, [i_li], model[1], source, scan
 
 
 def _refs_on_axis(references, e, ch, *, positive=False):

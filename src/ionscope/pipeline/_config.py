@@ -148,6 +148,10 @@ class LimapConfig:
     weights: str = "poisson"  # "poisson" (ML for counts, slower) | "none" (least squares)
     crop_margin_ev: float = 10.0  # MLLS: correct and fit only fit_range ± this margin of the spectra
     options: dict = field(default_factory=dict)
+    # two-region references with an open Li-K shift: "measure" it on the night's first usable frame (default),
+    # "open" (warn, fit the two rows), "off" (the two rows even with a stored shift) or a shift in eV
+    # (pipeline._li_shift_night)
+    chemical_shift: Any = "measure"
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,10 @@ _MAX = {
 
 def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     where = f"config [{section}] {key}"
+    if (section, key) == ("limap", "chemical_shift"):  # a word or a number of eV
+        from ._li_shift_night import check_mode
+
+        return check_mode(value, where)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")

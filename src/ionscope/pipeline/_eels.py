@@ -339,7 +339,17 @@ def _limap(ctx):
 
         low = apply_shifts(low, ctx.cache.load("register").drift.values)  # the same specimen drift
     plural = _plural_mode(ctx.config, si_r, low_loss=low)
-    return _li_maps(si_r, ctx["references"](si_r.energy.values), ctx.config, plural=plural, low_loss=low)
+    refs, shift_attrs = ctx["references"], {}
+    if low is None:  # the night's Li-K shift (pipeline._li_shift_night), on the first registered frame
+        from ._eels_fused import lazy_probe
+        from ._li_shift_night import night_references
+
+        refs, shift_attrs = night_references(
+            ctx, series=si_r, plural=plural, probe=lambda: lazy_probe(si_r),
+            frame_block=lambda: np.asarray(si_r.isel(time=0).transpose("y", "x", "energy").values))
+    ds = _li_maps(si_r, refs(si_r.energy.values), ctx.config, plural=plural, low_loss=low)
+    ds.attrs.update(shift_attrs)
+    return ds
 
 
 def _li_maps_fused(ctx):
@@ -357,8 +367,25 @@ def _li_maps_fused(ctx):
     probe = None
     if plural != "none" and cfg.limap.options.get("resolution_fwhm") is None:
         probe = _probe_spectra(ctx, series, drift)
-    plan = frame_plan(cfg, energy=series.energy.values, references=ctx["references"], probe=probe, plural=plural)
-    return _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)
+    refs, shift_attrs = _night_shift(ctx, series, plural, shifts, drift, probe)
+    plan = frame_plan(cfg, energy=series.energy.values, references=refs, probe=probe, plural=plural)
+    ds = _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)
+    ds.attrs.update(shift_attrs)
+    return ds
+
+
+def _night_shift(ctx, series, plural, shifts, drift, probe):
+    """The references with the night's Li-K shift fixed (:mod:`ionscope.pipeline._li_shift_night`): measured
+    on the first frame the screen kept, as the fit sees it (energy and specimen drift undone)."""
+    from ._eels_frame import corrected_frame, frame_plan
+    from ._li_shift_night import night_references
+
+    def first():
+        bare = frame_plan(ctx.config, energy=series.energy.values, references=None, plural=plural)
+        raw = np.asarray(series.isel(time=0).transpose("y", "x", "energy").values)
+        return corrected_frame(raw, plan=bare, energy_shift=float(shifts[0]), drift=drift[0])
+
+    return night_references(ctx, series=series, plural=plural, frame_block=first, probe=probe)
 
 
 def _probe_spectra(ctx, series, drift):
@@ -429,6 +456,16 @@ def _kept_files(ctx):
     return [f for f, g in zip(files, good) if g]
 
 
+def _limap_params(ctx):
+    """``[limap]`` but the calibration (the fraction stage's), and the night's Li-K shift where it changes the
+    fit (:func:`ionscope.pipeline._li_shift_night.limap_params`: nothing for one Li-K shape or a stored shift)."""
+    from ._li_shift_night import limap_params
+
+    params = {k: v for k, v in ctx.config.section("limap").items() if k not in ("calibration", "chemical_shift")}
+    params.update(limap_params(ctx, ctx["screen"]))
+    return params
+
+
 def _section(name):
     return lambda ctx: ctx.config.section(name)
 
@@ -442,8 +479,7 @@ TABLE = (
           params=lambda ctx: [ctx.config.section("register"), _keep(ctx)], batched=_spectra_dim,
           view=_register_view),
     Stage("limap", _limap, inputs=("screen", "energy_drift", "register", "references", "low_loss"),
-          params=lambda ctx: {k: v for k, v in ctx.config.section("limap").items() if k != "calibration"},
-          batched="time"),
+          params=_limap_params, batched="time"),
     Stage("fit_check", _fit_check, inputs=("limap",),
           params=lambda ctx: [ctx.config.screen.enabled, ctx.config.screen.chi2_ratio, ctx.config.screen.min_frames],
           after=_fit_check_after),

@@ -93,7 +93,7 @@ def _channel_slice(energy: np.ndarray, lo: float, hi: float) -> slice:
 
 
 def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float | None = None,
-               plural: str | None = None) -> FramePlan:
+               plural: str | None = None, shift_probe=None) -> FramePlan:
     """What every frame of a night shares, from the run configuration.
 
     Parameters
@@ -113,6 +113,9 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
     plural : str, optional
         ``[limap] plural_scattering`` resolved ("none", "fourier-log", "convolve");
         default: resolved from the energy axis ("auto": "fourier-log" when it holds 0 eV).
+    shift_probe : array_like or callable, optional
+        Frames to measure a Li-K shift the references leave open on (``ionscope.eels.mlls_plan``'s
+        ``shift_probe``; the night's step is :mod:`ionscope.pipeline._li_shift_night`).
 
     Returns
     -------
@@ -160,7 +163,8 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
             if resolution_fwhm is not None:
                 options.setdefault("resolution_fwhm", resolution_fwhm)
             fit = eels.mlls_plan(references, energy=e_map, fit_range=tuple(lc.fit_range), plural_scattering=plural,
-                                 probe=probe, **options)
+                                 probe=probe, **({"shift_probe": shift_probe} if shift_probe is not None else {}),
+                                 **options)
         else:
             fit = eels.mlls_plan(references, energy=e_map, fit_range=tuple(lc.fit_range),
                                  background=None if lc.background == "none" else lc.background,

@@ -101,6 +101,7 @@ class Reference:
     count: int = 0
     spectrum: np.ndarray | None = None   # first frame's summed spectrum (energy drift "edge")
     fraction_k: dict | None = None       # x calibration {"k", "k_std"} once known (from a region form)
+    li_k_shift: dict | None = None       # the night's Li-K shift once measured (pipeline._li_shift_night)
 
     def update(self, image: np.ndarray, shift: np.ndarray, spectrum: np.ndarray | None = None) -> None:
         image = np.asarray(image)

@@ -150,6 +150,10 @@ class RunResult:
         out["ignored_files"] = list(self.ignored_files)
         out["stages_cached"] = [n for n, r in self.stages.items() if r.cached]
         out["stage_seconds"] = {n: round(r.seconds, 3) for n, r in self.stages.items()}
+        if "limap" in self.stages:  # where the Li-K shift the maps were fitted with came from (traceable)
+            attrs = self.dataset("limap").attrs
+            out.update({k: attrs[k] for k in sorted(attrs) if k.startswith("li_k_shift_")
+                        and isinstance(attrs[k], (int, float, str))})
         return out
 
 
