@@ -191,7 +191,9 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     -------
     dict
         ``statistics`` (5,) float64: total, minimum, NaN/Inf count, negative count,
-        values (:func:`ionscope.pipeline._gates.block_statistics`); ``spectrum``
+        values (:func:`ionscope.pipeline._gates.block_statistics`); ``implausible``
+        — how many spectra break the raw-count plausibility rule
+        (:func:`implausible_pixels`; the Li-map read makes them NaN); ``spectrum``
         (energy,) — the frame summed over its pixels, in the frame's dtype;
         ``image`` (y, x) — the sum over ``plan.register_channels``.
 
@@ -211,9 +213,38 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     block = np.asarray(frame)[None]
     # the same reductions, on the same (1, y, x, energy) block, as the dask expressions the stages
     # used before the fusion: the same float32 sums, bit for bit
-    return {"statistics": block_statistics(block, negative_below=plan.negative_below)[0],
+    stats = block_statistics(block, negative_below=plan.negative_below)[0]
+    bad = implausible_pixels(frame, minimum=stats[1], nonfinite=stats[2])
+    if bad is not None and stats[2] == 0:
+        # a finite frame with corrupt spectra: they enter neither the energy drift's spectrum nor the
+        # registration image (counted as zero there; the maps make them NaN)
+        block = block.copy()
+        block[0][bad] = 0
+    return {"statistics": stats, "implausible": 0 if bad is None else int(bad.sum()),
             "spectrum": np.sum(block, axis=(1, 2))[0],
             "image": np.sum(block[..., plan.register_channels], axis=3)[0]}
+
+
+def implausible_pixels(frame, *, minimum=None, nonfinite=None):
+    """Which spectra of a frame ``(y, x, energy)`` break the raw-count plausibility rule.
+
+    The rule of :mod:`ionscope.eels._plausible`. ``minimum`` and ``nonfinite``
+    (the screen's statistics, when known) skip the pass over a frame that
+    cannot hold such a spectrum: finite, and nothing below
+    ``−NOISE_SIGMAS · NOISE_FLOOR``.
+
+    Returns
+    -------
+    ndarray of bool (y, x) or None
+        None when no spectrum breaks the rule.
+    """
+    from ..eels._plausible import NOISE_FLOOR, NOISE_SIGMAS, implausible_rows
+
+    if minimum is not None and nonfinite is not None and nonfinite == 0 and minimum >= -NOISE_SIGMAS * NOISE_FLOOR:
+        return None
+    a = np.asarray(frame)
+    bad = implausible_rows(a.reshape(-1, a.shape[-1]))[0]
+    return bad.reshape(a.shape[:-1]) if bad.any() else None
 
 
 def frame_maps(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0.0, 0.0)) -> dict:
@@ -246,8 +277,17 @@ def frame_columns(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0
 
 
 def corrected_frame(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0.0, 0.0)) -> np.ndarray:
-    """The frame's spectra as the fit sees them: cropped, energy drift and specimen drift undone."""
-    block = np.asarray(frame)[..., plan.channels]
+    """The frame's spectra as the fit sees them: implausible spectra NaN, cropped, energy and specimen drift undone.
+
+    A spectrum that breaks the raw-count plausibility rule (:mod:`ionscope.eels._plausible`; the screen
+    counts them per frame and the run reports them) is made NaN before anything mixes it with others:
+    NaN in the maps there (and, through the registration's bilinear shift, at its neighbours), never
+    analysed. A frame without one is used as it is (one ``min`` pass; the same maps bit for bit).
+    """
+    from ..eels._plausible import screen_block
+
+    frame, _ = screen_block(np.asarray(frame), implausible="mask", warn=False)
+    block = frame[..., plan.channels]
     if plan.correct_energy:
         block = _shift_energy(block, plan.energy[plan.channels], float(energy_shift))
     if plan.register:
