@@ -147,9 +147,14 @@ def test_the_plain_poisson_route_names_the_pixel_too():
 
     si, truth, _ = operando_eels(shape=(12, 8), n_frames=1, dose=200.0, seed=2)
     bad = si.copy(data=si.values.copy())
-    bad.values[0, 2, 3, 40] = -1e6
-    with pytest.raises(DataValidationError, match=r"si: pixel \(time=0, y=2, x=3\) holds -1e\+06 counts at channel 40"):
+    bad.values[0, 2, 3, 300] = -1e6
+    # in memory it keeps its stricter refusal (anything below −1, any NaN/Inf), which now names the pixel too
+    with pytest.raises(DataValidationError, match=r"si: holds negative counts \(down to -1e\+06, pixel \(time=0, y=2, "
+                                                  r"x=3\) channel 300\)"):
         eels.mlls(bad, truth.references, fit_range=(50.0, 85.0))
+    m = eels.mlls(bad.chunk({"y": 6}), truth.references, fit_range=(50.0, 85.0))  # lazy: the rule, per block
+    with pytest.raises(DataValidationError, match=r"si: pixel \(time=0, y=2, x=3\) holds -1e\+06 counts at channel 300"):
+        m.Li.compute()
     # weights=None declares signed data (background removed): no rule, as before
     eels.mlls(bad, truth.references, fit_range=(50.0, 85.0), weights=None, background=None, nonnegative=False)
     with warnings.catch_warnings(record=True) as got:

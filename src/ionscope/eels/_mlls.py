@@ -246,9 +246,11 @@ def mlls(
                 "scattering biases the weights with thickness — pass plural_scattering='fourier-log'",
                 stacklevel=2)
         in_memory = da.chunks is None
-        if weights == "poisson":  # raw counts (weights=None declares signed data: no plausibility rule)
+        if weights == "poisson" and (implausible == "mask" or not in_memory):
+            # raw counts (weights=None declares signed data: no rule). In memory, "raise" keeps this route's
+            # stricter refusals below (any NaN/Inf, anything below -1); masked spectra are NaN, and the kernel
+            # gives NaN there instead of refusing the input
             checked = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))
-            # masked spectra are NaN: the kernel gives NaN there instead of refusing the input
             in_memory, da = in_memory and checked is da, checked
         _check_in_memory(da, ch, weights, in_memory)
         plan = _plain_plan(e, ch, references, background=background, weights=weights, nonnegative=nonnegative,
@@ -272,11 +274,15 @@ def _check_in_memory(da, ch, weights, in_memory) -> None:
         # Poisson weights are the likelihood of counts: negative "counts" (dark-subtracted or
         # inverted data) make the fit meaningless (all-negative spectra gave Li = 0, chi2 ~ 0).
         # Resampling a count spectrum can leave near-empty channels a little below 0: tolerated.
-        low = float(np.nanmin(np.asarray(da.data)[..., ch])) if ch.size else 0.0
+        win = np.asarray(da.data)[..., ch]
+        low = float(np.nanmin(win)) if ch.size else 0.0
         if low < -1.0:
+            at = np.unravel_index(int(np.nanargmin(win)), win.shape)
+            where = ", ".join(f"{d}={int(i)}" for d, i in zip(da.dims[:-1], at[:-1]))
             raise DataValidationError(
-                f"si: holds negative counts (down to {low:.4g}) in the fit window; weights='poisson' needs "
-                f"counts >= 0: pass weights=None for dark-subtracted or otherwise signed data")
+                f"si: holds negative counts (down to {low:.4g}, pixel ({where}) channel {int(ch[at[-1]])}) in the "
+                f"fit window; weights='poisson' needs counts >= 0: pass weights=None for dark-subtracted or "
+                f"otherwise signed data")
 
 
 def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponents, max_iter, tol):

@@ -206,7 +206,8 @@ def operando_report_stage():
     from ..pipeline import Stage
 
     return Stage("report", _report_compute, inputs=("analysis", "limap"),
-                 params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)],
+                 params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)]
+                 + ([json.dumps(ctx.result.flagged_pixels)] if getattr(ctx.result, "flagged_pixels", None) else []),
                  after=_report_after, store=lambda ctx: _file_set(ctx), outputs=_planned)
 
 
