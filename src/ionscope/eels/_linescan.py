@@ -96,7 +96,7 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     from . import _plausible
 
     # raw counts (with or without their zero-loss peak): the plausibility rule
-    da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(linescan, "linescan"))
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(linescan, "linescan"))
     if references is None and plural_scattering is not None:
         return _window_ssd(da, e, window, pre_edge)
     if references is not None:

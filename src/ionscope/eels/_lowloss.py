@@ -624,7 +624,7 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
     from . import _plausible
 
     da = _common.spectra(si, energy=energy)
-    da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
     e = np.asarray(da.coords["energy"].values, float)
     _check_equal_steps(e, "si energy")
     tail_fit_ev = _positive(tail_fit_ev, "tail_fit_ev")
@@ -648,7 +648,7 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         if low_loss is None:
             raise DataValidationError("method='fourier-ratio' needs low_loss= (the low-loss spectra of the same "
                                       "pixels, dual EELS)")
-        ll = _plausible.screened(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+        ll = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
                                  name=_plausible.input_name(low_loss, "low_loss"))
         e_low = np.asarray(ll.coords["energy"].values, float)
         _check_equal_steps(e_low, "low_loss energy")

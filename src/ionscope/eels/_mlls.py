@@ -212,9 +212,9 @@ def mlls(
     _plausible.check_mode(implausible)
     if plural_scattering is not None or low_loss is not None:
         # raw counts with their zero-loss peak: the plausibility rule, before any probe or shift search reads them
-        da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+        da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
         if low_loss is not None:
-            low_loss = _plausible.screened(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+            low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
                                            name=_plausible.input_name(low_loss, "low_loss"))
         exponents = (1.0, 2.0, 3.0, 4.0, 5.0) if exponents is None else tuple(exponents)
         if low_loss is not None and plural_scattering == "convolve":
@@ -250,7 +250,7 @@ def mlls(
             # raw counts (weights=None declares signed data: no rule). In memory, "raise" keeps this route's
             # stricter refusals below (any NaN/Inf, anything below -1); masked spectra are NaN, and the kernel
             # gives NaN there instead of refusing the input
-            checked = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+            checked = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
             in_memory, da = in_memory and checked is da, checked
         _check_in_memory(da, ch, weights, in_memory)
         plan = _plain_plan(e, ch, references, background=background, weights=weights, nonnegative=nonnegative,

@@ -395,13 +395,13 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
     from . import _plausible
 
     da = _common.spectra(si, energy=energy)
-    da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
     e = np.asarray(da.coords["energy"].values, float)
     var_scale = None
     if low_loss is not None:
         from ._mlls import _splice
 
-        low_loss = _plausible.screened(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+        low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
                                        name=_plausible.input_name(low_loss, "low_loss"))
 
         da, e, var_scale = _splice(da, e, low_loss)

@@ -162,6 +162,47 @@ def implausible_rows(J, *, sigmas: float = NOISE_SIGMAS, floor: float = NOISE_FL
     return bad, (int(cand[k]), ch, float(row[ch]), float(bound[k]))
 
 
+def implausible_spectra(spectra, *, sigmas: float = NOISE_SIGMAS, floor: float = NOISE_FLOOR) -> np.ndarray:
+    """Which spectra hold raw counts that cannot occur (the rule of :mod:`ionscope.eels._plausible`).
+
+    A value below ``−sigmas`` × the spectrum's own noise level (from its
+    channel differences, at least ``floor`` counts), or NaN/Inf among finite
+    channels. A spectrum NaN in every channel (a dead pixel) is not one.
+
+    Parameters
+    ----------
+    spectra : ndarray (..., n_energy)
+        Raw (dark-subtracted) counts, energy last.
+    sigmas : float
+        How many noise levels below zero a count may lie (default 8).
+    floor : float
+        The smallest noise level, in counts (default 1).
+
+    Returns
+    -------
+    ndarray of bool (...)
+        True where the spectrum is implausible.
+
+    References
+    ----------
+    F. R. Hampel, J. Am. Stat. Assoc. 69 (1974) 383, doi:10.1080/01621459.1974.10482962.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ionscope.eels import implausible_spectra
+    >>> s = np.random.default_rng(0).poisson(20.0, (2, 3, 200)).astype(float) - 20.0  # dark-subtracted
+    >>> s[1, 0, 50] = -5000.0
+    >>> implausible_spectra(s).astype(int).tolist()
+    [[0, 0, 0], [1, 0, 0]]
+    """
+    a = np.asarray(spectra)
+    if a.ndim == 0:
+        raise DataValidationError("spectra: expected an array with energy last, got a scalar")
+    bad, _ = implausible_rows(a.reshape(-1, a.shape[-1]), sigmas=sigmas, floor=floor)
+    return bad.reshape(a.shape[:-1])
+
+
 def describe(first, *, name: str, dims, index, energy=None, n_bad: int = 1) -> str:
     """The one-line message for the first implausible spectrum ``first`` (see :func:`implausible_rows`).
 
@@ -238,13 +279,17 @@ def screen_block(block, *, implausible: str = "raise", name: str = "si", dims=()
     return out, n_bad
 
 
-def screened(da, *, implausible: str = "raise", name: str | None = None):
-    """The labelled layer: ``da`` (energy last) with the rule applied — in memory now, lazily per dask block.
+def check_counts(da, *, implausible: str = "raise", name: str | None = None):
+    """Raw counts checked by the plausibility rule — in memory now, lazily per dask block.
+
+    The labelled layer of :func:`implausible_spectra`: what every EELS route
+    that takes raw counts does first (its ``implausible=`` keyword).
 
     Parameters
     ----------
     da : xarray.DataArray
-        Raw counts with ``energy`` last.
+        Raw counts with ``energy`` last (an ``energy`` coordinate in eV names
+        the channel's energy in the message).
     implausible : {"raise", "mask"}
         See :func:`screen_block`.
     name : str, optional
@@ -263,7 +308,7 @@ def screened(da, *, implausible: str = "raise", name: str | None = None):
     >>> da = xr.DataArray(np.full((2, 2, 30), 3.0), dims=("y", "x", "energy"))
     >>> da.values[0, 1, 4] = -500.0
     >>> try:
-    ...     screened(da)
+    ...     check_counts(da)
     ... except Exception as exc:
     ...     print(str(exc)[:45])
     si: pixel (y=0, x=1) holds -500 counts at cha

@@ -173,7 +173,7 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
 
     da = _common.spectra(si, energy=energy)
     if plural_scattering is not None:  # raw counts with their zero-loss peak: the plausibility rule
-        da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+        da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
     else:
         _plausible.check_mode(implausible)
     e = np.asarray(da.coords["energy"].values, float)

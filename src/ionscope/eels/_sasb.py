@@ -286,9 +286,9 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
             from ._sasb_ssd import sasb_ssd
 
             # raw counts with their zero-loss peak: the plausibility rule
-            da = _plausible.screened(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+            da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
             if low_loss is not None:
-                low_loss = _plausible.screened(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+                low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
                                                name=_plausible.input_name(low_loss, "low_loss"))
             return sasb_ssd(da, calibration=calibration, references=references, pre_edge=pre_edge,
                             window_a=window_a, window_b=window_b, method=method, background=background,

@@ -384,6 +384,10 @@ def _li_maps_fused(ctx):
     probe = None
     if plural != "none" and cfg.limap.options.get("resolution_fwhm") is None:
         probe = _probe_spectra(ctx, series, drift)
+        if probe is not None:  # an implausible probe spectrum is NaN: the zero-loss width is not measured on it
+            from ..eels import implausible_spectra
+
+            probe = np.where(implausible_spectra(probe)[:, None], np.nan, probe)
     plan = frame_plan(cfg, energy=series.energy.values, references=ctx["references"], probe=probe, plural=plural)
     return _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)
 

@@ -214,7 +214,7 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     # the same reductions, on the same (1, y, x, energy) block, as the dask expressions the stages
     # used before the fusion: the same float32 sums, bit for bit
     stats = block_statistics(block, negative_below=plan.negative_below)[0]
-    bad = implausible_pixels(frame, minimum=stats[1], nonfinite=stats[2])
+    bad = implausible_pixels(frame)
     if bad is not None and stats[2] == 0:
         # a finite frame with corrupt spectra: they enter neither the energy drift's spectrum nor the
         # registration image (counted as zero there; the maps make them NaN)
@@ -225,26 +225,13 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
             "image": np.sum(block[..., plan.register_channels], axis=3)[0]}
 
 
-def implausible_pixels(frame, *, minimum=None, nonfinite=None):
-    """Which spectra of a frame ``(y, x, energy)`` break the raw-count plausibility rule.
+def implausible_pixels(frame):
+    """Which spectra of a frame ``(y, x, energy)`` break the raw-count plausibility rule
+    (:func:`ionscope.eels.implausible_spectra`); None when none does (one ``min`` and one ``max`` pass)."""
+    from ..eels import implausible_spectra
 
-    The rule of :mod:`ionscope.eels._plausible`. ``minimum`` and ``nonfinite``
-    (the screen's statistics, when known) skip the pass over a frame that
-    cannot hold such a spectrum: finite, and nothing below
-    ``−NOISE_SIGMAS · NOISE_FLOOR``.
-
-    Returns
-    -------
-    ndarray of bool (y, x) or None
-        None when no spectrum breaks the rule.
-    """
-    from ..eels._plausible import NOISE_FLOOR, NOISE_SIGMAS, implausible_rows
-
-    if minimum is not None and nonfinite is not None and nonfinite == 0 and minimum >= -NOISE_SIGMAS * NOISE_FLOOR:
-        return None
-    a = np.asarray(frame)
-    bad = implausible_rows(a.reshape(-1, a.shape[-1]))[0]
-    return bad.reshape(a.shape[:-1]) if bad.any() else None
+    bad = implausible_spectra(frame)
+    return bad if bad.any() else None
 
 
 def frame_maps(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0.0, 0.0)) -> dict:
@@ -284,9 +271,11 @@ def corrected_frame(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=
     NaN in the maps there (and, through the registration's bilinear shift, at its neighbours), never
     analysed. A frame without one is used as it is (one ``min`` pass; the same maps bit for bit).
     """
-    from ..eels._plausible import screen_block
-
-    frame, _ = screen_block(np.asarray(frame), implausible="mask", warn=False)
+    frame = np.asarray(frame)
+    bad = implausible_pixels(frame)
+    if bad is not None:
+        frame = frame.astype(np.result_type(frame.dtype, np.float32), copy=True)
+        frame[bad] = np.nan
     block = frame[..., plan.channels]
     if plan.correct_energy:
         block = _shift_energy(block, plan.energy[plan.channels], float(energy_shift))
