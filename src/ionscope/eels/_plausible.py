@@ -34,10 +34,12 @@ NaN in every result map), and a warning says how many. A dask-backed input
 stays lazy: the rule runs inside each block when it is computed (the error
 names the pixel in the whole array's coordinates).
 
-Cost: one ``min`` pass over each block; the noise level is computed only for
-the spectra whose minimum lies below ``−NOISE_SIGMAS · NOISE_FLOOR`` (none in
-Poisson counts without read noise). Why our own kernel: no library states a
-plausibility rule for raw EELS counts.
+Cost: a ``min`` and (floating-point data) a ``max`` pass over each block; the
+noise level is computed only for the spectra whose minimum lies below
+``−NOISE_SIGMAS · NOISE_FLOOR`` (none in Poisson counts without read noise).
+Measured 0.03–0.05 s per 128×128×1024 float32 frame against 6.1–7.5 s for the
+frame's Li-map fit (2 shared cores, load 11). Why our own kernel: no library
+states a plausibility rule for raw EELS counts.
 
 References
 ----------

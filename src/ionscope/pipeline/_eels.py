@@ -172,7 +172,9 @@ def _flag_implausible(ctx, ds, series, good, files) -> None:
     if "implausible_pixels" not in ds:
         return
     counts = np.asarray(ds.implausible_pixels.values, np.int64)
-    flagged = ctx.result.flagged_pixels
+    flagged = getattr(ctx.result, "flagged_pixels", None)
+    if flagged is None:  # a result without the list (a caller's own): the maps are NaN there all the same
+        return
     for i in np.flatnonzero(good & (counts > 0)):
         frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
         n = int(counts[i])
