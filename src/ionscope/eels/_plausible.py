@@ -164,7 +164,8 @@ def implausible_rows(J, *, sigmas: float = NOISE_SIGMAS, floor: float = NOISE_FL
     return bad, (int(cand[k]), ch, float(row[ch]), float(bound[k]))
 
 
-def implausible_spectra(spectra, *, sigmas: float = NOISE_SIGMAS, floor: float = NOISE_FLOOR) -> np.ndarray:
+def implausible_spectra(spectra, *, sigmas: float = NOISE_SIGMAS, floor: float = NOISE_FLOOR,
+                        finite_minimum: float | None = None) -> np.ndarray:
     """Which spectra hold raw counts that cannot occur (the rule of :mod:`ionscope.eels._plausible`).
 
     A value below ``−sigmas`` × the spectrum's own noise level (from its
@@ -179,6 +180,10 @@ def implausible_spectra(spectra, *, sigmas: float = NOISE_SIGMAS, floor: float =
         How many noise levels below zero a count may lie (default 8).
     floor : float
         The smallest noise level, in counts (default 1).
+    finite_minimum : float, optional
+        The minimum of ``spectra`` when the caller already knows it and knows
+        every value to be finite (e.g. from its own statistics): at or above
+        ``−sigmas · floor`` nothing can break the rule, and no pass is made.
 
     Returns
     -------
@@ -201,6 +206,8 @@ def implausible_spectra(spectra, *, sigmas: float = NOISE_SIGMAS, floor: float =
     a = np.asarray(spectra)
     if a.ndim == 0:
         raise DataValidationError("spectra: expected an array with energy last, got a scalar")
+    if finite_minimum is not None and finite_minimum >= -sigmas * floor:
+        return np.zeros(a.shape[:-1], bool)
     bad, _ = implausible_rows(a.reshape(-1, a.shape[-1]), sigmas=sigmas, floor=floor)
     return bad.reshape(a.shape[:-1])
 

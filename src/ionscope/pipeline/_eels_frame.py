@@ -214,7 +214,8 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     # the same reductions, on the same (1, y, x, energy) block, as the dask expressions the stages
     # used before the fusion: the same float32 sums, bit for bit
     stats = block_statistics(block, negative_below=plan.negative_below)[0]
-    bad = implausible_pixels(frame)
+    # the statistics' minimum spares the rule's pass over a finite frame with nothing below −8 counts
+    bad = implausible_pixels(frame, finite_minimum=float(stats[1]) if stats[2] == 0 else None)
     if bad is not None and stats[2] == 0:
         # a finite frame with corrupt spectra: they enter neither the energy drift's spectrum nor the
         # registration image (counted as zero there; the maps make them NaN)
@@ -225,12 +226,12 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
             "image": np.sum(block[..., plan.register_channels], axis=3)[0]}
 
 
-def implausible_pixels(frame):
+def implausible_pixels(frame, *, finite_minimum=None):
     """Which spectra of a frame ``(y, x, energy)`` break the raw-count plausibility rule
     (:func:`ionscope.eels.implausible_spectra`); None when none does (one ``min`` and one ``max`` pass)."""
     from ..eels import implausible_spectra
 
-    bad = implausible_spectra(frame)
+    bad = implausible_spectra(frame, finite_minimum=finite_minimum)
     return bad if bad.any() else None
 
 
