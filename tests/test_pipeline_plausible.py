@@ -69,7 +69,8 @@ def test_one_corrupt_pixel_is_nan_in_the_maps_and_reported(clean, tmp_path, fuse
     # the night is not stopped and the frame is kept
     assert res.bad_frames == [] and maps.sizes["time"] == 4
     assert res.flagged_pixels == [{"frame": T, "file": "", "pixels": 1, "reason": res.flagged_pixels[0]["reason"]}]
-    assert any("1 spectra in 1 frame(s) hold impossible raw counts" in m and f"frame {T}: 1" in m for m in msgs)
+    assert any("1 spectra in 1 frame(s) hold impossible raw counts" in m and f"frame {T}: 1" in m
+               and "NaN in the maps there" in m for m in msgs)
     assert np.asarray(res.dataset("screen").implausible_pixels.values).tolist() == [0, 0, 1, 0]
     # NaN at that pixel only; every other value the clean run's: to 1e-6, as the deconvolution's batches of
     # spectra round a little differently around a NaN spectrum (2e-9 measured, one pixel of its batch)

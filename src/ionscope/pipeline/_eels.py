@@ -172,6 +172,9 @@ def _flag_implausible(ctx, ds, series, good, files) -> None:
     if "implausible_pixels" not in ds:
         return
     counts = np.asarray(ds.implausible_pixels.values, np.int64)
+    # eels.nmf (the [limap] method "nmf") is not a raw-count route of the rule: it clips negative counts to 0
+    where = ("NaN in the maps there" if ctx.config.limap.method != "nmf" else
+             "[limap] method \"nmf\" clips negative counts to 0 and analyses them (use mlls or sasb to mask them)")
     flagged = getattr(ctx.result, "flagged_pixels", None)
     if flagged is None:  # a result without the list (a caller's own): the maps are NaN there all the same
         return
@@ -180,12 +183,12 @@ def _flag_implausible(ctx, ds, series, good, files) -> None:
         n = int(counts[i])
         flagged.append({"frame": frame, "file": files[i] if files else "", "pixels": n,
                         "reason": f"{n} spectra with impossible raw counts (a value below -8x the spectrum's noise "
-                                  f"level, or NaN/Inf among finite channels): NaN in the maps there"})
+                                  f"level, or NaN/Inf among finite channels): " + where})
     if flagged:
         listed = "; ".join(f"frame {f['frame']}: {f['pixels']}" for f in flagged[:5])
         warnings.warn(f"{ctx.config.input.series or 'series'}: {sum(f['pixels'] for f in flagged)} spectra in "
-                      f"{len(flagged)} frame(s) hold impossible raw counts and are NaN in the maps ({listed}"
-                      + (" ..." if len(flagged) > 5 else "") + ")", stacklevel=2)
+                      f"{len(flagged)} frame(s) hold impossible raw counts ({listed}"
+                      + (" ..." if len(flagged) > 5 else "") + f"): {where}", stacklevel=2)
 
 
 def _enough_frames(ctx, n_good: int, n_bad: int) -> None:
