@@ -256,6 +256,11 @@ def test_a_lazy_route_that_reads_a_sample_first_raises_there_with_the_same_messa
     with pytest.raises(DataValidationError, match=r"^si: pixel \(time=1, y=5, x=7\) holds -1e\+06 counts at channel "
                                                   r"300"):
         eels.deconvolve(_corrupt(si).chunk({"time": 1, "y": 6})).ssd.compute()
+    # with the width given nothing is read at the call: the error comes at compute
+    out = eels.deconvolve(_corrupt(si).chunk({"time": 1, "y": 6}), resolution_fwhm=0.6)
+    assert dask.is_dask_collection(out.ssd.data)
+    with pytest.raises(DataValidationError, match=r"^si: pixel \(time=1, y=5, x=7\) holds -1e\+06 counts"):
+        out.ssd.compute()
 
 
 def test_lazy_mask_gives_nan_there_at_compute():

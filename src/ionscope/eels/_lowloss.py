@@ -638,7 +638,8 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
             raise DataValidationError(
                 f"si: the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak; fourier-log needs spectra "
                 "recorded through 0 eV (use method='fourier-ratio' with low_loss= for dual EELS)")
-        fw = _resolution(_probe(da), e, resolution_fwhm)
+        # the probe (a read of 64 spectra) only when the width is to be measured: a lazy input stays unread
+        fw = _resolution(None if resolution_fwhm is not None else _probe(da), e, resolution_fwhm)
         packed = apply_kernel(_deconvolve_kernel, da, input_core_dims=[["energy"]],
                               output_core_dims=[["packed"]], output_sizes={"packed": 2 * out_index.size + 2},
                               output_dtypes=[np.float64],
