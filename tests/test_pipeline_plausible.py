@@ -103,3 +103,35 @@ def test_with_drift_corrections_the_night_goes_on_and_says_so(tmp_path):
     # the denoised movie and the flux need every pixel: the NaN ones filled from their neighbours, and counted
     assert res.dataset("denoise").attrs["filled_pixels"] == int(nan.sum())
     assert np.isfinite(res.dataset("denoise").li.values).all()
+
+
+def test_watch_says_so_live_and_in_the_final_run(tmp_path):
+    """``ionscope watch``: a frame with one corrupt pixel is mapped (NaN there), a live warning stays for the
+    night, and the final run lists it."""
+    import xarray as xr
+
+    from ionscope.operando import load_config, watch
+    from ionscope.simulate import acquire
+
+    acq = acquire(tmp_path / "acq", speed=600.0, block=True, frame_interval_s=60.0, n_frames=3, shape=(16, 24),
+                  energy_step=0.5, dose=400.0, seed=2)
+    path = tmp_path / "acq" / "frames" / "frame_0001.nc"
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    name = next(iter(ds.data_vars))
+    values = ds[name].transpose("y", "x", "energy").values.copy()
+    values[4, 5, 60] = -1e6
+    ds[name] = ds[name].transpose("y", "x", "energy").copy(data=values)
+    ds.to_netcdf(tmp_path / "frame.tmp.nc")
+    (tmp_path / "frame.tmp.nc").replace(path)
+    cfg = load_config(acq.config_path).replace(
+        denoise={"method": "gaussian"}, report={"movies": [], "viewer": False, "figures": False},
+        register={"window_ev": [30.0, 50.0], "enabled": False}, output={"dir": str(tmp_path / "out")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = watch(cfg, serve=False, settle_s=0.15, poll_s=0.03, late_s=0.5)
+    assert "implausible" in res.warnings and "frame 1: 1" in res.warnings["implausible"]
+    assert [r["frame"] for r in res.frames] == [0, 1, 2]
+    assert [f["frame"] for f in res.run.flagged_pixels] == [1]
+    li = res.run.li_raw.values
+    assert np.isnan(li[1, 4, 5]) and np.isfinite(np.delete(li.ravel(), np.ravel_multi_index((1, 4, 5), li.shape))).all()

@@ -45,8 +45,10 @@ def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config
     import xarray as xr
 
     from ._eels import _denoise
+    from ._eels_downstream import fill_undefined
 
-    da = xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x"))
+    # NaN pixels (unusable spectra) filled from their neighbours, as the batch denoise stage does
+    da, _ = fill_undefined(xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x")))
     out = np.asarray(_denoise(da, config, std_window, show_progress=False).values, np.float32)
     return out if whole else out[-1]
 
