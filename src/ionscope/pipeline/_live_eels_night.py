@@ -412,9 +412,10 @@ class EelsNight(LiveNight):
 
     def _warnings(self, rec: dict) -> None:
         st = self.sink
-        if self.implausible:  # kept for the whole night: a corrupt pixel is never analysed, and never unsaid
-            listed = "; ".join(f"frame {k}: {n}" for k, n in list(self.implausible.items())[-5:])
-            st.warn("implausible", f"{sum(self.implausible.values())} spectra in {len(self.implausible)} frame(s) "
+        flagged = getattr(self, "implausible", None)
+        if flagged:  # kept for the whole night: a corrupt pixel is never analysed, and never unsaid
+            listed = "; ".join(f"frame {k}: {n}" for k, n in list(flagged.items())[-5:])
+            st.warn("implausible", f"{sum(flagged.values())} spectra in {len(flagged)} frame(s) "
                                    f"hold impossible raw counts (a value below -8x the spectrum's noise level): NaN "
                                    f"in the maps there ({listed})")
         recs = self.records
