@@ -275,3 +275,19 @@ def test_lazy_mask_gives_nan_there_at_compute():
     assert np.isnan(ssd[T, Y, X]).all()
     ssd[T, Y, X] = clean.ssd.values[T, Y, X]
     np.testing.assert_array_equal(ssd, clean.ssd.values)
+
+
+def test_a_nan_pixel_does_not_darken_its_neighbours_smoothed_co():
+    """li_fraction(smooth_co=): a masked pixel's NaN Co was read as 0 by the smoothing (its neighbours' x +3.7 %
+    on a ±10 % Co field, σ 2 px); now it is left out of their mean (≤ 0.2 %: one sample fewer)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    co = rng.uniform(90.0, 110.0, (1, 12, 12))
+    maps = xr.Dataset({"Li": (("time", "y", "x"), 0.5 * co), "Co": (("time", "y", "x"), co)})
+    clean = eels.li_fraction(maps, calibration=1.0, smooth_co=2.0).li_fraction.values
+    holed = maps.copy(deep=True)
+    holed["Li"].values[0, 5, 5] = holed["Co"].values[0, 5, 5] = np.nan
+    x = eels.li_fraction(holed, calibration=1.0, smooth_co=2.0).li_fraction.values
+    assert np.argwhere(np.isnan(x)).tolist() == [[0, 5, 5]]
+    assert np.nanmax(np.abs(x / clean - 1)) < 0.002
