@@ -20,6 +20,8 @@ Main entry points (resolved lazily so that ``import ionscope.eels`` is cheap):
   Fourier-ratio deconvolution with propagated variance (``mlls(...,
   plural_scattering="fourier-log")`` fits real spectra through it).
 - :func:`li_fraction` — x in LixCoO2 from the Li and Co maps, with σ.
+- :func:`implausible_spectra`, :func:`check_counts` — the plausibility rule for
+  raw counts every route applies (``implausible="raise"|"mask"``).
 - :func:`references_from_regions` — references measured on the data;
   :func:`li_shift_check` — does the Li-K edge move with x (then one Li-K shape is biased)?
 
@@ -63,6 +65,8 @@ _EXPORTS = {
     "calibration_from_charge": "_fraction",
     "references_from_regions": "_refs",
     "li_shift_check": "_shift_check",
+    "implausible_spectra": "_plausible",
+    "check_counts": "_plausible",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -115,7 +115,13 @@ def li_fraction(maps: Any, *, calibration: Any = 1.0, li: str = "Li", co: str = 
         from scipy.ndimage import gaussian_filter
 
         sig = [float(smooth_co) if d in ("y", "x") else 0.0 for d in wc.dims]
-        wc = wc.copy(data=gaussian_filter(np.nan_to_num(np.asarray(wc.values, float)), sig, mode="nearest"))
+        v = np.asarray(wc.values, float)
+        fin = np.isfinite(v)
+        sm = gaussian_filter(np.where(fin, v, 0.0), sig, mode="nearest")
+        if not fin.all():  # a NaN pixel (an unusable spectrum) is left out of its neighbours' mean, not read as 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sm = np.where(fin, sm / gaussian_filter(fin.astype(float), sig, mode="nearest"), np.nan)
+        wc = wc.copy(data=sm)
         # the smoothed Co averages ~2π σ² pixels: its own noise becomes negligible next to Li's
         sc = sc / (2.0 * np.sqrt(np.pi) * float(smooth_co))
     ratio = wl / wc.where(wc > 0)

@@ -26,7 +26,8 @@ PRE_EDGE = (40.0, 52.0)
 
 @accepts_data("linescan")
 def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", fit_range=None,
-               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = "auto"):
+               window=LI_WINDOW, pre_edge=PRE_EDGE, energy: Any = None, plural_scattering: str | None = "auto",
+               implausible: str = "raise"):
     """Li-K intensity along the line, with standard errors.
 
     Parameters
@@ -53,6 +54,13 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
         deconvolved spectrum with the pre-edge power law fitted there, and σ
         propagated exactly through the deconvolution. ``"auto"`` (default):
         ``"fourier-log"`` when the energy axis holds a zero-loss peak, else None.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -85,6 +93,10 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
     if plural_scattering not in (None, "fourier-log", "convolve"):
         raise DataValidationError(
             f"plural_scattering: expected 'auto', None, 'fourier-log' or 'convolve', got {plural_scattering!r}")
+    from . import _plausible
+
+    # raw counts (with or without their zero-loss peak): the plausibility rule
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(linescan, "linescan"))
     if references is None and plural_scattering is not None:
         return _window_ssd(da, e, window, pre_edge)
     if references is not None:

@@ -540,7 +540,7 @@ def _ratio_kernel(core, low, *, e_core, e_low, resolution_fwhm, tail_fit_ev, zlp
 @accepts_data("si", "low_loss")
 def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, energy: Any = None,
                resolution_fwhm: float | None = None, tail_fit_ev: float = 20.0, energy_range=None,
-               zlp_threshold: float | None = None):
+               zlp_threshold: float | None = None, implausible: str = "raise"):
     """Single-scattering distribution ``I0·S(E)`` in counts, with its propagated variance.
 
     ``"fourier-log"`` (Egerton §4.2.1): each spectrum must hold its zero-loss
@@ -577,6 +577,13 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         ``threshold``). Note: eXSpy's ``fourier_ratio_deconvolution`` returns
         ``1/Δ`` times this output (its reconvolution Gaussian sums to ``1/Δ``
         over channels of width Δ eV), i.e. counts per eV, not per channel.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -614,7 +621,10 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
 
     if method not in ("fourier-log", "fourier-ratio"):
         raise DataValidationError(f"method: expected 'fourier-log' or 'fourier-ratio', got {method!r}")
+    from . import _plausible
+
     da = _common.spectra(si, energy=energy)
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
     e = np.asarray(da.coords["energy"].values, float)
     _check_equal_steps(e, "si energy")
     tail_fit_ev = _positive(tail_fit_ev, "tail_fit_ev")
@@ -628,7 +638,8 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
             raise DataValidationError(
                 f"si: the energy axis {e[0]:g}–{e[-1]:g} eV holds no zero-loss peak; fourier-log needs spectra "
                 "recorded through 0 eV (use method='fourier-ratio' with low_loss= for dual EELS)")
-        fw = _resolution(_probe(da), e, resolution_fwhm)
+        # the probe (a read of 64 spectra) only when the width is to be measured: a lazy input stays unread
+        fw = _resolution(None if resolution_fwhm is not None else _probe(da), e, resolution_fwhm)
         packed = apply_kernel(_deconvolve_kernel, da, input_core_dims=[["energy"]],
                               output_core_dims=[["packed"]], output_sizes={"packed": 2 * out_index.size + 2},
                               output_dtypes=[np.float64],
@@ -638,7 +649,8 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         if low_loss is None:
             raise DataValidationError("method='fourier-ratio' needs low_loss= (the low-loss spectra of the same "
                                       "pixels, dual EELS)")
-        ll = _common.spectra(low_loss, name="low_loss")
+        ll = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+                                 name=_plausible.input_name(low_loss, "low_loss"))
         e_low = np.asarray(ll.coords["energy"].values, float)
         _check_equal_steps(e_low, "low_loss energy")
         if not np.isclose(e_low[1] - e_low[0], e[1] - e[0], rtol=1e-4):

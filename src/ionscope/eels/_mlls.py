@@ -10,7 +10,7 @@ import numpy as np
 from ..data import apply_kernel, check_finite
 from ..errors import DataValidationError
 from ..io import accepts_data
-from . import _common
+from . import _common, _plausible
 from ._kernels import powerlaw_basis
 from ._mlls_plan import _check_options, _constrained, _plain_plan, _plural_dataset, _plural_plan, _refs_on_axis
 
@@ -33,6 +33,7 @@ def mlls(
     resolution_fwhm: float | None = None,
     shift_components: Sequence[str] = (),
     chemical_shift: str = "auto",
+    implausible: str = "raise",
 ):
     """Fit edge references (and a power-law background) to every spectrum.
 
@@ -152,6 +153,13 @@ def mlls(
         +0.05…+0.24 → within ±0.02 at 100–1000 counts per 0.1 eV, about 2–3×
         the time). The ``_std`` maps hold the pixel noise only, not the
         references'.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -201,7 +209,13 @@ def mlls(
     da = _common.spectra(si, energy=energy)
     e = np.asarray(da.coords["energy"].values, float)
     ch = _common.window(e, fit_range, name="fit_range", min_channels=4)
+    _plausible.check_mode(implausible)
     if plural_scattering is not None or low_loss is not None:
+        # raw counts with their zero-loss peak: the plausibility rule, before any probe or shift search reads them
+        da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+        if low_loss is not None:
+            low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+                                           name=_plausible.input_name(low_loss, "low_loss"))
         exponents = (1.0, 2.0, 3.0, 4.0, 5.0) if exponents is None else tuple(exponents)
         if low_loss is not None and plural_scattering == "convolve":
             return _mlls_dual_convolve(da, e, ch, references, low_loss, nonnegative=nonnegative,
@@ -232,6 +246,12 @@ def mlls(
                 "scattering biases the weights with thickness — pass plural_scattering='fourier-log'",
                 stacklevel=2)
         in_memory = da.chunks is None
+        if weights == "poisson" and (implausible == "mask" or not in_memory):
+            # raw counts (weights=None declares signed data: no rule). In memory, "raise" keeps this route's
+            # stricter refusals below (any NaN/Inf, anything below -1); masked spectra are NaN, and the kernel
+            # gives NaN there instead of refusing the input
+            checked = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+            in_memory, da = in_memory and checked is da, checked
         _check_in_memory(da, ch, weights, in_memory)
         plan = _plain_plan(e, ch, references, background=background, weights=weights, nonnegative=nonnegative,
                            exponents=exponents, max_iter=max_iter, tol=tol, check_finite=in_memory)
@@ -254,11 +274,15 @@ def _check_in_memory(da, ch, weights, in_memory) -> None:
         # Poisson weights are the likelihood of counts: negative "counts" (dark-subtracted or
         # inverted data) make the fit meaningless (all-negative spectra gave Li = 0, chi2 ~ 0).
         # Resampling a count spectrum can leave near-empty channels a little below 0: tolerated.
-        low = float(np.nanmin(np.asarray(da.data)[..., ch])) if ch.size else 0.0
+        win = np.asarray(da.data)[..., ch]
+        low = float(np.nanmin(win)) if ch.size else 0.0
         if low < -1.0:
+            at = np.unravel_index(int(np.nanargmin(win)), win.shape)
+            where = ", ".join(f"{d}={int(i)}" for d, i in zip(da.dims[:-1], at[:-1]))
             raise DataValidationError(
-                f"si: holds negative counts (down to {low:.4g}) in the fit window; weights='poisson' needs "
-                f"counts >= 0: pass weights=None for dark-subtracted or otherwise signed data")
+                f"si: holds negative counts (down to {low:.4g}, pixel ({where}) channel {int(ch[at[-1]])}) in the "
+                f"fit window; weights='poisson' needs counts >= 0: pass weights=None for dark-subtracted or "
+                f"otherwise signed data")
 
 
 def _mlls_dual_convolve(da, e, ch, references, low_loss, *, nonnegative, exponents, max_iter, tol):

@@ -269,7 +269,7 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
            li: str = "Li", co: str = "Co", binning: int = 4, fit_pixels: int = 4000, seed: int = 0, max_iter: int = 400,
            resolution_fwhm: float | None = None, low_loss: Any = None, energy: Any = None,
            co_pooling: str = "time", projection: str = "full-covariance", projection_ridge: float = 0.01,
-           condition_li: bool = False):
+           condition_li: bool = False, implausible: str = "raise"):
     """Li and Co amounts (and x) per pixel by NMF of the deconvolved spectra, with σ.
 
     Parameters
@@ -341,6 +341,13 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         fifth pass), but Co's frame-to-frame systematic errors move into Li:
         x pull on 4×4 blocks 1.04–1.09 instead of 1.00–1.04, and the areal Li
         map's systematic grows (see BENCHMARKS.md). Default False.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -385,11 +392,17 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         raise DataValidationError(f"projection_ridge: expected a number > 0, got {projection_ridge!r}")
     if int(fit_pixels) < n_components:
         raise DataValidationError(f"fit_pixels: expected ≥ n_components = {n_components}, got {fit_pixels}")
+    from . import _plausible
+
     da = _common.spectra(si, energy=energy)
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))  # raw counts
     e = np.asarray(da.coords["energy"].values, float)
     var_scale = None
     if low_loss is not None:
         from ._mlls import _splice
+
+        low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+                                       name=_plausible.input_name(low_loss, "low_loss"))
 
         da, e, var_scale = _splice(da, e, low_loss)
     if not (e[0] < 0 < e[-1]):

@@ -74,7 +74,7 @@ def _mask_for(da, mask, name):
 def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Mapping[str, Mapping[str, float]], *,
                             fit_range, background_range=None, plural_scattering: str | None = "fourier-log",
                             exponents=(2.0, 3.0), resolution_fwhm: float | None = None, energy: Any = None,
-                            chemical_shift: str | float | None = "auto"):
+                            chemical_shift: str | float | None = "auto", implausible: str = "raise"):
     """Per-component reference spectra measured on regions of known composition.
 
     Parameters
@@ -119,6 +119,13 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
         data (``li_k_shift_ev`` NaN); a number (eV, the poorer region's Li-K
         relative to the richer's, positive to higher loss) gives it.
         ``"off"``: no shift model (the rows are fitted as given).
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -162,9 +169,13 @@ def references_from_regions(si: Any, regions: Mapping[str, Any], composition: Ma
     """
     import xarray as xr
 
-    from . import _lowloss
+    from . import _lowloss, _plausible
 
     da = _common.spectra(si, energy=energy)
+    if plural_scattering is not None:  # raw counts with their zero-loss peak: the plausibility rule
+        da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+    else:
+        _plausible.check_mode(implausible)
     e = np.asarray(da.coords["energy"].values, float)
     ch = _common.window(e, fit_range, name="fit_range", min_channels=8)
     if background_range is None:

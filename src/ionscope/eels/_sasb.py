@@ -174,7 +174,8 @@ def _sasb_block(spectra, *, ia, ib, pre, lnx_all, method, cal):
 def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any = None,
          pre_edge=PRE_EDGE, window_a=WINDOW_A, window_b=WINDOW_B, method: str = "linear",
          energy: Any = None, plural_scattering: str | None = None, low_loss: Any = None,
-         background: str | None = None, fit_range=None, exponents=None, resolution_fwhm: float | None = None):
+         background: str | None = None, fit_range=None, exponents=None, resolution_fwhm: float | None = None,
+         implausible: str = "raise"):
     """Li/Co map by the SA/SB two-window method, with propagated uncertainty.
 
     Two routes. Without ``plural_scattering`` (spectra that are already single
@@ -229,6 +230,13 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
         ``"fit"``, (2, 4) for ``"pre-edge"``).
     resolution_fwhm : float, optional
         Gaussian FWHM (eV) of the deconvolution; default the measured zero-loss FWHM.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur — a value below −8× the spectrum's own
+        noise level, NaN/Inf among finite channels (the rule of
+        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
+        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
+        channel; ``"mask"`` NaN results at those pixels and a warning with their
+        count. A spectrum NaN in every channel is a dead pixel: NaN results.
 
     Returns
     -------
@@ -265,6 +273,8 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
     if plural_scattering not in (None, "fourier-log", "auto"):
         raise DataValidationError(
             f"plural_scattering: expected None, 'fourier-log' or 'auto', got {plural_scattering!r}")
+    if implausible not in ("raise", "mask"):
+        raise DataValidationError(f"implausible: expected 'raise' or 'mask', got {implausible!r}")
     if method == "exact" and calibration is not None and not np.isfinite(calibration.sa_li):
         raise DataValidationError("method='exact' needs the references' window integrals; this calibration "
                                   f"(source {calibration.source!r}) supports method='linear' only")
@@ -272,8 +282,14 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
         da = _common.spectra(si, energy=energy)
         e = np.asarray(da.coords["energy"].values, float)
         if low_loss is not None or plural_scattering == "fourier-log" or (e[0] < 0 < e[-1]):
+            from . import _plausible
             from ._sasb_ssd import sasb_ssd
 
+            # raw counts with their zero-loss peak: the plausibility rule
+            da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+            if low_loss is not None:
+                low_loss = _plausible.check_counts(_common.spectra(low_loss, name="low_loss"), implausible=implausible,
+                                               name=_plausible.input_name(low_loss, "low_loss"))
             return sasb_ssd(da, calibration=calibration, references=references, pre_edge=pre_edge,
                             window_a=window_a, window_b=window_b, method=method, background=background,
                             fit_range=fit_range, exponents=exponents, resolution_fwhm=resolution_fwhm,

@@ -276,8 +276,11 @@ def _psnr_vs_batch(ex, run) -> float | None:
                 ref.append(np.asarray(batch.values[pos[r["frame"]]]))
     if not live:
         return None
-    ref = np.stack(ref)
-    return float(psnr(np.stack(live), ref, data_range=float(np.ptp(ref))))
+    ref, live = np.stack(ref), np.stack(live)
+    ok = np.isfinite(ref) & np.isfinite(live)  # a pixel NaN in a map (an unusable spectrum) is left out
+    if not ok.any():
+        return None
+    return float(psnr(live[ok], ref[ok], data_range=float(np.ptp(ref[ok]))))
 
 
 def _write_summary(ex, result: WatchResult) -> None:

@@ -98,6 +98,9 @@ def _screen(ctx):
     ds = xr.Dataset({"good": ("time", good), "reason": ("time", reasons.astype(str)),
                      "total_counts": ("time", stats["total"], {"long_name": "sum of the frame's finite values"}),
                      "negative_fraction": ("time", negative, {"long_name": "fraction of negative values"}),
+                     "implausible_pixels": ("time", got["implausible"],
+                                            {"long_name": "spectra whose raw counts cannot occur (NaN in the maps; "
+                                                          "ionscope.eels._plausible)"}),
                      "frame_spectrum": (("time", "energy"), got["spectrum"],
                                         {"long_name": "the frame summed over its pixels (energy drift)"}),
                      "register_image": (("time", "y", "x"), got["image"],
@@ -127,7 +130,7 @@ def _screen_params(ctx):
 
 
 #: bump when what the screen stores changes (its summaries for the later stages)
-_SCREEN_LAYOUT = 3  # 3: the energy-reversal gate (a cached screen from before did not judge it)
+_SCREEN_LAYOUT = 4  # 3: the energy-reversal gate (a cached screen from before did not judge it); 4: implausible_pixels
 
 
 def _screen_view(ctx, ds):
@@ -156,7 +159,36 @@ def _screen_after(ctx, _series) -> None:
                                       f"skip such frames)")
         bad_frames.append({"frame": frame, "file": file, "reason": reasons[i]})
     bad_frames.sort(key=lambda b: b["frame"])
+    _flag_implausible(ctx, ds, series, good, files)
     _enough_frames(ctx, int(good.sum()), series.sizes["time"] + reader_bad - int(good.sum()))
+
+
+def _flag_implausible(ctx, ds, series, good, files) -> None:
+    """Say which kept frames hold spectra whose raw counts cannot occur: the Li-map read makes them NaN
+    (:func:`ionscope.pipeline._eels_frame.corrected_frame`); one corrupt pixel neither stops the night nor is
+    analysed."""
+    import warnings
+
+    if "implausible_pixels" not in ds:
+        return
+    counts = np.asarray(ds.implausible_pixels.values, np.int64)
+    # eels.nmf (the [limap] method "nmf") is not a raw-count route of the rule: it clips negative counts to 0
+    where = ("NaN in the maps there" if ctx.config.limap.method != "nmf" else
+             "[limap] method \"nmf\" clips negative counts to 0 and analyses them (use mlls or sasb to mask them)")
+    flagged = getattr(ctx.result, "flagged_pixels", None)
+    if flagged is None:  # a result without the list (a caller's own): the maps are NaN there all the same
+        return
+    for i in np.flatnonzero(good & (counts > 0)):
+        frame = int(series.frame_index.values[i]) if "frame_index" in series.coords else int(i)
+        n = int(counts[i])
+        flagged.append({"frame": frame, "file": files[i] if files else "", "pixels": n,
+                        "reason": f"{n} spectra with impossible raw counts (a value below -8x the spectrum's noise "
+                                  f"level, or NaN/Inf among finite channels): " + where})
+    if flagged:
+        listed = "; ".join(f"frame {f['frame']}: {f['pixels']}" for f in flagged[:5])
+        warnings.warn(f"{ctx.config.input.series or 'series'}: {sum(f['pixels'] for f in flagged)} spectra in "
+                      f"{len(flagged)} frame(s) hold impossible raw counts ({listed}"
+                      + (" ..." if len(flagged) > 5 else "") + f"): {where}", stacklevel=2)
 
 
 def _enough_frames(ctx, n_good: int, n_bad: int) -> None:
@@ -367,6 +399,10 @@ def _li_maps_fused(ctx):
     probe = None
     if plural != "none" and cfg.limap.options.get("resolution_fwhm") is None:
         probe = _probe_spectra(ctx, series, drift)
+        if probe is not None:  # an implausible probe spectrum is NaN: the zero-loss width is not measured on it
+            from ..eels import implausible_spectra
+
+            probe = np.where(implausible_spectra(probe)[:, None], np.nan, probe)
     refs, shift_attrs = _night_shift(ctx, series, plural, shifts, drift, probe)
     plan = frame_plan(cfg, energy=series.energy.values, references=refs, probe=probe, plural=plural)
     ds = _select_maps(plan.fit.dataset(li_columns(series, plan, shifts, drift)), cfg)

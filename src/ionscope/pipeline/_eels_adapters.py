@@ -88,6 +88,8 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
         # the other components keep their physical non-negativity.
         options.setdefault("nonnegative",
                            [str(c) for c in references["component"].values if str(c) != lc.component])
+        # one corrupt pixel neither stops the night nor is analysed: NaN there (the screen reports it)
+        options.setdefault("implausible", "mask")
         if plural != "none":
             # real spectra: through each spectrum's own zero-loss peak (the background is the basis)
             options.pop("weights", None)
@@ -97,7 +99,7 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
             ds = eels.mlls(si, references, fit_range=tuple(lc.fit_range), background=background, weights=weights,
                            **options)
     elif lc.method == "sasb":
-        ds = eels.sasb(si, **lc.options)
+        ds = eels.sasb(si, **{"implausible": "mask", **lc.options})
     else:
         ds = eels.nmf(si, **lc.options)
     return _select_maps(ds, cfg)

@@ -67,7 +67,9 @@ def _fraction(ctx):
             spec = eels.calibration_from_charge(maps, s_["charge_c"].values, co_mol=float(cal["co_mol"]))
         frac = eels.li_fraction(maps, calibration=spec, smooth_co=ctx.config.limap.co_smoothing_px)
         x = frac.li_fraction
-        undefined = ~np.isfinite(x)
+        # a pixel whose spectrum could not be used (NaN weights: impossible raw counts) stays NaN, not x = 0
+        unusable = ~np.isfinite(li) | ~np.isfinite(ds_l["co"])
+        undefined = ~np.isfinite(x) & ~unusable
         # where the (smoothed) Co map is ≤ 0 there is no LixCoO2 to speak of: x is set to 0 and counted
         out["li"] = x.where(~undefined, 0.0).astype("float32").assign_attrs(
             long_name="Li fraction x in LixCoO2", units="1", quantity="x")
@@ -105,10 +107,50 @@ def _denoise_stage(ctx):
     import xarray as xr
 
     ds_l = ctx["fraction"]
-    li = ds_l["li"].load()
+    li, filled = fill_undefined(ds_l["li"].load())
     out = _denoise(li, ctx.config, ds_l["li_std"].values if "li_std" in ds_l else None, ctx.show_progress)
     return xr.Dataset({"li": out.astype("float32").assign_attrs(
-        {k: v for k, v in li.attrs.items() if k in ("long_name", "units", "quantity")})})
+        {k: v for k, v in li.attrs.items() if k in ("long_name", "units", "quantity")})},
+        attrs={"filled_pixels": filled} if filled else {})
+
+
+def fill_undefined(li, *, max_rounds: int = 8):
+    """The Li movie with its NaN/Inf pixels filled from their finite neighbours, for the denoiser and the flux.
+
+    A pixel is NaN in the raw maps where its spectrum could not be used (impossible raw counts: the run
+    reports them as ``flagged_pixels``); the denoiser and the transport analysis need every pixel. Each such
+    pixel takes the mean of the finite pixels of its 3×3 neighbourhood in its own frame (repeated for
+    larger holes; the frame's mean where a whole frame is empty). The raw maps keep their NaN.
+
+    Returns
+    -------
+    (li, n) : (xarray.DataArray, int)
+        ``li`` itself when every value is finite (n = 0).
+    """
+    from scipy import ndimage
+
+    v = np.asarray(li.values, float)
+    bad = ~np.isfinite(v)
+    n = int(bad.sum())
+    if n == 0:
+        return li, 0
+    out = np.where(bad, 0.0, v)
+    good = (~bad).astype(float)
+    size = (1,) + (3,) * (v.ndim - 1)
+    for _ in range(max_rounds):
+        if not bad.any():
+            break
+        num = ndimage.uniform_filter(out * good, size=size, mode="nearest")
+        den = ndimage.uniform_filter(good, size=size, mode="nearest")
+        take = bad & (den > 0)
+        out[take] = num[take] / den[take]
+        good[take] = 1.0
+        bad &= ~take
+    if bad.any():  # a frame with nothing finite near: its own mean (0 if none)
+        for t in np.unique(np.argwhere(bad)[:, 0]):
+            fin = good[t] > 0
+            out[t][bad[t]] = out[t][fin].mean() if fin.any() else 0.0
+    return li.copy(data=out.astype(li.dtype)), n
 
 
 def _frame_times(ctx):

@@ -195,7 +195,9 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     -------
     dict
         ``statistics`` (5,) float64: total, minimum, NaN/Inf count, negative count,
-        values (:func:`ionscope.pipeline._gates.block_statistics`); ``spectrum``
+        values (:func:`ionscope.pipeline._gates.block_statistics`); ``implausible``
+        — how many spectra break the raw-count plausibility rule
+        (:func:`implausible_pixels`; the Li-map read makes them NaN); ``spectrum``
         (energy,) — the frame summed over its pixels, in the frame's dtype;
         ``image`` (y, x) — the sum over ``plan.register_channels``.
 
@@ -215,9 +217,26 @@ def frame_summary(frame, *, plan: FramePlan) -> dict:
     block = np.asarray(frame)[None]
     # the same reductions, on the same (1, y, x, energy) block, as the dask expressions the stages
     # used before the fusion: the same float32 sums, bit for bit
-    return {"statistics": block_statistics(block, negative_below=plan.negative_below)[0],
+    stats = block_statistics(block, negative_below=plan.negative_below)[0]
+    # the statistics' minimum spares the rule's pass over a finite frame with nothing below −8 counts
+    bad = implausible_pixels(frame, finite_minimum=float(stats[1]) if stats[2] == 0 else None)
+    if bad is not None and stats[2] == 0:
+        # a finite frame with corrupt spectra: they enter neither the energy drift's spectrum nor the
+        # registration image (counted as zero there; the maps make them NaN)
+        block = block.copy()
+        block[0][bad] = 0
+    return {"statistics": stats, "implausible": 0 if bad is None else int(bad.sum()),
             "spectrum": np.sum(block, axis=(1, 2))[0],
             "image": np.sum(block[..., plan.register_channels], axis=3)[0]}
+
+
+def implausible_pixels(frame, *, finite_minimum=None):
+    """Which spectra of a frame ``(y, x, energy)`` break the raw-count plausibility rule
+    (:func:`ionscope.eels.implausible_spectra`); None when none does (one ``min`` and one ``max`` pass)."""
+    from ..eels import implausible_spectra
+
+    bad = implausible_spectra(frame, finite_minimum=finite_minimum)
+    return bad if bad.any() else None
 
 
 def frame_maps(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0.0, 0.0)) -> dict:
@@ -250,8 +269,19 @@ def frame_columns(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0
 
 
 def corrected_frame(frame, *, plan: FramePlan, energy_shift: float = 0.0, drift=(0.0, 0.0)) -> np.ndarray:
-    """The frame's spectra as the fit sees them: cropped, energy drift and specimen drift undone."""
-    block = np.asarray(frame)[..., plan.channels]
+    """The frame's spectra as the fit sees them: implausible spectra NaN, cropped, energy and specimen drift undone.
+
+    A spectrum that breaks the raw-count plausibility rule (:mod:`ionscope.eels._plausible`; the screen
+    counts them per frame and the run reports them) is made NaN before anything mixes it with others:
+    NaN in the maps there (and, through the registration's bilinear shift, at its neighbours), never
+    analysed. A frame without one is used as it is (one ``min`` pass; the same maps bit for bit).
+    """
+    frame = np.asarray(frame)
+    bad = implausible_pixels(frame)
+    if bad is not None:
+        frame = frame.astype(np.result_type(frame.dtype, np.float32), copy=True)
+        frame[bad] = np.nan
+    block = frame[..., plan.channels]
     if plan.correct_energy:
         block = _shift_energy(block, plan.energy[plan.channels], float(energy_shift))
     if plan.register:

@@ -61,8 +61,8 @@ def _summarise_parts(parts, plan: FramePlan):
     spectrum = got[0]["spectrum"]
     for g in got[1:]:
         spectrum = spectrum + g["spectrum"]
-    return {"statistics": stats, "spectrum": spectrum, "image": np.concatenate([g["image"] for g in got]),
-            "windows": None}
+    return {"statistics": stats, "implausible": sum(int(g["implausible"]) for g in got), "spectrum": spectrum,
+            "image": np.concatenate([g["image"] for g in got]), "windows": None}
 
 
 def screen_summaries(series, *, plan: FramePlan, batch: int = 4, bar=lambda items: items, windows: bool = False):
@@ -75,6 +75,7 @@ def screen_summaries(series, *, plan: FramePlan, batch: int = 4, bar=lambda item
     -------
     dict
         ``stats`` (as ``screen_statistics``), ``unreadable`` {position: reason},
+        ``implausible`` (time,) the spectra that break the raw-count plausibility rule,
         ``spectrum`` (time, energy), ``image`` (time, y, x), and with
         ``windows`` ``probe`` {``pixels``, ``origins``, ``windows`` (probe, wy, wx, energy)}
         (None when a frame with probes did not give its window).
@@ -97,6 +98,7 @@ def screen_summaries(series, *, plan: FramePlan, batch: int = 4, bar=lambda item
         return dask.delayed(_summarise_parts, pure=True)(list(frame.to_delayed().ravel()), plan_key)
 
     stats = np.zeros((n, 5))
+    implausible = np.zeros(n, np.int64)
     spectrum = np.full((n, ne), np.nan, dtype=data.dtype)
     image = np.full((n, ny, nx), np.nan, dtype=data.dtype)
     window_of: dict[int, np.ndarray] = {}
@@ -104,6 +106,7 @@ def screen_summaries(series, *, plan: FramePlan, batch: int = 4, bar=lambda item
 
     def put(t, got):
         stats[t], spectrum[t], image[t] = got["statistics"], got["spectrum"], got["image"]
+        implausible[t] = got.get("implausible", 0)
         if got.get("windows") is not None:
             for k, w in zip(np.flatnonzero(pixels[:, 0] == t), got["windows"]):
                 window_of[int(k)] = w
@@ -127,7 +130,7 @@ def screen_summaries(series, *, plan: FramePlan, batch: int = 4, bar=lambda item
     cols = {"total": 0, "minimum": 1, "nonfinite": 2, "negative": 3, "size": 4}
     out = {"stats": {k: stats[:, cols[k]] if k in ("total", "minimum") else stats[:, cols[k]].astype(np.int64)
                      for k in STATISTICS},
-           "unreadable": unreadable, "spectrum": spectrum, "image": image, "probe": None}
+           "unreadable": unreadable, "spectrum": spectrum, "image": image, "probe": None, "implausible": implausible}
     if windows and len(window_of) == len(pixels):
         out["probe"] = {"pixels": pixels, "origins": origins,
                         "windows": np.stack([window_of[k] for k in range(len(pixels))])}

@@ -284,6 +284,7 @@ class _Result:
 
     def __init__(self):
         self.bad_frames: list = []
+        self.flagged_pixels: list = []  # the night keeps its own count (_live_eels_night: a live warning)
 
 
 def _fraction_wanted(cfg) -> bool:

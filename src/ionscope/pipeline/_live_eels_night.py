@@ -29,6 +29,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import DataValidationError, FileFormatError, IonscopeError
+from ._eels_frame import implausible_pixels
 from ._live import LiveNight, fingerprint
 from ._live_eels import FRAME_HOOKS, First, Reference, exact, process_frame
 from ._live_gates import LiveGates
@@ -44,8 +45,10 @@ def causal_denoise(raw_window: np.ndarray, std_window: np.ndarray | None, config
     import xarray as xr
 
     from ._eels import _denoise
+    from ._eels_downstream import fill_undefined
 
-    da = xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x"))
+    # NaN pixels (unusable spectra) filled from their neighbours, as the batch denoise stage does
+    da, _ = fill_undefined(xr.DataArray(np.asarray(raw_window, np.float32), dims=("time", "y", "x")))
     out = np.asarray(_denoise(da, config, std_window, show_progress=False).values, np.float32)
     return out if whole else out[-1]
 
@@ -121,6 +124,7 @@ class EelsNight(LiveNight):
         self.first: First | None = None  # the frame "first"-referenced registration measures against
         self.store = None  # the stage cache the frames' rows go into (a LiveStore), once resumed
         self.given_up = False
+        self.implausible: dict[int, int] = {}  # frame → spectra with impossible raw counts (NaN in its maps)
         sink.set_meta(series=str(self.folder), log=str(cfg.path(ic.log)) if ic.log else "",
                       frame_interval_s=ic.frame_interval_s, window=self.window, out_dir=str(cfg.out_dir),
                       denoise=cfg.denoise.method, register_reference=cfg.register.reference, night="eels")
@@ -279,6 +283,9 @@ class EelsNight(LiveNight):
         rec = {"frame": k, "file": ff.path.name, "time_s": t, "fingerprint": fp, "key": key,
                "complete_how": ff.how, "mtime": ff.mtime, **sc, **gate_stats, "gate_judged": self.gates.judging,
                "process_s": time.perf_counter() - t0}
+        bad = implausible_pixels(da.values)  # the maps hold NaN there (pipeline._eels_frame.corrected_frame)
+        if bad is not None:
+            rec["implausible_pixels"] = self.implausible[k] = int(bad.sum())
         now = time.time()
         rec["published_at"] = now
         rec["latency_s"] = now - ff.mtime
@@ -405,6 +412,12 @@ class EelsNight(LiveNight):
 
     def _warnings(self, rec: dict) -> None:
         st = self.sink
+        flagged = getattr(self, "implausible", None)
+        if flagged:  # kept for the whole night: a corrupt pixel is never analysed, and never unsaid
+            listed = "; ".join(f"frame {k}: {n}" for k, n in list(flagged.items())[-5:])
+            st.warn("implausible", f"{sum(flagged.values())} spectra in {len(flagged)} frame(s) "
+                                   f"hold impossible raw counts (a value below -8x the spectrum's noise level): NaN "
+                                   f"in the maps there ({listed})")
         recs = self.records
         # χ² far above its running median: the references no longer describe the spectra
         chi = [r["chi2_mean"] for r in recs[:-1] if r.get("chi2_mean") is not None]

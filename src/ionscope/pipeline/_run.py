@@ -84,6 +84,10 @@ class RunResult:
         Frames left out, each with its ``frame`` number and ``reason``.
     ignored_files : list of str
         Files in the frame folder that are not frames.
+    flagged_pixels : list of dict
+        Kept frames with spectra whose raw counts cannot occur
+        (:mod:`ionscope.eels._plausible`): ``frame``, ``file``, ``pixels``
+        (how many; NaN in the maps there), ``reason``.
     files : dict of str to str
         Files a report stage wrote, by name.
     context : Context, optional
@@ -105,6 +109,7 @@ class RunResult:
     stages: dict[str, StageRecord] = field(default_factory=dict)
     bad_frames: list[dict] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # files in the frame folder that are not frames
+    flagged_pixels: list[dict] = field(default_factory=list)  # frames kept with implausible spectra made NaN
     files: dict[str, str] = field(default_factory=dict)
     context: Any = None  # the stage graph's Context after the run
 
@@ -148,6 +153,7 @@ class RunResult:
         out["missing_frames"] = [int(b["frame"]) for b in self.bad_frames
                                  if str(b.get("reason", "")).startswith("missing")]
         out["ignored_files"] = list(self.ignored_files)
+        out["implausible_pixels"] = int(sum(int(f["pixels"]) for f in self.flagged_pixels))
         out["stages_cached"] = [n for n, r in self.stages.items() if r.cached]
         out["stage_seconds"] = {n: round(r.seconds, 3) for n, r in self.stages.items()}
         if "limap" in self.stages:  # where the Li-K shift the maps were fitted with came from (traceable)

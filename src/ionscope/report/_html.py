@@ -118,6 +118,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "truth_cosine_observable": ("cosine similarity to the observable truth", _DIMLESS),
     "n_frames": ("frames", ""),
     "bad_frames": ("frames marked bad", ""),
+    "implausible_pixels": ("spectra with impossible raw counts (NaN in the maps)", ""),
     "seconds": ("time", "s"),
     "stage": ("stage", ""),
     "cached": ("from the cache", ""),
@@ -125,6 +126,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "frame": ("frame", ""),
     "file": ("file", ""),
     "reason": ("reason", ""),
+    "pixels": ("pixels", ""),
     # --- the demo: simulator
     "operando_shape": ("size of the simulated operando series", ""),
     "operando_mb": ("memory of the simulated operando series", "MB"),

@@ -130,6 +130,7 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     if "thickness_mean" in frac:
         summary["thickness_per_frame"] = [round(float(v), 4) for v in frac.thickness_mean.values]
     summary["bad_frames_detail"] = result.bad_frames
+    summary["implausible_pixels_detail"] = getattr(result, "flagged_pixels", [])
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1, default=str))
     files["summary.json"] = out / "summary.json"
@@ -143,6 +144,8 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
         sections.append({"title": "Viewer", "viewer": files["viewer.html"]})
     if result.bad_frames:
         sections.append({"title": "Frames marked bad", "table": result.bad_frames})
+    if getattr(result, "flagged_pixels", None):
+        sections.append({"title": "Pixels with impossible raw counts (NaN in the maps)", "table": result.flagged_pixels})
     sections.append({"title": "Stages", "table": [
         {"stage": n, "cached": r.cached, "seconds": round(r.seconds, 2), "resumed batches": r.resumed_batches}
         for n, r in result.stages.items()]})
@@ -203,7 +206,8 @@ def operando_report_stage():
     from ..pipeline import Stage
 
     return Stage("report", _report_compute, inputs=("analysis", "limap"),
-                 params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)],
+                 params=lambda ctx: [ctx.config.section("report"), json.dumps(ctx.result.bad_frames)]
+                 + ([json.dumps(ctx.result.flagged_pixels)] if getattr(ctx.result, "flagged_pixels", None) else []),
                  after=_report_after, store=lambda ctx: _file_set(ctx), outputs=_planned)
 
 
