@@ -115,3 +115,26 @@ def test_kernel_with_float32_weights_keeps_the_maps(monkeypatch):
         assert_same_maps(plan, new, old)
         np.testing.assert_allclose(_col(plan, new, "chi2"), _col(plan, old, "chi2"), rtol=1e-5)
         assert not np.array_equal(new, old)  # the float32 path did run
+
+
+def test_zero_loss_sandwich_equals_the_float64_sums_on_a_strided_window():
+    """The sixth pass's dot products (reassociated, float32) against the plain float64 sums, ``A`` a strided window
+    of padded rows as the kernel passes it."""
+    from ionscope.eels import _plural_jit
+
+    rng = np.random.default_rng(2)
+    P, M, m, n_fft, g0 = 5, 2, 351, 2048, 450
+    full = np.zeros((P, M, n_fft), np.float32)
+    full[:, :, g0:g0 + m] = rng.standard_normal((P, M, m))
+    A = full[:, :, g0:g0 + m]
+    kz = rng.standard_normal((P, n_fft)).astype(np.float32)
+    vz = rng.gamma(5.0, 100.0, (P, n_fft)).astype(np.float32)
+    cut = np.array([0, 60, 72, 75, 80])
+    vb = np.ones((P, M))
+    _plural_jit.zero_loss_sandwich(A, kz, vz, cut, g0, vb)
+    want = np.ones((P, M))
+    for p in range(P):
+        for i in range(cut[p] + 1):
+            u = A[p].astype(float) @ kz[p, g0 - i:g0 - i + m].astype(float)
+            want[p] += vz[p, i] * u**2
+    np.testing.assert_allclose(vb, want, rtol=2e-5)
