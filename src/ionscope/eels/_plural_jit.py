@@ -11,7 +11,8 @@ pixel that reads its inputs once, compiled by numba (LLVM). The third-pass numbe
 * ``nogil=True``: the kernel's pixel blocks run on threads (as the transforms do);
 * ``cache=True``: the machine code is written next to this file, or where that is read-only to
   numba's user-wide cache folder (``NUMBA_CACHE_DIR``), so later processes load it (BENCHMARKS.md);
-* no ``fastmath``: IEEE arithmetic, the same operations as the numpy path, except that sums run in
+* no ``fastmath`` (but for :func:`zero_loss_sandwich`'s reassociated float32 dot products, sixth pass, which
+  only σ depends on): IEEE arithmetic, the same operations as the numpy path, except that sums run in
   another order (sequential instead of numpy's pairwise; I0 and I_t move by ~1e-16) and that the
   float32 noise path's complex products round as the plain formula does, while numpy's vectorised
   complex64 product differs from it in the last bit for ~24 % of products (measured). The propagated
