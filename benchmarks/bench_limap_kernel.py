@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Issue 20, second to fourth pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
+"""Issue 20, second to sixth pass: the per-frame limap kernel (Fourier-log + GLS MLLS) step by step against its floors,
 and this tree against another (main) per realistic frame, alternated.
 
 One realistic 128×128×1024 frame (``operando_eels(physics="realistic")``, dose 200) goes through the
@@ -240,6 +240,23 @@ def breakdown(d):
                 return res
 
             setattr(pf, name, timed)
+    try:  # the sixth pass's float32 transforms (scipy's pocketfft binding): counted as scipy.fft's
+        from ionscope.eels import _plural_f32
+    except ImportError:
+        _plural_f32 = None
+    for name in ("rfft", "irfft") if _plural_f32 is not None else ():
+        fn = getattr(_plural_f32, name)
+        saved.append((_plural_f32, name, fn))
+
+        def timed32(*a, _fn=fn, _key=name, **k):
+            t0 = clock()
+            res = _fn(*a, **k)
+            key = f"FFT {stack[-1]} {_key}"
+            spent[key] = spent.get(key, 0.0) + clock() - t0
+            _count(stack[-1], _key, a[0], k.get("axis", -1))
+            return res
+
+        setattr(_plural_f32, name, timed32)
     wrap(pf, "_prepare", "prepare")
     wrap(pf._Context, "_noise", "noise")
     wrap(pf._Context, "_fit", "fit")

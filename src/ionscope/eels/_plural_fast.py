@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _lowloss, _ssdfit
+from . import _lowloss, _plural_f32
 from ._kernels import block_workers
 from ._plural import design
 from ._solve import MAX_ENUMERATED, nnls_batched, single_threaded_blas
@@ -276,7 +276,7 @@ class _Context:
 
     def _noise_jit(self, jit, h, hz, J, cut):
         """:meth:`_noise` from the filters, in their precision, with compiled element-wise steps."""
-        from scipy import fft
+        from . import _plural_f32 as fft  # scipy.fft's transforms, bit for bit, without its per-call overhead
 
         P, n_fft = J.shape[0], self.n_fft
         dtype = h.real.dtype
@@ -302,7 +302,7 @@ class _Context:
         pass) the zero-loss part is summed directly over the zero-loss channels
         (:func:`._plural_jit.zero_loss_sandwich`) instead of by two inverse transforms per reference row: σ moves by
         rounding only (tested)."""
-        from scipy import fft
+        from . import _plural_f32 as fft  # scipy.fft's transforms, bit for bit, without its per-call overhead
 
         P, n_fft = A.shape[0], self.n_fft
         full = np.zeros((P, self.M, n_fft), vn.dtype)
@@ -439,8 +439,8 @@ class _Context:
         M, D, K, X = self.M, self.D, self.K, self.X
         P = y.shape[0]
         # weights: inverse propagated variance, smoothed (no noise-weight correlation) and floored so a
-        # channel can never dominate — as the reference kernel (_ssdfit.weight_variance)
-        var = _ssdfit.weight_variance(var, self.channels, self.step)
+        # channel can never dominate — as the reference kernel (_ssdfit.weight_variance; its transforms in float32)
+        var = _plural_f32.weight_variance(var, self.channels, self.step)
         w = 1.0 / var
         Gu = w @ self.XX
         b = (w * y) @ X

@@ -11,7 +11,8 @@ pixel that reads its inputs once, compiled by numba (LLVM). The third-pass numbe
 * ``nogil=True``: the kernel's pixel blocks run on threads (as the transforms do);
 * ``cache=True``: the machine code is written next to this file, or where that is read-only to
   numba's user-wide cache folder (``NUMBA_CACHE_DIR``), so later processes load it (BENCHMARKS.md);
-* no ``fastmath``: IEEE arithmetic, the same operations as the numpy path, except that sums run in
+* no ``fastmath`` (but for :func:`zero_loss_sandwich`'s reassociated float32 dot products, sixth pass, which
+  only σ depends on): IEEE arithmetic, the same operations as the numpy path, except that sums run in
   another order (sequential instead of numpy's pairwise; I0 and I_t move by ~1e-16) and that the
   float32 noise path's complex products round as the plain formula does, while numpy's vectorised
   complex64 product differs from it in the last bit for ~24 % of products (measured). The propagated
@@ -30,13 +31,17 @@ import numba
 import numpy as np
 
 
-def _jit(fn):
-    """``numba.njit(cache=True, nogil=True)``; without a writable cache location (a read-only package and no
-    writable user cache folder: numba raises at decoration) the kernels are compiled in each process instead."""
+def _jit(fn, **options):
+    """``numba.njit(cache=True, nogil=True, error_model="numpy")``; without a writable cache location (a read-only
+    package and no writable user cache folder: numba raises at decoration) the kernels are compiled in each process
+    instead. ``error_model="numpy"`` (sixth pass): a float division by zero gives inf/NaN as numpy's does instead of
+    raising, so the compiler drops the per-division zero test that kept :func:`log_parts`' loops scalar — the same
+    bits (tested), 0.14–0.155 → 0.105–0.108 CPU-s per realistic frame there (BENCHMARKS.md). No kernel here divides
+    by a value that can be zero on usable spectra (the divisors are floored, positive pivots or constants)."""
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return numba.njit(cache=True, nogil=True, error_model="numpy", **options)(fn)
     except RuntimeError:
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, error_model="numpy", **options)(fn)
 
 
 @_jit
@@ -144,7 +149,7 @@ def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
         gre[k] = g_phase[k].real
         gim[k] = g_phase[k].imag
     jr_, ji_, zr_, zi_ = np.empty(kc), np.empty(kc), np.empty(kc), np.empty(kc)
-    a2j_, a2z_ = np.empty(kc), np.empty(kc)
+    a2j_, a2z_, izr_, izi_ = np.empty(kc), np.empty(kc), np.empty(kc), np.empty(kc)
     for p in range(P):
         i0f = zf[p, 0].real
         tiny = 1e-12 * abs(i0f)
@@ -167,6 +172,7 @@ def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
         for k in range(kc):
             rz = 1.0 / a2z_[k]
             izr, izi = zr_[k] * rz, -(zi_[k] * rz)
+            izr_[k], izi_[k] = izr, izi  # 1/z, kept for the filters (sixth pass: one division less)
             qrr[k] = jr_[k] * izr - ji_[k] * izi
             qir[k] = jr_[k] * izi + ji_[k] * izr
             rr[k] = a2j_[k] / a2z_[k]
@@ -174,8 +180,7 @@ def log_parts(jf, zf, kc, g_phase, qr, qi, ratio, h, hz):
         for k in range(kc):
             rj = 1.0 / a2j_[k]
             ijr, iji = jr_[k] * rj, -(ji_[k] * rj)
-            rz = 1.0 / a2z_[k]
-            izr, izi = zr_[k] * rz, -(zi_[k] * rz)
+            izr, izi = izr_[k], izi_[k]
             cr, ci = i0f * gre[k], i0f * gim[k]
             hrow[k] = complex(cr * ijr - ci * iji, cr * iji + ci * ijr)
             hzrow[k] = complex(cr * izr - ci * izi, cr * izi + ci * izr)
@@ -436,40 +441,37 @@ def gls_cholesky(Gu, iu0, iu1, b, M, cons, beta, ginv, ok):
                     beta[p, fmap[j]] = y[j]
 
 
-@_jit
-def zero_loss_sandwich(A, kz, vz, cut, g0, vb):
+def _zero_loss_sandwich(A, kz, vz, cut, g0, vb):
     """``vb[p, k] += Σ_{i ≤ cut[p]} v_z[p, i]·u[i]²``, ``u[i] = Σ_j A[p, k, j]·K_z[p, g0 + j − i]``: the zero-loss
     counts' part of the sandwich, the correlation of the fit's rows with ``K_z`` summed directly over the
     zero-loss channels (``u`` in the arrays' precision, as the transforms it replaces; the squares' sum in float64).
 
     Why our own: ``v_z`` lives on the channels up to the zero-loss cut (~73 on realistic spectra), so the
     correlation is needed there only: ~51k products per pixel against two inverse transforms of 2048 channels
-    per reference row. ``K_z`` is read once per pixel into a reversed copy, so the inner loop runs forward over
-    contiguous row views (``u[i] += a·R[m − 1 − j + i]``) and vectorises.
+    per reference row. Sixth pass: each ``u[i]`` is one dot product over contiguous rows of ``A`` and ``K_z``,
+    compiled with reassociation allowed (``fastmath={"reassoc", "contract"}``: the dot products vectorise; each
+    row of ``A``, a strided view, copied first), 0.116 → 0.075 CPU-s per realistic frame in the kernel. ``u`` is
+    then summed in another order than the fourth pass's sequential sums: this part of σ² moves by its float32
+    rounding (≤ 1.6e-5 of itself; it is ~1e-6 of σ²), σ by ≤ 4e-11 relative (measured on a realistic frame;
+    tested against the transforms, tests/test_eels_plural_gls.py).
     """
     P, M, m = A.shape
-    ct_max = 0
-    for p in range(P):
-        ct_max = max(ct_max, cut[p])
-    R = np.empty(m + ct_max + 1, kz.dtype)
-    u = np.empty(ct_max + 1, kz.dtype)
+    a_row = np.empty(m, A.dtype)  # a contiguous copy: A is a strided view (the window of the padded rows)
     for p in range(P):
         ct = cut[p]
         krow = kz[p]
-        for q in range(m + ct):
-            R[q] = krow[g0 + m - 1 - q]
         vrow = vz[p]
         for k in range(M):
-            a_row = A[p, k]
-            uu = u[:ct + 1]
-            uu[:] = 0
-            for j in range(m):
-                a = a_row[j]
-                seg = R[m - 1 - j:m + ct - j]
-                for i in range(ct + 1):
-                    uu[i] += a * seg[i]
+            a_row[:] = A[p, k]
             s = 0.0
             for i in range(ct + 1):
-                x = np.float64(uu[i])
+                seg = krow[g0 - i:g0 - i + m]
+                acc = a_row.dtype.type(0.0)
+                for j in range(m):
+                    acc += a_row[j] * seg[j]
+                x = np.float64(acc)
                 s += x * x * np.float64(vrow[i])
             vb[p, k] += s
+
+
+zero_loss_sandwich = _jit(_zero_loss_sandwich, fastmath={"reassoc", "contract"})
