@@ -65,7 +65,7 @@ def test_no_jitter_or_small_frames_mean_identical_output():
 @pytest.fixture(scope="module")
 def jittered20():
     """The 20-counts/px jittered movie (seed 3) and its default (aligned) denoising as a DataArray, made once:
-    shared by the next two tests, which each denoised it (issue 20, third pass: ~5 s CPU)."""
+    shared by the next two tests, which each denoised it (issue 20, third pass: ~2.6 CPU-s)."""
     import xarray as xr
 
     noisy, clean = _jittered(20.0)

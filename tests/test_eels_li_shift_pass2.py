@@ -189,7 +189,7 @@ def test_a_negative_li_k_shift_is_recovered():
     assert abs(res["off"]) > 2 * abs(res["given"])
 
 
-# slow tier (issue 20, third pass; ~25 of this file's ~40 s at load 10): the search over both signs is the
+# slow tier (issue 20, third pass; measured 31-34 of this file's 51-61 CPU-s): the search over both signs is the
 # shift search the fast tier runs on the default grid (tests/test_cli_refs_shift.py, test_eels_chemical_shift.py)
 # on a 13-point grid; the negative shift's fit itself is the test above
 @pytest.mark.slow

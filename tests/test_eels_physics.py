@@ -276,7 +276,7 @@ def test_references_from_regions_recover_the_edge_shapes(clean):
         eels.references_from_regions(frame, {"rich": rich}, comp, fit_range=FIT)
 
 
-# slow tier (issue 20, third pass; ~85 % of this check's ~16 s at load 10 is the Li-K shift search the references
+# slow tier (issue 20, third pass; ~6.5 CPU-s, most of it the Li-K shift search the references
 # leave open): the fast tier runs the same route — references from a rich and a poor region, mlls with the shift
 # measured on the data, x calibrated on the rich region — with tighter tolerances in
 # tests/test_eels_chemical_shift.py (x bias ≤ 0.01 on 4×4 blocks, noise-free and at dose 1000)

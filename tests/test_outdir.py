@@ -368,7 +368,7 @@ def test_cache_pointing_at_a_foreign_zarr_store(data, clean, tmp_path, capsys):
 
 # Each case's refusal is its own path; the run after it (a clean run on the same inputs, the same as the clean
 # one) is one path for all four, since the refusal is first shown to leave every file as it was. The fast tier runs
-# it after the first case, the slow tier after the other three (issue 20, third pass: ~2 s CPU each).
+# it after the first case, the slow tier after the other three (issue 20, third pass: ~1.6 CPU-s each).
 _CACHE_CASES = ([pytest.param("series", True, id="series")]
                 + [pytest.param(w, False, id=w) for w in ("inside-series", "log", "parent-of-series")]
                 + [pytest.param(w, True, id=f"{w}-then-run", marks=pytest.mark.slow)
