@@ -175,8 +175,8 @@ def test_noise_free_results_do_not_move():
 
 def test_a_negative_li_k_shift_is_recovered():
     """The simulator's Li-K moving to LOWER loss as Li leaves (−0.6 eV per 0.5 in x), noise-free: given the
-    (negative) shift, x beyond the regions' x within 0.01 (the two rows as given: off by more); measured
-    with a search over both signs the shift comes out negative and x within 0.01."""
+    (negative) shift, x beyond the regions' x within 0.01 (the two rows as given: off by more). The search
+    over both signs is the next test (slow tier)."""
     si, truth, film, pristine, regions, comp, xp, xc = _scene(shift_ev=-0.6, noise=False)
     true_delta = -0.6 / 0.5 * (xp - xc)
     res = {}
@@ -187,6 +187,17 @@ def test_a_negative_li_k_shift_is_recovered():
         res[name] = _bias(maps, truth, film, k, 0.1, 0.4)
     assert abs(res["given"]) < 0.01
     assert abs(res["off"]) > 2 * abs(res["given"])
+
+
+# slow tier (issue 20, third pass; measured 31-34 of this file's 51-61 CPU-s): the search over both signs is the
+# shift search the fast tier runs on the default grid (tests/test_cli_refs_shift.py, test_eels_chemical_shift.py)
+# on a 13-point grid; the negative shift's fit itself is the test above
+@pytest.mark.slow
+def test_a_negative_li_k_shift_is_found_by_a_search_over_both_signs():
+    """The same scene, the shift left open: a search over −1.5…+1.5 eV finds it negative within 0.1 eV and
+    x beyond the regions' x within 0.01."""
+    si, truth, film, pristine, regions, comp, xp, xc = _scene(shift_ev=-0.6, noise=False)
+    true_delta = -0.6 / 0.5 * (xp - xc)
     refs = eels.references_from_regions(si, regions, comp, fit_range=FIT)
     old = _li_shift.DELTA_SCAN_EV
     try:
