@@ -268,7 +268,7 @@ def two_shapes(si, truth, film, cond: str = MOVIE) -> tuple:
     # judged on the frames that hold no region (the regions' own pixels are fitted by their own spectra)
     held = [f for f in range(si.sizes["time"]) if f != 0 and f not in frame]
     # the references' noise: an error common to every frame, not in the frames' spread (jackknife)
-    se_beyond, se_film = references_noise_se(si, refs, maps, truth, [beyond, film], held)
+    se_beyond, se_film = references_noise_se(si, refs, maps, truth, [beyond, film], held, max_frames=2)
     s_beyond = x_bias(maps, truth, beyond, held, common_se=se_beyond)
     s_film = x_bias(maps, truth, film, held, common_se=se_film)
     s_k = x_bias(maps, truth, beyond, held, k=k, k_std=k_std, common_se=se_beyond)
