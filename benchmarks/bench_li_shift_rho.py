@@ -42,7 +42,7 @@ def main(argv=None):
         if Gp.shape[0] <= 256:
             S = Gp[:, :2, :2] - Gp[:, :2, 2:] @ np.linalg.solve(Gp[:, 2:, 2:], np.swapaxes(Gp[:, :2, 2:], 1, 2))
             with np.errstate(all="ignore"):
-                rhos.append(np.max(np.real(np.linalg.eigvals(np.linalg.solve(S, om)))), axis=1))
+                rhos.append(np.max(np.real(np.linalg.eigvals(np.linalg.solve(S, om))), axis=1))
         return orig(Gp, om)
 
     _li_shift.corrected_gram = recording
