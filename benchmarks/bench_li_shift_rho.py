@@ -25,12 +25,13 @@ from bench_li_shift_beyond import FIT, measures, scene  # noqa: E402
 
 def main(argv=None):
     from ionscope import eels
-    from ionscope.eels import _li_shift
+    from ionscope.eels import _li_shift, _refs
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cap", type=float, default=_li_shift.MAX_CORRECTION)
     p.add_argument("--dose", type=float, default=100.0)
     p.add_argument("--draws", type=int, nargs="+", default=[100])
+    p.add_argument("--groups", type=int, default=None, help="jackknife groups of the references (default: theirs)")
     p.add_argument("--out", default="li_shift_rho.jsonl")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -47,6 +48,8 @@ def main(argv=None):
 
     _li_shift.corrected_gram = recording
     _li_shift.MAX_CORRECTION = a.cap
+    if a.groups:
+        _refs._jackknife.__defaults__ = (a.groups,)
     si0, truth, film, pristine, charged = scene(0, 1, (32, 48), 4)
     xp, xc = float(truth.x_li.where(pristine).mean()), float(truth.x_li.where(charged).mean())
     comp = {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}}
@@ -59,13 +62,15 @@ def main(argv=None):
     inside = (fb & (xt > 0.6)).values.ravel()
     for draw in a.draws:
         rhos.clear()
-        si = si0.copy(data=np.random.default_rng(1000 + draw).poisson(lam * a.dose / 1000).astype(np.float32))
+        # dose 0: the noise-free scene (the replicates then hold only the regions' pixel-to-pixel differences)
+        si = si0 if not a.dose else si0.copy(
+            data=np.random.default_rng(1000 + draw).poisson(lam * a.dose / 1000).astype(np.float32))
         refs = eels.references_from_regions(si, {"pristine": pristine, "charged": charged}, comp, fit_range=FIT)
         refs.attrs["li_k_shift_ev"] = td
         m = eels.mlls(si, refs, fit_range=FIT, plural_scattering="fourier-log", nonnegative=False)
         r = measures(m, truth, film, pristine, xp)
         rho = np.concatenate(rhos)
-        out = dict(cap=a.cap, dose=a.dose, draw=draw, bias_out=r["bias_out"], bias_in=r["bias_in"], k=r["k"],
+        out = dict(cap=a.cap, groups=int(refs.attrs.get("jackknife_groups", 0)), dose=a.dose, draw=draw, bias_out=r["bias_out"], bias_in=r["bias_in"], k=r["k"],
                    rho_beyond_median=float(np.nanmedian(rho[beyond])), rho_beyond_p90=float(np.nanpercentile(rho[beyond], 90)),
                    capped_beyond=float(np.mean(rho[beyond] > a.cap)), rho_in_median=float(np.nanmedian(rho[inside])),
                    capped_in=float(np.mean(rho[inside] > a.cap)), load=os.getloadavg()[0])
