@@ -29,7 +29,8 @@ bias (s.e. ≈ 0.013 with noise here, 0.005 needed) is measured there too (frame
 """
 from __future__ import annotations
 
-from ._eels_issue19 import FIT_RANGE, areal_leak, as_judged, judge, nmf_numbers, sasb_numbers, x_bias
+from ._eels_issue19 import (FIT_RANGE, REF_NOTE, areal_leak, as_judged, judge, nmf_numbers, references_noise_se,
+                            sasb_numbers, x_bias)
 
 SEED = 19
 #: the scene at the targets' conditions (quick: the same routes on a few pixels, judged "not resolved")
@@ -64,7 +65,7 @@ def regions(truth):
     return film, pristine, charged, float(x.where(pristine).mean()), float(x.where(charged).mean())
 
 
-def two_shapes(si, truth, strips: int, cond: str, suffix: str = "") -> dict:
+def two_shapes(si, truth, strips: int, cond: str, suffix: str = "", ref_noise: bool = True) -> dict:
     """The two-Li-K-shape MLLS route: x bias beyond the layer (and incl. it) on frames 2…, areal leak."""
     from .. import eels
 
@@ -75,8 +76,11 @@ def two_shapes(si, truth, strips: int, cond: str, suffix: str = "") -> dict:
     maps = eels.mlls(si, refs, fit_range=FIT_RANGE, plural_scattering="fourier-log", nonnegative=False).compute()
     held = list(range(2, si.sizes["time"]))
     # the references' own scale is x per formula unit (Co = 1): x = Li/Co, no further k
-    beyond = x_bias(maps, truth, film, held, strips=strips)
-    with_layer = x_bias(maps, truth, truth.co > 0.5, held, strips=strips)
+    # the references' noise is common to every unit: not in their spread (jackknife; zero without noise)
+    se_b, se_l = (references_noise_se(si, refs, maps, truth, [film, truth.co > 0.5], held, strips=strips)
+                  if ref_noise else (0.0, 0.0))
+    beyond = x_bias(maps, truth, film, held, strips=strips, common_se=se_b)
+    with_layer = x_bias(maps, truth, truth.co > 0.5, held, strips=strips, common_se=se_l)
     leak, leak_se = areal_leak(maps, truth, film, with_se=True)
     fr = f"frame{'s' if len(held) > 1 else ''} {held[0]}" + (f"–{held[-1]}" if len(held) > 1 else "")
     units = f"{fr} × {strips} column strips (frames 0, 1 hold the regions)"
@@ -84,11 +88,13 @@ def two_shapes(si, truth, strips: int, cond: str, suffix: str = "") -> dict:
         f"mlls_two_shapes_x_bias{suffix}": as_judged(
             beyond, target="≤ 0.01", kind="abs_max", bound=0.01, conditions=cond,
             note=f"film beyond the interface layer, {units}; x = Li/Co in the references' own scale; regions' x "
-                 f"{xp:.2f} and {xc:.2f}; a unit's σ from the fit (Li–Co covariance left out: a lower bound)"),
+                 f"{xp:.2f} and {xc:.2f}; a unit's σ from the fit (Li–Co covariance left out: a lower bound); "
+                 f"{REF_NOTE} {se_b:.4f}"),
         f"mlls_two_shapes_x_bias_incl_layer{suffix}": as_judged(
             with_layer, target="≤ 0.01", kind="abs_max", bound=0.01, conditions=cond,
             note=f"film incl. the interface layer (x 0.15–0.35; regions' x {xp:.2f} and {xc:.2f}): beyond the "
-                 "regions' x the route carries the Li-K shift linearly in x (docs/eels_routes.md)"),
+                 "regions' x the route carries the Li-K shift linearly in x (docs/eels_routes.md); "
+                 f"{REF_NOTE} {se_l:.4f}"),
         f"mlls_two_shapes_areal_leak{suffix}": judge(
             leak, se=leak_se, target="|leak| < 1 % per unit t/λ", kind="abs_max", bound=1.0, conditions=cond,
             note="per pixel, film beyond the layer, every frame; s.e. from the regression"),
@@ -132,7 +138,7 @@ def run(quick: bool) -> dict:
         shape, strips = NOISE_FREE_SIZE[bool(quick)]
         si, truth, _ = operando_eels(shape=shape, n_frames=3, seed=SEED, noise=False, **PHYSICS)
         cond = conditions(si, truth, noise=False)
-        free = {**two_shapes(si, truth, strips, cond, suffix="_noise_free"),
+        free = {**two_shapes(si, truth, strips, cond, suffix="_noise_free", ref_noise=False),
                 **sasb(si, truth, strips, cond, suffix="_noise_free", with_pull=False)}
     for v in free.values():
         v.pop("unit_pull", None)  # no noise: the units' errors are the route's systematic, not noise over σ
