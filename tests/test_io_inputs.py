@@ -29,6 +29,9 @@ PACKAGES = ("eels", "denoise", "holography", "operando", "report", "live", "simu
 #: exported callables that take no data array of their own, and why (a new export must be classified)
 NOT_DATA = {
     "eels.powerlaw": "evaluates a fitted background (a fit result) on an energy axis",
+    "eels.implausible_spectra": "array kernel on spectra (energy last)",
+    "eels.check_counts": "the check every route runs on the DataArray it was given (the routes take any data "
+                         "through io.as_data); returns its input, masked or lazily checked",
     "denoise.batch_omp": "array kernel on patch matrices",
     "denoise.learn_dictionary": "array kernel on patch matrices",
     "denoise.dct_dictionary": "builds a dictionary from sizes",
