@@ -111,6 +111,7 @@ def test_the_shift_is_in_the_summary_and_the_report(scene, tmp_path):
     assert "Li-K chemical shift between the references" in page and "Li-K shift: measured on" in page
 
 
+@pytest.mark.slow  # the previous behaviour, an option: the two-row fit runs fast in test_eels_chemical_shift
 def test_open_keeps_the_previous_fit_which_reads_x_high_beyond_the_regions(scene):
     d = scene["d"]
     with pytest.warns(RuntimeWarning, match="li_k_shift_ev is NaN"):
@@ -274,6 +275,7 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
         assert np.nanmax(np.abs(sink.maps[k]["li"] - ds.li.values[k])) <= 1e-4 * scale
 
 
+@pytest.mark.slow  # a second live path; the live session + final run sharing one shift stays fast
 def test_a_causal_live_session_measures_once_and_keeps_it_with_its_reference(scene, monkeypatch):
     import ionscope.io as iio
     from ionscope.pipeline._live_eels import Reference, process_frame
@@ -295,6 +297,7 @@ def test_a_causal_live_session_measures_once_and_keeps_it_with_its_reference(sce
     assert ref.li_k_shift["li_k_shift_ev"] == pytest.approx(measured, abs=0.02)  # frame 0, as the batch run
 
 
+@pytest.mark.slow  # the same step on the stage-by-stage path; the fused path stays fast
 def test_the_stage_by_stage_fit_uses_the_same_shift(scene):
     d, measured = scene["d"], scene["measured"].dataset("limap").load()
     raw = _config(d, "staged", d / "open.nc")
