@@ -25,7 +25,8 @@ def _temporaries(folder: Path):
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGINT", "SIGTERM"])  # one signal path fast, the other in the slow tier
 def test_a_stopped_simulator_leaves_no_temporary(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": SRC, "IONSCOPE_PROGRESS": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "ionscope", "simulate", "operando", "-o",

@@ -73,7 +73,7 @@ def _leave_early(d, path, *, reset: bool):
     s.close()
 
 
-@pytest.mark.parametrize("reset", [True, False])
+@pytest.mark.parametrize("reset", [True, pytest.param(False, marks=pytest.mark.slow)])  # the other way to leave: slow tier
 def test_clients_that_disconnect_mid_response_are_ignored_quietly(dash, capfd, reset):
     for _ in range(5):
         _leave_early(dash, "/api/frame/1", reset=reset)

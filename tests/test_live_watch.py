@@ -171,7 +171,7 @@ def _has_fraction_stage():
     return "fraction" in {st.name for st in TABLE}
 
 
-@pytest.mark.parametrize("form", ["k", "region"])
+@pytest.mark.parametrize("form", ["k", pytest.param("region", marks=pytest.mark.slow)])  # the region calibration: slow tier
 def test_live_x_and_thickness_through_the_zero_loss_peak(tmp_path, form):
     """With the EELS-physics pipeline (zero-loss peak, plural scattering, x calibration): live x and t/λ."""
     if not _has_fraction_stage():

@@ -69,6 +69,7 @@ def test_run_produces_movie_curves_and_summary(night):
     assert np.sqrt(np.mean(err ** 2)) < 0.1
 
 
+@pytest.mark.slow  # the stage cache and its keys run fast for EELS nights (test_operando_pipeline, test_pipeline_stages)
 def test_rerun_is_cached_and_a_changed_option_redoes_the_series(night, tmp_path):
     import shutil
 

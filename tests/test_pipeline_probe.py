@@ -123,6 +123,7 @@ def test_a_real_scheduler_passes():
             assert client.scheduler_info()["address"] == cluster.scheduler_address
 
 
+@pytest.mark.slow  # the CLI's one-line error (~7 s: two addresses time out); the probe's messages run fast above
 def test_ionscope_run_with_a_wrong_scheduler_is_one_line(tmp_path, capsys):
     import ionscope.io as iio
     from ionscope.cli import main

@@ -100,10 +100,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "nmf_x_conditions": ("NMF x: conditions of these numbers", ""),
     "nmf_x_note": ("NMF x: how to read these numbers", ""),
     "mlls_width_error_nm": ("layer width: estimate − truth", "nm"),
-    "x_se_references_noise_beyond_layer": ("two shapes: s.e. of x from the references' noise, beyond the layer",
-                                           _DIMLESS),
-    "x_se_references_noise_incl_layer": ("two shapes: s.e. of x from the references' noise, incl. the layer",
-                                         _DIMLESS),
+    "x_se_references_noise_beyond_layer": (
+        "two shapes: x's standard error from the references' noise, beyond the layer", _DIMLESS),
+    "x_se_references_noise_incl_layer": (
+        "two shapes: x's standard error from the references' noise, incl. the layer", _DIMLESS),
     "plural_scattering": ("plural-scattering route", ""),
     # the night's Li-K chemical shift (pipeline._li_shift_night)
     "li_k_shift_ev": ("Li-K chemical shift between the references' regions", "eV"),
