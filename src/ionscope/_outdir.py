@@ -218,6 +218,32 @@ def discard_folder(root) -> bool:
     return not root.exists()
 
 
+def overlap(out, inp, *, any_input: bool = False, holds: bool | None = None) -> str | None:
+    """How an output path ``out`` collides with an input path ``inp``: ``"is"`` it, ``"is inside"`` it
+    (an input file or data store; any input folder with ``any_input``), ``"holds"`` it (with
+    ``any_input``, or ``holds``), or None. Symbolic links are followed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "night.nc").write_text("data")
+    >>> overlap(d / "night.nc", d / "night.nc"), overlap(d / "maps.nc", d / "night.nc")
+    ('is', None)
+    >>> overlap(d, d / "night.nc"), overlap(d, d / "night.nc", holds=True)
+    (None, 'holds')
+    """
+    out, inp = Path(out).resolve(), Path(inp).resolve()
+    store = inp.is_file() or any((inp / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
+    if out == inp:
+        return "is"
+    if inp in out.parents and (store or any_input):
+        return "is inside"
+    if (any_input if holds is None else holds) and out in inp.parents:
+        return "holds"
+    return None
+
+
 def check_inputs(path, inputs: dict, *, key: str, any_input: bool = False) -> None:
     """Refuse an output ``path`` that is an input, or lies inside an input file or data store.
 
@@ -232,19 +258,9 @@ def check_inputs(path, inputs: dict, *, key: str, any_input: bool = False) -> No
     """
     from .errors import ConfigError
 
-    out = Path(path).resolve()
     for name, inp_path in inputs.items():
-        if inp_path is None:
-            continue
-        inp = Path(inp_path).resolve()
-        store = inp.is_file() or any((inp / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
-        if out == inp:
-            how = "is"
-        elif inp in out.parents and (store or any_input):
-            how = "is inside"
-        elif any_input and out in inp.parents:
-            how = "holds"
-        else:
+        how = None if inp_path is None else overlap(path, inp_path, any_input=any_input)
+        if how is None:
             continue
         raise ConfigError(f"config {key} = {str(path)!r} {how} the input {name} ({inp_path}); choose a path of "
                           f"its own (ionscope never writes into its inputs)")

@@ -160,7 +160,7 @@ def check_out(args, path=None) -> Path:
 _OUTPUT_KEYS = ("out", "output", "refs_out")
 
 
-def refuse_inputs(args, out, *, own=None, option="--out") -> None:
+def refuse_inputs(args, out, *, own=None) -> None:
     """Refuse (before any work) an output that would replace what the same command reads or writes.
 
     ``out`` may not be, lie inside (a file or data store) or hold an existing path given in another of
@@ -187,28 +187,26 @@ def refuse_inputs(args, out, *, own=None, option="--out") -> None:
     """
     import os
 
+    from .._outdir import overlap
     from ..errors import OutputPathError
 
-    me = Path(os.path.abspath(out))
+    me = Path(out).resolve()
     for key, value in vars(args).items():
         if key == own:
             continue
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(v, (str, os.PathLike)) or not str(v):
                 continue
-            other = Path(os.path.abspath(v))
             if key in _OUTPUT_KEYS:  # another output of the same command: never the same path
-                how = "is also" if other == me else None
+                how = "is also" if Path(v).resolve() == me else None
                 what = f"the output of --{key.replace('_', '-')}"
-            elif other.exists():
-                store = other.is_file() or any((other / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
-                how = ("is" if other == me else "is inside" if store and other in me.parents
-                       else "holds" if me in other.parents else None)
+            elif Path(v).exists():
+                how = overlap(out, v, holds=True)
                 what = f"the {key.replace('_', '-')} argument ({v})"
             else:
                 continue
             if how:
-                raise OutputPathError(f"{option} {out}: {how} {what}; ionscope never writes over what a command "
+                raise OutputPathError(f"--out {out}: {how} {what}; ionscope never writes over what a command "
                                       f"reads or writes: choose a path of its own (nothing was changed)")
 
 
