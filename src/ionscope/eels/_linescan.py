@@ -55,12 +55,9 @@ def li_profile(linescan: Any, *, references: Any = None, component: str = "Li", 
         propagated exactly through the deconvolution. ``"auto"`` (default):
         ``"fourier-log"`` when the energy axis holds a zero-loss peak, else None.
     implausible : {"raise", "mask"}
-        Raw counts that cannot occur — a value below −8× the spectrum's own
-        noise level, NaN/Inf among finite channels (the rule of
-        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
-        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
-        channel; ``"mask"`` NaN results at those pixels and a warning with their
-        count. A spectrum NaN in every channel is a dead pixel: NaN results.
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN results at those pixels and a warning.
 
     Returns
     -------

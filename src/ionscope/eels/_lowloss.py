@@ -578,12 +578,9 @@ def deconvolve(si: Any, *, method: str = "fourier-log", low_loss: Any = None, en
         ``1/Δ`` times this output (its reconvolution Gaussian sums to ``1/Δ``
         over channels of width Δ eV), i.e. counts per eV, not per channel.
     implausible : {"raise", "mask"}
-        Raw counts that cannot occur — a value below −8× the spectrum's own
-        noise level, NaN/Inf among finite channels (the rule of
-        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
-        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
-        channel; ``"mask"`` NaN results at those pixels and a warning with their
-        count. A spectrum NaN in every channel is a dead pixel: NaN results.
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN results at those pixels and a warning.
 
     Returns
     -------

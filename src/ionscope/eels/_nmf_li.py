@@ -342,12 +342,9 @@ def nmf_li(si: Any, references: Any, *, n_components: int = 3, fit_range=(45.0, 
         x pull on 4×4 blocks 1.04–1.09 instead of 1.00–1.04, and the areal Li
         map's systematic grows (see BENCHMARKS.md). Default False.
     implausible : {"raise", "mask"}
-        Raw counts that cannot occur — a value below −8× the spectrum's own
-        noise level, NaN/Inf among finite channels (the rule of
-        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
-        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
-        channel; ``"mask"`` NaN results at those pixels and a warning with their
-        count. A spectrum NaN in every channel is a dead pixel: NaN results.
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN results at those pixels and a warning.
 
     Returns
     -------

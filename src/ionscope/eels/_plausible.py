@@ -294,7 +294,11 @@ def check_counts(da, *, implausible: str = "raise", name: str | None = None):
     """Raw counts checked by the plausibility rule — in memory now, lazily per dask block.
 
     The labelled layer of :func:`implausible_spectra`: what every EELS route
-    that takes raw counts does first (its ``implausible=`` keyword).
+    that takes raw counts does first (its ``implausible=`` keyword). A spectrum
+    is implausible when a channel lies below −8× its own noise level (robust,
+    from its channel differences; at least 1 count) or some, not all, of its
+    channels are NaN/Inf; a spectrum NaN in every channel is a dead pixel
+    (NaN results).
 
     Parameters
     ----------

@@ -231,12 +231,9 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
     resolution_fwhm : float, optional
         Gaussian FWHM (eV) of the deconvolution; default the measured zero-loss FWHM.
     implausible : {"raise", "mask"}
-        Raw counts that cannot occur — a value below −8× the spectrum's own
-        noise level, NaN/Inf among finite channels (the rule of
-        :mod:`ionscope.eels._plausible`): ``"raise"`` (default) a
-        :class:`~ionscope.errors.DataValidationError` naming the pixel and the
-        channel; ``"mask"`` NaN results at those pixels and a warning with their
-        count. A spectrum NaN in every channel is a dead pixel: NaN results.
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN results at those pixels and a warning.
 
     Returns
     -------
