@@ -360,7 +360,8 @@ def _thickness_kernel(spectra, *, energy, extrapolate, tail_fit_ev, zlp_threshol
 
 @accepts_data("si", "low_loss")
 def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate: bool = True,
-              tail_fit_ev: float = 20.0, zlp_threshold: float | None = None, dark_offset: Any = "auto"):
+              tail_fit_ev: float = 20.0, zlp_threshold: float | None = None, dark_offset: Any = "auto",
+              implausible: str = "raise"):
     """Relative thickness t/λ by the log-ratio method, per spectrum, with its σ.
 
     ``t/λ = ln(I_t/I0)``: ``I0`` is the zero-loss intensity (integrated up to
@@ -398,6 +399,12 @@ def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate:
         holds fewer than 20 of them); a number subtracts that; 0 subtracts
         nothing. An offset left in flattens the high-energy tail and makes the
         extrapolated tail, hence t/λ, far too large.
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`,
+        applied to the counts as given, before ``dark_offset`` is subtracted):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN t/λ at those pixels and a warning. Such a spectrum used to give a
+        t/λ from the corrupt channel, or NaN without a word.
 
     Returns
     -------
@@ -427,8 +434,13 @@ def thickness(si: Any, *, low_loss: Any = None, energy: Any = None, extrapolate:
     >>> abs(float(t[0]) - 0.6) < 0.01
     True
     """
+    from . import _plausible
+
     src = low_loss if low_loss is not None else si
-    da = _common.spectra(src, energy=energy, name="low_loss" if low_loss is not None else "si")
+    label = "low_loss" if low_loss is not None else "si"
+    da = _common.spectra(src, energy=energy, name=label)
+    # raw counts: a corrupt channel would move I_t (or make the sum ≤ 0: NaN without a word)
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(src, label))
     e = np.asarray(da.coords["energy"].values, float)
     _check_equal_steps(e, "energy")
     if not (e[0] < 0 < e[-1]):

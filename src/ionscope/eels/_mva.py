@@ -29,9 +29,15 @@ from ..io import accepts_data
 from . import _common
 
 
-def _unfold(si, energy):
+def _unfold(si, energy, *, implausible=None):
     da = _common.spectra(si, energy=energy)
-    check_finite(da.data, name="si")
+    if implausible is not None:
+        from . import _plausible
+
+        # raw counts: impossible values refused (or their spectra made NaN) before anything is fitted to them
+        da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+    if implausible != "mask":
+        check_finite(da.data, name="si")
     lead = da.dims[:-1]
     if da.chunks is not None:
         # rows (pixels) chunked, one chunk along energy: what tall-skinny SVD and
@@ -187,7 +193,7 @@ def pca(si: Any, *, n_components: int | None = None, poisson: bool = True, max_c
 
 @accepts_data("si")
 def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int = 400, tol: float = 1e-5,
-        energy: Any = None, seed: int = 0, fit_pixels: int | None = None):
+        energy: Any = None, seed: int = 0, fit_pixels: int | None = None, implausible: str = "raise"):
     """Non-negative matrix factorisation (Poisson / KL loss) of a spectrum image.
 
     ``si ≈ maps · spectra`` with both factors ≥ 0. With the KL divergence as
@@ -201,7 +207,7 @@ def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int =
     ----------
     si : xarray.DataArray or array_like
         Non-negative counts (negative values, e.g. after dark subtraction, are
-        clipped to 0).
+        clipped to 0; values no detector can give are not: see ``implausible``).
     n_components : int
     init_spectra : xarray.DataArray or array_like, optional
         Initial spectra, shape (n_components, energy) — resampled onto ``si``'s axis.
@@ -214,6 +220,11 @@ def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int =
         and project every pixel onto them with the spectra fixed. Default:
         all pixels for in-memory input, 20 000 for dask-backed input (whose
         ``maps`` are then returned lazily, computed chunk by chunk).
+    implausible : {"raise", "mask"}
+        Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
+        ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``
+        NaN maps at those pixels (left out of the fit of the spectra) and a
+        warning. Before this check such a value was clipped to 0 and fitted.
 
     Returns
     -------
@@ -240,9 +251,11 @@ def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int =
     import xarray as xr
     from sklearn.decomposition import NMF
 
+    from . import _plausible
     from ._solve import single_threaded_blas
 
-    da, X, lead = _unfold(si, energy)
+    _plausible.check_mode(implausible)
+    da, X, lead = _unfold(si, energy, implausible=implausible)
     if int(n_components) < 1:
         raise DataValidationError(f"n_components: expected ≥ 1, got {n_components}")
     if fit_pixels is not None and int(fit_pixels) < int(n_components):
@@ -257,6 +270,10 @@ def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int =
         X = X[rows]
     if lazy:
         X = np.asarray(X.compute())
+    keep = None
+    if implausible == "mask":  # masked (all-NaN) spectra take no part in the fit
+        keep = np.isfinite(X).all(axis=1)
+        X = X[keep]
     Xp = np.maximum(X, 0.0)
     if not Xp.any():
         raise DataValidationError("si: all counts are zero; NMF needs some signal")
@@ -267,12 +284,20 @@ def nmf(si: Any, *, n_components: int, init_spectra: Any = None, max_iter: int =
     # and much slower with several BLAS threads on a busy machine (see single_threaded_blas)
     with single_threaded_blas():
         W, H, names, model = _nmf_fit(da, Xp, kwargs, init_spectra, names, NMF)
-    if n_fit < P or lazy:
+    W_fit = W
+    if n_fit == P and not lazy and keep is not None and not keep.all():
+        W = np.full((P, W_fit.shape[1]), np.nan)
+        W[keep] = W_fit  # the fit's own maps, NaN at the masked pixels
+    elif n_fit < P or lazy:
         # every pixel: KL updates of its maps with the fitted spectra held fixed
         # (scikit-learn's transform), block by block for dask input
         def project(block):
+            dead = ~np.isfinite(block).all(axis=1)
             with single_threaded_blas():
-                return _kl_project(np.maximum(block, 0.0), H, max_iter=int(max_iter), tol=float(tol))
+                W = _kl_project(np.maximum(np.where(dead[:, None], 0.0, block), 0.0), H,
+                                max_iter=int(max_iter), tol=float(tol))
+            W[dead] = np.nan
+            return W
 
         if lazy:
             W = Xall.map_blocks(project, dtype=float, chunks=(Xall.chunks[0], (H.shape[0],)))

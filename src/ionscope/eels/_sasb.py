@@ -132,7 +132,9 @@ def _sasb_block(spectra, *, ia, ib, pre, lnx_all, method, cal):
     lead = spectra.shape[:-1]
     Y = np.asarray(spectra, float).reshape(-1, spectra.shape[-1])
     out = np.zeros((Y.shape[0], 6))
-    empty = ~np.any(Y != 0, axis=1)
+    # a spectrum NaN in every channel (a dead pixel, or one the plausibility rule masked): NaN results
+    dead = np.isnan(Y).all(axis=1)
+    empty = ~np.any(Y != 0, axis=1) | dead
     if (~empty).any():
         Yv = Y[~empty]
         A, r, _, vA, vr, _, cAr, _ = fit_powerlaw_block(
@@ -167,6 +169,7 @@ def _sasb_block(spectra, *, ia, ib, pre, lnx_all, method, cal):
         out[~empty] = np.column_stack([li_co, li_std, R, np.sqrt(np.maximum(var_R, 0)), sa, sb])
     out[empty, 1] = np.nan
     out[empty, 3] = np.nan
+    out[dead] = np.nan
     return out.reshape(*lead, 6)
 
 
@@ -295,8 +298,13 @@ def sasb(si: Any, *, calibration: SasbCalibration | None = None, references: Any
         if references is None:
             raise DataValidationError("sasb: pass calibration= or references= (Li and Co spectra)")
         calibration = sasb_calibration(references, window_a=window_a, window_b=window_b)
+    from . import _plausible
+
     da = _common.spectra(si, energy=energy)
-    check_finite(da.data, name="si")
+    # raw counts on this route too (the power law is fitted to them): a corrupt channel is refused or masked
+    da = _plausible.check_counts(da, implausible=implausible, name=_plausible.input_name(si, "si"))
+    if implausible == "raise":
+        check_finite(da.data, name="si")  # a dead (all-NaN) pixel is refused as before; "mask" gives NaN there
     e = np.asarray(da.coords["energy"].values, float)
     pre = _common.window(e, pre_edge, name="pre_edge", min_channels=4)
     ia = _common.window(e, calibration.window_a, name="window_a")

@@ -95,7 +95,9 @@ def _check_options(section: str, method: str | None, options: dict) -> None:
                 continue
             if p.default is inspect.Parameter.empty:
                 if p.kind == p.KEYWORD_ONLY:
+                    # required, so also allowed (eels.nmf's n_components was refused as unknown)
                     required.append(p.name)
+                    allowed[p.name] = _kind_of(p.default, p.annotation)
                 continue
             allowed[p.name] = _kind_of(p.default, p.annotation)
     elif lookup not in _EXTRA_OPTIONS:

@@ -172,9 +172,8 @@ def _flag_implausible(ctx, ds, series, good, files) -> None:
     if "implausible_pixels" not in ds:
         return
     counts = np.asarray(ds.implausible_pixels.values, np.int64)
-    # eels.nmf (the [limap] method "nmf") is not a raw-count route of the rule: it clips negative counts to 0
-    where = ("NaN in the maps there" if ctx.config.limap.method != "nmf" else
-             "[limap] method \"nmf\" clips negative counts to 0 and analyses them (use mlls or sasb to mask them)")
+    # every [limap] method masks them (eels.nmf too, since it applies the rule)
+    where = "NaN in the maps there"
     flagged = getattr(ctx.result, "flagged_pixels", None)
     if flagged is None:  # a result without the list (a caller's own): the maps are NaN there all the same
         return

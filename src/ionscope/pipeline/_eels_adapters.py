@@ -101,7 +101,7 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
     elif lc.method == "sasb":
         ds = eels.sasb(si, **{"implausible": "mask", **lc.options})
     else:
-        ds = eels.nmf(si, **lc.options)
+        ds = eels.nmf(si, **{"implausible": "mask", **lc.options})
     return _select_maps(ds, cfg)
 
 
