@@ -61,8 +61,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     sess = session_for(final)
     rel = sess.prepare_write(final) if sess is not None else None
     claimed = sess is None and file_mode() is not None
-    if claimed:  # a command's output file: new, ionscope's, or --overwrite
-        claim_file(final, overwrite=file_mode()["overwrite"])
+    if claimed:  # a command's output file: new, ionscope's, or --overwrite (for the paths the user named)
+        mode = file_mode()
+        named = Path(os.path.abspath(final)) in mode.get("named", ())
+        claim_file(final, overwrite=mode["overwrite"] and named, derived=mode["overwrite"] and not named)
         new_name = not (final.exists() or final.is_symlink())
     with os_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -273,10 +273,15 @@ _FILE_MODE: dict | None = None
 
 
 @contextlib.contextmanager
-def file_writes(*, overwrite: bool = False) -> Iterator[None]:
+def file_writes(*, overwrite: bool = False, named=()) -> Iterator[None]:
     """Within the block, :func:`~ionscope._atomic.atomic_path` outside an output-folder session
     refuses to replace a file ionscope did not write (unless ``overwrite``) and records what it writes
     in the ledger of the file's folder; the command line runs every command in this mode.
+
+    ``overwrite`` covers only the paths in ``named`` (those typed on the command line) and those
+    :func:`claim_file` is given with ``overwrite=True``: a file a command writes *beside* its output
+    under a name it derives (a preview ``li_Li.png``, a frame log ``s_log.csv``) is never a user's
+    file replaced by ``--overwrite`` (found: both were).
 
     Examples
     --------
@@ -300,7 +305,8 @@ def file_writes(*, overwrite: bool = False) -> Iterator[None]:
     """
     global _FILE_MODE
     previous = _FILE_MODE
-    _FILE_MODE = {"overwrite": bool(overwrite), "created": [], "new_ledgers": []}
+    _FILE_MODE = {"overwrite": bool(overwrite), "created": [], "new_ledgers": [],
+                  "named": {_abs(p) for p in named if p}}
     mode = _FILE_MODE
     try:
         yield
@@ -339,8 +345,12 @@ def created_file(path) -> None:
         _FILE_MODE["created"].append(_abs(path))
 
 
-def claim_file(path, *, overwrite: bool = False) -> Path:
+def claim_file(path, *, overwrite: bool = False, derived: bool = False) -> Path:
     """Check that a command may write ``path``: new, written by ionscope before, or ``overwrite``.
+
+    ``derived``: the name was derived by the command, not given by the user (the message says that
+    ``--overwrite`` does not replace it). A path claimed with ``overwrite=True`` while a command runs
+    may be replaced by its later writes (:func:`file_writes`).
 
     The name is recorded in the ledger of its folder once written
     (:func:`record_claimed`, at the end of :func:`file_writes`).
@@ -366,8 +376,14 @@ def claim_file(path, *, overwrite: bool = False) -> Path:
                          f"data store; --overwrite replaces a store, never files put into it: move them out first")
     if exists and not overwrite:
         if path.is_symlink() or not path.parent.is_dir() or not OutputFolder(path.parent).owns(path.name):
+            if derived:
+                raise _error(f"{path}: exists and was not written by ionscope; the command writes this name "
+                             f"beside its output, and --overwrite replaces only the paths given on the command "
+                             f"line: move or rename it (nothing was changed)")
             raise _error(f"{path}: exists and was not written by ionscope; choose another name, or pass "
                          f"--overwrite to replace it")
+    if overwrite and _FILE_MODE is not None:
+        _FILE_MODE["named"].add(path)
     if path not in _PENDING_FILES:
         _PENDING_FILES.append(path)
     return path

@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         from .._outdir import file_writes
 
         # output files: new, written by ionscope before, or --overwrite (never a user's file silently)
-        with file_writes(overwrite=getattr(args, "overwrite", False)):
+        # (--overwrite: only the paths typed, never a file the command names beside its output)
+        named = [getattr(args, k, None) for k in ("out", "output", "refs_out")]
+        with file_writes(overwrite=getattr(args, "overwrite", False),
+                         named=[v for v in named if isinstance(v, (str, os.PathLike))]):
             result = args.handler(args)
         sys.stdout.flush()
     except BrokenPipeError:
