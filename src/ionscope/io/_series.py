@@ -123,6 +123,8 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
         da = da.rename({"frame": "time"})
     if "time" not in da.dims:
         raise ShapeMismatchError(f"{path}: expected a series with a 'time' or 'frame' dimension, got dims {da.dims}")
+    if "time" in da.coords:
+        _check_stored_times(da.time, path)
     if "time" not in da.coords:
         da = da.assign_coords(time=("time", _time_coord(da.sizes["time"], start_s=start_s,
                                                          interval_s=frame_interval_s, anchor=time_anchor),
@@ -140,6 +142,38 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     if da.chunks is None:
         da = da.chunk({"time": chunks_time})
     return da, []
+
+
+def _check_stored_times(time, path) -> None:
+    """A store's own frame times: seconds, finite, strictly increasing — else one line naming the frame.
+
+    Found (s28seams): a store with frame times out of order, repeated or NaN ran through registration and the
+    Li maps before the sync stage refused it ("frame start times must increase", naming no file), a NaN time
+    was reported as a frame the *log* does not cover, and absolute clock times (datetime64) were read as
+    1.8·10¹⁸ s.
+    """
+    t = np.asarray(time.values)
+    where = f"{path}: the series' time coordinate"
+    if t.dtype.kind in "mM":
+        raise DataValidationError(
+            f"{where} holds clock times ({t.dtype}, first {t[0]}); expected seconds from the start of the "
+            "acquisition: store t − t[0] in s and put them on the log's clock with [input] start_s")
+    if t.dtype.kind not in "iuf":
+        raise DataValidationError(f"{where} holds {t.dtype} values; expected seconds (numbers)")
+    t = t.astype(float)
+    bad = np.flatnonzero(~np.isfinite(t))
+    if bad.size:
+        raise DataValidationError(f"{where} is {t[bad[0]]} at frame {int(bad[0])} ({bad.size} frame(s) in all); "
+                                  "expected a finite time (s) for every frame")
+    step = np.diff(t)
+    back = np.flatnonzero(step <= 0)
+    if back.size:
+        i = int(back[0])
+        what = (f"repeats {t[i]:g} s (frames {i} and {i + 1})" if step[i] == 0 else
+                f"goes back from {t[i]:g} s at frame {i} to {t[i + 1]:g} s at frame {i + 1}")
+        raise DataValidationError(
+            f"{where} {what}; {back.size} such step(s); expected strictly increasing frame times (frames out of "
+            "order or repeated in the store)")
 
 
 def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time, pattern=None,
