@@ -47,3 +47,22 @@ def test_good_store_times_are_kept_and_shifted_by_start_s(tmp_path):
     assert bad == [] and series.time.values.tolist() == (GOOD + 5.0).tolist()
     ms = _store(tmp_path / "ms", GOOD * 1000.0, attrs={"units": "ms"})  # converted, then checked
     assert read_series(ms)[0].time.values.tolist() == GOOD.tolist()
+
+
+@pytest.mark.parametrize("x, match", [
+    (np.zeros(5), r"coordinate 'x' repeats 0 nm \(pixels 0 and 1: a pixel size of 0\)"),
+    (np.array([0.0, 1.0, 2.0, 2.5, 3.0]), r"coordinate 'x' is not uniformly spaced"),
+    (np.array([0.0, 1.0, np.nan, 3.0, 4.0]), r"coordinate 'x' holds 1 NaN/Inf"),
+])
+def test_a_run_refuses_an_impossible_pixel_axis_before_any_stage(tmp_path, x, match):
+    """Found: a store with pixel size 0 ran every heavy stage and was refused by the analysis only."""
+    from ionscope.pipeline import run
+
+    store = _store(tmp_path, GOOD)
+    da = iio.load(store, lazy=False).assign_coords(x=("x", x, {"units": "nm"}))
+    store = iio.save(da, tmp_path / "night_x.zarr")
+    cfg = {"input": {"series": str(store), "frame_interval_s": 60.0}, "output": {"dir": str(tmp_path / "out")},
+           "limap": {"fit_range": [52.0, 70.0]}, "denoise": {"method": "none"}}
+    with pytest.raises(DataValidationError, match=match):
+        run(cfg, show_progress=False)
+    assert not (tmp_path / "out").exists()

@@ -108,6 +108,7 @@ def _check_against_data(cfg: Config, series) -> None:
     """Windows and sizes that only the data can check, before any stage runs."""
     e = np.asarray(series.energy.values, float)
     _check_energy_axis(cfg, e)
+    _check_pixel_axes(cfg, series)
     lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
     _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
     windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
@@ -146,6 +147,32 @@ def _check_energy_axis(cfg: Config, e: np.ndarray) -> None:
         raise DataValidationError(f"{where}: coordinate 'energy' {how}; expected strictly increasing energies "
                                   f"(eV) — store the spectra with ascending energy (e.g. "
                                   f"series.sortby('energy')) so no channel is read at the wrong energy")
+
+
+def _check_pixel_axes(cfg: Config, series) -> None:
+    """The ``y``/``x`` coordinates, where the series has them, are finite, uniform and of non-zero step.
+
+    Found (s28seams): a store whose ``x`` coordinate was all zero (pixel size 0) ran every heavy stage and was
+    refused only by the analysis ("not uniformly sampled (steps 0.0..0.0)"); the flux needs the pixel size.
+    """
+    where = str(cfg.path(cfg.input.series)) if cfg.input.series else "series"
+    for dim in ("y", "x"):
+        if dim not in series.coords or series.sizes.get(dim, 0) < 2:
+            continue
+        v = np.asarray(series[dim].values, float)
+        units = series[dim].attrs.get("units", "nm")
+        step = np.diff(v)
+        if not np.all(np.isfinite(v)):
+            how = f"holds {int(np.count_nonzero(~np.isfinite(v)))} NaN/Inf value(s)"
+        elif np.any(step == 0):
+            k = int(np.flatnonzero(step == 0)[0])
+            how = f"repeats {v[k]:.6g} {units} (pixels {k} and {k + 1}: a pixel size of 0)"
+        elif not (np.all(step > 0) or np.all(step < 0)) or np.ptp(step) > 1e-3 * np.max(np.abs(step)):
+            how = f"is not uniformly spaced (steps {step.min():.6g}..{step.max():.6g} {units})"
+        else:
+            continue
+        raise DataValidationError(f"{where}: coordinate {dim!r} {how}; expected pixel positions with one "
+                                  f"non-zero step (the pixel size) — fix the spatial calibration")
 
 
 def _check_log(log, cfg: Config):
