@@ -522,7 +522,12 @@ def reconstruct(hologram, reference=None, *, sideband=None, aperture=None, apert
             raise ShapeMismatchError(
                 f"reference: a stacked reference must have the hologram's shape {dict(holo.sizes)}, "
                 f"got {dict(ref.sizes)}; or pass one (y, x) reference")
+    from ._input_checks import check_counts, check_same_fringes
+
+    check_counts(holo)
     q = _resolve_carrier(holo, ref, sideband, min_frequency)
+    if ref is not None and sideband is None:
+        check_same_fringes(holo, q, min_frequency)
     radius, edge = _resolve_aperture(q, aperture, aperture_edge)
     ny, nx = holo.sizes["y"], holo.sizes["x"]
     oy, ox = _plan((ny, nx), q, radius, edge, bool(full_size))["out"]
