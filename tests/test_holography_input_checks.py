@@ -57,3 +57,16 @@ def test_a_reference_of_another_biprism_setting_is_refused():
     assert np.isfinite(np.angle(good.values)).all()
     # ... and an imposed carrier is the user's decision: not second-guessed
     reconstruct(holo, other, sideband=(0.1, 0.22))
+
+
+def test_a_bias_night_refuses_references_of_another_setting():
+    """The night's carrier comes from its first reference: the zero-bias hologram's fringes must agree."""
+    from ionscope.holography import plan_bias_series
+    from ionscope.simulate import biased_holograms
+
+    holos, refs, _, _ = biased_holograms(programme=[("rest", 30)], shape=(128, 128), seed=0)
+    other = refs.copy(data=np.ascontiguousarray(np.swapaxes(refs.values, -1, -2)))
+    with pytest.raises(DataValidationError, match="another biprism setting"):
+        plan_bias_series(holos, references=other, bias_v=[0.0] * holos.sizes["time"], thickness_nm=60.0)
+    plan = plan_bias_series(holos, references=refs, bias_v=[0.0] * holos.sizes["time"], thickness_nm=60.0)
+    assert plan.n_time == holos.sizes["time"]

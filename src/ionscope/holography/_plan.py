@@ -416,6 +416,10 @@ def _wave_maker(holo, refs, ref_times, times, method, sideband, aperture, zero_i
         if method != "fourier":
             src = src.isel(frame=0)
         q = estimate_carrier_array(np.asarray(src.values), name="references" if refs is not None else "holograms")[:2]
+        if refs is not None:  # the holograms' own fringes must be there too (not another biprism setting)
+            from ._input_checks import check_same_fringes
+
+            check_same_fringes(holo.isel(time=int(zero_idx[0])), q, 0.08)
     maker = WaveMaker(method=method, q=q, shape=(holo.sizes["y"], holo.sizes["x"]), aperture=aperture)
     nearest = nearest_reference(times, ref_times, 0 if refs is None else refs.sizes["time"])
     if refs is not None:

@@ -87,7 +87,9 @@ def mapped(maps: dict) -> tuple:
 
 
 def _cache_key(cfg, window: int, hooks: dict) -> str:
-    blob = json.dumps({"schema": _CACHE_SCHEMA, "window": window, "hooks": sorted(hooks),
+    from .. import __version__  # another release's live rows are never reused (as pipeline.stage_key)
+
+    blob = json.dumps({"schema": _CACHE_SCHEMA, "version": __version__, "window": window, "hooks": sorted(hooks),
                        **{s: cfg.section(s)
                           for s in ("input", "screen", "energy_drift", "register", "limap", "denoise")}},
                       sort_keys=True, default=str)

@@ -57,7 +57,10 @@ def _num(v):
 
 def _cache_key(cfg) -> str:
     opt = {k: v for k, v in cfg.holography.items() if k not in ("output", "workers")}
-    blob = json.dumps({"schema": _CACHE_SCHEMA, "holography": opt}, sort_keys=True, default=str)
+    from .. import __version__  # another release's live results are never reused (as pipeline.stage_key)
+
+    blob = json.dumps({"schema": _CACHE_SCHEMA, "version": __version__, "holography": opt}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

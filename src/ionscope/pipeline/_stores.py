@@ -62,9 +62,15 @@ _SCHEMA = 1  # bump when the layout of a stage result changes, to invalidate old
 
 
 def stage_key(name: str, params: Any, inputs: Iterable[str]) -> str:
-    """Hash of a stage's name, JSON-able parameters and upstream keys."""
-    blob = json.dumps({"schema": _SCHEMA, "name": name, "params": params, "inputs": list(inputs)},
-                      sort_keys=True, default=str)
+    """Hash of a stage's name, JSON-able parameters, upstream keys and the ionscope version.
+
+    The version is part of the key (found, s28seams: it was not): results cached by another release of
+    ionscope — whose analysis may differ, e.g. by a fix — are never reused by this one; they are redone.
+    """
+    from .. import __version__
+
+    blob = json.dumps({"schema": _SCHEMA, "version": __version__, "name": name, "params": params,
+                       "inputs": list(inputs)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
