@@ -196,6 +196,40 @@ def _check_log(log, cfg: Config):
     return log
 
 
+def _check_clocks(cfg: Config, series, log, frame_files) -> None:
+    """The frame times on the log's clock agree with the clocks of the files, where both carry one.
+
+    Found (s28seams): frame *k* is put at ``start_s + k · frame_interval_s`` on the log's clock whatever the
+    files say; a log started 10 min before the acquisition (``start_s`` left at 0) gave every frame the
+    voltage and charge of 10 min earlier without a word, though the first frame's DM timestamp and the
+    Protochips log's start time said so. Now, when both carry a timestamp, the first frame's start on the
+    log's clock by the timestamps must lie within 1.5 intervals + 60 s of its start by the frame times.
+    """
+    import datetime as _dt
+
+    stamps = series.attrs.get("timestamp"), log.attrs.get("timestamp")
+    if not cfg.sync.check_timestamps or not all(isinstance(v, str) and v for v in stamps):
+        return
+    try:
+        frame_clock, log_clock = (_dt.datetime.fromisoformat(v) for v in stamps)
+        by_clocks = (frame_clock - log_clock).total_seconds()
+    except (ValueError, TypeError):  # unreadable, or one with a time zone and one without: nothing to compare
+        return
+    ic = cfg.input
+    by_times = float(series.time.values[0]) - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+    tolerance = 1.5 * ic.frame_interval_s + 60.0
+    if abs(by_clocks - by_times) <= tolerance:
+        return
+    k = int(series.frame_index.values[0]) if "frame_index" in series.coords else 0
+    name = f" ({frame_files[0]})" if frame_files else ""
+    raise DataValidationError(
+        f"{cfg.path(ic.series)}: frame {k}{name} starts at {by_times:.6g} s on the log's clock by [input] start_s "
+        f"= {ic.start_s:g} and frame_interval_s = {ic.frame_interval_s:g}, but its timestamp ({stamps[0]}) is "
+        f"{by_clocks:.6g} s after the log's ({stamps[1]}): every frame would get the voltage of another "
+        f"moment; set [input] start_s = {ic.start_s + by_clocks - by_times:.6g} (or, if a clock is wrong — "
+        f"another time zone —, [sync] check_timestamps = false)")
+
+
 def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
              ignored: list | None = None, info: dict | None = None) -> dict:
     """Open every input before the first stage runs: ``{name: (value, key)}``."""
@@ -253,6 +287,7 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
     _check_against_data(cfg, full)
     if log is not None:
         log = _check_log(log, cfg)
+        _check_clocks(cfg, full, log, frame_files)
     if segmentation is not None:
         seg = np.asarray(segmentation)
         if seg.shape != (full.sizes["y"], full.sizes["x"]):
