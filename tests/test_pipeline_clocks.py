@@ -62,3 +62,40 @@ def test_agreeing_or_absent_clocks_pass(tmp_path, extra, stamp):
     store, log = _night(tmp_path, frames_stamp=stamp)
     res = run(_cfg(tmp_path, store, **extra), log=log, show_progress=False, stages=("screen",))
     assert "screen" in res.stages
+
+
+def _folder(tmp_path, seconds, numbers=None):
+    import datetime as dt
+
+    rng = np.random.default_rng(1)
+    t0 = dt.datetime(2026, 12, 7, 22, 0, 0)
+    d = tmp_path / "frames"
+    d.mkdir(parents=True)
+    for k, s in zip(numbers if numbers is not None else range(len(seconds)), seconds):
+        da = xr.DataArray(rng.poisson(20.0, (3, 4, 16)).astype(np.float32), dims=("y", "x", "energy"),
+                          coords={"energy": ("energy", np.arange(16.0) + 50.0, {"units": "eV"})},
+                          attrs={"timestamp": (t0 + dt.timedelta(seconds=s)).isoformat()})
+        iio.save(da, d / f"frame_{k:04d}.nc")
+    return d
+
+
+@pytest.mark.parametrize("seconds, numbers, match", [
+    ([0, 45, 90, 135], None, r"frame 3 \(frame_0003.nc\) was acquired 135 s after frame 0 .* puts it at 180 s "
+                             r"\(the timestamps' mean interval: 45 s\)"),
+    ([0, 60, 180, 240], None, r"frame 2 \(frame_0002.nc\) was acquired 180 s"),   # renumbered over a gap
+    ([0, 60, 120, 180], [0, 1, 2, 4], r"frame 4 \(frame_0004.nc\) was acquired 180 s .* at 240 s"),
+])
+def test_frame_timestamps_that_disagree_with_the_numbering_are_refused(tmp_path, seconds, numbers, match):
+    from ionscope.io import read_series
+
+    with pytest.raises(DataValidationError, match=match):
+        read_series(_folder(tmp_path, seconds, numbers), frame_interval_s=60.0)
+
+
+def test_frame_timestamps_that_agree_pass(tmp_path):
+    from ionscope.io import read_series
+
+    d = _folder(tmp_path, [0, 61, 119, 241], numbers=[0, 1, 2, 4])  # jitter of a second or two, one missing
+    series, bad = read_series(d, frame_interval_s=60.0)
+    assert series.frame_index.values.tolist() == [0, 1, 2, 4] and bad[0]["frame"] == 3
+    assert read_series(_folder(tmp_path / "b", [0, 45, 90]), frame_interval_s=60.0, check_timestamps=False)

@@ -37,7 +37,8 @@ def _time_coord(n: int, *, numbers=None, start_s: float, interval_s: float, anch
 
 def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, time_anchor: str = "mid",
                 on_bad_frame: str = "skip", chunks_time: int = 1, frame_pattern: str | None = None,
-                max_missing_ratio: float = MAX_MISSING_RATIO, var: str | None = None):
+                max_missing_ratio: float = MAX_MISSING_RATIO, var: str | None = None,
+                check_timestamps: bool = True):
     """Open an operando STEM-EELS series lazily as one (time, y, x, energy) DataArray.
 
     Parameters
@@ -75,6 +76,13 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     var : str, optional
         The variable of multi-variable frame files or store (``[input] var``;
         default: the only one, or the store's main one).
+    check_timestamps : bool
+        Folder: when every kept frame carries its own acquisition time
+        (``timestamp``, e.g. from DM tags), each frame's time since the first
+        must match its number × ``frame_interval_s`` to within half an
+        interval + 5 s, else :class:`DataValidationError` naming the frame and
+        the mean interval the timestamps give (a wrong interval, or frames
+        renumbered, would otherwise shift every frame's time silently).
 
     Returns
     -------
@@ -110,7 +118,7 @@ def read_series(path, *, frame_interval_s: float = 60.0, start_s: float = 0.0, t
     if path.is_dir() and not is_store:
         return _read_folder(path, frame_interval_s=frame_interval_s, start_s=start_s, anchor=time_anchor,
                             on_bad_frame=on_bad_frame, chunks_time=chunks_time, pattern=frame_pattern,
-                            max_missing_ratio=max_missing_ratio, var=var)
+                            max_missing_ratio=max_missing_ratio, var=var, check_timestamps=check_timestamps)
     da = iio.load(path, lazy=True, var=var)
     if not hasattr(da, "name"):  # a store of several variables: the spectra, or say how to choose
         names = [str(n) for n in da.data_vars]
@@ -176,8 +184,39 @@ def _check_stored_times(time, path) -> None:
             "order or repeated in the store)")
 
 
+def _check_frame_clocks(folder, kept, names, stamps, interval_s) -> None:
+    """Each frame's own timestamp, relative to the first kept frame's, matches its number × the interval.
+
+    Found (s28seams): frame times come from the numbers alone; frames acquired every 45 s read with
+    ``frame_interval_s = 60`` (or a folder renumbered after frames were deleted) put every frame at another
+    time than it was taken — another voltage, another dLi/dt — without a word, though each DM frame says
+    when it was acquired.
+    """
+    import datetime as _dt
+
+    if len(kept) < 2 or not all(isinstance(v, str) and v for v in stamps):
+        return
+    try:
+        clocks = [_dt.datetime.fromisoformat(v) for v in stamps]
+        elapsed = np.array([(c - clocks[0]).total_seconds() for c in clocks])
+    except (ValueError, TypeError):  # unreadable, or zones mixed: nothing to compare
+        return
+    expected = (np.asarray(kept, float) - kept[0]) * float(interval_s)
+    off = np.abs(elapsed - expected)
+    i = int(np.argmax(off))
+    if off[i] <= 0.5 * float(interval_s) + 5.0:
+        return
+    span = float(kept[-1] - kept[0])
+    mean = f"{elapsed[-1] / span:.6g} s" if span > 0 and elapsed[-1] > 0 else "not increasing"
+    raise DataValidationError(
+        f"{folder}: frame {kept[i]} ({names[i]}) was acquired {elapsed[i]:.6g} s after frame {kept[0]} "
+        f"({names[0]}) by their timestamps, but frame_interval_s = {float(interval_s):g} puts it at "
+        f"{expected[i]:.6g} s (the timestamps' mean interval: {mean}); set [input] frame_interval_s to the real "
+        f"interval, check the numbering, or set [sync] check_timestamps = false if the timestamps are wrong")
+
+
 def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_frame, chunks_time, pattern=None,
-                 max_missing_ratio=MAX_MISSING_RATIO, var=None):
+                 max_missing_ratio=MAX_MISSING_RATIO, var=None, check_timestamps=True):
     import xarray as xr
 
     from .. import io as iio
@@ -200,7 +239,7 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
     for k in numbered.missing():
         refuse(k, "", f"missing (no file numbered {k})", FileFormatError)
 
-    frames, kept = [], []
+    frames, kept, stamps = [], [], []
     ref_energy = None
     ref_shape = None
     for k, p in zip(numbers, files):
@@ -231,9 +270,12 @@ def _read_folder(folder: Path, *, frame_interval_s, start_s, anchor, on_bad_fram
                 continue
         frames.append(da.drop_vars([c for c in da.coords if c not in ("y", "x", "energy")]))
         kept.append(k)
+        stamps.append((p.name, da.attrs.get("timestamp")))
     if not frames:
         raise FileFormatError(f"{folder}: none of the {len(files)} frame files is usable: "
                               + "; ".join(f"{b['file']}: {b['reason']}" for b in bad[:3]))
+    if check_timestamps:
+        _check_frame_clocks(folder, kept, [n for n, _ in stamps], [v for _, v in stamps], frame_interval_s)
     # Frames that agree to within the tolerance share the first frame's exact axes.
     frames = [f.assign_coords(energy=frames[0].energy, **{d: frames[0][d] for d in ("y", "x") if d in frames[0].coords})
               for f in frames]

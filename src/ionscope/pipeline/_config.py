@@ -165,7 +165,8 @@ class SyncConfig:
     capacity_c: float = 0.0  # charge of a full charge, for the SOC; 0: scale to the log's range
     allow_uncovered: bool = False  # frames outside the log: error (False) or marked bad (True)
     # the first frame's own timestamp (DM tags) and the log's (Protochips notes) must agree with the frame
-    # times ([input] start_s, frame_interval_s) to within 1.5 intervals + 60 s; false: not compared
+    # times ([input] start_s, frame_interval_s) to within 1.5 intervals + 60 s, and in a folder each frame's
+    # timestamp with its number × frame_interval_s (½ interval + 5 s); false: not compared
     check_timestamps: bool = True
 
 

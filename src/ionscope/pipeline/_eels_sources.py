@@ -245,7 +245,7 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         series, bad = read_series(spath, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
                                   time_anchor=ic.time_anchor, on_bad_frame=ic.on_bad_frame,
                                   frame_pattern=ic.frame_pattern or None, max_missing_ratio=ic.max_missing_ratio,
-                                  var=ic.var or None)
+                                  var=ic.var or None, check_timestamps=cfg.sync.check_timestamps)
         fp, digests = fingerprint_files([spath])  # one read: the series' key and each frame's (pipeline._rows)
         input_key = fp + json.dumps(bad) + (f" var={ic.var}" if ic.var else "")
         frame_keys = _frame_keys(series, spath, digests, ic.var)
@@ -299,7 +299,8 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
         low_loss, bad_ll = read_series(lpath_ll, frame_interval_s=ic.frame_interval_s, start_s=ic.start_s,
                                        time_anchor=ic.time_anchor, on_bad_frame="error",
                                        frame_pattern=ic.frame_pattern or None,
-                                       max_missing_ratio=ic.max_missing_ratio)
+                                       max_missing_ratio=ic.max_missing_ratio,
+                                       check_timestamps=cfg.sync.check_timestamps)
         if low_loss.sizes["time"] != full.sizes["time"] or low_loss.sizes["y"] != full.sizes["y"] \
                 or low_loss.sizes["x"] != full.sizes["x"]:
             raise DataValidationError(
