@@ -99,3 +99,15 @@ def test_frame_timestamps_that_agree_pass(tmp_path):
     series, bad = read_series(d, frame_interval_s=60.0)
     assert series.frame_index.values.tolist() == [0, 1, 2, 4] and bad[0]["frame"] == 3
     assert read_series(_folder(tmp_path / "b", [0, 45, 90]), frame_interval_s=60.0, check_timestamps=False)
+
+
+def test_a_log_that_does_not_cover_the_frames_is_refused_before_any_stage(tmp_path):
+    """Found: the sync stage refused it, after the screen, the drift corrections and the Li maps."""
+    store, log = _night(tmp_path, frames_stamp="")
+    short = log.sel(time=slice(None, 100.0))
+    with pytest.raises(DataValidationError, match=r"log does not cover 2 of 3 frame\(s\): frame 1 \[60, 120\] s"):
+        run(_cfg(tmp_path, store), log=short, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    res = run(_cfg(tmp_path, store, sync={"allow_uncovered": True}), log=short, show_progress=False,
+              stages=("screen",))
+    assert "screen" in res.stages

@@ -230,6 +230,35 @@ def _check_clocks(cfg: Config, series, log, frame_files) -> None:
         f"another time zone —, [sync] check_timestamps = false)")
 
 
+def _check_cover(cfg: Config, series, log, frame_files) -> None:
+    """Frames the log does not cover are refused before any stage (``[sync] allow_uncovered = false``).
+
+    Found (s28seams): the sync stage found them — after the screen, the drift corrections and the Li maps,
+    hours into a long night. The same rule as :func:`ionscope.transport.sync_frames` (half a log step of
+    slack), here naming the frames' numbers and files.
+    """
+    if cfg.sync.allow_uncovered or "voltage" not in log and "current" not in log:
+        return
+    ic = cfg.input
+    tl = np.asarray(log.time.values, float)
+    if tl.size < 2:
+        return  # sync_frames refuses it, with its own words
+    t0 = np.asarray(series.time.values, float) - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+    t1 = t0 + ic.frame_interval_s
+    tol = 0.5 * float(np.median(np.diff(tl)))
+    bad = np.flatnonzero(~((t0 >= tl[0] - tol) & (t1 <= tl[-1] + tol)))
+    if bad.size == 0:
+        return
+    numbers = series.frame_index.values if "frame_index" in series.coords else np.arange(t0.size)
+    listed = ", ".join(f"frame {int(numbers[i])}{f' ({frame_files[i]})' if frame_files else ''} "
+                       f"[{t0[i]:.6g}, {t1[i]:.6g}] s" for i in bad[:3]) + (" ..." if bad.size > 3 else "")
+    # "log does not cover" first, as sync_frames says it: `ionscope run` puts the log's file before it
+    raise DataValidationError(
+        f"log does not cover {bad.size} of {t0.size} frame(s): {listed}; the "
+        f"log spans [{tl[0]:.6g}, {tl[-1]:.6g}] s (check [input] start_s and frame_interval_s, or set [sync] "
+        f"allow_uncovered = true to mark them bad and go on)")
+
+
 def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_frames: list,
              ignored: list | None = None, info: dict | None = None) -> dict:
     """Open every input before the first stage runs: ``{name: (value, key)}``."""
@@ -288,6 +317,7 @@ def _sources(cfg: Config, *, series, log, references, segmentation, truth, bad_f
     if log is not None:
         log = _check_log(log, cfg)
         _check_clocks(cfg, full, log, frame_files)
+        _check_cover(cfg, full, log, frame_files)
     if segmentation is not None:
         seg = np.asarray(segmentation)
         if seg.shape != (full.sizes["y"], full.sizes["x"]):
