@@ -111,3 +111,16 @@ def test_a_log_that_does_not_cover_the_frames_is_refused_before_any_stage(tmp_pa
     res = run(_cfg(tmp_path, store, sync={"allow_uncovered": True}), log=short, show_progress=False,
               stages=("screen",))
     assert "screen" in res.stages
+
+
+def test_a_store_whose_frames_are_not_frame_interval_s_apart_is_refused(tmp_path):
+    """Found: frames 10 s apart read with the default 60 s interval were synchronised over 60 s windows and their
+    starts put 25 s early, silently."""
+    store, log = _night(tmp_path, frames_stamp="")
+    da = iio.load(store, lazy=False)
+    da = da.assign_coords(time=("time", 5.0 + 10.0 * np.arange(3), {"units": "s"}))
+    store = iio.save(da, tmp_path / "night10.zarr")
+    with pytest.raises(DataValidationError, match=r"frames are 10 s apart .* set \[input\] frame_interval_s = 10"):
+        run(_cfg(tmp_path, store), log=log, show_progress=False)
+    assert "screen" in run(_cfg(tmp_path, store, input={"frame_interval_s": 10.0}), log=log, show_progress=False,
+                           stages=("screen",)).stages

@@ -109,6 +109,7 @@ def _check_against_data(cfg: Config, series) -> None:
     e = np.asarray(series.energy.values, float)
     _check_energy_axis(cfg, e)
     _check_pixel_axes(cfg, series)
+    _check_interval(cfg, series)
     lo, hi = float(np.nanmin(e)), float(np.nanmax(e))
     _fit_window(series, cfg)  # [limap] fit_range must hold enough channels
     windows = [("[register] window_ev", cfg.register.window_ev if cfg.register.enabled else ())]
@@ -173,6 +174,26 @@ def _check_pixel_axes(cfg: Config, series) -> None:
             continue
         raise DataValidationError(f"{where}: coordinate {dim!r} {how}; expected pixel positions with one "
                                   f"non-zero step (the pixel size) — fix the spatial calibration")
+
+
+def _check_interval(cfg: Config, series) -> None:
+    """A store's own frame times are ``[input] frame_interval_s`` apart (median step, to 2 %).
+
+    Found (s28seams): a store with frames 10 s apart read with the default ``frame_interval_s = 60`` put each
+    frame's start 25 s early (half an interval before its "mid" time) and averaged the log over 60 s windows
+    that overlap five frames — silently. A folder's times come from the interval itself (``frame_index``).
+    """
+    if "frame_index" in series.coords or series.sizes.get("time", 0) < 2:
+        return
+    step = float(np.median(np.diff(np.asarray(series.time.values, float))))
+    interval = float(cfg.input.frame_interval_s)
+    if abs(step - interval) <= 0.02 * interval:
+        return
+    where = str(cfg.path(cfg.input.series)) if cfg.input.series else "series"
+    raise DataValidationError(
+        f"{where}: its frames are {step:.6g} s apart (median step of its time coordinate), but [input] "
+        f"frame_interval_s = {interval:g} — the duration each frame is synchronised over, and half of it the "
+        f"start of a mid-anchored time; set [input] frame_interval_s = {step:.6g}")
 
 
 def _check_log(log, cfg: Config):
