@@ -30,3 +30,19 @@ def test_chi2_near_one_is_quiet_and_the_warning_clears():
     s.state.warn("chi2_level", "old")
     _Session._warnings(s, rec)
     assert "chi2_level" not in s.state.status()["warnings"]
+
+
+def test_frame_clocks_that_disagree_with_the_interval_are_warned_about_live():
+    """s28seams: the batch reader refuses frames whose own timestamps contradict their numbers × the interval;
+    live, the dashboard says so as the frames arrive (the final run refuses)."""
+    cfg = SimpleNamespace(input=SimpleNamespace(frame_interval_s=60.0))
+    s, rec = _session([1.0, 1.0, 1.0])
+    s.cfg = cfg
+    s.clocks = {k: (f"frame_{k:04d}.dm4", f"2026-12-07T22:{40 * k // 60:02d}:{40 * k % 60:02d}") for k in range(3)}
+    _Session._warnings(s, rec)
+    w = s.state.status()["warnings"]
+    assert "frame 2 (frame_0002.dm4) was acquired 80 s after frame 0" in w["clock"] and "mean interval: 40 s" in \
+        w["clock"] and "final run will refuse" in w["clock"]
+    s.clocks = {k: (f"frame_{k:04d}.dm4", f"2026-12-07T22:0{k}:00") for k in range(3)}
+    _Session._warnings(s, rec)
+    assert "clock" not in s.state.status()["warnings"]

@@ -253,6 +253,10 @@ class EelsNight(LiveNight):
         self.frame_bytes = max(self.frame_bytes, ff.size)
         ic = self.cfg.input
         k = ff.index
+        stamp = da.attrs.get("timestamp")
+        if isinstance(stamp, str) and stamp and self.cfg.sync.check_timestamps:
+            self.clocks = getattr(self, "clocks", {})  # the frames' own clocks, for the "clock" warning
+            self.clocks[k] = (ff.path.name, stamp)
         # frame number k (from its name) at start_s + k · interval: the batch reader's rule (ionscope.io)
         t = float(frame_time(k, start_s=ic.start_s, interval_s=ic.frame_interval_s, anchor=ic.time_anchor))
         t0 = time.perf_counter()
@@ -414,6 +418,19 @@ class EelsNight(LiveNight):
 
     def _warnings(self, rec: dict) -> None:
         st = self.sink
+        clocks = getattr(self, "clocks", None)
+        if clocks:  # the batch reader's rule (io._series): here a warning, the final run refuses
+            from ..errors import DataValidationError
+            from ..io._series import _check_frame_clocks
+
+            ks = sorted(clocks)
+            try:
+                _check_frame_clocks("frames", ks, [clocks[k][0] for k in ks], [clocks[k][1] for k in ks],
+                                    self.cfg.input.frame_interval_s)
+                st.warn("clock", None)
+            except DataValidationError as exc:
+                st.warn("clock", f"{str(exc).split(': ', 1)[1]} — the final run will refuse the night until "
+                                 "then")
         flagged = getattr(self, "implausible", None)
         if flagged:  # kept for the whole night: a corrupt pixel is never analysed, and never unsaid
             listed = "; ".join(f"frame {k}: {n}" for k, n in list(flagged.items())[-5:])
