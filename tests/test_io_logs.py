@@ -204,10 +204,11 @@ def test_every_time_unit_is_understood(tmp_path, header, factor):
     ("voltage (volts)", 1.0), ("current (A)", 1.0), ("current (mA)", 1e-3), ("current (µA)", 1e-6),
     ("current (uA)", 1e-6), ("current (nA)", 1e-9), ("current (pA)", 1e-12), ("current (milliamps)", 1e-3)])
 def test_every_electrical_unit_is_understood(tmp_path, header, factor):
-    p = _write(tmp_path, f"time (s),{header}\n0,1.5\n1,2.5\n")
+    # values within what a holder applies (|V| ≤ 1000 V, |I| ≤ 10 A: io._logs._LIMITS) in every unit
+    p = _write(tmp_path, f"time (s),{header}\n0,0.15\n1,0.25\n")
     log = read_log(p)
     name = "voltage" if "olt" in header else "current"
-    np.testing.assert_allclose(log[name].values, [1.5 * factor, 2.5 * factor])
+    np.testing.assert_allclose(log[name].values, [0.15 * factor, 0.25 * factor])
 
 
 @pytest.mark.parametrize("header", ["time (fortnights)", "time (hh:mm:ss)", "voltage (MV)", "current (furlongs)",

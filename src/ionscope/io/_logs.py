@@ -364,7 +364,16 @@ class _LogParser:
                 values = values.copy()
                 values[bad] = np.interp(time[bad], time[~bad], values[~bad])
                 filled.update(int(n) for n in lines[rows][bad])
-            data[name] = (values * facs[col], {"units": unit, "column": lay.header[col]})
+            values = values * facs[col]
+            over = np.flatnonzero(np.abs(values) > _LIMITS[name])
+            if over.size:  # no holder or potentiostat gives this: a corrupt cell, or a unit the header hides
+                at = ", ".join(f"line {lines[rows][i]}" for i in over[:3]) + (" ..." if over.size > 3 else "")
+                raise DataValidationError(
+                    f"{self.path}: {at} (column {lay.header[col]!r}): the {name} {values[over[0]]:.4g} {unit} is "
+                    f"beyond any biasing holder or potentiostat (|{name}| ≤ {_LIMITS[name]:g} {unit}): a corrupt "
+                    f"value, or a unit the header does not state (mV or µA read as V or A?) — write it in the header, "
+                    f"e.g. '{name} (m{unit})'")
+            data[name] = (values, {"units": unit, "column": lay.header[col]})
         if lay.state_col is not None:
             data["state"] = (self._joined(self._state)[rows].astype(str), {})
         time, data, merged = self._merge_duplicates(time, data, lines[rows])
@@ -413,6 +422,11 @@ class _LogParser:
                 attrs["timestamp"] = _dt.datetime.strptime(f"{date} {clock}", "%Y.%m.%d %H:%M:%S.%f").isoformat()
             except ValueError:
                 pass
+
+
+#: |value| no in-situ biasing holder or potentiostat reaches (s28seams): beyond, a log value is refused. A
+#: battery log in mV without the unit in its header (3900 "V") and corrupt cells (1e30) were read as given.
+_LIMITS = {"voltage": 1000.0, "current": 10.0}
 
 
 def read_log(path, *, channel: str | None = None, missing: str = "error", duplicates: str = "error",
