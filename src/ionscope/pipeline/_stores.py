@@ -154,13 +154,19 @@ def cache_state(path) -> str:
     meta = _attrs(path / "zarr.json")
     if meta is None:
         return "foreign: a folder that is not a Zarr group"
-    if meta.get(_CACHE_ATTR) is not None:
-        return "ours"
     groups = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    markers = [e for e in entries if e.name.endswith(".complete.json")]
-    keyed = all((_attrs(g / "zarr.json") or {}).get(_KEY_ATTR) for g in groups)
+    keyed = [g for g in groups if (_attrs(g / "zarr.json") or {}).get(_KEY_ATTR)]
     loose = [e for e in entries if e.is_file() and not e.name.startswith(".") and e.name != "zarr.json"]
-    if markers and groups and keyed and not loose:
+    if meta.get(_CACHE_ATTR) is not None:
+        # the marker alone is no proof (s28seams: a user's store carrying a copied marker had its arrays
+        # 'limap' and 'screen' replaced by stage results): every entry must be a stage group ionscope keyed
+        others = sorted(e.name for e in groups if e not in keyed) + sorted(e.name for e in loose)
+        if others:
+            return (f"foreign: a Zarr store marked as a stage cache but holding {', '.join(others[:4])}"
+                    f"{' ...' if len(others) > 4 else ''}, which ionscope did not write")
+        return "ours"
+    markers = [e for e in entries if e.name.endswith(".complete.json")]
+    if markers and groups and len(keyed) == len(groups) and not loose:
         return "legacy"
     return "foreign: a Zarr store that ionscope did not make (no stage-cache marker)"
 

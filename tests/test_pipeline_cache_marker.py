@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A stage-cache marker copied into a user's Zarr store does not make the store ionscope's.
+
+Found (s28seams): `[output] cache` pointing at a user's store whose root attributes carried
+``ionscope_stage_cache`` (copied from a cache) was taken as a cache, and the run replaced the user's arrays
+``limap`` and ``screen`` by its stage results (exit 0). Now every entry of a marked cache must be a stage group
+ionscope keyed; otherwise the run is refused before anything is written.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from ionscope.errors import OutputPathError
+from ionscope.pipeline._stores import StageCache, cache_state
+
+
+def _forged(path):
+    g = zarr.open_group(str(path), mode="w")
+    a = g.create_array("limap", shape=(4,), dtype="f8")
+    a[:] = np.arange(4.0)
+    g.attrs["ionscope_stage_cache"] = 1
+    return path
+
+
+def test_a_copied_marker_is_no_proof(tmp_path):
+    store = _forged(tmp_path / "mine.zarr")
+    assert cache_state(store).startswith("foreign: a Zarr store marked as a stage cache but holding limap")
+    with pytest.raises(OutputPathError, match="holding limap, which ionscope did not write"):
+        StageCache(store)
+    assert zarr.open_group(str(store), mode="r")["limap"][:].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_real_cache_stays_ours(tmp_path):
+    cache = StageCache(tmp_path / "cache.zarr")
+    cache.save("screen", "k1", xr.Dataset({"v": ("t", np.arange(3.0))}))
+    assert cache_state(tmp_path / "cache.zarr") == "ours"
+    assert StageCache(tmp_path / "cache.zarr").has("screen", "k1")
