@@ -8,6 +8,8 @@ ionscope keyed; otherwise the run is refused before anything is written.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -38,3 +40,23 @@ def test_a_real_cache_stays_ours(tmp_path):
     cache.save("screen", "k1", xr.Dataset({"v": ("t", np.arange(3.0))}))
     assert cache_state(tmp_path / "cache.zarr") == "ours"
     assert StageCache(tmp_path / "cache.zarr").has("screen", "k1")
+
+
+@pytest.mark.parametrize("damage", ["metadata", "marker-only"])
+def test_a_damaged_stage_keeps_its_cache_ours(tmp_path, damage):
+    """A stage whose metadata was damaged since is discarded and recomputed (as before), not a reason to refuse."""
+    cache = StageCache(tmp_path / "cache.zarr")
+    cache.save("screen", "k1", xr.Dataset({"v": ("t", np.arange(3.0))}))
+    meta = tmp_path / "cache.zarr" / "screen" / "zarr.json"
+    if damage == "metadata":
+        meta.write_text("{not json")
+        (tmp_path / "cache.zarr" / ".screen.complete.json").unlink()
+    else:  # readable, key gone, but its completion marker is there
+        meta.write_text(meta.read_text().replace("ionscope_stage_key", "other"))
+    assert cache_state(tmp_path / "cache.zarr") == "ours"
+    reopened = StageCache(tmp_path / "cache.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the marker-only case warns that it discards the stage
+        assert not reopened.has("screen", "k1")
+    reopened.save("screen", "k1", xr.Dataset({"v": ("t", np.arange(3.0))}))  # recomputed in place
+    assert reopened.has("screen", "k1")

@@ -160,7 +160,11 @@ def cache_state(path) -> str:
     if meta.get(_CACHE_ATTR) is not None:
         # the marker alone is no proof (s28seams: a user's store carrying a copied marker had its arrays
         # 'limap' and 'screen' replaced by stage results): every entry must be a stage group ionscope keyed
-        others = sorted(e.name for e in groups if e not in keyed) + sorted(e.name for e in loose)
+        # (a stage whose metadata was damaged since stays ours by its completion marker, or by metadata that
+        # no longer parses: it is discarded and recomputed as before, not a reason to refuse the cache)
+        ours = set(keyed) | {g for g in groups if (path / f".{g.name}.complete.json").exists()
+                             or _unparsable(g / "zarr.json")}
+        others = sorted(e.name for e in groups if e not in ours) + sorted(e.name for e in loose)
         if others:
             return (f"foreign: a Zarr store marked as a stage cache but holding {', '.join(others[:4])}"
                     f"{' ...' if len(others) > 4 else ''}, which ionscope did not write")
@@ -169,6 +173,17 @@ def cache_state(path) -> str:
     if markers and groups and len(keyed) == len(groups) and not loose:
         return "legacy"
     return "foreign: a Zarr store that ionscope did not make (no stage-cache marker)"
+
+
+def _unparsable(meta: Path) -> bool:
+    """Whether a node's metadata file exists but is not JSON (damaged, not another program's array)."""
+    try:
+        json.loads(meta.read_text())
+    except ValueError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _attrs(meta: Path) -> dict | None:
