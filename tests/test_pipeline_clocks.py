@@ -53,10 +53,10 @@ def test_a_log_started_before_the_frames_is_not_read_at_the_wrong_moment(tmp_pat
 
 @pytest.mark.parametrize("extra, stamp", [
     ({"input": {"start_s": 599.262}}, FRAMES_START),   # the start the clocks say
-    ({"input": {"start_s": 650.0}}, FRAMES_START),     # within 1.5 intervals + 60 s
+    pytest.param({"input": {"start_s": 650.0}}, FRAMES_START, marks=pytest.mark.slow),  # within 1.5 intervals + 60 s
     ({"sync": {"check_timestamps": False}}, FRAMES_START),
     ({}, ""),                                          # no timestamp on the frames: nothing to compare
-    ({}, "2014-10-08T16:36:51+02:00"),                 # one clock with a time zone, one without
+    pytest.param({}, "2014-10-08T16:36:51+02:00", marks=pytest.mark.slow),  # one clock with a zone, one without
 ])
 def test_agreeing_or_absent_clocks_pass(tmp_path, extra, stamp):
     store, log = _night(tmp_path, frames_stamp=stamp)
@@ -83,7 +83,8 @@ def _folder(tmp_path, seconds, numbers=None):
     ([0, 45, 90, 135], None, r"frame 3 \(frame_0003.nc\) was acquired 135 s after frame 0 .* puts it at 180 s "
                              r"\(the timestamps' mean interval: 45 s\)"),
     ([0, 60, 180, 240], None, r"frame 2 \(frame_0002.nc\) was acquired 180 s"),   # renumbered over a gap
-    ([0, 60, 120, 180], [0, 1, 2, 4], r"frame 4 \(frame_0004.nc\) was acquired 180 s .* at 240 s"),
+    pytest.param([0, 60, 120, 180], [0, 1, 2, 4], r"frame 4 \(frame_0004.nc\) was acquired 180 s .* at 240 s",
+                 marks=pytest.mark.slow),
 ])
 def test_frame_timestamps_that_disagree_with_the_numbering_are_refused(tmp_path, seconds, numbers, match):
     from ionscope.io import read_series
