@@ -57,7 +57,8 @@ def check_same_fringes(holo, q_ref, min_frequency) -> None:
     """
     frame = _first_frame(holo)
     try:
-        qy, qx, _ = _fourier.estimate_carrier_array(frame, min_frequency=min_frequency, min_snr=_fourier._MIN_SIDEBAND_SNR / 3,
+        qy, qx, _ = _fourier.estimate_carrier_array(frame, min_frequency=min_frequency,
+                                                    min_snr=_fourier._MIN_SIDEBAND_SNR / 3,
                                            name="hologram")
     except DataValidationError as exc:
         raise DataValidationError(f"{exc} (the reference has fringes at (qy, qx) = ({q_ref[0]:.4g}, "

@@ -371,8 +371,8 @@ class _LogParser:
                 raise DataValidationError(
                     f"{self.path}: {at} (column {lay.header[col]!r}): the {name} {values[over[0]]:.4g} {unit} is "
                     f"beyond any biasing holder or potentiostat (|{name}| ≤ {_LIMITS[name]:g} {unit}): a corrupt "
-                    f"value, or a unit the header does not state (mV or µA read as V or A?) — write it in the header, "
-                    f"e.g. '{name} (m{unit})'")
+                    f"value, or a unit the header does not state (mV or µA read as V or A?) — write it in the "
+                    f"header, e.g. '{name} (m{unit})'")
             data[name] = (values, {"units": unit, "column": lay.header[col]})
         if lay.state_col is not None:
             data["state"] = (self._joined(self._state)[rows].astype(str), {})
