@@ -58,8 +58,7 @@ def check_same_fringes(holo, q_ref, min_frequency) -> None:
     frame = _first_frame(holo)
     try:
         qy, qx, _ = _fourier.estimate_carrier_array(frame, min_frequency=min_frequency,
-                                                    min_snr=_fourier._MIN_SIDEBAND_SNR / 3,
-                                           name="hologram")
+                                                    min_snr=_fourier._MIN_SIDEBAND_SNR / 3, name="hologram")
     except DataValidationError as exc:
         raise DataValidationError(f"{exc} (the reference has fringes at (qy, qx) = ({q_ref[0]:.4g}, "
                                   f"{q_ref[1]:.4g}) cycles/px; the hologram has none there)") from None
