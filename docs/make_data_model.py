@@ -51,7 +51,7 @@ from ionscope import denoise, eels, io
 
 denoise.sparse_coding(io.load("limaps.zarr", lazy=True))    # the Li variable; stays lazy
 denoise.sparse_coding(io.load("limaps.zarr"), var="Co")      # another variable
-eels.thickness(hs.load("AL-DFoffset0.00.dm3"))               # HyperSpy's calibrated energy axis
+eels.thickness(hs.load("Cr_L_ll.hspy"))                      # HyperSpy's calibrated energy axis
 io.to_hyperspy(io.load("limaps.zarr"))                       # a Signal2D of the Li maps
 ```
 
