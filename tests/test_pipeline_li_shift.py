@@ -310,3 +310,41 @@ def test_the_stage_by_stage_fit_uses_the_same_shift(scene):
     assert ds.attrs["li_k_shift_measured_on"] == measured.attrs["li_k_shift_measured_on"]
     scale = float(np.nanmax(np.abs(measured.li.values)))
     assert np.nanmax(np.abs(ds.li.values - measured.li.values)) <= 1e-5 * scale
+
+
+@pytest.mark.slow  # a whole causal live session and its final run; the exact live path's test stays fast
+def test_a_causal_live_session_and_the_final_run_use_one_shift(tmp_path):
+    """A causal session (registration onto the running mean: its rows stay in memory) measures the shift on its
+    first frame and keeps it in the night's stage cache: the final run takes it instead of measuring again on its
+    own (differently registered) first frame."""
+    from ionscope._outdir import session
+    from ionscope.cli import main
+    from ionscope.pipeline import FramesExecutor, MemorySink, StageCache, load_config
+    from ionscope.simulate import acquire
+
+    acq = acquire(tmp_path / "acq", speed=600.0, frame_interval_s=60.0, energy_drift_ev=0.3, specimen_drift_px=1.0,
+                  **SIM)
+    args, true_delta = _regions(acq.truth, acq.frames_dir / "frame_0000.nc")
+    assert main(args + ["--chemical-shift", "open", "-o", str(tmp_path / "open.nc")]) == 0
+    cfg = load_config(acq.config_path).replace(
+        denoise={"method": "none"}, report={"movies": [], "viewer": False, "figures": False},
+        register={"window_ev": [40.0, 60.0], "reference": "mean"}, output={"dir": str(tmp_path / "out")},
+        limap={"references": str(tmp_path / "open.nc"), "fit_range": FIT})
+    night_shift._MEMO.clear()
+    ex = FramesExecutor(cfg, sink=MemorySink(), settle_s=0.1, poll_s=0.03, late_s=0.5)
+    with session(cfg.out_dir):
+        ex.run()
+    assert [r["frame"] for r in ex.records] == [0, 1, 2]
+    stored = StageCache(cfg.cache_path).load(night_shift.GROUP).load()
+    delta = float(stored.li_k_shift_ev.values)
+    assert abs(delta - true_delta) < SHIFT_TOL_EV and "frame 0" in stored.attrs["measured_on"]
+
+    def refuse(*a, **k):
+        raise AssertionError("measured again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(night_shift, "_measure", refuse)
+        night_shift._MEMO.clear()  # not the process's memory: the cache
+        final = run(cfg, show_progress=False)
+    ds = final.dataset("limap").load()
+    assert ds.attrs["li_k_shift_ev"] == delta and ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]

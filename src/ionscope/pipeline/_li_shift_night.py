@@ -185,7 +185,7 @@ def _identity(ctx, t) -> str:
     """A frame's identity: its content key (a folder of frames, a live session), else the series' key and time."""
     from ._framekeys import row_id
 
-    keys = (ctx.info.get("frame_keys") or {}).get("series") or {}
+    keys = (ctx.info.get("frame_keys") or {}).get("series") or ctx.info.get("li_shift_frame_keys") or {}
     rid = row_id(t)
     if rid in keys:
         return str(keys[rid])
@@ -203,14 +203,17 @@ def _key(ctx, plural: str) -> str:
 
 
 def _stage_cache(ctx):
-    """The run's StageCache (a live session's :class:`LiveStore` writes through to it), or None."""
+    """The run's StageCache (a live session's :class:`LiveStore` writes through to it; a causal live session,
+    whose rows stay in memory, names the night's in ``ctx.info["li_shift_cache"]``), or None."""
     from ._stores import StageCache
 
-    store = ctx.cache
-    if isinstance(store, StageCache):
-        return store
-    inner = getattr(store, "cache", None)
-    return inner if isinstance(inner, StageCache) else None
+    for store in (ctx.cache, ctx.info.get("li_shift_cache")):
+        if isinstance(store, StageCache):
+            return store
+        inner = getattr(store, "cache", None)
+        if isinstance(inner, StageCache):
+            return inner
+    return None
 
 
 def _load(cache, key: str, idents: set):
