@@ -109,6 +109,41 @@ def test_the_shift_is_in_the_summary_and_the_report(scene, tmp_path):
     assert written["li_k_shift_std_ev"] == attrs["li_k_shift_std_ev"]
     page = files["report.html"].read_text()
     assert "Li-K chemical shift between the references" in page and "Li-K shift: measured on" in page
+    # determined, and what its σ leaves out, said in both
+    assert written["li_k_shift_determined"] == 1 and written["li_k_shift_measured_ev"] == attrs["li_k_shift_ev"]
+    assert "references' own noise" in written["li_k_shift_std_note"] and "what its σ leaves out" in page
+
+
+@pytest.mark.slow  # a night refitted with a faked measurement; the determined path is in the fast tests above
+def test_a_shift_the_first_frame_does_not_determine_is_flagged_and_not_used(scene, tmp_path, monkeypatch):
+    """At the end of the searched range (here faked: the far end, 1.5 eV) the night is fitted with 0 eV, the
+    regions' shapes as they are, and summary.json / report.html say the shift was not determined."""
+    import json
+
+    from ionscope.report import write_run_report
+
+    d = scene["d"]
+
+    def at_bound(ctx, *, series, **k):
+        return {"li_k_shift_ev": 1.5, "li_k_shift_std_ev": float("nan"), "measured_on": "frame 0 (faked)",
+                "frames": "0", "frame_identity": night_shift._identity(ctx, series.time.values[0]), "at_bound": 1,
+                "seconds": 0.0}
+
+    monkeypatch.setattr(night_shift, "_measure", at_bound)
+    night_shift._MEMO.clear()
+    with pytest.warns(RuntimeWarning, match="does not determine it"):
+        res = run(_config(d, "undetermined", d / "open.nc"), log=scene["log"], show_progress=False)
+    night_shift._MEMO.clear()
+    ds = res.dataset("limap").load()
+    assert ds.attrs["li_k_shift_determined"] == 0 and ds.attrs["li_k_shift_measured_ev"] == 1.5
+    assert ds.attrs["li_k_shift_ev"] == night_shift.UNDETERMINED_EV == 0.0
+    given = run(_config(d, "zero", d / "open.nc", chemical_shift=0.0), log=scene["log"], show_progress=False,
+                stages=("limap",)).dataset("limap").load()
+    _same_maps(ds, given)
+    files = write_run_report(res, tmp_path / "report", show_progress=False)
+    written = json.loads(files["summary.json"].read_text())
+    assert written["li_k_shift_determined"] == 0 and "NOT DETERMINED" in written["li_k_shift_source"]
+    assert "NOT determined" in files["report.html"].read_text()
 
 
 @pytest.mark.slow  # the previous behaviour, an option: the two-row fit runs fast in test_eels_chemical_shift
@@ -227,6 +262,8 @@ def test_off_fits_the_two_rows_even_with_a_stored_shift(scene):
 def test_a_shift_at_the_search_bound_warns():
     with pytest.warns(RuntimeWarning, match="end of the searched range"):
         night_shift._warn_bound(0.0, {"at_bound": 1, "measured_on": "frame 0 (t = 30 s)"})
+    assert not night_shift.determined(0.0, float("nan"), True) and night_shift.determined(0.2, 0.05, False)
+    assert not night_shift.determined(0.1, 0.3, False)  # σ larger than the shift: not determined either
     t = np.array([0.0, 0.25, 0.5, 0.325, 0.4])
     assert night_shift.curvature_std(t, 100 * (t - 0.3) ** 2) == pytest.approx(0.1)
     assert np.isnan(night_shift.curvature_std(t, -(t - 0.3) ** 2))  # no minimum: no σ
