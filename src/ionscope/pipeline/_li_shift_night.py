@@ -53,7 +53,7 @@ MODES = ("measure", "open", "off")
 #: the stage cache's group of the measured shift
 GROUP = "li_shift"
 #: bump when what the record holds or how the shift is measured changes
-_LAYOUT = 1
+_LAYOUT = 2  # 2: an undetermined shift is fitted as 0 eV and flagged (the maps and their attrs change)
 #: shifts measured in this process by runs without a stage cache (per-frame runs in memory), by key
 _MEMO: dict = {}
 
