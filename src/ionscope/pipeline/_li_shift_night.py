@@ -188,8 +188,9 @@ def night_references(ctx, *, series, plural: str, frame_block, probe=None):
 UNDETERMINED_EV = 0.0
 #: what li_k_shift_std_ev is and what it leaves out (in the maps' attributes and summary.json)
 STD_NOTE = ("σ from the χ² curvature of the first frame's fit: the data's noise only; it leaves out the "
-            "references' own noise and the model's error (measured pulls: BENCHMARKS.md), so it understates "
-            "the shift's uncertainty, by orders of magnitude on regions of a few hundred pixels")
+            "references' own noise and the model's error, so it understates the shift's uncertainty (measured, "
+            "64×128 frames at 1000 counts, regions of ~4000 and 256–384 pixels: the shift scattered by 0.27 eV "
+            "over 8 draws, σ 0.002–0.004 eV; noise-free 0.04 eV off for σ 0.009; BENCHMARKS.md)")
 
 
 def determined(delta: float, std: float, at_bound: bool) -> bool:
