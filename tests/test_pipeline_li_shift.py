@@ -269,7 +269,9 @@ def test_a_shift_at_the_search_bound_warns():
     assert np.isnan(night_shift.curvature_std(t, -(t - 0.3) ** 2))  # no minimum: no σ
 
 
-def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
+def _live_night(tmp_path, **register):
+    """A live session over a 3-frame folder with references that leave the shift open; its config, executor and
+    sink, and the shift it stored in the night's stage cache (asserted: measured on frame 0, near the truth)."""
     from ionscope._outdir import session
     from ionscope.cli import main
     from ionscope.pipeline import FramesExecutor, MemorySink, StageCache, load_config
@@ -281,7 +283,7 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
     assert main(args + ["--chemical-shift", "open", "-o", str(tmp_path / "open.nc")]) == 0
     cfg = load_config(acq.config_path).replace(
         denoise={"method": "none"}, report={"movies": [], "viewer": False, "figures": False},
-        register={"window_ev": [40.0, 60.0]}, output={"dir": str(tmp_path / "out")},
+        register={"window_ev": [40.0, 60.0], **register}, output={"dir": str(tmp_path / "out")},
         limap={"references": str(tmp_path / "open.nc"), "fit_range": FIT})
     night_shift._MEMO.clear()
     sink = MemorySink()
@@ -291,16 +293,26 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
     assert [r["frame"] for r in ex.records] == [0, 1, 2]
     # measured once, by the live session, on its first frame, and kept in the night's stage cache
     stored = StageCache(cfg.cache_path).load(night_shift.GROUP).load()
-    delta = float(stored.li_k_shift_ev.values)
-    assert abs(delta - true_delta) < SHIFT_TOL_EV and "frame 0" in stored.attrs["measured_on"]
+    assert abs(float(stored.li_k_shift_ev.values) - true_delta) < SHIFT_TOL_EV
+    assert "frame 0" in stored.attrs["measured_on"]
+    return cfg, ex, sink, stored
 
+
+def _final_without_measuring(cfg):
+    """The final run, refused a measurement (the process's memory cleared: only the stage cache can give it)."""
     def refuse(*a, **k):
         raise AssertionError("measured again")
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(night_shift, "_measure", refuse)
         night_shift._MEMO.clear()
-        final = run(cfg, show_progress=False)
+        return run(cfg, show_progress=False)
+
+
+def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
+    cfg, ex, sink, stored = _live_night(tmp_path)
+    delta = float(stored.li_k_shift_ev.values)
+    final = _final_without_measuring(cfg)
     ds = final.dataset("limap").load()
     assert ds.attrs["li_k_shift_ev"] == delta and ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]
     # the live maps: fitted with the same shift as the final run's (not its rows bit for bit: on spectra with their
@@ -354,34 +366,7 @@ def test_a_causal_live_session_and_the_final_run_use_one_shift(tmp_path):
     """A causal session (registration onto the running mean: its rows stay in memory) measures the shift on its
     first frame and keeps it in the night's stage cache: the final run takes it instead of measuring again on its
     own (differently registered) first frame."""
-    from ionscope._outdir import session
-    from ionscope.cli import main
-    from ionscope.pipeline import FramesExecutor, MemorySink, StageCache, load_config
-    from ionscope.simulate import acquire
-
-    acq = acquire(tmp_path / "acq", speed=600.0, frame_interval_s=60.0, energy_drift_ev=0.3, specimen_drift_px=1.0,
-                  **SIM)
-    args, true_delta = _regions(acq.truth, acq.frames_dir / "frame_0000.nc")
-    assert main(args + ["--chemical-shift", "open", "-o", str(tmp_path / "open.nc")]) == 0
-    cfg = load_config(acq.config_path).replace(
-        denoise={"method": "none"}, report={"movies": [], "viewer": False, "figures": False},
-        register={"window_ev": [40.0, 60.0], "reference": "mean"}, output={"dir": str(tmp_path / "out")},
-        limap={"references": str(tmp_path / "open.nc"), "fit_range": FIT})
-    night_shift._MEMO.clear()
-    ex = FramesExecutor(cfg, sink=MemorySink(), settle_s=0.1, poll_s=0.03, late_s=0.5)
-    with session(cfg.out_dir):
-        ex.run()
-    assert [r["frame"] for r in ex.records] == [0, 1, 2]
-    stored = StageCache(cfg.cache_path).load(night_shift.GROUP).load()
-    delta = float(stored.li_k_shift_ev.values)
-    assert abs(delta - true_delta) < SHIFT_TOL_EV and "frame 0" in stored.attrs["measured_on"]
-
-    def refuse(*a, **k):
-        raise AssertionError("measured again")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(night_shift, "_measure", refuse)
-        night_shift._MEMO.clear()  # not the process's memory: the cache
-        final = run(cfg, show_progress=False)
-    ds = final.dataset("limap").load()
-    assert ds.attrs["li_k_shift_ev"] == delta and ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]
+    cfg, _, _, stored = _live_night(tmp_path, reference="mean")
+    ds = _final_without_measuring(cfg).dataset("limap").load()
+    assert ds.attrs["li_k_shift_ev"] == float(stored.li_k_shift_ev.values)
+    assert ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]
