@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -110,6 +111,7 @@ def main(argv=None):
                           f"{(d - true_delta) / std:+.1f} CPU {time.process_time() - c0:.2f} s wall "
                           f"{time.perf_counter() - w0:.2f} s, {len(tried)} trials, regions {regions}, load {load:.1f}",
                           flush=True)
+                shutil.rmtree(root, ignore_errors=True)  # the scene this script made
                 continue
             row = []
             for mode in ("measure", "off", 0.0, float(true_delta), 1.5):
@@ -123,6 +125,7 @@ def main(argv=None):
                               if mode == "measure" else ""))
             print(f"{spec_} seed {seed}, regions {regions}, load {os.getloadavg()[0]:.1f}: " + "; ".join(row),
                   flush=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
