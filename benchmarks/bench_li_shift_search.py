@@ -6,8 +6,9 @@ when the first frame does not determine the shift.
     the search (:func:`ionscope.eels._li_shift.estimate_delta`) on the first frame a night measures on (captured
     from ``run(stages=("limap",))``), CPU and wall seconds, with ``--old`` a previous ``eels/_li_shift.py``
     (``git show main:src/ionscope/eels/_li_shift.py > old.py``) timed alternately on the same probe.
-``python benchmarks/bench_li_shift_search.py pull --shapes 64x128 --dose 1000 --seeds 101 109``
-    the measured shift, its curvature σ and (δ − truth)/σ over noise draws.
+``python benchmarks/bench_li_shift_search.py pull --shapes 64x128 --dose 1000 --seeds 101 109 [--jackknife]``
+    the measured shift, its curvature σ and (δ − truth)/σ over noise draws (and a jackknife σ over the
+    references' replicates).
 ``python benchmarks/bench_li_shift_search.py undetermined --shapes 24x32 --dose 1000 --seeds 3 9``
     median x − truth beyond / between the regions with the measured shift, the two rows (``off``), 0 eV, the
     simulator's shift and 1.5 eV.
@@ -26,6 +27,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_pipeline_li_shift import _config, _regions, _x_bias  # noqa: E402
@@ -86,6 +89,8 @@ def main(argv=None):
     p.add_argument("--dose", type=float, default=0.0, help="counts scale of operando_eels (0: noise-free)")
     p.add_argument("--seeds", nargs=2, type=int, default=[3, 4], metavar=("FIRST", "END"), help="seeds FIRST…END−1")
     p.add_argument("--old", help="a previous eels/_li_shift.py to time beside this one (speed)")
+    p.add_argument("--jackknife", action="store_true", help="pull: also the jackknife σ over the references' "
+                   "replicates (the search repeated with each replicate as the references: ~8× the cost)")
     p.add_argument("--frames", type=int, help="frames simulated (default: speed 2, pull 1, undetermined 3; the "
                    "layer, so the regions, depends on it: 128x128 speed needs 1)")
     a = p.parse_args(argv)
@@ -107,6 +112,10 @@ def main(argv=None):
                     load, c0, w0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
                     d, tried, chis = search(probe, **kw)
                     std = _li_shift_night.curvature_std(tried, chis)
+                    if a.jackknife and kw.get("reps") is not None:
+                        dg = np.array([search(probe, **dict(kw, refs_ext=r))[0] for r in kw["reps"]])
+                        jk = float(np.sqrt((dg.size - 1) / dg.size * np.sum((dg - dg.mean()) ** 2)))
+                        print(f"  jackknife over {dg.size} replicates: σ {jk:.4f} eV, replicate δ {np.round(dg, 3)}")
                     print(f"{spec_} seed {seed} {name}: δ {d:.6f} (truth {true_delta:.3f}) σ {std:.4f} pull "
                           f"{(d - true_delta) / std:+.1f} CPU {time.process_time() - c0:.2f} s wall "
                           f"{time.perf_counter() - w0:.2f} s, {len(tried)} trials, regions {regions}, load {load:.1f}",
