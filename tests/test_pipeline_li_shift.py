@@ -109,6 +109,41 @@ def test_the_shift_is_in_the_summary_and_the_report(scene, tmp_path):
     assert written["li_k_shift_std_ev"] == attrs["li_k_shift_std_ev"]
     page = files["report.html"].read_text()
     assert "Li-K chemical shift between the references" in page and "Li-K shift: measured on" in page
+    # determined, and what its σ leaves out, said in both
+    assert written["li_k_shift_determined"] == 1 and written["li_k_shift_measured_ev"] == attrs["li_k_shift_ev"]
+    assert "references' own noise" in written["li_k_shift_std_note"] and "what its σ leaves out" in page
+
+
+@pytest.mark.slow  # a night refitted with a faked measurement; the determined path is in the fast tests above
+def test_a_shift_the_first_frame_does_not_determine_is_flagged_and_not_used(scene, tmp_path, monkeypatch):
+    """At the end of the searched range (here faked: the far end, 1.5 eV) the night is fitted with 0 eV, the
+    regions' shapes as they are, and summary.json / report.html say the shift was not determined."""
+    import json
+
+    from ionscope.report import write_run_report
+
+    d = scene["d"]
+
+    def at_bound(ctx, *, series, **k):
+        return {"li_k_shift_ev": 1.5, "li_k_shift_std_ev": float("nan"), "measured_on": "frame 0 (faked)",
+                "frames": "0", "frame_identity": night_shift._identity(ctx, series.time.values[0]), "at_bound": 1,
+                "seconds": 0.0}
+
+    monkeypatch.setattr(night_shift, "_measure", at_bound)
+    night_shift._MEMO.clear()
+    with pytest.warns(RuntimeWarning, match="does not determine it"):
+        res = run(_config(d, "undetermined", d / "open.nc"), log=scene["log"], show_progress=False)
+    night_shift._MEMO.clear()
+    ds = res.dataset("limap").load()
+    assert ds.attrs["li_k_shift_determined"] == 0 and ds.attrs["li_k_shift_measured_ev"] == 1.5
+    assert ds.attrs["li_k_shift_ev"] == night_shift.UNDETERMINED_EV == 0.0
+    given = run(_config(d, "zero", d / "open.nc", chemical_shift=0.0), log=scene["log"], show_progress=False,
+                stages=("limap",)).dataset("limap").load()
+    _same_maps(ds, given)
+    files = write_run_report(res, tmp_path / "report", show_progress=False)
+    written = json.loads(files["summary.json"].read_text())
+    assert written["li_k_shift_determined"] == 0 and "NOT DETERMINED" in written["li_k_shift_source"]
+    assert "NOT determined" in files["report.html"].read_text()
 
 
 @pytest.mark.slow  # the previous behaviour, an option: the two-row fit runs fast in test_eels_chemical_shift
@@ -227,12 +262,16 @@ def test_off_fits_the_two_rows_even_with_a_stored_shift(scene):
 def test_a_shift_at_the_search_bound_warns():
     with pytest.warns(RuntimeWarning, match="end of the searched range"):
         night_shift._warn_bound(0.0, {"at_bound": 1, "measured_on": "frame 0 (t = 30 s)"})
+    assert not night_shift.determined(0.0, float("nan"), True) and night_shift.determined(0.2, 0.05, False)
+    assert not night_shift.determined(0.1, 0.3, False)  # σ larger than the shift: not determined either
     t = np.array([0.0, 0.25, 0.5, 0.325, 0.4])
     assert night_shift.curvature_std(t, 100 * (t - 0.3) ** 2) == pytest.approx(0.1)
     assert np.isnan(night_shift.curvature_std(t, -(t - 0.3) ** 2))  # no minimum: no σ
 
 
-def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
+def _live_night(tmp_path, **register):
+    """A live session over a 3-frame folder with references that leave the shift open; its config, executor and
+    sink, and the shift it stored in the night's stage cache (asserted: measured on frame 0, near the truth)."""
     from ionscope._outdir import session
     from ionscope.cli import main
     from ionscope.pipeline import FramesExecutor, MemorySink, StageCache, load_config
@@ -244,7 +283,7 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
     assert main(args + ["--chemical-shift", "open", "-o", str(tmp_path / "open.nc")]) == 0
     cfg = load_config(acq.config_path).replace(
         denoise={"method": "none"}, report={"movies": [], "viewer": False, "figures": False},
-        register={"window_ev": [40.0, 60.0]}, output={"dir": str(tmp_path / "out")},
+        register={"window_ev": [40.0, 60.0], **register}, output={"dir": str(tmp_path / "out")},
         limap={"references": str(tmp_path / "open.nc"), "fit_range": FIT})
     night_shift._MEMO.clear()
     sink = MemorySink()
@@ -254,16 +293,26 @@ def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
     assert [r["frame"] for r in ex.records] == [0, 1, 2]
     # measured once, by the live session, on its first frame, and kept in the night's stage cache
     stored = StageCache(cfg.cache_path).load(night_shift.GROUP).load()
-    delta = float(stored.li_k_shift_ev.values)
-    assert abs(delta - true_delta) < SHIFT_TOL_EV and "frame 0" in stored.attrs["measured_on"]
+    assert abs(float(stored.li_k_shift_ev.values) - true_delta) < SHIFT_TOL_EV
+    assert "frame 0" in stored.attrs["measured_on"]
+    return cfg, ex, sink, stored
 
+
+def _final_without_measuring(cfg):
+    """The final run, refused a measurement (the process's memory cleared: only the stage cache can give it)."""
     def refuse(*a, **k):
         raise AssertionError("measured again")
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(night_shift, "_measure", refuse)
         night_shift._MEMO.clear()
-        final = run(cfg, show_progress=False)
+        return run(cfg, show_progress=False)
+
+
+def test_a_live_session_and_the_final_run_use_the_same_shift(tmp_path):
+    cfg, ex, sink, stored = _live_night(tmp_path)
+    delta = float(stored.li_k_shift_ev.values)
+    final = _final_without_measuring(cfg)
     ds = final.dataset("limap").load()
     assert ds.attrs["li_k_shift_ev"] == delta and ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]
     # the live maps: fitted with the same shift as the final run's (not its rows bit for bit: on spectra with their
@@ -310,3 +359,14 @@ def test_the_stage_by_stage_fit_uses_the_same_shift(scene):
     assert ds.attrs["li_k_shift_measured_on"] == measured.attrs["li_k_shift_measured_on"]
     scale = float(np.nanmax(np.abs(measured.li.values)))
     assert np.nanmax(np.abs(ds.li.values - measured.li.values)) <= 1e-5 * scale
+
+
+@pytest.mark.slow  # a whole causal live session and its final run; the exact live path's test stays fast
+def test_a_causal_live_session_and_the_final_run_use_one_shift(tmp_path):
+    """A causal session (registration onto the running mean: its rows stay in memory) measures the shift on its
+    first frame and keeps it in the night's stage cache: the final run takes it instead of measuring again on its
+    own (differently registered) first frame."""
+    cfg, _, _, stored = _live_night(tmp_path, reference="mean")
+    ds = _final_without_measuring(cfg).dataset("limap").load()
+    assert ds.attrs["li_k_shift_ev"] == float(stored.li_k_shift_ev.values)
+    assert ds.attrs["li_k_shift_measured_on"] == stored.attrs["measured_on"]

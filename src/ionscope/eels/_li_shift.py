@@ -398,14 +398,18 @@ def _grid_fits(y, w, Lg, Z, cov=None, member=None):
     beside the fixed columns ``Z`` (host, background); the normal equations share Z's block. ``cov``
     (:func:`channel_cov`): corrected for the references' noise, except the ``member`` pixels."""
     wy = w * y
-    H = np.swapaxes(w[:, :, None] * Z[None], 1, 2) @ Z
     bZ = wy @ Z
-    wL = w[:, None, :] * Lg[None]                  # (P, G, m)
-    u = wL @ Z                                     # (P, G, K-1)
-    d = np.einsum("pgn,gn->pg", wL, Lg)
     bL = wy @ Lg.T
-    P, G = d.shape
+    P, G = w.shape[0], Lg.shape[0]
     K = 1 + Z.shape[1]
+    # every weighted inner product of the normal equations as one matrix product (P, m) @ (m, N): the
+    # (P, G, m) array of w·L it replaces cost ~2× the whole product in memory traffic (issue 20)
+    m = Lg.shape[1]
+    S = w @ np.concatenate([Lg * Lg, (Lg[:, None, :] * Z.T[None]).reshape(-1, m),
+                            (Z.T[:, None, :] * Z.T[None]).reshape(-1, m)]).T
+    d = S[:, :G]                                   # (P, G)   Σ w·L_g²
+    u = S[:, G:G * K].reshape(P, G, K - 1)         # (P, G, K-1)   Σ w·L_g·Z
+    H = S[:, G * K:].reshape(P, K - 1, K - 1)      # (P, K-1, K-1)   Σ w·Z·Z
     Gm = np.empty((P, G, K, K))
     Gm[:, :, 0, 0] = d
     Gm[:, :, 0, 1:] = u
@@ -465,94 +469,16 @@ def probe_frames(da, *, max_pixels=4096):
     return np.asarray(flat.compute() if hasattr(flat, "compute") else flat, float)
 
 
-def estimate_delta(probe, *, energy, channels, e_ext, refs_ext, names, model, inner, basis, resolution_fwhm,
-                   blur, x_grid=X_GRID[::2], scan=DELTA_SCAN_EV, smooth_px=2.0, reps=None, fingerprints=None):
-    """The Li-K shift between the regions' x (eV) that best describes the data: the total χ² of the fit
-    of :func:`fourier_log_shift_kernel` (shape at the neighbourhood's x) over the ``probe`` frames
-    (:func:`probe_frames`), minimised over the shift (coarse scan, then a parabola through the best points).
+def estimate_delta(probe, **kwargs):
+    """The Li-K shift between the regions' x that best describes the data: :func:`._li_shift_search.estimate_delta`
+    (the search lives in its own module since it was made cheap, issue 20; its name stays here).
 
-    The regions alone cannot tell: two spectra ``C + x_r·L_r`` hold three unknown
-    shapes, and the Li-K onset below the host's edge, the one place where the host
-    shape is known to vanish, is too noisy (measured: ±1–2 eV from ~1000- and
-    ~300-pixel regions at 1000 counts per channel; truth 0.36). Pixels whose x lies
-    beyond the regions' are what the shift changes, and they decide it. Only pixels
-    with a clear host signal count (vacuum and electrolyte would fit noise with a
-    Li-K shape at the grid's end). Returns ``(δ, δ values tried, their χ²)``.
-
-    ``reps``/``fingerprints`` (:func:`replicates`): every fit corrected for the
-    references' noise (:func:`noise_gram`), the region pixels left out (they are
-    fitted exactly at any δ, and their noise is in the references). The χ² itself
-    is not corrected: the references' noise adds ``βᵀΩβ`` to it, which depends on δ
-    through the noise amplification of :func:`separate`, but the correction
-    estimated from 8 jackknife groups is too noisy to subtract (measured at 400
-    counts per 0.1 eV channel: the δ-dependent part of the noise-free χ² is ~400
-    over the probe, the noisy one varies by thousands; subtracting ``βᵀΩβ`` put
-    the minimum at δ = 0 for a true 0.36). With noise the δ found is unreliable at
-    ≤ 400 counts (BENCHMARKS.md, "Li-K shift, second pass"); give it when known.
+    Examples
+    --------
+    >>> from ionscope.eels import _li_shift_search
+    >>> estimate_delta.__module__ == __name__ and callable(_li_shift_search.estimate_delta)
+    True
     """
-    from ._plural import _gauss_blur
+    from ._li_shift_search import estimate_delta as search
 
-    lead = probe.shape[:-1]
-    J = probe.reshape(-1, probe.shape[-1])
-    m = np.asarray(channels).size
-    y = np.zeros((J.shape[0], m))
-    w = np.zeros((J.shape[0], m))
-    for sel, r, var in _ssdfit.deconvolved_batches(J, energy, channels=channels, resolution_fwhm=resolution_fwhm,
-                                                   tail_fit_ev=20.0, var_scale=None, batch=256):
-        y[sel], w[sel] = r["ssd"], 1.0 / var
-    xg = np.asarray(x_grid, float)
-    amounts, _, li, host = model
-    step = float(e_ext[1] - e_ext[0])
-    correct = reps is not None and not blur
-    member = is_member(fingerprint(J), fingerprints) if correct else np.zeros(J.shape[0], bool)
-    wbar = w[w.sum(axis=1) > 0].mean(axis=0) if (w.sum(axis=1) > 0).any() else np.ones(m)
-
-    def fit(d):
-        shapes, hshape, _, _, _, _ = family(e_ext, refs_ext, names, (amounts, d, li, host), x_grid=xg)
-        if blur:
-            shapes = _gauss_blur(shapes.T, step, resolution_fwhm).T
-            hshape = _gauss_blur(hshape[:, None], step, resolution_fwhm)[:, 0]
-        Lg = shapes[:, inner]
-        Z = np.column_stack([hshape[inner]] + ([basis] if basis is not None else []))
-        # in slices: the (pixels, grid, channels) products of all pixels at once would take ~GBs
-        cov = rep = None
-        if correct:
-            rep = _rep_family(e_ext, reps, names, (amounts, d, li, host), inner, xg)
-            cov = channel_cov(rep[0], rep[1], Z[:, 1:], wbar)
-        bg = np.concatenate([_grid_fits(y[s:s + 256], w[s:s + 256], Lg, Z, cov=cov, member=member[s:s + 256])
-                             for s in range(0, y.shape[0], 256)])
-        ratio, host_s = _smoothed_ratio(bg, lead, smooth_px, host=True)
-        g, a = _self_consistent(ratio - xg[None], xg)
-        Lp = (1 - a)[:, None] * Lg[g] + a[:, None] * Lg[g + 1]
-        X = np.concatenate([Lp[:, :, None], np.broadcast_to(Z, (Lp.shape[0],) + Z.shape)], axis=2)
-        G = _weighted_gram(w, X)
-        G = G + 1e-12 * np.einsum("pii->pi", G)[:, :, None] * np.eye(X.shape[-1]) + 1e-300 * np.eye(X.shape[-1])
-        om = np.zeros((X.shape[0], 2, 2))
-        if correct:
-            Lr = (1 - a)[None, :, None] * rep[0][:, g] + a[None, :, None] * rep[0][:, g + 1]
-            om = np.concatenate([noise_gram(w[s:s + 256], Lr[:, s:s + 256], rep[1], Z[:, 1:])
-                                 for s in range(0, y.shape[0], 256)])
-            om[member] = 0.0
-            G = corrected_gram(G, om)
-        beta = np.linalg.solve(G, np.swapaxes((w * y)[:, None, :] @ X, 1, 2))[..., 0]
-        chi = np.sum(w * (y - (X @ beta[..., None])[..., 0]) ** 2, axis=1)
-        return chi, host_s, ratio[np.arange(ratio.shape[0]), g]
-
-    _, host0, x0 = fit(0.0)
-    top = np.nanpercentile(host0, 90) if np.isfinite(host0).any() else 0.0
-    keep = (host0 > 0.1 * top) & (x0 > xg[0]) & (x0 < xg[-1]) & (w.sum(axis=1) > 0) & ~member
-    if top <= 0 or keep.sum() < 4:
-        return 0.0, np.zeros(0), np.zeros(0)
-    tried = [float(d) for d in scan]
-    chis = [float(fit(d)[0][keep].sum()) for d in tried]
-    best = tried[int(np.argmin(chis))]
-    lo, hi = float(min(scan)), float(max(scan))
-    for d in (best - 0.15, best - 0.075, best + 0.075, best + 0.15):
-        if lo <= d <= hi:
-            tried.append(float(d))
-            chis.append(float(fit(d)[0][keep].sum()))
-    t, c = np.array(tried), np.array(chis)
-    near = np.abs(t - best) <= 0.2
-    a2, a1, _ = np.polyfit(t[near] - best, c[near], 2)
-    delta = float(np.clip(best + (float(np.clip(-a1 / (2 * a2), -0.2, 0.2)) if a2 > 0 else 0.0), lo, hi))
-    return float(delta), t, c
+    return search(probe, **kwargs)

@@ -29,8 +29,14 @@ resumed run, and the final run after a live session, take the stored value
 instead of measuring again; a changed reference file measures again. The Li
 maps carry it in their attributes (``li_k_shift_ev``, ``li_k_shift_std_ev``,
 ``li_k_shift_measured_on``, ...), and ``summary.json`` / ``report.html`` show
-them. A shift at the end of the searched range warns (the data did not
-determine it), as ``ionscope refs regions`` does.
+them. A shift the first frame does not determine (at the end of the searched
+range, or a σ not smaller than the shift; :func:`determined`) warns, and the
+night is fitted with :data:`UNDETERMINED_EV` (0 eV: the regions' Li-K shapes as
+they are) instead of the search's end value; the maps' attributes and
+``summary.json`` say so (``li_k_shift_determined = 0``, the measured value in
+``li_k_shift_measured_ev``). The σ (``li_k_shift_std_ev``, from the χ²
+curvature) is the data's noise only: it leaves out the references' own noise
+and the model's error (``li_k_shift_std_note``).
 
 Why one frame: live mode fits the first frame as soon as it arrives, and the
 live rows are the final run's rows, so the shift can only depend on frames the
@@ -47,7 +53,7 @@ MODES = ("measure", "open", "off")
 #: the stage cache's group of the measured shift
 GROUP = "li_shift"
 #: bump when what the record holds or how the shift is measured changes
-_LAYOUT = 1
+_LAYOUT = 2  # 2: an undetermined shift is fitted as 0 eV and flagged (the maps and their attrs change)
 #: shifts measured in this process by runs without a stage cache (per-frame runs in memory), by key
 _MEMO: dict = {}
 
@@ -157,35 +163,75 @@ def night_references(ctx, *, series, plural: str, frame_block, probe=None):
         return (lambda energy: _with_shift(refs_of(energy), mode)), {
             "li_k_shift_ev": float(mode), "li_k_shift_source": "given ([limap] chemical_shift)"}
     rec = _record(ctx, series=series, plural=plural, frame_block=frame_block, probe=probe, refs_of=refs_of)
-    delta = float(rec["li_k_shift_ev"])
-    _warn_bound(delta, rec)
+    measured, std = float(rec["li_k_shift_ev"]), float(rec["li_k_shift_std_ev"])
+    ok = determined(measured, std, bool(rec["at_bound"]))
+    delta = measured if ok else UNDETERMINED_EV
+    if not ok:
+        _warn_undetermined(measured, std, rec)
+    source = "measured on the night's first usable frame ([limap] chemical_shift = \"measure\")" if ok else (
+        f"NOT DETERMINED by the night's first usable frame (measured {measured:+.3f} eV, "
+        + ("at the end of the searched range" if rec["at_bound"] else f"σ {std:.3g} eV") + f"): fitted with "
+        f"{UNDETERMINED_EV:g} eV (the two regions' Li-K shapes, no shift between them); give the shift with "
+        "[limap] chemical_shift = EV")
     return (lambda energy: _with_shift(refs_of(energy), delta)), {
-        "li_k_shift_ev": delta, "li_k_shift_std_ev": float(rec["li_k_shift_std_ev"]),
-        "li_k_shift_source": "measured on the night's first usable frame ([limap] chemical_shift = \"measure\")",
+        "li_k_shift_ev": delta, "li_k_shift_std_ev": std, "li_k_shift_source": source,
         "li_k_shift_measured_on": str(rec["measured_on"]), "li_k_shift_frames": str(rec["frames"]),
-        "li_k_shift_at_bound": int(rec["at_bound"]), "li_k_shift_probe_seconds": float(rec["seconds"])}
+        "li_k_shift_at_bound": int(rec["at_bound"]), "li_k_shift_probe_seconds": float(rec["seconds"]),
+        "li_k_shift_determined": int(ok), "li_k_shift_measured_ev": measured, "li_k_shift_std_note": STD_NOTE}
 
 
-def _warn_bound(delta: float, rec: dict) -> None:
-    if not rec["at_bound"]:
-        return
+#: the shift a night fits with when its first frame does not determine it (:func:`determined`): δ = 0, the two
+#: regions' Li-K shapes as they are (no shift between them), within the shift model (so with the correction for
+#: the references' noise). Measured (BENCHMARKS.md, "the night's Li-K shift: ... not determined"): on small
+#: noisy regions the search's end value either is 0 (the same fit) or is the far end (1.5 eV), which put x
+#: 0.5–1 low between the regions; the two rows fitted as given ("off") read x higher beyond the regions
+UNDETERMINED_EV = 0.0
+#: what li_k_shift_std_ev is and what it leaves out (in the maps' attributes and summary.json)
+STD_NOTE = ("σ from the χ² curvature of the first frame's fit: the data's noise only; it leaves out the "
+            "references' own noise and the model's error, so it understates the shift's uncertainty (measured, "
+            "64×128 frames at 1000 counts, regions of ~4000 and 256–384 pixels: the shift scattered by 0.27 eV "
+            "over 8 draws, σ 0.002–0.004 eV; noise-free 0.04 eV off for σ 0.009; BENCHMARKS.md)")
+
+
+def determined(delta: float, std: float, at_bound: bool) -> bool:
+    """Whether the first frame determined the shift: a minimum inside the searched range whose χ² curvature
+    gives a finite σ smaller than the shift itself.
+
+    Examples
+    --------
+    >>> determined(0.2, 0.05, False), determined(0.0, float("nan"), True), determined(0.1, 0.2, False)
+    (True, False, False)
+    """
+    return (not at_bound) and bool(np.isfinite(std)) and std < abs(delta)
+
+
+def _warn_undetermined(delta: float, std: float, rec: dict) -> None:
     import warnings
 
     from ..eels import _li_shift
 
     scan = _li_shift.DELTA_SCAN_EV
+    why = (f"lies at the end of the searched range ({scan[0]:g}…{scan[-1]:g} eV)" if rec["at_bound"] else
+           f"has a σ of {std:.3g} eV (χ² curvature), not smaller than the shift itself")
     warnings.warn(f"the Li-K shift measured on the night's first usable frame ({rec['measured_on']}), "
-                  f"{delta:+.2f} eV, lies at the end of the searched range ({scan[0]:g}…{scan[-1]:g} eV): the "
-                  "frame does not determine it (too few pixels beyond the regions' x?); give it with "
+                  f"{delta:+.2f} eV, {why}: the frame does not determine it (too few pixels beyond the regions' x, "
+                  f"or regions too small?); the night is fitted with {UNDETERMINED_EV:g} eV (the regions' shapes "
+                  "as they are) and summary.json says li_k_shift_determined = 0; give it with "
                   "[limap] chemical_shift = EV (or store it: `ionscope refs regions --chemical-shift EV`)",
                   RuntimeWarning, stacklevel=3)
+
+
+def _warn_bound(delta: float, rec: dict) -> None:
+    """The warning of a shift at the end of the searched range (:func:`_warn_undetermined`), if it is."""
+    if rec["at_bound"]:
+        _warn_undetermined(delta, float("nan"), rec)
 
 
 def _identity(ctx, t) -> str:
     """A frame's identity: its content key (a folder of frames, a live session), else the series' key and time."""
     from ._framekeys import row_id
 
-    keys = (ctx.info.get("frame_keys") or {}).get("series") or {}
+    keys = (ctx.info.get("frame_keys") or {}).get("series") or ctx.info.get("li_shift_frame_keys") or {}
     rid = row_id(t)
     if rid in keys:
         return str(keys[rid])
@@ -203,14 +249,17 @@ def _key(ctx, plural: str) -> str:
 
 
 def _stage_cache(ctx):
-    """The run's StageCache (a live session's :class:`LiveStore` writes through to it), or None."""
+    """The run's StageCache (a live session's :class:`LiveStore` writes through to it; a causal live session,
+    whose rows stay in memory, names the night's in ``ctx.info["li_shift_cache"]``), or None."""
     from ._stores import StageCache
 
-    store = ctx.cache
-    if isinstance(store, StageCache):
-        return store
-    inner = getattr(store, "cache", None)
-    return inner if isinstance(inner, StageCache) else None
+    for store in (ctx.cache, ctx.info.get("li_shift_cache")):
+        if isinstance(store, StageCache):
+            return store
+        inner = getattr(store, "cache", None)
+        if isinstance(inner, StageCache):
+            return inner
+    return None
 
 
 def _load(cache, key: str, idents: set):

@@ -213,7 +213,8 @@ def process_frame(frame, *, config, reference: Reference | None = None, referenc
         ctx, t = _run_exact(frame, cfg, first=first, key=key, index=index, time_s=time_s, references=references,
                             store=store, reference=reference)
     else:
-        ctx, t = _run_causal(frame, cfg, index=index, time_s=time_s, references=references, reference=reference)
+        ctx, t = _run_causal(frame, cfg, index=index, time_s=time_s, references=references, reference=reference,
+                             store=store, key=key)
     return _outputs(ctx, t, frame, cfg, reference, index, hooks)
 
 
@@ -293,9 +294,12 @@ def _fraction_wanted(cfg) -> bool:
     return bool(cal) and ("k" in cal or ("region" in cal and int(cal.get("frame", 0)) == 0))
 
 
-def _run_causal(frame, cfg, *, index, time_s, references, reference: Reference):
-    """The frame alone, registration onto the running reference (``"previous"``, ``"mean"``)."""
+def _run_causal(frame, cfg, *, index, time_s, references, reference: Reference, store=None, key=None):
+    """The frame alone, registration onto the running reference (``"previous"``, ``"mean"``). Its rows stay in
+    memory; the night's stage cache (``store``, when the session holds one) keeps only what the final run must
+    reuse rather than redo: the night's Li-K shift, measured on the first frame (pipeline._li_shift_night)."""
     from ._eels import _canonical_chunks
+    from ._framekeys import row_id
     from ._graph import Context, run_stages
 
     series = _canonical_chunks(frame.expand_dims(time=[float(time_s)]).chunk())
@@ -307,6 +311,10 @@ def _run_causal(frame, cfg, *, index, time_s, references, reference: Reference):
     table = live_table(fraction=fraction)
     ctx = Context(cache=MemoryStore(), config=cfg, show_progress=False, batch=cfg.compute.frames_per_batch,
                   result=_Result())
+    if store is not None:
+        ctx.info["li_shift_cache"] = store
+    if key is not None:  # the frame's content key: what the final run knows this frame by
+        ctx.info["li_shift_frame_keys"] = {row_id(float(time_s)): key}
     ctx = run_stages(table, cache=ctx.cache, sources=_sources(cfg, series, references, table, reference), ctx=ctx,
                      targets=("fraction",) if fraction else ("limap",))
     return ctx, float(time_s)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import DataValidationError, FileFormatError, IonscopeError
 from ._eels_frame import implausible_pixels
 from ._live import LiveNight, fingerprint
-from ._live_eels import FRAME_HOOKS, First, Reference, exact, process_frame
+from ._live_eels import FRAME_HOOKS, First, Reference, process_frame
 from ._live_gates import LiveGates
 
 _CACHE_SCHEMA = 3  # 3: frames keyed by their content key too (per-frame keys of the stage cache)
@@ -136,13 +136,14 @@ class EelsNight(LiveNight):
 
     # -- cache -------------------------------------------------------------------------
     def _open_store(self) -> None:
-        """The run's stage cache, held like :func:`ionscope.pipeline.run` holds it, for the frames' rows."""
+        """The run's stage cache, held like :func:`ionscope.pipeline.run` holds it, for the frames' rows (a causal
+        session's rows stay in memory: its cache keeps the night's Li-K shift, which the final run reuses)."""
         from .._outdir import session_for
         from ._live_store import LiveStore
         from ._stores import StageCache, cache_state
 
         cfg = self.cfg
-        if not exact(cfg) or self.store is not None:
+        if self.store is not None:
             return
         folder = session_for(cfg.cache_path)
         if folder is None or cache_state(cfg.cache_path).startswith("foreign"):
