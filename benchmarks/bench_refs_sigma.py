@@ -9,8 +9,8 @@ Scene as ``bench_li_shift_pinned.py`` (``bench_li_shift_beyond.scene``: realisti
 seed 1, pristine ~1070 px and charged ~560 px regions, references from the draw's own regions with their
 jackknife replicates, the true shift given), Poisson draws ``rng(2000 + draw)``. Per draw and x range
 (beyond the regions 0.1–0.4, inside 0.6–1.0): the pooled x = ΣLi/ΣCo/k (k from the pristine region), its
-σ from the pixels' noise (independent pixels) and from the references (the pixels' references' σ added
-linearly: one realisation common to every pixel), and the time the references' σ took inside the fit.
+σ from the pixels' noise (independent pixels) and from the references (the Co-weighted mean of the pixels'
+``ratio_std_references``: one realisation common to every pixel), and the time the references' σ took inside the fit.
 """
 from __future__ import annotations
 
@@ -30,8 +30,6 @@ from bench_li_shift_beyond import FIT, scene  # noqa: E402
 def pooled(maps, truth, film, k, lo, hi):
     """(error, σ pixels, σ references, median ρ, median per-pixel σ_ref of x) of the pooled x over the film
     pixels at true x in (lo, hi]."""
-    from ionscope.eels._refs_sigma import ratio_std
-
     w = truth.weights
     kt = truth.attrs["k_li_co"]
     xt = w.sel(component="Li") / w.sel(component="Co") / kt
@@ -40,10 +38,10 @@ def pooled(maps, truth, film, k, lo, hi):
     tru = float(w.sel(component="Li").where(m).sum() / w.sel(component="Co").where(m).sum()) / kt
     vli, vco = float((maps.Li_std ** 2).where(m).sum()), float((maps.Co_std ** 2).where(m).sum())
     s_pix = np.sqrt(vli / co**2 + (li / co**2) ** 2 * vco) / k
-    rli, rco = float(maps.Li_std_references.where(m).sum()), float(maps.Co_std_references.where(m).sum())
-    corr = float(maps.references_corr.where(m).median())
-    s_ref = float(ratio_std(li, co, rli, rco, corr)) / k
-    px = ratio_std(maps.Li, maps.Co, maps.Li_std_references, maps.Co_std_references, maps.references_corr) / k
+    # the references' error of x is common to the pixels (one realisation): the pooled x's is the Co-weighted
+    # mean of the pixels' (not divided by √N)
+    px = maps.ratio_std_references / k
+    s_ref = float((px * maps.Co).where(m).sum() / maps.Co.where(m).sum())
     return (li / co / k - tru, s_pix, s_ref, float(maps.references_rho.where(m).median()),
             float(px.where(m).median()))
 
@@ -54,7 +52,7 @@ def run(a):
 
     warnings.simplefilter("ignore")
     spent = [0.0]
-    for name in ("references_cov", "information_ratio", "columns"):
+    for name in ("pixel_columns", "information_ratio"):
         f = getattr(_refs_sigma, name)
 
         def timed(*args, _f=f, **kw):

@@ -303,9 +303,8 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
         out[sel, 2 * M + 3] = delta * (x1 - xs) / (x1 - x2)
         out[sel, 2 * M + 4:n_out - n_ref] = beta[:, 2:]
         if n_ref:  # the references' noise in each pixel's σ (issue 19), components in the references' order
-            ref = _refs_sigma.columns(_refs_sigma.references_cov(Ginv, X, w, Lr, host_rep, beta, Z[:, 1:]), vb[:, :2], rho)
-            order = np.argsort([i_li, i_host])
-            out[sel, n_out - n_ref:] = np.concatenate([ref[:, :2][:, order], ref[:, 2:4][:, order], ref[:, 4:]], 1)
+            out[sel, n_out - n_ref:] = _refs_sigma.pixel_columns(Ginv, X, w, Lr, host_rep, beta, Z[:, 1:], vb, rho,
+                                                                 xs, (i_li, i_host))
     return out.reshape(lead + (n_out,))
 
 

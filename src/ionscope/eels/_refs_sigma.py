@@ -37,10 +37,34 @@ X_STD_WARN = 0.05
 
 
 def extra_names(names):
-    """The columns :func:`columns` adds after a fit's own (``names``: the two components, in the
+    """The columns :func:`pixel_columns` adds after a fit's own (``names``: the two components, in the
     references' order)."""
     return ([f"{n}_std_references" for n in names] + [f"{n}_std_total" for n in names]
-            + ["references_corr", "references_rho"])
+            + ["references_corr", "references_rho", "ratio_std_references"])
+
+
+def pixel_columns(Ginv, X, w, d_li, d_host, beta, basis, var_pixel, rho, x_shape, order):
+    """(P, 7) the columns of :func:`extra_names` for a batch of the Li-K shift fit: arguments as
+    :func:`references_cov`, ``var_pixel`` (P, ≥2) the pixel-noise variances of (Li, host), ρ (P,), ``x_shape``
+    (P,) the x of the pixel's neighbourhood (whose Li-K shape it was fitted with), ``order`` (index of Li,
+    index of host) in the references' order.
+
+    The references' part is evaluated at the weights ``(x_shape·host, host)``, not at the pixel's own: a
+    pixel's Li weight is noisy (~75 % at 1000 counts per 0.1 eV channel), and the second-order term, square
+    in the weights, would carry that noise's square as a bias. The last column is the references' σ of the
+    Li/host ratio (x in the regions' units) at ``x_shape``.
+    """
+    b_eval = np.column_stack([x_shape * beta[:, 1], beta[:, 1]])
+    cov = references_cov(Ginv, X, w, d_li, d_host, b_eval, basis)
+    s_ref = np.sqrt(np.maximum(np.einsum("pii->pi", cov), 0.0))
+    total = np.sqrt(var_pixel[:, :2] + s_ref**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.clip(cov[:, 0, 1] / (s_ref[:, 0] * s_ref[:, 1]), -1.0, 1.0))
+        ratio = np.sqrt(np.maximum(cov[:, 0, 0] - 2 * x_shape * cov[:, 0, 1] + x_shape**2 * cov[:, 1, 1], 0.0)) \
+            / np.abs(beta[:, 1])
+    ratio = np.where(beta[:, 1] == 0, np.inf, ratio)  # no host: the ratio is undefined (as x's σ there)
+    pos = np.argsort(order)  # internal (Li, host) → the references' order
+    return np.column_stack([s_ref[:, pos], total[:, pos], corr, rho, ratio])
 
 
 def information_ratio(Gp, om):
@@ -101,16 +125,6 @@ def references_cov(Ginv, X, w, d_li, d_host, beta, basis=None):
     return cov + nu / (nu + 2) * (A @ V @ np.swapaxes(A, 1, 2))
 
 
-def columns(cov_ref, var_pixel, rho):
-    """(P, 6) the columns of :func:`extra_names` (components in the fit's order) from the references'
-    covariance ``cov_ref`` (P, 2, 2), the pixel-noise variances ``var_pixel`` (P, 2) and ρ (P,)."""
-    s_ref = np.sqrt(np.maximum(np.einsum("pii->pi", cov_ref), 0.0))
-    total = np.sqrt(var_pixel + s_ref**2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.clip(cov_ref[:, 0, 1] / (s_ref[:, 0] * s_ref[:, 1]), -1.0, 1.0)
-    return np.column_stack([s_ref, total, np.nan_to_num(corr), rho])
-
-
 def ratio_std(li, co, s_li, s_co, corr):
     """σ of ``li/co`` from errors ``s_li``, ``s_co`` with correlation ``corr`` (first order): for x =
     (w_Li/w_Co)/k divide by k. Works elementwise on arrays or xarray objects.
@@ -126,7 +140,8 @@ def ratio_std(li, co, s_li, s_co, corr):
 
 def describe(ds, names, region_x):
     """Name and explain the columns of :func:`extra_names` in the :func:`~ionscope.eels.mlls` Dataset ``ds``
-    and store the regions' x (``references_x_range``: the Li/host weight ratio of the two regions)."""
+    and store the regions' x (``references_x_low``, ``references_x_high``: the Li/host weight ratios of
+    the two regions)."""
     common = ("; the references' part is common to every pixel (one realisation of the regions' noise): "
               "averaging pixels does not shrink it")
     for n in names:
@@ -138,8 +153,12 @@ def describe(ds, names, region_x):
                       f"({n}_std_references) in quadrature{common}", units="counts per unit reference")
     ds["references_corr"].attrs.update(
         long_name=f"correlation of the {names[0]} and {names[1]} errors from the references' noise", units="1")
+    ds["ratio_std_references"].attrs.update(
+        long_name=f"σ of the {names[0]}/{names[1]} weight ratio (x in the regions' units) from the references' "
+                  f"noise, at the neighbourhood's x{common}", units="1")
     ds["references_rho"].attrs.update(
         long_name="share of the pixel's information the references' noise takes (largest eigenvalue of S⁻¹Ω; "
                   f"above {RHO_WARN:g} the correction is capped and x is biased); 0 for the regions' own pixels",
         units="1")
-    ds.attrs["references_x_range"] = [float(min(region_x)), float(max(region_x))]
+    # two numbers, not a list: the pipeline's stage store keeps scalar attrs
+    ds.attrs["references_x_low"], ds.attrs["references_x_high"] = float(min(region_x)), float(max(region_x))
