@@ -97,3 +97,29 @@ def test_references_cov_of_noise_free_replicates_is_zero():
     cov = _refs_sigma.references_cov(Ginv, X, w, same, np.broadcast_to(X[0, :, 1], (8, 20)), np.ones((3, 4)))
     np.testing.assert_allclose(cov, 0.0, atol=1e-25)
     assert _refs_sigma.information_ratio(np.swapaxes(X, 1, 2) @ X, np.zeros((3, 2, 2))) == pytest.approx(0)
+
+
+def test_pixel_columns_order_members_and_total():
+    """Columns in the references' order; the regions' own pixels carry no references' part (their total σ is
+    the pixel σ); the ratio's σ is that of (Li − x·host)/host at the neighbourhood's x."""
+    rng = np.random.default_rng(1)
+    P, m, K, g = 4, 30, 4, 8
+    X = rng.standard_normal((P, m, K))
+    w = np.ones((P, m))
+    Ginv = np.linalg.inv(np.swapaxes(X, 1, 2) @ X)
+    d_li, d_host = rng.standard_normal((g, P, m)), rng.standard_normal((g, m))
+    beta = np.column_stack([np.full(P, 0.5), np.ones(P), np.zeros((P, 2))])
+    var_pix = np.full((P, 2), 0.01)
+    xs = np.full(P, 0.5)
+    member = np.array([False, False, False, True])
+    a = _refs_sigma.pixel_columns(Ginv, X, w, d_li, d_host, beta, X[0, :, 2:], var_pix, np.zeros(P), xs, (0, 1),
+                                  member=member)
+    b = _refs_sigma.pixel_columns(Ginv, X, w, d_li, d_host, beta, X[0, :, 2:], var_pix, np.zeros(P), xs, (1, 0),
+                                  member=member)
+    np.testing.assert_array_equal(a[:, [1, 0, 3, 2]], b[:, :4])
+    np.testing.assert_array_equal(a[3, :2], 0.0)
+    np.testing.assert_allclose(a[3, 2:4], 0.1)
+    cov = _refs_sigma.references_cov(Ginv, X, w, d_li, d_host, beta[:, :2], X[0, :, 2:])
+    np.testing.assert_allclose(a[:3, 0], np.sqrt(cov[:3, 0, 0]))
+    np.testing.assert_allclose(a[:3, 6], np.sqrt(cov[:3, 0, 0] - cov[:3, 0, 1] + 0.25 * cov[:3, 1, 1]))
+    assert len(_refs_sigma.extra_names(["Li", "Co"])) == a.shape[1]

@@ -2,8 +2,8 @@
 """Issue 19, "never mislead": a run whose x beyond the regions is decided by the references' own noise says so.
 
 References from small noisy regions (``ionscope refs regions`` on one frame at 1000 counts per 0.1 eV
-channel: 96 and ~190 pixels) carry one realisation of noise common to every pixel; ``ionscope run`` /
-``watch`` warn, and ``summary.json`` and ``report.html`` say in plain words that x beyond the regions is not
+channel) carry one realisation of noise common to every pixel; ``ionscope run`` prints a warning (``watch``'s
+dashboard and end-of-night list show it, from each live frame), and ``summary.json`` and ``report.html`` say in plain words that x beyond the regions is not
 determined by these references (:mod:`ionscope.pipeline._refs_noise`). Large, noise-free regions raise no
 flag (tests/test_pipeline_li_shift.py). Whole nights and 17-s fits: slow tier.
 """
@@ -34,11 +34,7 @@ def test_a_night_with_small_noisy_regions_is_flagged(tmp_path):
     args, true_delta = _regions(truth, tmp_path / "frame0.zarr")
     assert main(args + ["--chemical-shift", f"{true_delta:.4f}", "-o", str(tmp_path / "refs.nc")]) == 0
     night_shift._MEMO.clear()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = run(_config(tmp_path, "out", tmp_path / "refs.nc"), log=log, show_progress=False)
-    said = [str(w.message) for w in caught if "not determined by these references" in str(w.message)]
-    assert len(said) == 1 and "make them from more pixels" in said[0]
+    res = run(_config(tmp_path, "out", tmp_path / "refs.nc"), log=log, show_progress=False)
     frac = res.dataset("fraction").attrs
     assert frac["references_noise_warning"] == 1
     assert frac["references_x_std_beyond"] > 0.05 or frac["references_rho"] > 0.5

@@ -178,11 +178,6 @@ def run(args) -> int:
             if name != "ignored":
                 print(f"warning: {msg}")
         if result.run is not None:
-            from ..pipeline._refs_noise import warning_line
-
-            line = warning_line(result.run.dataset("fraction").attrs) if "fraction" in result.run.stages else None
-            if line:  # the references' own noise decides x (issue 19)
-                print(line)
             psnr = result.psnr_causal_vs_batch
             print(f"final batch run: outputs in {cfg.out_dir}/ ({', '.join(sorted(result.run.files))})"
                   + (f"; causal live movie vs batch-denoised PSNR {psnr:.1f} dB" if psnr is not None else ""))

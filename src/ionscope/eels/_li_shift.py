@@ -304,7 +304,7 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
         out[sel, 2 * M + 4:n_out - n_ref] = beta[:, 2:]
         if n_ref:  # the references' noise in each pixel's σ (issue 19), components in the references' order
             out[sel, n_out - n_ref:] = _refs_sigma.pixel_columns(Ginv, X, w, Lr, host_rep, beta, Z[:, 1:], vb, rho,
-                                                                 xs, (i_li, i_host))
+                                                                 xs, (i_li, i_host), member=member[sel])
     return out.reshape(lead + (n_out,))
 
 

@@ -43,11 +43,12 @@ def extra_names(names):
             + ["references_corr", "references_rho", "ratio_std_references"])
 
 
-def pixel_columns(Ginv, X, w, d_li, d_host, beta, basis, var_pixel, rho, x_shape, order):
+def pixel_columns(Ginv, X, w, d_li, d_host, beta, basis, var_pixel, rho, x_shape, order, member=None):
     """(P, 7) the columns of :func:`extra_names` for a batch of the Li-K shift fit: arguments as
     :func:`references_cov`, ``var_pixel`` (P, ≥2) the pixel-noise variances of (Li, host), ρ (P,), ``x_shape``
     (P,) the x of the pixel's neighbourhood (whose Li-K shape it was fitted with), ``order`` (index of Li,
-    index of host) in the references' order.
+    index of host) in the references' order, ``member`` (P,) bool: the regions' own pixels, whose references'
+    part is 0 (the references reproduce them exactly on average: their own noise is in them).
 
     The references' part is evaluated at the weights ``(x_shape·host, host)``, not at the pixel's own: a
     pixel's Li weight is noisy (~75 % at 1000 counts per 0.1 eV channel), and the second-order term, square
@@ -56,6 +57,8 @@ def pixel_columns(Ginv, X, w, d_li, d_host, beta, basis, var_pixel, rho, x_shape
     """
     b_eval = np.column_stack([x_shape * beta[:, 1], beta[:, 1]])
     cov = references_cov(Ginv, X, w, d_li, d_host, b_eval, basis)
+    if member is not None:
+        cov[member] = 0.0
     s_ref = np.sqrt(np.maximum(np.einsum("pii->pi", cov), 0.0))
     total = np.sqrt(var_pixel[:, :2] + s_ref**2)
     with np.errstate(invalid="ignore", divide="ignore"):

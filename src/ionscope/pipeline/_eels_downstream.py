@@ -102,10 +102,6 @@ def _fraction(ctx):
     if not cal and _refs_noise.x_std_references(ds_l) is not None:
         # uncalibrated maps: in the references' units (the regions' x, for references made from regions)
         attrs.update(_refs_noise.assess(ds_l, _refs_noise.x_std_references(ds_l)))
-    if attrs.get("references_noise_warning"):
-        import warnings
-
-        warnings.warn(f"{ctx.config.input.series or 'series'}: {attrs['references_noise_note']}", stacklevel=2)
     if "thickness" in ds_l:
         t = ds_l["thickness"]
         mean_t = t.mean(("y", "x"))
