@@ -46,6 +46,30 @@ def pooled(maps, truth, film, k, lo, hi):
             float(px.where(m).median()))
 
 
+def summary(paths):
+    """Per dose and x range: bias, spread over draws, the pull's spread with each σ."""
+    rows = []
+    for path in paths:
+        with open(path) as fh:
+            rows += [json.loads(line) for line in fh if line.strip()]
+    print("| dose | x range | draws | bias ± s.e. | SD over draws | pull, pixel σ | pull, total σ | rms σ_ref | "
+          "median ρ | s per fit (of which σ_ref) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for dose in sorted({r["dose"] for r in rows}):
+        sel = [r for r in rows if r["dose"] == dose]
+        for rn, label in (("out", "0.1–0.4 (beyond)"), ("in", "0.6–1.0 (regions')")):
+            err = np.array([r[f"err_{rn}"] for r in sel])
+            sp = np.array([r[f"s_pix_{rn}"] for r in sel])
+            sr = np.array([r[f"s_ref_{rn}"] for r in sel])
+            n = err.size
+            load = [f"{f([r['load'] for r in sel]):.1f}" for f in (min, max)]
+            print(f"| {dose:g} | {label} | {n} | {err.mean():+.4f} ± {err.std(ddof=1) / np.sqrt(n):.4f} | "
+                  f"{err.std(ddof=1):.4f} | {np.std(err / sp, ddof=1):.2f} | "
+                  f"{np.std(err / np.sqrt(sp**2 + sr**2), ddof=1):.2f} | {np.sqrt(np.mean(sr**2)):.4f} | "
+                  f"{np.median([r[f'rho_{rn}'] for r in sel]):.2f} | {np.median([r['s'] for r in sel]):.0f} "
+                  f"({np.median([r['s_sigma'] for r in sel]):.1f}) | {'–'.join(load)} |")
+
+
 def run(a):
     from ionscope import eels
     from ionscope.eels import _refs_sigma
@@ -63,11 +87,12 @@ def run(a):
                 spent[0] += time.perf_counter() - t
         setattr(_refs_sigma, name, timed)
     si0, truth, film, pristine, charged = scene(0, 1, (32, 48), 4)
-    xp = float(truth.x_li.where(pristine).mean())
-    xc = float(truth.x_li.where(charged).mean())
-    comp = {"pristine": {"Li": xp, "Co": 1.0}, "charged": {"Li": xc, "Co": 1.0}}
     reg = {"pristine": pristine, "charged": charged}
-    td = float(truth.attrs["li_chemical_shift_ev"]) / 0.5 * (xp - xc)
+    x_of = {name: float(truth.x_li.where(mask).mean()) for name, mask in reg.items()}
+    xp = x_of["pristine"]
+    comp = {name: {"Li": x, "Co": 1.0} for name, x in x_of.items()}
+    # the simulator's shift (per 0.5 in x) between the two regions, given to the fit
+    td = float(truth.attrs["li_chemical_shift_ev"]) * (xp - x_of["charged"]) / 0.5
     lam = np.asarray(si0.values, float)
     for draw in range(*a.draws):
         for dose in a.doses:
@@ -85,42 +110,20 @@ def run(a):
                 err, sp, sr, rho, px = pooled(m, truth, film, k, lo, hi)
                 r.update({f"err_{rng_name}": err, f"s_pix_{rng_name}": sp, f"s_ref_{rng_name}": sr,
                           f"rho_{rng_name}": rho, f"x_std_ref_pixel_{rng_name}": px})
-            with open(a.out, "a") as f:
-                f.write(json.dumps(r) + "\n")
-            print(json.dumps(r), flush=True)
-
-
-def summary(paths):
-    rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
-    print("| dose | x range | draws | bias ± s.e. | SD over draws | pull, pixel σ | pull, total σ | rms σ_ref | "
-          "median ρ | s per fit (of which σ_ref) | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for dose in sorted({r["dose"] for r in rows}):
-        sel = [r for r in rows if r["dose"] == dose]
-        for rn, label in (("out", "0.1–0.4 (beyond)"), ("in", "0.6–1.0 (regions')")):
-            err = np.array([r[f"err_{rn}"] for r in sel])
-            sp = np.array([r[f"s_pix_{rn}"] for r in sel])
-            sr = np.array([r[f"s_ref_{rn}"] for r in sel])
-            n = err.size
-            print(f"| {dose:g} | {label} | {n} | {err.mean():+.4f} ± {err.std(ddof=1) / np.sqrt(n):.4f} | "
-                  f"{err.std(ddof=1):.4f} | {np.std(err / sp, ddof=1):.2f} | "
-                  f"{np.std(err / np.sqrt(sp**2 + sr**2), ddof=1):.2f} | {np.sqrt(np.mean(sr**2)):.4f} | "
-                  f"{np.median([r[f'rho_{rn}'] for r in sel]):.2f} | {np.median([r['s'] for r in sel]):.0f} "
-                  f"({np.median([r['s_sigma'] for r in sel]):.1f}) | "
-                  f"{min(r['load'] for r in sel):.1f}–{max(r['load'] for r in sel):.1f} |")
+            line = json.dumps(r)
+            with open(a.out, "a") as out:  # one line per fit, flushed: a stopped run keeps its draws
+                out.write(line + "\n")
+            print(line, flush=True)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--doses", type=float, nargs="+", default=[400.0, 100.0])
-    p.add_argument("--draws", type=int, nargs=2, default=[0, 10], help="first, last+1")
-    p.add_argument("--out", default="refs_sigma.jsonl")
-    p.add_argument("--summary", nargs="+", default=None, help="summarise these JSON-lines files and stop")
+    p.add_argument("--summary", nargs="+", metavar="JSONL", help="only summarise these files")
+    p.add_argument("--out", default="refs_sigma.jsonl", help="JSON lines, appended")
+    p.add_argument("--draws", type=int, nargs=2, default=[0, 10], metavar=("FIRST", "STOP"))
+    p.add_argument("--doses", type=float, nargs="+", default=[400.0, 100.0], help="counts per 0.1 eV channel")
     a = p.parse_args(argv)
-    if a.summary:
-        summary(a.summary)
-    else:
-        run(a)
+    return summary(a.summary) if a.summary else run(a)
 
 
 if __name__ == "__main__":

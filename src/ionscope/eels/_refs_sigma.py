@@ -20,8 +20,14 @@ Estimation, 2nd ed., Springer 2007, ch. 4, doi:10.1007/978-0-387-35099-8). The t
 correction removes, and its spread is already in the pixel's sandwich σ (which uses the noisy shapes),
 independent from pixel to pixel.
 
-Cost: per pixel and replicate one product with the (m, K) design the fit has already formed (about a
-tenth of the fit's time, BENCHMARKS.md "Issue 19 — error bars with the references' noise").
+Cost: per pixel and replicate one product with the (m, K) design the fit has already formed, and the
+per-channel covariances of the second-order term: 6–8 % of the fit's time (measured 2.1–3.0 s of 34–40 s per
+32×48×4 fit at load 7–14, BENCHMARKS.md "Issue 19 — error bars with the references' noise").
+
+For a mean over pixels the references' σ does not shrink as 1/√N: over pixels of similar x (e.g. all beyond
+the regions' x) it is the mean of the pixels' σ (their errors move together); over an x range that spans
+the regions' x the errors change sign and that mean is an upper bound (measured on the benchmark scene over
+x 0.6–1.0: 2–3× the spread).
 """
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def assess(ds_l, x_std_ref, *, k: float = 1.0) -> dict:
     if warn:
         note = (f"{place} is not determined by these references: make them from more pixels (or a higher dose). "
                 f"Their own noise alone gives σ(x) ≈ {s:.2g} per pixel there (limit {X_STD_WARN:g}), the same for "
-                f"every pixel: averaging pixels or frames does not shrink it; it takes ρ ≈ {r:.2f} of a pixel's "
+                f"every pixel: averaging pixels or frames does not shrink it; its energy is ρ ≈ {r:.2f} times a pixel's "
                 f"information (above {RHO_WARN:g} the fit's correction for it is capped and x reads biased).")
     else:
         note = (f"the references' own noise gives σ(x) ≈ {s:.2g} for {place} (ρ ≈ {r:.2f}), common to every "
