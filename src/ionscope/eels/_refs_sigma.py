@@ -21,8 +21,9 @@ correction removes, and its spread is already in the pixel's sandwich σ (which 
 independent from pixel to pixel.
 
 Cost: per pixel and replicate one product with the (m, K) design the fit has already formed, and the
-per-channel covariances of the second-order term: 6–8 % of the fit's time (measured 2.1–3.0 s of 34–40 s per
-32×48×4 fit at load 7–14, BENCHMARKS.md "Issue 19 — error bars with the references' noise").
+per-channel covariances of the second-order term: 6–7 % of the fit's time (measured: median 1.5–1.6 s of
+24–25 s per 32×48×4 fit over 56 draws at load 7–14, BENCHMARKS.md "Issue 19 — error bars with the
+references' noise").
 
 For a mean over pixels the references' σ does not shrink as 1/√N: over pixels of similar x (e.g. all beyond
 the regions' x) it is the mean of the pixels' σ (their errors move together); over an x range that spans
