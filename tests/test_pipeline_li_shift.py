@@ -146,6 +146,18 @@ def test_a_shift_the_first_frame_does_not_determine_is_flagged_and_not_used(scen
     assert "NOT determined" in files["report.html"].read_text()
 
 
+def test_references_from_large_noise_free_regions_raise_no_references_noise_flag(scene):
+    """The references' own noise (issue 19): noise-free regions of 96 and 448 pixels carry next to none, so
+    the run does not flag it (the noisy case: tests/test_pipeline_refs_noise.py, slow tier)."""
+    res = scene["measured"]
+    limap = res.dataset("limap")
+    assert {"li_std_references", "ratio_std_references", "references_rho"} <= set(limap.data_vars)
+    frac = res.dataset("fraction").attrs
+    assert frac["references_noise_warning"] == 0
+    assert frac["references_x_std_beyond"] < 0.01 and frac["references_beyond_pixels"] > 300
+    assert "averaging pixels or frames does not shrink it" in frac["references_noise_note"]
+
+
 @pytest.mark.slow  # the previous behaviour, an option: the two-row fit runs fast in test_eels_chemical_shift
 def test_open_keeps_the_previous_fit_which_reads_x_high_beyond_the_regions(scene):
     d = scene["d"]

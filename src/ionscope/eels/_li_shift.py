@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _lowloss, _ssdfit
+from . import _lowloss, _refs_sigma, _ssdfit
 from ._solve import nnls_batched
 
 #: trial shifts (eV) of the coarse scan of :func:`estimate_delta`, then refined around the best. Only
@@ -249,6 +249,8 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
     nb = 0 if basis is None else basis.shape[1]
     M = 2
     n_out = 2 * M + 3 + 1 + nb
+    n_ref = 0 if shapes_rep is None else len(_refs_sigma.extra_names(("li", "host")))  # after the basis
+    n_out += n_ref
     out = np.full((J.shape[0], n_out), np.nan)
     Lg = shapes_li[:, inner]                       # (G, m)
     Z = np.column_stack([shape_host[inner]] + ([basis] if basis is not None else []))  # (m, 1 + nb)
@@ -283,6 +285,7 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
             Lr = (1 - a[sel])[None, :, None] * shapes_rep[:, g[sel]] + a[sel][None, :, None] * shapes_rep[:, g[sel] + 1]
             om = noise_gram(w, Lr, host_rep, Z[:, 1:])
             om[member[sel]] = 0.0
+            rho = _refs_sigma.information_ratio(Gp, om)
             Gp = corrected_gram(Gp, om)
         beta = nnls_batched(Gp, bp, cons)
         Ginv = np.linalg.inv(Gp + 1e-12 * np.einsum("pii->pi", Gp)[:, :, None] * np.eye(K))
@@ -298,7 +301,10 @@ def fourier_log_shift_kernel(spectra, *, energy, channels, shapes_li, shape_host
         delta, x1, x2 = shift_of_x
         xs = (1 - a[sel]) * xg[g[sel]] + a[sel] * xg[g[sel] + 1]
         out[sel, 2 * M + 3] = delta * (x1 - xs) / (x1 - x2)
-        out[sel, 2 * M + 4:] = beta[:, 2:]
+        out[sel, 2 * M + 4:n_out - n_ref] = beta[:, 2:]
+        if n_ref:  # the references' noise in each pixel's σ (issue 19), components in the references' order
+            out[sel, n_out - n_ref:] = _refs_sigma.pixel_columns(Ginv, X, w, Lr, host_rep, beta, Z[:, 1:], vb, rho,
+                                                                 xs, (i_li, i_host), member=member[sel])
     return out.reshape(lead + (n_out,))
 
 

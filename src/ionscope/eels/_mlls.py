@@ -151,8 +151,19 @@ def mlls(
         pixel outside the regions is then fitted with that noise subtracted
         from its normal matrix (errors in variables; x beyond the regions' x
         +0.05…+0.24 → within ±0.02 at 100–1000 counts per 0.1 eV, about 2–3×
-        the time). The ``_std`` maps hold the pixel noise only, not the
-        references'.
+        the time). The ``_std`` maps hold the pixel noise only;
+        ``<name>_std_references`` the references' noise (from their jackknife
+        replicates, first and second order), ``ratio_std_references`` that
+        of the Li/host ratio (x in the regions' units), ``<name>_std_total``
+        both in quadrature, ``references_corr`` the Li–host correlation of
+        the references' part and ``references_rho`` ρ, the share of a pixel's
+        information the references' noise takes (above 0.5 the correction is
+        capped and x biased; 0 for the regions' own pixels). The references'
+        part is one realisation common to every pixel: averaging pixels does
+        not shrink it (measured over 56 draws: pooled x beyond the regions
+        scattered 2.4–3.8× its pixel σ and 0.93–0.95× the total, BENCHMARKS.md
+        "Issue 19 — error bars with the references' noise"). Cost: ~6–7 % of
+        the fit.
     implausible : {"raise", "mask"}
         Raw counts that cannot occur (the rule of :func:`~ionscope.eels.check_counts`):
         ``"raise"`` (default) an error naming the pixel and channel, ``"mask"``

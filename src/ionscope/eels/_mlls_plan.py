@@ -329,10 +329,17 @@ def _plural_plan(e, ch, references, *, plural_scattering, nonnegative, exponents
                       low_end=float(e_fit[0]), n_iter=int(max_iter), tol=float(tol))
     nb = 0 if basis is None else basis.shape[1]
     out_names = _plural.output_names(names, nb, [names[i] for i in shift_idx])
+    with_ref_sigma = shifted is not None and "shapes_rep" in kwargs
+    if with_ref_sigma:  # the references' noise in each pixel's σ (eels._refs_sigma), after the basis
+        from . import _refs_sigma
+
+        out_names = out_names + _refs_sigma.extra_names(names)
 
     def finish(stacked):
         ds = _plural_dataset(stacked, out_names, names, shift_idx, plural_scattering, e_fit, exponents, fw,
                              constrained)
+        if with_ref_sigma:
+            _refs_sigma.describe(ds, names, kwargs["shift_of_x"][1:])
         if shifted is not None:
             name = names[shift_idx[0]]
             ds[f"{name}_shift"].attrs["long_name"] = (f"Li-K chemical shift of the {name} shape fitted "

@@ -105,6 +105,15 @@ def _li_maps(si, references, cfg, *, plural="none", low_loss=None):
     return _select_maps(ds, cfg)
 
 
+def _refs_sigma_maps(lc):
+    """(stage name, fit column) of the references' part of σ (references from regions with their jackknife
+    replicates: :mod:`ionscope.eels._refs_sigma`; read by :mod:`ionscope.pipeline._refs_noise`)."""
+    return (("li_std_references", f"{lc.component}_std_references"),
+            ("co_std_references", f"{lc.co_component}_std_references"),
+            ("references_corr", "references_corr"), ("references_rho", "references_rho"),
+            ("ratio_std_references", "ratio_std_references"))
+
+
 def _select_maps(ds, cfg):
     """The maps the later stages read (``li``, ``li_std``, ``chi2``, ``thickness``, ``co``, ...) of a mapping result."""
     lc = cfg.limap
@@ -116,7 +125,7 @@ def _select_maps(ds, cfg):
         if f"{lc.component}_std" in ds:
             out["li_std"] = ds[f"{lc.component}_std"]
         for name, key in (("chi2", "chi2"), ("thickness", "thickness"), ("co", lc.co_component),
-                          ("co_std", f"{lc.co_component}_std"), ("zero_loss", "zero_loss")):
+                          ("co_std", f"{lc.co_component}_std"), ("zero_loss", "zero_loss")) + _refs_sigma_maps(lc):
             if key in ds:
                 out[name] = ds[key]
         import xarray as xr

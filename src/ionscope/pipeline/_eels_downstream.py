@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from ..errors import DataValidationError
+from . import _refs_noise
 from ._eels_adapters import _denoise
 
 
@@ -76,6 +77,12 @@ def _fraction(ctx):
         out["li_std"] = frac.li_fraction_std.where(~undefined, np.inf).astype("float32").assign_attrs(units="1")
         attrs.update(k=float(spec["k"]), k_std=float(spec["k_std"]), calibration=json.dumps(cal),
                      undefined_pixels=int(undefined.sum()))
+        sx = _refs_noise.x_std_references(ds_l, float(spec["k"]))
+        if sx is not None:  # the references' own noise, common to every pixel (issue 19)
+            out["li_std_references"] = sx.where(~undefined, np.inf).astype("float32").assign_attrs(
+                units="1", long_name="σ of x from the references' own noise (common to every pixel: averaging "
+                                     "pixels does not shrink it)")
+            attrs.update(_refs_noise.assess(ds_l, sx, k=float(spec["k"])))
     elif "zero_loss" in ds_l:
         # Uncalibrated real spectra: the weight is in single-scattering counts, ∝ I0·e^(−t/λ)·t/λ·ρ_Li —
         # it mirrors thickness and beam current. Per zero-loss intensity it is Li per unit area (× the
@@ -92,6 +99,9 @@ def _fraction(ctx):
         out["li"] = li.astype("float32").assign_attrs(long_name="Li weight (MLLS)", units=unit, quantity="weight")
         if li_std is not None:
             out["li_std"] = li_std.astype("float32")
+    if not cal and _refs_noise.x_std_references(ds_l) is not None:
+        # uncalibrated maps: in the references' units (the regions' x, for references made from regions)
+        attrs.update(_refs_noise.assess(ds_l, _refs_noise.x_std_references(ds_l)))
     if "thickness" in ds_l:
         t = ds_l["thickness"]
         mean_t = t.mean(("y", "x"))

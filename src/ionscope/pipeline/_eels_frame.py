@@ -169,13 +169,15 @@ def frame_plan(config, *, energy, references, probe=None, resolution_fwhm: float
             fit = eels.mlls_plan(references, energy=e_map, fit_range=tuple(lc.fit_range),
                                  background=None if lc.background == "none" else lc.background,
                                  weights=None if lc.weights == "none" else lc.weights, **options)
+        from ._eels_adapters import _refs_sigma_maps
+
         cols = fit.columns
         if lc.component not in cols:
             raise DataValidationError(f"config [limap] component: {lc.component!r} is not among the maps "
                                       f"{[c for c in cols if not c.startswith('basis')]}")
         for name, key in (("li", lc.component), ("li_std", f"{lc.component}_std"), ("chi2", "chi2"),
                           ("thickness", "thickness"), ("co", lc.co_component), ("co_std", f"{lc.co_component}_std"),
-                          ("zero_loss", "zero_loss")):
+                          ("zero_loss", "zero_loss")) + _refs_sigma_maps(lc):
             if key in cols:
                 names[name] = key
     return FramePlan(energy=e, channels=channels, correct_energy=bool(config.energy_drift.enabled and plural == "none"),

@@ -358,6 +358,11 @@ def _outputs(ctx, t: float, frame, cfg, reference: Reference, index: int, hooks:
         if reference.fraction_k is None and "k" in frac.attrs:
             reference.fraction_k = {"k": float(frac.attrs["k"]), "k_std": float(frac.attrs.get("k_std", 0.0))}
         scalars["x_k"] = reference.fraction_k["k"] if reference.fraction_k else float("nan")
+    if "ratio_std_references" in fit:  # the references' own noise (issue 19): the dashboard says when it decides x
+        from ._refs_noise import assess, x_std_references
+
+        k = reference.fraction_k["k"] if reference.fraction_k else 1.0
+        scalars.update(assess(fit, x_std_references(fit, k), k=k))
     fctx = FrameContext(index=index, frame=frame, corrected=ctx["register"].sel(time=[t]), fit=fit, config=cfg,
                         references=ctx["references"](ctx["register"].energy.values))
     for name, hook in hooks.items():

@@ -438,6 +438,8 @@ class EelsNight(LiveNight):
             st.warn("implausible", f"{sum(flagged.values())} spectra in {len(flagged)} frame(s) "
                                    f"hold impossible raw counts (a value below -8x the spectrum's noise level): NaN "
                                    f"in the maps there ({listed})")
+        # the references' own noise decides x beyond the regions (issue 19, pipeline._refs_noise)
+        st.warn("references_noise", rec.get("references_noise_note") if rec.get("references_noise_warning") else None)
         recs = self.records
         # χ² far above its running median: the references no longer describe the spectra
         chi = [r["chi2_mean"] for r in recs[:-1] if r.get("chi2_mean") is not None]

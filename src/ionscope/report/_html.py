@@ -72,6 +72,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "thickness_change": ("change of the mean t/λ over the run (last frame / first − 1)", _FRACTION_PERCENT),
     "thinning_warning": ("film thins > 5 % (beam damage?)", ""),
     "undefined_pixels": ("pixels where x is undefined (no Co)", ""),
+    "references_x_std_beyond": ("σ of x from the references' own noise beyond the regions' x (median pixel; "
+                                "common to every pixel, averaging does not shrink it)", _DIMLESS),
+    "references_rho": ("share of a pixel's information the references' noise takes (ρ, median beyond the "
+                       "regions' x; > 0.5: x biased)", _DIMLESS),
+    "references_beyond_pixels": ("pixels whose x lies beyond the references' regions", ""),
+    "references_noise_warning": ("the references' noise decides x (make them from more pixels)", ""),
+    "references_noise_note": ("the references' own noise, in words", ""),
     "thickness_per_frame": ("mean t/λ per frame", _DIMLESS),
     "stages_cached": ("stages loaded from the cache", ""),
     "x_outside_0_1": ("pixels of the maps outside 0 ≤ x ≤ 1", ""),
@@ -285,7 +292,7 @@ SIGMA_KEYS = {"k_calibrated": "k_std", "value": "se", "x_bias_beyond_layer": "x_
 #: Keys a table leaves out: machine-readable twins of what a row already says (issue 19's verdict and its rule).
 HIDDEN_KEYS = {"inside", "resolved", "rule"}
 #: Keys whose 0/1 value is a yes/no answer.
-BOOLEAN_KEYS = {"thinning_warning", "layer_found", "ramp_removed", "inside", "run_mean_inside"}
+BOOLEAN_KEYS = {"thinning_warning", "references_noise_warning", "layer_found", "ramp_removed", "inside", "run_mean_inside"}
 _UNIT_SUFFIXES = {"_nm": "nm", "_s": "s", "_ev": "eV", "_v": "V", "_kv": "kV", "_rad": "rad", "_mrad": "mrad",
                   "_px": "px", "_c": "C", "_a": "A", "_db": "dB", "_min": "min", "_percent": "%"}
 

@@ -117,11 +117,14 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     summary = result.summary()
     summary["map_quantity"] = label
     summary["map_unit"] = "x" if frac["li"].attrs.get("quantity") == "x" else str(frac["li"].attrs.get("units", ""))
-    for key in ("k", "k_std", "thickness_change", "thinning_warning", "undefined_pixels"):
+    from ..pipeline._refs_noise import KEYS as refs_noise_keys
+
+    for key in ("k", "k_std", "thickness_change", "thinning_warning", "undefined_pixels") + refs_noise_keys:
         if key in frac.attrs:
             summary[key] = frac.attrs[key]
-    if "thinning_warning" in summary:
-        summary["thinning_warning"] = bool(summary["thinning_warning"])  # a yes/no answer, not a count
+    for key in ("thinning_warning", "references_noise_warning"):
+        if key in summary:
+            summary[key] = bool(summary[key])  # a yes/no answer, not a count
     if bounds is not None:
         summary["x_outside_0_1"] = {f"{name}_{side}": round(100 * getattr(_style.colour_scale(v, bounds=bounds),
                                                                          attr), 4)
