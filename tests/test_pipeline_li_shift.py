@@ -207,7 +207,10 @@ def test_stored_shift_and_one_shape_are_the_fit_without_the_step(scene, refs, mo
     path = d / "stored.nc" if refs == "stored" else "simulated-realistic"
     if refs == "stored" and not path.exists():
         pytest.skip("made by the test before")
-    new = run(_config(d, f"{refs}-new", path), log=scene["log"], show_progress=False, stages=("limap",))
+    # with the stored shift: the folder the test before ran into (its Li maps from the stage cache, the same
+    # configuration); the one-shape references: a fresh run
+    new = run(_config(d, "stored" if refs == "stored" else f"{refs}-new", path), log=scene["log"],
+              show_progress=False, stages=("limap",))
     with monkeypatch.context() as mp:
         _bypass(mp)
         old = run(_config(d, f"{refs}-old", path), log=scene["log"], show_progress=False, stages=("limap",))
