@@ -70,8 +70,8 @@ def test_holography_run_names_the_key_and_file_of_a_single_hologram(files, tmp_p
 def test_run_names_the_log_that_does_not_cover_the_frames(tmp_path, capsys):
     assert main(["simulate", "operando", "--quick", "-o", str(tmp_path / "series.zarr"), "--refs-out",
                  str(tmp_path / "refs.nc"), "-q"]) == 0
-    toml = tmp_path / "run.toml"  # frames 100 min apart: the 6-min log covers none of them
-    toml.write_text('[input]\nseries = "series.zarr"\nlog = "series_log.csv"\nframe_interval_s = 6000.0\n'
+    toml = tmp_path / "run.toml"  # frames start 100 min after the log: the 6-min log covers none of them
+    toml.write_text('[input]\nseries = "series.zarr"\nlog = "series_log.csv"\nstart_s = 6000.0\n'
                     '[limap]\nreferences = "refs.nc"\n[denoise]\nmethod = "none"\n[report]\nmovies = []\n')
     assert main(["run", str(toml), "--out", str(tmp_path / "out"), "-q", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
