@@ -195,7 +195,8 @@ def test_real_files_as_a_frame_folder(real_file, tmp_path):
     for k in range(3):
         (folder / f"si_{k}.dm4").symlink_to(real_file("EELS_SI.dm4"))
     (folder / "si_3.dm3").symlink_to(real_file("test_stackbuilder_imagestack.dm3"))  # not a spectrum image
-    series, bad = read_series(folder)
+    # three links to one file share one timestamp: the clocks check (tests/test_io_series_times.py) is not the point
+    series, bad = read_series(folder, check_timestamps=False)
     assert series.dims == ("time", "y", "x", "energy") and series.sizes["time"] == 3
     assert series.energy.attrs.get("units") == "eV"
     assert [b["frame"] for b in bad] == [3] and "spectrum image" in bad[0]["reason"]

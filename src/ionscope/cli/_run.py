@@ -154,7 +154,7 @@ def _run_config(args, cfg) -> int:
         t = frac.thickness_mean.values
         print(f"t/λ {t[0]:.3f} → {t[-1]:.3f} over the run ({100 * (t[-1] / t[0] - 1):+.1f} %)"
               + ("  WARNING: the film thins under the beam (> 5 %)" if frac.attrs.get("thinning_warning") else ""))
-    from ..pipeline._refs_noise import warning_line
+    from ..pipeline import references_noise_warning as warning_line
 
     if warning_line(frac.attrs):  # the references' own noise decides x (issue 19)
         print(warning_line(frac.attrs))

@@ -40,6 +40,9 @@ from .._lazy import attach
 
 _EXPORTS = {
     "mlls": "_mlls",
+    # when the references' own noise decides x (eels/_refs_sigma.py; the run warns beyond these)
+    "RHO_WARN": "_refs_sigma",
+    "X_STD_WARN": "_refs_sigma",
     "mlls_plan": "_mlls_plan",
     "MllsPlan": "_mlls_plan",
     "remove_background": "_background",

@@ -24,9 +24,11 @@ from ._nmf_li import nmf_li as nmf_li
 from ._plausible import check_counts as check_counts
 from ._plausible import implausible_spectra as implausible_spectra
 from ._refs import references_from_regions as references_from_regions
+from ._refs_sigma import RHO_WARN as RHO_WARN
+from ._refs_sigma import X_STD_WARN as X_STD_WARN
 from ._sasb import sasb as sasb
 from ._sasb import sasb_calibration as sasb_calibration
 from ._sasb import sasb_calibration_from_regions as sasb_calibration_from_regions
 from ._shift_check import li_shift_check as li_shift_check
 
-__all__ = ["MllsPlan", "align_energy", "calibration_from_charge", "check_counts", "crop", "deconvolve", "estimate_shift", "fit_background", "implausible_spectra", "layer_width", "li_fraction", "li_profile", "li_shift_check", "mlls", "mlls_plan", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]
+__all__ = ["MllsPlan", "RHO_WARN", "X_STD_WARN", "align_energy", "calibration_from_charge", "check_counts", "crop", "deconvolve", "estimate_shift", "fit_background", "implausible_spectra", "layer_width", "li_fraction", "li_profile", "li_shift_check", "mlls", "mlls_plan", "nmf", "nmf_li", "pca", "phase_map", "powerlaw", "rebin", "references_from_regions", "remove_background", "sasb", "sasb_calibration", "sasb_calibration_from_regions", "shift_energy", "thickness"]

@@ -40,9 +40,10 @@ from ._logs import read_log, voltage_log
 from ._logtail import LogTail
 from ._metadata import acquisition_value
 from ._series import read_series
+from ._series import _check_frame_clocks as check_frame_clocks
 
 __all__ = ["load", "save", "read_log", "voltage_log", "LogTail", "read_series", "FrameFollower", "LogFollower",
            "encodable_attrs", "warn_if_large", "FRAME_EXTENSIONS", "frame_pattern", "from_hyperspy", "to_hyperspy", "info", "ZarrSeriesWriter",
            "FRAME_PATTERN", "frame_number", "number_frames", "frame_time", "as_data", "accepts_data",
            "pick_variable", "INPUT_KINDS", "acquisition_value", "read_holograms", "load_hologram",
-           "is_hologram_folder", "stack_holograms"]
+           "is_hologram_folder", "stack_holograms", "check_frame_clocks"]

@@ -191,6 +191,31 @@ def _check_frame_clocks(folder, kept, names, stamps, interval_s) -> None:
     ``frame_interval_s = 60`` (or a folder renumbered after frames were deleted) put every frame at another
     time than it was taken — another voltage, another dLi/dt — without a word, though each DM frame says
     when it was acquired.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The folder of frames (named in the error).
+    kept : sequence of int
+        The frames' numbers, in order.
+    names : sequence of str
+        Their file names.
+    stamps : sequence of str
+        Their ISO timestamps (nothing is compared unless every frame has a readable one).
+    interval_s : float
+        ``frame_interval_s``.
+
+    Returns
+    -------
+    None
+        Raises :class:`~ionscope.errors.DataValidationError` naming the first frame more than half an
+        interval + 5 s from ``number × interval_s``.
+
+    Examples
+    --------
+    >>> _check_frame_clocks("run", [0, 1], ["f0.dm4", "f1.dm4"],
+    ...                     ["2026-01-01T10:00:00", "2026-01-01T10:01:00"], 60.0) is None
+    True
     """
     import datetime as _dt
 

@@ -61,6 +61,9 @@ _EXPORTS = {
     "process_frame": "_live_eels",
     "FrameContext": "_live_eels",
     "FRAME_HOOKS": "_live_eels",
+    # the references' own noise in a run (pipeline/_refs_noise.py)
+    "REFERENCES_NOISE_KEYS": "_refs_noise",
+    "references_noise_warning": "_refs_noise",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

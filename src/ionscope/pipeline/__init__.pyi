@@ -25,6 +25,8 @@ from ._live import MemorySink as MemorySink
 from ._live_eels import FRAME_HOOKS as FRAME_HOOKS
 from ._live_eels import FrameContext as FrameContext
 from ._live_eels import process_frame as process_frame
+from ._refs_noise import REFERENCES_NOISE_KEYS as REFERENCES_NOISE_KEYS
+from ._refs_noise import references_noise_warning as references_noise_warning
 from ._run import Night as Night
 from ._run import RunResult as RunResult
 from ._run import as_config as as_config
@@ -33,4 +35,4 @@ from ._run import run as run
 from ._stores import StageCache as StageCache
 from ._stores import StageRecord as StageRecord
 
-__all__ = ["Config", "Context", "DaskExecutor", "Executor", "FRAME_HOOKS", "FileSetStore", "FrameContext", "FramesExecutor", "HOLOGRAPHY_STAGES", "HolographyResult", "InlineExecutor", "LiveSink", "MemorySink", "Night", "REFERENCE_MODELS", "RunResult", "STAGES", "ScreenConfig", "Stage", "StageCache", "StageRecord", "TABLE", "ThreadsExecutor", "as_config", "executor_for", "from_dict", "load_config", "night_of", "process_frame", "run", "run_holography", "run_stages"]
+__all__ = ["Config", "Context", "DaskExecutor", "Executor", "FRAME_HOOKS", "FileSetStore", "FrameContext", "FramesExecutor", "HOLOGRAPHY_STAGES", "HolographyResult", "InlineExecutor", "LiveSink", "MemorySink", "Night", "REFERENCES_NOISE_KEYS", "REFERENCE_MODELS", "RunResult", "STAGES", "ScreenConfig", "Stage", "StageCache", "StageRecord", "TABLE", "ThreadsExecutor", "as_config", "executor_for", "from_dict", "load_config", "night_of", "process_frame", "references_noise_warning", "run", "run_holography", "run_stages"]

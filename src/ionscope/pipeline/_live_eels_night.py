@@ -422,7 +422,7 @@ class EelsNight(LiveNight):
         clocks = getattr(self, "clocks", None)
         if clocks:  # the batch reader's rule (io._series): here a warning, the final run refuses
             from ..errors import DataValidationError
-            from ..io._series import _check_frame_clocks
+            from ..io import check_frame_clocks as _check_frame_clocks
 
             ks = sorted(clocks)
             try:

@@ -45,7 +45,7 @@ def assess(ds_l, x_std_ref, *, k: float = 1.0) -> dict:
     >>> out["references_noise_warning"], out["references_x_std_beyond"], out["references_beyond_pixels"]
     (1, 0.25, 2)
     """
-    from ..eels._refs_sigma import RHO_WARN, X_STD_WARN
+    from ..eels import RHO_WARN, X_STD_WARN
 
     co = np.asarray(ds_l["co"].values, float)
     li = np.asarray(ds_l["li"].values, float)
@@ -84,7 +84,30 @@ def assess(ds_l, x_std_ref, *, k: float = 1.0) -> dict:
 
 
 def warning_line(attrs) -> str | None:
-    """The line ``ionscope run`` / ``watch`` print when the references' noise decides x, else None."""
+    """The line ``ionscope run`` / ``watch`` print when the references' noise decides x, else None.
+
+    Parameters
+    ----------
+    attrs : mapping
+        The fraction stage's attributes (:data:`KEYS`).
+
+    Returns
+    -------
+    str or None
+        ``"WARNING: ..."`` with the run's note when ``references_noise_warning`` is set.
+
+    Examples
+    --------
+    >>> warning_line({"references_noise_warning": False}) is None
+    True
+    >>> warning_line({"references_noise_warning": True, "references_noise_note": "make them from more pixels"})
+    'WARNING: make them from more pixels'
+    """
     if not attrs.get("references_noise_warning"):
         return None
     return f"WARNING: {attrs.get('references_noise_note', 'the references noise decides x')}"
+
+
+#: public names (``ionscope.pipeline``) of the summary keys and the one-line warning
+REFERENCES_NOISE_KEYS = KEYS
+references_noise_warning = warning_line

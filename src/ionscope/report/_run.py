@@ -117,7 +117,7 @@ def write_run_report(result, out_dir, *, show_progress: bool | None = None) -> d
     summary = result.summary()
     summary["map_quantity"] = label
     summary["map_unit"] = "x" if frac["li"].attrs.get("quantity") == "x" else str(frac["li"].attrs.get("units", ""))
-    from ..pipeline._refs_noise import KEYS as refs_noise_keys
+    from ..pipeline import REFERENCES_NOISE_KEYS as refs_noise_keys
 
     for key in ("k", "k_std", "thickness_change", "thinning_warning", "undefined_pixels") + refs_noise_keys:
         if key in frac.attrs:
