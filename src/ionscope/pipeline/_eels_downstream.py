@@ -99,9 +99,9 @@ def _fraction(ctx):
         out["li"] = li.astype("float32").assign_attrs(long_name="Li weight (MLLS)", units=unit, quantity="weight")
         if li_std is not None:
             out["li_std"] = li_std.astype("float32")
-    if not cal and _refs_noise.x_std_references(ds_l) is not None:
-        # uncalibrated maps: in the references' units (the regions' x, for references made from regions)
-        attrs.update(_refs_noise.assess(ds_l, _refs_noise.x_std_references(ds_l)))
+    sx = None if cal else _refs_noise.x_std_references(ds_l)
+    if sx is not None:  # uncalibrated maps: in the references' units (the regions' x, for references from regions)
+        attrs.update(_refs_noise.assess(ds_l, sx))
     if "thickness" in ds_l:
         t = ds_l["thickness"]
         mean_t = t.mean(("y", "x"))
@@ -165,9 +165,10 @@ def fill_undefined(li, *, max_rounds: int = 8):
 
 def _frame_times(ctx):
     """Frame times (s, as stored) and their acquisition starts."""
-    ic = ctx.config.input
+    from ._eels_sources import frame_starts
+
     times = np.asarray(_gated(ctx, ctx["screen"]).time.values, float)
-    return times, times - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+    return times, frame_starts(ctx.config, times)
 
 
 def _sync(ctx):

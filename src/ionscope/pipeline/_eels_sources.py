@@ -217,6 +217,12 @@ def _check_log(log, cfg: Config):
     return log
 
 
+def frame_starts(cfg: Config, times) -> np.ndarray:
+    """The frames' acquisition starts (s) from their stored times (``[input] time_anchor``: "mid" or "start")."""
+    ic = cfg.input
+    return np.asarray(times, float) - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+
+
 def _check_clocks(cfg: Config, series, log, frame_files) -> None:
     """The frame times on the log's clock agree with the clocks of the files, where both carry one.
 
@@ -237,7 +243,7 @@ def _check_clocks(cfg: Config, series, log, frame_files) -> None:
     except (ValueError, TypeError):  # unreadable, or one with a time zone and one without: nothing to compare
         return
     ic = cfg.input
-    by_times = float(series.time.values[0]) - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+    by_times = float(frame_starts(cfg, series.time.values)[0])
     tolerance = 1.5 * ic.frame_interval_s + 60.0
     if abs(by_clocks - by_times) <= tolerance:
         return
@@ -256,18 +262,22 @@ def _check_cover(cfg: Config, series, log, frame_files) -> None:
 
     Found (s28seams): the sync stage found them — after the screen, the drift corrections and the Li maps,
     hours into a long night. The same rule as :func:`ionscope.transport.sync_frames` (half a log step of
-    slack), here naming the frames' numbers and files.
+    slack: its own ``covered``), here naming the frames' numbers and files.
     """
+    from ..transport import sync_frames
+
     if cfg.sync.allow_uncovered or "voltage" not in log and "current" not in log:
         return
     ic = cfg.input
     tl = np.asarray(log.time.values, float)
-    if tl.size < 2:
+    if tl.size < 2 or np.any(np.diff(tl) <= 0):
         return  # sync_frames refuses it, with its own words
-    t0 = np.asarray(series.time.values, float) - (0.5 * ic.frame_interval_s if ic.time_anchor == "mid" else 0.0)
+    t0 = frame_starts(cfg, series.time.values)
+    if np.any(np.diff(t0) <= 0):
+        return  # the sync stage refuses it, with its own words
     t1 = t0 + ic.frame_interval_s
-    tol = 0.5 * float(np.median(np.diff(tl)))
-    bad = np.flatnonzero(~((t0 >= tl[0] - tol) & (t1 <= tl[-1] + tol)))
+    covered = sync_frames(t0, log, duration_s=ic.frame_interval_s, allow_uncovered=True)["covered"].values
+    bad = np.flatnonzero(~covered)
     if bad.size == 0:
         return
     numbers = series.frame_index.values if "frame_index" in series.coords else np.arange(t0.size)
