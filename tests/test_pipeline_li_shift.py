@@ -276,7 +276,7 @@ def test_off_fits_the_two_rows_even_with_a_stored_shift(scene):
 
 def test_a_shift_at_the_search_bound_warns():
     with pytest.warns(RuntimeWarning, match="end of the searched range"):
-        night_shift._warn_bound(0.0, {"at_bound": 1, "measured_on": "frame 0 (t = 30 s)"})
+        night_shift._warn_undetermined(0.0, float("nan"), {"at_bound": 1, "measured_on": "frame 0 (t = 30 s)"})
     assert not night_shift.determined(0.0, float("nan"), True) and night_shift.determined(0.2, 0.05, False)
     assert not night_shift.determined(0.1, 0.3, False)  # σ larger than the shift: not determined either
     t = np.array([0.0, 0.25, 0.5, 0.325, 0.4])

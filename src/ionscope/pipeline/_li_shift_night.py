@@ -221,12 +221,6 @@ def _warn_undetermined(delta: float, std: float, rec: dict) -> None:
                   RuntimeWarning, stacklevel=3)
 
 
-def _warn_bound(delta: float, rec: dict) -> None:
-    """The warning of a shift at the end of the searched range (:func:`_warn_undetermined`), if it is."""
-    if rec["at_bound"]:
-        _warn_undetermined(delta, float("nan"), rec)
-
-
 def _identity(ctx, t) -> str:
     """A frame's identity: its content key (a folder of frames, a live session), else the series' key and time."""
     from ._framekeys import row_id

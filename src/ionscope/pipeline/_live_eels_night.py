@@ -127,6 +127,7 @@ class EelsNight(LiveNight):
         self.store = None  # the stage cache the frames' rows go into (a LiveStore), once resumed
         self.given_up = False
         self.implausible: dict[int, int] = {}  # frame → spectra with impossible raw counts (NaN in its maps)
+        self.clocks: dict[int, tuple] = {}  # frame → (file name, its own timestamp), for the "clock" warning
         sink.set_meta(series=str(self.folder), log=str(cfg.path(ic.log)) if ic.log else "",
                       frame_interval_s=ic.frame_interval_s, window=self.window, out_dir=str(cfg.out_dir),
                       denoise=cfg.denoise.method, register_reference=cfg.register.reference, night="eels")
@@ -256,7 +257,6 @@ class EelsNight(LiveNight):
         k = ff.index
         stamp = da.attrs.get("timestamp")
         if isinstance(stamp, str) and stamp and self.cfg.sync.check_timestamps:
-            self.clocks = getattr(self, "clocks", {})  # the frames' own clocks, for the "clock" warning
             self.clocks[k] = (ff.path.name, stamp)
         # frame number k (from its name) at start_s + k · interval: the batch reader's rule (ionscope.io)
         t = float(frame_time(k, start_s=ic.start_s, interval_s=ic.frame_interval_s, anchor=ic.time_anchor))
@@ -419,7 +419,7 @@ class EelsNight(LiveNight):
 
     def _warnings(self, rec: dict) -> None:
         st = self.sink
-        clocks = getattr(self, "clocks", None)
+        clocks = getattr(self, "clocks", None)  # (as "implausible": the warnings read a night's state only)
         if clocks:  # the batch reader's rule (io._series): here a warning, the final run refuses
             from ..errors import DataValidationError
             from ..io import check_frame_clocks as _check_frame_clocks
