@@ -72,6 +72,7 @@ NOT_DATA = {
     "io.load": "takes a path", "io.info": "takes a path", "io.read_log": "takes a path",
     "io.LogTail": "follows a log file by its path", "io.frame_number": "takes a file name",
     "io.number_frames": "takes file paths", "io.frame_time": "takes frame numbers",
+    "io.check_frame_clocks": "takes frame numbers, file names and timestamps",
     "io.from_hyperspy": "takes a HyperSpy signal (it is the adapter's HyperSpy branch)",
     "io.as_data": "the adapter itself", "io.pick_variable": "the adapter's Dataset branch",
     "io.accepts_data": "the decorator", "io.acquisition_value": "reads attrs of any object",
